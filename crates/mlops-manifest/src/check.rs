@@ -1,0 +1,646 @@
+//! The validation pipeline: bytes → UTF-8 → YAML tree with spans → version → JSON Schema (all
+//! violations at once) → typed manifest → semantic checks. Every finding becomes a
+//! [`Diagnostic`] located at the offending node.
+
+use std::path::Path;
+
+use jsonschema::ValidationError;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::paths::LocationSegment;
+use serde_json::Value as J;
+
+use crate::diagnostic::Diagnostic;
+use crate::model::{Manifest, SUPPORTED_VERSIONS};
+use crate::schema;
+use crate::yaml::{self, Limits, Node, Pos, Segment, Span, YamlErrorKind};
+
+/// Largest manifest accepted; larger files are refused before parsing.
+pub const MAX_BYTES: u64 = 1024 * 1024;
+
+/// The result of checking one manifest.
+#[derive(Debug)]
+pub struct Report {
+    /// The file, as the user named it.
+    pub file: String,
+    /// The text (lossy where it was not UTF-8), for showing source lines.
+    pub source: String,
+    /// The manifest, when there are no errors.
+    pub manifest: Option<Manifest>,
+    /// Every problem found, sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    /// Whether the manifest has no errors.
+    pub fn is_valid(&self) -> bool {
+        self.manifest.is_some()
+    }
+}
+
+/// Why a manifest could not be read at all (as opposed to read and found invalid).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is a directory, not a manifest file")]
+    IsDir { path: String },
+}
+
+/// Reads and checks the manifest at `path`.
+pub fn check_file(path: &Path) -> Result<Report, ReadError> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let io = |source| ReadError::Io {
+        path: name.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(ReadError::IsDir { path: name });
+    }
+    if meta.len() > MAX_BYTES {
+        return Ok(too_large(&name, meta.len()));
+    }
+    let mut bytes = Vec::new();
+    // Read at most one byte past the limit: a file that grew since `metadata` is still refused.
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Ok(too_large(&name, bytes.len() as u64));
+    }
+    Ok(check_bytes(&name, &bytes))
+}
+
+fn too_large(file: &str, size: u64) -> Report {
+    let d = Diagnostic::error(
+        "input/too-large",
+        file,
+        Span::at(Pos { line: 1, col: 1 }),
+        String::new(),
+        format!("the file is {size} bytes; manifests are limited to {MAX_BYTES} bytes"),
+    )
+    .with_hint("a manifest describes one model in a few hundred lines; is this the right file?");
+    Report {
+        file: file.to_owned(),
+        source: String::new(),
+        manifest: None,
+        diagnostics: vec![d],
+    }
+}
+
+/// Checks manifest text given as bytes. `file` names it in diagnostics.
+pub fn check_bytes(file: &str, bytes: &[u8]) -> Report {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned();
+            let at = end_of(&valid);
+            let d = Diagnostic::error(
+                "input/encoding",
+                file,
+                Span::at(at),
+                String::new(),
+                format!(
+                    "the file is not valid UTF-8 (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )
+            .with_hint("save the manifest as UTF-8");
+            return Report {
+                file: file.to_owned(),
+                source: String::from_utf8_lossy(bytes).into_owned(),
+                manifest: None,
+                diagnostics: vec![d],
+            };
+        }
+    };
+    let mut report = Report {
+        file: file.to_owned(),
+        source: text.to_owned(),
+        manifest: None,
+        diagnostics: Vec::new(),
+    };
+    let root = match yaml::parse(text, Limits::default()) {
+        Ok(root) => root,
+        Err(e) => {
+            report.diagnostics.push(yaml_diagnostic(file, text, &e));
+            return report;
+        }
+    };
+    if let Some(d) = check_version(file, &root) {
+        report.diagnostics.push(d);
+        return report;
+    }
+    let instance = root.to_json();
+    report.diagnostics = schema_diagnostics(file, &root, &instance);
+    if report.diagnostics.is_empty() {
+        match serde_json::from_value::<Manifest>(instance) {
+            Ok(manifest) => {
+                report.diagnostics = crate::semantic::check(file, &root, &manifest);
+                if report.diagnostics.is_empty() {
+                    report.manifest = Some(manifest);
+                }
+            }
+            Err(e) => report.diagnostics.push(
+                Diagnostic::error(
+                    "internal/schema-mismatch",
+                    file,
+                    root.span,
+                    String::new(),
+                    format!("the manifest passed the schema but not the typed reader: {e}"),
+                )
+                .with_hint(
+                    "this is a bug in mlops (the schema and the types disagree); please report it",
+                ),
+            ),
+        }
+    }
+    report
+        .diagnostics
+        .sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    report.diagnostics.dedup();
+    report
+}
+
+fn end_of(text: &str) -> Pos {
+    let line = text.matches('\n').count() + 1;
+    let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Pos { line, col }
+}
+
+fn yaml_diagnostic(file: &str, text: &str, e: &yaml::YamlError) -> Diagnostic {
+    let at = |code, msg: String| Diagnostic::error(code, file, e.span, String::new(), msg);
+    match &e.kind {
+        YamlErrorKind::Syntax(info) => {
+            let line = text.lines().nth(e.span.start.line.saturating_sub(1)).unwrap_or("");
+            let tabbed = text
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.trim_start_matches(' ').starts_with('\t'))
+                .map(|(i, _)| i + 1);
+            let d = at("yaml/syntax", format!("YAML syntax error: {info}"));
+            match tabbed {
+                Some(n) if n <= e.span.start.line || line.contains('\t') => {
+                    let col = text.lines().nth(n - 1).map_or(1, |l| l.find('\t').unwrap_or(0) + 1);
+                    Diagnostic::error(
+                        "yaml/tab",
+                        file,
+                        Span::at(Pos { line: n, col }),
+                        String::new(),
+                        "a tab is used for indentation; YAML allows only spaces".into(),
+                    )
+                    .with_hint("replace the tab with spaces (two per level is usual)")
+                }
+                _ => d.with_hint("check the indentation and the brackets and quotes around this point"),
+            }
+        }
+        YamlErrorKind::Empty => at("yaml/empty", "the manifest is empty".into())
+            .with_hint("start from examples/quickstart/mlops.yaml, or run `mlops init`"),
+        YamlErrorKind::MultipleDocuments => at("yaml/multiple-documents", "a manifest is one YAML document; found a second `---`".into())
+            .with_hint("put each model in its own manifest file"),
+        YamlErrorKind::DuplicateKey(k) => {
+            let d = at("yaml/duplicate-key", format!("duplicate key `{k}`"))
+                .with_hint("YAML mappings cannot repeat a key; remove or merge one of the two");
+            match e.related {
+                Some(r) => d.with_related(r.start, "first defined"),
+                None => d,
+            }
+        }
+        YamlErrorKind::ComplexKey => at("yaml/complex-key", "keys must be plain strings".into()),
+        YamlErrorKind::MergeKey => at("yaml/merge-key", "merge keys (`<<`) are not supported".into())
+            .with_hint("write the keys out, or use an alias for a whole value (`key: *anchor`)"),
+        YamlErrorKind::Tag(m) => at("yaml/tag", m.clone()).with_hint("remove the tag"),
+        YamlErrorKind::TooManyNodes(n) => at("yaml/alias-limit", format!("aliases expand to more than {n} nodes"))
+            .with_hint("this looks like an alias bomb; a manifest needs no more than a few hundred nodes"),
+        YamlErrorKind::TooDeep(n) => at("yaml/too-deep", format!("nesting is deeper than {n} levels"))
+            .with_hint("the manifest's own structure is at most 5 levels deep"),
+        YamlErrorKind::UnknownAlias => at("yaml/unknown-alias", "alias to an anchor that is not defined before it".into())
+            .with_hint("define the anchor (`&name`) before using it (`*name`); an alias cannot refer to its own parent"),
+    }
+}
+
+fn check_version(file: &str, root: &Node) -> Option<Diagnostic> {
+    let (_, v) = root.entry("version")?;
+    let supported: Vec<String> = SUPPORTED_VERSIONS.iter().map(u64::to_string).collect();
+    let n = match v.value {
+        yaml::Value::Int(n) => n,
+        _ => return None, // the schema reports the type
+    };
+    if n >= 0 && SUPPORTED_VERSIONS.contains(&(n as u64)) {
+        return None;
+    }
+    Some(
+        Diagnostic::error(
+            "manifest/unsupported-version",
+            file,
+            v.span,
+            "version".into(),
+            format!(
+                "manifest version {n} is not supported; this mlops reads version {}",
+                supported.join(", ")
+            ),
+        )
+        .with_hint(if n > 1 {
+            "upgrade mlops to a release that reads this version"
+        } else {
+            "set `version: 1`"
+        }),
+    )
+}
+
+fn segments(loc: &jsonschema::paths::Location) -> Vec<Segment> {
+    loc.iter()
+        .map(|s| match s {
+            LocationSegment::Property(p) => Segment::Key(p.into_owned()),
+            LocationSegment::Index(i) => Segment::Index(i),
+        })
+        .collect()
+}
+
+/// `training.sagemaker.image`, `data.features[2]`.
+pub(crate) fn dotted(path: &[Segment]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Segment::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Segment::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn schema_diagnostics(file: &str, root: &Node, instance: &J) -> Vec<Diagnostic> {
+    let Some(validator) = schema::validator() else {
+        return vec![
+            Diagnostic::error(
+                "internal/schema",
+                file,
+                root.span,
+                String::new(),
+                "the embedded schema does not compile".into(),
+            )
+            .with_hint("this is a bug in mlops; please report it"),
+        ];
+    };
+    let mut out = Vec::new();
+    for error in validator.iter_errors(instance) {
+        describe(file, root, &error, &mut out);
+    }
+    out
+}
+
+/// Turns one schema error into diagnostics (an `anyOf` may expand to its branch's errors).
+fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<Diagnostic>) {
+    let path = segments(error.instance_path());
+    let span = root.locate(&path);
+    let name = dotted(&path);
+    let shown = if name.is_empty() {
+        "the manifest".to_owned()
+    } else {
+        format!("`{name}`")
+    };
+    let node = root.get(&path);
+    let description = schema::at(schema::committed(), &path)
+        .and_then(|s| s.get("description"))
+        .and_then(J::as_str)
+        .map(first_sentence);
+    let here = |code, message: String| Diagnostic::error(code, file, span, name.clone(), message);
+    let found = node.map(|n| found(n)).unwrap_or_default();
+    let with_desc = |d: Diagnostic| match &description {
+        Some(text) => d.with_hint(text.clone()),
+        None => d,
+    };
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let known = schema::known_keys(schema::committed(), &path);
+            for key in unexpected {
+                let key_span = root.key_span(&path, key).unwrap_or(span);
+                let mut child = path.clone();
+                child.push(Segment::Key(key.clone()));
+                let where_ = if name.is_empty() {
+                    "at the top level".to_owned()
+                } else {
+                    format!("in `{name}`")
+                };
+                let d = Diagnostic::error(
+                    "schema/unknown-key",
+                    file,
+                    key_span,
+                    dotted(&child),
+                    format!("unknown key `{key}` {where_}"),
+                );
+                out.push(match did_you_mean(key, known.iter().map(String::as_str)) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => d.with_hint(format!("expected one of: {}", backticked(&known))),
+                });
+            }
+        }
+        ValidationErrorKind::Required { property } => {
+            let prop = property.as_str().unwrap_or_default();
+            let mut child = path.clone();
+            child.push(Segment::Key(prop.to_owned()));
+            let hint = schema::at(schema::committed(), &child)
+                .and_then(|s| s.get("description"))
+                .and_then(J::as_str)
+                .map(first_sentence);
+            let where_ = if name.is_empty() {
+                "at the top level".to_owned()
+            } else {
+                format!("in `{name}`")
+            };
+            let d = Diagnostic::error(
+                "schema/missing-key",
+                file,
+                Span::at(span.start),
+                dotted(&child),
+                format!("missing required key `{prop}` {where_}"),
+            );
+            out.push(match hint {
+                Some(h) => d.with_hint(format!("add `{prop}`: {h}")),
+                None => d,
+            });
+        }
+        ValidationErrorKind::Type { kind } => {
+            let expected = match kind {
+                TypeKind::Single(t) => article(&t.to_string()),
+                TypeKind::Multiple(ts) => ts
+                    .iter()
+                    .map(|t| article(&t.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
+            out.push(with_desc(here(
+                "schema/type",
+                format!("{shown} must be {expected}, found {found}"),
+            )));
+        }
+        ValidationErrorKind::Enum { options } => {
+            let opts: Vec<String> = options
+                .as_array()
+                .map(|a| a.iter().map(show_json).collect())
+                .unwrap_or_default();
+            let d = here(
+                "schema/enum",
+                format!("{shown} must be one of {}, found {found}", opts.join(", ")),
+            );
+            let text = node.and_then(|n| match &n.value {
+                yaml::Value::String(s) => Some(s.as_str()),
+                _ => None,
+            });
+            let names: Vec<String> = opts
+                .iter()
+                .map(|o| o.trim_matches('`').to_owned())
+                .collect();
+            out.push(
+                match text.and_then(|t| did_you_mean(t, names.iter().map(String::as_str))) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => with_desc(d),
+                },
+            );
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            out.push(with_desc(here(
+                "schema/const",
+                format!(
+                    "{shown} must be {}, found {found}",
+                    show_json(expected_value)
+                ),
+            )));
+        }
+        ValidationErrorKind::Pattern { pattern } => {
+            let d = here(
+                "schema/pattern",
+                format!("{shown} has an invalid value {found}"),
+            );
+            out.push(d.with_hint(match &description {
+                Some(text) => format!("{text} (pattern: `{pattern}`)"),
+                None => format!("it must match `{pattern}`"),
+            }));
+        }
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit } => {
+            let strict = matches!(error.kind(), ValidationErrorKind::ExclusiveMinimum { .. });
+            let rel = if strict { "greater than" } else { "at least" };
+            out.push(with_desc(here(
+                "schema/range",
+                format!("{shown} must be {rel} {limit}, found {found}"),
+            )));
+        }
+        ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => {
+            let strict = matches!(error.kind(), ValidationErrorKind::ExclusiveMaximum { .. });
+            let rel = if strict { "less than" } else { "at most" };
+            out.push(with_desc(here(
+                "schema/range",
+                format!("{shown} must be {rel} {limit}, found {found}"),
+            )));
+        }
+        ValidationErrorKind::MinLength { limit } => out.push(with_desc(here(
+            "schema/length",
+            format!(
+                "{shown} must be at least {limit} character{} long",
+                plural(*limit)
+            ),
+        ))),
+        ValidationErrorKind::MaxLength { limit } => out.push(with_desc(here(
+            "schema/length",
+            format!(
+                "{shown} must be at most {limit} character{} long",
+                plural(*limit)
+            ),
+        ))),
+        ValidationErrorKind::MinItems { limit } => out.push(with_desc(here(
+            "schema/items",
+            format!("{shown} must have at least {limit} item{}", plural(*limit)),
+        ))),
+        ValidationErrorKind::MaxItems { limit } => out.push(with_desc(here(
+            "schema/items",
+            format!("{shown} must have at most {limit} item{}", plural(*limit)),
+        ))),
+        ValidationErrorKind::PropertyNames { error: inner } => {
+            // The inner error's instance is the offending key itself.
+            let key = inner.instance().as_str().unwrap_or_default().to_owned();
+            let key_span = root.key_span(&path, &key).unwrap_or(span);
+            let mut child = path.clone();
+            child.push(Segment::Key(key.clone()));
+            let allowed: Vec<String> = schema::at(schema::committed(), &path)
+                .and_then(|s| s.get("propertyNames"))
+                .and_then(|p| resolve_enum(p))
+                .unwrap_or_default();
+            let d = Diagnostic::error(
+                "schema/unknown-key",
+                file,
+                key_span,
+                dotted(&child),
+                format!("`{key}` is not a valid key in {shown}"),
+            );
+            out.push(
+                match did_you_mean(&key, allowed.iter().map(String::as_str)) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None if !allowed.is_empty() => {
+                        d.with_hint(format!("expected one of: {}", backticked(&allowed)))
+                    }
+                    None => d,
+                },
+            );
+        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            // Keep the branches whose errors are not a plain type mismatch at this very node:
+            // when exactly one branch has the right shape, its errors are the real ones.
+            let fitting: Vec<&Vec<ValidationError<'static>>> = context
+                .iter()
+                .filter(|branch| {
+                    !branch.iter().any(|e| {
+                        matches!(e.kind(), ValidationErrorKind::Type { .. })
+                            && segments(e.instance_path()) == path
+                    })
+                })
+                .collect();
+            if let [branch] = fitting.as_slice() {
+                for e in branch.iter() {
+                    describe(file, root, e, out);
+                }
+            } else {
+                out.push(with_desc(here(
+                    "schema/any-of",
+                    format!("{shown} does not match any allowed form, found {found}"),
+                )));
+            }
+        }
+        _ => out.push(with_desc(here(
+            "schema/invalid",
+            format!("{shown}: {}", error.masked()),
+        ))),
+    }
+}
+
+fn resolve_enum(p: &J) -> Option<Vec<String>> {
+    let target = match p.get("$ref").and_then(J::as_str) {
+        Some(r) => schema::committed().pointer(r.strip_prefix('#')?)?,
+        None => p,
+    };
+    let mut names = Vec::new();
+    if let Some(e) = target.get("enum").and_then(J::as_array) {
+        names.extend(e.iter().filter_map(J::as_str).map(str::to_owned));
+    }
+    if let Some(one_of) = target.get("oneOf").and_then(J::as_array) {
+        for v in one_of {
+            if let Some(c) = v.get("const").and_then(J::as_str) {
+                names.push(c.to_owned());
+            }
+            if let Some(e) = v.get("enum").and_then(J::as_array) {
+                names.extend(e.iter().filter_map(J::as_str).map(str::to_owned));
+            }
+        }
+    }
+    Some(names)
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn article(t: &str) -> String {
+    match t {
+        "object" => "a mapping".into(),
+        "array" => "a list".into(),
+        "integer" => "an integer".into(),
+        "null" => "null".into(),
+        other => format!("a {other}"),
+    }
+}
+
+/// What a node is, for "found ..." in messages: scalars by value (shortened), others by kind.
+fn found(node: &Node) -> String {
+    match &node.value {
+        yaml::Value::String(s) => {
+            let short: String = s.chars().take(60).collect();
+            let ellipsis = if s.chars().count() > 60 { "…" } else { "" };
+            format!("the string `{short}{ellipsis}`")
+        }
+        yaml::Value::Int(i) => format!("`{i}`"),
+        yaml::Value::Float(f) => format!("`{f}`"),
+        yaml::Value::Bool(b) => format!("`{b}`"),
+        yaml::Value::Null => "nothing (null)".into(),
+        _ => node.kind_name().into(),
+    }
+}
+
+fn show_json(v: &J) -> String {
+    match v {
+        J::String(s) => format!("`{s}`"),
+        other => format!("`{other}`"),
+    }
+}
+
+fn backticked(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn first_sentence(text: &str) -> String {
+    let flat = text.replace('\n', " ");
+    match flat.find(". ") {
+        Some(i) => flat[..=i].to_owned(),
+        None => flat,
+    }
+}
+
+/// The closest candidate to `word`, when one is close enough to be a likely typo.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_finds_typos_only() {
+        let keys = ["epochs", "batch_size", "learning_rate"];
+        assert_eq!(did_you_mean("epocs", keys.into_iter()), Some("epochs"));
+        assert_eq!(
+            did_you_mean("batchsize", keys.into_iter()),
+            Some("batch_size")
+        );
+        assert_eq!(did_you_mean("colour", keys.into_iter()), None);
+    }
+
+    #[test]
+    fn dotted_paths() {
+        let p = [
+            Segment::Key("data".into()),
+            Segment::Key("features".into()),
+            Segment::Index(2),
+        ];
+        assert_eq!(dotted(&p), "data.features[2]");
+    }
+}

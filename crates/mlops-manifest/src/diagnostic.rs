@@ -1,0 +1,240 @@
+//! Diagnostics: a problem located in a file, with a message and a hint, and the three ways of
+//! showing them (human with the source line and a caret, JSON, GitHub annotations).
+
+use std::fmt::Write as _;
+
+use mlops_actions::{Level, Location, annotation};
+use serde::Serialize;
+
+use crate::yaml::{Pos, Span};
+
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found in one file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// Stable identifier of the rule, e.g. `schema/unknown-key`.
+    pub code: &'static str,
+    /// The file, as the user named it.
+    pub file: String,
+    /// 1-based line of the offending node.
+    pub line: usize,
+    /// 1-based column (in characters) of the offending node.
+    pub column: usize,
+    /// Where the offending node ends (same line for scalars and keys).
+    pub end_line: usize,
+    pub end_column: usize,
+    /// Dotted path of the node in the manifest, e.g. `training.sagemaker.image`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// A second place that matters, e.g. the first of two duplicate keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related: Option<Related>,
+}
+
+/// A second location a diagnostic refers to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Related {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// An error at `span` in `file`.
+    pub fn error(
+        code: &'static str,
+        file: &str,
+        span: Span,
+        path: String,
+        message: String,
+    ) -> Diagnostic {
+        let end = if span.end > span.start {
+            span.end
+        } else {
+            span.start
+        };
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            file: file.to_owned(),
+            line: span.start.line.max(1),
+            column: span.start.col.max(1),
+            end_line: end.line.max(1),
+            end_column: end.col.max(1),
+            path,
+            message,
+            hint: None,
+            related: None,
+        }
+    }
+
+    /// The same diagnostic with a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The same diagnostic with a related location.
+    pub fn with_related(mut self, at: Pos, message: impl Into<String>) -> Diagnostic {
+        self.related = Some(Related {
+            line: at.line,
+            column: at.col,
+            message: message.into(),
+        });
+        self
+    }
+
+    fn start(&self) -> Pos {
+        Pos {
+            line: self.line,
+            col: self.column,
+        }
+    }
+}
+
+/// Shows diagnostics for people: the message, the location, the source line with a caret under
+/// the offending node, and the hint.
+pub fn render_human(diagnostics: &[Diagnostic], source: &str) -> String {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out = String::new();
+    for d in diagnostics {
+        let sev = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let _ = writeln!(out, "{sev}[{}]: {}", d.code, d.message);
+        let _ = writeln!(out, "  --> {}:{}:{}", d.file, d.line, d.column);
+        if let Some(text) = lines.get(d.line - 1) {
+            let gutter = d.line.to_string().len();
+            let shown: String = text
+                .chars()
+                .map(|c| if c == '\t' { ' ' } else { c })
+                .collect();
+            let width = caret_width(d, &shown);
+            let _ = writeln!(out, "{:gutter$} |", "");
+            let _ = writeln!(out, "{} | {}", d.line, shown.trim_end());
+            let _ = writeln!(
+                out,
+                "{:gutter$} | {}{}",
+                "",
+                " ".repeat(d.column - 1),
+                "^".repeat(width)
+            );
+        }
+        if let Some(r) = &d.related {
+            let _ = writeln!(
+                out,
+                "  note: {} at {}:{}:{}",
+                r.message, d.file, r.line, r.column
+            );
+        }
+        if let Some(h) = &d.hint {
+            let _ = writeln!(out, "  = hint: {h}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// How many carets: the node's extent on its first line, at least one.
+fn caret_width(d: &Diagnostic, line: &str) -> usize {
+    let len = line.chars().count();
+    let start = d.column.min(len + 1);
+    let end = if d.end_line == d.line {
+        d.end_column.min(len + 1)
+    } else {
+        len + 1
+    };
+    end.saturating_sub(start).max(1)
+}
+
+/// GitHub workflow-command annotations, one line each.
+pub fn render_github(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let level = match d.severity {
+                Severity::Error => Level::Error,
+                Severity::Warning => Level::Warning,
+            };
+            let one_line = d.end_line == d.line;
+            let location = Location {
+                file: &d.file,
+                line: d.line,
+                col: d.column,
+                end_line: (!one_line).then_some(d.end_line),
+                end_column: one_line.then_some(d.end_column.max(d.column)),
+            };
+            let message = match &d.hint {
+                Some(h) => format!("{}\nhint: {h}", d.message),
+                None => d.message.clone(),
+            };
+            annotation(
+                level,
+                Some(&location),
+                &format!("mlops: {}", d.code),
+                &message,
+            )
+        })
+        .collect()
+}
+
+impl PartialOrd for Diagnostic {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some((self.start(), &self.path, &self.message).cmp(&(
+            other.start(),
+            &other.path,
+            &other.message,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag() -> Diagnostic {
+        let span = Span {
+            start: Pos { line: 2, col: 3 },
+            end: Pos { line: 2, col: 7 },
+        };
+        Diagnostic::error(
+            "schema/unknown-key",
+            "m.yaml",
+            span,
+            "a.bogus".into(),
+            "unknown key `bogus`".into(),
+        )
+        .with_hint("did you mean `bonus`?")
+    }
+
+    #[test]
+    fn human_output_has_location_source_and_caret() {
+        let out = render_human(&[diag()], "a:\n  bogus: 1\n");
+        assert!(out.contains("--> m.yaml:2:3"), "{out}");
+        assert!(out.contains("2 |   bogus: 1"), "{out}");
+        assert!(out.contains("  |   ^^^^\n"), "{out}");
+        assert!(out.contains("= hint: did you mean `bonus`?"), "{out}");
+    }
+
+    #[test]
+    fn github_output_is_one_escaped_line() {
+        let out = render_github(&[diag()]);
+        assert_eq!(
+            out,
+            "::error file=m.yaml,line=2,col=3,endColumn=7,title=mlops%3A schema/unknown-key::unknown key `bogus`%0Ahint: did you mean `bonus`?\n"
+        );
+    }
+}

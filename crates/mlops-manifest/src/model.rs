@@ -1,0 +1,741 @@
+//! The typed `mlops.yaml` manifest (version 1): serde types whose doc comments become the
+//! descriptions in `schema/mlops.schema.json`.
+//!
+//! Every struct denies unknown keys. Optional sections are `Option`s; defaults are declared with
+//! `#[serde(default = ...)]` so that the schema shows them to editors.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The manifest versions this binary reads.
+pub const SUPPORTED_VERSIONS: &[u64] = &[1];
+
+/// The whole `mlops.yaml`: one model, its data, how it is trained, evaluated, tested against
+/// staging and promoted to production.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version. This binary reads version 1.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u64,
+    pub project: Project,
+    pub data: Data,
+    pub model: Model,
+    pub training: Training,
+    #[serde(default)]
+    pub evaluation: Evaluation,
+    #[serde(default)]
+    pub registry: Registry,
+    pub environments: Environments,
+    #[serde(default)]
+    pub holdout: Holdout,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure: Option<Infrastructure>,
+}
+
+/// The project this manifest belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// Short name: lowercase letters, digits and hyphens, 2 to 32 characters, starting with a
+    /// letter. Every derived name (cloud resources, workflow files, branches) starts with it, so
+    /// two manifests in one repository must use different names.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"))]
+    pub name: String,
+    /// The GitHub repository that holds this manifest, as `OWNER/REPO`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"))]
+    pub repository: String,
+}
+
+/// Where the data lives and which columns the model reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    /// Feature columns, in the order the model reads them. An entry may hold one numeric range in
+    /// braces, `pixel_{0..63}`, which stands for `pixel_0` to `pixel_63`.
+    #[schemars(length(min = 1), inner(length(min = 1)))]
+    pub features: Vec<String>,
+    /// The label (target) column.
+    #[schemars(length(min = 1))]
+    pub label: String,
+    /// The training dataset.
+    pub train: Dataset,
+    /// The validation dataset. When absent, a seeded split of the training dataset is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Dataset>,
+    /// The holdout dataset: never seen in training, scored offline at training time and again
+    /// through the staging service by `mlops holdout`.
+    pub holdout: Dataset,
+    /// How the validation set is split off the training set when `validation` is absent.
+    #[serde(default)]
+    pub split: Split,
+}
+
+/// One dataset file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    /// A local path (relative to the manifest's directory) or an `s3://bucket/key` URI.
+    #[schemars(length(min = 1))]
+    pub path: String,
+    /// File format. When absent it is taken from the extension (`.csv`, `.jsonl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DataFormat>,
+}
+
+/// A dataset file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// A seeded train/validation split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    /// Fraction of the training rows held out for validation.
+    #[serde(default = "default_validation_fraction")]
+    #[schemars(range(min = 0.01, max = 0.9))]
+    pub validation_fraction: f64,
+    /// Seed of the split (independent of the training seed).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Split {
+            validation_fraction: default_validation_fraction(),
+            seed: default_seed(),
+        }
+    }
+}
+
+fn default_validation_fraction() -> f64 {
+    0.2
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// The model to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// Model name in the registry: lowercase letters, digits and hyphens, 2 to 48 characters.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,46}[a-z0-9]$"))]
+    pub name: String,
+    /// What the model predicts.
+    pub task: Task,
+    /// Network architecture.
+    pub family: Family,
+    /// Input image shape, required by the `cnn` family: the features are the pixels in row-major
+    /// order, `height * width` of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<ImageShape>,
+    /// Architecture settings.
+    #[serde(default)]
+    pub hyperparameters: Hyperparameters,
+}
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// A class label, from the distinct values of the label column.
+    Classification,
+    /// A number.
+    Regression,
+}
+
+/// Network architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// A multi-layer perceptron over tabular features.
+    Mlp,
+    /// A small convolutional network over grayscale images.
+    Cnn,
+}
+
+/// A grayscale image shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageShape {
+    /// Image height in pixels.
+    #[schemars(range(min = 1, max = 512))]
+    pub height: u32,
+    /// Image width in pixels.
+    #[schemars(range(min = 1, max = 512))]
+    pub width: u32,
+}
+
+/// Architecture settings. Settings that do not apply to the chosen family are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hyperparameters {
+    /// Width of each hidden layer (mlp), or of the dense layers after the convolutions (cnn).
+    #[serde(default = "default_hidden_layers")]
+    #[schemars(length(max = 8), inner(range(min = 1, max = 4096)))]
+    pub hidden_layers: Vec<u32>,
+    /// Activation function between layers.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Dropout probability after each hidden layer.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 0.9))]
+    pub dropout: f64,
+    /// Output channels of each convolution (cnn only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4), inner(range(min = 1, max = 256)))]
+    pub conv_channels: Option<Vec<u32>>,
+    /// Convolution kernel size (cnn only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 7))]
+    pub kernel_size: Option<u32>,
+}
+
+impl Default for Hyperparameters {
+    fn default() -> Self {
+        Hyperparameters {
+            hidden_layers: default_hidden_layers(),
+            activation: Activation::default(),
+            dropout: 0.0,
+            conv_channels: None,
+            kernel_size: None,
+        }
+    }
+}
+
+fn default_hidden_layers() -> Vec<u32> {
+    vec![64]
+}
+
+/// Activation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Gelu,
+    Tanh,
+}
+
+/// How and where the model is trained. The optimisation settings apply to every backend, so a
+/// local run and a SageMaker run train the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Training {
+    /// Where training runs.
+    #[serde(default)]
+    pub backend: Backend,
+    /// Passes over the training set.
+    #[schemars(range(min = 1, max = 100000))]
+    pub epochs: u32,
+    /// Rows per optimisation step.
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 1048576))]
+    pub batch_size: u32,
+    /// Optimiser step size.
+    #[serde(default = "default_learning_rate")]
+    #[schemars(range(min = 0.0, max = 10.0))]
+    pub learning_rate: f64,
+    /// Optimiser.
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    /// Seed for weight initialisation and batch order. Same manifest, data and seed on the CPU
+    /// backend give byte-identical weights.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Settings of the `local` backend.
+    #[serde(default)]
+    pub local: LocalTraining,
+    /// Settings of the `sagemaker` backend; required when `backend` is `sagemaker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sagemaker: Option<SagemakerTraining>,
+}
+
+fn default_batch_size() -> u32 {
+    64
+}
+
+fn default_learning_rate() -> f64 {
+    0.001
+}
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// On this machine (or the GitHub runner), with burn.
+    #[default]
+    Local,
+    /// As a SageMaker training job running the image from ECR.
+    Sagemaker,
+}
+
+/// Optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    #[default]
+    Adam,
+    Adamw,
+    Sgd,
+}
+
+/// Settings of the local backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalTraining {
+    /// Compute device.
+    #[serde(default)]
+    pub device: Device,
+    /// Fail instead of training on a software (CPU) adapter when a GPU device was asked for.
+    #[serde(default)]
+    pub require_gpu: bool,
+}
+
+/// Compute device of the local backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// burn's CPU backend.
+    #[default]
+    Cpu,
+    /// burn's wgpu backend (Vulkan, Metal, DX12).
+    Wgpu,
+    /// burn's CUDA backend (an opt-in build feature).
+    Cuda,
+}
+
+/// Settings of a SageMaker training job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SagemakerTraining {
+    /// ARN of the IAM role the training job runs as.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub role_arn: String,
+    /// The training image in ECR.
+    pub image: EcrImage,
+    /// Instance type, e.g. `ml.m5.xlarge` or `ml.g5.xlarge`.
+    #[schemars(regex(pattern = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"))]
+    pub instance_type: String,
+    /// Number of instances. More than one is distributed training.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 64))]
+    pub instance_count: u32,
+    /// Volume attached to each instance, in GB.
+    #[serde(default = "default_volume_gb")]
+    #[schemars(range(min = 1, max = 16384))]
+    pub volume_size_gb: u32,
+    /// The job is stopped after this many seconds.
+    #[serde(default = "default_max_runtime")]
+    #[schemars(range(min = 60, max = 2419200))]
+    pub max_runtime_seconds: u32,
+    /// Managed spot training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot: Option<Spot>,
+    /// Where the job writes its model artifact, `s3://bucket/prefix`. Defaults to the bucket that
+    /// `mlops render` creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_uri: Option<String>,
+    /// Run the job inside a VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<Vpc>,
+    /// KMS key (ID or ARN) that encrypts the instance volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_kms_key: Option<String>,
+    /// KMS key (ID or ARN) that encrypts the output artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_kms_key: Option<String>,
+    /// Extra environment variables of the training container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    /// Tags added to the job, besides the repository, run and manifest hash tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Refuse an image whose ECR scan has CRITICAL findings.
+    #[serde(default = "yes")]
+    pub forbid_critical_findings: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_volume_gb() -> u32 {
+    30
+}
+
+fn default_max_runtime() -> u32 {
+    3600
+}
+
+/// An image in ECR, by tag or by digest. A tag is resolved to its digest before use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EcrImage {
+    /// ECR repository name.
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+    ))]
+    pub repository: String,
+    /// Image tag. Give a tag or a digest, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
+    pub tag: Option<String>,
+    /// Image digest, `sha256:` and 64 hex digits. Give a tag or a digest, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
+    pub digest: Option<String>,
+}
+
+/// Managed spot training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spot {
+    /// Where checkpoints are kept so an interrupted job resumes, `s3://bucket/prefix`.
+    pub checkpoint_uri: String,
+    /// Longest wait for spot capacity plus training, in seconds; at least `max_runtime_seconds`.
+    #[schemars(range(min = 60, max = 2419200))]
+    pub max_wait_seconds: u32,
+}
+
+/// A VPC for the training job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Vpc {
+    /// Subnet IDs.
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(regex(pattern = r"^subnet-[0-9a-f]+$"))
+    )]
+    pub subnet_ids: Vec<String>,
+    /// Security group IDs.
+    #[schemars(length(min = 1, max = 5), inner(regex(pattern = r"^sg-[0-9a-f]+$")))]
+    pub security_group_ids: Vec<String>,
+}
+
+/// Evaluation of a trained model on the validation set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Evaluation {
+    /// Metrics computed and recorded in the model card. Defaults to the task's usual metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+    /// Bounds a model must meet to be registered as anything but rejected, by metric.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"$ref": "#/$defs/Metric"}))]
+    pub thresholds: BTreeMap<Metric, Bound>,
+}
+
+#[allow(clippy::derivable_impls)] // spelled out: an empty evaluation section is a choice
+impl Default for Evaluation {
+    fn default() -> Self {
+        Evaluation {
+            metrics: Vec::new(),
+            thresholds: BTreeMap::new(),
+        }
+    }
+}
+
+/// A bound on a metric: `min` for a metric where higher is better, `max` where lower is better.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bound {
+    /// The metric must be at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The metric must be at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// A model quality metric.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Fraction of rows classified correctly (classification).
+    Accuracy,
+    /// Precision averaged over classes (classification).
+    PrecisionMacro,
+    /// Recall averaged over classes (classification).
+    RecallMacro,
+    /// F1 averaged over classes (classification).
+    F1Macro,
+    /// Root mean squared error (regression).
+    Rmse,
+    /// Mean absolute error (regression).
+    Mae,
+    /// Coefficient of determination (regression).
+    R2,
+}
+
+impl Metric {
+    /// Every metric, in declaration order.
+    pub const ALL: [Metric; 7] = [
+        Metric::Accuracy,
+        Metric::PrecisionMacro,
+        Metric::RecallMacro,
+        Metric::F1Macro,
+        Metric::Rmse,
+        Metric::Mae,
+        Metric::R2,
+    ];
+
+    /// The name used in the manifest and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::PrecisionMacro => "precision_macro",
+            Metric::RecallMacro => "recall_macro",
+            Metric::F1Macro => "f1_macro",
+            Metric::Rmse => "rmse",
+            Metric::Mae => "mae",
+            Metric::R2 => "r2",
+        }
+    }
+
+    /// The task this metric measures.
+    pub fn task(self) -> Task {
+        match self {
+            Metric::Accuracy | Metric::PrecisionMacro | Metric::RecallMacro | Metric::F1Macro => {
+                Task::Classification
+            }
+            Metric::Rmse | Metric::Mae | Metric::R2 => Task::Regression,
+        }
+    }
+
+    /// Whether a larger value is a better model.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::Rmse | Metric::Mae)
+    }
+
+    /// The metrics computed when the manifest names none.
+    pub fn defaults(task: Task) -> &'static [Metric] {
+        match task {
+            Task::Classification => &[Metric::Accuracy, Metric::F1Macro],
+            Task::Regression => &[Metric::Rmse, Metric::Mae, Metric::R2],
+        }
+    }
+}
+
+/// Where model versions are registered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    /// A local directory (relative to the manifest's directory) or an `s3://bucket/prefix`.
+    /// Overridden by `--registry` and `MLOPS_REGISTRY`.
+    #[serde(default = "default_registry_path")]
+    pub path: String,
+    /// Also register each version as a package in this SageMaker model package group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"))]
+    pub sagemaker_model_package_group: Option<String>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            path: default_registry_path(),
+            sagemaker_model_package_group: None,
+        }
+    }
+}
+
+fn default_registry_path() -> String {
+    ".mlops/registry".to_owned()
+}
+
+/// The deployment environments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environments {
+    /// Where candidate models are deployed and holdout-tested.
+    pub staging: Environment,
+    /// Where approved models serve; changed only through an approved promotion pull request.
+    pub production: Environment,
+}
+
+/// One environment: a service reached by URL (deployed by a GitOps tool from a pin file), or a
+/// SageMaker endpoint. Give exactly one of `url` and `sagemaker`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Base URL of a prediction service that speaks the SageMaker container contract
+    /// (`/ping`, `/invocations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub url: Option<String>,
+    /// A SageMaker endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sagemaker: Option<SagemakerEndpoint>,
+    /// The pin file a GitOps tool deploys this environment from (URL targets), relative to the
+    /// promotion repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<String>,
+}
+
+/// A SageMaker real-time or serverless endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SagemakerEndpoint {
+    /// Endpoint name.
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"))]
+    pub endpoint_name: String,
+    /// Instance type of a real-time endpoint, e.g. `ml.m5.large`. Absent with `serverless`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"))]
+    pub instance_type: Option<String>,
+    /// Instances of a real-time endpoint.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 100))]
+    pub instance_count: u32,
+    /// Serverless inference instead of instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<Serverless>,
+    /// CloudWatch alarms whose firing rolls a deployment back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_alarms: Vec<String>,
+}
+
+/// Serverless inference settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Serverless {
+    /// Memory in MB: 1024 to 6144, a multiple of 1024.
+    #[schemars(range(min = 1024, max = 6144))]
+    pub memory_mb: u32,
+    /// Concurrent invocations.
+    #[schemars(range(min = 1, max = 200))]
+    pub max_concurrency: u32,
+}
+
+/// The holdout integration test: the holdout dataset is pushed through the staging service and
+/// the metrics must match those measured offline at training time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Holdout {
+    /// Metrics compared. Defaults to the evaluation metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+    /// Largest allowed absolute difference between the service's and the offline value, by
+    /// metric; each must be one of `metrics`. Unlisted metrics must match within 1e-9.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"$ref": "#/$defs/Metric"}))]
+    pub tolerances: BTreeMap<Metric, f64>,
+    /// Rows per request.
+    #[serde(default = "default_holdout_batch")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub batch_size: u32,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 256))]
+    pub concurrency: u32,
+    /// Timeout of one request, in seconds.
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: u32,
+}
+
+impl Default for Holdout {
+    fn default() -> Self {
+        Holdout {
+            metrics: Vec::new(),
+            tolerances: BTreeMap::new(),
+            batch_size: default_holdout_batch(),
+            concurrency: default_concurrency(),
+            timeout_seconds: default_timeout(),
+        }
+    }
+}
+
+fn default_holdout_batch() -> u32 {
+    256
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+
+fn default_timeout() -> u32 {
+    30
+}
+
+/// Promotion to production through a pull request that a human approves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    /// The repository holding the production pin file, `OWNER/REPO`. Defaults to
+    /// `project.repository`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"))]
+    pub repository: Option<String>,
+    /// Path of the production pin file in that repository.
+    #[serde(default = "default_pin_file")]
+    pub pin_file: String,
+    /// The branch promotion pull requests target.
+    #[serde(default = "default_base_branch")]
+    pub base_branch: String,
+    /// Users asked to review, and allowed to approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewers: Vec<String>,
+    /// Teams (`org/team` or `team`) asked to review, whose members may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub team_reviewers: Vec<String>,
+    /// Approvals on the pull request's current head needed before production deploys.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 10))]
+    pub required_approvals: u32,
+    /// Labels put on the promotion pull request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+fn default_pin_file() -> String {
+    "deploy/production.yaml".to_owned()
+}
+
+fn default_base_branch() -> String {
+    "main".to_owned()
+}
+
+/// Cloud infrastructure rendered by `mlops render`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Infrastructure {
+    /// Terraform settings.
+    pub terraform: Terraform,
+}
+
+/// Terraform settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Terraform {
+    /// AWS region, e.g. `eu-west-1`.
+    #[schemars(regex(pattern = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"))]
+    pub region: String,
+    /// S3 bucket holding the Terraform state (created by the rendered bootstrap configuration).
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"))]
+    pub state_bucket: String,
+    /// Prefix of every resource name. Defaults to `project.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"))]
+    pub name_prefix: Option<String>,
+}

@@ -1,0 +1,516 @@
+//! Checks the schema cannot express: rules that relate one part of the manifest to another.
+//! Each finding points at the node that has to change.
+
+use std::collections::HashSet;
+
+use crate::check::dotted;
+use crate::diagnostic::Diagnostic;
+use crate::model::{
+    Backend, DataFormat, Dataset, Device, Environment, Family, Manifest, Metric, Task,
+};
+use crate::yaml::{Node, Segment};
+
+/// Expands feature column entries: `pixel_{0..63}` stands for `pixel_0` … `pixel_63`.
+pub fn expand_columns(entries: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for entry in entries {
+        match (entry.find('{'), entry.rfind('}')) {
+            (None, None) => out.push(entry.clone()),
+            (Some(open), Some(close)) if open < close => {
+                let inner = &entry[open + 1..close];
+                let (a, b) = inner.split_once("..").ok_or_else(|| {
+                    format!(
+                        "`{entry}`: a range is written `{{FIRST..LAST}}`, e.g. `pixel_{{0..63}}`"
+                    )
+                })?;
+                let (a, b): (u32, u32) = match (a.parse(), b.parse()) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    _ => return Err(format!("`{entry}`: the range bounds must be whole numbers")),
+                };
+                if a > b {
+                    return Err(format!("`{entry}`: the range runs backwards ({a} > {b})"));
+                }
+                if b - a >= 100_000 {
+                    return Err(format!("`{entry}`: the range has more than 100000 columns"));
+                }
+                let (head, tail) = (&entry[..open], &entry[close + 1..]);
+                if head.contains(['{', '}']) || tail.contains(['{', '}']) {
+                    return Err(format!("`{entry}`: only one range per entry"));
+                }
+                out.extend((a..=b).map(|i| format!("{head}{i}{tail}")));
+            }
+            _ => return Err(format!("`{entry}`: unbalanced braces")),
+        }
+    }
+    Ok(out)
+}
+
+/// The format of a dataset: declared, or taken from the file extension.
+pub fn dataset_format(d: &Dataset) -> Option<DataFormat> {
+    d.format.or_else(|| {
+        let lower = d.path.to_ascii_lowercase();
+        let lower = lower.strip_suffix(".gz").unwrap_or(&lower);
+        if lower.ends_with(".csv") {
+            Some(DataFormat::Csv)
+        } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
+            Some(DataFormat::Jsonl)
+        } else {
+            None
+        }
+    })
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    root: &'a Node,
+    out: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, code: &'static str, path: &[&str], message: String, hint: &str) {
+        let segs: Vec<Segment> = path.iter().map(|p| Segment::Key((*p).to_owned())).collect();
+        self.error_at(code, &segs, message, hint);
+    }
+
+    fn error_at(&mut self, code: &'static str, segs: &[Segment], message: String, hint: &str) {
+        let span = self.root.locate(segs);
+        let mut d = Diagnostic::error(code, self.file, span, dotted(segs), message);
+        if !hint.is_empty() {
+            d = d.with_hint(hint);
+        }
+        self.out.push(d);
+    }
+}
+
+fn key(p: &str) -> Segment {
+    Segment::Key(p.to_owned())
+}
+
+/// Runs every semantic rule.
+pub fn check(file: &str, root: &Node, m: &Manifest) -> Vec<Diagnostic> {
+    let mut cx = Ctx {
+        file,
+        root,
+        out: Vec::new(),
+    };
+    data(&mut cx, m);
+    model(&mut cx, m);
+    training(&mut cx, m);
+    metrics(&mut cx, m);
+    environment(&mut cx, "staging", &m.environments.staging);
+    environment(&mut cx, "production", &m.environments.production);
+    uris(&mut cx, m);
+    cx.out
+}
+
+fn data(cx: &mut Ctx<'_>, m: &Manifest) {
+    match expand_columns(&m.data.features) {
+        Err(e) => cx.error("semantic/features", &["data", "features"], e, ""),
+        Ok(cols) => {
+            let mut seen = HashSet::new();
+            for (i, c) in cols.iter().enumerate() {
+                if !seen.insert(c.as_str()) {
+                    cx.error(
+                        "semantic/features",
+                        &["data", "features"],
+                        format!("feature column `{c}` is listed twice"),
+                        "each column may appear once",
+                    );
+                    break;
+                }
+                if *c == m.data.label {
+                    cx.error_at(
+                        "semantic/label-is-feature",
+                        &[key("data"), key("label")],
+                        format!("the label column `{c}` is also feature number {}", i + 1),
+                        "a model must not read its own answer: remove the label from `data.features`",
+                    );
+                }
+            }
+            if let (Family::Cnn, Some(shape)) = (m.model.family, m.model.input) {
+                let pixels = u64::from(shape.height) * u64::from(shape.width);
+                if cols.len() as u64 != pixels {
+                    cx.error(
+                        "semantic/input-shape",
+                        &["model", "input"],
+                        format!("the input is {}x{} = {pixels} pixels but `data.features` names {} columns", shape.height, shape.width, cols.len()),
+                        "a cnn reads one feature column per pixel, in row-major order",
+                    );
+                }
+            }
+        }
+    }
+    let sets = [
+        ("train", Some(&m.data.train)),
+        ("validation", m.data.validation.as_ref()),
+        ("holdout", Some(&m.data.holdout)),
+    ];
+    for (name, set) in sets {
+        let Some(set) = set else { continue };
+        if dataset_format(set).is_none() {
+            cx.error(
+                "semantic/data-format",
+                &["data", name, "path"],
+                format!(
+                    "cannot tell the format of `{}` from its extension",
+                    set.path
+                ),
+                "add `format: csv` or `format: jsonl` to this dataset",
+            );
+        }
+    }
+    if same_file(&m.data.holdout.path, &m.data.train.path) {
+        cx.error(
+            "semantic/holdout-is-train",
+            &["data", "holdout", "path"],
+            "the holdout dataset is the training dataset".into(),
+            "the holdout set must be data the model never saw; use a separate file",
+        );
+    }
+    if let Some(v) = &m.data.validation {
+        if same_file(&m.data.holdout.path, &v.path) {
+            cx.error(
+                "semantic/holdout-is-validation",
+                &["data", "holdout", "path"],
+                "the holdout dataset is the validation dataset".into(),
+                "the holdout set must be separate from the data used to pick the model",
+            );
+        }
+    }
+}
+
+fn same_file(a: &str, b: &str) -> bool {
+    let norm = |p: &str| p.trim_start_matches("./").trim_end_matches('/').to_owned();
+    norm(a) == norm(b)
+}
+
+fn model(cx: &mut Ctx<'_>, m: &Manifest) {
+    let hp = &m.model.hyperparameters;
+    match m.model.family {
+        Family::Cnn => {
+            if m.model.input.is_none() {
+                cx.error(
+                    "semantic/cnn-input",
+                    &["model", "family"],
+                    "the `cnn` family needs `model.input` (image height and width)".into(),
+                    "add `input: { height: 8, width: 8 }` under `model`",
+                );
+            }
+            if m.model.task == Task::Regression {
+                cx.error(
+                    "semantic/cnn-task",
+                    &["model", "task"],
+                    "the `cnn` family does classification only".into(),
+                    "use `family: mlp` for regression",
+                );
+            }
+        }
+        Family::Mlp => {
+            for (field, set) in [
+                ("conv_channels", hp.conv_channels.is_some()),
+                ("kernel_size", hp.kernel_size.is_some()),
+            ] {
+                if set {
+                    cx.error(
+                        "semantic/hyperparameter-family",
+                        &["model", "hyperparameters", field],
+                        format!("`{field}` applies to the `cnn` family, not `mlp`"),
+                        "remove it, or set `model.family: cnn`",
+                    );
+                }
+            }
+            if m.model.input.is_some() {
+                cx.error(
+                    "semantic/mlp-input",
+                    &["model", "input"],
+                    "`model.input` applies to the `cnn` family only".into(),
+                    "remove it",
+                );
+            }
+        }
+    }
+}
+
+fn training(cx: &mut Ctx<'_>, m: &Manifest) {
+    let t = &m.training;
+    if t.backend == Backend::Sagemaker && t.sagemaker.is_none() {
+        cx.error(
+            "semantic/sagemaker-settings",
+            &["training", "backend"],
+            "the `sagemaker` backend needs a `training.sagemaker` section".into(),
+            "add `training.sagemaker` with at least `role_arn`, `image` and `instance_type`",
+        );
+    }
+    if t.local.require_gpu && t.local.device == Device::Cpu {
+        cx.error(
+            "semantic/require-gpu",
+            &["training", "local", "require_gpu"],
+            "`require_gpu: true` with `device: cpu` can never be met".into(),
+            "set `device: wgpu` or `device: cuda`, or drop `require_gpu`",
+        );
+    }
+    if let Some(sm) = &t.sagemaker {
+        match (&sm.image.tag, &sm.image.digest) {
+            (None, None) | (Some(_), Some(_)) => cx.error(
+                "semantic/image-ref",
+                &["training", "sagemaker", "image"],
+                "give the image exactly one of `tag` and `digest`".into(),
+                "a tag is resolved to its digest at launch; a digest is used as is",
+            ),
+            _ => {}
+        }
+        if let Some(spot) = &sm.spot {
+            if spot.max_wait_seconds < sm.max_runtime_seconds {
+                cx.error(
+                    "semantic/spot-wait",
+                    &["training", "sagemaker", "spot", "max_wait_seconds"],
+                    format!(
+                        "`max_wait_seconds` ({}) is less than `max_runtime_seconds` ({})",
+                        spot.max_wait_seconds, sm.max_runtime_seconds
+                    ),
+                    "SageMaker requires the spot wait to be at least the runtime",
+                );
+            }
+        }
+    }
+}
+
+fn metrics(cx: &mut Ctx<'_>, m: &Manifest) {
+    let task = m.model.task;
+    let task_name = match task {
+        Task::Classification => "classification",
+        Task::Regression => "regression",
+    };
+    let eval_metrics: Vec<Metric> = if m.evaluation.metrics.is_empty() {
+        Metric::defaults(task).to_vec()
+    } else {
+        m.evaluation.metrics.clone()
+    };
+    let lists = [
+        ("evaluation", &m.evaluation.metrics),
+        ("holdout", &m.holdout.metrics),
+    ];
+    for (section, list) in lists {
+        for (i, metric) in list.iter().enumerate() {
+            if metric.task() != task {
+                cx.error_at(
+                    "semantic/metric-task",
+                    &[key(section), key("metrics"), Segment::Index(i)],
+                    format!("`{}` is not a {task_name} metric", metric.name()),
+                    &format!(
+                        "{task_name} metrics: {}",
+                        names(Metric::ALL.iter().copied().filter(|m| m.task() == task))
+                    ),
+                );
+            }
+        }
+    }
+    for (metric, bound) in &m.evaluation.thresholds {
+        let path = [key("evaluation"), key("thresholds"), key(metric.name())];
+        if !eval_metrics.contains(metric) {
+            cx.error_at(
+                "semantic/threshold-metric",
+                &path,
+                format!(
+                    "threshold on `{}`, which is not an evaluation metric",
+                    metric.name()
+                ),
+                &format!(
+                    "add it to `evaluation.metrics` (now: {})",
+                    names(eval_metrics.iter().copied())
+                ),
+            );
+        }
+        match (bound.min, bound.max) {
+            (None, None) => cx.error_at(
+                "semantic/threshold-empty",
+                &path,
+                "a threshold needs `min` or `max`".into(),
+                "",
+            ),
+            (Some(_), None) if !metric.higher_is_better() => cx.error_at(
+                "semantic/threshold-direction",
+                &path,
+                format!("`min` on `{}`, where lower is better", metric.name()),
+                "did you mean `max`?",
+            ),
+            (None, Some(_)) if metric.higher_is_better() => cx.error_at(
+                "semantic/threshold-direction",
+                &path,
+                format!("`max` on `{}`, where higher is better", metric.name()),
+                "did you mean `min`?",
+            ),
+            (Some(lo), Some(hi)) if lo > hi => cx.error_at(
+                "semantic/threshold-range",
+                &path,
+                format!("`min` ({lo}) is greater than `max` ({hi})"),
+                "",
+            ),
+            _ => {}
+        }
+    }
+    let holdout_metrics: Vec<Metric> = if m.holdout.metrics.is_empty() {
+        eval_metrics.clone()
+    } else {
+        m.holdout.metrics.clone()
+    };
+    for (metric, tol) in &m.holdout.tolerances {
+        let path = [key("holdout"), key("tolerances"), key(metric.name())];
+        if !holdout_metrics.contains(metric) {
+            cx.error_at(
+                "semantic/tolerance-metric",
+                &path,
+                format!(
+                    "tolerance for `{}`, which the holdout test does not compare",
+                    metric.name()
+                ),
+                &format!(
+                    "holdout metrics: {}; add it to `holdout.metrics` or remove this tolerance",
+                    names(holdout_metrics.iter().copied())
+                ),
+            );
+        }
+        if !(tol.is_finite() && *tol >= 0.0) {
+            cx.error_at(
+                "semantic/tolerance-value",
+                &path,
+                format!("tolerance {tol} must be a finite number, 0 or more"),
+                "",
+            );
+        }
+    }
+}
+
+fn names(metrics: impl Iterator<Item = Metric>) -> String {
+    metrics
+        .map(|m| format!("`{}`", m.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn environment(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
+    let base = ["environments", name];
+    match (&env.url, &env.sagemaker) {
+        (None, None) | (Some(_), Some(_)) => cx.error(
+            "semantic/environment-target",
+            &base,
+            format!("environment `{name}` needs exactly one of `url` and `sagemaker`"),
+            "`url` for a service deployed from a pin file, `sagemaker` for a SageMaker endpoint",
+        ),
+        _ => {}
+    }
+    if let Some(sm) = &env.sagemaker {
+        match (&sm.instance_type, &sm.serverless) {
+            (None, None) => cx.error(
+                "semantic/endpoint-capacity",
+                &["environments", name, "sagemaker"],
+                "a SageMaker endpoint needs `instance_type` or `serverless`".into(),
+                "e.g. `instance_type: ml.m5.large`",
+            ),
+            (Some(_), Some(_)) => cx.error(
+                "semantic/endpoint-capacity",
+                &["environments", name, "sagemaker", "serverless"],
+                "`serverless` and `instance_type` exclude each other".into(),
+                "keep one",
+            ),
+            _ => {}
+        }
+        if let Some(s) = &sm.serverless {
+            if s.memory_mb % 1024 != 0 {
+                cx.error(
+                    "semantic/serverless-memory",
+                    &["environments", name, "sagemaker", "serverless", "memory_mb"],
+                    format!("`memory_mb` is {}, not a multiple of 1024", s.memory_mb),
+                    "use 1024, 2048, 3072, 4096, 5120 or 6144",
+                );
+            }
+        }
+    }
+}
+
+fn uris(cx: &mut Ctx<'_>, m: &Manifest) {
+    let check = |cx: &mut Ctx<'_>, path: &[&str], value: &str, local_ok: bool| {
+        if let Some(rest) = value.strip_prefix("s3://") {
+            let (bucket, _) = rest.split_once('/').unwrap_or((rest, ""));
+            let ok = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                });
+            if !ok {
+                cx.error(
+                    "semantic/s3-uri",
+                    path,
+                    format!("`{value}` does not name a valid S3 bucket"),
+                    "write `s3://bucket/key`",
+                );
+            }
+        } else if value.contains("://") {
+            cx.error(
+                "semantic/uri-scheme",
+                path,
+                format!("`{value}`: only local paths and `s3://` URIs are supported"),
+                "download the file first, or put it in S3",
+            );
+        } else if !local_ok {
+            cx.error(
+                "semantic/s3-uri",
+                path,
+                format!("`{value}` must be an `s3://` URI"),
+                "write `s3://bucket/prefix`",
+            );
+        }
+    };
+    check(cx, &["data", "train", "path"], &m.data.train.path, true);
+    check(cx, &["data", "holdout", "path"], &m.data.holdout.path, true);
+    if let Some(v) = &m.data.validation {
+        check(cx, &["data", "validation", "path"], &v.path, true);
+    }
+    check(cx, &["registry", "path"], &m.registry.path, true);
+    if let Some(sm) = &m.training.sagemaker {
+        if let Some(out) = &sm.output_uri {
+            check(cx, &["training", "sagemaker", "output_uri"], out, false);
+        }
+        if let Some(spot) = &sm.spot {
+            check(
+                cx,
+                &["training", "sagemaker", "spot", "checkpoint_uri"],
+                &spot.checkpoint_uri,
+                false,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_expand_in_order() {
+        let cols =
+            expand_columns(&["id".into(), "pixel_{0..2}".into(), "x{9..10}y".into()]).unwrap();
+        assert_eq!(cols, ["id", "pixel_0", "pixel_1", "pixel_2", "x9y", "x10y"]);
+    }
+
+    #[test]
+    fn bad_ranges_are_explained() {
+        for bad in ["a{3..1}", "a{x..2}", "a{1,2}", "a{1..2", "a{1..2}{3..4}"] {
+            let e = expand_columns(&[bad.into()]).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn formats_come_from_extensions() {
+        let d = |p: &str| Dataset {
+            path: p.into(),
+            format: None,
+        };
+        assert_eq!(dataset_format(&d("a/b.CSV")), Some(DataFormat::Csv));
+        assert_eq!(
+            dataset_format(&d("s3://b/k.jsonl.gz")),
+            Some(DataFormat::Jsonl)
+        );
+        assert_eq!(dataset_format(&d("data.parquet")), None);
+    }
+}

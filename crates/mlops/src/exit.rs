@@ -1,0 +1,22 @@
+//! Exit codes, the same for every subcommand (documented in the README).
+
+/// What a process exit code means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Success.
+    Ok = 0,
+    /// The check said no: an invalid manifest, a failed gate, a holdout mismatch.
+    No = 1,
+    /// Usage or input error: a bad flag, a file that cannot be read.
+    Usage = 2,
+    /// A remote service or the runtime failed.
+    #[allow(dead_code)]
+    // used by the subcommands that call services (render, train, holdout, ...)
+    Runtime = 3,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}

