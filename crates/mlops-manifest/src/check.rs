@@ -186,8 +186,9 @@ fn yaml_diagnostic(file: &str, text: &str, e: &yaml::YamlError) -> Diagnostic {
                 .find(|(_, l)| l.trim_start_matches(' ').starts_with('\t'))
                 .map(|(i, _)| i + 1);
             let d = at("yaml/syntax", format!("YAML syntax error: {info}"));
+            let near = |n: usize| n <= e.span.start.line + 1 || info.contains("tab");
             match tabbed {
-                Some(n) if n <= e.span.start.line || line.contains('\t') => {
+                Some(n) if near(n) || line.contains('\t') => {
                     let col = text.lines().nth(n - 1).map_or(1, |l| l.find('\t').unwrap_or(0) + 1);
                     Diagnostic::error(
                         "yaml/tab",
@@ -201,7 +202,13 @@ fn yaml_diagnostic(file: &str, text: &str, e: &yaml::YamlError) -> Diagnostic {
                 _ => d.with_hint("check the indentation and the brackets and quotes around this point"),
             }
         }
-        YamlErrorKind::Empty => at("yaml/empty", "the manifest is empty".into())
+        YamlErrorKind::Empty => Diagnostic::error(
+            "yaml/empty",
+            file,
+            Span::at(Pos { line: 1, col: 1 }),
+            String::new(),
+            "the manifest is empty".into(),
+        )
             .with_hint("start from examples/quickstart/mlops.yaml, or run `mlops init`"),
         YamlErrorKind::MultipleDocuments => at("yaml/multiple-documents", "a manifest is one YAML document; found a second `---`".into())
             .with_hint("put each model in its own manifest file"),
@@ -298,7 +305,49 @@ fn schema_diagnostics(file: &str, root: &Node, instance: &J) -> Vec<Diagnostic> 
     for error in validator.iter_errors(instance) {
         describe(file, root, &error, &mut out);
     }
+    merge_misspelt_required(&mut out);
     out
+}
+
+/// A misspelt required key is one mistake, not two: when an unknown key's did-you-mean names a
+/// missing required key of the same mapping, drop the missing-key diagnostic and say it is
+/// required in the unknown key's hint.
+fn merge_misspelt_required(out: &mut Vec<Diagnostic>) {
+    let mut drop = Vec::new();
+    for (i, missing) in out
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.code == "schema/missing-key")
+    {
+        let Some((parent, key)) = missing
+            .path
+            .rsplit_once('.')
+            .or(Some(("", missing.path.as_str())))
+        else {
+            continue;
+        };
+        let suggestion = format!("did you mean `{key}`?");
+        let typo = out.iter().position(|d| {
+            d.code == "schema/unknown-key"
+                && d.hint.as_deref() == Some(suggestion.as_str())
+                && d.path.rsplit_once('.').map_or("", |(p, _)| p) == parent
+        });
+        if let Some(t) = typo {
+            drop.push((i, t));
+        }
+    }
+    for (_, t) in &drop {
+        if let Some(h) = out[*t].hint.as_mut() {
+            h.push_str(" (it is required)");
+        }
+    }
+    let gone: Vec<usize> = drop.iter().map(|(i, _)| *i).collect();
+    let mut index = 0;
+    out.retain(|_| {
+        let keep = !gone.contains(&index);
+        index += 1;
+        keep
+    });
 }
 
 /// Turns one schema error into diagnostics (an `anyOf` may expand to its branch's errors).
@@ -360,10 +409,16 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
             } else {
                 format!("in `{name}`")
             };
+            // Point at the key that owns the incomplete mapping (`training:`), or at the start of
+            // the document for a top-level key.
+            let at = match path.split_last() {
+                Some((Segment::Key(k), parent)) => root.key_span(parent, k).unwrap_or(span),
+                _ => Span::at(span.start),
+            };
             let d = Diagnostic::error(
                 "schema/missing-key",
                 file,
-                Span::at(span.start),
+                at,
                 dotted(&child),
                 format!("missing required key `{prop}` {where_}"),
             );
@@ -422,7 +477,7 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
         ValidationErrorKind::Pattern { pattern } => {
             let d = here(
                 "schema/pattern",
-                format!("{shown} has an invalid value {found}"),
+                format!("{shown} is not valid: found {found}"),
             );
             out.push(d.with_hint(match &description {
                 Some(text) => format!("{text} (pattern: `{pattern}`)"),
@@ -496,6 +551,29 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
                 },
             );
         }
+        ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. }
+            if enum_choices(&path).is_some() =>
+        {
+            // A documented enum is a `oneOf` of constants: report it as a choice.
+            let names = enum_choices(&path).unwrap_or_default();
+            let d = here(
+                "schema/enum",
+                format!(
+                    "{shown} must be one of {}, found {found}",
+                    backticked(&names)
+                ),
+            );
+            let text = node.and_then(|n| match &n.value {
+                yaml::Value::String(s) => Some(s.as_str()),
+                _ => None,
+            });
+            out.push(
+                match text.and_then(|t| did_you_mean(t, names.iter().map(String::as_str))) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => with_desc(d),
+                },
+            );
+        }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
             // Keep the branches whose errors are not a plain type mismatch at this very node:
             // when exactly one branch has the right shape, its errors are the real ones.
@@ -524,6 +602,12 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
             format!("{shown}: {}", error.masked()),
         ))),
     }
+}
+
+/// The string choices of the subschema at `path`, when it is an enum (plain or `oneOf` consts).
+fn enum_choices(path: &[Segment]) -> Option<Vec<String>> {
+    let names = resolve_enum(schema::at(schema::committed(), path)?)?;
+    (!names.is_empty()).then_some(names)
 }
 
 fn resolve_enum(p: &J) -> Option<Vec<String>> {
