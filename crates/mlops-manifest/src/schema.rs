@@ -126,7 +126,7 @@ pub(crate) fn validator() -> Option<&'static jsonschema::Validator> {
 
 /// The subschema that describes the instance at `path`, following `$ref`s, `properties`,
 /// `additionalProperties` and `items`.
-pub(crate) fn at<'a>(root: &'a Value, path: &[crate::yaml::Segment]) -> Option<&'a Value> {
+pub fn at<'a>(root: &'a Value, path: &[crate::yaml::Segment]) -> Option<&'a Value> {
     let mut node = resolve(root, root)?;
     for seg in path {
         let next = match seg {
@@ -152,7 +152,7 @@ fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> Option<&'a Value> {
 }
 
 /// The property names a mapping at `path` may have.
-pub(crate) fn known_keys(root: &Value, path: &[crate::yaml::Segment]) -> Vec<String> {
+pub fn known_keys(root: &Value, path: &[crate::yaml::Segment]) -> Vec<String> {
     at(root, path)
         .and_then(|s| s.get("properties"))
         .and_then(Value::as_object)

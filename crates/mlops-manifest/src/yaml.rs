@@ -252,18 +252,18 @@ impl<'a> Builder<'a> {
                     .map_err(|m| err(YamlErrorKind::Tag(m), sp))?;
                 self.enter(span)?;
                 let mut items = Vec::new();
-                loop {
+                let end = loop {
                     let (ev, sp) = self.next()?;
                     if ev == Event::SequenceEnd {
-                        break;
+                        break pos(sp.end);
                     }
                     items.push(self.node(ev, sp)?);
-                }
+                };
                 self.depth -= 1;
                 (
                     Node {
                         value: Value::Seq(items),
-                        span,
+                        span: extend(span, end),
                     },
                     anchor,
                 )
@@ -274,10 +274,10 @@ impl<'a> Builder<'a> {
                     .map_err(|m| err(YamlErrorKind::Tag(m), sp))?;
                 self.enter(span)?;
                 let mut entries: Vec<(Key, Node)> = Vec::new();
-                loop {
+                let end = loop {
                     let (ev, ksp) = self.next()?;
                     if ev == Event::MappingEnd {
-                        break;
+                        break pos(ksp.end);
                     }
                     let key = self.key(ev, ksp)?;
                     if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
@@ -290,12 +290,12 @@ impl<'a> Builder<'a> {
                     let (ev, vsp) = self.next()?;
                     let value = self.node(ev, vsp)?;
                     entries.push((key, value));
-                }
+                };
                 self.depth -= 1;
                 (
                     Node {
                         value: Value::Map(entries),
-                        span,
+                        span: extend(span, end),
                     },
                     anchor,
                 )
@@ -349,6 +349,15 @@ impl<'a> Builder<'a> {
             }
             _ => Err(err(YamlErrorKind::ComplexKey, sp)),
         }
+    }
+}
+
+/// A collection's span runs from its first token to its end event (never backwards: a block
+/// collection's end event can stand before its last node's end).
+fn extend(span: Span, end: Pos) -> Span {
+    Span {
+        start: span.start,
+        end: end.max(span.end),
     }
 }
 
@@ -598,6 +607,15 @@ mod tests {
             .entry("bé")
             .unwrap();
         assert_eq!(k.span.start, Pos { line: 2, col: 3 });
+    }
+
+    #[test]
+    fn flow_collections_span_to_their_closing_bracket() {
+        let root = p("a: { min: 0.8 }\nb: [1, 2]\n").unwrap();
+        let a = root.get(&[Segment::Key("a".into())]).unwrap();
+        assert_eq!((a.span.start, a.span.end), (Pos { line: 1, col: 4 }, Pos { line: 1, col: 16 }));
+        let b = root.get(&[Segment::Key("b".into())]).unwrap();
+        assert_eq!((b.span.start, b.span.end), (Pos { line: 2, col: 4 }, Pos { line: 2, col: 10 }));
     }
 
     #[test]
