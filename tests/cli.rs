@@ -1,1 +1,211 @@
+//! End-to-end tests of the `mlops` binary: exit codes, output formats, flags mirrored to
+//! `MLOPS_*` variables, the Actions outputs and summary, and hostile input run as a real process.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The binary with a clean Actions environment (tests may themselves run inside Actions).
+fn mlops() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    c.current_dir(root());
+    for var in ["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "MLOPS_FORMAT", "MLOPS_MANIFEST"] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().expect("mlops runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn valid_examples_exit_zero() {
+    for m in ["examples/quickstart/mlops.yaml", "examples/sagemaker/mlops.yaml"] {
+        let out = run(mlops().args(["validate", "--manifest", m]));
+        assert_eq!(out.status.code(), Some(0), "{m}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(": valid (manifest version 1"), "{}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn invalid_manifest_exits_one_with_located_human_errors() {
+    let out = run(mlops().args(["validate", "--manifest", "examples/invalid/unknown-key.yaml"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("error[schema/unknown-key]: unknown key `epocs` in `training`"), "{err}");
+    assert!(err.contains("--> examples/invalid/unknown-key.yaml:16:3"), "{err}");
+    assert!(err.contains("16 |   epocs: 30\n   |   ^^^^^"), "{err}");
+    assert!(err.contains("did you mean `epochs`?"), "{err}");
+}
+
+#[test]
+fn json_format_is_one_document() {
+    let out = run(mlops().args(["validate", "--format", "json", "--manifest", "examples/invalid/five-errors.yaml"]));
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["errors"], 5);
+    let diags = doc["diagnostics"].as_array().expect("diagnostics");
+    assert_eq!(diags.len(), 5);
+    let first = &diags[0];
+    assert_eq!((first["line"].as_u64(), first["column"].as_u64()), (Some(6), Some(15)));
+    assert_eq!(first["path"], "project.repository");
+    assert_eq!(first["file"], "examples/invalid/five-errors.yaml");
+    let ok = run(mlops().args(["validate", "--format", "json", "--manifest", "examples/quickstart/mlops.yaml"]));
+    let doc: serde_json::Value = serde_json::from_slice(&ok.stdout).expect("stdout is JSON");
+    assert_eq!((doc["valid"].as_bool(), doc["errors"].as_u64()), (Some(true), Some(0)));
+}
+
+#[test]
+fn github_format_emits_annotations() {
+    let out = run(mlops().args(["validate", "--format", "github", "--manifest", "examples/invalid/wrong-types.yaml"]));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::error ")).collect();
+    assert_eq!(annotations.len(), 4, "{stdout}");
+    assert!(
+        annotations.contains(
+            &"::error file=examples/invalid/wrong-types.yaml,line=16,col=11,endColumn=17,title=mlops%3A schema/type::`training.epochs` must be an integer, found the string `thirty`%0Ahint: Passes over the training set."
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn flags_are_mirrored_to_environment_variables() {
+    let out = run(mlops()
+        .arg("validate")
+        .env("MLOPS_MANIFEST", "examples/invalid/five-errors.yaml")
+        .env("MLOPS_FORMAT", "json"));
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from MLOPS_FORMAT");
+    assert_eq!(doc["file"], "examples/invalid/five-errors.yaml");
+    // A flag wins over its variable.
+    let out = run(mlops()
+        .args(["validate", "--manifest", "examples/quickstart/mlops.yaml"])
+        .env("MLOPS_MANIFEST", "examples/invalid/five-errors.yaml"));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn inside_actions_github_is_the_default_and_outputs_and_summary_are_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (output, summary) = (dir.path().join("output"), dir.path().join("summary"));
+    let out = run(mlops()
+        .args(["validate", "--manifest", "examples/invalid/semantic.yaml"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout).lines().filter(|l| l.starts_with("::error file=")).count(), 6);
+    let outputs = std::fs::read_to_string(&output).expect("outputs written");
+    assert!(outputs.starts_with("valid<<ghadelimiter_"), "{outputs}");
+    assert!(outputs.contains("\nfalse\nghadelimiter_"), "{outputs}");
+    assert!(outputs.contains("errors<<ghadelimiter_"), "{outputs}");
+    assert!(outputs.contains("\n6\nghadelimiter_"), "{outputs}");
+    let md = std::fs::read_to_string(&summary).expect("summary written");
+    assert!(md.contains("| `examples/invalid/semantic.yaml:17:12` | `semantic/sagemaker-settings` |"), "{md}");
+}
+
+#[test]
+fn unreadable_manifest_is_a_usage_error() {
+    let out = run(mlops().args(["validate", "--manifest", "does/not/exist.yaml"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot read does/not/exist.yaml"), "{err}");
+    assert!(err.contains("--manifest"), "{err}");
+    let out = run(mlops().args(["validate", "--manifest", "examples"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is a directory"));
+}
+
+#[test]
+fn bad_flags_exit_two_and_help_exits_zero() {
+    assert_eq!(run(mlops().args(["validate", "--no-such-flag"])).status.code(), Some(2));
+    assert_eq!(run(mlops().args(["validate", "--format", "xml"])).status.code(), Some(2));
+    assert_eq!(run(mlops().args(["no-such-command"])).status.code(), Some(2));
+    let help = run(mlops().arg("--help"));
+    assert_eq!(help.status.code(), Some(0));
+    assert!(text(&help.stdout).contains("validate"));
+    assert_eq!(run(mlops().arg("--version")).status.code(), Some(0));
+}
+
+#[test]
+fn default_manifest_is_mlops_yaml_in_the_working_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(root().join("examples/quickstart/mlops.yaml"), dir.path().join("mlops.yaml")).expect("copy");
+    let out = run(mlops().arg("validate").current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("mlops.yaml: valid"));
+}
+
+#[test]
+fn non_utf8_and_oversized_files_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let latin1 = dir.path().join("latin1.yaml");
+    std::fs::write(&latin1, b"version: 1\nproject:\n  name: caf\xe9\n").expect("write");
+    let out = run(mlops().arg("validate").arg("--manifest").arg(&latin1));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not valid UTF-8"), "{}", text(&out.stderr));
+    let huge = dir.path().join("huge.yaml");
+    std::fs::write(&huge, "a: 1\n".repeat(300_000)).expect("write");
+    let out = run(mlops().arg("validate").arg("--manifest").arg(&huge));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("manifests are limited to 1048576 bytes"), "{}", text(&out.stderr));
+}
+
+/// Runs `mlops validate` on `manifest` under an address-space limit of `limit_mb`, killing it if
+/// it has not finished after `bound` (a hang detector, not a timing assertion).
+fn validate_limited(manifest: &str, limit_mb: u64, bound: Duration) -> Output {
+    let script = format!("ulimit -v {}; exec \"$0\" validate --manifest \"$1\"", limit_mb * 1024);
+    let child = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_mlops"), manifest])
+        .current_dir(root())
+        .env_remove("GITHUB_ACTIONS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    let pid = child.id();
+    // Read the output while waiting: a full pipe would otherwise block the child.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(bound) {
+        Ok(out) => out.expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("mlops validate {manifest} did not finish within {bound:?}");
+        }
+    }
+}
+
+#[test]
+fn alias_bomb_is_refused_within_a_small_address_space() {
+    let out = validate_limited("examples/invalid/alias-bomb.yaml", 256, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("aliases expand to more than 100000 nodes"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn deep_nesting_is_refused_without_overflowing_the_stack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deep = dir.path().join("deep.yaml");
+    let n = 100_000;
+    std::fs::write(&deep, format!("version: 1\nproject: {}{}\n", "[".repeat(n), "]".repeat(n))).expect("write");
+    let out = validate_limited(deep.to_str().expect("utf-8 path"), 256, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("error[yaml/too-deep]"), "{err}");
+    assert!(err.lines().all(|l| l.chars().count() < 300), "long source lines are shown as a window");
+}

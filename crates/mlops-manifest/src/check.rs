@@ -178,6 +178,10 @@ fn end_of(text: &str) -> Pos {
 fn yaml_diagnostic(file: &str, text: &str, e: &yaml::YamlError) -> Diagnostic {
     let at = |code, msg: String| Diagnostic::error(code, file, e.span, String::new(), msg);
     match &e.kind {
+        YamlErrorKind::Syntax(info) if info.contains("recursion limit") => {
+            at("yaml/too-deep", "nesting is too deep for the YAML parser".into())
+                .with_hint("the manifest's own structure is at most 5 levels deep")
+        }
         YamlErrorKind::Syntax(info) => {
             let line = text.lines().nth(e.span.start.line.saturating_sub(1)).unwrap_or("");
             let tabbed = text

@@ -118,20 +118,11 @@ pub fn render_human(diagnostics: &[Diagnostic], source: &str) -> String {
         let _ = writeln!(out, "  --> {}:{}:{}", d.file, d.line, d.column);
         if let Some(text) = lines.get(d.line - 1) {
             let gutter = d.line.to_string().len();
-            let shown: String = text
-                .chars()
-                .map(|c| if c == '\t' { ' ' } else { c })
-                .collect();
-            let width = caret_width(d, &shown);
+            let (shown, col) = window(text, d.column);
+            let width = caret_width(d, &shown, col);
             let _ = writeln!(out, "{:gutter$} |", "");
             let _ = writeln!(out, "{} | {}", d.line, shown.trim_end());
-            let _ = writeln!(
-                out,
-                "{:gutter$} | {}{}",
-                "",
-                " ".repeat(d.column - 1),
-                "^".repeat(width)
-            );
+            let _ = writeln!(out, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width));
         }
         if let Some(r) = &d.related {
             let _ = writeln!(
@@ -148,16 +139,35 @@ pub fn render_human(diagnostics: &[Diagnostic], source: &str) -> String {
     out
 }
 
-/// How many carets: the node's extent on its first line, at least one.
-fn caret_width(d: &Diagnostic, line: &str) -> usize {
-    let len = line.chars().count();
-    let start = d.column.min(len + 1);
-    let end = if d.end_line == d.line {
-        d.end_column.min(len + 1)
-    } else {
-        len + 1
-    };
-    end.saturating_sub(start).max(1)
+/// Longest source line shown whole; longer ones are shown as a window around the column.
+const MAX_SHOWN: usize = 120;
+
+/// The part of `line` to show (tabs as spaces), and the 1-based column of `col` within it.
+fn window(line: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    if chars.len() <= MAX_SHOWN {
+        return (chars.into_iter().collect(), col);
+    }
+    let start = col.saturating_sub(MAX_SHOWN / 2).min(chars.len().saturating_sub(MAX_SHOWN));
+    let end = (start + MAX_SHOWN).min(chars.len());
+    let mut shown = String::new();
+    let mut offset = 0;
+    if start > 0 {
+        shown.push('…');
+        offset = 1;
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, col - start + offset)
+}
+
+/// How many carets: the node's extent on its first line, at least one, within what is shown.
+fn caret_width(d: &Diagnostic, shown: &str, col: usize) -> usize {
+    let len = shown.chars().count();
+    let span = if d.end_line == d.line { d.end_column.saturating_sub(d.column) } else { usize::MAX };
+    span.min((len + 1).saturating_sub(col)).max(1)
 }
 
 /// GitHub workflow-command annotations, one line each.
@@ -227,6 +237,17 @@ mod tests {
         assert!(out.contains("2 |   bogus: 1"), "{out}");
         assert!(out.contains("  |   ^^^^\n"), "{out}");
         assert!(out.contains("= hint: did you mean `bonus`?"), "{out}");
+    }
+
+    #[test]
+    fn long_lines_are_shown_as_a_window_with_the_caret_in_place() {
+        let line = format!("{}bogus{}", "x".repeat(500), "y".repeat(500));
+        let (shown, col) = window(&line, 501);
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert!(shown.chars().count() <= MAX_SHOWN + 2);
+        let at: String = shown.chars().skip(col - 1).take(5).collect();
+        assert_eq!(at, "bogus");
+        assert_eq!(window("short", 2), ("short".to_owned(), 2));
     }
 
     #[test]
