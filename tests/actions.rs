@@ -22,7 +22,10 @@ fn tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file());
     if found.is_none() {
         let required = std::env::var("MLOPS_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-        assert!(!required, "`{name}` is not on PATH; run `cargo xtask tools` and put its bin directory on PATH");
+        assert!(
+            !required,
+            "`{name}` is not on PATH; run `cargo xtask tools` and put its bin directory on PATH"
+        );
         eprintln!("skipping: `{name}` is not on PATH (run `cargo xtask tools`)");
     }
     found
@@ -47,14 +50,25 @@ fn act(workflow: &str, vars: &[(&str, &str)]) -> Option<ActRun> {
         .args(["-P", "ubuntu-latest=-self-hosted"])
         .arg("--action-cache-path")
         .arg(cache.path())
-        .args(["--env", &format!("MLOPS_BIN={}", env!("CARGO_BIN_EXE_mlops"))]);
+        .args([
+            "--env",
+            &format!("MLOPS_BIN={}", env!("CARGO_BIN_EXE_mlops")),
+        ]);
     for (k, v) in vars {
         cmd.args(["--var", &format!("{k}={v}")]);
     }
     let out = cmd.output().expect("act runs");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let events = log.lines().filter_map(|l| serde_json::from_str::<Event>(l).ok()).collect();
-    Some(ActRun { code: out.status.code(), events, log })
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let events = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+        .collect();
+    Some(ActRun {
+        code: out.status.code(),
+        events,
+        log,
+    })
 }
 
 impl ActRun {
@@ -73,7 +87,10 @@ impl ActRun {
 
 #[test]
 fn invalid_manifest_becomes_annotations_and_a_failed_job() {
-    let Some(run) = act("tests/workflows/validate.yml", &[("MANIFEST", "examples/invalid/five-errors.yaml")]) else {
+    let Some(run) = act(
+        "tests/workflows/validate.yml",
+        &[("MANIFEST", "examples/invalid/five-errors.yaml")],
+    ) else {
         return;
     };
     assert_eq!(run.code, Some(1), "{}", run.log);
@@ -88,22 +105,45 @@ fn invalid_manifest_becomes_annotations_and_a_failed_job() {
         })
         .collect();
     let file = "examples/invalid/five-errors.yaml".to_owned();
-    let want: Vec<(String, String, String)> = [("6", "15"), ("10", "42"), ("17", "14"), ("19", "11"), ("24", "16")]
-        .iter()
-        .map(|(l, c)| (file.clone(), (*l).to_owned(), (*c).to_owned()))
-        .collect();
+    let want: Vec<(String, String, String)> = [
+        ("6", "15"),
+        ("10", "42"),
+        ("17", "14"),
+        ("19", "11"),
+        ("24", "16"),
+    ]
+    .iter()
+    .map(|(l, c)| (file.clone(), (*l).to_owned(), (*c).to_owned()))
+    .collect();
     assert_eq!(places, want, "{}", run.log);
-    assert!(errors.iter().all(|e| e["kvPairs"]["title"].as_str().is_some_and(|t| t.starts_with("mlops: "))));
+    assert!(errors.iter().all(|e| {
+        e["kvPairs"]["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("mlops: "))
+    }));
     assert_eq!(run.output("valid").as_deref(), Some("false"));
     assert_eq!(run.output("errors").as_deref(), Some("5"));
-    assert!(run.log.contains("valid=false errors=5"), "the action's outputs reach later steps:\n{}", run.log);
-    let summary: String = run.with_command("summary").filter_map(|e| e["content"].as_str()).collect();
-    assert!(summary.contains("| `examples/invalid/five-errors.yaml:24:16` | `schema/type` |"), "{summary}");
+    assert!(
+        run.log.contains("valid=false errors=5"),
+        "the action's outputs reach later steps:\n{}",
+        run.log
+    );
+    let summary: String = run
+        .with_command("summary")
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert!(
+        summary.contains("| `examples/invalid/five-errors.yaml:24:16` | `schema/type` |"),
+        "{summary}"
+    );
 }
 
 #[test]
 fn valid_manifest_passes_the_job() {
-    let Some(run) = act("tests/workflows/validate.yml", &[("MANIFEST", "examples/quickstart/mlops.yaml")]) else {
+    let Some(run) = act(
+        "tests/workflows/validate.yml",
+        &[("MANIFEST", "examples/quickstart/mlops.yaml")],
+    ) else {
         return;
     };
     assert_eq!(run.code, Some(0), "{}", run.log);
@@ -134,11 +174,23 @@ fn action_files() -> Vec<PathBuf> {
 
 #[test]
 fn workflows_pass_actionlint() {
-    let Some(actionlint) = tool("actionlint") else { return };
+    let Some(actionlint) = tool("actionlint") else {
+        return;
+    };
     let files = workflow_files();
     assert!(!files.is_empty());
-    let out = Command::new(actionlint).current_dir(root()).arg("-oneline").args(&files).output().expect("actionlint runs");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(actionlint)
+        .current_dir(root())
+        .arg("-oneline")
+        .args(&files)
+        .output()
+        .expect("actionlint runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -154,7 +206,8 @@ fn actions_and_workflows_have_no_zizmor_findings() {
         .env_remove("GITHUB_TOKEN")
         .output()
         .expect("zizmor runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("No findings to report"), "{text}");
 }
@@ -169,14 +222,24 @@ fn actions_never_expand_expressions_inside_run() {
             let trimmed = line.trim_start();
             if trimmed.starts_with("run:") || trimmed.starts_with("- run:") {
                 in_run = true;
-                assert!(!trimmed.contains("${{"), "{}:{}: expression inside run:", file.display(), n + 1);
+                assert!(
+                    !trimmed.contains("${{"),
+                    "{}:{}: expression inside run:",
+                    file.display(),
+                    n + 1
+                );
                 continue;
             }
             if in_run && !line.starts_with("        ") && !trimmed.is_empty() {
                 in_run = false;
             }
             if in_run {
-                assert!(!line.contains("${{"), "{}:{}: expression inside run:", file.display(), n + 1);
+                assert!(
+                    !line.contains("${{"),
+                    "{}:{}: expression inside run:",
+                    file.display(),
+                    n + 1
+                );
             }
         }
     }

@@ -13,7 +13,13 @@ fn root() -> PathBuf {
 fn mlops() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mlops"));
     c.current_dir(root());
-    for var in ["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "MLOPS_FORMAT", "MLOPS_MANIFEST"] {
+    for var in [
+        "GITHUB_ACTIONS",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "MLOPS_FORMAT",
+        "MLOPS_MANIFEST",
+    ] {
         c.env_remove(var);
     }
     c
@@ -29,27 +35,50 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn valid_examples_exit_zero() {
-    for m in ["examples/quickstart/mlops.yaml", "examples/sagemaker/mlops.yaml"] {
+    for m in [
+        "examples/quickstart/mlops.yaml",
+        "examples/sagemaker/mlops.yaml",
+    ] {
         let out = run(mlops().args(["validate", "--manifest", m]));
         assert_eq!(out.status.code(), Some(0), "{m}: {}", text(&out.stderr));
-        assert!(text(&out.stdout).contains(": valid (manifest version 1"), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains(": valid (manifest version 1"),
+            "{}",
+            text(&out.stdout)
+        );
     }
 }
 
 #[test]
 fn invalid_manifest_exits_one_with_located_human_errors() {
-    let out = run(mlops().args(["validate", "--manifest", "examples/invalid/unknown-key.yaml"]));
+    let out = run(mlops().args([
+        "validate",
+        "--manifest",
+        "examples/invalid/unknown-key.yaml",
+    ]));
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("error[schema/unknown-key]: unknown key `epocs` in `training`"), "{err}");
-    assert!(err.contains("--> examples/invalid/unknown-key.yaml:16:3"), "{err}");
+    assert!(
+        err.contains("error[schema/unknown-key]: unknown key `epocs` in `training`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--> examples/invalid/unknown-key.yaml:16:3"),
+        "{err}"
+    );
     assert!(err.contains("16 |   epocs: 30\n   |   ^^^^^"), "{err}");
     assert!(err.contains("did you mean `epochs`?"), "{err}");
 }
 
 #[test]
 fn json_format_is_one_document() {
-    let out = run(mlops().args(["validate", "--format", "json", "--manifest", "examples/invalid/five-errors.yaml"]));
+    let out = run(mlops().args([
+        "validate",
+        "--format",
+        "json",
+        "--manifest",
+        "examples/invalid/five-errors.yaml",
+    ]));
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(doc["valid"], false);
@@ -57,20 +86,41 @@ fn json_format_is_one_document() {
     let diags = doc["diagnostics"].as_array().expect("diagnostics");
     assert_eq!(diags.len(), 5);
     let first = &diags[0];
-    assert_eq!((first["line"].as_u64(), first["column"].as_u64()), (Some(6), Some(15)));
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(6), Some(15))
+    );
     assert_eq!(first["path"], "project.repository");
     assert_eq!(first["file"], "examples/invalid/five-errors.yaml");
-    let ok = run(mlops().args(["validate", "--format", "json", "--manifest", "examples/quickstart/mlops.yaml"]));
+    let ok = run(mlops().args([
+        "validate",
+        "--format",
+        "json",
+        "--manifest",
+        "examples/quickstart/mlops.yaml",
+    ]));
     let doc: serde_json::Value = serde_json::from_slice(&ok.stdout).expect("stdout is JSON");
-    assert_eq!((doc["valid"].as_bool(), doc["errors"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(
+        (doc["valid"].as_bool(), doc["errors"].as_u64()),
+        (Some(true), Some(0))
+    );
 }
 
 #[test]
 fn github_format_emits_annotations() {
-    let out = run(mlops().args(["validate", "--format", "github", "--manifest", "examples/invalid/wrong-types.yaml"]));
+    let out = run(mlops().args([
+        "validate",
+        "--format",
+        "github",
+        "--manifest",
+        "examples/invalid/wrong-types.yaml",
+    ]));
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::error ")).collect();
+    let annotations: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .collect();
     assert_eq!(annotations.len(), 4, "{stdout}");
     assert!(
         annotations.contains(
@@ -87,7 +137,8 @@ fn flags_are_mirrored_to_environment_variables() {
         .env("MLOPS_MANIFEST", "examples/invalid/five-errors.yaml")
         .env("MLOPS_FORMAT", "json"));
     assert_eq!(out.status.code(), Some(1));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from MLOPS_FORMAT");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON from MLOPS_FORMAT");
     assert_eq!(doc["file"], "examples/invalid/five-errors.yaml");
     // A flag wins over its variable.
     let out = run(mlops()
@@ -106,14 +157,23 @@ fn inside_actions_github_is_the_default_and_outputs_and_summary_are_written() {
         .env("GITHUB_OUTPUT", &output)
         .env("GITHUB_STEP_SUMMARY", &summary));
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stdout).lines().filter(|l| l.starts_with("::error file=")).count(), 6);
+    assert_eq!(
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("::error file="))
+            .count(),
+        6
+    );
     let outputs = std::fs::read_to_string(&output).expect("outputs written");
     assert!(outputs.starts_with("valid<<ghadelimiter_"), "{outputs}");
     assert!(outputs.contains("\nfalse\nghadelimiter_"), "{outputs}");
     assert!(outputs.contains("errors<<ghadelimiter_"), "{outputs}");
     assert!(outputs.contains("\n6\nghadelimiter_"), "{outputs}");
     let md = std::fs::read_to_string(&summary).expect("summary written");
-    assert!(md.contains("| `examples/invalid/semantic.yaml:17:12` | `semantic/sagemaker-settings` |"), "{md}");
+    assert!(
+        md.contains("| `examples/invalid/semantic.yaml:17:12` | `semantic/sagemaker-settings` |"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -130,9 +190,22 @@ fn unreadable_manifest_is_a_usage_error() {
 
 #[test]
 fn bad_flags_exit_two_and_help_exits_zero() {
-    assert_eq!(run(mlops().args(["validate", "--no-such-flag"])).status.code(), Some(2));
-    assert_eq!(run(mlops().args(["validate", "--format", "xml"])).status.code(), Some(2));
-    assert_eq!(run(mlops().args(["no-such-command"])).status.code(), Some(2));
+    assert_eq!(
+        run(mlops().args(["validate", "--no-such-flag"]))
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(mlops().args(["validate", "--format", "xml"]))
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(mlops().args(["no-such-command"])).status.code(),
+        Some(2)
+    );
     let help = run(mlops().arg("--help"));
     assert_eq!(help.status.code(), Some(0));
     assert!(text(&help.stdout).contains("validate"));
@@ -142,7 +215,11 @@ fn bad_flags_exit_two_and_help_exits_zero() {
 #[test]
 fn default_manifest_is_mlops_yaml_in_the_working_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(root().join("examples/quickstart/mlops.yaml"), dir.path().join("mlops.yaml")).expect("copy");
+    std::fs::copy(
+        root().join("examples/quickstart/mlops.yaml"),
+        dir.path().join("mlops.yaml"),
+    )
+    .expect("copy");
     let out = run(mlops().arg("validate").current_dir(dir.path()));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("mlops.yaml: valid"));
@@ -155,18 +232,29 @@ fn non_utf8_and_oversized_files_are_clear_errors() {
     std::fs::write(&latin1, b"version: 1\nproject:\n  name: caf\xe9\n").expect("write");
     let out = run(mlops().arg("validate").arg("--manifest").arg(&latin1));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not valid UTF-8"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not valid UTF-8"),
+        "{}",
+        text(&out.stderr)
+    );
     let huge = dir.path().join("huge.yaml");
     std::fs::write(&huge, "a: 1\n".repeat(300_000)).expect("write");
     let out = run(mlops().arg("validate").arg("--manifest").arg(&huge));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("manifests are limited to 1048576 bytes"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("manifests are limited to 1048576 bytes"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Runs `mlops validate` on `manifest` under an address-space limit of `limit_mb`, killing it if
 /// it has not finished after `bound` (a hang detector, not a timing assertion).
 fn validate_limited(manifest: &str, limit_mb: u64, bound: Duration) -> Output {
-    let script = format!("ulimit -v {}; exec \"$0\" validate --manifest \"$1\"", limit_mb * 1024);
+    let script = format!(
+        "ulimit -v {}; exec \"$0\" validate --manifest \"$1\"",
+        limit_mb * 1024
+    );
     let child = Command::new("sh")
         .args(["-c", &script, env!("CARGO_BIN_EXE_mlops"), manifest])
         .current_dir(root())
@@ -192,9 +280,17 @@ fn validate_limited(manifest: &str, limit_mb: u64, bound: Duration) -> Output {
 
 #[test]
 fn alias_bomb_is_refused_within_a_small_address_space() {
-    let out = validate_limited("examples/invalid/alias-bomb.yaml", 256, Duration::from_secs(30));
+    let out = validate_limited(
+        "examples/invalid/alias-bomb.yaml",
+        256,
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("aliases expand to more than 100000 nodes"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("aliases expand to more than 100000 nodes"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -202,10 +298,21 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
     let dir = tempfile::tempdir().expect("tempdir");
     let deep = dir.path().join("deep.yaml");
     let n = 100_000;
-    std::fs::write(&deep, format!("version: 1\nproject: {}{}\n", "[".repeat(n), "]".repeat(n))).expect("write");
-    let out = validate_limited(deep.to_str().expect("utf-8 path"), 256, Duration::from_secs(30));
+    std::fs::write(
+        &deep,
+        format!("version: 1\nproject: {}{}\n", "[".repeat(n), "]".repeat(n)),
+    )
+    .expect("write");
+    let out = validate_limited(
+        deep.to_str().expect("utf-8 path"),
+        256,
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("error[yaml/too-deep]"), "{err}");
-    assert!(err.lines().all(|l| l.chars().count() < 300), "long source lines are shown as a window");
+    assert!(
+        err.lines().all(|l| l.chars().count() < 300),
+        "long source lines are shown as a window"
+    );
 }

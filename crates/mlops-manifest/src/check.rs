@@ -370,7 +370,7 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
         .and_then(J::as_str)
         .map(first_sentence);
     let here = |code, message: String| Diagnostic::error(code, file, span, name.clone(), message);
-    let found = node.map(|n| found(n)).unwrap_or_default();
+    let found = node.map(found).unwrap_or_default();
     let with_desc = |d: Diagnostic| match &description {
         Some(text) => d.with_hint(text.clone()),
         None => d,
@@ -536,7 +536,7 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
             child.push(Segment::Key(key.clone()));
             let allowed: Vec<String> = schema::at(schema::committed(), &path)
                 .and_then(|s| s.get("propertyNames"))
-                .and_then(|p| resolve_enum(p))
+                .and_then(resolve_enum)
                 .unwrap_or_default();
             let d = Diagnostic::error(
                 "schema/unknown-key",

@@ -122,7 +122,13 @@ pub fn render_human(diagnostics: &[Diagnostic], source: &str) -> String {
             let width = caret_width(d, &shown, col);
             let _ = writeln!(out, "{:gutter$} |", "");
             let _ = writeln!(out, "{} | {}", d.line, shown.trim_end());
-            let _ = writeln!(out, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width));
+            let _ = writeln!(
+                out,
+                "{:gutter$} | {}{}",
+                "",
+                " ".repeat(col - 1),
+                "^".repeat(width)
+            );
         }
         if let Some(r) = &d.related {
             let _ = writeln!(
@@ -144,11 +150,16 @@ const MAX_SHOWN: usize = 120;
 
 /// The part of `line` to show (tabs as spaces), and the 1-based column of `col` within it.
 fn window(line: &str, col: usize) -> (String, usize) {
-    let chars: Vec<char> = line.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    let chars: Vec<char> = line
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .collect();
     if chars.len() <= MAX_SHOWN {
         return (chars.into_iter().collect(), col);
     }
-    let start = col.saturating_sub(MAX_SHOWN / 2).min(chars.len().saturating_sub(MAX_SHOWN));
+    let start = col
+        .saturating_sub(MAX_SHOWN / 2)
+        .min(chars.len().saturating_sub(MAX_SHOWN));
     let end = (start + MAX_SHOWN).min(chars.len());
     let mut shown = String::new();
     let mut offset = 0;
@@ -166,7 +177,11 @@ fn window(line: &str, col: usize) -> (String, usize) {
 /// How many carets: the node's extent on its first line, at least one, within what is shown.
 fn caret_width(d: &Diagnostic, shown: &str, col: usize) -> usize {
     let len = shown.chars().count();
-    let span = if d.end_line == d.line { d.end_column.saturating_sub(d.column) } else { usize::MAX };
+    let span = if d.end_line == d.line {
+        d.end_column.saturating_sub(d.column)
+    } else {
+        usize::MAX
+    };
     span.min((len + 1).saturating_sub(col)).max(1)
 }
 

@@ -167,15 +167,15 @@ fn data(cx: &mut Ctx<'_>, m: &Manifest) {
             "the holdout set must be data the model never saw; use a separate file",
         );
     }
-    if let Some(v) = &m.data.validation {
-        if same_file(&m.data.holdout.path, &v.path) {
-            cx.error(
-                "semantic/holdout-is-validation",
-                &["data", "holdout", "path"],
-                "the holdout dataset is the validation dataset".into(),
-                "the holdout set must be separate from the data used to pick the model",
-            );
-        }
+    if let Some(v) = &m.data.validation
+        && same_file(&m.data.holdout.path, &v.path)
+    {
+        cx.error(
+            "semantic/holdout-is-validation",
+            &["data", "holdout", "path"],
+            "the holdout dataset is the validation dataset".into(),
+            "the holdout set must be separate from the data used to pick the model",
+        );
     }
 }
 
@@ -259,18 +259,18 @@ fn training(cx: &mut Ctx<'_>, m: &Manifest) {
             ),
             _ => {}
         }
-        if let Some(spot) = &sm.spot {
-            if spot.max_wait_seconds < sm.max_runtime_seconds {
-                cx.error(
-                    "semantic/spot-wait",
-                    &["training", "sagemaker", "spot", "max_wait_seconds"],
-                    format!(
-                        "`max_wait_seconds` ({}) is less than `max_runtime_seconds` ({})",
-                        spot.max_wait_seconds, sm.max_runtime_seconds
-                    ),
-                    "SageMaker requires the spot wait to be at least the runtime",
-                );
-            }
+        if let Some(spot) = &sm.spot
+            && spot.max_wait_seconds < sm.max_runtime_seconds
+        {
+            cx.error(
+                "semantic/spot-wait",
+                &["training", "sagemaker", "spot", "max_wait_seconds"],
+                format!(
+                    "`max_wait_seconds` ({}) is less than `max_runtime_seconds` ({})",
+                    spot.max_wait_seconds, sm.max_runtime_seconds
+                ),
+                "SageMaker requires the spot wait to be at least the runtime",
+            );
         }
     }
 }
@@ -415,15 +415,15 @@ fn environment(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
             ),
             _ => {}
         }
-        if let Some(s) = &sm.serverless {
-            if s.memory_mb % 1024 != 0 {
-                cx.error(
-                    "semantic/serverless-memory",
-                    &["environments", name, "sagemaker", "serverless", "memory_mb"],
-                    format!("`memory_mb` is {}, not a multiple of 1024", s.memory_mb),
-                    "use 1024, 2048, 3072, 4096, 5120 or 6144",
-                );
-            }
+        if let Some(s) = &sm.serverless
+            && s.memory_mb % 1024 != 0
+        {
+            cx.error(
+                "semantic/serverless-memory",
+                &["environments", name, "sagemaker", "serverless", "memory_mb"],
+                format!("`memory_mb` is {}, not a multiple of 1024", s.memory_mb),
+                "use 1024, 2048, 3072, 4096, 5120 or 6144",
+            );
         }
     }
 }

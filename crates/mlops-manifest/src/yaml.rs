@@ -613,9 +613,15 @@ mod tests {
     fn flow_collections_span_to_their_closing_bracket() {
         let root = p("a: { min: 0.8 }\nb: [1, 2]\n").unwrap();
         let a = root.get(&[Segment::Key("a".into())]).unwrap();
-        assert_eq!((a.span.start, a.span.end), (Pos { line: 1, col: 4 }, Pos { line: 1, col: 16 }));
+        assert_eq!(
+            (a.span.start, a.span.end),
+            (Pos { line: 1, col: 4 }, Pos { line: 1, col: 16 })
+        );
         let b = root.get(&[Segment::Key("b".into())]).unwrap();
-        assert_eq!((b.span.start, b.span.end), (Pos { line: 2, col: 4 }, Pos { line: 2, col: 10 }));
+        assert_eq!(
+            (b.span.start, b.span.end),
+            (Pos { line: 2, col: 4 }, Pos { line: 2, col: 10 })
+        );
     }
 
     #[test]
@@ -648,7 +654,7 @@ mod tests {
             let prev = format!("*a{}", i - 1);
             s.push_str(&format!(
                 "a{i}: &a{i} [{}]\n",
-                vec![prev.as_str(); 10].join(", ")
+                [prev.as_str(); 10].join(", ")
             ));
         }
         let e = p(&s).unwrap_err();

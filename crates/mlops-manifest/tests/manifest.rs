@@ -28,7 +28,11 @@ fn examples() -> Vec<(String, String)> {
 fn examples_are_valid_and_declare_the_schema() {
     for (name, text) in examples() {
         let report = check_bytes(&name, text.as_bytes());
-        assert!(report.is_valid(), "{name}:\n{}", render_human(&report.diagnostics, &report.source));
+        assert!(
+            report.is_valid(),
+            "{name}:\n{}",
+            render_human(&report.diagnostics, &report.source)
+        );
         assert!(
             text.starts_with("# yaml-language-server: $schema=../../schema/mlops.schema.json\n"),
             "{name} must start with the yaml-language-server schema line"
@@ -40,7 +44,10 @@ fn examples_are_valid_and_declare_the_schema() {
 fn examples_also_pass_through_the_file_reader() {
     let report = check_file(&root().join("examples/quickstart/mlops.yaml")).expect("readable");
     assert!(report.is_valid());
-    assert_eq!(report.manifest.as_ref().map(|m| m.model.name.as_str()), Some("digits-mlp"));
+    assert_eq!(
+        report.manifest.as_ref().map(|m| m.model.name.as_str()),
+        Some("digits-mlp")
+    );
 }
 
 /// Every fixture declares `# expect-errors: N`: exactly N diagnostics at N distinct locations,
@@ -49,7 +56,12 @@ fn examples_also_pass_through_the_file_reader() {
 fn invalid_fixtures() {
     insta::glob!("../../../examples/invalid", "*.yaml", |path| {
         let text = std::fs::read(path).expect("fixture");
-        let name = format!("examples/invalid/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or_default());
+        let name = format!(
+            "examples/invalid/{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+        );
         let expected: usize = String::from_utf8_lossy(&text)
             .lines()
             .find_map(|l| l.strip_prefix("# expect-errors: "))
@@ -59,10 +71,21 @@ fn invalid_fixtures() {
         assert!(!report.is_valid(), "{name} should be invalid");
         let rendered = render_human(&report.diagnostics, &report.source);
         assert_eq!(report.diagnostics.len(), expected, "{name}:\n{rendered}");
-        let places: HashSet<(usize, usize)> = report.diagnostics.iter().map(|d| (d.line, d.column)).collect();
-        assert_eq!(places.len(), expected, "{name}: diagnostics share a location:\n{rendered}");
+        let places: HashSet<(usize, usize)> = report
+            .diagnostics
+            .iter()
+            .map(|d| (d.line, d.column))
+            .collect();
+        assert_eq!(
+            places.len(),
+            expected,
+            "{name}: diagnostics share a location:\n{rendered}"
+        );
         for d in &report.diagnostics {
-            assert!(d.hint.is_some(), "{name}: every diagnostic carries a hint: {d:?}");
+            assert!(
+                d.hint.is_some(),
+                "{name}: every diagnostic carries a hint: {d:?}"
+            );
         }
         insta::assert_snapshot!(rendered);
     });
@@ -92,8 +115,14 @@ fn oversized_files_are_refused_before_parsing() {
 #[test]
 fn unreadable_paths_are_read_errors_not_diagnostics() {
     let dir = tempfile::tempdir().expect("tempdir");
-    assert!(matches!(check_file(&dir.path().join("missing.yaml")), Err(mlops_manifest::ReadError::Io { .. })));
-    assert!(matches!(check_file(dir.path()), Err(mlops_manifest::ReadError::IsDir { .. })));
+    assert!(matches!(
+        check_file(&dir.path().join("missing.yaml")),
+        Err(mlops_manifest::ReadError::Io { .. })
+    ));
+    assert!(matches!(
+        check_file(dir.path()),
+        Err(mlops_manifest::ReadError::IsDir { .. })
+    ));
 }
 
 #[test]
@@ -119,14 +148,14 @@ struct Site {
     value: String,
 }
 
-fn walk<'a>(node: &'a Node, path: &mut Vec<Segment>, f: &mut dyn FnMut(&'a Node, &[Segment], Option<&'a yaml::Key>)) {
-    f(node, path, None);
+/// Calls `f` on every node of the tree, with its path.
+fn walk<'a>(node: &'a Node, path: &mut Vec<Segment>, f: &mut dyn FnMut(&'a Node, &[Segment])) {
+    f(node, path);
     match &node.value {
         Value::Map(entries) => {
             for (k, v) in entries {
                 path.push(Segment::Key(k.name.clone()));
-                f(v, path, Some(k));
-                walk_children(v, path, f);
+                walk(v, path, f);
                 path.pop();
             }
         }
@@ -136,23 +165,6 @@ fn walk<'a>(node: &'a Node, path: &mut Vec<Segment>, f: &mut dyn FnMut(&'a Node,
                 walk(v, path, f);
                 path.pop();
             }
-        }
-        _ => {}
-    }
-}
-
-fn walk_children<'a>(node: &'a Node, path: &mut Vec<Segment>, f: &mut dyn FnMut(&'a Node, &[Segment], Option<&'a yaml::Key>)) {
-    match &node.value {
-        Value::Map(_) | Value::Seq(_) => {
-            // Re-enter without re-reporting the node itself.
-            let mut first = true;
-            walk(node, path, &mut |n, p, k| {
-                if first {
-                    first = false;
-                } else {
-                    f(n, p, k);
-                }
-            });
         }
         _ => {}
     }
@@ -168,10 +180,15 @@ fn insertion_sites() -> Vec<Site> {
     for (i, (_, text)) in examples().iter().enumerate() {
         let tree = yaml::parse(text, Default::default()).expect("example parses");
         let mut path = Vec::new();
-        walk(&tree, &mut path, &mut |node, p, _| {
-            let Value::Map(entries) = &node.value else { return };
-            let Some(sub) = schema::at(schema::committed(), p) else { return };
-            let is_struct = sub.get("additionalProperties") == Some(&serde_json::Value::Bool(false));
+        walk(&tree, &mut path, &mut |node, p| {
+            let Value::Map(entries) = &node.value else {
+                return;
+            };
+            let Some(sub) = schema::at(schema::committed(), p) else {
+                return;
+            };
+            let is_struct =
+                sub.get("additionalProperties") == Some(&serde_json::Value::Bool(false));
             let is_keyed_map = sub.get("propertyNames").is_some();
             if !is_struct && !is_keyed_map {
                 return;
@@ -181,15 +198,30 @@ fn insertion_sites() -> Vec<Site> {
                     "1".to_owned()
                 } else if v.span.start.line == v.span.end.line {
                     let line: Vec<char> = line_of(text, v.span.start.line).chars().collect();
-                    line[v.span.start.col - 1..v.span.end.col - 1].iter().collect()
+                    line[v.span.start.col - 1..v.span.end.col - 1]
+                        .iter()
+                        .collect()
                 } else {
                     continue;
                 };
-                let before: String = line_of(text, k.span.start.line).chars().take(k.span.start.col - 1).collect();
+                let before: String = line_of(text, k.span.start.line)
+                    .chars()
+                    .take(k.span.start.col - 1)
+                    .collect();
                 if before.trim().is_empty() {
-                    sites.push(Site { example: i, at: k.span.start, block: true, value });
+                    sites.push(Site {
+                        example: i,
+                        at: k.span.start,
+                        block: true,
+                        value,
+                    });
                 } else if before.trim_end().ends_with(['{', ',']) {
-                    sites.push(Site { example: i, at: k.span.start, block: false, value });
+                    sites.push(Site {
+                        example: i,
+                        at: k.span.start,
+                        block: false,
+                        value,
+                    });
                 }
             }
         });
@@ -203,8 +235,10 @@ fn scalar_sites() -> Vec<(usize, Pos, Pos)> {
     for (i, (_, text)) in examples().iter().enumerate() {
         let tree = yaml::parse(text, Default::default()).expect("example parses");
         let mut path = Vec::new();
-        walk(&tree, &mut path, &mut |node, _, _| {
-            if matches!(node.value, Value::Map(_) | Value::Seq(_)) || node.span.start.line != node.span.end.line {
+        walk(&tree, &mut path, &mut |node, _| {
+            if matches!(node.value, Value::Map(_) | Value::Seq(_))
+                || node.span.start.line != node.span.end.line
+            {
                 return;
             }
             let line = line_of(text, node.span.start.line);
@@ -229,7 +263,10 @@ fn insert_at(text: &str, at: Pos, what: &str) -> String {
     let mut out = String::new();
     for (n, line) in text.split_inclusive('\n').enumerate() {
         if n + 1 == at.line {
-            let cut: usize = line.char_indices().nth(at.col - 1).map_or(line.len(), |(b, _)| b);
+            let cut: usize = line
+                .char_indices()
+                .nth(at.col - 1)
+                .map_or(line.len(), |(b, _)| b);
             out.push_str(&line[..cut]);
             out.push_str(what);
             out.push_str(&line[cut..]);
@@ -244,7 +281,11 @@ fn replace_span(text: &str, start: Pos, end: Pos, with: &str) -> String {
     let mut out = String::new();
     for (n, line) in text.split_inclusive('\n').enumerate() {
         if n + 1 == start.line {
-            let byte = |col: usize| line.char_indices().nth(col - 1).map_or(line.len(), |(b, _)| b);
+            let byte = |col: usize| {
+                line.char_indices()
+                    .nth(col - 1)
+                    .map_or(line.len(), |(b, _)| b)
+            };
             out.push_str(&line[..byte(start.col)]);
             out.push_str(with);
             out.push_str(&line[byte(end.col)..]);
@@ -316,6 +357,12 @@ fn there_are_sites_to_test() {
     // The property tests above would pass vacuously without sites: make sure there are many.
     assert!(insertion_sites().len() > 40, "{}", insertion_sites().len());
     assert!(scalar_sites().len() > 60, "{}", scalar_sites().len());
-    assert!(insertion_sites().iter().any(|s| !s.block), "no flow-mapping site");
-    assert!(insertion_sites().iter().any(|s| s.value != "1"), "no metric-map site");
+    assert!(
+        insertion_sites().iter().any(|s| !s.block),
+        "no flow-mapping site"
+    );
+    assert!(
+        insertion_sites().iter().any(|s| s.value != "1"),
+        "no metric-map site"
+    );
 }
