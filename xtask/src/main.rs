@@ -134,12 +134,80 @@ fn ci() -> Result<(), String> {
         "warnings",
     ]))?;
     codegen(true)?;
-    run(cargo()
-        .args(["test", "--workspace", "--locked"])
-        .env("PATH", path_with(&bin))
-        .env("MLOPS_REQUIRE_TOOLS", "1"))?;
+    let tally = run_tests(
+        cargo()
+            .args(["test", "--workspace", "--locked"])
+            .env("PATH", path_with(&bin))
+            .env("MLOPS_REQUIRE_TOOLS", "1"),
+    )?;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
+    // One closing line for the whole run: cargo's own last lines belong to whichever test binary
+    // ran last, often a doc-test harness with nothing in it.
+    println!(
+        "ci: {} passed, {} failed, {} skipped",
+        tally.passed, tally.failed, tally.ignored
+    );
     Ok(())
+}
+
+/// Totals over every `test result:` line of a cargo test run.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Tally {
+    /// Adds one line of cargo test output, if it is a `test result:` line.
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match label {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs cargo test, passing its output through while counting results.
+fn run_tests(cmd: &mut Command) -> Result<Tally, String> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("$ {}", show(cmd));
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    let mut tally = Tally::default();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            tally.add(&line);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!(
+            "`{}` failed ({status}): {} passed, {} failed",
+            show(cmd),
+            tally.passed,
+            tally.failed
+        ));
+    }
+    if tally.passed == 0 {
+        return Err("cargo test ran no test".to_owned());
+    }
+    Ok(tally)
 }
 
 /// A generated file and how to produce it.
@@ -177,5 +245,34 @@ fn codegen(check: bool) -> Result<(), String> {
             "generated files are stale: {}; run `cargo xtask codegen` to update",
             stale.join(", ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_sums_cargo_result_lines() {
+        let mut t = Tally::default();
+        t.add("test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.15s");
+        t.add("test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out");
+        t.add("test foo ... ok");
+        assert_eq!(
+            t,
+            Tally {
+                passed: 15,
+                failed: 2,
+                ignored: 1
+            }
+        );
+    }
+
+    #[test]
+    fn generated_files_are_listed_once() {
+        let mut paths: Vec<&str> = GENERATED.iter().map(|g| g.path).collect();
+        paths.dedup();
+        assert_eq!(paths.len(), GENERATED.len());
+        assert!(paths.iter().all(|p| root().join(p).is_file()), "{paths:?}");
     }
 }
