@@ -446,28 +446,22 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
             )));
         }
         ValidationErrorKind::Enum { options } => {
-            let opts: Vec<String> = options
+            let names: Vec<String> = options
                 .as_array()
-                .map(|a| a.iter().map(show_json).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
-            let d = here(
-                "schema/enum",
-                format!("{shown} must be one of {}, found {found}", opts.join(", ")),
-            );
-            let text = node.and_then(|n| match &n.value {
-                yaml::Value::String(s) => Some(s.as_str()),
-                _ => None,
-            });
-            let names: Vec<String> = opts
-                .iter()
-                .map(|o| o.trim_matches('`').to_owned())
-                .collect();
-            out.push(
-                match text.and_then(|t| did_you_mean(t, names.iter().map(String::as_str))) {
-                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => with_desc(d),
-                },
-            );
+            out.push(choice(
+                here("schema/enum", String::new()),
+                &shown,
+                &found,
+                &names,
+                node,
+                &description,
+            ));
         }
         ValidationErrorKind::Constant { expected_value } => {
             out.push(with_desc(here(
@@ -560,23 +554,14 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
         {
             // A documented enum is a `oneOf` of constants: report it as a choice.
             let names = enum_choices(&path).unwrap_or_default();
-            let d = here(
-                "schema/enum",
-                format!(
-                    "{shown} must be one of {}, found {found}",
-                    backticked(&names)
-                ),
-            );
-            let text = node.and_then(|n| match &n.value {
-                yaml::Value::String(s) => Some(s.as_str()),
-                _ => None,
-            });
-            out.push(
-                match text.and_then(|t| did_you_mean(t, names.iter().map(String::as_str))) {
-                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => with_desc(d),
-                },
-            );
+            out.push(choice(
+                here("schema/enum", String::new()),
+                &shown,
+                &found,
+                &names,
+                node,
+                &description,
+            ));
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
             // Keep the branches whose errors are not a plain type mismatch at this very node:
@@ -605,6 +590,34 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
             "schema/invalid",
             format!("{shown}: {}", error.masked()),
         ))),
+    }
+}
+
+/// "must be one of …", with a did-you-mean when the value is a near miss, else the description.
+fn choice(
+    d: Diagnostic,
+    shown: &str,
+    found: &str,
+    names: &[String],
+    node: Option<&Node>,
+    description: &Option<String>,
+) -> Diagnostic {
+    let mut d = d;
+    d.message = format!(
+        "{shown} must be one of {}, found {found}",
+        backticked(names)
+    );
+    let text = node.and_then(|n| match &n.value {
+        yaml::Value::String(s) => Some(s.as_str()),
+        _ => None,
+    });
+    match (
+        text.and_then(|t| did_you_mean(t, names.iter().map(String::as_str))),
+        description,
+    ) {
+        (Some(s), _) => d.with_hint(format!("did you mean `{s}`?")),
+        (None, Some(text)) => d.with_hint(text.clone()),
+        (None, None) => d,
     }
 }
 
