@@ -244,3 +244,54 @@ fn actions_never_expand_expressions_inside_run() {
         }
     }
 }
+
+/// The scripts inside `action.yml` files (which actionlint does not read) pass shellcheck.
+#[test]
+fn action_scripts_pass_shellcheck() {
+    use mlops_manifest::yaml::{self, Segment, Value};
+    let Some(shellcheck) = tool("shellcheck") else {
+        return;
+    };
+    let mut scripts = 0;
+    for file in action_files() {
+        let text = std::fs::read_to_string(&file).expect("action.yml");
+        let tree = yaml::parse(&text, yaml::Limits::default()).expect("action.yml is YAML");
+        let steps = tree.get(&[Segment::Key("runs".into()), Segment::Key("steps".into())]);
+        let Some(Value::Seq(steps)) = steps.map(|s| &s.value) else {
+            continue;
+        };
+        for step in steps {
+            let field = |name: &str| match step.entry(name).map(|(_, v)| &v.value) {
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            let Some(script) = field("run") else { continue };
+            assert_eq!(
+                field("shell").as_deref(),
+                Some("bash"),
+                "{}: every run step declares `shell: bash`",
+                file.display()
+            );
+            let mut child = Command::new(&shellcheck)
+                .args(["--shell=bash", "--severity=style", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("shellcheck runs");
+            std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), script.as_bytes())
+                .expect("write script");
+            let out = child.wait_with_output().expect("shellcheck output");
+            assert!(
+                out.status.success(),
+                "{}:\n{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stdout)
+            );
+            scripts += 1;
+        }
+    }
+    assert!(
+        scripts >= 1,
+        "no run: scripts found in actions/*/action.yml"
+    );
+}
