@@ -295,3 +295,24 @@ fn action_scripts_pass_shellcheck() {
         "no run: scripts found in actions/*/action.yml"
     );
 }
+
+#[test]
+fn several_manifests_one_per_line() {
+    let manifests = "examples/quickstart/mlops.yaml\n  examples/sagemaker/mlops.yaml  \n";
+    let Some(run) = act("tests/workflows/validate.yml", &[("MANIFEST", manifests)]) else {
+        return;
+    };
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    let summary: String = run
+        .with_command("summary")
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert!(
+        summary.contains("examples/quickstart/mlops.yaml: valid"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("examples/sagemaker/mlops.yaml: valid"),
+        "{summary}"
+    );
+}

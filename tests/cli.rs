@@ -92,6 +92,10 @@ fn json_format_is_one_document() {
     );
     assert_eq!(first["path"], "project.repository");
     assert_eq!(first["file"], "examples/invalid/five-errors.yaml");
+    assert_eq!(
+        doc["files"],
+        serde_json::json!(["examples/invalid/five-errors.yaml"])
+    );
     let ok = run(mlops().args([
         "validate",
         "--format",
@@ -139,7 +143,7 @@ fn flags_are_mirrored_to_environment_variables() {
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("JSON from MLOPS_FORMAT");
-    assert_eq!(doc["file"], "examples/invalid/five-errors.yaml");
+    assert_eq!(doc["files"][0], "examples/invalid/five-errors.yaml");
     // A flag wins over its variable.
     let out = run(mlops()
         .args(["validate", "--manifest", "examples/quickstart/mlops.yaml"])
@@ -315,4 +319,104 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
         err.lines().all(|l| l.chars().count() < 300),
         "long source lines are shown as a window"
     );
+}
+
+/// Copies the quickstart into `dir/<sub>/mlops.yaml` with `edit` applied to its text.
+fn manifest_in(dir: &Path, sub: &str, edit: impl Fn(String) -> String) -> String {
+    let text =
+        std::fs::read_to_string(root().join("examples/quickstart/mlops.yaml")).expect("quickstart");
+    std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+    let path = dir.join(sub).join("mlops.yaml");
+    std::fs::write(&path, edit(text)).expect("write");
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+#[test]
+fn several_manifests_are_checked_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = manifest_in(dir.path(), "a", |t| t);
+    let b = manifest_in(dir.path(), "b", |t| t);
+    // Same project name: every derived name would collide. The registries differ (each resolves
+    // next to its own manifest), so the model name alone is no collision.
+    let out = run(mlops().args([
+        "validate",
+        "--format",
+        "json",
+        "--manifest",
+        &a,
+        "--manifest",
+        &b,
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let diags = doc["diagnostics"].as_array().expect("diagnostics");
+    assert_eq!(diags.len(), 1, "{doc}");
+    assert_eq!(diags[0]["code"], "manifest/duplicate-project");
+    assert_eq!(
+        (
+            diags[0]["file"].as_str(),
+            diags[0]["line"].as_u64(),
+            diags[0]["column"].as_u64()
+        ),
+        (Some(b.as_str()), Some(9), Some(9))
+    );
+    assert_eq!(diags[0]["related"]["file"], a.as_str());
+    // Distinct projects sharing one registry must not share a model name.
+    let shared = |t: String| t.replace("path: .mlops/registry", "path: ../registry");
+    let c = manifest_in(dir.path(), "c", shared);
+    let d = manifest_in(dir.path(), "d", move |t| {
+        shared(t).replace("name: digits\n", "name: numbers\n")
+    });
+    let out = run(mlops().args([
+        "validate",
+        "--format",
+        "json",
+        "--manifest",
+        &c,
+        "--manifest",
+        &d,
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let codes: Vec<&str> = doc["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["manifest/duplicate-model"]);
+    // Distinct everything: valid; the same file named twice is checked once.
+    let out = run(mlops().args([
+        "validate",
+        "--manifest",
+        "examples/quickstart/mlops.yaml",
+        "--manifest",
+        "examples/sagemaker/mlops.yaml",
+        "--manifest",
+        "./examples/quickstart/mlops.yaml",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        2,
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn an_unreadable_manifest_among_several_is_a_usage_error_and_the_others_are_still_checked() {
+    let out = run(mlops().args([
+        "validate",
+        "--format",
+        "json",
+        "--manifest",
+        "missing.yaml",
+        "--manifest",
+        "examples/invalid/unknown-key.yaml",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["read_errors"][0]["file"], "missing.yaml");
+    assert_eq!(doc["diagnostics"].as_array().map(Vec::len), Some(2));
 }

@@ -28,12 +28,18 @@ pub struct Report {
     pub manifest: Option<Manifest>,
     /// Every problem found, sorted by position.
     pub diagnostics: Vec<Diagnostic>,
+    /// The YAML tree, when the file parsed: later steps use it to point into the manifest.
+    pub tree: Option<Node>,
 }
 
 impl Report {
     /// Whether the manifest has no errors.
     pub fn is_valid(&self) -> bool {
         self.manifest.is_some()
+            && self
+                .diagnostics
+                .iter()
+                .all(|d| d.severity != crate::Severity::Error)
     }
 }
 
@@ -47,6 +53,15 @@ pub enum ReadError {
     },
     #[error("{path} is a directory, not a manifest file")]
     IsDir { path: String },
+}
+
+impl ReadError {
+    /// The path that could not be read.
+    pub fn path(&self) -> &str {
+        match self {
+            ReadError::Io { path, .. } | ReadError::IsDir { path } => path,
+        }
+    }
 }
 
 /// Reads and checks the manifest at `path`.
@@ -91,6 +106,7 @@ fn too_large(file: &str, size: u64) -> Report {
         source: String::new(),
         manifest: None,
         diagnostics: vec![d],
+        tree: None,
     }
 }
 
@@ -118,6 +134,7 @@ pub fn check_bytes(file: &str, bytes: &[u8]) -> Report {
                 source: String::from_utf8_lossy(bytes).into_owned(),
                 manifest: None,
                 diagnostics: vec![d],
+                tree: None,
             };
         }
     };
@@ -126,6 +143,7 @@ pub fn check_bytes(file: &str, bytes: &[u8]) -> Report {
         source: text.to_owned(),
         manifest: None,
         diagnostics: Vec::new(),
+        tree: None,
     };
     let root = match yaml::parse(text, Limits::default()) {
         Ok(root) => root,
@@ -166,7 +184,86 @@ pub fn check_bytes(file: &str, bytes: &[u8]) -> Report {
         .diagnostics
         .sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     report.diagnostics.dedup();
+    report.tree = Some(root);
     report
+}
+
+/// What makes two registries the same: an `s3://` URI as written; a local path resolved against
+/// the manifest's directory and normalised (without touching the file system).
+fn registry_identity(manifest: &str, registry: &str) -> String {
+    use std::path::{Component, Path, PathBuf};
+    if registry.starts_with("s3://") {
+        return registry.trim_end_matches('/').to_owned();
+    }
+    let base = Path::new(manifest).parent().unwrap_or(Path::new(""));
+    let mut out = PathBuf::new();
+    for c in base.join(registry).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out.display().to_string()
+}
+
+/// Rules across the manifests of one repository. Every derived name (cloud resources, rendered
+/// files, branches) starts with `project.name`, so it must be unique; and two manifests must not
+/// register the same model name into the same registry. Findings go to the later manifest.
+pub fn check_together(reports: &mut [Report]) {
+    let key = |k: &str| Segment::Key(k.to_owned());
+    let mut projects: Vec<(String, String, Pos)> = Vec::new();
+    let mut models: Vec<((String, String), String, Pos)> = Vec::new();
+    for report in reports.iter_mut() {
+        let (Some(m), Some(tree)) = (&report.manifest, &report.tree) else {
+            continue;
+        };
+        let name_at = tree.locate(&[key("project"), key("name")]);
+        let model_at = tree.locate(&[key("model"), key("name")]);
+        let mut found = Vec::new();
+        match projects.iter().find(|(n, _, _)| *n == m.project.name) {
+            Some((_, file, at)) => found.push(
+                Diagnostic::error(
+                    "manifest/duplicate-project",
+                    &report.file,
+                    name_at,
+                    "project.name".into(),
+                    format!("project name `{}` is also used by {file}", m.project.name),
+                )
+                .with_hint(
+                    "every derived name starts with `project.name`: give each manifest its own",
+                )
+                .with_related_in(file, *at, "first used"),
+            ),
+            None => projects.push((m.project.name.clone(), report.file.clone(), name_at.start)),
+        }
+        let registered = (
+            registry_identity(&report.file, &m.registry.path),
+            m.model.name.clone(),
+        );
+        match models.iter().find(|(r, _, _)| *r == registered) {
+            Some((_, file, at)) => found.push(
+                Diagnostic::error(
+                    "manifest/duplicate-model",
+                    &report.file,
+                    model_at,
+                    "model.name".into(),
+                    format!(
+                        "model `{}` is also registered by {file} in registry `{}`",
+                        registered.1, registered.0
+                    ),
+                )
+                .with_hint("give the models different names, or the manifests different registries")
+                .with_related_in(file, *at, "first registered"),
+            ),
+            None => models.push((registered, report.file.clone(), model_at.start)),
+        }
+        report.diagnostics.extend(found);
+    }
 }
 
 fn end_of(text: &str) -> Pos {
@@ -733,6 +830,23 @@ mod tests {
             Some("batch_size")
         );
         assert_eq!(did_you_mean("colour", keys.into_iter()), None);
+    }
+
+    #[test]
+    fn registries_are_compared_where_they_resolve() {
+        assert_eq!(
+            registry_identity("a/mlops.yaml", ".mlops/registry"),
+            "a/.mlops/registry"
+        );
+        assert_eq!(
+            registry_identity("a/mlops.yaml", "../shared/reg"),
+            "shared/reg"
+        );
+        assert_eq!(
+            registry_identity("b/x/mlops.yaml", "../../shared/reg/"),
+            "shared/reg"
+        );
+        assert_eq!(registry_identity("mlops.yaml", "s3://b/reg/"), "s3://b/reg");
     }
 
     #[test]

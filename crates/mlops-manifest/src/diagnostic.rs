@@ -46,6 +46,7 @@ pub struct Diagnostic {
 /// A second location a diagnostic refers to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Related {
+    pub file: String,
     pub line: usize,
     pub column: usize,
     pub message: String,
@@ -86,9 +87,21 @@ impl Diagnostic {
         self
     }
 
-    /// The same diagnostic with a related location.
-    pub fn with_related(mut self, at: Pos, message: impl Into<String>) -> Diagnostic {
+    /// The same diagnostic with a related location in the same file.
+    pub fn with_related(self, at: Pos, message: impl Into<String>) -> Diagnostic {
+        let file = self.file.clone();
+        self.with_related_in(&file, at, message)
+    }
+
+    /// The same diagnostic with a related location in another file.
+    pub fn with_related_in(
+        mut self,
+        file: &str,
+        at: Pos,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         self.related = Some(Related {
+            file: file.to_owned(),
             line: at.line,
             column: at.col,
             message: message.into(),
@@ -134,7 +147,7 @@ pub fn render_human(diagnostics: &[Diagnostic], source: &str) -> String {
             let _ = writeln!(
                 out,
                 "  note: {} at {}:{}:{}",
-                r.message, d.file, r.line, r.column
+                r.message, r.file, r.line, r.column
             );
         }
         if let Some(h) = &d.hint {

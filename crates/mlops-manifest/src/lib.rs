@@ -12,6 +12,6 @@ pub mod schema;
 pub mod semantic;
 pub mod yaml;
 
-pub use check::{MAX_BYTES, ReadError, Report, check_bytes, check_file};
+pub use check::{MAX_BYTES, ReadError, Report, check_bytes, check_file, check_together};
 pub use diagnostic::{Diagnostic, Severity};
 pub use model::Manifest;

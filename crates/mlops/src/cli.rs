@@ -44,16 +44,45 @@ impl Format {
     }
 }
 
-/// The manifest flag every manifest-reading subcommand shares.
-#[derive(Debug, Args)]
-pub(crate) struct ManifestArg {
-    /// Path of the manifest.
-    #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
-    pub manifest: PathBuf,
-}
-
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
-    #[command(flatten)]
-    pub manifest: ManifestArg,
+    /// Path of a manifest. Repeat it for a repository's several manifests: they are also checked
+    /// against each other (derived names must not collide).
+    #[arg(long = "manifest", env = "MLOPS_MANIFEST", default_value = "mlops.yaml", action = clap::ArgAction::Append)]
+    pub manifests: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every flag of every subcommand is mirrored to an `MLOPS_*` variable (the actions rely on it).
+    #[test]
+    fn every_flag_has_an_mlops_variable() {
+        let cli = Cli::command();
+        let mut checked = 0;
+        for cmd in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_positional() {
+                    continue;
+                }
+                let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+                assert!(
+                    env.starts_with("MLOPS_"),
+                    "`{} --{id}` has no MLOPS_* variable",
+                    cmd.get_name()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "only {checked} flags seen");
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

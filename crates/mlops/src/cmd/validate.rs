@@ -1,52 +1,56 @@
-//! `mlops validate`: checks a manifest and reports every problem at its file:line:column, as
-//! text, JSON or GitHub annotations; in Actions also as step outputs and a step summary.
+//! `mlops validate`: checks one or more manifests, each on its own and against each other, and
+//! reports every problem at its file:line:column, as text, JSON or GitHub annotations; in Actions
+//! also as step outputs and a step summary.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use mlops_actions::Runtime;
 use mlops_manifest::diagnostic::{render_github, render_human};
-use mlops_manifest::{Report, Severity};
+use mlops_manifest::{ReadError, Report, Severity};
 use serde_json::json;
 
 use crate::cli::{Format, ValidateArgs};
 use crate::exit::Exit;
 
+const READ_HINT: &str = "pass the manifest with --manifest PATH (or MLOPS_MANIFEST)";
+
 pub(crate) fn run(args: &ValidateArgs, format: Format) -> Exit {
-    let path = &args.manifest.manifest;
     let rt = Runtime::from_env();
-    let report = match mlops_manifest::check_file(path) {
-        Ok(r) => r,
-        Err(e) => {
-            let hint = "pass the manifest with --manifest PATH (or MLOPS_MANIFEST)";
-            match format {
-                Format::Json => println!(
-                    "{}",
-                    json!({"file": path.display().to_string(), "valid": false, "error": e.to_string(), "hint": hint})
-                ),
-                Format::Github => print!(
-                    "{}",
-                    mlops_actions::annotation(
-                        mlops_actions::Level::Error,
-                        None,
-                        "mlops validate",
-                        &format!("{e}\n{hint}")
-                    )
-                ),
-                Format::Human => eprintln!("error: {e}\n  = hint: {hint}"),
-            }
-            let _ = rt.set_output("valid", "false");
-            return Exit::Usage;
+    let mut reports = Vec::new();
+    let mut unreadable = Vec::new();
+    for path in unique(&args.manifests) {
+        match mlops_manifest::check_file(&path) {
+            Ok(r) => reports.push(r),
+            Err(e) => unreadable.push(e),
         }
-    };
-    show(&report, format);
-    if let Err(e) = outputs(&rt, &report) {
+    }
+    mlops_manifest::check_together(&mut reports);
+    show(&reports, &unreadable, format);
+    if let Err(e) = outputs(&rt, &reports, &unreadable) {
         eprintln!("warning: could not write the step outputs or summary: {e}");
     }
-    if report.is_valid() {
+    if !unreadable.is_empty() {
+        Exit::Usage
+    } else if reports.iter().all(Report::is_valid) {
         Exit::Ok
     } else {
         Exit::No
     }
+}
+
+/// The paths in order, each once (the same file named twice is checked once).
+fn unique(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for p in paths {
+        let id = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        if !seen.contains(&id) {
+            seen.push(id);
+            out.push(p.clone());
+        }
+    }
+    out
 }
 
 fn errors(report: &Report) -> usize {
@@ -57,43 +61,64 @@ fn errors(report: &Report) -> usize {
         .count()
 }
 
-fn show(report: &Report, format: Format) {
+fn show(reports: &[Report], unreadable: &[ReadError], format: Format) {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
         Format::Json => {
+            let diagnostics: Vec<_> = reports.iter().flat_map(|r| &r.diagnostics).collect();
+            let read_errors: Vec<_> = unreadable
+                .iter()
+                .map(|e| json!({"file": e.path(), "error": e.to_string(), "hint": READ_HINT}))
+                .collect();
             let doc = json!({
-                "file": report.file,
-                "valid": report.is_valid(),
-                "errors": errors(report),
-                "diagnostics": report.diagnostics,
+                "files": reports.iter().map(|r| r.file.as_str()).chain(unreadable.iter().map(ReadError::path)).collect::<Vec<_>>(),
+                "valid": unreadable.is_empty() && reports.iter().all(Report::is_valid),
+                "errors": reports.iter().map(errors).sum::<usize>() + unreadable.len(),
+                "diagnostics": diagnostics,
+                "read_errors": read_errors,
             });
             let _ = writeln!(out, "{doc}");
         }
-        Format::Github => {
-            let _ = out.write_all(render_github(&report.diagnostics).as_bytes());
-            // The log keeps the readable form too: annotations show on the PR, this in the job.
-            eprint!("{}", render_human(&report.diagnostics, &report.source));
-            let _ = writeln!(out, "{}", verdict(report));
-        }
-        Format::Human => {
-            eprint!("{}", render_human(&report.diagnostics, &report.source));
-            if report.is_valid() {
-                let _ = writeln!(out, "{}", verdict(report));
-            } else {
-                eprintln!("{}", verdict(report));
+        Format::Github | Format::Human => {
+            for e in unreadable {
+                if format == Format::Github {
+                    let message = format!("{e}\n{READ_HINT}");
+                    let _ = out.write_all(
+                        mlops_actions::annotation(
+                            mlops_actions::Level::Error,
+                            None,
+                            "mlops validate",
+                            &message,
+                        )
+                        .as_bytes(),
+                    );
+                }
+                eprintln!("error: {e}\n  = hint: {READ_HINT}");
+            }
+            for report in reports {
+                if format == Format::Github {
+                    let _ = out.write_all(render_github(&report.diagnostics).as_bytes());
+                }
+                // In Actions the log keeps the readable form too: annotations show on the PR.
+                eprint!("{}", render_human(&report.diagnostics, &report.source));
+                if report.is_valid() {
+                    let _ = writeln!(out, "{}", verdict(report));
+                } else {
+                    eprintln!("{}", verdict(report));
+                }
             }
         }
     }
 }
 
 fn verdict(report: &Report) -> String {
-    match &report.manifest {
-        Some(m) => format!(
+    match (&report.manifest, report.is_valid()) {
+        (Some(m), true) => format!(
             "{}: valid (manifest version {}, project `{}`, model `{}`)",
             report.file, m.version, m.project.name, m.model.name
         ),
-        None => {
+        _ => {
             let n = errors(report);
             format!(
                 "{}: invalid, {n} error{}",
@@ -104,15 +129,26 @@ fn verdict(report: &Report) -> String {
     }
 }
 
-fn outputs(rt: &Runtime, report: &Report) -> std::io::Result<()> {
-    rt.set_output("valid", if report.is_valid() { "true" } else { "false" })?;
-    rt.set_output("errors", &errors(report).to_string())?;
-    let mut md = format!("### mlops validate: `{}`\n\n", report.file);
-    if report.diagnostics.is_empty() {
-        md.push_str(&format!("{}\n", verdict(report)));
-    } else {
-        md.push_str("| Location | Rule | Problem | Hint |\n|---|---|---|---|\n");
-        for d in &report.diagnostics {
+fn outputs(rt: &Runtime, reports: &[Report], unreadable: &[ReadError]) -> std::io::Result<()> {
+    let valid = unreadable.is_empty() && reports.iter().all(Report::is_valid);
+    let count = reports.iter().map(errors).sum::<usize>() + unreadable.len();
+    rt.set_output("valid", if valid { "true" } else { "false" })?;
+    rt.set_output("errors", &count.to_string())?;
+    let mut md = String::from("### mlops validate\n\n");
+    for e in unreadable {
+        md.push_str(&format!(
+            "- **{}**: {}\n",
+            md_cell(e.path()),
+            md_cell(&e.to_string())
+        ));
+    }
+    for report in reports {
+        md.push_str(&format!("- `{}`\n", verdict(report)));
+    }
+    let rows: Vec<_> = reports.iter().flat_map(|r| &r.diagnostics).collect();
+    if !rows.is_empty() {
+        md.push_str("\n| Location | Rule | Problem | Hint |\n|---|---|---|---|\n");
+        for d in rows {
             md.push_str(&format!(
                 "| `{}:{}:{}` | `{}` | {} | {} |\n",
                 d.file,
