@@ -472,6 +472,34 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
         Some(text) => d.with_hint(text.clone()),
         None => d,
     };
+    // An enum, plain or documented (a `oneOf` of constants), is reported as a choice.
+    let choices = match error.kind() {
+        ValidationErrorKind::Enum { options } => Some(
+            options
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
+            enum_choices(&path)
+        }
+        _ => None,
+    };
+    if let Some(names) = choices {
+        out.push(choice(
+            here("schema/enum", String::new()),
+            &shown,
+            &found,
+            &names,
+            node,
+            &description,
+        ));
+        return;
+    }
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let known = schema::known_keys(schema::committed(), &path);
@@ -541,24 +569,6 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
                 "schema/type",
                 format!("{shown} must be {expected}, found {found}"),
             )));
-        }
-        ValidationErrorKind::Enum { options } => {
-            let names: Vec<String> = options
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(choice(
-                here("schema/enum", String::new()),
-                &shown,
-                &found,
-                &names,
-                node,
-                &description,
-            ));
         }
         ValidationErrorKind::Constant { expected_value } => {
             out.push(with_desc(here(
@@ -645,20 +655,6 @@ fn describe(file: &str, root: &Node, error: &ValidationError<'_>, out: &mut Vec<
                     None => d,
                 },
             );
-        }
-        ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. }
-            if enum_choices(&path).is_some() =>
-        {
-            // A documented enum is a `oneOf` of constants: report it as a choice.
-            let names = enum_choices(&path).unwrap_or_default();
-            out.push(choice(
-                here("schema/enum", String::new()),
-                &shown,
-                &found,
-                &names,
-                node,
-                &description,
-            ));
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
             // Keep the branches whose errors are not a plain type mismatch at this very node:
