@@ -182,7 +182,7 @@ pub fn check_bytes(file: &str, bytes: &[u8]) -> Report {
     }
     report
         .diagnostics
-        .sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     report.diagnostics.dedup();
     report.tree = Some(root);
     report
@@ -225,8 +225,13 @@ pub fn check_together(reports: &mut [Report]) {
         let name_at = tree.locate(&[key("project"), key("name")]);
         let model_at = tree.locate(&[key("model"), key("name")]);
         let mut found = Vec::new();
-        match projects.iter().find(|(n, _, _)| *n == m.project.name) {
-            Some((_, file, at)) => found.push(
+        if let Some((file, at)) = first_use(
+            &mut projects,
+            m.project.name.clone(),
+            &report.file,
+            name_at.start,
+        ) {
+            found.push(
                 Diagnostic::error(
                     "manifest/duplicate-project",
                     &report.file,
@@ -237,32 +242,44 @@ pub fn check_together(reports: &mut [Report]) {
                 .with_hint(
                     "every derived name starts with `project.name`: give each manifest its own",
                 )
-                .with_related_in(file, *at, "first used"),
-            ),
-            None => projects.push((m.project.name.clone(), report.file.clone(), name_at.start)),
+                .with_related_in(&file, at, "first used"),
+            );
         }
-        let registered = (
-            registry_identity(&report.file, &m.registry.path),
-            m.model.name.clone(),
-        );
-        match models.iter().find(|(r, _, _)| *r == registered) {
-            Some((_, file, at)) => found.push(
+        let registry = registry_identity(&report.file, &m.registry.path);
+        let registered = (registry.clone(), m.model.name.clone());
+        if let Some((file, at)) = first_use(&mut models, registered, &report.file, model_at.start) {
+            found.push(
                 Diagnostic::error(
                     "manifest/duplicate-model",
                     &report.file,
                     model_at,
                     "model.name".into(),
                     format!(
-                        "model `{}` is also registered by {file} in registry `{}`",
-                        registered.1, registered.0
+                        "model `{}` is also registered by {file} in registry `{registry}`",
+                        m.model.name
                     ),
                 )
                 .with_hint("give the models different names, or the manifests different registries")
-                .with_related_in(file, *at, "first registered"),
-            ),
-            None => models.push((registered, report.file.clone(), model_at.start)),
+                .with_related_in(&file, at, "first registered"),
+            );
         }
         report.diagnostics.extend(found);
+    }
+}
+
+/// Records that `file` uses `key` at `at`, unless an earlier file did: then returns where.
+fn first_use<K: PartialEq>(
+    seen: &mut Vec<(K, String, Pos)>,
+    key: K,
+    file: &str,
+    at: Pos,
+) -> Option<(String, Pos)> {
+    match seen.iter().find(|(k, _, _)| *k == key) {
+        Some((_, first, first_at)) => Some((first.clone(), *first_at)),
+        None => {
+            seen.push((key, file.to_owned(), at));
+            None
+        }
     }
 }
 

@@ -61,11 +61,7 @@ impl Diagnostic {
         path: String,
         message: String,
     ) -> Diagnostic {
-        let end = if span.end > span.start {
-            span.end
-        } else {
-            span.start
-        };
+        let end = span.end.max(span.start);
         Diagnostic {
             severity: Severity::Error,
             code,
@@ -109,11 +105,9 @@ impl Diagnostic {
         self
     }
 
-    fn start(&self) -> Pos {
-        Pos {
-            line: self.line,
-            col: self.column,
-        }
+    /// The order diagnostics are shown in: by position, then path and message.
+    pub fn sort_key(&self) -> (usize, usize, &str, &str) {
+        (self.line, self.column, &self.path, &self.message)
     }
 }
 
@@ -227,16 +221,6 @@ pub fn render_github(diagnostics: &[Diagnostic]) -> String {
             )
         })
         .collect()
-}
-
-impl PartialOrd for Diagnostic {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some((self.start(), &self.path, &self.message).cmp(&(
-            other.start(),
-            &other.path,
-            &other.message,
-        )))
-    }
 }
 
 #[cfg(test)]
