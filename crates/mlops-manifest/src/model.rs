@@ -35,6 +35,8 @@ pub struct Manifest {
     pub promotion: Option<Promotion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infrastructure: Option<Infrastructure>,
+    #[serde(default)]
+    pub workflows: Workflows,
 }
 
 /// The project this manifest belongs to.
@@ -738,4 +740,62 @@ pub struct Terraform {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"))]
     pub name_prefix: Option<String>,
+}
+
+/// The GitHub workflows rendered by `mlops render` into `.github/workflows/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workflows {
+    /// The repository's default branch: pushes to it retrain, and the training role's trust is
+    /// scoped to it.
+    #[serde(default = "default_base_branch")]
+    #[schemars(length(min = 1, max = 255))]
+    pub default_branch: String,
+    /// Runner label of every job, e.g. `ubuntu-latest` or a GPU runner's label.
+    #[serde(default = "default_runs_on")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"))]
+    pub runs_on: String,
+    /// Cron schedule (five fields, UTC) on which the model is retrained, e.g. `0 4 * * 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\S+( \S+){4}$"))]
+    pub train_schedule: Option<String>,
+    /// Which release of the mlops actions the workflows call. Defaults to the release this
+    /// binary belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<ActionsPin>,
+}
+
+impl Default for Workflows {
+    fn default() -> Self {
+        Workflows {
+            default_branch: default_base_branch(),
+            runs_on: default_runs_on(),
+            train_schedule: None,
+            actions: None,
+        }
+    }
+}
+
+fn default_runs_on() -> String {
+    "ubuntu-latest".to_owned()
+}
+
+/// A pinned release of the mlops actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsPin {
+    /// `OWNER/REPO` holding the actions (a fork or a mirror). Defaults to `mlops-rs/mlops`.
+    #[serde(default = "default_actions_repository")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"))]
+    pub repository: String,
+    /// The full commit SHA the workflows pin.
+    #[schemars(regex(pattern = r"^[0-9a-f]{40}$"))]
+    pub sha: String,
+    /// The release that commit is, written beside the SHA as a comment, e.g. `v0.1.0`.
+    #[schemars(regex(pattern = r"^v?[0-9]+(\.[0-9]+){0,2}([-+][0-9A-Za-z.-]+)?$"))]
+    pub version: String,
+}
+
+fn default_actions_repository() -> String {
+    "mlops-rs/mlops".to_owned()
 }

@@ -21,6 +21,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Check a manifest against its schema and rules; every problem is located at file:line:col.
     Validate(ValidateArgs),
+    /// Render Terraform and GitHub workflows from the manifest; `--check` reports drift instead.
+    Render(RenderArgs),
 }
 
 /// How results are shown.
@@ -50,6 +52,24 @@ pub(crate) struct ValidateArgs {
     /// against each other (derived names must not collide).
     #[arg(long = "manifest", env = "MLOPS_MANIFEST", default_value = "mlops.yaml", action = clap::ArgAction::Append)]
     pub manifests: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    /// Path of the manifest.
+    #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
+    pub manifest: PathBuf,
+    /// Directory to render into. Defaults to the root of the git repository holding the
+    /// manifest (or the manifest's directory outside git).
+    #[arg(long, env = "MLOPS_OUT")]
+    pub out: Option<PathBuf>,
+    /// Write nothing: show a diff of every file that differs from what would be rendered, and
+    /// exit 1 if any does.
+    #[arg(long, env = "MLOPS_CHECK")]
+    pub check: bool,
+    /// Overwrite files that lack the `mlops render` header (files you wrote yourself).
+    #[arg(long, env = "MLOPS_FORCE", conflicts_with = "check")]
+    pub force: bool,
 }
 
 #[cfg(test)]

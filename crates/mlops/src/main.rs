@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
     let format = cli.format.unwrap_or_else(cli::Format::from_env);
     let code = match cli.command {
         cli::Command::Validate(args) => cmd::validate::run(&args, format),
+        cli::Command::Render(args) => cmd::render::run(&args, format),
     };
     code.into()
 }

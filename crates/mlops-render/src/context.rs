@@ -1,0 +1,393 @@
+//! What the templates see: the manifest reduced to the facts the rendered files need, with every
+//! derived name computed here (and checked against AWS's naming rules) rather than in templates.
+
+use std::collections::BTreeMap;
+
+use mlops_manifest::Manifest;
+use mlops_manifest::model::{Backend, Environment};
+use serde::Serialize;
+
+use crate::pins::Pins;
+
+/// The template context.
+#[derive(Debug, Serialize)]
+pub(crate) struct Context {
+    pub project: String,
+    pub repository: String,
+    /// The manifest's path from the repository root, `/`-separated.
+    pub manifest_path: String,
+    pub pins: Pins,
+    pub workflows: WorkflowsCtx,
+    /// Whether any step talks to AWS (then jobs assume a role through OIDC).
+    pub aws: bool,
+    pub region: Option<String>,
+    pub terraform: Option<TerraformCtx>,
+    pub environments: Vec<EnvironmentCtx>,
+    pub promotion_repository: String,
+    /// The promotion pull request goes to another repository (needs a token, not GITHUB_TOKEN).
+    pub promotion_elsewhere: bool,
+    pub promotion_pin_file: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct WorkflowsCtx {
+    pub default_branch: String,
+    pub runs_on: String,
+    pub train_schedule: Option<String>,
+    /// Paths whose change on the default branch retrains: the manifest and local datasets.
+    pub train_paths: Vec<String>,
+    /// The registry approves automatically (no SageMaker model package group): the train
+    /// workflow calls the release workflow itself.
+    pub release_after_train: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct EnvironmentCtx {
+    pub name: &'static str,
+    pub sagemaker: Option<EndpointCtx>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct EndpointCtx {
+    pub endpoint_name: String,
+    pub instance_type: Option<String>,
+    pub instance_count: u32,
+    pub serverless_memory_mb: Option<u32>,
+    pub serverless_max_concurrency: Option<u32>,
+    /// The alarms rendered for this endpoint (5xx errors, p99 latency).
+    pub own_alarms: Vec<AlarmCtx>,
+    /// Every alarm whose firing rolls a deployment back: ours and those the manifest names.
+    pub rollback_alarms: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AlarmCtx {
+    pub id: &'static str,
+    pub name: String,
+    pub metric: &'static str,
+    pub statistic: Option<&'static str>,
+    pub extended_statistic: Option<&'static str>,
+    pub threshold: u32,
+    pub description: &'static str,
+}
+
+/// An S3 location the roles may use: the bucket and the key prefix (without a trailing `/`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub(crate) struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+    /// The objects under the prefix, as the tail of an S3 ARN: `bucket/prefix/*`.
+    pub objects: String,
+    /// The `s3:prefix` condition value that lists them: `prefix/*` (or `*` for a whole bucket).
+    pub list_prefix: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct TerraformCtx {
+    pub region: String,
+    pub state_bucket: String,
+    pub state_key: String,
+    pub prefix: String,
+    pub names: Names,
+    /// Read-only locations outside our bucket (datasets).
+    pub s3_read: Vec<S3Location>,
+    /// Read-write locations outside our bucket (artifacts, checkpoints, an S3 registry).
+    pub s3_write: Vec<S3Location>,
+    pub ecr_repository: String,
+    /// `:tag` or `@sha256:...` of the image that trains and serves, when the manifest names one.
+    pub image_ref: Option<String>,
+    pub kms_keys: Vec<String>,
+    pub model_package_group: Option<String>,
+    pub sagemaker_training: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Resource names derived from the prefix; each fits AWS's rules for its kind (tested).
+#[derive(Debug, Serialize)]
+pub(crate) struct Names {
+    /// The artifact bucket's name before the account ID and `-ml` are appended at apply time.
+    pub bucket_stem: String,
+    pub kms_alias: String,
+    pub train_role: String,
+    pub staging_role: String,
+    pub production_role: String,
+    pub sagemaker_role: String,
+    pub dispatch_role: String,
+    pub approval_rule: String,
+    pub dispatch_connection: String,
+    pub dispatch_destination: String,
+}
+
+impl Names {
+    pub(crate) fn new(prefix: &str) -> Names {
+        Names {
+            bucket_stem: prefix.to_owned(),
+            kms_alias: format!("alias/{prefix}-mlops"),
+            train_role: format!("{prefix}-github-train"),
+            staging_role: format!("{prefix}-github-staging"),
+            production_role: format!("{prefix}-github-production"),
+            sagemaker_role: format!("{prefix}-sagemaker-execution"),
+            dispatch_role: format!("{prefix}-events-dispatch"),
+            approval_rule: format!("{prefix}-model-approved"),
+            dispatch_connection: format!("{prefix}-github"),
+            dispatch_destination: format!("{prefix}-github-dispatch"),
+        }
+    }
+}
+
+/// Builds the context for `manifest`, found at `manifest_path` from the repository root.
+pub(crate) fn build(m: &Manifest, manifest_path: &str, pins: Pins) -> Context {
+    let manifest_dir = manifest_path
+        .rsplit_once('/')
+        .map_or("", |(dir, _)| dir)
+        .to_owned();
+    let datasets = std::iter::once(&m.data.train)
+        .chain(m.data.validation.as_ref())
+        .chain(std::iter::once(&m.data.holdout));
+    let mut train_paths = vec![manifest_path.to_owned()];
+    let mut s3_read = Vec::new();
+    for d in datasets {
+        match s3(&d.path) {
+            Some(loc) => s3_read.push(loc),
+            None => train_paths.push(join(&manifest_dir, &d.path)),
+        }
+    }
+    let sm = m.training.sagemaker.as_ref();
+    let mut s3_write: Vec<S3Location> = [
+        sm.and_then(|s| s.output_uri.as_deref()),
+        sm.and_then(|s| s.spot.as_ref())
+            .map(|s| s.checkpoint_uri.as_str()),
+        Some(m.registry.path.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(s3)
+    .collect();
+    s3_read.sort();
+    s3_read.dedup();
+    s3_write.sort();
+    s3_write.dedup();
+
+    let environments: Vec<EnvironmentCtx> = [
+        ("staging", &m.environments.staging),
+        ("production", &m.environments.production),
+    ]
+    .into_iter()
+    .map(|(name, env)| environment(name, env))
+    .collect();
+    let serves_on_sagemaker = environments.iter().any(|e| e.sagemaker.is_some());
+    let sagemaker_training = m.training.backend == Backend::Sagemaker;
+    let aws = sagemaker_training
+        || serves_on_sagemaker
+        || !s3_read.is_empty()
+        || !s3_write.is_empty()
+        || m.registry.sagemaker_model_package_group.is_some();
+
+    let terraform = m.infrastructure.as_ref().map(|infra| {
+        let tf = &infra.terraform;
+        let prefix = tf
+            .name_prefix
+            .clone()
+            .unwrap_or_else(|| m.project.name.clone());
+        let mut tags = sm.map(|s| s.tags.clone()).unwrap_or_default();
+        tags.insert("mlops:project".to_owned(), m.project.name.clone());
+        tags.insert("mlops:repository".to_owned(), m.project.repository.clone());
+        TerraformCtx {
+            region: tf.region.clone(),
+            state_bucket: tf.state_bucket.clone(),
+            state_key: format!("mlops/{prefix}/terraform.tfstate"),
+            names: Names::new(&prefix),
+            ecr_repository: sm
+                .map_or_else(|| format!("{prefix}/train"), |s| s.image.repository.clone()),
+            image_ref: sm.map(|s| match (&s.image.digest, &s.image.tag) {
+                (Some(d), _) => format!("@{d}"),
+                (None, Some(t)) => format!(":{t}"),
+                (None, None) => ":latest".to_owned(),
+            }),
+            kms_keys: sm
+                .map(|s| {
+                    let mut keys: Vec<String> = [&s.volume_kms_key, &s.output_kms_key]
+                        .into_iter()
+                        .flatten()
+                        .cloned()
+                        .collect();
+                    keys.sort();
+                    keys.dedup();
+                    keys
+                })
+                .unwrap_or_default(),
+            prefix,
+            s3_read: s3_read.clone(),
+            s3_write: s3_write.clone(),
+            model_package_group: m.registry.sagemaker_model_package_group.clone(),
+            sagemaker_training,
+            tags,
+        }
+    });
+    let promotion = m.promotion.as_ref();
+    let promotion_repository = promotion
+        .and_then(|p| p.repository.clone())
+        .unwrap_or_else(|| m.project.repository.clone());
+    Context {
+        project: m.project.name.clone(),
+        repository: m.project.repository.clone(),
+        manifest_path: manifest_path.to_owned(),
+        pins,
+        workflows: WorkflowsCtx {
+            default_branch: m.workflows.default_branch.clone(),
+            runs_on: m.workflows.runs_on.clone(),
+            train_schedule: m.workflows.train_schedule.clone(),
+            train_paths,
+            release_after_train: m.registry.sagemaker_model_package_group.is_none(),
+        },
+        aws,
+        region: m
+            .infrastructure
+            .as_ref()
+            .map(|i| i.terraform.region.clone()),
+        terraform,
+        environments,
+        promotion_elsewhere: promotion_repository != m.project.repository,
+        promotion_repository,
+        promotion_pin_file: promotion.map_or_else(
+            || "deploy/production.yaml".to_owned(),
+            |p| p.pin_file.clone(),
+        ),
+    }
+}
+
+fn environment(name: &'static str, env: &Environment) -> EnvironmentCtx {
+    EnvironmentCtx {
+        name,
+        url: env.url.clone(),
+        sagemaker: env.sagemaker.as_ref().map(|s| {
+            let own_alarms = vec![
+                AlarmCtx {
+                    id: "errors",
+                    name: format!("{}-5xx", s.endpoint_name),
+                    metric: "Invocation5XXErrors",
+                    statistic: Some("Sum"),
+                    extended_statistic: None,
+                    threshold: 1,
+                    description: "The endpoint answered with 5xx errors: roll the deployment back.",
+                },
+                AlarmCtx {
+                    id: "latency",
+                    name: format!("{}-latency-p99", s.endpoint_name),
+                    metric: "ModelLatency",
+                    statistic: None,
+                    extended_statistic: Some("p99"),
+                    // ModelLatency is in microseconds: one second at the 99th percentile.
+                    threshold: 1_000_000,
+                    description: "The model's p99 latency passed one second: roll the deployment back.",
+                },
+            ];
+            let mut rollback_alarms: Vec<String> =
+                own_alarms.iter().map(|a| a.name.clone()).collect();
+            for a in &s.rollback_alarms {
+                if !rollback_alarms.contains(a) {
+                    rollback_alarms.push(a.clone());
+                }
+            }
+            EndpointCtx {
+                endpoint_name: s.endpoint_name.clone(),
+                instance_type: s.instance_type.clone(),
+                instance_count: s.instance_count,
+                serverless_memory_mb: s.serverless.map(|v| v.memory_mb),
+                serverless_max_concurrency: s.serverless.map(|v| v.max_concurrency),
+                own_alarms,
+                rollback_alarms,
+            }
+        }),
+    }
+}
+
+fn s3(uri: &str) -> Option<S3Location> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = key.trim_end_matches('/').to_owned();
+    let (objects, list_prefix) = if prefix.is_empty() {
+        (format!("{bucket}/*"), "*".to_owned())
+    } else {
+        (format!("{bucket}/{prefix}/*"), format!("{prefix}/*"))
+    };
+    Some(S3Location {
+        bucket: bucket.to_owned(),
+        prefix,
+        objects,
+        list_prefix,
+    })
+}
+
+/// `dir/path` with `./` segments dropped (paths in `on.push.paths` are matched literally).
+fn join(dir: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AWS's limits for each kind of name, checked for the longest prefix the schema allows.
+    #[test]
+    fn derived_names_fit_aws_limits_for_the_longest_prefix() {
+        let prefix = format!("a{}", "b".repeat(31));
+        assert_eq!(prefix.len(), 32);
+        let n = Names::new(&prefix);
+        // Bucket: stem + "-" + 12-digit account + "-ml", at most 63.
+        assert!(n.bucket_stem.len() + 1 + 12 + 3 <= 63);
+        for role in [
+            &n.train_role,
+            &n.staging_role,
+            &n.production_role,
+            &n.sagemaker_role,
+            &n.dispatch_role,
+        ] {
+            assert!(role.len() <= 64, "{role}");
+        }
+        for name in [
+            &n.approval_rule,
+            &n.dispatch_connection,
+            &n.dispatch_destination,
+        ] {
+            assert!(name.len() <= 64, "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            );
+        }
+        assert!(n.kms_alias.len() <= 256);
+    }
+
+    #[test]
+    fn local_paths_are_joined_to_the_manifest_directory() {
+        assert_eq!(join("ml", "data/x.csv"), "ml/data/x.csv");
+        assert_eq!(join("ml/sub", "../data/./x.csv"), "ml/data/x.csv");
+        assert_eq!(join("", "./x.csv"), "x.csv");
+    }
+
+    #[test]
+    fn s3_uris_split_into_bucket_and_prefix() {
+        assert_eq!(
+            s3("s3://b/p/q/"),
+            Some(S3Location {
+                bucket: "b".into(),
+                prefix: "p/q".into(),
+                objects: "b/p/q/*".into(),
+                list_prefix: "p/q/*".into(),
+            })
+        );
+        assert_eq!(s3("data/x.csv"), None);
+    }
+}

@@ -1,0 +1,277 @@
+//! The quoting filters templates must use for every manifest value: `hcl` (a Terraform
+//! expression), `yaml` (a YAML scalar or flow collection read literally) and `gha` (a YAML
+//! scalar in a place GitHub evaluates `${{ }}` expressions, which it neutralises).
+//!
+//! Architecture invariant: whatever the value, the filter's output is one self-contained
+//! literal of the target language whose parsed value is exactly the input. A test over the
+//! templates checks that no substitution reaches a rendered file without one of these filters.
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Error, ErrorKind};
+
+/// A Terraform literal: strings are quoted with `${` and `%{` escaped so that Terraform's own
+/// template language never sees them; sequences and maps become tuples and objects.
+pub(crate) fn hcl(value: &Value) -> Result<String, Error> {
+    let mut out = String::new();
+    write_hcl(value, &mut out)?;
+    Ok(out)
+}
+
+fn write_hcl(value: &Value, out: &mut String) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::String => hcl_string(value.as_str().unwrap_or_default(), out),
+        ValueKind::Number => out.push_str(&value.to_string()),
+        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Seq | ValueKind::Iterable => {
+            out.push('[');
+            for (i, item) in value.try_iter()?.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_hcl(&item, out)?;
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            out.push('{');
+            for (i, key) in value.try_iter()?.enumerate() {
+                out.push_str(if i > 0 { ", " } else { " " });
+                hcl_string(&key.to_string(), out);
+                out.push_str(" = ");
+                write_hcl(&value.get_item(&key)?, out)?;
+            }
+            out.push_str(if out.ends_with('{') { "}" } else { " }" });
+        }
+        _ => return Err(cannot_quote("hcl", value)),
+    }
+    Ok(())
+}
+
+fn hcl_string(s: &str, out: &mut String) {
+    out.push('"');
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A YAML flow literal read as exactly this value (strings double-quoted), for places where
+/// GitHub does not evaluate expressions (`on:` filters, comments excluded).
+pub(crate) fn yaml(value: &Value) -> Result<String, Error> {
+    let mut out = String::new();
+    write_yaml(value, &mut out, false)?;
+    Ok(out)
+}
+
+/// Like [`yaml`], for places where GitHub evaluates `${{ }}`: a literal `${{` in the value is
+/// written as `${{ '$' }}{{`, which GitHub evaluates back to `${{` without evaluating what
+/// follows.
+pub(crate) fn gha(value: &Value) -> Result<String, Error> {
+    let mut out = String::new();
+    write_yaml(value, &mut out, true)?;
+    Ok(out)
+}
+
+/// A name this binary chose (an environment, an alarm kind) used as part of an identifier:
+/// checked to be lowercase letters, digits and underscores, and written as is.
+pub(crate) fn ident(value: &Value) -> Result<String, Error> {
+    let s = value.as_str().unwrap_or_default();
+    let ok = s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`{value}` is not an identifier"),
+        ))
+    }
+}
+
+/// `OWNER/REPO[/PATH]@SHA # VERSION` for a pinned action (`pin` has `repo`, `sha`, `version`),
+/// after checking each part's characters: pins may come from the user's files, so they are
+/// validated like any other input rather than trusted.
+pub(crate) fn uses(pin: &Value, path: Option<&str>) -> Result<String, Error> {
+    let field = |name: &str| -> Result<String, Error> {
+        Ok(pin.get_attr(name)?.as_str().unwrap_or_default().to_owned())
+    };
+    let (repo, sha, version) = (field("repo")?, field("sha")?, field("version")?);
+    let word = |s: &str, extra: &[u8]| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b) || extra.contains(&b))
+    };
+    let repo_ok = repo
+        .split_once('/')
+        .is_some_and(|(o, r)| word(o, b"") && word(r, b""));
+    let path_ok = path.is_none_or(|p| word(p, b"/") && !p.contains(".."));
+    let sha_ok = sha.len() == 40
+        && sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !(repo_ok && path_ok && sha_ok && word(&version, b"+")) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("not a pinned action: {repo} {sha} {version}"),
+        ));
+    }
+    Ok(match path {
+        Some(p) => format!("{repo}/{p}@{sha} # {version}"),
+        None => format!("{repo}@{sha} # {version}"),
+    })
+}
+
+/// What GitHub makes of a `gha`-quoted string: the inverse of the escape (used by tests).
+pub fn github_unescape(s: &str) -> String {
+    s.replace(GHA_DOLLAR, "${{")
+}
+
+const GHA_DOLLAR: &str = "${{ '$' }}{{";
+
+fn write_yaml(value: &Value, out: &mut String, github: bool) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::String => {
+            let s = value.as_str().unwrap_or_default();
+            if github {
+                yaml_string(&s.replace("${{", GHA_DOLLAR), out);
+            } else {
+                yaml_string(s, out);
+            }
+        }
+        ValueKind::Number => out.push_str(&value.to_string()),
+        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Seq | ValueKind::Iterable => {
+            out.push('[');
+            for (i, item) in value.try_iter()?.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_yaml(&item, out, github)?;
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            out.push('{');
+            for (i, key) in value.try_iter()?.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                yaml_string(&key.to_string(), out);
+                out.push_str(": ");
+                write_yaml(&value.get_item(&key)?, out, github)?;
+            }
+            out.push('}');
+        }
+        _ => return Err(cannot_quote(if github { "gha" } else { "yaml" }, value)),
+    }
+    Ok(())
+}
+
+/// A YAML double-quoted scalar: backslash, quote and every non-printable character escaped.
+fn yaml_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{feff}' || ('\u{2028}'..='\u{2029}').contains(&c) => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn cannot_quote(filter: &str, value: &Value) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "the `{filter}` filter cannot quote a {} value",
+            value.kind()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Value {
+        Value::from(s)
+    }
+
+    #[test]
+    fn hcl_escapes_template_sequences_quotes_and_newlines() {
+        assert_eq!(
+            hcl(&v("a\"b\\c\n${x}%{if}$y%z")).unwrap(),
+            r#""a\"b\\c\n$${x}%%{if}$y%z""#
+        );
+    }
+
+    #[test]
+    fn hcl_quotes_collections_element_by_element() {
+        let value = Value::from(minijinja::value::Serde(
+            serde_json::json!({"k\"": ["${a}", 1, true]}),
+        ));
+        assert_eq!(hcl(&value).unwrap(), r#"{ "k\"" = ["$${a}", 1, true] }"#);
+        let empty = Value::from(minijinja::value::Serde(serde_json::json!({})));
+        assert_eq!(hcl(&empty).unwrap(), "{}");
+    }
+
+    #[test]
+    fn yaml_is_a_double_quoted_scalar() {
+        assert_eq!(yaml(&v("a: #b\n'c\"")).unwrap(), r#""a: #b\n'c\"""#);
+        assert_eq!(yaml(&v("\u{7f}\u{85}")).unwrap(), r#""\u007f\u0085""#);
+    }
+
+    #[test]
+    fn gha_neutralises_expressions_and_unescapes_back() {
+        let raw = "x ${{ github.token }} ${{";
+        let quoted = gha(&v(raw)).unwrap();
+        assert!(!quoted.replace(GHA_DOLLAR, "").contains("${{"), "{quoted}");
+        let inner: String = serde_json::from_str(&quoted).unwrap();
+        assert_eq!(github_unescape(&inner), raw);
+    }
+
+    #[test]
+    fn uses_checks_every_part_of_a_pin() {
+        let pin = |repo: &str, sha: &str, version: &str| {
+            Value::from(minijinja::value::Serde(
+                serde_json::json!({"repo": repo, "sha": sha, "version": version}),
+            ))
+        };
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            uses(&pin("a/b", sha, "v1.2.3"), Some("actions/x")).unwrap(),
+            format!("a/b/actions/x@{sha} # v1.2.3")
+        );
+        assert!(uses(&pin("a/b", sha, "v1 #x"), None).is_err());
+        assert!(uses(&pin("a/b\n", sha, "v1"), None).is_err());
+        assert!(uses(&pin("a/b", "main", "v1"), None).is_err());
+        assert!(uses(&pin("a/b", sha, "v1"), Some("../x")).is_err());
+    }
+
+    #[test]
+    fn undefined_and_none_values_are_refused() {
+        assert!(hcl(&Value::UNDEFINED).is_err());
+        assert!(yaml(&Value::from(())).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! The templates, embedded from `templates/` at build time and addressed by typed constants, and
+//! the one minijinja environment that renders them.
+//!
+//! One syntax serves both target languages: `{{{ }}}` for values and `{{% %}}` for statements,
+//! so that GitHub's `${{ }}` and Terraform's `${ }` / `%{ }` pass through untouched. Undefined
+//! values are errors, not empty strings, and nothing is escaped implicitly: each substitution
+//! names its quoting filter (`hcl`, `yaml`, `gha`), which a test enforces.
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior};
+
+/// One template and the file it renders.
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    /// Name in the environment: its path under `templates/`.
+    pub source: &'static str,
+    /// The rendered file's path from the repository root.
+    pub output: &'static str,
+    /// Rendered only when the manifest has an `infrastructure` section.
+    pub terraform: bool,
+    /// The template text.
+    pub text: &'static str,
+}
+
+macro_rules! templates {
+    ($($source:literal => $output:literal, $terraform:literal;)*) => {
+        /// Every template, in output order.
+        pub const ALL: &[Template] = &[$(Template {
+            source: $source,
+            output: $output,
+            terraform: $terraform,
+            text: include_str!(concat!("../../../templates/", $source)),
+        }),*];
+    };
+}
+
+templates! {
+    "workflows/mlops-ci.yml.j2" => ".github/workflows/mlops-ci.yml", false;
+    "workflows/mlops-train.yml.j2" => ".github/workflows/mlops-train.yml", false;
+    "workflows/mlops-release.yml.j2" => ".github/workflows/mlops-release.yml", false;
+    "workflows/mlops-gate.yml.j2" => ".github/workflows/mlops-gate.yml", false;
+    "terraform/versions.tf.j2" => "terraform/versions.tf", true;
+    "terraform/variables.tf.j2" => "terraform/variables.tf", true;
+    "terraform/storage.tf.j2" => "terraform/storage.tf", true;
+    "terraform/ecr.tf.j2" => "terraform/ecr.tf", true;
+    "terraform/github_oidc.tf.j2" => "terraform/github_oidc.tf", true;
+    "terraform/sagemaker.tf.j2" => "terraform/sagemaker.tf", true;
+    "terraform/endpoints.tf.j2" => "terraform/endpoints.tf", true;
+    "terraform/events.tf.j2" => "terraform/events.tf", true;
+    "terraform/outputs.tf.j2" => "terraform/outputs.tf", true;
+    "terraform/bootstrap/main.tf.j2" => "terraform/bootstrap/main.tf", true;
+}
+
+/// The environment: strict undefined, custom delimiters, no auto-escaping, quoting filters.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    let syntax = SyntaxConfig::builder()
+        .block_delimiters("{{%", "%}}")
+        .variable_delimiters("{{{", "}}}")
+        .comment_delimiters("{{#", "#}}")
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build();
+    // The delimiters are constants: a failure here is caught by every test that renders.
+    if let Ok(syntax) = syntax {
+        env.set_syntax(syntax);
+    }
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.add_filter("hcl", |v: minijinja::Value| crate::filters::hcl(&v));
+    env.add_filter("yaml", |v: minijinja::Value| crate::filters::yaml(&v));
+    env.add_filter("gha", |v: minijinja::Value| crate::filters::gha(&v));
+    env.add_filter("ident", |v: minijinja::Value| crate::filters::ident(&v));
+    env.add_filter("uses", |v: minijinja::Value, path: Option<String>| {
+        crate::filters::uses(&v, path.as_deref())
+    });
+    for t in ALL {
+        // Template syntax errors surface as render errors naming the template.
+        let _ = env.add_template(t.source, t.text);
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `{{{ ... }}}` substitution ends in a quoting filter: a manifest value can reach a
+    /// rendered file only quoted for its language.
+    #[test]
+    fn every_substitution_is_quoted() {
+        let mut checked = 0;
+        for t in ALL {
+            let allowed: &[&str] = if t.terraform {
+                &["hcl", "ident"]
+            } else {
+                &["yaml", "gha", "uses"]
+            };
+            let mut rest = t.text;
+            while let Some(start) = rest.find("{{{") {
+                let Some(len) = rest[start..].find("}}}") else {
+                    panic!("{}: unclosed substitution", t.source);
+                };
+                let expr = rest[start + 3..start + len].trim();
+                let last = expr.rsplit('|').next().unwrap_or_default().trim();
+                let last = last.split('(').next().unwrap_or_default();
+                assert!(
+                    expr.contains('|') && allowed.contains(&last),
+                    "{}: `{{{{{{ {expr} }}}}}}` must end in one of the filters {allowed:?}",
+                    t.source
+                );
+                checked += 1;
+                rest = &rest[start + len + 3..];
+            }
+        }
+        assert!(checked > 20, "only {checked} substitutions seen");
+    }
+
+    #[test]
+    fn every_template_parses() {
+        let env = environment();
+        for t in ALL {
+            env.get_template(t.source)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", t.source));
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `mlops render`: writes the Terraform and workflow files the manifest describes, or with
+//! `--check` shows how the files on disk differ from them and fails.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mlops_actions::Runtime;
+use mlops_manifest::diagnostic::{render_github, render_human};
+use mlops_render::tree;
+use serde_json::json;
+
+use crate::cli::{Format, RenderArgs};
+use crate::exit::Exit;
+
+const UPDATE_HINT: &str = "run `mlops render` to update";
+
+pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
+    let report = match mlops_manifest::check_file(&args.manifest) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: {e}\n  = hint: pass the manifest with --manifest PATH (or MLOPS_MANIFEST)"
+            );
+            return Exit::Usage;
+        }
+    };
+    let Some(manifest) = report.manifest.as_ref().filter(|_| report.is_valid()) else {
+        if format == Format::Github {
+            print!("{}", render_github(&report.diagnostics));
+        }
+        eprint!("{}", render_human(&report.diagnostics, &report.source));
+        eprintln!(
+            "{}: invalid, nothing rendered (see `mlops validate`)",
+            report.file
+        );
+        return Exit::No;
+    };
+    let (repo_root, manifest_path) = match locate(&args.manifest) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let root = args.out.clone().unwrap_or(repo_root);
+
+    // Pins already in the user's workflows (a Dependabot bump) are kept when newer.
+    let before = tree::existing(&root, &Default::default());
+    let mut pins = std::collections::BTreeMap::new();
+    for (path, text) in &before {
+        if let (true, Ok(text)) = (path.starts_with(".github/"), text) {
+            for (repo, pin) in mlops_render::pins::scan(text) {
+                pins.entry(repo).or_insert(pin);
+            }
+        }
+    }
+    let files = match mlops_render::render(manifest, &manifest_path, &pins) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    };
+    let existing = tree::existing(&root, &files);
+    let comparison = tree::compare(&files, &existing);
+    let code = if args.check {
+        show_check(&root, &comparison, format);
+        if comparison.is_current() {
+            Exit::Ok
+        } else {
+            Exit::No
+        }
+    } else {
+        match tree::write(&root, &files, &comparison, args.force) {
+            Ok(done) => {
+                show_written(&root, &files, &done, &comparison, format);
+                Exit::Ok
+            }
+            Err(e @ tree::WriteError::WouldClobber(_)) => {
+                eprintln!(
+                    "error: {e}\n  = hint: move your changes elsewhere (files beside the rendered ones are kept), or pass --force to replace them"
+                );
+                Exit::No
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: {e}\n  = hint: nothing was replaced; fix the cause and run again"
+                );
+                Exit::Runtime
+            }
+        }
+    };
+    if let Err(e) = outputs(&comparison, args.check, files.len()) {
+        eprintln!("warning: could not write the step outputs or summary: {e}");
+    }
+    code
+}
+
+/// The repository root (the nearest ancestor with `.git`, else the manifest's directory) and the
+/// manifest's path from it, `/`-separated.
+fn locate(manifest: &Path) -> Result<(PathBuf, String), String> {
+    let abs = std::fs::canonicalize(manifest)
+        .map_err(|e| format!("cannot resolve {}: {e}", manifest.display()))?;
+    let dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let root = dir
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map_or_else(|| dir.clone(), Path::to_path_buf);
+    let rel = abs.strip_prefix(&root).unwrap_or(&abs);
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Ok((root, parts.join("/")))
+}
+
+fn show_check(root: &Path, c: &tree::Comparison, format: Format) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if format == Format::Json {
+        let doc = json!({
+            "root": root,
+            "current": c.is_current(),
+            "stale": c.stale.iter().map(|(p, d)| json!({"path": p, "diff": d})).collect::<Vec<_>>(),
+            "missing": c.missing,
+            "obsolete": c.obsolete,
+            "foreign": c.foreign,
+            "unreadable": c.unreadable.iter().map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
+        });
+        let _ = writeln!(out, "{doc}");
+        return;
+    }
+    for (path, diff) in &c.stale {
+        let _ = write!(out, "{diff}");
+        annotate(format, path, "differs from what the manifest renders");
+    }
+    for path in &c.missing {
+        let _ = writeln!(out, "missing: {path} (deleted, or never rendered)");
+        annotate(format, path, "is missing");
+    }
+    for path in &c.obsolete {
+        let _ = writeln!(
+            out,
+            "obsolete: {path} (generated, but the manifest no longer renders it)"
+        );
+        annotate(format, path, "is no longer rendered by the manifest");
+    }
+    for (path, e) in &c.unreadable {
+        let _ = writeln!(out, "unreadable: {path}: {e}");
+    }
+    for path in &c.foreign {
+        let _ = writeln!(
+            out,
+            "note: {path} is not generated by mlops render; it is kept as it is"
+        );
+    }
+    if c.is_current() {
+        let _ = writeln!(out, "{}: rendered files are up to date", root.display());
+    } else {
+        let n = c.stale.len() + c.missing.len() + c.obsolete.len() + c.unreadable.len();
+        eprintln!(
+            "{n} rendered file{} out of date in {}: {UPDATE_HINT}",
+            if n == 1 { " is" } else { "s are" },
+            root.display()
+        );
+    }
+}
+
+fn annotate(format: Format, path: &str, what: &str) {
+    if format == Format::Github {
+        let location = mlops_actions::Location {
+            file: path,
+            line: 1,
+            col: 1,
+            end_line: None,
+            end_column: None,
+        };
+        print!(
+            "{}",
+            mlops_actions::annotation(
+                mlops_actions::Level::Error,
+                Some(&location),
+                "mlops render --check",
+                &format!("{path} {what}: {UPDATE_HINT}"),
+            )
+        );
+    }
+}
+
+fn show_written(
+    root: &Path,
+    files: &mlops_render::Files,
+    done: &[String],
+    c: &tree::Comparison,
+    format: Format,
+) {
+    if format == Format::Json {
+        println!(
+            "{}",
+            json!({"root": root, "files": files.keys().collect::<Vec<_>>(), "written": done, "foreign": c.foreign})
+        );
+        return;
+    }
+    for path in done {
+        println!("wrote {path}");
+    }
+    for path in &c.foreign {
+        println!("note: {path} is not generated by mlops render; it is kept as it is");
+    }
+    println!(
+        "{}: {} rendered file{}, {} changed",
+        root.display(),
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        done.len()
+    );
+}
+
+fn outputs(c: &tree::Comparison, check: bool, count: usize) -> std::io::Result<()> {
+    let rt = Runtime::from_env();
+    rt.set_output("current", if c.is_current() { "true" } else { "false" })?;
+    rt.set_output("files", &count.to_string())?;
+    let mut md = String::from("### mlops render\n\n");
+    if c.is_current() {
+        md.push_str("The rendered files are up to date.\n");
+    } else {
+        md.push_str(if check {
+            "These files differ from what the manifest renders (run `mlops render` to update):\n\n"
+        } else {
+            "Updated:\n\n"
+        });
+        for (path, _) in &c.stale {
+            md.push_str(&format!("- `{path}` (changed)\n"));
+        }
+        for path in &c.missing {
+            md.push_str(&format!("- `{path}` (missing)\n"));
+        }
+        for path in &c.obsolete {
+            md.push_str(&format!("- `{path}` (obsolete)\n"));
+        }
+    }
+    rt.append_summary(&md)
+}
