@@ -9,26 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/tools.rs"]
+mod tools;
+use tools::tool;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The tool's path on PATH, or `None` (after saying why) when tools are optional here.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let required = std::env::var("MLOPS_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "`{name}` is not on PATH; run `cargo xtask tools` and put its bin directory on PATH"
-        );
-        eprintln!("skipping: `{name}` is not on PATH (run `cargo xtask tools`)");
-    }
-    found
 }
 
 /// One line of `act --json` output.
@@ -293,6 +279,17 @@ fn action_scripts_pass_shellcheck() {
     assert!(
         scripts >= 1,
         "no run: scripts found in actions/*/action.yml"
+    );
+    // The shared scripts the actions call.
+    let out = Command::new(&shellcheck)
+        .args(["--shell=bash", "--severity=style"])
+        .arg(root().join("actions/lib/mlops.sh"))
+        .output()
+        .expect("shellcheck runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }
 

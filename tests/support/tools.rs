@@ -1,0 +1,23 @@
+//! Finding the external test tools (installed by `cargo xtask tools`) on PATH. Without them a
+//! test says so and passes, unless `MLOPS_REQUIRE_TOOLS=1` (set by `cargo xtask ci`), where a
+//! missing tool is a failure.
+
+use std::path::PathBuf;
+
+/// The tool's path on PATH, or `None` (after saying why) when tools are optional here.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let required = std::env::var("MLOPS_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "`{name}` is not on PATH; run `cargo xtask tools` and put its bin directory on PATH"
+        );
+        eprintln!("skipping: `{name}` is not on PATH (run `cargo xtask tools`)");
+    }
+    found
+}
