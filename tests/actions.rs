@@ -313,3 +313,85 @@ fn several_manifests_one_per_line() {
         "{summary}"
     );
 }
+
+/// The rendered CI workflow runs under act, calling this checkout's validate and render actions
+/// as the pinned remote `mlops-rs/mlops` (substituted with `--local-repository`): it passes on a
+/// fresh render and fails, with an annotation, once a rendered file drifts.
+#[test]
+fn rendered_ci_workflow_runs_and_catches_drift() {
+    let Some(act) = tool("act") else { return };
+    let repo = tempfile::tempdir().expect("tempdir");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .current_dir(repo.path())
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .status()
+            .expect("git runs")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::copy(
+        root().join("examples/quickstart/mlops.yaml"),
+        repo.path().join("mlops.yaml"),
+    )
+    .expect("copy");
+    let mlops = env!("CARGO_BIN_EXE_mlops");
+    let rendered = Command::new(mlops)
+        .current_dir(repo.path())
+        .args(["render", "--manifest", "mlops.yaml"])
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("render");
+    assert!(rendered.status.success());
+    let workflow = std::fs::read_to_string(repo.path().join(".github/workflows/mlops-ci.yml"))
+        .expect("rendered");
+    let sha = workflow
+        .split("actions/validate@")
+        .nth(1)
+        .and_then(|s| s.get(..40))
+        .expect("pinned validate action")
+        .to_owned();
+    let event = repo.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"pull_request": {"number": 1, "head": {"ref": "x"}, "base": {"ref": "main"}}}"#,
+    )
+    .expect("event");
+    let run = |expect_success: bool| {
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "state", "--allow-empty"]);
+        let cache = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(&act)
+            .current_dir(repo.path())
+            .args(["pull_request", "--json", "--no-cache-server"])
+            .arg("-e")
+            .arg(&event)
+            .args(["-W", ".github/workflows/mlops-ci.yml"])
+            .args(["-P", "ubuntu-latest=-self-hosted"])
+            .arg("--action-cache-path")
+            .arg(cache.path())
+            .arg("--local-repository")
+            .arg(format!("mlops-rs/mlops@{sha}={}", root().display()))
+            .args(["--env", &format!("MLOPS_BIN={mlops}")])
+            .output()
+            .expect("act runs");
+        let log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), expect_success, "{log}");
+        log
+    };
+    let log = run(true);
+    assert!(
+        log.contains("current=true") || log.contains(r#""current""#),
+        "{log}"
+    );
+    let ecr = repo.path().join(".github/workflows/mlops-train.yml");
+    let mut text = std::fs::read_to_string(&ecr).expect("read");
+    text.push_str("# edited by hand\n");
+    std::fs::write(&ecr, text).expect("edit");
+    let log = run(false);
+    assert!(log.contains("mlops-train.yml"), "{log}");
+    assert!(log.contains("run `mlops render` to update"), "{log}");
+}

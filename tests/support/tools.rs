@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 /// The tool's path on PATH, or `None` (after saying why) when tools are optional here.
-pub fn tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())

@@ -11,8 +11,9 @@ pub(crate) fn run(name: &str) -> Result<(), String> {
     match name {
         "validate" => validate(),
         "yaml" => yaml(),
+        "render" => render(),
         other => Err(format!(
-            "unknown benchmark `{other}`; known: validate, yaml"
+            "unknown benchmark `{other}`; known: validate, yaml, render"
         )),
     }
 }
@@ -107,6 +108,147 @@ fn validate() -> Result<(), String> {
         }
     );
     Ok(())
+}
+
+/// `mlops render` of each example against `cookiecutter` rendering a template tree of the same
+/// files (our rendered output with the project's name and repository as cookiecutter variables):
+/// whole process, fresh output directory each run, interleaved, median.
+fn render() -> Result<(), String> {
+    let bin = tools()?;
+    let mlops = release_binary()?;
+    let cases = ["examples/quickstart", "examples/sagemaker"];
+    let runs = 15;
+    let scratch = tempdir("bench-render")?;
+    println!("bench render: {runs} interleaved runs per tool and example, whole process, median");
+    println!(
+        "{:<22} {:>6} {:>12} {:>14} {:>8}",
+        "example", "files", "mlops", "cookiecutter", "ratio"
+    );
+    let mut worst = f64::INFINITY;
+    for (i, case) in cases.iter().enumerate() {
+        let manifest = root().join(case).join("mlops.yaml");
+        // Our rendering once, to build the equivalent cookiecutter template from it.
+        let reference = scratch.join(format!("reference-{i}"));
+        crate::run(
+            Command::new(&mlops)
+                .args(["render", "--format", "json", "--manifest"])
+                .arg(&manifest)
+                .arg("--out")
+                .arg(&reference),
+        )?;
+        let text = std::fs::read_to_string(&manifest).map_err(|e| e.to_string())?;
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_owned()))
+                .unwrap_or_default()
+        };
+        let (project, repository) = (field("name:"), field("repository:"));
+        let template = scratch.join(format!("template-{i}"));
+        let files = cookiecutter_template(&reference, &template, &project, &repository)?;
+        let mut n = 0;
+        let mut ours = || {
+            n += 1;
+            let mut c = Command::new(&mlops);
+            c.args(["render", "--manifest"])
+                .arg(&manifest)
+                .arg("--out")
+                .arg(scratch.join(format!("ours-{i}-{n}")))
+                .env_remove("GITHUB_ACTIONS");
+            c
+        };
+        let mut m = 0;
+        let mut theirs = || {
+            m += 1;
+            let mut c = Command::new(bin.join("cookiecutter"));
+            c.arg(&template)
+                .args(["--no-input", "-f", "-o"])
+                .arg(scratch.join(format!("theirs-{i}-{m}")));
+            c
+        };
+        let (_, a) = time(&mut ours())?;
+        let (_, b) = time(&mut theirs())?;
+        if a != 0 || b != 0 {
+            return Err(format!("{case}: mlops exit {a}, cookiecutter exit {b}"));
+        }
+        let (mut mine, mut other) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            mine.push(time(&mut ours())?.0);
+            other.push(time(&mut theirs())?.0);
+        }
+        let (mm, oo) = (median(mine), median(other));
+        let ratio = oo.as_secs_f64() / mm.as_secs_f64();
+        worst = worst.min(ratio);
+        println!(
+            "{:<22} {:>6} {:>10.2}ms {:>12.1}ms {:>7.1}x",
+            case,
+            files,
+            mm.as_secs_f64() * 1e3,
+            oo.as_secs_f64() * 1e3,
+            ratio
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!(
+        "goal: >= 10x faster than cookiecutter: {} (worst ratio {worst:.1}x)",
+        if worst >= 10.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
+
+fn tempdir(name: &str) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("mlops-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// Writes a cookiecutter template whose output is the tree under `reference`, with `project` and
+/// `repository` substituted from cookiecutter variables. Returns the number of files.
+fn cookiecutter_template(
+    reference: &std::path::Path,
+    template: &std::path::Path,
+    project: &str,
+    repository: &str,
+) -> Result<usize, String> {
+    let body = template.join("{{cookiecutter.project}}");
+    std::fs::create_dir_all(&body).map_err(|e| e.to_string())?;
+    std::fs::write(
+        template.join("cookiecutter.json"),
+        format!(r#"{{"project": "{project}", "repository": "{repository}"}}"#),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut count = 0;
+    let mut stack = vec![reference.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(reference).map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            // Raw blocks keep GitHub's `${{ }}` literal; the variables open holes in them.
+            let templated = format!(
+                "{{% raw %}}{}{{% endraw %}}\n",
+                text.replace(
+                    repository,
+                    "{% endraw %}{{ cookiecutter.repository }}{% raw %}"
+                )
+                .replace(project, "{% endraw %}{{ cookiecutter.project }}{% raw %}")
+            );
+            let out = body.join(rel);
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(out, templated).map_err(|e| e.to_string())?;
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// Parses the example manifests with each candidate YAML crate, in process.

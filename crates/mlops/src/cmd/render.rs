@@ -46,14 +46,13 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
 
     // Pins already in the user's workflows (a Dependabot bump) are kept when newer.
     let before = tree::existing(&root, &Default::default());
-    let mut pins = std::collections::BTreeMap::new();
-    for (path, text) in &before {
-        if let (true, Ok(text)) = (path.starts_with(".github/"), text) {
-            for (repo, pin) in mlops_render::pins::scan(text) {
-                pins.entry(repo).or_insert(pin);
-            }
-        }
-    }
+    let pins = before
+        .iter()
+        .filter(|(path, _)| path.starts_with(".github/"))
+        .filter_map(|(path, text)| {
+            Some((path.clone(), mlops_render::pins::scan(text.as_ref().ok()?)))
+        })
+        .collect();
     let files = match mlops_render::render(manifest, &manifest_path, &pins) {
         Ok(f) => f,
         Err(e) => {
