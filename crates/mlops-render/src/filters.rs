@@ -20,18 +20,8 @@ pub(crate) fn hcl(value: &Value) -> Result<String, Error> {
 fn write_hcl(value: &Value, out: &mut String) -> Result<(), Error> {
     match value.kind() {
         ValueKind::String => hcl_string(value.as_str().unwrap_or_default(), out),
-        ValueKind::Number => out.push_str(&value.to_string()),
-        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
-        ValueKind::Seq | ValueKind::Iterable => {
-            out.push('[');
-            for (i, item) in value.try_iter()?.enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_hcl(&item, out)?;
-            }
-            out.push(']');
-        }
+        ValueKind::Number | ValueKind::Bool => write_literal(value, out),
+        ValueKind::Seq | ValueKind::Iterable => write_seq(value, out, write_hcl)?,
         ValueKind::Map => {
             out.push('{');
             for (i, key) in value.try_iter()?.enumerate() {
@@ -44,6 +34,32 @@ fn write_hcl(value: &Value, out: &mut String) -> Result<(), Error> {
         }
         _ => return Err(cannot_quote("hcl", value)),
     }
+    Ok(())
+}
+
+/// Numbers and booleans read the same in HCL and YAML.
+fn write_literal(value: &Value, out: &mut String) {
+    if value.kind() == ValueKind::Bool {
+        out.push_str(if value.is_true() { "true" } else { "false" });
+    } else {
+        out.push_str(&value.to_string());
+    }
+}
+
+/// `[a, b]`, each item written by `item`: the same flow syntax in HCL and YAML.
+fn write_seq(
+    value: &Value,
+    out: &mut String,
+    mut item: impl FnMut(&Value, &mut String) -> Result<(), Error>,
+) -> Result<(), Error> {
+    out.push('[');
+    for (i, v) in value.try_iter()?.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        item(&v, out)?;
+    }
+    out.push(']');
     Ok(())
 }
 
@@ -152,17 +168,9 @@ fn write_yaml(value: &Value, out: &mut String, github: bool) -> Result<(), Error
                 yaml_string(s, out);
             }
         }
-        ValueKind::Number => out.push_str(&value.to_string()),
-        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number | ValueKind::Bool => write_literal(value, out),
         ValueKind::Seq | ValueKind::Iterable => {
-            out.push('[');
-            for (i, item) in value.try_iter()?.enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_yaml(&item, out, github)?;
-            }
-            out.push(']');
+            write_seq(value, out, |item, out| write_yaml(item, out, github))?;
         }
         ValueKind::Map => {
             out.push('{');
