@@ -7,16 +7,13 @@ use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Environment};
 use serde::Serialize;
 
-use crate::pins::Pins;
-
-/// The template context.
+/// The template context (the rendering adds `pins`, which differ from file to file).
 #[derive(Debug, Serialize)]
 pub(crate) struct Context {
     pub project: String,
     pub repository: String,
     /// The manifest's path from the repository root, `/`-separated.
     pub manifest_path: String,
-    pub pins: Pins,
     pub workflows: WorkflowsCtx,
     /// Whether any step talks to AWS (then jobs assume a role through OIDC).
     pub aws: bool,
@@ -137,7 +134,7 @@ impl Names {
 }
 
 /// Builds the context for `manifest`, found at `manifest_path` from the repository root.
-pub(crate) fn build(m: &Manifest, manifest_path: &str, pins: Pins) -> Context {
+pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
     let manifest_dir = manifest_path
         .rsplit_once('/')
         .map_or("", |(dir, _)| dir)
@@ -233,7 +230,6 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str, pins: Pins) -> Context {
         project: m.project.name.clone(),
         repository: m.project.repository.clone(),
         manifest_path: manifest_path.to_owned(),
-        pins,
         workflows: WorkflowsCtx {
             default_branch: m.workflows.default_branch.clone(),
             runs_on: m.workflows.runs_on.clone(),

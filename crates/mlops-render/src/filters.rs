@@ -64,24 +64,7 @@ fn write_seq(
 }
 
 fn hcl_string(s: &str, out: &mut String) {
-    out.push('"');
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' | '%' if chars.peek() == Some(&'{') => {
-                out.push(c);
-                out.push(c);
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    quote(s, out, true);
 }
 
 /// A YAML flow literal read as exactly this value (strings double-quoted), for places where
@@ -189,16 +172,28 @@ fn write_yaml(value: &Value, out: &mut String, github: bool) -> Result<(), Error
     Ok(())
 }
 
-/// A YAML double-quoted scalar: backslash, quote and every non-printable character escaped.
+/// A YAML double-quoted scalar.
 fn yaml_string(s: &str, out: &mut String) {
+    quote(s, out, false);
+}
+
+/// A double-quoted string, the same syntax in HCL and YAML: backslash, quote and every
+/// non-printable character escaped (`\uXXXX` reads the same in both). With `template_openers`,
+/// `${` and `%{` are doubled so that Terraform reads them literally.
+fn quote(s: &str, out: &mut String, template_openers: bool) {
     out.push('"');
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '$' | '%' if template_openers && chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
             c if c.is_control() || c == '\u{feff}' || ('\u{2028}'..='\u{2029}').contains(&c) => {
                 out.push_str(&format!("\\u{:04x}", u32::from(c)));
             }

@@ -49,18 +49,23 @@ pub fn render(
     existing_pins: &BTreeMap<String, BTreeMap<String, pins::Pin>>,
 ) -> Result<Files, RenderError> {
     let defaults = pins::Pins::defaults(manifest.workflows.actions.as_ref());
+    let cx = context::build(manifest, manifest_path);
+    let base = minijinja::Value::from(minijinja::value::Serde(&cx));
     let env = templates::environment();
     let mut files = Files::new();
     for t in templates::ALL {
+        if t.terraform && cx.terraform.is_none() {
+            continue;
+        }
+        // Only the pins differ from file to file.
         let mut pins = defaults.clone();
         if let Some(theirs) = existing_pins.get(t.output) {
             pins.keep_newer(theirs);
         }
-        let cx = context::build(manifest, manifest_path, pins);
-        if t.terraform && cx.terraform.is_none() {
-            continue;
-        }
-        let value = minijinja::Value::from(minijinja::value::Serde(&cx));
+        let value = minijinja::context! {
+            pins => minijinja::Value::from(minijinja::value::Serde(&pins)),
+            ..base.clone()
+        };
         let body = env
             .get_template(t.source)
             .and_then(|tpl| tpl.render(&value))

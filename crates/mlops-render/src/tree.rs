@@ -7,9 +7,14 @@ use std::path::{Path, PathBuf};
 
 use crate::{Files, HEADER};
 
-/// Directories whose `.tf` files are all ours: a generated file there that is no longer rendered
-/// is obsolete; any other `.tf` file there is the user's and is reported, never touched.
-const OWNED_DIRS: &[&str] = &["terraform", "terraform/bootstrap"];
+/// Where rendered files live, as (directory, name prefix, extensions): every file there matching
+/// is either generated (obsolete when no longer rendered) or the user's (reported, never
+/// touched). Every template's output lies in one of these places (tested).
+const OWNED: &[(&str, &str, &[&str])] = &[
+    ("terraform", "", &[".tf"]),
+    ("terraform/bootstrap", "", &[".tf"]),
+    (".github/workflows", "mlops-", &[".yml", ".yaml"]),
+];
 
 /// How the tree on disk differs from the rendered one.
 #[derive(Debug, Default)]
@@ -38,36 +43,21 @@ impl Comparison {
     }
 }
 
-/// Reads the existing copies of every file `files` names (and the owned directories).
-pub fn existing(root: &Path, files: &Files) -> BTreeMap<String, Result<String, String>> {
+/// Reads every file in the places rendered files live (see [`OWNED`]), by path from `root`.
+pub fn existing(root: &Path) -> BTreeMap<String, Result<String, String>> {
     let mut out = BTreeMap::new();
-    for path in files.keys() {
-        if let Some(r) = read(&root.join(path)) {
-            out.insert(path.clone(), r);
-        }
-    }
-    for dir in OWNED_DIRS {
+    for (dir, prefix, extensions) in OWNED {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
             continue;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".tf") && entry.file_type().is_ok_and(|t| t.is_file()) {
-                let path = format!("{dir}/{name}");
-                if let Some(r) = read(&entry.path()) {
-                    out.entry(path).or_insert(r);
-                }
-            }
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(root.join(".github/workflows")) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("mlops-") && (name.ends_with(".yml") || name.ends_with(".yaml")) {
-                let path = format!(".github/workflows/{name}");
-                if let Some(r) = read(&entry.path()) {
-                    out.entry(path).or_insert(r);
-                }
+            let wanted = name.starts_with(prefix) && extensions.iter().any(|e| name.ends_with(e));
+            if wanted
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && let Some(r) = read(&entry.path())
+            {
+                out.insert(format!("{dir}/{name}"), r);
             }
         }
     }
@@ -212,10 +202,10 @@ mod tests {
             ("terraform/a.tf", "a = 1\n"),
             (".github/workflows/mlops-x.yml", "x\n"),
         ]);
-        let c = compare(&want, &existing(dir.path(), &want));
+        let c = compare(&want, &existing(dir.path()));
         assert_eq!(c.missing.len(), 2);
         write(dir.path(), &want, &c, false).unwrap();
-        let again = compare(&want, &existing(dir.path(), &want));
+        let again = compare(&want, &existing(dir.path()));
         assert!(again.is_current(), "{again:?}");
         // No staging directory is left behind.
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -236,7 +226,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("terraform")).unwrap();
         std::fs::write(dir.path().join("terraform/a.tf"), "mine\n").unwrap();
         let want = files(&[("terraform/a.tf", "a = 1\n"), ("terraform/b.tf", "b = 1\n")]);
-        let c = compare(&want, &existing(dir.path(), &want));
+        let c = compare(&want, &existing(dir.path()));
         assert_eq!(c.clobbered, ["terraform/a.tf"]);
         let err = write(dir.path(), &want, &c, false).unwrap_err();
         assert!(err.to_string().contains("terraform/a.tf"), "{err}");
@@ -246,24 +236,38 @@ mod tests {
             "mine\n"
         );
         write(dir.path(), &want, &c, true).unwrap();
-        assert!(compare(&want, &existing(dir.path(), &want)).is_current());
+        assert!(compare(&want, &existing(dir.path())).is_current());
     }
 
     #[test]
     fn obsolete_generated_files_go_and_user_files_stay() {
         let dir = tempfile::tempdir().unwrap();
         let old = files(&[("terraform/a.tf", "a\n"), ("terraform/old.tf", "o\n")]);
-        let c = compare(&old, &existing(dir.path(), &old));
+        let c = compare(&old, &existing(dir.path()));
         write(dir.path(), &old, &c, false).unwrap();
         std::fs::write(dir.path().join("terraform/mine.tf"), "m\n").unwrap();
         let new = files(&[("terraform/a.tf", "a\n")]);
-        let c = compare(&new, &existing(dir.path(), &new));
+        let c = compare(&new, &existing(dir.path()));
         assert_eq!(c.obsolete, ["terraform/old.tf"]);
         assert_eq!(c.foreign, ["terraform/mine.tf"]);
         assert!(!c.is_current());
         write(dir.path(), &new, &c, false).unwrap();
         assert!(!dir.path().join("terraform/old.tf").exists());
         assert!(dir.path().join("terraform/mine.tf").exists());
+    }
+
+    #[test]
+    fn every_template_renders_into_an_owned_place() {
+        for t in crate::templates::ALL {
+            let (dir, name) = t.output.rsplit_once('/').unwrap();
+            assert!(
+                OWNED.iter().any(|(d, prefix, exts)| *d == dir
+                    && name.starts_with(prefix)
+                    && exts.iter().any(|e| name.ends_with(e))),
+                "{} is outside the places `existing` reads",
+                t.output
+            );
+        }
     }
 
     #[test]

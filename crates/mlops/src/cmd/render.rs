@@ -45,8 +45,8 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
     let root = args.out.clone().unwrap_or(repo_root);
 
     // Pins already in the user's workflows (a Dependabot bump) are kept when newer.
-    let before = tree::existing(&root, &Default::default());
-    let pins = before
+    let existing = tree::existing(&root);
+    let pins = existing
         .iter()
         .filter(|(path, _)| path.starts_with(".github/"))
         .filter_map(|(path, text)| {
@@ -60,7 +60,6 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
             return Exit::Runtime;
         }
     };
-    let existing = tree::existing(&root, &files);
     let comparison = tree::compare(&files, &existing);
     let code = if args.check {
         show_check(&root, &comparison, format);
