@@ -28,22 +28,31 @@ struct ActRun {
 
 /// Runs `workflow` under act with the repository variables given, in a private cache directory.
 fn act(workflow: &str, vars: &[(&str, &str)]) -> Option<ActRun> {
+    let mut args: Vec<String> = vec!["push".into(), "-W".into(), workflow.into()];
+    for (k, v) in vars {
+        args.extend(["--var".into(), format!("{k}={v}")]);
+    }
+    act_in(&root(), &args)
+}
+
+/// Runs act in `dir` with `args` and the settings every run here shares: JSON lines, no Docker
+/// (`-self-hosted`), no cache server, a private action cache, and the freshly built `mlops`.
+fn act_in(dir: &Path, args: &[String]) -> Option<ActRun> {
     let act = tool("act")?;
     let cache = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(act);
-    cmd.current_dir(root())
-        .args(["push", "--json", "--no-cache-server", "-W", workflow])
+    let out = Command::new(act)
+        .current_dir(dir)
+        .args(args)
+        .args(["--json", "--no-cache-server"])
         .args(["-P", "ubuntu-latest=-self-hosted"])
         .arg("--action-cache-path")
         .arg(cache.path())
         .args([
             "--env",
             &format!("MLOPS_BIN={}", env!("CARGO_BIN_EXE_mlops")),
-        ]);
-    for (k, v) in vars {
-        cmd.args(["--var", &format!("{k}={v}")]);
-    }
-    let out = cmd.output().expect("act runs");
+        ])
+        .output()
+        .expect("act runs");
     let log =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let events = log
@@ -319,7 +328,9 @@ fn several_manifests_one_per_line() {
 /// fresh render and fails, with an annotation, once a rendered file drifts.
 #[test]
 fn rendered_ci_workflow_runs_and_catches_drift() {
-    let Some(act) = tool("act") else { return };
+    if tool("act").is_none() {
+        return;
+    }
     let repo = tempfile::tempdir().expect("tempdir");
     let git = |args: &[&str]| {
         let ok = Command::new("git")
@@ -362,35 +373,28 @@ fn rendered_ci_workflow_runs_and_catches_drift() {
     let run = |expect_success: bool| {
         git(&["add", "-A"]);
         git(&["commit", "-qm", "state", "--allow-empty"]);
-        let cache = tempfile::tempdir().expect("tempdir");
-        let out = Command::new(&act)
-            .current_dir(repo.path())
-            .args(["pull_request", "--json", "--no-cache-server"])
-            .arg("-e")
-            .arg(&event)
-            .args(["-W", ".github/workflows/mlops-ci.yml"])
-            .args(["-P", "ubuntu-latest=-self-hosted"])
-            .arg("--action-cache-path")
-            .arg(cache.path())
-            .arg("--local-repository")
-            .arg(format!("mlops-rs/mlops@{sha}={}", root().display()))
-            .args(["--env", &format!("MLOPS_BIN={mlops}")])
-            .output()
-            .expect("act runs");
-        let log = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.success(), expect_success, "{log}");
-        log
+        let args: Vec<String> = vec![
+            "pull_request".into(),
+            "-e".into(),
+            event.display().to_string(),
+            "-W".into(),
+            ".github/workflows/mlops-ci.yml".into(),
+            "--local-repository".into(),
+            format!("mlops-rs/mlops@{sha}={}", root().display()),
+        ];
+        let run = act_in(repo.path(), &args).expect("act is on PATH");
+        assert_eq!(run.code == Some(0), expect_success, "{}", run.log);
+        run.log
     };
     let log = run(true);
     assert!(
         log.contains("current=true") || log.contains(r#""current""#),
         "{log}"
     );
-    let ecr = repo.path().join(".github/workflows/mlops-train.yml");
-    let mut text = std::fs::read_to_string(&ecr).expect("read");
+    let edited = repo.path().join(".github/workflows/mlops-train.yml");
+    let mut text = std::fs::read_to_string(&edited).expect("read");
     text.push_str("# edited by hand\n");
-    std::fs::write(&ecr, text).expect("edit");
+    std::fs::write(&edited, text).expect("edit");
     let log = run(false);
     assert!(log.contains("mlops-train.yml"), "{log}");
     assert!(log.contains("run `mlops render` to update"), "{log}");

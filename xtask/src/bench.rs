@@ -33,6 +33,30 @@ fn time(cmd: &mut Command) -> Result<(Duration, i32), String> {
     Ok((t.elapsed(), status.code().unwrap_or(-1)))
 }
 
+/// Runs each command once (both must succeed, or the comparison means nothing), then `runs`
+/// times each, interleaved; returns the medians (ours, theirs).
+fn interleaved(
+    case: &str,
+    competitor: &str,
+    runs: usize,
+    mut ours: impl FnMut() -> Command,
+    mut theirs: impl FnMut() -> Command,
+) -> Result<(Duration, Duration), String> {
+    let (_, a) = time(&mut ours())?;
+    let (_, b) = time(&mut theirs())?;
+    if a != 0 || b != 0 {
+        return Err(format!(
+            "{case}: expected both tools to succeed (mlops exit {a}, {competitor} exit {b})"
+        ));
+    }
+    let (mut mine, mut other) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        mine.push(time(&mut ours())?.0);
+        other.push(time(&mut theirs())?.0);
+    }
+    Ok((median(mine), median(other)))
+}
+
 fn release_binary() -> Result<PathBuf, String> {
     crate::run(cargo().args(["build", "--release", "--locked", "-p", "mlops"]))?;
     let target =
@@ -74,20 +98,7 @@ fn validate() -> Result<(), String> {
             c.arg("--schemafile").arg(&schema).arg(&manifest);
             c
         };
-        // Both must accept the manifest, or the comparison means nothing.
-        let (_, a) = time(&mut ours())?;
-        let (_, b) = time(&mut theirs())?;
-        if a != 0 || b != 0 {
-            return Err(format!(
-                "{case}: expected both tools to accept it (mlops exit {a}, check-jsonschema exit {b})"
-            ));
-        }
-        let (mut mine, mut other) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            mine.push(time(&mut ours())?.0);
-            other.push(time(&mut theirs())?.0);
-        }
-        let (m, o) = (median(mine), median(other));
+        let (m, o) = interleaved(case, "check-jsonschema", runs, ours, theirs)?;
         let ratio = o.as_secs_f64() / m.as_secs_f64();
         worst_ratio = worst_ratio.min(ratio);
         worst_ms = worst_ms.max(m.as_secs_f64() * 1e3);
@@ -146,7 +157,7 @@ fn render() -> Result<(), String> {
         let template = scratch.join(format!("template-{i}"));
         let files = cookiecutter_template(&reference, &template, &project, &repository)?;
         let mut n = 0;
-        let mut ours = || {
+        let ours = || {
             n += 1;
             let mut c = Command::new(&mlops);
             c.args(["render", "--manifest"])
@@ -157,7 +168,7 @@ fn render() -> Result<(), String> {
             c
         };
         let mut m = 0;
-        let mut theirs = || {
+        let theirs = || {
             m += 1;
             let mut c = Command::new(bin.join("cookiecutter"));
             c.arg(&template)
@@ -165,17 +176,7 @@ fn render() -> Result<(), String> {
                 .arg(scratch.join(format!("theirs-{i}-{m}")));
             c
         };
-        let (_, a) = time(&mut ours())?;
-        let (_, b) = time(&mut theirs())?;
-        if a != 0 || b != 0 {
-            return Err(format!("{case}: mlops exit {a}, cookiecutter exit {b}"));
-        }
-        let (mut mine, mut other) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            mine.push(time(&mut ours())?.0);
-            other.push(time(&mut theirs())?.0);
-        }
-        let (mm, oo) = (median(mine), median(other));
+        let (mm, oo) = interleaved(case, "cookiecutter", runs, ours, theirs)?;
         let ratio = oo.as_secs_f64() / mm.as_secs_f64();
         worst = worst.min(ratio);
         println!(
