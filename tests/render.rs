@@ -476,3 +476,355 @@ fn checkov_skips_are_all_in_the_allowlist() {
     }
     assert_eq!(used, allowed, "allowlist entries no template uses");
 }
+
+/// The AWS provider schema (`cargo xtask tools` extracts it; see xtask/src/provider.rs), or `None`
+/// after saying why when tools are optional here.
+fn provider_schema() -> Option<Value> {
+    let path = std::env::var_os("MLOPS_AWS_PROVIDER_SCHEMA")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cache = std::env::var_os("MLOPS_CACHE")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mlops"))
+                })?;
+            let dir = std::fs::read_dir(cache.join("aws-provider")).ok()?;
+            dir.filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "json"))
+        });
+    match path.and_then(|p| std::fs::read(p).ok()) {
+        Some(bytes) => Some(serde_json::from_slice(&bytes).expect("schema is JSON")),
+        None => {
+            let required = std::env::var("MLOPS_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "no AWS provider schema; run `cargo xtask tools` (MLOPS_AWS_PROVIDER_SCHEMA)"
+            );
+            eprintln!("skipping: no AWS provider schema (run `cargo xtask tools`)");
+            None
+        }
+    }
+}
+
+/// Arguments Terraform itself gives every resource and data block.
+const META_ARGUMENTS: &[&str] = &["count", "for_each", "depends_on", "provider"];
+const META_BLOCKS: &[&str] = &["lifecycle", "connection", "provisioner"];
+
+/// What `terraform validate` would say about one module (the `.tf` files of one directory),
+/// checked against the provider schema: unknown resource and data types, unknown or missing
+/// arguments and blocks, references to undeclared resources, variables and locals or to
+/// attributes a resource does not have, and `count`ed resources referenced without an index.
+fn schema_errors(schema: &Value, module: &BTreeMap<String, String>) -> Vec<String> {
+    let mut errors = Vec::new();
+    // (kind, type, name) -> (schema body, counted)
+    let mut declared: BTreeMap<(String, String, String), (&Value, bool)> = BTreeMap::new();
+    let mut variables = BTreeSet::new();
+    let mut locals = BTreeSet::new();
+    let mut references = Vec::new();
+    for (file, text) in module {
+        let body = hcl::parse(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        for block in body.blocks() {
+            let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
+            let kind = block.identifier.as_str();
+            let at = format!("{file}: {kind} {}", labels.join("."));
+            let found = match (kind, labels.as_slice()) {
+                ("resource" | "data", [ty, name]) => {
+                    let table = if kind == "resource" {
+                        "resource"
+                    } else {
+                        "data"
+                    };
+                    match schema[table].get(*ty) {
+                        Some(s) => {
+                            let counted = block
+                                .body
+                                .attributes()
+                                .any(|a| matches!(a.key.as_str(), "count" | "for_each"));
+                            declared.insert(
+                                (table.to_owned(), (*ty).to_owned(), (*name).to_owned()),
+                                (s, counted),
+                            );
+                            Some(s)
+                        }
+                        None => {
+                            errors.push(format!("{at}: the aws provider has no {kind} type {ty}"));
+                            None
+                        }
+                    }
+                }
+                ("provider", ["aws"]) => Some(&schema["provider"]),
+                ("variable", [name]) => {
+                    variables.insert((*name).to_owned());
+                    None
+                }
+                ("locals", []) => {
+                    locals.extend(block.body.attributes().map(|a| a.key.as_str().to_owned()));
+                    None
+                }
+                _ => None,
+            };
+            if let Some(s) = found {
+                check_block_body(s, &block.body, &at, kind != "provider", &mut errors);
+            }
+        }
+        let edit: hcl::edit::structure::Body = text.parse().expect("parses");
+        let mut refs = References(Vec::new());
+        hcl::edit::visit::Visit::visit_body(&mut refs, &edit);
+        references.extend(refs.0.into_iter().map(|r| (file.clone(), r)));
+    }
+    for (file, path) in references {
+        let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+        let shown = parts.join(".");
+        match parts.as_slice() {
+            ["var", name, ..] if !variables.contains(*name) => {
+                errors.push(format!("{file}: `{shown}`: no variable {name}"));
+            }
+            ["local", name, ..] if !locals.contains(*name) => {
+                errors.push(format!("{file}: `{shown}`: no local {name}"));
+            }
+            ["data", ty, name, rest @ ..] | [ty, name, rest @ ..] if ty.starts_with("aws_") => {
+                let table = if parts[0] == "data" {
+                    "data"
+                } else {
+                    "resource"
+                };
+                let Some((s, counted)) =
+                    declared.get(&(table.to_owned(), (*ty).to_owned(), (*name).to_owned()))
+                else {
+                    errors.push(format!("{file}: `{shown}`: no {table} {ty}.{name}"));
+                    continue;
+                };
+                // The whole collection of a counted resource (`for r in aws_x.y : ...`) is fine.
+                let indexed = rest.first() == Some(&"[]");
+                if !rest.is_empty() && *counted != indexed {
+                    errors.push(format!(
+                        "{file}: `{shown}`: {ty}.{name} {} count/for_each, so it is referenced {}",
+                        if *counted { "has" } else { "has no" },
+                        if *counted {
+                            "with an index"
+                        } else {
+                            "without one"
+                        }
+                    ));
+                }
+                if let Some(attr) = rest.iter().find(|p| **p != "[]") {
+                    let known = s["attributes"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == attr));
+                    if !known {
+                        errors.push(format!("{file}: `{shown}`: {ty} has no attribute {attr}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    errors
+}
+
+/// Checks one block body's arguments and nested blocks against its schema.
+fn check_block_body(
+    schema: &Value,
+    body: &hcl::Body,
+    at: &str,
+    top: bool,
+    errors: &mut Vec<String>,
+) {
+    let arguments = &schema["arguments"];
+    let blocks = &schema["blocks"];
+    let mut present = BTreeSet::new();
+    for a in body.attributes() {
+        let key = a.key.as_str();
+        present.insert(key.to_owned());
+        if !(top && META_ARGUMENTS.contains(&key)) && arguments.get(key).is_none() {
+            let hint = if blocks.get(key).is_some() {
+                " (it is a block)"
+            } else {
+                ""
+            };
+            errors.push(format!("{at}: unknown argument `{key}`{hint}"));
+        }
+    }
+    for b in body.blocks() {
+        let (name, inner) = match b.identifier.as_str() {
+            "dynamic" => {
+                let name = b.labels.first().map_or("", |l| l.as_str());
+                let content = b.body.blocks().find(|c| c.identifier.as_str() == "content");
+                (name, content.map(|c| &c.body))
+            }
+            name if top && META_BLOCKS.contains(&name) => continue,
+            name => (name, Some(&b.body)),
+        };
+        present.insert(name.to_owned());
+        match (blocks.get(name), inner) {
+            (Some(nested), Some(inner)) => {
+                check_block_body(
+                    &nested["body"],
+                    inner,
+                    &format!("{at} > {name}"),
+                    false,
+                    errors,
+                );
+            }
+            (Some(_), None) => errors.push(format!("{at}: dynamic {name} has no content block")),
+            (None, _) => {
+                let hint = if arguments.get(name).is_some() {
+                    " (it is an argument)"
+                } else {
+                    ""
+                };
+                errors.push(format!("{at}: unknown block `{name}`{hint}"));
+            }
+        }
+    }
+    let required = |map: &Value| -> Vec<String> {
+        map.as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| *v == true || v["required"] == true)
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    for name in required(arguments).into_iter().chain(required(blocks)) {
+        if !present.contains(&name) {
+            errors.push(format!("{at}: missing required `{name}`"));
+        }
+    }
+}
+
+/// Every reference path in a body, as its root name and attribute names, an index shown as `[]`
+/// (`aws_iam_role.train[0].arn` -> `aws_iam_role`, `train`, `[]`, `arn`).
+struct References(Vec<Vec<String>>);
+
+impl hcl::edit::visit::Visit for References {
+    fn visit_traversal(&mut self, node: &hcl::edit::expr::Traversal) {
+        use hcl::edit::expr::{Expression, TraversalOperator};
+        if let Expression::Variable(root) = &node.expr {
+            let mut path = vec![root.as_str().to_owned()];
+            for op in &node.operators {
+                match op.value() {
+                    TraversalOperator::GetAttr(ident) => path.push(ident.as_str().to_owned()),
+                    TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_) => {
+                        path.push("[]".to_owned());
+                    }
+                    TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
+                        path.push("[]".to_owned());
+                    }
+                }
+            }
+            self.0.push(path);
+        }
+        hcl::edit::visit::visit_traversal(self, node);
+    }
+}
+
+/// The rendered Terraform modules, keyed by directory.
+fn terraform_modules(files: &Files) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (path, text) in files {
+        if let Some((dir, _)) = path.rsplit_once('/')
+            && path.ends_with(".tf")
+        {
+            out.entry(dir.to_owned())
+                .or_default()
+                .insert(path.clone(), text.clone());
+        }
+    }
+    out
+}
+
+/// The rendered Terraform uses only resource types, arguments, blocks and attributes the AWS
+/// provider has, with every required one present and every reference resolved.
+#[test]
+fn rendered_terraform_matches_the_aws_provider_schema() {
+    let Some(schema) = provider_schema() else {
+        return;
+    };
+    let hostile = "tests/fixtures/render/hostile.yaml";
+    let mut cases = examples();
+    cases.push((hostile.to_owned(), load(&root().join(hostile))));
+    let mut modules_checked = 0;
+    for (path, m) in cases {
+        for (dir, module) in terraform_modules(&render(&m, &path)) {
+            let errors = schema_errors(&schema, &module);
+            assert!(errors.is_empty(), "{path}: {dir}:\n{}", errors.join("\n"));
+            modules_checked += 1;
+        }
+    }
+    assert!(modules_checked >= 4, "{modules_checked}");
+}
+
+/// The schema check finds each kind of mistake `terraform validate` would.
+#[test]
+fn the_provider_schema_check_catches_each_kind_of_mistake() {
+    let Some(schema) = provider_schema() else {
+        return;
+    };
+    let module = |text: &str| BTreeMap::from([("main.tf".to_owned(), text.to_owned())]);
+    let cases = [
+        (
+            r#"resource "aws_s3_bucket_versionning" "a" {}"#,
+            "no resource type aws_s3_bucket_versionning",
+        ),
+        (
+            r#"resource "aws_s3_bucket" "a" { bucket_name = "x" }"#,
+            "unknown argument `bucket_name`",
+        ),
+        (
+            r#"resource "aws_s3_bucket_versioning" "a" { bucket = "x" }"#,
+            "missing required `versioning_configuration`",
+        ),
+        (
+            r#"resource "aws_s3_bucket_versioning" "a" {
+  bucket = "x"
+  versioning_configuration { state = "Enabled" }
+}"#,
+            "unknown argument `state`",
+        ),
+        (
+            r#"resource "aws_s3_bucket_versioning" "a" {
+  bucket                   = "x"
+  versioning_configuration = { status = "Enabled" }
+}"#,
+            "unknown argument `versioning_configuration` (it is a block)",
+        ),
+        (
+            r#"resource "aws_s3_bucket" "a" {}
+output "o" { value = aws_s3_bucket.a.arm }"#,
+            "aws_s3_bucket has no attribute arm",
+        ),
+        (
+            r#"output "o" { value = "${aws_s3_bucket.missing.arn}/*" }"#,
+            "no resource aws_s3_bucket.missing",
+        ),
+        (
+            r#"resource "aws_s3_bucket" "a" { count = 1 }
+output "o" { value = aws_s3_bucket.a.arn }"#,
+            "has count/for_each, so it is referenced with an index",
+        ),
+        (r#"output "o" { value = var.nope }"#, "no variable nope"),
+        (
+            r#"data "aws_iam_policy_document" "p" {
+  dynamic "statements" {
+    for_each = []
+    content {}
+  }
+}"#,
+            "unknown block `statements`",
+        ),
+    ];
+    for (text, want) in cases {
+        let errors = schema_errors(&schema, &module(text));
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{text}\nwanted `{want}` in {errors:#?}"
+        );
+    }
+    let fine = r#"resource "aws_s3_bucket" "a" { count = 1 }
+resource "aws_s3_bucket_versioning" "a" {
+  bucket = aws_s3_bucket.a[0].id
+  versioning_configuration { status = "Enabled" }
+}"#;
+    assert_eq!(schema_errors(&schema, &module(fine)), Vec::<String>::new());
+}

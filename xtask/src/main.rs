@@ -4,12 +4,14 @@
 //!   clippy, the drift checks and every test.
 //! - `codegen [--check]`: regenerates the committed generated files; `--check` fails when stale.
 //! - `bench <validate|yaml|render>`: benchmarks against the named competitor, printing the ratio.
-//! - `tools`: installs the pinned test tools and prints their bin directory.
+//! - `tools`: installs the pinned test tools and the AWS provider schema (see `provider`), and
+//!   prints the tools' bin directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod provider;
 
 /// Pinned Python test tools, installed into one virtual environment in the cache directory.
 const PYTHON_TOOLS: &[&str] = &[
@@ -31,7 +33,12 @@ fn main() -> ExitCode {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
         ["bench", name] => bench::run(name),
-        ["tools"] => tools().map(|bin| println!("{}", bin.display())),
+        ["tools"] => tools().and_then(|bin| {
+            let schema = provider::schema()?;
+            eprintln!("MLOPS_AWS_PROVIDER_SCHEMA={}", schema.display());
+            println!("{}", bin.display());
+            Ok(())
+        }),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -127,6 +134,7 @@ pub(crate) fn path_with(bin: &Path) -> std::ffi::OsString {
 fn ci() -> Result<(), String> {
     let started = std::time::Instant::now();
     let bin = tools()?;
+    let schema = provider::schema()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -142,6 +150,7 @@ fn ci() -> Result<(), String> {
         cargo()
             .args(["test", "--workspace", "--locked"])
             .env("PATH", path_with(&bin))
+            .env("MLOPS_AWS_PROVIDER_SCHEMA", &schema)
             .env("MLOPS_REQUIRE_TOOLS", "1"),
     )?;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
