@@ -1,4 +1,5 @@
-//! The composite actions, run for real: each test workflow in `tests/workflows/` runs under
+//! The composite actions and the rendered workflows, run for real: each test workflow in
+//! `tests/workflows/`, and the rendered CI, train, release and gate workflows, runs under
 //! `act` (no Docker: the job runs on this machine) with the freshly built `mlops`, and the
 //! actions and workflows pass actionlint and zizmor.
 //!
@@ -398,4 +399,427 @@ fn rendered_ci_workflow_runs_and_catches_drift() {
     let log = run(false);
     assert!(log.contains("mlops-train.yml"), "{log}");
     assert!(log.contains("run `mlops render` to update"), "{log}");
+}
+
+/// The actions the rendered workflows call that later issues build (train, deploy, holdout,
+/// promote, gate), and configure-aws-credentials, which needs GitHub's OIDC: composite stand-ins
+/// with the same inputs and outputs, each appending one line of what it was given to the record
+/// file (`MLOPS_RECORD`). They let act run the rendered train, release and gate workflows whole:
+/// triggers, job graph, conditions, and every value passed between jobs and into steps.
+struct StandIns {
+    mlops: tempfile::TempDir,
+    aws: tempfile::TempDir,
+    checkout: tempfile::TempDir,
+    record: tempfile::NamedTempFile,
+}
+
+/// A stand-in: the action, its inputs, and its outputs with the value it sets.
+type StandIn = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
+const STAND_INS: &[StandIn] = &[
+    ("train", &["manifest"], &[("model-version", "7")]),
+    ("deploy", &["manifest", "environment", "model"], &[]),
+    ("holdout", &["manifest", "environment", "model"], &[]),
+    ("promote", &["manifest", "model", "token"], &[]),
+    (
+        "gate",
+        &["manifest", "pull-request", "token"],
+        &[
+            ("approved", "$MLOPS_STANDIN_APPROVED"),
+            ("model", "churn-model-7"),
+        ],
+    ),
+];
+
+/// A composite action that records its inputs (a token only as `<set>` or empty) and sets its
+/// outputs. Every value reaches the shell through `env:`, never expanded inside `run:`.
+fn stand_in_action(name: &str, inputs: &[&str], outputs: &[(&str, &str)]) -> String {
+    let mut yaml = format!("name: stand-in {name}\ndescription: test stand-in\ninputs:\n");
+    for i in inputs {
+        yaml.push_str(&format!("  {i}:\n    required: true\n"));
+    }
+    if !outputs.is_empty() {
+        yaml.push_str("outputs:\n");
+    }
+    for (o, _) in outputs {
+        yaml.push_str(&format!(
+            "  {o}:\n    description: stand-in\n    value: ${{{{ steps.s.outputs.{o} }}}}\n"
+        ));
+    }
+    yaml.push_str(
+        "runs:\n  using: composite\n  steps:\n    - id: s\n      shell: bash\n      env:\n",
+    );
+    for i in inputs {
+        yaml.push_str(&format!(
+            "        IN_{}: ${{{{ inputs.{i} }}}}\n",
+            i.to_uppercase().replace('-', "_")
+        ));
+    }
+    let mut line = name.to_owned();
+    for i in inputs {
+        let var = format!("IN_{}", i.to_uppercase().replace('-', "_"));
+        if *i == "token" {
+            line.push_str(&format!(" {i}=${{{var}:+<set>}}"));
+        } else {
+            line.push_str(&format!(" {i}=${var}"));
+        }
+    }
+    yaml.push_str("      run: |\n");
+    if inputs.contains(&"manifest") {
+        yaml.push_str(
+            "        test -f \"$IN_MANIFEST\" || { echo \"no manifest $IN_MANIFEST\"; exit 1; }\n",
+        );
+    }
+    yaml.push_str(&format!("        echo \"{line}\" >> \"$MLOPS_RECORD\"\n"));
+    for (o, v) in outputs {
+        yaml.push_str(&format!("        echo \"{o}={v}\" >> \"$GITHUB_OUTPUT\"\n"));
+    }
+    yaml
+}
+
+impl StandIns {
+    fn new() -> Self {
+        let mlops = tempfile::tempdir().expect("tempdir");
+        for (name, inputs, outputs) in STAND_INS {
+            let dir = mlops.path().join("actions").join(name);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(
+                dir.join("action.yml"),
+                stand_in_action(name, inputs, outputs),
+            )
+            .expect("write");
+        }
+        let aws = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            aws.path().join("action.yml"),
+            "name: stand-in configure-aws-credentials\ndescription: test stand-in\ninputs:\n  role-to-assume:\n    required: true\n  aws-region:\n    required: true\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        ROLE: ${{ inputs.role-to-assume }}\n        REGION: ${{ inputs.aws-region }}\n      run: echo \"aws role=$ROLE region=$REGION\" >> \"$MLOPS_RECORD\"\n",
+        )
+        .expect("write");
+        // act checks out the triggering commit itself (a copy of the working tree) whatever the
+        // mapping, so this stand-in runs only for a checkout of another `ref:`: it records what
+        // is checked out and whether credentials would persist, then checks out that commit of
+        // the test's repository.
+        let checkout = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            checkout.path().join("action.yml"),
+            "name: stand-in checkout\ndescription: test stand-in\ninputs:\n  ref:\n    default: ''\n  persist-credentials:\n    default: 'true'\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        REF: ${{ inputs.ref }}\n        PERSIST: ${{ inputs.persist-credentials }}\n      run: |\n        echo \"checkout ref=$REF persist-credentials=$PERSIST\" >> \"$MLOPS_RECORD\"\n        git init -q .\n        git fetch -q \"$MLOPS_SOURCE\" \"${REF:-HEAD}\"\n        git checkout -q -f FETCH_HEAD\n",
+        )
+        .expect("write");
+        let record = tempfile::NamedTempFile::new().expect("record");
+        Self {
+            mlops,
+            aws,
+            checkout,
+            record,
+        }
+    }
+
+    /// act's arguments that put the stand-ins in place of the pinned actions of `workflow`.
+    fn args(&self, workflow: &str) -> Vec<String> {
+        // The SHA after `repo@` or `repo/some/path@`.
+        let pin = |repo: &str| {
+            workflow.match_indices(repo).find_map(|(at, _)| {
+                let rest = &workflow[at + repo.len()..];
+                let (path, sha) = rest.split_once('@')?;
+                let sha = sha.get(..40)?;
+                (path.is_empty() || path.starts_with('/') && !path.contains(char::is_whitespace))
+                    .then(|| sha.to_owned())
+            })
+        };
+        let mut args = vec![
+            "--env".into(),
+            format!("MLOPS_RECORD={}", self.record.path().display()),
+        ];
+        if let Some(sha) = pin("mlops-rs/mlops") {
+            args.extend([
+                "--local-repository".into(),
+                format!("mlops-rs/mlops@{sha}={}", self.mlops.path().display()),
+            ]);
+        }
+        for (repo, dir) in [
+            ("aws-actions/configure-aws-credentials", &self.aws),
+            ("actions/checkout", &self.checkout),
+        ] {
+            if let Some(sha) = pin(repo) {
+                args.extend([
+                    "--local-repository".into(),
+                    format!("{repo}@{sha}={}", dir.path().display()),
+                ]);
+            }
+        }
+        args
+    }
+
+    /// The lines recorded since the last call, emptying the record.
+    fn take(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.record.path()).expect("record");
+        std::fs::write(self.record.path(), "").expect("reset");
+        text.lines().map(str::to_owned).collect()
+    }
+}
+
+/// A git repository with `examples/NAME/` copied in and rendered (workflows and all).
+fn rendered_example(name: &str) -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .current_dir(repo.path())
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .status()
+            .expect("git runs")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    let src = root().join("examples").join(name);
+    let dst = repo.path().join("examples").join(name);
+    copy_dir(&src, &dst);
+    let rendered = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(repo.path())
+        .args(["render", "--manifest"])
+        .arg(format!("examples/{name}/mlops.yaml"))
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("render");
+    assert!(rendered.status.success(), "{rendered:?}");
+    // act 0.2.89 does not know GitHub's `$/` self-repository syntax for reusable workflows; `./`
+    // means the same repository at the same commit.
+    let wf = repo.path().join(".github/workflows");
+    for entry in std::fs::read_dir(&wf).expect("workflows") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.replace("uses: $/.github/", "uses: ./.github/")).expect("write");
+    }
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "rendered"]);
+    repo
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let to = dst.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy");
+        }
+    }
+}
+
+/// Runs `workflow` of the rendered `repo` for `event` under act, with the stand-ins and the
+/// extra arguments given; returns the run and the stand-ins' record.
+fn act_rendered(
+    repo: &Path,
+    stand_ins: &StandIns,
+    workflow: &str,
+    event: &str,
+    payload: &str,
+    extra: &[&str],
+) -> (ActRun, Vec<String>) {
+    let path = repo.join(".github/workflows").join(workflow);
+    let text = std::fs::read_to_string(&path).expect("rendered workflow");
+    let event_file = repo.join("event.json");
+    std::fs::write(&event_file, payload).expect("event");
+    let mut args: Vec<String> = vec![
+        event.into(),
+        "-e".into(),
+        event_file.display().to_string(),
+        "-W".into(),
+        format!(".github/workflows/{workflow}"),
+    ];
+    // Reusable workflows called from this one use the same stand-ins.
+    let release = std::fs::read_to_string(repo.join(".github/workflows/mlops-release.yml"))
+        .unwrap_or_default();
+    args.extend(stand_ins.args(&(text + &release)));
+    args.extend(["--env".into(), format!("MLOPS_SOURCE={}", repo.display())]);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let run = act_in(repo, &args).expect("act is on PATH");
+    let record = stand_ins.take();
+    (run, record)
+}
+
+/// Local default: a push of the manifest trains, and the train workflow chains the release
+/// workflow with the registered version: staging, holdout, then the promotion pull request.
+#[test]
+fn rendered_train_workflow_trains_and_releases_the_new_version() {
+    if tool("act").is_none() {
+        return;
+    }
+    let stand_ins = StandIns::new();
+    let repo = rendered_example("quickstart");
+    let (run, record) = act_rendered(
+        repo.path(),
+        &stand_ins,
+        "mlops-train.yml",
+        "push",
+        r#"{"ref": "refs/heads/main"}"#,
+        &["-s", "GITHUB_TOKEN=test-token"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    let manifest = "manifest=examples/quickstart/mlops.yaml";
+    assert_eq!(
+        record,
+        [
+            format!("train {manifest}"),
+            format!("deploy {manifest} environment=staging model=7"),
+            format!("holdout {manifest} environment=staging model=7"),
+            format!("promote {manifest} model=7 token=<set>"),
+        ],
+        "{}",
+        run.log
+    );
+}
+
+/// SageMaker: training assumes the training role; a model approved in the registry arrives as a
+/// repository_dispatch and is released with the staging role; a dispatch by hand does the same.
+#[test]
+fn rendered_sagemaker_workflows_assume_the_roles_and_release_approved_packages() {
+    if tool("act").is_none() {
+        return;
+    }
+    let stand_ins = StandIns::new();
+    let repo = rendered_example("sagemaker");
+    let manifest = "manifest=examples/sagemaker/mlops.yaml";
+    let vars = [
+        "--var",
+        "MLOPS_TRAIN_ROLE_ARN=arn:aws:iam::123456789012:role/train",
+        "--var",
+        "MLOPS_AWS_ROLE_ARN=arn:aws:iam::123456789012:role/staging",
+        "-s",
+        "MLOPS_PROMOTION_TOKEN=test-token",
+    ];
+    let (run, record) = act_rendered(
+        repo.path(),
+        &stand_ins,
+        "mlops-train.yml",
+        "push",
+        r#"{"ref": "refs/heads/main"}"#,
+        &vars,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(
+        record,
+        [
+            "aws role=arn:aws:iam::123456789012:role/train region=eu-west-1".to_owned(),
+            format!("train {manifest}"),
+        ],
+        "{}",
+        run.log
+    );
+
+    let arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3";
+    let staging = "aws role=arn:aws:iam::123456789012:role/staging region=eu-west-1";
+    let released = |model: &str| {
+        vec![
+            staging.to_owned(),
+            format!("deploy {manifest} environment=staging model={model}"),
+            staging.to_owned(),
+            format!("holdout {manifest} environment=staging model={model}"),
+            format!("promote {manifest} model={model} token=<set>"),
+        ]
+    };
+    let (run, record) = act_rendered(
+        repo.path(),
+        &stand_ins,
+        "mlops-release.yml",
+        "repository_dispatch",
+        &format!(
+            r#"{{"action": "mlops-model-approved", "client_payload": {{"model_package_arn": "{arn}"}}}}"#
+        ),
+        &vars,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(record, released(arn), "{}", run.log);
+
+    let (run, record) = act_rendered(
+        repo.path(),
+        &stand_ins,
+        "mlops-release.yml",
+        "workflow_dispatch",
+        r#"{"inputs": {"model-version": "churn/4"}}"#,
+        &vars,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(record, released("churn/4"), "{}", run.log);
+}
+
+/// The gate: a review re-checks approvals and deploys nothing; a merged, approved promotion
+/// deploys exactly the gate's pin to production; a merged one the gate does not approve, or a
+/// closed one that was not merged, deploys nothing.
+#[test]
+fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
+    if tool("act").is_none() {
+        return;
+    }
+    let stand_ins = StandIns::new();
+    let repo = rendered_example("sagemaker");
+    let manifest = "manifest=examples/sagemaker/mlops.yaml";
+    let gate = [format!("gate {manifest} pull-request=12 token=<set>")];
+    // The merge commit is a real commit of the test repository, which the checkout stand-in
+    // fetches: the production job deploys what is in exactly that commit.
+    let head = Command::new("git")
+        .current_dir(repo.path())
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .expect("git");
+    let merge_sha = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let run_gate = |event: &str, payload: &str, approved: &str| {
+        act_rendered(
+            repo.path(),
+            &stand_ins,
+            "mlops-gate.yml",
+            event,
+            payload,
+            &[
+                "--var",
+                "MLOPS_AWS_ROLE_ARN=arn:aws:iam::123456789012:role/production",
+                "-s",
+                "GITHUB_TOKEN=test-token",
+                "--env",
+                &format!("MLOPS_STANDIN_APPROVED={approved}"),
+            ],
+        )
+    };
+    let closed = |merged: bool| {
+        format!(
+            r#"{{"action": "closed", "pull_request": {{"number": 12, "merged": {merged}, "merge_commit_sha": "{merge_sha}", "head": {{"ref": "mlops/promote"}}, "base": {{"ref": "main"}}}}}}"#
+        )
+    };
+    let review = r#"{"action": "submitted", "review": {"state": "approved"}, "pull_request": {"number": 12, "head": {"ref": "mlops/promote"}, "base": {"ref": "main"}}}"#;
+
+    let (run, record) = run_gate("pull_request_review", review, "true");
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(record, gate, "a review never deploys\n{}", run.log);
+
+    let (run, record) = run_gate("pull_request", &closed(true), "true");
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(
+        record,
+        [
+            gate.to_vec(),
+            vec![
+                format!("checkout ref={merge_sha} persist-credentials=false"),
+                "aws role=arn:aws:iam::123456789012:role/production region=eu-west-1".to_owned(),
+                format!("deploy {manifest} environment=production model=churn-model-7"),
+            ],
+        ]
+        .concat(),
+        "{}",
+        run.log
+    );
+
+    let (run, record) = run_gate("pull_request", &closed(true), "false");
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(record, gate, "not approved\n{}", run.log);
+
+    let (run, record) = run_gate("pull_request", &closed(false), "true");
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(record, gate, "not merged\n{}", run.log);
 }
