@@ -196,7 +196,7 @@ fn actions_and_workflows_have_no_zizmor_findings() {
     assert!(files.len() >= 2);
     let out = Command::new(zizmor)
         .current_dir(root())
-        .args(["--offline", "--format", "plain"])
+        .args(["--offline", "--persona", "pedantic", "--format", "plain"])
         .args(&files)
         .env_remove("GH_TOKEN")
         .env_remove("GITHUB_TOKEN")

@@ -414,7 +414,8 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
         let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&wf));
         assert!(ok, "{path}: actionlint\n{text}");
         let (ok, text) = run(Command::new(&zizmor)
-            .args(["--offline", "--format", "plain", ".github/workflows"])
+            .args(["--offline", "--persona", "pedantic", "--format", "plain"])
+            .arg(".github/workflows")
             .env_remove("GH_TOKEN")
             .env_remove("GITHUB_TOKEN"));
         assert!(ok && text.contains("No findings"), "{path}: zizmor\n{text}");
