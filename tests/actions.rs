@@ -148,9 +148,11 @@ fn valid_manifest_passes_the_job() {
     assert!(run.log.contains("valid=true errors=0"), "{}", run.log);
 }
 
+/// The test workflows and this project's own GitHub workflows.
 fn workflow_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/workflows"))
-        .expect("tests/workflows")
+    let mut files: Vec<PathBuf> = ["tests/workflows", ".github/workflows"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root().join(dir)).expect(dir))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yml"))
         .collect();

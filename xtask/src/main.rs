@@ -4,6 +4,8 @@
 //!   clippy, the drift checks and every test.
 //! - `codegen [--check]`: regenerates the committed generated files; `--check` fails when stale.
 //! - `bench <validate|yaml|render>`: benchmarks against the named competitor, printing the ratio.
+//! - `terraform-validate`: `terraform validate` on every example's rendered Terraform (needs the
+//!   Terraform registry, so it runs in the project's GitHub workflow, not in `ci`).
 //! - `tools`: installs the pinned test tools and the AWS provider schema (see `provider`), and
 //!   prints the tools' bin directory.
 
@@ -12,6 +14,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod provider;
+mod terraform;
 
 /// Pinned Python test tools, installed into one virtual environment in the cache directory.
 const PYTHON_TOOLS: &[&str] = &[
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
         ["bench", name] => bench::run(name),
+        ["terraform-validate"] => terraform::validate(),
         ["tools"] => tools().and_then(|bin| {
             let schema = provider::schema()?;
             eprintln!("MLOPS_AWS_PROVIDER_SCHEMA={}", schema.display());
@@ -50,8 +54,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str =
-    "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml|render> | tools";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml|render> | tools | terraform-validate";
 
 /// The workspace root.
 pub(crate) fn root() -> PathBuf {
