@@ -1,0 +1,834 @@
+//! Datasets: CSV and JSONL files streamed row by row, hashed (SHA-256) in the same pass, the
+//! feature and label columns picked by name, and every mistake reported as `file:line`.
+//!
+//! A file is read once: the bytes go through the hasher on their way to the parser, so hashing
+//! never needs a second read nor the whole file in memory. The rows the model trains on are kept
+//! (as `f32`), nothing else is.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use mlops_manifest::model::{DataFormat, Task};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A mistake in a dataset, located as precisely as it can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataError {
+    pub path: PathBuf,
+    /// 1-based line; `None` for the file as a whole (unreadable, empty).
+    pub line: Option<u64>,
+    pub message: String,
+    pub hint: String,
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for DataError {}
+
+impl DataError {
+    fn at(path: &Path, line: Option<u64>, message: String, hint: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            line,
+            message,
+            hint: hint.into(),
+        }
+    }
+}
+
+/// How a dataset file is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl Format {
+    /// The declared format, else the one the file name says.
+    pub fn of(path: &Path, declared: Option<DataFormat>) -> Result<Self, DataError> {
+        if let Some(d) = declared {
+            return Ok(match d {
+                DataFormat::Csv => Format::Csv,
+                DataFormat::Jsonl => Format::Jsonl,
+            });
+        }
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        if name.ends_with(".csv") {
+            Ok(Format::Csv)
+        } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+            Ok(Format::Jsonl)
+        } else {
+            Err(DataError::at(
+                path,
+                None,
+                "cannot tell the format from the file name".to_owned(),
+                "name the file .csv or .jsonl, or set `format: csv|jsonl` on the dataset",
+            ))
+        }
+    }
+}
+
+/// What was read from one file: where, its SHA-256, its size and how many rows it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// The path as the manifest gives it.
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// One row as the reader hands it over.
+#[derive(Debug)]
+pub struct Row<'a> {
+    pub line: u64,
+    pub features: &'a [f32],
+    pub label: &'a str,
+}
+
+/// A reader that hashes every byte it passes on.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read> Hashing<R> {
+    /// Reads what the parser left (nothing, normally) and returns the digest and the size.
+    fn finish(mut self) -> std::io::Result<(String, u64)> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        let digest = self.hasher.finalize();
+        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Ok((hex, self.bytes))
+    }
+}
+
+/// Streams `path`, calling `on_row` for each row with the named feature columns (in the given
+/// order) parsed as numbers and the label column as text. An error `on_row` returns is reported
+/// at that row's line.
+pub fn read(
+    path: &Path,
+    shown: &str,
+    format: Format,
+    features: &[String],
+    label: &str,
+    mut on_row: impl FnMut(Row<'_>) -> Result<(), String>,
+) -> Result<FileDigest, DataError> {
+    let io = |e: std::io::Error| {
+        DataError::at(
+            path,
+            None,
+            format!("cannot read: {e}"),
+            "check the path in the manifest (relative paths start at the manifest's directory)",
+        )
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut hashing = Hashing {
+        inner: file,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let rows = match format {
+        Format::Csv => read_csv(path, &mut hashing, features, label, &mut on_row)?,
+        Format::Jsonl => read_jsonl(path, &mut hashing, features, label, &mut on_row)?,
+    };
+    let (sha256, bytes) = hashing.finish().map_err(io)?;
+    if rows == 0 {
+        return Err(DataError::at(
+            path,
+            None,
+            "has no rows".to_owned(),
+            "a dataset needs at least one row besides the header",
+        ));
+    }
+    Ok(FileDigest {
+        path: shown.to_owned(),
+        sha256,
+        bytes,
+        rows,
+    })
+}
+
+fn read_csv(
+    path: &Path,
+    input: &mut impl Read,
+    features: &[String],
+    label: &str,
+    on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
+) -> Result<u64, DataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(input);
+    let csv_error = |e: csv::Error| {
+        let line = e.position().map(|p| p.line());
+        DataError::at(
+            path,
+            line,
+            format!("not valid CSV: {e}"),
+            "check the quoting and the encoding (UTF-8) of that line",
+        )
+    };
+    let header = reader.headers().map_err(csv_error)?.clone();
+    if header.is_empty() || header.iter().all(str::is_empty) {
+        return Err(DataError::at(
+            path,
+            None,
+            "is empty: no header row".to_owned(),
+            "the first line must name the columns",
+        ));
+    }
+    let names: Vec<&str> = header.iter().map(str::trim).collect();
+    let find = |column: &str| {
+        names.iter().position(|n| *n == column).ok_or_else(|| {
+            DataError::at(
+                path,
+                Some(1),
+                format!("no column `{column}` in the header"),
+                format!(
+                    "the header has {}; fix `data.features`/`data.label` in the manifest or the file",
+                    preview(&names)
+                ),
+            )
+        })
+    };
+    let feature_at: Vec<usize> = features.iter().map(|f| find(f)).collect::<Result<_, _>>()?;
+    let label_at = find(label)?;
+    let mut values = vec![0f32; features.len()];
+    let mut record = csv::StringRecord::new();
+    let mut rows = 0;
+    while reader.read_record(&mut record).map_err(csv_error)? {
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record.get(0).is_some_and(str::is_empty) {
+            continue; // a blank line
+        }
+        if record.len() != names.len() {
+            return Err(DataError::at(
+                path,
+                Some(line),
+                format!(
+                    "has {} fields, the header has {}",
+                    record.len(),
+                    names.len()
+                ),
+                "every row needs one value per column (a missing or extra comma?)",
+            ));
+        }
+        for (slot, (&at, name)) in values.iter_mut().zip(feature_at.iter().zip(features)) {
+            let text = record.get(at).unwrap_or("").trim();
+            *slot = number(text).ok_or_else(|| {
+                DataError::at(
+                    path,
+                    Some(line),
+                    format!("feature `{name}` is {}, not a number", shown_value(text)),
+                    "features must be numbers; encode categories as numbers first",
+                )
+            })?;
+        }
+        let label_text = record.get(label_at).unwrap_or("").trim();
+        if label_text.is_empty() {
+            return Err(DataError::at(
+                path,
+                Some(line),
+                format!("label `{label}` is empty"),
+                "every row needs a label",
+            ));
+        }
+        on_row(Row {
+            line,
+            features: &values,
+            label: label_text,
+        })
+        .map_err(|m| DataError::at(path, Some(line), m, ""))?;
+        rows += 1;
+    }
+    Ok(rows)
+}
+
+fn read_jsonl(
+    path: &Path,
+    input: &mut impl Read,
+    features: &[String],
+    label: &str,
+    on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
+) -> Result<u64, DataError> {
+    let mut reader = BufReader::new(input);
+    let mut text = String::new();
+    let mut values = vec![0f32; features.len()];
+    let mut line = 0;
+    let mut rows = 0;
+    loop {
+        text.clear();
+        let n = reader.read_line(&mut text).map_err(|e| {
+            DataError::at(
+                path,
+                Some(line + 1),
+                format!("cannot read: {e}"),
+                "the file must be UTF-8 text, one JSON object per line",
+            )
+        })?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| {
+                DataError::at(
+                    path,
+                    Some(line),
+                    format!("not a JSON object: {e}"),
+                    "each line must be one JSON object, e.g. {\"x\": 1.5, \"label\": \"a\"}",
+                )
+            })?;
+        let missing = |column: &str| {
+            let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            DataError::at(
+                path,
+                Some(line),
+                format!("no key `{column}`"),
+                format!(
+                    "this object has {}; fix `data.features`/`data.label` in the manifest or the file",
+                    preview(&keys)
+                ),
+            )
+        };
+        for (slot, name) in values.iter_mut().zip(features) {
+            let value = object.get(name).ok_or_else(|| missing(name))?;
+            *slot = value
+                .as_f64()
+                .map(|v| v as f32)
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    DataError::at(
+                        path,
+                        Some(line),
+                        format!("feature `{name}` is {value}, not a number"),
+                        "features must be JSON numbers; encode categories as numbers first",
+                    )
+                })?;
+        }
+        let label_value = object.get(label).ok_or_else(|| missing(label))?;
+        let label_text = match label_value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(DataError::at(
+                    path,
+                    Some(line),
+                    format!("label `{label}` is {other}"),
+                    "a label is a string, a number or a boolean",
+                ));
+            }
+        };
+        on_row(Row {
+            line,
+            features: &values,
+            label: &label_text,
+        })
+        .map_err(|m| DataError::at(path, Some(line), m, ""))?;
+        rows += 1;
+    }
+    Ok(rows)
+}
+
+/// A finite number, or `None`.
+fn number(text: &str) -> Option<f32> {
+    text.parse::<f32>().ok().filter(|v| v.is_finite())
+}
+
+fn shown_value(text: &str) -> String {
+    if text.is_empty() {
+        "empty".to_owned()
+    } else {
+        let short: String = text.chars().take(40).collect();
+        format!("`{short}`")
+    }
+}
+
+fn preview(names: &[&str]) -> String {
+    let mut s: Vec<String> = names.iter().take(8).map(|n| format!("`{n}`")).collect();
+    if names.len() > 8 {
+        s.push(format!("and {} more", names.len() - 8));
+    }
+    s.join(", ")
+}
+
+/// Rows held for training or scoring: features row-major (`rows × width`), and one target per
+/// row (a class index for classification, the value for regression).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub width: usize,
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+}
+
+impl Table {
+    pub fn new(width: usize) -> Self {
+        Self {
+            width,
+            ..Self::default()
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.width..(i + 1) * self.width]
+    }
+
+    fn push(&mut self, features: &[f32], target: f32) {
+        self.x.extend_from_slice(features);
+        self.y.push(target);
+    }
+}
+
+/// Whether row `index` of a file goes to validation, for a seed and a fraction: a hash of the
+/// two, so the split is the same on every machine and needs no second pass.
+pub fn in_validation(seed: u64, index: u64, fraction: f64) -> bool {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    ((z >> 11) as f64 / (1u64 << 53) as f64) < fraction
+}
+
+/// The classes of a classification target, in a stable order (numeric when every label is a
+/// number, else by text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classes(pub Vec<String>);
+
+impl Classes {
+    fn from_seen(seen: impl IntoIterator<Item = String>) -> Self {
+        let mut labels: Vec<String> = seen.into_iter().collect();
+        labels.sort();
+        labels.dedup();
+        if labels.iter().all(|l| l.parse::<f64>().is_ok()) {
+            labels.sort_by(|a, b| {
+                let (a, b) = (
+                    a.parse::<f64>().unwrap_or(0.0),
+                    b.parse::<f64>().unwrap_or(0.0),
+                );
+                a.total_cmp(&b)
+            });
+        }
+        Self(labels)
+    }
+
+    pub fn index(&self, label: &str) -> Option<usize> {
+        self.0.iter().position(|l| l == label)
+    }
+}
+
+/// What the manifest says to read.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub task: Task,
+    pub features: Vec<String>,
+    pub label: String,
+    /// (file on disk, path as the manifest gives it, format)
+    pub train: (PathBuf, String, Format),
+    pub validation: Option<(PathBuf, String, Format)>,
+    pub holdout: (PathBuf, String, Format),
+    pub validation_fraction: f64,
+    pub split_seed: u64,
+}
+
+/// Every dataset of a training run, read and split.
+#[derive(Debug, Clone)]
+pub struct Datasets {
+    pub train: Table,
+    pub validation: Table,
+    pub holdout: Table,
+    /// Classification only.
+    pub classes: Option<Classes>,
+    pub files: Vec<FileDigest>,
+}
+
+/// Reads the training file (splitting off validation rows unless a validation file is given),
+/// the validation file and the holdout file.
+pub fn load(spec: &Spec) -> Result<Datasets, DataError> {
+    let width = spec.features.len();
+    let classification = spec.task == Task::Classification;
+    // Training rows keep their label text until every class is known, then map to indices.
+    let mut train_rows: Vec<(bool, Vec<f32>, String)> = Vec::new();
+    let (path, shown, format) = &spec.train;
+    let mut index = 0u64;
+    let split = spec.validation.is_none();
+    let mut files = vec![read(
+        path,
+        shown,
+        *format,
+        &spec.features,
+        &spec.label,
+        |row| {
+            let to_validation =
+                split && in_validation(spec.split_seed, index, spec.validation_fraction);
+            index += 1;
+            if !classification {
+                target_value(row.label)?;
+            }
+            train_rows.push((to_validation, row.features.to_vec(), row.label.to_owned()));
+            Ok(())
+        },
+    )?];
+    let classes =
+        classification.then(|| Classes::from_seen(train_rows.iter().map(|(_, _, l)| l.clone())));
+    let target = |label: &str| -> Result<f32, String> {
+        match &classes {
+            Some(c) => c.index(label).map(|i| i as f32).ok_or_else(|| {
+                format!(
+                    "label `{label}` is not among the training file's classes ({})",
+                    c.0.join(", ")
+                )
+            }),
+            None => target_value(label),
+        }
+    };
+    let mut train = Table::new(width);
+    let mut validation = Table::new(width);
+    for (to_validation, features, label) in &train_rows {
+        let y = target(label).map_err(|m| DataError::at(path, None, m, ""))?;
+        if *to_validation {
+            validation.push(features, y);
+        } else {
+            train.push(features, y);
+        }
+    }
+    drop(train_rows);
+    if let Some((path, shown, format)) = &spec.validation {
+        files.push(read(
+            path,
+            shown,
+            *format,
+            &spec.features,
+            &spec.label,
+            |row| {
+                validation.push(row.features, target(row.label)?);
+                Ok(())
+            },
+        )?);
+    }
+    let mut holdout = Table::new(width);
+    let (path, shown, format) = &spec.holdout;
+    files.push(read(
+        path,
+        shown,
+        *format,
+        &spec.features,
+        &spec.label,
+        |row| {
+            holdout.push(row.features, target(row.label)?);
+            Ok(())
+        },
+    )?);
+    let (path, _, _) = &spec.train;
+    if train.rows() == 0 || validation.rows() == 0 {
+        return Err(DataError::at(
+            path,
+            None,
+            format!(
+                "split into {} training and {} validation rows; both need at least one",
+                train.rows(),
+                validation.rows()
+            ),
+            "add rows, or change `data.split.validation_fraction`",
+        ));
+    }
+    Ok(Datasets {
+        train,
+        validation,
+        holdout,
+        classes,
+        files,
+    })
+}
+
+fn target_value(label: &str) -> Result<f32, String> {
+    number(label).ok_or_else(|| format!("the regression target is `{label}`, not a number"))
+}
+
+/// Per-feature mean and standard deviation of the training split: what serving must apply to
+/// every input, exactly as training did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standardizer {
+    pub mean: Vec<f32>,
+    /// 1.0 where a feature is constant in training (it then only loses its mean).
+    pub std: Vec<f32>,
+}
+
+impl Standardizer {
+    /// Welford's running mean and variance, in f64.
+    pub fn fit(table: &Table) -> Self {
+        let w = table.width;
+        let mut mean = vec![0f64; w];
+        let mut m2 = vec![0f64; w];
+        for i in 0..table.rows() {
+            let n = (i + 1) as f64;
+            for (j, &v) in table.row(i).iter().enumerate() {
+                let v = f64::from(v);
+                let d = v - mean[j];
+                mean[j] += d / n;
+                m2[j] += d * (v - mean[j]);
+            }
+        }
+        let rows = table.rows().max(1) as f64;
+        let std = m2
+            .iter()
+            .map(|&m| {
+                let s = (m / rows).sqrt();
+                if s > 1e-12 { s as f32 } else { 1.0 }
+            })
+            .collect();
+        Self {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// The table with every feature standardised.
+    pub fn apply(&self, table: &Table) -> Table {
+        let mut out = table.clone();
+        for row in out.x.chunks_mut(table.width.max(1)) {
+            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = (*v - m) / s;
+            }
+        }
+        out
+    }
+}
+
+/// Label counts, for reports.
+pub fn class_counts(table: &Table, classes: &Classes) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for &y in &table.y {
+        if let Some(label) = classes.0.get(y as usize) {
+            *counts.entry(label.clone()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    /// (line, features, label) of every row read.
+    type Rows = Vec<(u64, Vec<f32>, String)>;
+
+    fn read_all(path: &Path, format: Format) -> Result<(FileDigest, Rows), DataError> {
+        let mut rows = Vec::new();
+        let d = read(path, "f", format, &cols(&["a", "b"]), "y", |r| {
+            rows.push((r.line, r.features.to_vec(), r.label.to_owned()));
+            Ok(())
+        })?;
+        Ok((d, rows))
+    }
+
+    #[test]
+    fn csv_and_jsonl_read_the_named_columns_in_order_and_hash_the_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = "y,b,other,a\ncat,2,x,1\ndog,4,y,3.5\n";
+        let p = file(&dir, "d.csv", text);
+        let (d, rows) = read_all(&p, Format::Csv).expect("reads");
+        assert_eq!(d.rows, 2);
+        assert_eq!(d.bytes, text.len() as u64);
+        let expected: String = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(d.sha256, expected);
+        assert_eq!(rows[0], (2, vec![1.0, 2.0], "cat".to_owned()));
+        assert_eq!(rows[1], (3, vec![3.5, 4.0], "dog".to_owned()));
+
+        let p = file(
+            &dir,
+            "d.jsonl",
+            "{\"a\": 1, \"b\": 2, \"y\": \"cat\"}\n\n{\"y\": 7, \"b\": 4, \"a\": 3.5}\n",
+        );
+        let (d, rows) = read_all(&p, Format::Jsonl).expect("reads");
+        assert_eq!(d.rows, 2);
+        assert_eq!(rows[1], (3, vec![3.5, 4.0], "7".to_owned()));
+    }
+
+    #[test]
+    fn mistakes_are_reported_at_their_line_with_a_hint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cases: &[(&str, &str, Option<u64>, &str)] = &[
+            (
+                "a.csv",
+                "a,y\n1,x\n",
+                Some(1),
+                "no column `b` in the header",
+            ),
+            (
+                "b.csv",
+                "a,b,y\n1,2,x\n1,zz,x\n",
+                Some(3),
+                "feature `b` is `zz`, not a number",
+            ),
+            (
+                "c.csv",
+                "a,b,y\n1,2,x\n1,2\n",
+                Some(3),
+                "has 2 fields, the header has 3",
+            ),
+            ("d.csv", "", None, "is empty"),
+            ("e.csv", "a,b,y\n", None, "has no rows"),
+            (
+                "f.csv",
+                "a,b,y\n1,,x\n",
+                Some(2),
+                "feature `b` is empty, not a number",
+            ),
+            (
+                "g.csv",
+                "a,b,y\n1,nan,x\n",
+                Some(2),
+                "feature `b` is `nan`, not a number",
+            ),
+            ("h.csv", "a,b,y\n1,2,\n", Some(2), "label `y` is empty"),
+            (
+                "i.jsonl",
+                "{\"a\":1,\"b\":2,\"y\":1}\n{\"a\":1,\"y\":1}\n",
+                Some(2),
+                "no key `b`",
+            ),
+            (
+                "j.jsonl",
+                "{\"a\":1,\"b\":\"2\",\"y\":1}\n",
+                Some(1),
+                "feature `b` is \"2\", not a number",
+            ),
+            ("k.jsonl", "[1,2]\n", Some(1), "not a JSON object"),
+        ];
+        for (name, text, line, want) in cases {
+            let p = file(&dir, name, text);
+            let format = Format::of(&p, None).expect("format");
+            let e = read_all(&p, format).expect_err(name);
+            assert_eq!(e.line, *line, "{name}: {e}");
+            assert!(e.message.contains(want), "{name}: {e}");
+            assert!(!e.hint.is_empty(), "{name}: no hint");
+            assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
+        }
+        let e = Format::of(Path::new("data.parquet"), None).expect_err("unknown");
+        assert!(e.hint.contains("format:"));
+    }
+
+    fn spec(dir: &tempfile::TempDir, train: &str, holdout: &str, task: Task) -> Spec {
+        let t = file(dir, "train.csv", train);
+        let h = file(dir, "holdout.csv", holdout);
+        Spec {
+            task,
+            features: cols(&["a", "b"]),
+            label: "y".to_owned(),
+            train: (t, "train.csv".to_owned(), Format::Csv),
+            validation: None,
+            holdout: (h, "holdout.csv".to_owned(), Format::Csv),
+            validation_fraction: 0.25,
+            split_seed: 3,
+        }
+    }
+
+    #[test]
+    fn the_split_is_seeded_and_classes_are_sorted_numerically() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = "a,b,y\n".to_owned();
+        for i in 0..400 {
+            text.push_str(&format!("{i},{},{}\n", i * 2, [10, 2, 9][i % 3]));
+        }
+        let s = spec(&dir, &text, "a,b,y\n1,2,9\n", Task::Classification);
+        let d = load(&s).expect("loads");
+        assert_eq!(d.classes, Some(Classes(cols(&["2", "9", "10"]))));
+        assert_eq!(d.train.rows() + d.validation.rows(), 400);
+        let share = d.validation.rows() as f64 / 400.0;
+        assert!((0.18..0.32).contains(&share), "{share}");
+        let again = load(&s).expect("loads");
+        assert_eq!(again.validation, d.validation);
+        let other = load(&Spec {
+            split_seed: 4,
+            ..s.clone()
+        })
+        .expect("loads");
+        assert_ne!(other.validation, d.validation);
+        assert_eq!(d.holdout.y, vec![1.0]);
+        assert_eq!(d.files.len(), 2);
+        assert_eq!(d.files[0].rows, 400);
+    }
+
+    #[test]
+    fn an_unknown_holdout_label_and_a_text_regression_target_are_located() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let train = "a,b,y\n1,2,x\n3,4,z\n5,6,x\n7,8,z\n9,9,x\n";
+        let s = spec(&dir, train, "a,b,y\n1,2,x\n1,2,w\n", Task::Classification);
+        let e = load(&s).expect_err("unknown label");
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("label `w` is not among"), "{e}");
+        let s = spec(&dir, train, "a,b,y\n1,2,3\n", Task::Regression);
+        let e = load(&s).expect_err("text target");
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("not a number"), "{e}");
+    }
+
+    #[test]
+    fn standardizer_centres_and_scales_and_leaves_constants_finite() {
+        let mut t = Table::new(2);
+        for (a, b) in [(1.0, 5.0), (3.0, 5.0), (5.0, 5.0)] {
+            t.push(&[a, b], 0.0);
+        }
+        let s = Standardizer::fit(&t);
+        assert_eq!(s.mean, vec![3.0, 5.0]);
+        assert!((s.std[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
+        assert_eq!(s.std[1], 1.0);
+        let z = s.apply(&t);
+        assert!(z.x.iter().all(|v| v.is_finite()));
+        assert_eq!(z.row(1), &[0.0, 0.0]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_reader_never_panics_on_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            for name in ["x.csv", "x.jsonl"] {
+                let p = dir.path().join(name);
+                std::fs::write(&p, &bytes).expect("write");
+                let format = Format::of(&p, None).expect("format");
+                let _ = read(&p, name, format, &cols(&["a"]), "y", |_| Ok(()));
+            }
+        }
+    }
+}

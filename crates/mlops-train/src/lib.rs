@@ -1,0 +1,4 @@
+//! Local training: datasets streamed and hashed ([`data`]), evaluation metrics ([`metrics`]).
+
+pub mod data;
+pub mod metrics;
