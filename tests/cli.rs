@@ -19,6 +19,8 @@ fn mlops() -> Command {
         "GITHUB_STEP_SUMMARY",
         "MLOPS_FORMAT",
         "MLOPS_MANIFEST",
+        "MLOPS_REGISTRY",
+        "MLOPS_BACKEND",
     ] {
         c.env_remove(var);
     }
@@ -563,4 +565,239 @@ fn render_refuses_an_invalid_manifest_and_writes_nothing() {
         text(&out.stderr)
     );
     assert!(!dir.path().join(".github").exists());
+}
+
+/// The quickstart (manifest and data) copied into a temporary directory, the manifest edited.
+fn quickstart_copy(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = root().join("examples/quickstart");
+    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+    for f in ["data/digits-train.csv", "data/digits-holdout.csv"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).expect("copy");
+    }
+    let text = std::fs::read_to_string(src.join("mlops.yaml")).expect("manifest");
+    std::fs::write(dir.path().join("mlops.yaml"), edit(text)).expect("write");
+    dir
+}
+
+fn train_in(dir: &Path, registry: &Path, extra: &[&str]) -> Output {
+    run(mlops()
+        .current_dir(dir)
+        .args(["train", "--manifest", "mlops.yaml", "--registry"])
+        .arg(registry)
+        .args(extra))
+}
+
+fn json_doc(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// The quickstart trains to the quality bar, registers version 1 then 2, and a second registry
+/// fed the same manifest, data and seed gets byte-identical weights.
+#[test]
+fn train_registers_versions_with_cards_and_reproducible_weights() {
+    let dir = quickstart_copy(|t| t);
+    let (a, b) = (dir.path().join("reg-a"), dir.path().join("reg-b"));
+    let out = train_in(dir.path(), &a, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc = json_doc(&out);
+    assert_eq!(doc["model_version"], "digits-mlp@1");
+    assert_eq!(doc["status"], "approved");
+    let accuracy = doc["metrics"]["accuracy"].as_f64().expect("accuracy");
+    assert!(accuracy >= 0.95, "{doc}");
+    assert!(
+        doc["holdout_metrics"]["accuracy"]
+            .as_f64()
+            .expect("holdout")
+            >= 0.9
+    );
+
+    let again = json_doc(&train_in(dir.path(), &a, &["--format", "json"]));
+    assert_eq!(again["model_version"], "digits-mlp@2");
+    assert_eq!(again["metrics"], doc["metrics"]);
+    let other = json_doc(&train_in(dir.path(), &b, &["--format", "json"]));
+    assert_eq!(other["model_version"], "digits-mlp@1");
+    let weights = |reg: &Path, v: &str| {
+        std::fs::read(reg.join("digits-mlp").join(v).join("model.safetensors")).expect("weights")
+    };
+    assert!(
+        weights(&a, "1") == weights(&b, "1"),
+        "same seed, other weights"
+    );
+    assert!(
+        weights(&a, "1") == weights(&a, "2"),
+        "same seed, other weights"
+    );
+
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("digits-mlp/1/card.json")).expect("card"),
+    )
+    .expect("json");
+    assert_eq!(card["datasets"]["train"]["path"], "data/digits-train.csv");
+    assert_eq!(
+        card["datasets"]["train"]["sha256"],
+        "65bd94a07c3559d12d6ead310fcf96c84507fb624ea81b801a3c4d4fd303fa59"
+    );
+    assert_eq!(card["datasets"]["holdout"]["rows"], 297);
+    assert_eq!(card["curve"].as_array().map(Vec::len), Some(30));
+    assert_eq!(card["libraries"]["burn"], "0.22.1");
+    assert_eq!(card["compute"]["backend"], "flex");
+    assert_eq!(card["manifest"]["sha256"].as_str().map(str::len), Some(64));
+    let bundle: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("digits-mlp/1/model.json")).expect("bundle"),
+    )
+    .expect("json");
+    assert_eq!(
+        bundle["signature"]["features"].as_array().map(Vec::len),
+        Some(64)
+    );
+    assert_eq!(bundle["signature"]["classes"][9], "9");
+    assert_eq!(
+        bundle["standardizer"]["mean"].as_array().map(Vec::len),
+        Some(64)
+    );
+
+    // A different seed: different weights.
+    let reseeded = quickstart_copy(|t| t.replace("seed: 42", "seed: 43"));
+    let c = reseeded.path().join("reg");
+    assert_eq!(train_in(reseeded.path(), &c, &[]).status.code(), Some(0));
+    assert!(
+        weights(&a, "1") != weights(&c, "1"),
+        "another seed, same weights"
+    );
+
+    // The registry commands see what train registered.
+    let list = run(mlops()
+        .args(["registry", "list", "--format", "json", "--registry"])
+        .arg(&a));
+    assert_eq!(
+        json_doc(&list)["versions"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let out = run(mlops()
+        .args([
+            "registry",
+            "reject",
+            "digits-mlp@2",
+            "--reason",
+            "bad",
+            "--registry",
+        ])
+        .arg(&a));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let show = run(mlops()
+        .args([
+            "registry",
+            "show",
+            "digits-mlp@approved",
+            "--format",
+            "json",
+            "--registry",
+        ])
+        .arg(&a));
+    assert_eq!(json_doc(&show)["ref"], "digits-mlp@1");
+    let out = run(mlops()
+        .args(["registry", "show", "digits-mlp@7", "--registry"])
+        .arg(&a));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("its versions are 1, 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(mlops()
+        .args(["registry", "approve", "digits", "--registry"])
+        .arg(&a));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("NAME@VERSION"));
+}
+
+/// A model below a threshold is registered as rejected and the command fails, naming the metric
+/// and the threshold; inside Actions the outputs and the summary are written all the same.
+#[test]
+fn a_model_below_its_threshold_is_rejected_with_exit_one() {
+    let dir =
+        quickstart_copy(|t| t.replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.9999 }"));
+    let reg = dir.path().join("reg");
+    let output = dir.path().join("out.txt");
+    let summary = dir.path().join("summary.md");
+    let out = run(mlops()
+        .current_dir(dir.path())
+        .args(["train", "--manifest", "mlops.yaml", "--registry"])
+        .arg(&reg)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("::group::Training digits-mlp"), "{stdout}");
+    assert!(stdout.contains("epoch=30 loss="), "{stdout}");
+    assert!(
+        stdout.contains("below the threshold (min 0.9999)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("::error title=mlops train::"), "{stdout}");
+    let status = std::fs::read_to_string(reg.join("digits-mlp/1/status.json")).expect("status");
+    assert!(status.contains("\"rejected\""), "{status}");
+    assert!(status.contains("accuracy"), "{status}");
+    let outputs = std::fs::read_to_string(&output).expect("outputs");
+    assert!(
+        outputs.contains("model-version") && outputs.contains("digits-mlp@1"),
+        "{outputs}"
+    );
+    let md = std::fs::read_to_string(&summary).expect("summary");
+    assert!(
+        md.contains("| accuracy |") && md.contains("xychart-beta"),
+        "{md}"
+    );
+}
+
+/// Bad data stops training before it starts, located at file:line; a diverging loss exits 1.
+#[test]
+fn bad_data_is_located_and_a_diverging_loss_stops_training() {
+    let dir = quickstart_copy(|t| t);
+    let train = dir.path().join("data/digits-train.csv");
+    let mut rows = std::fs::read_to_string(&train).expect("train");
+    rows.push_str("1,2,3\n");
+    std::fs::write(&train, rows).expect("write");
+    let reg = dir.path().join("reg");
+    let out = train_in(dir.path(), &reg, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("digits-train.csv:1502: has 3 fields, the header has 65"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert!(!reg.exists(), "nothing may be registered");
+
+    // Regression on a target far too large for f32 arithmetic: the loss overflows.
+    let dir = quickstart_copy(|t| {
+        t.replace("task: classification", "task: regression")
+            .replace("metrics: [accuracy, f1_macro]", "metrics: [rmse]")
+            .replace("accuracy: { min: 0.95 }", "rmse: { max: 1.0 }")
+            .replace("    accuracy: 0.0\n    f1_macro: 0.0\n", "    rmse: 0.0\n")
+    });
+    for f in ["data/digits-train.csv", "data/digits-holdout.csv"] {
+        let path = dir.path().join(f);
+        let text = std::fs::read_to_string(&path).expect("read");
+        let huge: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    format!("{l}\n")
+                } else {
+                    format!("{l}e30\n")
+                }
+            })
+            .collect();
+        std::fs::write(&path, huge).expect("write");
+    }
+    let out = train_in(dir.path(), &dir.path().join("reg"), &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("training diverged"), "{err}");
+    assert!(err.contains("learning_rate"), "{err}");
 }

@@ -458,6 +458,40 @@ pub struct Spec {
     pub split_seed: u64,
 }
 
+impl Spec {
+    /// What a (valid) manifest at `manifest_dir` asks to read. Relative dataset paths start at
+    /// the manifest's directory.
+    pub fn from_manifest(
+        m: &mlops_manifest::Manifest,
+        manifest_dir: &Path,
+    ) -> Result<Self, String> {
+        let features = mlops_manifest::semantic::expand_columns(&m.data.features)?;
+        let file =
+            |d: &mlops_manifest::model::Dataset| -> Result<(PathBuf, String, Format), String> {
+                if d.path.starts_with("s3://") {
+                    return Err(format!(
+                        "{}: reading datasets from S3 is not built yet; copy the file locally",
+                        d.path
+                    ));
+                }
+                let on_disk = manifest_dir.join(&d.path);
+                let format =
+                    Format::of(&on_disk, d.format).map_err(|e| format!("{e} ({})", e.hint))?;
+                Ok((on_disk, d.path.clone(), format))
+            };
+        Ok(Self {
+            task: m.model.task,
+            features,
+            label: m.data.label.clone(),
+            train: file(&m.data.train)?,
+            validation: m.data.validation.as_ref().map(file).transpose()?,
+            holdout: file(&m.data.holdout)?,
+            validation_fraction: m.data.split.validation_fraction,
+            split_seed: m.data.split.seed,
+        })
+    }
+}
+
 /// Every dataset of a training run, read and split.
 #[derive(Debug, Clone)]
 pub struct Datasets {

@@ -23,6 +23,13 @@ pub(crate) enum Command {
     Validate(ValidateArgs),
     /// Render Terraform and GitHub workflows from the manifest; `--check` reports drift instead.
     Render(RenderArgs),
+    /// Train the manifest's model, score it on validation and holdout data, and register it.
+    Train(TrainArgs),
+    /// The trainer inside a training container (SageMaker's /opt/ml layout).
+    TrainWorker(TrainWorkerArgs),
+    /// List, show, approve and reject registered model versions.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 /// How results are shown.
@@ -72,6 +79,68 @@ pub(crate) struct RenderArgs {
     pub force: bool,
 }
 
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TrainBackend {
+    /// On this machine, with burn.
+    Local,
+    /// As a SageMaker training job.
+    Sagemaker,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainArgs {
+    /// Path of the manifest.
+    #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
+    pub manifest: PathBuf,
+    /// Where training runs; defaults to the manifest's `training.backend`.
+    #[arg(long, env = "MLOPS_BACKEND", value_enum)]
+    pub backend: Option<TrainBackend>,
+    /// The model registry (a directory); defaults to the manifest's `registry.path`.
+    #[arg(long, env = "MLOPS_REGISTRY")]
+    pub registry: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainWorkerArgs {
+    /// The base of the container layout (`input/`, `model/`, `output/`).
+    #[arg(long, env = "MLOPS_WORKER_BASE", default_value = "/opt/ml")]
+    pub base: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Every registered version, with its status.
+    List(RegistryArgs),
+    /// One version's model card.
+    Show(RegistryRefArgs),
+    /// Mark a version approved (it may go to production).
+    Approve(RegistryRefArgs),
+    /// Mark a version rejected.
+    Reject(RegistryRefArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    /// The registry directory; defaults to the manifest's `registry.path`.
+    #[arg(long, env = "MLOPS_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// The manifest whose registry to use when --registry is not given.
+    #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
+    pub manifest: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryRefArgs {
+    /// NAME@VERSION, NAME@latest or NAME@approved.
+    pub model: String,
+    /// Why (recorded with the status).
+    #[arg(long, env = "MLOPS_REASON")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -83,7 +152,11 @@ mod tests {
     fn every_flag_has_an_mlops_variable() {
         let cli = Cli::command();
         let mut checked = 0;
-        for cmd in std::iter::once(&cli).chain(cli.get_subcommands()) {
+        let nested: Vec<&clap::Command> = cli
+            .get_subcommands()
+            .flat_map(|c| std::iter::once(c).chain(c.get_subcommands()))
+            .collect();
+        for cmd in std::iter::once(&cli).chain(nested) {
             for arg in cmd.get_arguments() {
                 let id = arg.get_id().as_str();
                 if matches!(id, "help" | "version") || arg.is_positional() {

@@ -10,8 +10,6 @@ pub(crate) enum Exit {
     /// Usage or input error: a bad flag, a file that cannot be read.
     Usage = 2,
     /// A remote service or the runtime failed.
-    #[allow(dead_code)]
-    // used by the subcommands that call services (render, train, holdout, ...)
     Runtime = 3,
 }
 

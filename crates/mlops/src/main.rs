@@ -24,6 +24,9 @@ fn main() -> std::process::ExitCode {
     let code = match cli.command {
         cli::Command::Validate(args) => cmd::validate::run(&args, format),
         cli::Command::Render(args) => cmd::render::run(&args, format),
+        cli::Command::Train(args) => cmd::train::run(&args, format),
+        cli::Command::TrainWorker(args) => cmd::train::worker(&args),
+        cli::Command::Registry(command) => cmd::registry::run(&command, format),
     };
     code.into()
 }

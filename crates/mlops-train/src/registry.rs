@@ -1,0 +1,557 @@
+//! The model registry in a local directory: one directory per model version, written whole or
+//! not at all, with an immutable model card and a status that `approve`/`reject` change.
+//!
+//! ```text
+//! <registry>/<model>/<version>/model.safetensors   the weights
+//!                              model.json          architecture, feature signature, standardizer
+//!                              card.json           the model card (never rewritten)
+//!                              status.json         pending | approved | rejected, why, when
+//! ```
+//!
+//! Versions are 1, 2, 3… per model. A version is staged in a hidden directory beside the others
+//! and renamed into place; two runs registering at once get two different versions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The files a version holds besides its card and status.
+pub const WEIGHTS: &str = "model.safetensors";
+pub const BUNDLE: &str = "model.json";
+const CARD: &str = "card.json";
+const STATUS: &str = "status.json";
+
+/// Where a version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
+/// A version's status and why it has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusRecord {
+    pub status: Status,
+    pub reason: String,
+    /// RFC 3339, UTC.
+    pub changed_at: String,
+}
+
+/// Which version a reference means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Number(u64),
+    /// The highest version.
+    Latest,
+    /// The highest approved version.
+    Approved,
+}
+
+/// `NAME@VERSION`, `NAME@latest` or `NAME@approved`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRef {
+    pub name: String,
+    pub selector: Selector,
+}
+
+impl FromStr for ModelRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = || {
+            format!(
+                "`{s}` is not a model reference: write NAME@VERSION, NAME@latest or NAME@approved"
+            )
+        };
+        let (name, version) = s.split_once('@').ok_or_else(usage)?;
+        let name_ok = name.len() >= 2
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok {
+            return Err(usage());
+        }
+        let selector = match version {
+            "latest" => Selector::Latest,
+            "approved" => Selector::Approved,
+            v => match v.parse::<u64>() {
+                Ok(n) if n > 0 && !v.starts_with('0') => Selector::Number(n),
+                _ => return Err(usage()),
+            },
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            selector,
+        })
+    }
+}
+
+impl std::fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.selector {
+            Selector::Number(n) => write!(f, "{}@{n}", self.name),
+            Selector::Latest => write!(f, "{}@latest", self.name),
+            Selector::Approved => write!(f, "{}@approved", self.name),
+        }
+    }
+}
+
+/// A registry mistake: what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RegistryError {
+    pub message: String,
+    pub hint: String,
+    /// True when the registry or the reference is wrong (exit 2), false for an I/O failure (3).
+    pub user: bool,
+}
+
+fn user(message: String, hint: impl Into<String>) -> RegistryError {
+    RegistryError {
+        message,
+        hint: hint.into(),
+        user: true,
+    }
+}
+
+fn io(path: &Path, e: &std::io::Error) -> RegistryError {
+    RegistryError {
+        message: format!("{}: {e}", path.display()),
+        hint: "check that the registry directory is writable".to_owned(),
+        user: false,
+    }
+}
+
+/// One registered version, as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub model: String,
+    pub version: u64,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub status: StatusRecord,
+    pub dir: PathBuf,
+}
+
+/// A local registry directory.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    root: PathBuf,
+}
+
+impl Registry {
+    pub fn open(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The versions of `model`, ascending.
+    pub fn versions(&self, model: &str) -> Result<Vec<u64>, RegistryError> {
+        let dir = self.root.join(model);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir, &e)),
+        };
+        let mut versions: Vec<u64> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .filter(|&v| v > 0)
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    /// Every model in the registry, by name.
+    pub fn models(&self) -> Result<Vec<String>, RegistryError> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.root, &e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn dir(&self, model: &str, version: u64) -> PathBuf {
+        self.root.join(model).join(version.to_string())
+    }
+
+    /// Registers the files in `staged` (which must hold [`WEIGHTS`] and [`BUNDLE`]) as the next
+    /// version of `model`, with the card `make_card(version)` returns and `status`. Nothing is
+    /// visible until the whole version is in place.
+    pub fn register(
+        &self,
+        model: &str,
+        staged: &Path,
+        make_card: impl Fn(u64) -> serde_json::Value,
+        status: StatusRecord,
+    ) -> Result<Entry, RegistryError> {
+        let parent = self.root.join(model);
+        std::fs::create_dir_all(&parent).map_err(|e| io(&parent, &e))?;
+        for name in [WEIGHTS, BUNDLE] {
+            if !staged.join(name).is_file() {
+                return Err(user(
+                    format!("{} has no {name}", staged.display()),
+                    "train the model first",
+                ));
+            }
+        }
+        for _ in 0..1000 {
+            let version = self.versions(model)?.last().copied().unwrap_or(0) + 1;
+            let incoming = tempfile::Builder::new()
+                .prefix(".incoming-")
+                .tempdir_in(&parent)
+                .map_err(|e| io(&parent, &e))?;
+            for name in [WEIGHTS, BUNDLE] {
+                let to = incoming.path().join(name);
+                std::fs::copy(staged.join(name), &to).map_err(|e| io(&to, &e))?;
+            }
+            write_json(&incoming.path().join(CARD), &make_card(version))?;
+            write_json(&incoming.path().join(STATUS), &status)?;
+            let target = self.dir(model, version);
+            let staging = incoming.keep();
+            match std::fs::rename(&staging, &target) {
+                Ok(()) => {
+                    return Ok(Entry {
+                        model: model.to_owned(),
+                        version,
+                        reference: format!("{model}@{version}"),
+                        status,
+                        dir: target,
+                    });
+                }
+                Err(e)
+                    if target.exists()
+                        || matches!(
+                            e.kind(),
+                            std::io::ErrorKind::AlreadyExists
+                                | std::io::ErrorKind::DirectoryNotEmpty
+                        ) =>
+                {
+                    // Another run took this version first: try the next one.
+                    let _ = std::fs::remove_dir_all(&staging);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&staging);
+                    return Err(io(&target, &e));
+                }
+            }
+        }
+        Err(user(
+            format!(
+                "could not find a free version of {model} in {}",
+                parent.display()
+            ),
+            "is something else writing to the registry in a loop?",
+        ))
+    }
+
+    /// The version a reference means.
+    pub fn resolve(&self, r: &ModelRef) -> Result<Entry, RegistryError> {
+        let versions = self.versions(&r.name)?;
+        if versions.is_empty() {
+            return Err(user(
+                format!(
+                    "no model {} in the registry {}",
+                    r.name,
+                    self.root.display()
+                ),
+                "train it first (`mlops train`), or point --registry / MLOPS_REGISTRY elsewhere",
+            ));
+        }
+        let version = match r.selector {
+            Selector::Number(n) => versions.contains(&n).then_some(n).ok_or_else(|| {
+                user(
+                    format!("{} has no version {n}", r.name),
+                    format!(
+                        "its versions are {}",
+                        versions
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?,
+            Selector::Latest => versions.last().copied().unwrap_or(0),
+            Selector::Approved => {
+                let mut found = None;
+                for &v in versions.iter().rev() {
+                    if self.status(&r.name, v)?.status == Status::Approved {
+                        found = Some(v);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
+                    user(
+                        format!("{} has no approved version", r.name),
+                        format!("approve one: `mlops registry approve {}@VERSION`", r.name),
+                    )
+                })?
+            }
+        };
+        Ok(Entry {
+            model: r.name.clone(),
+            version,
+            reference: format!("{}@{version}", r.name),
+            status: self.status(&r.name, version)?,
+            dir: self.dir(&r.name, version),
+        })
+    }
+
+    pub fn status(&self, model: &str, version: u64) -> Result<StatusRecord, RegistryError> {
+        read_json(&self.dir(model, version).join(STATUS))
+    }
+
+    pub fn card(&self, model: &str, version: u64) -> Result<serde_json::Value, RegistryError> {
+        read_json(&self.dir(model, version).join(CARD))
+    }
+
+    /// Sets a version's status (atomically: the status file is replaced, never half-written).
+    pub fn set_status(
+        &self,
+        r: &ModelRef,
+        status: Status,
+        reason: &str,
+    ) -> Result<Entry, RegistryError> {
+        let mut entry = self.resolve(r)?;
+        let record = StatusRecord {
+            status,
+            reason: reason.to_owned(),
+            changed_at: now_rfc3339(),
+        };
+        write_json(&entry.dir.join(STATUS), &record)?;
+        entry.status = record;
+        Ok(entry)
+    }
+
+    /// Every version of every model.
+    pub fn list(&self) -> Result<Vec<Entry>, RegistryError> {
+        let mut out = Vec::new();
+        for model in self.models()? {
+            for version in self.versions(&model)? {
+                out.push(Entry {
+                    reference: format!("{model}@{version}"),
+                    status: self.status(&model, version)?,
+                    dir: self.dir(&model, version),
+                    model: model.clone(),
+                    version,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RegistryError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| RegistryError {
+        message: e.to_string(),
+        hint: String::new(),
+        user: false,
+    })?;
+    text.push('\n');
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io(dir, &e))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| io(path, &e))?;
+    tmp.persist(path).map_err(|e| io(path, &e.error))?;
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io(path, &e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        user(
+            format!("{} is damaged: {e}", path.display()),
+            "restore it from a backup, or delete that version's directory",
+        )
+    })
+}
+
+/// Now as RFC 3339 UTC, to the second.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (civil-from-days).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Counts of versions by status, for summaries.
+pub fn tally(entries: &[Entry]) -> BTreeMap<&'static str, usize> {
+    let mut t = BTreeMap::new();
+    for e in entries {
+        *t.entry(e.status.status.name()).or_insert(0) += 1;
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join(WEIGHTS), b"weights").expect("write");
+        std::fs::write(d.path().join(BUNDLE), b"{}").expect("write");
+        d
+    }
+
+    fn pending() -> StatusRecord {
+        StatusRecord {
+            status: Status::Pending,
+            reason: "no thresholds".to_owned(),
+            changed_at: now_rfc3339(),
+        }
+    }
+
+    #[test]
+    fn references_parse_and_print() {
+        for ok in ["digits-mlp@1", "ab@latest", "a1@approved", "x-y@42"] {
+            let r: ModelRef = ok.parse().expect(ok);
+            assert_eq!(r.to_string(), ok);
+        }
+        for bad in [
+            "digits",
+            "@1",
+            "Digits@1",
+            "d@1",
+            "digits@0",
+            "digits@01",
+            "digits@next",
+            "di gits@1",
+        ] {
+            let e = bad.parse::<ModelRef>().expect_err(bad);
+            assert!(e.contains("NAME@VERSION"), "{e}");
+        }
+    }
+
+    #[test]
+    fn versions_count_up_and_references_resolve() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let reg = Registry::open(root.path());
+        let s = staged();
+        for want in 1..=3 {
+            let e = reg
+                .register(
+                    "digits",
+                    s.path(),
+                    |v| serde_json::json!({ "version": v }),
+                    pending(),
+                )
+                .expect("registers");
+            assert_eq!(e.version, want);
+            assert_eq!(reg.card("digits", want).expect("card")["version"], want);
+        }
+        let latest: ModelRef = "digits@latest".parse().expect("ref");
+        assert_eq!(reg.resolve(&latest).expect("resolves").version, 3);
+        let approved: ModelRef = "digits@approved".parse().expect("ref");
+        let e = reg.resolve(&approved).expect_err("none approved");
+        assert!(
+            e.hint.contains("mlops registry approve digits@"),
+            "{}",
+            e.hint
+        );
+        reg.set_status(
+            &"digits@2".parse().expect("ref"),
+            Status::Approved,
+            "looked fine",
+        )
+        .expect("approves");
+        assert_eq!(reg.resolve(&approved).expect("resolves").version, 2);
+        let e = reg
+            .resolve(&"digits@9".parse().expect("ref"))
+            .expect_err("no 9");
+        assert!(e.hint.contains("1, 2, 3"), "{}", e.hint);
+        let e = reg
+            .resolve(&"other@1".parse().expect("ref"))
+            .expect_err("none");
+        assert!(e.message.contains("no model other"));
+        let all = reg.list().expect("lists");
+        assert_eq!(all.len(), 3);
+        assert_eq!(tally(&all).get("approved"), Some(&1));
+        // Nothing half-written is left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(root.path().join("digits"))
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn concurrent_registrations_get_distinct_versions() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let s = staged();
+        let versions: Vec<u64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        Registry::open(root.path())
+                            .register("m1", s.path(), |v| serde_json::json!(v), pending())
+                            .expect("registers")
+                            .version
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        let mut sorted = versions.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..=8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_305_600 + 3_723), "2026-11-22T01:02:03Z");
+    }
+}

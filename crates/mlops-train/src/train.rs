@@ -1,0 +1,288 @@
+//! The training loop: seeded initialisation and batch order, one optimiser step per batch,
+//! validation after every epoch, and a stop with a clear error when the loss stops being a
+//! number.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mlops_manifest::model::{Metric, Optimizer, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Table;
+use crate::metrics;
+use crate::model::{Architecture, Network};
+
+/// burn's random number generator is global to the process (seeding one device seeds it for
+/// all): a training run holds this lock from seeding to its last dropout mask, so two runs in one
+/// process cannot interleave their draws and each stays reproducible.
+pub static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How to optimise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub task: Task,
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub optimizer: Optimizer,
+    pub seed: u64,
+}
+
+/// One epoch of the training curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Epoch {
+    pub epoch: u32,
+    /// Mean training loss over the epoch's batches.
+    pub loss: f64,
+    pub validation_loss: f64,
+    /// Validation metrics after the epoch.
+    pub metrics: BTreeMap<String, f64>,
+    pub seconds: f64,
+}
+
+/// Why training stopped without a model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    #[error("the training loss became {loss} at epoch {epoch}, batch {batch}: training diverged")]
+    Diverged { epoch: u32, batch: usize, loss: f64 },
+    #[error("the backend failed: {0}")]
+    Backend(String),
+}
+
+impl TrainError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            TrainError::Diverged { .. } => {
+                "lower `training.learning_rate`, or check the features for extreme values"
+            }
+            TrainError::Backend(_) => "run again with `--format json` and report the error",
+        }
+    }
+}
+
+/// A trained network and how it got there.
+#[derive(Debug)]
+pub struct Trained {
+    pub network: Network,
+    pub curve: Vec<Epoch>,
+    /// Training rows processed per second, over the whole run.
+    pub samples_per_second: f64,
+}
+
+/// A small, seeded generator for the batch order (splitmix64): the same seed gives the same
+/// order on every machine.
+struct Order(u64);
+
+impl Order {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn shuffle(&mut self, items: &mut [usize]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+fn optimizer(settings: &Settings) -> ModuleOptimizer {
+    match settings.optimizer {
+        Optimizer::Adam => AdamConfig::new().init(),
+        Optimizer::Adamw => AdamWConfig::new().init(),
+        Optimizer::Sgd => SgdConfig::new().init(),
+    }
+}
+
+/// Features of the rows `index` as a `[rows, width]` tensor.
+fn features(table: &Table, index: &[usize], device: &Device) -> Tensor<2> {
+    let mut x = Vec::with_capacity(index.len() * table.width);
+    for &i in index {
+        x.extend_from_slice(table.row(i));
+    }
+    Tensor::from_data(TensorData::new(x, [index.len(), table.width]), device)
+}
+
+fn scalar(t: Tensor<1>) -> Result<f64, TrainError> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+        .first()
+        .map(|&v| f64::from(v))
+        .ok_or_else(|| TrainError::Backend("empty loss".to_owned()))
+}
+
+/// The loss of a batch: cross-entropy over class indices, or mean squared error.
+fn loss(
+    task: Task,
+    output: Tensor<2>,
+    table: &Table,
+    index: &[usize],
+    device: &Device,
+) -> Tensor<1> {
+    match task {
+        Task::Classification => {
+            let y: Vec<i64> = index.iter().map(|&i| table.y[i] as i64).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(y, [index.len()]), device);
+            CrossEntropyLossConfig::new()
+                .init(device)
+                .forward(output, y)
+        }
+        Task::Regression => {
+            let y: Vec<f32> = index.iter().map(|&i| table.y[i]).collect();
+            let y = Tensor::<2>::from_data(TensorData::new(y, [index.len(), 1]), device);
+            MseLoss::new()
+                .forward(output, y, Reduction::Mean)
+                .reshape([1])
+        }
+    }
+}
+
+/// Trains a new network on `train` (standardised), validating on `validation` after every
+/// epoch; `on_epoch` sees each epoch as it ends.
+pub fn train(
+    architecture: &Architecture,
+    train: &Table,
+    validation: &Table,
+    settings: &Settings,
+    device: &Device,
+    mut on_epoch: impl FnMut(&Epoch),
+) -> Result<Trained, TrainError> {
+    let _rng = RNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let device = device.clone().autodiff();
+    device.seed(settings.seed);
+    let mut network = Network::new(architecture, &device);
+    let mut optim = optimizer(settings);
+    let mut order = Order(settings.seed);
+    let mut rows: Vec<usize> = (0..train.rows()).collect();
+    let batch = settings.batch_size.max(1);
+    let started = Instant::now();
+    let mut curve = Vec::new();
+    let mut first_loss: Option<f64> = None;
+    for epoch in 1..=settings.epochs {
+        let epoch_started = Instant::now();
+        order.shuffle(&mut rows);
+        let mut total = 0.0;
+        let mut batches = 0;
+        for (b, index) in rows.chunks(batch).enumerate() {
+            let output = network.forward(features(train, index, &device));
+            let loss = loss(settings.task, output, train, index, &device);
+            let value = scalar(loss.clone())?;
+            if !value.is_finite() || first_loss.is_some_and(|f| value > f * 1e4 + 1e6) {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: b + 1,
+                    loss: value,
+                });
+            }
+            first_loss.get_or_insert(value);
+            let grads = GradientsParams::from_grads(loss.backward(), &network);
+            network = optim.step(settings.learning_rate, network, grads);
+            total += value;
+            batches += 1;
+        }
+        let (validation_loss, metrics) = evaluate(&network.valid(), validation, settings.task)?;
+        let record = Epoch {
+            epoch,
+            loss: total / f64::from(batches.max(1)),
+            validation_loss,
+            metrics: metrics::by_name(&metrics),
+            seconds: epoch_started.elapsed().as_secs_f64(),
+        };
+        on_epoch(&record);
+        curve.push(record);
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    Ok(Trained {
+        network: network.valid(),
+        samples_per_second: (train.rows() as f64 * f64::from(settings.epochs)) / elapsed,
+        curve,
+    })
+}
+
+/// Predictions of a (non-autodiff) network for every row of `table`: class indices, or values.
+pub fn predict(network: &Network, table: &Table, device: &Device) -> Result<Vec<f32>, TrainError> {
+    let mut out = Vec::with_capacity(table.rows());
+    let all: Vec<usize> = (0..table.rows()).collect();
+    let classification = network.architecture().outputs > 1;
+    for index in all.chunks(1024) {
+        let y = network.forward(features(table, index, device));
+        let values = if classification {
+            y.argmax(1)
+                .into_data()
+                .try_into_vec_as::<i64>()
+                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect::<Vec<_>>()
+        } else {
+            y.into_data()
+                .try_into_vec_as::<f32>()
+                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+        };
+        out.extend(values);
+    }
+    Ok(out)
+}
+
+/// Loss and metrics of a network on a table.
+pub fn evaluate(
+    network: &Network,
+    table: &Table,
+    task: Task,
+) -> Result<(f64, BTreeMap<Metric, f64>), TrainError> {
+    let device = network_device(network);
+    let all: Vec<usize> = (0..table.rows()).collect();
+    let mut loss_sum = 0.0;
+    for index in all.chunks(1024) {
+        let output = network.forward(features(table, index, &device));
+        loss_sum += scalar(loss(task, output, table, index, &device))? * index.len() as f64;
+    }
+    let predicted = predict(network, table, &device)?;
+    let metrics = match task {
+        Task::Classification => {
+            let p: Vec<usize> = predicted.iter().map(|&v| v as usize).collect();
+            let t: Vec<usize> = table.y.iter().map(|&v| v as usize).collect();
+            metrics::classification(&p, &t, network.architecture().outputs)
+        }
+        Task::Regression => metrics::regression(&predicted, &table.y),
+    };
+    Ok((loss_sum / table.rows().max(1) as f64, metrics))
+}
+
+fn network_device(network: &Network) -> Device {
+    network
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(Device::flex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_order_is_a_seeded_permutation() {
+        let mut a: Vec<usize> = (0..50).collect();
+        let mut b = a.clone();
+        Order(7).shuffle(&mut a);
+        Order(7).shuffle(&mut b);
+        assert_eq!(a, b);
+        let mut c: Vec<usize> = (0..50).collect();
+        Order(8).shuffle(&mut c);
+        assert_ne!(a, c);
+        a.sort_unstable();
+        assert_eq!(a, (0..50).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,603 @@
+//! The trainer as SageMaker runs it (`mlops train-worker`), and as the local backend runs it too,
+//! over a temporary directory laid out the same way, so both train identically.
+//!
+//! ```text
+//! <base>/input/config/hyperparameters.json   the Job, one JSON-encoded value per key
+//! <base>/input/data/<channel>/                train, validation (optional), holdout: one file each
+//! <base>/model/                               model.safetensors, model.json, training.json
+//! <base>/output/failure                       why training failed, when it did
+//! ```
+//!
+//! Progress goes to standard output as `key=value` lines that SageMaker metric definitions can
+//! match, e.g. `epoch=3 loss=0.1021 validation_loss=0.1340 validation_accuracy=0.9712`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device as BurnDevice;
+use mlops_manifest::model::{
+    DataFormat, Device, Family, Hyperparameters, ImageShape, Manifest, Metric, Optimizer, Task,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, FileDigest, Format, Spec, Standardizer};
+use crate::model::{self, Architecture};
+use crate::registry::{BUNDLE, WEIGHTS};
+use crate::train::{self, Epoch, Settings};
+
+/// Everything the worker needs, carried as SageMaker hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub model: String,
+    pub task: Task,
+    pub family: Family,
+    /// As the manifest writes them (ranges unexpanded, so the value stays short).
+    pub features: Vec<String>,
+    pub label: String,
+    pub image: Option<ImageShape>,
+    pub hyperparameters: Hyperparameters,
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub learning_rate: f64,
+    pub optimizer: Optimizer,
+    pub seed: u64,
+    pub validation_fraction: f64,
+    pub split_seed: u64,
+    /// Channel -> the dataset as the manifest names it (for the model card) and its format.
+    pub datasets: BTreeMap<String, Source>,
+    pub device: Device,
+    pub require_gpu: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub path: String,
+    pub format: Option<DataFormat>,
+}
+
+impl Job {
+    pub fn from_manifest(m: &Manifest) -> Self {
+        let source = |d: &mlops_manifest::model::Dataset| Source {
+            path: d.path.clone(),
+            format: d.format,
+        };
+        let mut datasets = BTreeMap::from([
+            ("train".to_owned(), source(&m.data.train)),
+            ("holdout".to_owned(), source(&m.data.holdout)),
+        ]);
+        if let Some(v) = &m.data.validation {
+            datasets.insert("validation".to_owned(), source(v));
+        }
+        Self {
+            model: m.model.name.clone(),
+            task: m.model.task,
+            family: m.model.family,
+            features: m.data.features.clone(),
+            label: m.data.label.clone(),
+            image: m.model.input,
+            hyperparameters: m.model.hyperparameters.clone(),
+            epochs: m.training.epochs,
+            batch_size: m.training.batch_size,
+            learning_rate: m.training.learning_rate,
+            optimizer: m.training.optimizer,
+            seed: m.training.seed,
+            validation_fraction: m.data.split.validation_fraction,
+            split_seed: m.data.split.seed,
+            datasets,
+            device: m.training.local.device,
+            require_gpu: m.training.local.require_gpu,
+        }
+    }
+
+    /// SageMaker hyperparameters: every value a string, here the JSON text of the field.
+    pub fn to_hyperparameters(&self) -> BTreeMap<String, String> {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
+    }
+
+    pub fn from_hyperparameters(map: &BTreeMap<String, String>) -> Result<Self, String> {
+        let mut object = serde_json::Map::new();
+        for (k, v) in map {
+            let value: serde_json::Value = serde_json::from_str(v)
+                .map_err(|e| format!("hyperparameter `{k}` is not JSON text: {e}"))?;
+            object.insert(k.clone(), value);
+        }
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| format!("the hyperparameters do not describe a training job: {e}"))
+    }
+}
+
+/// The directory layout SageMaker gives a training container.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub base: PathBuf,
+}
+
+impl Layout {
+    pub fn new(base: impl Into<PathBuf>) -> Self {
+        Self { base: base.into() }
+    }
+
+    pub fn hyperparameters(&self) -> PathBuf {
+        self.base.join("input/config/hyperparameters.json")
+    }
+
+    pub fn channel(&self, name: &str) -> PathBuf {
+        self.base.join("input/data").join(name)
+    }
+
+    pub fn model(&self) -> PathBuf {
+        self.base.join("model")
+    }
+
+    pub fn failure(&self) -> PathBuf {
+        self.base.join("output/failure")
+    }
+
+    /// Lays out a local run: the job's hyperparameters, and each dataset linked (or copied)
+    /// into its channel.
+    pub fn prepare(&self, job: &Job, files: &BTreeMap<String, PathBuf>) -> Result<(), String> {
+        let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+        let hp = self.hyperparameters();
+        if let Some(dir) = hp.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+        let text =
+            serde_json::to_string_pretty(&job.to_hyperparameters()).map_err(|e| e.to_string())?;
+        std::fs::write(&hp, text).map_err(|e| io(&hp, e))?;
+        for (channel, file) in files {
+            let dir = self.channel(channel);
+            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            let name = file
+                .file_name()
+                .ok_or_else(|| format!("{}: not a file", file.display()))?;
+            let link = dir.join(name);
+            let absolute = std::fs::canonicalize(file).map_err(|e| io(file, e))?;
+            #[cfg(unix)]
+            let linked = std::os::unix::fs::symlink(&absolute, &link);
+            #[cfg(not(unix))]
+            let linked = std::fs::copy(&absolute, &link).map(|_| ());
+            linked.map_err(|e| io(&link, e))?;
+        }
+        for dir in [
+            self.model(),
+            self.base.join("output"),
+            self.base.join("checkpoints"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// The one data file of a channel.
+    fn channel_file(&self, name: &str) -> Result<Option<PathBuf>, String> {
+        let dir = self.channel(name);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        match files.len() {
+            0 => Ok(None),
+            1 => Ok(files.pop()),
+            n => Err(format!(
+                "channel `{name}` ({}) holds {n} files; give it exactly one",
+                dir.display()
+            )),
+        }
+    }
+}
+
+/// What the model needs at serving time besides its weights: saved as `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle {
+    pub architecture: Architecture,
+    pub signature: Signature,
+    pub standardizer: Standardizer,
+}
+
+/// The inputs a model takes and the outputs it gives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    /// Feature columns, in the order the model reads them; every one a 32-bit float.
+    pub features: Vec<String>,
+    pub feature_type: String,
+    pub label: String,
+    pub task: Task,
+    /// Classification: class index -> label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+}
+
+/// How training went: saved as `training.json` beside the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub datasets: BTreeMap<String, FileDigest>,
+    pub rows: BTreeMap<String, usize>,
+    pub compute: Compute,
+    pub parameters: usize,
+    pub curve: Vec<Epoch>,
+    /// "validation" and "holdout" -> metric name -> value.
+    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    pub samples_per_second: f64,
+    pub seconds: f64,
+}
+
+/// Where the model was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compute {
+    pub device: Device,
+    /// The burn backend: flex (CPU), wgpu, cuda.
+    pub backend: String,
+}
+
+/// Why the worker failed: a user mistake (bad data or job, exit 2), a diverged loss (exit 1),
+/// or the machine (exit 3).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerError {
+    Input { message: String, hint: String },
+    Diverged { message: String, hint: String },
+    Runtime { message: String, hint: String },
+}
+
+impl WorkerError {
+    pub fn message(&self) -> &str {
+        match self {
+            WorkerError::Input { message, .. }
+            | WorkerError::Diverged { message, .. }
+            | WorkerError::Runtime { message, .. } => message,
+        }
+    }
+
+    pub fn hint(&self) -> &str {
+        match self {
+            WorkerError::Input { hint, .. }
+            | WorkerError::Diverged { hint, .. }
+            | WorkerError::Runtime { hint, .. } => hint,
+        }
+    }
+}
+
+fn input(message: impl Into<String>, hint: impl Into<String>) -> WorkerError {
+    WorkerError::Input {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+/// The burn device for a manifest device.
+fn device(job: &Job) -> Result<(BurnDevice, Compute), WorkerError> {
+    match job.device {
+        Device::Cpu => Ok((
+            BurnDevice::flex(),
+            Compute {
+                device: Device::Cpu,
+                backend: "flex".to_owned(),
+            },
+        )),
+        Device::Wgpu | Device::Cuda => Err(input(
+            format!(
+                "`training.local.device: {}` is not available in this build yet",
+                serde_json::to_value(job.device)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            "use `device: cpu` for now",
+        )),
+    }
+}
+
+/// Runs the job laid out under `layout`: reads the channels, trains, scores validation and
+/// holdout, and writes the model directory. On failure the reason is also written to
+/// `output/failure`, as SageMaker expects.
+pub fn run(layout: &Layout, mut on_epoch: impl FnMut(&Epoch)) -> Result<Report, WorkerError> {
+    let result = run_inner(layout, &mut on_epoch);
+    if let Err(e) = &result {
+        let failure = layout.failure();
+        if let Some(dir) = failure.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&failure, format!("{}\n{}\n", e.message(), e.hint()));
+    }
+    result
+}
+
+fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report, WorkerError> {
+    let started = std::time::Instant::now();
+    let hp_path = layout.hyperparameters();
+    let text = std::fs::read_to_string(&hp_path).map_err(|e| {
+        input(
+            format!("{}: {e}", hp_path.display()),
+            "the training job needs its hyperparameters",
+        )
+    })?;
+    let map: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| {
+        input(
+            format!("{}: {e}", hp_path.display()),
+            "it must be a JSON object of strings",
+        )
+    })?;
+    let job = Job::from_hyperparameters(&map)
+        .map_err(|e| input(e, "render the job with `mlops train`"))?;
+    let (device, compute) = device(&job)?;
+    let features = mlops_manifest::semantic::expand_columns(&job.features)
+        .map_err(|e| input(e, "fix `data.features` in the manifest"))?;
+    let channel = |name: &str| -> Result<Option<(PathBuf, String, Format)>, WorkerError> {
+        let Some(file) = layout.channel_file(name).map_err(|e| input(e, ""))? else {
+            return Ok(None);
+        };
+        let source = job.datasets.get(name);
+        let shown = source.map_or_else(|| file.display().to_string(), |s| s.path.clone());
+        let format = Format::of(Path::new(&shown), source.and_then(|s| s.format))
+            .or_else(|_| Format::of(&file, None))
+            .map_err(|e| input(e.to_string(), e.hint))?;
+        Ok(Some((file, shown, format)))
+    };
+    let required = |name: &str| -> Result<(PathBuf, String, Format), WorkerError> {
+        channel(name)?.ok_or_else(|| {
+            input(
+                format!(
+                    "no data in channel `{name}` ({})",
+                    layout.channel(name).display()
+                ),
+                "the job needs a train and a holdout channel",
+            )
+        })
+    };
+    let spec = Spec {
+        task: job.task,
+        features: features.clone(),
+        label: job.label.clone(),
+        train: required("train")?,
+        validation: channel("validation")?,
+        holdout: required("holdout")?,
+        validation_fraction: job.validation_fraction,
+        split_seed: job.split_seed,
+    };
+    let data = data::load(&spec).map_err(|e| input(e.to_string(), e.hint.clone()))?;
+    let outputs = match &data.classes {
+        Some(c) if c.0.len() < 2 => {
+            return Err(input(
+                format!("the training data has a single class ({})", c.0.join("")),
+                "classification needs at least two distinct labels",
+            ));
+        }
+        Some(c) => c.0.len(),
+        None => 1,
+    };
+    if job.family == Family::Cnn {
+        let shape = job.image.ok_or_else(|| {
+            input(
+                "a cnn needs `model.input`",
+                "set model.input.height and width",
+            )
+        })?;
+        if (shape.height * shape.width) as usize != features.len() {
+            return Err(input(
+                format!(
+                    "model.input is {}x{} = {} pixels but there are {} feature columns",
+                    shape.height,
+                    shape.width,
+                    shape.height * shape.width,
+                    features.len()
+                ),
+                "the features must be the image's pixels in row-major order",
+            ));
+        }
+    }
+    let hp = &job.hyperparameters;
+    let architecture = Architecture {
+        family: job.family,
+        inputs: features.len(),
+        outputs,
+        hidden_layers: hp.hidden_layers.iter().map(|&h| h as usize).collect(),
+        activation: hp.activation,
+        dropout: hp.dropout,
+        image: job
+            .image
+            .filter(|_| job.family == Family::Cnn)
+            .map(|s| [s.height as usize, s.width as usize]),
+        conv_channels: match job.family {
+            Family::Cnn => hp
+                .conv_channels
+                .clone()
+                .unwrap_or_else(|| vec![16, 32])
+                .into_iter()
+                .map(|c| c as usize)
+                .collect(),
+            Family::Mlp => Vec::new(),
+        },
+        kernel_size: match job.family {
+            Family::Cnn => hp.kernel_size.unwrap_or(3) as usize,
+            Family::Mlp => 0,
+        },
+    };
+    let standardizer = Standardizer::fit(&data.train);
+    let train_set = standardizer.apply(&data.train);
+    let validation = standardizer.apply(&data.validation);
+    let holdout = standardizer.apply(&data.holdout);
+    let settings = Settings {
+        task: job.task,
+        epochs: job.epochs,
+        batch_size: job.batch_size as usize,
+        learning_rate: job.learning_rate,
+        optimizer: job.optimizer,
+        seed: job.seed,
+    };
+    let trained = train::train(
+        &architecture,
+        &train_set,
+        &validation,
+        &settings,
+        &device,
+        |e| {
+            on_epoch(e);
+        },
+    )
+    .map_err(|e| match e {
+        train::TrainError::Diverged { .. } => WorkerError::Diverged {
+            message: e.to_string(),
+            hint: e.hint().to_owned(),
+        },
+        train::TrainError::Backend(_) => WorkerError::Runtime {
+            message: e.to_string(),
+            hint: e.hint().to_owned(),
+        },
+    })?;
+    let score = |table| {
+        train::evaluate(&trained.network, table, job.task)
+            .map(|(_, m)| crate::metrics::by_name(&m))
+            .map_err(|e| WorkerError::Runtime {
+                message: e.to_string(),
+                hint: e.hint().to_owned(),
+            })
+    };
+    let metrics = BTreeMap::from([
+        ("validation".to_owned(), score(&validation)?),
+        ("holdout".to_owned(), score(&holdout)?),
+    ]);
+    let model_dir = layout.model();
+    std::fs::create_dir_all(&model_dir).map_err(|e| WorkerError::Runtime {
+        message: format!("{}: {e}", model_dir.display()),
+        hint: "the model directory must be writable".to_owned(),
+    })?;
+    let runtime = |message: String| WorkerError::Runtime {
+        message,
+        hint: "the model directory must be writable".to_owned(),
+    };
+    model::save(&trained.network, &model_dir.join(WEIGHTS)).map_err(runtime)?;
+    let bundle = Bundle {
+        architecture: architecture.clone(),
+        signature: Signature {
+            features,
+            feature_type: "f32".to_owned(),
+            label: job.label.clone(),
+            task: job.task,
+            classes: data.classes.as_ref().map(|c| c.0.clone()),
+        },
+        standardizer,
+    };
+    write_json(&model_dir.join(BUNDLE), &bundle).map_err(runtime)?;
+    let channels: Vec<&str> = if spec.validation.is_some() {
+        vec!["train", "validation", "holdout"]
+    } else {
+        vec!["train", "holdout"]
+    };
+    let report = Report {
+        datasets: channels
+            .iter()
+            .map(|c| (*c).to_owned())
+            .zip(data.files.iter().cloned())
+            .collect(),
+        rows: BTreeMap::from([
+            ("train".to_owned(), train_set.rows()),
+            ("validation".to_owned(), validation.rows()),
+            ("holdout".to_owned(), holdout.rows()),
+        ]),
+        compute,
+        parameters: architecture.parameters(),
+        curve: trained.curve,
+        metrics,
+        samples_per_second: trained.samples_per_second,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json(&model_dir.join("training.json"), &report).map_err(runtime)?;
+    Ok(report)
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// One `key=value` progress line per epoch, for logs and SageMaker metric definitions.
+pub fn epoch_line(e: &Epoch) -> String {
+    let mut line = format!(
+        "epoch={} loss={:.6} validation_loss={:.6}",
+        e.epoch, e.loss, e.validation_loss
+    );
+    for (name, value) in &e.metrics {
+        line.push_str(&format!(" validation_{name}={value:.6}"));
+    }
+    line
+}
+
+/// The metric thresholds a report fails: (metric, value, the bound it breaks).
+pub fn failed_thresholds(
+    report: &Report,
+    thresholds: &BTreeMap<Metric, mlops_manifest::model::Bound>,
+) -> Vec<(String, f64, String)> {
+    let validation = report.metrics.get("validation");
+    let mut failed = Vec::new();
+    for (metric, bound) in thresholds {
+        let Some(&value) = validation.and_then(|m| m.get(metric.name())) else {
+            continue;
+        };
+        if let Some(min) = bound.min
+            && value < min
+        {
+            failed.push((metric.name().to_owned(), value, format!("min {min}")));
+        }
+        if let Some(max) = bound.max
+            && value > max
+        {
+            failed.push((metric.name().to_owned(), value, format!("max {max}")));
+        }
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_round_trips_through_string_hyperparameters() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/mlops.yaml");
+        let report = mlops_manifest::check_file(&path).expect("readable");
+        let m = report.manifest.expect("typed");
+        let job = Job::from_manifest(&m);
+        let hp = job.to_hyperparameters();
+        assert!(
+            hp.values().all(|v| v.len() <= 2500),
+            "SageMaker caps values at 2500 chars"
+        );
+        assert_eq!(hp["label"], "\"digit\"");
+        assert_eq!(Job::from_hyperparameters(&hp).expect("parses"), job);
+        let mut broken = hp.clone();
+        broken.insert("epochs".to_owned(), "many".to_owned());
+        assert!(Job::from_hyperparameters(&broken).is_err());
+    }
+
+    #[test]
+    fn epoch_lines_are_key_value() {
+        let e = Epoch {
+            epoch: 3,
+            loss: 0.5,
+            validation_loss: 0.25,
+            metrics: BTreeMap::from([("accuracy".to_owned(), 0.9)]),
+            seconds: 0.1,
+        };
+        assert_eq!(
+            epoch_line(&e),
+            "epoch=3 loss=0.500000 validation_loss=0.250000 validation_accuracy=0.900000"
+        );
+    }
+}

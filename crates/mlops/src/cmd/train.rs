@@ -1,0 +1,414 @@
+//! `mlops train`: the local backend. It lays out a temporary directory as a SageMaker training
+//! container sees it, runs the same worker `mlops train-worker` runs there, and registers the
+//! model it wrote, with its card and a status from the evaluation thresholds.
+//!
+//! `mlops train-worker`: that worker, over `/opt/ml` (or `--base`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mlops_actions::Runtime;
+use mlops_manifest::Manifest;
+use mlops_manifest::diagnostic::{render_github, render_human};
+use mlops_manifest::model::{Backend, Task};
+use mlops_train::registry::{Registry, Status, StatusRecord, now_rfc3339};
+use mlops_train::train::Epoch;
+use mlops_train::worker::{self, Job, Layout, Report, WorkerError};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::cli::{Format, TrainArgs, TrainBackend, TrainWorkerArgs};
+use crate::exit::Exit;
+
+/// The burn release this binary trains with (checked against Cargo.lock by a test).
+pub(crate) const BURN_VERSION: &str = "0.22.1";
+
+/// Loads a manifest that must be valid; on failure shows why and returns the exit code.
+pub(crate) fn valid_manifest(path: &Path, format: Format) -> Result<(Manifest, Vec<u8>), Exit> {
+    let report = match mlops_manifest::check_file(path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: {e}\n  = hint: pass the manifest with --manifest PATH (or MLOPS_MANIFEST)"
+            );
+            return Err(Exit::Usage);
+        }
+    };
+    match report.manifest.clone().filter(|_| report.is_valid()) {
+        Some(m) => Ok((m, report.source.clone().into_bytes())),
+        None => {
+            if format == Format::Github {
+                print!("{}", render_github(&report.diagnostics));
+            }
+            eprint!("{}", render_human(&report.diagnostics, &report.source));
+            eprintln!("{}: invalid (see `mlops validate`)", report.file);
+            Err(Exit::No)
+        }
+    }
+}
+
+/// The registry directory: `--registry` / `MLOPS_REGISTRY`, else the manifest's, relative to
+/// the manifest's directory.
+pub(crate) fn registry_dir(
+    flag: Option<&Path>,
+    m: &Manifest,
+    manifest: &Path,
+) -> Result<PathBuf, String> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    if m.registry.path.starts_with("s3://") {
+        return Err(format!(
+            "registry.path is {}: S3 registries are not built yet; use a local directory",
+            m.registry.path
+        ));
+    }
+    Ok(manifest
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&m.registry.path))
+}
+
+fn fail(message: &str, hint: &str) {
+    eprintln!("error: {message}");
+    if !hint.is_empty() {
+        eprintln!("  = hint: {hint}");
+    }
+}
+
+pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
+    let (m, source) = match valid_manifest(&args.manifest, format) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let backend = args.backend.unwrap_or(match m.training.backend {
+        Backend::Local => TrainBackend::Local,
+        Backend::Sagemaker => TrainBackend::Sagemaker,
+    });
+    if backend == TrainBackend::Sagemaker {
+        fail(
+            "the sagemaker training backend is not built yet",
+            "train locally with --backend local",
+        );
+        return Exit::Usage;
+    }
+    let registry = match registry_dir(args.registry.as_deref(), &m, &args.manifest) {
+        Ok(r) => Registry::open(r),
+        Err(e) => {
+            fail(&e, "pass --registry DIR (or MLOPS_REGISTRY)");
+            return Exit::Usage;
+        }
+    };
+    let base = match tempfile::Builder::new().prefix("mlops-train-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            fail(&format!("cannot create a working directory: {e}"), "");
+            return Exit::Runtime;
+        }
+    };
+    let layout = Layout::new(base.path());
+    let job = Job::from_manifest(&m);
+    let dir = args.manifest.parent().unwrap_or(Path::new("."));
+    let files: BTreeMap<String, PathBuf> = job
+        .datasets
+        .iter()
+        .map(|(channel, s)| (channel.clone(), dir.join(&s.path)))
+        .collect();
+    if let Some((channel, path)) = files.iter().find(|(_, p)| !p.is_file()) {
+        fail(
+            &format!("{}: the {channel} dataset does not exist", path.display()),
+            "dataset paths in the manifest are relative to the manifest's directory",
+        );
+        return Exit::Usage;
+    }
+    if let Err(e) = layout.prepare(&job, &files) {
+        fail(&e, "");
+        return Exit::Runtime;
+    }
+    let github = format == Format::Github;
+    if github {
+        println!(
+            "{}",
+            mlops_actions::group(&format!("Training {}", m.model.name))
+        );
+    }
+    let progress = |e: &Epoch| match format {
+        Format::Json => {}
+        Format::Github => println!("{}", worker::epoch_line(e)),
+        Format::Human => eprintln!("{}", worker::epoch_line(e)),
+    };
+    let result = worker::run(&layout, progress);
+    if github {
+        println!("{}", mlops_actions::end_group());
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            fail(e.message(), e.hint());
+            return match e {
+                WorkerError::Input { .. } => Exit::Usage,
+                WorkerError::Diverged { .. } => Exit::No,
+                WorkerError::Runtime { .. } => Exit::Runtime,
+            };
+        }
+    };
+    let failed = worker::failed_thresholds(&report, &m.evaluation.thresholds);
+    let status = if !failed.is_empty() {
+        let why: Vec<String> = failed
+            .iter()
+            .map(|(metric, value, bound)| format!("{metric} {value:.4} breaks {bound}"))
+            .collect();
+        StatusRecord {
+            status: Status::Rejected,
+            reason: format!("evaluation thresholds: {}", why.join("; ")),
+            changed_at: now_rfc3339(),
+        }
+    } else if m.evaluation.thresholds.is_empty() {
+        StatusRecord {
+            status: Status::Pending,
+            reason: "no evaluation thresholds in the manifest: approve by hand".to_owned(),
+            changed_at: now_rfc3339(),
+        }
+    } else {
+        StatusRecord {
+            status: Status::Approved,
+            reason: "passed every evaluation threshold".to_owned(),
+            changed_at: now_rfc3339(),
+        }
+    };
+    let manifest_sha = Sha256::digest(&source)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let commit = git_commit(dir);
+    let card = |version: u64| {
+        json!({
+            "model": m.model.name,
+            "version": version,
+            "ref": format!("{}@{version}", m.model.name),
+            "created_at": now_rfc3339(),
+            "manifest": { "path": args.manifest.display().to_string(), "sha256": manifest_sha },
+            "git_commit": commit,
+            "job": job,
+            "datasets": report.datasets,
+            "rows": report.rows,
+            "compute": report.compute,
+            "libraries": { "mlops": env!("CARGO_PKG_VERSION"), "burn": BURN_VERSION },
+            "parameters": report.parameters,
+            "curve": report.curve,
+            "metrics": report.metrics,
+            "thresholds": m.evaluation.thresholds.iter().map(|(k, v)| (k.name(), v)).collect::<BTreeMap<_, _>>(),
+            "samples_per_second": report.samples_per_second,
+            "seconds": report.seconds,
+        })
+    };
+    let entry = match registry.register(&m.model.name, &layout.model(), card, status) {
+        Ok(e) => e,
+        Err(e) => {
+            fail(&e.message, &e.hint);
+            return if e.user { Exit::Usage } else { Exit::Runtime };
+        }
+    };
+    show(&m, &entry, &report, &failed, format);
+    if let Err(e) = outputs(&entry.reference, &report, m.model.task) {
+        eprintln!("warning: could not write the step outputs or summary: {e}");
+    }
+    if failed.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::No
+    }
+}
+
+fn git_commit(dir: &Path) -> Option<String> {
+    if let Ok(sha) = std::env::var("GITHUB_SHA")
+        && !sha.is_empty()
+    {
+        return Some(sha);
+    }
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn show(
+    m: &Manifest,
+    entry: &mlops_train::registry::Entry,
+    report: &Report,
+    failed: &[(String, f64, String)],
+    format: Format,
+) {
+    let validation = report
+        .metrics
+        .get("validation")
+        .cloned()
+        .unwrap_or_default();
+    let holdout = report.metrics.get("holdout").cloned().unwrap_or_default();
+    if format == Format::Json {
+        let doc = json!({
+            "model_version": entry.reference,
+            "model": entry.model,
+            "version": entry.version,
+            "status": entry.status.status.name(),
+            "reason": entry.status.reason,
+            "metrics": validation,
+            "holdout_metrics": holdout,
+            "failed_thresholds": failed.iter().map(|(metric, value, bound)| json!({"metric": metric, "value": value, "bound": bound})).collect::<Vec<_>>(),
+            "registry": entry.dir.display().to_string(),
+            "samples_per_second": report.samples_per_second,
+            "seconds": report.seconds,
+        });
+        println!("{doc}");
+        return;
+    }
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let _ = writeln!(
+        out,
+        "registered {} ({}) in {}",
+        entry.reference,
+        entry.status.status.name(),
+        entry.dir.display()
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:>10} {:>10}",
+        "metric", "validation", "holdout"
+    );
+    for (name, value) in &validation {
+        let h = holdout
+            .get(name)
+            .map_or_else(String::new, |v| format!("{v:.4}"));
+        let _ = writeln!(out, "{name:<16} {value:>10.4} {h:>10}");
+    }
+    let _ = writeln!(
+        out,
+        "{} epochs, {:.0} samples/s, {:.1} s ({} backend)",
+        report.curve.len(),
+        report.samples_per_second,
+        report.seconds,
+        report.compute.backend
+    );
+    for (metric, value, bound) in failed {
+        let _ = writeln!(
+            out,
+            "error: {metric} is {value:.4}, below the threshold ({bound}) in evaluation.thresholds"
+        );
+        if format == Format::Github {
+            let _ = writeln!(
+                out,
+                "::error title=mlops train::{}",
+                mlops_actions::escape_data(&format!(
+                    "{} {metric} {value:.4} breaks {bound}",
+                    m.model.name
+                ))
+            );
+        }
+    }
+}
+
+/// Step outputs and the step summary (no-ops outside GitHub Actions).
+fn outputs(reference: &str, report: &Report, task: Task) -> std::io::Result<()> {
+    let rt = Runtime::from_env();
+    if !rt.is_actions() {
+        return Ok(());
+    }
+    let validation = report
+        .metrics
+        .get("validation")
+        .cloned()
+        .unwrap_or_default();
+    rt.set_output("model-version", reference)?;
+    rt.set_output(
+        "metrics",
+        &serde_json::to_string(&validation).unwrap_or_default(),
+    )?;
+    rt.append_summary(&summary(reference, report, task))
+}
+
+/// The step summary: the metrics table and a chart of loss and the main metric per epoch.
+pub(crate) fn summary(reference: &str, report: &Report, task: Task) -> String {
+    let mut md = format!(
+        "### Trained `{reference}`\n\n| metric | validation | holdout |\n|---|---:|---:|\n"
+    );
+    let validation = report
+        .metrics
+        .get("validation")
+        .cloned()
+        .unwrap_or_default();
+    let holdout = report.metrics.get("holdout").cloned().unwrap_or_default();
+    for (name, value) in &validation {
+        let h = holdout
+            .get(name)
+            .map_or_else(String::new, |v| format!("{v:.4}"));
+        md.push_str(&format!("| {name} | {value:.4} | {h} |\n"));
+    }
+    let main = match task {
+        Task::Classification => "accuracy",
+        Task::Regression => "rmse",
+    };
+    let epochs: Vec<String> = report.curve.iter().map(|e| e.epoch.to_string()).collect();
+    let series = |f: &dyn Fn(&Epoch) -> f64| {
+        report
+            .curve
+            .iter()
+            .map(|e| format!("{:.4}", f(e)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    md.push_str(&format!(
+        "\n```mermaid\nxychart-beta\n    title \"Training loss and validation {main} per epoch\"\n    x-axis \"epoch\" [{}]\n    y-axis \"value\"\n    line [{}]\n    line [{}]\n```\n",
+        epochs.join(", "),
+        series(&|e| e.loss),
+        series(&|e| e.metrics.get(main).copied().unwrap_or(0.0)),
+    ));
+    md.push_str(&format!(
+        "\n{} epochs, {:.0} samples/s, {:.1} s on {}.\n",
+        report.curve.len(),
+        report.samples_per_second,
+        report.seconds,
+        report.compute.backend
+    ));
+    md
+}
+
+pub(crate) fn worker(args: &TrainWorkerArgs) -> Exit {
+    let layout = Layout::new(&args.base);
+    match worker::run(&layout, |e| println!("{}", worker::epoch_line(e))) {
+        Ok(report) => {
+            println!(
+                "trained: {} epochs, {:.0} samples/s; model in {}",
+                report.curve.len(),
+                report.samples_per_second,
+                layout.model().display()
+            );
+            Exit::Ok
+        }
+        Err(e) => {
+            fail(e.message(), e.hint());
+            match e {
+                WorkerError::Input { .. } => Exit::Usage,
+                WorkerError::Diverged { .. } => Exit::No,
+                WorkerError::Runtime { .. } => Exit::Runtime,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_burn_version_matches_the_lock_file() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .expect("Cargo.lock");
+        let entry = format!("name = \"burn\"\nversion = \"{}\"", super::BURN_VERSION);
+        assert!(lock.contains(&entry), "Cargo.lock has another burn");
+    }
+}

@@ -1,0 +1,118 @@
+//! Training for real on the quickstart's digits with burn's CPU backend: the quality bar,
+//! reproducibility (same seed, byte-identical weights) and a different seed giving different
+//! weights.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use mlops_manifest::Manifest;
+use mlops_manifest::model::{Family, Metric};
+use mlops_train::data::{self, Spec, Standardizer};
+use mlops_train::model::Architecture;
+use mlops_train::train::{self, Settings, Trained};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn quickstart() -> (Manifest, PathBuf) {
+    let path = root().join("examples/quickstart/mlops.yaml");
+    let report = mlops_manifest::check_file(&path).expect("readable");
+    assert!(report.is_valid(), "{:?}", report.diagnostics);
+    (report.manifest.expect("typed"), path)
+}
+
+struct Run {
+    trained: Trained,
+    holdout: std::collections::BTreeMap<Metric, f64>,
+    weights: Vec<u8>,
+}
+
+fn run(m: &Manifest, manifest: &Path, seed: u64) -> Run {
+    let spec = Spec::from_manifest(m, manifest.parent().expect("dir")).expect("spec");
+    let d = data::load(&spec).expect("loads");
+    let classes = d.classes.as_ref().expect("classification").0.len();
+    let standardizer = Standardizer::fit(&d.train);
+    let (train_set, validation, holdout) = (
+        standardizer.apply(&d.train),
+        standardizer.apply(&d.validation),
+        standardizer.apply(&d.holdout),
+    );
+    let architecture = Architecture {
+        family: Family::Mlp,
+        inputs: spec.features.len(),
+        outputs: classes,
+        hidden_layers: m
+            .model
+            .hyperparameters
+            .hidden_layers
+            .iter()
+            .map(|&h| h as usize)
+            .collect(),
+        activation: m.model.hyperparameters.activation,
+        dropout: m.model.hyperparameters.dropout,
+        image: None,
+        conv_channels: vec![],
+        kernel_size: 0,
+    };
+    let settings = Settings {
+        task: m.model.task,
+        epochs: m.training.epochs,
+        batch_size: m.training.batch_size as usize,
+        learning_rate: m.training.learning_rate,
+        optimizer: m.training.optimizer,
+        seed,
+    };
+    let device = Device::flex();
+    let trained = train::train(
+        &architecture,
+        &train_set,
+        &validation,
+        &settings,
+        &device,
+        |_| {},
+    )
+    .expect("trains");
+    let (_, holdout) = train::evaluate(&trained.network, &holdout, m.model.task).expect("scores");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("model.safetensors");
+    mlops_train::model::save(&trained.network, &path).expect("saves");
+    let weights = std::fs::read(&path).expect("weights");
+    Run {
+        trained,
+        holdout,
+        weights,
+    }
+}
+
+#[test]
+fn quickstart_reaches_the_quality_bar_and_is_reproducible() {
+    let (m, path) = quickstart();
+    let a = run(&m, &path, m.training.seed);
+    let last = a.trained.curve.last().expect("epochs");
+    assert_eq!(a.trained.curve.len(), m.training.epochs as usize);
+    let accuracy = last.metrics["accuracy"];
+    assert!(accuracy >= 0.95, "validation accuracy {accuracy}");
+    assert!(a.holdout[&Metric::Accuracy] >= 0.9, "{:?}", a.holdout);
+    let first = &a.trained.curve[0];
+    assert!(
+        last.loss < first.loss / 4.0,
+        "{} -> {}",
+        first.loss,
+        last.loss
+    );
+
+    let b = run(&m, &path, m.training.seed);
+    assert!(a.weights == b.weights, "same seed, different weights");
+    assert_eq!(
+        a.trained.curve.last().map(|e| &e.metrics),
+        b.trained.curve.last().map(|e| &e.metrics)
+    );
+    assert_eq!(a.holdout, b.holdout);
+
+    let c = run(&m, &path, m.training.seed + 1);
+    assert!(
+        a.weights != c.weights,
+        "a different seed gave the same weights"
+    );
+}
