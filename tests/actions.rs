@@ -825,3 +825,50 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     assert_eq!(run.code, Some(0), "{}", run.log);
     assert_eq!(record, gate, "not merged\n{}", run.log);
 }
+
+/// The real train action inside the rendered quickstart train workflow: it trains the digits
+/// model and sets `model-version` for the release job (run here alone: deploy, holdout and
+/// promote come with later issues).
+#[test]
+fn rendered_train_job_runs_the_real_train_action() {
+    if tool("act").is_none() {
+        return;
+    }
+    let repo = rendered_example("quickstart");
+    let workflow = std::fs::read_to_string(repo.path().join(".github/workflows/mlops-train.yml"))
+        .expect("rendered");
+    let sha = workflow
+        .split("actions/train@")
+        .nth(1)
+        .and_then(|s| s.get(..40))
+        .expect("pinned train action")
+        .to_owned();
+    let event = repo.path().join("event.json");
+    std::fs::write(&event, r#"{"ref": "refs/heads/main"}"#).expect("event");
+    let args: Vec<String> = vec![
+        "push".into(),
+        "-e".into(),
+        event.display().to_string(),
+        "-W".into(),
+        ".github/workflows/mlops-train.yml".into(),
+        "-j".into(),
+        "train".into(),
+        "--local-repository".into(),
+        format!("mlops-rs/mlops@{sha}={}", root().display()),
+    ];
+    let run = act_in(repo.path(), &args).expect("act is on PATH");
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(
+        run.output("model-version").as_deref(),
+        Some("digits-mlp@1"),
+        "{}",
+        run.log
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_str(&run.output("metrics").expect("metrics output")).expect("JSON");
+    assert!(
+        metrics["accuracy"].as_f64().expect("accuracy") >= 0.95,
+        "{metrics}"
+    );
+    assert!(run.log.contains("epoch=30 loss="), "{}", run.log);
+}
