@@ -116,3 +116,42 @@ fn quickstart_reaches_the_quality_bar_and_is_reproducible() {
         "a different seed gave the same weights"
     );
 }
+
+/// The small CNN learns the 8x8 digits as images.
+#[test]
+fn the_cnn_learns_the_digits_as_8x8_images() {
+    let (m, path) = quickstart();
+    let spec = Spec::from_manifest(&m, path.parent().expect("dir")).expect("spec");
+    let d = data::load(&spec).expect("loads");
+    let standardizer = Standardizer::fit(&d.train);
+    let architecture = Architecture {
+        family: Family::Cnn,
+        inputs: 64,
+        outputs: 10,
+        hidden_layers: vec![32],
+        activation: mlops_manifest::model::Activation::Relu,
+        dropout: 0.0,
+        image: Some([8, 8]),
+        conv_channels: vec![8, 16],
+        kernel_size: 3,
+    };
+    let settings = Settings {
+        task: m.model.task,
+        epochs: 15,
+        batch_size: 64,
+        learning_rate: 0.003,
+        optimizer: m.training.optimizer,
+        seed: 1,
+    };
+    let trained = train::train(
+        &architecture,
+        &standardizer.apply(&d.train),
+        &standardizer.apply(&d.validation),
+        &settings,
+        &Device::flex(),
+        |_| {},
+    )
+    .expect("trains");
+    let accuracy = trained.curve.last().expect("epochs").metrics["accuracy"];
+    assert!(accuracy >= 0.9, "cnn validation accuracy {accuracy}");
+}
