@@ -335,16 +335,7 @@ fn rendered_ci_workflow_runs_and_catches_drift() {
         return;
     }
     let repo = tempfile::tempdir().expect("tempdir");
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .current_dir(repo.path())
-            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-            .args(args)
-            .status()
-            .expect("git runs")
-            .success();
-        assert!(ok, "git {args:?}");
-    };
+    let git = |args: &[&str]| git_in(repo.path(), args);
     git(&["init", "-q"]);
     std::fs::copy(
         root().join("examples/quickstart/mlops.yaml"),
@@ -564,19 +555,22 @@ impl StandIns {
     }
 }
 
+/// Runs git in `dir` with a test identity; fails the test when git fails.
+fn git_in(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .status()
+        .expect("git runs")
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
 /// A git repository with `examples/NAME/` copied in and rendered (workflows and all).
 fn rendered_example(name: &str) -> tempfile::TempDir {
     let repo = tempfile::tempdir().expect("tempdir");
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .current_dir(repo.path())
-            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-            .args(args)
-            .status()
-            .expect("git runs")
-            .success();
-        assert!(ok, "git {args:?}");
-    };
+    let git = |args: &[&str]| git_in(repo.path(), args);
     git(&["init", "-q", "-b", "main"]);
     let src = root().join("examples").join(name);
     let dst = repo.path().join("examples").join(name);

@@ -38,30 +38,16 @@ fn run(m: &Manifest, manifest: &Path, seed: u64) -> Run {
         standardizer.apply(&d.validation),
         standardizer.apply(&d.holdout),
     );
-    let architecture = Architecture {
-        family: Family::Mlp,
-        inputs: spec.features.len(),
-        outputs: classes,
-        hidden_layers: m
-            .model
-            .hyperparameters
-            .hidden_layers
-            .iter()
-            .map(|&h| h as usize)
-            .collect(),
-        activation: m.model.hyperparameters.activation,
-        dropout: m.model.hyperparameters.dropout,
-        image: None,
-        conv_channels: vec![],
-        kernel_size: 0,
-    };
+    let architecture = Architecture::new(
+        Family::Mlp,
+        spec.features.len(),
+        classes,
+        &m.model.hyperparameters,
+        None,
+    );
     let settings = Settings {
-        task: m.model.task,
-        epochs: m.training.epochs,
-        batch_size: m.training.batch_size as usize,
-        learning_rate: m.training.learning_rate,
-        optimizer: m.training.optimizer,
         seed,
+        ..Settings::new(m.model.task, &m.training)
     };
     let device = Device::flex();
     let trained = train::train(
@@ -124,24 +110,21 @@ fn the_cnn_learns_the_digits_as_8x8_images() {
     let spec = Spec::from_manifest(&m, path.parent().expect("dir")).expect("spec");
     let d = data::load(&spec).expect("loads");
     let standardizer = Standardizer::fit(&d.train);
-    let architecture = Architecture {
-        family: Family::Cnn,
-        inputs: 64,
-        outputs: 10,
+    let hp = mlops_manifest::model::Hyperparameters {
         hidden_layers: vec![32],
-        activation: mlops_manifest::model::Activation::Relu,
-        dropout: 0.0,
-        image: Some([8, 8]),
-        conv_channels: vec![8, 16],
-        kernel_size: 3,
+        conv_channels: Some(vec![8, 16]),
+        kernel_size: Some(3),
+        ..m.model.hyperparameters.clone()
     };
+    let image = mlops_manifest::model::ImageShape {
+        height: 8,
+        width: 8,
+    };
+    let architecture = Architecture::new(Family::Cnn, 64, 10, &hp, Some(image));
     let settings = Settings {
-        task: m.model.task,
         epochs: 15,
-        batch_size: 64,
-        learning_rate: 0.003,
-        optimizer: m.training.optimizer,
         seed: 1,
+        ..Settings::new(m.model.task, &m.training)
     };
     let trained = train::train(
         &architecture,

@@ -12,12 +12,17 @@ pub(crate) fn tool(name: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file());
     if found.is_none() {
-        let required = std::env::var("MLOPS_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
+        missing(&format!(
             "`{name}` is not on PATH; run `cargo xtask tools` and put its bin directory on PATH"
-        );
-        eprintln!("skipping: `{name}` is not on PATH (run `cargo xtask tools`)");
+        ));
     }
     found
+}
+
+/// Says a test tool or file is missing: a failure under `MLOPS_REQUIRE_TOOLS=1`, else a skip.
+#[allow(dead_code)] // each test binary includes this file and uses what it needs
+pub(crate) fn missing(what: &str) {
+    let required = std::env::var("MLOPS_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+    assert!(!required, "{what}");
+    eprintln!("skipping: {what}");
 }

@@ -18,33 +18,25 @@ fn main() -> Result<(), String> {
     let d = data::load(&spec).map_err(|e| e.to_string())?;
     let s = Standardizer::fit(&d.train);
     let (train_set, validation) = (s.apply(&d.train), s.apply(&d.validation));
-    let architecture = Architecture {
-        family: Family::Mlp,
-        inputs: 64,
-        outputs: 10,
-        hidden_layers: vec![64],
-        activation: m.model.hyperparameters.activation,
-        dropout: 0.0,
-        image: None,
-        conv_channels: vec![],
-        kernel_size: 0,
-    };
-    let settings = Settings {
-        task: m.model.task,
-        epochs: m.training.epochs,
-        batch_size: m.training.batch_size as usize,
-        learning_rate: m.training.learning_rate,
-        optimizer: m.training.optimizer,
-        seed: m.training.seed,
-    };
+    let architecture = Architecture::new(Family::Mlp, 64, 10, &m.model.hyperparameters, None);
+    let settings = Settings::new(m.model.task, &m.training);
     #[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex: this is the check
     let backends = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
-    let mut results: Vec<(&str, Vec<f64>, f64)> =
-        backends.iter().map(|(n, _)| (*n, Vec::new(), 0.0)).collect();
+    let mut results: Vec<(&str, Vec<f64>, f64)> = backends
+        .iter()
+        .map(|(n, _)| (*n, Vec::new(), 0.0))
+        .collect();
     for _ in 0..5 {
         for (i, (_, device)) in backends.iter().enumerate() {
-            let t = train::train(&architecture, &train_set, &validation, &settings, device, |_| {})
-                .map_err(|e| e.to_string())?;
+            let t = train::train(
+                &architecture,
+                &train_set,
+                &validation,
+                &settings,
+                device,
+                |_| {},
+            )
+            .map_err(|e| e.to_string())?;
             results[i].1.push(t.samples_per_second);
             results[i].2 = t.curve.last().map_or(0.0, |e| e.metrics["accuracy"]);
         }
@@ -52,7 +44,10 @@ fn main() -> Result<(), String> {
     println!("backend   samples/s (median of 5)   validation accuracy");
     for (name, mut rates, accuracy) in results {
         rates.sort_by(f64::total_cmp);
-        println!("{name:<9} {:>22.0} {accuracy:>21.4}", rates[rates.len() / 2]);
+        println!(
+            "{name:<9} {:>22.0} {accuracy:>21.4}",
+            rates[rates.len() / 2]
+        );
     }
     Ok(())
 }

@@ -554,32 +554,19 @@ pub fn load(spec: &Spec) -> Result<Datasets, DataError> {
         }
     }
     drop(train_rows);
-    if let Some((path, shown, format)) = &spec.validation {
-        files.push(read(
-            path,
-            shown,
-            *format,
-            &spec.features,
-            &spec.label,
-            |row| {
-                validation.push(row.features, target(row.label)?);
-                Ok(())
-            },
-        )?);
+    // Validation (when given as its own file) and holdout rows go straight to their tables.
+    let read_into = |file: &(PathBuf, String, Format), table: &mut Table| {
+        let (path, shown, format) = file;
+        read(path, shown, *format, &spec.features, &spec.label, |row| {
+            table.push(row.features, target(row.label)?);
+            Ok(())
+        })
+    };
+    if let Some(file) = &spec.validation {
+        files.push(read_into(file, &mut validation)?);
     }
     let mut holdout = Table::new(width);
-    let (path, shown, format) = &spec.holdout;
-    files.push(read(
-        path,
-        shown,
-        *format,
-        &spec.features,
-        &spec.label,
-        |row| {
-            holdout.push(row.features, target(row.label)?);
-            Ok(())
-        },
-    )?);
+    files.push(read_into(&spec.holdout, &mut holdout)?);
     let (path, _, _) = &spec.train;
     if train.rows() == 0 || validation.rows() == 0 {
         return Err(DataError::at(

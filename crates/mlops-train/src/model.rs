@@ -8,7 +8,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, activation};
 use burn_store::{ModuleSnapshot, SafetensorsStore};
-use mlops_manifest::model::{Activation, Family};
+use mlops_manifest::model::{Activation, Family, Hyperparameters, ImageShape};
 use serde::{Deserialize, Serialize};
 
 /// Everything needed to rebuild the network.
@@ -32,6 +32,45 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// The network the manifest's model settings describe, for `inputs` features and `outputs`
+    /// classes (1 for regression). A CNN without explicit settings gets 16 and 32 channels of
+    /// 3x3 kernels.
+    pub fn new(
+        family: Family,
+        inputs: usize,
+        outputs: usize,
+        hp: &Hyperparameters,
+        image: Option<ImageShape>,
+    ) -> Self {
+        let cnn = family == Family::Cnn;
+        Self {
+            family,
+            inputs,
+            outputs,
+            hidden_layers: hp.hidden_layers.iter().map(|&h| h as usize).collect(),
+            activation: hp.activation,
+            dropout: hp.dropout,
+            image: image
+                .filter(|_| cnn)
+                .map(|s| [s.height as usize, s.width as usize]),
+            conv_channels: if cnn {
+                hp.conv_channels
+                    .clone()
+                    .unwrap_or_else(|| vec![16, 32])
+                    .into_iter()
+                    .map(|c| c as usize)
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            kernel_size: if cnn {
+                hp.kernel_size.unwrap_or(3) as usize
+            } else {
+                0
+            },
+        }
+    }
+
     /// The spatial size after each 2x2 max-pool that still fits, and so the width of the
     /// flattened convolution output.
     fn conv_output(&self) -> (usize, Vec<bool>) {
@@ -222,17 +261,7 @@ mod tests {
     use super::*;
 
     fn mlp() -> Architecture {
-        Architecture {
-            family: Family::Mlp,
-            inputs: 64,
-            outputs: 10,
-            hidden_layers: vec![64],
-            activation: Activation::Relu,
-            dropout: 0.0,
-            image: None,
-            conv_channels: vec![],
-            kernel_size: 0,
-        }
+        Architecture::new(Family::Mlp, 64, 10, &Hyperparameters::default(), None)
     }
 
     #[test]

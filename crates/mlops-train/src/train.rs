@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mlops_manifest::model::{Metric, Optimizer, Task};
+use mlops_manifest::model::{Metric, Optimizer, Task, Training};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Table;
@@ -30,6 +30,20 @@ pub struct Settings {
     pub learning_rate: f64,
     pub optimizer: Optimizer,
     pub seed: u64,
+}
+
+impl Settings {
+    /// The manifest's training settings for a `task`.
+    pub fn new(task: Task, t: &Training) -> Self {
+        Self {
+            task,
+            epochs: t.epochs,
+            batch_size: t.batch_size as usize,
+            learning_rate: t.learning_rate,
+            optimizer: t.optimizer,
+            seed: t.seed,
+        }
+    }
 }
 
 /// One epoch of the training curve.

@@ -237,6 +237,25 @@ pub struct Report {
     pub seconds: f64,
 }
 
+impl Report {
+    /// The metrics measured on one split ("validation" or "holdout").
+    pub fn metrics_of(&self, split: &str) -> BTreeMap<String, f64> {
+        self.metrics.get(split).cloned().unwrap_or_default()
+    }
+
+    /// (metric, validation value, holdout value) for tables.
+    pub fn metric_rows(&self) -> Vec<(String, f64, Option<f64>)> {
+        let holdout = self.metrics_of("holdout");
+        self.metrics_of("validation")
+            .into_iter()
+            .map(|(name, v)| {
+                let h = holdout.get(&name).copied();
+                (name, v, h)
+            })
+            .collect()
+    }
+}
+
 /// Where the model was trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Compute {
@@ -400,33 +419,13 @@ fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report
             ));
         }
     }
-    let hp = &job.hyperparameters;
-    let architecture = Architecture {
-        family: job.family,
-        inputs: features.len(),
+    let architecture = Architecture::new(
+        job.family,
+        features.len(),
         outputs,
-        hidden_layers: hp.hidden_layers.iter().map(|&h| h as usize).collect(),
-        activation: hp.activation,
-        dropout: hp.dropout,
-        image: job
-            .image
-            .filter(|_| job.family == Family::Cnn)
-            .map(|s| [s.height as usize, s.width as usize]),
-        conv_channels: match job.family {
-            Family::Cnn => hp
-                .conv_channels
-                .clone()
-                .unwrap_or_else(|| vec![16, 32])
-                .into_iter()
-                .map(|c| c as usize)
-                .collect(),
-            Family::Mlp => Vec::new(),
-        },
-        kernel_size: match job.family {
-            Family::Cnn => hp.kernel_size.unwrap_or(3) as usize,
-            Family::Mlp => 0,
-        },
-    };
+        &job.hyperparameters,
+        job.image,
+    );
     let standardizer = Standardizer::fit(&data.train);
     let train_set = standardizer.apply(&data.train);
     let validation = standardizer.apply(&data.validation);

@@ -244,13 +244,11 @@ fn show(
     failed: &[(String, f64, String)],
     format: Format,
 ) {
-    let validation = report
-        .metrics
-        .get("validation")
-        .cloned()
-        .unwrap_or_default();
-    let holdout = report.metrics.get("holdout").cloned().unwrap_or_default();
     if format == Format::Json {
+        let (validation, holdout) = (
+            report.metrics_of("validation"),
+            report.metrics_of("holdout"),
+        );
         let doc = json!({
             "model_version": entry.reference,
             "model": entry.model,
@@ -281,10 +279,8 @@ fn show(
         "{:<16} {:>10} {:>10}",
         "metric", "validation", "holdout"
     );
-    for (name, value) in &validation {
-        let h = holdout
-            .get(name)
-            .map_or_else(String::new, |v| format!("{v:.4}"));
+    for (name, value, holdout) in report.metric_rows() {
+        let h = holdout.map_or_else(String::new, |v| format!("{v:.4}"));
         let _ = writeln!(out, "{name:<16} {value:>10.4} {h:>10}");
     }
     let _ = writeln!(
@@ -319,11 +315,7 @@ fn outputs(reference: &str, report: &Report, task: Task) -> std::io::Result<()> 
     if !rt.is_actions() {
         return Ok(());
     }
-    let validation = report
-        .metrics
-        .get("validation")
-        .cloned()
-        .unwrap_or_default();
+    let validation = report.metrics_of("validation");
     rt.set_output("model-version", reference)?;
     rt.set_output(
         "metrics",
@@ -337,16 +329,8 @@ pub(crate) fn summary(reference: &str, report: &Report, task: Task) -> String {
     let mut md = format!(
         "### Trained `{reference}`\n\n| metric | validation | holdout |\n|---|---:|---:|\n"
     );
-    let validation = report
-        .metrics
-        .get("validation")
-        .cloned()
-        .unwrap_or_default();
-    let holdout = report.metrics.get("holdout").cloned().unwrap_or_default();
-    for (name, value) in &validation {
-        let h = holdout
-            .get(name)
-            .map_or_else(String::new, |v| format!("{v:.4}"));
+    for (name, value, holdout) in report.metric_rows() {
+        let h = holdout.map_or_else(String::new, |v| format!("{v:.4}"));
         md.push_str(&format!("| {name} | {value:.4} | {h} |\n"));
     }
     let main = match task {
