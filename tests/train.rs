@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Family, Metric};
-use mlops_train::data::{self, Spec, Standardizer};
+use mlops_train::data::{self, Spec};
 use mlops_train::model::Architecture;
 use mlops_train::train::{self, Settings, Trained};
 
@@ -32,12 +32,8 @@ fn run(m: &Manifest, manifest: &Path, seed: u64) -> Run {
     let spec = Spec::from_manifest(m, manifest.parent().expect("dir")).expect("spec");
     let d = data::load(&spec).expect("loads");
     let classes = d.classes.as_ref().expect("classification").0.len();
-    let standardizer = Standardizer::fit(&d.train);
-    let (train_set, validation, holdout) = (
-        standardizer.apply(&d.train),
-        standardizer.apply(&d.validation),
-        standardizer.apply(&d.holdout),
-    );
+    let z = d.standardized();
+    let (train_set, validation, holdout) = (z.train, z.validation, z.holdout);
     let architecture = Architecture::new(
         Family::Mlp,
         spec.features.len(),
@@ -109,7 +105,7 @@ fn the_cnn_learns_the_digits_as_8x8_images() {
     let (m, path) = quickstart();
     let spec = Spec::from_manifest(&m, path.parent().expect("dir")).expect("spec");
     let d = data::load(&spec).expect("loads");
-    let standardizer = Standardizer::fit(&d.train);
+    let z = d.standardized();
     let hp = mlops_manifest::model::Hyperparameters {
         hidden_layers: vec![32],
         conv_channels: Some(vec![8, 16]),
@@ -128,8 +124,8 @@ fn the_cnn_learns_the_digits_as_8x8_images() {
     };
     let trained = train::train(
         &architecture,
-        &standardizer.apply(&d.train),
-        &standardizer.apply(&d.validation),
+        &z.train,
+        &z.validation,
         &settings,
         &Device::flex(),
         |_| {},

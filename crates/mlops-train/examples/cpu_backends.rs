@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use mlops_manifest::model::Family;
-use mlops_train::data::{self, Spec, Standardizer};
+use mlops_train::data::{self, Spec};
 use mlops_train::model::Architecture;
 use mlops_train::train::{self, Settings};
 
@@ -16,8 +16,8 @@ fn main() -> Result<(), String> {
     let m = report.manifest.ok_or("invalid quickstart")?;
     let spec = Spec::from_manifest(&m, path.parent().ok_or("no dir")?)?;
     let d = data::load(&spec).map_err(|e| e.to_string())?;
-    let s = Standardizer::fit(&d.train);
-    let (train_set, validation) = (s.apply(&d.train), s.apply(&d.validation));
+    let z = d.standardized();
+    let (train_set, validation) = (z.train, z.validation);
     let architecture = Architecture::new(Family::Mlp, 64, 10, &m.model.hyperparameters, None);
     let settings = Settings::new(m.model.task, &m.training);
     #[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex: this is the check

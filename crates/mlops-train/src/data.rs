@@ -503,6 +503,28 @@ pub struct Datasets {
     pub files: Vec<FileDigest>,
 }
 
+/// The three tables with one transform: a standardizer fitted on the training split only.
+#[derive(Debug, Clone)]
+pub struct Standardized {
+    pub standardizer: Standardizer,
+    pub train: Table,
+    pub validation: Table,
+    pub holdout: Table,
+}
+
+impl Datasets {
+    /// Fits the standardizer on the training split and applies it to every table.
+    pub fn standardized(&self) -> Standardized {
+        let standardizer = Standardizer::fit(&self.train);
+        Standardized {
+            train: standardizer.apply(&self.train),
+            validation: standardizer.apply(&self.validation),
+            holdout: standardizer.apply(&self.holdout),
+            standardizer,
+        }
+    }
+}
+
 /// Reads the training file (splitting off validation rows unless a validation file is given),
 /// the validation file and the holdout file.
 pub fn load(spec: &Spec) -> Result<Datasets, DataError> {

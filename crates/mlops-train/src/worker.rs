@@ -426,10 +426,12 @@ fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report
         &job.hyperparameters,
         job.image,
     );
-    let standardizer = Standardizer::fit(&data.train);
-    let train_set = standardizer.apply(&data.train);
-    let validation = standardizer.apply(&data.validation);
-    let holdout = standardizer.apply(&data.holdout);
+    let data::Standardized {
+        standardizer,
+        train: train_set,
+        validation,
+        holdout,
+    } = data.standardized();
     let settings = Settings {
         task: job.task,
         epochs: job.epochs,
