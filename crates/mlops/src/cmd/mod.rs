@@ -1,6 +1,53 @@
-//! One module per subcommand.
+//! One module per subcommand, and what several of them share.
+
+use std::path::Path;
+
+use mlops_manifest::Manifest;
+use mlops_manifest::diagnostic::{render_github, render_human};
+
+use crate::cli::Format;
+use crate::exit::Exit;
 
 pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod train;
 pub(crate) mod validate;
+
+/// Prints an error and, when there is one, how to fix it.
+pub(crate) fn error(message: &str, hint: &str) {
+    eprintln!("error: {message}");
+    if !hint.is_empty() {
+        eprintln!("  = hint: {hint}");
+    }
+}
+
+/// Loads a manifest a subcommand needs valid, with its bytes. An unreadable one is a usage error
+/// (exit 2); an invalid one is shown (annotations in Actions) with `consequence`, e.g. "nothing
+/// rendered", and is exit 1.
+pub(crate) fn valid_manifest(
+    path: &Path,
+    format: Format,
+    consequence: &str,
+) -> Result<(Manifest, Vec<u8>), Exit> {
+    let report = mlops_manifest::check_file(path).map_err(|e| {
+        error(
+            &e.to_string(),
+            "pass the manifest with --manifest PATH (or MLOPS_MANIFEST)",
+        );
+        Exit::Usage
+    })?;
+    match report.manifest.clone().filter(|_| report.is_valid()) {
+        Some(m) => Ok((m, report.source.clone().into_bytes())),
+        None => {
+            if format == Format::Github {
+                print!("{}", render_github(&report.diagnostics));
+            }
+            eprint!("{}", render_human(&report.diagnostics, &report.source));
+            eprintln!(
+                "{}: invalid, {consequence} (see `mlops validate`)",
+                report.file
+            );
+            Err(Exit::No)
+        }
+    }
+}

@@ -4,33 +4,31 @@ use mlops_train::registry::{ModelRef, Registry, RegistryError, Status, tally};
 use serde_json::json;
 
 use crate::cli::{Format, RegistryArgs, RegistryCommand, RegistryRefArgs};
-use crate::cmd::train::{registry_dir, valid_manifest};
+use crate::cmd::train::registry_dir;
+use crate::cmd::{error, valid_manifest};
 use crate::exit::Exit;
 
 fn open(args: &RegistryArgs, format: Format) -> Result<Registry, Exit> {
     if let Some(dir) = &args.registry {
         return Ok(Registry::open(dir));
     }
-    let (m, _) = valid_manifest(&args.manifest, format)?;
+    let (m, _) = valid_manifest(&args.manifest, format, "no registry to open")?;
     registry_dir(None, &m, &args.manifest)
         .map(Registry::open)
         .map_err(|e| {
-            eprintln!("error: {e}\n  = hint: pass --registry DIR (or MLOPS_REGISTRY)");
+            error(&e, "pass --registry DIR (or MLOPS_REGISTRY)");
             Exit::Usage
         })
 }
 
 fn failed(e: &RegistryError) -> Exit {
-    eprintln!("error: {}", e.message);
-    if !e.hint.is_empty() {
-        eprintln!("  = hint: {}", e.hint);
-    }
+    error(&e.message, &e.hint);
     if e.user { Exit::Usage } else { Exit::Runtime }
 }
 
 fn reference(args: &RegistryRefArgs) -> Result<ModelRef, Exit> {
     args.model.parse().map_err(|e: String| {
-        eprintln!("error: {e}");
+        error(&e, "");
         Exit::Usage
     })
 }

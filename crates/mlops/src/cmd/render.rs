@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mlops_actions::Runtime;
-use mlops_manifest::diagnostic::{render_github, render_human};
 use mlops_render::tree;
 use serde_json::json;
 
@@ -15,25 +14,9 @@ use crate::exit::Exit;
 const UPDATE_HINT: &str = "run `mlops render` to update";
 
 pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
-    let report = match mlops_manifest::check_file(&args.manifest) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "error: {e}\n  = hint: pass the manifest with --manifest PATH (or MLOPS_MANIFEST)"
-            );
-            return Exit::Usage;
-        }
-    };
-    let Some(manifest) = report.manifest.as_ref().filter(|_| report.is_valid()) else {
-        if format == Format::Github {
-            print!("{}", render_github(&report.diagnostics));
-        }
-        eprint!("{}", render_human(&report.diagnostics, &report.source));
-        eprintln!(
-            "{}: invalid, nothing rendered (see `mlops validate`)",
-            report.file
-        );
-        return Exit::No;
+    let (manifest, _) = match super::valid_manifest(&args.manifest, format, "nothing rendered") {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let (repo_root, manifest_path) = match locate(&args.manifest) {
         Ok(found) => found,
@@ -53,7 +36,7 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
             Some((path.clone(), mlops_render::pins::scan(text.as_ref().ok()?)))
         })
         .collect();
-    let files = match mlops_render::render(manifest, &manifest_path, &pins) {
+    let files = match mlops_render::render(&manifest, &manifest_path, &pins) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use mlops_actions::Runtime;
 use mlops_manifest::Manifest;
-use mlops_manifest::diagnostic::{render_github, render_human};
 use mlops_manifest::model::{Backend, Task};
 use mlops_train::registry::{Registry, Status, StatusRecord, now_rfc3339};
 use mlops_train::train::Epoch;
@@ -18,35 +17,12 @@ use mlops_train::worker::{self, Job, Layout, Report, WorkerError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::{error, valid_manifest};
 use crate::cli::{Format, TrainArgs, TrainBackend, TrainWorkerArgs};
 use crate::exit::Exit;
 
 /// The burn release this binary trains with (checked against Cargo.lock by a test).
 pub(crate) const BURN_VERSION: &str = "0.22.1";
-
-/// Loads a manifest that must be valid; on failure shows why and returns the exit code.
-pub(crate) fn valid_manifest(path: &Path, format: Format) -> Result<(Manifest, Vec<u8>), Exit> {
-    let report = match mlops_manifest::check_file(path) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "error: {e}\n  = hint: pass the manifest with --manifest PATH (or MLOPS_MANIFEST)"
-            );
-            return Err(Exit::Usage);
-        }
-    };
-    match report.manifest.clone().filter(|_| report.is_valid()) {
-        Some(m) => Ok((m, report.source.clone().into_bytes())),
-        None => {
-            if format == Format::Github {
-                print!("{}", render_github(&report.diagnostics));
-            }
-            eprint!("{}", render_human(&report.diagnostics, &report.source));
-            eprintln!("{}: invalid (see `mlops validate`)", report.file);
-            Err(Exit::No)
-        }
-    }
-}
 
 /// The registry directory: `--registry` / `MLOPS_REGISTRY`, else the manifest's, relative to
 /// the manifest's directory.
@@ -70,15 +46,18 @@ pub(crate) fn registry_dir(
         .join(&m.registry.path))
 }
 
-fn fail(message: &str, hint: &str) {
-    eprintln!("error: {message}");
-    if !hint.is_empty() {
-        eprintln!("  = hint: {hint}");
+/// Shows why the worker failed; its exit code: bad input 2, a diverged loss 1, the machine 3.
+fn worker_failed(e: &WorkerError) -> Exit {
+    error(e.message(), e.hint());
+    match e {
+        WorkerError::Input { .. } => Exit::Usage,
+        WorkerError::Diverged { .. } => Exit::No,
+        WorkerError::Runtime { .. } => Exit::Runtime,
     }
 }
 
 pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
-    let (m, source) = match valid_manifest(&args.manifest, format) {
+    let (m, source) = match valid_manifest(&args.manifest, format, "nothing trained") {
         Ok(found) => found,
         Err(code) => return code,
     };
@@ -87,7 +66,7 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Backend::Sagemaker => TrainBackend::Sagemaker,
     });
     if backend == TrainBackend::Sagemaker {
-        fail(
+        error(
             "the sagemaker training backend is not built yet",
             "train locally with --backend local",
         );
@@ -96,14 +75,14 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
     let registry = match registry_dir(args.registry.as_deref(), &m, &args.manifest) {
         Ok(r) => Registry::open(r),
         Err(e) => {
-            fail(&e, "pass --registry DIR (or MLOPS_REGISTRY)");
+            error(&e, "pass --registry DIR (or MLOPS_REGISTRY)");
             return Exit::Usage;
         }
     };
     let base = match tempfile::Builder::new().prefix("mlops-train-").tempdir() {
         Ok(d) => d,
         Err(e) => {
-            fail(&format!("cannot create a working directory: {e}"), "");
+            error(&format!("cannot create a working directory: {e}"), "");
             return Exit::Runtime;
         }
     };
@@ -116,14 +95,14 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         .map(|(channel, s)| (channel.clone(), dir.join(&s.path)))
         .collect();
     if let Some((channel, path)) = files.iter().find(|(_, p)| !p.is_file()) {
-        fail(
+        error(
             &format!("{}: the {channel} dataset does not exist", path.display()),
             "dataset paths in the manifest are relative to the manifest's directory",
         );
         return Exit::Usage;
     }
     if let Err(e) = layout.prepare(&job, &files) {
-        fail(&e, "");
+        error(&e, "");
         return Exit::Runtime;
     }
     let github = format == Format::Github;
@@ -144,38 +123,33 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
     }
     let report = match result {
         Ok(r) => r,
-        Err(e) => {
-            fail(e.message(), e.hint());
-            return match e {
-                WorkerError::Input { .. } => Exit::Usage,
-                WorkerError::Diverged { .. } => Exit::No,
-                WorkerError::Runtime { .. } => Exit::Runtime,
-            };
-        }
+        Err(e) => return worker_failed(&e),
     };
     let failed = worker::failed_thresholds(&report, &m.evaluation.thresholds);
-    let status = if !failed.is_empty() {
+    let (status, reason) = if !failed.is_empty() {
         let why: Vec<String> = failed
             .iter()
             .map(|(metric, value, bound)| format!("{metric} {value:.4} breaks {bound}"))
             .collect();
-        StatusRecord {
-            status: Status::Rejected,
-            reason: format!("evaluation thresholds: {}", why.join("; ")),
-            changed_at: now_rfc3339(),
-        }
+        (
+            Status::Rejected,
+            format!("evaluation thresholds: {}", why.join("; ")),
+        )
     } else if m.evaluation.thresholds.is_empty() {
-        StatusRecord {
-            status: Status::Pending,
-            reason: "no evaluation thresholds in the manifest: approve by hand".to_owned(),
-            changed_at: now_rfc3339(),
-        }
+        (
+            Status::Pending,
+            "no evaluation thresholds in the manifest: approve by hand".to_owned(),
+        )
     } else {
-        StatusRecord {
-            status: Status::Approved,
-            reason: "passed every evaluation threshold".to_owned(),
-            changed_at: now_rfc3339(),
-        }
+        (
+            Status::Approved,
+            "passed every evaluation threshold".to_owned(),
+        )
+    };
+    let status = StatusRecord {
+        status,
+        reason,
+        changed_at: now_rfc3339(),
     };
     let manifest_sha = Sha256::digest(&source)
         .iter()
@@ -206,7 +180,7 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
     let entry = match registry.register(&m.model.name, &layout.model(), card, status) {
         Ok(e) => e,
         Err(e) => {
-            fail(&e.message, &e.hint);
+            error(&e.message, &e.hint);
             return if e.user { Exit::Usage } else { Exit::Runtime };
         }
     };
@@ -374,14 +348,7 @@ pub(crate) fn worker(args: &TrainWorkerArgs) -> Exit {
             );
             Exit::Ok
         }
-        Err(e) => {
-            fail(e.message(), e.hint());
-            match e {
-                WorkerError::Input { .. } => Exit::Usage,
-                WorkerError::Diverged { .. } => Exit::No,
-                WorkerError::Runtime { .. } => Exit::Runtime,
-            }
-        }
+        Err(e) => worker_failed(&e),
     }
 }
 
