@@ -8,3 +8,18 @@ pub mod model;
 pub mod registry;
 pub mod train;
 pub mod worker;
+
+/// Writes `value` as pretty JSON with a final newline, atomically: a temporary file beside
+/// `path`, renamed over it, so a reader sees the old file or the new one, never half of one.
+pub(crate) fn write_json(
+    path: &std::path::Path,
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    text.push('\n');
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -369,17 +369,7 @@ impl Registry {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RegistryError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| RegistryError {
-        message: e.to_string(),
-        hint: String::new(),
-        user: false,
-    })?;
-    text.push('\n');
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io(dir, &e))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| io(path, &e))?;
-    tmp.persist(path).map_err(|e| io(path, &e.error))?;
-    Ok(())
+    crate::write_json(path, value).map_err(|e| io(path, &e))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryError> {

@@ -147,9 +147,7 @@ impl Layout {
         if let Some(dir) = hp.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
-        let text =
-            serde_json::to_string_pretty(&job.to_hyperparameters()).map_err(|e| e.to_string())?;
-        std::fs::write(&hp, text).map_err(|e| io(&hp, e))?;
+        crate::write_json(&hp, &job.to_hyperparameters()).map_err(|e| io(&hp, e))?;
         for (channel, file) in files {
             let dir = self.channel(channel);
             std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -287,6 +285,16 @@ impl WorkerError {
             WorkerError::Input { hint, .. }
             | WorkerError::Diverged { hint, .. }
             | WorkerError::Runtime { hint, .. } => hint,
+        }
+    }
+}
+
+impl From<train::TrainError> for WorkerError {
+    fn from(e: train::TrainError) -> Self {
+        let (message, hint) = (e.to_string(), e.hint().to_owned());
+        match e {
+            train::TrainError::Diverged { .. } => WorkerError::Diverged { message, hint },
+            train::TrainError::Backend(_) => WorkerError::Runtime { message, hint },
         }
     }
 }
@@ -446,41 +454,23 @@ fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report
         &validation,
         &settings,
         &device,
-        |e| {
-            on_epoch(e);
-        },
-    )
-    .map_err(|e| match e {
-        train::TrainError::Diverged { .. } => WorkerError::Diverged {
-            message: e.to_string(),
-            hint: e.hint().to_owned(),
-        },
-        train::TrainError::Backend(_) => WorkerError::Runtime {
-            message: e.to_string(),
-            hint: e.hint().to_owned(),
-        },
-    })?;
-    let score = |table| {
-        train::evaluate(&trained.network, table, job.task)
-            .map(|(_, m)| crate::metrics::by_name(&m))
-            .map_err(|e| WorkerError::Runtime {
-                message: e.to_string(),
-                hint: e.hint().to_owned(),
-            })
+        |e| on_epoch(e),
+    )?;
+    let score = |table| -> Result<_, WorkerError> {
+        let (_, metrics) = train::evaluate(&trained.network, table, job.task)?;
+        Ok(crate::metrics::by_name(&metrics))
     };
     let metrics = BTreeMap::from([
         ("validation".to_owned(), score(&validation)?),
         ("holdout".to_owned(), score(&holdout)?),
     ]);
     let model_dir = layout.model();
-    std::fs::create_dir_all(&model_dir).map_err(|e| WorkerError::Runtime {
-        message: format!("{}: {e}", model_dir.display()),
-        hint: "the model directory must be writable".to_owned(),
-    })?;
     let runtime = |message: String| WorkerError::Runtime {
         message,
         hint: "the model directory must be writable".to_owned(),
     };
+    std::fs::create_dir_all(&model_dir)
+        .map_err(|e| runtime(format!("{}: {e}", model_dir.display())))?;
     model::save(&trained.network, &model_dir.join(WEIGHTS)).map_err(runtime)?;
     let bundle = Bundle {
         architecture: architecture.clone(),
@@ -522,9 +512,7 @@ fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    text.push('\n');
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+    crate::write_json(path, value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// One `key=value` progress line per epoch, for logs and SageMaker metric definitions.
