@@ -352,12 +352,7 @@ fn rendered_ci_workflow_runs_and_catches_drift() {
     assert!(rendered.status.success());
     let workflow = std::fs::read_to_string(repo.path().join(".github/workflows/mlops-ci.yml"))
         .expect("rendered");
-    let sha = workflow
-        .split("actions/validate@")
-        .nth(1)
-        .and_then(|s| s.get(..40))
-        .expect("pinned validate action")
-        .to_owned();
+    let sha = pinned_sha(&workflow, "mlops-rs/mlops").expect("pinned mlops actions");
     let event = repo.path().join("event.json");
     std::fs::write(
         &event,
@@ -513,16 +508,7 @@ impl StandIns {
 
     /// act's arguments that put the stand-ins in place of the pinned actions of `workflow`.
     fn args(&self, workflow: &str) -> Vec<String> {
-        // The SHA after `repo@` or `repo/some/path@`.
-        let pin = |repo: &str| {
-            workflow.match_indices(repo).find_map(|(at, _)| {
-                let rest = &workflow[at + repo.len()..];
-                let (path, sha) = rest.split_once('@')?;
-                let sha = sha.get(..40)?;
-                (path.is_empty() || path.starts_with('/') && !path.contains(char::is_whitespace))
-                    .then(|| sha.to_owned())
-            })
-        };
+        let pin = |repo: &str| pinned_sha(workflow, repo);
         let mut args = vec![
             "--env".into(),
             format!("MLOPS_RECORD={}", self.record.path().display()),
@@ -565,6 +551,17 @@ fn git_in(dir: &Path, args: &[&str]) {
         .expect("git runs")
         .success();
     assert!(ok, "git {args:?}");
+}
+
+/// The commit a workflow pins `repo` at: the SHA after `repo@` or `repo/some/path@`.
+fn pinned_sha(workflow: &str, repo: &str) -> Option<String> {
+    workflow.match_indices(repo).find_map(|(at, _)| {
+        let rest = &workflow[at + repo.len()..];
+        let (path, sha) = rest.split_once('@')?;
+        let sha = sha.get(..40)?;
+        (path.is_empty() || path.starts_with('/') && !path.contains(char::is_whitespace))
+            .then(|| sha.to_owned())
+    })
 }
 
 /// A git repository with `examples/NAME/` copied in and rendered (workflows and all).
@@ -831,12 +828,7 @@ fn rendered_train_job_runs_the_real_train_action() {
     let repo = rendered_example("quickstart");
     let workflow = std::fs::read_to_string(repo.path().join(".github/workflows/mlops-train.yml"))
         .expect("rendered");
-    let sha = workflow
-        .split("actions/train@")
-        .nth(1)
-        .and_then(|s| s.get(..40))
-        .expect("pinned train action")
-        .to_owned();
+    let sha = pinned_sha(&workflow, "mlops-rs/mlops").expect("pinned mlops actions");
     let event = repo.path().join("event.json");
     std::fs::write(&event, r#"{"ref": "refs/heads/main"}"#).expect("event");
     let args: Vec<String> = vec![

@@ -59,9 +59,7 @@ fn interleaved(
 
 fn release_binary() -> Result<PathBuf, String> {
     crate::run(cargo().args(["build", "--release", "--locked", "-p", "mlops"]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    Ok(target.join("release").join("mlops"))
+    Ok(crate::target_dir().join("release").join("mlops"))
 }
 
 /// `mlops validate` against `check-jsonschema` on the same manifests and schema: whole process,

@@ -72,6 +72,11 @@ pub(crate) fn cache_dir() -> PathBuf {
     home.join(".cache").join("mlops")
 }
 
+/// Where cargo builds: `CARGO_TARGET_DIR` (set by `.ci/run`), else `target/` in the workspace.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 pub(crate) fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(root());

@@ -23,9 +23,7 @@ sys.exit(code)";
 pub(crate) fn validate() -> Result<(), String> {
     let bin = tools()?;
     run(cargo().args(["build", "--locked", "-p", "mlops"]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    let mlops = target.join("debug").join("mlops");
+    let mlops = crate::target_dir().join("debug").join("mlops");
     let scratch = std::env::temp_dir().join(format!("mlops-tf-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let result = validate_in(&bin, &mlops, &scratch);
