@@ -224,32 +224,23 @@ pub fn train(
     })
 }
 
-/// Predictions of a (non-autodiff) network for every row of `table`: class indices, or values.
-pub fn predict(network: &Network, table: &Table, device: &Device) -> Result<Vec<f32>, TrainError> {
-    let mut out = Vec::with_capacity(table.rows());
-    let all: Vec<usize> = (0..table.rows()).collect();
-    let classification = network.architecture().outputs > 1;
-    for index in all.chunks(1024) {
-        let y = network.forward(features(table, index, device));
-        let values = if classification {
-            y.argmax(1)
-                .into_data()
-                .try_into_vec_as::<i64>()
-                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
-                .into_iter()
-                .map(|v| v as f32)
-                .collect::<Vec<_>>()
-        } else {
-            y.into_data()
-                .try_into_vec_as::<f32>()
-                .map_err(|e| TrainError::Backend(format!("{e:?}")))?
-        };
-        out.extend(values);
+/// What a `[rows, outputs]` network output predicts: class indices, or values.
+fn predictions(y: Tensor<2>, classification: bool) -> Result<Vec<f32>, TrainError> {
+    let backend = |e| TrainError::Backend(format!("{e:?}"));
+    if classification {
+        Ok(y.argmax(1)
+            .into_data()
+            .try_into_vec_as::<i64>()
+            .map_err(backend)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect())
+    } else {
+        y.into_data().try_into_vec_as::<f32>().map_err(backend)
     }
-    Ok(out)
 }
 
-/// Loss and metrics of a network on a table.
+/// Loss and metrics of a network on a table, from one forward pass per chunk.
 pub fn evaluate(
     network: &Network,
     table: &Table,
@@ -258,11 +249,12 @@ pub fn evaluate(
     let device = network_device(network);
     let all: Vec<usize> = (0..table.rows()).collect();
     let mut loss_sum = 0.0;
+    let mut predicted = Vec::with_capacity(table.rows());
     for index in all.chunks(1024) {
         let output = network.forward(features(table, index, &device));
-        loss_sum += scalar(loss(task, output, table, index, &device))? * index.len() as f64;
+        loss_sum += scalar(loss(task, output.clone(), table, index, &device))? * index.len() as f64;
+        predicted.extend(predictions(output, task == Task::Classification)?);
     }
-    let predicted = predict(network, table, &device)?;
     let metrics = match task {
         Task::Classification => {
             let p: Vec<usize> = predicted.iter().map(|&v| v as usize).collect();
