@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+#[path = "support/tools.rs"]
+mod tools;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -591,6 +594,76 @@ fn train_in(dir: &Path, registry: &Path, extra: &[&str]) -> Output {
 fn json_doc(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// `device: wgpu` on Mesa's software Vulkan (the test machines have no GPU): the card records the
+/// software adapter, the metrics are close to the CPU run's without being copied from it, and
+/// `require_gpu: true` refuses that adapter before training, registering nothing.
+#[test]
+fn wgpu_trains_on_the_software_adapter_and_require_gpu_refuses_it() {
+    let short = |device: &'static str| {
+        move |t: String| {
+            t.replace("epochs: 30", "epochs: 4")
+                .replace("min: 0.95", "min: 0.85")
+                .replace("device: cpu", &format!("device: {device}"))
+        }
+    };
+    let gpu = quickstart_copy(short("wgpu"));
+    let reg = gpu.path().join("reg");
+    let out = train_in(gpu.path(), &reg, &["--format", "json"]);
+    let stderr = text(&out.stderr);
+    if stderr.contains("wgpu found no usable adapter") {
+        tools::missing(&format!(
+            "no Vulkan driver for wgpu (Debian: mesa-vulkan-drivers libvulkan1): {stderr}"
+        ));
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc = json_doc(&out);
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reg.join("digits-mlp/1/card.json")).expect("card"),
+    )
+    .expect("json");
+    let adapter = &card["compute"]["adapter"];
+    assert_eq!(card["compute"]["backend"], "wgpu", "{card}");
+    assert_eq!(adapter["kind"], "cpu", "{adapter}");
+    let name = adapter["name"].as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        name.contains("llvmpipe") || name.contains("lavapipe"),
+        "{adapter}"
+    );
+    assert!(
+        !adapter["driver_info"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    let cpu = quickstart_copy(short("cpu"));
+    let cpu_out = train_in(cpu.path(), &cpu.path().join("reg"), &["--format", "json"]);
+    assert_eq!(cpu_out.status.code(), Some(0), "{}", text(&cpu_out.stderr));
+    let cpu_doc = json_doc(&cpu_out);
+    let metric = |d: &serde_json::Value, m: &str| d["metrics"][m].as_f64().expect(m);
+    let (g, c) = (metric(&doc, "accuracy"), metric(&cpu_doc, "accuracy"));
+    assert!(g >= 0.9 && (g - c).abs() <= 0.03, "wgpu {g} vs cpu {c}");
+    let weights = |dir: &Path| {
+        std::fs::read(dir.join("reg/digits-mlp/1/model.safetensors")).expect("weights")
+    };
+    let (gw, cw) = (weights(gpu.path()), weights(cpu.path()));
+    assert_eq!(gw.len(), cw.len(), "same architecture");
+    assert!(gw != cw, "the wgpu weights are byte-identical to the CPU's");
+
+    let strict = quickstart_copy(|t| {
+        short("wgpu")(t).replace("device: wgpu", "device: wgpu\n    require_gpu: true")
+    });
+    let reg = strict.path().join("reg");
+    let out = train_in(strict.path(), &reg, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("require_gpu: true"), "{stderr}");
+    assert!(stderr.contains("software"), "{stderr}");
+    assert!(!text(&out.stdout).contains("epoch="), "trained anyway");
+    assert!(!reg.join("digits-mlp").exists(), "registered a model");
 }
 
 /// The quickstart trains to the quality bar, registers version 1 then 2, and a second registry

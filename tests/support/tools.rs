@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 /// The tool's path on PATH, or `None` (after saying why) when tools are optional here.
+#[allow(dead_code)] // each test binary includes this file and uses what it needs
 pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .into_iter()

@@ -6,8 +6,8 @@
 //! - `bench <validate|yaml|render>`: benchmarks against the named competitor, printing the ratio.
 //! - `terraform-validate`: `terraform validate` on every example's rendered Terraform (needs the
 //!   Terraform registry, so it runs in the project's GitHub workflow, not in `ci`).
-//! - `tools`: installs the pinned test tools and the AWS provider schema (see `provider`), and
-//!   prints the tools' bin directory.
+//! - `tools`: installs the pinned test tools, Mesa's software Vulkan driver (Debian packages) and
+//!   the AWS provider schema (see `provider`), and prints the tools' bin directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         ["codegen", "--check"] => codegen(true),
         ["bench", name] => bench::run(name),
         ["terraform-validate"] => terraform::validate(),
-        ["tools"] => tools().and_then(|bin| {
+        ["tools"] => system_packages().and_then(|()| tools()).and_then(|bin| {
             let schema = provider::schema()?;
             eprintln!("MLOPS_AWS_PROVIDER_SCHEMA={}", schema.display());
             println!("{}", bin.display());
@@ -130,6 +130,52 @@ pub(crate) fn tools() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// The Debian packages the tests need: Mesa's software Vulkan driver, so that wgpu has an
+/// adapter on machines without a GPU. Installed with apt-get (through sudo when not root) when
+/// the driver is missing.
+const DEBIAN_PACKAGES: &[&str] = &["mesa-vulkan-drivers", "libvulkan1"];
+
+fn system_packages() -> Result<(), String> {
+    let installed = |package: &str| {
+        Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", package])
+            .output()
+            .is_ok_and(|o| o.stdout.ends_with(b" installed"))
+    };
+    if DEBIAN_PACKAGES.iter().all(|p| installed(p)) {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let apt = |args: &[&str]| {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    let install = |apt: &dyn Fn(&[&str]) -> Command| {
+        let mut c = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+        c.args(DEBIAN_PACKAGES);
+        run(&mut c)
+    };
+    install(&apt)
+        .or_else(|_| run(&mut apt(&["update", "-q"])).and_then(|()| install(&apt)))
+        .map_err(|e| {
+            format!(
+                "{e}: the wgpu tests need Mesa's software Vulkan driver; install the Debian \
+                 packages {} (or your distribution's equivalent) and rerun",
+                DEBIAN_PACKAGES.join(" ")
+            )
+        })
+}
+
 /// PATH with the tools' bin directory first.
 pub(crate) fn path_with(bin: &Path) -> std::ffi::OsString {
     let mut paths = vec![bin.to_path_buf()];
@@ -141,6 +187,7 @@ pub(crate) fn path_with(bin: &Path) -> std::ffi::OsString {
 
 fn ci() -> Result<(), String> {
     let started = std::time::Instant::now();
+    system_packages()?;
     let bin = tools()?;
     let schema = provider::schema()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;

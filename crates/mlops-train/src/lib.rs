@@ -1,8 +1,9 @@
 //! Local training: datasets streamed and hashed ([`data`]), the burn networks ([`model`]), the
-//! training loop ([`train`]), evaluation metrics ([`metrics`]) and the model registry
+//! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]) and the model registry
 //! ([`registry`]).
 
 pub mod data;
+pub mod device;
 pub mod metrics;
 pub mod model;
 pub mod registry;

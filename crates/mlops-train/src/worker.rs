@@ -14,13 +14,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device as BurnDevice;
 use mlops_manifest::model::{
     DataFormat, Device, Family, Hyperparameters, ImageShape, Manifest, Metric, Optimizer, Task,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, FileDigest, Format, Spec, Standardizer};
+pub use crate::device::Compute;
 use crate::model::{self, Architecture};
 use crate::registry::{BUNDLE, WEIGHTS};
 use crate::train::{self, Epoch, Settings};
@@ -254,14 +254,6 @@ impl Report {
     }
 }
 
-/// Where the model was trained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Compute {
-    pub device: Device,
-    /// The burn backend: flex (CPU), wgpu, cuda.
-    pub backend: String,
-}
-
 /// Why the worker failed: a user mistake (bad data or job, exit 2), a diverged loss (exit 1),
 /// or the machine (exit 3).
 #[derive(Debug, Clone, PartialEq)]
@@ -306,29 +298,6 @@ fn input(message: impl Into<String>, hint: impl Into<String>) -> WorkerError {
     }
 }
 
-/// The burn device for a manifest device.
-fn device(job: &Job) -> Result<(BurnDevice, Compute), WorkerError> {
-    match job.device {
-        Device::Cpu => Ok((
-            BurnDevice::flex(),
-            Compute {
-                device: Device::Cpu,
-                backend: "flex".to_owned(),
-            },
-        )),
-        Device::Wgpu | Device::Cuda => Err(input(
-            format!(
-                "`training.local.device: {}` is not available in this build yet",
-                serde_json::to_value(job.device)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ),
-            "use `device: cpu` for now",
-        )),
-    }
-}
-
 /// Runs the job laid out under `layout`: reads the channels, trains, scores validation and
 /// holdout, and writes the model directory. On failure the reason is also written to
 /// `output/failure`, as SageMaker expects.
@@ -361,7 +330,11 @@ fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report
     })?;
     let job = Job::from_hyperparameters(&map)
         .map_err(|e| input(e, "render the job with `mlops train`"))?;
-    let (device, compute) = device(&job)?;
+    let (device, compute) =
+        crate::device::open(job.device, job.require_gpu).map_err(|e| WorkerError::Runtime {
+            message: e.message,
+            hint: e.hint,
+        })?;
     let features = mlops_manifest::semantic::expand_columns(&job.features)
         .map_err(|e| input(e, "fix `data.features` in the manifest"))?;
     let channel = |name: &str| -> Result<Option<(PathBuf, String, Format)>, WorkerError> {

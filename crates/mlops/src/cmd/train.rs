@@ -259,11 +259,11 @@ fn show(
     }
     let _ = writeln!(
         out,
-        "{} epochs, {:.0} samples/s, {:.1} s ({} backend)",
+        "{} epochs, {:.0} samples/s, {:.1} s on {}",
         report.curve.len(),
         report.samples_per_second,
         report.seconds,
-        report.compute.backend
+        report.compute.describe()
     );
     for (metric, value, bound) in failed {
         let _ = writeln!(
@@ -331,7 +331,7 @@ pub(crate) fn summary(reference: &str, report: &Report, task: Task) -> String {
         report.curve.len(),
         report.samples_per_second,
         report.seconds,
-        report.compute.backend
+        report.compute.describe()
     ));
     md
 }
