@@ -596,6 +596,98 @@ fn json_doc(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
 }
 
+/// `mlops train-worker` in a directory laid out the way SageMaker lays out a training container:
+/// string hyperparameters, one file per channel. It logs metric lines a SageMaker metric
+/// definition can parse, writes the model directory, and a job restarted with its checkpoints
+/// (a reclaimed spot instance) goes on from the last epoch instead of starting over. A job
+/// without its holdout channel fails with exit 2 and the reason in `output/failure`.
+#[test]
+fn train_worker_runs_the_sagemaker_contract_and_resumes_from_checkpoints() {
+    let quickstart = root().join("examples/quickstart");
+    let report = mlops_manifest::check_file(&quickstart.join("mlops.yaml")).expect("readable");
+    let mut job = mlops_train::worker::Job::from_manifest(&report.manifest.expect("typed"));
+    let base = tempfile::tempdir().expect("tempdir");
+    let write_job = |job: &mlops_train::worker::Job| {
+        let config = base.path().join("input/config");
+        std::fs::create_dir_all(&config).expect("mkdir");
+        let text = serde_json::to_string(&job.to_hyperparameters()).expect("json");
+        std::fs::write(config.join("hyperparameters.json"), text).expect("write");
+    };
+    for (channel, file) in [
+        ("train", "digits-train.csv"),
+        ("holdout", "digits-holdout.csv"),
+    ] {
+        let dir = base.path().join("input/data").join(channel);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::copy(quickstart.join("data").join(file), dir.join(file)).expect("copy");
+    }
+    let worker = || run(mlops().args(["train-worker", "--base"]).arg(base.path()));
+
+    job.epochs = 3;
+    write_job(&job);
+    let out = worker();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // What a metric definition such as `validation_accuracy=([0-9.]+)` matches, once per epoch.
+    let accuracy: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.split(" validation_accuracy=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(accuracy.len(), 3, "{stdout}");
+    assert!(accuracy.iter().all(|a| (0.0..=1.0).contains(a)), "{stdout}");
+    for file in ["model.safetensors", "model.json", "training.json"] {
+        assert!(base.path().join("model").join(file).is_file(), "{file}");
+    }
+    assert!(
+        base.path()
+            .join("checkpoints/epoch-000003/state.json")
+            .is_file(),
+        "no checkpoint after epoch 3"
+    );
+
+    // Restarted with more epochs: it goes on from epoch 3.
+    job.epochs = 5;
+    write_job(&job);
+    let out = worker();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("resuming from the checkpoint saved after epoch 3"),
+        "{stdout}"
+    );
+    let epochs: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("epoch=")?.split(' ').next())
+        .collect();
+    assert_eq!(epochs, ["4", "5"], "{stdout}");
+    let training: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(base.path().join("model/training.json")).expect("training.json"),
+    )
+    .expect("json");
+    assert_eq!(training["resumed_from"], 3);
+    assert_eq!(training["curve"].as_array().map(Vec::len), Some(5));
+
+    // Another seed is another job: its checkpoints are not this job's.
+    job.seed += 1;
+    write_job(&job);
+    let out = worker();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("not resuming from checkpoints") && stdout.contains("another job"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("epoch=1 "), "{stdout}");
+
+    std::fs::remove_dir_all(base.path().join("input/data/holdout")).expect("rm");
+    let out = worker();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let failure =
+        std::fs::read_to_string(base.path().join("output/failure")).expect("output/failure");
+    assert!(failure.contains("channel `holdout`"), "{failure}");
+}
+
 /// `device: wgpu` on Mesa's software Vulkan (the test machines have no GPU): the card records the
 /// software adapter, the metrics are close to the CPU run's without being copied from it, and
 /// `require_gpu: true` refuses that adapter before training, registering nothing.

@@ -1,15 +1,16 @@
 //! Training for real on the quickstart's digits with burn's CPU backend: the quality bar,
-//! reproducibility (same seed, byte-identical weights) and a different seed giving different
-//! weights.
+//! reproducibility (same seed, byte-identical weights), a different seed giving different
+//! weights, and a run resumed from a checkpoint ending where an unbroken run ends.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Family, Metric};
+use mlops_train::checkpoint::Checkpoints;
 use mlops_train::data::{self, Spec};
 use mlops_train::model::Architecture;
-use mlops_train::train::{self, Settings, Trained};
+use mlops_train::train::{self, Event, Settings, Trained};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -52,6 +53,7 @@ fn run(m: &Manifest, manifest: &Path, seed: u64) -> Run {
         &validation,
         &settings,
         &device,
+        None,
         |_| {},
     )
     .expect("trains");
@@ -128,9 +130,94 @@ fn the_cnn_learns_the_digits_as_8x8_images() {
         &z.validation,
         &settings,
         &Device::flex(),
+        None,
         |_| {},
     )
     .expect("trains");
     let accuracy = trained.curve.last().expect("epochs").metrics["accuracy"];
     assert!(accuracy >= 0.9, "cnn validation accuracy {accuracy}");
+}
+
+/// A spot instance reclaimed after epoch 3 and restarted: the run resumed from the checkpoint
+/// ends with the weights and curve of a run that never stopped (dropout on, so burn's generator
+/// must be restored too). A checkpoint of another job, or one left half-written, is not used.
+#[test]
+fn a_run_resumed_from_a_checkpoint_ends_where_an_unbroken_run_ends() {
+    let (m, path) = quickstart();
+    let spec = Spec::from_manifest(&m, path.parent().expect("dir")).expect("spec");
+    let z = data::load(&spec).expect("loads").standardized();
+    let hp = mlops_manifest::model::Hyperparameters {
+        hidden_layers: vec![32],
+        dropout: 0.2,
+        ..m.model.hyperparameters.clone()
+    };
+    let architecture = Architecture::new(Family::Mlp, 64, 10, &hp, None);
+    let settings = |epochs| Settings {
+        epochs,
+        ..Settings::new(m.model.task, &m.training)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let weights = |t: &Trained, name: &str| {
+        let file = dir.path().join(name);
+        mlops_train::model::save(&t.network, &file).expect("saves");
+        std::fs::read(&file).expect("weights")
+    };
+    let train = |epochs, checkpoints: Option<&Checkpoints>, events: &mut Vec<String>| {
+        train::train(
+            &architecture,
+            &z.train,
+            &z.validation,
+            &settings(epochs),
+            &Device::flex(),
+            checkpoints,
+            |e| match e {
+                Event::Batch { .. } => {}
+                Event::Epoch(e) => events.push(format!("epoch {}", e.epoch)),
+                other => events.push(format!("{other:?}")),
+            },
+        )
+        .expect("trains")
+    };
+    let unbroken = train(6, None, &mut Vec::new());
+
+    let checkpoints = Checkpoints {
+        dir: dir.path().join("checkpoints"),
+        fingerprint: "job-a".into(),
+    };
+    let mut events = Vec::new();
+    let first = train(3, Some(&checkpoints), &mut events);
+    assert_eq!(first.resumed_from, None);
+    assert_eq!(events, ["epoch 1", "epoch 2", "epoch 3"]);
+    let kept: Vec<String> = std::fs::read_dir(&checkpoints.dir)
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept, ["epoch-000003"], "older checkpoints are removed");
+    // A checkpoint being written when the instance went away.
+    std::fs::create_dir(checkpoints.dir.join(".epoch-000004.partial")).expect("mkdir");
+
+    let mut events = Vec::new();
+    let resumed = train(6, Some(&checkpoints), &mut events);
+    assert_eq!(resumed.resumed_from, Some(3));
+    assert_eq!(
+        events,
+        ["Resumed { epoch: 3 }", "epoch 4", "epoch 5", "epoch 6"]
+    );
+    assert!(
+        weights(&resumed, "resumed") == weights(&unbroken, "unbroken"),
+        "the resumed run's weights differ from the unbroken run's"
+    );
+    let losses = |t: &Trained| t.curve.iter().map(|e| e.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&resumed), losses(&unbroken));
+
+    // Another job's checkpoint is reported and not used.
+    let other = Checkpoints {
+        fingerprint: "job-b".into(),
+        ..checkpoints.clone()
+    };
+    let mut events = Vec::new();
+    let fresh = train(2, Some(&other), &mut events);
+    assert_eq!(fresh.resumed_from, None);
+    assert!(events[0].contains("belongs to another job"), "{events:?}");
+    assert_eq!(fresh.curve.len(), 2);
 }

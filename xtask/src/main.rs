@@ -206,7 +206,10 @@ fn ci() -> Result<(), String> {
             .args(["test", "--workspace", "--locked"])
             .env("PATH", path_with(&bin))
             .env("MLOPS_AWS_PROVIDER_SCHEMA", &schema)
-            .env("MLOPS_REQUIRE_TOOLS", "1"),
+            .env("MLOPS_REQUIRE_TOOLS", "1")
+            // What the `mlops` binary sets for itself: burn's default device (where it puts the
+            // optimiser state read from a checkpoint) is the CPU, also in the library tests.
+            .env("BURN_DEVICE", "flex"),
     )?;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     // One closing line for the whole run: cargo's own last lines belong to whichever test binary

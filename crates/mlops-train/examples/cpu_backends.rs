@@ -34,6 +34,7 @@ fn main() -> Result<(), String> {
                 &validation,
                 &settings,
                 device,
+                None,
                 |_| {},
             )
             .map_err(|e| e.to_string())?;

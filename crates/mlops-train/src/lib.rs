@@ -2,6 +2,7 @@
 //! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]) and the model registry
 //! ([`registry`]).
 
+pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod metrics;

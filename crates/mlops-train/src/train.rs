@@ -12,6 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use mlops_manifest::model::{Metric, Optimizer, Task, Training};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{Checkpoints, Found, State};
 use crate::data::Table;
 use crate::metrics;
 use crate::model::{Architecture, Network};
@@ -58,6 +59,24 @@ pub struct Epoch {
     pub seconds: f64,
 }
 
+/// What training reports as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Checkpoints were found but could not be used (the reason); training starts over.
+    CheckpointUnusable(&'a str),
+    /// Training goes on from the checkpoint saved after this epoch.
+    Resumed { epoch: u32 },
+    /// A batch was stepped: `batch` of `batches` in `epoch` of `epochs`.
+    Batch {
+        epoch: u32,
+        epochs: u32,
+        batch: usize,
+        batches: usize,
+    },
+    /// An epoch ended.
+    Epoch(&'a Epoch),
+}
+
 /// Why training stopped without a model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainError {
@@ -65,6 +84,8 @@ pub enum TrainError {
     Diverged { epoch: u32, batch: usize, loss: f64 },
     #[error("the backend failed: {0}")]
     Backend(String),
+    #[error("cannot save a checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 impl TrainError {
@@ -74,6 +95,7 @@ impl TrainError {
                 "lower `training.learning_rate`, or check the features for extreme values"
             }
             TrainError::Backend(_) => "run again with `--format json` and report the error",
+            TrainError::Checkpoint(_) => "the checkpoint directory must be writable",
         }
     }
 }
@@ -85,6 +107,10 @@ pub struct Trained {
     pub curve: Vec<Epoch>,
     /// Training rows processed per second, over the whole run.
     pub samples_per_second: f64,
+    /// The epoch a checkpoint let training start after.
+    pub resumed_from: Option<u32>,
+    /// Why checkpoints that were there could not be used (training started over).
+    pub unusable_checkpoint: Option<String>,
 }
 
 /// A small, seeded generator for the batch order (splitmix64): the same seed gives the same
@@ -160,15 +186,23 @@ fn loss(
     }
 }
 
+/// The seed of burn's generator for an epoch (dropout masks): a function of the run's seed and
+/// the epoch, so a run resumed from a checkpoint draws what an unbroken run draws.
+fn epoch_seed(seed: u64, epoch: u32) -> u64 {
+    Order(seed ^ u64::from(epoch).wrapping_mul(0xA24B_AED4_963E_E407)).next()
+}
+
 /// Trains a new network on `train` (standardised), validating on `validation` after every
-/// epoch; `on_epoch` sees each epoch as it ends.
+/// epoch; `on_event` sees each batch and epoch as it ends. With `checkpoints`, the state is saved
+/// after every epoch and a run starts from the newest checkpoint of the same job.
 pub fn train(
     architecture: &Architecture,
     train: &Table,
     validation: &Table,
     settings: &Settings,
     device: &Device,
-    mut on_epoch: impl FnMut(&Epoch),
+    checkpoints: Option<&Checkpoints>,
+    mut on_event: impl FnMut(Event<'_>),
 ) -> Result<Trained, TrainError> {
     let _rng = RNG
         .lock()
@@ -178,13 +212,43 @@ pub fn train(
     let mut network = Network::new(architecture, &device);
     let mut optim = optimizer(settings);
     let mut order = Order(settings.seed);
-    let mut rows: Vec<usize> = (0..train.rows()).collect();
-    let batch = settings.batch_size.max(1);
-    let started = Instant::now();
-    let mut curve = Vec::new();
     let mut first_loss: Option<f64> = None;
-    for epoch in 1..=settings.epochs {
+    let mut curve = Vec::new();
+    let (mut resumed_from, mut unusable_checkpoint) = (None, None);
+    if let Some(c) = checkpoints {
+        match c.find(architecture, optimizer(settings), &device) {
+            Found::None => {}
+            Found::Unusable(why) => unusable_checkpoint = Some(why),
+            Found::Resume(r) if r.state.epoch > settings.epochs => {
+                unusable_checkpoint = Some(format!(
+                    "the newest checkpoint is at epoch {}, past the job's {} epochs",
+                    r.state.epoch, settings.epochs
+                ));
+            }
+            Found::Resume(r) => {
+                network = r.network;
+                optim = r.optimizer;
+                order = Order(r.state.order);
+                first_loss = r.state.first_loss;
+                curve = r.state.curve;
+                resumed_from = Some(r.state.epoch);
+            }
+        }
+    }
+    if let Some(why) = &unusable_checkpoint {
+        on_event(Event::CheckpointUnusable(why));
+    }
+    if let Some(epoch) = resumed_from {
+        on_event(Event::Resumed { epoch });
+    }
+    let start = resumed_from.unwrap_or(0) + 1;
+    let batch = settings.batch_size.max(1);
+    let batches_per_epoch = train.rows().div_ceil(batch);
+    let started = Instant::now();
+    for epoch in start..=settings.epochs {
         let epoch_started = Instant::now();
+        device.seed(epoch_seed(settings.seed, epoch));
+        let mut rows: Vec<usize> = (0..train.rows()).collect();
         order.shuffle(&mut rows);
         let mut total = 0.0;
         let mut batches = 0;
@@ -204,6 +268,12 @@ pub fn train(
             network = optim.step(settings.learning_rate, network, grads);
             total += value;
             batches += 1;
+            on_event(Event::Batch {
+                epoch,
+                epochs: settings.epochs,
+                batch: b + 1,
+                batches: batches_per_epoch,
+            });
         }
         let (validation_loss, metrics) = evaluate(&network.valid(), validation, settings.task)?;
         let record = Epoch {
@@ -213,14 +283,28 @@ pub fn train(
             metrics: metrics::by_name(&metrics),
             seconds: epoch_started.elapsed().as_secs_f64(),
         };
-        on_epoch(&record);
+        on_event(Event::Epoch(&record));
         curve.push(record);
+        if let Some(c) = checkpoints {
+            let state = State {
+                fingerprint: c.fingerprint.clone(),
+                epoch,
+                order: order.0,
+                first_loss,
+                curve: curve.clone(),
+            };
+            c.save(&state, &network, &optim)
+                .map_err(TrainError::Checkpoint)?;
+        }
     }
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let trained_epochs = settings.epochs.saturating_sub(start - 1);
     Ok(Trained {
         network: network.valid(),
-        samples_per_second: (train.rows() as f64 * f64::from(settings.epochs)) / elapsed,
+        samples_per_second: (train.rows() as f64 * f64::from(trained_epochs)) / elapsed,
         curve,
+        resumed_from,
+        unusable_checkpoint,
     })
 }
 

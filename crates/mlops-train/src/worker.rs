@@ -19,11 +19,12 @@ use mlops_manifest::model::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::Checkpoints;
 use crate::data::{self, FileDigest, Format, Spec, Standardizer};
 pub use crate::device::Compute;
 use crate::model::{self, Architecture};
 use crate::registry::{BUNDLE, WEIGHTS};
-use crate::train::{self, Epoch, Settings};
+use crate::train::{self, Epoch, Event, Settings};
 
 /// Everything the worker needs, carried as SageMaker hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,6 +140,10 @@ impl Layout {
         self.base.join("output/failure")
     }
 
+    pub fn checkpoints(&self) -> PathBuf {
+        self.base.join("checkpoints")
+    }
+
     /// Lays out a local run: the job's hyperparameters, and each dataset linked (or copied)
     /// into its channel.
     pub fn prepare(&self, job: &Job, files: &BTreeMap<String, PathBuf>) -> Result<(), String> {
@@ -162,11 +167,7 @@ impl Layout {
             let linked = std::fs::copy(&absolute, &link).map(|_| ());
             linked.map_err(|e| io(&link, e))?;
         }
-        for dir in [
-            self.model(),
-            self.base.join("output"),
-            self.base.join("checkpoints"),
-        ] {
+        for dir in [self.model(), self.base.join("output"), self.checkpoints()] {
             std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         }
         Ok(())
@@ -229,6 +230,9 @@ pub struct Report {
     pub compute: Compute,
     pub parameters: usize,
     pub curve: Vec<Epoch>,
+    /// The epoch of the checkpoint this run went on from (a restarted spot job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<u32>,
     /// "validation" and "holdout" -> metric name -> value.
     pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
     pub samples_per_second: f64,
@@ -286,7 +290,9 @@ impl From<train::TrainError> for WorkerError {
         let (message, hint) = (e.to_string(), e.hint().to_owned());
         match e {
             train::TrainError::Diverged { .. } => WorkerError::Diverged { message, hint },
-            train::TrainError::Backend(_) => WorkerError::Runtime { message, hint },
+            train::TrainError::Backend(_) | train::TrainError::Checkpoint(_) => {
+                WorkerError::Runtime { message, hint }
+            }
         }
     }
 }
@@ -301,8 +307,8 @@ fn input(message: impl Into<String>, hint: impl Into<String>) -> WorkerError {
 /// Runs the job laid out under `layout`: reads the channels, trains, scores validation and
 /// holdout, and writes the model directory. On failure the reason is also written to
 /// `output/failure`, as SageMaker expects.
-pub fn run(layout: &Layout, mut on_epoch: impl FnMut(&Epoch)) -> Result<Report, WorkerError> {
-    let result = run_inner(layout, &mut on_epoch);
+pub fn run(layout: &Layout, mut on_event: impl FnMut(Event<'_>)) -> Result<Report, WorkerError> {
+    let result = run_inner(layout, &mut on_event);
     if let Err(e) = &result {
         let failure = layout.failure();
         if let Some(dir) = failure.parent() {
@@ -313,7 +319,7 @@ pub fn run(layout: &Layout, mut on_epoch: impl FnMut(&Epoch)) -> Result<Report, 
     result
 }
 
-fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report, WorkerError> {
+fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Report, WorkerError> {
     let started = std::time::Instant::now();
     let hp_path = layout.hyperparameters();
     let text = std::fs::read_to_string(&hp_path).map_err(|e| {
@@ -421,13 +427,18 @@ fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report
         optimizer: job.optimizer,
         seed: job.seed,
     };
+    let checkpoints = Checkpoints {
+        dir: layout.checkpoints(),
+        fingerprint: fingerprint(&job, &data.files),
+    };
     let trained = train::train(
         &architecture,
         &train_set,
         &validation,
         &settings,
         &device,
-        |e| on_epoch(e),
+        Some(&checkpoints),
+        on_event,
     )?;
     let score = |table| -> Result<_, WorkerError> {
         let (_, metrics) = train::evaluate(&trained.network, table, job.task)?;
@@ -476,12 +487,29 @@ fn run_inner(layout: &Layout, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<Report
         compute,
         parameters: architecture.parameters(),
         curve: trained.curve,
+        resumed_from: trained.resumed_from,
         metrics,
         samples_per_second: trained.samples_per_second,
         seconds: started.elapsed().as_secs_f64(),
     };
     write_json(&model_dir.join("training.json"), &report).map_err(runtime)?;
     Ok(report)
+}
+
+/// What makes a checkpoint this job's: everything in the job but its epoch count (a checkpoint of
+/// the same job with fewer epochs is where a longer run can start) and its device, plus the
+/// digests of the data it read.
+fn fingerprint(job: &Job, files: &[FileDigest]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut value = serde_json::to_value(job).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        for volatile in ["epochs", "device", "require_gpu"] {
+            fields.remove(volatile);
+        }
+    }
+    let digests: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
+    let text = serde_json::json!({ "job": value, "data": digests, "format": 1 }).to_string();
+    format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {

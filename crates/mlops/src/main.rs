@@ -8,6 +8,7 @@ mod exit;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    default_burn_device();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -29,4 +30,18 @@ fn main() -> std::process::ExitCode {
         cli::Command::Registry(command) => cmd::registry::run(&command, format),
     };
     code.into()
+}
+
+/// burn puts tensors it creates without being told where (the optimiser state read back from a
+/// checkpoint) on its default device, which in a build with wgpu is the GPU: on a machine without
+/// a Vulkan driver that would fail, and on one with a software driver it would start it for
+/// nothing. Every device mlops trains on is chosen explicitly, so the default is the CPU backend
+/// unless the user set `BURN_DEVICE`.
+#[allow(unsafe_code)]
+fn default_burn_device() {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: called first thing in `main`, before any thread exists, so no other thread can
+        // read or write the environment concurrently.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
 }

@@ -12,7 +12,7 @@ use mlops_actions::Runtime;
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Task};
 use mlops_train::registry::{Registry, Status, StatusRecord, now_rfc3339};
-use mlops_train::train::Epoch;
+use mlops_train::train::{Epoch, Event};
 use mlops_train::worker::{self, Job, Layout, Report, WorkerError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -112,12 +112,9 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
             mlops_actions::group(&format!("Training {}", m.model.name))
         );
     }
-    let progress = |e: &Epoch| match format {
-        Format::Json => {}
-        Format::Github => println!("{}", worker::epoch_line(e)),
-        Format::Human => eprintln!("{}", worker::epoch_line(e)),
-    };
-    let result = worker::run(&layout, progress);
+    let mut progress = Progress::new(format);
+    let result = worker::run(&layout, |e| progress.show(e));
+    progress.finish();
     if github {
         println!("{}", mlops_actions::end_group());
     }
@@ -336,9 +333,99 @@ pub(crate) fn summary(reference: &str, report: &Report, task: Task) -> String {
     md
 }
 
+/// How training shows its progress: a bar on a terminal, one line per epoch in logs (stderr, or
+/// stdout inside an Actions group), nothing but notes with `--format json`.
+struct Progress {
+    format: Format,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(format: Format) -> Self {
+        use std::io::IsTerminal;
+        let bar = (format == Format::Human && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:>11} [{bar:30}] {percent:>3}% {msg} (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Self { format, bar }
+    }
+
+    fn note(&self, line: &str, github_command: &str) {
+        match (self.format, &self.bar) {
+            (_, Some(bar)) => bar.println(format!("note: {line}")),
+            (Format::Github, None) => println!(
+                "::{github_command} title=mlops train::{}",
+                mlops_actions::escape_data(line)
+            ),
+            _ => eprintln!("note: {line}"),
+        }
+    }
+
+    fn show(&mut self, event: Event<'_>) {
+        match event {
+            Event::CheckpointUnusable(why) => {
+                self.note(&format!("not resuming from checkpoints: {why}"), "warning");
+            }
+            Event::Resumed { epoch } => {
+                self.note(
+                    &format!("resuming from the checkpoint saved after epoch {epoch}"),
+                    "notice",
+                );
+            }
+            Event::Batch {
+                epoch,
+                epochs,
+                batch,
+                batches,
+            } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_length(u64::from(epochs) * batches as u64);
+                    bar.set_position(u64::from(epoch - 1) * batches as u64 + batch as u64);
+                    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+                }
+            }
+            Event::Epoch(e) => match (self.format, &self.bar) {
+                (_, Some(bar)) => {
+                    let main = e
+                        .metrics
+                        .get("accuracy")
+                        .map(|a| format!("accuracy {a:.4}"))
+                        .or_else(|| e.metrics.get("rmse").map(|r| format!("rmse {r:.4}")))
+                        .unwrap_or_default();
+                    bar.set_message(format!("loss {:.4}, validation {main}", e.loss));
+                }
+                (Format::Json, None) => {}
+                (Format::Github, None) => println!("{}", worker::epoch_line(e)),
+                (Format::Human, None) => eprintln!("{}", worker::epoch_line(e)),
+            },
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 pub(crate) fn worker(args: &TrainWorkerArgs) -> Exit {
     let layout = Layout::new(&args.base);
-    match worker::run(&layout, |e| println!("{}", worker::epoch_line(e))) {
+    let shown = |e: Event<'_>| match e {
+        Event::Epoch(e) => println!("{}", worker::epoch_line(e)),
+        Event::Resumed { epoch } => {
+            println!("resuming from the checkpoint saved after epoch {epoch}");
+        }
+        Event::CheckpointUnusable(why) => println!("not resuming from checkpoints: {why}"),
+        Event::Batch { .. } => {}
+    };
+    match worker::run(&layout, shown) {
         Ok(report) => {
             println!(
                 "trained: {} epochs, {:.0} samples/s; model in {}",
