@@ -441,12 +441,46 @@ pub(crate) fn worker(args: &TrainWorkerArgs) -> Exit {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The bar counts batches over the whole run and carries the last epoch's figures.
+    #[test]
+    fn the_progress_bar_follows_batches_and_epochs() {
+        let mut p = Progress {
+            format: Format::Human,
+            bar: Some(indicatif::ProgressBar::hidden()),
+        };
+        let batch = |epoch, batch| Event::Batch {
+            epoch,
+            epochs: 3,
+            batch,
+            batches: 4,
+        };
+        p.show(batch(1, 1));
+        let bar = p.bar.clone().expect("bar");
+        assert_eq!((bar.position(), bar.length()), (1, Some(12)));
+        p.show(batch(2, 3));
+        assert_eq!(bar.position(), 7);
+        assert_eq!(bar.prefix(), "epoch 2/3");
+        let e = Epoch {
+            epoch: 2,
+            loss: 0.25,
+            validation_loss: 0.5,
+            metrics: BTreeMap::from([("accuracy".to_owned(), 0.9)]),
+            seconds: 0.1,
+        };
+        p.show(Event::Epoch(&e));
+        assert_eq!(bar.message(), "loss 0.2500, validation accuracy 0.9000");
+        p.finish();
+        assert!(bar.is_finished());
+    }
+
     #[test]
     fn the_burn_version_matches_the_lock_file() {
         let lock =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
                 .expect("Cargo.lock");
-        let entry = format!("name = \"burn\"\nversion = \"{}\"", super::BURN_VERSION);
+        let entry = format!("name = \"burn\"\nversion = \"{}\"", BURN_VERSION);
         assert!(lock.contains(&entry), "Cargo.lock has another burn");
     }
 }
