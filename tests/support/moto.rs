@@ -1,0 +1,111 @@
+//! A moto server (the AWS emulator, installed by `cargo xtask tools`) on a free loopback port,
+//! stopped when dropped; and the environment that points the AWS SDK at it with test
+//! credentials and nothing from the developer's own AWS configuration.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) struct Moto {
+    child: Child,
+    pub(crate) port: u16,
+}
+
+impl Moto {
+    /// Starts `moto_server`; `None` (after saying why) when it is not installed and tools are
+    /// optional.
+    pub(crate) fn start() -> Option<Self> {
+        let server = crate::tools::tool("moto_server")?;
+        let port = free_port();
+        let child = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Points `cmd`'s AWS SDK at this server.
+    pub(crate) fn env(&self, cmd: &mut Command) {
+        aws_env(cmd, &self.endpoint());
+    }
+
+    /// An unsigned request (moto does not check signatures); returns the status and body.
+    pub(crate) fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        s.write_all(body).expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, answer)
+    }
+
+    /// Creates `bucket` and puts `body` at `key`.
+    pub(crate) fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let (status, answer) = self.http("PUT", &format!("/{bucket}"), b"");
+        assert!(status == 200 || status == 409, "{answer}");
+        let (status, answer) = self.http("PUT", &format!("/{bucket}/{key}"), body);
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The SDK environment for a test: `endpoint`, fixed test credentials and region, no profile,
+/// no instance metadata.
+pub(crate) fn aws_env(cmd: &mut Command, endpoint: &str) {
+    for var in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/mlops-test/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/mlops-test/credentials",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "2");
+}
+
+/// A loopback port nothing listens on right now.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
