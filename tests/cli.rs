@@ -685,6 +685,110 @@ fn train_reads_datasets_from_s3() {
     );
 }
 
+/// A registry under an `s3://` prefix (moto standing in for S3): versions are claimed with a
+/// conditional write, so a version some other run claimed but never finished is skipped and
+/// never listed; list, show, approve and reject work on it as on a directory.
+#[test]
+fn the_registry_can_live_under_an_s3_prefix() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    moto.put("mlops-models", "README", b"models");
+    let registry = "s3://mlops-models/team/registry";
+    let dir = quickstart_copy(|t| {
+        t.replace("epochs: 30", "epochs: 2")
+            .replace("min: 0.95", "min: 0.5")
+    });
+    let cli = |args: &[&str]| {
+        let mut cmd = mlops();
+        cmd.current_dir(dir.path()).args(args);
+        moto.env(&mut cmd);
+        run(&mut cmd)
+    };
+    let train = || {
+        cli(&[
+            "train",
+            "--format",
+            "json",
+            "--manifest",
+            "mlops.yaml",
+            "--registry",
+            registry,
+        ])
+    };
+    let out = train();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc = json_doc(&out);
+    assert_eq!(doc["model_version"], "digits-mlp@1");
+    assert_eq!(
+        doc["registry"],
+        "s3://mlops-models/team/registry/digits-mlp/1"
+    );
+    // Another run claimed version 2 and died before finishing it.
+    moto.put("mlops-models", "team/registry/digits-mlp/2/.claim", b"{}");
+    let out = train();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json_doc(&out)["model_version"], "digits-mlp@3");
+
+    let out = cli(&[
+        "registry",
+        "list",
+        "--format",
+        "json",
+        "--registry",
+        registry,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let refs: Vec<String> = json_doc(&out)["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["ref"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(refs, ["digits-mlp@1", "digits-mlp@3"]);
+    let (status, weights) = moto.http(
+        "GET",
+        "/mlops-models/team/registry/digits-mlp/3/model.safetensors",
+        b"",
+    );
+    assert_eq!(status, 200, "{weights}");
+    assert!(
+        weights.contains("\"dtype\":\"F32\""),
+        "not safetensors: {weights:.300}"
+    );
+
+    let out = cli(&[
+        "registry",
+        "reject",
+        "digits-mlp@3",
+        "--reason",
+        "drift",
+        "--registry",
+        registry,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = cli(&[
+        "registry",
+        "show",
+        "digits-mlp@approved",
+        "--format",
+        "json",
+        "--registry",
+        registry,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc = json_doc(&out);
+    assert_eq!(doc["ref"], "digits-mlp@1");
+    assert_eq!(doc["card"]["ref"], "digits-mlp@1");
+    let out = cli(&["registry", "show", "digits-mlp@2", "--registry", registry]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("has no version 2"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `mlops train-worker` in a directory laid out the way SageMaker lays out a training container:
 /// string hyperparameters, one file per channel. It logs metric lines a SageMaker metric
 /// definition can parse, writes the model directory, and a job restarted with its checkpoints

@@ -42,18 +42,20 @@ impl Moto {
         aws_env(cmd, &self.endpoint());
     }
 
-    /// An unsigned request (moto does not check signatures); returns the status and body.
+    /// A request with a placeholder signature (moto reads the access key from it and does not
+    /// check the signature; anonymous reads are refused); returns the status and the answer.
     pub(crate) fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\nConnection: close\r\n\r\n",
             self.port,
             body.len()
         );
         s.write_all(head.as_bytes()).expect("write");
         s.write_all(body).expect("write");
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).expect("read");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read");
+        let answer = String::from_utf8_lossy(&raw).into_owned();
         let status = answer
             .split_whitespace()
             .nth(1)

@@ -223,6 +223,86 @@ impl S3 {
         Ok(written)
     }
 
+    /// The object at `uri`, or `None` when there is none.
+    pub async fn get(&self, uri: &S3Uri) -> Result<Option<Vec<u8>>, AwsError> {
+        let object = match self
+            .client
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(explain(&uri.to_string(), "read", e)),
+        };
+        let bytes = object.body.collect().await.map_err(|e| {
+            AwsError::other(format!("{uri}: the download broke off: {e}"), "run again")
+        })?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    /// Writes `body` to `uri`, replacing what is there.
+    pub async fn put(&self, uri: &S3Uri, body: Vec<u8>) -> Result<(), AwsError> {
+        self.client
+            .put_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| explain(&uri.to_string(), "write", e))?;
+        Ok(())
+    }
+
+    /// Writes `body` to `uri` only if no object is there (S3 conditional write); `false` when
+    /// one was.
+    pub async fn put_if_absent(&self, uri: &S3Uri, body: Vec<u8>) -> Result<bool, AwsError> {
+        match self
+            .client
+            .put_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .if_none_match("*")
+            .body(body.into())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(explain(&uri.to_string(), "write", e)),
+        }
+    }
+
+    /// Every key under `prefix` in `bucket` (all pages).
+    pub async fn keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| explain(&format!("s3://{bucket}/{prefix}"), "list", e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        Ok(keys)
+    }
+
     /// Uploads the file at `src` to `uri`.
     pub async fn upload(&self, src: &Path, uri: &S3Uri) -> Result<(), AwsError> {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(src)

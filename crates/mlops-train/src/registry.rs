@@ -1,5 +1,6 @@
-//! The model registry in a local directory: one directory per model version, written whole or
-//! not at all, with an immutable model card and a status that `approve`/`reject` change.
+//! The model registry, in a local directory or under an `s3://` prefix: one directory (or key
+//! prefix) per model version, written whole or not at all, with an immutable model card and a
+//! status that `approve`/`reject` change.
 //!
 //! ```text
 //! <registry>/<model>/<version>/model.safetensors   the weights
@@ -8,8 +9,13 @@
 //!                              status.json         pending | approved | rejected, why, when
 //! ```
 //!
-//! Versions are 1, 2, 3… per model. A version is staged in a hidden directory beside the others
-//! and renamed into place; two runs registering at once get two different versions.
+//! Versions are 1, 2, 3… per model; two runs registering at once get two different versions.
+//! Locally a version is staged in a hidden directory beside the others and renamed into place.
+//! On S3, where nothing renames, a run claims the version number by writing `<version>/.claim`
+//! with a conditional write (`If-None-Match: *`: exactly one writer wins), uploads the weights,
+//! `model.json` and the card, and writes `status.json` last; only versions with a `status.json`
+//! exist for listing and resolving, so a run that died half-way leaves an unlisted, skipped
+//! number, never a half version.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -145,27 +151,124 @@ pub struct Entry {
     #[serde(rename = "ref")]
     pub reference: String,
     pub status: StatusRecord,
-    pub dir: PathBuf,
+    /// Where the version's files are: a directory, or an `s3://` prefix.
+    pub location: String,
 }
 
-/// A local registry directory.
+fn aws(e: mlops_aws::AwsError) -> RegistryError {
+    RegistryError {
+        user: e.kind != mlops_aws::Kind::Other,
+        message: e.message,
+        hint: e.hint,
+    }
+}
+
+/// A registry in a local directory or under an `s3://` prefix.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    root: PathBuf,
+    store: Store,
+}
+
+#[derive(Debug, Clone)]
+enum Store {
+    Local(PathBuf),
+    S3 {
+        s3: mlops_aws::S3,
+        rt: std::sync::Arc<tokio::runtime::Runtime>,
+        /// The prefix, without a trailing slash.
+        base: mlops_aws::S3Uri,
+    },
 }
 
 impl Registry {
+    /// The registry in a local directory.
     pub fn open(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            store: Store::Local(root.into()),
+        }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The registry at `place`: an `s3://bucket/prefix` (the SDK's default credentials), or a
+    /// directory, relative to `base`.
+    pub fn at(place: &str, base: &Path) -> Result<Self, RegistryError> {
+        if !place.starts_with("s3://") {
+            return Ok(Self::open(base.join(place)));
+        }
+        let mut uri = mlops_aws::S3Uri::parse(place).map_err(aws)?;
+        uri.key = uri.key.trim_end_matches('/').to_owned();
+        let rt = mlops_aws::runtime().map_err(aws)?;
+        let s3 = rt.block_on(mlops_aws::S3::from_env());
+        Ok(Self {
+            store: Store::S3 {
+                s3,
+                rt: std::sync::Arc::new(rt),
+                base: uri,
+            },
+        })
+    }
+
+    /// The directory or `s3://` prefix, for messages.
+    pub fn location(&self) -> String {
+        match &self.store {
+            Store::Local(root) => root.display().to_string(),
+            Store::S3 { base, .. } => base.to_string(),
+        }
+    }
+
+    /// The object under an S3 registry's prefix at `rel`.
+    fn object(base: &mlops_aws::S3Uri, rel: &str) -> mlops_aws::S3Uri {
+        let key = if base.key.is_empty() {
+            rel.to_owned()
+        } else {
+            format!("{}/{rel}", base.key)
+        };
+        mlops_aws::S3Uri {
+            bucket: base.bucket.clone(),
+            key,
+        }
+    }
+
+    /// Complete versions in an S3 registry: (model, version) for every `MODEL/N/status.json`
+    /// under the prefix, or under `MODEL/` only.
+    fn s3_versions(&self, model: Option<&str>) -> Result<Vec<(String, u64)>, RegistryError> {
+        let Store::S3 { s3, rt, base } = &self.store else {
+            return Ok(Vec::new());
+        };
+        let root = Self::object(base, "").key;
+        let prefix = match model {
+            Some(m) => format!("{root}{m}/"),
+            None => root.clone(),
+        };
+        let keys = rt.block_on(s3.keys(&base.bucket, &prefix)).map_err(aws)?;
+        let mut found: Vec<(String, u64)> = keys
+            .iter()
+            .filter_map(|k| {
+                let rest = k.strip_prefix(&root)?;
+                let mut parts = rest.split('/');
+                let (m, v, file) = (parts.next()?, parts.next()?, parts.next()?);
+                let version: u64 = v.parse().ok()?;
+                (file == STATUS && parts.next().is_none() && version > 0)
+                    .then(|| (m.to_owned(), version))
+            })
+            .collect();
+        found.sort();
+        found.dedup();
+        Ok(found)
     }
 
     /// The versions of `model`, ascending.
     pub fn versions(&self, model: &str) -> Result<Vec<u64>, RegistryError> {
-        let dir = self.root.join(model);
+        let root = match &self.store {
+            Store::Local(root) => root,
+            Store::S3 { .. } => {
+                return Ok(self
+                    .s3_versions(Some(model))?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect());
+            }
+        };
+        let dir = root.join(model);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -182,10 +285,22 @@ impl Registry {
 
     /// Every model in the registry, by name.
     pub fn models(&self) -> Result<Vec<String>, RegistryError> {
-        let entries = match std::fs::read_dir(&self.root) {
+        let root = match &self.store {
+            Store::Local(root) => root,
+            Store::S3 { .. } => {
+                let mut names: Vec<String> = self
+                    .s3_versions(None)?
+                    .into_iter()
+                    .map(|(m, _)| m)
+                    .collect();
+                names.dedup();
+                return Ok(names);
+            }
+        };
+        let entries = match std::fs::read_dir(root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&self.root, &e)),
+            Err(e) => return Err(io(root, &e)),
         };
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
@@ -197,8 +312,111 @@ impl Registry {
         Ok(names)
     }
 
-    fn dir(&self, model: &str, version: u64) -> PathBuf {
-        self.root.join(model).join(version.to_string())
+    /// Where a version's files are.
+    pub fn version_location(&self, model: &str, version: u64) -> String {
+        match &self.store {
+            Store::Local(root) => root
+                .join(model)
+                .join(version.to_string())
+                .display()
+                .to_string(),
+            Store::S3 { base, .. } => Self::object(base, &format!("{model}/{version}")).to_string(),
+        }
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        model: &str,
+        version: u64,
+        file: &str,
+    ) -> Result<T, RegistryError> {
+        match &self.store {
+            Store::Local(root) => read_json(&root.join(model).join(version.to_string()).join(file)),
+            Store::S3 { s3, rt, base } => {
+                let uri = Self::object(base, &format!("{model}/{version}/{file}"));
+                let bytes = rt.block_on(s3.get(&uri)).map_err(aws)?.ok_or_else(|| {
+                    user(
+                        format!("{uri} does not exist"),
+                        "the version is incomplete; register it again",
+                    )
+                })?;
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    user(
+                        format!("{uri} is damaged: {e}"),
+                        "restore it from the bucket's versioning, or delete that version",
+                    )
+                })
+            }
+        }
+    }
+
+    fn write_json(
+        &self,
+        model: &str,
+        version: u64,
+        file: &str,
+        value: &impl Serialize,
+    ) -> Result<(), RegistryError> {
+        match &self.store {
+            Store::Local(root) => write_json(
+                &root.join(model).join(version.to_string()).join(file),
+                value,
+            ),
+            Store::S3 { s3, rt, base } => {
+                let uri = Self::object(base, &format!("{model}/{version}/{file}"));
+                let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+                body.push(b'\n');
+                rt.block_on(s3.put(&uri, body)).map_err(aws)
+            }
+        }
+    }
+
+    /// Registers into S3: claims the next free version with a conditional write, uploads the
+    /// files, and writes `status.json` last (a version without it is not listed).
+    fn register_s3(
+        &self,
+        model: &str,
+        staged: &Path,
+        make_card: &dyn Fn(u64) -> serde_json::Value,
+        status: StatusRecord,
+    ) -> Result<Entry, RegistryError> {
+        let Store::S3 { s3, rt, base } = &self.store else {
+            return Err(user("not an S3 registry".to_owned(), ""));
+        };
+        let mut version = self.versions(model)?.last().copied().unwrap_or(0) + 1;
+        let mut tries = 0;
+        loop {
+            let claim = Self::object(base, &format!("{model}/{version}/.claim"));
+            let body = format!("{{\"claimed_at\": \"{}\"}}\n", now_rfc3339()).into_bytes();
+            if rt.block_on(s3.put_if_absent(&claim, body)).map_err(aws)? {
+                break;
+            }
+            tries += 1;
+            if tries > 1000 {
+                return Err(user(
+                    format!(
+                        "could not find a free version of {model} in {}",
+                        self.location()
+                    ),
+                    "is something else writing to the registry in a loop?",
+                ));
+            }
+            version += 1;
+        }
+        for name in [WEIGHTS, BUNDLE] {
+            let uri = Self::object(base, &format!("{model}/{version}/{name}"));
+            rt.block_on(s3.upload(&staged.join(name), &uri))
+                .map_err(aws)?;
+        }
+        self.write_json(model, version, CARD, &make_card(version))?;
+        self.write_json(model, version, STATUS, &status)?;
+        Ok(Entry {
+            model: model.to_owned(),
+            version,
+            reference: format!("{model}@{version}"),
+            status,
+            location: self.version_location(model, version),
+        })
     }
 
     /// Registers the files in `staged` (which must hold [`WEIGHTS`] and [`BUNDLE`]) as the next
@@ -211,8 +429,6 @@ impl Registry {
         make_card: impl Fn(u64) -> serde_json::Value,
         status: StatusRecord,
     ) -> Result<Entry, RegistryError> {
-        let parent = self.root.join(model);
-        std::fs::create_dir_all(&parent).map_err(|e| io(&parent, &e))?;
         for name in [WEIGHTS, BUNDLE] {
             if !staged.join(name).is_file() {
                 return Err(user(
@@ -221,6 +437,12 @@ impl Registry {
                 ));
             }
         }
+        let root = match &self.store {
+            Store::Local(root) => root,
+            Store::S3 { .. } => return self.register_s3(model, staged, &make_card, status),
+        };
+        let parent = root.join(model);
+        std::fs::create_dir_all(&parent).map_err(|e| io(&parent, &e))?;
         for _ in 0..1000 {
             let version = self.versions(model)?.last().copied().unwrap_or(0) + 1;
             let incoming = tempfile::Builder::new()
@@ -233,7 +455,7 @@ impl Registry {
             }
             write_json(&incoming.path().join(CARD), &make_card(version))?;
             write_json(&incoming.path().join(STATUS), &status)?;
-            let target = self.dir(model, version);
+            let target = parent.join(version.to_string());
             let staging = incoming.keep();
             match std::fs::rename(&staging, &target) {
                 Ok(()) => {
@@ -242,7 +464,7 @@ impl Registry {
                         version,
                         reference: format!("{model}@{version}"),
                         status,
-                        dir: target,
+                        location: target.display().to_string(),
                     });
                 }
                 Err(e)
@@ -276,11 +498,7 @@ impl Registry {
         let versions = self.versions(&r.name)?;
         if versions.is_empty() {
             return Err(user(
-                format!(
-                    "no model {} in the registry {}",
-                    r.name,
-                    self.root.display()
-                ),
+                format!("no model {} in the registry {}", r.name, self.location()),
                 "train it first (`mlops train`), or point --registry / MLOPS_REGISTRY elsewhere",
             ));
         }
@@ -320,16 +538,16 @@ impl Registry {
             version,
             reference: format!("{}@{version}", r.name),
             status: self.status(&r.name, version)?,
-            dir: self.dir(&r.name, version),
+            location: self.version_location(&r.name, version),
         })
     }
 
     pub fn status(&self, model: &str, version: u64) -> Result<StatusRecord, RegistryError> {
-        read_json(&self.dir(model, version).join(STATUS))
+        self.read_json(model, version, STATUS)
     }
 
     pub fn card(&self, model: &str, version: u64) -> Result<serde_json::Value, RegistryError> {
-        read_json(&self.dir(model, version).join(CARD))
+        self.read_json(model, version, CARD)
     }
 
     /// Sets a version's status (atomically: the status file is replaced, never half-written).
@@ -345,7 +563,7 @@ impl Registry {
             reason: reason.to_owned(),
             changed_at: now_rfc3339(),
         };
-        write_json(&entry.dir.join(STATUS), &record)?;
+        self.write_json(&entry.model, entry.version, STATUS, &record)?;
         entry.status = record;
         Ok(entry)
     }
@@ -358,7 +576,7 @@ impl Registry {
                 out.push(Entry {
                     reference: format!("{model}@{version}"),
                     status: self.status(&model, version)?,
-                    dir: self.dir(&model, version),
+                    location: self.version_location(&model, version),
                     model: model.clone(),
                     version,
                 });

@@ -1,24 +1,20 @@
-//! `mlops registry list|show|approve|reject`: the local model registry.
+//! `mlops registry list|show|approve|reject`: the model registry, in a directory or on S3.
 
 use mlops_train::registry::{ModelRef, Registry, RegistryError, Status, tally};
 use serde_json::json;
 
 use crate::cli::{Format, RegistryArgs, RegistryCommand, RegistryRefArgs};
-use crate::cmd::train::registry_dir;
+use crate::cmd::train::open_registry;
 use crate::cmd::{error, valid_manifest};
 use crate::exit::Exit;
 
 fn open(args: &RegistryArgs, format: Format) -> Result<Registry, Exit> {
     if let Some(dir) = &args.registry {
-        return Ok(Registry::open(dir));
+        return Registry::at(&dir.to_string_lossy(), std::path::Path::new(""))
+            .map_err(|e| failed(&e));
     }
     let (m, _) = valid_manifest(&args.manifest, format, "no registry to open")?;
-    registry_dir(None, &m, &args.manifest)
-        .map(Registry::open)
-        .map_err(|e| {
-            error(&e, "pass --registry DIR (or MLOPS_REGISTRY)");
-            Exit::Usage
-        })
+    open_registry(None, &m, &args.manifest)
 }
 
 fn failed(e: &RegistryError) -> Exit {
@@ -54,12 +50,12 @@ fn list(args: &RegistryArgs, format: Format) -> Exit {
     if format == Format::Json {
         println!(
             "{}",
-            json!({ "registry": registry.root(), "versions": entries })
+            json!({ "registry": registry.location(), "versions": entries })
         );
         return Exit::Ok;
     }
     if entries.is_empty() {
-        println!("no models in {}", registry.root().display());
+        println!("no models in {}", registry.location());
         return Exit::Ok;
     }
     println!("{:<32} {:<9} {:<20} reason", "model", "status", "changed");
@@ -93,8 +89,7 @@ fn show(args: &RegistryRefArgs, format: Format) -> Exit {
         Ok(c) => c,
         Err(e) => return failed(&e),
     };
-    let doc =
-        json!({ "ref": entry.reference, "status": entry.status, "dir": entry.dir, "card": card });
+    let doc = json!({ "ref": entry.reference, "status": entry.status, "location": entry.location, "card": card });
     if format == Format::Json {
         println!("{doc}");
     } else {

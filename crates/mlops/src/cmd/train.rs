@@ -25,26 +25,24 @@ use crate::exit::Exit;
 /// The burn release this binary trains with (checked against Cargo.lock by a test).
 pub(crate) const BURN_VERSION: &str = "0.22.1";
 
-/// The registry directory: `--registry` / `MLOPS_REGISTRY`, else the manifest's, relative to
-/// the manifest's directory.
-pub(crate) fn registry_dir(
+/// The registry: `--registry` / `MLOPS_REGISTRY` (relative to the working directory), else the
+/// manifest's `registry.path` (relative to the manifest's directory); either may be `s3://`.
+pub(crate) fn open_registry(
     flag: Option<&Path>,
     m: &Manifest,
     manifest: &Path,
-) -> Result<PathBuf, String> {
-    if let Some(dir) = flag {
-        return Ok(dir.to_path_buf());
-    }
-    if m.registry.path.starts_with("s3://") {
-        return Err(format!(
-            "registry.path is {}: S3 registries are not built yet; use a local directory",
-            m.registry.path
-        ));
-    }
-    Ok(manifest
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(&m.registry.path))
+) -> Result<Registry, Exit> {
+    let (place, base) = match flag {
+        Some(dir) => (dir.to_string_lossy().into_owned(), Path::new("")),
+        None => (
+            m.registry.path.clone(),
+            manifest.parent().unwrap_or(Path::new(".")),
+        ),
+    };
+    Registry::at(&place, base).map_err(|e| {
+        error(&e.message, &e.hint);
+        if e.user { Exit::Usage } else { Exit::Runtime }
+    })
 }
 
 /// Streams the `s3://` datasets into `dir/<channel>/`, one after the other, with the SDK's
@@ -126,12 +124,9 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         );
         return Exit::Usage;
     }
-    let registry = match registry_dir(args.registry.as_deref(), &m, &args.manifest) {
-        Ok(r) => Registry::open(r),
-        Err(e) => {
-            error(&e, "pass --registry DIR (or MLOPS_REGISTRY)");
-            return Exit::Usage;
-        }
+    let registry = match open_registry(args.registry.as_deref(), &m, &args.manifest) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let base = match tempfile::Builder::new().prefix("mlops-train-").tempdir() {
         Ok(d) => d,
@@ -299,7 +294,7 @@ fn show(
             "metrics": validation,
             "holdout_metrics": holdout,
             "failed_thresholds": failed.iter().map(|(metric, value, bound)| json!({"metric": metric, "value": value, "bound": bound})).collect::<Vec<_>>(),
-            "registry": entry.dir.display().to_string(),
+            "registry": entry.location,
             "samples_per_second": report.samples_per_second,
             "seconds": report.seconds,
         });
@@ -313,7 +308,7 @@ fn show(
         "registered {} ({}) in {}",
         entry.reference,
         entry.status.status.name(),
-        entry.dir.display()
+        entry.location
     );
     let _ = writeln!(
         out,
