@@ -31,6 +31,9 @@ const PYTHON_TOOLS: &[&str] = &[
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = rebuilt_for_this_checkout(&args) {
+        return code;
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["ci"] => ci(),
@@ -56,6 +59,46 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml|render|train> | tools | terraform-validate";
+
+/// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
+/// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary
+/// was linked last. `cargo run` tells the binary which package it meant; when that is not the
+/// checkout this binary was built from, mark this checkout's xtask changed and run it again.
+fn rebuilt_for_this_checkout(args: &[String]) -> Option<ExitCode> {
+    let meant = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if meant == built || std::env::var_os("MLOPS_XTASK_REBUILT").is_some() {
+        return None;
+    }
+    eprintln!(
+        "xtask: this binary was built from {}; rebuilding the one in {}",
+        built.display(),
+        meant.display()
+    );
+    let main = meant.join("src/main.rs");
+    let touched = std::fs::File::options()
+        .append(true)
+        .open(&main)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    if let Err(e) = touched {
+        eprintln!("xtask: cannot mark {} changed: {e}", main.display());
+        return Some(ExitCode::FAILURE);
+    }
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(meant.parent().unwrap_or(&meant))
+        .args(["run", "--quiet", "--package", "xtask", "--"])
+        .args(args)
+        .env("MLOPS_XTASK_REBUILT", "1")
+        .status();
+    Some(match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => ExitCode::from(u8::try_from(s.code().unwrap_or(1)).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("xtask: cannot run cargo: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}
 
 /// The workspace root.
 pub(crate) fn root() -> PathBuf {
