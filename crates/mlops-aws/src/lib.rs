@@ -115,6 +115,17 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+const MISSING_KEY_HINT: &str = "check the key in the manifest (S3 keys are case-sensitive)";
+
+/// No object at `uri`.
+fn missing(uri: &S3Uri) -> AwsError {
+    AwsError {
+        message: format!("{uri} does not exist"),
+        hint: MISSING_KEY_HINT.to_owned(),
+        kind: Kind::Missing,
+    }
+}
+
 /// Explains an SDK error on `what` (an object or bucket address).
 fn explain<E>(what: &str, action: &str, e: aws_sdk_s3::error::SdkError<E>) -> AwsError
 where
@@ -129,7 +140,7 @@ where
     let (message, hint) = match (&e, code.as_deref()) {
         (_, Some("NoSuchKey" | "NotFound")) => (
             format!("{what} does not exist"),
-            "check the key in the manifest (S3 keys are case-sensitive)".to_owned(),
+            MISSING_KEY_HINT.to_owned(),
         ),
         (_, Some("NoSuchBucket")) => (
             format!("{what}: the bucket does not exist"),
@@ -194,14 +205,7 @@ impl S3 {
                 "the working directory must be writable and have room for the dataset",
             )
         };
-        let object = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .send()
-            .await
-            .map_err(|e| explain(&uri.to_string(), "read", e))?;
+        let object = self.open(uri).await?.ok_or_else(|| missing(uri))?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         let partial = tempfile::Builder::new()
             .prefix(".download-")
@@ -223,9 +227,12 @@ impl S3 {
         Ok(written)
     }
 
-    /// The object at `uri`, or `None` when there is none.
-    pub async fn get(&self, uri: &S3Uri) -> Result<Option<Vec<u8>>, AwsError> {
-        let object = match self
+    /// Starts reading the object at `uri`; `None` when there is none.
+    async fn open(
+        &self,
+        uri: &S3Uri,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, AwsError> {
+        match self
             .client
             .get_object()
             .bucket(&uri.bucket)
@@ -233,9 +240,16 @@ impl S3 {
             .send()
             .await
         {
-            Ok(o) => o,
-            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
-            Err(e) => return Err(explain(&uri.to_string(), "read", e)),
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
+            Err(e) => Err(explain(&uri.to_string(), "read", e)),
+        }
+    }
+
+    /// The object at `uri`, or `None` when there is none.
+    pub async fn get(&self, uri: &S3Uri) -> Result<Option<Vec<u8>>, AwsError> {
+        let Some(object) = self.open(uri).await? else {
+            return Ok(None);
         };
         let bytes = object.body.collect().await.map_err(|e| {
             AwsError::other(format!("{uri}: the download broke off: {e}"), "run again")
@@ -243,43 +257,47 @@ impl S3 {
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
-    /// Writes `body` to `uri`, replacing what is there.
-    pub async fn put(&self, uri: &S3Uri, body: Vec<u8>) -> Result<(), AwsError> {
-        self.client
-            .put_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| explain(&uri.to_string(), "write", e))?;
-        Ok(())
-    }
-
-    /// Writes `body` to `uri` only if no object is there (S3 conditional write); `false` when
-    /// one was.
-    pub async fn put_if_absent(&self, uri: &S3Uri, body: Vec<u8>) -> Result<bool, AwsError> {
-        match self
+    /// Writes `body` to `uri`; with `if_absent`, only when no object is there (an S3
+    /// conditional write). `false` when the condition kept it from being written.
+    async fn write(
+        &self,
+        uri: &S3Uri,
+        body: aws_sdk_s3::primitives::ByteStream,
+        if_absent: bool,
+    ) -> Result<bool, AwsError> {
+        let mut put = self
             .client
             .put_object()
             .bucket(&uri.bucket)
             .key(&uri.key)
-            .if_none_match("*")
-            .body(body.into())
-            .send()
-            .await
-        {
+            .body(body);
+        if if_absent {
+            put = put.if_none_match("*");
+        }
+        match put.send().await {
             Ok(_) => Ok(true),
             Err(e)
-                if matches!(
-                    e.code(),
-                    Some("PreconditionFailed" | "ConditionalRequestConflict")
-                ) =>
+                if if_absent
+                    && matches!(
+                        e.code(),
+                        Some("PreconditionFailed" | "ConditionalRequestConflict")
+                    ) =>
             {
                 Ok(false)
             }
             Err(e) => Err(explain(&uri.to_string(), "write", e)),
         }
+    }
+
+    /// Writes `body` to `uri`, replacing what is there.
+    pub async fn put(&self, uri: &S3Uri, body: Vec<u8>) -> Result<(), AwsError> {
+        self.write(uri, body.into(), false).await.map(|_| ())
+    }
+
+    /// Writes `body` to `uri` only if no object is there (S3 conditional write); `false` when
+    /// one was.
+    pub async fn put_if_absent(&self, uri: &S3Uri, body: Vec<u8>) -> Result<bool, AwsError> {
+        self.write(uri, body.into(), true).await
     }
 
     /// Every key under `prefix` in `bucket` (all pages).
@@ -308,15 +326,7 @@ impl S3 {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(src)
             .await
             .map_err(|e| AwsError::other(format!("{}: {e}", src.display()), ""))?;
-        self.client
-            .put_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| explain(&uri.to_string(), "write", e))?;
-        Ok(())
+        self.write(uri, body, false).await.map(|_| ())
     }
 }
 

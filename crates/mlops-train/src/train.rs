@@ -77,6 +77,19 @@ pub enum Event<'a> {
     Epoch(&'a Epoch),
 }
 
+impl Event<'_> {
+    /// The line a log shows for a checkpoint event (none for batches and epochs).
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Event::CheckpointUnusable(why) => Some(format!("not resuming from checkpoints: {why}")),
+            Event::Resumed { epoch } => Some(format!(
+                "resuming from the checkpoint saved after epoch {epoch}"
+            )),
+            Event::Batch { .. } | Event::Epoch(_) => None,
+        }
+    }
+}
+
 /// Why training stopped without a model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainError {

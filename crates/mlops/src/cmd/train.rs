@@ -435,15 +435,10 @@ impl Progress {
 
     fn show(&mut self, event: Event<'_>) {
         match event {
-            Event::CheckpointUnusable(why) => {
-                self.note(&format!("not resuming from checkpoints: {why}"), "warning");
+            Event::CheckpointUnusable(_) => {
+                self.note(&event.note().unwrap_or_default(), "warning");
             }
-            Event::Resumed { epoch } => {
-                self.note(
-                    &format!("resuming from the checkpoint saved after epoch {epoch}"),
-                    "notice",
-                );
-            }
+            Event::Resumed { .. } => self.note(&event.note().unwrap_or_default(), "notice"),
             Event::Batch {
                 epoch,
                 epochs,
@@ -484,11 +479,11 @@ pub(crate) fn worker(args: &TrainWorkerArgs) -> Exit {
     let layout = Layout::new(&args.base);
     let shown = |e: Event<'_>| match e {
         Event::Epoch(e) => println!("{}", worker::epoch_line(e)),
-        Event::Resumed { epoch } => {
-            println!("resuming from the checkpoint saved after epoch {epoch}");
+        other => {
+            if let Some(line) = other.note() {
+                println!("{line}");
+            }
         }
-        Event::CheckpointUnusable(why) => println!("not resuming from checkpoints: {why}"),
-        Event::Batch { .. } => {}
     };
     match worker::run(&layout, shown) {
         Ok(report) => {
