@@ -101,6 +101,30 @@ fn quickstart_reaches_the_quality_bar_and_is_reproducible() {
     );
 }
 
+/// Layers wide enough that burn's CPU backend splits each matrix multiply across threads (its
+/// threshold is 192^3 multiply-adds) still train to byte-identical weights: each output element
+/// is summed by one thread in a fixed order.
+#[test]
+fn a_wide_mlp_multiplied_across_threads_is_reproducible() {
+    let (mut m, path) = quickstart();
+    m.model.hyperparameters.hidden_layers = vec![512, 512];
+    m.training.batch_size = 128;
+    m.training.epochs = 2;
+    let a = run(&m, &path, m.training.seed);
+    let b = run(&m, &path, m.training.seed);
+    assert!(a.weights == b.weights, "same seed, different weights");
+    let losses = |r: &Run| -> Vec<(f64, f64)> {
+        r.trained
+            .curve
+            .iter()
+            .map(|e| (e.loss, e.validation_loss))
+            .collect()
+    };
+    assert_eq!(losses(&a), losses(&b));
+    let accuracy = a.trained.curve.last().expect("epochs").metrics["accuracy"];
+    assert!(accuracy > 0.5, "validation accuracy {accuracy}");
+}
+
 /// The small CNN learns the 8x8 digits as images.
 #[test]
 fn the_cnn_learns_the_digits_as_8x8_images() {

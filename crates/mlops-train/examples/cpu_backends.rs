@@ -1,6 +1,7 @@
 //! Measures burn's two pure-Rust CPU backends on the quickstart MLP, interleaved, in one run:
-//! `cargo run -p mlops-train --example cpu_backends`. The result picked `flex` for
-//! `device: cpu` (figures in BENCHMARKS.md).
+//! `cargo run -p mlops-train --example cpu_backends [HIDDEN,... [BATCH]]`, e.g. `512,512 256`
+//! for the wide MLP of `cargo xtask bench train`. The result picked `flex` for `device: cpu`
+//! (figures in BENCHMARKS.md).
 
 use std::path::Path;
 
@@ -18,8 +19,29 @@ fn main() -> Result<(), String> {
     let d = data::load(&spec).map_err(|e| e.to_string())?;
     let z = d.standardized();
     let (train_set, validation) = (z.train, z.validation);
-    let architecture = Architecture::new(Family::Mlp, 64, 10, &m.model.hyperparameters, None);
-    let settings = Settings::new(m.model.task, &m.training);
+    let mut args = std::env::args().skip(1);
+    let mut hyperparameters = m.model.hyperparameters.clone();
+    if let Some(layers) = args.next() {
+        hyperparameters.hidden_layers = layers
+            .split(',')
+            .map(|w| {
+                w.trim()
+                    .parse()
+                    .map_err(|_| format!("bad layer width {w:?}"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    let architecture = Architecture::new(Family::Mlp, 64, 10, &hyperparameters, None);
+    let mut settings = Settings::new(m.model.task, &m.training);
+    if let Some(batch) = args.next() {
+        settings.batch_size = batch
+            .parse()
+            .map_err(|_| format!("bad batch size {batch:?}"))?;
+    }
+    println!(
+        "hidden layers {:?}, batch {}",
+        hyperparameters.hidden_layers, settings.batch_size
+    );
     #[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex: this is the check
     let backends = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
     let mut results: Vec<(&str, Vec<f64>, f64)> = backends
