@@ -657,11 +657,17 @@ impl Standardizer {
     pub fn apply(&self, table: &Table) -> Table {
         let mut out = table.clone();
         for row in out.x.chunks_mut(table.width.max(1)) {
-            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-                *v = (*v - m) / s;
-            }
+            self.apply_row(row);
         }
         out
+    }
+
+    /// One row standardised in place: the one transform training, serving and the holdout
+    /// test's offline predictions share.
+    pub fn apply_row(&self, row: &mut [f32]) {
+        for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+            *v = (*v - m) / s;
+        }
     }
 }
 

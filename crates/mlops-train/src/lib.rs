@@ -1,12 +1,13 @@
 //! Local training: datasets streamed and hashed ([`data`]), the burn networks ([`model`]), the
-//! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]) and the model registry
-//! ([`registry`]).
+//! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]),
+//! the model registry ([`registry`]) and predictions from a saved artifact ([`predict`]).
 
 pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod metrics;
 pub mod model;
+pub mod predict;
 pub mod registry;
 pub mod train;
 pub mod worker;

@@ -1,85 +1,196 @@
-//! Evaluation metrics, computed the same way at training time and by the holdout test.
+//! Evaluation metrics, computed the same way at training time and by the holdout test: both
+//! feed the same accumulators ([`Confusion`], [`Errors`]) one prediction at a time, so a holdout
+//! run over a stream never holds its predictions and gets the same numbers for the same answers.
 
 use std::collections::BTreeMap;
 
 use mlops_manifest::model::Metric;
+use serde::Serialize;
+
+/// Counts of (true class, predicted class). A prediction outside the classes (a label the model
+/// does not know) counts as wrong and belongs to no predicted class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confusion {
+    classes: usize,
+    /// `classes * classes`, row = truth, column = prediction.
+    counts: Vec<u64>,
+    /// Per true class: predictions outside the classes.
+    unknown: Vec<u64>,
+}
+
+/// Precision, recall, F1 and support of one class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassScores {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+}
+
+impl Confusion {
+    pub fn new(classes: usize) -> Self {
+        Self {
+            classes,
+            counts: vec![0; classes * classes],
+            unknown: vec![0; classes],
+        }
+    }
+
+    /// One row: its true class and the predicted one.
+    pub fn add(&mut self, predicted: usize, truth: usize) {
+        if truth >= self.classes {
+            return;
+        }
+        if predicted < self.classes {
+            self.counts[truth * self.classes + predicted] += 1;
+        } else {
+            self.unknown[truth] += 1;
+        }
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.unknown.iter().sum::<u64>()
+    }
+
+    /// The matrix, row = true class, column = predicted class.
+    pub fn matrix(&self) -> Vec<Vec<u64>> {
+        self.counts
+            .chunks(self.classes.max(1))
+            .map(<[u64]>::to_vec)
+            .collect()
+    }
+
+    fn count(&self, truth: usize, predicted: usize) -> u64 {
+        self.counts[truth * self.classes + predicted]
+    }
+
+    fn true_count(&self, c: usize) -> u64 {
+        (0..self.classes).map(|p| self.count(c, p)).sum::<u64>() + self.unknown[c]
+    }
+
+    fn predicted_count(&self, c: usize) -> u64 {
+        (0..self.classes).map(|t| self.count(t, c)).sum()
+    }
+
+    /// Scores of each class.
+    pub fn per_class(&self) -> Vec<ClassScores> {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        (0..self.classes)
+            .map(|c| {
+                let tp = self.count(c, c);
+                let precision = ratio(tp, self.predicted_count(c));
+                let recall = ratio(tp, self.true_count(c));
+                let f1 = if precision + recall == 0.0 {
+                    0.0
+                } else {
+                    2.0 * precision * recall / (precision + recall)
+                };
+                ClassScores {
+                    precision,
+                    recall,
+                    f1,
+                    support: self.true_count(c),
+                }
+            })
+            .collect()
+    }
+
+    /// Accuracy and macro averages. Macro averages weigh every class that occurs (in the truth
+    /// or the predictions) equally; a class with no predictions has precision 0, as
+    /// scikit-learn reports it by default.
+    pub fn metrics(&self) -> BTreeMap<Metric, f64> {
+        let scores = self.per_class();
+        let present: Vec<usize> = (0..self.classes)
+            .filter(|&c| self.true_count(c) + self.predicted_count(c) > 0)
+            .collect();
+        let mean = |f: &dyn Fn(&ClassScores) -> f64| {
+            if present.is_empty() {
+                0.0
+            } else {
+                present.iter().map(|&c| f(&scores[c])).sum::<f64>() / present.len() as f64
+            }
+        };
+        let correct: u64 = (0..self.classes).map(|c| self.count(c, c)).sum();
+        let n = self.rows();
+        BTreeMap::from([
+            (
+                Metric::Accuracy,
+                if n == 0 {
+                    0.0
+                } else {
+                    correct as f64 / n as f64
+                },
+            ),
+            (Metric::PrecisionMacro, mean(&|s| s.precision)),
+            (Metric::RecallMacro, mean(&|s| s.recall)),
+            (Metric::F1Macro, mean(&|s| s.f1)),
+        ])
+    }
+}
+
+/// Running sums for RMSE, MAE and R² (the truth's variance by Welford's method, in f64).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Errors {
+    n: u64,
+    squared: f64,
+    absolute: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Errors {
+    pub fn add(&mut self, predicted: f32, truth: f32) {
+        let (p, t) = (f64::from(predicted), f64::from(truth));
+        self.n += 1;
+        self.squared += (p - t) * (p - t);
+        self.absolute += (p - t).abs();
+        let d = t - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (t - self.mean);
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.n
+    }
+
+    pub fn metrics(&self) -> BTreeMap<Metric, f64> {
+        if self.n == 0 {
+            return BTreeMap::from([(Metric::Rmse, 0.0), (Metric::Mae, 0.0), (Metric::R2, 0.0)]);
+        }
+        let n = self.n as f64;
+        let r2 = if self.m2 == 0.0 {
+            0.0
+        } else {
+            1.0 - self.squared / self.m2
+        };
+        BTreeMap::from([
+            (Metric::Rmse, (self.squared / n).sqrt()),
+            (Metric::Mae, self.absolute / n),
+            (Metric::R2, r2),
+        ])
+    }
+}
 
 /// Classification metrics from predicted and true class indices over `classes` classes.
-/// Macro averages weigh every class that occurs (in the truth or the predictions) equally; a
-/// class with no predictions has precision 0, as scikit-learn reports it by default.
 pub fn classification(
     predicted: &[usize],
     truth: &[usize],
     classes: usize,
 ) -> BTreeMap<Metric, f64> {
-    let n = truth.len().min(predicted.len());
-    let mut tp = vec![0u64; classes];
-    let mut predicted_count = vec![0u64; classes];
-    let mut true_count = vec![0u64; classes];
-    let mut correct = 0u64;
-    for (&p, &t) in predicted.iter().zip(truth).take(n) {
-        if p < classes {
-            predicted_count[p] += 1;
-        }
-        if t < classes {
-            true_count[t] += 1;
-        }
-        if p == t {
-            correct += 1;
-            if t < classes {
-                tp[t] += 1;
-            }
-        }
+    let mut c = Confusion::new(classes);
+    for (&p, &t) in predicted.iter().zip(truth) {
+        c.add(p, t);
     }
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let present: Vec<usize> = (0..classes)
-        .filter(|&c| true_count[c] + predicted_count[c] > 0)
-        .collect();
-    let mean = |f: &dyn Fn(usize) -> f64| {
-        if present.is_empty() {
-            0.0
-        } else {
-            present.iter().map(|&c| f(c)).sum::<f64>() / present.len() as f64
-        }
-    };
-    let precision = |c: usize| ratio(tp[c], predicted_count[c]);
-    let recall = |c: usize| ratio(tp[c], true_count[c]);
-    let f1 = |c: usize| {
-        let (p, r) = (precision(c), recall(c));
-        if p + r == 0.0 {
-            0.0
-        } else {
-            2.0 * p * r / (p + r)
-        }
-    };
-    BTreeMap::from([
-        (Metric::Accuracy, ratio(correct, n as u64)),
-        (Metric::PrecisionMacro, mean(&precision)),
-        (Metric::RecallMacro, mean(&recall)),
-        (Metric::F1Macro, mean(&f1)),
-    ])
+    c.metrics()
 }
 
 /// Regression metrics from predictions and true values.
 pub fn regression(predicted: &[f32], truth: &[f32]) -> BTreeMap<Metric, f64> {
-    let n = truth.len().min(predicted.len());
-    if n == 0 {
-        return BTreeMap::from([(Metric::Rmse, 0.0), (Metric::Mae, 0.0), (Metric::R2, 0.0)]);
+    let mut e = Errors::default();
+    for (&p, &t) in predicted.iter().zip(truth) {
+        e.add(p, t);
     }
-    let mean = truth.iter().take(n).map(|&t| f64::from(t)).sum::<f64>() / n as f64;
-    let (mut se, mut ae, mut tot) = (0.0, 0.0, 0.0);
-    for (&p, &t) in predicted.iter().zip(truth).take(n) {
-        let d = f64::from(p) - f64::from(t);
-        se += d * d;
-        ae += d.abs();
-        tot += (f64::from(t) - mean).powi(2);
-    }
-    let r2 = if tot == 0.0 { 0.0 } else { 1.0 - se / tot };
-    BTreeMap::from([
-        (Metric::Rmse, (se / n as f64).sqrt()),
-        (Metric::Mae, ae / n as f64),
-        (Metric::R2, r2),
-    ])
+    e.metrics()
 }
 
 /// Metrics as a name -> value map, for JSON documents and model cards.
@@ -107,6 +218,25 @@ mod tests {
         assert!((m[&Metric::F1Macro] - 1.3 / 3.0).abs() < 1e-12);
         let perfect = classification(&[2, 0, 1], &[2, 0, 1], 3);
         assert!(perfect.values().all(|&v| (v - 1.0).abs() < 1e-12));
+    }
+
+    #[test]
+    fn the_confusion_matrix_and_per_class_scores() {
+        let mut c = Confusion::new(3);
+        for (p, t) in [(0, 0), (1, 0), (1, 1), (1, 1), (0, 2), (7, 2)] {
+            c.add(p, t);
+        }
+        assert_eq!(
+            c.matrix(),
+            vec![vec![1, 1, 0], vec![0, 2, 0], vec![1, 0, 0]]
+        );
+        assert_eq!(c.rows(), 6);
+        let s = c.per_class();
+        assert!((s[1].precision - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s[2].support, 2);
+        assert_eq!(s[2].recall, 0.0);
+        // The unknown prediction is wrong: 3 of 6 right.
+        assert!((c.metrics()[&Metric::Accuracy] - 0.5).abs() < 1e-12);
     }
 
     #[test]

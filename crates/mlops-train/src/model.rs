@@ -240,15 +240,24 @@ pub fn load(
     path: &std::path::Path,
     device: &Device,
 ) -> Result<Network, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    load_bytes(architecture, bytes, device).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// [`load`] from the bytes of a safetensors file.
+pub fn load_bytes(
+    architecture: &Architecture,
+    bytes: Vec<u8>,
+    device: &Device,
+) -> Result<Network, String> {
     let mut network = Network::new(architecture, device);
-    let mut store = SafetensorsStore::from_file(path);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let result = network
         .load_from(&mut store)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(|e| format!("the weights cannot be read: {e}"))?;
     if !result.is_success() || !result.missing.is_empty() {
         return Err(format!(
-            "{}: the weights do not fit the architecture ({} missing, {} errors)",
-            path.display(),
+            "the weights do not fit the architecture ({} missing, {} errors)",
             result.missing.len(),
             result.errors.len()
         ));

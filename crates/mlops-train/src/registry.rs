@@ -5,7 +5,8 @@
 //! ```text
 //! <registry>/<model>/<version>/model.safetensors   the weights
 //!                              model.json          architecture, feature signature, standardizer
-//!                              card.json           the model card (never rewritten)
+//!                              card.json           the model card (never rewritten), with the
+//!                                                  artifact's SHA-256 (`predict::ArtifactDigest`)
 //!                              status.json         pending | approved | rejected, why, when
 //! ```
 //!
@@ -22,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::predict::{ARTIFACT_FILES, ArtifactDigest};
 
 /// The files a version holds besides its card and status.
 pub const WEIGHTS: &str = "model.safetensors";
@@ -437,6 +440,21 @@ impl Registry {
                 ));
             }
         }
+        let digest = ArtifactDigest::of_dir(staged).map_err(|message| RegistryError {
+            message,
+            hint: "check the staged model directory".to_owned(),
+            user: false,
+        })?;
+        let make_card = |version: u64| {
+            let mut card = make_card(version);
+            if let Some(fields) = card.as_object_mut() {
+                fields.insert(
+                    "artifact".to_owned(),
+                    serde_json::to_value(&digest).unwrap_or_default(),
+                );
+            }
+            card
+        };
         let root = match &self.store {
             Store::Local(root) => root,
             Store::S3 { .. } => return self.register_s3(model, staged, &make_card, status),
@@ -491,6 +509,64 @@ impl Registry {
             ),
             "is something else writing to the registry in a loop?",
         ))
+    }
+
+    /// The artifact files of a version (`model.json`, `model.safetensors`), checked against the
+    /// digest its card recorded at registration: what serving and the holdout test load.
+    pub fn artifact(
+        &self,
+        model: &str,
+        version: u64,
+    ) -> Result<(BTreeMap<String, Vec<u8>>, ArtifactDigest), RegistryError> {
+        let card = self.card(model, version)?;
+        let recorded: ArtifactDigest = card
+            .get("artifact")
+            .cloned()
+            .and_then(|a| serde_json::from_value(a).ok())
+            .ok_or_else(|| {
+                user(
+                    format!("{model}@{version} has no artifact digest in its card"),
+                    "it was registered by an older mlops; train it again",
+                )
+            })?;
+        let mut files = BTreeMap::new();
+        for name in ARTIFACT_FILES {
+            let bytes = match &self.store {
+                Store::Local(root) => {
+                    let path = root.join(model).join(version.to_string()).join(name);
+                    std::fs::read(&path).map_err(|e| io(&path, &e))?
+                }
+                Store::S3 { s3, rt, base } => {
+                    let uri = Self::object(base, &format!("{model}/{version}/{name}"));
+                    rt.block_on(s3.get(&uri)).map_err(aws)?.ok_or_else(|| {
+                        user(
+                            format!("{uri} does not exist"),
+                            "the version is incomplete; register it again",
+                        )
+                    })?
+                }
+            };
+            files.insert(name.to_owned(), bytes);
+        }
+        let found = ArtifactDigest::of(&files);
+        if found != recorded {
+            let file = ARTIFACT_FILES
+                .iter()
+                .find(|n| found.files.get(**n) != recorded.files.get(**n))
+                .copied()
+                .unwrap_or(BUNDLE);
+            return Err(user(
+                format!(
+                    "the artifact of {model}@{version} is not the one registered: {file} has \
+                     SHA-256 {}, the card recorded {}",
+                    found.files.get(file).map_or("?", String::as_str),
+                    recorded.files.get(file).map_or("?", String::as_str)
+                ),
+                "the files were changed after registration; do not serve them: register the \
+                 model again from training",
+            ));
+        }
+        Ok((files, recorded))
     }
 
     /// The version a reference means.

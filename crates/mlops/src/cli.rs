@@ -30,6 +30,11 @@ pub(crate) enum Command {
     /// List, show, approve and reject registered model versions.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Serve a model over HTTP (SageMaker's inference contract: GET /ping, POST /invocations).
+    Serve(ServeArgs),
+    /// Push the holdout set through a prediction service and compare its answers with the
+    /// model's offline predictions and the holdout metrics recorded at training time.
+    Holdout(HoldoutArgs),
 }
 
 /// How results are shown.
@@ -137,6 +142,70 @@ pub(crate) struct RegistryRefArgs {
     /// Why (recorded with the status).
     #[arg(long, env = "MLOPS_REASON")]
     pub reason: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The registered model: NAME@VERSION, NAME@latest or NAME@approved.
+    #[arg(long, env = "MLOPS_MODEL", conflicts_with = "artifact")]
+    pub model: Option<String>,
+    /// Serve an artifact instead: a directory or `s3://` prefix holding model.json and
+    /// model.safetensors (and, when it is a registry version, card.json, which is verified).
+    #[arg(long, env = "MLOPS_ARTIFACT")]
+    pub artifact: Option<String>,
+    /// The artifact's expected SHA-256 (as the registry card's `artifact.sha256`).
+    #[arg(long, env = "MLOPS_ARTIFACT_SHA256", requires = "artifact")]
+    pub sha256: Option<String>,
+    #[arg(long, env = "MLOPS_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port; 0 picks a free one (the address is printed).
+    #[arg(long, env = "MLOPS_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The largest request body (413 above it). SageMaker's own limit is 6 MB.
+    #[arg(long, env = "MLOPS_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// The most rows in one request (413 above it).
+    #[arg(long, env = "MLOPS_MAX_ROWS", default_value_t = 100_000)]
+    pub max_rows: usize,
+    /// No request log lines.
+    #[arg(long, env = "MLOPS_QUIET")]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HoldoutArgs {
+    /// The registered model the service should be serving: NAME@VERSION, NAME@latest or
+    /// NAME@approved.
+    #[arg(long, env = "MLOPS_MODEL")]
+    pub model: String,
+    /// The service's base URL (`/invocations` is appended).
+    #[arg(long, env = "MLOPS_ENDPOINT")]
+    pub endpoint: String,
+    /// The holdout dataset; defaults to the manifest's `data.holdout`.
+    #[arg(long, env = "MLOPS_HOLDOUT")]
+    pub holdout: Option<String>,
+    /// Rows per request; defaults to the manifest's `holdout.batch_size`.
+    #[arg(long, env = "MLOPS_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
+    /// Requests in flight; defaults to the manifest's `holdout.concurrency`.
+    #[arg(long, env = "MLOPS_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Seconds one attempt may take; defaults to the manifest's `holdout.timeout_seconds`.
+    #[arg(long, env = "MLOPS_TIMEOUT_SECONDS")]
+    pub timeout_seconds: Option<u64>,
+    /// Retries of a batch after a connection error, a timeout, 429 or 5xx.
+    #[arg(long, env = "MLOPS_RETRIES", default_value_t = 5)]
+    pub retries: u32,
+    /// Skip the row-by-row comparison with the model's offline predictions.
+    #[arg(long, env = "MLOPS_NO_PARITY")]
+    pub no_parity: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, env = "MLOPS_REPORT")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }

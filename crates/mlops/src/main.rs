@@ -28,6 +28,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Train(args) => cmd::train::run(&args, format),
         cli::Command::TrainWorker(args) => cmd::train::worker(&args),
         cli::Command::Registry(command) => cmd::registry::run(&command, format),
+        cli::Command::Serve(args) => cmd::serve::run(&args, format),
+        cli::Command::Holdout(args) => cmd::holdout::run(&args, format),
     };
     code.into()
 }

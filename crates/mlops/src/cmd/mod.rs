@@ -8,8 +8,10 @@ use mlops_manifest::diagnostic::{render_github, render_human};
 use crate::cli::Format;
 use crate::exit::Exit;
 
+pub(crate) mod holdout;
 pub(crate) mod registry;
 pub(crate) mod render;
+pub(crate) mod serve;
 pub(crate) mod train;
 pub(crate) mod validate;
 

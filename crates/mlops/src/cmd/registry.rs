@@ -8,7 +8,8 @@ use crate::cmd::train::open_registry;
 use crate::cmd::{error, valid_manifest};
 use crate::exit::Exit;
 
-fn open(args: &RegistryArgs, format: Format) -> Result<Registry, Exit> {
+/// The registry of `--registry`, else of the manifest.
+pub(crate) fn open(args: &RegistryArgs, format: Format) -> Result<Registry, Exit> {
     if let Some(dir) = &args.registry {
         return Registry::at(&dir.to_string_lossy(), std::path::Path::new(""))
             .map_err(|e| failed(&e));

@@ -48,7 +48,7 @@ pub(crate) fn open_registry(
 /// Streams the `s3://` datasets into `dir/<channel>/`, one after the other, with the SDK's
 /// default credentials. A missing object or bucket is the user's to fix (exit 2); anything else
 /// (credentials, network, the service) is exit 3.
-fn download(
+pub(crate) fn download(
     remote: &[(String, S3Uri)],
     dir: &Path,
     format: Format,

@@ -1,0 +1,256 @@
+//! Calls to a prediction service: `POST <endpoint>/invocations` over HTTP(S), with a timeout
+//! per attempt and retries with exponential backoff on connection errors, timeouts, 429 and 5xx.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// How a call failed for good.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// The service answered 4xx (not 429): it refuses what the model should accept.
+    Refused { status: u16, message: String },
+    /// The service is down or kept failing (after the retries).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Refused { status, message } => {
+                write!(f, "the service refused a batch with {status}: {message}")
+            }
+            CallError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Timeouts and retries.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub timeout: Duration,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// The first backoff; doubled each retry, with jitter, capped at 10 s.
+    pub backoff: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            retries: 5,
+            backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// An HTTP(S) prediction service.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    invocations: hyper::Uri,
+    pub policy: Policy,
+}
+
+/// What one attempt gave.
+enum Attempt {
+    Done(Bytes),
+    Retry(String),
+    Fail(CallError),
+}
+
+impl Http {
+    /// A client of the service at `endpoint` (its base URL; `/invocations` is appended).
+    pub fn new(endpoint: &str, policy: Policy) -> Result<Self, String> {
+        let base = endpoint.trim_end_matches('/');
+        let invocations: hyper::Uri = format!("{base}/invocations")
+            .parse()
+            .map_err(|e| format!("`{endpoint}` is not a URL: {e}"))?;
+        match invocations.scheme_str() {
+            Some("http" | "https") => {}
+            _ => {
+                return Err(format!("`{endpoint}` is not an http:// or https:// URL"));
+            }
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(policy.timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        Ok(Self {
+            client,
+            invocations,
+            policy,
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.invocations.to_string()
+    }
+
+    /// The service's `GET /version` document, when it has one (an mlops service does): which
+    /// model and artifact it serves.
+    pub async fn version(&self) -> Option<serde_json::Value> {
+        let base = self.invocations.to_string();
+        let uri: hyper::Uri = base.strip_suffix("/invocations")?.to_owned().parse().ok()?;
+        let uri: hyper::Uri = format!("{}/version", uri.to_string().trim_end_matches('/'))
+            .parse()
+            .ok()?;
+        let request = hyper::Request::get(uri)
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let call = async {
+            let response = self.client.request(request).await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let body = response.into_body().collect().await.ok()?.to_bytes();
+            serde_json::from_slice(&body).ok()
+        };
+        tokio::time::timeout(self.policy.timeout, call)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn attempt(&self, body: Bytes) -> Attempt {
+        let request = hyper::Request::post(self.invocations.clone())
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(Full::new(body));
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return Attempt::Fail(CallError::Unavailable(e.to_string())),
+        };
+        let call = async {
+            let response = self.client.request(request).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
+        };
+        match tokio::time::timeout(self.policy.timeout, call).await {
+            Err(_) => Attempt::Retry(format!(
+                "no answer within {} s",
+                self.policy.timeout.as_secs_f64()
+            )),
+            Ok(Err(e)) => Attempt::Retry(chain(e.as_ref())),
+            Ok(Ok((200..=299, body))) => Attempt::Done(body),
+            Ok(Ok((status, body))) => {
+                let message = service_message(&body);
+                if status == 429 || status >= 500 {
+                    Attempt::Retry(format!("{status}: {message}"))
+                } else {
+                    Attempt::Fail(CallError::Refused { status, message })
+                }
+            }
+        }
+    }
+
+    /// Posts `body`, retrying as the policy says; the response body on success. `retried` counts
+    /// the retries made.
+    pub async fn call(
+        &self,
+        body: Bytes,
+        retried: &std::sync::atomic::AtomicU64,
+    ) -> Result<Bytes, CallError> {
+        let mut wait = self.policy.backoff;
+        let mut last = String::new();
+        for attempt in 0..=self.policy.retries {
+            if attempt > 0 {
+                retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(jitter(wait)).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            match self.attempt(body.clone()).await {
+                Attempt::Done(b) => return Ok(b),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(why) => last = why,
+            }
+        }
+        Err(CallError::Unavailable(format!(
+            "{} failed {} times; the last time: {last}",
+            self.invocations,
+            self.policy.retries + 1
+        )))
+    }
+}
+
+/// The `error` field of a JSON error body, or the start of the body.
+fn service_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(m) = v.get("error").and_then(|m| m.as_str())
+    {
+        return m.to_owned();
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.chars().count() > 300 {
+        format!("{}…", text.chars().take(300).collect::<String>())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The error and its sources, joined (hyper's top-level messages alone say little).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Between 50% and 100% of `d`, so that clients that failed together do not retry together.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
+    d.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_messages_come_from_the_error_field() {
+        assert_eq!(
+            service_message(br#"{"error": "column `x` is missing"}"#),
+            "column `x` is missing"
+        );
+        assert_eq!(service_message(b"  bad gateway \n"), "bad gateway");
+        assert_eq!(service_message(&[b'a'; 400]).chars().count(), 301);
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_all() {
+        let d = Duration::from_millis(200);
+        let j = jitter(d);
+        assert!(j >= d / 2 && j <= d, "{j:?}");
+    }
+
+    #[test]
+    fn endpoints_must_be_http_urls() {
+        assert!(Http::new("ftp://example.com", Policy::default()).is_err());
+        assert!(Http::new("not a url", Policy::default()).is_err());
+        let h = Http::new("http://127.0.0.1:8080/", Policy::default()).expect("valid");
+        assert_eq!(h.endpoint(), "http://127.0.0.1:8080/invocations");
+    }
+}

@@ -1,0 +1,424 @@
+//! The holdout report: metric checks (expected, observed, delta, tolerance), prediction parity,
+//! the confusion matrix, and its renderings (terminal text, the Actions step summary).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use mlops_manifest::model::Metric;
+use mlops_train::data::FileDigest;
+use mlops_train::metrics::{ClassScores, Confusion};
+use serde::Serialize;
+
+/// Tolerance for metrics the manifest gives none for.
+pub const DEFAULT_TOLERANCE: f64 = 1e-9;
+/// Mismatching rows kept for the report.
+const KEPT: usize = 10;
+
+/// One metric compared.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub metric: String,
+    /// Recorded offline at training time (`None`: the registry entry has no such value).
+    pub expected: Option<f64>,
+    pub observed: Option<f64>,
+    pub delta: Option<f64>,
+    pub tolerance: f64,
+    pub pass: bool,
+}
+
+/// Compares `observed` with `recorded` for each of `metrics`.
+pub fn compare(
+    metrics: &[Metric],
+    observed: &BTreeMap<Metric, f64>,
+    recorded: &BTreeMap<String, f64>,
+    tolerances: &BTreeMap<Metric, f64>,
+) -> Vec<Check> {
+    metrics
+        .iter()
+        .map(|m| {
+            let expected = recorded.get(m.name()).copied();
+            let observed = observed.get(m).copied();
+            let tolerance = tolerances.get(m).copied().unwrap_or(DEFAULT_TOLERANCE);
+            let delta = expected.zip(observed).map(|(e, o)| o - e);
+            Check {
+                metric: m.name().to_owned(),
+                expected,
+                observed,
+                delta,
+                tolerance,
+                pass: delta.is_some_and(|d| d.abs() <= tolerance),
+            }
+        })
+        .collect()
+}
+
+/// A row the service predicted differently from the model offline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mismatch {
+    /// The row's line in the holdout file.
+    pub line: u64,
+    /// The offline prediction.
+    pub expected: String,
+    /// The service's.
+    pub observed: String,
+}
+
+/// Row-by-row agreement between the service and the model offline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Parity {
+    pub enabled: bool,
+    pub checked: u64,
+    pub mismatches: u64,
+    /// The first mismatching rows.
+    pub first: Vec<Mismatch>,
+}
+
+impl Parity {
+    pub(crate) fn mismatch(&mut self, m: Mismatch) {
+        self.mismatches += 1;
+        if self.first.len() < KEPT {
+            self.first.push(m);
+        }
+    }
+}
+
+/// The confusion matrix with its labels and per-class scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfusionReport {
+    pub labels: Vec<String>,
+    /// Row = true class, column = the service's prediction.
+    pub matrix: Vec<Vec<u64>>,
+    pub per_class: BTreeMap<String, ClassScores>,
+}
+
+/// The whole result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub endpoint: String,
+    pub dataset: FileDigest,
+    pub rows: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+    pub metrics: Vec<Check>,
+    pub parity: Parity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<ConfusionReport>,
+    /// Other findings that fail the test (e.g. the service serves another artifact).
+    pub problems: Vec<String>,
+    pub passed: bool,
+}
+
+impl Report {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        model: String,
+        endpoint: String,
+        dataset: FileDigest,
+        rows: u64,
+        requests: u64,
+        retries: u64,
+        seconds: f64,
+        metrics: Vec<Check>,
+        confusion: Option<(Vec<String>, Confusion)>,
+        parity: Parity,
+    ) -> Self {
+        let confusion = confusion.map(|(labels, c)| ConfusionReport {
+            per_class: labels.iter().cloned().zip(c.per_class()).collect(),
+            matrix: c.matrix(),
+            labels,
+        });
+        let mut r = Self {
+            model,
+            endpoint,
+            dataset,
+            rows,
+            requests,
+            retries,
+            seconds,
+            rows_per_second: if seconds > 0.0 {
+                rows as f64 / seconds
+            } else {
+                0.0
+            },
+            metrics,
+            parity,
+            confusion,
+            problems: Vec::new(),
+            passed: false,
+        };
+        r.settle();
+        r
+    }
+
+    /// Adds a finding that fails the test.
+    pub fn problem(&mut self, p: String) {
+        self.problems.push(p);
+        self.settle();
+    }
+
+    fn settle(&mut self) {
+        self.passed = self.problems.is_empty()
+            && self.parity.mismatches == 0
+            && self.metrics.iter().all(|c| c.pass);
+    }
+
+    /// Why the test failed, one line each.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in self.metrics.iter().filter(|c| !c.pass) {
+            out.push(match (c.expected, c.observed, c.delta) {
+                (None, _, _) => format!(
+                    "{}: the registry entry records no holdout value for it; train the model \
+                     again or drop it from holdout.metrics",
+                    c.metric
+                ),
+                (_, None, _) => format!("{}: does not apply to this model's task", c.metric),
+                (Some(e), Some(o), Some(d)) => format!(
+                    "{}: the service scores {o:.6}, training recorded {e:.6} (delta {d:+.6}, \
+                     tolerance {})",
+                    c.metric, c.tolerance
+                ),
+                _ => format!("{}: not comparable", c.metric),
+            });
+        }
+        if self.parity.mismatches > 0 {
+            let shown: Vec<String> = self
+                .parity
+                .first
+                .iter()
+                .map(|m| {
+                    format!(
+                        "line {}: offline {}, service {}",
+                        m.line, m.expected, m.observed
+                    )
+                })
+                .collect();
+            out.push(format!(
+                "prediction parity: {} of {} rows differ from the model's offline predictions \
+                 (first: {})",
+                self.parity.mismatches,
+                self.parity.checked,
+                shown.join("; ")
+            ));
+        }
+        out.extend(self.problems.iter().cloned());
+        out
+    }
+
+    /// The terminal rendering.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "holdout {} against {}: {} rows in {} requests ({} retries), {:.2} s, {:.0} rows/s",
+            self.model,
+            self.endpoint,
+            self.rows,
+            self.requests,
+            self.retries,
+            self.seconds,
+            self.rows_per_second
+        );
+        let _ = writeln!(
+            s,
+            "  {:<16} {:>12} {:>12} {:>12} {:>10}  result",
+            "metric", "expected", "observed", "delta", "tolerance"
+        );
+        for c in &self.metrics {
+            let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.6}"));
+            let _ = writeln!(
+                s,
+                "  {:<16} {:>12} {:>12} {:>12} {:>10}  {}",
+                c.metric,
+                f(c.expected),
+                f(c.observed),
+                c.delta.map_or("-".to_owned(), |d| format!("{d:+.6}")),
+                c.tolerance,
+                if c.pass { "pass" } else { "FAIL" }
+            );
+        }
+        if self.parity.enabled {
+            let _ = writeln!(
+                s,
+                "  parity: {} of {} rows match the offline predictions",
+                self.parity.checked - self.parity.mismatches,
+                self.parity.checked
+            );
+        } else {
+            let _ = writeln!(s, "  parity: not checked (--no-parity)");
+        }
+        for f in self.failures() {
+            let _ = writeln!(s, "  FAIL {f}");
+        }
+        let _ = writeln!(s, "{}", if self.passed { "passed" } else { "FAILED" });
+        s
+    }
+
+    /// The step summary: the metric table, the confusion matrix and a chart.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "## Holdout test: {} {}\n",
+            self.model,
+            if self.passed { "passed" } else { "FAILED" }
+        );
+        let _ = writeln!(
+            s,
+            "{} rows from `{}` (SHA-256 `{}`) through `{}` in {:.2} s ({:.0} rows/s).\n",
+            self.rows,
+            self.dataset.path,
+            self.dataset.sha256,
+            self.endpoint,
+            self.seconds,
+            self.rows_per_second
+        );
+        let _ = writeln!(
+            s,
+            "| metric | expected (training) | observed (service) | delta | tolerance | result |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+        for c in &self.metrics {
+            let f = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.6}"));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                c.metric,
+                f(c.expected),
+                f(c.observed),
+                c.delta.map_or("–".to_owned(), |d| format!("{d:+.6}")),
+                c.tolerance,
+                if c.pass { "✅ pass" } else { "❌ fail" }
+            );
+        }
+        if self.parity.enabled {
+            let _ = writeln!(
+                s,
+                "\nPrediction parity: {} of {} rows match the model's offline predictions.",
+                self.parity.checked - self.parity.mismatches,
+                self.parity.checked
+            );
+        }
+        let failures = self.failures();
+        if !failures.is_empty() {
+            let _ = writeln!(s, "\n### Failures\n");
+            for f in failures {
+                let _ = writeln!(s, "- {}", f.replace('|', "\\|"));
+            }
+        }
+        if let Some(c) = &self.confusion {
+            let _ = writeln!(
+                s,
+                "\n### Confusion matrix (rows: truth, columns: service)\n"
+            );
+            let _ = writeln!(s, "| | {} |", c.labels.join(" | "));
+            let _ = writeln!(s, "|---|{}", "---:|".repeat(c.labels.len()));
+            for (label, row) in c.labels.iter().zip(&c.matrix) {
+                let cells: Vec<String> = row.iter().map(u64::to_string).collect();
+                let _ = writeln!(s, "| **{label}** | {} |", cells.join(" | "));
+            }
+            let _ = writeln!(s, "\n```mermaid\nxychart-beta");
+            let _ = writeln!(s, "  title \"Recall per class (service)\"");
+            let labels: Vec<String> = c.labels.iter().map(|l| format!("\"{l}\"")).collect();
+            let _ = writeln!(s, "  x-axis [{}]", labels.join(", "));
+            let _ = writeln!(s, "  y-axis \"recall\" 0 --> 1");
+            let recalls: Vec<String> = c
+                .labels
+                .iter()
+                .map(|l| format!("{:.4}", c.per_class.get(l).map_or(0.0, |p| p.recall)))
+                .collect();
+            let _ = writeln!(s, "  bar [{}]", recalls.join(", "));
+            let _ = writeln!(s, "```");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest() -> FileDigest {
+        FileDigest {
+            path: "holdout.csv".into(),
+            sha256: "ab".into(),
+            bytes: 10,
+            rows: 4,
+        }
+    }
+
+    #[test]
+    fn checks_fail_outside_the_tolerance_and_name_the_metric() {
+        let observed = BTreeMap::from([(Metric::Accuracy, 0.95), (Metric::F1Macro, 0.9)]);
+        let recorded =
+            BTreeMap::from([("accuracy".to_owned(), 0.95), ("f1_macro".to_owned(), 0.8)]);
+        let tolerances = BTreeMap::from([(Metric::F1Macro, 0.05)]);
+        let checks = compare(
+            &[Metric::Accuracy, Metric::F1Macro, Metric::Rmse],
+            &observed,
+            &recorded,
+            &tolerances,
+        );
+        assert!(checks[0].pass);
+        assert!(!checks[1].pass);
+        assert!((checks[1].delta.expect("delta") - 0.1).abs() < 1e-12);
+        assert!(!checks[2].pass);
+        let r = Report::new(
+            "m@1".into(),
+            "http://x/invocations".into(),
+            digest(),
+            4,
+            1,
+            0,
+            0.5,
+            checks,
+            None,
+            Parity::default(),
+        );
+        assert!(!r.passed);
+        let f = r.failures();
+        assert!(
+            f[0].starts_with("f1_macro: the service scores 0.900000, training recorded 0.800000")
+        );
+        assert!(f[1].starts_with("rmse: the registry entry records no holdout value"));
+        assert!(r.human().contains("FAIL f1_macro"));
+    }
+
+    #[test]
+    fn parity_mismatches_fail_and_the_summary_shows_the_matrix() {
+        let mut c = Confusion::new(2);
+        c.add(0, 0);
+        c.add(1, 1);
+        let mut parity = Parity {
+            enabled: true,
+            checked: 2,
+            ..Parity::default()
+        };
+        parity.mismatch(Mismatch {
+            line: 3,
+            expected: "a".into(),
+            observed: "b".into(),
+        });
+        let r = Report::new(
+            "m@1".into(),
+            "e".into(),
+            digest(),
+            2,
+            1,
+            0,
+            1.0,
+            Vec::new(),
+            Some((vec!["a".into(), "b".into()], c)),
+            parity,
+        );
+        assert!(!r.passed);
+        assert!(r.failures()[0].contains("1 of 2 rows differ"));
+        assert!(r.failures()[0].contains("line 3: offline a, service b"));
+        let md = r.markdown();
+        assert!(md.contains("| **a** | 1 | 0 |"));
+        assert!(md.contains("xychart-beta"));
+    }
+}

@@ -1,0 +1,702 @@
+//! Request bodies to a matrix of raw features in the order of the model's signature.
+//!
+//! Accepted (README, "Serving"):
+//! - `{"instances": [[v, ...], ...]}`: positional rows, one value per feature, in signature order;
+//! - `{"instances": [{"name": v, ...}, ...]}`: named rows (JSON objects are unordered, so key
+//!   order is free; every feature must be there, nothing else);
+//! - `{"columns": [...], "data": [[...], ...]}`: the columns must be the signature's, in its order;
+//! - `text/csv` with a header row naming the signature's columns in its order.
+//!
+//! A missing, unknown, repeated or misplaced column is named in the error. Values are read
+//! straight into one `Vec<f32>`; no intermediate JSON tree is built.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// Limits on one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Most rows in one request (413 above it).
+    pub max_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 6 * 1024 * 1024,
+            max_rows: 100_000,
+        }
+    }
+}
+
+/// Rows of raw (not yet standardised) features, `rows * width` values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub rows: usize,
+    pub x: Vec<f32>,
+}
+
+/// Why a body was refused: the HTTP status and a message for the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Rejection {
+    fn bad(message: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            message: message.into(),
+        }
+    }
+}
+
+/// The body's media type, from `Content-Type` (parameters ignored). JSON when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    Json,
+    Csv,
+}
+
+impl Media {
+    pub fn of(content_type: Option<&str>) -> Result<Self, Rejection> {
+        let Some(ct) = content_type else {
+            return Ok(Self::Json);
+        };
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "" | "application/json" => Ok(Self::Json),
+            "text/csv" => Ok(Self::Csv),
+            other => Err(Rejection {
+                status: 415,
+                message: format!(
+                    "content type `{other}` is not accepted; send application/json or text/csv"
+                ),
+            }),
+        }
+    }
+}
+
+/// Parses `body` for a model whose features are `features`.
+pub fn parse(
+    media: Media,
+    body: &[u8],
+    features: &[String],
+    limits: Limits,
+) -> Result<Batch, Rejection> {
+    if body.len() > limits.max_body_bytes {
+        return Err(too_large(body.len(), limits));
+    }
+    let batch = match media {
+        Media::Json => parse_json(body, features, limits)?,
+        Media::Csv => parse_csv(body, features, limits)?,
+    };
+    if batch.rows == 0 {
+        return Err(Rejection::bad("the request has no rows"));
+    }
+    Ok(batch)
+}
+
+fn too_large(bytes: usize, limits: Limits) -> Rejection {
+    Rejection {
+        status: 413,
+        message: format!(
+            "the body is {bytes} bytes; the limit is {} (split the rows over several requests)",
+            limits.max_body_bytes
+        ),
+    }
+}
+
+fn too_many_rows(limits: Limits) -> String {
+    format!(
+        "more than {} rows in one request; split them over several requests",
+        limits.max_rows
+    )
+}
+
+/// Compares the columns a client named with the signature's; the first problem, named.
+pub fn check_columns(given: &[&str], expected: &[String]) -> Result<(), String> {
+    let mut seen = HashMap::with_capacity(given.len());
+    for (i, name) in given.iter().enumerate() {
+        if let Some(first) = seen.insert(*name, i) {
+            return Err(format!(
+                "column `{name}` is given twice (positions {} and {})",
+                first + 1,
+                i + 1
+            ));
+        }
+    }
+    if let Some(missing) = expected.iter().find(|e| !seen.contains_key(e.as_str())) {
+        return Err(format!(
+            "column `{missing}` is missing; the model takes {}",
+            describe(expected)
+        ));
+    }
+    if let Some(extra) = given
+        .iter()
+        .find(|g| !expected.iter().any(|e| e.as_str() == **g))
+    {
+        return Err(format!(
+            "column `{extra}` is not one the model takes ({}); drop it",
+            describe(expected)
+        ));
+    }
+    if let Some((i, (g, e))) = given
+        .iter()
+        .zip(expected)
+        .enumerate()
+        .find(|(_, (g, e))| **g != e.as_str())
+    {
+        return Err(format!(
+            "column `{g}` is at position {} where the model expects `{e}`; send the columns in \
+             the model's order ({})",
+            i + 1,
+            describe(expected)
+        ));
+    }
+    Ok(())
+}
+
+/// `a, b, c` or `a, b, …, z (64 columns)`.
+fn describe(features: &[String]) -> String {
+    if features.len() <= 6 {
+        features.join(", ")
+    } else {
+        format!(
+            "{}, {}, …, {} ({} columns)",
+            features[0],
+            features[1],
+            features[features.len() - 1],
+            features.len()
+        )
+    }
+}
+
+fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, Rejection> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(body);
+    let header = reader
+        .headers()
+        .map_err(|e| Rejection::bad(format!("the CSV header cannot be read: {e}")))?
+        .clone();
+    let names: Vec<&str> = header.iter().map(str::trim).collect();
+    check_columns(&names, features).map_err(Rejection::bad)?;
+    let width = features.len();
+    let mut x = Vec::new();
+    let mut rows = 0usize;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(Rejection::bad(format!("the CSV is malformed: {e}"))),
+        }
+        let line = record.position().map_or(0, csv::Position::line);
+        if rows == limits.max_rows {
+            return Err(Rejection {
+                status: 413,
+                message: too_many_rows(limits),
+            });
+        }
+        if record.len() != width {
+            return Err(Rejection::bad(format!(
+                "CSV line {line} has {} fields; the header has {width}",
+                record.len()
+            )));
+        }
+        for (field, name) in record.iter().zip(features) {
+            let v: f32 = field.trim().parse().map_err(|_| {
+                Rejection::bad(format!(
+                    "CSV line {line}, column `{name}`: `{field}` is not a number"
+                ))
+            })?;
+            if !v.is_finite() {
+                return Err(Rejection::bad(format!(
+                    "CSV line {line}, column `{name}`: `{field}` is not a finite number"
+                )));
+            }
+            x.push(v);
+        }
+        rows += 1;
+    }
+    Ok(Batch { rows, x })
+}
+
+fn parse_json(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, Rejection> {
+    let index: HashMap<&str, usize> = features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_str(), i))
+        .collect();
+    let mut state = State {
+        features,
+        index,
+        limits,
+        x: Vec::new(),
+        rows: 0,
+        columns: None,
+        row_form: None,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    TopLevel(&mut state)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| {
+            let message = e.to_string();
+            if message.contains(&too_many_rows(limits)) {
+                Rejection {
+                    status: 413,
+                    message,
+                }
+            } else {
+                Rejection::bad(format!("the JSON body is not accepted: {message}"))
+            }
+        })?;
+    Ok(Batch {
+        rows: state.rows,
+        x: state.x,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Instances,
+    Data,
+}
+
+struct State<'f> {
+    features: &'f [String],
+    index: HashMap<&'f str, usize>,
+    limits: Limits,
+    x: Vec<f32>,
+    rows: usize,
+    columns: Option<Vec<String>>,
+    row_form: Option<Form>,
+}
+
+struct TopLevel<'s, 'f>(&'s mut State<'f>);
+
+impl<'de> DeserializeSeed<'de> for TopLevel<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            r#"an object: {"instances": [...]} or {"columns": [...], "data": [[...], ...]}"#,
+        )
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let state = self.0;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let form = match key.as_ref() {
+                "instances" => Form::Instances,
+                "data" => Form::Data,
+                "columns" => {
+                    if state.columns.is_some() {
+                        return Err(de::Error::custom("`columns` is given twice"));
+                    }
+                    let columns: Vec<String> = map.next_value()?;
+                    let given: Vec<&str> = columns.iter().map(String::as_str).collect();
+                    check_columns(&given, state.features).map_err(de::Error::custom)?;
+                    state.columns = Some(columns);
+                    continue;
+                }
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown key `{other}`; expected `instances`, or `columns` and `data`"
+                    )));
+                }
+            };
+            if state.row_form.is_some() {
+                return Err(de::Error::custom(
+                    "give the rows once: `instances` or `data`, not both",
+                ));
+            }
+            state.row_form = Some(form);
+            map.next_value_seed(Rows(state))?;
+        }
+        match (state.row_form, &state.columns) {
+            (None, _) => Err(de::Error::custom(
+                r#"no rows: send {"instances": [...]} or {"columns": [...], "data": [...]}"#,
+            )),
+            (Some(Form::Data), None) => Err(de::Error::custom(
+                "`data` needs `columns` naming the features in order",
+            )),
+            (Some(Form::Instances), Some(_)) => Err(de::Error::custom(
+                "`columns` goes with `data`; `instances` rows are positional or named on their own",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct Rows<'s, 'f>(&'s mut State<'f>);
+
+impl<'de> DeserializeSeed<'de> for Rows<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Rows<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of rows")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let state = self.0;
+        if let Some(n) = seq.size_hint() {
+            state
+                .x
+                .reserve(n.min(state.limits.max_rows) * state.features.len());
+        }
+        loop {
+            if state.rows == state.limits.max_rows {
+                // One more row would be over the limit: is there one?
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom(too_many_rows(state.limits)));
+                }
+                return Ok(());
+            }
+            let start = state.x.len();
+            state.x.resize(start + state.features.len(), f32::NAN);
+            let row = state.rows;
+            if seq
+                .next_element_seed(OneRow { state, start, row })?
+                .is_none()
+            {
+                state.x.truncate(start);
+                return Ok(());
+            }
+            state.rows += 1;
+        }
+    }
+}
+
+struct OneRow<'s, 'f> {
+    state: &'s mut State<'f>,
+    start: usize,
+    row: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for OneRow<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OneRow<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "row {}: an array of {} numbers or an object of named numbers",
+            self.row + 1,
+            self.state.features.len()
+        )
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let width = self.state.features.len();
+        let mut i = 0;
+        loop {
+            let name = self.state.features.get(i).map(String::as_str);
+            let Some(v) = seq.next_element_seed(Number {
+                row: self.row,
+                name,
+            })?
+            else {
+                break;
+            };
+            if i >= width {
+                return Err(de::Error::custom(format!(
+                    "row {} has more than {width} values; the model takes {width}",
+                    self.row + 1
+                )));
+            }
+            self.state.x[self.start + i] = v;
+            i += 1;
+        }
+        if i < width {
+            return Err(de::Error::custom(format!(
+                "row {} has {i} values; the model takes {width} ({})",
+                self.row + 1,
+                describe(self.state.features)
+            )));
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let state = self.state;
+        if state.row_form == Some(Form::Data) {
+            return Err(de::Error::custom(format!(
+                "row {}: `data` rows are arrays in the order of `columns`",
+                self.row + 1
+            )));
+        }
+        let mut seen = vec![false; state.features.len()];
+        let mut count = 0;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let Some(&i) = state.index.get(key.as_ref()) else {
+                return Err(de::Error::custom(format!(
+                    "row {}: column `{key}` is not one the model takes ({}); drop it",
+                    self.row + 1,
+                    describe(state.features)
+                )));
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(de::Error::custom(format!(
+                    "row {}: column `{key}` is given twice",
+                    self.row + 1
+                )));
+            }
+            state.x[self.start + i] = map.next_value_seed(Number {
+                row: self.row,
+                name: Some(&state.features[i]),
+            })?;
+            count += 1;
+        }
+        if count < state.features.len() {
+            let missing = seen.iter().position(|s| !s).unwrap_or(0);
+            return Err(de::Error::custom(format!(
+                "row {}: column `{}` is missing",
+                self.row + 1,
+                state.features[missing]
+            )));
+        }
+        Ok(())
+    }
+}
+
+struct Number<'n> {
+    row: usize,
+    name: Option<&'n str>,
+}
+
+impl Number<'_> {
+    fn wrong<E: de::Error>(&self, what: &str) -> E {
+        match self.name {
+            Some(n) => E::custom(format!(
+                "row {}, column `{n}`: expected a number, found {what}",
+                self.row + 1
+            )),
+            None => E::custom(format!(
+                "row {}: expected a number, found {what}",
+                self.row + 1
+            )),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Number<'_> {
+    type Value = f32;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<f32, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Number<'_> {
+    type Value = f32;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number")
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f32, E> {
+        let x = v as f32;
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(self.wrong(&format!("{v}, which is out of the 32-bit float range")))
+        }
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f32, E> {
+        self.visit_f64(v as f64)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f32, E> {
+        self.visit_f64(v as f64)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<f32, E> {
+        Err(self.wrong(&format!("the string {v:?}")))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<f32, E> {
+        Err(self.wrong(&v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<f32, E> {
+        Err(self.wrong("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<f32, A::Error> {
+        Err(self.wrong("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<f32, A::Error> {
+        Err(self.wrong("an object"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn features() -> Vec<String> {
+        vec!["a".into(), "b".into(), "c".into()]
+    }
+
+    fn json(body: &str) -> Result<Batch, Rejection> {
+        parse(Media::Json, body.as_bytes(), &features(), Limits::default())
+    }
+
+    fn refused(body: &str) -> String {
+        let r = json(body).expect_err("refused");
+        assert_eq!(r.status, 400, "{}", r.message);
+        r.message
+    }
+
+    #[test]
+    fn positional_named_and_split_rows_give_the_same_matrix() {
+        let want = Batch {
+            rows: 2,
+            x: vec![1.0, 2.0, 3.0, 4.0, 5.5, -6.0],
+        };
+        assert_eq!(
+            json(r#"{"instances": [[1, 2, 3], [4, 5.5, -6]]}"#),
+            Ok(want.clone())
+        );
+        assert_eq!(
+            json(r#"{"instances": [{"c": 3, "a": 1, "b": 2}, {"a": 4, "b": 5.5, "c": -6}]}"#),
+            Ok(want.clone())
+        );
+        assert_eq!(
+            json(r#"{"data": [[1, 2, 3], [4, 5.5, -6]], "columns": ["a", "b", "c"]}"#),
+            Ok(want.clone())
+        );
+        let csv = "a,b,c\n1,2,3\n4,5.5,-6\n";
+        assert_eq!(
+            parse(Media::Csv, csv.as_bytes(), &features(), Limits::default()),
+            Ok(want)
+        );
+    }
+
+    #[test]
+    fn column_mistakes_are_named() {
+        let m = refused(r#"{"columns": ["a", "b"], "data": [[1, 2]]}"#);
+        assert!(m.contains("column `c` is missing"), "{m}");
+        let m = refused(r#"{"columns": ["a", "b", "c", "d"], "data": [[1, 2, 3, 4]]}"#);
+        assert!(m.contains("column `d` is not one the model takes"), "{m}");
+        let m = refused(r#"{"columns": ["a", "c", "b"], "data": [[1, 2, 3]]}"#);
+        assert!(
+            m.contains("column `c` is at position 2 where the model expects `b`"),
+            "{m}"
+        );
+        let m = refused(r#"{"instances": [{"a": 1, "b": 2}]}"#);
+        assert!(m.contains("row 1: column `c` is missing"), "{m}");
+        let m = refused(r#"{"instances": [{"a": 1, "b": 2, "c": 3, "z": 0}]}"#);
+        assert!(m.contains("column `z` is not one"), "{m}");
+        let csv = parse(
+            Media::Csv,
+            b"a,c,b\n1,2,3\n",
+            &features(),
+            Limits::default(),
+        );
+        let m = csv.expect_err("reordered").message;
+        assert!(m.contains("column `c` is at position 2"), "{m}");
+        let csv = parse(
+            Media::Csv,
+            b"a,b,c,label\n1,2,3,x\n",
+            &features(),
+            Limits::default(),
+        );
+        assert!(csv.expect_err("extra").message.contains("`label`"));
+    }
+
+    #[test]
+    fn malformed_values_and_shapes_are_refused_with_the_row() {
+        let m = refused(r#"{"instances": [[1, 2, 3], [1, 2]]}"#);
+        assert!(m.contains("row 2 has 2 values; the model takes 3"), "{m}");
+        let m = refused(r#"{"instances": [[1, 2, 3, 4]]}"#);
+        assert!(m.contains("more than 3 values"), "{m}");
+        let m = refused(r#"{"instances": [[1, "2", 3]]}"#);
+        assert!(
+            m.contains("row 1, column `b`: expected a number, found the string"),
+            "{m}"
+        );
+        let m = refused(r#"{"instances": [[1, null, 3]]}"#);
+        assert!(m.contains("found null"), "{m}");
+        let m = refused(r#"{"instances": [[1, 2, 1e300]]}"#);
+        assert!(m.contains("32-bit float range"), "{m}");
+        assert!(refused(r#"{"instances": [[1, 2, 3]]"#).contains("EOF"));
+        assert!(refused(r#"{"rows": []}"#).contains("unknown key `rows`"));
+        assert!(refused("[1, 2, 3]").contains("an object"));
+        assert!(refused(r#"{"instances": []}"#).contains("no rows"));
+        assert!(refused(r#"{"data": [[1, 2, 3]]}"#).contains("needs `columns`"));
+        let csv = parse(
+            Media::Csv,
+            b"a,b,c\n1,x,3\n",
+            &features(),
+            Limits::default(),
+        );
+        let m = csv.expect_err("not a number").message;
+        assert!(m.contains("line 2, column `b`: `x` is not a number"), "{m}");
+    }
+
+    #[test]
+    fn limits_answer_413() {
+        let limits = Limits {
+            max_body_bytes: 64,
+            max_rows: 2,
+        };
+        let r = parse(
+            Media::Json,
+            br#"{"instances": [[1, 2, 3], [1, 2, 3], [1, 2, 3]]}"#,
+            &features(),
+            limits,
+        )
+        .expect_err("too many rows");
+        assert_eq!(r.status, 413, "{}", r.message);
+        let ok = parse(
+            Media::Json,
+            br#"{"instances": [[1, 2, 3], [1, 2, 3]]}"#,
+            &features(),
+            limits,
+        );
+        assert_eq!(ok.map(|b| b.rows), Ok(2));
+        let big = vec![b' '; 65];
+        assert_eq!(
+            parse(Media::Json, &big, &features(), limits).map_err(|r| r.status),
+            Err(413)
+        );
+        let csv = parse(
+            Media::Csv,
+            b"a,b,c\n1,2,3\n1,2,3\n1,2,3\n",
+            &features(),
+            limits,
+        );
+        assert_eq!(csv.map_err(|r| r.status), Err(413));
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(Media::of(None), Ok(Media::Json));
+        assert_eq!(Media::of(Some("text/csv; charset=utf-8")), Ok(Media::Csv));
+        assert_eq!(Media::of(Some("Application/JSON")), Ok(Media::Json));
+        assert_eq!(
+            Media::of(Some("application/x-npy")).map_err(|r| r.status),
+            Err(415)
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The prediction service behind `mlops serve`: request bodies to feature rows ([`body`]), the
+//! HTTP routes of SageMaker's inference container contract ([`server`]), and the counters on
+//! `/metrics`. Models load and predict through `mlops_train::predict`, the same code the
+//! training-time holdout scoring and the holdout test's parity check use.
+
+pub mod body;
+pub mod server;
+mod stats;
+
+pub use body::Limits;
+pub use server::{Identity, Service};

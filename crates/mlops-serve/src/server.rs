@@ -1,0 +1,326 @@
+//! The HTTP service: SageMaker's inference container contract (`GET /ping`,
+//! `POST /invocations`) plus `GET /version` and Prometheus `GET /metrics`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mlops_train::predict::{Outputs, Predictor};
+use serde::Serialize;
+
+use crate::body::{self, Limits, Media, Rejection};
+use crate::stats::Stats;
+
+/// Who the served model is, as `/version` and the `/ping` headers report it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Identity {
+    /// `NAME@VERSION`, when known (from the registry or a `card.json` beside the artifact).
+    pub model: Option<String>,
+    pub artifact_sha256: String,
+    pub manifest_sha256: Option<String>,
+    /// Where the artifact was loaded from.
+    pub source: String,
+}
+
+/// A model behind the service.
+#[derive(Debug)]
+pub struct Service {
+    pub predictor: Predictor,
+    pub identity: Identity,
+    pub limits: Limits,
+    /// One log line per request on stderr.
+    pub log_requests: bool,
+    stats: Stats,
+}
+
+impl Service {
+    pub fn new(predictor: Predictor, identity: Identity, limits: Limits) -> Self {
+        Self {
+            predictor,
+            identity,
+            limits,
+            log_requests: true,
+            stats: Stats::default(),
+        }
+    }
+
+    fn model_name(&self) -> &str {
+        self.identity.model.as_deref().unwrap_or("unknown")
+    }
+}
+
+/// Rows a response carried, for the request log and the metrics.
+#[derive(Debug, Clone, Copy)]
+struct Served(usize);
+
+/// The routes over `service`.
+pub fn router(service: Arc<Service>) -> Router {
+    // The body limit is enforced here (413 before the body is buffered) and in `body::parse`.
+    let limit = service.limits.max_body_bytes;
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .route("/invocations", post(invocations))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(service.clone(), observe))
+        .with_state(service)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM (how SageMaker, Kubernetes and `docker stop` stop a container) or
+/// Ctrl-C.
+pub async fn termination() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = ctrl_c => {},
+            () = term => {},
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    #[derive(Serialize)]
+    struct E {
+        error: String,
+    }
+    (
+        status,
+        axum::Json(E {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+fn identity_headers(service: &Service) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    put("x-mlops-model", service.model_name());
+    put("x-mlops-artifact-sha256", &service.identity.artifact_sha256);
+    if let Some(m) = &service.identity.manifest_sha256 {
+        put("x-mlops-manifest-sha256", m);
+    }
+    h
+}
+
+async fn ping(State(service): State<Arc<Service>>) -> Response {
+    (StatusCode::OK, identity_headers(&service), "ok\n").into_response()
+}
+
+async fn version(State(service): State<Arc<Service>>) -> Response {
+    let s = &service.predictor.bundle.signature;
+    let body = serde_json::json!({
+        "model": service.identity.model,
+        "artifact_sha256": service.identity.artifact_sha256,
+        "manifest_sha256": service.identity.manifest_sha256,
+        "source": service.identity.source,
+        "mlops": env!("CARGO_PKG_VERSION"),
+        "signature": s,
+        "limits": {
+            "max_body_bytes": service.limits.max_body_bytes,
+            "max_rows": service.limits.max_rows,
+        },
+    });
+    (identity_headers(&service), axum::Json(body)).into_response()
+}
+
+async fn metrics(State(service): State<Arc<Service>>) -> Response {
+    let text = service
+        .stats
+        .render(service.model_name(), &service.identity);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {} {}; the service answers GET /ping, GET /version, GET /metrics and \
+             POST /invocations",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn invocations(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let status = e.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "the body is over the limit of {} bytes; split the rows over several requests",
+                    service.limits.max_body_bytes
+                )
+            } else {
+                format!("the body could not be read: {e}")
+            };
+            return error(status, message);
+        }
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let worker = service.clone();
+    // Parsing and the forward pass are CPU work: off the async threads.
+    let done =
+        tokio::task::spawn_blocking(move || answer(&worker, content_type.as_deref(), &body)).await;
+    match done {
+        Ok(Ok((rows, json))) => {
+            let mut r = (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                Body::from(json),
+            )
+                .into_response();
+            r.extensions_mut().insert(Served(rows));
+            r
+        }
+        Ok(Err(rejection)) => error(
+            StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST),
+            rejection.message,
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the prediction failed: {e}"),
+        ),
+    }
+}
+
+/// Parses, predicts and writes the JSON answer: (rows, body).
+fn answer(
+    service: &Service,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(usize, Vec<u8>), Rejection> {
+    let media = Media::of(content_type)?;
+    let signature = &service.predictor.bundle.signature;
+    let batch = body::parse(media, body, &signature.features, service.limits)?;
+    let outputs = service.predictor.predict(&batch.x).map_err(|e| Rejection {
+        status: 500,
+        message: format!("the model could not predict: {e}"),
+    })?;
+    let json = render(service.model_name(), signature.classes.as_deref(), &outputs);
+    Ok((batch.rows, json))
+}
+
+/// `{"model": ..., "classes": [...], "predictions": [{"label": ..., "probabilities": [...]}]}` or
+/// `{"model": ..., "predictions": [{"value": ...}]}`.
+pub fn render(model: &str, classes: Option<&[String]>, outputs: &Outputs) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Class<'a> {
+        label: &'a str,
+        probabilities: &'a [f32],
+    }
+    #[derive(Serialize)]
+    struct Value {
+        value: f32,
+    }
+    #[derive(Serialize)]
+    struct Answer<'a, P> {
+        model: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        classes: Option<&'a [String]>,
+        predictions: Vec<P>,
+    }
+    let written = match outputs {
+        Outputs::Classes {
+            index,
+            probabilities,
+            classes: k,
+        } => {
+            let names = classes.unwrap_or(&[]);
+            let predictions = index
+                .iter()
+                .zip(probabilities.chunks((*k).max(1)))
+                .map(|(&i, p)| Class {
+                    label: names.get(i).map_or("", String::as_str),
+                    probabilities: p,
+                })
+                .collect();
+            serde_json::to_vec(&Answer {
+                model,
+                classes,
+                predictions,
+            })
+        }
+        Outputs::Values(values) => serde_json::to_vec(&Answer {
+            model,
+            classes: None,
+            predictions: values.iter().map(|&value| Value { value }).collect(),
+        }),
+    };
+    written.unwrap_or_default()
+}
+
+/// Counts every request and, if asked, logs it: time, method, path, status, rows, duration.
+async fn observe(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let rows = response.extensions().get::<Served>().map_or(0, |s| s.0);
+    let status = response.status().as_u16();
+    service.stats.record(&path, status, rows, elapsed);
+    if service.log_requests {
+        eprintln!(
+            "{} {method} {path} {status} {rows} rows {:.2} ms",
+            mlops_train::registry::now_rfc3339(),
+            elapsed.as_secs_f64() * 1000.0
+        );
+    }
+    response
+}

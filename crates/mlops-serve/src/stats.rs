@@ -1,0 +1,146 @@
+//! Request counters and the latency histogram, in Prometheus' text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::server::Identity;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// (route, status) -> requests.
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    rows: AtomicU64,
+    /// Invocations by latency bucket (the last one is +Inf).
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    latency_micros: AtomicU64,
+}
+
+/// The route label: the known paths, everything else as "other" (a scanner must not grow the
+/// label set without bound).
+fn route(path: &str) -> &'static str {
+    match path {
+        "/ping" => "/ping",
+        "/invocations" => "/invocations",
+        "/version" => "/version",
+        "/metrics" => "/metrics",
+        _ => "other",
+    }
+}
+
+impl Stats {
+    pub(crate) fn record(&self, path: &str, status: u16, rows: usize, elapsed: Duration) {
+        let route = route(path);
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry((route, status)).or_default() += 1;
+        }
+        if route == "/invocations" {
+            self.rows.fetch_add(rows as u64, Ordering::Relaxed);
+            let secs = elapsed.as_secs_f64();
+            let i = BUCKETS
+                .iter()
+                .position(|&b| secs <= b)
+                .unwrap_or(BUCKETS.len());
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            self.latency_micros
+                .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn render(&self, model: &str, identity: &Identity) -> String {
+        let mut out = String::new();
+        let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "# HELP mlops_model_info The model this service serves."
+        );
+        let _ = writeln!(out, "# TYPE mlops_model_info gauge");
+        let _ = writeln!(
+            out,
+            "mlops_model_info{{model=\"{}\",artifact_sha256=\"{}\"}} 1",
+            label(model),
+            label(&identity.artifact_sha256)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mlops_requests_total HTTP requests by route and status."
+        );
+        let _ = writeln!(out, "# TYPE mlops_requests_total counter");
+        if let Ok(r) = self.requests.lock() {
+            for ((route, status), n) in r.iter() {
+                let _ = writeln!(
+                    out,
+                    "mlops_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mlops_rows_predicted_total Rows answered by /invocations."
+        );
+        let _ = writeln!(out, "# TYPE mlops_rows_predicted_total counter");
+        let _ = writeln!(
+            out,
+            "mlops_rows_predicted_total {}",
+            self.rows.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mlops_invocation_seconds Time to answer /invocations, body read to response."
+        );
+        let _ = writeln!(out, "# TYPE mlops_invocation_seconds histogram");
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "mlops_invocation_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "mlops_invocation_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "mlops_invocation_seconds_sum {}",
+            self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "mlops_invocation_seconds_count {cumulative}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_render_as_prometheus_text() {
+        let s = Stats::default();
+        s.record("/invocations", 200, 256, Duration::from_millis(3));
+        s.record("/invocations", 400, 0, Duration::from_micros(200));
+        s.record("/ping", 200, 0, Duration::from_micros(10));
+        s.record("/wp-admin", 404, 0, Duration::from_micros(10));
+        let id = Identity {
+            artifact_sha256: "ab".into(),
+            ..Identity::default()
+        };
+        let text = s.render("digits@1", &id);
+        assert!(text.contains("mlops_model_info{model=\"digits@1\",artifact_sha256=\"ab\"} 1"));
+        assert!(text.contains("mlops_requests_total{route=\"/invocations\",status=\"200\"} 1"));
+        assert!(text.contains("mlops_requests_total{route=\"other\",status=\"404\"} 1"));
+        assert!(text.contains("mlops_rows_predicted_total 256"));
+        assert!(text.contains("mlops_invocation_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(text.contains("mlops_invocation_seconds_bucket{le=\"0.005\"} 2"));
+        assert!(text.contains("mlops_invocation_seconds_count 2"));
+    }
+}

@@ -1,0 +1,226 @@
+//! Predictions from a saved model: the artifact (weights + `model.json`), checked against its
+//! recorded digest, loaded on the CPU backend, and applied to raw features with the standardisation
+//! saved beside it. Training's offline holdout scoring, `mlops serve` and the holdout test's parity
+//! check all predict through this one path.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor, TensorData, activation};
+use mlops_manifest::model::Task;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::Network;
+use crate::worker::Bundle;
+
+/// The files of a model artifact, in the order they are digested.
+pub const ARTIFACT_FILES: [&str; 2] = [crate::registry::BUNDLE, crate::registry::WEIGHTS];
+
+/// The SHA-256 of each artifact file and of the artifact as a whole. The whole digest is the
+/// SHA-256 of the lines `<file sha256>  <name>\n` in [`ARTIFACT_FILES`] order, which is what
+/// `sha256sum model.json model.safetensors | sha256sum` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactDigest {
+    pub sha256: String,
+    pub files: BTreeMap<String, String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl ArtifactDigest {
+    /// The digest of the artifact files' contents, by name.
+    pub fn of(files: &BTreeMap<String, Vec<u8>>) -> Self {
+        let mut listing = String::new();
+        let mut digests = BTreeMap::new();
+        for name in ARTIFACT_FILES {
+            let h = hex(files.get(name).map_or(&[][..], Vec::as_slice));
+            listing.push_str(&format!("{h}  {name}\n"));
+            digests.insert(name.to_owned(), h);
+        }
+        Self {
+            sha256: hex(listing.as_bytes()),
+            files: digests,
+        }
+    }
+
+    /// The digest of the artifact files in `dir`.
+    pub fn of_dir(dir: &Path) -> Result<Self, String> {
+        Ok(Self::of(&read_artifact(dir)?))
+    }
+}
+
+/// The artifact files in `dir`, read whole (they are what gets loaded: hashing the same bytes
+/// that are loaded leaves no window for a swap in between).
+pub fn read_artifact(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut files = BTreeMap::new();
+    for name in ARTIFACT_FILES {
+        let path = dir.join(name);
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        files.insert(name.to_owned(), bytes);
+    }
+    Ok(files)
+}
+
+/// What a model gives for a batch of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outputs {
+    /// Classification: the class index of each row and the `rows * classes` probabilities.
+    Classes {
+        index: Vec<usize>,
+        probabilities: Vec<f32>,
+        classes: usize,
+    },
+    /// Regression: one value per row.
+    Values(Vec<f32>),
+}
+
+impl Outputs {
+    pub fn rows(&self) -> usize {
+        match self {
+            Outputs::Classes { index, .. } => index.len(),
+            Outputs::Values(v) => v.len(),
+        }
+    }
+}
+
+/// A loaded model, ready to predict on the CPU.
+#[derive(Debug)]
+pub struct Predictor {
+    pub bundle: Bundle,
+    pub digest: ArtifactDigest,
+    network: Network,
+    device: Device,
+}
+
+impl Predictor {
+    /// Loads the artifact files (by name, as [`read_artifact`] returns them).
+    pub fn from_files(files: &BTreeMap<String, Vec<u8>>) -> Result<Self, String> {
+        let digest = ArtifactDigest::of(files);
+        let bundle_bytes = files
+            .get(crate::registry::BUNDLE)
+            .ok_or("the artifact has no model.json")?;
+        let bundle: Bundle = serde_json::from_slice(bundle_bytes)
+            .map_err(|e| format!("model.json is not a model description: {e}"))?;
+        let width = bundle.signature.features.len();
+        if bundle.architecture.inputs != width
+            || bundle.standardizer.mean.len() != width
+            || bundle.standardizer.std.len() != width
+        {
+            return Err(format!(
+                "model.json is inconsistent: {width} features, {} inputs, {} means, {} deviations",
+                bundle.architecture.inputs,
+                bundle.standardizer.mean.len(),
+                bundle.standardizer.std.len()
+            ));
+        }
+        let weights = files
+            .get(crate::registry::WEIGHTS)
+            .ok_or("the artifact has no model.safetensors")?
+            .clone();
+        let device = Device::flex();
+        let network = crate::model::load_bytes(&bundle.architecture, weights, &device)?;
+        Ok(Self {
+            bundle,
+            digest,
+            network,
+            device,
+        })
+    }
+
+    /// Loads the artifact in `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self, String> {
+        Self::from_files(&read_artifact(dir)?)
+    }
+
+    /// Features per row.
+    pub fn width(&self) -> usize {
+        self.bundle.signature.features.len()
+    }
+
+    pub fn task(&self) -> Task {
+        self.bundle.signature.task
+    }
+
+    /// Predicts `x` (`rows * width` raw features in signature order): standardises each row with
+    /// the saved statistics, runs the network, and takes the softmax and arg-max for classes.
+    pub fn predict(&self, x: &[f32]) -> Result<Outputs, String> {
+        let width = self.width();
+        if width == 0 || !x.len().is_multiple_of(width) {
+            return Err(format!("{} values do not make rows of {width}", x.len()));
+        }
+        let rows = x.len() / width;
+        let mut z = x.to_vec();
+        for row in z.chunks_mut(width) {
+            self.bundle.standardizer.apply_row(row);
+        }
+        let input = Tensor::<2>::from_data(TensorData::new(z, [rows, width]), &self.device);
+        let output = self.network.forward(input);
+        let err = |e| format!("the backend returned unexpected data: {e:?}");
+        match self.task() {
+            Task::Classification => {
+                let classes = self.network.architecture().outputs;
+                let probabilities = activation::softmax(output, 1)
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+                    .map_err(err)?;
+                let index = probabilities.chunks(classes.max(1)).map(argmax).collect();
+                Ok(Outputs::Classes {
+                    index,
+                    probabilities,
+                    classes,
+                })
+            }
+            Task::Regression => Ok(Outputs::Values(
+                output.into_data().try_into_vec_as::<f32>().map_err(err)?,
+            )),
+        }
+    }
+}
+
+/// The index of the largest value; the first one on ties.
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_artifact_digest_is_sha256sum_of_the_listing() {
+        let files = BTreeMap::from([
+            ("model.json".to_owned(), b"{}".to_vec()),
+            ("model.safetensors".to_owned(), b"weights".to_vec()),
+        ]);
+        let d = ArtifactDigest::of(&files);
+        let listing = format!(
+            "{}  model.json\n{}  model.safetensors\n",
+            hex(b"{}"),
+            hex(b"weights")
+        );
+        assert_eq!(d.sha256, hex(listing.as_bytes()));
+        assert_eq!(d.files["model.json"], hex(b"{}"));
+        let mut changed = files.clone();
+        changed.insert("model.json".to_owned(), b"{ }".to_vec());
+        assert_ne!(ArtifactDigest::of(&changed).sha256, d.sha256);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equals() {
+        assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+        assert_eq!(argmax(&[0.5, 0.5]), 0);
+    }
+}

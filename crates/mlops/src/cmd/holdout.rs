@@ -1,0 +1,234 @@
+//! `mlops holdout`: the holdout set through a prediction service, compared with what the
+//! registered model predicts offline and with the holdout metrics recorded at training time.
+//! Exit 0 passed, 1 a mismatch (metric, parity, a refused batch, another artifact served),
+//! 2 bad input, 3 the service failed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlops_holdout::client::{Http, Policy};
+use mlops_holdout::{Plan, Report, RunError};
+use mlops_manifest::model::DataFormat;
+use mlops_train::data::Format as DataFileFormat;
+
+use super::{error, valid_manifest};
+use crate::cli::{Format, HoldoutArgs};
+use crate::cmd::registry::open as open_registry;
+use crate::cmd::serve::from_registry;
+use crate::exit::Exit;
+
+/// The holdout file: `--holdout`, else the manifest's `data.holdout` (relative to the manifest);
+/// an `s3://` one is downloaded into `scratch` first.
+fn holdout_file(
+    args: &HoldoutArgs,
+    m: &mlops_manifest::Manifest,
+    scratch: &Path,
+    format: Format,
+) -> Result<(PathBuf, String, DataFileFormat), Exit> {
+    let (given, declared): (String, Option<DataFormat>) = match &args.holdout {
+        Some(p) => (p.clone(), None),
+        None => (m.data.holdout.path.clone(), m.data.holdout.format),
+    };
+    let path = if given.starts_with("s3://") {
+        let uri = mlops_aws::S3Uri::parse(&given).map_err(|e| {
+            error(&e.message, &e.hint);
+            Exit::Usage
+        })?;
+        let files = crate::cmd::train::download(&[("holdout".to_owned(), uri)], scratch, format)?;
+        files.get("holdout").cloned().unwrap_or_default()
+    } else if args.holdout.is_some() {
+        PathBuf::from(&given)
+    } else {
+        args.registry
+            .manifest
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&given)
+    };
+    let kind = DataFileFormat::of(Path::new(&given), declared).map_err(|e| {
+        error(&e.to_string(), &e.hint);
+        Exit::Usage
+    })?;
+    Ok((path, given, kind))
+}
+
+pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
+    let (m, _) = match valid_manifest(&args.registry.manifest, format, "nothing tested") {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let registry = match open_registry(&args.registry, format) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (loaded, card) = match from_registry(&args.model, &registry) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let model = loaded.identity.model.clone().unwrap_or_default();
+    let recorded: BTreeMap<String, f64> = card
+        .pointer("/metrics/holdout")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let scratch = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            error(&format!("cannot make a temporary directory: {e}"), "");
+            return Exit::Runtime;
+        }
+    };
+    let (path, shown, data_format) = match holdout_file(args, &m, scratch.path(), format) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let h = &m.holdout;
+    let metrics = if h.metrics.is_empty() {
+        m.evaluation.metrics.clone()
+    } else {
+        h.metrics.clone()
+    };
+    let policy = Policy {
+        timeout: Duration::from_secs(args.timeout_seconds.unwrap_or(u64::from(h.timeout_seconds))),
+        retries: args.retries,
+        ..Policy::default()
+    };
+    let service = match Http::new(&args.endpoint, policy) {
+        Ok(s) => s,
+        Err(e) => {
+            error(
+                &e,
+                "pass the service's base URL, e.g. --endpoint http://127.0.0.1:8080",
+            );
+            return Exit::Usage;
+        }
+    };
+    let signature = loaded.predictor.bundle.signature.clone();
+    let expected_artifact = loaded.identity.artifact_sha256.clone();
+    let plan = Plan {
+        path,
+        shown,
+        format: data_format,
+        signature,
+        parity: (!args.no_parity).then(|| Arc::new(loaded.predictor)),
+        batch_size: args.batch_size.unwrap_or(h.batch_size as usize).max(1),
+        concurrency: args.concurrency.unwrap_or(h.concurrency as usize).max(1),
+        recorded,
+        metrics,
+        tolerances: h.tolerances.clone(),
+        model,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error(&format!("cannot start the async runtime: {e}"), "");
+            return Exit::Runtime;
+        }
+    };
+    let outcome = rt.block_on(async {
+        let served = service.version().await;
+        let result = mlops_holdout::run(plan, service).await;
+        (served, result)
+    });
+    let mut report = match outcome {
+        (_, Err(e)) => return failed(&e, args),
+        (served, Ok(r)) => {
+            let mut r = r;
+            if let Some(sha) = served
+                .as_ref()
+                .and_then(|v| v.get("artifact_sha256"))
+                .and_then(|s| s.as_str())
+                && sha != expected_artifact
+            {
+                r.problem(format!(
+                    "the service serves the artifact with SHA-256 {sha}; {} in the registry is \
+                     {expected_artifact}",
+                    r.model
+                ));
+            }
+            r
+        }
+    };
+    report.seconds = (report.seconds * 1000.0).round() / 1000.0;
+    show(&report, args, format)
+}
+
+fn failed(e: &RunError, args: &HoldoutArgs) -> Exit {
+    match e {
+        RunError::Data(d) => {
+            error(&d.to_string(), &d.hint);
+            Exit::Usage
+        }
+        RunError::Refused(c) => {
+            error(
+                &c.to_string(),
+                &format!(
+                    "the service at {} does not take the rows {} takes: is it serving that model?",
+                    args.endpoint, args.model
+                ),
+            );
+            Exit::No
+        }
+        RunError::Service(m) => {
+            error(
+                m,
+                &format!(
+                    "is the service at {} up? (`mlops serve` prints its address; GET /ping \
+                     answers 200 when it is ready)",
+                    args.endpoint
+                ),
+            );
+            Exit::Runtime
+        }
+    }
+}
+
+fn show(report: &Report, args: &HoldoutArgs, format: Format) -> Exit {
+    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+    if let Some(file) = &args.report
+        && let Err(e) = std::fs::write(file, format!("{json}\n"))
+    {
+        error(&format!("cannot write {}: {e}", file.display()), "");
+        return Exit::Runtime;
+    }
+    match format {
+        Format::Json => println!("{json}"),
+        Format::Human => print!("{}", report.human()),
+        Format::Github => {
+            print!("{}", report.human());
+            for f in report.failures() {
+                println!(
+                    "::error title=mlops holdout::{}",
+                    mlops_actions::escape_data(&f)
+                );
+            }
+        }
+    }
+    let actions = mlops_actions::Runtime::from_env();
+    if actions.is_actions() {
+        let metrics: BTreeMap<&str, Option<f64>> = report
+            .metrics
+            .iter()
+            .map(|c| (c.metric.as_str(), c.observed))
+            .collect();
+        let written = actions
+            .set_output("passed", if report.passed { "true" } else { "false" })
+            .and_then(|()| {
+                actions.set_output(
+                    "metrics",
+                    &serde_json::to_string(&metrics).unwrap_or_default(),
+                )
+            })
+            .and_then(|()| actions.set_output("report", &json))
+            .and_then(|()| actions.append_summary(&report.markdown()));
+        if let Err(e) = written {
+            eprintln!("warning: could not write the step outputs or summary: {e}");
+        }
+    }
+    if report.passed { Exit::Ok } else { Exit::No }
+}

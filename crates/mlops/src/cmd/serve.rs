@@ -1,0 +1,267 @@
+//! `mlops serve`: the prediction service for a registered model (`--model REF`, its artifact
+//! checked against the digest recorded at registration) or an artifact (`--artifact DIR|s3://`,
+//! as SageMaker unpacks it into `/opt/ml/model`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use mlops_serve::{Identity, Limits, Service};
+use mlops_train::predict::{ARTIFACT_FILES, ArtifactDigest, Predictor};
+use mlops_train::registry::ModelRef;
+
+use super::error;
+use crate::cli::{Format, ServeArgs};
+use crate::cmd::registry::open as open_registry;
+use crate::exit::Exit;
+
+/// The card beside an artifact (a registry version directory has one).
+const CARD: &str = "card.json";
+
+/// A loaded model and who it is.
+pub(crate) struct Loaded {
+    pub predictor: Predictor,
+    pub identity: Identity,
+}
+
+fn load_failed(message: String, hint: &str) -> Exit {
+    error(&message, hint);
+    Exit::Usage
+}
+
+/// The model of `--model REF` from the registry, verified against its card.
+pub(crate) fn from_registry(
+    reference: &str,
+    registry: &mlops_train::registry::Registry,
+) -> Result<(Loaded, serde_json::Value), Exit> {
+    let r: ModelRef = reference.parse().map_err(|e: String| {
+        error(
+            &e,
+            "a model reference is NAME@VERSION, NAME@latest or NAME@approved",
+        );
+        Exit::Usage
+    })?;
+    let fail = |e: mlops_train::registry::RegistryError| {
+        error(&e.message, &e.hint);
+        if e.user { Exit::Usage } else { Exit::Runtime }
+    };
+    let entry = registry.resolve(&r).map_err(fail)?;
+    let (files, digest) = registry
+        .artifact(&entry.model, entry.version)
+        .map_err(fail)?;
+    let card = registry.card(&entry.model, entry.version).map_err(fail)?;
+    let predictor = Predictor::from_files(&files).map_err(|e| {
+        load_failed(
+            format!("{}: {e}", entry.reference),
+            "the registered artifact cannot be loaded; train the model again",
+        )
+    })?;
+    let identity = Identity {
+        model: Some(entry.reference.clone()),
+        artifact_sha256: digest.sha256,
+        manifest_sha256: manifest_sha(&card),
+        source: entry.location,
+    };
+    Ok((
+        Loaded {
+            predictor,
+            identity,
+        },
+        card,
+    ))
+}
+
+fn manifest_sha(card: &serde_json::Value) -> Option<String> {
+    card.pointer("/manifest/sha256")
+        .and_then(|s| s.as_str())
+        .map(str::to_owned)
+}
+
+/// The artifact at `uri` (a directory or an `s3://` prefix), checked against `expected` or the
+/// digest in a `card.json` beside it.
+fn from_artifact(uri: &str, expected: Option<&str>, format: Format) -> Result<Loaded, Exit> {
+    let (files, card) = if uri.starts_with("s3://") {
+        fetch_s3(uri)?
+    } else {
+        let dir = Path::new(uri);
+        let files = mlops_train::predict::read_artifact(dir).map_err(|e| {
+            load_failed(
+                e,
+                "--artifact is a directory holding model.json and model.safetensors",
+            )
+        })?;
+        let card = match std::fs::read(dir.join(CARD)) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(load_failed(format!("{uri}/{CARD}: {e}"), "")),
+        };
+        (files, card)
+    };
+    let card: Option<serde_json::Value> = match card {
+        Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+            load_failed(
+                format!("{uri}/{CARD} is not JSON: {e}"),
+                "remove it or restore it from the registry",
+            )
+        })?),
+        None => None,
+    };
+    let found = ArtifactDigest::of(&files);
+    let recorded = card
+        .as_ref()
+        .and_then(|c| c.pointer("/artifact/sha256"))
+        .and_then(|s| s.as_str());
+    for (what, want) in [("--sha256", expected), ("its card.json", recorded)] {
+        if let Some(want) = want
+            && want != found.sha256
+        {
+            return Err(load_failed(
+                format!(
+                    "the artifact at {uri} has SHA-256 {}, but {what} says {want}",
+                    found.sha256
+                ),
+                "the files changed since they were registered; serve the registered model",
+            ));
+        }
+    }
+    if expected.is_none() && recorded.is_none() && format != Format::Json {
+        eprintln!(
+            "warning: {uri} has no card.json and no --sha256 was given: serving it unverified \
+             (SHA-256 {})",
+            found.sha256
+        );
+    }
+    let predictor = Predictor::from_files(&files)
+        .map_err(|e| load_failed(format!("{uri}: {e}"), "is this an mlops model artifact?"))?;
+    Ok(Loaded {
+        predictor,
+        identity: Identity {
+            model: card
+                .as_ref()
+                .and_then(|c| c.get("ref"))
+                .and_then(|r| r.as_str())
+                .map(str::to_owned),
+            artifact_sha256: found.sha256,
+            manifest_sha256: card.as_ref().and_then(manifest_sha),
+            source: uri.to_owned(),
+        },
+    })
+}
+
+type Fetched = (BTreeMap<String, Vec<u8>>, Option<Vec<u8>>);
+
+fn fetch_s3(uri: &str) -> Result<Fetched, Exit> {
+    let aws = |e: mlops_aws::AwsError| {
+        error(&e.message, &e.hint);
+        match e.kind {
+            mlops_aws::Kind::Other => Exit::Runtime,
+            _ => Exit::Usage,
+        }
+    };
+    let mut base = mlops_aws::S3Uri::parse(uri).map_err(aws)?;
+    base.key = base.key.trim_end_matches('/').to_owned();
+    let rt = mlops_aws::runtime().map_err(aws)?;
+    rt.block_on(async {
+        let s3 = mlops_aws::S3::from_env().await;
+        let at = |name: &str| mlops_aws::S3Uri {
+            bucket: base.bucket.clone(),
+            key: if base.key.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}/{name}", base.key)
+            },
+        };
+        let mut files = BTreeMap::new();
+        for name in ARTIFACT_FILES {
+            let u = at(name);
+            let bytes = s3.get(&u).await.map_err(aws)?.ok_or_else(|| {
+                load_failed(
+                    format!("{u} does not exist"),
+                    "--artifact is the prefix holding model.json and model.safetensors",
+                )
+            })?;
+            files.insert(name.to_owned(), bytes);
+        }
+        let card = s3.get(&at(CARD)).await.map_err(aws)?;
+        Ok((files, card))
+    })
+}
+
+pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
+    let loaded = match (&args.model, &args.artifact) {
+        (Some(reference), None) => {
+            let registry = match open_registry(&args.registry, format) {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            match from_registry(reference, &registry) {
+                Ok((loaded, _)) => loaded,
+                Err(code) => return code,
+            }
+        }
+        (None, Some(uri)) => match from_artifact(uri, args.sha256.as_deref(), format) {
+            Ok(l) => l,
+            Err(code) => return code,
+        },
+        _ => {
+            error(
+                "say which model to serve",
+                "pass --model NAME@VERSION (from the registry) or --artifact DIR|s3://…",
+            );
+            return Exit::Usage;
+        }
+    };
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_rows: args.max_rows,
+    };
+    let mut service = Service::new(loaded.predictor, loaded.identity, limits);
+    service.log_requests = !args.quiet;
+    let service = Arc::new(service);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error(&format!("cannot start the async runtime: {e}"), "");
+            return Exit::Runtime;
+        }
+    };
+    rt.block_on(async {
+        let address = format!("{}:{}", args.host, args.port);
+        let listener = match tokio::net::TcpListener::bind(&address).await {
+            Ok(l) => l,
+            Err(e) => {
+                error(
+                    &format!("cannot listen on {address}: {e}"),
+                    "is another service on that port? choose one with --port (0 picks a free one)",
+                );
+                return Exit::Usage;
+            }
+        };
+        let bound = listener
+            .local_addr()
+            .map_or(address.clone(), |a| a.to_string());
+        eprintln!(
+            "serving {} (artifact SHA-256 {}) on http://{bound}",
+            service
+                .identity
+                .model
+                .as_deref()
+                .unwrap_or("an unregistered model"),
+            service.identity.artifact_sha256
+        );
+        match mlops_serve::server::run(listener, service, mlops_serve::server::termination()).await
+        {
+            Ok(()) => {
+                eprintln!("stopped: every request in flight was answered");
+                Exit::Ok
+            }
+            Err(e) => {
+                error(&format!("the server failed: {e}"), "");
+                Exit::Runtime
+            }
+        }
+    })
+}

@@ -1,0 +1,630 @@
+//! `mlops serve` and `mlops holdout` as real processes on loopback: the SageMaker inference
+//! contract, request validation that names the column, limits, graceful shutdown, and the holdout
+//! test passing against the registered model and failing — each named — on corrupted scaling
+//! statistics, swapped predictions, an edited recorded metric, and a service that is down.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mlops_train::data::{self, Format};
+use mlops_train::predict::{Outputs, Predictor};
+
+#[path = "support/http.rs"]
+mod http;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn manifest() -> PathBuf {
+    root().join("examples/quickstart/mlops.yaml")
+}
+
+fn holdout_csv() -> PathBuf {
+    root().join("examples/quickstart/data/digits-holdout.csv")
+}
+
+fn mlops() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    c.current_dir(root());
+    for var in [
+        "GITHUB_ACTIONS",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "MLOPS_FORMAT",
+        "MLOPS_MANIFEST",
+        "MLOPS_REGISTRY",
+        "MLOPS_MODEL",
+        "MLOPS_ENDPOINT",
+        "MLOPS_PORT",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A registry holding the quickstart model as `digits-mlp@1`.
+fn trained() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = mlops()
+        .args(["train", "--manifest"])
+        .arg(manifest())
+        .arg("--registry")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir
+}
+
+fn version_dir(registry: &Path) -> PathBuf {
+    registry.join("digits-mlp/1")
+}
+
+/// `mlops serve` on a free port; SIGTERM and wait on drop.
+struct Server {
+    child: Option<Child>,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = mlops()
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawns");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("on http://").nth(1) {
+                    let _ = tx.send(a.trim().to_owned());
+                }
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().expect("address"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "serve did not start: {}",
+                    log.lock().map(|l| l.clone()).unwrap_or_default()
+                );
+            }
+        };
+        Server {
+            child: Some(child),
+            addr,
+            log,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().expect("waits");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+fn serve_registered(registry: &Path, extra: &[&str]) -> Server {
+    let reg = registry.to_string_lossy().into_owned();
+    let mut args = vec!["--model", "digits-mlp@latest", "--registry", reg.as_str()];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn holdout(registry: &Path, endpoint: &str, extra: &[&str]) -> Output {
+    mlops()
+        .args([
+            "holdout",
+            "--format",
+            "json",
+            "--model",
+            "digits-mlp@1",
+            "--manifest",
+        ])
+        .arg(manifest())
+        .arg("--registry")
+        .arg(registry)
+        .args(["--endpoint", endpoint])
+        .args(extra)
+        .output()
+        .expect("runs")
+}
+
+fn report(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// The holdout file's feature rows (without the label column), as a CSV body and as JSON rows.
+fn holdout_rows() -> (Vec<String>, Vec<Vec<f32>>, Vec<String>) {
+    let features: Vec<String> = (0..64).map(|i| format!("pixel_{i}")).collect();
+    let mut rows = Vec::new();
+    let mut labels = Vec::new();
+    data::read(
+        &holdout_csv(),
+        "holdout",
+        Format::Csv,
+        &features,
+        "digit",
+        |r| {
+            rows.push(r.features.to_vec());
+            labels.push(r.label.to_owned());
+            Ok(())
+        },
+    )
+    .expect("reads");
+    (features, rows, labels)
+}
+
+#[test]
+fn serve_answers_the_sagemaker_contract_and_names_bad_columns() {
+    let registry = trained();
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(version_dir(registry.path()).join("card.json")).expect("card"),
+    )
+    .expect("json");
+    let artifact = card["artifact"]["sha256"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    let mut server = serve_registered(registry.path(), &["--max-rows", "500"]);
+    let a = server.addr;
+
+    let ping = http::get(a, "/ping");
+    assert_eq!(ping.status, 200);
+    assert_eq!(ping.header("x-mlops-model"), Some("digits-mlp@1"));
+    assert_eq!(
+        ping.header("x-mlops-artifact-sha256"),
+        Some(artifact.as_str())
+    );
+    let version = http::get(a, "/version").json();
+    assert_eq!(version["model"], "digits-mlp@1");
+    assert_eq!(version["manifest_sha256"], card["manifest"]["sha256"]);
+    assert_eq!(version["signature"]["features"][63], "pixel_63");
+
+    let (features, rows, _) = holdout_rows();
+    let first: Vec<&Vec<f32>> = rows.iter().take(3).collect();
+    let positional = http::post_json(a, &serde_json::json!({ "instances": first }).to_string());
+    assert_eq!(positional.status, 200, "{}", positional.text());
+    let p = positional.json();
+    assert_eq!(p["predictions"].as_array().map(Vec::len), Some(3));
+    let classes = p["classes"].as_array().expect("classes").clone();
+    for pred in p["predictions"].as_array().expect("rows") {
+        assert!(classes.contains(&pred["label"]));
+        let sum: f64 = pred["probabilities"]
+            .as_array()
+            .expect("probabilities")
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+    }
+    // The same rows as named objects (keys in reverse order) and as columns + data.
+    let named: Vec<serde_json::Map<String, serde_json::Value>> = first
+        .iter()
+        .map(|r| {
+            features
+                .iter()
+                .zip(r.iter())
+                .rev()
+                .map(|(f, v)| (f.clone(), serde_json::json!(v)))
+                .collect()
+        })
+        .collect();
+    let by_name = http::post_json(a, &serde_json::json!({ "instances": named }).to_string());
+    assert_eq!(by_name.json()["predictions"], p["predictions"]);
+    let split = http::post_json(
+        a,
+        &serde_json::json!({ "columns": features, "data": first }).to_string(),
+    );
+    assert_eq!(split.json()["predictions"], p["predictions"]);
+
+    // Every holdout row in one CSV body.
+    let mut csv = features.join(",");
+    csv.push('\n');
+    for r in &rows {
+        let cells: Vec<String> = r.iter().map(f32::to_string).collect();
+        csv.push_str(&cells.join(","));
+        csv.push('\n');
+    }
+    let many = http::request(a, "POST", "/invocations", Some("text/csv"), csv.as_bytes());
+    assert_eq!(many.status, 200, "{}", many.text());
+    assert_eq!(
+        many.json()["predictions"].as_array().map(Vec::len),
+        Some(rows.len())
+    );
+
+    // Mistakes get a 4xx naming the problem, and the server lives on.
+    let mut reordered = features.clone();
+    reordered.swap(3, 4);
+    let bad = http::post_json(
+        a,
+        &serde_json::json!({ "columns": reordered, "data": [rows[0]] }).to_string(),
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .is_some_and(|m| m
+                .contains("column `pixel_4` is at position 4 where the model expects `pixel_3`")),
+        "{}",
+        bad.text()
+    );
+    let missing = http::post_json(
+        a,
+        &serde_json::json!({ "columns": &features[1..], "data": [&rows[0][1..]] }).to_string(),
+    );
+    assert_eq!(missing.status, 400);
+    assert!(
+        missing.text().contains("column `pixel_0` is missing"),
+        "{}",
+        missing.text()
+    );
+    let broken = http::post_json(a, r#"{"instances": [[1, 2"#);
+    assert_eq!(broken.status, 400);
+    let wrong_type = http::request(a, "POST", "/invocations", Some("text/plain"), b"1,2");
+    assert_eq!(wrong_type.status, 415);
+    let too_many: Vec<&Vec<f32>> = rows.iter().cycle().take(501).collect();
+    let over = http::post_json(a, &serde_json::json!({ "instances": too_many }).to_string());
+    assert_eq!(over.status, 413, "{}", over.text());
+    assert_eq!(http::get(a, "/nothing").status, 404);
+    assert_eq!(http::get(a, "/ping").status, 200);
+
+    let metrics = http::get(a, "/metrics").text();
+    assert!(
+        metrics.contains("mlops_requests_total{route=\"/invocations\",status=\"400\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("mlops_rows_predicted_total {}", 9 + rows.len())),
+        "{metrics}"
+    );
+
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    let log = server.log();
+    assert!(log.contains("POST /invocations 200 3 rows"), "{log}");
+    assert!(log.contains("POST /invocations 413"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn a_body_over_the_limit_is_refused_before_it_is_parsed() {
+    let registry = trained();
+    let server = serve_registered(registry.path(), &["--max-body-bytes", "2000"]);
+    let big = format!(r#"{{"instances": [[{}]]}}"#, vec!["0.5"; 2000].join(","));
+    let r = http::post_json(server.addr, &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("limit of 2000 bytes"), "{}", r.text());
+}
+
+#[test]
+fn serve_refuses_an_artifact_changed_after_registration() {
+    let registry = trained();
+    let bundle = version_dir(registry.path()).join("model.json");
+    let original = std::fs::read_to_string(&bundle).expect("bundle");
+    let mut doc: serde_json::Value = serde_json::from_str(&original).expect("json");
+    doc["standardizer"]["mean"][10] = serde_json::json!(3.0);
+    std::fs::write(&bundle, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    let out = mlops()
+        .args([
+            "serve",
+            "--model",
+            "digits-mlp@1",
+            "--port",
+            "0",
+            "--registry",
+        ])
+        .arg(registry.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not the one registered: model.json has SHA-256"),
+        "{err}"
+    );
+    // The version directory as an artifact: its card.json is checked too.
+    let out = mlops()
+        .args(["serve", "--port", "0", "--artifact"])
+        .arg(version_dir(registry.path()))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("but its card.json says"));
+}
+
+#[test]
+fn holdout_passes_against_the_registered_model_and_writes_its_report_and_summary() {
+    let registry = trained();
+    let server = serve_registered(registry.path(), &["--quiet"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let (output, summary) = (work.path().join("output"), work.path().join("summary"));
+    let file = work.path().join("report.json");
+    let out = mlops()
+        .args(["holdout", "--model", "digits-mlp@1", "--manifest"])
+        .arg(manifest())
+        .arg("--registry")
+        .arg(registry.path())
+        .args([
+            "--endpoint",
+            &server.url(),
+            "--batch-size",
+            "50",
+            "--concurrency",
+            "3",
+            "--report",
+        ])
+        .arg(&file)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("report")).expect("json");
+    let (_, rows, _) = holdout_rows();
+    assert_eq!(r["passed"], true);
+    assert_eq!(r["rows"], rows.len());
+    assert_eq!(r["requests"], rows.len().div_ceil(50));
+    assert_eq!(r["parity"]["checked"], rows.len());
+    assert_eq!(r["parity"]["mismatches"], 0);
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(version_dir(registry.path()).join("card.json")).expect("card"),
+    )
+    .expect("json");
+    for check in r["metrics"].as_array().expect("checks") {
+        let name = check["metric"].as_str().expect("name");
+        assert_eq!(
+            check["expected"], card["metrics"]["holdout"][name],
+            "{name}"
+        );
+        assert_eq!(check["observed"], check["expected"], "{name}");
+    }
+    let matrix = r["confusion"]["matrix"].as_array().expect("matrix");
+    let total: u64 = matrix
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .expect("row")
+                .iter()
+                .filter_map(serde_json::Value::as_u64)
+        })
+        .sum();
+    assert_eq!(total as usize, rows.len());
+    let outputs = std::fs::read_to_string(&output).expect("outputs");
+    assert!(
+        outputs.contains("passed<<") && outputs.contains("\ntrue\n"),
+        "{outputs}"
+    );
+    let md = std::fs::read_to_string(&summary).expect("summary");
+    assert!(
+        md.contains("| accuracy |")
+            && md.contains("Confusion matrix")
+            && md.contains("xychart-beta"),
+        "{md}"
+    );
+}
+
+#[test]
+fn holdout_fails_on_corrupted_scaling_statistics() {
+    let registry = trained();
+    // The deployed artifact's saved standardisation differs from the registered one's.
+    let deployed = tempfile::tempdir().expect("tempdir");
+    for f in ["model.json", "model.safetensors"] {
+        std::fs::copy(
+            version_dir(registry.path()).join(f),
+            deployed.path().join(f),
+        )
+        .expect("copy");
+    }
+    let path = deployed.path().join("model.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("bundle")).expect("json");
+    for s in doc["standardizer"]["std"].as_array_mut().expect("std") {
+        *s = serde_json::json!(s.as_f64().unwrap_or(1.0) * 4.0);
+    }
+    std::fs::write(&path, doc.to_string()).expect("write");
+    let server = Server::start(&["--quiet", "--artifact", &deployed.path().to_string_lossy()]);
+    let out = holdout(registry.path(), &server.url(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let r = report(&out);
+    assert_eq!(r["passed"], false);
+    assert!(r["parity"]["mismatches"].as_u64().unwrap_or(0) > 0, "{r}");
+    let accuracy = r["metrics"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["metric"] == "accuracy"))
+        .expect("accuracy");
+    assert_eq!(accuracy["pass"], false, "{accuracy}");
+    assert!(
+        r["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("the service serves the artifact with SHA-256")),
+        "{r}"
+    );
+}
+
+#[test]
+fn holdout_fails_on_swapped_predictions_that_leave_the_metrics_unchanged() {
+    let registry = trained();
+    let server = serve_registered(registry.path(), &["--quiet"]);
+    // Two rows of the same class, one the model gets right and one it gets wrong: swapping
+    // their answers keeps every count of the confusion matrix, so only parity can notice.
+    let predictor = Predictor::from_dir(&version_dir(registry.path())).expect("loads");
+    let (_, rows, labels) = holdout_rows();
+    let x: Vec<f32> = rows.concat();
+    let Outputs::Classes { index, .. } = predictor.predict(&x).expect("predicts") else {
+        panic!("classification");
+    };
+    let classes = predictor.bundle.signature.classes.clone().expect("classes");
+    let wrong = (0..rows.len())
+        .find(|&i| classes[index[i]] != labels[i])
+        .expect("the quickstart model misses some holdout row");
+    let right = (0..rows.len())
+        .find(|&j| labels[j] == labels[wrong] && classes[index[j]] == labels[j])
+        .expect("another row of that class");
+    let proxy = http::Proxy::start(
+        server.addr,
+        Box::new(move |_, path, status, body| {
+            if path != "/invocations" || status != 200 {
+                return (status, body);
+            }
+            let mut doc: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            if let Some(p) = doc["predictions"].as_array_mut() {
+                p.swap(wrong, right);
+            }
+            (status, doc.to_string().into_bytes())
+        }),
+    );
+    let out = holdout(
+        registry.path(),
+        &format!("http://{}", proxy.addr),
+        &["--batch-size", "1000"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let r = report(&out);
+    assert!(
+        r["metrics"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .all(|c| c["pass"] == true),
+        "the metrics should not notice: {r}"
+    );
+    assert_eq!(r["parity"]["mismatches"], 2, "{r}");
+    let lines: Vec<u64> = r["parity"]["first"]
+        .as_array()
+        .expect("first")
+        .iter()
+        .filter_map(|m| m["line"].as_u64())
+        .collect();
+    // Line 1 is the header: row i is on line i + 2.
+    let mut want = vec![wrong as u64 + 2, right as u64 + 2];
+    want.sort_unstable();
+    assert_eq!(lines, want);
+}
+
+#[test]
+fn holdout_names_a_recorded_metric_that_was_edited() {
+    let registry = trained();
+    let card_path = version_dir(registry.path()).join("card.json");
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&card_path).expect("card")).expect("json");
+    card["metrics"]["holdout"]["f1_macro"] = serde_json::json!(0.5);
+    std::fs::write(&card_path, card.to_string()).expect("write");
+    let server = serve_registered(registry.path(), &["--quiet"]);
+    let out = mlops()
+        .args(["holdout", "--model", "digits-mlp@1", "--manifest"])
+        .arg(manifest())
+        .arg("--registry")
+        .arg(registry.path())
+        .args(["--endpoint", &server.url()])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("FAIL f1_macro: the service scores"),
+        "{shown}"
+    );
+    assert!(shown.contains("training recorded 0.500000"), "{shown}");
+    assert!(!shown.contains("FAIL accuracy"), "{shown}");
+}
+
+#[test]
+fn holdout_retries_a_flaky_service_and_reports_one_that_is_down() {
+    let registry = trained();
+    let server = serve_registered(registry.path(), &["--quiet"]);
+    // 503 for the first two calls to /invocations, then the real answers.
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = calls.clone();
+    let proxy = http::Proxy::start(
+        server.addr,
+        Box::new(move |_, path, status, body| {
+            if path == "/invocations" && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+            {
+                return (503, br#"{"error": "warming up"}"#.to_vec());
+            }
+            (status, body)
+        }),
+    );
+    let out = holdout(
+        registry.path(),
+        &format!("http://{}", proxy.addr),
+        &["--retries", "3", "--concurrency", "1"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(report(&out)["retries"], 2);
+
+    // Nothing listens on this port.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let out = holdout(
+        registry.path(),
+        &format!("http://{free}"),
+        &["--retries", "1"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("failed 2 times"), "{err}");
+    assert!(err.contains("is the service at"), "{err}");
+}
