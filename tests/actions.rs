@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/server.rs"]
+mod server;
 #[path = "support/tools.rs"]
 mod tools;
 use tools::tool;
@@ -146,6 +148,69 @@ fn valid_manifest_passes_the_job() {
     assert_eq!(run.with_command("error").count(), 0, "{}", run.log);
     assert_eq!(run.output("valid").as_deref(), Some("true"));
     assert!(run.log.contains("valid=true errors=0"), "{}", run.log);
+}
+
+/// The holdout action against a real `mlops serve` of a freshly trained quickstart model: the job
+/// passes, `passed` and `metrics` reach later steps, and the step summary has the metric table.
+#[test]
+fn holdout_action_tests_a_served_model() {
+    if tool("act").is_none() {
+        return;
+    }
+    let registry = tempfile::tempdir().expect("tempdir");
+    let trained = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(root())
+        .env_remove("GITHUB_ACTIONS")
+        .args([
+            "train",
+            "--format",
+            "json",
+            "--manifest",
+            "examples/quickstart/mlops.yaml",
+        ])
+        .arg("--registry")
+        .arg(registry.path())
+        .output()
+        .expect("trains");
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let mut mlops = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    mlops.current_dir(root()).env_remove("MLOPS_MANIFEST");
+    let reg = registry.path().to_string_lossy().into_owned();
+    let server = server::Server::start(
+        mlops,
+        &["--quiet", "--model", "digits-mlp@1", "--registry", &reg],
+    );
+    let Some(run) = act(
+        "tests/workflows/holdout.yml",
+        &[
+            ("MODEL", "digits-mlp@1"),
+            ("ENDPOINT", &server.url()),
+            ("REGISTRY", &reg),
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(run.output("passed").as_deref(), Some("true"), "{}", run.log);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&run.output("metrics").expect("metrics output")).expect("JSON");
+    assert!(
+        metrics["accuracy"].as_f64().is_some_and(|a| a > 0.9),
+        "{metrics}"
+    );
+    assert!(run.log.contains("passed=true metrics={"), "{}", run.log);
+    let summary: String = run
+        .with_command("summary")
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert!(
+        summary.contains("## Holdout test: digits-mlp@1 passed"),
+        "{summary}"
+    );
 }
 
 /// The test workflows and this project's own GitHub workflows.

@@ -3,18 +3,19 @@
 //! test passing against the registered model and failing — each named — on corrupted scaling
 //! statistics, swapped predictions, an edited recorded metric, and a service that is down.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::sync::Arc;
 
 use mlops_train::data::{self, Format};
 use mlops_train::predict::{Outputs, Predictor};
 
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/server.rs"]
+mod server;
+
+use server::Server;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -69,97 +70,11 @@ fn version_dir(registry: &Path) -> PathBuf {
     registry.join("digits-mlp/1")
 }
 
-/// `mlops serve` on a free port; SIGTERM and wait on drop.
-struct Server {
-    child: Option<Child>,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = mlops()
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawns");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(a) = line.split("on http://").nth(1) {
-                    let _ = tx.send(a.trim().to_owned());
-                }
-                if let Ok(mut l) = sink.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a.parse().expect("address"),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "serve did not start: {}",
-                    log.lock().map(|l| l.clone()).unwrap_or_default()
-                );
-            }
-        };
-        Server {
-            child: Some(child),
-            addr,
-            log,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().expect("waits");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.stop();
-        }
-    }
-}
-
 fn serve_registered(registry: &Path, extra: &[&str]) -> Server {
     let reg = registry.to_string_lossy().into_owned();
     let mut args = vec!["--model", "digits-mlp@latest", "--registry", reg.as_str()];
     args.extend_from_slice(extra);
-    Server::start(&args)
+    Server::start(mlops(), &args)
 }
 
 fn holdout(registry: &Path, endpoint: &str, extra: &[&str]) -> Output {
@@ -483,7 +398,10 @@ fn holdout_fails_on_corrupted_scaling_statistics() {
         *s = serde_json::json!(s.as_f64().unwrap_or(1.0) * 4.0);
     }
     std::fs::write(&path, doc.to_string()).expect("write");
-    let server = Server::start(&["--quiet", "--artifact", &deployed.path().to_string_lossy()]);
+    let server = Server::start(
+        mlops(),
+        &["--quiet", "--artifact", &deployed.path().to_string_lossy()],
+    );
     let out = holdout(registry.path(), &server.url(), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let r = report(&out);

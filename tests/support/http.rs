@@ -41,10 +41,7 @@ type Message = (String, Vec<(String, String)>, Vec<u8>);
 
 /// Reads one HTTP message head and its `Content-Length` body from `reader`. Without a length, a
 /// request has no body and a response runs to the end of the connection.
-fn read_message(
-    reader: &mut impl BufRead,
-    request: bool,
-) -> std::io::Result<Message> {
+fn read_message(reader: &mut impl BufRead, request: bool) -> std::io::Result<Message> {
     let mut first = String::new();
     reader.read_line(&mut first)?;
     let mut headers = Vec::new();

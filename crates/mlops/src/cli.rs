@@ -182,9 +182,13 @@ pub(crate) struct HoldoutArgs {
     /// NAME@approved.
     #[arg(long, env = "MLOPS_MODEL")]
     pub model: String,
-    /// The service's base URL (`/invocations` is appended).
+    /// The service's base URL (`/invocations` is appended); defaults to the `url` of the
+    /// manifest's `--environment`.
     #[arg(long, env = "MLOPS_ENDPOINT")]
-    pub endpoint: String,
+    pub endpoint: Option<String>,
+    /// The manifest's environment whose service to test (`staging` or `production`).
+    #[arg(long, env = "MLOPS_ENVIRONMENT", value_parser = ["staging", "production"], default_value = "staging")]
+    pub environment: String,
     /// The holdout dataset; defaults to the manifest's `data.holdout`.
     #[arg(long, env = "MLOPS_HOLDOUT")]
     pub holdout: Option<String>,

@@ -90,12 +90,38 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
     } else {
         h.metrics.clone()
     };
+    let environment = match args.environment.as_str() {
+        "production" => &m.environments.production,
+        _ => &m.environments.staging,
+    };
+    let endpoint = match (&args.endpoint, &environment.url, &environment.sagemaker) {
+        (Some(e), _, _) => e.clone(),
+        (None, Some(url), _) => url.clone(),
+        (None, None, Some(s)) => {
+            error(
+                &format!(
+                    "environments.{} is the SageMaker endpoint `{}`; holdout through \
+                     InvokeEndpoint is not built yet",
+                    args.environment, s.endpoint_name
+                ),
+                "pass the service's URL with --endpoint",
+            );
+            return Exit::Usage;
+        }
+        (None, None, None) => {
+            error(
+                &format!("environments.{} has no url", args.environment),
+                "pass the service's URL with --endpoint",
+            );
+            return Exit::Usage;
+        }
+    };
     let policy = Policy {
         timeout: Duration::from_secs(args.timeout_seconds.unwrap_or(u64::from(h.timeout_seconds))),
         retries: args.retries,
         ..Policy::default()
     };
-    let service = match Http::new(&args.endpoint, policy) {
+    let service = match Http::new(&endpoint, policy) {
         Ok(s) => s,
         Err(e) => {
             error(
@@ -136,7 +162,7 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         (served, result)
     });
     let mut report = match outcome {
-        (_, Err(e)) => return failed(&e, args),
+        (_, Err(e)) => return failed(&e, args, &endpoint),
         (served, Ok(r)) => {
             let mut r = r;
             if let Some(sha) = served
@@ -158,7 +184,7 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
     show(&report, args, format)
 }
 
-fn failed(e: &RunError, args: &HoldoutArgs) -> Exit {
+fn failed(e: &RunError, args: &HoldoutArgs, endpoint: &str) -> Exit {
     match e {
         RunError::Data(d) => {
             error(&d.to_string(), &d.hint);
@@ -168,8 +194,9 @@ fn failed(e: &RunError, args: &HoldoutArgs) -> Exit {
             error(
                 &c.to_string(),
                 &format!(
-                    "the service at {} does not take the rows {} takes: is it serving that model?",
-                    args.endpoint, args.model
+                    "the service at {endpoint} does not take the rows {} takes: is it serving \
+                     that model?",
+                    args.model
                 ),
             );
             Exit::No
@@ -178,9 +205,8 @@ fn failed(e: &RunError, args: &HoldoutArgs) -> Exit {
             error(
                 m,
                 &format!(
-                    "is the service at {} up? (`mlops serve` prints its address; GET /ping \
-                     answers 200 when it is ready)",
-                    args.endpoint
+                    "is the service at {endpoint} up? (`mlops serve` prints its address; GET \
+                     /ping answers 200 when it is ready)"
                 ),
             );
             Exit::Runtime
