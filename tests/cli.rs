@@ -5,32 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{mlops, root};
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/tools.rs"]
 mod tools;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The binary with a clean Actions environment (tests may themselves run inside Actions).
-fn mlops() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mlops"));
-    c.current_dir(root());
-    for var in [
-        "GITHUB_ACTIONS",
-        "GITHUB_OUTPUT",
-        "GITHUB_STEP_SUMMARY",
-        "MLOPS_FORMAT",
-        "MLOPS_MANIFEST",
-        "MLOPS_REGISTRY",
-        "MLOPS_BACKEND",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
 
 fn run(c: &mut Command) -> Output {
     c.output().expect("mlops runs")

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use mlops_train::data::{self, Format};
 use mlops_train::predict::{Outputs, Predictor};
 
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{mlops, root};
 #[path = "support/http.rs"]
 mod http;
 #[path = "support/server.rs"]
@@ -17,35 +20,12 @@ mod server;
 
 use server::Server;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn manifest() -> PathBuf {
     root().join("examples/quickstart/mlops.yaml")
 }
 
 fn holdout_csv() -> PathBuf {
     root().join("examples/quickstart/data/digits-holdout.csv")
-}
-
-fn mlops() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mlops"));
-    c.current_dir(root());
-    for var in [
-        "GITHUB_ACTIONS",
-        "GITHUB_OUTPUT",
-        "GITHUB_STEP_SUMMARY",
-        "MLOPS_FORMAT",
-        "MLOPS_MANIFEST",
-        "MLOPS_REGISTRY",
-        "MLOPS_MODEL",
-        "MLOPS_ENDPOINT",
-        "MLOPS_PORT",
-    ] {
-        c.env_remove(var);
-    }
-    c
 }
 
 fn text(b: &[u8]) -> String {

@@ -146,15 +146,9 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         tolerances: h.tolerances.clone(),
         model,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            error(&format!("cannot start the async runtime: {e}"), "");
-            return Exit::Runtime;
-        }
+        Err(code) => return code,
     };
     let outcome = rt.block_on(async {
         let served = service.version().await;

@@ -23,6 +23,17 @@ pub(crate) fn error(message: &str, hint: &str) {
     }
 }
 
+/// The multi-threaded async runtime of the network commands (serve, holdout).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            error(&format!("cannot start the async runtime: {e}"), "");
+            Exit::Runtime
+        })
+}
+
 /// Loads a manifest a subcommand needs valid, with its bytes. An unreadable one is a usage error
 /// (exit 2); an invalid one is shown (annotations in Actions) with `consequence`, e.g. "nothing
 /// rendered", and is exit 1.

@@ -218,15 +218,9 @@ pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
     let mut service = Service::new(loaded.predictor, loaded.identity, limits);
     service.log_requests = !args.quiet;
     let service = Arc::new(service);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            error(&format!("cannot start the async runtime: {e}"), "");
-            return Exit::Runtime;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async {
         let address = format!("{}:{}", args.host, args.port);

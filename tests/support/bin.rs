@@ -1,0 +1,22 @@
+//! The `mlops` binary under test, run from the repository root with none of the caller's
+//! `MLOPS_*` or `GITHUB_*` variables (the tests may themselves run inside Actions, and every flag
+//! has an `MLOPS_*` twin that would otherwise leak in).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub(crate) fn mlops() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    c.current_dir(root());
+    for (name, _) in std::env::vars_os() {
+        let n = name.to_string_lossy();
+        if n.starts_with("MLOPS_") || n.starts_with("GITHUB_") {
+            c.env_remove(&name);
+        }
+    }
+    c
+}
