@@ -7,14 +7,17 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, root, tools};
 
+mod holdout;
+
 pub(crate) fn run(name: &str) -> Result<(), String> {
     match name {
         "validate" => validate(),
         "yaml" => yaml(),
         "render" => render(),
         "train" => train(),
+        "holdout" => holdout::run(),
         other => Err(format!(
-            "unknown benchmark `{other}`; known: validate, yaml, render, train"
+            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout"
         )),
     }
 }

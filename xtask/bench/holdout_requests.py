@@ -1,0 +1,56 @@
+"""The competitor of `cargo xtask bench holdout`: what a typical pytest integration test does.
+
+Reads the holdout CSV with the csv module, posts batches of rows to the service's /invocations
+with a requests.Session, one after the other, and scores the answers. Prints one JSON line:
+rows, seconds, accuracy.
+
+usage: holdout_requests.py URL CSV BATCH MAX_ROWS
+"""
+
+import csv
+import json
+import sys
+import time
+
+import requests
+
+
+def main() -> None:
+    url, path, batch, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    session = requests.Session()
+    rows = correct = 0
+    started = time.perf_counter()
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        label = header.index("digit")
+        features = [c for i, c in enumerate(header) if i != label]
+        data, truth = [], []
+
+        def flush() -> int:
+            r = session.post(
+                url + "/invocations",
+                json={"columns": features, "data": data},
+                timeout=30,
+            )
+            r.raise_for_status()
+            predictions = r.json()["predictions"]
+            return sum(p["label"] == t for p, t in zip(predictions, truth))
+
+        for record in reader:
+            data.append([float(v) for i, v in enumerate(record) if i != label])
+            truth.append(record[label])
+            rows += 1
+            if len(data) == batch:
+                correct += flush()
+                data, truth = [], []
+            if rows >= limit:
+                break
+        if data:
+            correct += flush()
+    seconds = time.perf_counter() - started
+    print(json.dumps({"rows": rows, "seconds": seconds, "accuracy": correct / max(rows, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+//! `cargo xtask bench holdout`: `mlops holdout` against `mlops serve` on loopback with a holdout
+//! set of about a million rows built from the quickstart's, side by side with `oha` (the same
+//! endpoint and batch body) and a plain Python `requests` loop; peak RSS at 1M and 10M rows; the
+//! serving throughput and p99 latency at the batch size.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::{json_line, release_binary, tempdir};
+use crate::{cache_dir, cargo, root, tools};
+
+/// The oha release the bench installs (cargo install, into the cache).
+const OHA: &str = "1.16.0";
+
+fn oha() -> Result<PathBuf, String> {
+    let dir = cache_dir().join("oha");
+    let bin = dir.join("bin/oha");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    crate::run(
+        cargo()
+            .args(["install", "oha", "--version", OHA, "--locked", "--root"])
+            .arg(&dir)
+            .env("CARGO_TARGET_DIR", cache_dir().join("oha-target")),
+    )?;
+    Ok(bin)
+}
+
+/// The quickstart holdout file repeated `times` times (the metrics of a whole number of copies
+/// are those of one copy, so the registry's recorded values still apply).
+fn repeated(from: &Path, to: &Path, times: usize) -> Result<usize, String> {
+    let text = std::fs::read_to_string(from).map_err(|e| e.to_string())?;
+    let mut lines = text.lines();
+    let header = lines.next().ok_or("empty holdout file")?;
+    let body: String = lines.map(|l| format!("{l}\n")).collect();
+    let rows = body.lines().count();
+    let file = std::fs::File::create(to).map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "{header}").map_err(|e| e.to_string())?;
+    for _ in 0..times {
+        out.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(rows * times)
+}
+
+struct Serving {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(mlops: &Path, registry: &Path) -> Result<Serving, String> {
+    let mut child = Command::new(mlops)
+        .args([
+            "serve",
+            "--quiet",
+            "--port",
+            "0",
+            "--model",
+            "digits-mlp@1",
+            "--registry",
+        ])
+        .arg(registry)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(a) = line.split("on http://").nth(1) {
+                    break format!("http://{}", a.trim());
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                return Err("mlops serve did not start".to_owned());
+            }
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Serving { child, url })
+}
+
+/// One `mlops holdout` run under `/usr/bin/time`: (report, peak RSS in MB).
+fn holdout(
+    mlops: &Path,
+    registry: &Path,
+    url: &str,
+    file: &Path,
+    parity: bool,
+) -> Result<(serde_json::Value, f64), String> {
+    let mut c = Command::new("/usr/bin/time");
+    c.args(["-f", "maxrss_kb=%M"])
+        .arg(mlops)
+        .args([
+            "holdout",
+            "--format",
+            "json",
+            "--model",
+            "digits-mlp@1",
+            "--manifest",
+        ])
+        .arg(root().join("examples/quickstart/mlops.yaml"))
+        .arg("--registry")
+        .arg(registry)
+        .args(["--endpoint", url, "--holdout"])
+        .arg(file)
+        .env_remove("GITHUB_ACTIONS");
+    if !parity {
+        c.arg("--no-parity");
+    }
+    let out = c
+        .output()
+        .map_err(|e| format!("cannot run /usr/bin/time (Debian package `time`): {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rss = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("maxrss_kb="))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next_back()
+        .ok_or_else(|| format!("no peak RSS from /usr/bin/time: {stderr}"))?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("mlops holdout printed no report ({e}): {stderr}"))?;
+    if report["passed"] != true {
+        return Err(format!("the holdout test did not pass: {}", report));
+    }
+    Ok((report, rss / 1024.0))
+}
+
+pub(crate) fn run() -> Result<(), String> {
+    let bin = tools()?;
+    let oha = oha()?;
+    let mlops = release_binary()?;
+    let scratch = tempdir("bench-holdout")?;
+    let registry = scratch.join("registry");
+    let trained = Command::new(&mlops)
+        .args(["train", "--format", "json", "--manifest"])
+        .arg(root().join("examples/quickstart/mlops.yaml"))
+        .arg("--registry")
+        .arg(&registry)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .map_err(|e| e.to_string())?;
+    json_line(&trained, "mlops train")?;
+    let source = root().join("examples/quickstart/data/digits-holdout.csv");
+    let (million, ten_million) = (
+        scratch.join("holdout-1m.csv"),
+        scratch.join("holdout-10m.csv"),
+    );
+    let per_copy = repeated(&source, &scratch.join("one.csv"), 1)?;
+    let copies = 1_000_000usize.div_ceil(per_copy);
+    let rows_1m = repeated(&source, &million, copies)?;
+    let rows_10m = repeated(&source, &ten_million, copies * 10)?;
+    let service = serve(&mlops, &registry)?;
+    let batch = 256usize;
+
+    // The batch body oha posts: the first `batch` rows as mlops holdout sends them.
+    let text = std::fs::read_to_string(&source).map_err(|e| e.to_string())?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let label = header
+        .iter()
+        .position(|c| *c == "digit")
+        .ok_or("no digit column")?;
+    let columns: Vec<&str> = header
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != label)
+        .map(|(_, c)| *c)
+        .collect();
+    let data: Vec<Vec<f64>> = lines
+        .cycle()
+        .take(batch)
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(i, _)| *i != label)
+                .map(|(_, v)| v.parse().unwrap_or(0.0))
+                .collect()
+        })
+        .collect();
+    let body = scratch.join("body.json");
+    std::fs::write(
+        &body,
+        serde_json::json!({"columns": columns, "data": data}).to_string(),
+    )
+    .map_err(|e| e.to_string())?;
+
+    println!(
+        "bench holdout: mlops serve on loopback (release build), batches of {batch} rows, 4 in flight, {} cores",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    let out = Command::new(&oha)
+        .args([
+            "-z",
+            "15s",
+            "-c",
+            "4",
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-m",
+            "POST",
+        ])
+        .args(["-H", "content-type: application/json", "-D"])
+        .arg(&body)
+        .arg(format!("{}/invocations", service.url))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "oha printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let rps = doc["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0);
+    let p99 = doc["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0;
+    let success = doc["summary"]["successRate"].as_f64().unwrap_or(0.0);
+    let oha_rows = rps * batch as f64;
+    println!(
+        "oha, 15 s, 4 connections: {rps:.0} requests/s = {oha_rows:.0} rows/s, p99 {p99:.2} ms, success rate {success}"
+    );
+
+    let (on, rss_1m) = holdout(&mlops, &registry, &service.url, &million, true)?;
+    let (off, _) = holdout(&mlops, &registry, &service.url, &million, false)?;
+    let on_rows = on["rows_per_second"].as_f64().unwrap_or(0.0);
+    let off_rows = off["rows_per_second"].as_f64().unwrap_or(0.0);
+    println!(
+        "mlops holdout, {rows_1m} rows, parity on:  {on_rows:.0} rows/s, peak RSS {rss_1m:.1} MB"
+    );
+    println!("mlops holdout, {rows_1m} rows, parity off: {off_rows:.0} rows/s");
+
+    let python_rows = 100_000;
+    let out = Command::new(bin.join("python"))
+        .arg(root().join("xtask/bench/holdout_requests.py"))
+        .arg(&service.url)
+        .arg(&million)
+        .args([batch.to_string(), python_rows.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let doc = json_line(&out, "holdout_requests.py")?;
+    let py = doc["rows"].as_f64().unwrap_or(0.0) / doc["seconds"].as_f64().unwrap_or(f64::INFINITY);
+    println!(
+        "python requests loop, first {python_rows} rows: {py:.0} rows/s (accuracy {:.4})",
+        doc["accuracy"].as_f64().unwrap_or(0.0)
+    );
+
+    let (big, rss_10m) = holdout(&mlops, &registry, &service.url, &ten_million, true)?;
+    println!(
+        "mlops holdout, {rows_10m} rows, parity on:  {:.0} rows/s, peak RSS {rss_10m:.1} MB",
+        big["rows_per_second"].as_f64().unwrap_or(0.0)
+    );
+    drop(service);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let vs_oha = off_rows / oha_rows;
+    let vs_python = off_rows / py;
+    let flat = rss_10m <= rss_1m * 1.25;
+    println!(
+        "ratios: holdout (parity off) / oha = {vs_oha:.2}x (goal >= 0.9x: {}); / python requests = {vs_python:.1}x (goal >= 10x: {})",
+        if vs_oha >= 0.9 { "met" } else { "NOT met" },
+        if vs_python >= 10.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "peak RSS 1M {rss_1m:.1} MB, 10M {rss_10m:.1} MB (goal < 64 MB and flat: {})",
+        if rss_10m < 64.0 && flat {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}
