@@ -4,7 +4,6 @@
 //! training time.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -94,6 +93,9 @@ fn request_body(columns: &str, x: &[f32], width: usize) -> Bytes {
     out.extend_from_slice(b"{\"columns\":");
     out.extend_from_slice(columns.as_bytes());
     out.extend_from_slice(b",\"data\":[");
+    // The shortest text that reads back as the same f32 (zmij, the formatter serde_json uses;
+    // three times faster than `Display`, which was a third of the client's time).
+    let mut number = zmij::Buffer::new();
     for (i, row) in x.chunks(width.max(1)).enumerate() {
         if i > 0 {
             out.push(b',');
@@ -103,8 +105,12 @@ fn request_body(columns: &str, x: &[f32], width: usize) -> Bytes {
             if j > 0 {
                 out.push(b',');
             }
-            // Display for f32 is the shortest text that reads back as the same f32.
-            let _ = write!(out, "{v}");
+            if v.is_finite() {
+                out.extend_from_slice(number.format_finite(*v).as_bytes());
+            } else {
+                // Not JSON: the service refuses the batch, naming the row and column.
+                out.extend_from_slice(b"null");
+            }
         }
         out.push(b']');
     }

@@ -13,6 +13,12 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     /// (route, status) -> requests.
@@ -57,22 +63,24 @@ impl Stats {
     pub(crate) fn render(&self, model: &str, identity: &Identity) -> String {
         let mut out = String::new();
         let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = writeln!(
-            out,
-            "# HELP mlops_model_info The model this service serves."
+        family(
+            &mut out,
+            "mlops_model_info",
+            "gauge",
+            "The model this service serves.",
         );
-        let _ = writeln!(out, "# TYPE mlops_model_info gauge");
         let _ = writeln!(
             out,
             "mlops_model_info{{model=\"{}\",artifact_sha256=\"{}\"}} 1",
             label(model),
             label(&identity.artifact_sha256)
         );
-        let _ = writeln!(
-            out,
-            "# HELP mlops_requests_total HTTP requests by route and status."
+        family(
+            &mut out,
+            "mlops_requests_total",
+            "counter",
+            "HTTP requests by route and status.",
         );
-        let _ = writeln!(out, "# TYPE mlops_requests_total counter");
         if let Ok(r) = self.requests.lock() {
             for ((route, status), n) in r.iter() {
                 let _ = writeln!(
@@ -81,21 +89,23 @@ impl Stats {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP mlops_rows_predicted_total Rows answered by /invocations."
+        family(
+            &mut out,
+            "mlops_rows_predicted_total",
+            "counter",
+            "Rows answered by /invocations.",
         );
-        let _ = writeln!(out, "# TYPE mlops_rows_predicted_total counter");
         let _ = writeln!(
             out,
             "mlops_rows_predicted_total {}",
             self.rows.load(Ordering::Relaxed)
         );
-        let _ = writeln!(
-            out,
-            "# HELP mlops_invocation_seconds Time to answer /invocations, body read to response."
+        family(
+            &mut out,
+            "mlops_invocation_seconds",
+            "histogram",
+            "Time to answer /invocations, body read to response.",
         );
-        let _ = writeln!(out, "# TYPE mlops_invocation_seconds histogram");
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             cumulative += self.buckets[i].load(Ordering::Relaxed);
