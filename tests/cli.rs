@@ -1,7 +1,7 @@
 //! End-to-end tests of the `mlops` binary: exit codes, output formats, flags mirrored to
 //! `MLOPS_*` variables, the Actions outputs and summary, and hostile input run as a real process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! statistics, swapped predictions, an edited recorded metric, and a service that is down.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use mlops_train::data::{self, Format};
