@@ -526,3 +526,51 @@ fn holdout_retries_a_flaky_service_and_reports_one_that_is_down() {
     assert!(err.contains("failed 2 times"), "{err}");
     assert!(err.contains("is the service at"), "{err}");
 }
+
+/// The container entrypoint serves `<base>/model` on every interface, on the port SageMaker
+/// names in `SAGEMAKER_BIND_TO_PORT`, verifying the card beside the artifact.
+#[test]
+fn the_container_entrypoint_serves_the_model_directory() {
+    let registry = trained();
+    let base = tempfile::tempdir().expect("tempdir");
+    let model = base.path().join("model");
+    std::fs::create_dir_all(&model).expect("mkdir");
+    for f in ["model.json", "model.safetensors", "card.json"] {
+        std::fs::copy(version_dir(registry.path()).join(f), model.join(f)).expect("copy");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut c = mlops();
+    c.args(["container", "serve"])
+        .env("MLOPS_CONTAINER_BASE", base.path())
+        .env("SAGEMAKER_BIND_TO_PORT", port.to_string());
+    let mut server = Server::spawn(c);
+    assert!(
+        server.log().contains(&format!("on http://0.0.0.0:{port}")),
+        "{}",
+        server.log()
+    );
+    let local: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let ping = http::get(local, "/ping");
+    assert_eq!(ping.status, 200);
+    assert_eq!(ping.header("x-mlops-model"), Some("digits-mlp@1"));
+    assert!(server.stop().success());
+
+    // A model directory changed after registration is refused.
+    let bundle = model.join("model.json");
+    let text = std::fs::read_to_string(&bundle).expect("bundle");
+    std::fs::write(&bundle, text.replacen("\"std\"", "\"std\" ", 1)).expect("write");
+    let out = mlops()
+        .args(["container", "serve"])
+        .env("MLOPS_CONTAINER_BASE", base.path())
+        .env("SAGEMAKER_BIND_TO_PORT", port.to_string())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text_of(&out));
+}
+
+fn text_of(out: &Output) -> String {
+    text(&out.stdout) + &text(&out.stderr)
+}

@@ -17,11 +17,15 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// `mlops serve ARGS --port 0`.
     pub(crate) fn start(mut mlops: Command, args: &[&str]) -> Server {
-        let mut child = mlops
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0"])
+        mlops.arg("serve").args(args).args(["--port", "0"]);
+        Server::spawn(mlops)
+    }
+
+    /// Any command that ends up serving and prints `on http://ADDR`.
+    pub(crate) fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -32,6 +32,9 @@ pub(crate) enum Command {
     Registry(RegistryCommand),
     /// Serve a model over HTTP (SageMaker's inference contract: GET /ping, POST /invocations).
     Serve(ServeArgs),
+    /// The entrypoint of the model container image: `train` (SageMaker training) or `serve`
+    /// (SageMaker hosting), over the `/opt/ml` layout.
+    Container(ContainerArgs),
     /// Push the holdout set through a prediction service and compare its answers with the
     /// model's offline predictions and the holdout metrics recorded at training time.
     Holdout(HoldoutArgs),
@@ -174,6 +177,23 @@ pub(crate) struct ServeArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// What SageMaker starts the container for (the argument it passes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ContainerMode {
+    /// `mlops train-worker` over `<base>`.
+    Train,
+    /// `mlops serve` of `<base>/model` on 0.0.0.0, port `SAGEMAKER_BIND_TO_PORT` or 8080.
+    Serve,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ContainerArgs {
+    pub mode: ContainerMode,
+    /// The base of the container layout.
+    #[arg(long, env = "MLOPS_CONTAINER_BASE", default_value = "/opt/ml")]
+    pub base: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::TrainWorker(args) => cmd::train::worker(&args),
         cli::Command::Registry(command) => cmd::registry::run(&command, format),
         cli::Command::Serve(args) => cmd::serve::run(&args, format),
+        cli::Command::Container(args) => cmd::serve::container(&args, format),
         cli::Command::Holdout(args) => cmd::holdout::run(&args, format),
     };
     code.into()

@@ -11,7 +11,7 @@ use mlops_train::predict::{ARTIFACT_FILES, ArtifactDigest, Predictor};
 use mlops_train::registry::ModelRef;
 
 use super::error;
-use crate::cli::{Format, ServeArgs};
+use crate::cli::{ContainerArgs, ContainerMode, Format, RegistryArgs, ServeArgs, TrainWorkerArgs};
 use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
 
@@ -258,4 +258,49 @@ pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
             }
         }
     })
+}
+
+/// The container entrypoint: SageMaker runs the image with `train` or `serve`. Serving listens
+/// on every interface, on the port SageMaker names in `SAGEMAKER_BIND_TO_PORT` (inference
+/// pipelines) or 8080, and loads `<base>/model` (what SageMaker unpacked `model.tar.gz` into);
+/// a `card.json` there, or `MLOPS_ARTIFACT_SHA256`, is verified.
+pub(crate) fn container(args: &ContainerArgs, format: Format) -> Exit {
+    match args.mode {
+        ContainerMode::Train => crate::cmd::train::worker(&TrainWorkerArgs {
+            base: args.base.clone(),
+        }),
+        ContainerMode::Serve => {
+            let port = match std::env::var("SAGEMAKER_BIND_TO_PORT") {
+                Ok(p) => match p.parse() {
+                    Ok(port) => port,
+                    Err(_) => {
+                        error(
+                            &format!("SAGEMAKER_BIND_TO_PORT is `{p}`, not a port number"),
+                            "",
+                        );
+                        return Exit::Usage;
+                    }
+                },
+                Err(_) => 8080,
+            };
+            let limits = Limits::default();
+            run(
+                &ServeArgs {
+                    model: None,
+                    artifact: Some(args.base.join("model").to_string_lossy().into_owned()),
+                    sha256: std::env::var("MLOPS_ARTIFACT_SHA256").ok(),
+                    host: "0.0.0.0".to_owned(),
+                    port,
+                    max_body_bytes: limits.max_body_bytes,
+                    max_rows: limits.max_rows,
+                    quiet: false,
+                    registry: RegistryArgs {
+                        registry: None,
+                        manifest: "mlops.yaml".into(),
+                    },
+                },
+                format,
+            )
+        }
+    }
 }
