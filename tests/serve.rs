@@ -15,8 +15,12 @@ mod bin;
 use bin::{mlops, root};
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/moto.rs"]
+mod moto;
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/tools.rs"]
+mod tools;
 
 use server::Server;
 
@@ -573,4 +577,79 @@ fn the_container_entrypoint_serves_the_model_directory() {
 
 fn text_of(out: &Output) -> String {
     text(&out.stdout) + &text(&out.stderr)
+}
+
+/// `--sagemaker-endpoint`: the batches go through InvokeEndpoint (moto standing in for SageMaker,
+/// answering in order what the test queued: the real model's answers to those batches), and the
+/// holdout passes with parity on every row. With SageMaker unreachable, the retries run out and
+/// the exit is 3.
+#[test]
+fn holdout_through_a_sagemaker_endpoint() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let registry = trained();
+    let predictor = Predictor::from_dir(&version_dir(registry.path())).expect("loads");
+    let classes = predictor.bundle.signature.classes.clone();
+    let (_, rows, _) = holdout_rows();
+    let results: Vec<serde_json::Value> = rows
+        .chunks(100)
+        .map(|batch| {
+            let outputs = predictor.predict(&batch.concat()).expect("predicts");
+            let body = mlops_serve::server::render("digits-mlp@1", classes.as_deref(), &outputs);
+            serde_json::json!({
+                "Body": String::from_utf8(body).expect("utf-8"),
+                "ContentType": "application/json",
+            })
+        })
+        .collect();
+    let queue = serde_json::json!({ "region": "us-east-1", "results": results });
+    let (status, answer) = moto.http(
+        "POST",
+        "/moto-api/static/sagemaker/endpoint-results",
+        queue.to_string().as_bytes(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let mut c = mlops();
+    c.args([
+        "holdout",
+        "--format",
+        "json",
+        "--model",
+        "digits-mlp@1",
+        "--manifest",
+    ])
+    .arg(manifest())
+    .arg("--registry")
+    .arg(registry.path())
+    .args([
+        "--sagemaker-endpoint",
+        "digits-staging",
+        "--batch-size",
+        "100",
+    ])
+    .args(["--concurrency", "1"]);
+    moto.env(&mut c);
+    let out = c.output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let r = report(&out);
+    assert_eq!(r["endpoint"], "sagemaker:digits-staging");
+    assert_eq!(r["requests"], 3);
+    assert_eq!(r["parity"]["checked"], rows.len());
+    assert_eq!(r["passed"], true);
+
+    let mut c = mlops();
+    c.args(["holdout", "--model", "digits-mlp@1", "--manifest"])
+        .arg(manifest())
+        .arg("--registry")
+        .arg(registry.path())
+        .args(["--sagemaker-endpoint", "digits-staging", "--retries", "1"]);
+    moto::aws_env(&mut c, &format!("http://127.0.0.1:{}", moto::free_port()));
+    let out = c.output().expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", text_of(&out));
+    assert!(
+        text(&out.stderr).contains("sagemaker:digits-staging failed 2 times"),
+        "{}",
+        text_of(&out)
+    );
 }

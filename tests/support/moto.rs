@@ -2,6 +2,8 @@
 //! stopped when dropped; and the environment that points the AWS SDK at it with test
 //! credentials and nothing from the developer's own AWS configuration.
 
+#![allow(dead_code)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -176,6 +176,88 @@ where
     }
 }
 
+/// How an `InvokeEndpoint` call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeError {
+    /// The model container answered 4xx: it refuses the request.
+    Refused { status: u16, message: String },
+    /// Worth another attempt: throttling, the service or the container failing for now, the
+    /// network.
+    Transient(String),
+    /// Not worth another attempt: no such endpoint, credentials, permissions.
+    Fatal(String),
+}
+
+/// The SageMaker runtime (InvokeEndpoint) from the default configuration chain.
+#[derive(Debug, Clone)]
+pub struct SageMakerRuntime {
+    client: aws_sdk_sagemakerruntime::Client,
+}
+
+impl SageMakerRuntime {
+    pub async fn from_env() -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::from_client(aws_sdk_sagemakerruntime::Client::new(&config))
+    }
+
+    /// Over a client built elsewhere (tests build one over mocked responses).
+    pub fn from_client(client: aws_sdk_sagemakerruntime::Client) -> Self {
+        Self { client }
+    }
+
+    /// Posts `body` (JSON) to the endpoint's model container; its answer's body.
+    pub async fn invoke(&self, endpoint: &str, body: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
+        use aws_sdk_sagemakerruntime::error::SdkError;
+        use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError as E;
+        let sent = self
+            .client
+            .invoke_endpoint()
+            .endpoint_name(endpoint)
+            .content_type("application/json")
+            .accept("application/json")
+            .body(aws_sdk_sagemakerruntime::primitives::Blob::new(body))
+            .send()
+            .await;
+        let e = match sent {
+            Ok(out) => return Ok(out.body.map(|b| b.into_inner()).unwrap_or_default()),
+            Err(e) => e,
+        };
+        let text = chain(&e);
+        Err(match &e {
+            SdkError::ServiceError(service) => match service.err() {
+                E::ModelError(m) => {
+                    let status = m
+                        .original_status_code()
+                        .and_then(|c| u16::try_from(c).ok())
+                        .unwrap_or(500);
+                    let message = m
+                        .original_message()
+                        .or(m.message())
+                        .unwrap_or("the model container failed")
+                        .to_owned();
+                    if (400..500).contains(&status) && status != 429 {
+                        InvokeError::Refused { status, message }
+                    } else {
+                        InvokeError::Transient(format!("{status}: {message}"))
+                    }
+                }
+                E::ServiceUnavailable(_)
+                | E::InternalFailure(_)
+                | E::InternalDependencyException(_)
+                | E::ModelNotReadyException(_) => InvokeError::Transient(text),
+                other if other.code() == Some("ThrottlingException") => {
+                    InvokeError::Transient(text)
+                }
+                _ => InvokeError::Fatal(text),
+            },
+            SdkError::DispatchFailure(_)
+            | SdkError::TimeoutError(_)
+            | SdkError::ResponseError(_) => InvokeError::Transient(text),
+            _ => InvokeError::Fatal(text),
+        })
+    }
+}
+
 /// An S3 client from the default configuration chain.
 #[derive(Debug, Clone)]
 pub struct S3 {
@@ -340,6 +422,68 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, AwsError> {
 
 #[cfg(test)]
 mod tests {
+
+    /// InvokeEndpoint's errors sorted into refused (the container's 4xx), worth retrying, and
+    /// fatal, against the SDK's own error types (aws-smithy-mocks answers in place of SageMaker).
+    #[test]
+    fn invoke_errors_are_sorted() {
+        use aws_sdk_sagemakerruntime::Client;
+        use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError as E;
+        use aws_sdk_sagemakerruntime::types::error::{
+            ModelError, ServiceUnavailable, ValidationError,
+        };
+        use aws_smithy_mocks::{mock, mock_client};
+
+        let invoke = |rule: aws_smithy_mocks::Rule| {
+            let client = mock_client!(aws_sdk_sagemakerruntime, [&rule]);
+            runtime()
+                .expect("runtime")
+                .block_on(SageMakerRuntime::from_client(client).invoke("digits", b"{}".to_vec()))
+        };
+        let refused = mock!(Client::invoke_endpoint).then_error(|| {
+            E::ModelError(
+                ModelError::builder()
+                    .original_status_code(400)
+                    .original_message("column `pixel_0` is missing")
+                    .build(),
+            )
+        });
+        assert_eq!(
+            invoke(refused),
+            Err(InvokeError::Refused {
+                status: 400,
+                message: "column `pixel_0` is missing".to_owned()
+            })
+        );
+        let crashed = mock!(Client::invoke_endpoint)
+            .then_error(|| E::ModelError(ModelError::builder().original_status_code(503).build()));
+        assert!(matches!(invoke(crashed), Err(InvokeError::Transient(m)) if m.starts_with("503")));
+        let unavailable = mock!(Client::invoke_endpoint)
+            .then_error(|| E::ServiceUnavailable(ServiceUnavailable::builder().build()));
+        assert!(matches!(
+            invoke(unavailable),
+            Err(InvokeError::Transient(_))
+        ));
+        let no_endpoint = mock!(Client::invoke_endpoint).then_error(|| {
+            E::ValidationError(
+                ValidationError::builder()
+                    .message("Endpoint digits of account 123456789012 not found.")
+                    .build(),
+            )
+        });
+        assert!(
+            matches!(invoke(no_endpoint), Err(InvokeError::Fatal(m)) if m.contains("not found")),
+        );
+        let answered = mock!(Client::invoke_endpoint).then_output(|| {
+            aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput::builder()
+                .body(aws_sdk_sagemakerruntime::primitives::Blob::new(
+                    b"{\"predictions\": []}".to_vec(),
+                ))
+                .build()
+        });
+        assert_eq!(invoke(answered), Ok(b"{\"predictions\": []}".to_vec()));
+    }
+
     use super::*;
 
     #[derive(Debug)]

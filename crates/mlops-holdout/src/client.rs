@@ -1,5 +1,6 @@
-//! Calls to a prediction service: `POST <endpoint>/invocations` over HTTP(S), with a timeout
-//! per attempt and retries with exponential backoff on connection errors, timeouts, 429 and 5xx.
+//! Calls to a prediction service: `POST <endpoint>/invocations` over HTTP(S), or SageMaker's
+//! `InvokeEndpoint`, with a timeout per attempt and retries with exponential backoff on
+//! connection errors, timeouts, throttling (429) and server errors (5xx).
 
 use std::time::Duration;
 
@@ -156,17 +157,93 @@ impl Http {
             }
         }
     }
+}
 
-    /// Posts `body`, retrying as the policy says; the response body on success. `retried` counts
+/// A SageMaker endpoint, called through `InvokeEndpoint`.
+#[derive(Debug, Clone)]
+pub struct SageMaker {
+    runtime: mlops_aws::SageMakerRuntime,
+    name: String,
+    pub policy: Policy,
+}
+
+impl SageMaker {
+    pub fn new(runtime: mlops_aws::SageMakerRuntime, name: &str, policy: Policy) -> Self {
+        Self {
+            runtime,
+            name: name.to_owned(),
+            policy,
+        }
+    }
+
+    async fn attempt(&self, body: Bytes) -> Attempt {
+        let call = self.runtime.invoke(&self.name, body.to_vec());
+        match tokio::time::timeout(self.policy.timeout, call).await {
+            Err(_) => Attempt::Retry(format!(
+                "no answer within {} s",
+                self.policy.timeout.as_secs_f64()
+            )),
+            Ok(Ok(b)) => Attempt::Done(Bytes::from(b)),
+            Ok(Err(mlops_aws::InvokeError::Refused { status, message })) => {
+                Attempt::Fail(CallError::Refused { status, message })
+            }
+            Ok(Err(mlops_aws::InvokeError::Transient(m))) => Attempt::Retry(m),
+            Ok(Err(mlops_aws::InvokeError::Fatal(m))) => Attempt::Fail(CallError::Unavailable(
+                format!("InvokeEndpoint on `{}` failed: {m}", self.name),
+            )),
+        }
+    }
+}
+
+/// The service under test.
+#[derive(Debug, Clone)]
+pub enum Service {
+    Http(Box<Http>),
+    SageMaker(SageMaker),
+}
+
+impl Service {
+    fn policy(&self) -> Policy {
+        match self {
+            Service::Http(h) => h.policy,
+            Service::SageMaker(s) => s.policy,
+        }
+    }
+
+    /// What the reports call it.
+    pub fn endpoint(&self) -> String {
+        match self {
+            Service::Http(h) => h.endpoint(),
+            Service::SageMaker(s) => format!("sagemaker:{}", s.name),
+        }
+    }
+
+    /// The service's `/version` document (SageMaker endpoints expose only `/invocations`).
+    pub async fn version(&self) -> Option<serde_json::Value> {
+        match self {
+            Service::Http(h) => h.version().await,
+            Service::SageMaker(_) => None,
+        }
+    }
+
+    async fn attempt(&self, body: Bytes) -> Attempt {
+        match self {
+            Service::Http(h) => h.attempt(body).await,
+            Service::SageMaker(s) => s.attempt(body).await,
+        }
+    }
+
+    /// Sends `body`, retrying as the policy says; the response body on success. `retried` counts
     /// the retries made.
     pub async fn call(
         &self,
         body: Bytes,
         retried: &std::sync::atomic::AtomicU64,
     ) -> Result<Bytes, CallError> {
-        let mut wait = self.policy.backoff;
+        let policy = self.policy();
+        let mut wait = policy.backoff;
         let mut last = String::new();
-        for attempt in 0..=self.policy.retries {
+        for attempt in 0..=policy.retries {
             if attempt > 0 {
                 retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(jitter(wait)).await;
@@ -180,8 +257,8 @@ impl Http {
         }
         Err(CallError::Unavailable(format!(
             "{} failed {} times; the last time: {last}",
-            self.invocations,
-            self.policy.retries + 1
+            self.endpoint(),
+            policy.retries + 1
         )))
     }
 }

@@ -17,7 +17,7 @@ use mlops_train::predict::{Outputs, Predictor};
 use mlops_train::worker::Signature;
 use serde::Deserialize;
 
-use crate::client::{CallError, Http};
+use crate::client::{CallError, Service};
 use crate::report::{Mismatch, Parity, Report, compare};
 
 /// What to test.
@@ -249,7 +249,7 @@ impl Score {
 }
 
 /// Runs the holdout test against `service`.
-pub async fn run(plan: Plan, service: Http) -> Result<Report, RunError> {
+pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
     let started = Instant::now();
     let plan = Arc::new(plan);
     let concurrency = plan.concurrency.max(1);

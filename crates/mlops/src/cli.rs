@@ -206,6 +206,10 @@ pub(crate) struct HoldoutArgs {
     /// manifest's `--environment`.
     #[arg(long, env = "MLOPS_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// Test a SageMaker endpoint through InvokeEndpoint (the SDK's default credentials)
+    /// instead of a URL.
+    #[arg(long, env = "MLOPS_SAGEMAKER_ENDPOINT", conflicts_with = "endpoint")]
+    pub sagemaker_endpoint: Option<String>,
     /// The manifest's environment whose service to test (`staging` or `production`).
     #[arg(long, env = "MLOPS_ENVIRONMENT", value_parser = ["staging", "production"], default_value = "staging")]
     pub environment: String,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlops_holdout::client::{Http, Policy};
+use mlops_holdout::client::{Http, Policy, SageMaker, Service};
 use mlops_holdout::{Plan, Report, RunError};
 use mlops_manifest::model::DataFormat;
 use mlops_train::data::Format as DataFileFormat;
@@ -94,41 +94,49 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         "production" => &m.environments.production,
         _ => &m.environments.staging,
     };
-    let endpoint = match (&args.endpoint, &environment.url, &environment.sagemaker) {
-        (Some(e), _, _) => e.clone(),
-        (None, Some(url), _) => url.clone(),
-        (None, None, Some(s)) => {
-            error(
-                &format!(
-                    "environments.{} is the SageMaker endpoint `{}`; holdout through \
-                     InvokeEndpoint is not built yet",
-                    args.environment, s.endpoint_name
-                ),
-                "pass the service's URL with --endpoint",
-            );
-            return Exit::Usage;
-        }
-        (None, None, None) => {
-            error(
-                &format!("environments.{} has no url", args.environment),
-                "pass the service's URL with --endpoint",
-            );
-            return Exit::Usage;
-        }
+    // The flags first, then the environment's `url` or `sagemaker` endpoint.
+    let target = match (&args.endpoint, &args.sagemaker_endpoint) {
+        (Some(url), _) => Ok(url.clone()),
+        (None, Some(name)) => Err(name.clone()),
+        (None, None) => match (&environment.url, &environment.sagemaker) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(s)) => Err(s.endpoint_name.clone()),
+            (None, None) => {
+                error(
+                    &format!("environments.{} has no url", args.environment),
+                    "pass the service's URL with --endpoint, or --sagemaker-endpoint NAME",
+                );
+                return Exit::Usage;
+            }
+        },
+    };
+    let endpoint = match &target {
+        Ok(url) => url.clone(),
+        Err(name) => format!("sagemaker:{name}"),
     };
     let policy = Policy {
         timeout: Duration::from_secs(args.timeout_seconds.unwrap_or(u64::from(h.timeout_seconds))),
         retries: args.retries,
         ..Policy::default()
     };
-    let service = match Http::new(&endpoint, policy) {
-        Ok(s) => s,
-        Err(e) => {
-            error(
-                &e,
-                "pass the service's base URL, e.g. --endpoint http://127.0.0.1:8080",
-            );
-            return Exit::Usage;
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let service = match target {
+        Ok(url) => match Http::new(&url, policy) {
+            Ok(s) => Service::Http(Box::new(s)),
+            Err(e) => {
+                error(
+                    &e,
+                    "pass the service's base URL, e.g. --endpoint http://127.0.0.1:8080",
+                );
+                return Exit::Usage;
+            }
+        },
+        Err(name) => {
+            let runtime = rt.block_on(mlops_aws::SageMakerRuntime::from_env());
+            Service::SageMaker(SageMaker::new(runtime, &name, policy))
         }
     };
     let signature = loaded.predictor.bundle.signature.clone();
@@ -145,10 +153,6 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         metrics,
         tolerances: h.tolerances.clone(),
         model,
-    };
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
     };
     let outcome = rt.block_on(async {
         let served = service.version().await;
