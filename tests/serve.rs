@@ -61,19 +61,25 @@ fn serve_registered(registry: &Path, extra: &[&str]) -> Server {
     Server::start(mlops(), &args)
 }
 
+/// `mlops holdout --format json --model digits-mlp@1` on the quickstart manifest and `registry`.
+fn holdout_command(registry: &Path) -> std::process::Command {
+    let mut c = mlops();
+    c.args([
+        "holdout",
+        "--format",
+        "json",
+        "--model",
+        "digits-mlp@1",
+        "--manifest",
+    ])
+    .arg(manifest())
+    .arg("--registry")
+    .arg(registry);
+    c
+}
+
 fn holdout(registry: &Path, endpoint: &str, extra: &[&str]) -> Output {
-    mlops()
-        .args([
-            "holdout",
-            "--format",
-            "json",
-            "--model",
-            "digits-mlp@1",
-            "--manifest",
-        ])
-        .arg(manifest())
-        .arg("--registry")
-        .arg(registry)
+    holdout_command(registry)
         .args(["--endpoint", endpoint])
         .args(extra)
         .output()
@@ -610,19 +616,8 @@ fn holdout_through_a_sagemaker_endpoint() {
         queue.to_string().as_bytes(),
     );
     assert_eq!(status, 201, "{answer}");
-    let mut c = mlops();
+    let mut c = holdout_command(registry.path());
     c.args([
-        "holdout",
-        "--format",
-        "json",
-        "--model",
-        "digits-mlp@1",
-        "--manifest",
-    ])
-    .arg(manifest())
-    .arg("--registry")
-    .arg(registry.path())
-    .args([
         "--sagemaker-endpoint",
         "digits-staging",
         "--batch-size",
