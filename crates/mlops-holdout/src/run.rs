@@ -66,7 +66,8 @@ struct Batch {
     body: Bytes,
     lines: Vec<u64>,
     truth: Vec<Truth>,
-    offline: Option<Outputs>,
+    /// `None` with parity off; an error when the model could not predict the batch offline.
+    offline: Option<Result<Outputs, String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,7 +136,7 @@ fn produce(
     let mut truth = Vec::with_capacity(plan.batch_size);
     let mut stopped = false;
     let mut flush = |x: &mut Vec<f32>, lines: &mut Vec<u64>, truth: &mut Vec<Truth>| -> bool {
-        let offline = plan.parity.as_ref().and_then(|p| p.predict(x).ok());
+        let offline = plan.parity.as_ref().map(|p| p.predict(x));
         let batch = Batch {
             body: request_body(&columns, x, width),
             lines: std::mem::take(lines),
@@ -187,6 +188,17 @@ struct Score {
 
 impl Score {
     fn add(&mut self, batch: &Batch, answer: &Answer) -> Result<(), String> {
+        let offline = match &batch.offline {
+            None => None,
+            Some(Ok(o)) => Some(o),
+            Some(Err(e)) => {
+                return Err(format!(
+                    "the registered model could not predict lines {}-{} offline: {e}",
+                    batch.lines.first().copied().unwrap_or(0),
+                    batch.lines.last().copied().unwrap_or(0)
+                ));
+            }
+        };
         if answer.predictions.len() != batch.truth.len() {
             return Err(format!(
                 "the service answered {} predictions for {} rows (lines {}-{})",
@@ -212,7 +224,7 @@ impl Score {
                     if let Some(t) = t {
                         self.confusion.add(predicted, *t);
                     }
-                    if let Some(Outputs::Classes { index, .. }) = &batch.offline {
+                    if let Some(Outputs::Classes { index, .. }) = offline {
                         self.parity.checked += 1;
                         if index[i] != predicted {
                             let expected = self.classes.get(index[i]).cloned().unwrap_or_default();
@@ -229,7 +241,7 @@ impl Score {
                         "a regression answer has no `value`; is this the right model?".to_owned()
                     })?;
                     self.errors.add(v, *t);
-                    if let Some(Outputs::Values(offline)) = &batch.offline {
+                    if let Some(Outputs::Values(offline)) = offline {
                         self.parity.checked += 1;
                         let o = offline[i];
                         if (v - o).abs() > 1e-5 * o.abs().max(1.0) || !v.is_finite() {
