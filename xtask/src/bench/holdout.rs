@@ -162,7 +162,12 @@ pub(crate) fn run() -> Result<(), String> {
         scratch.join("holdout-1m.csv"),
         scratch.join("holdout-10m.csv"),
     );
-    let per_copy = repeated(&source, &scratch.join("one.csv"), 1)?;
+    let per_copy = std::fs::read_to_string(&source)
+        .map_err(|e| e.to_string())?
+        .lines()
+        .count()
+        .saturating_sub(1)
+        .max(1);
     let copies = 1_000_000usize.div_ceil(per_copy);
     let rows_1m = repeated(&source, &million, copies)?;
     let rows_10m = repeated(&source, &ten_million, copies * 10)?;

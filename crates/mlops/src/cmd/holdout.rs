@@ -54,6 +54,12 @@ fn holdout_file(
     Ok((path, given, kind))
 }
 
+/// The service to test: a base URL, or a SageMaker endpoint's name.
+enum Target {
+    Url(String),
+    SageMaker(String),
+}
+
 pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
     let (m, _) = match valid_manifest(&args.registry.manifest, format, "nothing tested") {
         Ok(found) => found,
@@ -96,11 +102,11 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
     };
     // The flags first, then the environment's `url` or `sagemaker` endpoint.
     let target = match (&args.endpoint, &args.sagemaker_endpoint) {
-        (Some(url), _) => Ok(url.clone()),
-        (None, Some(name)) => Err(name.clone()),
+        (Some(url), _) => Target::Url(url.clone()),
+        (None, Some(name)) => Target::SageMaker(name.clone()),
         (None, None) => match (&environment.url, &environment.sagemaker) {
-            (Some(url), _) => Ok(url.clone()),
-            (None, Some(s)) => Err(s.endpoint_name.clone()),
+            (Some(url), _) => Target::Url(url.clone()),
+            (None, Some(s)) => Target::SageMaker(s.endpoint_name.clone()),
             (None, None) => {
                 error(
                     &format!("environments.{} has no url", args.environment),
@@ -111,8 +117,8 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         },
     };
     let endpoint = match &target {
-        Ok(url) => url.clone(),
-        Err(name) => format!("sagemaker:{name}"),
+        Target::Url(url) => url.clone(),
+        Target::SageMaker(name) => format!("sagemaker:{name}"),
     };
     let policy = Policy {
         timeout: Duration::from_secs(args.timeout_seconds.unwrap_or(u64::from(h.timeout_seconds))),
@@ -124,7 +130,7 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         Err(code) => return code,
     };
     let service = match target {
-        Ok(url) => match Http::new(&url, policy) {
+        Target::Url(url) => match Http::new(&url, policy) {
             Ok(s) => Service::Http(Box::new(s)),
             Err(e) => {
                 error(
@@ -134,7 +140,7 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
                 return Exit::Usage;
             }
         },
-        Err(name) => {
+        Target::SageMaker(name) => {
             let runtime = rt.block_on(mlops_aws::SageMakerRuntime::from_env());
             Service::SageMaker(SageMaker::new(runtime, &name, policy))
         }
