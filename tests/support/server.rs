@@ -35,13 +35,15 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
+            // Logged before the address is handed over, so the log holds that line once
+            // `spawn` returns.
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(a) = line.split("on http://").nth(1) {
-                    let _ = tx.send(a.trim().to_owned());
-                }
                 if let Ok(mut l) = sink.lock() {
                     l.push_str(&line);
                     l.push('\n');
+                }
+                if let Some(a) = line.split("on http://").nth(1) {
+                    let _ = tx.send(a.trim().to_owned());
                 }
             }
         });
