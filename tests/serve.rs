@@ -185,9 +185,39 @@ fn serve_answers_the_sagemaker_contract_and_names_bad_columns() {
     }
     let many = http::request(a, "POST", "/invocations", Some("text/csv"), csv.as_bytes());
     assert_eq!(many.status, 200, "{}", many.text());
-    assert_eq!(
-        many.json()["predictions"].as_array().map(Vec::len),
-        Some(rows.len())
+    let labels: Vec<String> = many.json()["predictions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|p| p["label"].as_str().expect("label").to_owned())
+        .collect();
+    assert_eq!(labels.len(), rows.len());
+    // Asked for CSV (what mlops holdout asks for): one label per line, the same labels.
+    let short = http::request_with(
+        a,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "text/csv"), ("Accept", "text/csv")],
+        csv.as_bytes(),
+    );
+    assert_eq!(short.status, 200, "{}", short.text());
+    assert_eq!(short.header("content-type"), Some("text/csv"));
+    assert_eq!(short.text().lines().collect::<Vec<_>>(), labels);
+    let unwritable = http::request_with(
+        a,
+        "POST",
+        "/invocations",
+        &[
+            ("Content-Type", "text/csv"),
+            ("Accept", "application/x-npy"),
+        ],
+        csv.as_bytes(),
+    );
+    assert_eq!(unwritable.status, 406, "{}", unwritable.text());
+    assert!(
+        unwritable.text().contains("text/csv"),
+        "{}",
+        unwritable.text()
     );
 
     // Mistakes get a 4xx naming the problem, and the server lives on.
@@ -232,7 +262,10 @@ fn serve_answers_the_sagemaker_contract_and_names_bad_columns() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(&format!("mlops_rows_predicted_total {}", 9 + rows.len())),
+        metrics.contains(&format!(
+            "mlops_rows_predicted_total {}",
+            9 + 2 * rows.len()
+        )),
         "{metrics}"
     );
 
@@ -435,11 +468,11 @@ fn holdout_fails_on_swapped_predictions_that_leave_the_metrics_unchanged() {
             if path != "/invocations" || status != 200 {
                 return (status, body);
             }
-            let mut doc: serde_json::Value = serde_json::from_slice(&body).expect("json");
-            if let Some(p) = doc["predictions"].as_array_mut() {
-                p.swap(wrong, right);
-            }
-            (status, doc.to_string().into_bytes())
+            // The holdout asks for CSV answers: one label per line.
+            let text = String::from_utf8(body).expect("utf-8");
+            let mut labels: Vec<&str> = text.lines().collect();
+            labels.swap(wrong, right);
+            (status, (labels.join("\n") + "\n").into_bytes())
         }),
     );
     let out = holdout(

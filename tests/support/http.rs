@@ -84,6 +84,21 @@ pub(crate) fn request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Response {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("Content-Type", ct))
+        .into_iter()
+        .collect();
+    request_with(addr, method, path, &headers, body)
+}
+
+/// Sends one request with these headers and reads the answer.
+pub(crate) fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connects");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -92,8 +107,8 @@ pub(crate) fn request(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).expect("writes");
@@ -181,16 +196,22 @@ fn serve_one(
     let (line, headers, body) = read_message(&mut reader, true)?;
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or("GET"), parts.next().unwrap_or("/"));
-    let content_type = headers
+    // The media types pass through both ways.
+    let passed: Vec<(&str, &str)> = headers
         .iter()
-        .find(|(n, _)| n == "content-type")
-        .map(|(_, v)| v.clone());
-    let answer = request(upstream, method, path, content_type.as_deref(), &body);
+        .filter(|(n, _)| n == "content-type" || n == "accept")
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let answer = request_with(upstream, method, path, &passed, &body);
+    let media = answer
+        .header("content-type")
+        .unwrap_or("application/json")
+        .to_owned();
     let (status, body) = tamper(n, path, answer.status, answer.body);
     let mut out = stream;
     write!(
         out,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} X\r\nContent-Type: {media}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     out.write_all(&body)?;

@@ -1,8 +1,9 @@
 """The competitor of `cargo xtask bench holdout`: what a typical pytest integration test does.
 
 Reads the holdout CSV with the csv module, posts batches of rows to the service's /invocations
-with a requests.Session, one after the other, and scores the answers. Prints one JSON line:
-rows, seconds, accuracy.
+with a requests.Session, one after the other, as the same CSV bodies `mlops holdout` sends (a
+header, then the rows' feature fields as the file has them) asking for CSV answers (one label per
+line), and scores the answers. Prints one JSON line: rows, seconds, accuracy.
 
 usage: holdout_requests.py URL CSV BATCH MAX_ROWS
 """
@@ -24,21 +25,22 @@ def main() -> None:
         reader = csv.reader(f)
         header = next(reader)
         label = header.index("digit")
-        features = [c for i, c in enumerate(header) if i != label]
+        head = ",".join(c for i, c in enumerate(header) if i != label) + "\n"
         data, truth = [], []
 
         def flush() -> int:
             r = session.post(
                 url + "/invocations",
-                json={"columns": features, "data": data},
+                data=head + "".join(data),
+                headers={"Content-Type": "text/csv", "Accept": "text/csv"},
                 timeout=30,
             )
             r.raise_for_status()
-            predictions = r.json()["predictions"]
-            return sum(p["label"] == t for p, t in zip(predictions, truth))
+            predictions = r.text.splitlines()
+            return sum(p == t for p, t in zip(predictions, truth))
 
         for record in reader:
-            data.append([float(v) for i, v in enumerate(record) if i != label])
+            data.append(",".join(v for i, v in enumerate(record) if i != label) + "\n")
             truth.append(record[label])
             rows += 1
             if len(data) == batch:

@@ -176,6 +176,13 @@ where
     }
 }
 
+/// What an `InvokeEndpoint` call answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoked {
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+}
+
 /// How an `InvokeEndpoint` call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvokeError {
@@ -205,21 +212,33 @@ impl SageMakerRuntime {
         Self { client }
     }
 
-    /// Posts `body` (JSON) to the endpoint's model container; its answer's body.
-    pub async fn invoke(&self, endpoint: &str, body: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
+    /// Posts `body` (of `content_type`, asking for `accept`) to the endpoint's model container;
+    /// its answer.
+    pub async fn invoke(
+        &self,
+        endpoint: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        accept: &str,
+    ) -> Result<Invoked, InvokeError> {
         use aws_sdk_sagemakerruntime::error::SdkError;
         use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError as E;
         let sent = self
             .client
             .invoke_endpoint()
             .endpoint_name(endpoint)
-            .content_type("application/json")
-            .accept("application/json")
+            .content_type(content_type)
+            .accept(accept)
             .body(aws_sdk_sagemakerruntime::primitives::Blob::new(body))
             .send()
             .await;
         let e = match sent {
-            Ok(out) => return Ok(out.body.map(|b| b.into_inner()).unwrap_or_default()),
+            Ok(out) => {
+                return Ok(Invoked {
+                    content_type: out.content_type,
+                    body: out.body.map(|b| b.into_inner()).unwrap_or_default(),
+                });
+            }
             Err(e) => e,
         };
         let text = chain(&e);
@@ -438,7 +457,12 @@ mod tests {
             let client = mock_client!(aws_sdk_sagemakerruntime, [&rule]);
             runtime()
                 .expect("runtime")
-                .block_on(SageMakerRuntime::from_client(client).invoke("digits", b"{}".to_vec()))
+                .block_on(SageMakerRuntime::from_client(client).invoke(
+                    "digits",
+                    b"{}".to_vec(),
+                    "application/json",
+                    "application/json",
+                ))
         };
         let refused = mock!(Client::invoke_endpoint).then_error(|| {
             E::ModelError(
@@ -479,9 +503,16 @@ mod tests {
                 .body(aws_sdk_sagemakerruntime::primitives::Blob::new(
                     b"{\"predictions\": []}".to_vec(),
                 ))
+                .content_type("application/json")
                 .build()
         });
-        assert_eq!(invoke(answered), Ok(b"{\"predictions\": []}".to_vec()));
+        assert_eq!(
+            invoke(answered),
+            Ok(Invoked {
+                body: b"{\"predictions\": []}".to_vec(),
+                content_type: Some("application/json".to_owned())
+            })
+        );
     }
 
     use super::*;

@@ -58,9 +58,21 @@ pub struct Http {
     pub policy: Policy,
 }
 
+/// A successful answer: its body and its media type.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+}
+
+/// What the test sends: CSV batches with a header, asking for CSV answers (one prediction per
+/// line; an mlops service answers in JSON to anything else, and the reader takes either).
+const CONTENT_TYPE: &str = "text/csv";
+const ACCEPT: &str = "text/csv, application/json";
+
 /// What one attempt gave.
 enum Attempt {
-    Done(Bytes),
+    Done(Reply),
     Retry(String),
     Fail(CallError),
 }
@@ -127,8 +139,8 @@ impl Http {
 
     async fn attempt(&self, body: Bytes) -> Attempt {
         let request = hyper::Request::post(self.invocations.clone())
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
+            .header("content-type", CONTENT_TYPE)
+            .header("accept", ACCEPT)
             .body(Full::new(body));
         let request = match request {
             Ok(r) => r,
@@ -137,8 +149,13 @@ impl Http {
         let call = async {
             let response = self.client.request(request).await?;
             let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body, content_type))
         };
         match tokio::time::timeout(self.policy.timeout, call).await {
             Err(_) => Attempt::Retry(format!(
@@ -146,8 +163,8 @@ impl Http {
                 self.policy.timeout.as_secs_f64()
             )),
             Ok(Err(e)) => Attempt::Retry(chain(e.as_ref())),
-            Ok(Ok((200..=299, body))) => Attempt::Done(body),
-            Ok(Ok((status, body))) => {
+            Ok(Ok((200..=299, body, content_type))) => Attempt::Done(Reply { body, content_type }),
+            Ok(Ok((status, body, _))) => {
                 let message = service_message(&body);
                 if status == 429 || status >= 500 {
                     Attempt::Retry(format!("{status}: {message}"))
@@ -177,13 +194,18 @@ impl SageMaker {
     }
 
     async fn attempt(&self, body: Bytes) -> Attempt {
-        let call = self.runtime.invoke(&self.name, body.to_vec());
+        let call = self
+            .runtime
+            .invoke(&self.name, body.to_vec(), CONTENT_TYPE, ACCEPT);
         match tokio::time::timeout(self.policy.timeout, call).await {
             Err(_) => Attempt::Retry(format!(
                 "no answer within {} s",
                 self.policy.timeout.as_secs_f64()
             )),
-            Ok(Ok(b)) => Attempt::Done(Bytes::from(b)),
+            Ok(Ok(answer)) => Attempt::Done(Reply {
+                body: Bytes::from(answer.body),
+                content_type: answer.content_type,
+            }),
             Ok(Err(mlops_aws::InvokeError::Refused { status, message })) => {
                 Attempt::Fail(CallError::Refused { status, message })
             }
@@ -239,7 +261,7 @@ impl Service {
         &self,
         body: Bytes,
         retried: &std::sync::atomic::AtomicU64,
-    ) -> Result<Bytes, CallError> {
+    ) -> Result<Reply, CallError> {
         let policy = self.policy();
         let mut wait = policy.backoff;
         let mut last = String::new();

@@ -13,11 +13,12 @@ use hyper::body::Bytes;
 use mlops_manifest::model::{Metric, Task};
 use mlops_train::data::{self, Format};
 use mlops_train::metrics::{Confusion, Errors};
+use mlops_train::number;
 use mlops_train::predict::{Outputs, Predictor};
 use mlops_train::worker::Signature;
 use serde::Deserialize;
 
-use crate::client::{CallError, Service};
+use crate::client::{CallError, Reply, Service};
 use crate::report::{Mismatch, Parity, Report, compare};
 
 /// What to test.
@@ -76,7 +77,7 @@ enum Truth {
     Value(f32),
 }
 
-/// The service's answer, the fields the test reads.
+/// The service's JSON answer, the fields the test reads.
 #[derive(Deserialize)]
 struct Answer {
     predictions: Vec<Prediction>,
@@ -88,35 +89,99 @@ struct Prediction {
     value: Option<f32>,
 }
 
-/// Writes `{"columns": [...], "data": [[...], ...]}` for rows of `width` values.
-fn request_body(columns: &str, x: &[f32], width: usize) -> Bytes {
-    let mut out = Vec::with_capacity(columns.len() + x.len() * 8 + 32);
-    out.extend_from_slice(b"{\"columns\":");
-    out.extend_from_slice(columns.as_bytes());
-    out.extend_from_slice(b",\"data\":[");
-    // The shortest text that reads back as the same f32 (zmij, the formatter serde_json uses;
-    // three times faster than `Display`, which was a third of the client's time).
-    let mut number = zmij::Buffer::new();
-    for (i, row) in x.chunks(width.max(1)).enumerate() {
-        if i > 0 {
+/// One prediction as the service gave it.
+#[derive(Debug, Clone, PartialEq)]
+enum Said {
+    Label(String),
+    Value(f32),
+}
+
+/// The predictions in a reply: CSV (one per line: a label or a value) or the JSON answer.
+fn read_reply(reply: &Reply, task: Task) -> Result<Vec<Said>, String> {
+    let csv = reply
+        .content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("text/csv"));
+    if !csv {
+        let answer: Answer = serde_json::from_slice(&reply.body)
+            .map_err(|e| format!("the service's answer is not the prediction JSON: {e}"))?;
+        return answer
+            .predictions
+            .into_iter()
+            .map(|p| match task {
+                Task::Classification => p.label.map(Said::Label).ok_or_else(|| {
+                    "a classification answer has no `label`; is this the right model?".to_owned()
+                }),
+                Task::Regression => p.value.map(Said::Value).ok_or_else(|| {
+                    "a regression answer has no `value`; is this the right model?".to_owned()
+                }),
+            })
+            .collect();
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(&reply.body[..]);
+    let mut said = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(format!("the service's CSV answer is malformed: {e}")),
+        }
+        let field = record.get(0).unwrap_or_default();
+        said.push(match task {
+            Task::Classification => Said::Label(String::from_utf8_lossy(field).into_owned()),
+            Task::Regression => Said::Value(number::parse(field).ok_or_else(|| {
+                format!(
+                    "the service answered `{}` where a regression value belongs",
+                    String::from_utf8_lossy(field)
+                )
+            })?),
+        });
+    }
+    Ok(said)
+}
+
+/// The CSV header of every request: the signature's feature names, in its order.
+fn csv_header(features: &[String]) -> Vec<u8> {
+    let names: Vec<String> = features
+        .iter()
+        .map(|name| {
+            if name.contains([',', '"', '\n', '\r']) || name.trim() != name {
+                format!("\"{}\"", name.replace('"', "\"\""))
+            } else {
+                name.clone()
+            }
+        })
+        .collect();
+    let mut line = names.join(",").into_bytes();
+    line.push(b'\n');
+    line
+}
+
+/// Appends one CSV row to `out`: each field's own text from the file when it has one (no float
+/// formatting; the service reads it with the same parser as the offline reader), else the
+/// shortest text that reads back as the same `f32`.
+fn write_row(out: &mut Vec<u8>, row: &data::Row<'_>, number: &mut zmij::Buffer) {
+    let plain = |t: &[u8]| {
+        !t.is_empty()
+            && t.iter()
+                .all(|b| b.is_ascii_graphic() && *b != b',' && *b != b'"')
+    };
+    let mut text = row.text.as_ref().map(|t| t.iter());
+    for (j, v) in row.features.iter().enumerate() {
+        if j > 0 {
             out.push(b',');
         }
-        out.push(b'[');
-        for (j, v) in row.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            if v.is_finite() {
-                out.extend_from_slice(number.format_finite(*v).as_bytes());
-            } else {
-                // Not JSON: the service refuses the batch, naming the row and column.
-                out.extend_from_slice(b"null");
-            }
+        match text.as_mut().and_then(Iterator::next) {
+            Some(t) if plain(t) => out.extend_from_slice(t),
+            _ => out.extend_from_slice(number.format_finite(*v).as_bytes()),
         }
-        out.push(b']');
     }
-    out.extend_from_slice(b"]}");
-    Bytes::from(out)
+    out.push(b'\n');
 }
 
 /// Reads the dataset on this (blocking) thread and hands batches to `send`.
@@ -126,19 +191,29 @@ fn produce(
 ) -> Result<data::FileDigest, data::DataError> {
     let s = &plan.signature;
     let width = s.features.len();
-    let columns = serde_json::to_string(&s.features).unwrap_or_else(|_| "[]".to_owned());
+    let header = csv_header(&s.features);
     let classes: Option<BTreeMap<&str, usize>> = s
         .classes
         .as_ref()
         .map(|c| c.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect());
-    let mut x = Vec::with_capacity(plan.batch_size * width);
+    // The features as numbers are kept only for the offline prediction (parity).
+    let keep = plan.parity.is_some();
+    let mut x = Vec::with_capacity(if keep { plan.batch_size * width } else { 0 });
+    let mut body = header.clone();
+    let mut number = zmij::Buffer::new();
     let mut lines = Vec::with_capacity(plan.batch_size);
     let mut truth = Vec::with_capacity(plan.batch_size);
     let mut stopped = false;
-    let mut flush = |x: &mut Vec<f32>, lines: &mut Vec<u64>, truth: &mut Vec<Truth>| -> bool {
+    let mut flush = |x: &mut Vec<f32>,
+                     body: &mut Vec<u8>,
+                     lines: &mut Vec<u64>,
+                     truth: &mut Vec<Truth>|
+     -> bool {
         let offline = plan.parity.as_ref().map(|p| p.predict(x));
+        let mut next = Vec::with_capacity(body.len());
+        next.extend_from_slice(&header);
         let batch = Batch {
-            body: request_body(&columns, x, width),
+            body: Bytes::from(std::mem::replace(body, next)),
             lines: std::mem::take(lines),
             truth: std::mem::take(truth),
             offline,
@@ -156,7 +231,10 @@ fn produce(
             if stopped {
                 return Err("stopped".to_owned());
             }
-            x.extend_from_slice(row.features);
+            if keep {
+                x.extend_from_slice(row.features);
+            }
+            write_row(&mut body, &row, &mut number);
             lines.push(row.line);
             truth.push(match &classes {
                 Some(map) => Truth::Class(map.get(row.label.trim()).copied()),
@@ -164,21 +242,20 @@ fn produce(
                     format!("the regression target is `{}`, not a number", row.label)
                 })?),
             });
-            if lines.len() == plan.batch_size && !flush(&mut x, &mut lines, &mut truth) {
+            if lines.len() == plan.batch_size && !flush(&mut x, &mut body, &mut lines, &mut truth) {
                 stopped = true;
             }
             Ok(())
         },
     )?;
     if !lines.is_empty() {
-        flush(&mut x, &mut lines, &mut truth);
+        flush(&mut x, &mut body, &mut lines, &mut truth);
     }
     Ok(digest)
 }
 
 /// Accumulates answers as they arrive, in dataset order.
 struct Score {
-    task: Task,
     classes: Vec<String>,
     confusion: Confusion,
     errors: Errors,
@@ -187,7 +264,7 @@ struct Score {
 }
 
 impl Score {
-    fn add(&mut self, batch: &Batch, answer: &Answer) -> Result<(), String> {
+    fn add(&mut self, batch: &Batch, said: &[Said]) -> Result<(), String> {
         let offline = match &batch.offline {
             None => None,
             Some(Ok(o)) => Some(o),
@@ -199,23 +276,19 @@ impl Score {
                 ));
             }
         };
-        if answer.predictions.len() != batch.truth.len() {
+        if said.len() != batch.truth.len() {
             return Err(format!(
                 "the service answered {} predictions for {} rows (lines {}-{})",
-                answer.predictions.len(),
+                said.len(),
                 batch.truth.len(),
                 batch.lines.first().copied().unwrap_or(0),
                 batch.lines.last().copied().unwrap_or(0)
             ));
         }
-        for (i, (p, t)) in answer.predictions.iter().zip(&batch.truth).enumerate() {
+        for (i, (p, t)) in said.iter().zip(&batch.truth).enumerate() {
             self.rows += 1;
-            match (self.task, t) {
-                (Task::Classification, Truth::Class(t)) => {
-                    let label = p.label.as_deref().ok_or_else(|| {
-                        "a classification answer has no `label`; is this the right model?"
-                            .to_owned()
-                    })?;
+            match (p, t) {
+                (Said::Label(label), Truth::Class(t)) => {
                     let predicted = self
                         .classes
                         .iter()
@@ -231,15 +304,13 @@ impl Score {
                             self.parity.mismatch(Mismatch {
                                 line: batch.lines[i],
                                 expected,
-                                observed: label.to_owned(),
+                                observed: label.clone(),
                             });
                         }
                     }
                 }
-                (Task::Regression, Truth::Value(t)) => {
-                    let v = p.value.ok_or_else(|| {
-                        "a regression answer has no `value`; is this the right model?".to_owned()
-                    })?;
+                (Said::Value(v), Truth::Value(t)) => {
+                    let v = *v;
                     self.errors.add(v, *t);
                     if let Some(Outputs::Values(offline)) = offline {
                         self.parity.checked += 1;
@@ -273,7 +344,6 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
     let retried = Arc::new(AtomicU64::new(0));
     let s = &plan.signature;
     let mut score = Score {
-        task: s.task,
         classes: s.classes.clone().unwrap_or_default(),
         confusion: Confusion::new(s.classes.as_ref().map_or(0, Vec::len)),
         errors: Errors::default(),
@@ -283,7 +353,7 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
         },
         rows: 0,
     };
-    let mut in_flight: VecDeque<tokio::task::JoinHandle<(Batch, Result<Bytes, CallError>)>> =
+    let mut in_flight: VecDeque<tokio::task::JoinHandle<(Batch, Result<Reply, CallError>)>> =
         VecDeque::new();
     let mut requests = 0u64;
     let mut open = true;
@@ -309,20 +379,16 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
             Ok(done) => done,
             Err(e) => break Some(RunError::Service(format!("a request task failed: {e}"))),
         };
-        let body = match answer {
-            Ok(b) => b,
+        let reply = match answer {
+            Ok(r) => r,
             Err(e @ CallError::Refused { .. }) => break Some(RunError::Refused(e)),
             Err(CallError::Unavailable(m)) => break Some(RunError::Service(m)),
         };
-        let parsed: Answer = match serde_json::from_slice(&body) {
-            Ok(a) => a,
-            Err(e) => {
-                break Some(RunError::Service(format!(
-                    "the service's answer is not the prediction JSON: {e}"
-                )));
-            }
+        let said = match read_reply(&reply, s.task) {
+            Ok(said) => said,
+            Err(m) => break Some(RunError::Service(m)),
         };
-        if let Err(m) = score.add(&batch, &parsed) {
+        if let Err(m) = score.add(&batch, &said) {
             break Some(RunError::Service(m));
         }
     };
@@ -365,22 +431,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_bodies_round_trip_every_float() {
-        let x = [0.1f32, -3.5, 16.0, 1e-7, f32::MAX, 0.0];
-        let body = request_body(r#"["a","b","c"]"#, &x, 3);
-        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(v["columns"], serde_json::json!(["a", "b", "c"]));
-        let back: Vec<f32> = v["data"]
-            .as_array()
-            .expect("rows")
+    fn rows_without_file_text_round_trip_every_float() {
+        let values = [0.1f32, -3.5, 16.0, 1e-7, f32::MAX, 0.0];
+        let mut body = csv_header(&["a".to_owned(), "b,c".to_owned(), "d".to_owned()]);
+        let mut number = zmij::Buffer::new();
+        for row in values.chunks(3) {
+            let row = data::Row {
+                line: 2,
+                features: row,
+                label: "x",
+                text: None,
+            };
+            write_row(&mut body, &row, &mut number);
+        }
+        let mut reader = csv::Reader::from_reader(&body[..]);
+        let header: Vec<String> = reader
+            .headers()
+            .expect("header")
             .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(header, ["a", "b,c", "d"]);
+        let back: Vec<u32> = reader
+            .byte_records()
             .flat_map(|r| {
-                r.as_array()
-                    .expect("row")
-                    .iter()
-                    .map(|n| n.as_f64().expect("num") as f32)
+                let r = r.expect("record");
+                r.iter()
+                    .map(|f| number::parse(f).expect("number").to_bits())
+                    .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(back, x);
+        assert_eq!(back, values.map(f32::to_bits));
+    }
+
+    #[test]
+    fn replies_are_read_as_csv_or_json_by_their_media_type() {
+        let reply = |body: &str, media: &str| Reply {
+            body: Bytes::from(body.to_owned()),
+            content_type: Some(media.to_owned()),
+        };
+        let csv = reply("3\n\"a,b\"\n7\n", "text/csv; charset=utf-8");
+        assert_eq!(
+            read_reply(&csv, Task::Classification),
+            Ok(vec![
+                Said::Label("3".into()),
+                Said::Label("a,b".into()),
+                Said::Label("7".into())
+            ])
+        );
+        let values = reply("1.5\n-2\n", "text/csv");
+        assert_eq!(
+            read_reply(&values, Task::Regression),
+            Ok(vec![Said::Value(1.5), Said::Value(-2.0)])
+        );
+        let bad = reply("1.5\nabc\n", "text/csv");
+        let m = read_reply(&bad, Task::Regression).expect_err("not a number");
+        assert!(m.contains("`abc`"), "{m}");
+        let json = reply(
+            r#"{"predictions": [{"label": "3", "probabilities": [0.9]}]}"#,
+            "application/json",
+        );
+        assert_eq!(
+            read_reply(&json, Task::Classification),
+            Ok(vec![Said::Label("3".into())])
+        );
+        let m = read_reply(&json, Task::Regression).expect_err("no value");
+        assert!(m.contains("no `value`"), "{m}");
     }
 }

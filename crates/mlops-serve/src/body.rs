@@ -87,6 +87,28 @@ impl Media {
     }
 }
 
+/// The answer's media type, from `Accept`: the first listed range the service can write (JSON
+/// when absent or `*/*`). `None`: nothing listed can be written (406).
+pub fn answer_media(accept: Option<&str>) -> Option<Media> {
+    let Some(accept) = accept else {
+        return Some(Media::Json);
+    };
+    accept.split(',').find_map(|range| {
+        let essence = range.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("text/csv") || essence.eq_ignore_ascii_case("text/*") {
+            Some(Media::Csv)
+        } else if essence.is_empty()
+            || essence == "*/*"
+            || essence.eq_ignore_ascii_case("application/json")
+            || essence.eq_ignore_ascii_case("application/*")
+        {
+            Some(Media::Json)
+        } else {
+            None
+        }
+    })
+}
+
 /// Parses `body` for a model whose features are `features`.
 pub fn parse(
     media: Media,
@@ -196,9 +218,9 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
     let width = features.len();
     let mut x = Vec::new();
     let mut rows = 0usize;
-    let mut record = csv::StringRecord::new();
+    let mut record = csv::ByteRecord::new();
     loop {
-        match reader.read_record(&mut record) {
+        match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => return Err(Rejection::bad(format!("the CSV is malformed: {e}"))),
@@ -217,16 +239,13 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
             )));
         }
         for (field, name) in record.iter().zip(features) {
-            let v: f32 = field.trim().parse().map_err(|_| {
+            // The reader of the training data reads numbers the same way (same text, same f32).
+            let v = mlops_train::number::parse(field).ok_or_else(|| {
                 Rejection::bad(format!(
-                    "CSV line {line}, column `{name}`: `{field}` is not a number"
+                    "CSV line {line}, column `{name}`: `{}` is not a finite number",
+                    String::from_utf8_lossy(field)
                 ))
             })?;
-            if !v.is_finite() {
-                return Err(Rejection::bad(format!(
-                    "CSV line {line}, column `{name}`: `{field}` is not a finite number"
-                )));
-            }
             x.push(v);
         }
         rows += 1;
@@ -651,7 +670,10 @@ mod tests {
             Limits::default(),
         );
         let m = csv.expect_err("not a number").message;
-        assert!(m.contains("line 2, column `b`: `x` is not a number"), "{m}");
+        assert!(
+            m.contains("line 2, column `b`: `x` is not a finite number"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -698,5 +720,21 @@ mod tests {
             Media::of(Some("application/x-npy")).map_err(|r| r.status),
             Err(415)
         );
+    }
+
+    #[test]
+    fn answer_media_follow_accept_in_order() {
+        assert_eq!(answer_media(None), Some(Media::Json));
+        assert_eq!(answer_media(Some("*/*")), Some(Media::Json));
+        assert_eq!(answer_media(Some("text/csv")), Some(Media::Csv));
+        assert_eq!(
+            answer_media(Some("application/x-npy, text/csv;q=0.9, application/json")),
+            Some(Media::Csv)
+        );
+        assert_eq!(
+            answer_media(Some("application/json, text/csv")),
+            Some(Media::Json)
+        );
+        assert_eq!(answer_media(Some("application/x-npy")), None);
     }
 }

@@ -211,18 +211,31 @@ async fn invocations(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let Some(answer_media) = body::answer_media(accept) else {
+        return error(
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "cannot answer in `{}`; accept application/json (labels and probabilities, or values) or text/csv (one prediction per line)",
+                accept.unwrap_or_default()
+            ),
+        );
+    };
     let worker = service.clone();
     // Parsing and the forward pass are CPU work: off the async threads.
-    let done =
-        tokio::task::spawn_blocking(move || answer(&worker, content_type.as_deref(), &body)).await;
+    let done = tokio::task::spawn_blocking(move || {
+        answer(&worker, content_type.as_deref(), answer_media, &body)
+    })
+    .await;
     match done {
-        Ok(Ok((rows, json))) => {
+        Ok(Ok((rows, written))) => {
+            let media = match answer_media {
+                Media::Json => "application/json",
+                Media::Csv => "text/csv",
+            };
             let mut r = (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                Body::from(json),
+                [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
+                Body::from(written),
             )
                 .into_response();
             r.extensions_mut().insert(Served(rows));
@@ -239,10 +252,11 @@ async fn invocations(
     }
 }
 
-/// Parses, predicts and writes the JSON answer: (rows, body).
+/// Parses, predicts and writes the answer in `answer_media`: (rows, body).
 fn answer(
     service: &Service,
     content_type: Option<&str>,
+    answer_media: Media,
     body: &[u8],
 ) -> Result<(usize, Vec<u8>), Rejection> {
     let media = Media::of(content_type)?;
@@ -252,8 +266,56 @@ fn answer(
         status: 500,
         message: format!("the model could not predict: {e}"),
     })?;
-    let json = render(service.model_name(), signature.classes.as_deref(), &outputs);
-    Ok((batch.rows, json))
+    let classes = signature.classes.as_deref();
+    let written = match answer_media {
+        Media::Json => render(service.model_name(), classes, &outputs),
+        Media::Csv => render_csv(classes, &outputs),
+    };
+    Ok((batch.rows, written))
+}
+
+/// One line per row, no header: the predicted label (quoted when it needs to be) or the value,
+/// written as the shortest text that reads back as the same `f32`.
+pub fn render_csv(classes: Option<&[String]>, outputs: &Outputs) -> Vec<u8> {
+    let mut out = Vec::new();
+    match outputs {
+        Outputs::Classes { index, .. } => {
+            let names = classes.unwrap_or(&[]);
+            let quoted: Vec<Vec<u8>> = names.iter().map(|n| csv_field(n)).collect();
+            out.reserve(index.len() * 4);
+            for &i in index {
+                out.extend_from_slice(quoted.get(i).map_or(&b""[..], Vec::as_slice));
+                out.push(b'\n');
+            }
+        }
+        Outputs::Values(values) => {
+            let mut number = zmij::Buffer::new();
+            out.reserve(values.len() * 12);
+            for v in values {
+                if v.is_finite() {
+                    out.extend_from_slice(number.format_finite(*v).as_bytes());
+                } else {
+                    out.extend_from_slice(v.to_string().as_bytes());
+                }
+                out.push(b'\n');
+            }
+        }
+    }
+    out
+}
+
+/// `text` as one CSV field: quoted, with quotes doubled, when it holds a comma, a quote, a line
+/// break or leading or trailing spaces.
+fn csv_field(text: &str) -> Vec<u8> {
+    let needs = text.is_empty()
+        || text.contains([',', '"', '\n', '\r'])
+        || text.starts_with(' ')
+        || text.ends_with(' ');
+    if needs {
+        format!("\"{}\"", text.replace('"', "\"\"")).into_bytes()
+    } else {
+        text.as_bytes().to_vec()
+    }
 }
 
 /// `{"model": ..., "classes": [...], "predictions": [{"label": ..., "probabilities": [...]}]}` or

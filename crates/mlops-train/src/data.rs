@@ -94,6 +94,24 @@ pub struct Row<'a> {
     pub line: u64,
     pub features: &'a [f32],
     pub label: &'a str,
+    /// The features' text as the file has it (CSV only), in the same order as `features`.
+    pub text: Option<FieldText<'a>>,
+}
+
+/// The text of a CSV row's feature fields, whitespace trimmed.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldText<'a> {
+    record: &'a csv::ByteRecord,
+    at: &'a [usize],
+}
+
+impl<'a> FieldText<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let record = self.record;
+        self.at
+            .iter()
+            .map(move |&i| crate::number::trim(record.get(i).unwrap_or_default()))
+    }
 }
 
 /// A reader that hashes every byte it passes on.
@@ -214,11 +232,11 @@ fn read_csv(
     let feature_at: Vec<usize> = features.iter().map(|f| find(f)).collect::<Result<_, _>>()?;
     let label_at = find(label)?;
     let mut values = vec![0f32; features.len()];
-    let mut record = csv::StringRecord::new();
+    let mut record = csv::ByteRecord::new();
     let mut rows = 0;
-    while reader.read_record(&mut record).map_err(csv_error)? {
+    while reader.read_byte_record(&mut record).map_err(csv_error)? {
         let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record.get(0).is_some_and(str::is_empty) {
+        if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
             continue; // a blank line
         }
         if record.len() != names.len() {
@@ -234,17 +252,30 @@ fn read_csv(
             ));
         }
         for (slot, (&at, name)) in values.iter_mut().zip(feature_at.iter().zip(features)) {
-            let text = record.get(at).unwrap_or("").trim();
-            *slot = number(text).ok_or_else(|| {
+            let field = record.get(at).unwrap_or_default();
+            *slot = crate::number::parse(field).ok_or_else(|| {
+                let text = String::from_utf8_lossy(field);
                 DataError::at(
                     path,
                     Some(line),
-                    format!("feature `{name}` is {}, not a number", shown_value(text)),
+                    format!(
+                        "feature `{name}` is {}, not a number",
+                        shown_value(text.trim())
+                    ),
                     "features must be numbers; encode categories as numbers first",
                 )
             })?;
         }
-        let label_text = record.get(label_at).unwrap_or("").trim();
+        let label_text = std::str::from_utf8(record.get(label_at).unwrap_or_default())
+            .map_err(|e| {
+                DataError::at(
+                    path,
+                    Some(line),
+                    format!("label `{label}` is not UTF-8 text: {e}"),
+                    "save the file as UTF-8",
+                )
+            })?
+            .trim();
         if label_text.is_empty() {
             return Err(DataError::at(
                 path,
@@ -257,6 +288,10 @@ fn read_csv(
             line,
             features: &values,
             label: label_text,
+            text: Some(FieldText {
+                record: &record,
+                at: &feature_at,
+            }),
         })
         .map_err(|m| DataError::at(path, Some(line), m, ""))?;
         rows += 1;
@@ -347,6 +382,7 @@ fn read_jsonl(
             line,
             features: &values,
             label: &label_text,
+            text: None,
         })
         .map_err(|m| DataError::at(path, Some(line), m, ""))?;
         rows += 1;
@@ -356,7 +392,7 @@ fn read_jsonl(
 
 /// A finite number, or `None`.
 fn number(text: &str) -> Option<f32> {
-    text.parse::<f32>().ok().filter(|v| v.is_finite())
+    crate::number::parse(text.as_bytes())
 }
 
 fn shown_value(text: &str) -> String {
@@ -694,6 +730,31 @@ mod tests {
         let p = dir.path().join(name);
         std::fs::write(&p, text).expect("write");
         p
+    }
+
+    #[test]
+    fn csv_rows_carry_their_feature_text_in_signature_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file(&dir, "d.csv", "b,y,a\n\" 2.50 \",cat,1e3\n-0,dog,7\n");
+        let mut seen = Vec::new();
+        read(&path, "f", Format::Csv, &cols(&["a", "b"]), "y", |r| {
+            let text: Vec<String> = r
+                .text
+                .expect("csv rows have text")
+                .iter()
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .collect();
+            seen.push((text, r.features.to_vec()));
+            Ok(())
+        })
+        .expect("reads");
+        assert_eq!(
+            seen,
+            vec![
+                (vec!["1e3".to_owned(), "2.50".to_owned()], vec![1000.0, 2.5]),
+                (vec!["7".to_owned(), "-0".to_owned()], vec![7.0, -0.0]),
+            ]
+        );
     }
 
     /// (line, features, label) of every row read.

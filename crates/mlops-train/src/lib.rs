@@ -7,6 +7,7 @@ pub mod data;
 pub mod device;
 pub mod metrics;
 pub mod model;
+pub mod number;
 pub mod predict;
 pub mod registry;
 pub mod train;

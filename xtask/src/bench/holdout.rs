@@ -174,7 +174,8 @@ pub(crate) fn run() -> Result<(), String> {
     let service = serve(&mlops, &registry)?;
     let batch = 256usize;
 
-    // The batch body oha posts: the first `batch` rows as mlops holdout sends them.
+    // The batch body oha posts: the first `batch` rows as mlops holdout sends them (a CSV
+    // header naming the features, then each row's feature fields as the file has them).
     let text = std::fs::read_to_string(&source).map_err(|e| e.to_string())?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
@@ -182,29 +183,21 @@ pub(crate) fn run() -> Result<(), String> {
         .iter()
         .position(|c| *c == "digit")
         .ok_or("no digit column")?;
-    let columns: Vec<&str> = header
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != label)
-        .map(|(_, c)| *c)
-        .collect();
-    let data: Vec<Vec<f64>> = lines
-        .cycle()
-        .take(batch)
-        .map(|l| {
-            l.split(',')
-                .enumerate()
-                .filter(|(i, _)| *i != label)
-                .map(|(_, v)| v.parse().unwrap_or(0.0))
-                .collect()
-        })
-        .collect();
-    let body = scratch.join("body.json");
-    std::fs::write(
-        &body,
-        serde_json::json!({"columns": columns, "data": data}).to_string(),
-    )
-    .map_err(|e| e.to_string())?;
+    let without_label = |line: &str| -> String {
+        let kept: Vec<&str> = line
+            .split(',')
+            .enumerate()
+            .filter(|(i, _)| *i != label)
+            .map(|(_, v)| v)
+            .collect();
+        kept.join(",") + "\n"
+    };
+    let mut csv_body = without_label(&header.join(","));
+    for line in lines.cycle().take(batch) {
+        csv_body.push_str(&without_label(line));
+    }
+    let body = scratch.join("body.csv");
+    std::fs::write(&body, csv_body).map_err(|e| e.to_string())?;
 
     println!(
         "bench holdout: mlops serve on loopback (release build), batches of {batch} rows, 4 in flight, {} cores",
@@ -222,7 +215,7 @@ pub(crate) fn run() -> Result<(), String> {
             "-m",
             "POST",
         ])
-        .args(["-H", "content-type: application/json", "-D"])
+        .args(["-H", "content-type: text/csv", "-H", "accept: text/csv", "-D"])
         .arg(&body)
         .arg(format!("{}/invocations", service.url))
         .output()

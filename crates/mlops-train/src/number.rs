@@ -1,0 +1,162 @@
+//! Numbers in CSV fields, read the same way by every reader (the dataset reader, the prediction
+//! service, the holdout client), so that the service and the offline model see the same `f32`
+//! for the same text.
+//!
+//! Most fields in tabular data are short decimals (`16`, `0.25`, `-3.5`). Those take a fast path:
+//! the digits make an integer `m` below 2^24 and the point a power of ten `10^k` with `k <= 10`;
+//! both are exact in `f32`, so one IEEE division gives the correctly rounded result (Clinger's
+//! fast path), the same value `str::parse::<f32>` gives. Everything else (exponents, long
+//! mantissas, `inf`, Unicode whitespace) goes to `str::parse`.
+
+/// Powers of ten exact in `f32` (5^10 < 2^24).
+const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+
+/// `field` without ASCII whitespace at either end.
+pub fn trim(field: &[u8]) -> &[u8] {
+    let start = field
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(field.len());
+    let end = field
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &field[start..end]
+}
+
+/// The finite number `field` holds (surrounding whitespace allowed), or `None`.
+pub fn parse(field: &[u8]) -> Option<f32> {
+    let text = trim(field);
+    match fast(text) {
+        Some(v) => Some(v),
+        None => std::str::from_utf8(field)
+            .ok()?
+            .trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite()),
+    }
+}
+
+/// `[+-]digits[.digits]` with at most 7 digits and at most 10 after the point; `None` otherwise.
+fn fast(text: &[u8]) -> Option<f32> {
+    let (negative, digits) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let mut mantissa: u32 = 0;
+    let mut count = 0usize;
+    let mut point: Option<usize> = None;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u32::from(b - b'0');
+                count += 1;
+            }
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    // "." alone, or a number with no digit on either side of the point ("5." and ".5" are fine).
+    if count == 0 || count > 7 {
+        return None;
+    }
+    let scale = point.map_or(0, |p| digits.len() - p - 1);
+    // `mantissa` < 10^7 < 2^24 is exact; so is 10^scale for scale <= 10 (always, with 7 digits).
+    let value = mantissa as f32 / POW10[scale];
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn std_parse(text: &str) -> Option<f32> {
+        text.trim().parse::<f32>().ok().filter(|v| v.is_finite())
+    }
+
+    fn agree(text: &str) {
+        let ours = parse(text.as_bytes());
+        let theirs = std_parse(text);
+        assert_eq!(
+            ours.map(f32::to_bits),
+            theirs.map(f32::to_bits),
+            "`{text}`: {ours:?} against {theirs:?}"
+        );
+    }
+
+    #[test]
+    fn every_short_decimal_reads_as_std_reads_it() {
+        // All integers below a million, and each with the point in every place.
+        for n in (0..1_000_000u32).step_by(7) {
+            let s = n.to_string();
+            agree(&s);
+            agree(&format!("-{s}"));
+            for p in 0..=s.len() {
+                agree(&format!("{}.{}", &s[..p], &s[p..]));
+            }
+        }
+        for s in [
+            "0.1",
+            "0.2",
+            "0.3",
+            "0.7",
+            "1.1",
+            "16.0",
+            "3.4028235",
+            "0.0000001",
+        ] {
+            agree(s);
+        }
+    }
+
+    #[test]
+    fn the_slow_path_and_the_refusals_match_std() {
+        for s in [
+            "1e5",
+            "1E-3",
+            "12345678",
+            "123456789.5",
+            "inf",
+            "-inf",
+            "NaN",
+            "nan",
+            "1e39",
+            " 7 ",
+            "\t-2.5\r",
+            "\u{a0}5",
+            "",
+            ".",
+            "-",
+            "+",
+            "+.",
+            "1..2",
+            "1.2.3",
+            "--1",
+            "1-",
+            "0x10",
+            "1,5",
+            "١",
+            "+3.25",
+            ".5",
+            "5.",
+            "-0",
+            "-0.0",
+            "00000012",
+            "0.00000000001",
+        ] {
+            agree(s);
+        }
+    }
+
+    #[test]
+    fn trim_takes_ascii_whitespace_off_both_ends() {
+        assert_eq!(trim(b"  1.5\t\r\n"), b"1.5");
+        assert_eq!(trim(b" \t "), b"");
+        assert_eq!(trim(b"a b"), b"a b");
+    }
+}
