@@ -119,11 +119,22 @@ fn read_reply(reply: &Reply, task: Task) -> Result<Vec<Said>, String> {
             })
             .collect();
     }
+    if !reply.body.contains(&b'"') {
+        // Nothing quoted (the usual case): one field per line.
+        let text = reply.body.strip_suffix(b"\n").unwrap_or(&reply.body);
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        return text
+            .split(|b| *b == b'\n')
+            .map(|line| said(line.strip_suffix(b"\r").unwrap_or(line), task))
+            .collect();
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(&reply.body[..]);
-    let mut said = Vec::new();
+    let mut out = Vec::new();
     let mut record = csv::ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut record) {
@@ -131,18 +142,22 @@ fn read_reply(reply: &Reply, task: Task) -> Result<Vec<Said>, String> {
             Ok(false) => break,
             Err(e) => return Err(format!("the service's CSV answer is malformed: {e}")),
         }
-        let field = record.get(0).unwrap_or_default();
-        said.push(match task {
-            Task::Classification => Said::Label(String::from_utf8_lossy(field).into_owned()),
-            Task::Regression => Said::Value(number::parse(field).ok_or_else(|| {
-                format!(
-                    "the service answered `{}` where a regression value belongs",
-                    String::from_utf8_lossy(field)
-                )
-            })?),
-        });
+        out.push(said(record.get(0).unwrap_or_default(), task)?);
     }
-    Ok(said)
+    Ok(out)
+}
+
+/// One CSV answer field: a label or a value.
+fn said(field: &[u8], task: Task) -> Result<Said, String> {
+    Ok(match task {
+        Task::Classification => Said::Label(String::from_utf8_lossy(field).into_owned()),
+        Task::Regression => Said::Value(number::parse(field).ok_or_else(|| {
+            format!(
+                "the service answered `{}` where a regression value belongs",
+                String::from_utf8_lossy(field)
+            )
+        })?),
+    })
 }
 
 /// The CSV header of every request: the signature's feature names, in its order.
@@ -166,6 +181,16 @@ fn csv_header(features: &[String]) -> Vec<u8> {
 /// formatting; the service reads it with the same parser as the offline reader), else the
 /// shortest text that reads back as the same `f32`.
 fn write_row(out: &mut Vec<u8>, row: &data::Row<'_>, number: &mut zmij::Buffer) {
+    if let Some(text) = row.text.as_ref().filter(|t| t.plain) {
+        for (j, t) in text.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(t);
+        }
+        out.push(b'\n');
+        return;
+    }
     let plain = |t: &[u8]| {
         !t.is_empty()
             && t.iter()
@@ -479,7 +504,7 @@ mod tests {
                 Said::Label("7".into())
             ])
         );
-        let values = reply("1.5\n-2\n", "text/csv");
+        let values = reply("1.5\r\n-2\r\n", "text/csv");
         assert_eq!(
             read_reply(&values, Task::Regression),
             Ok(vec![Said::Value(1.5), Said::Value(-2.0)])

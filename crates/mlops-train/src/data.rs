@@ -103,6 +103,8 @@ pub struct Row<'a> {
 pub struct FieldText<'a> {
     record: &'a csv::ByteRecord,
     at: &'a [usize],
+    /// Every field is plain (`[+-]digits[.digits]`), safe to copy into CSV as it is.
+    pub plain: bool,
 }
 
 impl<'a> FieldText<'a> {
@@ -251,9 +253,10 @@ fn read_csv(
                 "every row needs one value per column (a missing or extra comma?)",
             ));
         }
+        let mut plain = true;
         for (slot, (&at, name)) in values.iter_mut().zip(feature_at.iter().zip(features)) {
             let field = record.get(at).unwrap_or_default();
-            *slot = crate::number::parse(field).ok_or_else(|| {
+            let (value, simple) = crate::number::parse_plain(field).ok_or_else(|| {
                 let text = String::from_utf8_lossy(field);
                 DataError::at(
                     path,
@@ -265,6 +268,8 @@ fn read_csv(
                     "features must be numbers; encode categories as numbers first",
                 )
             })?;
+            *slot = value;
+            plain &= simple;
         }
         let label_text = std::str::from_utf8(record.get(label_at).unwrap_or_default())
             .map_err(|e| {
@@ -291,6 +296,7 @@ fn read_csv(
             text: Some(FieldText {
                 record: &record,
                 at: &feature_at,
+                plain,
             }),
         })
         .map_err(|m| DataError::at(path, Some(line), m, ""))?;

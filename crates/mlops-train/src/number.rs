@@ -26,15 +26,22 @@ pub fn trim(field: &[u8]) -> &[u8] {
 
 /// The finite number `field` holds (surrounding whitespace allowed), or `None`.
 pub fn parse(field: &[u8]) -> Option<f32> {
+    parse_plain(field).map(|(v, _)| v)
+}
+
+/// [`parse`], and whether the trimmed text is plain: `[+-]digits[.digits]`, safe to copy into a
+/// CSV field as it is.
+pub fn parse_plain(field: &[u8]) -> Option<(f32, bool)> {
     let text = trim(field);
     match fast(text) {
-        Some(v) => Some(v),
+        Some(v) => Some((v, true)),
         None => std::str::from_utf8(field)
             .ok()?
             .trim()
             .parse::<f32>()
             .ok()
-            .filter(|v| v.is_finite()),
+            .filter(|v| v.is_finite())
+            .map(|v| (v, false)),
     }
 }
 
@@ -67,7 +74,11 @@ fn fast(text: &[u8]) -> Option<f32> {
     }
     let scale = point.map_or(0, |p| digits.len() - p - 1);
     // `mantissa` < 10^7 < 2^24 is exact; so is 10^scale for scale <= 10 (always, with 7 digits).
-    let value = mantissa as f32 / POW10[scale];
+    let value = if scale == 0 {
+        mantissa as f32
+    } else {
+        mantissa as f32 / POW10[scale]
+    };
     Some(if negative { -value } else { value })
 }
 

@@ -215,7 +215,13 @@ pub(crate) fn run() -> Result<(), String> {
             "-m",
             "POST",
         ])
-        .args(["-H", "content-type: text/csv", "-H", "accept: text/csv", "-D"])
+        .args([
+            "-H",
+            "content-type: text/csv",
+            "-H",
+            "accept: text/csv",
+            "-D",
+        ])
         .arg(&body)
         .arg(format!("{}/invocations", service.url))
         .output()
