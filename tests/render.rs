@@ -419,6 +419,22 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
             .env_remove("GH_TOKEN")
             .env_remove("GITHUB_TOKEN"));
         assert!(ok && text.contains("No findings"), "{path}: zizmor\n{text}");
+        let (ok, text) = run(Command::new(&checkov).args([
+            "-f",
+            "container/Dockerfile",
+            "--framework",
+            "dockerfile",
+            "--skip-download",
+            "-o",
+            "json",
+        ]));
+        let report: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path}: checkov printed no JSON ({e}): {text}"));
+        let summary = &report["summary"];
+        assert!(
+            ok && summary["failed"] == 0 && summary["passed"].as_u64() > Some(3),
+            "{path}: checkov on the Dockerfile\n{text}"
+        );
         if !files.keys().any(|p| p.starts_with("terraform/")) {
             continue;
         }

@@ -570,8 +570,30 @@ fn holdout_retries_a_flaky_service_and_reports_one_that_is_down() {
     assert!(err.contains("is the service at"), "{err}");
 }
 
-/// The container entrypoint serves `<base>/model` on every interface, on the port SageMaker
-/// names in `SAGEMAKER_BIND_TO_PORT`, verifying the card beside the artifact.
+/// The rendered model image's entrypoint (`container/Dockerfile`), as argv; checked to start the
+/// binary the Dockerfile copies in.
+fn image_entrypoint() -> Vec<String> {
+    let report = mlops_manifest::check_file(&manifest()).expect("readable");
+    let m = report.manifest.expect("a valid manifest");
+    let files = mlops_render::render(&m, "examples/quickstart/mlops.yaml", &Default::default())
+        .expect("renders");
+    let dockerfile = files.get("container/Dockerfile").expect("a Dockerfile");
+    let line = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ENTRYPOINT "))
+        .expect("an ENTRYPOINT");
+    let argv: Vec<String> = serde_json::from_str(line).expect("the exec form");
+    let copied = dockerfile
+        .lines()
+        .find(|l| l.starts_with("COPY "))
+        .expect("the binary is copied in");
+    assert!(copied.ends_with(&format!(" {}", argv[0])), "{copied}");
+    argv
+}
+
+/// The model image's entrypoint, started as SageMaker starts it (`serve` appended), serves
+/// `<base>/model` on every interface, on the port SageMaker names in `SAGEMAKER_BIND_TO_PORT`,
+/// verifying the card beside the artifact.
 #[test]
 fn the_container_entrypoint_serves_the_model_directory() {
     let registry = trained();
@@ -585,8 +607,10 @@ fn the_container_entrypoint_serves_the_model_directory() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
+    let argv = image_entrypoint();
     let mut c = mlops();
-    c.args(["container", "serve"])
+    c.args(&argv[1..])
+        .arg("serve")
         .env("MLOPS_CONTAINER_BASE", base.path())
         .env("SAGEMAKER_BIND_TO_PORT", port.to_string());
     let mut server = Server::spawn(c);

@@ -37,6 +37,34 @@ pub struct Manifest {
     pub infrastructure: Option<Infrastructure>,
     #[serde(default)]
     pub workflows: Workflows,
+    #[serde(default)]
+    pub container: Container,
+}
+
+/// The model image `mlops render` writes a Dockerfile for (`container/Dockerfile`): the `mlops`
+/// binary on a small base, started with `serve` (SageMaker's inference contract, port 8080) or
+/// `train`, with the model in `/opt/ml/model`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Container {
+    /// The base image, pinned by digest (`NAME[:TAG]@sha256:` and 64 hex digits). It needs glibc
+    /// and CA certificates. Defaults to distroless `cc-debian12:nonroot`.
+    #[serde(default = "default_base_image")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*@sha256:[0-9a-f]{64}$"))]
+    pub base_image: String,
+}
+
+impl Default for Container {
+    fn default() -> Self {
+        Container {
+            base_image: default_base_image(),
+        }
+    }
+}
+
+/// Distroless `cc-debian12:nonroot` (glibc, libgcc, CA certificates, user 65532, no shell).
+fn default_base_image() -> String {
+    "gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f".to_owned()
 }
 
 /// The project this manifest belongs to.

@@ -24,6 +24,8 @@ pub(crate) struct Context {
     /// The promotion pull request goes to another repository (needs a token, not GITHUB_TOKEN).
     pub promotion_elsewhere: bool,
     pub promotion_pin_file: String,
+    /// The model image's base, pinned by digest.
+    pub base_image: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -246,6 +248,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         environments,
         promotion_elsewhere: promotion_repository != m.project.repository,
         promotion_repository,
+        base_image: m.container.base_image.clone(),
         promotion_pin_file: promotion.map_or_else(
             || "deploy/production.yaml".to_owned(),
             |p| p.pin_file.clone(),

@@ -101,6 +101,31 @@ pub(crate) fn ident(value: &Value) -> Result<String, Error> {
     }
 }
 
+/// A container image reference pinned by digest (`NAME[:TAG]@sha256:HEX`), checked character by
+/// character and written as is (a Dockerfile has no quoting for `FROM`).
+pub(crate) fn image(value: &Value) -> Result<String, Error> {
+    let s = value.as_str().unwrap_or_default();
+    let ok = s.split_once("@sha256:").is_some_and(|(name, digest)| {
+        !name.is_empty()
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/:-".contains(&b))
+            && digest.len() == 64
+            && digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`{value}` is not an image pinned by digest"),
+        ))
+    }
+}
+
 /// `OWNER/REPO[/PATH]@SHA # VERSION` for a pinned action (`pin` has `repo`, `sha`, `version`),
 /// after checking each part's characters: pins may come from the user's files, so they are
 /// validated like any other input rather than trusted.
@@ -252,6 +277,23 @@ mod tests {
         assert!(!quoted.replace(GHA_DOLLAR, "").contains("${{"), "{quoted}");
         let inner: String = serde_json::from_str(&quoted).unwrap();
         assert_eq!(github_unescape(&inner), raw);
+    }
+
+    #[test]
+    fn image_takes_only_references_pinned_by_digest() {
+        let digest = "9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f";
+        let good = format!("registry.example:5000/team/base:1.2_x@sha256:{digest}");
+        assert_eq!(image(&v(&good)).expect("pinned"), good);
+        for bad in [
+            "debian:bookworm".to_owned(),
+            format!("debian@sha256:{}", &digest[1..]),
+            format!("debian@sha256:{}", digest.to_uppercase()),
+            format!("debian\nRUN curl x@sha256:{digest}"),
+            format!("debian@sha256:{digest} AS x"),
+            format!("-debian@sha256:{digest}"),
+        ] {
+            assert!(image(&v(&bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

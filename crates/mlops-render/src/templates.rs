@@ -39,6 +39,7 @@ templates! {
     "workflows/mlops-train.yml.j2" => ".github/workflows/mlops-train.yml", false;
     "workflows/mlops-release.yml.j2" => ".github/workflows/mlops-release.yml", false;
     "workflows/mlops-gate.yml.j2" => ".github/workflows/mlops-gate.yml", false;
+    "container/Dockerfile.j2" => "container/Dockerfile", false;
     "terraform/versions.tf.j2" => "terraform/versions.tf", true;
     "terraform/variables.tf.j2" => "terraform/variables.tf", true;
     "terraform/storage.tf.j2" => "terraform/storage.tf", true;
@@ -71,6 +72,7 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("yaml", |v: minijinja::Value| crate::filters::yaml(&v));
     env.add_filter("gha", |v: minijinja::Value| crate::filters::gha(&v));
     env.add_filter("ident", |v: minijinja::Value| crate::filters::ident(&v));
+    env.add_filter("image", |v: minijinja::Value| crate::filters::image(&v));
     env.add_filter("uses", |v: minijinja::Value, path: Option<String>| {
         crate::filters::uses(&v, path.as_deref())
     });
@@ -93,6 +95,8 @@ mod tests {
         for t in ALL {
             let allowed: &[&str] = if t.terraform {
                 &["hcl", "ident"]
+            } else if t.source.starts_with("container/") {
+                &["image"]
             } else {
                 &["yaml", "gha", "uses"]
             };

@@ -14,6 +14,7 @@ const OWNED: &[(&str, &str, &[&str])] = &[
     ("terraform", "", &[".tf"]),
     ("terraform/bootstrap", "", &[".tf"]),
     (".github/workflows", "mlops-", &[".yml", ".yaml"]),
+    ("container", "Dockerfile", &[""]),
 ];
 
 /// How the tree on disk differs from the rendered one.
