@@ -160,50 +160,35 @@ fn said(field: &[u8], task: Task) -> Result<Said, String> {
     })
 }
 
-/// The CSV header of every request: the signature's feature names, in its order.
+/// The CSV header of every request: the signature's feature names, in its order (quoted by the
+/// csv writer where CSV needs it).
 fn csv_header(features: &[String]) -> Vec<u8> {
-    let names: Vec<String> = features
-        .iter()
-        .map(|name| {
-            if name.contains([',', '"', '\n', '\r']) || name.trim() != name {
-                format!("\"{}\"", name.replace('"', "\"\""))
-            } else {
-                name.clone()
-            }
-        })
-        .collect();
-    let mut line = names.join(",").into_bytes();
-    line.push(b'\n');
-    line
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing to memory cannot fail.
+    let _ = writer.write_record(features);
+    writer.into_inner().unwrap_or_default()
 }
 
-/// Appends one CSV row to `out`: each field's own text from the file when it has one (no float
-/// formatting; the service reads it with the same parser as the offline reader), else the
-/// shortest text that reads back as the same `f32`.
+/// Appends one CSV row to `out`: the file's own text when every field of the row is a plain
+/// decimal (no float formatting; the service reads it with the same parser as the offline
+/// reader), else each value as the shortest text that reads back as the same `f32`.
 fn write_row(out: &mut Vec<u8>, row: &data::Row<'_>, number: &mut zmij::Buffer) {
-    if let Some(text) = row.text.as_ref().filter(|t| t.plain) {
-        for (j, t) in text.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
+    match row.text.as_ref().filter(|t| t.plain) {
+        Some(text) => {
+            for (j, t) in text.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(t);
             }
-            out.extend_from_slice(t);
         }
-        out.push(b'\n');
-        return;
-    }
-    let plain = |t: &[u8]| {
-        !t.is_empty()
-            && t.iter()
-                .all(|b| b.is_ascii_graphic() && *b != b',' && *b != b'"')
-    };
-    let mut text = row.text.as_ref().map(|t| t.iter());
-    for (j, v) in row.features.iter().enumerate() {
-        if j > 0 {
-            out.push(b',');
-        }
-        match text.as_mut().and_then(Iterator::next) {
-            Some(t) if plain(t) => out.extend_from_slice(t),
-            _ => out.extend_from_slice(number.format_finite(*v).as_bytes()),
+        None => {
+            for (j, v) in row.features.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(number.format_finite(*v).as_bytes());
+            }
         }
     }
     out.push(b'\n');

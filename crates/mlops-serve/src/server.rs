@@ -280,12 +280,20 @@ pub fn render_csv(classes: Option<&[String]>, outputs: &Outputs) -> Vec<u8> {
     let mut out = Vec::new();
     match outputs {
         Outputs::Classes { index, .. } => {
-            let names = classes.unwrap_or(&[]);
-            let quoted: Vec<Vec<u8>> = names.iter().map(|n| csv_field(n)).collect();
+            // Each class's line once, quoted by the csv writer where CSV needs it.
+            let lines: Vec<Vec<u8>> = classes
+                .unwrap_or(&[])
+                .iter()
+                .map(|name| {
+                    let mut writer = csv::Writer::from_writer(Vec::new());
+                    // Writing to memory cannot fail.
+                    let _ = writer.write_record([name]);
+                    writer.into_inner().unwrap_or_default()
+                })
+                .collect();
             out.reserve(index.len() * 4);
             for &i in index {
-                out.extend_from_slice(quoted.get(i).map_or(&b""[..], Vec::as_slice));
-                out.push(b'\n');
+                out.extend_from_slice(lines.get(i).map_or(&b"\n"[..], Vec::as_slice));
             }
         }
         Outputs::Values(values) => {
@@ -302,20 +310,6 @@ pub fn render_csv(classes: Option<&[String]>, outputs: &Outputs) -> Vec<u8> {
         }
     }
     out
-}
-
-/// `text` as one CSV field: quoted, with quotes doubled, when it holds a comma, a quote, a line
-/// break or leading or trailing spaces.
-fn csv_field(text: &str) -> Vec<u8> {
-    let needs = text.is_empty()
-        || text.contains([',', '"', '\n', '\r'])
-        || text.starts_with(' ')
-        || text.ends_with(' ');
-    if needs {
-        format!("\"{}\"", text.replace('"', "\"\"")).into_bytes()
-    } else {
-        text.as_bytes().to_vec()
-    }
 }
 
 /// `{"model": ..., "classes": [...], "predictions": [{"label": ..., "probabilities": [...]}]}` or
@@ -385,4 +379,35 @@ async fn observe(State(service): State<Arc<Service>>, request: Request, next: Ne
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_answers_quote_the_labels_that_need_it() {
+        let classes = [
+            "a,b".to_owned(),
+            "say \"hi\"".to_owned(),
+            String::new(),
+            "7".to_owned(),
+        ];
+        let outputs = Outputs::Classes {
+            index: vec![0, 1, 2, 3],
+            probabilities: vec![0.25; 16],
+            classes: 4,
+        };
+        let written = render_csv(Some(&classes), &outputs);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&written[..]);
+        let back: Vec<String> = reader
+            .records()
+            .map(|r| r.expect("record")[0].to_owned())
+            .collect();
+        assert_eq!(back, classes);
+        let values = render_csv(None, &Outputs::Values(vec![1.5, -0.1]));
+        assert_eq!(values, b"1.5\n-0.1\n");
+    }
 }
