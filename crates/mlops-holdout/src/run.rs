@@ -92,12 +92,23 @@ struct Prediction {
 /// One prediction as the service gave it.
 #[derive(Debug, Clone, PartialEq)]
 enum Said {
-    Label(String),
+    /// One of the model's classes, by index.
+    Class(usize),
+    /// A label that is none of the model's classes.
+    Other(String),
     Value(f32),
 }
 
+/// The class `label` names, without allocating for a known one.
+fn class(label: &[u8], classes: &[String]) -> Said {
+    match classes.iter().position(|c| c.as_bytes() == label) {
+        Some(i) => Said::Class(i),
+        None => Said::Other(String::from_utf8_lossy(label).into_owned()),
+    }
+}
+
 /// The predictions in a reply: CSV (one per line: a label or a value) or the JSON answer.
-fn read_reply(reply: &Reply, task: Task) -> Result<Vec<Said>, String> {
+fn read_reply(reply: &Reply, task: Task, classes: &[String]) -> Result<Vec<Said>, String> {
     let csv = reply
         .content_type
         .as_deref()
@@ -110,9 +121,14 @@ fn read_reply(reply: &Reply, task: Task) -> Result<Vec<Said>, String> {
             .predictions
             .into_iter()
             .map(|p| match task {
-                Task::Classification => p.label.map(Said::Label).ok_or_else(|| {
-                    "a classification answer has no `label`; is this the right model?".to_owned()
-                }),
+                Task::Classification => {
+                    p.label
+                        .map(|l| class(l.as_bytes(), classes))
+                        .ok_or_else(|| {
+                            "a classification answer has no `label`; is this the right model?"
+                                .to_owned()
+                        })
+                }
                 Task::Regression => p.value.map(Said::Value).ok_or_else(|| {
                     "a regression answer has no `value`; is this the right model?".to_owned()
                 }),
@@ -127,7 +143,7 @@ fn read_reply(reply: &Reply, task: Task) -> Result<Vec<Said>, String> {
         }
         return text
             .split(|b| *b == b'\n')
-            .map(|line| said(line.strip_suffix(b"\r").unwrap_or(line), task))
+            .map(|line| said(line.strip_suffix(b"\r").unwrap_or(line), task, classes))
             .collect();
     }
     let mut reader = csv::ReaderBuilder::new()
@@ -142,15 +158,15 @@ fn read_reply(reply: &Reply, task: Task) -> Result<Vec<Said>, String> {
             Ok(false) => break,
             Err(e) => return Err(format!("the service's CSV answer is malformed: {e}")),
         }
-        out.push(said(record.get(0).unwrap_or_default(), task)?);
+        out.push(said(record.get(0).unwrap_or_default(), task, classes)?);
     }
     Ok(out)
 }
 
 /// One CSV answer field: a label or a value.
-fn said(field: &[u8], task: Task) -> Result<Said, String> {
+fn said(field: &[u8], task: Task, classes: &[String]) -> Result<Said, String> {
     Ok(match task {
-        Task::Classification => Said::Label(String::from_utf8_lossy(field).into_owned()),
+        Task::Classification => class(field, classes),
         Task::Regression => Said::Value(number::parse(field).ok_or_else(|| {
             format!(
                 "the service answered `{}` where a regression value belongs",
@@ -169,19 +185,22 @@ fn csv_header(features: &[String]) -> Vec<u8> {
     writer.into_inner().unwrap_or_default()
 }
 
-/// Appends one CSV row to `out`: the file's own text when every field of the row is a plain
-/// decimal (no float formatting; the service reads it with the same parser as the offline
+/// Appends one CSV row to `out`: the file's own text when there is one (every feature field
+/// was checked to be a number, and the service reads it with the same parser as the offline
 /// reader), else each value as the shortest text that reads back as the same `f32`.
 fn write_row(out: &mut Vec<u8>, row: &data::Row<'_>, number: &mut zmij::Buffer) {
-    match row.text.as_ref().filter(|t| t.plain) {
-        Some(text) => {
-            for (j, t) in text.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
+    match &row.text {
+        Some(text) => match text.joined() {
+            Some(joined) => out.extend_from_slice(joined),
+            None => {
+                for (j, t) in text.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(t);
                 }
-                out.extend_from_slice(t);
             }
-        }
+        },
         None => {
             for (j, v) in row.features.iter().enumerate() {
                 if j > 0 {
@@ -231,12 +250,18 @@ fn produce(
         x.clear();
         send(batch)
     };
-    let digest = data::read(
+    let values = if keep {
+        data::Values::Parse
+    } else {
+        data::Values::Check
+    };
+    let digest = data::read_with(
         &plan.path,
         &plan.shown,
         plan.format,
         &s.features,
         &s.label,
+        values,
         |row| {
             if stopped {
                 return Err("stopped".to_owned());
@@ -298,12 +323,11 @@ impl Score {
         for (i, (p, t)) in said.iter().zip(&batch.truth).enumerate() {
             self.rows += 1;
             match (p, t) {
-                (Said::Label(label), Truth::Class(t)) => {
-                    let predicted = self
-                        .classes
-                        .iter()
-                        .position(|c| c == label)
-                        .unwrap_or(usize::MAX);
+                (Said::Class(_) | Said::Other(_), Truth::Class(t)) => {
+                    let predicted = match p {
+                        Said::Class(i) => *i,
+                        _ => usize::MAX,
+                    };
                     if let Some(t) = t {
                         self.confusion.add(predicted, *t);
                     }
@@ -314,7 +338,10 @@ impl Score {
                             self.parity.mismatch(Mismatch {
                                 line: batch.lines[i],
                                 expected,
-                                observed: label.clone(),
+                                observed: match p {
+                                    Said::Other(label) => label.clone(),
+                                    _ => self.classes.get(predicted).cloned().unwrap_or_default(),
+                                },
                             });
                         }
                     }
@@ -394,7 +421,7 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
             Err(e @ CallError::Refused { .. }) => break Some(RunError::Refused(e)),
             Err(CallError::Unavailable(m)) => break Some(RunError::Service(m)),
         };
-        let said = match read_reply(&reply, s.task) {
+        let said = match read_reply(&reply, s.task, &score.classes) {
             Ok(said) => said,
             Err(m) => break Some(RunError::Service(m)),
         };
@@ -481,31 +508,32 @@ mod tests {
             content_type: Some(media.to_owned()),
         };
         let csv = reply("3\n\"a,b\"\n7\n", "text/csv; charset=utf-8");
+        let classes = ["7".to_owned(), "a,b".to_owned()];
         assert_eq!(
-            read_reply(&csv, Task::Classification),
+            read_reply(&csv, Task::Classification, &classes),
             Ok(vec![
-                Said::Label("3".into()),
-                Said::Label("a,b".into()),
-                Said::Label("7".into())
+                Said::Other("3".into()),
+                Said::Class(1),
+                Said::Class(0)
             ])
         );
         let values = reply("1.5\r\n-2\r\n", "text/csv");
         assert_eq!(
-            read_reply(&values, Task::Regression),
+            read_reply(&values, Task::Regression, &[]),
             Ok(vec![Said::Value(1.5), Said::Value(-2.0)])
         );
         let bad = reply("1.5\nabc\n", "text/csv");
-        let m = read_reply(&bad, Task::Regression).expect_err("not a number");
+        let m = read_reply(&bad, Task::Regression, &[]).expect_err("not a number");
         assert!(m.contains("`abc`"), "{m}");
         let json = reply(
             r#"{"predictions": [{"label": "3", "probabilities": [0.9]}]}"#,
             "application/json",
         );
         assert_eq!(
-            read_reply(&json, Task::Classification),
-            Ok(vec![Said::Label("3".into())])
+            read_reply(&json, Task::Classification, &classes),
+            Ok(vec![Said::Other("3".into())])
         );
-        let m = read_reply(&json, Task::Regression).expect_err("no value");
+        let m = read_reply(&json, Task::Regression, &[]).expect_err("no value");
         assert!(m.contains("no `value`"), "{m}");
     }
 }

@@ -13,6 +13,8 @@ use mlops_manifest::model::{DataFormat, Task};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::records::{self, Record};
+
 /// A mistake in a dataset, located as precisely as it can be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataError {
@@ -92,27 +94,48 @@ pub struct FileDigest {
 #[derive(Debug)]
 pub struct Row<'a> {
     pub line: u64,
+    /// The feature values, in the order asked for; empty for a CSV row read with
+    /// [`Values::Check`].
     pub features: &'a [f32],
     pub label: &'a str,
     /// The features' text as the file has it (CSV only), in the same order as `features`.
     pub text: Option<FieldText<'a>>,
 }
 
-/// The text of a CSV row's feature fields, whitespace trimmed.
+/// What the reader does with a CSV row's feature fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// Parsed into [`Row::features`].
+    Parse,
+    /// Only checked to be finite numbers: for a reader that passes the text on.
+    Check,
+}
+
+/// The text of a CSV row's feature fields.
 #[derive(Debug, Clone, Copy)]
 pub struct FieldText<'a> {
-    record: &'a csv::ByteRecord,
+    record: Record<'a>,
     at: &'a [usize],
-    /// Every field is plain (`[+-]digits[.digits]`), safe to copy into CSV as it is.
-    pub plain: bool,
+    /// The first and last column when the features are neighbouring columns in the file, in
+    /// the order asked for.
+    run: Option<(usize, usize)>,
 }
 
 impl<'a> FieldText<'a> {
+    /// Each feature field, ASCII whitespace trimmed.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
         let record = self.record;
         self.at
             .iter()
             .map(move |&i| crate::number::trim(record.get(i).unwrap_or_default()))
+    }
+
+    /// All the feature fields with the commas between them, as one piece of the file's text,
+    /// when the file has them side by side, unquoted and in the order asked for. A field may
+    /// keep surrounding whitespace; every field is a number a CSV reader reads back as it is.
+    pub fn joined(&self) -> Option<&'a [u8]> {
+        self.run
+            .and_then(|(first, last)| self.record.run(first, last))
     }
 }
 
@@ -151,6 +174,19 @@ pub fn read(
     format: Format,
     features: &[String],
     label: &str,
+    on_row: impl FnMut(Row<'_>) -> Result<(), String>,
+) -> Result<FileDigest, DataError> {
+    read_with(path, shown, format, features, label, Values::Parse, on_row)
+}
+
+/// [`read`], with the feature fields of a CSV file parsed or only checked.
+pub fn read_with(
+    path: &Path,
+    shown: &str,
+    format: Format,
+    features: &[String],
+    label: &str,
+    values: Values,
     mut on_row: impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<FileDigest, DataError> {
     let io = |e: std::io::Error| {
@@ -168,7 +204,7 @@ pub fn read(
         bytes: 0,
     };
     let rows = match format {
-        Format::Csv => read_csv(path, &mut hashing, features, label, &mut on_row)?,
+        Format::Csv => read_csv(path, &mut hashing, features, label, values, &mut on_row)?,
         Format::Jsonl => read_jsonl(path, &mut hashing, features, label, &mut on_row)?,
     };
     let (sha256, bytes) = hashing.finish().map_err(io)?;
@@ -193,54 +229,80 @@ fn read_csv(
     input: &mut impl Read,
     features: &[String],
     label: &str,
+    values: Values,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<u64, DataError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(true)
-        .from_reader(input);
-    let csv_error = |e: csv::Error| {
-        let line = e.position().map(|p| p.line());
+    let io = |e: std::io::Error, line: u64| {
         DataError::at(
             path,
-            line,
-            format!("not valid CSV: {e}"),
-            "check the quoting and the encoding (UTF-8) of that line",
+            Some(line),
+            format!("cannot read: {e}"),
+            "check that the file is readable and complete",
         )
     };
-    let header = reader.headers().map_err(csv_error)?.clone();
-    if header.is_empty() || header.iter().all(str::is_empty) {
-        return Err(DataError::at(
-            path,
-            None,
-            "is empty: no header row".to_owned(),
-            "the first line must name the columns",
-        ));
-    }
-    let names: Vec<&str> = header.iter().map(str::trim).collect();
-    let find = |column: &str| {
-        names.iter().position(|n| *n == column).ok_or_else(|| {
-            DataError::at(
-                path,
-                Some(1),
-                format!("no column `{column}` in the header"),
-                format!(
-                    "the header has {}; fix `data.features`/`data.label` in the manifest or the file",
-                    preview(&names)
-                ),
-            )
-        })
-    };
-    let feature_at: Vec<usize> = features.iter().map(|f| find(f)).collect::<Result<_, _>>()?;
-    let label_at = find(label)?;
-    let mut values = vec![0f32; features.len()];
-    let mut record = csv::ByteRecord::new();
-    let mut rows = 0;
-    while reader.read_byte_record(&mut record).map_err(csv_error)? {
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
-            continue; // a blank line
+    // The header's columns, then (once it is read) where the features and the label are.
+    let mut names: Option<Vec<String>> = None;
+    let mut feature_at: Vec<usize> = Vec::new();
+    let mut label_at = 0;
+    let mut run = None;
+    let mut parsed = vec![
+        0f32;
+        if values == Values::Parse {
+            features.len()
+        } else {
+            0
         }
+    ];
+    let mut rows = 0;
+    records::for_each(input, io, |record| {
+        let line = record.line;
+        let Some(names) = &names else {
+            let header: Vec<String> = (0..record.len())
+                .map(|i| {
+                    let field = record.get(i).unwrap_or_default();
+                    std::str::from_utf8(field)
+                        .map(|t| t.trim().to_owned())
+                        .map_err(|e| {
+                            DataError::at(
+                                path,
+                                Some(line),
+                                format!("the header is not UTF-8 text: {e}"),
+                                "save the file as UTF-8",
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            if header.iter().all(String::is_empty) {
+                return Err(empty_header(path));
+            }
+            let find = |column: &str| {
+                header.iter().position(|n| n == column).ok_or_else(|| {
+                    let shown: Vec<&str> = header.iter().map(String::as_str).collect();
+                    DataError::at(
+                        path,
+                        Some(line),
+                        format!("no column `{column}` in the header"),
+                        format!(
+                            "the header has {}; fix `data.features`/`data.label` in the manifest or the file",
+                            preview(&shown)
+                        ),
+                    )
+                })
+            };
+            feature_at = features.iter().map(|f| find(f)).collect::<Result<_, _>>()?;
+            label_at = find(label)?;
+            run = feature_at
+                .first()
+                .filter(|&&first| {
+                    feature_at
+                        .iter()
+                        .enumerate()
+                        .all(|(i, &at)| at == first + i)
+                })
+                .map(|&first| (first, first + feature_at.len() - 1));
+            names = Some(header);
+            return Ok(());
+        };
         if record.len() != names.len() {
             return Err(DataError::at(
                 path,
@@ -253,23 +315,36 @@ fn read_csv(
                 "every row needs one value per column (a missing or extra comma?)",
             ));
         }
-        let mut plain = true;
-        for (slot, (&at, name)) in values.iter_mut().zip(feature_at.iter().zip(features)) {
-            let field = record.get(at).unwrap_or_default();
-            let (value, simple) = crate::number::parse_plain(field).ok_or_else(|| {
-                let text = String::from_utf8_lossy(field);
-                DataError::at(
-                    path,
-                    Some(line),
-                    format!(
-                        "feature `{name}` is {}, not a number",
-                        shown_value(text.trim())
-                    ),
-                    "features must be numbers; encode categories as numbers first",
-                )
-            })?;
-            *slot = value;
-            plain &= simple;
+        let not_a_number = |name: &str, field: &[u8]| {
+            let text = String::from_utf8_lossy(field);
+            DataError::at(
+                path,
+                Some(line),
+                format!(
+                    "feature `{name}` is {}, not a number",
+                    shown_value(text.trim())
+                ),
+                "features must be numbers; encode categories as numbers first",
+            )
+        };
+        match values {
+            Values::Parse => {
+                for (slot, (&at, name)) in parsed.iter_mut().zip(feature_at.iter().zip(features)) {
+                    let field = record.get(at).unwrap_or_default();
+                    *slot = crate::number::parse(field).ok_or_else(|| not_a_number(name, field))?;
+                }
+            }
+            Values::Check => {
+                let plain = run
+                    .and_then(|(first, last)| record.run(first, last))
+                    .is_some_and(crate::number::all_plain);
+                for (&at, name) in feature_at.iter().zip(features).filter(|_| !plain) {
+                    let field = record.get(at).unwrap_or_default();
+                    if !crate::number::is_number(field) {
+                        return Err(not_a_number(name, field));
+                    }
+                }
+            }
         }
         let label_text = std::str::from_utf8(record.get(label_at).unwrap_or_default())
             .map_err(|e| {
@@ -291,18 +366,31 @@ fn read_csv(
         }
         on_row(Row {
             line,
-            features: &values,
+            features: &parsed,
             label: label_text,
             text: Some(FieldText {
-                record: &record,
+                record,
                 at: &feature_at,
-                plain,
+                run,
             }),
         })
         .map_err(|m| DataError::at(path, Some(line), m, ""))?;
         rows += 1;
+        Ok(())
+    })?;
+    if names.is_none() {
+        return Err(empty_header(path));
     }
     Ok(rows)
+}
+
+fn empty_header(path: &Path) -> DataError {
+    DataError::at(
+        path,
+        None,
+        "is empty: no header row".to_owned(),
+        "the first line must name the columns",
+    )
 }
 
 fn read_jsonl(

@@ -45,6 +45,63 @@ pub fn parse_plain(field: &[u8]) -> Option<(f32, bool)> {
     }
 }
 
+/// Whether `field` holds a finite number (what [`parse`] reads), without making the `f32`.
+pub fn is_number(field: &[u8]) -> bool {
+    plain(trim(field)) || parse(field).is_some()
+}
+
+/// Whether every comma-separated field of `text` is plain (see [`plain`]): one pass over a run of
+/// fields, for the common case; `false` sends the caller to [`is_number`] field by field (which
+/// also takes whitespace, exponents and the rest).
+pub fn all_plain(text: &[u8]) -> bool {
+    let mut length = 0usize; // characters after the sign
+    let (mut digit, mut point, mut start) = (false, false, true);
+    for &b in text {
+        match b {
+            b'0'..=b'9' => {
+                digit = true;
+                length += 1;
+            }
+            b',' => {
+                if !digit || length > 31 {
+                    return false;
+                }
+                (length, digit, point, start) = (0, false, false, true);
+                continue;
+            }
+            b'.' if !point => {
+                point = true;
+                length += 1;
+            }
+            b'-' | b'+' if start => {}
+            _ => return false,
+        }
+        start = false;
+    }
+    digit && length <= 31
+}
+
+/// `[+-]digits[.digits]` in at most 31 characters after the sign: always a finite `f32`
+/// (below 10^31).
+fn plain(text: &[u8]) -> bool {
+    let digits = match text.first() {
+        Some(b'-' | b'+') => &text[1..],
+        _ => text,
+    };
+    if digits.is_empty() || digits.len() > 31 {
+        return false;
+    }
+    let mut points = 0;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {}
+            b'.' => points += 1,
+            _ => return false,
+        }
+    }
+    points == 0 || points == 1 && digits.len() > 1
+}
+
 /// `[+-]digits[.digits]` with at most 7 digits and at most 10 after the point; `None` otherwise.
 fn fast(text: &[u8]) -> Option<f32> {
     let (negative, digits) = match text.first()? {
@@ -93,6 +150,15 @@ mod tests {
     fn agree(text: &str) {
         let ours = parse(text.as_bytes());
         let theirs = std_parse(text);
+        assert_eq!(is_number(text.as_bytes()), theirs.is_some(), "`{text}`");
+        // A plain field is a number; and a run of plain fields is plain field by field.
+        if text.contains(',') {
+            return;
+        }
+        let alone = all_plain(text.as_bytes());
+        assert!(!alone || theirs.is_some(), "`{text}`");
+        let run = format!("1,{text},-2.5");
+        assert_eq!(all_plain(run.as_bytes()), alone, "`{run}`");
         assert_eq!(
             ours.map(f32::to_bits),
             theirs.map(f32::to_bits),
@@ -161,6 +227,15 @@ mod tests {
             "0.00000000001",
         ] {
             agree(s);
+        }
+        // Long plain decimals: finite up to 38 digits, infinite (refused) beyond.
+        for n in [29, 30, 31, 32, 38, 39, 40] {
+            let nines = "9".repeat(n);
+            agree(&nines);
+            agree(&format!("-{nines}"));
+            agree(&format!(".{nines}"));
+            agree(&format!("{}.{}", &nines[..n / 2], &nines[n / 2..]));
+            agree(&format!("0.{}1", "0".repeat(n)));
         }
     }
 
