@@ -402,6 +402,77 @@ fn holdout_passes_against_the_registered_model_and_writes_its_report_and_summary
     );
 }
 
+/// The holdout file rewritten the way other tools write CSV: the label first, the features in
+/// another order than the model's, CRLF line ends, whitespace, quotes and exponents, and one
+/// column the model does not use.
+fn odd_holdout_text() -> String {
+    let (features, rows, labels) = holdout_rows();
+    let order: Vec<usize> = (0..features.len()).rev().collect();
+    let mut out = String::from("\"digit\",note,");
+    out.push_str(
+        &order
+            .iter()
+            .map(|&j| features[j].as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push_str("\r\n");
+    for (i, (row, label)) in rows.iter().zip(&labels).enumerate() {
+        let fields: Vec<String> = order
+            .iter()
+            .map(|&j| match (i + j) % 4 {
+                0 => format!(" {} ", row[j]),
+                1 => format!("\"{}\"", row[j]),
+                2 => format!("{:e}", row[j]),
+                _ => row[j].to_string(),
+            })
+            .collect();
+        out.push_str(&format!("{label},\"a, b\",{}\r\n", fields.join(",")));
+    }
+    out
+}
+
+#[test]
+fn holdout_reads_csv_as_other_tools_write_it() {
+    let registry = trained();
+    let server = serve_registered(registry.path(), &["--quiet"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("odd.csv");
+    std::fs::write(&file, odd_holdout_text()).expect("write");
+    let (_, rows, _) = holdout_rows();
+    for parity in [true, false] {
+        let mut extra = vec!["--holdout", file.to_str().expect("utf-8")];
+        if !parity {
+            extra.push("--no-parity");
+        }
+        let out = holdout(registry.path(), &server.url(), &extra);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let r = report(&out);
+        assert_eq!(r["rows"], rows.len());
+        assert_eq!(r["parity"]["checked"], if parity { rows.len() } else { 0 });
+        assert_eq!(r["parity"]["mismatches"], 0);
+        for check in r["metrics"].as_array().expect("checks") {
+            assert_eq!(check["observed"], check["expected"], "{check}");
+        }
+    }
+    // A field that is no number stops the test before it is sent, at its line, either way.
+    let broken = odd_holdout_text().replacen("\r\n5,\"a, b\",", "\r\n5,\"a, b\",oops", 1);
+    let line = broken[..broken.find("oops").expect("edited")]
+        .matches('\n')
+        .count()
+        + 1;
+    std::fs::write(&file, broken).expect("write");
+    for extra in [&[][..], &["--no-parity"][..]] {
+        let mut args = vec!["--holdout", file.to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        let out = holdout(registry.path(), &server.url(), &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("odd.csv:{line}:")), "{err}");
+        assert!(err.contains("not a number"), "{err}");
+    }
+}
+
 #[test]
 fn holdout_fails_on_corrupted_scaling_statistics() {
     let registry = trained();

@@ -335,9 +335,18 @@ fn read_csv(
                 }
             }
             Values::Check => {
-                let plain = run
-                    .and_then(|(first, last)| record.run(first, last))
-                    .is_some_and(crate::number::all_plain);
+                // A run of digits and commas is plain when no field is empty or too long.
+                let plain = run.is_some_and(|(first, last)| {
+                    if record.digits {
+                        record.spans[first..=last]
+                            .iter()
+                            .all(|&(s, e)| e > s && e - s <= 31)
+                    } else {
+                        record
+                            .run(first, last)
+                            .is_some_and(crate::number::all_plain)
+                    }
+                });
                 for (&at, name) in feature_at.iter().zip(features).filter(|_| !plain) {
                     let field = record.get(at).unwrap_or_default();
                     if !crate::number::is_number(field) {
@@ -849,6 +858,70 @@ mod tests {
                 (vec!["7".to_owned(), "-0".to_owned()], vec![7.0, -0.0]),
             ]
         );
+    }
+
+    #[test]
+    fn checking_refuses_exactly_the_rows_parsing_refuses_and_joins_neighbouring_columns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = "9".repeat(31);
+        let too_long = "9".repeat(39);
+        let rows = [
+            "1,2,x",
+            "10,20,7",
+            "-1.5,+.5,x",
+            " 3 ,\"4\",x",
+            "1e3,2,x",
+            &format!("{long},{long},9"),
+            &format!("{too_long},1,9"),
+            "1,,9",
+            ",1,9",
+            "1.2.3,1,x",
+            "1,abc,9",
+            "--1,1,x",
+        ];
+        for row in rows {
+            let p = file(&dir, "d.csv", &format!("a,b,y\n{row}\n"));
+            let mut joined = None;
+            let checked = read_with(
+                &p,
+                "f",
+                Format::Csv,
+                &cols(&["a", "b"]),
+                "y",
+                Values::Check,
+                |r| {
+                    assert!(r.features.is_empty());
+                    joined = r.text.and_then(|t| t.joined()).map(<[u8]>::to_vec);
+                    Ok(())
+                },
+            );
+            let parsed = read(&p, "f", Format::Csv, &cols(&["a", "b"]), "y", |_| Ok(()));
+            assert_eq!(checked.is_ok(), parsed.is_ok(), "{row}");
+            if let (Err(c), Err(p)) = (&checked, &parsed) {
+                assert_eq!(c, p, "{row}");
+            }
+            if checked.is_ok() && !row.contains('"') {
+                let (features, _) = row.rsplit_once(',').expect("three fields");
+                assert_eq!(joined.as_deref(), Some(features.as_bytes()), "{row}");
+            }
+        }
+        // Columns out of order are not joined.
+        let p = file(&dir, "d.csv", "b,a,y\n1,2,x\n");
+        read_with(
+            &p,
+            "f",
+            Format::Csv,
+            &cols(&["a", "b"]),
+            "y",
+            Values::Check,
+            |r| {
+                let text = r.text.expect("text");
+                assert_eq!(text.joined(), None);
+                assert_eq!(text.iter().collect::<Vec<_>>(), [&b"2"[..], b"1"]);
+                Ok(())
+            },
+        )
+        .expect("reads");
     }
 
     /// (line, features, label) of every row read.

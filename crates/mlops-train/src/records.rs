@@ -20,6 +20,8 @@ pub(crate) struct Record<'a> {
     /// `text` is the record as the file has it (fields separated by commas, nothing quoted), so
     /// any run of neighbouring fields can be copied from it in one piece.
     pub raw: bool,
+    /// `text` is raw and holds nothing but ASCII digits and commas.
+    pub digits: bool,
 }
 
 impl<'a> Record<'a> {
@@ -84,17 +86,18 @@ fn lines_before_record(text: &[u8], from: usize) -> u64 {
     memchr::memchr_iter(b'\n', &text[..first]).count() as u64
 }
 
-/// The field ranges of a line with no quote and no carriage return. The commas of each 64
-/// bytes are found as one bit mask (a loop the compiler turns into vector compares), then
-/// taken bit by bit.
-fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) {
+/// The field ranges of a line with no quote and no carriage return, and whether the line holds
+/// nothing but ASCII digits and commas. Each 64 bytes become two bit masks (a loop over a fixed
+/// array, which the compiler turns into vector compares), and the commas are taken bit by bit.
+fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) -> bool {
     spans.clear();
     let mut start = 0;
+    let mut others = 0u64;
     for (c, chunk) in line.chunks(64).enumerate() {
-        let mut commas = 0u64;
-        for (i, &b) in chunk.iter().enumerate() {
-            commas |= u64::from(b == b',') << i;
-        }
+        let mut block = [b'0'; 64];
+        block[..chunk.len()].copy_from_slice(chunk);
+        let (mut commas, other) = masks(&block);
+        others |= other;
         while commas != 0 {
             let at = c * 64 + commas.trailing_zeros() as usize;
             spans.push((start, at));
@@ -103,6 +106,18 @@ fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) {
         }
     }
     spans.push((start, line.len()));
+    others == 0
+}
+
+/// The commas of `block`, and the bytes that are neither commas nor digits, as bit masks.
+#[inline]
+fn masks(block: &[u8; 64]) -> (u64, u64) {
+    let (mut commas, mut others) = (0u64, 0u64);
+    for (i, &b) in block.iter().enumerate() {
+        commas |= u64::from(b == b',') << i;
+        others |= u64::from(b != b',' && !b.is_ascii_digit()) << i;
+    }
+    (commas, others)
 }
 
 /// The bytes read at a time; a record longer than this grows the buffer.
@@ -154,12 +169,13 @@ pub(crate) fn for_each<R: Read, E>(
             let taken = (n + 1).min(window.len());
             if memchr::memchr2(b'"', b'\r', text).is_none() {
                 if !text.is_empty() {
-                    split(text, &mut spans);
+                    let digits = split(text, &mut spans);
                     on_record(Record {
                         line,
                         text,
                         spans: &spans,
                         raw: true,
+                        digits,
                     })?;
                 }
                 line += 1;
@@ -197,6 +213,7 @@ pub(crate) fn for_each<R: Read, E>(
                         text: quoted.as_slice(),
                         spans: &spans,
                         raw: false,
+                        digits: false,
                     })?;
                 }
                 line += memchr::memchr_iter(b'\n', piece).count() as u64;
@@ -265,6 +282,10 @@ mod tests {
                 if r.raw {
                     let joined = r.run(0, r.len() - 1).expect("raw run");
                     assert_eq!(joined, fields.join(&b","[..]).as_slice());
+                    let digits = joined.iter().all(|b| *b == b',' || b.is_ascii_digit());
+                    assert_eq!(r.digits, digits);
+                } else {
+                    assert!(!r.digits);
                 }
                 out.push((r.line, fields));
                 Ok(())
