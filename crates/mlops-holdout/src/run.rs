@@ -373,7 +373,9 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
     let started = Instant::now();
     let plan = Arc::new(plan);
     let concurrency = plan.concurrency.max(1);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(concurrency);
+    // The reader may run two batches per request ahead, so that a moment in which it gets no
+    // CPU does not leave the service idle.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2 * concurrency);
     let reader_plan = plan.clone();
     let reader =
         tokio::task::spawn_blocking(move || produce(&reader_plan, |b| tx.blocking_send(b).is_ok()));
@@ -394,17 +396,21 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
         VecDeque::new();
     let mut requests = 0u64;
     let mut open = true;
+    let start = |batch: Batch| {
+        let service = service.clone();
+        let retried = retried.clone();
+        tokio::spawn(async move {
+            let answer = service.call(batch.body.clone(), &retried).await;
+            (batch, answer)
+        })
+    };
     let failure = loop {
+        // Every free place gets a request, before anything is scored.
         while open && in_flight.len() < concurrency {
             match rx.recv().await {
                 Some(batch) => {
-                    let service = service.clone();
-                    let retried = retried.clone();
                     requests += 1;
-                    in_flight.push_back(tokio::spawn(async move {
-                        let answer = service.call(batch.body.clone(), &retried).await;
-                        (batch, answer)
-                    }));
+                    in_flight.push_back(start(batch));
                 }
                 None => open = false,
             }
@@ -416,6 +422,19 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
             Ok(done) => done,
             Err(e) => break Some(RunError::Service(format!("a request task failed: {e}"))),
         };
+        // The place just freed is filled, and the new request on its way, before this answer
+        // is scored.
+        if open && in_flight.len() < concurrency {
+            match rx.try_recv() {
+                Ok(next) => {
+                    requests += 1;
+                    in_flight.push_back(start(next));
+                    tokio::task::yield_now().await;
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => open = false,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
+            }
+        }
         let reply = match answer {
             Ok(r) => r,
             Err(e @ CallError::Refused { .. }) => break Some(RunError::Refused(e)),

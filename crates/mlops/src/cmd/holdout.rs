@@ -125,7 +125,7 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         retries: args.retries,
         ..Policy::default()
     };
-    let rt = match super::runtime() {
+    let rt = match super::client_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
