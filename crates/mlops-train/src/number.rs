@@ -26,23 +26,14 @@ pub fn trim(field: &[u8]) -> &[u8] {
 
 /// The finite number `field` holds (surrounding whitespace allowed), or `None`.
 pub fn parse(field: &[u8]) -> Option<f32> {
-    parse_plain(field).map(|(v, _)| v)
-}
-
-/// [`parse`], and whether the trimmed text is plain: `[+-]digits[.digits]`, safe to copy into a
-/// CSV field as it is.
-pub fn parse_plain(field: &[u8]) -> Option<(f32, bool)> {
-    let text = trim(field);
-    match fast(text) {
-        Some(v) => Some((v, true)),
-        None => std::str::from_utf8(field)
+    fast(trim(field)).or_else(|| {
+        std::str::from_utf8(field)
             .ok()?
             .trim()
             .parse::<f32>()
             .ok()
             .filter(|v| v.is_finite())
-            .map(|v| (v, false)),
-    }
+    })
 }
 
 /// Whether `field` holds a finite number (what [`parse`] reads), without making the `f32`.

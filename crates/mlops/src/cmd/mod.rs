@@ -25,26 +25,21 @@ pub(crate) fn error(message: &str, hint: &str) {
 
 /// The multi-threaded async runtime of the service (serve).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            error(&format!("cannot start the async runtime: {e}"), "");
-            Exit::Runtime
-        })
+    start(tokio::runtime::Builder::new_multi_thread())
 }
 
 /// The single-threaded async runtime of a client (holdout): the requests and the scoring of
 /// their answers share one thread (the dataset reader has its own), so no answer crosses
 /// threads on its way to be scored; on a small machine the server under test keeps the cores.
 pub(crate) fn client_runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            error(&format!("cannot start the async runtime: {e}"), "");
-            Exit::Runtime
-        })
+    start(tokio::runtime::Builder::new_current_thread())
+}
+
+fn start(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Exit> {
+    builder.enable_all().build().map_err(|e| {
+        error(&format!("cannot start the async runtime: {e}"), "");
+        Exit::Runtime
+    })
 }
 
 /// Loads a manifest a subcommand needs valid, with its bytes. An unreadable one is a usage error
