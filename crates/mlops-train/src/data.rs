@@ -879,22 +879,25 @@ mod tests {
             "1,abc,9",
             "--1,1,x",
         ];
-        for row in rows {
-            let p = file(&dir, "d.csv", &format!("a,b,y\n{row}\n"));
-            let mut joined = None;
-            let checked = read_with(
-                &p,
+        let check = |p: &Path, on_row: &mut dyn FnMut(Row<'_>) -> Result<(), String>| {
+            read_with(
+                p,
                 "f",
                 Format::Csv,
                 &cols(&["a", "b"]),
                 "y",
                 Values::Check,
-                |r| {
-                    assert!(r.features.is_empty());
-                    joined = r.text.and_then(|t| t.joined()).map(<[u8]>::to_vec);
-                    Ok(())
-                },
-            );
+                on_row,
+            )
+        };
+        for row in rows {
+            let p = file(&dir, "d.csv", &format!("a,b,y\n{row}\n"));
+            let mut joined = None;
+            let checked = check(&p, &mut |r| {
+                assert!(r.features.is_empty());
+                joined = r.text.and_then(|t| t.joined()).map(<[u8]>::to_vec);
+                Ok(())
+            });
             let parsed = read(&p, "f", Format::Csv, &cols(&["a", "b"]), "y", |_| Ok(()));
             assert_eq!(checked.is_ok(), parsed.is_ok(), "{row}");
             if let (Err(c), Err(p)) = (&checked, &parsed) {
@@ -907,20 +910,12 @@ mod tests {
         }
         // Columns out of order are not joined.
         let p = file(&dir, "d.csv", "b,a,y\n1,2,x\n");
-        read_with(
-            &p,
-            "f",
-            Format::Csv,
-            &cols(&["a", "b"]),
-            "y",
-            Values::Check,
-            |r| {
-                let text = r.text.expect("text");
-                assert_eq!(text.joined(), None);
-                assert_eq!(text.iter().collect::<Vec<_>>(), [&b"2"[..], b"1"]);
-                Ok(())
-            },
-        )
+        check(&p, &mut |r| {
+            let text = r.text.expect("text");
+            assert_eq!(text.joined(), None);
+            assert_eq!(text.iter().collect::<Vec<_>>(), [&b"2"[..], b"1"]);
+            Ok(())
+        })
         .expect("reads");
     }
 
