@@ -3,7 +3,7 @@
 //! of every row compared with the service's, and the metrics compared with the ones recorded at
 //! training time.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -392,66 +392,74 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
         },
         rows: 0,
     };
-    let mut in_flight: VecDeque<tokio::task::JoinHandle<(Batch, Result<Reply, CallError>)>> =
-        VecDeque::new();
-    let mut requests = 0u64;
+    // Requests run as a set and finish in any order; their answers wait in `done` until every
+    // earlier one is scored. A freed place gets the next batch at once, as a load generator
+    // would refill it, so the service always has `concurrency` requests; at most as many
+    // answers wait, which bounds memory whatever the dataset's size.
+    let mut running: tokio::task::JoinSet<(u64, Batch, Result<Reply, CallError>)> =
+        tokio::task::JoinSet::new();
+    let mut done: BTreeMap<u64, (Batch, Result<Reply, CallError>)> = BTreeMap::new();
+    let (mut requests, mut scored) = (0u64, 0u64);
     let mut open = true;
-    let start = |batch: Batch| {
-        let service = service.clone();
-        let retried = retried.clone();
-        tokio::spawn(async move {
-            let answer = service.call(batch.body.clone(), &retried).await;
-            (batch, answer)
-        })
-    };
     let failure = loop {
-        // Every free place gets a request, before anything is scored.
-        while open && in_flight.len() < concurrency {
-            match rx.recv().await {
+        // Score what is next in order.
+        let mut failed = None;
+        while let Some((batch, answer)) = done.remove(&scored) {
+            scored += 1;
+            let reply = match answer {
+                Ok(r) => r,
+                Err(e @ CallError::Refused { .. }) => {
+                    failed = Some(RunError::Refused(e));
+                    break;
+                }
+                Err(CallError::Unavailable(m)) => {
+                    failed = Some(RunError::Service(m));
+                    break;
+                }
+            };
+            let scoring = read_reply(&reply, s.task, &score.classes)
+                .and_then(|said| score.add(&batch, &said));
+            if let Err(m) = scoring {
+                failed = Some(RunError::Service(m));
+                break;
+            }
+        }
+        if failed.is_some() {
+            break failed;
+        }
+        if !open && running.is_empty() {
+            break (!done.is_empty())
+                .then(|| RunError::Service("answers were left unscored".to_owned()));
+        }
+        let room = open && running.len() < concurrency && done.len() < concurrency;
+        tokio::select! {
+            // A free place is filled before an answer is collected.
+            biased;
+            batch = rx.recv(), if room => match batch {
                 Some(batch) => {
+                    let (service, retried, seq) = (service.clone(), retried.clone(), requests);
                     requests += 1;
-                    in_flight.push_back(start(batch));
+                    running.spawn(async move {
+                        let answer = service.call(batch.body.clone(), &retried).await;
+                        (seq, batch, answer)
+                    });
                 }
                 None => open = false,
-            }
-        }
-        let Some(next) = in_flight.pop_front() else {
-            break None;
-        };
-        let (batch, answer) = match next.await {
-            Ok(done) => done,
-            Err(e) => break Some(RunError::Service(format!("a request task failed: {e}"))),
-        };
-        // The place just freed is filled, and the new request on its way, before this answer
-        // is scored.
-        if open && in_flight.len() < concurrency {
-            match rx.try_recv() {
-                Ok(next) => {
-                    requests += 1;
-                    in_flight.push_back(start(next));
-                    tokio::task::yield_now().await;
+            },
+            joined = running.join_next(), if !running.is_empty() => match joined {
+                Some(Ok((seq, batch, answer))) => {
+                    done.insert(seq, (batch, answer));
                 }
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => open = false,
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
-            }
-        }
-        let reply = match answer {
-            Ok(r) => r,
-            Err(e @ CallError::Refused { .. }) => break Some(RunError::Refused(e)),
-            Err(CallError::Unavailable(m)) => break Some(RunError::Service(m)),
-        };
-        let said = match read_reply(&reply, s.task, &score.classes) {
-            Ok(said) => said,
-            Err(m) => break Some(RunError::Service(m)),
-        };
-        if let Err(m) = score.add(&batch, &said) {
-            break Some(RunError::Service(m));
+                Some(Err(e)) => {
+                    break Some(RunError::Service(format!("a request task failed: {e}")));
+                }
+                None => {}
+            },
+            else => break Some(RunError::Service("nothing to send and nothing in flight".to_owned())),
         }
     };
     if let Some(f) = failure {
-        for t in &in_flight {
-            t.abort();
-        }
+        running.abort_all();
         drop(rx);
         let _ = reader.await;
         return Err(f);
