@@ -87,43 +87,46 @@ pub(crate) fn gha(value: &Value) -> Result<String, Error> {
 /// A name this binary chose (an environment, an alarm kind) used as part of an identifier:
 /// checked to be lowercase letters, digits and underscores, and written as is.
 pub(crate) fn ident(value: &Value) -> Result<String, Error> {
-    let s = value.as_str().unwrap_or_default();
-    let ok = s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!("`{value}` is not an identifier"),
-        ))
-    }
+    as_is(value, "an identifier", |s| {
+        s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
 }
 
 /// A container image reference pinned by digest (`NAME[:TAG]@sha256:HEX`), checked character by
 /// character and written as is (a Dockerfile has no quoting for `FROM`).
 pub(crate) fn image(value: &Value) -> Result<String, Error> {
+    as_is(value, "an image pinned by digest", |s| {
+        s.split_once("@sha256:").is_some_and(|(name, digest)| {
+            !name.is_empty()
+                && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._/:-".contains(&b))
+                && lower_hex(digest, 64)
+        })
+    })
+}
+
+/// `value`'s text, written as is when `ok` accepts it; else an error saying it is not `what`.
+fn as_is(value: &Value, what: &str, ok: impl Fn(&str) -> bool) -> Result<String, Error> {
     let s = value.as_str().unwrap_or_default();
-    let ok = s.split_once("@sha256:").is_some_and(|(name, digest)| {
-        !name.is_empty()
-            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._/:-".contains(&b))
-            && digest.len() == 64
-            && digest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
-    if ok {
+    if ok(s) {
         Ok(s.to_owned())
     } else {
         Err(Error::new(
             ErrorKind::InvalidOperation,
-            format!("`{value}` is not an image pinned by digest"),
+            format!("`{value}` is not {what}"),
         ))
     }
+}
+
+/// Exactly `len` lowercase hexadecimal digits (a git SHA, a SHA-256 digest).
+fn lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `OWNER/REPO[/PATH]@SHA # VERSION` for a pinned action (`pin` has `repo`, `sha`, `version`),
@@ -143,11 +146,7 @@ pub(crate) fn uses(pin: &Value, path: Option<&str>) -> Result<String, Error> {
         .split_once('/')
         .is_some_and(|(o, r)| word(o, b"") && word(r, b""));
     let path_ok = path.is_none_or(|p| word(p, b"/") && !p.contains(".."));
-    let sha_ok = sha.len() == 40
-        && sha
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !(repo_ok && path_ok && sha_ok && word(&version, b"+")) {
+    if !(repo_ok && path_ok && lower_hex(&sha, 40) && word(&version, b"+")) {
         return Err(Error::new(
             ErrorKind::InvalidOperation,
             format!("not a pinned action: {repo} {sha} {version}"),
