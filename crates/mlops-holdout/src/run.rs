@@ -299,6 +299,23 @@ struct Score {
 }
 
 impl Score {
+    /// Scores one batch's answer, or says why the run stops.
+    fn answer(
+        &mut self,
+        batch: &Batch,
+        answer: Result<Reply, CallError>,
+        task: Task,
+    ) -> Result<(), RunError> {
+        let reply = match answer {
+            Ok(r) => r,
+            Err(e @ CallError::Refused { .. }) => return Err(RunError::Refused(e)),
+            Err(CallError::Unavailable(m)) => return Err(RunError::Service(m)),
+        };
+        read_reply(&reply, task, &self.classes)
+            .and_then(|said| self.add(batch, &said))
+            .map_err(RunError::Service)
+    }
+
     fn add(&mut self, batch: &Batch, said: &[Said]) -> Result<(), String> {
         let offline = match &batch.offline {
             None => None,
@@ -401,31 +418,13 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
     let mut done: BTreeMap<u64, (Batch, Result<Reply, CallError>)> = BTreeMap::new();
     let (mut requests, mut scored) = (0u64, 0u64);
     let mut open = true;
-    let failure = loop {
+    let failure = 'run: loop {
         // Score what is next in order.
-        let mut failed = None;
         while let Some((batch, answer)) = done.remove(&scored) {
             scored += 1;
-            let reply = match answer {
-                Ok(r) => r,
-                Err(e @ CallError::Refused { .. }) => {
-                    failed = Some(RunError::Refused(e));
-                    break;
-                }
-                Err(CallError::Unavailable(m)) => {
-                    failed = Some(RunError::Service(m));
-                    break;
-                }
-            };
-            let scoring = read_reply(&reply, s.task, &score.classes)
-                .and_then(|said| score.add(&batch, &said));
-            if let Err(m) = scoring {
-                failed = Some(RunError::Service(m));
-                break;
+            if let Err(f) = score.answer(&batch, answer, s.task) {
+                break 'run Some(f);
             }
-        }
-        if failed.is_some() {
-            break failed;
         }
         if !open && running.is_empty() {
             break (!done.is_empty())

@@ -240,8 +240,9 @@ fn read_csv(
             "check that the file is readable and complete",
         )
     };
-    // The header's columns, then (once it is read) where the features and the label are.
-    let mut names: Option<Vec<String>> = None;
+    // How many columns the header has, then (once it is read) where the features and the label
+    // are.
+    let mut columns: Option<usize> = None;
     let mut feature_at: Vec<usize> = Vec::new();
     let mut label_at = 0;
     let mut run = None;
@@ -256,7 +257,7 @@ fn read_csv(
     let mut rows = 0;
     records::for_each(input, io, |record| {
         let line = record.line;
-        let Some(names) = &names else {
+        let Some(columns) = columns else {
             let header: Vec<String> = (0..record.len())
                 .map(|i| {
                     let field = record.get(i).unwrap_or_default();
@@ -300,18 +301,14 @@ fn read_csv(
                         .all(|(i, &at)| at == first + i)
                 })
                 .map(|&first| (first, first + feature_at.len() - 1));
-            names = Some(header);
+            columns = Some(header.len());
             return Ok(());
         };
-        if record.len() != names.len() {
+        if record.len() != columns {
             return Err(DataError::at(
                 path,
                 Some(line),
-                format!(
-                    "has {} fields, the header has {}",
-                    record.len(),
-                    names.len()
-                ),
+                format!("has {} fields, the header has {}", record.len(), columns),
                 "every row needs one value per column (a missing or extra comma?)",
             ));
         }
@@ -340,17 +337,19 @@ fn read_csv(
                     if record.digits {
                         record.spans[first..=last]
                             .iter()
-                            .all(|&(s, e)| e > s && e - s <= 31)
+                            .all(|&(s, e)| e > s && e - s <= crate::number::PLAIN_LENGTH)
                     } else {
                         record
                             .run(first, last)
                             .is_some_and(crate::number::all_plain)
                     }
                 });
-                for (&at, name) in feature_at.iter().zip(features).filter(|_| !plain) {
-                    let field = record.get(at).unwrap_or_default();
-                    if !crate::number::is_number(field) {
-                        return Err(not_a_number(name, field));
+                if !plain {
+                    for (&at, name) in feature_at.iter().zip(features) {
+                        let field = record.get(at).unwrap_or_default();
+                        if !crate::number::is_number(field) {
+                            return Err(not_a_number(name, field));
+                        }
                     }
                 }
             }
@@ -387,7 +386,7 @@ fn read_csv(
         rows += 1;
         Ok(())
     })?;
-    if names.is_none() {
+    if columns.is_none() {
         return Err(empty_header(path));
     }
     Ok(rows)

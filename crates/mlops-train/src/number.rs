@@ -36,6 +36,10 @@ pub fn parse(field: &[u8]) -> Option<f32> {
     })
 }
 
+/// The most characters (after the sign) a plain decimal may have: below 10^31, always a finite
+/// `f32`.
+pub const PLAIN_LENGTH: usize = 31;
+
 /// Whether `field` holds a finite number (what [`parse`] reads), without making the `f32`.
 pub fn is_number(field: &[u8]) -> bool {
     plain(trim(field)) || parse(field).is_some()
@@ -54,7 +58,7 @@ pub fn all_plain(text: &[u8]) -> bool {
                 length += 1;
             }
             b',' => {
-                if !digit || length > 31 {
+                if !digit || length > PLAIN_LENGTH {
                     return false;
                 }
                 (length, digit, point, start) = (0, false, false, true);
@@ -69,17 +73,17 @@ pub fn all_plain(text: &[u8]) -> bool {
         }
         start = false;
     }
-    digit && length <= 31
+    digit && length <= PLAIN_LENGTH
 }
 
-/// `[+-]digits[.digits]` in at most 31 characters after the sign: always a finite `f32`
-/// (below 10^31).
+/// `[+-]digits[.digits]` in at most [`PLAIN_LENGTH`] characters after the sign: always a finite
+/// `f32`.
 fn plain(text: &[u8]) -> bool {
     let digits = match text.first() {
         Some(b'-' | b'+') => &text[1..],
         _ => text,
     };
-    if digits.is_empty() || digits.len() > 31 {
+    if digits.is_empty() || digits.len() > PLAIN_LENGTH {
         return false;
     }
     let mut points = 0;
