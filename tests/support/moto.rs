@@ -47,9 +47,28 @@ impl Moto {
     /// A request with a placeholder signature (moto reads the access key from it and does not
     /// check the signature; anonymous reads are refused); returns the status and the answer.
     pub(crate) fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        self.exchange(&format!("{method} {path}"), "", "s3", body)
+    }
+
+    /// An AWS JSON-protocol call (`target` as in `X-Amz-Target`) to `service` (the signing
+    /// name: `ecr`, `sagemaker`); the status and the answer's JSON.
+    pub(crate) fn json(&self, service: &str, target: &str, body: &str) -> (u16, serde_json::Value) {
+        let headers =
+            format!("X-Amz-Target: {target}\r\nContent-Type: application/x-amz-json-1.1\r\n");
+        let (status, answer) = self.exchange("POST /", &headers, service, body.as_bytes());
+        let json = answer
+            .split_once("\r\n\r\n")
+            .and_then(|(_, b)| serde_json::from_str(b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    /// Sends `request` (method and path) with `headers` and a placeholder signature for
+    /// `service`; the status and the whole answer.
+    fn exchange(&self, request: &str, headers: &str, service: &str, body: &[u8]) -> (u16, String) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\nConnection: close\r\n\r\n",
+            "{request} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{headers}Content-Length: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nConnection: close\r\n\r\n",
             self.port,
             body.len()
         );

@@ -11,7 +11,14 @@
 use std::path::Path;
 
 use aws_config::BehaviorVersion;
+
+mod call;
+pub mod ecr;
+pub mod sagemaker;
+
 use aws_sdk_s3::error::ProvideErrorMetadata;
+pub use ecr::{Ecr, Image};
+pub use sagemaker::{JobState, Package, PackageSpec, Poll, SageMaker, TrainingSpec};
 
 /// An `s3://bucket/key` address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +81,17 @@ pub enum Kind {
     Missing,
     /// The address is not an S3 address.
     Invalid,
-    /// Credentials, permissions, the network, the service, the local disk.
+    /// Throttling, the service failing for now, the network: worth another attempt.
+    Transient,
+    /// Credentials, permissions, the service, the local disk.
     Other,
+}
+
+impl Kind {
+    /// The user has to fix the address (exit 2); anything else is the environment's (exit 3).
+    pub fn is_user(self) -> bool {
+        matches!(self, Kind::Missing | Kind::Invalid)
+    }
 }
 
 impl AwsError {
@@ -96,13 +112,13 @@ impl std::fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-const CREDENTIALS_HINT: &str = "give the AWS SDK credentials: in GitHub Actions assume the \
+pub(crate) const CREDENTIALS_HINT: &str = "give the AWS SDK credentials: in GitHub Actions assume the \
     project's role with aws-actions/configure-aws-credentials (OIDC); elsewhere set AWS_PROFILE \
     or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and AWS_REGION";
 
 /// The error and its sources, each once, joined with ": " (the SDK's own `DisplayErrorContext`
 /// ends with a debug dump of the whole error).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(e);
     while let Some(err) = next {
@@ -422,6 +438,25 @@ impl S3 {
         Ok(keys)
     }
 
+    /// Whether an object is at `uri`.
+    pub async fn exists(&self, uri: &S3Uri) -> Result<bool, AwsError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            // Without s3:ListBucket, S3 answers a missing object with 403: take it as absent;
+            // a real lack of permission shows on the write that follows.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(false),
+            Err(e) => Err(explain(&uri.to_string(), "check", e)),
+        }
+    }
+
     /// Uploads the file at `src` to `uri`.
     pub async fn upload(&self, src: &Path, uri: &S3Uri) -> Result<(), AwsError> {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(src)
@@ -429,6 +464,22 @@ impl S3 {
             .map_err(|e| AwsError::other(format!("{}: {e}", src.display()), ""))?;
         self.write(uri, body, false).await.map(|_| ())
     }
+}
+
+/// The account the active credentials belong to (STS `GetCallerIdentity`).
+pub async fn account_id() -> Result<String, AwsError> {
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let out = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| call::explain("STS", "the caller", "identify", &e))?;
+    out.account().map(str::to_owned).ok_or_else(|| {
+        AwsError::other(
+            "STS did not say which account the credentials belong to".to_owned(),
+            CREDENTIALS_HINT,
+        )
+    })
 }
 
 /// A runtime for the few AWS calls a command makes, on the calling thread.

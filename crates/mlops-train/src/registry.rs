@@ -160,7 +160,7 @@ pub struct Entry {
 
 fn aws(e: mlops_aws::AwsError) -> RegistryError {
     RegistryError {
-        user: e.kind != mlops_aws::Kind::Other,
+        user: e.kind.is_user(),
         message: e.message,
         hint: e.hint,
     }

@@ -319,8 +319,24 @@ pub fn run(layout: &Layout, mut on_event: impl FnMut(Event<'_>)) -> Result<Repor
     result
 }
 
+/// Fails at once, not after training, when the model directory cannot be written (a container
+/// user that SageMaker's `/opt/ml` mounts do not let write, a read-only volume).
+fn check_writable(dir: &Path) -> Result<(), WorkerError> {
+    let probe = dir.join(".mlops-write-check");
+    let tried = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe));
+    tried.map_err(|e| WorkerError::Runtime {
+        message: format!("{} is not writable: {e}", dir.display()),
+        hint: "the training container's user must be able to write the model directory; \
+               for the model image on SageMaker see the README (Container)"
+            .to_owned(),
+    })
+}
+
 fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Report, WorkerError> {
     let started = std::time::Instant::now();
+    check_writable(&layout.model())?;
     let hp_path = layout.hyperparameters();
     let text = std::fs::read_to_string(&hp_path).map_err(|e| {
         input(
@@ -574,6 +590,24 @@ mod tests {
         let mut broken = hp.clone();
         broken.insert("epochs".to_owned(), "many".to_owned());
         assert!(Job::from_hyperparameters(&broken).is_err());
+    }
+
+    #[test]
+    fn an_unwritable_model_directory_fails_before_training() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").expect("write");
+        let e = check_writable(&file.join("model")).expect_err("cannot write under a file");
+        assert!(e.message().contains("is not writable"), "{}", e.message());
+        assert!(matches!(e, WorkerError::Runtime { .. }));
+        check_writable(&dir.path().join("model")).expect("writable");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("model"))
+                .expect("dir")
+                .count(),
+            0,
+            "the probe is removed"
+        );
     }
 
     #[test]

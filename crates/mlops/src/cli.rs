@@ -107,6 +107,16 @@ pub(crate) struct TrainArgs {
     /// The model registry (a directory); defaults to the manifest's `registry.path`.
     #[arg(long, env = "MLOPS_REGISTRY")]
     pub registry: Option<PathBuf>,
+    /// SageMaker: the training job's name. By default it derives from the repository, the
+    /// workflow run and attempt, and the manifest, so a re-run attaches to the job it started.
+    #[arg(long, env = "MLOPS_JOB_NAME")]
+    pub job_name: Option<String>,
+    /// SageMaker: the first wait between polls of the job, in seconds (it doubles up to 60).
+    #[arg(long, env = "MLOPS_POLL_SECONDS", default_value_t = 10.0)]
+    pub poll_seconds: f64,
+    /// SageMaker: stop the job and fail when it has not finished after this many seconds.
+    #[arg(long, env = "MLOPS_WAIT_TIMEOUT")]
+    pub wait_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -119,7 +129,7 @@ pub(crate) struct TrainWorkerArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum RegistryCommand {
     /// Every registered version, with its status.
-    List(RegistryArgs),
+    List(RegistryListArgs),
     /// One version's model card.
     Show(RegistryRefArgs),
     /// Mark a version approved (it may go to production).
@@ -136,6 +146,16 @@ pub(crate) struct RegistryArgs {
     /// The manifest whose registry to use when --registry is not given.
     #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
     pub manifest: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryListArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// List this SageMaker model package group's packages instead (`sagemaker` uses the
+    /// manifest's `registry.sagemaker_model_package_group`).
+    #[arg(long, env = "MLOPS_MODEL_PACKAGE_GROUP")]
+    pub model_package_group: Option<String>,
 }
 
 #[derive(Debug, Args)]

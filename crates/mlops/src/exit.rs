@@ -11,6 +11,8 @@ pub(crate) enum Exit {
     Usage = 2,
     /// A remote service or the runtime failed.
     Runtime = 3,
+    /// Interrupted (SIGINT or SIGTERM) after cleaning up, e.g. stopping a training job.
+    Cancelled = 130,
 }
 
 impl From<Exit> for std::process::ExitCode {

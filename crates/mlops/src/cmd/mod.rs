@@ -11,6 +11,7 @@ use crate::exit::Exit;
 pub(crate) mod holdout;
 pub(crate) mod registry;
 pub(crate) mod render;
+pub(crate) mod sagemaker;
 pub(crate) mod serve;
 pub(crate) mod train;
 pub(crate) mod validate;

@@ -1,9 +1,12 @@
-//! `mlops registry list|show|approve|reject`: the model registry, in a directory or on S3.
+//! `mlops registry list|show|approve|reject`: the model registry, in a directory or on S3, and
+//! the SageMaker model package group beside it. A version trained on SageMaker carries its model
+//! package's ARN in its card: approving or rejecting it changes the package first (so a failure
+//! there leaves both as they were), then the registry.
 
-use mlops_train::registry::{ModelRef, Registry, RegistryError, Status, tally};
+use mlops_train::registry::{Entry, ModelRef, Registry, RegistryError, Status, tally};
 use serde_json::json;
 
-use crate::cli::{Format, RegistryArgs, RegistryCommand, RegistryRefArgs};
+use crate::cli::{Format, RegistryArgs, RegistryCommand, RegistryListArgs, RegistryRefArgs};
 use crate::cmd::train::open_registry;
 use crate::cmd::{error, valid_manifest};
 use crate::exit::Exit;
@@ -39,7 +42,83 @@ pub(crate) fn run(command: &RegistryCommand, format: Format) -> Exit {
     }
 }
 
-fn list(args: &RegistryArgs, format: Format) -> Exit {
+/// The model package ARN recorded in a version's card (SageMaker-trained versions).
+fn package_arn(card: &serde_json::Value) -> Option<String> {
+    card.pointer("/sagemaker/model_package_arn")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
+    error(&e.message, &e.hint);
+    if e.kind.is_user() {
+        Exit::Usage
+    } else {
+        Exit::Runtime
+    }
+}
+
+/// Runs one SageMaker call to completion.
+fn on_sagemaker<T>(
+    call: impl AsyncFnOnce(mlops_aws::SageMaker) -> Result<T, mlops_aws::AwsError>,
+) -> Result<T, Exit> {
+    let rt = mlops_aws::runtime().map_err(|e| aws_failed(&e))?;
+    rt.block_on(async { call(mlops_aws::SageMaker::from_env().await).await })
+        .map_err(|e| aws_failed(&e))
+}
+
+fn list_packages(args: &RegistryListArgs, group: &str, format: Format) -> Exit {
+    let group = if group == "sagemaker" {
+        let m = match valid_manifest(&args.registry.manifest, format, "no group to list") {
+            Ok((m, _)) => m,
+            Err(code) => return code,
+        };
+        match m.registry.sagemaker_model_package_group {
+            Some(g) => g,
+            None => {
+                error(
+                    "the manifest has no registry.sagemaker_model_package_group",
+                    "name the group: --model-package-group NAME",
+                );
+                return Exit::Usage;
+            }
+        }
+    } else {
+        group.to_owned()
+    };
+    let packages = match on_sagemaker(async |sm| sm.packages(&group).await) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if format == Format::Json {
+        let rows: Vec<_> = packages
+            .iter()
+            .map(|p| json!({ "arn": p.arn, "version": p.version, "approval": p.approval, "description": p.description, "created": p.created }))
+            .collect();
+        println!(
+            "{}",
+            json!({ "model_package_group": group, "packages": rows })
+        );
+        return Exit::Ok;
+    }
+    if packages.is_empty() {
+        println!("no model packages in {group}");
+        return Exit::Ok;
+    }
+    println!("{:<8} {:<22} arn", "version", "approval");
+    for p in &packages {
+        let version = p.version.map_or_else(String::new, |v| v.to_string());
+        println!("{version:<8} {:<22} {}", p.approval, p.arn);
+    }
+    println!("{} packages in {group}", packages.len());
+    Exit::Ok
+}
+
+fn list(args: &RegistryListArgs, format: Format) -> Exit {
+    if let Some(group) = &args.model_package_group {
+        return list_packages(args, group, format);
+    }
+    let args = &args.registry;
     let registry = match open(args, format) {
         Ok(r) => r,
         Err(code) => return code,
@@ -77,20 +156,45 @@ fn list(args: &RegistryArgs, format: Format) -> Exit {
     Exit::Ok
 }
 
-fn show(args: &RegistryRefArgs, format: Format) -> Exit {
+/// The registry, the reference, the version it resolves to and that version's card.
+fn resolved(
+    args: &RegistryRefArgs,
+    format: Format,
+) -> Result<(Registry, ModelRef, Entry, serde_json::Value), Exit> {
     let (registry, r) = match (open(&args.registry, format), reference(args)) {
         (Ok(reg), Ok(r)) => (reg, r),
-        (Err(code), _) | (_, Err(code)) => return code,
+        (Err(code), _) | (_, Err(code)) => return Err(code),
     };
-    let entry = match registry.resolve(&r) {
-        Ok(e) => e,
-        Err(e) => return failed(&e),
+    let entry = registry.resolve(&r).map_err(|e| failed(&e))?;
+    let card = registry
+        .card(&entry.model, entry.version)
+        .map_err(|e| failed(&e))?;
+    Ok((registry, r, entry, card))
+}
+
+fn show(args: &RegistryRefArgs, format: Format) -> Exit {
+    let (_, _, entry, card) = match resolved(args, format) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    let card = match registry.card(&entry.model, entry.version) {
-        Ok(c) => c,
-        Err(e) => return failed(&e),
+    let package = match package_arn(&card) {
+        Some(arn) => match on_sagemaker(async |sm| sm.package(&arn).await) {
+            Ok(p) => Some(json!({
+                "arn": p.arn,
+                "version": p.version,
+                "approval": p.approval,
+                "approval_description": p.approval_description,
+                "model_data_url": p.model_data_url,
+                "metadata": p.metadata,
+            })),
+            Err(code) => return code,
+        },
+        None => None,
     };
-    let doc = json!({ "ref": entry.reference, "status": entry.status, "location": entry.location, "card": card });
+    let mut doc = json!({ "ref": entry.reference, "status": entry.status, "location": entry.location, "card": card });
+    if let Some(p) = package {
+        doc["model_package"] = p;
+    }
     if format == Format::Json {
         println!("{doc}");
     } else {
@@ -100,14 +204,23 @@ fn show(args: &RegistryRefArgs, format: Format) -> Exit {
 }
 
 fn set(args: &RegistryRefArgs, status: Status, format: Format) -> Exit {
-    let (registry, r) = match (open(&args.registry, format), reference(args)) {
-        (Ok(reg), Ok(r)) => (reg, r),
-        (Err(code), _) | (_, Err(code)) => return code,
+    let (registry, r, _, card) = match resolved(args, format) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let reason = args
         .reason
         .clone()
         .unwrap_or_else(|| format!("{} with `mlops registry`", status.name()));
+    if let Some(arn) = package_arn(&card) {
+        let approved = status == Status::Approved;
+        if let Err(code) = on_sagemaker(async |sm| sm.set_approval(&arn, approved, &reason).await) {
+            return code;
+        }
+        if format != Format::Json {
+            println!("model package {arn} is {}", status.name());
+        }
+    }
     match registry.set_status(&r, status, &reason) {
         Ok(entry) => {
             if format == Format::Json {

@@ -153,9 +153,10 @@ type Fetched = (BTreeMap<String, Vec<u8>>, Option<Vec<u8>>);
 fn fetch_s3(uri: &str) -> Result<Fetched, Exit> {
     let aws = |e: mlops_aws::AwsError| {
         error(&e.message, &e.hint);
-        match e.kind {
-            mlops_aws::Kind::Other => Exit::Runtime,
-            _ => Exit::Usage,
+        if e.kind.is_user() {
+            Exit::Usage
+        } else {
+            Exit::Runtime
         }
     };
     let mut base = mlops_aws::S3Uri::parse(uri).map_err(aws)?;

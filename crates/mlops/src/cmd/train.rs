@@ -87,9 +87,10 @@ pub(crate) fn download(
                 }
                 Err(e) => {
                     error(&e.message, &e.hint);
-                    return Err(match e.kind {
-                        mlops_aws::Kind::Missing | mlops_aws::Kind::Invalid => Exit::Usage,
-                        mlops_aws::Kind::Other => Exit::Runtime,
+                    return Err(if e.kind.is_user() {
+                        Exit::Usage
+                    } else {
+                        Exit::Runtime
                     });
                 }
             }
@@ -117,17 +118,13 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Backend::Local => TrainBackend::Local,
         Backend::Sagemaker => TrainBackend::Sagemaker,
     });
-    if backend == TrainBackend::Sagemaker {
-        error(
-            "the sagemaker training backend is not built yet",
-            "train locally with --backend local",
-        );
-        return Exit::Usage;
-    }
     let registry = match open_registry(args.registry.as_deref(), &m, &args.manifest) {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if backend == TrainBackend::Sagemaker {
+        return super::sagemaker::train(args, &m, &source, &registry, format);
+    }
     let base = match tempfile::Builder::new().prefix("mlops-train-").tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -187,7 +184,48 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Ok(r) => r,
         Err(e) => return worker_failed(&e),
     };
-    let failed = worker::failed_thresholds(&report, &m.evaluation.thresholds);
+    conclude(
+        &Trained {
+            manifest: &args.manifest,
+            m: &m,
+            source: &source,
+            registry: &registry,
+            model_dir: &layout.model(),
+            job: &job,
+            report: &report,
+            sagemaker: None,
+        },
+        format,
+    )
+}
+
+/// A model trained (here or on SageMaker), ready to be registered.
+pub(crate) struct Trained<'a> {
+    pub manifest: &'a Path,
+    pub m: &'a Manifest,
+    pub source: &'a [u8],
+    pub registry: &'a Registry,
+    /// Holds model.json, model.safetensors and training.json.
+    pub model_dir: &'a Path,
+    pub job: &'a Job,
+    pub report: &'a Report,
+    /// The training job, image and model package when SageMaker trained it.
+    pub sagemaker: Option<serde_json::Value>,
+}
+
+/// The SHA-256 of the manifest's bytes, in hex.
+pub(crate) fn manifest_sha(source: &[u8]) -> String {
+    Sha256::digest(source)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Registers a trained model with its card and the status its thresholds give; shows it and
+/// writes the step outputs. Exit 1 when a threshold failed.
+pub(crate) fn conclude(t: &Trained<'_>, format: Format) -> Exit {
+    let (m, report) = (t.m, t.report);
+    let failed = worker::failed_thresholds(report, &m.evaluation.thresholds);
     let (status, reason) = if !failed.is_empty() {
         let why: Vec<String> = failed
             .iter()
@@ -213,10 +251,8 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         reason,
         changed_at: now_rfc3339(),
     };
-    let manifest_sha = Sha256::digest(&source)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
+    let manifest_sha = manifest_sha(t.source);
+    let dir = t.manifest.parent().unwrap_or(Path::new("."));
     let commit = git_commit(dir);
     let card = |version: u64| {
         json!({
@@ -224,9 +260,9 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
             "version": version,
             "ref": format!("{}@{version}", m.model.name),
             "created_at": now_rfc3339(),
-            "manifest": { "path": args.manifest.display().to_string(), "sha256": manifest_sha },
+            "manifest": { "path": t.manifest.display().to_string(), "sha256": manifest_sha },
             "git_commit": commit,
-            "job": job,
+            "job": t.job,
             "datasets": report.datasets,
             "rows": report.rows,
             "compute": report.compute,
@@ -237,17 +273,21 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
             "thresholds": m.evaluation.thresholds.iter().map(|(k, v)| (k.name(), v)).collect::<BTreeMap<_, _>>(),
             "samples_per_second": report.samples_per_second,
             "seconds": report.seconds,
+            "sagemaker": t.sagemaker,
         })
     };
-    let entry = match registry.register(&m.model.name, &layout.model(), card, status) {
+    let entry = match t
+        .registry
+        .register(&m.model.name, t.model_dir, card, status)
+    {
         Ok(e) => e,
         Err(e) => {
             error(&e.message, &e.hint);
             return if e.user { Exit::Usage } else { Exit::Runtime };
         }
     };
-    show(&m, &entry, &report, &failed, format);
-    if let Err(e) = outputs(&entry.reference, &report, m.model.task) {
+    show(m, &entry, report, &failed, format);
+    if let Err(e) = outputs(&entry.reference, report, m.model.task, t.sagemaker.as_ref()) {
         eprintln!("warning: could not write the step outputs or summary: {e}");
     }
     if failed.is_empty() {
@@ -346,10 +386,26 @@ fn show(
 }
 
 /// Step outputs and the step summary (no-ops outside GitHub Actions).
-fn outputs(reference: &str, report: &Report, task: Task) -> std::io::Result<()> {
+fn outputs(
+    reference: &str,
+    report: &Report,
+    task: Task,
+    sagemaker: Option<&serde_json::Value>,
+) -> std::io::Result<()> {
     let rt = Runtime::from_env();
     if !rt.is_actions() {
         return Ok(());
+    }
+    if let Some(sm) = sagemaker {
+        let field = |k: &str| {
+            sm.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        rt.set_output("job-name", &field("training_job"))?;
+        rt.set_output("model-package-arn", &field("model_package_arn"))?;
+        rt.set_output("image", &field("image"))?;
     }
     let validation = report.metrics_of("validation");
     rt.set_output("model-version", reference)?;

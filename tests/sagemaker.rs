@@ -1,0 +1,715 @@
+//! `mlops train --backend sagemaker` as a real process against AWS emulators: moto for ECR, S3
+//! and SageMaker's registry calls (behind a recording proxy, to count calls), and — for what
+//! moto cannot do (a job held in progress, stopped, failed, throttled) — a SageMaker fake whose
+//! every request is validated against botocore's SageMaker service description.
+//!
+//! The model artifact a job "produced" is what the real worker writes: the test runs
+//! `mlops train-worker` over the same hyperparameters and packs its `/opt/ml/model` the way
+//! SageMaker does (`OUTPUT/JOB/output/model.tar.gz`).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{mlops, root};
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/tools.rs"]
+mod tools;
+
+use moto::Moto;
+use proxy::Proxy;
+
+const BUCKET: &str = "digits-ml";
+const REPOSITORY: &str = "digits/mlops";
+const ECR: &str = "AmazonEC2ContainerRegistry_V20150921";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A project directory: the quickstart's data and a manifest that trains on SageMaker.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let quickstart = root().join("examples/quickstart");
+    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+    for f in ["digits-train.csv", "digits-holdout.csv"] {
+        std::fs::copy(
+            quickstart.join("data").join(f),
+            dir.path().join("data").join(f),
+        )
+        .expect("copy");
+    }
+    let yaml = std::fs::read_to_string(quickstart.join("mlops.yaml")).expect("manifest");
+    let yaml = yaml
+        .replace("  backend: local\n", "  backend: sagemaker\n")
+        .replace("  epochs: 30\n", "  epochs: 2\n")
+        .replace(
+            "  local:\n    device: cpu\n",
+            &format!(
+                "  sagemaker:\n    role_arn: arn:aws:iam::123456789012:role/digits-sagemaker-execution\n    image:\n      repository: {REPOSITORY}\n      tag: v1\n    instance_type: ml.m5.large\n    output_uri: s3://{BUCKET}/training\n    tags:\n      team: ml\n"
+            ),
+        )
+        .replace("  thresholds:\n    accuracy: { min: 0.95 }\n", "")
+        .replace(
+            "  path: .mlops/registry\n",
+            "  path: registry\n  sagemaker_model_package_group: digits-mlp\n",
+        );
+    assert!(yaml.contains("sagemaker_model_package_group") && yaml.contains("backend: sagemaker"));
+    std::fs::write(dir.path().join("mlops.yaml"), yaml).expect("write");
+    dir
+}
+
+/// The worker's model directory for the project's manifest, trained for real, as SageMaker's
+/// `model.tar.gz`.
+fn artifact(project: &Path) -> Vec<u8> {
+    let report = mlops_manifest::check_file(&project.join("mlops.yaml")).expect("reads");
+    let m = report.manifest.expect("valid");
+    let job = mlops_train::worker::Job::from_manifest(&m);
+    let base = project.join("opt-ml");
+    let files = job
+        .datasets
+        .iter()
+        .map(|(c, s)| (c.clone(), project.join(&s.path)))
+        .collect();
+    mlops_train::worker::Layout::new(&base)
+        .prepare(&job, &files)
+        .expect("layout");
+    let out = mlops()
+        .args(["train-worker", "--base"])
+        .arg(&base)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut packed = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    packed.append_dir_all(".", base.join("model")).expect("tar");
+    packed.into_inner().expect("tar").finish().expect("gzip")
+}
+
+/// moto with the image `digits/mlops:v1` in ECR and the output bucket; the image's digest.
+fn aws() -> Option<(Moto, String)> {
+    let moto = Moto::start()?;
+    let (status, _) = moto.json(
+        "ecr",
+        &format!("{ECR}.CreateRepository"),
+        &format!(r#"{{"repositoryName":"{REPOSITORY}"}}"#),
+    );
+    assert_eq!(status, 200);
+    let manifest = r#"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"layers\":[]}"#;
+    let (status, put) = moto.json(
+        "ecr",
+        &format!("{ECR}.PutImage"),
+        &format!(
+            r#"{{"repositoryName":"{REPOSITORY}","imageTag":"v1","imageManifest":"{manifest}"}}"#
+        ),
+    );
+    assert_eq!(status, 200, "{put}");
+    let digest = put["image"]["imageId"]["imageDigest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    let (status, answer) = moto.http("PUT", &format!("/{BUCKET}"), b"");
+    assert_eq!(status, 200, "{answer}");
+    Some((moto, digest))
+}
+
+/// `mlops train` on the project with SageMaker at `sagemaker` and the rest at moto.
+fn train(project: &Path, moto: &Moto, sagemaker: &str, extra: &[&str]) -> Command {
+    let mut c = mlops();
+    c.args(["train", "--manifest"])
+        .arg(project.join("mlops.yaml"))
+        .args(["--poll-seconds", "0.05"])
+        .args(extra);
+    moto.env(&mut c);
+    c.env("AWS_ENDPOINT_URL_SAGEMAKER", sagemaker);
+    c
+}
+
+fn sagemaker(moto: &Moto, op: &str, body: &str) -> serde_json::Value {
+    let (status, answer) = moto.json("sagemaker", &format!("SageMaker.{op}"), body);
+    assert_eq!(status, 200, "{op}: {answer}");
+    answer
+}
+
+fn card(project: &Path, version: u64) -> serde_json::Value {
+    let path = project.join(format!("registry/digits-mlp/{version}/card.json"));
+    serde_json::from_slice(&std::fs::read(&path).expect("card")).expect("json")
+}
+
+/// The whole SageMaker path against moto: the tag resolved to the digest the job runs, local
+/// data uploaded under its content hash (and not again), the job created with the manifest's
+/// settings, its artifact registered with the digest and a model package pending approval;
+/// a re-run attaches and creates nothing; approval reaches the package.
+#[test]
+fn sagemaker_training_against_moto() {
+    let Some((moto, digest)) = aws() else { return };
+    let proxy = Proxy::start(moto.port);
+    let dir = project();
+    let tarball = artifact(dir.path());
+    moto.put(
+        BUCKET,
+        "training/digits-run-1/output/model.tar.gz",
+        &tarball,
+    );
+
+    let out = train(
+        dir.path(),
+        &moto,
+        &proxy.endpoint(),
+        &["--job-name", "digits-run-1"],
+    )
+    .output()
+    .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("started training job digits-run-1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("uploaded"), "{stdout}");
+    assert_eq!(proxy.count("CreateTrainingJob"), 1);
+
+    let job = sagemaker(
+        &moto,
+        "DescribeTrainingJob",
+        r#"{"TrainingJobName":"digits-run-1"}"#,
+    );
+    let image = job["AlgorithmSpecification"]["TrainingImage"]
+        .as_str()
+        .expect("image");
+    assert!(
+        image.ends_with(&format!("/{REPOSITORY}@{digest}")),
+        "{image}"
+    );
+    assert_eq!(job["ResourceConfig"]["InstanceType"], "ml.m5.large");
+    assert_eq!(job["HyperParameters"]["epochs"], "2");
+    assert_eq!(job["HyperParameters"]["device"], "\"cpu\"");
+    let channels: Vec<&str> = job["InputDataConfig"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .map(|c| {
+            c["DataSource"]["S3DataSource"]["S3Uri"]
+                .as_str()
+                .expect("uri")
+        })
+        .collect();
+    let train_sha = sha256(&std::fs::read(dir.path().join("data/digits-train.csv")).expect("data"));
+    assert!(
+        channels.contains(
+            &format!("s3://{BUCKET}/training/datasets/sha256-{train_sha}/digits-train.csv")
+                .as_str()
+        ),
+        "{channels:?}"
+    );
+    let (status, _) = moto.http(
+        "HEAD",
+        &format!("/{BUCKET}/training/datasets/sha256-{train_sha}/digits-train.csv"),
+        b"",
+    );
+    assert_eq!(status, 200, "the dataset was uploaded under its hash");
+    let tags = sagemaker(
+        &moto,
+        "ListTags",
+        &format!(
+            r#"{{"ResourceArn":"{}"}}"#,
+            job["TrainingJobArn"].as_str().expect("arn")
+        ),
+    );
+    let tag_keys: Vec<&str> = tags["Tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|t| t["Key"].as_str())
+        .collect();
+    for k in [
+        "team",
+        "mlops:repository",
+        "mlops:manifest-sha256",
+        "mlops:workflow-run",
+    ] {
+        assert!(tag_keys.contains(&k), "{k} in {tag_keys:?}");
+    }
+
+    let c = card(dir.path(), 1);
+    assert_eq!(c["sagemaker"]["training_job"], "digits-run-1");
+    assert_eq!(c["sagemaker"]["image_digest"], digest.as_str());
+    let package = c["sagemaker"]["model_package_arn"]
+        .as_str()
+        .expect("package")
+        .to_owned();
+    let packages = sagemaker(
+        &moto,
+        "ListModelPackages",
+        r#"{"ModelPackageGroupName":"digits-mlp"}"#,
+    );
+    let list = packages["ModelPackageSummaryList"]
+        .as_array()
+        .expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["ModelApprovalStatus"], "PendingManualApproval");
+    assert_eq!(list[0]["ModelPackageArn"], package.as_str());
+    let described = sagemaker(
+        &moto,
+        "DescribeModelPackage",
+        &format!(r#"{{"ModelPackageName":"{package}"}}"#),
+    );
+    assert!(
+        described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/mlops-metrics.json")),
+        "{described}"
+    );
+
+    // The same step again: attaches, creates nothing, registers nothing new.
+    let again = train(
+        dir.path(),
+        &moto,
+        &proxy.endpoint(),
+        &["--job-name", "digits-run-1"],
+    )
+    .output()
+    .expect("runs");
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains("registered as digits-mlp@1"),
+        "{}",
+        text(&again.stdout)
+    );
+    assert_eq!(proxy.count("CreateTrainingJob"), 1, "{:?}", proxy.calls());
+    assert!(!dir.path().join("registry/digits-mlp/2").exists());
+
+    // Another registry, same job: attaches to the finished job and registers its model.
+    let other = tempfile::tempdir().expect("tempdir");
+    let attach = train(
+        dir.path(),
+        &moto,
+        &proxy.endpoint(),
+        &["--job-name", "digits-run-1"],
+    )
+    .arg("--registry")
+    .arg(other.path())
+    .output()
+    .expect("runs");
+    assert!(attach.status.success(), "{}", text(&attach.stderr));
+    assert!(text(&attach.stdout).contains("attached to the existing training job digits-run-1"));
+    assert_eq!(proxy.count("CreateTrainingJob"), 1);
+    assert!(other.path().join("digits-mlp/1/card.json").is_file());
+    assert!(
+        text(&attach.stdout).contains(&format!("the job's model package is {package} already")),
+        "{}",
+        text(&attach.stdout)
+    );
+
+    // A new job with the same data: a second job, and no second upload.
+    moto.put(
+        BUCKET,
+        "training/digits-run-2/output/model.tar.gz",
+        &tarball,
+    );
+    let second = train(
+        dir.path(),
+        &moto,
+        &proxy.endpoint(),
+        &["--job-name", "digits-run-2"],
+    )
+    .output()
+    .expect("runs");
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(text(&second.stdout).contains("is there already (same SHA-256); not uploaded"));
+    assert_eq!(proxy.count("CreateTrainingJob"), 2);
+
+    // Approval reaches the model package.
+    let approve = mlops()
+        .args(["registry", "approve", "digits-mlp@1", "--registry"])
+        .arg(dir.path().join("registry"))
+        .args(["--reason", "holdout passed"])
+        .env("AWS_ENDPOINT_URL_SAGEMAKER", proxy.endpoint())
+        .envs(moto_env(&moto))
+        .output()
+        .expect("runs");
+    assert!(approve.status.success(), "{}", text(&approve.stderr));
+    let described = sagemaker(
+        &moto,
+        "DescribeModelPackage",
+        &format!(r#"{{"ModelPackageName":"{package}"}}"#),
+    );
+    assert_eq!(described["ModelApprovalStatus"], "Approved");
+    let listed = mlops()
+        .args([
+            "registry",
+            "list",
+            "--format",
+            "json",
+            "--model-package-group",
+            "digits-mlp",
+            "--registry",
+        ])
+        .arg(dir.path().join("registry"))
+        .envs(moto_env(&moto))
+        .output()
+        .expect("runs");
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let approvals: Vec<&str> = doc["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|p| p["approval"].as_str())
+        .collect();
+    assert_eq!(approvals, ["Approved", "PendingManualApproval"]);
+}
+
+/// The environment `Moto::env` sets, as pairs (for commands built without it).
+fn moto_env(moto: &Moto) -> Vec<(String, String)> {
+    let mut c = Command::new("true");
+    moto.env(&mut c);
+    c.get_envs()
+        .filter_map(|(k, v)| {
+            Some((
+                k.to_string_lossy().into_owned(),
+                v?.to_string_lossy().into_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Runs `mlops train --job-name digits-x` and checks it exits `code` saying `needle`.
+fn refused(project: &Path, moto: &Moto, proxy: &Proxy, code: i32, needle: &str) {
+    let out = train(
+        project,
+        moto,
+        &proxy.endpoint(),
+        &["--job-name", "digits-x"],
+    )
+    .output()
+    .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(needle), "{needle} in {stderr}");
+}
+
+/// Refusals before anything starts: a missing tag (exit 2, naming repository and tag), CRITICAL
+/// scan findings (exit 1), more than one instance (exit 2); none creates a job.
+#[test]
+fn sagemaker_refuses_before_starting_anything() {
+    let Some((moto, digest)) = aws() else { return };
+    let proxy = Proxy::start(moto.port);
+    let dir = project();
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("read");
+
+    std::fs::write(
+        &manifest,
+        yaml.replace("      tag: v1\n", "      tag: v9\n"),
+    )
+    .expect("write");
+    refused(
+        dir.path(),
+        &moto,
+        &proxy,
+        2,
+        &format!("`{REPOSITORY}` has no image tagged `v9`"),
+    );
+
+    std::fs::write(
+        &manifest,
+        yaml.replace("    instance_count: 1\n", "").replace(
+            "    instance_type: ml.m5.large\n",
+            "    instance_type: ml.m5.large\n    instance_count: 2\n",
+        ),
+    )
+    .expect("write");
+    refused(dir.path(), &moto, &proxy, 2, "independent copies");
+
+    std::fs::write(&manifest, &yaml).expect("write");
+    let (status, _) = moto.json(
+        "ecr",
+        &format!("{ECR}.StartImageScan"),
+        &format!(r#"{{"repositoryName":"{REPOSITORY}","imageId":{{"imageDigest":"{digest}"}}}}"#),
+    );
+    assert_eq!(status, 200);
+    let findings = serde_json::json!({
+        "region": "us-east-1",
+        "results": [{
+            "registryId": "123456789012",
+            "repositoryName": REPOSITORY,
+            "imageId": { "imageDigest": digest },
+            "imageScanStatus": { "status": "COMPLETE", "description": "done" },
+            "imageScanFindings": { "findings": [], "findingSeverityCounts": { "CRITICAL": 2, "LOW": 5 } }
+        }]
+    });
+    let (status, answer) = moto.http(
+        "POST",
+        "/moto-api/static/ecr/scan-finding-results",
+        findings.to_string().as_bytes(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    refused(
+        dir.path(),
+        &moto,
+        &proxy,
+        1,
+        "has 2 CRITICAL scan finding(s)",
+    );
+    assert_eq!(proxy.count("CreateTrainingJob"), 0, "{:?}", proxy.calls());
+}
+
+/// The SageMaker fake (botocore-validated) on a free port, playing `scenario`.
+struct Fake {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Fake {
+    fn start(scenario: &str) -> Option<Self> {
+        let python = tools::tool("python")?;
+        let port = moto::free_port();
+        let child = Command::new(python)
+            .arg(root().join("tests/support/sagemaker_fake.py"))
+            .args([&port.to_string(), scenario])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the fake starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the fake did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self { child, port })
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The operations it was called with, and the requests botocore's model refused.
+    fn calls(&self) -> (Vec<String>, Vec<String>) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.write_all(b"GET /_calls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let doc: serde_json::Value = serde_json::from_str(body).expect("json");
+        let strings = |k: &str| {
+            doc[k]
+                .as_array()
+                .expect("array")
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        (strings("calls"), strings("violations"))
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for the process, killing it after `limit`.
+fn finish(mut child: std::process::Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A real SIGTERM while the job trains: the job is stopped (StopTrainingJob, then Stopping)
+/// before the process exits 130.
+#[test]
+fn sigterm_stops_the_training_job_before_exiting() {
+    let Some((moto, _)) = aws() else { return };
+    let Some(fake) = Fake::start("hold") else {
+        return;
+    };
+    let dir = project();
+    let child = train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "digits-held"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fake
+        .calls()
+        .0
+        .iter()
+        .filter(|c| *c == "DescribeTrainingJob")
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the job was never polled: {:?}",
+            fake.calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = finish(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("SIGTERM: stopping the training job digits-held"));
+    let (calls, violations) = fake.calls();
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!(
+        calls.iter().filter(|c| *c == "StopTrainingJob").count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|c| *c == "CreateTrainingJob").count(),
+        1
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("training job digits-held: Stopping")
+            || stderr.contains("training job digits-held: Stopped"),
+        "{stderr}"
+    );
+}
+
+/// `--wait-timeout` stops the job too, and is a failure (exit 3).
+#[test]
+fn a_wait_timeout_stops_the_job() {
+    let Some((moto, _)) = aws() else { return };
+    let Some(fake) = Fake::start("hold") else {
+        return;
+    };
+    let dir = project();
+    let out = train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "digits-slow", "--wait-timeout", "1"],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("did not finish within --wait-timeout"));
+    let (calls, violations) = fake.calls();
+    assert!(violations.is_empty(), "{violations:?}");
+    assert!(calls.contains(&"StopTrainingJob".to_owned()), "{calls:?}");
+}
+
+/// A job that fails is exit 3 with SageMaker's reason, and nothing is registered.
+#[test]
+fn a_failed_job_is_exit_3_with_the_reason() {
+    let Some((moto, _)) = aws() else { return };
+    let Some(fake) = Fake::start("fail") else {
+        return;
+    };
+    let dir = project();
+    let out = train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "digits-bad"],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("failed: AlgorithmError: the worker exited 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("registry/digits-mlp").exists());
+    assert!(fake.calls().1.is_empty(), "{:?}", fake.calls().1);
+}
+
+/// Throttling and a 5xx with an HTML body while waiting are ridden out; the job completes and
+/// its model is registered (without a model package group: the fake plays training jobs only).
+#[test]
+fn waiting_rides_out_throttling_and_5xx() {
+    let Some((moto, _)) = aws() else { return };
+    let Some(fake) = Fake::start("throttle") else {
+        return;
+    };
+    let dir = project();
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("read");
+    std::fs::write(
+        &manifest,
+        yaml.replace("  sagemaker_model_package_group: digits-mlp\n", ""),
+    )
+    .expect("write");
+    moto.put(
+        BUCKET,
+        "training/digits-busy/output/model.tar.gz",
+        &artifact(dir.path()),
+    );
+    let out = train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "digits-busy"],
+    )
+    .output()
+    .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    for status in [
+        "InProgress (Starting)",
+        "InProgress (Training)",
+        "Completed (Completed)",
+    ] {
+        assert!(stdout.contains(status), "{status} in {stdout}");
+    }
+    let (calls, violations) = fake.calls();
+    assert!(violations.is_empty(), "{violations:?}");
+    assert!(
+        calls.iter().filter(|c| *c == "DescribeTrainingJob").count() >= 6,
+        "{calls:?}"
+    );
+    assert_eq!(
+        card(dir.path(), 1)["sagemaker"]["training_job"],
+        "digits-busy"
+    );
+}

@@ -1,0 +1,143 @@
+"""A small SageMaker control-plane fake for what moto cannot do: hold a training job in
+progress, stop it, fail it, throttle. Every request is validated against botocore's own
+SageMaker service description (the model the AWS CLI and boto3 use), and a request that does not
+fit it is answered 400 and recorded as a violation.
+
+Usage: python sagemaker_fake.py PORT SCENARIO
+Scenarios:
+  hold     the job stays InProgress/Training until StopTrainingJob; then Stopping, Stopped
+  fail     InProgress twice, then Failed with a reason
+  throttle two ThrottlingException answers and one HTML 500, then InProgress, then Completed
+           (the artifact is where SageMaker would put it: OUTPUT/NAME/output/model.tar.gz)
+GET /_calls answers {"calls": [operation, ...], "violations": [...]}.
+"""
+
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import botocore.session
+from botocore.validate import ParamValidator
+
+MODEL = botocore.session.get_session().get_service_model("sagemaker")
+SCENARIO = sys.argv[2]
+CALLS = []
+VIOLATIONS = []
+JOBS = {}
+THROTTLES = {"left": 3}
+
+
+def job_view(job):
+    out = {
+        "TrainingJobName": job["name"],
+        "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/" + job["name"],
+        "TrainingJobStatus": job["status"],
+        "SecondaryStatus": job["secondary"],
+        "AlgorithmSpecification": job["request"]["AlgorithmSpecification"],
+        "CreationTime": 1700000000,
+        "SecondaryStatusTransitions": [
+            {"Status": s, "StartTime": 1700000000, "StatusMessage": "now " + s}
+            for s in job["seen"]
+        ],
+        "ResourceConfig": job["request"]["ResourceConfig"],
+        "StoppingCondition": job["request"]["StoppingCondition"],
+        "RoleArn": job["request"]["RoleArn"],
+        "ModelArtifacts": {"S3ModelArtifacts": job["artifact"]},
+    }
+    if "reason" in job:
+        out["FailureReason"] = job["reason"]
+    return out
+
+
+def move(job, status, secondary):
+    job["status"], job["secondary"] = status, secondary
+    if job["seen"][-1] != secondary:
+        job["seen"].append(secondary)
+
+
+def describe(job):
+    job["polls"] += 1
+    if SCENARIO == "hold":
+        if job["status"] == "Stopping":
+            move(job, "Stopped", "Stopped")
+        elif job["polls"] >= 2 and job["status"] == "InProgress":
+            move(job, "InProgress", "Training")
+    elif SCENARIO == "fail":
+        if job["polls"] > 2:
+            job["reason"] = "AlgorithmError: the worker exited 2: train.csv line 3: not a number"
+            move(job, "Failed", "Failed")
+    elif SCENARIO == "throttle":
+        if job["polls"] == 2:
+            move(job, "InProgress", "Training")
+        elif job["polls"] >= 3:
+            move(job, "Completed", "Completed")
+    return job_view(job)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body, content_type="application/x-amz-json-1.1"):
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def error(self, status, code, message):
+        self.answer(status, {"__type": code, "message": message})
+
+    def do_GET(self):
+        self.answer(200, {"calls": CALLS, "violations": VIOLATIONS}, "application/json")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        params = json.loads(self.rfile.read(length) or b"{}")
+        target = self.headers.get("X-Amz-Target", "")
+        op = target.split(".", 1)[-1]
+        CALLS.append(op)
+        if op not in MODEL.operation_names:
+            VIOLATIONS.append(f"{op}: no such operation")
+            return self.error(400, "UnknownOperationException", op)
+        report = ParamValidator().validate(params, MODEL.operation_model(op).input_shape)
+        if report.has_errors():
+            VIOLATIONS.append(f"{op}: {report.generate_report()}")
+            return self.error(400, "ValidationException", report.generate_report())
+        name = params.get("TrainingJobName", "")
+        if op == "CreateTrainingJob":
+            if name in JOBS:
+                return self.error(400, "ResourceInUse", f"Training job {name} already exists")
+            output = params["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+            JOBS[name] = {
+                "name": name,
+                "request": params,
+                "status": "InProgress",
+                "secondary": "Starting",
+                "seen": ["Starting"],
+                "polls": 0,
+                "artifact": f"{output}/{name}/output/model.tar.gz",
+            }
+            return self.answer(200, {"TrainingJobArn": job_view(JOBS[name])["TrainingJobArn"]})
+        if op == "DescribeTrainingJob":
+            if name not in JOBS:
+                return self.error(400, "ValidationException", "Requested resource not found.")
+            if SCENARIO == "throttle" and JOBS[name]["polls"] >= 1 and THROTTLES["left"] > 0:
+                THROTTLES["left"] -= 1
+                if THROTTLES["left"] == 0:
+                    return self.answer(500, "<html>Internal Server Error</html>", "text/html")
+                return self.error(400, "ThrottlingException", "Rate exceeded")
+            return self.answer(200, describe(JOBS[name]))
+        if op == "StopTrainingJob":
+            job = JOBS.get(name)
+            if job is None:
+                return self.error(400, "ValidationException", "Requested resource not found.")
+            if job["status"] != "InProgress":
+                return self.error(400, "ValidationException", f"job is {job['status']}")
+            move(job, "Stopping", "Stopping")
+            return self.answer(200, {})
+        return self.error(400, "ValidationException", f"the fake does not implement {op}")
+
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
