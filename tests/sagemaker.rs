@@ -158,6 +158,27 @@ fn sagemaker_training_against_moto() {
         "training/digits-run-1/output/model.tar.gz",
         &tarball,
     );
+    // What SageMaker would have logged: the worker's lines in the job's stream.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let group = r#""logGroupName":"/aws/sagemaker/TrainingJobs""#;
+    let stream = r#""logStreamName":"digits-run-1/algo-1-1700000000""#;
+    for (target, body) in [
+        ("CreateLogGroup", format!("{{{group}}}")),
+        ("CreateLogStream", format!("{{{group},{stream}}}")),
+        (
+            "PutLogEvents",
+            format!(
+                r#"{{{group},{stream},"logEvents":[{{"timestamp":{now},"message":"epoch=1 loss=0.912345 validation_loss=0.456789"}},{{"timestamp":{},"message":"trained: 2 epochs"}}]}}"#,
+                now + 1
+            ),
+        ),
+    ] {
+        let (status, answer) = moto.json("logs", &format!("Logs_20140328.{target}"), &body);
+        assert_eq!(status, 200, "{target}: {answer}");
+    }
 
     let out = train(
         dir.path(),
@@ -179,6 +200,13 @@ fn sagemaker_training_against_moto() {
         "{stdout}"
     );
     assert!(stdout.contains("uploaded"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "[algo-1] epoch=1 loss=0.912345 validation_loss=0.456789\n[algo-1] trained: 2 epochs"
+        ),
+        "the job's log, in order: {stdout}\n{}",
+        text(&out.stderr)
+    );
     assert_eq!(proxy.count("CreateTrainingJob"), 1);
 
     let job = sagemaker(
@@ -410,7 +438,8 @@ fn refused(project: &Path, moto: &Moto, proxy: &Proxy, code: i32, needle: &str) 
 }
 
 /// Refusals before anything starts: a missing tag (exit 2, naming repository and tag), CRITICAL
-/// scan findings (exit 1), more than one instance (exit 2); none creates a job.
+/// scan findings (exit 1), more than one instance (an invalid manifest, exit 1); none creates a
+/// job.
 #[test]
 fn sagemaker_refuses_before_starting_anything() {
     let Some((moto, digest)) = aws() else { return };
@@ -440,7 +469,7 @@ fn sagemaker_refuses_before_starting_anything() {
         ),
     )
     .expect("write");
-    refused(dir.path(), &moto, &proxy, 2, "independent copies");
+    refused(dir.path(), &moto, &proxy, 1, "2 independent copies");
 
     std::fs::write(&manifest, &yaml).expect("write");
     let (status, _) = moto.json(

@@ -14,10 +14,12 @@ use aws_config::BehaviorVersion;
 
 mod call;
 pub mod ecr;
+pub mod logs;
 pub mod sagemaker;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 pub use ecr::{Ecr, Image};
+pub use logs::Logs;
 pub use sagemaker::{JobState, Package, PackageSpec, Poll, SageMaker, TrainingSpec};
 
 /// An `s3://bucket/key` address.

@@ -259,6 +259,18 @@ fn training(cx: &mut Ctx<'_>, m: &Manifest) {
             ),
             _ => {}
         }
+        if sm.instance_count > 1 {
+            cx.error(
+                "semantic/instance-count",
+                &["training", "sagemaker", "instance_count"],
+                format!(
+                    "`instance_count: {}`: the trainer has no multi-host data parallelism, so \
+                     SageMaker would train {} independent copies",
+                    sm.instance_count, sm.instance_count
+                ),
+                "set `instance_count: 1` and pick a larger `instance_type` instead",
+            );
+        }
         if let Some(spot) = &sm.spot
             && spot.max_wait_seconds < sm.max_runtime_seconds
         {

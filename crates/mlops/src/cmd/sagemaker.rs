@@ -167,17 +167,6 @@ pub(crate) fn train(
         );
         return Exit::Usage;
     };
-    if sm.instance_count > 1 {
-        error(
-            &format!(
-                "training.sagemaker.instance_count is {}: the trainer has no multi-host data \
-                 parallelism, so SageMaker would train {} independent copies",
-                sm.instance_count, sm.instance_count
-            ),
-            "set `instance_count: 1` and pick a larger `instance_type` instead",
-        );
-        return Exit::Usage;
-    }
     if let Some(name) = &args.job_name
         && !valid_job_name(name)
     {
@@ -367,8 +356,12 @@ async fn run(
             None => std::future::pending().await,
         }
     };
+    let logs = mlops_aws::Logs::from_env().await;
+    let mut cursor = mlops_aws::logs::Cursor::default();
+    let mut tailing = true;
     let end = tokio::select! {
         r = sagemaker.wait(&name, plan.poll, show) => r.map_err(|e| aws_failed(&e))?,
+        never = follow(&logs, &name, plan, &mut cursor, &mut tailing) => match never {},
         sig = &mut signal => {
             eprintln!("{sig}: stopping the training job {name}");
             return Err(stop(&sagemaker, &name, plan.poll).await.map_or_else(|c| c, |()| Exit::Cancelled));
@@ -381,6 +374,9 @@ async fn run(
             return Err(stop(&sagemaker, &name, plan.poll).await.map_or_else(|c| c, |()| Exit::Runtime));
         }
     };
+    if tailing {
+        print_log(&logs, &name, plan.format, &mut cursor).await;
+    }
     match end.status.as_str() {
         "Completed" => {}
         "Failed" => {
@@ -409,6 +405,52 @@ async fn run(
     collect(m, plan, &name, &end, &image, work)
         .await
         .map(|d| Outcome::Trained(Box::new(d)))
+}
+
+/// Prints the job's new log lines every few polls, for as long as it is polled; stops (with one
+/// warning) if the log cannot be read, since the log is a convenience and the job goes on.
+async fn follow(
+    logs: &mlops_aws::Logs,
+    name: &str,
+    plan: &Plan<'_>,
+    cursor: &mut mlops_aws::logs::Cursor,
+    tailing: &mut bool,
+) -> std::convert::Infallible {
+    let every = plan.poll.first.max(Duration::from_millis(100)) * 3;
+    loop {
+        tokio::time::sleep(every).await;
+        if *tailing && !print_log(logs, name, plan.format, cursor).await {
+            *tailing = false;
+        }
+    }
+}
+
+/// Prints the log lines written since `cursor`; `false` (after a warning) when it cannot.
+async fn print_log(
+    logs: &mlops_aws::Logs,
+    name: &str,
+    format: Format,
+    cursor: &mut mlops_aws::logs::Cursor,
+) -> bool {
+    match logs.fetch(name, cursor).await {
+        Ok(lines) => {
+            for (instance, line) in lines {
+                if format == Format::Json {
+                    eprintln!("[{instance}] {line}");
+                } else {
+                    println!("[{instance}] {line}");
+                }
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "warning: the training log cannot be read ({}); the job goes on",
+                e.message
+            );
+            false
+        }
+    }
 }
 
 /// The registry version an earlier run registered from the job `name`, if any.
