@@ -742,3 +742,35 @@ fn waiting_rides_out_throttling_and_5xx() {
         "digits-busy"
     );
 }
+
+/// Opt-in, against a real AWS account: `cargo test -p mlops --features live-aws --test sagemaker
+/// -- --ignored live`, with credentials in the environment (a profile or OIDC) and
+/// `MLOPS_LIVE_MANIFEST` naming a manifest whose `training.sagemaker` points at a real role,
+/// image and bucket. It trains for real (and bills), waits, and registers into a temporary
+/// registry.
+#[cfg(feature = "live-aws")]
+#[test]
+#[ignore = "trains on a real AWS account; opt in with --features live-aws and --ignored"]
+fn live_training_on_a_real_account() {
+    let manifest = std::env::var("MLOPS_LIVE_MANIFEST")
+        .expect("set MLOPS_LIVE_MANIFEST to a manifest that trains on your account");
+    let registry = tempfile::tempdir().expect("tempdir");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    let out = c
+        .args(["train", "--backend", "sagemaker", "--manifest", &manifest])
+        .arg("--registry")
+        .arg(registry.path())
+        .args(["--wait-timeout", "3600"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let listed = std::fs::read_dir(registry.path())
+        .expect("registry")
+        .count();
+    assert_eq!(listed, 1, "one model registered");
+}
