@@ -132,6 +132,18 @@ fn train(project: &Path, moto: &Moto, sagemaker: &str, extra: &[&str]) -> Comman
     c
 }
 
+/// Runs `c`, checks it succeeded, and returns its stdout.
+fn succeeds(mut c: Command) -> String {
+    let out = c.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
 fn sagemaker(moto: &Moto, op: &str, body: &str) -> serde_json::Value {
     let (status, answer) = moto.json("sagemaker", &format!("SageMaker.{op}"), body);
     assert_eq!(status, 200, "{op}: {answer}");
@@ -180,21 +192,12 @@ fn sagemaker_training_against_moto() {
         assert_eq!(status, 200, "{target}: {answer}");
     }
 
-    let out = train(
+    let stdout = succeeds(train(
         dir.path(),
         &moto,
         &proxy.endpoint(),
         &["--job-name", "digits-run-1"],
-    )
-    .output()
-    .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let stdout = text(&out.stdout);
+    ));
     assert!(
         stdout.contains("started training job digits-run-1"),
         "{stdout}"
@@ -204,8 +207,7 @@ fn sagemaker_training_against_moto() {
         stdout.contains(
             "[algo-1] epoch=1 loss=0.912345 validation_loss=0.456789\n[algo-1] trained: 2 epochs"
         ),
-        "the job's log, in order: {stdout}\n{}",
-        text(&out.stderr)
+        "the job's log, in order: {stdout}"
     );
     assert_eq!(proxy.count("CreateTrainingJob"), 1);
 
@@ -302,43 +304,32 @@ fn sagemaker_training_against_moto() {
     );
 
     // The same step again: attaches, creates nothing, registers nothing new.
-    let again = train(
+    let again = succeeds(train(
         dir.path(),
         &moto,
         &proxy.endpoint(),
         &["--job-name", "digits-run-1"],
-    )
-    .output()
-    .expect("runs");
-    assert!(again.status.success(), "{}", text(&again.stderr));
-    assert!(
-        text(&again.stdout).contains("registered as digits-mlp@1"),
-        "{}",
-        text(&again.stdout)
-    );
+    ));
+    assert!(again.contains("registered as digits-mlp@1"), "{again}");
     assert_eq!(proxy.count("CreateTrainingJob"), 1, "{:?}", proxy.calls());
     assert!(!dir.path().join("registry/digits-mlp/2").exists());
 
     // Another registry, same job: attaches to the finished job and registers its model.
     let other = tempfile::tempdir().expect("tempdir");
-    let attach = train(
+    let mut c = train(
         dir.path(),
         &moto,
         &proxy.endpoint(),
         &["--job-name", "digits-run-1"],
-    )
-    .arg("--registry")
-    .arg(other.path())
-    .output()
-    .expect("runs");
-    assert!(attach.status.success(), "{}", text(&attach.stderr));
-    assert!(text(&attach.stdout).contains("attached to the existing training job digits-run-1"));
+    );
+    c.arg("--registry").arg(other.path());
+    let attach = succeeds(c);
+    assert!(attach.contains("attached to the existing training job digits-run-1"));
     assert_eq!(proxy.count("CreateTrainingJob"), 1);
     assert!(other.path().join("digits-mlp/1/card.json").is_file());
     assert!(
-        text(&attach.stdout).contains(&format!("the job's model package is {package} already")),
-        "{}",
-        text(&attach.stdout)
+        attach.contains(&format!("the job's model package is {package} already")),
+        "{attach}"
     );
 
     // A new job with the same data: a second job, and no second upload.
@@ -347,35 +338,32 @@ fn sagemaker_training_against_moto() {
         "training/digits-run-2/output/model.tar.gz",
         &tarball,
     );
-    let second = train(
+    let second = succeeds(train(
         dir.path(),
         &moto,
         &proxy.endpoint(),
         &["--job-name", "digits-run-2"],
-    )
-    .output()
-    .expect("runs");
-    assert!(second.status.success(), "{}", text(&second.stderr));
-    assert!(text(&second.stdout).contains("is there already (same SHA-256); not uploaded"));
+    ));
+    assert!(second.contains("is there already (same SHA-256); not uploaded"));
     assert_eq!(proxy.count("CreateTrainingJob"), 2);
 
     // Approval reaches the model package.
-    let approve = mlops()
+    let mut approve = mlops();
+    approve
         .args(["registry", "approve", "digits-mlp@1", "--registry"])
         .arg(dir.path().join("registry"))
         .args(["--reason", "holdout passed"])
         .env("AWS_ENDPOINT_URL_SAGEMAKER", proxy.endpoint())
-        .envs(moto_env(&moto))
-        .output()
-        .expect("runs");
-    assert!(approve.status.success(), "{}", text(&approve.stderr));
+        .envs(moto_env(&moto));
+    succeeds(approve);
     let described = sagemaker(
         &moto,
         "DescribeModelPackage",
         &format!(r#"{{"ModelPackageName":"{package}"}}"#),
     );
     assert_eq!(described["ModelApprovalStatus"], "Approved");
-    let listed = mlops()
+    let mut listed = mlops();
+    listed
         .args([
             "registry",
             "list",
@@ -386,11 +374,8 @@ fn sagemaker_training_against_moto() {
             "--registry",
         ])
         .arg(dir.path().join("registry"))
-        .envs(moto_env(&moto))
-        .output()
-        .expect("runs");
-    assert!(listed.status.success(), "{}", text(&listed.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+        .envs(moto_env(&moto));
+    let doc: serde_json::Value = serde_json::from_str(&succeeds(listed)).expect("json");
     let approvals: Vec<&str> = doc["packages"]
         .as_array()
         .expect("packages")
@@ -709,21 +694,12 @@ fn waiting_rides_out_throttling_and_5xx() {
         "training/digits-busy/output/model.tar.gz",
         &artifact(dir.path()),
     );
-    let out = train(
+    let stdout = succeeds(train(
         dir.path(),
         &moto,
         &fake.endpoint(),
         &["--job-name", "digits-busy"],
-    )
-    .output()
-    .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let stdout = text(&out.stdout);
+    ));
     for status in [
         "InProgress (Starting)",
         "InProgress (Training)",
