@@ -549,6 +549,13 @@ impl Drop for Fake {
     }
 }
 
+/// moto (ECR, S3, Logs), the SageMaker fake playing `scenario`, and a project.
+fn with_fake(scenario: &str) -> Option<(Moto, Fake, tempfile::TempDir)> {
+    let (moto, _) = aws()?;
+    let fake = Fake::start(scenario)?;
+    Some((moto, fake, project()))
+}
+
 /// Waits for the process, killing it after `limit`.
 fn finish(mut child: std::process::Child, limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
@@ -566,11 +573,9 @@ fn finish(mut child: std::process::Child, limit: Duration) -> Output {
 /// before the process exits 130.
 #[test]
 fn sigterm_stops_the_training_job_before_exiting() {
-    let Some((moto, _)) = aws() else { return };
-    let Some(fake) = Fake::start("hold") else {
+    let Some((moto, fake, dir)) = with_fake("hold") else {
         return;
     };
-    let dir = project();
     let child = train(
         dir.path(),
         &moto,
@@ -627,11 +632,9 @@ fn sigterm_stops_the_training_job_before_exiting() {
 /// `--wait-timeout` stops the job too, and is a failure (exit 3).
 #[test]
 fn a_wait_timeout_stops_the_job() {
-    let Some((moto, _)) = aws() else { return };
-    let Some(fake) = Fake::start("hold") else {
+    let Some((moto, fake, dir)) = with_fake("hold") else {
         return;
     };
-    let dir = project();
     let out = train(
         dir.path(),
         &moto,
@@ -650,11 +653,9 @@ fn a_wait_timeout_stops_the_job() {
 /// A job that fails is exit 3 with SageMaker's reason, and nothing is registered.
 #[test]
 fn a_failed_job_is_exit_3_with_the_reason() {
-    let Some((moto, _)) = aws() else { return };
-    let Some(fake) = Fake::start("fail") else {
+    let Some((moto, fake, dir)) = with_fake("fail") else {
         return;
     };
-    let dir = project();
     let out = train(
         dir.path(),
         &moto,
@@ -677,11 +678,9 @@ fn a_failed_job_is_exit_3_with_the_reason() {
 /// its model is registered (without a model package group: the fake plays training jobs only).
 #[test]
 fn waiting_rides_out_throttling_and_5xx() {
-    let Some((moto, _)) = aws() else { return };
-    let Some(fake) = Fake::start("throttle") else {
+    let Some((moto, fake, dir)) = with_fake("throttle") else {
         return;
     };
-    let dir = project();
     let manifest = dir.path().join("mlops.yaml");
     let yaml = std::fs::read_to_string(&manifest).expect("read");
     std::fs::write(
