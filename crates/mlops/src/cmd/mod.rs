@@ -24,6 +24,22 @@ pub(crate) fn error(message: &str, hint: &str) {
     }
 }
 
+/// Says what went wrong with an AWS call; exit 2 when the address given was wrong (the user's
+/// to fix), else 3.
+pub(crate) fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
+    error(&e.message, &e.hint);
+    if e.kind.is_user() {
+        Exit::Usage
+    } else {
+        Exit::Runtime
+    }
+}
+
+/// Bytes (a digest) as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The multi-threaded async runtime of the service (serve).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
     start(tokio::runtime::Builder::new_multi_thread())

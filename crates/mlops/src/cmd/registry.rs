@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::cli::{Format, RegistryArgs, RegistryCommand, RegistryListArgs, RegistryRefArgs};
 use crate::cmd::train::open_registry;
-use crate::cmd::{error, valid_manifest};
+use crate::cmd::{aws_failed, error, valid_manifest};
 use crate::exit::Exit;
 
 /// The registry of `--registry`, else of the manifest.
@@ -47,15 +47,6 @@ fn package_arn(card: &serde_json::Value) -> Option<String> {
     card.pointer("/sagemaker/model_package_arn")
         .and_then(|v| v.as_str())
         .map(str::to_owned)
-}
-
-fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
-    error(&e.message, &e.hint);
-    if e.kind.is_user() {
-        Exit::Usage
-    } else {
-        Exit::Runtime
-    }
 }
 
 /// Runs one SageMaker call to completion.

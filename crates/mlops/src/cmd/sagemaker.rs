@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mlops_aws::{AwsError, Ecr, JobState, PackageSpec, Poll, S3, S3Uri, SageMaker, TrainingSpec};
+use mlops_aws::{Ecr, JobState, PackageSpec, Poll, S3, S3Uri, SageMaker, TrainingSpec};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Device, SagemakerTraining};
 use mlops_train::registry::Registry;
@@ -19,8 +19,8 @@ use mlops_train::worker::{Job, Report};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::error;
 use super::train::{Trained, conclude, manifest_sha};
+use super::{aws_failed, error, hex};
 use crate::cli::{Format, TrainArgs};
 use crate::exit::Exit;
 
@@ -29,20 +29,6 @@ const HYPERPARAMETER_LENGTH: usize = 2500;
 
 /// How long a stop may take to be acknowledged before we say the job may still run.
 const STOP_PATIENCE: Duration = Duration::from_secs(300);
-
-/// Says what went wrong with an AWS call; exit 2 when the address was wrong, else 3.
-fn aws_failed(e: &AwsError) -> Exit {
-    error(&e.message, &e.hint);
-    if e.kind.is_user() {
-        Exit::Usage
-    } else {
-        Exit::Runtime
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The prefix every AWS name of the project starts with (as `mlops render` derives it).
 fn name_prefix(m: &Manifest) -> &str {
@@ -283,6 +269,21 @@ pub(crate) fn train(
     )
 }
 
+/// The clients one run uses, configured once.
+struct Clients {
+    sagemaker: SageMaker,
+    s3: S3,
+}
+
+/// Where progress goes: stdout, or stderr when stdout carries the JSON document.
+fn say(format: Format, line: &str) {
+    if format == Format::Json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
 /// What a finished run hands to registration.
 struct Done {
     model_dir: PathBuf,
@@ -319,7 +320,11 @@ async fn run(
 ) -> Result<Outcome, Exit> {
     let signal = interrupted();
     tokio::pin!(signal);
-    let sagemaker = SageMaker::from_env().await;
+    let aws = Clients {
+        sagemaker: SageMaker::from_env().await,
+        s3: S3::from_env().await,
+    };
+    let sagemaker = &aws.sagemaker;
     let (name, output) = tokio::select! {
         r = prepare(m, plan) => r?,
         sig = &mut signal => {
@@ -331,10 +336,10 @@ async fn run(
         return Ok(Outcome::Registered(reference));
     }
     let started = tokio::select! {
-        r = launch(m, plan, &sagemaker, &name, &output) => r,
+        r = launch(m, plan, &aws, &name, &output) => r,
         sig = &mut signal => {
             eprintln!("{sig}: cancelling");
-            return Err(stop(&sagemaker, &name, plan.poll).await.map_or_else(|c| c, |()| Exit::Cancelled));
+            return Err(stop(sagemaker, &name, plan.poll, Exit::Cancelled).await);
         }
     };
     let image = started?;
@@ -344,11 +349,7 @@ async fn run(
             "training job {}: {} ({}) {message}",
             s.name, s.status, s.secondary
         );
-        if plan.format == Format::Json {
-            eprintln!("{}", line.trim_end());
-        } else {
-            println!("{}", line.trim_end());
-        }
+        say(plan.format, line.trim_end());
     };
     let timeout = async {
         match plan.timeout {
@@ -364,14 +365,14 @@ async fn run(
         never = follow(&logs, &name, plan, &mut cursor, &mut tailing) => match never {},
         sig = &mut signal => {
             eprintln!("{sig}: stopping the training job {name}");
-            return Err(stop(&sagemaker, &name, plan.poll).await.map_or_else(|c| c, |()| Exit::Cancelled));
+            return Err(stop(sagemaker, &name, plan.poll, Exit::Cancelled).await);
         }
         () = timeout => {
             error(
                 &format!("the training job {name} did not finish within --wait-timeout; stopping it"),
                 "raise --wait-timeout (MLOPS_WAIT_TIMEOUT), or training.sagemaker.max_runtime_seconds",
             );
-            return Err(stop(&sagemaker, &name, plan.poll).await.map_or_else(|c| c, |()| Exit::Runtime));
+            return Err(stop(sagemaker, &name, plan.poll, Exit::Runtime).await);
         }
     };
     if tailing {
@@ -388,7 +389,8 @@ async fn run(
                         .unwrap_or("SageMaker gave no reason")
                 ),
                 &format!(
-                    "the job's log is in CloudWatch, log group /aws/sagemaker/TrainingJobs, streams {name}/*"
+                    "the job's log is in CloudWatch, log group {}, streams {name}/*",
+                    mlops_aws::logs::TRAINING_LOG_GROUP
                 ),
             );
             return Err(Exit::Runtime);
@@ -402,7 +404,7 @@ async fn run(
         }
     }
     let image = image.or_else(|| end.image.clone()).unwrap_or_default();
-    collect(m, plan, &name, &end, &image, work)
+    collect(m, plan, &aws, &name, &end, &image, work)
         .await
         .map(|d| Outcome::Trained(Box::new(d)))
 }
@@ -435,11 +437,7 @@ async fn print_log(
     match logs.fetch(name, cursor).await {
         Ok(lines) => {
             for (instance, line) in lines {
-                if format == Format::Json {
-                    eprintln!("[{instance}] {line}");
-                } else {
-                    println!("[{instance}] {line}");
-                }
+                say(format, &format!("[{instance}] {line}"));
             }
             true
         }
@@ -498,10 +496,11 @@ async fn prepare(m: &Manifest, plan: &Plan<'_>) -> Result<(String, S3Uri), Exit>
 async fn launch(
     m: &Manifest,
     plan: &Plan<'_>,
-    sagemaker: &SageMaker,
+    aws: &Clients,
     name: &str,
     output: &S3Uri,
 ) -> Result<Option<String>, Exit> {
+    let (sagemaker, s3) = (&aws.sagemaker, &aws.s3);
     if let Some(existing) = sagemaker
         .training_job(name)
         .await
@@ -546,7 +545,6 @@ async fn launch(
             }
         }
     }
-    let s3 = S3::from_env().await;
     let mut channels = Vec::new();
     for (channel, data) in &plan.data {
         match data {
@@ -626,9 +624,9 @@ async fn launch(
     Ok(Some(image.uri))
 }
 
-/// Stops the job; `Ok` once SageMaker acknowledged it (the caller picks the exit code), else the
-/// failure's code after saying the job may still run.
-async fn stop(sagemaker: &SageMaker, name: &str, poll: Poll) -> Result<(), Exit> {
+/// Stops the job and returns `then` once SageMaker acknowledged it; if it did not, says the job
+/// may still run and returns that failure's code.
+async fn stop(sagemaker: &SageMaker, name: &str, poll: Poll, then: Exit) -> Exit {
     let quick = Poll {
         first: poll.first.min(Duration::from_secs(2)),
         max: poll.max.min(Duration::from_secs(10)),
@@ -637,13 +635,13 @@ async fn stop(sagemaker: &SageMaker, name: &str, poll: Poll) -> Result<(), Exit>
     match sagemaker.stop(name, quick, STOP_PATIENCE).await {
         Ok(state) => {
             eprintln!("training job {name}: {}", state.status);
-            Ok(())
+            then
         }
         Err(e) if e.kind == mlops_aws::Kind::Missing => {
             eprintln!("no training job {name} was started");
-            Ok(())
+            then
         }
-        Err(e) => Err(aws_failed(&e)),
+        Err(e) => aws_failed(&e),
     }
 }
 
@@ -651,6 +649,7 @@ async fn stop(sagemaker: &SageMaker, name: &str, poll: Poll) -> Result<(), Exit>
 async fn collect(
     m: &Manifest,
     plan: &Plan<'_>,
+    aws: &Clients,
     name: &str,
     end: &JobState,
     image: &str,
@@ -664,9 +663,9 @@ async fn collect(
         return Err(Exit::Runtime);
     };
     let uri = S3Uri::parse(&artifact).map_err(|e| aws_failed(&e))?;
-    let s3 = S3::from_env().await;
     let tarball = work.join("model.tar.gz");
-    s3.download(&uri, &tarball)
+    aws.s3
+        .download(&uri, &tarball)
         .await
         .map_err(|e| aws_failed(&e))?;
     let model_dir = work.join("model");
@@ -700,7 +699,7 @@ async fn collect(
         "billable_seconds": end.billable_seconds,
     });
     if let Some(group) = &m.registry.sagemaker_model_package_group {
-        let arn = package(m, plan, group, name, image, &uri, &report, &s3).await?;
+        let arn = package(m, plan, aws, group, name, image, &uri, &report).await?;
         record["model_package_group"] = json!(group);
         record["model_package_arn"] = json!(arn);
     }
@@ -717,14 +716,14 @@ async fn collect(
 async fn package(
     m: &Manifest,
     plan: &Plan<'_>,
+    aws: &Clients,
     group: &str,
     name: &str,
     image: &str,
     artifact: &S3Uri,
     report: &Report,
-    s3: &S3,
 ) -> Result<String, Exit> {
-    let sagemaker = SageMaker::from_env().await;
+    let (sagemaker, s3) = (&aws.sagemaker, &aws.s3);
     sagemaker
         .ensure_group(group, &format!("Versions of {} (mlops)", m.model.name))
         .await

@@ -151,14 +151,7 @@ fn from_artifact(uri: &str, expected: Option<&str>, format: Format) -> Result<Lo
 type Fetched = (BTreeMap<String, Vec<u8>>, Option<Vec<u8>>);
 
 fn fetch_s3(uri: &str) -> Result<Fetched, Exit> {
-    let aws = |e: mlops_aws::AwsError| {
-        error(&e.message, &e.hint);
-        if e.kind.is_user() {
-            Exit::Usage
-        } else {
-            Exit::Runtime
-        }
-    };
+    let aws = |e: mlops_aws::AwsError| super::aws_failed(&e);
     let mut base = mlops_aws::S3Uri::parse(uri).map_err(aws)?;
     base.key = base.key.trim_end_matches('/').to_owned();
     let rt = mlops_aws::runtime().map_err(aws)?;

@@ -18,7 +18,7 @@ use mlops_train::worker::{self, Job, Layout, Report, WorkerError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{error, valid_manifest};
+use super::{aws_failed, error, hex, valid_manifest};
 use crate::cli::{Format, TrainArgs, TrainBackend, TrainWorkerArgs};
 use crate::exit::Exit;
 
@@ -85,14 +85,7 @@ pub(crate) fn download(
                     }
                     files.insert(channel.clone(), dest);
                 }
-                Err(e) => {
-                    error(&e.message, &e.hint);
-                    return Err(if e.kind.is_user() {
-                        Exit::Usage
-                    } else {
-                        Exit::Runtime
-                    });
-                }
+                Err(e) => return Err(aws_failed(&e)),
             }
         }
         Ok(files)
@@ -215,10 +208,7 @@ pub(crate) struct Trained<'a> {
 
 /// The SHA-256 of the manifest's bytes, in hex.
 pub(crate) fn manifest_sha(source: &[u8]) -> String {
-    Sha256::digest(source)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(source))
 }
 
 /// Registers a trained model with its card and the status its thresholds give; shows it and
