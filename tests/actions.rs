@@ -10,6 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/docker.rs"]
+mod docker;
+#[path = "support/moto.rs"]
+mod moto;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/tools.rs"]
@@ -211,6 +215,69 @@ fn holdout_action_tests_a_served_model() {
         summary.contains("## Holdout test: digits-mlp@1 passed"),
         "{summary}"
     );
+}
+
+/// The image action under act: it builds the sagemaker example's model image with the binary
+/// the actions run, pushes it to ECR (moto; docker is the stand-in) and outputs it by digest.
+#[test]
+fn image_action_pushes_the_model_image() {
+    if tool("act").is_none() {
+        return;
+    }
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let Some(docker) = docker::Docker::new() else {
+        return;
+    };
+    let (status, answer) = moto.json(
+        "ecr",
+        "AmazonEC2ContainerRegistry_V20150921.CreateRepository",
+        r#"{"repositoryName":"churn/mlops-train"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let mut env = Command::new("true");
+    moto.env(&mut env);
+    let mut args: Vec<String> = vec![
+        "push".into(),
+        "-W".into(),
+        "tests/workflows/image.yml".into(),
+    ];
+    let vars = env
+        .get_envs()
+        .filter_map(|(k, v)| {
+            Some((
+                k.to_string_lossy().into_owned(),
+                v?.to_string_lossy().into_owned(),
+            ))
+        })
+        .chain(docker.env())
+        .chain([(
+            "MLOPS_DOCKER".to_owned(),
+            docker.command.display().to_string(),
+        )]);
+    for (k, v) in vars {
+        args.extend(["--env".into(), format!("{k}={v}")]);
+    }
+    let run = act_in(&root(), &args).expect("act is on PATH");
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    let (commands, _) = docker.take();
+    assert_eq!(commands, ["build", "run", "login", "push"], "{}", run.log);
+    let digest = run.output("digest").expect("digest output");
+    let image = run.output("image").expect("image output");
+    let tag = run.output("tag").expect("tag output");
+    assert!(tag.starts_with("mlops-"), "{tag}");
+    assert!(
+        image.ends_with(&format!(".amazonaws.com/churn/mlops-train@{digest}")),
+        "{image}"
+    );
+    let (status, described) = moto.json(
+        "ecr",
+        "AmazonEC2ContainerRegistry_V20150921.DescribeImages",
+        &format!(r#"{{"repositoryName":"churn/mlops-train","imageIds":[{{"imageTag":"{tag}"}}]}}"#),
+    );
+    assert_eq!(status, 200, "{described}");
+    assert_eq!(described["imageDetails"][0]["imageDigest"], digest.as_str());
 }
 
 /// The test workflows and this project's own GitHub workflows.
@@ -466,6 +533,10 @@ struct StandIns {
     record: tempfile::NamedTempFile,
 }
 
+/// The digest the image stand-in outputs.
+const IMAGE_DIGEST: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
 /// A stand-in: the action, its inputs, and its outputs with the value it sets.
 type StandIn = (
     &'static str,
@@ -474,7 +545,12 @@ type StandIn = (
 );
 
 const STAND_INS: &[StandIn] = &[
-    ("train", &["manifest"], &[("model-version", "7")]),
+    ("image", &["manifest"], &[("digest", IMAGE_DIGEST)]),
+    (
+        "train",
+        &["manifest", "image-digest"],
+        &[("model-version", "7")],
+    ),
     ("deploy", &["manifest", "environment", "model"], &[]),
     ("holdout", &["manifest", "environment", "model"], &[]),
     ("promote", &["manifest", "model", "token"], &[]),
@@ -488,8 +564,8 @@ const STAND_INS: &[StandIn] = &[
     ),
 ];
 
-/// A composite action that records its inputs (a token only as `<set>` or empty) and sets its
-/// outputs. Every value reaches the shell through `env:`, never expanded inside `run:`.
+/// A composite action that records its inputs (a token only as `<set>` or empty; other empty
+/// inputs not at all, after the first) and sets its outputs. Every value reaches the shell through `env:`, never expanded inside `run:`.
 fn stand_in_action(name: &str, inputs: &[&str], outputs: &[(&str, &str)]) -> String {
     let mut yaml = format!("name: stand-in {name}\ndescription: test stand-in\ninputs:\n");
     for i in inputs {
@@ -513,12 +589,14 @@ fn stand_in_action(name: &str, inputs: &[&str], outputs: &[(&str, &str)]) -> Str
         ));
     }
     let mut line = name.to_owned();
-    for i in inputs {
+    for (n, i) in inputs.iter().enumerate() {
         let var = format!("IN_{}", i.to_uppercase().replace('-', "_"));
         if *i == "token" {
             line.push_str(&format!(" {i}=${{{var}:+<set>}}"));
-        } else {
+        } else if n == 0 {
             line.push_str(&format!(" {i}=${var}"));
+        } else {
+            line.push_str(&format!("${{{var}:+ {i}=${var}}}"));
         }
     }
     yaml.push_str("      run: |\n");
@@ -735,7 +813,8 @@ fn rendered_train_workflow_trains_and_releases_the_new_version() {
     );
 }
 
-/// SageMaker: training assumes the training role; a model approved in the registry arrives as a
+/// SageMaker: training assumes the training role, builds the model image and trains on its digest;
+/// a model approved in the registry arrives as a
 /// repository_dispatch and is released with the staging role; a dispatch by hand does the same.
 #[test]
 fn rendered_sagemaker_workflows_assume_the_roles_and_release_approved_packages() {
@@ -766,7 +845,8 @@ fn rendered_sagemaker_workflows_assume_the_roles_and_release_approved_packages()
         record,
         [
             "aws role=arn:aws:iam::123456789012:role/train region=eu-west-1".to_owned(),
-            format!("train {manifest}"),
+            format!("image {manifest}"),
+            format!("train {manifest} image-digest={IMAGE_DIGEST}"),
         ],
         "{}",
         run.log

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 #[path = "support/bin.rs"]
 mod bin;
 use bin::{mlops, root};
+#[path = "support/docker.rs"]
+mod docker;
+use docker::Docker;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/proxy.rs"]
@@ -748,4 +751,212 @@ fn live_training_on_a_real_account() {
         .expect("registry")
         .count();
     assert_eq!(listed, 1, "one model registered");
+}
+
+/// `mlops image push` for the project, with `docker` as the docker command and AWS at moto.
+fn image_push(docker: &Docker, project: &Path, moto: &Moto, env: &[(&str, &str)]) -> Output {
+    let mut c = mlops();
+    c.args(["image", "push", "--manifest"])
+        .arg(project.join("mlops.yaml"))
+        .arg("--docker")
+        .arg(&docker.command)
+        .envs(docker.env())
+        .envs(env.iter().copied());
+    moto.env(&mut c);
+    c.output().expect("runs")
+}
+
+/// The project's manifest with the image named by neither tag nor digest (the image the train
+/// workflow builds).
+fn untagged(project: &Path) {
+    let manifest = project.join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("read");
+    assert!(yaml.contains("      tag: v1\n"));
+    std::fs::write(&manifest, yaml.replace("      tag: v1\n", "")).expect("write");
+}
+
+/// `mlops image push` builds the model image from the rendered Dockerfile and this binary, runs
+/// its entrypoint, logs in with ECR's token on stdin in a private docker configuration, pushes,
+/// and prints the image by digest; the same inputs again build nothing; `mlops train` needs that
+/// digest when the manifest names no tag, and the job runs exactly it.
+#[test]
+fn image_push_builds_once_and_the_job_runs_it_by_digest() {
+    let Some((moto, _)) = aws() else { return };
+    let Some(docker) = Docker::new() else { return };
+    let dir = project();
+    untagged(dir.path());
+
+    let out = image_push(&docker, dir.path(), &moto, &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (commands, calls) = docker.take();
+    assert_eq!(commands, ["build", "run", "login", "push"], "{calls:?}");
+    let build: Vec<&str> = calls[0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let platform = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    assert!(
+        build.windows(2).any(|w| w == ["--platform", platform]),
+        "{build:?}"
+    );
+    let run = calls[1]["args"].as_array().expect("args");
+    assert_eq!(run.last().and_then(|a| a.as_str()), Some("--help"));
+    // moto's token for account 123456789012 is `AWS:123456789012-auth-token`: the password went
+    // to docker on stdin, in a configuration of the run's own that is gone now.
+    let password = "123456789012-auth-token";
+    assert_eq!(calls[2]["password"], password);
+    let config = calls[2]["docker_config"]
+        .as_str()
+        .expect("DOCKER_CONFIG set");
+    assert_eq!(calls[3]["docker_config"].as_str(), Some(config));
+    assert!(!Path::new(config).exists(), "the login was deleted");
+    assert!(
+        calls[0]["docker_config"].is_null(),
+        "build uses the user's configuration"
+    );
+    for c in &calls {
+        assert!(!c["args"].to_string().contains(password), "{c}");
+    }
+    assert!(!stdout.contains(password) && !stderr.contains(password));
+
+    let tag = calls[3]["args"][1]
+        .as_str()
+        .and_then(|n| n.rsplit_once(':'))
+        .map(|(_, t)| t.to_owned())
+        .expect("pushed name:tag");
+    assert!(tag.starts_with("mlops-") && tag.len() == 22, "{tag}");
+    let (status, described) = moto.json(
+        "ecr",
+        &format!("{ECR}.DescribeImages"),
+        &format!(r#"{{"repositoryName":"{REPOSITORY}","imageIds":[{{"imageTag":"{tag}"}}]}}"#),
+    );
+    assert_eq!(status, 200, "{described}");
+    let digest = described["imageDetails"][0]["imageDigest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("image "))
+        .expect("image line");
+    assert!(
+        line.ends_with(&format!(".amazonaws.com/{REPOSITORY}@{digest}")),
+        "{line}"
+    );
+
+    // Same Dockerfile, same binary: nothing built, logged in or pushed; the same image.
+    let again = image_push(&docker, dir.path(), &moto, &[]);
+    let again_out = text(&again.stdout);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(again_out.contains("not rebuilt"), "{again_out}");
+    assert!(again_out.contains(&format!("image {line}")), "{again_out}");
+    assert_eq!(docker.take().0, Vec::<String>::new());
+
+    // train: no tag in the manifest and no digest given is refused before any AWS call ...
+    let out = train(
+        dir.path(),
+        &moto,
+        &moto.endpoint(),
+        &["--job-name", "digits-img"],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("names no tag or digest"),
+        "{}",
+        text(&out.stderr)
+    );
+    // ... and with the digest the job runs that image.
+    moto.put(
+        BUCKET,
+        "training/digits-img/output/model.tar.gz",
+        &artifact(dir.path()),
+    );
+    succeeds(train(
+        dir.path(),
+        &moto,
+        &moto.endpoint(),
+        &["--job-name", "digits-img", "--image-digest", &digest],
+    ));
+    let job = sagemaker(
+        &moto,
+        "DescribeTrainingJob",
+        r#"{"TrainingJobName":"digits-img"}"#,
+    );
+    assert_eq!(job["AlgorithmSpecification"]["TrainingImage"], line);
+    assert_eq!(card(dir.path(), 1)["sagemaker"]["image"], line);
+}
+
+/// Refusals of `mlops image push`: a repository ECR lacks (exit 2, before docker), a binary that
+/// is not a Linux executable (exit 2, before AWS), an image whose binary does not start on the
+/// base (exit 2 with the glibc hint, nothing pushed), and an OCI manifest (exit 3: SageMaker
+/// runs only Docker v2 manifests).
+#[test]
+fn image_push_refusals() {
+    let Some((moto, _)) = aws() else { return };
+    let Some(docker) = Docker::new() else { return };
+    let dir = project();
+    untagged(dir.path());
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("read");
+    let refused = |out: Output, code: i32, needle: &str| {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    };
+
+    std::fs::write(&manifest, yaml.replace(REPOSITORY, "digits/none")).expect("write");
+    refused(
+        image_push(&docker, dir.path(), &moto, &[]),
+        2,
+        "the ECR repository `digits/none` does not exist",
+    );
+    assert_eq!(docker.take().0, Vec::<String>::new());
+    std::fs::write(&manifest, &yaml).expect("write");
+
+    let script = dir.path().join("not-a-binary");
+    std::fs::write(&script, "#!/bin/sh\n").expect("write");
+    refused(
+        image_push(
+            &docker,
+            dir.path(),
+            &moto,
+            &[("MLOPS_IMAGE_BINARY", script.to_str().expect("utf-8"))],
+        ),
+        2,
+        "is not a Linux x86_64 or aarch64 executable",
+    );
+    assert_eq!(docker.take().0, Vec::<String>::new());
+
+    let glibc =
+        "/usr/local/bin/mlops: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.39' not found";
+    let out = image_push(&docker, dir.path(), &moto, &[("STANDIN_RUN_STDERR", glibc)]);
+    refused(out, 2, "GLIBC_2.39");
+    assert_eq!(docker.take().0, ["build", "run"], "no login, no push");
+    let (status, listed) = moto.json(
+        "ecr",
+        &format!("{ECR}.ListImages"),
+        &format!(r#"{{"repositoryName":"{REPOSITORY}"}}"#),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["imageIds"].as_array().map(Vec::len),
+        Some(1),
+        "only the fixture's v1: {listed}"
+    );
+
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    refused(
+        image_push(&docker, dir.path(), &moto, &[("STANDIN_MEDIA_TYPE", oci)]),
+        3,
+        "SageMaker runs only",
+    );
 }

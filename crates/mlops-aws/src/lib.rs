@@ -18,7 +18,7 @@ pub mod logs;
 pub mod sagemaker;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
-pub use ecr::{Ecr, Image};
+pub use ecr::{Ecr, Image, Login};
 pub use logs::Logs;
 pub use sagemaker::{JobState, Package, PackageSpec, Poll, SageMaker, TrainingSpec};
 

@@ -424,11 +424,13 @@ pub struct EcrImage {
         pattern = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
     ))]
     pub repository: String,
-    /// Image tag. Give a tag or a digest, not both.
+    /// Image tag. Give a tag or a digest, not both; give neither for the image the train
+    /// workflow builds and pushes (`mlops image push`), which it passes by digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
     pub tag: Option<String>,
-    /// Image digest, `sha256:` and 64 hex digits. Give a tag or a digest, not both.
+    /// Image digest, `sha256:` and 64 hex digits. Give a tag or a digest, not both; give
+    /// neither for the image the train workflow builds and pushes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
     pub digest: Option<String>,

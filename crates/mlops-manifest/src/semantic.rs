@@ -250,14 +250,14 @@ fn training(cx: &mut Ctx<'_>, m: &Manifest) {
         );
     }
     if let Some(sm) = &t.sagemaker {
-        match (&sm.image.tag, &sm.image.digest) {
-            (None, None) | (Some(_), Some(_)) => cx.error(
+        if sm.image.tag.is_some() && sm.image.digest.is_some() {
+            cx.error(
                 "semantic/image-ref",
                 &["training", "sagemaker", "image"],
-                "give the image exactly one of `tag` and `digest`".into(),
-                "a tag is resolved to its digest at launch; a digest is used as is",
-            ),
-            _ => {}
+                "give the image a `tag` or a `digest`, not both".into(),
+                "a tag is resolved to its digest at launch; a digest is used as is; neither \
+                 means the image the train workflow builds",
+            );
         }
         if sm.instance_count > 1 {
             cx.error(

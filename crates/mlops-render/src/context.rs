@@ -26,6 +26,9 @@ pub(crate) struct Context {
     pub promotion_pin_file: String,
     /// The model image's base, pinned by digest.
     pub base_image: String,
+    /// The train workflow builds the model image and pushes it to ECR (`mlops image push`):
+    /// SageMaker training whose image names neither a tag nor a digest.
+    pub build_image: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -199,10 +202,10 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             names: Names::new(&prefix),
             ecr_repository: sm
                 .map_or_else(|| format!("{prefix}/train"), |s| s.image.repository.clone()),
-            image_ref: sm.map(|s| match (&s.image.digest, &s.image.tag) {
-                (Some(d), _) => format!("@{d}"),
-                (None, Some(t)) => format!(":{t}"),
-                (None, None) => ":latest".to_owned(),
+            image_ref: sm.and_then(|s| match (&s.image.digest, &s.image.tag) {
+                (Some(d), _) => Some(format!("@{d}")),
+                (None, Some(t)) => Some(format!(":{t}")),
+                (None, None) => None,
             }),
             kms_keys: sm
                 .map(|s| {
@@ -249,6 +252,8 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         promotion_elsewhere: promotion_repository != m.project.repository,
         promotion_repository,
         base_image: m.container.base_image.clone(),
+        build_image: sagemaker_training
+            && sm.is_some_and(|s| s.image.tag.is_none() && s.image.digest.is_none()),
         promotion_pin_file: promotion.map_or_else(
             || "deploy/production.yaml".to_owned(),
             |p| p.pin_file.clone(),

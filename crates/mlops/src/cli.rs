@@ -35,6 +35,9 @@ pub(crate) enum Command {
     /// The entrypoint of the model container image: `train` (SageMaker training) or `serve`
     /// (SageMaker hosting), over the `/opt/ml` layout.
     Container(ContainerArgs),
+    /// The model image: build it and push it to ECR (`push`).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Push the holdout set through a prediction service and compare its answers with the
     /// model's offline predictions and the holdout metrics recorded at training time.
     Holdout(HoldoutArgs),
@@ -117,6 +120,31 @@ pub(crate) struct TrainArgs {
     /// SageMaker: stop the job and fail when it has not finished after this many seconds.
     #[arg(long, env = "MLOPS_WAIT_TIMEOUT")]
     pub wait_timeout: Option<u64>,
+    /// SageMaker: run the image with this digest (`sha256:` and 64 hex digits, as `mlops image
+    /// push` prints) from the manifest's repository, instead of its `tag` or `digest`.
+    #[arg(long, env = "MLOPS_IMAGE_DIGEST")]
+    pub image_digest: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageCommand {
+    /// Build the model image (the rendered Dockerfile and a Linux mlops binary), check that it
+    /// starts, and push it to the manifest's ECR repository under a tag derived from both;
+    /// prints it by digest. A tag ECR already has is not built again.
+    Push(ImagePushArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImagePushArgs {
+    /// Path of the manifest (its `training.sagemaker.image.repository` and `container`).
+    #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
+    pub manifest: PathBuf,
+    /// The Linux mlops binary to put in the image; defaults to this one.
+    #[arg(long, env = "MLOPS_IMAGE_BINARY")]
+    pub binary: Option<PathBuf>,
+    /// The docker command.
+    #[arg(long, env = "MLOPS_DOCKER", default_value = "docker")]
+    pub docker: String,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ use crate::cli::Format;
 use crate::exit::Exit;
 
 pub(crate) mod holdout;
+pub(crate) mod image;
 pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod sagemaker;

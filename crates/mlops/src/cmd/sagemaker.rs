@@ -64,6 +64,15 @@ pub(crate) fn job_name(prefix: &str, manifest_sha: &str, data: &[(String, String
     format!("{prefix}-{}", &hex(&h.finalize())[..16])
 }
 
+/// An image digest: `sha256:` and 64 lowercase hex digits.
+fn valid_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// SageMaker's rule for job names.
 fn valid_job_name(name: &str) -> bool {
     (1..=63).contains(&name.len())
@@ -130,6 +139,9 @@ fn metric_definitions(m: &Manifest) -> Vec<(String, String)> {
 /// Everything the run needs, worked out before any AWS call.
 struct Plan<'a> {
     sm: &'a SagemakerTraining,
+    /// The image: a tag or a digest in `sm.image.repository`.
+    image_tag: Option<String>,
+    image_digest: Option<String>,
     name_given: Option<String>,
     job: Job,
     data: Vec<(String, Data)>,
@@ -166,6 +178,30 @@ pub(crate) fn train(
         error("--poll-seconds must be a positive number of seconds", "");
         return Exit::Usage;
     }
+    let (image_tag, image_digest) = match (&args.image_digest, &sm.image.tag, &sm.image.digest) {
+        (Some(d), _, _) if !valid_digest(d) => {
+            error(
+                &format!("--image-digest `{d}` is not `sha256:` and 64 lowercase hex digits"),
+                "pass the digest `mlops image push` printed",
+            );
+            return Exit::Usage;
+        }
+        (Some(d), _, _) => (None, Some(d.clone())),
+        (None, None, None) => {
+            error(
+                &format!(
+                    "training.sagemaker.image names no tag or digest in `{}`, and no \
+                     --image-digest was given",
+                    sm.image.repository
+                ),
+                "push the model image with `mlops image push` and pass the digest it prints \
+                 (--image-digest or MLOPS_IMAGE_DIGEST; the train workflow does both), or give \
+                 the image a `tag` in the manifest",
+            );
+            return Exit::Usage;
+        }
+        (None, t, d) => (t.clone(), d.clone()),
+    };
     let mut job = Job::from_manifest(m);
     // The model image trains on the CPU (see the README on GPUs); the local device setting is
     // for this machine.
@@ -219,6 +255,8 @@ pub(crate) fn train(
     let first = Duration::from_secs_f64(args.poll_seconds.min(60.0));
     let plan = Plan {
         sm,
+        image_tag,
+        image_digest,
         name_given: args.job_name.clone(),
         job,
         data,
@@ -479,11 +517,17 @@ async fn prepare(m: &Manifest, plan: &Plan<'_>) -> Result<(String, S3Uri), Exit>
             }
         }
     };
-    let identities: Vec<(String, String)> = plan
+    let mut identities: Vec<(String, String)> = plan
         .data
         .iter()
         .map(|(c, d)| (c.clone(), d.identity()))
         .collect();
+    // Outside the manifest, the image given is part of what the job is.
+    if let Some(d) = &plan.image_digest
+        && plan.sm.image.digest.as_ref() != Some(d)
+    {
+        identities.push(("image".to_owned(), d.clone()));
+    }
     let name = plan
         .name_given
         .clone()
@@ -517,8 +561,8 @@ async fn launch(
     let image = ecr
         .resolve(
             &sm.image.repository,
-            sm.image.tag.as_deref(),
-            sm.image.digest.as_deref(),
+            plan.image_tag.as_deref(),
+            plan.image_digest.as_deref(),
         )
         .await
         .map_err(|e| aws_failed(&e))?;
