@@ -48,7 +48,8 @@ pub struct Manifest {
 #[serde(deny_unknown_fields)]
 pub struct Container {
     /// The base image, pinned by digest (`NAME[:TAG]@sha256:` and 64 hex digits). It needs glibc
-    /// and CA certificates. Defaults to distroless `cc-debian12:nonroot`.
+    /// (as new as the glibc the `mlops` binary was built against) and CA certificates. Defaults
+    /// to distroless `cc-debian13:nonroot` (glibc 2.41).
     #[serde(default = "default_base_image")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*@sha256:[0-9a-f]{64}$"))]
     pub base_image: String,
@@ -62,9 +63,11 @@ impl Default for Container {
     }
 }
 
-/// Distroless `cc-debian12:nonroot` (glibc, libgcc, CA certificates, user 65532, no shell).
+/// Distroless `cc-debian13:nonroot` (glibc 2.41, libgcc, CA certificates, user 65532, no
+/// shell): newer than the glibc of the Linux machines a binary is built on (Debian 12's 2.36,
+/// the Ubuntu 24.04 runner's 2.39).
 fn default_base_image() -> String {
-    "gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f".to_owned()
+    "gcr.io/distroless/cc-debian13:nonroot@sha256:54df941ed0d06a1bd95ef5e0ce391fd8d9f94b64782dc9a60062727849ee3f97".to_owned()
 }
 
 /// The project this manifest belongs to.

@@ -228,9 +228,9 @@ fn build_and_push(
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let hint = if stderr.contains("GLIBC_") {
-            "the binary was linked against a newer glibc than the base image has: use a release \
-             build of mlops (built on Debian 12), or set `container.base_image` to a base with \
-             that glibc"
+            "the binary was linked against a newer glibc than the base image has: build mlops \
+             on a system with an older glibc, or set `container.base_image` to a base with at \
+             least the glibc named"
         } else {
             "the image's entrypoint is `mlops container`; check that the binary is the Linux build"
         };
