@@ -63,7 +63,7 @@ impl Default for Container {
     }
 }
 
-/// Distroless `cc-debian13:nonroot` (glibc 2.41, libgcc, CA certificates, user 65532, no
+/// Distroless `cc-debian13:nonroot` (glibc 2.41, libgcc, CA certificates, a user 65532, no
 /// shell): newer than the glibc of the Linux machines a binary is built on (Debian 12's 2.36,
 /// the Ubuntu 24.04 runner's 2.39).
 fn default_base_image() -> String {
