@@ -52,22 +52,28 @@ templates! {
     "terraform/bootstrap/main.tf.j2" => "terraform/bootstrap/main.tf", true;
 }
 
+/// The engine setup `mlops render` and `mlops init` share: `syntax`, strict undefined (a
+/// missing value is an error, never an empty string) and no implicit escaping.
+pub fn strict_environment(syntax: SyntaxConfig) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_syntax(syntax);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env
+}
+
 /// The environment: strict undefined, custom delimiters, no auto-escaping, quoting filters.
 pub fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
     let syntax = SyntaxConfig::builder()
         .block_delimiters("{{%", "%}}")
         .variable_delimiters("{{{", "}}}")
         .comment_delimiters("{{#", "#}}")
         .trim_blocks(true)
         .lstrip_blocks(true)
-        .build();
-    // The delimiters are constants: a failure here is caught by every test that renders.
-    if let Ok(syntax) = syntax {
-        env.set_syntax(syntax);
-    }
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        .build()
+        // The delimiters are constants: a failure here is caught by every test that renders.
+        .unwrap_or_default();
+    let mut env = strict_environment(syntax);
     env.add_filter("hcl", |v: minijinja::Value| crate::filters::hcl(&v));
     env.add_filter("yaml", |v: minijinja::Value| crate::filters::yaml(&v));
     env.add_filter("gha", |v: minijinja::Value| crate::filters::gha(&v));

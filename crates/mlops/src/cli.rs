@@ -35,6 +35,8 @@ pub(crate) enum Command {
     /// The entrypoint of the model container image: `train` (SageMaker training) or `serve`
     /// (SageMaker hosting), over the `/opt/ml` layout.
     Container(ContainerArgs),
+    /// Create a new project from a cookiecutter template (rendered as cookiecutter renders it).
+    Init(InitArgs),
     /// The model image: build it and push it to ECR (`push`).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -124,6 +126,26 @@ pub(crate) struct TrainArgs {
     /// push` prints) from the manifest's repository, instead of its `tag` or `digest`.
     #[arg(long, env = "MLOPS_IMAGE_DIGEST")]
     pub image_digest: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The directory to create the project in (default: the current one), then `KEY=VALUE`
+    /// answers to the template's variables.
+    #[arg(value_name = "DIR | KEY=VALUE")]
+    pub args: Vec<String>,
+    /// The template: a cookiecutter template directory (with cookiecutter.json).
+    #[arg(long, env = "MLOPS_TEMPLATE")]
+    pub template: Option<PathBuf>,
+    /// Ask nothing: every variable takes its default, or its KEY=VALUE.
+    #[arg(long, env = "MLOPS_NO_INPUT")]
+    pub no_input: bool,
+    /// Render into an existing project directory, replacing the files the template renders.
+    #[arg(long, env = "MLOPS_OVERWRITE")]
+    pub overwrite: bool,
+    /// Do not run the template's pre_gen_project and post_gen_project hooks.
+    #[arg(long, env = "MLOPS_NO_HOOKS")]
+    pub no_hooks: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Registry(command) => cmd::registry::run(&command, format),
         cli::Command::Serve(args) => cmd::serve::run(&args, format),
         cli::Command::Container(args) => cmd::serve::container(&args, format),
+        cli::Command::Init(args) => cmd::init::run(&args, format),
         cli::Command::Image(cli::ImageCommand::Push(args)) => cmd::image::push(&args, format),
         cli::Command::Holdout(args) => cmd::holdout::run(&args, format),
     };

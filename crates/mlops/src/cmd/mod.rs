@@ -10,6 +10,7 @@ use crate::exit::Exit;
 
 pub(crate) mod holdout;
 pub(crate) mod image;
+pub(crate) mod init;
 pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod sagemaker;

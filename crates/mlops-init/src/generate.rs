@@ -1,0 +1,796 @@
+//! cookiecutter's generation: the context from `cookiecutter.json` and the overrides, the
+//! variables rendered in order (prompting when asked), then the template directory walked in
+//! sorted order — names rendered, text files rendered, binary and `_copy_without_render` files
+//! copied, modes kept, each file's newline style kept — between the two generation hooks.
+
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use minijinja::Environment;
+use minijinja::value::Value;
+use serde_json::{Map, Value as Json};
+
+use crate::engine;
+
+/// What went wrong, and whose it is to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The request or the template: a bad override, a template error, an existing project.
+    Usage,
+    /// A hook failed (the project was removed).
+    Hook,
+    /// Reading or writing files failed.
+    Io,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct InitError {
+    pub message: String,
+    pub hint: String,
+    pub kind: Kind,
+}
+
+fn usage(message: String, hint: &str) -> InitError {
+    InitError {
+        message,
+        hint: hint.to_owned(),
+        kind: Kind::Usage,
+    }
+}
+
+fn io(what: &str, path: &Path, e: &std::io::Error) -> InitError {
+    InitError {
+        message: format!("cannot {what} {}: {e}", path.display()),
+        hint: String::new(),
+        kind: Kind::Io,
+    }
+}
+
+/// One `mlops init`.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The template: a directory holding `cookiecutter.json`.
+    pub template: PathBuf,
+    /// Where the project directory is created.
+    pub output_dir: PathBuf,
+    /// `KEY=VALUE` overrides, applied as cookiecutter applies extra context.
+    pub extra: Vec<(String, String)>,
+    /// Take every default (and the overrides) without asking.
+    pub no_input: bool,
+    /// Write into an existing project directory, replacing the files the template renders.
+    pub overwrite: bool,
+    /// Run the template's `pre_gen_project` and `post_gen_project` hooks.
+    pub hooks: bool,
+}
+
+/// Asks for a variable's value (on a terminal).
+pub trait Prompter {
+    /// A free-text value, `default` when the answer is empty.
+    fn text(&mut self, key: &str, default: &str) -> String;
+    /// The index of one of `options` (the first is the default).
+    fn choice(&mut self, key: &str, options: &[String]) -> usize;
+    /// Yes or no.
+    fn yes_no(&mut self, key: &str, default: bool) -> bool;
+}
+
+/// The generated project.
+#[derive(Debug)]
+pub struct Generated {
+    pub project: PathBuf,
+    /// Files written.
+    pub files: usize,
+    /// The `cookiecutter` variables it was rendered with.
+    pub answers: Map<String, Json>,
+}
+
+pub fn generate(
+    req: &Request,
+    mut prompter: Option<&mut dyn Prompter>,
+) -> Result<Generated, InitError> {
+    let json_path = req.template.join("cookiecutter.json");
+    let text = std::fs::read_to_string(&json_path).map_err(|e| {
+        usage(
+            format!(
+                "{}: cannot read the template's variables: {e}",
+                json_path.display()
+            ),
+            "--template names a cookiecutter template: a directory with cookiecutter.json",
+        )
+    })?;
+    let mut raw: Map<String, Json> = match serde_json::from_str(&text) {
+        Ok(Json::Object(m)) => m,
+        Ok(_) => {
+            return Err(usage(
+                format!("{}: not a JSON object", json_path.display()),
+                "cookiecutter.json maps each variable to its default",
+            ));
+        }
+        Err(e) => {
+            return Err(usage(
+                format!(
+                    "{}:{}:{}: invalid JSON: {e}",
+                    json_path.display(),
+                    e.line(),
+                    e.column()
+                ),
+                "fix the JSON",
+            ));
+        }
+    };
+    let extensions: Vec<String> = raw
+        .get("_extensions")
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|e| e.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let env = engine::environment(&extensions).map_err(|unknown| {
+        usage(
+            format!(
+                "the template needs the Jinja extension `{unknown}`, which mlops init does not \
+                 implement"
+            ),
+            "mlops init has cookiecutter's own (jsonify, random_ascii_string, slugify, now, \
+             uuid4) and Python's string methods; remove the extension from `_extensions` or use \
+             cookiecutter for this template",
+        )
+    })?;
+    for (key, value) in &req.extra {
+        overwrite(&mut raw, key, value)?;
+    }
+    let original: Map<String, Json> = raw
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let no_input = req.no_input || prompter.is_none();
+    let mut answers = answer(&env, &raw, no_input, &mut prompter)?;
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    answers.insert(
+        "_template".into(),
+        Json::String(req.template.display().to_string()),
+    );
+    answers.insert(
+        "_output_dir".into(),
+        Json::String(abs(&req.output_dir).display().to_string()),
+    );
+    answers.insert(
+        "_repo_dir".into(),
+        Json::String(req.template.display().to_string()),
+    );
+    answers.insert("_checkout".into(), Json::Null);
+    let mut context = Map::new();
+    context.insert("cookiecutter".into(), Json::Object(answers.clone()));
+    context.insert("_cookiecutter".into(), Json::Object(original));
+    let context = Value::from(minijinja::value::Serde(&context));
+
+    let template_dir = find_template(&req.template)?;
+    let dir_name = template_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let project_name = render(&env, &dir_name, &dir_name, &context)?;
+    let project_rel = safe_relative(&project_name, &dir_name)?;
+    let target = req.output_dir.join(&project_rel);
+    let existed = target.exists();
+    if existed && !req.overwrite {
+        return Err(usage(
+            format!("{} exists already", target.display()),
+            "choose another name or directory, or pass --overwrite to render into it",
+        ));
+    }
+    std::fs::create_dir_all(&req.output_dir).map_err(|e| io("create", &req.output_dir, &e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".mlops-init-")
+        .tempdir_in(&req.output_dir)
+        .map_err(|e| io("create a staging directory in", &req.output_dir, &e))?;
+    let project = staging.path().join(&project_rel);
+    std::fs::create_dir_all(&project).map_err(|e| io("create", &project, &e))?;
+
+    let newline = answers
+        .get("_new_lines")
+        .and_then(Json::as_str)
+        .map(str::to_owned);
+    let copy_only: Vec<String> = answers
+        .get("_copy_without_render")
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let hooks_dir = req.template.join("hooks");
+    if req.hooks {
+        run_hooks(&env, &hooks_dir, "pre_gen_project", &project, &context)?;
+    }
+    let mut walk = Walk {
+        env: &env,
+        context: &context,
+        root: &template_dir,
+        template_root: &req.template,
+        project: &project,
+        copy_only: &copy_only,
+        newline: newline.as_deref(),
+        files: 0,
+    };
+    walk.dir(Path::new(""))?;
+    let files = walk.files;
+    if req.hooks {
+        run_hooks(&env, &hooks_dir, "post_gen_project", &project, &context)?;
+    }
+    place(&project, &target, existed)?;
+    Ok(Generated {
+        project: target,
+        files,
+        answers,
+    })
+}
+
+/// cookiecutter's overrides: an unknown key is ignored, a choice must be one of the choices
+/// (it becomes the default), a boolean takes yes/no words, anything else is replaced.
+fn overwrite(raw: &mut Map<String, Json>, key: &str, value: &str) -> Result<(), InitError> {
+    let Some(current) = raw.get_mut(key) else {
+        eprintln!("warning: the template has no variable `{key}`; {key}={value} is ignored");
+        return Ok(());
+    };
+    match current {
+        Json::Array(choices) => {
+            let Some(at) = choices.iter().position(|c| c.as_str() == Some(value)) else {
+                let listed: Vec<String> = choices.iter().map(|c| c.to_string()).collect();
+                return Err(usage(
+                    format!("{key}={value}: `{key}` is one of {}", listed.join(", ")),
+                    "pick one of the template's choices",
+                ));
+            };
+            let chosen = choices.remove(at);
+            choices.insert(0, chosen);
+        }
+        Json::Bool(b) => {
+            *b = match value.trim().to_lowercase().as_str() {
+                "1" | "true" | "t" | "yes" | "y" | "on" => true,
+                "0" | "false" | "f" | "no" | "n" | "off" => false,
+                _ => {
+                    return Err(usage(
+                        format!("{key}={value}: `{key}` is yes or no"),
+                        "use yes/no, true/false, y/n, on/off or 1/0",
+                    ));
+                }
+            };
+        }
+        other => *other = Json::String(value.to_owned()),
+    }
+    Ok(())
+}
+
+/// The variables in cookiecutter's two passes: plain values, choices and booleans first (each
+/// default rendered with the answers so far), then dictionaries; `_name` kept raw, `__name`
+/// rendered without asking.
+fn answer(
+    env: &Environment<'static>,
+    raw: &Map<String, Json>,
+    no_input: bool,
+    prompter: &mut Option<&mut dyn Prompter>,
+) -> Result<Map<String, Json>, InitError> {
+    let mut done = Map::new();
+    for (key, value) in raw {
+        if key.starts_with('_') && !key.starts_with("__") {
+            done.insert(key.clone(), value.clone());
+            continue;
+        }
+        if key.starts_with("__") {
+            let v = render_variable(env, key, value, &done)?;
+            done.insert(key.clone(), v);
+            continue;
+        }
+        let v = match value {
+            Json::Array(options) => {
+                let rendered: Vec<Json> = options
+                    .iter()
+                    .map(|o| render_variable(env, key, o, &done))
+                    .collect::<Result<_, _>>()?;
+                if rendered.is_empty() {
+                    return Err(usage(
+                        format!("the choice variable `{key}` has no choices"),
+                        "give it at least one",
+                    ));
+                }
+                match prompter.as_mut().filter(|_| !no_input) {
+                    Some(p) => {
+                        let labels: Vec<String> = rendered.iter().map(json_text).collect();
+                        let i = p.choice(key, &labels).min(rendered.len() - 1);
+                        rendered[i].clone()
+                    }
+                    None => rendered[0].clone(),
+                }
+            }
+            Json::Bool(b) => match prompter.as_mut().filter(|_| !no_input) {
+                Some(p) => Json::Bool(p.yes_no(key, *b)),
+                None => Json::Bool(*b),
+            },
+            Json::Object(_) => continue,
+            other => {
+                let v = render_variable(env, key, other, &done)?;
+                match (prompter.as_mut().filter(|_| !no_input), &v) {
+                    (Some(p), Json::String(s)) => Json::String(p.text(key, s)),
+                    _ => v,
+                }
+            }
+        };
+        done.insert(key.clone(), v);
+    }
+    for (key, value) in raw {
+        if key.starts_with('_') && !key.starts_with("__") {
+            continue;
+        }
+        if let Json::Object(_) = value {
+            let v = render_variable(env, key, value, &done)?;
+            done.insert(key.clone(), v);
+        }
+    }
+    Ok(done)
+}
+
+/// cookiecutter's `render_variable`: null and booleans as they are, containers item by item,
+/// anything else as the text of its Python `str` rendered as a template.
+fn render_variable(
+    env: &Environment<'static>,
+    key: &str,
+    raw: &Json,
+    done: &Map<String, Json>,
+) -> Result<Json, InitError> {
+    Ok(match raw {
+        Json::Null | Json::Bool(_) => raw.clone(),
+        Json::Object(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                let k = match render_variable(env, key, &Json::String(k.clone()), done)? {
+                    Json::String(s) => s,
+                    other => json_text(&other),
+                };
+                out.insert(k, render_variable(env, key, v, done)?);
+            }
+            Json::Object(out)
+        }
+        Json::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|v| render_variable(env, key, v, done))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => {
+            let source = json_text(other);
+            let mut ctx = Map::new();
+            ctx.insert("cookiecutter".into(), Json::Object(done.clone()));
+            let text = render(
+                env,
+                &format!("cookiecutter.json `{key}`"),
+                &source,
+                &Value::from(minijinja::value::Serde(&ctx)),
+            )?;
+            Json::String(text)
+        }
+    })
+}
+
+/// Python's `str` of a JSON value.
+fn json_text(v: &Json) -> String {
+    crate::python::str(&Value::from(minijinja::value::Serde(v)))
+}
+
+/// Renders `source` (named `name` in errors) with `context`.
+fn render(
+    env: &Environment<'static>,
+    name: &str,
+    source: &str,
+    context: &Value,
+) -> Result<String, InitError> {
+    let source = engine::rewrite_now(source);
+    env.render_named_str(name, &source, context).map_err(|e| {
+        let mut message = format!("{name}: {}", e.detail().unwrap_or(&e.to_string()));
+        if let Some(line) = e.line() {
+            message = format!("{name}:{line}: {}", e.detail().unwrap_or(&e.to_string()));
+        }
+        usage(
+            message,
+            "fix the template, or give the variable it needs (KEY=VALUE)",
+        )
+    })
+}
+
+/// The project template: the entry of the template directory whose name holds `cookiecutter`
+/// and `{{ }}` (the first in name order).
+fn find_template(root: &Path) -> Result<PathBuf, InitError> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map_err(|e| io("read", root, &e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("cookiecutter") && n.contains("{{") && n.contains("}}"))
+        .collect();
+    names.sort();
+    names.first().map(|n| root.join(n)).ok_or_else(|| {
+        usage(
+            format!(
+                "{} has no project directory (a name with `{{{{ cookiecutter.… }}}}`)",
+                root.display()
+            ),
+            "a cookiecutter template holds cookiecutter.json and a directory such as \
+             `{{cookiecutter.project_slug}}`",
+        )
+    })
+}
+
+/// A rendered path as a relative path that stays inside the project: no root, no `..`.
+fn safe_relative(rendered: &str, source: &str) -> Result<PathBuf, InitError> {
+    let path = Path::new(rendered);
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => {
+                return Err(usage(
+                    format!(
+                        "`{source}` renders to `{rendered}`, which leaves the project directory"
+                    ),
+                    "a template's file names must render to paths inside the project; nothing \
+                     was written",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Walk<'a> {
+    env: &'a Environment<'static>,
+    context: &'a Value,
+    /// The project template directory (`{{cookiecutter.…}}`).
+    root: &'a Path,
+    /// The template (holding cookiecutter.json), which symlinks may not leave.
+    template_root: &'a Path,
+    project: &'a Path,
+    copy_only: &'a [String],
+    newline: Option<&'a str>,
+    files: usize,
+}
+
+impl Walk<'_> {
+    /// Renders the template directory `rel` (relative to the root) into the project.
+    fn dir(&mut self, rel: &Path) -> Result<(), InitError> {
+        let src = self.root.join(rel);
+        let mut entries: Vec<(String, bool)> = Vec::new();
+        for e in std::fs::read_dir(&src).map_err(|e| io("read", &src, &e))? {
+            let e = e.map_err(|e| io("read", &src, &e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            self.inside_template(&path)?;
+            entries.push((name, path.is_dir()));
+        }
+        entries.sort();
+        let (dirs, files): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, d)| *d);
+        for (name, _) in &dirs {
+            let child = rel.join(name);
+            let key = slash(&child);
+            let out = self.output_path(&key)?;
+            if self.is_copy_only(&key) {
+                let dest = self.project.join(&out);
+                if dest.is_dir() {
+                    std::fs::remove_dir_all(&dest).map_err(|e| io("replace", &dest, &e))?;
+                }
+                self.files += copy_tree(&self.root.join(&child), &dest)?;
+            } else {
+                let dest = self.project.join(&out);
+                std::fs::create_dir_all(&dest).map_err(|e| io("create", &dest, &e))?;
+                self.dir(&child)?;
+            }
+        }
+        for (name, _) in &files {
+            let child = rel.join(name);
+            let key = slash(&child);
+            let out = self.output_path(&key)?;
+            let dest = self.project.join(&out);
+            let from = self.root.join(&child);
+            if self.is_copy_only(&key) {
+                copy_file(&from, &dest)?;
+                self.files += 1;
+                continue;
+            }
+            // A name that renders empty leaves the directory's path: the file is skipped.
+            if dest.is_dir() || key.ends_with('/') {
+                continue;
+            }
+            self.file(&key, &from, &dest)?;
+        }
+        Ok(())
+    }
+
+    fn output_path(&self, key: &str) -> Result<PathBuf, InitError> {
+        let rendered = render(self.env, key, key, self.context)?;
+        if rendered.ends_with('/') {
+            // Rendered to an empty file name.
+            return Ok(safe_relative(&rendered, key)?.join(""));
+        }
+        safe_relative(&rendered, key)
+    }
+
+    fn is_copy_only(&self, key: &str) -> bool {
+        self.copy_only.iter().any(|p| fnmatch(p, key))
+    }
+
+    /// A symlink whose target lies outside the template is refused (its content would be
+    /// copied into the project).
+    fn inside_template(&self, path: &Path) -> Result<(), InitError> {
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return Ok(());
+        }
+        let target = std::fs::canonicalize(path).map_err(|e| io("follow", path, &e))?;
+        let root = std::fs::canonicalize(self.template_root)
+            .map_err(|e| io("resolve", self.template_root, &e))?;
+        if target.starts_with(&root) {
+            Ok(())
+        } else {
+            Err(usage(
+                format!(
+                    "{} is a symlink to {}, outside the template",
+                    path.display(),
+                    target.display()
+                ),
+                "a template may link only to its own files; nothing was written",
+            ))
+        }
+    }
+
+    /// A template file: copied when binary, else rendered, written with its own newline style
+    /// (or `_new_lines`) and its mode.
+    fn file(&mut self, key: &str, from: &Path, dest: &Path) -> Result<(), InitError> {
+        let bytes = std::fs::read(from).map_err(|e| io("read", from, &e))?;
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(t) if !bytes.iter().take(1024).any(|b| *b == 0) => t,
+            _ => {
+                copy_file(from, dest)?;
+                self.files += 1;
+                return Ok(());
+            }
+        };
+        let newline = match self.newline {
+            Some(n) => n.to_owned(),
+            None => first_newline(text).to_owned(),
+        };
+        let source = text.replace("\r\n", "\n").replace('\r', "\n");
+        let rendered = render(self.env, key, &source, self.context)?;
+        let out = if newline == "\n" {
+            rendered
+        } else {
+            rendered.replace('\n', &newline)
+        };
+        std::fs::write(dest, out).map_err(|e| io("write", dest, &e))?;
+        copy_mode(from, dest)?;
+        self.files += 1;
+        Ok(())
+    }
+}
+
+/// The newline the first line ends with (`\n` when there is none), as Python's universal
+/// newlines report it.
+fn first_newline(text: &str) -> &'static str {
+    match text.find(['\n', '\r']) {
+        Some(i) if text[i..].starts_with("\r\n") => "\r\n",
+        Some(i) if text[i..].starts_with('\r') => "\r",
+        _ => "\n",
+    }
+}
+
+fn slash(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<(), InitError> {
+    std::fs::copy(from, to).map_err(|e| io("copy", from, &e))?;
+    copy_mode(from, to)
+}
+
+fn copy_mode(from: &Path, to: &Path) -> Result<(), InitError> {
+    let perms = std::fs::metadata(from)
+        .map_err(|e| io("read", from, &e))?
+        .permissions();
+    std::fs::set_permissions(to, perms).map_err(|e| io("set the mode of", to, &e))
+}
+
+/// `shutil.copytree`: files and directories with their modes; the number of files.
+fn copy_tree(from: &Path, to: &Path) -> Result<usize, InitError> {
+    std::fs::create_dir_all(to).map_err(|e| io("create", to, &e))?;
+    let mut n = 0;
+    for e in std::fs::read_dir(from).map_err(|e| io("read", from, &e))? {
+        let e = e.map_err(|e| io("read", from, &e))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            n += copy_tree(&src, &dst)?;
+        } else {
+            copy_file(&src, &dst)?;
+            n += 1;
+        }
+    }
+    copy_mode(from, to)?;
+    Ok(n)
+}
+
+/// Python's `fnmatch.fnmatch` on POSIX: `*` (any text, `/` included), `?`, `[seq]`, `[!seq]`.
+pub fn fnmatch(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    matches(&p, &n)
+}
+
+fn matches(p: &[char], n: &[char]) -> bool {
+    match p.first() {
+        None => n.is_empty(),
+        Some('*') => (0..=n.len()).any(|i| matches(&p[1..], &n[i..])),
+        Some('?') => !n.is_empty() && matches(&p[1..], &n[1..]),
+        Some('[') => match p.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) {
+            // `[]…]` and `[!]…]` take the first `]` as a member.
+            Some(end) if end > 1 && !(end == 2 && p[1] == '!') => {
+                let Some(c) = n.first() else { return false };
+                let set = &p[1..end];
+                let (negate, set) = match set.first() {
+                    Some('!') => (true, &set[1..]),
+                    _ => (false, set),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        hit |= set[i] <= *c && *c <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == *c;
+                        i += 1;
+                    }
+                }
+                hit != negate && matches(&p[end + 1..], &n[1..])
+            }
+            _ => n.first() == Some(&'[') && matches(&p[1..], &n[1..]),
+        },
+        Some(c) => n.first() == Some(c) && matches(&p[1..], &n[1..]),
+    }
+}
+
+/// Runs the template's hooks named `name` (`hooks/NAME.py`, `hooks/NAME.sh`, ...; not backups
+/// ending in `~`), each rendered with the context first, in the project directory.
+fn run_hooks(
+    env: &Environment<'static>,
+    dir: &Path,
+    name: &str,
+    project: &Path,
+    context: &Value,
+) -> Result<(), InitError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut hooks: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let file = p.file_name().map(|f| f.to_string_lossy().into_owned());
+            p.file_stem().is_some_and(|s| s == name)
+                && file.is_some_and(|f| !f.ends_with('~'))
+                && p.is_file()
+        })
+        .collect();
+    hooks.sort();
+    for hook in hooks {
+        let text = std::fs::read_to_string(&hook).map_err(|e| io("read", &hook, &e))?;
+        let key = format!(
+            "hooks/{}",
+            hook.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let script = render(env, &key, &text, context)?;
+        let ext = hook
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix("mlops-hook-")
+            .suffix(&ext)
+            .tempfile()
+            .map_err(|e| io("create a file for", &hook, &e))?;
+        std::fs::write(tmp.path(), script).map_err(|e| io("write", tmp.path(), &e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io("make executable", tmp.path(), &e))?;
+        }
+        // Run from a closed file: a script still open for writing cannot be executed.
+        let path = tmp.into_temp_path();
+        let mut cmd = if ext == ".py" {
+            let mut c = Command::new("python3");
+            c.arg(&*path);
+            c
+        } else {
+            Command::new(&*path)
+        };
+        let status = cmd.current_dir(project).status().map_err(|e| InitError {
+            message: format!("cannot run the hook {key}: {e}"),
+            hint: if ext == ".py" {
+                "Python hooks need python3 on PATH; or pass --no-hooks".to_owned()
+            } else {
+                "check the hook's interpreter line; or pass --no-hooks".to_owned()
+            },
+            kind: Kind::Hook,
+        })?;
+        if !status.success() {
+            return Err(InitError {
+                message: format!("the hook {key} failed ({status}); no project was created"),
+                hint: "see the hook's output above; --no-hooks skips hooks".to_owned(),
+                kind: Kind::Hook,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Moves the staged project to `target`: a rename when it is new; file by file over an existing
+/// one (`--overwrite`).
+fn place(staged: &Path, target: &Path, existed: bool) -> Result<(), InitError> {
+    if !existed {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io("create", parent, &e))?;
+        }
+        return std::fs::rename(staged, target).map_err(|e| io("move the project to", target, &e));
+    }
+    merge(staged, target)
+}
+
+fn merge(from: &Path, to: &Path) -> Result<(), InitError> {
+    std::fs::create_dir_all(to).map_err(|e| io("create", to, &e))?;
+    for e in std::fs::read_dir(from).map_err(|e| io("read", from, &e))? {
+        let e = e.map_err(|e| io("read", from, &e))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() && !src.is_symlink() {
+            merge(&src, &dst)?;
+        } else {
+            std::fs::rename(&src, &dst).map_err(|e| io("move into place", &dst, &e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnmatch_is_pythons() {
+        assert!(fnmatch("*.png", "img/logo.png"));
+        assert!(fnmatch("static/*", "static/a/b.js"));
+        assert!(fnmatch("a?c", "abc"));
+        assert!(!fnmatch("a?c", "ac"));
+        assert!(fnmatch("[ab]x", "bx"));
+        assert!(!fnmatch("[!ab]x", "bx"));
+        assert!(fnmatch("[a-c]", "b"));
+        assert!(fnmatch("[]", "[]"));
+    }
+
+    #[test]
+    fn rendered_paths_stay_inside() {
+        assert!(safe_relative("a/b", "x").is_ok());
+        assert!(safe_relative("../evil", "x").is_err());
+        assert!(safe_relative("/etc/passwd", "x").is_err());
+        assert!(safe_relative("a/../../b", "x").is_err());
+    }
+
+    #[test]
+    fn newlines_are_those_of_the_first_line() {
+        assert_eq!(first_newline("a\r\nb\n"), "\r\n");
+        assert_eq!(first_newline("a\rb"), "\r");
+        assert_eq!(first_newline("a\nb\r\n"), "\n");
+        assert_eq!(first_newline("none"), "\n");
+    }
+}

@@ -1,0 +1,378 @@
+//! `mlops init` against the real `cookiecutter` (PyPI, installed by `cargo xtask tools`): the same
+//! template and answers must give the same tree, byte for byte and mode for mode, with hooks and
+//! without; and the refusals that keep a project whole.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{mlops, root};
+#[path = "support/tools.rs"]
+mod tools;
+
+fn template(name: &str) -> PathBuf {
+    root().join("tests/fixtures/templates").join(name)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A directory's entries by path: mode, and contents (none for directories).
+type Tree = BTreeMap<String, (u32, Option<Vec<u8>>)>;
+
+/// Every entry under `dir`.
+fn tree(dir: &Path) -> Tree {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let path = e.expect("entry").path();
+            let rel = path
+                .strip_prefix(dir)
+                .expect("inside")
+                .display()
+                .to_string();
+            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.is_dir() {
+                out.insert(rel, (mode, None));
+                stack.push(path);
+            } else {
+                out.insert(rel, (mode, Some(std::fs::read(&path).expect("read"))));
+            }
+        }
+    }
+    out
+}
+
+/// cookiecutter with its replay and clone directories in `scratch`, rendering into `out`.
+fn cookiecutter(scratch: &Path, template: &Path, out: &Path, args: &[&str]) -> Option<Output> {
+    let cc = tools::tool("cookiecutter")?;
+    let config = scratch.join("cookiecutter.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "replay_dir: \"{}\"\ncookiecutters_dir: \"{}\"\n",
+            scratch.join("replay").display(),
+            scratch.join("clones").display()
+        ),
+    )
+    .expect("write");
+    Some(
+        Command::new(cc)
+            .arg("--no-input")
+            .arg("--config-file")
+            .arg(&config)
+            .arg("-o")
+            .arg(out)
+            .arg(template)
+            .args(args)
+            .output()
+            .expect("cookiecutter runs"),
+    )
+}
+
+fn init(template: &Path, out: &Path, args: &[&str]) -> Output {
+    mlops()
+        .arg("init")
+        .arg(out)
+        .arg("--template")
+        .arg(template)
+        .arg("--no-input")
+        .args(args)
+        .output()
+        .expect("mlops runs")
+}
+
+/// Runs both on `template` with `args` and checks they agree: both succeed with the same tree,
+/// or both fail and leave nothing. Returns our tree.
+fn parity(template: &Path, args: &[&str], ours: &[&str]) -> Option<Tree> {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (theirs_dir, ours_dir) = (scratch.path().join("theirs"), scratch.path().join("ours"));
+    std::fs::create_dir_all(&theirs_dir).expect("mkdir");
+    std::fs::create_dir_all(&ours_dir).expect("mkdir");
+    let theirs = cookiecutter(scratch.path(), template, &theirs_dir, args)?;
+    let all: Vec<&str> = args.iter().chain(ours).copied().collect();
+    let mine = init(template, &ours_dir, &all);
+    assert_eq!(
+        theirs.status.success(),
+        mine.status.success(),
+        "cookiecutter: {}\nmlops: {}",
+        text(&theirs.stderr),
+        text(&mine.stderr)
+    );
+    let (a, b) = (tree(&theirs_dir), tree(&ours_dir));
+    for (path, (mode, bytes)) in &a {
+        let Some((m, mb)) = b.get(path) else {
+            panic!("{path}: cookiecutter wrote it, mlops init did not");
+        };
+        assert_eq!(mode, m, "{path}: mode {mode:o} vs {m:o}");
+        assert!(
+            bytes == mb,
+            "{path} differs:\ncookiecutter: {:?}\nmlops init:   {:?}",
+            bytes.as_deref().map(text),
+            mb.as_deref().map(text)
+        );
+    }
+    let extra: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    assert!(extra.is_empty(), "only mlops init wrote {extra:?}");
+    Some(b)
+}
+
+/// The feature template with its defaults and with answers: choices, booleans, numbers, derived
+/// defaults, dictionaries, private variables, `_copy_without_render` (files and a directory),
+/// names that render empty, binary files, modes, CRLF and a missing final newline, the
+/// cookiecutter filters and functions.
+#[test]
+fn the_feature_template_matches_cookiecutter() {
+    let t = template("full");
+    let Some(tree) = parity(&t, &[], &[]) else {
+        return;
+    };
+    let readme = tree
+        .get("creme-brulee-models/README.md")
+        .and_then(|(_, b)| b.clone())
+        .expect("README");
+    assert!(text(&readme).contains("License: MIT; GPU: False"));
+    assert!(tree.contains_key("creme-brulee-models/static/{{raw}}/app.js"));
+    assert!(!tree.contains_key("creme-brulee-models/gpu.txt"));
+    assert_eq!(tree["creme-brulee-models/run.sh"].0, 0o755);
+
+    let answers = [
+        "project_name=Forecast & Co, v2",
+        "license=BSD-3-Clause",
+        "use_gpu=yes",
+        "publish=off",
+        "workers=16",
+        "unknown=ignored",
+    ];
+    let tree = parity(&t, &answers, &[]).expect("tools present");
+    assert!(
+        tree.contains_key("forecast-co-v2/gpu.txt"),
+        "{:?}",
+        tree.keys()
+    );
+    assert!(!tree.contains_key("forecast-co-v2/PUBLISH.md"));
+}
+
+/// Hooks as cookiecutter runs them: templated, in the project directory, pre before the files
+/// and post after; a failing hook (either) leaves no project; backups (`~`) never run;
+/// `--no-hooks` is cookiecutter's `--accept-hooks no`.
+#[test]
+fn hooks_match_cookiecutter() {
+    let t = template("hooks");
+    let Some(made) = parity(&t, &[], &[]) else {
+        return;
+    };
+    assert_eq!(
+        made["hooked/post.txt"].1.as_deref().map(text).as_deref(),
+        Some("files: main.txt,post.txt,pre.txt\n")
+    );
+    parity(&t, &["keep_extra=yes"], &[]);
+    let failed = parity(&t, &["fail=pre"], &[]).expect("tools present");
+    assert!(failed.is_empty(), "{failed:?}");
+    let failed = parity(&t, &["fail=post"], &[]).expect("tools present");
+    assert!(failed.is_empty(), "{failed:?}");
+
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let cc = tools::tool("cookiecutter").expect("present");
+    let config = scratch.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!("replay_dir: \"{}\"\n", scratch.path().join("r").display()),
+    )
+    .expect("write");
+    let theirs = scratch.path().join("theirs");
+    let ok = Command::new(cc)
+        .args(["--no-input", "--accept-hooks", "no", "--config-file"])
+        .arg(&config)
+        .arg("-o")
+        .arg(&theirs)
+        .arg(&t)
+        .status()
+        .expect("runs")
+        .success();
+    assert!(ok);
+    let ours = scratch.path().join("ours");
+    assert!(init(&t, &ours, &["--no-hooks"]).status.success());
+    assert_eq!(tree(&theirs), tree(&ours));
+    assert!(ours.join("hooked/extra.txt").is_file(), "no post hook ran");
+}
+
+/// A template without hooks needs no Python: `mlops init` runs with an empty PATH.
+#[test]
+fn no_python_is_needed_without_hooks() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let done = mlops()
+        .env("PATH", "/nonexistent")
+        .arg("init")
+        .arg(out.path())
+        .arg("--template")
+        .arg(template("full"))
+        .arg("--no-input")
+        .output()
+        .expect("runs");
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert!(out.path().join("creme-brulee-models/logo.png").is_file());
+}
+
+/// A small template written by the test: `cookiecutter.json` and files under
+/// `{{cookiecutter.name}}/`.
+fn small(json: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("cookiecutter.json"), json).expect("write");
+    let base = dir.path().join("{{cookiecutter.name}}");
+    for (name, body) in files {
+        let path = base.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, body).expect("write");
+    }
+    dir
+}
+
+fn refused(out: &Output, code: i32, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(needle), "{needle} in {stderr}");
+}
+
+/// Paths that leave the project, a symlink out of the template, an existing project, a choice
+/// not offered and an extension not implemented are refused (exit 2) with nothing written.
+#[test]
+fn unsafe_or_wrong_requests_are_refused_and_write_nothing() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let empty = |dir: &Path| std::fs::read_dir(dir).expect("read").next().is_none();
+
+    let t = small(
+        r#"{"name": "p", "file": "../../escaped"}"#,
+        &[("{{cookiecutter.file}}", "x")],
+    );
+    refused(
+        &init(t.path(), out.path(), &[]),
+        2,
+        "leaves the project directory",
+    );
+    assert!(empty(out.path()));
+    assert!(!out.path().join("../escaped").exists());
+
+    let t = small(r#"{"name": "p"}"#, &[("ok.txt", "x")]);
+    refused(
+        &init(t.path(), out.path(), &["name=/tmp/abs"]),
+        2,
+        "leaves the project",
+    );
+    refused(
+        &init(t.path(), out.path(), &["name=.."]),
+        2,
+        "leaves the project",
+    );
+    assert!(empty(out.path()));
+
+    let outside = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(outside.path(), "secret").expect("write");
+    std::os::unix::fs::symlink(outside.path(), t.path().join("{{cookiecutter.name}}/link"))
+        .expect("symlink");
+    refused(&init(t.path(), out.path(), &[]), 2, "outside the template");
+    assert!(empty(out.path()));
+    std::fs::remove_file(t.path().join("{{cookiecutter.name}}/link")).expect("rm");
+
+    let t = small(
+        r#"{"name": "p", "kind": ["a", "b"]}"#,
+        &[("k.txt", "{{ cookiecutter.kind }}")],
+    );
+    refused(
+        &init(t.path(), out.path(), &["kind=c"]),
+        2,
+        "`kind` is one of",
+    );
+    assert!(empty(out.path()));
+
+    let t = small(
+        r#"{"name": "p", "_extensions": ["local_extensions.Shout"]}"#,
+        &[("a.txt", "a")],
+    );
+    refused(
+        &init(t.path(), out.path(), &[]),
+        2,
+        "local_extensions.Shout",
+    );
+    assert!(empty(out.path()));
+
+    // An existing project is kept unless --overwrite, which replaces rendered files only.
+    let t = small(
+        r#"{"name": "p"}"#,
+        &[("a.txt", "new {{ cookiecutter.name }}\n")],
+    );
+    std::fs::create_dir_all(out.path().join("p")).expect("mkdir");
+    std::fs::write(out.path().join("p/a.txt"), "old\n").expect("write");
+    std::fs::write(out.path().join("p/mine.txt"), "mine\n").expect("write");
+    refused(&init(t.path(), out.path(), &[]), 2, "exists already");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("p/a.txt")).expect("read"),
+        "old\n"
+    );
+    assert!(
+        init(t.path(), out.path(), &["--overwrite"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("p/a.txt")).expect("read"),
+        "new p\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("p/mine.txt")).expect("read"),
+        "mine\n"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(out.path())
+        .expect("read")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".mlops-init-"))
+        .collect();
+    assert!(leftovers.is_empty(), "no staging directory is left behind");
+}
+
+/// `{% now %}` honours SOURCE_DATE_EPOCH, with offsets; `uuid4()` and `random_ascii_string()`
+/// give fresh values of the right shape.
+#[test]
+fn now_uuid_and_random_strings() {
+    let t = small(
+        r#"{"name": "p"}"#,
+        &[(
+            "t.txt",
+            "{% now 'utc', '%Y-%m-%d %H:%M' %}|{% now 'utc' + 'days=1, hours=2', '%d %H' %}|{% now 'utc' - 'weeks=1' %}|{{ uuid4() }}|{{ random_ascii_string(12) }}\n",
+        )],
+    );
+    let out = tempfile::tempdir().expect("tempdir");
+    let done = mlops()
+        .env("SOURCE_DATE_EPOCH", "1700000000") // 2023-11-14 22:13:20 UTC
+        .arg("init")
+        .arg(out.path())
+        .arg("--template")
+        .arg(t.path())
+        .arg("--no-input")
+        .output()
+        .expect("runs");
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let got = std::fs::read_to_string(out.path().join("p/t.txt")).expect("read");
+    let parts: Vec<&str> = got.trim_end().split('|').collect();
+    assert_eq!(
+        parts[..3],
+        ["2023-11-14 22:13", "16 00", "2023-11-07"],
+        "{got}"
+    );
+    let uuid = parts[3];
+    assert!(
+        uuid.len() == 36 && uuid.as_bytes()[14] == b'4' && uuid.matches('-').count() == 4,
+        "{uuid}"
+    );
+    assert!(
+        parts[4].len() == 12 && parts[4].chars().all(|c| c.is_ascii_alphabetic()),
+        "{}",
+        parts[4]
+    );
+}
