@@ -3,7 +3,7 @@
 //! - `ci`: the whole test command (`.ci/run` calls it): installs the test tools, then fmt,
 //!   clippy, the drift checks and every test.
 //! - `codegen [--check]`: regenerates the committed generated files; `--check` fails when stale.
-//! - `bench <validate|yaml|render|train|holdout>`: benchmarks against the named competitor, printing the ratio.
+//! - `bench <validate|yaml|render|train|holdout|init>`: benchmarks against the named competitor, printing the ratio.
 //! - `terraform-validate`: `terraform validate` on every example's rendered Terraform (needs the
 //!   Terraform registry, so it runs in the project's GitHub workflow, not in `ci`).
 //! - `tools`: installs the pinned test tools, Mesa's software Vulkan driver (Debian packages) and
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml|render|train|holdout> | tools | terraform-validate";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml|render|train|holdout|init> | tools | terraform-validate";
 
 /// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
 /// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary

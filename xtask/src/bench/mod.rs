@@ -16,8 +16,9 @@ pub(crate) fn run(name: &str) -> Result<(), String> {
         "render" => render(),
         "train" => train(),
         "holdout" => holdout::run(),
+        "init" => init(),
         other => Err(format!(
-            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout"
+            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init"
         )),
     }
 }
@@ -185,6 +186,86 @@ fn render() -> Result<(), String> {
             "{:<22} {:>6} {:>10.2}ms {:>12.1}ms {:>7.1}x",
             case,
             files,
+            mm.as_secs_f64() * 1e3,
+            oo.as_secs_f64() * 1e3,
+            ratio
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!(
+        "goal: >= 10x faster than cookiecutter: {} (worst ratio {worst:.1}x)",
+        if worst >= 10.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
+
+/// `mlops init` against `cookiecutter` on the same templates and answers (the parity tests'
+/// feature template, and the sagemaker example's rendered tree as a template): whole process,
+/// fresh output directory each run, interleaved, median.
+fn init() -> Result<(), String> {
+    let bin = tools()?;
+    let mlops = release_binary()?;
+    let runs = 15;
+    let scratch = tempdir("bench-init")?;
+    // The sagemaker example's rendered files as a cookiecutter template.
+    let reference = scratch.join("reference");
+    crate::run(
+        Command::new(&mlops)
+            .args(["render", "--format", "json", "--manifest"])
+            .arg(root().join("examples/sagemaker/mlops.yaml"))
+            .arg("--out")
+            .arg(&reference),
+    )?;
+    let tree = scratch.join("template-sagemaker");
+    let files = cookiecutter_template(&reference, &tree, "churn", "acme/churn-model")?;
+    let cases = [
+        (
+            "fixtures/templates/full".to_owned(),
+            root().join("tests/fixtures/templates/full"),
+        ),
+        (format!("sagemaker tree ({files} files)"), tree),
+    ];
+    let config = scratch.join("cookiecutter.yaml");
+    std::fs::write(
+        &config,
+        format!("replay_dir: \"{}\"\n", scratch.join("replay").display()),
+    )
+    .map_err(|e| e.to_string())?;
+    println!("bench init: {runs} interleaved runs per tool and template, whole process, median");
+    println!(
+        "{:<30} {:>12} {:>14} {:>8}",
+        "template", "mlops", "cookiecutter", "ratio"
+    );
+    let mut worst = f64::INFINITY;
+    for (i, (case, template)) in cases.iter().enumerate() {
+        let mut n = 0;
+        let ours = || {
+            n += 1;
+            let mut c = Command::new(&mlops);
+            c.arg("init")
+                .arg(scratch.join(format!("ours-{i}-{n}")))
+                .arg("--template")
+                .arg(template)
+                .arg("--no-input");
+            c
+        };
+        let mut m = 0;
+        let theirs = || {
+            m += 1;
+            let mut c = Command::new(bin.join("cookiecutter"));
+            c.arg(template)
+                .arg("--config-file")
+                .arg(&config)
+                .args(["--no-input", "-o"])
+                .arg(scratch.join(format!("theirs-{i}-{m}")));
+            c
+        };
+        let (mm, oo) = interleaved(case, "cookiecutter", runs, ours, theirs)?;
+        let ratio = oo.as_secs_f64() / mm.as_secs_f64();
+        worst = worst.min(ratio);
+        println!(
+            "{:<30} {:>10.2}ms {:>12.1}ms {:>7.1}x",
+            case,
             mm.as_secs_f64() * 1e3,
             oo.as_secs_f64() * 1e3,
             ratio
