@@ -376,3 +376,62 @@ fn now_uuid_and_random_strings() {
         parts[4]
     );
 }
+
+/// The built-in template (no `--template`): a project whose manifest validates, whose workflows
+/// are rendered and current, and which trains and passes its threshold out of the box; the
+/// template itself renders as cookiecutter renders it.
+#[test]
+fn the_built_in_template_validates_renders_and_trains() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let made = mlops()
+        .arg("init")
+        .arg(out.path())
+        .args([
+            "--no-input",
+            "project_name=Fraud Detector",
+            "repository=acme/fraud-detector",
+        ])
+        .output()
+        .expect("runs");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let project = out.path().join("fraud-detector");
+    for f in [
+        "mlops.yaml",
+        "README.md",
+        ".gitignore",
+        "data/train.csv",
+        ".github/workflows/mlops-ci.yml",
+        ".github/workflows/mlops-train.yml",
+        "container/Dockerfile",
+    ] {
+        assert!(project.join(f).is_file(), "{f}");
+    }
+    let manifest = project.join("mlops.yaml");
+    let run = |args: &[&str]| {
+        let out = mlops()
+            .args(args)
+            .arg("--manifest")
+            .arg(&manifest)
+            .env_remove("GITHUB_ACTIONS")
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    assert!(run(&["validate"]).contains("project `fraud-detector`"));
+    assert!(run(&["render", "--check"]).contains("up to date"));
+    let trained = run(&["train", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&trained).expect("json");
+    assert_eq!(doc["status"], "approved", "{trained}");
+
+    parity(
+        &root().join("templates/project"),
+        &["project_name=Fraud Detector"],
+        &[],
+    );
+}

@@ -84,9 +84,14 @@ pub struct Generated {
     pub answers: Map<String, Json>,
 }
 
+/// Something to do to the staged project after the post-generation hook, before it is moved into
+/// place (the built-in template renders its workflows here).
+pub type Finish<'a> = &'a dyn Fn(&Path) -> Result<(), InitError>;
+
 pub fn generate(
     req: &Request,
     mut prompter: Option<&mut dyn Prompter>,
+    finish: Option<Finish<'_>>,
 ) -> Result<Generated, InitError> {
     let json_path = req.template.join("cookiecutter.json");
     let text = std::fs::read_to_string(&json_path).map_err(|e| {
@@ -221,6 +226,9 @@ pub fn generate(
     let files = walk.files;
     if req.hooks {
         run_hooks(&env, &hooks_dir, "post_gen_project", &project, &context)?;
+    }
+    if let Some(finish) = finish {
+        finish(&project)?;
     }
     place(&project, &target, existed)?;
     Ok(Generated {

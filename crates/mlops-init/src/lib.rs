@@ -6,8 +6,9 @@
 //! place only when every file rendered and every hook succeeded, so a failure leaves nothing
 //! behind; a rendered path that would leave the project is refused.
 
+pub mod builtin;
 pub mod engine;
 pub mod generate;
 pub mod python;
 
-pub use generate::{Generated, InitError, Kind, Prompter, Request, generate};
+pub use generate::{Finish, Generated, InitError, Kind, Prompter, Request, generate};

@@ -2,9 +2,9 @@
 //! variable on a terminal unless `--no-input`.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use mlops_init::{Kind, Prompter, Request};
+use mlops_init::{InitError, Kind, Prompter, Request};
 
 use super::error;
 use crate::cli::{Format, InitArgs};
@@ -26,12 +26,14 @@ pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
             }
         }
     }
-    let Some(template) = args.template.clone() else {
-        error(
-            "mlops init needs --template PATH (a cookiecutter template directory)",
-            "the built-in project template is not built yet",
-        );
-        return Exit::Usage;
+    // Without --template: the built-in project template, whose workflows are rendered from the
+    // new manifest before the project is moved into place.
+    let (template, unpacked) = match &args.template {
+        Some(t) => (t.clone(), None),
+        None => match unpack_builtin() {
+            Ok(dir) => (dir.path().to_path_buf(), Some(dir)),
+            Err(code) => return code,
+        },
     };
     let req = Request {
         template,
@@ -47,7 +49,17 @@ pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
     } else {
         None
     };
-    match mlops_init::generate(&req, prompter) {
+    let render = |project: &Path| {
+        super::render::render_into(project, "mlops.yaml")
+            .map(|_| ())
+            .map_err(|e| InitError {
+                message: format!("the new project's manifest does not render: {e}"),
+                hint: "this is a bug in the built-in template; please report it".to_owned(),
+                kind: Kind::Io,
+            })
+    };
+    let finish: Option<mlops_init::Finish<'_>> = unpacked.as_ref().map(|_| &render as _);
+    match mlops_init::generate(&req, prompter, finish) {
         Ok(done) => {
             if format == Format::Json {
                 println!(
@@ -72,6 +84,18 @@ pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
             }
         }
     }
+}
+
+/// The built-in template in a temporary directory (deleted when dropped).
+fn unpack_builtin() -> Result<tempfile::TempDir, Exit> {
+    let unpacked = tempfile::Builder::new()
+        .prefix("mlops-template-")
+        .tempdir()
+        .and_then(|dir| mlops_init::builtin::extract(dir.path()).map(|()| dir));
+    unpacked.map_err(|e| {
+        error(&format!("cannot unpack the built-in template: {e}"), "");
+        Exit::Runtime
+    })
 }
 
 /// Questions on stderr, answers from stdin; an empty answer takes the default.

@@ -77,6 +77,26 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
     code
 }
 
+/// Renders the valid manifest at `root/manifest_path` into `root` without printing: the number
+/// of files written. (`mlops init` renders a new project's workflows this way.)
+pub(crate) fn render_into(root: &Path, manifest_path: &str) -> Result<usize, String> {
+    let path = root.join(manifest_path);
+    let report = mlops_manifest::check_file(&path).map_err(|e| e.to_string())?;
+    let manifest = report
+        .manifest
+        .clone()
+        .filter(|_| report.is_valid())
+        .ok_or_else(|| {
+            mlops_manifest::diagnostic::render_human(&report.diagnostics, &report.source)
+        })?;
+    let files = mlops_render::render(&manifest, manifest_path, &Default::default())
+        .map_err(|e| e.to_string())?;
+    let comparison = tree::compare(&files, &tree::existing(root));
+    tree::write(root, &files, &comparison, false)
+        .map(|done| done.len())
+        .map_err(|e| e.to_string())
+}
+
 /// The repository root (the nearest ancestor with `.git`, else the manifest's directory) and the
 /// manifest's path from it, `/`-separated.
 fn locate(manifest: &Path) -> Result<(PathBuf, String), String> {
