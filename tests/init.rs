@@ -435,3 +435,178 @@ fn the_built_in_template_validates_renders_and_trains() {
         &[],
     );
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// A template in a git repository is recorded in the project (`.mlops-template.json`: address,
+/// commit, answers); `--update` merges the template's next commit into the project: a clean
+/// merge beside the user's own edit, an added and a deleted file, and conflict markers (no
+/// `.rej` files) where both changed the same line; a second update is a no-op.
+#[test]
+fn update_merges_the_template_change_into_the_project() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let t = repo.path();
+    let write = |path: &str, body: &str| {
+        let p = t.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    };
+    write("cookiecutter.json", r#"{"name": "p", "owner": "ml"}"#);
+    write("{{cookiecutter.name}}/config.txt", "a\nb\nc\n");
+    write("{{cookiecutter.name}}/old.txt", "old\n");
+    write(
+        "{{cookiecutter.name}}/clash.txt",
+        "owner: {{ cookiecutter.owner }}\n",
+    );
+    git(t, &["init", "-q", "-b", "main"]);
+    git(t, &["add", "-A"]);
+    git(t, &["commit", "-qm", "v1"]);
+    let v1 = git(t, &["rev-parse", "HEAD"]);
+
+    let out = tempfile::tempdir().expect("tempdir");
+    let made = init(t, out.path(), &["name=proj"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let project = out.path().join("proj");
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join(".mlops-template.json")).expect("record"),
+    )
+    .expect("json");
+    assert_eq!(record["commit"], v1.as_str());
+    assert_eq!(record["answers"]["name"], "proj");
+
+    // The user's edits, then the template's next version.
+    std::fs::write(project.join("config.txt"), "A (mine)\nb\nc\n").expect("write");
+    std::fs::write(project.join("clash.txt"), "owner: data-team\n").expect("write");
+    write("{{cookiecutter.name}}/config.txt", "a\nb\nc (v2)\n");
+    write(
+        "{{cookiecutter.name}}/new.txt",
+        "{{ cookiecutter.name }} is new\n",
+    );
+    write(
+        "{{cookiecutter.name}}/clash.txt",
+        "owner: {{ cookiecutter.owner }}-platform\n",
+    );
+    std::fs::remove_file(t.join("{{cookiecutter.name}}/old.txt")).expect("rm");
+    git(t, &["add", "-A"]);
+    git(t, &["commit", "-qm", "v2"]);
+    let v2 = git(t, &["rev-parse", "HEAD"]);
+
+    let update = || {
+        mlops()
+            .arg("init")
+            .arg(&project)
+            .arg("--update")
+            .output()
+            .expect("runs")
+    };
+    let first = update();
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first.stderr));
+    let read = |p: &str| std::fs::read_to_string(project.join(p)).expect(p);
+    assert_eq!(read("config.txt"), "A (mine)\nb\nc (v2)\n");
+    assert_eq!(read("new.txt"), "proj is new\n");
+    assert!(!project.join("old.txt").exists());
+    let clash = read("clash.txt");
+    assert!(
+        clash.contains("<<<<<<< project\nowner: data-team\n")
+            && clash.contains("owner: ml-platform\n>>>>>>> template"),
+        "{clash}"
+    );
+    let stdout = text(&first.stdout);
+    assert!(stdout.contains("CONFLICT: clash.txt"), "{stdout}");
+    let rejects = tree(&project)
+        .keys()
+        .filter(|k| k.ends_with(".rej") || k.ends_with(".orig"))
+        .count();
+    assert_eq!(rejects, 0);
+    let record: serde_json::Value =
+        serde_json::from_str(&read(".mlops-template.json")).expect("json");
+    assert_eq!(record["commit"], v2.as_str());
+
+    let before = tree(&project);
+    let second = update();
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(text(&second.stdout).contains("up to date"));
+    assert_eq!(tree(&project), before, "a second update changes nothing");
+}
+
+/// `{% include %}` finds files in the project template and in the template's `templates/`, as
+/// cookiecutter's loader does.
+#[test]
+fn includes_match_cookiecutter() {
+    let t = small(
+        r#"{"name": "inc", "who": "world"}"#,
+        &[
+            (
+                "a.txt",
+                "{% include 'partials/hello.txt' %}|{% include 'shared.txt' %}\n",
+            ),
+            ("partials/hello.txt", "hello {{ cookiecutter.who }}"),
+        ],
+    );
+    std::fs::create_dir_all(t.path().join("templates")).expect("mkdir");
+    std::fs::write(
+        t.path().join("templates/shared.txt"),
+        "shared {{ cookiecutter.name }}",
+    )
+    .expect("write");
+    parity(t.path(), &[], &[]);
+}
+
+/// SIGINT in the middle of a run (a slow hook) leaves neither the project nor the staging
+/// directory, stops the hook, and exits 130.
+#[test]
+fn an_interrupted_run_leaves_nothing() {
+    let t = small(r#"{"name": "slow"}"#, &[("a.txt", "a\n")]);
+    std::fs::create_dir_all(t.path().join("hooks")).expect("mkdir");
+    let hook = t.path().join("hooks/post_gen_project.sh");
+    // `exec`: the hook process is the sleep itself, which mlops stops.
+    std::fs::write(&hook, "#!/bin/sh\nexec sleep 30\n").expect("write");
+    let out = tempfile::tempdir().expect("tempdir");
+    let child = mlops()
+        .arg("init")
+        .arg(out.path())
+        .arg("--template")
+        .arg(t.path())
+        .arg("--no-input")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    // Wait for the staging directory, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(out.path())
+        .expect("read")
+        .next()
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "no staging directory");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let done = child.wait_with_output().expect("waits");
+    assert_eq!(done.status.code(), Some(130), "{}", text(&done.stderr));
+    // The output closes only when the hook (which holds it too) has been stopped.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the hook ran on"
+    );
+    let left: Vec<_> = std::fs::read_dir(out.path())
+        .expect("read")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

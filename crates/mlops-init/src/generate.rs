@@ -5,6 +5,7 @@
 
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use minijinja::Environment;
 use minijinja::value::Value;
@@ -62,7 +63,17 @@ pub struct Request {
     pub overwrite: bool,
     /// Run the template's `pre_gen_project` and `post_gen_project` hooks.
     pub hooks: bool,
+    /// Answers recorded by an earlier run (`--update`): used as they are, without rendering or
+    /// asking; a variable without one is answered as usual.
+    pub recorded: Option<Map<String, Json>>,
+    /// Where the template came from and its commit, when it is versioned: written to the
+    /// project as `.mlops-template.json` with the answers.
+    pub version: Option<(String, String)>,
 }
+
+/// The file a project made from a versioned template records its template, commit and answers
+/// in, for `mlops init --update`.
+pub const RECORD: &str = ".mlops-template.json";
 
 /// Asks for a variable's value (on a terminal).
 pub trait Prompter {
@@ -132,7 +143,7 @@ pub fn generate(
                 .collect()
         })
         .unwrap_or_default();
-    let env = engine::environment(&extensions).map_err(|unknown| {
+    let mut env = engine::environment(&extensions).map_err(|unknown| {
         usage(
             format!(
                 "the template needs the Jinja extension `{unknown}`, which mlops init does not \
@@ -152,7 +163,12 @@ pub fn generate(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let no_input = req.no_input || prompter.is_none();
-    let mut answers = answer(&env, &raw, no_input, &mut prompter)?;
+    let mut answers = answer(&env, &raw, no_input, &mut prompter, req.recorded.as_ref())?;
+    let user_answers: Map<String, Json> = answers
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     answers.insert(
         "_template".into(),
@@ -173,6 +189,24 @@ pub fn generate(
     let context = Value::from(minijinja::value::Serde(&context));
 
     let template_dir = find_template(&req.template)?;
+    // `{% include %}` and `{% import %}` find files as cookiecutter's loader does: in the project
+    // template, then in the template's `templates/`; never outside them.
+    let search = [template_dir.clone(), req.template.join("templates")];
+    env.set_loader(move |name| {
+        if Path::new(name)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Ok(None);
+        }
+        for dir in &search {
+            if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+                let text = text.replace("\r\n", "\n").replace('\r', "\n");
+                return Ok(Some(engine::rewrite_now(&text)));
+            }
+        }
+        Ok(None)
+    });
     let dir_name = template_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -189,7 +223,7 @@ pub fn generate(
     }
     std::fs::create_dir_all(&req.output_dir).map_err(|e| io("create", &req.output_dir, &e))?;
     let staging = tempfile::Builder::new()
-        .prefix(".mlops-init-")
+        .prefix(&staging_prefix())
         .tempdir_in(&req.output_dir)
         .map_err(|e| io("create a staging directory in", &req.output_dir, &e))?;
     let project = staging.path().join(&project_rel);
@@ -227,6 +261,16 @@ pub fn generate(
     if req.hooks {
         run_hooks(&env, &hooks_dir, "post_gen_project", &project, &context)?;
     }
+    if let Some((source, commit)) = &req.version {
+        let record = serde_json::json!({
+            "template": source,
+            "commit": commit,
+            "answers": user_answers,
+        });
+        let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
+        let path = project.join(RECORD);
+        std::fs::write(&path, text).map_err(|e| io("write", &path, &e))?;
+    }
     if let Some(finish) = finish {
         finish(&project)?;
     }
@@ -236,6 +280,30 @@ pub fn generate(
         files,
         answers,
     })
+}
+
+/// The process id of the hook running now (0: none), for an interrupt handler to stop it.
+pub static HOOK: AtomicU32 = AtomicU32::new(0);
+
+/// Set by an interrupt handler before it stops the hook, so that the hook's failure is reported
+/// as the interruption it is.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The name prefix of this process's staging directories, `.mlops-init-PID-`: what an interrupt
+/// handler deletes ([`remove_staging`]).
+pub fn staging_prefix() -> String {
+    format!(".mlops-init-{}-", std::process::id())
+}
+
+/// Deletes this process's staging directories in `dir` (after an interrupt, when destructors do
+/// not run).
+pub fn remove_staging(dir: &Path) {
+    let prefix = staging_prefix();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// cookiecutter's overrides: an unknown key is ignored, a choice must be one of the choices
@@ -282,9 +350,14 @@ fn answer(
     raw: &Map<String, Json>,
     no_input: bool,
     prompter: &mut Option<&mut dyn Prompter>,
+    recorded: Option<&Map<String, Json>>,
 ) -> Result<Map<String, Json>, InitError> {
     let mut done = Map::new();
     for (key, value) in raw {
+        if let Some(v) = recorded.and_then(|r| r.get(key)) {
+            done.insert(key.clone(), v.clone());
+            continue;
+        }
         if key.starts_with('_') && !key.starts_with("__") {
             done.insert(key.clone(), value.clone());
             continue;
@@ -331,7 +404,9 @@ fn answer(
         done.insert(key.clone(), v);
     }
     for (key, value) in raw {
-        if key.starts_with('_') && !key.starts_with("__") {
+        if key.starts_with('_') && !key.starts_with("__")
+            || recorded.is_some_and(|r| r.contains_key(key))
+        {
             continue;
         }
         if let Json::Object(_) = value {
@@ -724,7 +799,13 @@ fn run_hooks(
         } else {
             Command::new(&*path)
         };
-        let status = cmd.current_dir(project).status().map_err(|e| InitError {
+        let status = cmd.current_dir(project).spawn().and_then(|mut child| {
+            HOOK.store(child.id(), Ordering::SeqCst);
+            let status = child.wait();
+            HOOK.store(0, Ordering::SeqCst);
+            status
+        });
+        let status = status.map_err(|e| InitError {
             message: format!("cannot run the hook {key}: {e}"),
             hint: if ext == ".py" {
                 "Python hooks need python3 on PATH; or pass --no-hooks".to_owned()

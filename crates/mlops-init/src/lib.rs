@@ -10,5 +10,7 @@ pub mod builtin;
 pub mod engine;
 pub mod generate;
 pub mod python;
+pub mod source;
+pub mod update;
 
-pub use generate::{Finish, Generated, InitError, Kind, Prompter, Request, generate};
+pub use generate::{Finish, Generated, InitError, Kind, Prompter, RECORD, Request, generate};

@@ -134,9 +134,18 @@ pub(crate) struct InitArgs {
     /// answers to the template's variables.
     #[arg(value_name = "DIR | KEY=VALUE")]
     pub args: Vec<String>,
-    /// The template: a cookiecutter template directory (with cookiecutter.json).
+    /// The template: a cookiecutter template directory (with cookiecutter.json), or a git
+    /// repository holding one (a URL, `gh:owner/repo`, or a local repository), which is recorded
+    /// in the project so that `--update` can follow it. Default: the built-in project template.
     #[arg(long, env = "MLOPS_TEMPLATE")]
-    pub template: Option<PathBuf>,
+    pub template: Option<String>,
+    /// The template repository's branch, tag or commit (default: its default branch).
+    #[arg(long, env = "MLOPS_CHECKOUT")]
+    pub checkout: Option<String>,
+    /// Update the project in DIR (default: the current directory) to the template's new version:
+    /// three-way merge of the template's change, conflicts marked in the files.
+    #[arg(long, env = "MLOPS_UPDATE", conflicts_with_all = ["template", "overwrite"])]
+    pub update: bool,
     /// Ask nothing: every variable takes its default, or its KEY=VALUE.
     #[arg(long, env = "MLOPS_NO_INPUT")]
     pub no_input: bool,

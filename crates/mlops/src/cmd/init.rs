@@ -26,15 +26,39 @@ pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
             }
         }
     }
-    // Without --template: the built-in project template, whose workflows are rendered from the
-    // new manifest before the project is moved into place.
-    let (template, unpacked) = match &args.template {
-        Some(t) => (t.clone(), None),
+    if args.update {
+        return update(
+            output_dir.as_deref(),
+            args.checkout.as_deref(),
+            &extra,
+            format,
+        );
+    }
+    // A git template is cloned at a commit (recorded in the project); without --template, the
+    // built-in project template, whose workflows are rendered from the new manifest before the
+    // project is moved into place.
+    let (template, unpacked, version) = match &args.template {
+        Some(t) if mlops_init::source::is_git(t) => {
+            let address = mlops_init::source::address(t);
+            match mlops_init::source::clone(&address, args.checkout.as_deref()) {
+                Ok(clone) => {
+                    let version = Some((address, clone.commit.clone()));
+                    (
+                        clone.path().to_path_buf(),
+                        Some(Unpacked::Clone(clone)),
+                        version,
+                    )
+                }
+                Err(e) => return failed(&e),
+            }
+        }
+        Some(t) => (PathBuf::from(t), None, None),
         None => match unpack_builtin() {
-            Ok(dir) => (dir.path().to_path_buf(), Some(dir)),
+            Ok(dir) => (dir.path().to_path_buf(), Some(Unpacked::Builtin(dir)), None),
             Err(code) => return code,
         },
     };
+    let builtin = matches!(unpacked, Some(Unpacked::Builtin(_)));
     let req = Request {
         template,
         output_dir: output_dir.unwrap_or_else(|| PathBuf::from(".")),
@@ -42,7 +66,10 @@ pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
         no_input: args.no_input,
         overwrite: args.overwrite,
         hooks: !args.no_hooks,
+        recorded: None,
+        version,
     };
+    clean_up_on_interrupt(req.output_dir.clone());
     let mut terminal = Terminal;
     let prompter: Option<&mut dyn Prompter> = if !args.no_input && std::io::stdin().is_terminal() {
         Some(&mut terminal)
@@ -58,7 +85,7 @@ pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
                 kind: Kind::Io,
             })
     };
-    let finish: Option<mlops_init::Finish<'_>> = unpacked.as_ref().map(|_| &render as _);
+    let finish: Option<mlops_init::Finish<'_>> = builtin.then_some(&render as _);
     match mlops_init::generate(&req, prompter, finish) {
         Ok(done) => {
             if format == Format::Json {
@@ -75,14 +102,115 @@ pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
             }
             Exit::Ok
         }
-        Err(e) => {
-            error(&e.message, &e.hint);
-            match e.kind {
-                Kind::Usage => Exit::Usage,
-                Kind::Hook => Exit::No,
-                Kind::Io => Exit::Runtime,
+        Err(_) if mlops_init::generate::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) => {
+            eprintln!("interrupted: nothing was created");
+            Exit::Cancelled
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+/// On SIGINT or SIGTERM, deletes this run's staging directory in `output_dir` (destructors do not
+/// run when a signal ends the process) and exits 130: an interrupted run leaves nothing.
+fn clean_up_on_interrupt(output_dir: PathBuf) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let signalled = rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return false;
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                _ = term.recv() => true,
+            }
+        });
+        if signalled {
+            mlops_init::generate::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+            let hook = mlops_init::generate::HOOK.load(std::sync::atomic::Ordering::SeqCst);
+            if hook != 0 {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &hook.to_string()])
+                    .status();
+            }
+            mlops_init::generate::remove_staging(&output_dir);
+            eprintln!("interrupted: nothing was created");
+            std::process::exit(Exit::Cancelled as i32);
+        }
+    });
+}
+
+/// The template's temporary copy, deleted when dropped.
+enum Unpacked {
+    Builtin(#[allow(dead_code)] tempfile::TempDir),
+    Clone(#[allow(dead_code)] mlops_init::source::Clone),
+}
+
+fn failed(e: &InitError) -> Exit {
+    error(&e.message, &e.hint);
+    match e.kind {
+        Kind::Usage => Exit::Usage,
+        Kind::Hook => Exit::No,
+        Kind::Io => Exit::Runtime,
+    }
+}
+
+/// `--update`: the template's change merged into the project; exit 1 when conflicts are left.
+fn update(
+    dir: Option<&Path>,
+    reference: Option<&str>,
+    extra: &[(String, String)],
+    format: Format,
+) -> Exit {
+    if !extra.is_empty() {
+        error(
+            "--update takes no KEY=VALUE: it uses the answers recorded in the project",
+            &format!("edit {} to change an answer", mlops_init::RECORD),
+        );
+        return Exit::Usage;
+    }
+    let project = dir.unwrap_or(Path::new("."));
+    let done = match mlops_init::update::update(project, reference) {
+        Ok(d) => d,
+        Err(e) => return failed(&e),
+    };
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "from": done.from, "to": done.to, "merged": done.merged, "added": done.added,
+                "deleted": done.deleted, "conflicts": done.conflicts, "kept": done.kept,
+            })
+        );
+    } else if done.from == done.to {
+        println!("up to date with the template at {}", done.to);
+    } else {
+        println!("updated from the template at {} to {}", done.from, done.to);
+        for (what, list) in [
+            ("merged", &done.merged),
+            ("added", &done.added),
+            ("deleted", &done.deleted),
+            ("CONFLICT", &done.conflicts),
+            ("kept (changed on both sides, or deleted here)", &done.kept),
+        ] {
+            for p in list {
+                println!("  {what}: {p}");
             }
         }
+    }
+    if done.conflicts.is_empty() {
+        Exit::Ok
+    } else {
+        eprintln!(
+            "{} file(s) have conflict markers (<<<<<<< project ... >>>>>>> template): resolve them",
+            done.conflicts.len()
+        );
+        Exit::No
     }
 }
 
