@@ -610,3 +610,53 @@ fn an_interrupted_run_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), each variable is asked for with its
+/// default, in order, later defaults rendered from earlier answers; choices are a numbered list.
+#[test]
+fn a_terminal_is_asked_for_each_variable() {
+    let Some(script) = tools::tool("script") else {
+        return;
+    };
+    let t = small(
+        r#"{"name": "p", "kind": ["a", "b", "c"], "gpu": false, "slug": "{{ cookiecutter.name|slugify }}"}"#,
+        &[(
+            "x.txt",
+            "{{ cookiecutter.kind }} {{ cookiecutter.gpu }} {{ cookiecutter.slug }}\n",
+        )],
+    );
+    let out = tempfile::tempdir().expect("tempdir");
+    let command = format!(
+        "'{}' init '{}' --template '{}'",
+        env!("CARGO_BIN_EXE_mlops"),
+        out.path().display(),
+        t.path().display()
+    );
+    let mut child = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"My Proj\n3\nyes\n\n")
+        .expect("answers");
+    let done = child.wait_with_output().expect("waits");
+    let shown = text(&done.stdout);
+    assert!(done.status.success(), "{shown}{}", text(&done.stderr));
+    for prompt in [
+        "name [p]:",
+        "  3 - c",
+        "gpu (yes/no) [no]:",
+        "slug [my-proj]:",
+    ] {
+        assert!(shown.contains(prompt), "{prompt} in {shown}");
+    }
+    let x = std::fs::read_to_string(out.path().join("My Proj/x.txt")).expect("read");
+    assert_eq!(x, "c True my-proj\n");
+}

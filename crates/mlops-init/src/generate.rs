@@ -170,10 +170,12 @@ pub fn generate(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    answers.insert(
-        "_template".into(),
-        Json::String(req.template.display().to_string()),
-    );
+    // `_template` is the template as the user named it: a cloned one's address.
+    let named = req
+        .version
+        .as_ref()
+        .map_or_else(|| req.template.display().to_string(), |(a, _)| a.clone());
+    answers.insert("_template".into(), Json::String(named));
     answers.insert(
         "_output_dir".into(),
         Json::String(abs(&req.output_dir).display().to_string()),
