@@ -660,3 +660,39 @@ fn a_terminal_is_asked_for_each_variable() {
     let x = std::fs::read_to_string(out.path().join("My Proj/x.txt")).expect("read");
     assert_eq!(x, "c True my-proj\n");
 }
+
+/// The built-in template with an AWS region: the manifest gains `infrastructure`, and the new
+/// project's Terraform is rendered and current.
+#[test]
+fn the_built_in_template_with_aws_renders_terraform() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let made = mlops()
+        .arg("init")
+        .arg(out.path())
+        .args(["--no-input", "aws_region=eu-west-1"])
+        .output()
+        .expect("runs");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let project = out.path().join("churn-model");
+    for f in [
+        "terraform/github_oidc.tf",
+        "terraform/bootstrap/main.tf",
+        "terraform/storage.tf",
+    ] {
+        assert!(project.join(f).is_file(), "{f}");
+    }
+    let checked = mlops()
+        .args(["render", "--check", "--manifest"])
+        .arg(project.join("mlops.yaml"))
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("runs");
+    assert!(checked.status.success(), "{}", text(&checked.stdout));
+    let manifest = std::fs::read_to_string(project.join("mlops.yaml")).expect("read");
+    assert!(manifest.contains("region: eu-west-1"), "{manifest}");
+    parity(
+        &root().join("templates/project"),
+        &["aws_region=us-west-2"],
+        &[],
+    );
+}
