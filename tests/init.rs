@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 #[path = "support/bin.rs"]
 mod bin;
-use bin::{mlops, root};
+use bin::{mlops, root, succeeds};
 #[path = "support/tools.rs"]
 mod tools;
 
@@ -383,49 +383,26 @@ fn now_uuid_and_random_strings() {
 #[test]
 fn the_built_in_template_validates_renders_and_trains() {
     let out = tempfile::tempdir().expect("tempdir");
-    let made = mlops()
-        .arg("init")
-        .arg(out.path())
-        .args([
-            "--no-input",
+    let project = built_in(
+        out.path(),
+        &[
             "project_name=Fraud Detector",
             "repository=acme/fraud-detector",
-        ])
-        .output()
-        .expect("runs");
-    assert!(made.status.success(), "{}", text(&made.stderr));
-    let project = out.path().join("fraud-detector");
-    for f in [
-        "mlops.yaml",
-        "README.md",
-        ".gitignore",
-        "data/train.csv",
-        ".github/workflows/mlops-ci.yml",
-        ".github/workflows/mlops-train.yml",
-        "container/Dockerfile",
-    ] {
-        assert!(project.join(f).is_file(), "{f}");
-    }
-    let manifest = project.join("mlops.yaml");
-    let run = |args: &[&str]| {
-        let out = mlops()
-            .args(args)
-            .arg("--manifest")
-            .arg(&manifest)
-            .env_remove("GITHUB_ACTIONS")
-            .output()
-            .expect("runs");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    };
-    assert!(run(&["validate"]).contains("project `fraud-detector`"));
-    assert!(run(&["render", "--check"]).contains("up to date"));
-    let trained = run(&["train", "--format", "json"]);
+        ],
+        "fraud-detector",
+        &[
+            "mlops.yaml",
+            "README.md",
+            ".gitignore",
+            "data/train.csv",
+            ".github/workflows/mlops-ci.yml",
+            ".github/workflows/mlops-train.yml",
+            "container/Dockerfile",
+        ],
+    );
+    assert!(on_manifest(&project, &["validate"]).contains("project `fraud-detector`"));
+    assert!(on_manifest(&project, &["render", "--check"]).contains("up to date"));
+    let trained = on_manifest(&project, &["train", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&trained).expect("json");
     assert_eq!(doc["status"], "approved", "{trained}");
 
@@ -434,6 +411,29 @@ fn the_built_in_template_validates_renders_and_trains() {
         &["project_name=Fraud Detector"],
         &[],
     );
+}
+
+/// `mlops init` of the built-in template into `out` with `answers`: the project `slug`, checked
+/// to hold `files`.
+fn built_in(out: &Path, answers: &[&str], slug: &str, files: &[&str]) -> PathBuf {
+    let mut c = mlops();
+    c.arg("init").arg(out).arg("--no-input").args(answers);
+    succeeds(c);
+    let project = out.join(slug);
+    for f in files {
+        assert!(project.join(f).is_file(), "{f}");
+    }
+    project
+}
+
+/// `mlops ARGS --manifest PROJECT/mlops.yaml`, which must succeed: its stdout.
+fn on_manifest(project: &Path, args: &[&str]) -> String {
+    let mut c = mlops();
+    c.args(args)
+        .arg("--manifest")
+        .arg(project.join("mlops.yaml"))
+        .env_remove("GITHUB_ACTIONS");
+    succeeds(c)
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -666,28 +666,17 @@ fn a_terminal_is_asked_for_each_variable() {
 #[test]
 fn the_built_in_template_with_aws_renders_terraform() {
     let out = tempfile::tempdir().expect("tempdir");
-    let made = mlops()
-        .arg("init")
-        .arg(out.path())
-        .args(["--no-input", "aws_region=eu-west-1"])
-        .output()
-        .expect("runs");
-    assert!(made.status.success(), "{}", text(&made.stderr));
-    let project = out.path().join("churn-model");
-    for f in [
-        "terraform/github_oidc.tf",
-        "terraform/bootstrap/main.tf",
-        "terraform/storage.tf",
-    ] {
-        assert!(project.join(f).is_file(), "{f}");
-    }
-    let checked = mlops()
-        .args(["render", "--check", "--manifest"])
-        .arg(project.join("mlops.yaml"))
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("runs");
-    assert!(checked.status.success(), "{}", text(&checked.stdout));
+    let project = built_in(
+        out.path(),
+        &["aws_region=eu-west-1"],
+        "churn-model",
+        &[
+            "terraform/github_oidc.tf",
+            "terraform/bootstrap/main.tf",
+            "terraform/storage.tf",
+        ],
+    );
+    on_manifest(&project, &["render", "--check"]);
     let manifest = std::fs::read_to_string(project.join("mlops.yaml")).expect("read");
     assert!(manifest.contains("region: eu-west-1"), "{manifest}");
     parity(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 #[path = "support/bin.rs"]
 mod bin;
-use bin::{mlops, root};
+use bin::{mlops, root, succeeds};
 #[path = "support/docker.rs"]
 mod docker;
 use docker::Docker;
@@ -133,18 +133,6 @@ fn train(project: &Path, moto: &Moto, sagemaker: &str, extra: &[&str]) -> Comman
     moto.env(&mut c);
     c.env("AWS_ENDPOINT_URL_SAGEMAKER", sagemaker);
     c
-}
-
-/// Runs `c`, checks it succeeded, and returns its stdout.
-fn succeeds(mut c: Command) -> String {
-    let out = c.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 fn sagemaker(moto: &Moto, op: &str, body: &str) -> serde_json::Value {

@@ -20,3 +20,17 @@ pub(crate) fn mlops() -> Command {
     }
     c
 }
+
+/// Runs `c`, checks that it succeeded (showing its output when not), and returns its stdout.
+#[allow(dead_code)] // each test binary includes this file and uses what it needs
+pub(crate) fn succeeds(mut c: Command) -> String {
+    let out = c.output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{:?}: {stdout}\n{}",
+        c.get_args().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

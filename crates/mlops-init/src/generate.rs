@@ -475,12 +475,12 @@ fn render(
 ) -> Result<String, InitError> {
     let source = engine::rewrite_now(source);
     env.render_named_str(name, &source, context).map_err(|e| {
-        let mut message = format!("{name}: {}", e.detail().unwrap_or(&e.to_string()));
-        if let Some(line) = e.line() {
-            message = format!("{name}:{line}: {}", e.detail().unwrap_or(&e.to_string()));
-        }
+        let place = e
+            .line()
+            .map_or_else(|| name.to_owned(), |l| format!("{name}:{l}"));
+        let what = e.detail().map_or_else(|| e.to_string(), str::to_owned);
         usage(
-            message,
+            format!("{place}: {what}"),
             "fix the template, or give the variable it needs (KEY=VALUE)",
         )
     })
@@ -585,7 +585,7 @@ impl Walk<'_> {
                 continue;
             }
             // A name that renders empty leaves the directory's path: the file is skipped.
-            if dest.is_dir() || key.ends_with('/') {
+            if dest.is_dir() {
                 continue;
             }
             self.file(&key, &from, &dest)?;

@@ -86,7 +86,7 @@ pub fn update(project: &Path, reference: Option<&str>) -> Result<Updated, InitEr
             overwrite: false,
             hooks: false,
             recorded: Some(answers.clone()),
-            version: Some((template.clone(), clone.commit.clone())),
+            version: None,
         };
         Ok(generate::generate(&req, None, None)?.project)
     };
@@ -95,7 +95,6 @@ pub fn update(project: &Path, reference: Option<&str>) -> Result<Updated, InitEr
     let mut paths = BTreeSet::new();
     list(&base, &base, &mut paths);
     list(&theirs, &theirs, &mut paths);
-    paths.remove(RECORD);
     for rel in paths {
         let read = |root: &Path| std::fs::read(root.join(&rel)).ok();
         let (b, n, cur) = (read(&base), read(&theirs), read(project));

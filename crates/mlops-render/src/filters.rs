@@ -123,7 +123,7 @@ fn as_is(value: &Value, what: &str, ok: impl Fn(&str) -> bool) -> Result<String,
 }
 
 /// Exactly `len` lowercase hexadecimal digits (a git SHA, a SHA-256 digest).
-fn lower_hex(s: &str, len: usize) -> bool {
+pub fn lower_hex(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

@@ -66,11 +66,8 @@ pub(crate) fn job_name(prefix: &str, manifest_sha: &str, data: &[(String, String
 
 /// An image digest: `sha256:` and 64 lowercase hex digits.
 fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| mlops_render::filters::lower_hex(h, 64))
 }
 
 /// SageMaker's rule for job names.
