@@ -3,6 +3,8 @@
 //! - `ci`: the whole test command (`.ci/run` calls it): installs the test tools, then fmt,
 //!   clippy, the drift checks and every test.
 //! - `codegen [--check]`: regenerates the committed generated files; `--check` fails when stale.
+//! - `github-spec [--check]`: extracts the operations `mlops` calls from GitHub's official OpenAPI
+//!   description (npm `@octokit/openapi`) for the fake GitHub; `--check` fails when stale.
 //! - `bench <validate|yaml|render|train|holdout|init>`: benchmarks against the named competitor, printing the ratio.
 //! - `terraform-validate`: `terraform validate` on every example's rendered Terraform (needs the
 //!   Terraform registry, so it runs in the project's GitHub workflow, not in `ci`).
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod github_spec;
 mod provider;
 mod terraform;
 
@@ -39,6 +42,8 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
+        ["github-spec"] => github_spec::run_task(false),
+        ["github-spec", "--check"] => github_spec::run_task(true),
         ["bench", name] => bench::run(name),
         ["terraform-validate"] => terraform::validate(),
         ["tools"] => system_packages().and_then(|()| tools()).and_then(|bin| {
@@ -58,7 +63,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | bench <validate|yaml|render|train|holdout|init> | tools | terraform-validate";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init> | tools | terraform-validate";
 
 /// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
 /// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary
@@ -245,6 +250,7 @@ fn ci() -> Result<(), String> {
         "warnings",
     ]))?;
     codegen(true)?;
+    github_spec::run_task(true)?;
     let tally = run_tests(
         cargo()
             .args(["test", "--workspace", "--locked"])

@@ -741,6 +741,10 @@ pub struct Promotion {
     /// Labels put on the promotion pull request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// Make `mlops promote` fail, instead of warning, when the base branch has no protection
+    /// rule that requires approving reviews.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_branch_protection: bool,
 }
 
 fn default_pin_file() -> String {

@@ -43,6 +43,10 @@ pub(crate) enum Command {
     /// Push the holdout set through a prediction service and compare its answers with the
     /// model's offline predictions and the holdout metrics recorded at training time.
     Holdout(HoldoutArgs),
+    /// Open or update the promotion pull request that changes the production pin file.
+    Promote(PromoteArgs),
+    /// Decide whether production may deploy a promotion pull request (exit 0) or not (exit 1).
+    Gate(GateArgs),
 }
 
 /// How results are shown.
@@ -315,6 +319,49 @@ pub(crate) struct HoldoutArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Where GitHub is. The token comes from `GITHUB_TOKEN` (or `MLOPS_GITHUB_TOKEN`), never from a
+/// flag, so that it stays out of process listings.
+#[derive(Debug, Args)]
+pub(crate) struct GithubArgs {
+    /// The REST API's URL; defaults to `GITHUB_API_URL` (set on GitHub's runners, and to
+    /// https://HOST/api/v3 on GitHub Enterprise Server), else https://api.github.com.
+    #[arg(long, env = "MLOPS_GITHUB_API_URL")]
+    pub github_api_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PromoteArgs {
+    /// The registered model to promote: NAME@VERSION, NAME@latest or NAME@approved.
+    #[arg(long, env = "MLOPS_MODEL")]
+    pub model: String,
+    /// The holdout report of this model against staging (`mlops holdout --report FILE`); its
+    /// digest goes into the pin and the holdout commit status.
+    #[arg(long, env = "MLOPS_HOLDOUT_REPORT")]
+    pub holdout_report: Option<PathBuf>,
+    /// The serving image by digest (REPOSITORY@sha256:...), recorded in the pin.
+    #[arg(long, env = "MLOPS_IMAGE")]
+    pub image: Option<String>,
+    /// Print the pull request it would open (title, body, pin file diff); change nothing.
+    #[arg(long, env = "MLOPS_DRY_RUN")]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub github: GithubArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GateArgs {
+    /// The promotion pull request's number.
+    #[arg(long, env = "MLOPS_PR")]
+    pub pr: u64,
+    /// The manifest whose promotion rules apply.
+    #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub github: GithubArgs,
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@ use mlops_manifest::diagnostic::{render_github, render_human};
 use crate::cli::Format;
 use crate::exit::Exit;
 
+pub(crate) mod gate;
+pub(crate) mod github;
 pub(crate) mod holdout;
 pub(crate) mod image;
 pub(crate) mod init;
+pub(crate) mod promote;
 pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod sagemaker;

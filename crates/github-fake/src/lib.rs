@@ -1,0 +1,440 @@
+#![recursion_limit = "256"]
+
+//! A stateful fake of the GitHub REST API, for tests: an HTTP server on a free loopback port that
+//! keeps repositories (refs, blobs, trees, commits, file contents), pull requests, reviews,
+//! commit statuses, labels, teams, branch protection and tokens in memory.
+//!
+//! Every request is checked against GitHub's official OpenAPI description (an extract of npm
+//! `@octokit/openapi`, see `cargo xtask github-spec`) before it is served: a request that breaks
+//! it gets 422 with the violations, as prism's validating proxy answers. Every response is
+//! checked too; a response that breaks the description becomes a 500 (a bug of the fake). Both
+//! kinds are recorded, and a test asserts that [`FakeGitHub::violations`] is empty.
+//!
+//! Tokens stand for the identities GitHub gives them: [`Token::Actions`] is a workflow's
+//! `GITHUB_TOKEN` (`github-actions[bot]`; no organisation members, no branch protection, and
+//! pull requests only when the repository allows Actions to create them), [`Token::App`] a GitHub
+//! App installation, [`Token::Classic`] a classic personal token with its scopes (returned in
+//! `X-OAuth-Scopes`).
+
+mod api;
+mod openapi;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+
+pub use api::Fault;
+
+/// Who a token acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    /// A workflow's `GITHUB_TOKEN`.
+    Actions,
+    /// A GitHub App installation token; the app's slug.
+    App(String),
+    /// A classic personal access token of a user, with its scopes.
+    Classic { login: String, scopes: Vec<String> },
+}
+
+/// A GitHub account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub login: String,
+    pub id: u64,
+    pub bot: bool,
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    pub body: Option<Value>,
+    /// The operation's path template, when the request matched one.
+    pub operation: Option<String>,
+}
+
+/// A commit in the fake's object store.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub sha: String,
+    pub tree: String,
+    pub parents: Vec<String>,
+    pub message: String,
+    pub author: Account,
+    /// GitHub signs a commit made through the API when it names no author, committer or
+    /// signature; such a commit shows as verified.
+    pub verified: bool,
+    /// The keys of the request body that created it (empty for commits the test pushed).
+    pub request_keys: Vec<String>,
+}
+
+/// A review on a pull request.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub id: u64,
+    pub user: Account,
+    pub state: String,
+    pub commit_id: String,
+}
+
+/// A commit status.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub id: u64,
+    pub state: String,
+    pub context: String,
+    pub description: Option<String>,
+    pub target_url: Option<String>,
+    pub creator: Account,
+}
+
+/// A pull request.
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub number: u64,
+    pub title: String,
+    pub body: Option<String>,
+    pub head: String,
+    pub base: String,
+    pub user: Account,
+    pub open: bool,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub team_reviewers: Vec<String>,
+    pub reviews: Vec<Review>,
+}
+
+/// A repository.
+#[derive(Debug, Clone, Default)]
+pub struct Repo {
+    pub owner: String,
+    pub name: String,
+    pub default_branch: String,
+    pub refs: BTreeMap<String, String>,
+    pub blobs: BTreeMap<String, Vec<u8>>,
+    /// Trees flattened to full paths.
+    pub trees: BTreeMap<String, BTreeMap<String, String>>,
+    pub commits: BTreeMap<String, Commit>,
+    pub pulls: Vec<Pull>,
+    pub statuses: BTreeMap<String, Vec<Status>>,
+    /// Approving reviews branch protection requires, by branch (absent: not protected).
+    pub protection: BTreeMap<String, u32>,
+    /// Whether "Allow GitHub Actions to create and approve pull requests" is on.
+    pub actions_may_open_prs: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) base_url: String,
+    pub(crate) tokens: BTreeMap<String, Token>,
+    pub(crate) repos: BTreeMap<String, Repo>,
+    pub(crate) teams: BTreeMap<String, Vec<String>>,
+    pub(crate) faults: VecDeque<Fault>,
+    pub(crate) log: Vec<Exchange>,
+    pub(crate) violations: Vec<String>,
+    pub(crate) next_id: u64,
+    pub(crate) clock: u64,
+}
+
+impl State {
+    pub(crate) fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// A time that grows with each call, so that later objects are newer.
+    pub(crate) fn now(&mut self) -> String {
+        self.clock += 1;
+        let s = self.clock;
+        format!(
+            "2026-01-01T{:02}:{:02}:{:02}Z",
+            (s / 3600) % 24,
+            (s / 60) % 60,
+            s % 60
+        )
+    }
+}
+
+pub(crate) fn account(token: &Token) -> Account {
+    match token {
+        Token::Actions => Account {
+            login: "github-actions[bot]".into(),
+            id: 41_898_282,
+            bot: true,
+        },
+        Token::App(slug) => Account {
+            login: format!("{slug}[bot]"),
+            id: 90_000 + slug.len() as u64,
+            bot: true,
+        },
+        Token::Classic { login, .. } => user(login),
+    }
+}
+
+/// A user account with an id derived from its login.
+pub fn user(login: &str) -> Account {
+    let id = login.bytes().fold(1_000u64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u64::from(b))
+    }) % 10_000_000;
+    Account {
+        login: login.to_owned(),
+        id,
+        bot: login.ends_with("[bot]"),
+    }
+}
+
+/// A git-like object name: 40 hex digits.
+pub(crate) fn object_id(kind: &str, bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(bytes);
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    hex[..40].to_owned()
+}
+
+/// The running fake. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeGitHub {
+    url: String,
+    state: Arc<Mutex<State>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeGitHub {
+    /// Starts the fake on a free loopback port.
+    pub fn start() -> std::io::Result<FakeGitHub> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(State {
+            base_url: url.clone(),
+            ..State::default()
+        }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shared = state.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::spawn(move || {
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let app = api::router(shared);
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        Ok(FakeGitHub {
+            url,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The API base URL (what `GITHUB_API_URL` is set to).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a token.
+    pub fn token(&self, secret: &str, token: Token) {
+        self.state().tokens.insert(secret.to_owned(), token);
+    }
+
+    /// Creates a repository `owner/name` whose default branch holds `files` in one commit by
+    /// `owner`.
+    pub fn repo(&self, full_name: &str, branch: &str, files: &[(&str, &str)]) {
+        let (owner, name) = full_name.split_once('/').unwrap_or((full_name, full_name));
+        let mut repo = Repo {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            default_branch: branch.to_owned(),
+            ..Repo::default()
+        };
+        let sha = api::commit_files(&mut repo, None, files, "initial commit", &user(owner));
+        repo.refs.insert(format!("heads/{branch}"), sha);
+        self.state().repos.insert(full_name.to_owned(), repo);
+    }
+
+    /// A commit by `login` on `branch` (created from the default branch when missing), the way
+    /// a human's `git push` would add it. Returns its SHA.
+    pub fn push(
+        &self,
+        full_name: &str,
+        branch: &str,
+        login: &str,
+        files: &[(&str, &str)],
+    ) -> String {
+        let mut s = self.state();
+        let Some(repo) = s.repos.get_mut(full_name) else {
+            return String::new();
+        };
+        let parent = repo
+            .refs
+            .get(&format!("heads/{branch}"))
+            .or_else(|| repo.refs.get(&format!("heads/{}", repo.default_branch)))
+            .cloned();
+        let sha = api::commit_files(repo, parent, files, "a human's commit", &user(login));
+        repo.refs.insert(format!("heads/{branch}"), sha.clone());
+        sha
+    }
+
+    /// Merges a pull request: its base branch moves to its head commit.
+    pub fn merge(&self, full_name: &str, number: u64) {
+        let mut s = self.state();
+        let Some(repo) = s.repos.get_mut(full_name) else {
+            return;
+        };
+        let Some(pull) = repo.pulls.iter_mut().find(|p| p.number == number) else {
+            return;
+        };
+        pull.open = false;
+        let (head, base) = (pull.head.clone(), pull.base.clone());
+        if let Some(sha) = repo.refs.get(&format!("heads/{head}")).cloned() {
+            repo.refs.insert(format!("heads/{base}"), sha);
+        }
+    }
+
+    /// A review by `login` on a pull request, on `commit` (default: its current head).
+    pub fn review(
+        &self,
+        full_name: &str,
+        number: u64,
+        login: &str,
+        state: &str,
+        commit: Option<&str>,
+    ) {
+        let mut s = self.state();
+        let id = s.id();
+        let Some(repo) = s.repos.get_mut(full_name) else {
+            return;
+        };
+        let Some(pull) = repo.pulls.iter().find(|p| p.number == number) else {
+            return;
+        };
+        let head = repo
+            .refs
+            .get(&format!("heads/{}", pull.head))
+            .cloned()
+            .unwrap_or_default();
+        let commit_id = commit.map_or(head, str::to_owned);
+        if let Some(pull) = repo.pulls.iter_mut().find(|p| p.number == number) {
+            pull.reviews.push(Review {
+                id,
+                user: user(login),
+                state: state.to_owned(),
+                commit_id,
+            });
+        }
+    }
+
+    /// A commit status posted by `creator` (another identity than the tool's, say).
+    pub fn status(
+        &self,
+        full_name: &str,
+        sha: &str,
+        creator: &str,
+        state: &str,
+        context: &str,
+        description: &str,
+    ) {
+        let mut s = self.state();
+        let id = s.id();
+        if let Some(repo) = s.repos.get_mut(full_name) {
+            repo.statuses
+                .entry(sha.to_owned())
+                .or_default()
+                .push(Status {
+                    id,
+                    state: state.to_owned(),
+                    context: context.to_owned(),
+                    description: Some(description.to_owned()),
+                    target_url: None,
+                    creator: user(creator),
+                });
+        }
+    }
+
+    /// Requires `approvals` approving reviews on `branch` (0 removes the protection).
+    pub fn protect(&self, full_name: &str, branch: &str, approvals: u32) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            if approvals == 0 {
+                repo.protection.remove(branch);
+            } else {
+                repo.protection.insert(branch.to_owned(), approvals);
+            }
+        }
+    }
+
+    /// Turns "Allow GitHub Actions to create and approve pull requests" on or off.
+    pub fn allow_actions_prs(&self, full_name: &str, allowed: bool) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            repo.actions_may_open_prs = allowed;
+        }
+    }
+
+    /// An organisation team and its members.
+    pub fn team(&self, org: &str, slug: &str, members: &[&str]) {
+        self.state().teams.insert(
+            format!("{org}/{slug}"),
+            members.iter().map(|m| (*m).to_owned()).collect(),
+        );
+    }
+
+    /// Answers the next request matching `fault` with its status instead of serving it.
+    pub fn fail_next(&self, fault: Fault) {
+        self.state().faults.push_back(fault);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Exchange> {
+        self.state().log.clone()
+    }
+
+    /// Every contract violation so far (requests and responses).
+    pub fn violations(&self) -> Vec<String> {
+        self.state().violations.clone()
+    }
+
+    /// A snapshot of a repository.
+    pub fn snapshot(&self, full_name: &str) -> Option<Repo> {
+        self.state().repos.get(full_name).cloned()
+    }
+
+    /// The text of `path` at the tip of `branch`.
+    pub fn file(&self, full_name: &str, branch: &str, path: &str) -> Option<String> {
+        let s = self.state();
+        let repo = s.repos.get(full_name)?;
+        let sha = repo.refs.get(&format!("heads/{branch}"))?;
+        let tree = &repo.trees[&repo.commits.get(sha)?.tree];
+        let blob = repo.blobs.get(tree.get(path)?)?;
+        Some(String::from_utf8_lossy(blob).into_owned())
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

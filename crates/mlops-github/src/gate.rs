@@ -1,0 +1,635 @@
+//! `mlops gate`: may production deploy this promotion pull request?
+//!
+//! The facts are read from GitHub ([`gather`]) and judged by a pure function ([`decide`]) that
+//! applies the rules in order and stops at the first that fails:
+//!
+//! 1. `promotion-pr`: the PR carries this manifest's promotion marker, comes from the model's
+//!    promotion branch, targets the configured base branch, changes the pin file and nothing
+//!    else, and every commit on it was made by `mlops promote` (its trailer).
+//! 2. `changes-requested`: no reviewer's latest review requests changes.
+//! 3. `approvals`: at least `required_approvals` reviewers' latest reviews are APPROVED, given on
+//!    the PR's current head commit, by an allowed reviewer (a listed user, a member of a listed
+//!    team, or a CODEOWNER of the pin file), who is neither the PR's author nor a bot.
+//! 4. `holdout-status`: the head commit's latest `mlops/holdout` status exists, is `success`,
+//!    was created by the identity that opened the PR, and names the pin's holdout report digest.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::client::{ApiError, GitHub};
+use crate::codeowners::{self, Owner};
+use crate::pin::Pin;
+use crate::{Repo, STATUS_CONTEXT, TRAILER, branch_for, marker};
+
+/// What the gate is configured with (from the manifest).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub repo: Repo,
+    pub project: String,
+    pub base_branch: String,
+    pub pin_file: String,
+    pub required_approvals: u32,
+    pub reviewers: Vec<String>,
+    /// `org/team` (a bare `team` is completed with the repository's owner).
+    pub teams: Vec<String>,
+}
+
+/// A review, as the gate needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub login: String,
+    pub bot: bool,
+    pub state: String,
+    pub commit_id: String,
+}
+
+/// A commit status, as the gate needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitStatus {
+    pub state: String,
+    pub description: String,
+    pub creator: String,
+}
+
+/// Everything the rules look at.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub number: u64,
+    pub author: String,
+    pub body: String,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub files: Vec<String>,
+    /// Commits on the PR that `mlops promote` did not make: (SHA, author, first line).
+    pub foreign_commits: Vec<(String, String, String)>,
+    /// In the order GitHub lists them (oldest first).
+    pub reviews: Vec<Review>,
+    /// Every allowed approver: listed users, team members, CODEOWNERS of the pin file.
+    pub allowed: BTreeMap<String, String>,
+    /// The head commit's `mlops/holdout` statuses, newest first.
+    pub statuses: Vec<CommitStatus>,
+    /// The pin file at the head commit (or why it could not be read).
+    pub pin: Result<Pin, String>,
+}
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The rule that decided: the first that failed, or `approved`.
+    pub rule: &'static str,
+    pub reason: String,
+    /// The approvals that counted, with why each reviewer is allowed.
+    pub approvals: Vec<(String, String)>,
+    /// Reviews that did not count, and why.
+    pub ignored: Vec<(String, String)>,
+}
+
+fn deny(
+    rule: &'static str,
+    reason: String,
+    approvals: Vec<(String, String)>,
+    ignored: Vec<(String, String)>,
+) -> Decision {
+    Decision {
+        allowed: false,
+        rule,
+        reason,
+        approvals,
+        ignored,
+    }
+}
+
+/// Applies the rules.
+pub fn decide(policy: &Policy, f: &Facts) -> Decision {
+    let pin_model = f.pin.as_ref().ok().map(|p| p.model.name.clone());
+    // 1. A promotion PR of this tool, for this manifest.
+    let Some(model) = crate::marked_model(&f.body, &policy.project) else {
+        return deny(
+            "promotion-pr",
+            format!(
+                "PR #{} is not a promotion pull request of project `{}` (its body lacks the mlops marker)",
+                f.number, policy.project
+            ),
+            vec![],
+            vec![],
+        );
+    };
+    if f.head_ref != branch_for(&model) {
+        return deny(
+            "promotion-pr",
+            format!(
+                "PR #{} comes from `{}`, not from `{}`",
+                f.number,
+                f.head_ref,
+                branch_for(&model)
+            ),
+            vec![],
+            vec![],
+        );
+    }
+    if f.base_ref != policy.base_branch {
+        return deny(
+            "promotion-pr",
+            format!(
+                "PR #{} targets `{}`; promotions target `{}`",
+                f.number, f.base_ref, policy.base_branch
+            ),
+            vec![],
+            vec![],
+        );
+    }
+    if f.files != [policy.pin_file.clone()] {
+        return deny(
+            "promotion-pr",
+            format!(
+                "PR #{} must change exactly the pin file `{}`; it changes: {}",
+                f.number,
+                policy.pin_file,
+                if f.files.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    f.files.join(", ")
+                }
+            ),
+            vec![],
+            vec![],
+        );
+    }
+    if let Some((sha, author, subject)) = f.foreign_commits.first() {
+        return deny(
+            "promotion-pr",
+            format!(
+                "commit {} by {author} (\"{subject}\") on PR #{} was not made by mlops promote",
+                &sha[..sha.len().min(12)],
+                f.number
+            ),
+            vec![],
+            vec![],
+        );
+    }
+    let pin = match &f.pin {
+        Ok(p) if pin_model.as_deref() == Some(model.as_str()) => p,
+        Ok(p) => {
+            return deny(
+                "promotion-pr",
+                format!(
+                    "the pin names model `{}`, the PR promotes `{model}`",
+                    p.model.name
+                ),
+                vec![],
+                vec![],
+            );
+        }
+        Err(e) => {
+            return deny(
+                "promotion-pr",
+                format!("the pin file `{}` at the head commit: {e}", policy.pin_file),
+                vec![],
+                vec![],
+            );
+        }
+    };
+
+    // Each reviewer's latest review that decides something (a comment changes nothing).
+    let mut latest: BTreeMap<&str, &Review> = BTreeMap::new();
+    for r in &f.reviews {
+        if matches!(
+            r.state.as_str(),
+            "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED"
+        ) {
+            latest.insert(r.login.as_str(), r);
+        }
+    }
+    // 2. Nobody's latest review requests changes.
+    if let Some(r) = latest.values().find(|r| r.state == "CHANGES_REQUESTED") {
+        return deny(
+            "changes-requested",
+            format!(
+                "{} requested changes; their latest review still does",
+                r.login
+            ),
+            vec![],
+            vec![],
+        );
+    }
+    // 3. Enough valid approvals.
+    let mut approvals = Vec::new();
+    let mut ignored = Vec::new();
+    for (login, r) in &latest {
+        if r.state != "APPROVED" {
+            continue;
+        }
+        let why_not = if *login == f.author {
+            Some("the PR's author".to_owned())
+        } else if r.bot || login.ends_with("[bot]") {
+            Some("a bot".to_owned())
+        } else if r.commit_id != f.head_sha {
+            Some(format!(
+                "approved {}, not the current head {}",
+                &r.commit_id[..r.commit_id.len().min(12)],
+                &f.head_sha[..f.head_sha.len().min(12)]
+            ))
+        } else if !f.allowed.contains_key(*login) {
+            Some("not an allowed reviewer (not listed, not in a listed team, not a CODEOWNER of the pin file)".to_owned())
+        } else {
+            None
+        };
+        match why_not {
+            Some(w) => ignored.push(((*login).to_owned(), w)),
+            None => approvals.push(((*login).to_owned(), f.allowed[*login].clone())),
+        }
+    }
+    if (approvals.len() as u32) < policy.required_approvals {
+        let mut reason = format!(
+            "{} of {} required approvals on the head commit {}",
+            approvals.len(),
+            policy.required_approvals,
+            &f.head_sha[..f.head_sha.len().min(12)]
+        );
+        if !ignored.is_empty() {
+            let list: Vec<String> = ignored.iter().map(|(l, w)| format!("{l}: {w}")).collect();
+            reason.push_str(&format!("; not counted: {}", list.join("; ")));
+        }
+        return deny("approvals", reason, approvals, ignored);
+    }
+    // 4. The holdout status on the head commit.
+    let Some(digest) = pin.holdout.as_ref().map(|h| h.report_sha256.clone()) else {
+        return deny(
+            "holdout-status",
+            "the pin records no holdout report".to_owned(),
+            approvals,
+            ignored,
+        );
+    };
+    let Some(status) = f.statuses.first() else {
+        return deny(
+            "holdout-status",
+            format!("the head commit has no `{STATUS_CONTEXT}` status"),
+            approvals,
+            ignored,
+        );
+    };
+    if status.creator != f.author {
+        return deny(
+            "holdout-status",
+            format!(
+                "the latest `{STATUS_CONTEXT}` status was posted by {}, not by {} (who opened the promotion)",
+                status.creator, f.author
+            ),
+            approvals,
+            ignored,
+        );
+    }
+    if status.state != "success" {
+        return deny(
+            "holdout-status",
+            format!(
+                "the holdout status is `{}`: {}",
+                status.state, status.description
+            ),
+            approvals,
+            ignored,
+        );
+    }
+    if !status.description.contains(&digest) {
+        return deny(
+            "holdout-status",
+            format!(
+                "the holdout status names another report than the pin's ({})",
+                &digest[..digest.len().min(12)]
+            ),
+            approvals,
+            ignored,
+        );
+    }
+    let who: Vec<String> = approvals
+        .iter()
+        .map(|(l, w)| format!("{l} ({w})"))
+        .collect();
+    Decision {
+        allowed: true,
+        rule: "approved",
+        reason: format!(
+            "{} approval(s) on {} by {}; holdout passed",
+            approvals.len(),
+            &f.head_sha[..f.head_sha.len().min(12)],
+            who.join(", ")
+        ),
+        approvals,
+        ignored,
+    }
+}
+
+/// `org/team`, completing a bare team name with the repository's owner.
+pub fn qualified_team(team: &str, repo: &Repo) -> String {
+    if team.contains('/') {
+        team.to_owned()
+    } else {
+        format!("{}/{team}", repo.owner)
+    }
+}
+
+/// Members of `org/team`, all pages.
+pub async fn team_members(gh: &GitHub, team: &str) -> Result<Vec<String>, ApiError> {
+    let (org, slug) = team.split_once('/').unwrap_or(("", team));
+    let members = gh
+        .list(&format!("/orgs/{org}/teams/{slug}/members"), 100)
+        .await?;
+    Ok(members
+        .iter()
+        .filter_map(|m| m["login"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Reads a file's text at a ref, or `None` when it does not exist.
+pub async fn file_at(
+    gh: &GitHub,
+    repo: &Repo,
+    path: &str,
+    at: &str,
+) -> Result<Option<String>, ApiError> {
+    let found = gh
+        .get_optional(&format!("/repos/{}/contents/{path}?ref={at}", repo.full()))
+        .await?;
+    Ok(found.and_then(|v| {
+        let b64: String = v["content"]
+            .as_str()?
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        String::from_utf8(bytes).ok()
+    }))
+}
+
+/// Commits between `base` and `head` not made by `mlops promote`.
+pub async fn foreign_commits(
+    gh: &GitHub,
+    repo: &Repo,
+    base: &str,
+    head: &str,
+) -> Result<Vec<(String, String, String)>, ApiError> {
+    let cmp = gh
+        .get(&format!("/repos/{}/compare/{base}...{head}", repo.full()))
+        .await?
+        .body;
+    Ok(cmp["commits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            !c["commit"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(TRAILER)
+        })
+        .map(|c| {
+            let author = c["author"]["login"]
+                .as_str()
+                .or_else(|| c["commit"]["author"]["name"].as_str())
+                .unwrap_or("someone")
+                .to_owned();
+            let subject = c["commit"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (
+                c["sha"].as_str().unwrap_or_default().to_owned(),
+                author,
+                subject,
+            )
+        })
+        .collect())
+}
+
+/// Reads the facts for PR `number`.
+pub async fn gather(gh: &GitHub, policy: &Policy, number: u64) -> Result<Facts, ApiError> {
+    let full = policy.repo.full();
+    let pr = gh.get(&format!("/repos/{full}/pulls/{number}")).await?.body;
+    let head_sha = pr["head"]["sha"].as_str().unwrap_or_default().to_owned();
+    let base_ref = pr["base"]["ref"].as_str().unwrap_or_default().to_owned();
+    let files: Vec<String> = gh
+        .list(&format!("/repos/{full}/pulls/{number}/files"), 30)
+        .await?
+        .iter()
+        .filter_map(|f| f["filename"].as_str().map(str::to_owned))
+        .collect();
+    let foreign = foreign_commits(gh, &policy.repo, &base_ref, &head_sha).await?;
+    let reviews = gh
+        .list(&format!("/repos/{full}/pulls/{number}/reviews"), 100)
+        .await?
+        .iter()
+        .map(|r| Review {
+            login: r["user"]["login"].as_str().unwrap_or_default().to_owned(),
+            bot: r["user"]["type"].as_str() == Some("Bot"),
+            state: r["state"].as_str().unwrap_or_default().to_owned(),
+            commit_id: r["commit_id"].as_str().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    // Allowed approvers: listed users, members of listed teams, CODEOWNERS of the pin file (read
+    // from the base branch, so the PR cannot name its own owners).
+    let mut allowed = BTreeMap::new();
+    for u in &policy.reviewers {
+        allowed.insert(u.clone(), "listed reviewer".to_owned());
+    }
+    let mut teams: BTreeSet<String> = policy
+        .teams
+        .iter()
+        .map(|t| qualified_team(t, &policy.repo))
+        .collect();
+    for location in codeowners::LOCATIONS {
+        if let Some(text) = file_at(gh, &policy.repo, location, &base_ref).await? {
+            for owner in codeowners::owners(&text, &policy.pin_file) {
+                match owner {
+                    Owner::User(u) => {
+                        allowed
+                            .entry(u)
+                            .or_insert_with(|| format!("CODEOWNER of {}", policy.pin_file));
+                    }
+                    Owner::Team(t) => {
+                        teams.insert(t);
+                    }
+                }
+            }
+            break;
+        }
+    }
+    for team in &teams {
+        for m in team_members(gh, team).await? {
+            allowed
+                .entry(m)
+                .or_insert_with(|| format!("member of {team}"));
+        }
+    }
+    let statuses = gh
+        .list(&format!("/repos/{full}/commits/{head_sha}/statuses"), 100)
+        .await?
+        .iter()
+        .filter(|s| s["context"].as_str() == Some(STATUS_CONTEXT))
+        .map(|s| CommitStatus {
+            state: s["state"].as_str().unwrap_or_default().to_owned(),
+            description: s["description"].as_str().unwrap_or_default().to_owned(),
+            creator: s["creator"]["login"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect();
+    let pin = match file_at(gh, &policy.repo, &policy.pin_file, &head_sha).await? {
+        Some(text) => Pin::parse(&text),
+        None => Err("missing".to_owned()),
+    };
+    Ok(Facts {
+        number,
+        author: pr["user"]["login"].as_str().unwrap_or_default().to_owned(),
+        body: pr["body"].as_str().unwrap_or_default().to_owned(),
+        head_ref: pr["head"]["ref"].as_str().unwrap_or_default().to_owned(),
+        head_sha,
+        base_ref,
+        files,
+        foreign_commits: foreign,
+        reviews,
+        allowed,
+        statuses,
+        pin,
+    })
+}
+
+/// The marker body for tests of the rules.
+#[doc(hidden)]
+pub fn sample_body(project: &str, model: &str) -> String {
+    marker(project, model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pin::{Artifact, PinnedHoldout, PinnedModel};
+
+    fn policy() -> Policy {
+        Policy {
+            repo: Repo::parse("octo/deploy").expect("repo"),
+            project: "digits".into(),
+            base_branch: "main".into(),
+            pin_file: "deploy/production.yaml".into(),
+            required_approvals: 1,
+            reviewers: vec!["lead".into()],
+            teams: vec![],
+        }
+    }
+
+    fn facts() -> Facts {
+        let digest = "d".repeat(64);
+        Facts {
+            number: 1,
+            author: "mlops-app[bot]".into(),
+            body: sample_body("digits", "m"),
+            head_ref: "mlops/promote/m".into(),
+            head_sha: "h".repeat(40),
+            base_ref: "main".into(),
+            files: vec!["deploy/production.yaml".into()],
+            foreign_commits: vec![],
+            reviews: vec![Review {
+                login: "lead".into(),
+                bot: false,
+                state: "APPROVED".into(),
+                commit_id: "h".repeat(40),
+            }],
+            allowed: [("lead".to_owned(), "listed reviewer".to_owned())].into(),
+            statuses: vec![CommitStatus {
+                state: "success".into(),
+                description: format!("holdout passed; report sha256:{digest}"),
+                creator: "mlops-app[bot]".into(),
+            }],
+            pin: Ok(Pin {
+                version: 1,
+                model: PinnedModel {
+                    name: "m".into(),
+                    version: 1,
+                    registry: "r".into(),
+                    artifact: Artifact {
+                        uri: "r/m/1".into(),
+                        sha256: "a".repeat(64),
+                    },
+                    image: None,
+                },
+                manifest_sha256: "b".repeat(64),
+                holdout: Some(PinnedHoldout {
+                    passed: true,
+                    report_sha256: digest,
+                }),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_valid_approval_passes_and_comments_do_not_undo_it() {
+        let mut f = facts();
+        f.reviews.push(Review {
+            login: "lead".into(),
+            bot: false,
+            state: "COMMENTED".into(),
+            commit_id: "h".repeat(40),
+        });
+        let d = decide(&policy(), &f);
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(d.rule, "approved");
+    }
+
+    #[test]
+    fn each_rule_names_itself() {
+        let p = policy();
+        type Change = dyn Fn(&mut Facts);
+        let cases: Vec<(&str, Box<Change>)> = vec![
+            ("promotion-pr", Box::new(|f| f.body = "hand-made".into())),
+            ("promotion-pr", Box::new(|f| f.base_ref = "dev".into())),
+            ("promotion-pr", Box::new(|f| f.files.push("x".into()))),
+            ("promotion-pr", Box::new(|f| f.head_ref = "feature".into())),
+            (
+                "approvals",
+                Box::new(|f| f.reviews[0].login = f.author.clone()),
+            ),
+            (
+                "approvals",
+                Box::new(|f| f.reviews[0].commit_id = "o".repeat(40)),
+            ),
+            ("approvals", Box::new(|f| f.allowed.clear())),
+            (
+                "changes-requested",
+                Box::new(|f| {
+                    f.reviews.push(Review {
+                        login: "x".into(),
+                        bot: false,
+                        state: "CHANGES_REQUESTED".into(),
+                        commit_id: String::new(),
+                    })
+                }),
+            ),
+            ("holdout-status", Box::new(|f| f.statuses.clear())),
+            (
+                "holdout-status",
+                Box::new(|f| f.statuses[0].state = "failure".into()),
+            ),
+            (
+                "holdout-status",
+                Box::new(|f| f.statuses[0].creator = "someone".into()),
+            ),
+            (
+                "holdout-status",
+                Box::new(|f| f.statuses[0].description = "holdout passed".into()),
+            ),
+        ];
+        for (rule, change) in cases {
+            let mut f = facts();
+            change(&mut f);
+            let d = decide(&p, &f);
+            assert!(!d.allowed, "{rule}: {d:?}");
+            assert_eq!(d.rule, rule, "{d:?}");
+        }
+    }
+}

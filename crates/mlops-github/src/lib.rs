@@ -1,0 +1,89 @@
+//! Promotion through GitHub: the production pin file ([`pin`]), the promotion pull request
+//! ([`promote`]), the approval gate ([`gate`]), CODEOWNERS ([`codeowners`]) and the REST client
+//! they share ([`client`], octocrab underneath).
+//!
+//! What marks our work on GitHub:
+//! - the branch `mlops/promote/<model>` ([`branch_for`]);
+//! - a hidden marker in the PR body, `<!-- mlops:promotion project=P model=M -->` ([`marker`]);
+//! - the trailer `Mlops-Promotion: <model>@<version>` in every commit message ([`TRAILER`]);
+//! - the commit status `mlops/holdout` on the PR's head ([`STATUS_CONTEXT`]).
+
+pub mod client;
+pub mod codeowners;
+pub mod gate;
+pub mod pin;
+pub mod promote;
+
+pub use client::{ApiError, Config, GitHub};
+
+/// The commit-message trailer of every commit `mlops promote` makes.
+pub const TRAILER: &str = "Mlops-Promotion:";
+
+/// The commit status context carrying the holdout result.
+pub const STATUS_CONTEXT: &str = "mlops/holdout";
+
+/// `owner/name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repo {
+    pub owner: String,
+    pub name: String,
+}
+
+impl Repo {
+    pub fn parse(s: &str) -> Option<Repo> {
+        let (owner, name) = s.split_once('/')?;
+        if owner.is_empty() || name.is_empty() || name.contains('/') {
+            return None;
+        }
+        Some(Repo {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    pub fn full(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+/// The promotion branch of a model.
+pub fn branch_for(model: &str) -> String {
+    format!("mlops/promote/{model}")
+}
+
+/// The hidden marker that identifies a promotion PR of `project` for `model`.
+pub fn marker(project: &str, model: &str) -> String {
+    format!("<!-- mlops:promotion project={project} model={model} -->")
+}
+
+/// The model a body's marker names, when the marker is for `project`.
+pub fn marked_model(body: &str, project: &str) -> Option<String> {
+    let start = body.find("<!-- mlops:promotion ")?;
+    let rest = &body[start + "<!-- mlops:promotion ".len()..];
+    let end = rest.find("-->")?;
+    let mut found_project = None;
+    let mut model = None;
+    for word in rest[..end].split_whitespace() {
+        match word.split_once('=') {
+            Some(("project", p)) => found_project = Some(p),
+            Some(("model", m)) => model = Some(m),
+            _ => {}
+        }
+    }
+    (found_project == Some(project)).then_some(model?.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_name_project_and_model() {
+        let body = format!("text\n{}\n", marker("digits", "digits-mlp"));
+        assert_eq!(marked_model(&body, "digits").as_deref(), Some("digits-mlp"));
+        assert_eq!(marked_model(&body, "other"), None);
+        assert_eq!(marked_model("no marker", "digits"), None);
+        assert_eq!(Repo::parse("a/b").map(|r| r.full()).as_deref(), Some("a/b"));
+        assert_eq!(Repo::parse("a/b/c"), None);
+    }
+}

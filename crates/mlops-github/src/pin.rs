@@ -1,0 +1,168 @@
+//! The pin file: which model version an environment serves. `mlops promote` writes the
+//! production pin through a pull request; `mlops gate` and `mlops deploy` read it.
+//!
+//! Format version 1 (YAML; keys in this order, written by [`Pin::to_yaml`]):
+//!
+//! ```yaml
+//! version: 1
+//! model:
+//!   name: digits-mlp            # the registry's model name
+//!   version: 3                  # the registry version
+//!   registry: .mlops/registry   # where that version lives (a directory or s3:// prefix)
+//!   artifact:
+//!     uri: .mlops/registry/digits-mlp/3   # the model directory (model.json, model.safetensors)
+//!     sha256: 64 hex digits               # the artifact digest recorded in the registry card
+//!   image: null                 # the serving image by digest (REPOSITORY@sha256:...), if any
+//! manifest_sha256: 64 hex digits  # the mlops.yaml the model was trained from
+//! holdout:
+//!   passed: true
+//!   report_sha256: 64 hex digits  # the holdout report (`mlops holdout --report`) it passed
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Format version of the pin files this build writes and reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    pub version: u32,
+    pub model: PinnedModel,
+    pub manifest_sha256: String,
+    #[serde(default)]
+    pub holdout: Option<PinnedHoldout>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedModel {
+    pub name: String,
+    pub version: u64,
+    pub registry: String,
+    pub artifact: Artifact,
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub uri: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedHoldout {
+    pub passed: bool,
+    pub report_sha256: String,
+}
+
+/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+impl Pin {
+    /// `NAME@VERSION`.
+    pub fn reference(&self) -> String {
+        format!("{}@{}", self.model.name, self.model.version)
+    }
+
+    /// The file's text: a comment saying what it is, then the fields in a fixed order.
+    pub fn to_yaml(&self, environment: &str) -> String {
+        let m = &self.model;
+        let mut out = format!(
+            "# The {environment} pin: the model {environment} serves. Written by `mlops promote`;\n\
+             # change it only through a promotion pull request.\n\
+             version: {}\nmodel:\n  name: {}\n  version: {}\n  registry: {}\n  artifact:\n    uri: {}\n    sha256: {}\n  image: {}\nmanifest_sha256: {}\n",
+            self.version,
+            quoted(&m.name),
+            m.version,
+            quoted(&m.registry),
+            quoted(&m.artifact.uri),
+            quoted(&m.artifact.sha256),
+            m.image.as_deref().map_or_else(|| "null".to_owned(), quoted),
+            quoted(&self.manifest_sha256),
+        );
+        match &self.holdout {
+            Some(h) => out.push_str(&format!(
+                "holdout:\n  passed: {}\n  report_sha256: {}\n",
+                h.passed,
+                quoted(&h.report_sha256)
+            )),
+            None => out.push_str("holdout: null\n"),
+        }
+        out
+    }
+
+    /// Reads a pin file's text.
+    pub fn parse(text: &str) -> Result<Pin, String> {
+        let node = mlops_manifest::yaml::parse(text, mlops_manifest::yaml::Limits::default())
+            .map_err(|e| format!("not YAML: {e:?}"))?;
+        let pin: Pin = serde_json::from_value(node.to_json()).map_err(|e| e.to_string())?;
+        if pin.version != VERSION {
+            return Err(format!(
+                "pin format version {} (this mlops reads version {VERSION})",
+                pin.version
+            ));
+        }
+        Ok(pin)
+    }
+
+    /// Whether two pins name the same model artifact (the holdout evidence may differ).
+    pub fn same_model(&self, other: &Pin) -> bool {
+        self.model.name == other.model.name
+            && self.model.version == other.model.version
+            && self.model.artifact.sha256 == other.model.artifact.sha256
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin() -> Pin {
+        Pin {
+            version: VERSION,
+            model: PinnedModel {
+                name: "digits-mlp".into(),
+                version: 3,
+                registry: ".mlops/registry".into(),
+                artifact: Artifact {
+                    uri: ".mlops/registry/digits-mlp/3".into(),
+                    sha256: "a".repeat(64),
+                },
+                image: Some("1.dkr.ecr.eu-west-1.amazonaws.com/m@sha256:00".into()),
+            },
+            manifest_sha256: "b".repeat(64),
+            holdout: Some(PinnedHoldout {
+                passed: true,
+                report_sha256: "c".repeat(64),
+            }),
+        }
+    }
+
+    #[test]
+    fn pins_round_trip_through_their_text() {
+        let p = pin();
+        let text = p.to_yaml("production");
+        assert!(text.starts_with("# The production pin"));
+        assert_eq!(Pin::parse(&text), Ok(p.clone()));
+        let mut q = p.clone();
+        q.model.image = None;
+        q.holdout = None;
+        assert_eq!(Pin::parse(&q.to_yaml("production")), Ok(q));
+    }
+
+    #[test]
+    fn unknown_versions_and_fields_are_refused() {
+        let text = pin()
+            .to_yaml("production")
+            .replace("version: 1\n", "version: 2\n");
+        assert!(Pin::parse(&text).unwrap_err().contains("version 2"));
+        let text = pin().to_yaml("production") + "extra: 1\n";
+        assert!(Pin::parse(&text).unwrap_err().contains("extra"));
+    }
+}

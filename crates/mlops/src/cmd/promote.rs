@@ -1,0 +1,523 @@
+//! `mlops promote`: the promotion pull request for a registered model. Exit 0 opened, updated,
+//! unchanged or already in production; 1 refused (a failed holdout report, a rejected model, a
+//! preflight error, a human's commit on the promotion branch); 2 bad input; 3 GitHub failed.
+
+use std::collections::BTreeMap;
+
+use mlops_github::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
+use mlops_github::promote::{self, Failure, Level, Operation, Promotion};
+use mlops_train::registry::{ModelRef, Registry, Status};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::github::{client, failed, is_default_token, promotion};
+use super::{error, hex, valid_manifest};
+use crate::cli::{Format, PromoteArgs};
+use crate::cmd::registry::open as open_registry;
+use crate::exit::Exit;
+
+/// The holdout report a promotion rests on.
+struct Evidence {
+    digest: String,
+    report: Value,
+}
+
+fn read_report(args: &PromoteArgs, reference: &str) -> Result<Option<Evidence>, Exit> {
+    let Some(path) = &args.holdout_report else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        error(
+            &format!("cannot read the holdout report {}: {e}", path.display()),
+            "pass the file `mlops holdout --report FILE` wrote",
+        );
+        Exit::Usage
+    })?;
+    let report: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            &format!("{}: not a holdout report: {e}", path.display()),
+            "pass the JSON file `mlops holdout --report FILE` wrote",
+        );
+        Exit::Usage
+    })?;
+    if report["model"].as_str() != Some(reference) {
+        error(
+            &format!(
+                "{}: the holdout report is for {}, not {reference}",
+                path.display(),
+                report["model"].as_str().unwrap_or("an unnamed model")
+            ),
+            "run `mlops holdout --model` on the version you promote",
+        );
+        return Err(Exit::Usage);
+    }
+    Ok(Some(Evidence {
+        digest: hex(&Sha256::digest(&bytes)),
+        report,
+    }))
+}
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |x| format!("{x:.4}"))
+}
+
+/// The evidence a reviewer approves on, in markdown.
+fn body(
+    entry_ref: &str,
+    card: &Value,
+    production: Option<(&Pin, Option<&Value>)>,
+    evidence: Option<&Evidence>,
+    pin: &Pin,
+    pin_file: &str,
+) -> String {
+    let mut out = format!("## Promote `{entry_ref}` to production\n\n");
+    out.push_str(&format!(
+        "This pull request changes `{pin_file}`: production will serve **{entry_ref}**{}.\nApprove it on its current head commit; `mlops gate` counts only such approvals.\n\n",
+        production.map_or_else(
+            || " (no model is pinned yet)".to_owned(),
+            |(p, _)| format!(" instead of {}", p.reference())
+        )
+    ));
+    // The model card summary.
+    let job = &card["job"];
+    out.push_str("### Model\n\n| | |\n|---|---|\n");
+    for (k, v) in [
+        ("task", job["task"].as_str().map(str::to_owned)),
+        ("family", job["family"].as_str().map(str::to_owned)),
+        (
+            "parameters",
+            card["parameters"].as_u64().map(|n| n.to_string()),
+        ),
+        ("hyperparameters", Some(job["hyperparameters"].to_string())),
+        (
+            "training",
+            Some(format!(
+                "{} epochs, batch {}, {} (lr {}), seed {}",
+                job["epochs"],
+                job["batch_size"],
+                job["optimizer"].as_str().unwrap_or("?"),
+                job["learning_rate"],
+                job["seed"]
+            )),
+        ),
+        ("created", card["created_at"].as_str().map(str::to_owned)),
+        (
+            "artifact sha256",
+            Some(format!("`{}`", pin.model.artifact.sha256)),
+        ),
+        (
+            "manifest sha256",
+            Some(format!("`{}`", pin.manifest_sha256)),
+        ),
+        (
+            "image",
+            Some(pin.model.image.as_deref().map_or_else(
+                || "none (served from the artifact)".to_owned(),
+                |i| format!("`{i}`"),
+            )),
+        ),
+    ] {
+        if let Some(v) = v {
+            out.push_str(&format!("| {k} | {v} |\n"));
+        }
+    }
+    let run = match (
+        &card["sagemaker"]["training_job_name"],
+        card["git_commit"].as_str(),
+    ) {
+        (Value::String(job), _) => format!("SageMaker training job `{job}`"),
+        (_, Some(commit)) => format!("local run at commit `{commit}`"),
+        _ => "local run".to_owned(),
+    };
+    out.push_str(&format!("| run | {run} |\n\n"));
+    // Metrics next to production's.
+    let ours: BTreeMap<String, f64> = card["metrics"]["holdout"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), num(v)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let theirs: BTreeMap<String, f64> = production
+        .and_then(|(_, c)| c)
+        .and_then(|c| c["metrics"]["holdout"].as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), num(v)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let prod_name = production.map_or_else(|| "production".to_owned(), |(p, _)| p.reference());
+    out.push_str(&format!(
+        "### Evaluation (holdout set, measured at training)\n\n| metric | {entry_ref} | {prod_name} | delta |\n|---|---:|---:|---:|\n"
+    ));
+    for (k, v) in &ours {
+        let before = theirs.get(k).copied();
+        let delta = before.map_or_else(|| "–".to_owned(), |b| format!("{:+.4}", v - b));
+        out.push_str(&format!("| {k} | {:.4} | {} | {delta} |\n", v, fmt(before)));
+    }
+    out.push('\n');
+    // The holdout test against staging.
+    out.push_str("### Holdout test against staging\n\n");
+    match evidence {
+        Some(e) => {
+            let r = &e.report;
+            out.push_str(&format!(
+                "**{}** — {} rows through `{}` in {} requests ({} retries); parity with offline predictions: {} of {} rows differ.\n\n| metric | service | recorded | difference | tolerance | |\n|---|---:|---:|---:|---:|---|\n",
+                if r["passed"] == Value::Bool(true) { "passed" } else { "FAILED" },
+                r["rows"], r["endpoint"].as_str().unwrap_or("?"), r["requests"], r["retries"],
+                r["parity"]["mismatches"], r["parity"]["checked"],
+            ));
+            for c in r["metrics"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    c["metric"].as_str().unwrap_or("?"),
+                    fmt(num(&c["observed"])),
+                    fmt(num(&c["expected"])),
+                    fmt(num(&c["delta"])),
+                    c["tolerance"],
+                    if c["pass"] == Value::Bool(true) { "✓" } else { "✗" }
+                ));
+            }
+            out.push_str(&format!("\nReport sha256: `{}`\n\n", e.digest));
+        }
+        None => out.push_str("No holdout report was given (`--holdout-report`): `mlops gate` will not pass this promotion.\n\n"),
+    }
+    // Datasets.
+    out.push_str("### Data\n\n| dataset | path | rows | sha256 |\n|---|---|---:|---|\n");
+    for (name, d) in card["datasets"].as_object().into_iter().flatten() {
+        out.push_str(&format!(
+            "| {name} | `{}` | {} | `{}` |\n",
+            d["path"].as_str().unwrap_or("?"),
+            d["rows"],
+            d["sha256"].as_str().unwrap_or("?")
+        ));
+    }
+    // A chart of the holdout metrics.
+    if !ours.is_empty() {
+        let names: Vec<&str> = ours.keys().map(String::as_str).collect();
+        let values: Vec<String> = ours.values().map(|v| format!("{v:.4}")).collect();
+        out.push_str(&format!(
+            "\n```mermaid\nxychart-beta\n    title \"Holdout metrics: {entry_ref} (bars) and {prod_name} (line)\"\n    x-axis [{}]\n    y-axis \"score\" 0 --> 1\n    bar [{}]\n",
+            names.join(", "),
+            values.join(", ")
+        ));
+        if !theirs.is_empty() {
+            let line: Vec<String> = ours
+                .keys()
+                .map(|k| theirs.get(k).map_or("0".to_owned(), |v| format!("{v:.4}")))
+                .collect();
+            out.push_str(&format!("    line [{}]\n", line.join(", ")));
+        }
+        out.push_str("```\n");
+    }
+    out
+}
+
+fn workflow_run_url() -> Option<String> {
+    let server = std::env::var("GITHUB_SERVER_URL").ok()?;
+    let repo = std::env::var("GITHUB_REPOSITORY").ok()?;
+    let run = std::env::var("GITHUB_RUN_ID").ok()?;
+    Some(format!("{server}/{repo}/actions/runs/{run}"))
+}
+
+pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
+    let (m, _) = match valid_manifest(&args.registry.manifest, format, "nothing promoted") {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let (settings, repo) = match promotion(&m) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let registry = match open_registry(&args.registry, format) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let reference: ModelRef = match args.model.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            error(
+                &e,
+                "name the model as NAME@VERSION, NAME@latest or NAME@approved",
+            );
+            return Exit::Usage;
+        }
+    };
+    let (entry, card) = match registry
+        .resolve(&reference)
+        .and_then(|e| registry.card(&e.model, e.version).map(|c| (e, c)))
+    {
+        Ok(found) => found,
+        Err(e) => {
+            error(&e.message, &e.hint);
+            return if e.user { Exit::Usage } else { Exit::Runtime };
+        }
+    };
+    if entry.status.status == Status::Rejected {
+        error(
+            &format!(
+                "{} is rejected in the registry ({})",
+                entry.reference, entry.status.reason
+            ),
+            "promote another version",
+        );
+        return Exit::No;
+    }
+    let evidence = match read_report(args, &entry.reference) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    if let Some(e) = &evidence
+        && e.report["passed"] != Value::Bool(true)
+    {
+        error(
+            &format!(
+                "the holdout report of {} failed; not promoting it",
+                entry.reference
+            ),
+            "fix what the holdout test found (see its report), then run it again",
+        );
+        return Exit::No;
+    }
+    let Some(artifact_sha) = card["artifact"]["sha256"].as_str().map(str::to_owned) else {
+        error(
+            &format!("{}'s card records no artifact digest", entry.reference),
+            "register the model again with this mlops version",
+        );
+        return Exit::Usage;
+    };
+    let image = args.image.clone().or_else(|| {
+        card["job"]["image"]
+            .as_str()
+            .filter(|i| i.contains("@sha256:"))
+            .map(str::to_owned)
+    });
+    let pin = Pin {
+        version: mlops_github::pin::VERSION,
+        model: PinnedModel {
+            name: entry.model.clone(),
+            version: entry.version,
+            registry: registry.location(),
+            artifact: Artifact {
+                uri: entry.location.clone(),
+                sha256: artifact_sha,
+            },
+            image,
+        },
+        manifest_sha256: card["manifest"]["sha256"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        holdout: evidence.as_ref().map(|e| PinnedHoldout {
+            passed: true,
+            report_sha256: e.digest.clone(),
+        }),
+    };
+    let status = evidence.as_ref().map(|e| {
+        (
+            true,
+            format!("holdout passed; report sha256:{}", e.digest),
+            workflow_run_url(),
+        )
+    });
+    let mut p = Promotion {
+        repo,
+        project: m.project.name.clone(),
+        base_branch: settings.base_branch.clone(),
+        pin_file: settings.pin_file.clone(),
+        title: format!("Promote {} to production", entry.reference),
+        body: String::new(),
+        labels: settings.labels.clone(),
+        reviewers: settings.reviewers.clone(),
+        teams: settings.team_reviewers.clone(),
+        required_approvals: settings.required_approvals,
+        require_protection: settings.require_branch_protection,
+        default_token: is_default_token(),
+        status,
+        pin,
+    };
+    let has_token = super::github::token().is_some();
+    if args.dry_run && !has_token {
+        p.body = body(
+            &entry.reference,
+            &card,
+            None,
+            evidence.as_ref(),
+            &p.pin,
+            &p.pin_file,
+        );
+        return dry_run(
+            &p,
+            None,
+            "no token: the current production pin was not read",
+        );
+    }
+    let rt = match super::client_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    // octocrab's client starts its service inside the runtime.
+    let _entered = rt.enter();
+    let gh = match client(&args.github) {
+        Ok(gh) => gh,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let current = match promote::current_pin(&gh, &p).await {
+            Ok(c) => c,
+            Err(e) => return failed(&e, ""),
+        };
+        let production_card = current
+            .as_ref()
+            .and_then(|(_, pin)| pin.as_ref())
+            .and_then(|pin| registry_card(&registry, pin));
+        p.body = body(
+            &entry.reference,
+            &card,
+            current
+                .as_ref()
+                .and_then(|(_, pin)| pin.as_ref())
+                .map(|pin| (pin, production_card.as_ref())),
+            evidence.as_ref(),
+            &p.pin,
+            &p.pin_file,
+        );
+        if args.dry_run {
+            return dry_run(&p, current.as_ref().map(|(text, _)| text.as_str()), "");
+        }
+        let findings = match promote::preflight(&gh, &p).await {
+            Ok(f) => f,
+            Err(e) => return failed(&e, ""),
+        };
+        let mut blocked = false;
+        for f in &findings {
+            let (label, level) = match f.level {
+                Level::Warning => ("warning", mlops_actions::Level::Warning),
+                Level::Error => {
+                    blocked = true;
+                    ("error", mlops_actions::Level::Error)
+                }
+            };
+            if format == Format::Github {
+                print!(
+                    "{}",
+                    mlops_actions::annotation(level, None, "mlops promote", &f.message)
+                );
+            }
+            eprintln!("{label}: {}\n  = hint: {}", f.message, f.hint);
+        }
+        if blocked {
+            eprintln!("promote: stopped by the preflight checks above; nothing was changed");
+            return Exit::No;
+        }
+        let teams_readable = !findings
+            .iter()
+            .any(|f| f.message.starts_with("cannot read the members"));
+        match promote::run(&gh, &p, teams_readable).await {
+            Ok(outcome) => report(&p, &outcome, format),
+            Err(Failure::Refused(message, hint)) => {
+                error(&message, &hint);
+                Exit::No
+            }
+            Err(Failure::Api(e, hint)) => failed(&e, &hint),
+        }
+    })
+}
+
+/// The card of a pinned version, when this registry has it.
+fn registry_card(registry: &Registry, pin: &Pin) -> Option<Value> {
+    registry.card(&pin.model.name, pin.model.version).ok()
+}
+
+fn dry_run(p: &Promotion, current: Option<&str>, note: &str) -> Exit {
+    println!(
+        "Would open (or update) a pull request in {}:",
+        p.repo.full()
+    );
+    println!("  branch: {} -> {}", p.branch(), p.base_branch);
+    println!("  title:  {}", p.title);
+    if !p.labels.is_empty() {
+        println!("  labels: {}", p.labels.join(", "));
+    }
+    if !p.reviewers.is_empty() || !p.teams.is_empty() {
+        let mut all = p.reviewers.clone();
+        all.extend(p.teams.iter().map(|t| format!("team {t}")));
+        println!("  reviewers: {}", all.join(", "));
+    }
+    if let Some((passed, description, _)) = &p.status {
+        println!(
+            "  commit status {}: {} ({description})",
+            mlops_github::STATUS_CONTEXT,
+            if *passed { "success" } else { "failure" }
+        );
+    }
+    if !note.is_empty() {
+        println!("  note: {note}");
+    }
+    println!(
+        "\n{}",
+        promote::diff(
+            &p.pin_file,
+            current.unwrap_or_default(),
+            &p.pin.to_yaml("production")
+        )
+    );
+    println!("{}", p.full_body());
+    println!("(dry run: nothing was changed)");
+    Exit::Ok
+}
+
+fn report(p: &Promotion, o: &promote::Outcome, format: Format) -> Exit {
+    let what = match o.operation {
+        Operation::Created => "opened",
+        Operation::Updated => "updated",
+        Operation::Unchanged => "unchanged:",
+        Operation::InProduction => "nothing to promote:",
+    };
+    for n in &o.notes {
+        eprintln!("note: {n}");
+    }
+    match (o.operation, o.number) {
+        (Operation::InProduction, _) | (_, None) => println!(
+            "promote: {what} production already pins {}",
+            p.pin.reference()
+        ),
+        (_, Some(n)) => println!(
+            "promote: {what} pull request #{n} {} ({} -> {}, head {})",
+            o.url.as_deref().unwrap_or_default(),
+            p.branch(),
+            p.base_branch,
+            o.head_sha.as_deref().map_or("", |s| &s[..s.len().min(12)])
+        ),
+    }
+    let actions = mlops_actions::Runtime::from_env();
+    if format == Format::Github || actions.is_actions() {
+        let number = o.number.map(|n| n.to_string()).unwrap_or_default();
+        let result = actions
+            .set_output("pr-number", &number)
+            .and_then(|()| actions.set_output("pr-url", o.url.as_deref().unwrap_or_default()))
+            .and_then(|()| actions.set_output("operation", o.operation.name()))
+            .and_then(|()| {
+                actions.set_output("head-sha", o.head_sha.as_deref().unwrap_or_default())
+            })
+            .and_then(|()| {
+                actions.append_summary(&format!(
+                    "### mlops promote\n\n{} {}: {}\n",
+                    p.pin.reference(),
+                    o.operation.name(),
+                    o.url.as_deref().unwrap_or("production already pins it")
+                ))
+            });
+        if let Err(e) = result {
+            error(&format!("cannot write the step outputs: {e}"), "");
+            return Exit::Runtime;
+        }
+    }
+    Exit::Ok
+}
