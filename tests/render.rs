@@ -164,7 +164,7 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
         assert_eq!(jobs("mlops-gate.yml"), ["gate", "production"]);
         assert_eq!(
             job("mlops-gate.yml", "gate")["permissions"],
-            serde_json::json!({"contents": "read", "pull-requests": "read"})
+            serde_json::json!({"contents": "read", "pull-requests": "read", "statuses": "read"})
         );
         assert_eq!(job("mlops-gate.yml", "production")["needs"], "gate");
         assert_eq!(

@@ -94,6 +94,14 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
             .and_then(|()| actions.set_output("rule", d.rule))
             .and_then(|()| actions.set_output("reason", &d.reason))
             .and_then(|()| actions.set_output("head-sha", &facts.head_sha))
+            .and_then(|()| {
+                let model = facts
+                    .pin
+                    .as_ref()
+                    .map(|p| p.reference())
+                    .unwrap_or_default();
+                actions.set_output("model", &model)
+            })
             .and_then(|()| actions.append_summary(&summary));
         if let Err(e) = result {
             super::error(&format!("cannot write the step outputs: {e}"), "");
