@@ -154,13 +154,9 @@ fn valid_manifest_passes_the_job() {
     assert!(run.log.contains("valid=true errors=0"), "{}", run.log);
 }
 
-/// The holdout action against a real `mlops serve` of a freshly trained quickstart model: the job
-/// passes, `passed` and `metrics` reach later steps, and the step summary has the metric table.
-#[test]
-fn holdout_action_tests_a_served_model() {
-    if tool("act").is_none() {
-        return;
-    }
+/// The quickstart model trained into a new registry (`digits-mlp@1`) and served by `mlops serve`
+/// on loopback (stopped when the server is dropped).
+fn served_quickstart() -> (tempfile::TempDir, server::Server) {
     let registry = tempfile::tempdir().expect("tempdir");
     let trained = Command::new(env!("CARGO_BIN_EXE_mlops"))
         .current_dir(root())
@@ -188,6 +184,18 @@ fn holdout_action_tests_a_served_model() {
         mlops,
         &["--quiet", "--model", "digits-mlp@1", "--registry", &reg],
     );
+    (registry, server)
+}
+
+/// The holdout action against a real `mlops serve` of a freshly trained quickstart model: the job
+/// passes, `passed` and `metrics` reach later steps, and the step summary has the metric table.
+#[test]
+fn holdout_action_tests_a_served_model() {
+    if tool("act").is_none() {
+        return;
+    }
+    let (registry, server) = served_quickstart();
+    let reg = registry.path().to_string_lossy().into_owned();
     let Some(run) = act(
         "tests/workflows/holdout.yml",
         &[
@@ -214,6 +222,150 @@ fn holdout_action_tests_a_served_model() {
     assert!(
         summary.contains("## Holdout test: digits-mlp@1 passed"),
         "{summary}"
+    );
+}
+
+/// The promote and gate actions on the quickstart model trained and served here, against the
+/// fake GitHub: the holdout job hands its report to the promote job as a job output (as the
+/// rendered release workflow does), the promote action opens the PR with that report's digest in
+/// the pin and on the head's status, and the gate action blocks it until a listed reviewer
+/// approves, then passes it. The token never reaches the log.
+#[test]
+fn promote_and_gate_actions_take_a_served_model_to_an_approved_pr() {
+    if tool("act").is_none() {
+        return;
+    }
+    const REPO: &str = "mlops-rs/digits-example";
+    const APP: &str = "ghs_promotionAppToken0123456789";
+    const ACTIONS: &str = "ghs_workflowToken9876543210";
+    let (registry, server) = served_quickstart();
+    let reg = registry.path().to_string_lossy().into_owned();
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    fake.token(APP, github_fake::Token::App("mlops-app".into()));
+    fake.token(ACTIONS, github_fake::Token::Actions);
+    fake.repo(REPO, "main", &[("README.md", "# digits\n")]);
+    fake.protect(REPO, "main", 1);
+    let api = format!("GITHUB_API_URL={}", fake.url());
+
+    let mut args: Vec<String> = vec![
+        "push".into(),
+        "-W".into(),
+        "tests/workflows/promote.yml".into(),
+    ];
+    for (k, v) in [
+        ("MODEL", "digits-mlp@1"),
+        ("ENDPOINT", &server.url()),
+        ("REGISTRY", &reg),
+    ] {
+        args.extend(["--var".into(), format!("{k}={v}")]);
+    }
+    args.extend(["-s".into(), format!("MLOPS_PROMOTION_TOKEN={APP}")]);
+    args.extend(["--env".into(), api.clone()]);
+    let run = act_in(&root(), &args).expect("act is on PATH");
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert!(!run.log.contains(APP), "the token leaked:\n{}", run.log);
+    assert_eq!(
+        run.output("operation").as_deref(),
+        Some("created"),
+        "{}",
+        run.log
+    );
+    let pr: u64 = run
+        .output("pr-number")
+        .and_then(|n| n.parse().ok())
+        .expect("pr-number output");
+    let head = run.output("head-sha").expect("head-sha output");
+    let report = run
+        .output("report")
+        .expect("the holdout job's report output");
+    assert!(
+        run.log.contains(&format!("operation=created head={head}")),
+        "{}",
+        run.log
+    );
+
+    // The pin names the served model's artifact and the digest of the report handed over.
+    let text = fake
+        .file(REPO, "mlops/promote/digits-mlp", "deploy/production.yaml")
+        .expect("the pin on the promotion branch");
+    let pin = mlops_github::pin::Pin::parse(&text).expect("a valid pin");
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(registry.path().join("digits-mlp/1/card.json")).expect("card"),
+    )
+    .expect("card JSON");
+    assert_eq!(pin.model.name, "digits-mlp");
+    assert_eq!(pin.model.version, 1);
+    assert_eq!(
+        Some(pin.model.artifact.sha256.as_str()),
+        card["artifact"]["sha256"].as_str()
+    );
+    let digest = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(report.as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let holdout = pin.holdout.expect("the pin records the holdout report");
+    assert!(holdout.passed);
+    assert_eq!(holdout.report_sha256, digest);
+    let repo = fake.snapshot(REPO).expect("repo");
+    let status = &repo.statuses[&head];
+    assert!(
+        status.iter().any(|s| s.context == "mlops/holdout"
+            && s.state == "success"
+            && s.description
+                .as_deref()
+                .is_some_and(|d| d.contains(&digest))),
+        "{status:?}"
+    );
+
+    let event = tempfile::NamedTempFile::new().expect("event file");
+    std::fs::write(
+        event.path(),
+        format!(r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": {pr}, "head": {{"ref": "mlops/promote/digits-mlp"}}, "base": {{"ref": "main"}}}}}}"#),
+    )
+    .expect("event");
+    let gate = || {
+        let args: Vec<String> = vec![
+            "pull_request_review".into(),
+            "-e".into(),
+            event.path().display().to_string(),
+            "-W".into(),
+            "tests/workflows/gate.yml".into(),
+            "-s".into(),
+            format!("GITHUB_TOKEN={ACTIONS}"),
+            "--env".into(),
+            api.clone(),
+        ];
+        act_in(&root(), &args).expect("act is on PATH")
+    };
+    let run = gate();
+    assert_eq!(run.code, Some(1), "no approval yet:\n{}", run.log);
+    assert!(
+        run.log
+            .contains("approved=false decision=blocked rule=approvals"),
+        "{}",
+        run.log
+    );
+
+    fake.review(REPO, pr, "ml-lead", "APPROVED", None);
+    let run = gate();
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert!(!run.log.contains(ACTIONS), "the token leaked:\n{}", run.log);
+    assert!(
+        run.log
+            .contains("approved=true decision=deploy rule=approved model=digits-mlp@1"),
+        "{}",
+        run.log
+    );
+    let summary: String = run
+        .with_command("summary")
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert!(summary.contains("approved"), "{summary}");
+    assert_eq!(
+        fake.violations(),
+        Vec::<String>::new(),
+        "contract violations"
     );
 }
 
@@ -537,6 +689,11 @@ struct StandIns {
 const IMAGE_DIGEST: &str =
     "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
+/// The report the holdout stand-in outputs (shell-quoted inside the stand-in's `echo "..."`), and
+/// what the promote stand-in then records for its `holdout-report-json` input.
+const STANDIN_REPORT: &str = r#"{\"model\":\"7\",\"passed\":true}"#;
+const RECORDED_REPORT: &str = r#"holdout-report-json={"model":"7","passed":true}"#;
+
 /// A stand-in: the action, its inputs, and its outputs with the value it sets.
 type StandIn = (
     &'static str,
@@ -552,8 +709,16 @@ const STAND_INS: &[StandIn] = &[
         &[("model-version", "7")],
     ),
     ("deploy", &["manifest", "environment", "model"], &[]),
-    ("holdout", &["manifest", "environment", "model"], &[]),
-    ("promote", &["manifest", "model", "token"], &[]),
+    (
+        "holdout",
+        &["manifest", "environment", "model"],
+        &[("report", STANDIN_REPORT)],
+    ),
+    (
+        "promote",
+        &["manifest", "model", "holdout-report-json", "token"],
+        &[],
+    ),
     (
         "gate",
         &["manifest", "pull-request", "token"],
@@ -806,7 +971,7 @@ fn rendered_train_workflow_trains_and_releases_the_new_version() {
             format!("train {manifest}"),
             format!("deploy {manifest} environment=staging model=7"),
             format!("holdout {manifest} environment=staging model=7"),
-            format!("promote {manifest} model=7 token=<set>"),
+            format!("promote {manifest} model=7 {RECORDED_REPORT} token=<set>"),
         ],
         "{}",
         run.log
@@ -860,7 +1025,7 @@ fn rendered_sagemaker_workflows_assume_the_roles_and_release_approved_packages()
             format!("deploy {manifest} environment=staging model={model}"),
             staging.to_owned(),
             format!("holdout {manifest} environment=staging model={model}"),
-            format!("promote {manifest} model={model} token=<set>"),
+            format!("promote {manifest} model={model} {RECORDED_REPORT} token=<set>"),
         ]
     };
     let (run, record) = act_rendered(
