@@ -412,6 +412,7 @@ fn transient_github_failures_are_retried() {
         err.contains("HTTP 502") && err.contains("secondary rate limit"),
         "{err}"
     );
+    assert!(!err.contains(APP) && !out.contains(APP), "the token leaked");
     // Retry-After was honoured (two waits of a second each).
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
     let statuses: Vec<u16> = w.fake.requests().iter().map(|r| r.status).collect();
@@ -647,6 +648,44 @@ fn the_gate_reads_every_page_of_reviews() {
         .filter(|r| r.path.ends_with("/pulls/1/reviews"))
         .count();
     assert_eq!(pages, 2);
+    w.assert_contract();
+}
+
+/// Team members and statuses are read page by page too: an approver who is the 140th member of
+/// a 150-member team counts, and the holdout status is found under 120 newer statuses of other
+/// contexts (GitHub lists statuses newest first, so it is on the second page).
+#[test]
+fn the_gate_reads_every_page_of_team_members_and_statuses() {
+    let w = World::new("");
+    let members: Vec<String> = (0..150).map(|i| format!("member-{i}")).collect();
+    let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+    w.fake.team("octo", "ml-owners", &refs);
+    let head = promoted(&w);
+    for i in 0..120 {
+        w.fake.status(
+            REPO,
+            &head,
+            "ci-bot",
+            "success",
+            &format!("ci/check-{i}"),
+            "fine",
+        );
+    }
+    w.fake.review(REPO, 1, "member-140", "APPROVED", None);
+    let before = w.fake.requests().len();
+    let (code, text) = gate_says(&w, 1);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("[approved]"), "{text}");
+    let count = |suffix: &str| {
+        w.fake
+            .requests()
+            .iter()
+            .skip(before)
+            .filter(|r| r.method == "GET" && r.path.ends_with(suffix))
+            .count()
+    };
+    assert_eq!(count("/teams/ml-owners/members"), 2);
+    assert_eq!(count(&format!("/commits/{head}/statuses")), 2);
     w.assert_contract();
 }
 
