@@ -47,6 +47,10 @@ pub(crate) enum Command {
     Promote(PromoteArgs),
     /// Decide whether production may deploy a promotion pull request (exit 0) or not (exit 1).
     Gate(GateArgs),
+    /// The whole loop on this machine, with no cloud account and no token: validate, render,
+    /// train, evaluate, serve staging, holdout test, promotion in a local repository, gate and
+    /// production deploy.
+    Run(RunArgs),
 }
 
 /// How results are shown.
@@ -360,6 +364,29 @@ pub(crate) struct GateArgs {
     /// The manifest whose promotion rules apply.
     #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
     pub manifest: PathBuf,
+    #[command(flatten)]
+    pub github: GithubArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Path of the manifest.
+    #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
+    pub manifest: PathBuf,
+    /// Where the run writes: rendered files, logs, the holdout report, the local promotion
+    /// repository, the pull request body and `run.json`. Defaults to `.mlops/run` beside the
+    /// manifest.
+    #[arg(long, env = "MLOPS_WORKDIR")]
+    pub workdir: Option<PathBuf>,
+    /// The model registry; defaults to the manifest's `registry.path` when that is a local
+    /// directory, else `registry/` in the work dir (the run needs no cloud account).
+    #[arg(long, env = "MLOPS_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// Open the promotion pull request on GitHub (token from GITHUB_TOKEN) instead of preparing
+    /// it in the local repository; the run then ends at the pull request, which waits for a
+    /// human's review.
+    #[arg(long, env = "MLOPS_OPEN_PR")]
+    pub open_pr: bool,
     #[command(flatten)]
     pub github: GithubArgs,
 }

@@ -16,6 +16,7 @@ pub(crate) mod init;
 pub(crate) mod promote;
 pub(crate) mod registry;
 pub(crate) mod render;
+pub(crate) mod run;
 pub(crate) mod sagemaker;
 pub(crate) mod serve;
 pub(crate) mod train;

@@ -226,39 +226,63 @@ fn workflow_run_url() -> Option<String> {
     Some(format!("{server}/{repo}/actions/runs/{run}"))
 }
 
-pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
-    let (m, _) = match valid_manifest(&args.registry.manifest, format, "nothing promoted") {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let (settings, repo) = match promotion(&m) {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let registry = match open_registry(&args.registry, format) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let reference: ModelRef = match args.model.parse() {
-        Ok(r) => r,
-        Err(e) => {
-            error(
-                &e,
-                "name the model as NAME@VERSION, NAME@latest or NAME@approved",
-            );
-            return Exit::Usage;
-        }
-    };
-    let (entry, card) = match registry
+/// A promotion ready to be proposed: the pin, the PR's settings and the evidence its body shows.
+/// `mlops promote` proposes it on GitHub; `mlops run` in a local repository.
+pub(crate) struct Prepared {
+    pub(crate) p: Promotion,
+    /// NAME@VERSION.
+    pub(crate) reference: String,
+    card: Value,
+    evidence: Option<Evidence>,
+    registry: Registry,
+}
+
+impl Prepared {
+    /// The evidence, in markdown, next to the model `production` pins now (if any).
+    pub(crate) fn body(&self, production: Option<&Pin>) -> String {
+        let production_card = production.and_then(|pin| registry_card(&self.registry, pin));
+        body(
+            &self.reference,
+            &self.card,
+            production.map(|pin| (pin, production_card.as_ref())),
+            self.evidence.as_ref(),
+            &self.p.pin,
+            &self.p.pin_file,
+        )
+    }
+
+    /// The registry the model is in.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The holdout report's digest, when there is a report.
+    pub(crate) fn report_digest(&self) -> Option<&str> {
+        self.evidence.as_ref().map(|e| e.digest.as_str())
+    }
+}
+
+/// Reads the manifest, the registry entry and the holdout report, refuses what must not be
+/// promoted (a rejected model, a failed report), and builds the pin and the PR (its body empty:
+/// it depends on what production pins now).
+pub(crate) fn prepare(args: &PromoteArgs, format: Format) -> Result<Prepared, Exit> {
+    let (m, _) = valid_manifest(&args.registry.manifest, format, "nothing promoted")?;
+    let (settings, repo) = promotion(&m)?;
+    let registry = open_registry(&args.registry, format)?;
+    let reference: ModelRef = args.model.parse().map_err(|e: String| {
+        error(
+            &e,
+            "name the model as NAME@VERSION, NAME@latest or NAME@approved",
+        );
+        Exit::Usage
+    })?;
+    let (entry, card) = registry
         .resolve(&reference)
         .and_then(|e| registry.card(&e.model, e.version).map(|c| (e, c)))
-    {
-        Ok(found) => found,
-        Err(e) => {
+        .map_err(|e| {
             error(&e.message, &e.hint);
-            return if e.user { Exit::Usage } else { Exit::Runtime };
-        }
-    };
+            if e.user { Exit::Usage } else { Exit::Runtime }
+        })?;
     if entry.status.status == Status::Rejected {
         error(
             &format!(
@@ -267,12 +291,9 @@ pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
             ),
             "promote another version",
         );
-        return Exit::No;
+        return Err(Exit::No);
     }
-    let evidence = match read_report(args, &entry.reference) {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
+    let evidence = read_report(args, &entry.reference)?;
     if let Some(e) = &evidence
         && e.report["passed"] != Value::Bool(true)
     {
@@ -283,14 +304,14 @@ pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
             ),
             "fix what the holdout test found (see its report), then run it again",
         );
-        return Exit::No;
+        return Err(Exit::No);
     }
     let Some(artifact_sha) = card["artifact"]["sha256"].as_str().map(str::to_owned) else {
         error(
             &format!("{}'s card records no artifact digest", entry.reference),
             "register the model again with this mlops version",
         );
-        return Exit::Usage;
+        return Err(Exit::Usage);
     };
     let image = args.image.clone().or_else(|| {
         card["job"]["image"]
@@ -326,7 +347,7 @@ pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
             workflow_run_url(),
         )
     });
-    let mut p = Promotion {
+    let p = Promotion {
         repo,
         project: m.project.name.clone(),
         base_branch: settings.base_branch.clone(),
@@ -342,16 +363,24 @@ pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
         status,
         pin,
     };
+    Ok(Prepared {
+        p,
+        reference: entry.reference,
+        card,
+        evidence,
+        registry,
+    })
+}
+
+pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
+    let prepared = match prepare(args, format) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut p = prepared.p.clone();
     let has_token = super::github::token().is_some();
     if args.dry_run && !has_token {
-        p.body = body(
-            &entry.reference,
-            &card,
-            None,
-            evidence.as_ref(),
-            &p.pin,
-            &p.pin_file,
-        );
+        p.body = prepared.body(None);
         return dry_run(
             &p,
             None,
@@ -373,21 +402,7 @@ pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
             Ok(c) => c,
             Err(e) => return failed(&e, ""),
         };
-        let production_card = current
-            .as_ref()
-            .and_then(|(_, pin)| pin.as_ref())
-            .and_then(|pin| registry_card(&registry, pin));
-        p.body = body(
-            &entry.reference,
-            &card,
-            current
-                .as_ref()
-                .and_then(|(_, pin)| pin.as_ref())
-                .map(|pin| (pin, production_card.as_ref())),
-            evidence.as_ref(),
-            &p.pin,
-            &p.pin_file,
-        );
+        p.body = prepared.body(current.as_ref().and_then(|(_, pin)| pin.as_ref()));
         if args.dry_run {
             return dry_run(&p, current.as_ref().map(|(text, _)| text.as_str()), "");
         }

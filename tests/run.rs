@@ -1,0 +1,309 @@
+//! `mlops run` end to end on a copy of the quickstart (as a user would run it), every artifact
+//! checked against its schema in `schema/`; a threshold the model cannot meet stops the run at the
+//! evaluation stage; SIGTERM stops it (and its staging service) with 130.
+
+#[path = "support/bin.rs"]
+mod bin;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bin::{mlops, root};
+use serde_json::Value;
+
+/// A copy of `examples/quickstart` (manifest and data) in a new directory.
+fn quickstart() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = root().join("examples/quickstart");
+    std::fs::copy(src.join("mlops.yaml"), dir.path().join("mlops.yaml")).expect("manifest");
+    std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+    for entry in std::fs::read_dir(src.join("data")).expect("data") {
+        let entry = entry.expect("entry");
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("data").join(entry.file_name()),
+        )
+        .expect("copy");
+    }
+    dir
+}
+
+fn run_in(dir: &Path) -> Command {
+    let mut c = mlops();
+    c.current_dir(dir).args(["run", "--manifest", "mlops.yaml"]);
+    c
+}
+
+/// `schema/NAME.schema.json` checks `doc`; the errors, if any.
+fn check(name: &str, doc: &Value) {
+    let path = root().join("schema").join(format!("{name}.schema.json"));
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("schema")).expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+}
+
+fn json_file(path: &Path) -> Value {
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("JSON")
+}
+
+fn stages(run: &Value) -> Vec<(String, String)> {
+    run["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap_or_default().to_owned(),
+                s["result"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The address in the staging stage's figure ("... served on http://ADDR").
+fn staging_addr(run: &Value) -> SocketAddr {
+    let figure = run["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["stage"] == "staging")
+        .and_then(|s| s["figure"].as_str())
+        .expect("a staging stage");
+    figure
+        .split("http://")
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .expect("the staging address")
+}
+
+fn closed(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err()
+}
+
+#[test]
+fn the_whole_loop_runs_on_the_quickstart() {
+    let dir = quickstart();
+    let out = run_in(dir.path()).output().expect("runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let work = dir.path().join(".mlops/run");
+    let run = json_file(&work.join("run.json"));
+    check("run", &run);
+    let all = [
+        "validate", "render", "train", "evaluate", "staging", "holdout", "promote", "gate",
+        "deploy",
+    ];
+    assert_eq!(
+        stages(&run),
+        all.iter()
+            .map(|s| ((*s).to_owned(), "ok".to_owned()))
+            .collect::<Vec<_>>()
+    );
+    // Each stage printed its line with a duration, and the summary table names each one.
+    for s in all {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!("ok   {s}")) && l.ends_with(" s)")),
+            "{stderr}"
+        );
+        assert!(stdout.contains(&format!("| {s} | ok |")), "{stdout}");
+    }
+    assert_eq!(run["model"], "digits-mlp@1");
+    assert!(
+        closed(staging_addr(&run)),
+        "the staging service still listens"
+    );
+
+    // The artifacts, each against its schema.
+    let a = &run["artifacts"];
+    let at = |key: &str| dir.path().join(a[key].as_str().expect(key));
+    let card = json_file(&at("model_card"));
+    check("card", &card);
+    let report_path = at("holdout_report");
+    let report = json_file(&report_path);
+    check("holdout-report", &report);
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["rows"], 297);
+    assert_eq!(report["parity"]["mismatches"], 0);
+    let repo = at("promotion_repository");
+    let pin_text =
+        std::fs::read_to_string(repo.join("deploy/production.yaml")).expect("the production pin");
+    let pin = mlops_manifest::yaml::parse(&pin_text, mlops_manifest::yaml::Limits::default())
+        .expect("YAML")
+        .to_json();
+    check("pin", &pin);
+    assert_eq!(pin["model"]["name"], "digits-mlp");
+    assert_eq!(pin["model"]["version"], 1);
+    assert_eq!(
+        pin["model"]["artifact"]["sha256"],
+        card["artifact"]["sha256"]
+    );
+    let digest = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(std::fs::read(&report_path).expect("report"));
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    assert_eq!(pin["holdout"]["report_sha256"], digest.as_str());
+    let body = std::fs::read_to_string(at("pull_request")).expect("PR body");
+    for part in [
+        "# Promote digits-mlp@1 to production",
+        "<!-- mlops:promotion project=digits model=digits-mlp -->",
+        "### Holdout test against staging",
+        "```mermaid",
+    ] {
+        assert!(body.contains(part), "missing {part:?}:\n{body}");
+    }
+    // The promotion repository: the base branch holds the approved commit, made by mlops with
+    // the trailer, on top of the repository's first commit.
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args([
+            "log",
+            "--format=%an|%s|%(trailers:key=Mlops-Promotion,valueonly)",
+            "main",
+        ])
+        .output()
+        .expect("git");
+    let log = String::from_utf8_lossy(&log.stdout);
+    let lines: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines,
+        [
+            "mlops-run|Promote digits-mlp@1 to production|digits-mlp@1",
+            "mlops-run|Local promotion repository|"
+        ],
+        "{log}"
+    );
+    let rendered = at("rendered");
+    assert!(
+        rendered
+            .join(".github/workflows/mlops-release.yml")
+            .is_file()
+    );
+
+    // A second run trains version 2 and promotes it over version 1, with the deltas.
+    let out = run_in(dir.path()).output().expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = std::fs::read_to_string(work.join("pull-request.md")).expect("PR body");
+    assert!(body.contains("instead of digits-mlp@1"), "{body}");
+    assert!(
+        body.contains("| metric | digits-mlp@2 | digits-mlp@1 | delta |"),
+        "{body}"
+    );
+    let pin = std::fs::read_to_string(repo.join("deploy/production.yaml")).expect("pin");
+    assert!(pin.contains("version: 2"), "{pin}");
+}
+
+#[test]
+fn a_threshold_the_model_misses_stops_the_run_at_evaluation() {
+    let dir = quickstart();
+    let manifest = dir.path().join("mlops.yaml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let strict = text.replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.999 }");
+    assert_ne!(strict, text);
+    std::fs::write(&manifest, strict).expect("write");
+    let out = run_in(dir.path())
+        .args(["--format", "json"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let run: Value = serde_json::from_slice(&out.stdout).expect("run.json on stdout");
+    check("run", &run);
+    assert_eq!(
+        stages(&run),
+        [
+            ("validate", "ok"),
+            ("render", "ok"),
+            ("train", "ok"),
+            ("evaluate", "failed")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    assert_eq!(run["exit_code"], 1);
+    let figure = run["stages"][3]["figure"].as_str().expect("figure");
+    assert!(
+        figure.contains("accuracy") && figure.contains("min 0.999"),
+        "{figure}"
+    );
+    assert!(figure.contains("rejected"), "{figure}");
+    // The stage's line says why.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("FAIL evaluate  accuracy 0.") && l.contains("misses min 0.999")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join(".mlops/run/promotion").exists());
+}
+
+#[test]
+fn sigterm_stops_the_run_and_its_staging_service() {
+    let dir = quickstart();
+    let work: PathBuf = dir.path().join(".mlops/run");
+    let mut child = run_in(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stderr = child.stderr.take().expect("stderr");
+    // Read to the end on a thread, so the run never writes into a closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = String::new();
+    let mut addr = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("ok   staging") {
+            addr = line
+                .split("http://")
+                .nth(1)
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+            // To this process only: its children hear of it from it.
+            let sent = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(sent.success());
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no staging line:\n{seen}"));
+    let status = child.wait().expect("waits");
+    reader.join().expect("reader");
+    seen.extend(rx.try_iter().map(|l| l + "\n"));
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("interrupted"), "{seen}");
+    assert!(closed(addr), "the staging service outlived the run");
+    let run = json_file(&work.join("run.json"));
+    check("run", &run);
+    assert_eq!(run["exit_code"], 130);
+    assert_eq!(run["passed"], false);
+}
