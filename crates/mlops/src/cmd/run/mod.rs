@@ -344,52 +344,48 @@ impl Run {
         vec!["--manifest".into(), self.manifest.clone().into_os_string()]
     }
 
-    fn validate(&mut self) -> Result<(), Stop> {
+    /// Runs a stage whose subcommand's exit code is its whole answer; when it failed, shows its
+    /// log and stops the run with its code. When the stage started.
+    fn checked_step(
+        &mut self,
+        stage: &'static str,
+        args: &[OsString],
+        failure: &str,
+    ) -> Result<Instant, Stop> {
         let started = Instant::now();
+        let (code, _) = self.step(stage, args)?;
+        if code != 0 {
+            self.show_log(stage);
+            return Err(self.fail(stage, failure.to_owned(), started, Self::exit_of(code)));
+        }
+        Ok(started)
+    }
+
+    /// Records a stage that passed, timed from `started`.
+    fn passed(&mut self, stage: &'static str, figure: String, started: Instant) {
+        self.record(stage, Outcome::Ok, figure, started.elapsed().as_secs_f64());
+    }
+
+    fn validate(&mut self) -> Result<(), Stop> {
         let mut a: Vec<OsString> = vec!["validate".into(), "--format".into(), "human".into()];
         a.extend(self.manifest_args());
-        let (code, _) = self.step("validate", &a)?;
-        if code != 0 {
-            self.show_log("validate");
-            return Err(self.fail(
-                "validate",
-                "the manifest is invalid".into(),
-                started,
-                Self::exit_of(code),
-            ));
-        }
-        self.record(
-            "validate",
-            Outcome::Ok,
-            "the manifest is valid".into(),
-            started.elapsed().as_secs_f64(),
-        );
+        let started = self.checked_step("validate", &a, "the manifest is invalid")?;
+        self.passed("validate", "the manifest is valid".into(), started);
         Ok(())
     }
 
     fn render(&mut self) -> Result<(), Stop> {
-        let started = Instant::now();
         let out = self.workdir.join("rendered");
         let mut a: Vec<OsString> = vec!["render".into(), "--format".into(), "human".into()];
         a.extend(self.manifest_args());
         a.extend(["--out".into(), out.clone().into_os_string()]);
-        let (code, _) = self.step("render", &a)?;
-        if code != 0 {
-            self.show_log("render");
-            return Err(self.fail(
-                "render",
-                "rendering failed".into(),
-                started,
-                Self::exit_of(code),
-            ));
-        }
+        let started = self.checked_step("render", &a, "rendering failed")?;
         let files = count_files(&out);
         self.artifacts.rendered = Some(out.clone());
-        self.record(
+        self.passed(
             "render",
-            Outcome::Ok,
             format!("{files} files in {}", out.display()),
-            started.elapsed().as_secs_f64(),
+            started,
         );
         Ok(())
     }
@@ -582,11 +578,10 @@ impl Run {
         let started = Instant::now();
         match self.serve("staging", reference) {
             Ok(service) => {
-                self.record(
+                self.passed(
                     "staging",
-                    Outcome::Ok,
                     format!("{reference} served on {}", service.url()),
-                    started.elapsed().as_secs_f64(),
+                    started,
                 );
                 Ok(service)
             }
@@ -657,12 +652,7 @@ impl Run {
             };
             return Err(self.fail("holdout", figure, started, code));
         }
-        self.record(
-            "holdout",
-            Outcome::Ok,
-            figure,
-            started.elapsed().as_secs_f64(),
-        );
+        self.passed("holdout", figure, started);
         Ok(report)
     }
 
@@ -719,12 +709,7 @@ impl Run {
             self.show_log("promote");
             return Err(self.fail("promote", line, started, Self::exit_of(code)));
         }
-        self.record(
-            "promote",
-            Outcome::Ok,
-            line,
-            started.elapsed().as_secs_f64(),
-        );
+        self.passed("promote", line, started);
         self.skip(
             "gate",
             "the pull request waits for a human's review; the gate workflow decides on GitHub",
@@ -779,12 +764,7 @@ impl Run {
                     }
                     None => format!("production already pins {reference}: nothing to promote"),
                 };
-                self.record(
-                    "promote",
-                    Outcome::Ok,
-                    figure,
-                    started.elapsed().as_secs_f64(),
-                );
+                self.passed("promote", figure, started);
                 Ok((prepared, repo, proposal))
             }
             Err(f) => {
@@ -806,16 +786,15 @@ impl Run {
         let approvals = prepared.p.required_approvals;
         match repo.gate(prepared, proposal, approvals) {
             Ok((decision, stand_ins)) if decision.allowed => {
-                self.record(
+                self.passed(
                     "gate",
-                    Outcome::Ok,
                     format!(
                         "[{}] {} ({} stand in for GitHub reviews)",
                         decision.rule,
                         decision.reason,
                         stand_ins.join(", ")
                     ),
-                    started.elapsed().as_secs_f64(),
+                    started,
                 );
                 Ok(())
             }
@@ -920,15 +899,14 @@ impl Run {
             error(&message, "");
             return Err(self.fail("deploy", message, started, Exit::Runtime));
         }
-        self.record(
+        self.passed(
             "deploy",
-            Outcome::Ok,
             format!(
                 "{} now pins {reference} (merged {}); a production service from the pin reported it on /version, artifact verified",
                 prepared.p.base_branch,
                 &proposal.head[..proposal.head.len().min(12)]
             ),
-            started.elapsed().as_secs_f64(),
+            started,
         );
         Ok(())
     }
