@@ -91,9 +91,28 @@ fn closed(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err()
 }
 
+/// git in `dir` with a test identity; its trimmed stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[test]
 fn the_whole_loop_runs_on_the_quickstart() {
     let dir = quickstart();
+    // The user's checkout, on a branch of theirs: the run must leave it as it is.
+    std::fs::write(dir.path().join(".gitignore"), ".mlops/\n").expect("gitignore");
+    git(dir.path(), &["init", "-q", "-b", "feature"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "the user's work"]);
+    let before = git(dir.path(), &["rev-parse", "HEAD"]);
     let out = run_in(dir.path()).output().expect("runs");
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
@@ -127,6 +146,19 @@ fn the_whole_loop_runs_on_the_quickstart() {
     assert!(
         closed(staging_addr(&run)),
         "the staging service still listens"
+    );
+    assert_eq!(git(dir.path(), &["rev-parse", "HEAD"]), before);
+    assert_eq!(git(dir.path(), &["branch", "--show-current"]), "feature");
+    assert_eq!(git(dir.path(), &["status", "--porcelain"]), "");
+    assert_eq!(git(dir.path(), &["branch", "--list"]), "* feature");
+    let promotion = run["promotion"].as_str().expect("promotion");
+    assert!(
+        promotion.starts_with("commit ") && promotion.contains(" on mlops/promote/digits-mlp in "),
+        "{promotion}"
+    );
+    assert!(
+        stdout.contains(&format!("promotion: {promotion}")),
+        "{stdout}"
     );
 
     // The artifacts, each against its schema.
@@ -306,4 +338,70 @@ fn sigterm_stops_the_run_and_its_staging_service() {
     check("run", &run);
     assert_eq!(run["exit_code"], 130);
     assert_eq!(run["passed"], false);
+}
+
+/// `--open-pr`: the promote stage is the real `mlops promote` against GitHub (here the fake, checked
+/// against GitHub's OpenAPI description), and the run ends at the pull request; without a token it
+/// stops with exit 2 before it starts (no training for a run that could not finish).
+#[test]
+fn open_pr_opens_the_real_pull_request_and_stops_there() {
+    const REPO: &str = "mlops-rs/digits-example";
+    const TOKEN: &str = "ghs_runOpenPrToken42";
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    fake.token(TOKEN, github_fake::Token::App("mlops-app".into()));
+    fake.repo(REPO, "main", &[("README.md", "# digits\n")]);
+    fake.protect(REPO, "main", 1);
+
+    let dir = quickstart();
+    let out = run_in(dir.path())
+        .arg("--open-pr")
+        .env("GITHUB_API_URL", fake.url())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--open-pr needs a token"), "{stderr}");
+    assert!(
+        fake.requests().is_empty(),
+        "nothing may be sent without a token"
+    );
+
+    let out = run_in(dir.path())
+        .arg("--open-pr")
+        .env("GITHUB_API_URL", fake.url())
+        .env("GITHUB_TOKEN", TOKEN)
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "the token leaked"
+    );
+    let run = json_file(&dir.path().join(".mlops/run/run.json"));
+    check("run", &run);
+    let results: Vec<(String, String)> = stages(&run);
+    assert_eq!(
+        results[6..],
+        [
+            ("promote", "ok"),
+            ("gate", "skipped"),
+            ("deploy", "skipped")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    // The run trained digits-mlp@1; that is what the pull request pins.
+    let repo = fake.snapshot(REPO).expect("repo");
+    assert_eq!(repo.pulls.len(), 1);
+    let promotion = run["promotion"].as_str().expect("promotion");
+    assert!(promotion.contains("opened pull request #1"), "{promotion}");
+    let pin = fake
+        .file(REPO, "mlops/promote/digits-mlp", "deploy/production.yaml")
+        .expect("pin on the promotion branch");
+    assert!(pin.contains("version: 1"), "{pin}");
+    assert!(!dir.path().join(".mlops/run/promotion").exists());
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }

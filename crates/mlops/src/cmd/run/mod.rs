@@ -78,6 +78,8 @@ struct Run {
     stages: Vec<Stage>,
     artifacts: Artifacts,
     model: Option<String>,
+    /// The promotion it made: the local commit and branch, or the pull request's URL.
+    promotion: Option<String>,
     supervisor: Supervisor,
 }
 
@@ -131,6 +133,14 @@ pub(crate) fn run(args: &RunArgs, format: Format) -> Exit {
             return Exit::Runtime;
         }
     };
+    // Before anything runs: a run that trains for minutes must not fail at its end for this.
+    if args.open_pr && super::github::token().is_none() {
+        error(
+            "--open-pr needs a token",
+            "set GITHUB_TOKEN (or MLOPS_GITHUB_TOKEN) to a token that may open pull requests in the promotion repository, or drop --open-pr to prepare the pull request locally",
+        );
+        return Exit::Usage;
+    }
     // The manifest's registry and directory are needed before the validate stage says more.
     let (m, _) = match super::valid_manifest(&args.manifest, format, "nothing run") {
         Ok(found) => found,
@@ -167,6 +177,7 @@ pub(crate) fn run(args: &RunArgs, format: Format) -> Exit {
             ..Artifacts::default()
         },
         model: None,
+        promotion: None,
         supervisor: Supervisor::install(),
     };
     eprintln!(
@@ -676,13 +687,6 @@ impl Run {
     /// for a human, so the run ends there.
     fn open_pr(&mut self, reference: &str, report: &Path, github: &GithubArgs) -> Result<(), Stop> {
         let started = Instant::now();
-        if super::github::token().is_none() {
-            error(
-                "--open-pr needs a token",
-                "set GITHUB_TOKEN (or MLOPS_GITHUB_TOKEN) to a token that may open pull requests in the promotion repository, or drop --open-pr to prepare it locally",
-            );
-            return Err(self.fail("promote", "no token".into(), started, Exit::Usage));
-        }
         let mut a: Vec<OsString> = vec![
             "promote".into(),
             "--format".into(),
@@ -709,6 +713,7 @@ impl Run {
             self.show_log("promote");
             return Err(self.fail("promote", line, started, Self::exit_of(code)));
         }
+        self.promotion = Some(line.clone());
         self.passed("promote", line, started);
         self.skip(
             "gate",
@@ -750,6 +755,13 @@ impl Run {
                 let figure = match &proposal {
                     Some(p) => {
                         self.artifacts.pull_request = Some(p.body_file.clone());
+                        self.promotion = Some(format!(
+                            "commit {} on {} in {} (changes {})",
+                            p.head,
+                            p.branch,
+                            dir.display(),
+                            prepared.p.pin_file
+                        ));
                         format!(
                             "branch {} (commit {}) changes {}{}; body in {}",
                             p.branch,
@@ -928,6 +940,7 @@ impl Run {
             "workdir": self.workdir,
             "registry": self.registry,
             "model": self.model,
+            "promotion": self.promotion,
             "passed": code == Exit::Ok,
             "exit_code": code as i32,
             "stages": self.stages,
@@ -956,6 +969,9 @@ impl Run {
                 s.figure.replace('|', "\\|"),
                 s.seconds
             ));
+        }
+        if let Some(p) = &self.promotion {
+            out.push_str(&format!("\npromotion: {p}"));
         }
         let a = &self.artifacts;
         for (what, path) in [
