@@ -16,7 +16,7 @@ mod local;
 mod supervise;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -230,13 +230,29 @@ impl Run {
         self.deploy(&prepared, &repo, &proposal)
     }
 
+    /// On a terminal, says which stage is running (the stage's line replaces it when it ends).
+    fn running(&self, stage: &str) {
+        if std::io::stderr().is_terminal() {
+            eprint!(
+                "  ..   {stage:<9} running (log: {})\r",
+                self.logs.join(format!("{stage}.log")).display()
+            );
+        }
+    }
+
     fn record(&mut self, stage: &'static str, result: Outcome, figure: String, seconds: f64) {
         let mark = match result {
             Outcome::Ok => "ok  ",
             Outcome::Failed => "FAIL",
             Outcome::Skipped => "skip",
         };
-        eprintln!("  {mark} {stage:<9} {figure}  ({seconds:.2} s)");
+        // Clears a "running" line first.
+        let clear = if std::io::stderr().is_terminal() {
+            "\x1b[2K"
+        } else {
+            ""
+        };
+        eprintln!("{clear}  {mark} {stage:<9} {figure}  ({seconds:.2} s)");
         self.stages.push(Stage {
             stage,
             result,
@@ -290,6 +306,7 @@ impl Run {
     /// code and stdout.
     fn step(&mut self, stage: &'static str, args: &[OsString]) -> Result<(i32, String), Stop> {
         self.check_interrupted()?;
+        self.running(stage);
         let out_path = self.logs.join(format!("{stage}.out"));
         let log_path = self.logs.join(format!("{stage}.log"));
         let files = std::fs::File::create(&out_path)
@@ -535,6 +552,7 @@ impl Run {
             "0".into(),
         ];
         a.extend(self.manifest_args());
+        self.running(stage);
         let log_path = self.logs.join(format!("{stage}.log"));
         let mut log = std::fs::File::create(&log_path)
             .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;

@@ -44,7 +44,7 @@ impl Supervisor {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 for pid in children.iter() {
-                    terminate(*pid);
+                    let _ = terminate(*pid);
                 }
             });
         if let Err(e) = listening {
@@ -64,7 +64,7 @@ impl Supervisor {
         let mut children = self.lock();
         children.push(child.id());
         if self.interrupted() {
-            terminate(child.id());
+            let _ = terminate(child.id());
         }
     }
 
@@ -92,13 +92,15 @@ impl Supervisor {
         }
     }
 
-    /// Stops `child`: SIGTERM, then SIGKILL if it has not ended after a grace period.
+    /// Stops `child`: SIGTERM, then SIGKILL if it has not ended after a grace period (at once
+    /// where there is no SIGTERM).
     pub(super) fn stop(&self, child: &mut Child) {
-        {
+        let asked = {
             let children = self.lock();
-            if children.contains(&child.id()) {
-                terminate(child.id());
-            }
+            children.contains(&child.id()) && terminate(child.id())
+        };
+        if !asked {
+            let _ = child.kill();
         }
         let started = Instant::now();
         loop {
@@ -115,19 +117,20 @@ impl Supervisor {
     }
 }
 
+/// Asks process `pid` to stop (SIGTERM); whether the signal was sent.
 #[cfg(unix)]
-fn terminate(pid: u32) {
-    let Some(pid) = i32::try_from(pid)
+fn terminate(pid: u32) -> bool {
+    i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
-    else {
-        return;
-    };
-    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        .is_some_and(|pid| {
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+        })
 }
 
+/// Without POSIX signals nothing can ask: `stop` kills the child at once (on Windows a console's
+/// Ctrl-C reaches the whole process group anyway).
 #[cfg(not(unix))]
-fn terminate(_pid: u32) {
-    // Without POSIX signals the child is killed by `stop` after the grace period; on Windows a
-    // console's Ctrl-C reaches the whole process group anyway.
+fn terminate(_pid: u32) -> bool {
+    false
 }
