@@ -4,7 +4,7 @@
 
 use mlops_github::gate::{self, Policy};
 
-use super::github::{client, failed, promotion};
+use super::github::{connect, failed, promotion};
 use super::valid_manifest;
 use crate::cli::{Format, GateArgs};
 use crate::exit::Exit;
@@ -18,14 +18,8 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let rt = match super::client_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    // octocrab's client starts its service inside the runtime.
-    let _entered = rt.enter();
-    let gh = match client(&args.github) {
-        Ok(gh) => gh,
+    let (rt, gh) = match connect(&args.github) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     let policy = Policy {

@@ -23,8 +23,19 @@ pub(crate) fn is_default_token() -> bool {
     std::env::var("MLOPS_DEFAULT_TOKEN").is_ok_and(|v| v == "true")
 }
 
+/// The async runtime the GitHub calls run on and a client made inside it (octocrab's client starts
+/// its service on the runtime it is built in).
+pub(crate) fn connect(args: &GithubArgs) -> Result<(tokio::runtime::Runtime, GitHub), Exit> {
+    let rt = super::client_runtime()?;
+    let gh = {
+        let _entered = rt.enter();
+        client(args)?
+    };
+    Ok((rt, gh))
+}
+
 /// A client, or exit 2 when there is no token.
-pub(crate) fn client(args: &GithubArgs) -> Result<GitHub, Exit> {
+fn client(args: &GithubArgs) -> Result<GitHub, Exit> {
     let Some(token) = token() else {
         error(
             "no GitHub token: set GITHUB_TOKEN (or MLOPS_GITHUB_TOKEN)",

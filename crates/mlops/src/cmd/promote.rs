@@ -10,7 +10,7 @@ use mlops_train::registry::{ModelRef, Registry, Status};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::github::{client, failed, is_default_token, promotion};
+use super::github::{connect, failed, is_default_token, promotion};
 use super::{error, hex, valid_manifest};
 use crate::cli::{Format, PromoteArgs};
 use crate::cmd::registry::open as open_registry;
@@ -387,14 +387,8 @@ pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
             "no token: the current production pin was not read",
         );
     }
-    let rt = match super::client_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    // octocrab's client starts its service inside the runtime.
-    let _entered = rt.enter();
-    let gh = match client(&args.github) {
-        Ok(gh) => gh,
+    let (rt, gh) = match connect(&args.github) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     rt.block_on(async {

@@ -276,6 +276,14 @@ impl Run {
         Stop(code)
     }
 
+    /// Shows a failure of the local promotion, gate or deploy and stops the run: exit 1 when a
+    /// rule refused, 3 when something broke.
+    fn local_failed(&mut self, stage: &'static str, f: local::Failed, started: Instant) -> Stop {
+        error(&f.message, &f.hint);
+        let code = if f.refused { Exit::No } else { Exit::Runtime };
+        self.fail(stage, f.message, started, code)
+    }
+
     fn check_interrupted(&self) -> Result<(), Stop> {
         if self.supervisor.interrupted() {
             Err(Stop(Exit::Cancelled))
@@ -797,11 +805,7 @@ impl Run {
                 self.passed("promote", figure, started);
                 Ok((prepared, repo, proposal))
             }
-            Err(f) => {
-                error(&f.message, &f.hint);
-                let code = if f.refused { Exit::No } else { Exit::Runtime };
-                Err(self.fail("promote", f.message, started, code))
-            }
+            Err(f) => Err(self.local_failed("promote", f, started)),
         }
     }
 
@@ -840,10 +844,7 @@ impl Run {
                     Exit::No,
                 ))
             }
-            Err(f) => {
-                error(&f.message, &f.hint);
-                Err(self.fail("gate", f.message, started, Exit::Runtime))
-            }
+            Err(f) => Err(self.local_failed("gate", f, started)),
         }
     }
 
@@ -860,11 +861,7 @@ impl Run {
         let started = Instant::now();
         let pin = match repo.merge(prepared, proposal) {
             Ok(pin) => pin,
-            Err(f) => {
-                error(&f.message, &f.hint);
-                let code = if f.refused { Exit::No } else { Exit::Runtime };
-                return Err(self.fail("deploy", f.message, started, code));
-            }
+            Err(f) => return Err(self.local_failed("deploy", f, started)),
         };
         let reference = pin.reference();
         let registry = prepared.registry();
