@@ -225,6 +225,52 @@ fn holdout_action_tests_a_served_model() {
     );
 }
 
+/// The deploy action on a URL target: staging gets the served model's pin and the action verifies
+/// the service reports it; the check of that pin (as production's) finds it in sync; outputs and
+/// step summary reach the job.
+#[test]
+fn deploy_action_deploys_and_checks_a_url_target() {
+    if tool("act").is_none() {
+        return;
+    }
+    let (registry, server) = served_quickstart();
+    let reg = registry.path().to_string_lossy().into_owned();
+    let pin = registry.path().join("staging-pin.yaml");
+    let Some(run) = act(
+        "tests/workflows/deploy.yml",
+        &[
+            ("MODEL", "digits-mlp@1"),
+            ("ENDPOINT", &server.url()),
+            ("REGISTRY", &reg),
+            ("PIN", &pin.to_string_lossy()),
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    // (Both steps are the same action, so act's last "set-output" of a name may be the second
+    // step's empty one: the Report step's line is what the job saw.)
+    assert!(
+        run.log.contains(&format!(
+            "model-version=digits-mlp@1 endpoint={} previous=digits-mlp@1 (artifact ",
+            server.url()
+        )) && run.log.contains(") in-sync=true"),
+        "{}",
+        run.log
+    );
+    let written = std::fs::read_to_string(&pin).expect("the staging pin");
+    assert!(written.contains("name: \"digits-mlp\""), "{written}");
+    let summary: String = run
+        .with_command("summary")
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert!(summary.contains("### mlops deploy: staging"), "{summary}");
+    assert!(
+        summary.contains("### mlops deploy --check (production)"),
+        "{summary}"
+    );
+}
+
 /// The promote and gate actions on the quickstart model trained and served here, against the
 /// fake GitHub: the holdout job hands its report to the promote job as a job output (as the
 /// rendered release workflow does), the promote action opens the PR with that report's digest in
@@ -1110,7 +1156,7 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
             vec![
                 format!("checkout ref={merge_sha} persist-credentials=false"),
                 "aws role=arn:aws:iam::123456789012:role/production region=eu-west-1".to_owned(),
-                format!("deploy {manifest} environment=production model=churn-model-7"),
+                format!("deploy {manifest} environment=production"),
             ],
         ]
         .concat(),

@@ -115,26 +115,43 @@ impl Http {
     /// The service's `GET /version` document, when it has one (an mlops service does): which
     /// model and artifact it serves.
     pub async fn version(&self) -> Option<serde_json::Value> {
+        self.version_or_why().await.ok()
+    }
+
+    /// `GET /version`, or what went wrong (no connection, a status, not JSON, too slow), for a
+    /// caller that waits for a rollout and must say what it saw.
+    pub async fn version_or_why(&self) -> Result<serde_json::Value, String> {
         let base = self.invocations.to_string();
-        let uri: hyper::Uri = base.strip_suffix("/invocations")?.to_owned().parse().ok()?;
-        let uri: hyper::Uri = format!("{}/version", uri.to_string().trim_end_matches('/'))
+        let base = base.strip_suffix("/invocations").unwrap_or(&base);
+        let uri: hyper::Uri = format!("{}/version", base.trim_end_matches('/'))
             .parse()
-            .ok()?;
+            .map_err(|e| format!("not a URL: {e}"))?;
+        let shown = uri.to_string();
         let request = hyper::Request::get(uri)
             .body(Full::new(Bytes::new()))
-            .ok()?;
+            .map_err(|e| e.to_string())?;
         let call = async {
-            let response = self.client.request(request).await.ok()?;
-            if !response.status().is_success() {
-                return None;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| format!("no answer from {shown}: {}", chain(&e)))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("{shown}: the answer broke off: {e}"))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(format!("{shown} answered {status}"));
             }
-            let body = response.into_body().collect().await.ok()?.to_bytes();
-            serde_json::from_slice(&body).ok()
+            serde_json::from_slice(&body)
+                .map_err(|e| format!("{shown}: not a version document: {e}"))
         };
         tokio::time::timeout(self.policy.timeout, call)
             .await
-            .ok()
-            .flatten()
+            .map_err(|_| format!("{shown}: no answer within {:?}", self.policy.timeout))?
     }
 
     async fn attempt(&self, body: Bytes) -> Attempt {

@@ -47,6 +47,9 @@ pub(crate) enum Command {
     Promote(PromoteArgs),
     /// Decide whether production may deploy a promotion pull request (exit 0) or not (exit 1).
     Gate(GateArgs),
+    /// Deploy a model to staging, or production's pin to production, and verify that the
+    /// service serves it; `--check` compares what serves with the pin.
+    Deploy(DeployArgs),
     /// The whole loop on this machine, with no cloud account and no token: validate, render,
     /// train, evaluate, serve staging, holdout test, promotion in a local repository, gate and
     /// production deploy.
@@ -366,6 +369,49 @@ pub(crate) struct GateArgs {
     pub manifest: PathBuf,
     #[command(flatten)]
     pub github: GithubArgs,
+}
+
+/// The environment a deploy changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DeployEnv {
+    Staging,
+    Production,
+}
+
+impl DeployEnv {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DeployEnv::Staging => "staging",
+            DeployEnv::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// The environment: staging deploys `--model`; production deploys what its pin file says.
+    #[arg(long = "env", env = "MLOPS_ENVIRONMENT", value_enum)]
+    pub env: DeployEnv,
+    /// The registered model to deploy to staging (NAME@VERSION, NAME@latest, NAME@approved);
+    /// refused for production, which deploys only its pin file.
+    #[arg(long, env = "MLOPS_MODEL")]
+    pub model: Option<String>,
+    /// The pin file: production's is read (default: `promotion.pin_file` in the manifest's
+    /// repository), staging's is written (default: `environments.staging.pin_file`).
+    #[arg(long, env = "MLOPS_PIN")]
+    pub pin: Option<PathBuf>,
+    /// The service's base URL; defaults to the environment's `url` in the manifest.
+    #[arg(long, env = "MLOPS_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Change nothing: compare what the service serves with the pin, print the difference and
+    /// exit 1 on drift.
+    #[arg(long, env = "MLOPS_CHECK")]
+    pub check: bool,
+    /// How long to wait for the service to report the deployed version.
+    #[arg(long, env = "MLOPS_TIMEOUT_SECONDS", default_value_t = 600)]
+    pub timeout_seconds: u64,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]

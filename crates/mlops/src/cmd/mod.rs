@@ -8,6 +8,7 @@ use mlops_manifest::diagnostic::{render_github, render_human};
 use crate::cli::Format;
 use crate::exit::Exit;
 
+pub(crate) mod deploy;
 pub(crate) mod gate;
 pub(crate) mod github;
 pub(crate) mod holdout;

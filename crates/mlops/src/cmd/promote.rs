@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use mlops_github::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
 use mlops_github::promote::{self, Failure, Level, Operation, Promotion};
-use mlops_train::registry::{ModelRef, Registry, Status};
+use mlops_train::registry::{Entry, ModelRef, Registry, Status};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -226,6 +226,48 @@ fn workflow_run_url() -> Option<String> {
     Some(format!("{server}/{repo}/actions/runs/{run}"))
 }
 
+/// The pin of a registered version: where it is, its artifact digest from the card, the serving
+/// image (`image`, else the card's image when it is by digest) and the manifest digest; no holdout
+/// report. A card without an artifact digest is exit 2.
+pub(crate) fn pin_of(
+    registry: &Registry,
+    entry: &Entry,
+    card: &Value,
+    image: Option<String>,
+) -> Result<Pin, Exit> {
+    let Some(artifact_sha) = card["artifact"]["sha256"].as_str().map(str::to_owned) else {
+        error(
+            &format!("{}'s card records no artifact digest", entry.reference),
+            "register the model again with this mlops version",
+        );
+        return Err(Exit::Usage);
+    };
+    let image = image.or_else(|| {
+        card["job"]["image"]
+            .as_str()
+            .filter(|i| i.contains("@sha256:"))
+            .map(str::to_owned)
+    });
+    Ok(Pin {
+        version: mlops_github::pin::VERSION,
+        model: PinnedModel {
+            name: entry.model.clone(),
+            version: entry.version,
+            registry: registry.location(),
+            artifact: Artifact {
+                uri: entry.location.clone(),
+                sha256: artifact_sha,
+            },
+            image,
+        },
+        manifest_sha256: card["manifest"]["sha256"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        holdout: None,
+    })
+}
+
 /// A promotion ready to be proposed: the pin, the PR's settings and the evidence its body shows.
 /// `mlops promote` proposes it on GitHub; `mlops run` in a local repository.
 pub(crate) struct Prepared {
@@ -306,40 +348,11 @@ pub(crate) fn prepare(args: &PromoteArgs, format: Format) -> Result<Prepared, Ex
         );
         return Err(Exit::No);
     }
-    let Some(artifact_sha) = card["artifact"]["sha256"].as_str().map(str::to_owned) else {
-        error(
-            &format!("{}'s card records no artifact digest", entry.reference),
-            "register the model again with this mlops version",
-        );
-        return Err(Exit::Usage);
-    };
-    let image = args.image.clone().or_else(|| {
-        card["job"]["image"]
-            .as_str()
-            .filter(|i| i.contains("@sha256:"))
-            .map(str::to_owned)
+    let mut pin = pin_of(&registry, &entry, &card, args.image.clone())?;
+    pin.holdout = evidence.as_ref().map(|e| PinnedHoldout {
+        passed: true,
+        report_sha256: e.digest.clone(),
     });
-    let pin = Pin {
-        version: mlops_github::pin::VERSION,
-        model: PinnedModel {
-            name: entry.model.clone(),
-            version: entry.version,
-            registry: registry.location(),
-            artifact: Artifact {
-                uri: entry.location.clone(),
-                sha256: artifact_sha,
-            },
-            image,
-        },
-        manifest_sha256: card["manifest"]["sha256"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        holdout: evidence.as_ref().map(|e| PinnedHoldout {
-            passed: true,
-            report_sha256: e.digest.clone(),
-        }),
-    };
     let status = evidence.as_ref().map(|e| {
         (
             true,

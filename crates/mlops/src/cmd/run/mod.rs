@@ -16,8 +16,8 @@ mod local;
 mod supervise;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -107,7 +107,7 @@ impl Drop for Service {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, so a reader never
 /// sees half of it.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -907,7 +907,15 @@ impl Run {
                 return Err(self.fail("deploy", message, started, Exit::Runtime));
             }
         };
-        let version = get_json(service.addr, "/version");
+        let version = super::client_runtime()
+            .map_err(|_| "no async runtime".to_owned())
+            .and_then(|rt| {
+                let http = mlops_holdout::client::Http::new(
+                    &service.url(),
+                    mlops_holdout::client::Policy::default(),
+                )?;
+                rt.block_on(http.version_or_why())
+            });
         drop(service);
         let verified = version.as_ref().is_ok_and(|v| {
             v["model"].as_str() == Some(reference.as_str())
@@ -1025,29 +1033,4 @@ fn count_files(dir: &Path) -> usize {
             if p.is_dir() { count_files(&p) } else { 1 }
         })
         .sum()
-}
-
-/// GET `path` from a service on loopback; its JSON body.
-fn get_json(addr: SocketAddr, path: &str) -> Result<Value, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("cannot send to {addr}: {e}"))?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)
-        .map_err(|e| format!("no answer from {addr}: {e}"))?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{addr} answered something that is not HTTP"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "{addr}{path} answered {}",
-            head.lines().next().unwrap_or_default()
-        ));
-    }
-    serde_json::from_str(body).map_err(|e| format!("{addr}{path}: not JSON: {e}"))
 }
