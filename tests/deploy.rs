@@ -2,11 +2,21 @@
 //! waits for the service to report it (also when it flips late, and naming what it saw when it
 //! never does); production deploys exactly its pin file and refuses an unapproved model or an
 //! artifact that is not the pinned one; `--check` reports drift.
+//!
+//! On SageMaker targets, against moto (models, endpoint configurations and endpoints, InService at
+//! once) and the botocore-validated SageMaker fake (Creating and Updating sequences, a rolled-back
+//! update, a failed creation, an interruption), with the registry in moto's S3.
 
 #[path = "support/bin.rs"]
 mod bin;
+#[path = "support/fake_sagemaker.rs"]
+mod fake_sagemaker;
+#[path = "support/moto.rs"]
+mod moto;
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -315,24 +325,338 @@ fn check_reports_drift() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
 
+const BUCKET: &str = "digits-deploy";
+const ROLE: &str = "arn:aws:iam::123456789012:role/digits-sagemaker-execution";
+
+fn image() -> String {
+    format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/digits@sha256:{}",
+        "ab".repeat(32)
+    )
+}
+
+/// moto with a bucket, and a copy of the quickstart whose environments are SageMaker endpoints
+/// (staging serverless, production on two instances with a rollback alarm) and whose registry is
+/// in that bucket, with the model trained `versions` times.
+fn sagemaker_world(versions: u32) -> Option<(moto::Moto, tempfile::TempDir)> {
+    let moto = moto::Moto::start()?;
+    let (status, answer) = moto.http("PUT", &format!("/{BUCKET}"), b"");
+    assert_eq!(status, 200, "{answer}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = root().join("examples/quickstart");
+    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+    for f in ["digits-train.csv", "digits-holdout.csv"] {
+        std::fs::copy(src.join("data").join(f), dir.path().join("data").join(f)).expect("copy");
+    }
+    let yaml = std::fs::read_to_string(src.join("mlops.yaml")).expect("manifest");
+    let environments = "environments:\n  staging:\n    url: http://127.0.0.1:8080\n    pin_file: deploy/staging.yaml\n  production:\n    url: https://digits.example.com\n    pin_file: deploy/production.yaml\n";
+    assert!(yaml.contains(environments));
+    let yaml = yaml
+        .replace(
+            environments,
+            "environments:\n  staging:\n    sagemaker:\n      endpoint_name: digits-staging\n      serverless:\n        memory_mb: 2048\n        max_concurrency: 5\n  production:\n    sagemaker:\n      endpoint_name: digits-production\n      instance_type: ml.m5.large\n      instance_count: 2\n      rollback_alarms: [digits-5xx]\n",
+        )
+        .replace(
+            "  path: .mlops/registry\n",
+            &format!("  path: s3://{BUCKET}/registry\n"),
+        );
+    std::fs::write(dir.path().join("mlops.yaml"), yaml).expect("write");
+    for _ in 0..versions {
+        let mut c = mlops();
+        c.args(["train", "--format", "json", "--manifest"])
+            .arg(dir.path().join("mlops.yaml"));
+        moto.env(&mut c);
+        succeeds(c);
+    }
+    Some((moto, dir))
+}
+
+/// `mlops deploy ARGS` in the SageMaker world, with SageMaker at `sagemaker` (moto's own
+/// endpoint, or the fake's).
+fn deploy_sm(moto: &moto::Moto, dir: &Path, sagemaker: &str, args: &[&str]) -> Command {
+    let mut c = mlops();
+    c.arg("deploy")
+        .arg("--manifest")
+        .arg(dir.join("mlops.yaml"))
+        .args(["--role-arn", ROLE, "--poll-seconds", "0.05"])
+        .args(args);
+    moto.env(&mut c);
+    c.env("AWS_ENDPOINT_URL_SAGEMAKER", sagemaker);
+    c
+}
+
+/// A model card, read from moto's S3.
+fn s3_card(moto: &moto::Moto, version: u64) -> serde_json::Value {
+    let (status, text) = moto.http(
+        "GET",
+        &format!("/{BUCKET}/registry/digits-mlp/{version}/card.json"),
+        b"",
+    );
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(text.split_once("\r\n\r\n").map_or(&text, |(_, b)| b)).expect("card")
+}
+
+/// Production's pin file for `version` (what a merged promotion pull request leaves).
+fn production_pin(moto: &moto::Moto, dir: &Path, version: u64) -> PathBuf {
+    let card = s3_card(moto, version);
+    let pin = mlops_github::pin::Pin {
+        version: 1,
+        model: mlops_github::pin::PinnedModel {
+            name: "digits-mlp".into(),
+            version,
+            registry: format!("s3://{BUCKET}/registry"),
+            artifact: mlops_github::pin::Artifact {
+                uri: format!("s3://{BUCKET}/registry/digits-mlp/{version}"),
+                sha256: card["artifact"]["sha256"].as_str().expect("sha").to_owned(),
+            },
+            image: Some(image()),
+        },
+        manifest_sha256: card["manifest"]["sha256"].as_str().expect("sha").to_owned(),
+        holdout: None,
+    };
+    let path = dir.join(format!("production-{version}.yaml"));
+    std::fs::write(&path, pin.to_yaml("production")).expect("pin");
+    path
+}
+
+fn sm_json(moto: &moto::Moto, op: &str, body: &str) -> serde_json::Value {
+    let (status, answer) = moto.json("sagemaker", &format!("SageMaker.{op}"), body);
+    assert_eq!(status, 200, "{op}: {answer}");
+    answer
+}
+
+/// Against moto: the model (image by digest, the registry's files by prefix, the artifact digest
+/// the container must find), its configuration and the endpoint are created; deploying it again
+/// changes nothing; `--check` agrees, and finds drift for another version.
 #[test]
-fn a_sagemaker_environment_is_refused_plainly() {
-    let out = mlops()
-        .args([
-            "deploy",
+fn sagemaker_staging_is_created_and_a_redeploy_is_a_no_op() {
+    let Some((moto, dir)) = sagemaker_world(2) else {
+        return;
+    };
+    let img = image();
+    let staging = |model: &str, extra: &[&str]| {
+        let mut args = vec!["--env", "staging", "--model", model, "--image", &img];
+        args.extend_from_slice(extra);
+        deploy_sm(&moto, dir.path(), &moto.endpoint(), &args)
+            .output()
+            .expect("runs")
+    };
+    let out = staging("digits-mlp@1", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("staging endpoint digits-staging serves digits-mlp@1"));
+    let endpoint = sm_json(
+        &moto,
+        "DescribeEndpoint",
+        r#"{"EndpointName":"digits-staging"}"#,
+    );
+    assert_eq!(endpoint["EndpointStatus"], "InService");
+    let config = endpoint["EndpointConfigName"].as_str().expect("config");
+    assert!(config.starts_with("digits-staging-v1-"), "{config}");
+    let described = sm_json(
+        &moto,
+        "DescribeEndpointConfig",
+        &format!(r#"{{"EndpointConfigName":"{config}"}}"#),
+    );
+    let variant = &described["ProductionVariants"][0];
+    assert_eq!(variant["ServerlessConfig"]["MemorySizeInMB"], 2048);
+    let model = sm_json(
+        &moto,
+        "DescribeModel",
+        &format!(
+            r#"{{"ModelName":"{}"}}"#,
+            variant["ModelName"].as_str().expect("model")
+        ),
+    );
+    let container = &model["PrimaryContainer"];
+    assert_eq!(container["Image"], img.as_str());
+    assert_eq!(
+        container["ModelDataSource"]["S3DataSource"]["S3Uri"],
+        format!("s3://{BUCKET}/registry/digits-mlp/1/")
+    );
+    assert_eq!(
+        container["Environment"]["MLOPS_ARTIFACT_SHA256"],
+        s3_card(&moto, 1)["artifact"]["sha256"]
+    );
+    assert_eq!(model["ExecutionRoleArn"], ROLE);
+
+    let out = staging("digits-mlp@1", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+    let out = staging("digits-mlp@1", &["--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = staging("digits-mlp@2", &["--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("pinned:  digits-mlp@2"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Against the fake: creation waits through Creating, an update through Updating (production's
+/// with a canary and its rollback alarm, checked against botocore's model of UpdateEndpoint),
+/// each ending InService on the new configuration.
+#[test]
+fn sagemaker_deploys_wait_for_creating_and_updating() {
+    let Some((moto, dir)) = sagemaker_world(2) else {
+        return;
+    };
+    let Some(fake) = fake_sagemaker::Fake::start("endpoint") else {
+        return;
+    };
+    let one = production_pin(&moto, dir.path(), 1);
+    let two = production_pin(&moto, dir.path(), 2);
+    for (pin, verb) in [(&one, "creating"), (&two, "updating")] {
+        let out = deploy_sm(
+            &moto,
+            dir.path(),
+            &fake.endpoint(),
+            &["--env", "production", "--pin"],
+        )
+        .arg(pin)
+        .output()
+        .expect("runs");
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{said}");
+        assert!(
+            said.contains(&format!("{verb} digits-production")),
+            "{said}"
+        );
+        let passing = if verb == "creating" {
+            "Creating"
+        } else {
+            "Updating"
+        };
+        assert!(
+            said.contains(&format!("endpoint digits-production: {passing}")),
+            "{said}"
+        );
+        assert!(
+            said.contains("endpoint digits-production: InService"),
+            "{said}"
+        );
+    }
+    let (calls, violations) = fake.calls();
+    assert!(violations.is_empty(), "{violations:?}");
+    let count = |op: &str| calls.iter().filter(|c| *c == op).count();
+    assert_eq!(
+        (count("CreateModel"), count("CreateEndpointConfig")),
+        (2, 2)
+    );
+    assert_eq!((count("CreateEndpoint"), count("UpdateEndpoint")), (1, 1));
+}
+
+/// A rolled-back update names SageMaker's reason and what still serves (exit 1); a creation that
+/// fails is exit 3 with the reason.
+#[test]
+fn sagemaker_failures_name_the_reason_and_what_serves() {
+    let Some((moto, dir)) = sagemaker_world(2) else {
+        return;
+    };
+    let Some(fake) = fake_sagemaker::Fake::start("endpoint-fail") else {
+        return;
+    };
+    let img = image();
+    let staging = |model: &str| {
+        deploy_sm(
+            &moto,
+            dir.path(),
+            &fake.endpoint(),
+            &["--env", "staging", "--model", model, "--image", &img],
+        )
+        .output()
+        .expect("runs")
+    };
+    let out = staging("digits-mlp@1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = staging("digits-mlp@2");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("did not pass the ping health check")
+            && said.contains("the endpoint still serves digits-staging-v1-"),
+        "{said}"
+    );
+    drop(fake);
+    let Some(broken) = fake_sagemaker::Fake::start("endpoint-broken") else {
+        return;
+    };
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &broken.endpoint(),
+        &[
             "--env",
             "staging",
             "--model",
-            "churn-model@1",
-            "--manifest",
-            "examples/sagemaker/mlops.yaml",
-        ])
-        .current_dir(root())
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+            "digits-mlp@1",
+            "--image",
+            &img,
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
-        text(&out).contains("does not deploy to SageMaker yet"),
+        text(&out).contains("digits-staging is Failed: The primary container"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// SIGTERM while SageMaker creates the endpoint: the wait stops (130) and says what the endpoint
+/// is doing; SageMaker finishes or rolls back by itself.
+#[test]
+fn sigterm_mid_deploy_says_what_the_endpoint_serves() {
+    let Some((moto, dir)) = sagemaker_world(1) else {
+        return;
+    };
+    let Some(fake) = fake_sagemaker::Fake::start("endpoint-hold") else {
+        return;
+    };
+    let img = image();
+    let child = deploy_sm(
+        &moto,
+        dir.path(),
+        &fake.endpoint(),
+        &[
+            "--env",
+            "staging",
+            "--model",
+            "digits-mlp@1",
+            "--image",
+            &img,
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fake
+        .calls()
+        .0
+        .iter()
+        .filter(|c| *c == "DescribeEndpoint")
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never polled: {:?}",
+            fake.calls()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("waits");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        text(&out).contains("SIGTERM: stopped waiting; the endpoint digits-staging is Creating"),
         "{}",
         text(&out)
     );

@@ -17,6 +17,9 @@ use bin::{mlops, root, succeeds};
 #[path = "support/docker.rs"]
 mod docker;
 use docker::Docker;
+#[path = "support/fake_sagemaker.rs"]
+mod fake_sagemaker;
+use fake_sagemaker::Fake;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/proxy.rs"]
@@ -478,66 +481,6 @@ fn sagemaker_refuses_before_starting_anything() {
         "has 2 CRITICAL scan finding(s)",
     );
     assert_eq!(proxy.count("CreateTrainingJob"), 0, "{:?}", proxy.calls());
-}
-
-/// The SageMaker fake (botocore-validated) on a free port, playing `scenario`.
-struct Fake {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Fake {
-    fn start(scenario: &str) -> Option<Self> {
-        let python = tools::tool("python")?;
-        let port = moto::free_port();
-        let child = Command::new(python)
-            .arg(root().join("tests/support/sagemaker_fake.py"))
-            .args([&port.to_string(), scenario])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the fake starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the fake did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Self { child, port })
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The operations it was called with, and the requests botocore's model refused.
-    fn calls(&self) -> (Vec<String>, Vec<String>) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.write_all(b"GET /_calls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .expect("write");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read");
-        let body = raw
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        let doc: serde_json::Value = serde_json::from_str(body).expect("json");
-        let strings = |k: &str| {
-            doc[k]
-                .as_array()
-                .expect("array")
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        };
-        (strings("calls"), strings("violations"))
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// moto (ECR, S3, Logs), the SageMaker fake playing `scenario`, and a project.

@@ -9,6 +9,15 @@ Scenarios:
   fail     InProgress twice, then Failed with a reason
   throttle two ThrottlingException answers and one HTML 500, then InProgress, then Completed
            (the artifact is where SageMaker would put it: OUTPUT/NAME/output/model.tar.gz)
+  endpoint an endpoint is Creating (or Updating) for two polls, then InService on its new
+           configuration
+  endpoint-fail
+           as `endpoint`, but an update is rolled back after two polls: InService on the old
+           configuration, with a FailureReason
+  endpoint-broken
+           a creation ends Failed, with a FailureReason, after two polls
+  endpoint-hold
+           an endpoint stays Creating or Updating
 GET /_calls answers {"calls": [operation, ...], "violations": [...]}.
 """
 
@@ -25,6 +34,96 @@ CALLS = []
 VIOLATIONS = []
 JOBS = {}
 THROTTLES = {"left": 3}
+MODELS = {}
+CONFIGS = {}
+ENDPOINTS = {}
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:"
+HOSTING = {"CreateModel", "DescribeModel", "CreateEndpointConfig", "DescribeEndpointConfig",
+           "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint"}
+FAILURE = "The primary container for production variant AllTraffic did not pass the ping health check."
+
+
+def endpoint_view(e):
+    e["polls"] += 1
+    if e["status"] in ("Creating", "Updating") and e["polls"] > 2 and SCENARIO != "endpoint-hold":
+        if SCENARIO == "endpoint-fail" and e["status"] == "Updating":
+            e["status"], e["reason"] = "InService", FAILURE
+        elif SCENARIO == "endpoint-broken" and e["status"] == "Creating":
+            e["status"], e["reason"] = "Failed", FAILURE
+        else:
+            e["status"], e["config"] = "InService", e["next"]
+    out = {
+        "EndpointName": e["name"],
+        "EndpointArn": ARN + "endpoint/" + e["name"].lower(),
+        "EndpointStatus": e["status"],
+        "CreationTime": 1700000000,
+        "LastModifiedTime": 1700000000,
+    }
+    if e["config"]:
+        out["EndpointConfigName"] = e["config"]
+    if "reason" in e:
+        out["FailureReason"] = e["reason"]
+    return out
+
+
+def hosting(handler, op, params):
+    """Answers one of the HOSTING operations."""
+    if op == "CreateModel":
+        name = params["ModelName"]
+        if name in MODELS:
+            return handler.error(400, "ValidationException", f"Cannot create already existing model {name}")
+        MODELS[name] = params
+        return handler.answer(200, {"ModelArn": ARN + "model/" + name.lower()})
+    if op == "DescribeModel":
+        name = params["ModelName"]
+        if name not in MODELS:
+            return handler.error(400, "ValidationException", f"Could not find model \"{name}\".")
+        m = MODELS[name]
+        return handler.answer(200, {
+            "ModelName": name, "ModelArn": ARN + "model/" + name.lower(),
+            "PrimaryContainer": m["PrimaryContainer"], "ExecutionRoleArn": m["ExecutionRoleArn"],
+            "CreationTime": 1700000000,
+        })
+    if op == "CreateEndpointConfig":
+        name = params["EndpointConfigName"]
+        if name in CONFIGS:
+            return handler.error(400, "ValidationException", f"Cannot create already existing endpoint configuration \"{name}\".")
+        for v in params["ProductionVariants"]:
+            if v["ModelName"] not in MODELS:
+                return handler.error(400, "ValidationException", f"Could not find model \"{v['ModelName']}\".")
+        CONFIGS[name] = params
+        return handler.answer(200, {"EndpointConfigArn": ARN + "endpoint-config/" + name.lower()})
+    if op == "DescribeEndpointConfig":
+        name = params["EndpointConfigName"]
+        if name not in CONFIGS:
+            return handler.error(400, "ValidationException", f"Could not find endpoint configuration \"{name}\".")
+        return handler.answer(200, {
+            "EndpointConfigName": name, "EndpointConfigArn": ARN + "endpoint-config/" + name.lower(),
+            "ProductionVariants": CONFIGS[name]["ProductionVariants"], "CreationTime": 1700000000,
+        })
+    if op in ("CreateEndpoint", "UpdateEndpoint"):
+        name, config = params["EndpointName"], params["EndpointConfigName"]
+        if config not in CONFIGS:
+            return handler.error(400, "ValidationException", f"Could not find endpoint configuration \"{config}\".")
+        if op == "CreateEndpoint":
+            if name in ENDPOINTS:
+                return handler.error(400, "ValidationException", f"Cannot create already existing endpoint \"{name}\".")
+            ENDPOINTS[name] = {"name": name, "status": "Creating", "config": None, "next": config, "polls": 0}
+        else:
+            e = ENDPOINTS.get(name)
+            if e is None:
+                return handler.error(400, "ValidationException", f"Could not find endpoint \"{name}\".")
+            if e["status"] != "InService":
+                return handler.error(400, "ValidationException", f"Cannot update in-progress endpoint \"{name}\".")
+            e.update({"status": "Updating", "next": config, "polls": 0})
+            e.pop("reason", None)
+        return handler.answer(200, {"EndpointArn": ARN + "endpoint/" + name.lower()})
+    if op == "DescribeEndpoint":
+        e = ENDPOINTS.get(params["EndpointName"])
+        if e is None:
+            return handler.error(400, "ValidationException", f"Could not find endpoint \"{params['EndpointName']}\".")
+        return handler.answer(200, endpoint_view(e))
+    return handler.error(400, "ValidationException", f"the fake does not implement {op}")
 
 
 def job_view(job):
@@ -105,6 +204,8 @@ class Handler(BaseHTTPRequestHandler):
         if report.has_errors():
             VIOLATIONS.append(f"{op}: {report.generate_report()}")
             return self.error(400, "ValidationException", report.generate_report())
+        if op in HOSTING:
+            return hosting(self, op, params)
         name = params.get("TrainingJobName", "")
         if op == "CreateTrainingJob":
             if name in JOBS:

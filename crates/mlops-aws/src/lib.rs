@@ -14,11 +14,13 @@ use aws_config::BehaviorVersion;
 
 mod call;
 pub mod ecr;
+pub mod endpoints;
 pub mod logs;
 pub mod sagemaker;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 pub use ecr::{Ecr, Image, Login};
+pub use endpoints::{Capacity, EndpointState, ModelSpec};
 pub use logs::Logs;
 pub use sagemaker::{JobState, Package, PackageSpec, Poll, SageMaker, TrainingSpec};
 

@@ -143,7 +143,7 @@ pub struct Package {
 /// The SageMaker control plane from the default configuration chain.
 #[derive(Debug, Clone)]
 pub struct SageMaker {
-    client: aws_sdk_sagemaker::Client,
+    pub(crate) client: aws_sdk_sagemaker::Client,
 }
 
 impl SageMaker {

@@ -410,6 +410,16 @@ pub(crate) struct DeployArgs {
     /// How long to wait for the service to report the deployed version.
     #[arg(long, env = "MLOPS_TIMEOUT_SECONDS", default_value_t = 600)]
     pub timeout_seconds: u64,
+    /// The serving image by digest (REPOSITORY@sha256:...) for a staging deploy to SageMaker,
+    /// when the model's card has none (production's comes from its pin).
+    #[arg(long, env = "MLOPS_IMAGE")]
+    pub image: Option<String>,
+    /// The IAM role a SageMaker model runs as; defaults to `training.sagemaker.role_arn`.
+    #[arg(long, env = "MLOPS_ROLE_ARN")]
+    pub role_arn: Option<String>,
+    /// Seconds between the first two polls of a SageMaker endpoint (then doubling, up to 60).
+    #[arg(long, env = "MLOPS_POLL_SECONDS", default_value_t = 15.0)]
+    pub poll_seconds: f64,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }

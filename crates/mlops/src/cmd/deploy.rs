@@ -10,8 +10,10 @@
 //! Then the service's `GET /version` is polled until it reports the pinned model and artifact,
 //! or the timeout passes with what it last saw. `--check` compares once and exits 1 on drift.
 //!
+//! SageMaker targets are `deploy_sagemaker`'s, after the same pin and registry checks.
+//!
 //! Exit codes: 0 deployed (or in sync), 1 refused or drift or another version kept serving,
-//! 2 bad input, 3 the service never answered, 130 interrupted.
+//! 2 bad input, 3 the service never answered (or SageMaker failed), 130 interrupted.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -131,7 +133,7 @@ fn desired(
                     error(&e.message, &e.hint);
                     if e.user { Exit::Usage } else { Exit::Runtime }
                 })?;
-            let pin = super::promote::pin_of(registry, &entry, &card, None)?;
+            let pin = super::promote::pin_of(registry, &entry, &card, args.image.clone())?;
             let file = args
                 .pin
                 .clone()
@@ -204,14 +206,18 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
     let url = match (&args.endpoint, &environment.url, &environment.sagemaker) {
         (Some(url), _, _) | (None, Some(url), _) => url.clone(),
         (None, None, Some(s)) => {
-            error(
-                &format!(
-                    "environments.{env} is the SageMaker endpoint `{}`: `mlops deploy` does not deploy to SageMaker yet",
-                    s.endpoint_name
-                ),
-                "deploy SageMaker endpoints with your own step for now (the SageMaker target is the rest of issue 9); URL targets work",
-            );
-            return Exit::Usage;
+            let registry = match open_registry(&args.registry, format) {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            let pin = match desired(args, &m, &registry) {
+                Ok((pin, _)) => pin,
+                Err(code) => return code,
+            };
+            if let Err(code) = vouch(args, &registry, &pin) {
+                return code;
+            }
+            return super::deploy_sagemaker::run(args, &m, s, &pin, format);
         }
         (None, None, None) => {
             error(

@@ -9,6 +9,7 @@ use crate::cli::Format;
 use crate::exit::Exit;
 
 pub(crate) mod deploy;
+pub(crate) mod deploy_sagemaker;
 pub(crate) mod gate;
 pub(crate) mod github;
 pub(crate) mod holdout;

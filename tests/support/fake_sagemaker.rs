@@ -1,0 +1,70 @@
+//! The SageMaker fake (`sagemaker_fake.py`, botocore-validated) as a child process on a free
+//! loopback port, killed when dropped. Needs the `tools` and `moto` support modules.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The SageMaker fake (botocore-validated) on a free port, playing `scenario`.
+pub(crate) struct Fake {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Fake {
+    pub(crate) fn start(scenario: &str) -> Option<Self> {
+        let python = crate::tools::tool("python")?;
+        let port = crate::moto::free_port();
+        let child = Command::new(python)
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/sagemaker_fake.py"),
+            )
+            .args([&port.to_string(), scenario])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the fake starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the fake did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self { child, port })
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The operations it was called with, and the requests botocore's model refused.
+    pub(crate) fn calls(&self) -> (Vec<String>, Vec<String>) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.write_all(b"GET /_calls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let doc: serde_json::Value = serde_json::from_str(body).expect("json");
+        let strings = |k: &str| {
+            doc[k]
+                .as_array()
+                .expect("array")
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        (strings("calls"), strings("violations"))
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
