@@ -427,7 +427,8 @@ fn sm_json(moto: &moto::Moto, op: &str, body: &str) -> serde_json::Value {
 
 /// Against moto: the model (image by digest, the registry's files by prefix, the artifact digest
 /// the container must find), its configuration and the endpoint are created; deploying it again
-/// changes nothing; `--check` agrees, and finds drift for another version.
+/// changes nothing; `--check` agrees, and finds drift for another version; `--teardown` deletes
+/// the staging endpoint (and refuses production's).
 #[test]
 fn sagemaker_staging_is_created_and_a_redeploy_is_a_no_op() {
     let Some((moto, dir)) = sagemaker_world(2) else {
@@ -491,6 +492,32 @@ fn sagemaker_staging_is_created_and_a_redeploy_is_a_no_op() {
         "{}",
         text(&out)
     );
+
+    // Teardown removes the staging endpoint, once; production's is never torn down.
+    let teardown = |env: &str| {
+        deploy_sm(
+            &moto,
+            dir.path(),
+            &moto.endpoint(),
+            &["--env", env, "--teardown"],
+        )
+        .output()
+        .expect("runs")
+    };
+    let out = teardown("staging");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("deleted the endpoint digits-staging"));
+    let (status, _) = moto.json(
+        "sagemaker",
+        "SageMaker.DescribeEndpoint",
+        r#"{"EndpointName":"digits-staging"}"#,
+    );
+    assert_eq!(status, 400, "the endpoint is gone");
+    let out = teardown("staging");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("nothing to tear down"));
+    let out = teardown("production");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
 /// Against the fake: creation waits through Creating, an update through Updating (production's

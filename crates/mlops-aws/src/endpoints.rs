@@ -204,6 +204,18 @@ impl SageMaker {
         Ok(())
     }
 
+    /// Deletes the endpoint (its configurations and models stay: they cost nothing and make a
+    /// redeploy quick).
+    pub async fn delete_endpoint(&self, name: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_endpoint()
+            .endpoint_name(name)
+            .send()
+            .await
+            .map_err(|e| explain("SageMaker", name, "delete the endpoint", &e))?;
+        Ok(())
+    }
+
     pub async fn create_endpoint(
         &self,
         name: &str,

@@ -410,6 +410,9 @@ pub(crate) struct DeployArgs {
     /// How long to wait for the service to report the deployed version.
     #[arg(long, env = "MLOPS_TIMEOUT_SECONDS", default_value_t = 600)]
     pub timeout_seconds: u64,
+    /// Delete the staging SageMaker endpoint (cost control); its models and configurations stay.
+    #[arg(long, env = "MLOPS_TEARDOWN", conflicts_with_all = ["check", "model"])]
+    pub teardown: bool,
     /// The serving image by digest (REPOSITORY@sha256:...) for a staging deploy to SageMaker,
     /// when the model's card has none (production's comes from its pin).
     #[arg(long, env = "MLOPS_IMAGE")]

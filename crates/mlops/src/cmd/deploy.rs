@@ -203,8 +203,25 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
         DeployEnv::Staging => &m.environments.staging,
         DeployEnv::Production => &m.environments.production,
     };
+    if args.teardown && environment.sagemaker.is_none() {
+        error(
+            &format!("--teardown removes SageMaker endpoints; environments.{env} is a URL target"),
+            "a URL target's service belongs to its GitOps tool: remove it there",
+        );
+        return Exit::Usage;
+    }
     let url = match (&args.endpoint, &environment.url, &environment.sagemaker) {
         (Some(url), _, _) | (None, Some(url), _) => url.clone(),
+        (None, None, Some(s)) if args.teardown => {
+            if args.env != DeployEnv::Staging {
+                error(
+                    "--teardown removes staging endpoints only",
+                    "production changes only through a promotion pull request",
+                );
+                return Exit::Usage;
+            }
+            return super::deploy_sagemaker::teardown(&s.endpoint_name);
+        }
         (None, None, Some(s)) => {
             let registry = match open_registry(&args.registry, format) {
                 Ok(r) => r,

@@ -293,6 +293,34 @@ pub(crate) fn run(
     })
 }
 
+/// `--teardown`: deletes the staging endpoint, if there is one.
+pub(crate) fn teardown(endpoint: &str) -> Exit {
+    let rt = match mlops_aws::runtime() {
+        Ok(rt) => rt,
+        Err(e) => return aws_failed(&e),
+    };
+    rt.block_on(async {
+        let sm = SageMaker::from_env().await;
+        match sm.endpoint(endpoint).await {
+            Ok(None) => {
+                println!("deploy: no endpoint {endpoint}: nothing to tear down");
+                Exit::Ok
+            }
+            Ok(Some(s)) => match sm.delete_endpoint(endpoint).await {
+                Ok(()) => {
+                    println!(
+                        "deploy: deleted the endpoint {endpoint} (it served {}); its models and configurations stay, so a deploy brings it back",
+                        s.config.as_deref().unwrap_or("nothing")
+                    );
+                    Exit::Ok
+                }
+                Err(e) => aws_failed(&e),
+            },
+            Err(e) => aws_failed(&e),
+        }
+    })
+}
+
 /// Waits for the endpoint to settle, or for SIGINT/SIGTERM.
 async fn watch(
     sm: &SageMaker,
