@@ -688,3 +688,212 @@ fn sigterm_mid_deploy_says_what_the_endpoint_serves() {
         text(&out)
     );
 }
+
+/// git in `dir` with a test identity.
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .status()
+        .expect("git runs")
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// A git repository whose `pins/ENV.yaml` was committed once per pin in `pins`, in order.
+fn pin_history(pins: &[&Path]) -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("tempdir");
+    git(repo.path(), &["init", "-q"]);
+    std::fs::create_dir_all(repo.path().join("pins")).expect("mkdir");
+    for (i, pin) in pins.iter().enumerate() {
+        std::fs::copy(pin, repo.path().join("pins/current.yaml")).expect("copy");
+        git(repo.path(), &["add", "-A"]);
+        git(repo.path(), &["commit", "-qm", &format!("pin {i}")]);
+    }
+    repo
+}
+
+/// Staging rolls back directly: the pin before the current one in the pin file's history is
+/// written back and verified on the service; with no earlier pin, there is nothing to roll back.
+#[test]
+fn staging_rolls_back_to_the_pin_before() {
+    let registry = shared_registry();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = staging_pin(registry, "digits-mlp@1", dir.path());
+    let two = staging_pin(registry, "digits-mlp@2", dir.path());
+    let repo = pin_history(&[&one, &two]);
+    let pin = repo.path().join("pins/current.yaml");
+    let s = serve(registry, "digits-mlp@1", None);
+    let out = deploy(
+        registry,
+        &[
+            "--env",
+            "staging",
+            "--rollback",
+            "--reason",
+            "a bad batch",
+            "--endpoint",
+            &s.url(),
+            "--pin",
+        ],
+    )
+    .arg(&pin)
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("rollback of staging: digits-mlp@2 -> digits-mlp@1 (a bad batch)"),
+        "{said}"
+    );
+    assert!(said.contains("staging serves digits-mlp@1"), "{said}");
+    let written = std::fs::read_to_string(&pin).expect("pin");
+    assert!(written.contains("version: 1"), "{written}");
+
+    let first = pin_history(&[&one]);
+    let out = deploy(
+        registry,
+        &[
+            "--env",
+            "staging",
+            "--rollback",
+            "--endpoint",
+            &s.url(),
+            "--pin",
+        ],
+    )
+    .arg(first.path().join("pins/current.yaml"))
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("there is no staging pin before commit"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Break glass needs a reason, and is refused for a URL target (its GitOps tool deploys from git).
+#[test]
+fn break_glass_needs_a_reason_and_a_sagemaker_target() {
+    let registry = shared_registry();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = staging_pin(registry, "digits-mlp@1", dir.path());
+    let two = staging_pin(registry, "digits-mlp@2", dir.path());
+    let repo = pin_history(&[&one, &two]);
+    let pin = repo
+        .path()
+        .join("pins/current.yaml")
+        .to_string_lossy()
+        .into_owned();
+    let out = deploy(
+        registry,
+        &[
+            "--env",
+            "production",
+            "--rollback",
+            "--break-glass",
+            "--pin",
+            &pin,
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--reason"), "{}", text(&out));
+    let out = deploy(
+        registry,
+        &[
+            "--env",
+            "production",
+            "--rollback",
+            "--break-glass",
+            "--reason",
+            "outage",
+            "--pin",
+            &pin,
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("production here is a URL target"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Break glass on a SageMaker production endpoint: the previous pin is deployed at once, and the
+/// endpoint is tagged with who did it and why.
+#[test]
+fn break_glass_redeploys_the_previous_pin_at_once_and_tags_who_and_why() {
+    let Some((moto, dir)) = sagemaker_world(2) else {
+        return;
+    };
+    let Some(fake) = fake_sagemaker::Fake::start("endpoint") else {
+        return;
+    };
+    let one = production_pin(&moto, dir.path(), 1);
+    let two = production_pin(&moto, dir.path(), 2);
+    let repo = pin_history(&[&one, &two]);
+    let pin = repo
+        .path()
+        .join("pins/current.yaml")
+        .to_string_lossy()
+        .into_owned();
+    // Production serves @2, as its pin says.
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &fake.endpoint(),
+        &["--env", "production", "--pin", &pin],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &fake.endpoint(),
+        &[
+            "--env",
+            "production",
+            "--rollback",
+            "--break-glass",
+            "--reason",
+            "p99 doubled",
+            "--pin",
+            &pin,
+        ],
+    )
+    .env("GITHUB_ACTOR", "oncall-alice")
+    .output()
+    .expect("runs");
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("BREAK GLASS: oncall-alice deploys digits-mlp@1 to production now"),
+        "{said}"
+    );
+    assert!(
+        said.contains("production endpoint digits-production serves digits-mlp@1"),
+        "{said}"
+    );
+    assert!(
+        said.contains("its pin file still names digits-mlp@2"),
+        "{said}"
+    );
+    let tags = fake.tags();
+    let endpoint = &tags["arn:aws:sagemaker:us-east-1:123456789012:endpoint/digits-production"];
+    assert_eq!(endpoint["mlops:break-glass-by"], "oncall-alice");
+    assert_eq!(endpoint["mlops:break-glass-reason"], "p99 doubled");
+    let (calls, violations) = fake.calls();
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!(
+        calls.iter().filter(|c| *c == "UpdateEndpoint").count(),
+        1,
+        "{calls:?}"
+    );
+}

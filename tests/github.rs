@@ -689,6 +689,112 @@ fn the_gate_reads_every_page_of_team_members_and_statuses() {
     w.assert_contract();
 }
 
+/// A production pin for `version` of the test registry, with a holdout report digest.
+fn pin_text(version: u64, report: &str) -> String {
+    Pin {
+        version: 1,
+        model: mlops_github::pin::PinnedModel {
+            name: "digits-mlp".into(),
+            version,
+            registry: "registry".into(),
+            artifact: mlops_github::pin::Artifact {
+                uri: format!("registry/digits-mlp/{version}"),
+                sha256: format!("{version}").repeat(64),
+            },
+            image: None,
+        },
+        manifest_sha256: "e".repeat(64),
+        holdout: Some(mlops_github::pin::PinnedHoldout {
+            passed: true,
+            report_sha256: report.repeat(64),
+        }),
+    }
+    .to_yaml("production")
+}
+
+/// `mlops deploy --env production --rollback`: the pin before the current one (from the pin
+/// file's git history) comes back through a promotion pull request, with the holdout digest it
+/// was promoted with on the new head, and the gate applies as to any promotion.
+#[test]
+fn a_production_rollback_is_a_pull_request_the_gate_decides() {
+    let w = World::new("");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .current_dir(w.dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::create_dir_all(w.dir.path().join("deploy")).expect("mkdir");
+    for (version, report) in [(1, "c"), (2, "d")] {
+        std::fs::write(w.dir.path().join(PIN), pin_text(version, report)).expect("pin");
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", &format!("promote {version}")]);
+    }
+    // GitHub's base branch pins version 2 as well.
+    w.fake
+        .push(REPO, "main", "ml-lead", &[(PIN, &pin_text(2, "d"))]);
+    let registry = w.dir.path().join("registry");
+    let registry = registry.to_string_lossy();
+    let (code, out, err) = run(w.mlops(
+        APP,
+        &[
+            "deploy",
+            "--env",
+            "production",
+            "--rollback",
+            "--reason",
+            "p99 doubled",
+            "--registry",
+            &registry,
+        ],
+    ));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("rollback of production: digits-mlp@2 -> digits-mlp@1 (p99 doubled)"),
+        "{err}"
+    );
+    let repo = w.fake.snapshot(REPO).expect("repo");
+    assert_eq!(repo.pulls.len(), 1);
+    let pr = &repo.pulls[0];
+    assert_eq!(
+        pr.title,
+        "Roll back production to digits-mlp@1 (from digits-mlp@2)"
+    );
+    let body = pr.body.clone().unwrap_or_default();
+    assert!(
+        body.starts_with("### Rollback") && body.contains("p99 doubled"),
+        "{body}"
+    );
+    assert!(body.contains("instead of digits-mlp@2"), "{body}");
+    let pin = Pin::parse(
+        &w.fake
+            .file(REPO, "mlops/promote/digits-mlp", PIN)
+            .expect("pin"),
+    )
+    .expect("a pin");
+    assert_eq!(pin.reference(), "digits-mlp@1");
+    assert_eq!(pin.holdout.expect("holdout").report_sha256, "c".repeat(64));
+    let head = w.head();
+    assert!(
+        repo.statuses[&head][0]
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains(&"c".repeat(64)))
+    );
+    // Not approved yet; then approved by a listed reviewer.
+    let (code, text) = gate_says(&w, 1);
+    assert_eq!(code, 1, "{text}");
+    w.fake.review(REPO, 1, "ml-lead", "APPROVED", None);
+    let (code, text) = gate_says(&w, 1);
+    assert_eq!(code, 0, "{text}");
+    w.assert_contract();
+}
+
 #[test]
 fn the_fake_rejects_requests_that_break_the_api_description() {
     let fake = FakeGitHub::start().expect("fake");

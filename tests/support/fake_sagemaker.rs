@@ -39,6 +39,24 @@ impl Fake {
 
     /// The operations it was called with, and the requests botocore's model refused.
     pub(crate) fn calls(&self) -> (Vec<String>, Vec<String>) {
+        let doc = self.state();
+        let strings = |k: &str| {
+            doc[k]
+                .as_array()
+                .expect("array")
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        (strings("calls"), strings("violations"))
+    }
+
+    /// The tags `AddTags` put on each resource, by ARN.
+    pub(crate) fn tags(&self) -> serde_json::Value {
+        self.state()["tags"].clone()
+    }
+
+    fn state(&self) -> serde_json::Value {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         s.write_all(b"GET /_calls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -49,16 +67,7 @@ impl Fake {
             .split_once("\r\n\r\n")
             .map(|(_, b)| b)
             .unwrap_or_default();
-        let doc: serde_json::Value = serde_json::from_str(body).expect("json");
-        let strings = |k: &str| {
-            doc[k]
-                .as_array()
-                .expect("array")
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        };
-        (strings("calls"), strings("violations"))
+        serde_json::from_str(body).expect("json")
     }
 }
 

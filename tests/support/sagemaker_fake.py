@@ -18,7 +18,7 @@ Scenarios:
            a creation ends Failed, with a FailureReason, after two polls
   endpoint-hold
            an endpoint stays Creating or Updating
-GET /_calls answers {"calls": [operation, ...], "violations": [...]}.
+GET /_calls answers {"calls": [operation, ...], "violations": [...], "tags": {arn: {key: value}}}.
 """
 
 import json
@@ -39,7 +39,8 @@ CONFIGS = {}
 ENDPOINTS = {}
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:"
 HOSTING = {"CreateModel", "DescribeModel", "CreateEndpointConfig", "DescribeEndpointConfig",
-           "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint"}
+           "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint", "AddTags"}
+TAGS = {}
 FAILURE = "The primary container for production variant AllTraffic did not pass the ping health check."
 
 
@@ -118,6 +119,9 @@ def hosting(handler, op, params):
             e.update({"status": "Updating", "next": config, "polls": 0})
             e.pop("reason", None)
         return handler.answer(200, {"EndpointArn": ARN + "endpoint/" + name.lower()})
+    if op == "AddTags":
+        TAGS.setdefault(params["ResourceArn"], {}).update({t["Key"]: t["Value"] for t in params["Tags"]})
+        return handler.answer(200, {"Tags": params["Tags"]})
     if op == "DescribeEndpoint":
         e = ENDPOINTS.get(params["EndpointName"])
         if e is None:
@@ -189,7 +193,7 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(status, {"__type": code, "message": message})
 
     def do_GET(self):
-        self.answer(200, {"calls": CALLS, "violations": VIOLATIONS}, "application/json")
+        self.answer(200, {"calls": CALLS, "violations": VIOLATIONS, "tags": TAGS}, "application/json")
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))

@@ -20,6 +20,7 @@ use crate::{AwsError, Kind};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointState {
     pub name: String,
+    pub arn: String,
     /// `Creating`, `Updating`, `InService`, `Failed`, `RollingBack`, ...
     pub status: String,
     /// The configuration serving traffic.
@@ -83,6 +84,7 @@ impl SageMaker {
         {
             Ok(out) => Ok(Some(EndpointState {
                 name: name.to_owned(),
+                arn: out.endpoint_arn().unwrap_or_default().to_owned(),
                 status: out
                     .endpoint_status()
                     .map(|s| s.as_str().to_owned())
@@ -201,6 +203,22 @@ impl SageMaker {
             .send()
             .await
             .map_err(|e| explain("SageMaker", name, "create the endpoint configuration", &e))?;
+        Ok(())
+    }
+
+    /// Adds `tag_map` to the resource `arn` (e.g. who deployed an endpoint in an emergency).
+    pub async fn add_tags(
+        &self,
+        arn: &str,
+        tag_map: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        self.client
+            .add_tags()
+            .resource_arn(arn)
+            .set_tags(tags(tag_map))
+            .send()
+            .await
+            .map_err(|e| explain("SageMaker", arn, "tag", &e))?;
         Ok(())
     }
 

@@ -410,8 +410,19 @@ pub(crate) struct DeployArgs {
     /// How long to wait for the service to report the deployed version.
     #[arg(long, env = "MLOPS_TIMEOUT_SECONDS", default_value_t = 600)]
     pub timeout_seconds: u64,
+    /// Return to the pin before the current one (from the pin file's git history): production
+    /// through a revert promotion pull request (the gate applies), staging directly.
+    #[arg(long, env = "MLOPS_ROLLBACK", conflicts_with_all = ["check", "model"])]
+    pub rollback: bool,
+    /// With --rollback on production: deploy the previous pin at once, without a pull request,
+    /// recording who and why (needs --reason).
+    #[arg(long, env = "MLOPS_BREAK_GLASS", requires_all = ["rollback", "reason"])]
+    pub break_glass: bool,
+    /// Why (recorded in the rollback pull request, or the break-glass deploy's summary and tags).
+    #[arg(long, env = "MLOPS_REASON")]
+    pub reason: Option<String>,
     /// Delete the staging SageMaker endpoint (cost control); its models and configurations stay.
-    #[arg(long, env = "MLOPS_TEARDOWN", conflicts_with_all = ["check", "model"])]
+    #[arg(long, env = "MLOPS_TEARDOWN", conflicts_with_all = ["check", "model", "rollback"])]
     pub teardown: bool,
     /// The serving image by digest (REPOSITORY@sha256:...) for a staging deploy to SageMaker,
     /// when the model's card has none (production's comes from its pin).
@@ -423,6 +434,8 @@ pub(crate) struct DeployArgs {
     /// Seconds between the first two polls of a SageMaker endpoint (then doubling, up to 60).
     #[arg(long, env = "MLOPS_POLL_SECONDS", default_value_t = 15.0)]
     pub poll_seconds: f64,
+    #[command(flatten)]
+    pub github: GithubArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }

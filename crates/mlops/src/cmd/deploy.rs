@@ -15,6 +15,7 @@
 //! Exit codes: 0 deployed (or in sync), 1 refused or drift or another version kept serving,
 //! 2 bad input, 3 the service never answered (or SageMaker failed), 130 interrupted.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,8 +24,11 @@ use mlops_holdout::client::{Http, Policy};
 use mlops_train::registry::{ModelRef, Registry, Status};
 use serde_json::Value;
 
+use mlops_manifest::Manifest;
+use mlops_manifest::model::Environment;
+
 use super::{error, valid_manifest};
-use crate::cli::{DeployArgs, DeployEnv, Format};
+use crate::cli::{DeployArgs, DeployEnv, Format, GithubArgs, PromoteArgs, RegistryArgs};
 use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
 
@@ -61,17 +65,56 @@ fn serves(v: &Value, pin: &Pin) -> bool {
         && v["artifact_sha256"].as_str() == Some(pin.model.artifact.sha256.as_str())
 }
 
-/// The pin this deploy puts in place: production's from its file, staging's from `--model`.
-fn desired(
-    args: &DeployArgs,
-    m: &mlops_manifest::Manifest,
-    registry: &Registry,
-) -> Result<(Pin, Option<PathBuf>), Exit> {
-    let root = repository_root(&args.registry.manifest);
-    let environment = match args.env {
+/// The environment's section of the manifest.
+fn environment_of(m: &Manifest, env: DeployEnv) -> &Environment {
+    match env {
         DeployEnv::Staging => &m.environments.staging,
         DeployEnv::Production => &m.environments.production,
-    };
+    }
+}
+
+/// The environment's pin file: `--pin`, else its `pin_file` (production: else
+/// `promotion.pin_file`), in the manifest's repository.
+fn pin_path(args: &DeployArgs, m: &Manifest) -> Option<PathBuf> {
+    let root = repository_root(&args.registry.manifest);
+    let environment = environment_of(m, args.env);
+    args.pin.clone().or_else(|| {
+        let named = match args.env {
+            DeployEnv::Staging => environment.pin_file.clone(),
+            DeployEnv::Production => environment
+                .pin_file
+                .clone()
+                .or_else(|| m.promotion.as_ref().map(|p| p.pin_file.clone())),
+        };
+        named.map(|f| root.join(f))
+    })
+}
+
+/// The pin file at `file`.
+fn read_pin(file: &Path, env: &str) -> Result<Pin, Exit> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        error(
+            &format!("cannot read the {env} pin {}: {e}", file.display()),
+            "production deploys only what an approved promotion pull request merged; check out that commit (or pass --pin)",
+        );
+        Exit::Usage
+    })?;
+    Pin::parse(&text).map_err(|e| {
+        error(
+            &format!("{}: not a pin file: {e}", file.display()),
+            "the pin file is written by `mlops promote`; restore it from the promotion pull request",
+        );
+        Exit::Usage
+    })
+}
+
+/// The pin this deploy puts in place: production's from its file, staging's from `--model`;
+/// and the file a staging deploy writes.
+fn desired(
+    args: &DeployArgs,
+    m: &Manifest,
+    registry: &Registry,
+) -> Result<(Pin, Option<PathBuf>), Exit> {
     match args.env {
         DeployEnv::Production => {
             if args.model.is_some() {
@@ -81,35 +124,14 @@ fn desired(
                 );
                 return Err(Exit::Usage);
             }
-            let file = args.pin.clone().or_else(|| {
-                environment
-                    .pin_file
-                    .clone()
-                    .or_else(|| m.promotion.as_ref().map(|p| p.pin_file.clone()))
-                    .map(|f| root.join(f))
-            });
-            let Some(file) = file else {
+            let Some(file) = pin_path(args, m) else {
                 error(
                     "no production pin file: the manifest has no `promotion` section and no `environments.production.pin_file`",
                     "pass the pin file with --pin",
                 );
                 return Err(Exit::Usage);
             };
-            let text = std::fs::read_to_string(&file).map_err(|e| {
-                error(
-                    &format!("cannot read the production pin {}: {e}", file.display()),
-                    "production deploys only what an approved promotion pull request merged; check out that commit (or pass --pin)",
-                );
-                Exit::Usage
-            })?;
-            let pin = Pin::parse(&text).map_err(|e| {
-                error(
-                    &format!("{}: not a pin file: {e}", file.display()),
-                    "the pin file is written by `mlops promote`; restore it from the promotion pull request",
-                );
-                Exit::Usage
-            })?;
-            Ok((pin, None))
+            Ok((read_pin(&file, "production")?, None))
         }
         DeployEnv::Staging => {
             let Some(model) = &args.model else {
@@ -134,11 +156,7 @@ fn desired(
                     if e.user { Exit::Usage } else { Exit::Runtime }
                 })?;
             let pin = super::promote::pin_of(registry, &entry, &card, args.image.clone())?;
-            let file = args
-                .pin
-                .clone()
-                .or_else(|| environment.pin_file.as_ref().map(|f| root.join(f)));
-            Ok((pin, file))
+            Ok((pin, pin_path(args, m)))
         }
     }
 }
@@ -199,42 +217,257 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
         Err(code) => return code,
     };
     let env = args.env.name();
-    let environment = match args.env {
-        DeployEnv::Staging => &m.environments.staging,
-        DeployEnv::Production => &m.environments.production,
-    };
-    if args.teardown && environment.sagemaker.is_none() {
-        error(
-            &format!("--teardown removes SageMaker endpoints; environments.{env} is a URL target"),
-            "a URL target's service belongs to its GitOps tool: remove it there",
-        );
-        return Exit::Usage;
-    }
-    let url = match (&args.endpoint, &environment.url, &environment.sagemaker) {
-        (Some(url), _, _) | (None, Some(url), _) => url.clone(),
-        (None, None, Some(s)) if args.teardown => {
-            if args.env != DeployEnv::Staging {
+    let environment = environment_of(&m, args.env);
+    if args.teardown {
+        return match (&environment.sagemaker, args.env) {
+            (Some(s), DeployEnv::Staging) => super::deploy_sagemaker::teardown(&s.endpoint_name),
+            (Some(_), DeployEnv::Production) => {
                 error(
                     "--teardown removes staging endpoints only",
                     "production changes only through a promotion pull request",
                 );
+                Exit::Usage
+            }
+            (None, _) => {
+                error(
+                    &format!(
+                        "--teardown removes SageMaker endpoints; environments.{env} is a URL target"
+                    ),
+                    "a URL target's service belongs to its GitOps tool: remove it there",
+                );
+                Exit::Usage
+            }
+        };
+    }
+    let registry = match open_registry(&args.registry, format) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if args.rollback {
+        return rollback(args, &m, &registry, format);
+    }
+    match desired(args, &m, &registry) {
+        Ok((pin, file)) => deploy_pin(
+            args,
+            &m,
+            &registry,
+            &pin,
+            file.as_deref(),
+            &BTreeMap::new(),
+            format,
+        ),
+        Err(code) => code,
+    }
+}
+
+/// The pin before the current one in `file`'s git history (the file at the parent of the last
+/// commit that changed it), and that commit.
+fn previous_pin(file: &Path, env: &str) -> Result<(Pin, String), Exit> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let last = git(&["log", "-n", "1", "--format=%H", "--", &name]).filter(|c| !c.is_empty());
+    let Some(last) = last else {
+        error(
+            &format!("{} has no git history here", file.display()),
+            "roll back from a git checkout of the repository that holds the pin file (in a workflow, `actions/checkout` with `fetch-depth: 0`)",
+        );
+        return Err(Exit::Usage);
+    };
+    let Some(text) = git(&["show", &format!("{last}^:./{name}")]) else {
+        error(
+            &format!(
+                "there is no {env} pin before commit {} in the history of {}",
+                &last[..last.len().min(12)],
+                file.display()
+            ),
+            "nothing to roll back to: the first pin is the oldest (a shallow checkout also hides history: use `fetch-depth: 0`)",
+        );
+        return Err(Exit::No);
+    };
+    let pin = Pin::parse(&text).map_err(|e| {
+        error(&format!("the {env} pin before {last}: {e}"), "");
+        Exit::Usage
+    })?;
+    Ok((pin, last))
+}
+
+/// Who is deploying: the workflow's actor, else the local user.
+fn actor() -> String {
+    ["GITHUB_ACTOR", "USER", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "someone".to_owned())
+}
+
+/// `--rollback`: the pin before the current one. Production: a revert promotion pull request
+/// (the gate applies as to any promotion), or with `--break-glass` that pin deployed at once.
+/// Staging: deployed directly.
+fn rollback(args: &DeployArgs, m: &Manifest, registry: &Registry, format: Format) -> Exit {
+    let env = args.env.name();
+    let Some(file) = pin_path(args, m) else {
+        error(
+            &format!("no {env} pin file to roll back"),
+            "rollback reads the pin file's history: set the environment's `pin_file` or pass --pin; or deploy the version you want with --model",
+        );
+        return Exit::Usage;
+    };
+    let current = match read_pin(&file, env) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (previous, commit) = match previous_pin(&file, env) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    if previous.same_model(&current) {
+        error(
+            &format!(
+                "the {env} pin before {} also pins {}",
+                &commit[..commit.len().min(12)],
+                current.reference()
+            ),
+            "deploy the version you want explicitly",
+        );
+        return Exit::No;
+    }
+    let reason = args
+        .reason
+        .clone()
+        .unwrap_or_else(|| "no reason given".to_owned());
+    eprintln!(
+        "rollback of {env}: {} -> {} ({reason})",
+        current.reference(),
+        previous.reference()
+    );
+    match (args.env, args.break_glass) {
+        (DeployEnv::Staging, _) => deploy_pin(
+            args,
+            m,
+            registry,
+            &previous,
+            Some(&file),
+            &BTreeMap::new(),
+            format,
+        ),
+        (DeployEnv::Production, true) => {
+            let who = actor();
+            eprintln!(
+                "BREAK GLASS: {who} deploys {} to production now, without a pull request: {reason}",
+                previous.reference()
+            );
+            let tags = BTreeMap::from([
+                ("mlops:break-glass-by".to_owned(), who.clone()),
+                (
+                    "mlops:break-glass-reason".to_owned(),
+                    reason.chars().take(256).collect(),
+                ),
+            ]);
+            if environment_of(m, args.env).sagemaker.is_none() {
+                error(
+                    "--break-glass redeploys SageMaker endpoints; production here is a URL target, which its GitOps tool deploys from git",
+                    "revert the pin file's last commit on the base branch (with the rights your branch protection demands), or open the rollback pull request without --break-glass",
+                );
                 return Exit::Usage;
             }
-            return super::deploy_sagemaker::teardown(&s.endpoint_name);
-        }
-        (None, None, Some(s)) => {
-            let registry = match open_registry(&args.registry, format) {
-                Ok(r) => r,
-                Err(code) => return code,
-            };
-            let pin = match desired(args, &m, &registry) {
-                Ok((pin, _)) => pin,
-                Err(code) => return code,
-            };
-            if let Err(code) = vouch(args, &registry, &pin) {
-                return code;
+            let code = deploy_pin(args, m, registry, &previous, None, &tags, format);
+            if code == Exit::Ok {
+                let actions = mlops_actions::Runtime::from_env();
+                if actions.is_actions() {
+                    let _ = actions.append_summary(&format!(
+                        "**Break glass**: {who} rolled production back from {} to {} without a pull request. Reason: {reason}\n\nRecord this in the production pin with a rollback pull request (`mlops deploy --env production --rollback`).\n",
+                        current.reference(),
+                        previous.reference()
+                    ));
+                }
+                eprintln!(
+                    "production now serves {}, but its pin file still names {}: open the rollback pull request (`--rollback` without --break-glass) so that the pin says what serves",
+                    previous.reference(),
+                    current.reference()
+                );
             }
-            return super::deploy_sagemaker::run(args, &m, s, &pin, format);
+            code
+        }
+        (DeployEnv::Production, false) => {
+            let promote_args = PromoteArgs {
+                model: previous.reference(),
+                holdout_report: None,
+                image: previous.model.image.clone(),
+                dry_run: false,
+                github: GithubArgs {
+                    github_api_url: args.github.github_api_url.clone(),
+                },
+                registry: RegistryArgs {
+                    registry: args.registry.registry.clone(),
+                    manifest: args.registry.manifest.clone(),
+                },
+            };
+            let mut prepared = match super::promote::prepare(&promote_args, format) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            // The version passed its holdout test when it was promoted: the pin carries that
+            // report's digest, and the status on the new head names it, as the gate requires.
+            prepared.p.pin.holdout = previous.holdout.clone();
+            prepared.p.status = previous.holdout.as_ref().filter(|h| h.passed).map(|h| {
+                (
+                    true,
+                    format!("holdout passed; report sha256:{}", h.report_sha256),
+                    None,
+                )
+            });
+            prepared.p.title = format!(
+                "Roll back production to {} (from {})",
+                previous.reference(),
+                current.reference()
+            );
+            prepared.preface = Some(format!(
+                "### Rollback\n\nRequested by {} ({reason}). Production serves **{}**; this pull request pins **{}** again, the version `{}` named before commit `{}`. The gate applies as to any promotion: approve it on its head commit and merge it, and the production deploy serves {}.",
+                actor(),
+                current.reference(),
+                previous.reference(),
+                file.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                &commit[..commit.len().min(12)],
+                previous.reference()
+            ));
+            super::promote::propose(&prepared, &args.github, false, format)
+        }
+    }
+}
+
+/// Deploys `pin` to the environment (after the registry vouches for it): a SageMaker endpoint,
+/// or a URL target whose pin file (staging) is written and whose service must report the pin.
+fn deploy_pin(
+    args: &DeployArgs,
+    m: &Manifest,
+    registry: &Registry,
+    pin: &Pin,
+    pin_file: Option<&Path>,
+    tags: &BTreeMap<String, String>,
+    format: Format,
+) -> Exit {
+    let env = args.env.name();
+    let environment = environment_of(m, args.env);
+    if let Err(code) = vouch(args, registry, pin) {
+        return code;
+    }
+    let url = match (&args.endpoint, &environment.url, &environment.sagemaker) {
+        (Some(url), _, _) | (None, Some(url), _) => url.clone(),
+        (None, None, Some(s)) => {
+            return super::deploy_sagemaker::run(args, m, s, pin, tags, format);
         }
         (None, None, None) => {
             error(
@@ -244,17 +477,6 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
             return Exit::Usage;
         }
     };
-    let registry = match open_registry(&args.registry, format) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let (pin, pin_file) = match desired(args, &m, &registry) {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    if let Err(code) = vouch(args, &registry, &pin) {
-        return code;
-    }
     let policy = Policy {
         timeout: Duration::from_secs(10),
         ..Policy::default()
@@ -272,9 +494,9 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
     };
     let before = rt.block_on(http.version_or_why());
     if args.check {
-        return check(env, &url, &pin, &before, format);
+        return check(env, &url, pin, &before, format);
     }
-    if let Some(file) = &pin_file {
+    if let Some(file) = pin_file {
         let text = pin.to_yaml(env);
         if let Err(e) = super::run::write_atomically(file, text.as_bytes()) {
             error(
@@ -292,7 +514,7 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
     let started = Instant::now();
     let outcome = rt.block_on(wait_for(
         &http,
-        &pin,
+        pin,
         Duration::from_secs(args.timeout_seconds),
     ));
     let seconds = started.elapsed().as_secs_f64();
@@ -304,7 +526,7 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
                 pin.reference(),
                 previous.as_deref().unwrap_or("no answer")
             );
-            report(env, &url, &pin, previous.as_deref(), seconds, format)
+            report(env, &url, pin, previous.as_deref(), seconds, format)
         }
         Waited::Interrupted(signal) => {
             eprintln!(

@@ -155,18 +155,23 @@ enum Ended {
     Interrupted(&'static str),
 }
 
+/// Deploys `pin` to the endpoint; `extra` tags (a break-glass deploy's who and why) go on the
+/// endpoint itself as well as on what is created.
 pub(crate) fn run(
     args: &DeployArgs,
     m: &Manifest,
     target: &SagemakerEndpoint,
     pin: &Pin,
+    extra: &BTreeMap<String, String>,
     format: Format,
 ) -> Exit {
     let env = args.env.name();
-    let p = match plan(args, m, target, pin) {
+    let mut p = match plan(args, m, target, pin) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    p.tags
+        .extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     let rt = match mlops_aws::runtime() {
         Ok(rt) => rt,
         Err(e) => return aws_failed(&e),
@@ -255,6 +260,11 @@ pub(crate) fn run(
         };
         let seconds = started.elapsed().as_secs_f64();
         if end.status == "InService" && end.config.as_deref() == Some(&p.config) {
+            if !extra.is_empty()
+                && let Err(e) = sm.add_tags(&end.arn, extra).await
+            {
+                eprintln!("warning: the endpoint serves the pin, but it could not be tagged: {}", e.message);
+            }
             println!(
                 "deploy: {env} endpoint {} serves {} (configuration {}, InService after {seconds:.0} s)",
                 p.endpoint,

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::github::{connect, failed, is_default_token, promotion};
 use super::{error, hex, valid_manifest};
-use crate::cli::{Format, PromoteArgs};
+use crate::cli::{Format, GithubArgs, PromoteArgs};
 use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
 
@@ -272,6 +272,8 @@ pub(crate) fn pin_of(
 /// `mlops promote` proposes it on GitHub; `mlops run` in a local repository.
 pub(crate) struct Prepared {
     pub(crate) p: Promotion,
+    /// Said first in the body (e.g. why this is a rollback).
+    pub(crate) preface: Option<String>,
     /// NAME@VERSION.
     pub(crate) reference: String,
     card: Value,
@@ -283,14 +285,20 @@ impl Prepared {
     /// The evidence, in markdown, next to the model `production` pins now (if any).
     pub(crate) fn body(&self, production: Option<&Pin>) -> String {
         let production_card = production.and_then(|pin| registry_card(&self.registry, pin));
-        body(
-            &self.reference,
-            &self.card,
-            production.map(|pin| (pin, production_card.as_ref())),
-            self.evidence.as_ref(),
-            &self.p.pin,
-            &self.p.pin_file,
-        )
+        let preface = self
+            .preface
+            .as_ref()
+            .map(|t| format!("{}\n\n", t.trim_end()))
+            .unwrap_or_default();
+        preface
+            + &body(
+                &self.reference,
+                &self.card,
+                production.map(|pin| (pin, production_card.as_ref())),
+                self.evidence.as_ref(),
+                &self.p.pin,
+                &self.p.pin_file,
+            )
     }
 
     /// The registry the model is in.
@@ -378,6 +386,7 @@ pub(crate) fn prepare(args: &PromoteArgs, format: Format) -> Result<Prepared, Ex
     };
     Ok(Prepared {
         p,
+        preface: None,
         reference: entry.reference,
         card,
         evidence,
@@ -386,13 +395,22 @@ pub(crate) fn prepare(args: &PromoteArgs, format: Format) -> Result<Prepared, Ex
 }
 
 pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
-    let prepared = match prepare(args, format) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    match prepare(args, format) {
+        Ok(prepared) => propose(&prepared, &args.github, args.dry_run, format),
+        Err(code) => code,
+    }
+}
+
+/// Opens or updates the pull request of `prepared` on GitHub (or, `dry_run`, prints it).
+pub(crate) fn propose(
+    prepared: &Prepared,
+    github: &GithubArgs,
+    dry_run_only: bool,
+    format: Format,
+) -> Exit {
     let mut p = prepared.p.clone();
     let has_token = super::github::token().is_some();
-    if args.dry_run && !has_token {
+    if dry_run_only && !has_token {
         p.body = prepared.body(None);
         return dry_run(
             &p,
@@ -400,7 +418,7 @@ pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
             "no token: the current production pin was not read",
         );
     }
-    let (rt, gh) = match connect(&args.github) {
+    let (rt, gh) = match connect(github) {
         Ok(found) => found,
         Err(code) => return code,
     };
@@ -410,7 +428,7 @@ pub(crate) fn run(args: &PromoteArgs, format: Format) -> Exit {
             Err(e) => return failed(&e, ""),
         };
         p.body = prepared.body(current.as_ref().and_then(|(_, pin)| pin.as_ref()));
-        if args.dry_run {
+        if dry_run_only {
             return dry_run(&p, current.as_ref().map(|(text, _)| text.as_str()), "");
         }
         let findings = match promote::preflight(&gh, &p).await {
