@@ -897,3 +897,68 @@ fn break_glass_redeploys_the_previous_pin_at_once_and_tags_who_and_why() {
         "{calls:?}"
     );
 }
+
+/// `--commit-pin`: the staging pin is committed to the promotion repository's base branch (the
+/// fake GitHub, checked against GitHub's OpenAPI description) with no author (GitHub signs it),
+/// once: a second deploy of the same version commits nothing.
+#[test]
+fn staging_commits_its_pin_where_the_gitops_tool_reads_it() {
+    const REPO: &str = "mlops-rs/digits-example";
+    const TOKEN: &str = "ghs_stagingPinToken7";
+    let registry = shared_registry();
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    fake.token(TOKEN, github_fake::Token::App("mlops-app".into()));
+    fake.repo(REPO, "main", &[("README.md", "# digits\n")]);
+    let project = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(root().join(MANIFEST), project.path().join("mlops.yaml")).expect("manifest");
+    let s = serve(registry, "digits-mlp@1", None);
+    let run = || {
+        let mut c = mlops();
+        c.args([
+            "deploy",
+            "--env",
+            "staging",
+            "--model",
+            "digits-mlp@1",
+            "--commit-pin",
+        ])
+        .args(["--endpoint", &s.url(), "--manifest"])
+        .arg(project.path().join("mlops.yaml"))
+        .arg("--registry")
+        .arg(registry)
+        .env("GITHUB_API_URL", fake.url())
+        .env("GITHUB_TOKEN", TOKEN);
+        c.output().expect("runs")
+    };
+    let out = run();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("committed deploy/staging.yaml to mlops-rs/digits-example:main"),
+        "{said}"
+    );
+    assert!(!said.contains(TOKEN), "the token leaked");
+    let local = std::fs::read_to_string(project.path().join("deploy/staging.yaml")).expect("pin");
+    assert_eq!(
+        fake.file(REPO, "main", "deploy/staging.yaml").as_deref(),
+        Some(local.as_str())
+    );
+    let repo = fake.snapshot(REPO).expect("repo");
+    let head = &repo.refs["heads/main"];
+    let commit = &repo.commits[head];
+    assert!(commit.verified, "{commit:?}");
+    assert!(
+        commit.message.starts_with("Deploy digits-mlp@1 to staging"),
+        "{commit:?}"
+    );
+
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("already pins digits-mlp@1"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(&fake.snapshot(REPO).expect("repo").refs["heads/main"], head);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

@@ -154,6 +154,18 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
             job("mlops-release.yml", "staging")["environment"],
             "staging"
         );
+        // Only a staging deploy that commits its pin may write to the repository.
+        let commits_pin = m.environments.staging.url.is_some()
+            && m.environments.staging.pin_file.is_some()
+            && m.promotion
+                .as_ref()
+                .and_then(|p| p.repository.as_ref())
+                .is_none_or(|r| *r == m.project.repository);
+        assert_eq!(
+            job("mlops-release.yml", "staging")["permissions"]["contents"],
+            if commits_pin { "write" } else { "read" },
+            "{path}"
+        );
         assert_eq!(job("mlops-release.yml", "holdout")["needs"], "staging");
         assert_eq!(
             job("mlops-release.yml", "holdout")["environment"],

@@ -263,6 +263,87 @@ pub async fn current_pin(
 }
 
 /// Opens or updates the promotion PR. Call [`preflight`] first.
+/// One commit on top of `parent` that sets `path` to `text`, made through the Git Data API
+/// (blob, tree, commit) with no author, committer or signature, so GitHub signs it as the
+/// token's identity. Its SHA; no ref moves.
+pub async fn commit_file(
+    gh: &GitHub,
+    repo: &Repo,
+    parent: &str,
+    path: &str,
+    text: &str,
+    message: &str,
+) -> Result<String, ApiError> {
+    let full = repo.full();
+    let parent_commit = gh
+        .get(&format!("/repos/{full}/git/commits/{parent}"))
+        .await?
+        .body;
+    let base_tree = parent_commit["tree"]["sha"].as_str().unwrap_or_default();
+    let blob = gh
+        .post(
+            &format!("/repos/{full}/git/blobs"),
+            &json!({"content": text, "encoding": "utf-8"}),
+        )
+        .await?;
+    let tree = gh
+        .post(
+            &format!("/repos/{full}/git/trees"),
+            &json!({"base_tree": base_tree, "tree": [{"path": path, "mode": "100644", "type": "blob", "sha": blob["sha"]}]}),
+        )
+        .await?;
+    let commit = gh
+        .post(
+            &format!("/repos/{full}/git/commits"),
+            &json!({"message": message, "tree": tree["sha"], "parents": [parent]}),
+        )
+        .await?;
+    Ok(commit["sha"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Sets `path` to `text` on `branch` with one commit (see [`commit_file`]) that fast-forwards
+/// the branch, so nobody's push is ever overwritten: when the branch moved meanwhile, the commit
+/// is made again on its new head (three times at most). `None` when the file already says `text`.
+pub async fn set_file_on_branch(
+    gh: &GitHub,
+    repo: &Repo,
+    branch: &str,
+    path: &str,
+    text: &str,
+    message: &str,
+) -> Result<Option<String>, ApiError> {
+    let full = repo.full();
+    let mut attempt = 0;
+    loop {
+        let head = gh
+            .get(&format!("/repos/{full}/git/ref/heads/{branch}"))
+            .await?
+            .body["object"]["sha"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if crate::gate::file_at(gh, repo, path, &head)
+            .await?
+            .as_deref()
+            == Some(text)
+        {
+            return Ok(None);
+        }
+        let sha = commit_file(gh, repo, &head, path, text, message).await?;
+        match gh
+            .patch(
+                &format!("/repos/{full}/git/refs/heads/{branch}"),
+                &json!({"sha": sha, "force": false}),
+            )
+            .await
+        {
+            Ok(_) => return Ok(Some(sha)),
+            Err(e) if e.status == Some(422) && attempt < 2 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Outcome, Failure> {
     let full = p.repo.full();
     let branch = p.branch();
@@ -341,34 +422,16 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
         let parent = fast_forward_from
             .clone()
             .unwrap_or_else(|| base_sha.clone());
-        let parent_commit = gh
-            .get(&format!("/repos/{full}/git/commits/{parent}"))
-            .await
-            .map_err(api(""))?
-            .body;
-        let base_tree = parent_commit["tree"]["sha"].as_str().unwrap_or_default();
-        let blob = gh
-            .post(
-                &format!("/repos/{full}/git/blobs"),
-                &json!({"content": new_text, "encoding": "utf-8"}),
-            )
-            .await
-            .map_err(api("the token needs contents: write"))?;
-        let tree = gh
-            .post(
-                &format!("/repos/{full}/git/trees"),
-                &json!({"base_tree": base_tree, "tree": [{"path": p.pin_file, "mode": "100644", "type": "blob", "sha": blob["sha"]}]}),
-            )
-            .await
-            .map_err(api(""))?;
-        let commit = gh
-            .post(
-                &format!("/repos/{full}/git/commits"),
-                &json!({"message": p.commit_message(), "tree": tree["sha"], "parents": [parent]}),
-            )
-            .await
-            .map_err(api(""))?;
-        let sha = commit["sha"].as_str().unwrap_or_default().to_owned();
+        let sha = commit_file(
+            gh,
+            &p.repo,
+            &parent,
+            &p.pin_file,
+            &new_text,
+            &p.commit_message(),
+        )
+        .await
+        .map_err(api("the token needs contents: write"))?;
         match &existing {
             None => {
                 gh.post(

@@ -24,6 +24,9 @@ pub(crate) struct Context {
     /// The promotion pull request goes to another repository (needs a token, not GITHUB_TOKEN).
     pub promotion_elsewhere: bool,
     pub promotion_pin_file: String,
+    /// Staging is a URL target with a pin file: its deploy commits the pin where the GitOps tool
+    /// reads it (`mlops deploy --commit-pin`).
+    pub staging_commit_pin: bool,
     /// The model image's base, pinned by digest.
     pub base_image: String,
     /// The train workflow builds the model image and pushes it to ECR (`mlops image push`):
@@ -251,6 +254,8 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         environments,
         promotion_elsewhere: promotion_repository != m.project.repository,
         promotion_repository,
+        staging_commit_pin: m.environments.staging.url.is_some()
+            && m.environments.staging.pin_file.is_some(),
         base_image: m.container.base_image.clone(),
         build_image: sagemaker_training
             && sm.is_some_and(|s| s.image.tag.is_none() && s.image.digest.is_none()),

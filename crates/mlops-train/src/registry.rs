@@ -569,6 +569,40 @@ impl Registry {
         Ok((files, recorded))
     }
 
+    /// The version `text` names: a reference (NAME@VERSION, NAME@latest, NAME@approved), or the
+    /// ARN of the SageMaker model package it was registered with (what SageMaker's registry and
+    /// its approval events name), found in the cards.
+    pub fn find(&self, text: &str) -> Result<Entry, RegistryError> {
+        if text.starts_with("arn:") && text.contains(":model-package/") {
+            let mut entries = self.list()?;
+            entries.reverse();
+            for entry in entries {
+                let card = self.card(&entry.model, entry.version)?;
+                if card
+                    .pointer("/sagemaker/model_package_arn")
+                    .and_then(|v| v.as_str())
+                    == Some(text)
+                {
+                    return Ok(entry);
+                }
+            }
+            return Err(user(
+                format!(
+                    "no version in the registry {} was registered as the model package {text}",
+                    self.location()
+                ),
+                "the package must come from `mlops train --backend sagemaker` with this registry",
+            ));
+        }
+        let r: ModelRef = text.parse().map_err(|e: String| {
+            user(
+                e,
+                "name the model as NAME@VERSION, NAME@latest, NAME@approved or a SageMaker model package ARN",
+            )
+        })?;
+        self.resolve(&r)
+    }
+
     /// The version a reference means.
     pub fn resolve(&self, r: &ModelRef) -> Result<Entry, RegistryError> {
         let versions = self.versions(&r.name)?;
@@ -752,6 +786,46 @@ mod tests {
             let e = bad.parse::<ModelRef>().expect_err(bad);
             assert!(e.contains("NAME@VERSION"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_version_is_found_by_reference_or_by_its_model_package() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let reg = Registry::open(root.path());
+        let s = staged();
+        let arn =
+            |v: u64| format!("arn:aws:sagemaker:eu-west-1:123456789012:model-package/digits/{v}");
+        for v in 1..=2 {
+            reg.register(
+                "digits",
+                s.path(),
+                |_| serde_json::json!({"sagemaker": {"model_package_arn": arn(v)}}),
+                pending(),
+            )
+            .expect("registers");
+        }
+        reg.register(
+            "digits",
+            s.path(),
+            |_| serde_json::json!({"sagemaker": null}),
+            pending(),
+        )
+        .expect("registers");
+        assert_eq!(reg.find(&arn(1)).expect("found").reference, "digits@1");
+        assert_eq!(reg.find(&arn(2)).expect("found").reference, "digits@2");
+        assert_eq!(reg.find("digits@latest").expect("found").version, 3);
+        let missing = reg.find(&arn(9)).expect_err("no such package");
+        assert!(
+            missing.user && missing.message.contains("model-package/digits/9"),
+            "{}",
+            missing.message
+        );
+        let bad = reg.find("digits").expect_err("not a reference");
+        assert!(
+            bad.user && bad.hint.contains("model package ARN"),
+            "{}",
+            bad.hint
+        );
     }
 
     #[test]

@@ -421,6 +421,10 @@ pub(crate) struct DeployArgs {
     /// Why (recorded in the rollback pull request, or the break-glass deploy's summary and tags).
     #[arg(long, env = "MLOPS_REASON")]
     pub reason: Option<String>,
+    /// Also commit the staging pin file to the promotion repository's base branch through the
+    /// GitHub API (where a GitOps tool reads it; token from GITHUB_TOKEN).
+    #[arg(long, env = "MLOPS_COMMIT_PIN")]
+    pub commit_pin: bool,
     /// Delete the staging SageMaker endpoint (cost control); its models and configurations stay.
     #[arg(long, env = "MLOPS_TEARDOWN", conflicts_with_all = ["check", "model", "rollback"])]
     pub teardown: bool,

@@ -141,15 +141,8 @@ fn desired(
                 );
                 return Err(Exit::Usage);
             };
-            let reference: ModelRef = model.parse().map_err(|e: String| {
-                error(
-                    &e,
-                    "name the model as NAME@VERSION, NAME@latest or NAME@approved",
-                );
-                Exit::Usage
-            })?;
             let (entry, card) = registry
-                .resolve(&reference)
+                .find(model)
                 .and_then(|e| registry.card(&e.model, e.version).map(|c| (e, c)))
                 .map_err(|e| {
                     error(&e.message, &e.hint);
@@ -510,6 +503,11 @@ fn deploy_pin(
             file.display(),
             pin.reference()
         );
+        if args.commit_pin
+            && let Err(code) = commit_pin(args, m, file, &text, pin)
+        {
+            return code;
+        }
     }
     let started = Instant::now();
     let outcome = rt.block_on(wait_for(
@@ -557,6 +555,75 @@ fn deploy_pin(
             );
             Exit::Runtime
         }
+    }
+}
+
+/// `--commit-pin`: the pin file, committed to the promotion repository's base branch (a
+/// fast-forward; nothing when it already says the same).
+fn commit_pin(
+    args: &DeployArgs,
+    m: &Manifest,
+    file: &Path,
+    text: &str,
+    pin: &Pin,
+) -> Result<(), Exit> {
+    let env = args.env.name();
+    let (settings, repo) = super::github::promotion(m)?;
+    // The environment's `pin_file` is named relative to the promotion repository; a `--pin`
+    // file is taken relative to the manifest's repository.
+    let path = match &environment_of(m, args.env).pin_file {
+        Some(p) if args.pin.is_none() => p.trim_start_matches("./").to_owned(),
+        _ => {
+            let root = repository_root(&args.registry.manifest);
+            let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+            let Ok(relative) = absolute.strip_prefix(&root) else {
+                error(
+                    &format!(
+                        "{} is outside the repository {}",
+                        file.display(),
+                        root.display()
+                    ),
+                    "commit the environment's `pin_file` (drop --pin), or a pin file inside the manifest's repository",
+                );
+                return Err(Exit::Usage);
+            };
+            relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/")
+        }
+    };
+    let (rt, gh) = super::github::connect(&args.github)?;
+    let message = format!(
+        "Deploy {} to {env}\n\nPins {} in {path}.\n",
+        pin.reference(),
+        pin.reference()
+    );
+    let branch = &settings.base_branch;
+    match rt.block_on(mlops_github::promote::set_file_on_branch(
+        &gh, &repo, branch, &path, text, &message,
+    )) {
+        Ok(Some(sha)) => {
+            eprintln!(
+                "committed {path} to {}:{branch} ({})",
+                repo.full(),
+                &sha[..sha.len().min(12)]
+            );
+            Ok(())
+        }
+        Ok(None) => {
+            eprintln!(
+                "{path} on {}:{branch} already pins {}",
+                repo.full(),
+                pin.reference()
+            );
+            Ok(())
+        }
+        Err(e) => Err(super::github::failed(
+            &e,
+            "the token needs contents: write on the promotion repository, and the branch's rules must let it push",
+        )),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use mlops_github::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
 use mlops_github::promote::{self, Failure, Level, Operation, Promotion};
-use mlops_train::registry::{Entry, ModelRef, Registry, Status};
+use mlops_train::registry::{Entry, Registry, Status};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -319,15 +319,8 @@ pub(crate) fn prepare(args: &PromoteArgs, format: Format) -> Result<Prepared, Ex
     let (m, _) = valid_manifest(&args.registry.manifest, format, "nothing promoted")?;
     let (settings, repo) = promotion(&m)?;
     let registry = open_registry(&args.registry, format)?;
-    let reference: ModelRef = args.model.parse().map_err(|e: String| {
-        error(
-            &e,
-            "name the model as NAME@VERSION, NAME@latest or NAME@approved",
-        );
-        Exit::Usage
-    })?;
     let (entry, card) = registry
-        .resolve(&reference)
+        .find(&args.model)
         .and_then(|e| registry.card(&e.model, e.version).map(|c| (e, c)))
         .map_err(|e| {
             error(&e.message, &e.hint);

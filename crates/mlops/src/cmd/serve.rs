@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use mlops_serve::{Identity, Limits, Service};
 use mlops_train::predict::{ARTIFACT_FILES, ArtifactDigest, Predictor};
-use mlops_train::registry::ModelRef;
 
 use super::error;
 use crate::cli::{ContainerArgs, ContainerMode, Format, RegistryArgs, ServeArgs, TrainWorkerArgs};
@@ -34,18 +33,11 @@ pub(crate) fn from_registry(
     reference: &str,
     registry: &mlops_train::registry::Registry,
 ) -> Result<(Loaded, serde_json::Value), Exit> {
-    let r: ModelRef = reference.parse().map_err(|e: String| {
-        error(
-            &e,
-            "a model reference is NAME@VERSION, NAME@latest or NAME@approved",
-        );
-        Exit::Usage
-    })?;
     let fail = |e: mlops_train::registry::RegistryError| {
         error(&e.message, &e.hint);
         if e.user { Exit::Usage } else { Exit::Runtime }
     };
-    let entry = registry.resolve(&r).map_err(fail)?;
+    let entry = registry.find(reference).map_err(fail)?;
     let (files, digest) = registry
         .artifact(&entry.model, entry.version)
         .map_err(fail)?;
