@@ -711,22 +711,33 @@ fn report(
     seconds: f64,
     format: Format,
 ) -> Exit {
+    let summary = format!(
+        "### mlops deploy: {env}\n\n| | |\n|---|---|\n| environment | {env} at {url} |\n| model | {} → **{}** |\n| artifact | `{}` |\n| verified | `GET /version` reported the pinned model and artifact |\n| time to serving | {seconds:.1} s |\n",
+        previous.unwrap_or("no answer"),
+        pin.reference(),
+        pin.model.artifact.sha256
+    );
+    outputs(url, pin, previous.unwrap_or_default(), &summary, format)
+}
+
+/// In Actions (or with `--format github`): the outputs `endpoint`, `model-version` and
+/// `previous`, and `summary` in the step summary.
+pub(crate) fn outputs(
+    endpoint: &str,
+    pin: &Pin,
+    previous: &str,
+    summary: &str,
+    format: Format,
+) -> Exit {
     let actions = mlops_actions::Runtime::from_env();
     if format != Format::Github && !actions.is_actions() {
         return Exit::Ok;
     }
     let result = actions
-        .set_output("endpoint", url)
+        .set_output("endpoint", endpoint)
         .and_then(|()| actions.set_output("model-version", &pin.reference()))
-        .and_then(|()| actions.set_output("previous", previous.unwrap_or_default()))
-        .and_then(|()| {
-            actions.append_summary(&format!(
-                "### mlops deploy: {env}\n\n| | |\n|---|---|\n| environment | {env} at {url} |\n| model | {} → **{}** |\n| artifact | `{}` |\n| verified | `GET /version` reported the pinned model and artifact |\n| time to serving | {seconds:.1} s |\n",
-                previous.unwrap_or("no answer"),
-                pin.reference(),
-                pin.model.artifact.sha256
-            ))
-        });
+        .and_then(|()| actions.set_output("previous", previous))
+        .and_then(|()| actions.append_summary(summary));
     if let Err(e) = result {
         error(&format!("cannot write the step outputs: {e}"), "");
         return Exit::Runtime;

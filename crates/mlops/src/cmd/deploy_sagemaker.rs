@@ -401,30 +401,20 @@ fn report(
     seconds: f64,
     format: Format,
 ) -> Exit {
-    let actions = mlops_actions::Runtime::from_env();
-    if format != Format::Github && !actions.is_actions() {
-        return Exit::Ok;
-    }
     let previous = before.and_then(|b| b.config.clone()).unwrap_or_default();
-    let result = actions
-        .set_output("endpoint", &p.endpoint)
-        .and_then(|()| actions.set_output("model-version", &pin.reference()))
-        .and_then(|()| actions.set_output("previous", &previous))
-        .and_then(|()| {
-            actions.append_summary(&format!(
-                "### mlops deploy: {env}\n\n| | |\n|---|---|\n| environment | {env}: SageMaker endpoint `{}` |\n| configuration | {} → **{}** |\n| model | {} (`{}`) |\n| verified | `DescribeEndpoint`: InService on the new configuration |\n| time to InService | {seconds:.0} s |\n",
-                p.endpoint,
-                if previous.is_empty() { "none" } else { &previous },
-                p.config,
-                pin.reference(),
-                p.model.image
-            ))
-        });
-    if let Err(e) = result {
-        error(&format!("cannot write the step outputs: {e}"), "");
-        return Exit::Runtime;
-    }
-    Exit::Ok
+    let summary = format!(
+        "### mlops deploy: {env}\n\n| | |\n|---|---|\n| environment | {env}: SageMaker endpoint `{}` |\n| configuration | {} → **{}** |\n| model | {} (`{}`) |\n| verified | `DescribeEndpoint`: InService on the new configuration |\n| time to InService | {seconds:.0} s |\n",
+        p.endpoint,
+        if previous.is_empty() {
+            "none"
+        } else {
+            &previous
+        },
+        p.config,
+        pin.reference(),
+        p.model.image
+    );
+    super::deploy::outputs(&p.endpoint, pin, &previous, &summary, format)
 }
 
 #[cfg(test)]
