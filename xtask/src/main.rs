@@ -2,10 +2,11 @@
 //!
 //! - `ci`: the whole test command (`.ci/run` calls it): installs the test tools, then fmt,
 //!   clippy, the drift checks and every test.
-//! - `codegen [--check]`: regenerates the committed generated files; `--check` fails when stale.
+//! - `codegen [--check]`: regenerates the committed generated files (the manifest schema, each
+//!   action's README from its action.yml); `--check` fails when stale.
 //! - `github-spec [--check]`: extracts the operations `mlops` calls from GitHub's official OpenAPI
 //!   description (npm `@octokit/openapi`) for the fake GitHub; `--check` fails when stale.
-//! - `bench <validate|yaml|render|train|holdout|init>`: benchmarks against the named competitor, printing the ratio.
+//! - `bench <validate|yaml|render|train|holdout|init|run>`: benchmarks against the named competitor, printing the ratio.
 //! - `terraform-validate`: `terraform validate` on every example's rendered Terraform (needs the
 //!   Terraform registry, so it runs in the project's GitHub workflow, not in `ci`).
 //! - `tools`: installs the pinned test tools, Mesa's software Vulkan driver (Debian packages) and
@@ -14,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod action_docs;
 mod bench;
 mod github_spec;
 mod provider;
@@ -63,7 +65,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init> | tools | terraform-validate";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run> | tools | terraform-validate";
 
 /// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
 /// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary
@@ -342,21 +344,45 @@ const GENERATED: &[Generated] = &[Generated {
     make: mlops_manifest::schema::generate_text,
 }];
 
+/// Every generated file with what it should contain: the fixed ones, and each action's README.
+fn generated() -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = GENERATED
+        .iter()
+        .map(|g| (g.path.to_owned(), (g.make)()))
+        .collect();
+    let actions = root().join("actions");
+    let mut dirs: Vec<String> = std::fs::read_dir(&actions)
+        .map_err(|e| format!("cannot read {}: {e}", actions.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("action.yml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let yaml = std::fs::read_to_string(actions.join(&dir).join("action.yml"))
+            .map_err(|e| format!("actions/{dir}/action.yml: {e}"))?;
+        out.push((
+            format!("actions/{dir}/README.md"),
+            action_docs::readme(&dir, &yaml)?,
+        ));
+    }
+    Ok(out)
+}
+
 fn codegen(check: bool) -> Result<(), String> {
     let mut stale = Vec::new();
-    for g in GENERATED {
-        let path = root().join(g.path);
-        let want = (g.make)();
+    for (rel, want) in generated()? {
+        let path = root().join(&rel);
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         if have == want {
             continue;
         }
         if check {
-            stale.push(g.path);
+            stale.push(rel);
         } else {
             std::fs::write(&path, want)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            eprintln!("updated {}", g.path);
+            eprintln!("updated {rel}");
         }
     }
     if stale.is_empty() {
