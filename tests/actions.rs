@@ -45,19 +45,29 @@ fn act(workflow: &str, vars: &[(&str, &str)]) -> Option<ActRun> {
 /// Runs act in `dir` with `args` and the settings every run here shares: JSON lines, no Docker
 /// (`-self-hosted`), no cache server, a private action cache, and the freshly built `mlops`.
 fn act_in(dir: &Path, args: &[String]) -> Option<ActRun> {
-    let act = tool("act")?;
+    let bin = format!("MLOPS_BIN={}", env!("CARGO_BIN_EXE_mlops"));
+    let mut all = vec!["--env".to_owned(), bin];
+    all.extend_from_slice(args);
+    act_bare(dir, &all)
+}
+
+/// `act_in` without the freshly built `mlops`: the actions install theirs.
+fn act_bare(dir: &Path, args: &[String]) -> Option<ActRun> {
     let cache = tempfile::tempdir().expect("tempdir");
+    act_cached(dir, args, cache.path())
+}
+
+/// `act_bare` with the action cache in `cache` (act keeps the runner's tool cache,
+/// `RUNNER_TOOL_CACHE`, in its `tool_cache/`), so that runs can share it.
+fn act_cached(dir: &Path, args: &[String], cache: &Path) -> Option<ActRun> {
+    let act = tool("act")?;
     let out = Command::new(act)
         .current_dir(dir)
         .args(args)
         .args(["--json", "--no-cache-server"])
         .args(["-P", "ubuntu-latest=-self-hosted"])
         .arg("--action-cache-path")
-        .arg(cache.path())
-        .args([
-            "--env",
-            &format!("MLOPS_BIN={}", env!("CARGO_BIN_EXE_mlops")),
-        ])
+        .arg(cache)
         .output()
         .expect("act runs");
     let log =
@@ -185,6 +195,265 @@ fn served_quickstart() -> (tempfile::TempDir, server::Server) {
         &["--quiet", "--model", "digits-mlp@1", "--registry", &reg],
     );
     (registry, server)
+}
+
+/// A release server: files of a directory over HTTP on loopback, recording the paths asked for.
+struct Releases {
+    addr: std::net::SocketAddr,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Releases {
+    fn serve(dir: &Path) -> Releases {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (dir, log, halt) = (dir.to_path_buf(), asked.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !halt.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).map_or(true, |n| n == 0) || header == "\r\n" {
+                        break;
+                    }
+                }
+                log.lock().expect("log").push(path.clone());
+                let file = dir.join(path.trim_start_matches('/'));
+                let mut stream = reader.into_inner();
+                let _ = match std::fs::read(&file) {
+                    Ok(body) => stream
+                        .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes())
+                        .and_then(|()| stream.write_all(&body)),
+                    Err(_) => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                };
+            }
+        });
+        Releases {
+            addr,
+            asked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().expect("log").clone()
+    }
+}
+
+impl Drop for Releases {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A repository with this project's validate action and install script, a Cargo.toml of version
+/// `version`, the quickstart manifest, the validate test workflow, and `checksums` as its
+/// committed `actions/lib/checksums.txt`.
+fn install_repo(version: &str, checksums: &str) -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let p = repo.path();
+    for (from, to) in [
+        ("actions/validate/action.yml", "actions/validate/action.yml"),
+        ("actions/lib/mlops.sh", "actions/lib/mlops.sh"),
+        ("examples/quickstart/mlops.yaml", "mlops.yaml"),
+        (
+            "tests/workflows/validate.yml",
+            ".github/workflows/validate.yml",
+        ),
+    ] {
+        std::fs::create_dir_all(p.join(to).parent().expect("parent")).expect("mkdir");
+        std::fs::copy(root().join(from), p.join(to)).expect("copy");
+    }
+    std::fs::write(p.join("actions/lib/checksums.txt"), checksums).expect("checksums");
+    std::fs::write(
+        p.join("Cargo.toml"),
+        format!("[workspace.package]\nversion = \"{version}\"\n"),
+    )
+    .expect("Cargo.toml");
+    git_in(p, &["init", "-q", "-b", "main"]);
+    git_in(p, &["add", "-A"]);
+    git_in(p, &["commit", "-qm", "a release"]);
+    repo
+}
+
+/// The install step of the actions, against a release served locally: a good asset is verified
+/// against the checksum committed in the repository, installed in the tool cache and run, and the
+/// next run takes it from the cache without downloading; a tampered asset is refused, also when
+/// the server offers checksum files that match it (the script never reads them).
+#[test]
+fn actions_install_only_a_verified_release() {
+    if tool("act").is_none() {
+        return;
+    }
+    let target = match std::env::consts::ARCH {
+        "x86_64" => "x86_64-unknown-linux-gnu",
+        "aarch64" => "aarch64-unknown-linux-gnu",
+        other => panic!("no release target for {other}"),
+    };
+    let version = "9.9.9";
+    let asset = format!("mlops-{version}-{target}.tar.gz");
+    let served = tempfile::tempdir().expect("tempdir");
+    let release = served.path().join(format!("v{version}"));
+    std::fs::create_dir_all(&release).expect("mkdir");
+    let packing = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(env!("CARGO_BIN_EXE_mlops"), packing.path().join("mlops")).expect("copy");
+    let ok = Command::new("tar")
+        .args(["-czf"])
+        .arg(release.join(&asset))
+        .arg("-C")
+        .arg(packing.path())
+        .arg("mlops")
+        .status()
+        .expect("tar")
+        .success();
+    assert!(ok);
+    let good = std::fs::read(release.join(&asset)).expect("asset");
+    let checksums = format!("version {version}\n{}  {asset}\n", sha256_hex(&good));
+    let repo = install_repo(version, &checksums);
+    let server = Releases::serve(served.path());
+    let tool_cache = tempfile::tempdir().expect("tempdir");
+    let run = || {
+        let args: Vec<String> = [
+            "push",
+            "-W",
+            ".github/workflows/validate.yml",
+            "--var",
+            "MANIFEST=mlops.yaml",
+            "--env",
+            &format!("MLOPS_RELEASE_URL=http://{}", server.addr),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        act_cached(repo.path(), &args, tool_cache.path()).expect("act is on PATH")
+    };
+    let cached = tool_cache
+        .path()
+        .join(format!("tool_cache/mlops/{version}/{target}/mlops"));
+
+    // Cold: downloaded, verified, cached, run.
+    let cold = run();
+    assert_eq!(cold.code, Some(0), "{}", cold.log);
+    assert!(cold.log.contains("valid=true errors=0"), "{}", cold.log);
+    assert!(
+        cold.log.contains(&format!("mlops {version}: verified")),
+        "{}",
+        cold.log
+    );
+    assert!(cached.is_file(), "{}", cold.log);
+    assert_eq!(server.asked(), [format!("/v{version}/{asset}")]);
+    // Warm: from the tool cache, nothing downloaded.
+    let warm = run();
+    assert_eq!(warm.code, Some(0), "{}", warm.log);
+    assert!(warm.log.contains("from the tool cache"), "{}", warm.log);
+    assert_eq!(server.asked().len(), 1);
+
+    // Tampered: another binary under the same name; with, then without, checksum files on the
+    // server that match it.
+    std::fs::remove_dir_all(tool_cache.path().join("tool_cache/mlops")).expect("empty the cache");
+    let mut tampered = good.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    std::fs::write(release.join(&asset), &tampered).expect("tamper");
+    let forged = format!("{}  {asset}\n", sha256_hex(&tampered));
+    std::fs::write(release.join("SHA256SUMS"), &forged).expect("sums");
+    std::fs::write(release.join(format!("{asset}.sha256")), &forged).expect("sum");
+    let bad = run();
+    assert_eq!(bad.code, Some(1), "{}", bad.log);
+    assert!(
+        bad.log
+            .contains("actions/lib/checksums.txt at this commit says")
+            && bad.log.contains("not running it"),
+        "{}",
+        bad.log
+    );
+    assert!(!bad.log.contains("valid=true"), "{}", bad.log);
+    assert!(!cached.exists(), "nothing unverified is installed");
+    assert!(
+        server.asked().iter().all(|p| p.ends_with(".tar.gz")),
+        "the script asked the server for checksums: {:?}",
+        server.asked()
+    );
+}
+
+/// With no release for this commit, the install script builds the action's own checkout (here a
+/// stand-in `cargo` on PATH records the build it was asked for).
+#[test]
+fn the_install_script_builds_the_checkout_without_a_release() {
+    let repo = install_repo("0.2.0-dev", "version 0.1.0\n");
+    let stub = tempfile::tempdir().expect("tempdir");
+    let record = stub.path().join("asked");
+    let target_dir = stub.path().join("target");
+    std::fs::write(
+        stub.path().join("cargo"),
+        format!(
+            "#!/usr/bin/env bash\necho \"$*\" >> {}\nif [[ $1 == metadata ]]; then echo '{{\"target_directory\": \"{}\"}}'; fi\n",
+            record.display(),
+            target_dir.display()
+        ),
+    )
+    .expect("stub");
+    let ok = Command::new("chmod")
+        .arg("+x")
+        .arg(stub.path().join("cargo"))
+        .status()
+        .expect("chmod")
+        .success();
+    assert!(ok);
+    let path = format!(
+        "{}:{}",
+        stub.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg(repo.path().join("actions/lib/mlops.sh"))
+        .env("PATH", path)
+        .env_remove("MLOPS_BIN")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        target_dir.join("release/mlops").display().to_string()
+    );
+    assert!(
+        stderr.contains("building from the action's checkout (this checkout is version 0.2.0-dev, not the release 0.1.0)"),
+        "{stderr}"
+    );
+    let asked = std::fs::read_to_string(&record).expect("cargo was run");
+    assert!(
+        asked.starts_with("build --release --locked --manifest-path"),
+        "{asked}"
+    );
 }
 
 /// The holdout action against a real `mlops serve` of a freshly trained quickstart model: the job

@@ -1,16 +1,99 @@
 #!/usr/bin/env bash
-# Prints the path of the `mlops` binary the actions run: MLOPS_BIN, an `mlops` on PATH, or a
-# release build from this checkout of the actions (slow; prebuilt binaries replace it).
+# Prints the path of the `mlops` binary the actions run, installing it first when needed:
+#   1. MLOPS_BIN, when set (local use and tests);
+#   2. the prebuilt release asset for this runner, when this checkout is that release (its
+#      Cargo.toml version is the one in checksums.txt): from the runner's tool cache, or
+#      downloaded from the GitHub release and verified against the SHA-256 committed in
+#      checksums.txt (never against anything the server says); a mismatch stops here;
+#   3. else a release build of the action's own checkout (`cargo build --locked`).
+# Everything but the path goes to stderr.
 set -euo pipefail
 if [[ -n "${MLOPS_BIN:-}" ]]; then
   echo "$MLOPS_BIN"
-elif command -v mlops >/dev/null 2>&1; then
-  command -v mlops
-else
-  here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-  manifest_path="$here/../../Cargo.toml"
-  cargo build --release --locked --manifest-path "$manifest_path" -p mlops >&2
-  target="$(cargo metadata --format-version 1 --no-deps --manifest-path "$manifest_path" \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-  echo "$target/release/mlops"
+  exit 0
 fi
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+checkout="$here/../.."
+
+release="$(awk '$1 == "version" { print $2; exit }' "$here/checksums.txt")"
+crate="$(awk -F'"' '/^version = "/ { print $2; exit }' "$checkout/Cargo.toml")"
+
+case "$(uname -s)-$(uname -m)" in
+  Linux-x86_64) target=x86_64-unknown-linux-gnu ;;
+  Linux-aarch64 | Linux-arm64) target=aarch64-unknown-linux-gnu ;;
+  Darwin-x86_64) target=x86_64-apple-darwin ;;
+  Darwin-arm64 | Darwin-aarch64) target=aarch64-apple-darwin ;;
+  MINGW*-x86_64 | MSYS*-x86_64 | CYGWIN*-x86_64) target=x86_64-pc-windows-msvc ;;
+  *) target="" ;;
+esac
+exe=mlops
+if [[ "$target" == *windows* ]]; then
+  exe=mlops.exe
+fi
+asset="mlops-$release-$target.tar.gz"
+want="$(awk -v asset="$asset" '$2 == asset { print $1; exit }' "$here/checksums.txt")"
+
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    sha256sum "$1" | awk '{ print $1 }'
+  else
+    shasum -a 256 "$1" | awk '{ print $1 }'
+  fi
+}
+
+if [[ "$release" != "none" && "$release" == "$crate" && -n "$target" && -n "$want" ]]; then
+  cache="${RUNNER_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}}/mlops/$release/$target"
+  if [[ -x "$cache/$exe" && -f "$cache/asset.sha256" && "$(cat "$cache/asset.sha256")" == "$want" ]]; then
+    echo "mlops $release: from the tool cache ($cache)" >&2
+    echo "$cache/$exe"
+    exit 0
+  fi
+  base="${MLOPS_RELEASE_URL:-https://github.com/mlops-rs/mlops/releases/download}"
+  url="$base/v$release/$asset"
+  work="$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/mlops-install.XXXXXX")"
+  trap 'rm -rf "$work"' EXIT
+  echo "mlops $release: downloading $url" >&2
+  if ! curl --fail --silent --show-error --location --retry 3 --output "$work/$asset" "$url"; then
+    echo "error: cannot download $url" >&2
+    echo "  = hint: check the network, or set MLOPS_BIN to an mlops binary you trust" >&2
+    exit 1
+  fi
+  got="$(sha256 "$work/$asset")"
+  if [[ "$got" != "$want" ]]; then
+    echo "error: $asset has SHA-256 $got, but actions/lib/checksums.txt at this commit says $want: not running it" >&2
+    echo "  = hint: the download was changed or corrupted; nothing was installed. Retry, and report it if it persists" >&2
+    exit 1
+  fi
+  mkdir -p "$work/unpacked"
+  tar -xzf "$work/$asset" -C "$work/unpacked"
+  if [[ ! -f "$work/unpacked/$exe" ]]; then
+    echo "error: $asset has no $exe" >&2
+    exit 1
+  fi
+  # Into the cache in one move, so a concurrent job never sees half a binary.
+  mkdir -p "$(dirname "$cache")"
+  staged="$(mktemp -d "$(dirname "$cache")/.staging.XXXXXX")"
+  mv "$work/unpacked/$exe" "$staged/$exe"
+  chmod +x "$staged/$exe"
+  echo "$want" >"$staged/asset.sha256"
+  rm -rf "$cache"
+  mv "$staged" "$cache"
+  echo "mlops $release: verified ($want), installed in $cache" >&2
+  echo "$cache/$exe"
+  exit 0
+fi
+
+if [[ "$release" == "none" ]]; then
+  why="no release is recorded in actions/lib/checksums.txt"
+elif [[ "$release" != "$crate" ]]; then
+  why="this checkout is version $crate, not the release $release"
+elif [[ -z "$target" ]]; then
+  why="no prebuilt binary for $(uname -s) $(uname -m)"
+else
+  why="the release $release has no asset for $target"
+fi
+echo "mlops: building from the action's checkout ($why)" >&2
+cargo build --release --locked --manifest-path "$checkout/Cargo.toml" -p mlops >&2
+target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$checkout/Cargo.toml" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+echo "$target_dir/release/$exe"
