@@ -7,6 +7,8 @@
 //! - `github-spec [--check]`: extracts the operations `mlops` calls from GitHub's official OpenAPI
 //!   description (npm `@octokit/openapi`) for the fake GitHub; `--check` fails when stale.
 //! - `bench <validate|yaml|render|train|holdout|init|run>`: benchmarks against the named competitor, printing the ratio.
+//! - `dist [--target TRIPLE] [--features LIST]`: the release asset of `mlops` and its checksum
+//!   line in `dist/`, as the release workflow builds them.
 //! - `terraform-validate`: `terraform validate` on every example's rendered Terraform (needs the
 //!   Terraform registry, so it runs in the project's GitHub workflow, not in `ci`).
 //! - `tools`: installs the pinned test tools, Mesa's software Vulkan driver (Debian packages) and
@@ -17,6 +19,7 @@ use std::process::{Command, ExitCode};
 
 mod action_docs;
 mod bench;
+mod dist;
 mod github_spec;
 mod provider;
 mod terraform;
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         ["github-spec"] => github_spec::run_task(false),
         ["github-spec", "--check"] => github_spec::run_task(true),
         ["bench", name] => bench::run(name),
+        ["dist", rest @ ..] => dist::run(rest),
         ["terraform-validate"] => terraform::validate(),
         ["tools"] => system_packages().and_then(|()| tools()).and_then(|bin| {
             let schema = provider::schema()?;
@@ -65,7 +69,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run> | tools | terraform-validate";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run> | dist [--target T] [--features F] | tools | terraform-validate";
 
 /// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
 /// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary
