@@ -6,7 +6,7 @@
 //!   action's README from its action.yml); `--check` fails when stale.
 //! - `github-spec [--check]`: extracts the operations `mlops` calls from GitHub's official OpenAPI
 //!   description (npm `@octokit/openapi`) for the fake GitHub; `--check` fails when stale.
-//! - `bench <validate|yaml|render|train|holdout|init|run>`: benchmarks against the named competitor, printing the ratio.
+//! - `bench <validate|yaml|render|train|holdout|init|run|action-start>`: benchmarks against the named competitor, printing the ratio.
 //! - `dist [--target TRIPLE] [--features LIST]`: the release asset of `mlops` and its checksum
 //!   line in `dist/`, as the release workflow builds them.
 //! - `terraform-validate`: `terraform validate` on every example's rendered Terraform (needs the
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run> | dist [--target T] [--features F] | tools | terraform-validate";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run|action-start> | dist [--target T] [--features F] | tools | terraform-validate";
 
 /// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
 /// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, root, tools};
 
+mod action_start;
 mod holdout;
 
 pub(crate) fn run(name: &str) -> Result<(), String> {
@@ -18,8 +19,9 @@ pub(crate) fn run(name: &str) -> Result<(), String> {
         "holdout" => holdout::run(),
         "init" => init(),
         "run" => run_loop(),
+        "action-start" => action_start::run(),
         other => Err(format!(
-            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run"
+            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start"
         )),
     }
 }
