@@ -155,8 +155,8 @@ fn desired(
 }
 
 /// The registry must hold the pinned version with the pinned artifact; production's must be
-/// approved, and no environment takes a rejected one.
-fn vouch(args: &DeployArgs, registry: &Registry, pin: &Pin) -> Result<(), Exit> {
+/// approved, and no environment takes a rejected one. (`mlops run`'s local deploy asks too.)
+pub(crate) fn vouch(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<(), Exit> {
     let reference = pin.reference();
     let r: ModelRef = reference.parse().map_err(|e: String| {
         error(&format!("the pin names `{reference}`: {e}"), "");
@@ -173,7 +173,7 @@ fn vouch(args: &DeployArgs, registry: &Registry, pin: &Pin) -> Result<(), Exit> 
             Exit::No
         })?;
     let status = entry.status.status;
-    let refused = match (args.env, status) {
+    let refused = match (env, status) {
         (_, Status::Rejected) => true,
         (DeployEnv::Production, s) => s != Status::Approved,
         (DeployEnv::Staging, _) => false,
@@ -184,7 +184,7 @@ fn vouch(args: &DeployArgs, registry: &Registry, pin: &Pin) -> Result<(), Exit> 
                 "{reference} is {} in the registry ({}); {} does not take it",
                 status.name(),
                 entry.status.reason,
-                args.env.name()
+                env.name()
             ),
             "production deploys only approved models: `mlops registry approve` after review, then promote",
         );
@@ -454,7 +454,7 @@ fn deploy_pin(
 ) -> Exit {
     let env = args.env.name();
     let environment = environment_of(m, args.env);
-    if let Err(code) = vouch(args, registry, pin) {
+    if let Err(code) = vouch(args.env, registry, pin) {
         return code;
     }
     let url = match (&args.endpoint, &environment.url, &environment.sagemaker) {

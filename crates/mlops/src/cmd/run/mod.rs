@@ -864,39 +864,11 @@ impl Run {
             Err(f) => return Err(self.local_failed("deploy", f, started)),
         };
         let reference = pin.reference();
-        let registry = prepared.registry();
-        let entry = reference
-            .parse()
-            .map_err(|e: String| e)
-            .and_then(|r| registry.resolve(&r).map_err(|e| e.message));
-        let card = registry
-            .card(&pin.model.name, pin.model.version)
-            .map_err(|e| e.message);
-        let refusal = match (&entry, &card) {
-            (Err(e), _) | (_, Err(e)) => Some(e.clone()),
-            (Ok(entry), _) if entry.status.status != mlops_train::registry::Status::Approved => {
-                Some(format!(
-                    "{reference} is {} in the registry, not approved ({})",
-                    entry.status.status.name(),
-                    entry.status.reason
-                ))
-            }
-            (_, Ok(card))
-                if card["artifact"]["sha256"].as_str() != Some(&pin.model.artifact.sha256) =>
-            {
-                Some(format!(
-                    "the registry's artifact of {reference} is not the one the pin names ({})",
-                    pin.model.artifact.sha256
-                ))
-            }
-            _ => None,
-        };
-        if let Some(why) = refusal {
-            error(
-                &why,
-                "production deploys only an approved model with the pinned artifact",
-            );
-            return Err(self.fail("deploy", why, started, Exit::No));
+        if let Err(code) =
+            super::deploy::vouch(crate::cli::DeployEnv::Production, prepared.registry(), &pin)
+        {
+            let why = format!("the registry does not vouch for {reference} (above)");
+            return Err(self.fail("deploy", why, started, code));
         }
         let service = match self.serve("deploy", &reference) {
             Ok(s) => s,
