@@ -40,6 +40,16 @@ const MISSING: &[&str] = &[
     "ScanNotFoundException",
 ];
 
+/// `err` when it is anything but a missing resource; `absent` when the resource is missing (a
+/// describe call used to ask whether something exists).
+pub(crate) fn or_absent<T>(err: AwsError, absent: T) -> Result<T, AwsError> {
+    if err.kind == Kind::Missing {
+        Ok(absent)
+    } else {
+        Err(err)
+    }
+}
+
 /// Explains a failed `action` (e.g. "create the training job") on `what` (its name).
 pub(crate) fn explain<E>(service: &str, what: &str, action: &str, e: &SdkError<E>) -> AwsError
 where

@@ -12,7 +12,7 @@ use aws_sdk_sagemaker::types::{
     S3ModelDataSource, S3ModelDataType, Tag, TrafficRoutingConfig, TrafficRoutingConfigType,
 };
 
-use crate::call::explain;
+use crate::call::{explain, or_absent};
 use crate::sagemaker::{Poll, SageMaker};
 use crate::{AwsError, Kind};
 
@@ -92,14 +92,10 @@ impl SageMaker {
                 config: out.endpoint_config_name().map(str::to_owned),
                 failure_reason: out.failure_reason().map(str::to_owned),
             })),
-            Err(e) => {
-                let err = explain("SageMaker", name, "describe the endpoint", &e);
-                if err.kind == Kind::Missing {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
+            Err(e) => or_absent(
+                explain("SageMaker", name, "describe the endpoint", &e),
+                None,
+            ),
         }
     }
 
@@ -107,14 +103,7 @@ impl SageMaker {
     pub async fn model_exists(&self, name: &str) -> Result<bool, AwsError> {
         match self.client.describe_model().model_name(name).send().await {
             Ok(_) => Ok(true),
-            Err(e) => {
-                let err = explain("SageMaker", name, "describe the model", &e);
-                if err.kind == Kind::Missing {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
+            Err(e) => or_absent(explain("SageMaker", name, "describe the model", &e), false),
         }
     }
 
@@ -156,14 +145,10 @@ impl SageMaker {
             .await
         {
             Ok(_) => Ok(true),
-            Err(e) => {
-                let err = explain("SageMaker", name, "describe the endpoint configuration", &e);
-                if err.kind == Kind::Missing {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
+            Err(e) => or_absent(
+                explain("SageMaker", name, "describe the endpoint configuration", &e),
+                false,
+            ),
         }
     }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use aws_config::BehaviorVersion;
 
-use crate::call::explain;
-use crate::{AwsError, Kind};
+use crate::AwsError;
+use crate::call::{explain, or_absent};
 
 /// The log group SageMaker training jobs write to.
 pub const TRAINING_LOG_GROUP: &str = "/aws/sagemaker/TrainingJobs";
@@ -49,12 +49,10 @@ impl Logs {
         {
             Ok(out) => out,
             Err(e) => {
-                let err = explain("CloudWatch Logs", job, "list the log streams of", &e);
-                return if err.kind == Kind::Missing {
-                    Ok(Vec::new())
-                } else {
-                    Err(err)
-                };
+                return or_absent(
+                    explain("CloudWatch Logs", job, "list the log streams of", &e),
+                    Vec::new(),
+                );
             }
         };
         let mut names: Vec<String> = streams

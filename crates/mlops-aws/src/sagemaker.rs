@@ -17,7 +17,7 @@ use aws_sdk_sagemaker::types::{
     TrainingInstanceType, VpcConfig,
 };
 
-use crate::call::explain;
+use crate::call::{explain, or_absent};
 use crate::{AwsError, Kind};
 
 /// Everything `CreateTrainingJob` is given.
@@ -167,12 +167,10 @@ impl SageMaker {
         {
             Ok(out) => out,
             Err(e) => {
-                let err = explain("SageMaker", name, "describe the training job", &e);
-                return if err.kind == Kind::Missing {
-                    Ok(None)
-                } else {
-                    Err(err)
-                };
+                return or_absent(
+                    explain("SageMaker", name, "describe the training job", &e),
+                    None,
+                );
             }
         };
         Ok(Some(JobState {
