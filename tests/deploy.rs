@@ -659,22 +659,7 @@ fn sigterm_mid_deploy_says_what_the_endpoint_serves() {
     .stderr(std::process::Stdio::piped())
     .spawn()
     .expect("starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while fake
-        .calls()
-        .0
-        .iter()
-        .filter(|c| *c == "DescribeEndpoint")
-        .count()
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "never polled: {:?}",
-            fake.calls()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    fake.wait_for_calls("DescribeEndpoint", 3);
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -520,22 +520,7 @@ fn sigterm_stops_the_training_job_before_exiting() {
     .stderr(Stdio::piped())
     .spawn()
     .expect("starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while fake
-        .calls()
-        .0
-        .iter()
-        .filter(|c| *c == "DescribeTrainingJob")
-        .count()
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the job was never polled: {:?}",
-            fake.calls()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    fake.wait_for_calls("DescribeTrainingJob", 3);
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

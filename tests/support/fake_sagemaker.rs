@@ -51,6 +51,20 @@ impl Fake {
         (strings("calls"), strings("violations"))
     }
 
+    /// Waits until the fake has been called with `op` at least `n` times; fails the test after
+    /// a minute.
+    pub(crate) fn wait_for_calls(&self, op: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.calls().0.iter().filter(|c| *c == op).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{op} was not called {n} times: {:?}",
+                self.calls()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The tags `AddTags` put on each resource, by ARN.
     pub(crate) fn tags(&self) -> serde_json::Value {
         self.state()["tags"].clone()
