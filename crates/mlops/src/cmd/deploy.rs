@@ -39,13 +39,10 @@ const POLL_MAX: Duration = Duration::from_secs(5);
 /// The root of the repository holding `manifest` (the nearest ancestor with `.git`), else its
 /// directory: pin files are named relative to it.
 fn repository_root(manifest: &Path) -> PathBuf {
-    let dir = std::fs::canonicalize(manifest)
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| manifest.parent().unwrap_or(Path::new(".")).to_path_buf());
-    dir.ancestors()
-        .find(|d| d.join(".git").exists())
-        .map_or_else(|| dir.clone(), Path::to_path_buf)
+    super::render::locate(manifest).map_or_else(
+        |_| manifest.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        |(root, _)| root,
+    )
 }
 
 /// What the service says it serves, in a few words.

@@ -99,7 +99,7 @@ pub(crate) fn render_into(root: &Path, manifest_path: &str) -> Result<usize, Str
 
 /// The repository root (the nearest ancestor with `.git`, else the manifest's directory) and the
 /// manifest's path from it, `/`-separated.
-fn locate(manifest: &Path) -> Result<(PathBuf, String), String> {
+pub(crate) fn locate(manifest: &Path) -> Result<(PathBuf, String), String> {
     let abs = std::fs::canonicalize(manifest)
         .map_err(|e| format!("cannot resolve {}: {e}", manifest.display()))?;
     let dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
