@@ -390,12 +390,31 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
     let started = Instant::now();
     let plan = Arc::new(plan);
     let concurrency = plan.concurrency.max(1);
-    // The reader may run two batches per request ahead, so that a moment in which it gets no
-    // CPU does not leave the service idle.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2 * concurrency);
+    // The reader hands batches over in groups of `concurrency` (one wake-up of either thread per
+    // group, not per batch) and may run two groups ahead, so that a moment in which it gets no
+    // CPU does not leave the service idle. (Groups of 4,096 rows measured no better.)
+    let group_size = concurrency;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Batch>>(2);
     let reader_plan = plan.clone();
-    let reader =
-        tokio::task::spawn_blocking(move || produce(&reader_plan, |b| tx.blocking_send(b).is_ok()));
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut group = Vec::with_capacity(group_size);
+        let digest = produce(&reader_plan, |b| {
+            group.push(b);
+            group.len() < group_size
+                || tx
+                    .blocking_send(std::mem::replace(
+                        &mut group,
+                        Vec::with_capacity(group_size),
+                    ))
+                    .is_ok()
+        });
+        if !group.is_empty() {
+            let _ = tx.blocking_send(group);
+        }
+        digest
+    });
+    let mut pending: std::collections::VecDeque<Batch> =
+        std::collections::VecDeque::with_capacity(group_size);
     let service = Arc::new(service);
     let retried = Arc::new(AtomicU64::new(0));
     let s = &plan.signature;
@@ -426,23 +445,25 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
                 break 'run Some(f);
             }
         }
-        if !open && running.is_empty() {
+        if !open && pending.is_empty() && running.is_empty() {
             break (!done.is_empty())
                 .then(|| RunError::Service("answers were left unscored".to_owned()));
         }
-        let room = open && running.len() < concurrency && done.len() < concurrency;
-        tokio::select! {
+        let room = running.len() < concurrency && done.len() < concurrency;
+        if room && let Some(batch) = pending.pop_front() {
             // A free place is filled before an answer is collected.
+            let (service, retried, seq) = (service.clone(), retried.clone(), requests);
+            requests += 1;
+            running.spawn(async move {
+                let answer = service.call(batch.body.clone(), &retried).await;
+                (seq, batch, answer)
+            });
+            continue;
+        }
+        tokio::select! {
             biased;
-            batch = rx.recv(), if room => match batch {
-                Some(batch) => {
-                    let (service, retried, seq) = (service.clone(), retried.clone(), requests);
-                    requests += 1;
-                    running.spawn(async move {
-                        let answer = service.call(batch.body.clone(), &retried).await;
-                        (seq, batch, answer)
-                    });
-                }
+            group = rx.recv(), if room && open => match group {
+                Some(group) => pending.extend(group),
                 None => open = false,
             },
             joined = running.join_next(), if !running.is_empty() => match joined {

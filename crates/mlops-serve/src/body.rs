@@ -205,50 +205,61 @@ fn describe(features: &[String]) -> String {
 }
 
 fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, Rejection> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(body);
-    let header = reader
-        .headers()
-        .map_err(|e| Rejection::bad(format!("the CSV header cannot be read: {e}")))?
-        .clone();
-    let names: Vec<&str> = header.iter().map(str::trim).collect();
-    check_columns(&names, features).map_err(Rejection::bad)?;
     let width = features.len();
-    let mut x = Vec::new();
+    let mut header = true;
+    // Every row but the header ends with a newline, so this is about the rows' values.
+    let mut x = Vec::with_capacity(width * memchr::memchr_iter(b'\n', body).count());
     let mut rows = 0usize;
-    let mut record = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(Rejection::bad(format!("the CSV is malformed: {e}"))),
-        }
-        let line = record.position().map_or(0, csv::Position::line);
-        if rows == limits.max_rows {
-            return Err(Rejection {
-                status: 413,
-                message: too_many_rows(limits),
-            });
-        }
-        if record.len() != width {
-            return Err(Rejection::bad(format!(
-                "CSV line {line} has {} fields; the header has {width}",
-                record.len()
-            )));
-        }
-        for (field, name) in record.iter().zip(features) {
+    mlops_train::records::each(
+        body,
+        |record| {
+            let line = record.line;
+            if std::mem::take(&mut header) {
+                let names = (0..record.len())
+                    .map(|i| std::str::from_utf8(record.get(i).unwrap_or_default()).map(str::trim))
+                    .collect::<Result<Vec<&str>, _>>()
+                    .map_err(|e| {
+                        Rejection::bad(format!("the CSV header is not UTF-8 text: {e}"))
+                    })?;
+                return check_columns(&names, features).map_err(Rejection::bad);
+            }
+            if rows == limits.max_rows {
+                return Err(Rejection {
+                    status: 413,
+                    message: too_many_rows(limits),
+                });
+            }
+            if record.len() != width {
+                return Err(Rejection::bad(format!(
+                    "CSV line {line} has {} fields; the header has {width}",
+                    record.len()
+                )));
+            }
             // The reader of the training data reads numbers the same way (same text, same f32).
-            let v = mlops_train::number::parse(field).ok_or_else(|| {
-                Rejection::bad(format!(
-                    "CSV line {line}, column `{name}`: `{}` is not a finite number",
-                    String::from_utf8_lossy(field)
-                ))
-            })?;
-            x.push(v);
-        }
-        rows += 1;
+            let read = if record.digits {
+                mlops_train::number::digits
+            } else {
+                mlops_train::number::parse
+            };
+            for (i, name) in features.iter().enumerate() {
+                let field = record.get(i).unwrap_or_default();
+                let v = read(field).ok_or_else(|| {
+                    Rejection::bad(format!(
+                        "CSV line {line}, column `{name}`: `{}` is not a finite number",
+                        String::from_utf8_lossy(field)
+                    ))
+                })?;
+                x.push(v);
+            }
+            rows += 1;
+            Ok(())
+        },
+        |e, line| Rejection::bad(format!("the CSV is malformed at line {line}: {e}")),
+    )?;
+    if header {
+        return Err(Rejection::bad(
+            "the CSV body is empty; send a header naming the columns, then the rows",
+        ));
     }
     Ok(Batch { rows, x })
 }
@@ -609,6 +620,54 @@ mod tests {
             parse(Media::Csv, csv.as_bytes(), &features(), Limits::default()),
             Ok(want)
         );
+    }
+
+    /// The values the `csv` crate and the shared number parser read from `body`.
+    fn by_csv_crate(body: &[u8]) -> Vec<f32> {
+        let mut reader = csv::Reader::from_reader(body);
+        reader
+            .byte_records()
+            .flat_map(|r| {
+                r.expect("record")
+                    .iter()
+                    .map(|f| mlops_train::number::parse(f).expect("number"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn csv_bodies_read_as_the_csv_crate_reads_them() {
+        for body in [
+            &b"a,b,c\n1,2,3\n4,5,6\n"[..],
+            b"a,b,c\r\n0,16,9999999\r\n12345678,00,7",
+            b"\xef\xbb\xbfa,b,c\n1.5,-2,3e2\n\n 4 ,5,6\n",
+            b"\"a\",b,\"c\"\n\"1\",2,\"3.25\"\n7,8,9\n",
+            b"a,b,c\n1,2,3\r4,5,6\n",
+        ] {
+            let batch = parse(Media::Csv, body, &features(), Limits::default())
+                .unwrap_or_else(|r| panic!("{}: {}", String::from_utf8_lossy(body), r.message));
+            let want = by_csv_crate(body);
+            assert_eq!(batch.rows * 3, want.len());
+            assert_eq!(batch.x, want, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn csv_mistakes_name_their_line() {
+        let refused = |body: &[u8]| {
+            parse(Media::Csv, body, &features(), Limits::default())
+                .expect_err("refused")
+                .message
+        };
+        let m = refused(b"a,b,c\n1,2,3\n\n1,2\n");
+        assert!(m.contains("CSV line 4 has 2 fields"), "{m}");
+        let m = refused(b"a,b,c\n1,2,3\n1,,3\n");
+        assert!(m.contains("line 3, column `b`: `` is not"), "{m}");
+        let m = refused(b"a,b,c\n1,2,99999999999999999999999999999999999999999\n");
+        assert!(m.contains("line 2, column `c`"), "{m}");
+        assert!(refused(b"").contains("the CSV body is empty"));
+        assert!(refused(b"\"a\",\"b\xff\",c\n1,2,3\n").contains("not UTF-8"));
     }
 
     #[test]

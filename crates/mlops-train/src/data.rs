@@ -332,18 +332,14 @@ fn read_csv(
                 }
             }
             Values::Check => {
-                // A run of digits and commas is plain when no field is empty or too long.
-                let plain = run.is_some_and(|(first, last)| {
-                    if record.digits {
-                        record.spans[first..=last]
-                            .iter()
-                            .all(|&(s, e)| e > s && e - s <= crate::number::PLAIN_LENGTH)
-                    } else {
+                // A record of short digit fields (see `Record::digits`) holds only numbers; a
+                // run of features that is plain text needs no field-by-field look either.
+                let plain = record.digits
+                    || run.is_some_and(|(first, last)| {
                         record
                             .run(first, last)
                             .is_some_and(crate::number::all_plain)
-                    }
-                });
+                    });
                 if !plain {
                     for (&at, name) in feature_at.iter().zip(features) {
                         let field = record.get(at).unwrap_or_default();

@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod model;
 pub mod number;
 pub mod predict;
-mod records;
+pub mod records;
 pub mod registry;
 pub mod train;
 pub mod worker;

@@ -36,6 +36,20 @@ pub fn parse(field: &[u8]) -> Option<f32> {
     })
 }
 
+/// [`parse`] for a field the caller knows holds nothing but ASCII digits (a record whose
+/// [`digits`](crate::records::Record::digits) is set): up to seven of them make an exact `f32`
+/// with no further checks.
+pub fn digits(field: &[u8]) -> Option<f32> {
+    if field.is_empty() || field.len() > 7 {
+        return parse(field);
+    }
+    let mut n = 0u32;
+    for &b in field {
+        n = n * 10 + u32::from(b.wrapping_sub(b'0'));
+    }
+    Some(n as f32)
+}
+
 /// The most characters (after the sign) a plain decimal may have: below 10^31, always a finite
 /// `f32`.
 pub const PLAIN_LENGTH: usize = 31;
@@ -137,6 +151,26 @@ fn fast(text: &[u8]) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digit_fields_read_as_parse_reads_them() {
+        for field in [
+            "0",
+            "7",
+            "16",
+            "0000012",
+            "9999999",
+            "12345678",
+            "99999999999",
+            "",
+        ] {
+            assert_eq!(
+                digits(field.as_bytes()),
+                parse(field.as_bytes()),
+                "{field:?}"
+            );
+        }
+    }
 
     fn std_parse(text: &str) -> Option<f32> {
         text.trim().parse::<f32>().ok().filter(|v| v.is_finite())
