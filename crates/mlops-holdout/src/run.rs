@@ -393,18 +393,17 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
     // The reader hands batches over in groups of `concurrency` (one wake-up of either thread per
     // group, not per batch) and may run two groups ahead, so that a moment in which it gets no
     // CPU does not leave the service idle. (Groups of 4,096 rows measured no better.)
-    let group_size = concurrency;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Batch>>(2);
     let reader_plan = plan.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        let mut group = Vec::with_capacity(group_size);
+        let mut group = Vec::with_capacity(concurrency);
         let digest = produce(&reader_plan, |b| {
             group.push(b);
-            group.len() < group_size
+            group.len() < concurrency
                 || tx
                     .blocking_send(std::mem::replace(
                         &mut group,
-                        Vec::with_capacity(group_size),
+                        Vec::with_capacity(concurrency),
                     ))
                     .is_ok()
         });
@@ -414,7 +413,7 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
         digest
     });
     let mut pending: std::collections::VecDeque<Batch> =
-        std::collections::VecDeque::with_capacity(group_size);
+        std::collections::VecDeque::with_capacity(concurrency);
     let service = Arc::new(service);
     let retried = Arc::new(AtomicU64::new(0));
     let s = &plan.signature;

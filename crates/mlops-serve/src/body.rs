@@ -215,12 +215,9 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
         |record| {
             let line = record.line;
             if std::mem::take(&mut header) {
-                let names = (0..record.len())
-                    .map(|i| std::str::from_utf8(record.get(i).unwrap_or_default()).map(str::trim))
-                    .collect::<Result<Vec<&str>, _>>()
-                    .map_err(|e| {
-                        Rejection::bad(format!("the CSV header is not UTF-8 text: {e}"))
-                    })?;
+                let names = record.names().map_err(|e| {
+                    Rejection::bad(format!("the CSV header is not UTF-8 text: {e}"))
+                })?;
                 return check_columns(&names, features).map_err(Rejection::bad);
             }
             if rows == limits.max_rows {
@@ -236,17 +233,11 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
                 )));
             }
             // The reader of the training data reads numbers the same way (same text, same f32).
-            let read = if record.digits {
-                mlops_train::number::digits
-            } else {
-                mlops_train::number::parse
-            };
             for (i, name) in features.iter().enumerate() {
-                let field = record.get(i).unwrap_or_default();
-                let v = read(field).ok_or_else(|| {
+                let v = record.number(i).ok_or_else(|| {
                     Rejection::bad(format!(
                         "CSV line {line}, column `{name}`: `{}` is not a finite number",
-                        String::from_utf8_lossy(field)
+                        String::from_utf8_lossy(record.get(i).unwrap_or_default())
                     ))
                 })?;
                 x.push(v);

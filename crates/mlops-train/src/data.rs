@@ -258,21 +258,19 @@ fn read_csv(
     records::for_each(input, io, |record| {
         let line = record.line;
         let Some(columns) = columns else {
-            let header: Vec<String> = (0..record.len())
-                .map(|i| {
-                    let field = record.get(i).unwrap_or_default();
-                    std::str::from_utf8(field)
-                        .map(|t| t.trim().to_owned())
-                        .map_err(|e| {
-                            DataError::at(
-                                path,
-                                Some(line),
-                                format!("the header is not UTF-8 text: {e}"),
-                                "save the file as UTF-8",
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?;
+            let header: Vec<String> = record
+                .names()
+                .map_err(|e| {
+                    DataError::at(
+                        path,
+                        Some(line),
+                        format!("the header is not UTF-8 text: {e}"),
+                        "save the file as UTF-8",
+                    )
+                })?
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             if header.iter().all(String::is_empty) {
                 return Err(empty_header(path));
             }
@@ -327,8 +325,9 @@ fn read_csv(
         match values {
             Values::Parse => {
                 for (slot, (&at, name)) in parsed.iter_mut().zip(feature_at.iter().zip(features)) {
-                    let field = record.get(at).unwrap_or_default();
-                    *slot = crate::number::parse(field).ok_or_else(|| not_a_number(name, field))?;
+                    *slot = record
+                        .number(at)
+                        .ok_or_else(|| not_a_number(name, record.get(at).unwrap_or_default()))?;
                 }
             }
             Values::Check => {

@@ -42,6 +42,26 @@ impl<'a> Record<'a> {
         self.spans.get(i).map(|&(s, e)| &text[s..e])
     }
 
+    /// Field `i` read as a number by [`number::parse`](crate::number::parse) (through its
+    /// shortcut for digit fields when the record is [`digits`](Self::digits)); `None` when it
+    /// is not a finite number or there is no such field.
+    pub fn number(&self, i: usize) -> Option<f32> {
+        let field = self.get(i)?;
+        if self.digits {
+            crate::number::digits(field)
+        } else {
+            crate::number::parse(field)
+        }
+    }
+
+    /// The fields as text, ASCII whitespace trimmed (a header's column names), or the UTF-8
+    /// error of the first field that is not text.
+    pub fn names(&self) -> Result<Vec<&'a str>, std::str::Utf8Error> {
+        (0..self.len())
+            .map(|i| std::str::from_utf8(self.get(i).unwrap_or_default()).map(str::trim))
+            .collect()
+    }
+
     /// Fields `first..=last` with the commas between them, when the record is raw.
     pub fn run(&self, first: usize, last: usize) -> Option<&'a [u8]> {
         if !self.raw || first > last {
@@ -115,19 +135,14 @@ fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) -> bool {
             commas &= commas - 1;
         }
     };
-    let mut blocks = line.chunks_exact(64);
-    let mut base = 0;
-    let mut block = [0u8; 64];
-    for piece in &mut blocks {
-        block.copy_from_slice(piece);
-        take(&block, base, spans);
-        base += 64;
+    let (blocks, rest) = line.as_chunks::<64>();
+    for (k, block) in blocks.iter().enumerate() {
+        take(block, 64 * k, spans);
     }
     // The tail, padded with digits (neither commas nor others).
-    let rest = blocks.remainder();
-    block = [b'0'; 64];
+    let mut block = [b'0'; 64];
     block[..rest.len()].copy_from_slice(rest);
-    take(&block, base, spans);
+    take(&block, 64 * blocks.len(), spans);
     spans.push((start, line.len()));
     !other && sized && line.len() > start && line.len() - start <= PLAIN_LENGTH
 }
@@ -140,10 +155,8 @@ fn classify(block: &[u8; 64]) -> (u64, bool) {
     let (comma, zero, nine) = (u8x16::splat(b','), u8x16::splat(b'0'), u8x16::splat(9));
     let mut commas = 0u64;
     let mut other = false;
-    for (k, piece) in block.chunks_exact(16).enumerate() {
-        let mut lanes = [0u8; 16];
-        lanes.copy_from_slice(piece);
-        let v = u8x16::new(lanes);
+    for (k, lanes) in block.as_chunks::<16>().0.iter().enumerate() {
+        let v = u8x16::new(*lanes);
         let is_comma = v.simd_eq(comma);
         // A digit is at most 9 above `0`; anything below `0` wraps to 246 or more.
         let d = v - zero;
