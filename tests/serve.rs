@@ -618,27 +618,29 @@ fn holdout_retries_a_flaky_service_and_reports_one_that_is_down() {
             (status, body)
         }),
     );
-    let out = holdout(
-        registry.path(),
-        &format!("http://{}", proxy.addr),
-        &["--retries", "3", "--concurrency", "1"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(report(&out)["retries"], 2);
+    // Either way of reading: on a thread of its own (parity on) or between requests (off).
+    for mode in [None, Some("--no-parity")] {
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let mut args = vec!["--retries", "3", "--concurrency", "1"];
+        args.extend(mode);
+        let out = holdout(registry.path(), &format!("http://{}", proxy.addr), &args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(report(&out)["retries"], 2, "{mode:?}");
+    }
 
     // Nothing listens on this port.
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port");
-    let out = holdout(
-        registry.path(),
-        &format!("http://{free}"),
-        &["--retries", "1"],
-    );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
-    assert!(err.contains("failed 2 times"), "{err}");
-    assert!(err.contains("is the service at"), "{err}");
+    for mode in [None, Some("--no-parity")] {
+        let mut args = vec!["--retries", "1"];
+        args.extend(mode);
+        let out = holdout(registry.path(), &format!("http://{free}"), &args);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("failed 2 times"), "{err}");
+        assert!(err.contains("is the service at"), "{err}");
+    }
 }
 
 /// The rendered model image's entrypoint (`container/Dockerfile`), as argv; checked to start the

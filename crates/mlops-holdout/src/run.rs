@@ -99,16 +99,58 @@ enum Said {
     Value(f32),
 }
 
+/// The model's class labels, looked up by their text: one integer compare per class for a
+/// label of up to seven bytes (the usual kind), a text compare for a longer one.
+#[derive(Debug, Clone, Default)]
+struct Labels {
+    names: Vec<String>,
+    /// Each name as [`Labels::key`] packs it; `u64::MAX` (which no packed label equals) for a
+    /// longer one.
+    keys: Vec<u64>,
+}
+
+impl Labels {
+    fn new(names: &[String]) -> Self {
+        Self {
+            names: names.to_vec(),
+            keys: names
+                .iter()
+                .map(|n| Self::key(n.as_bytes()).unwrap_or(u64::MAX))
+                .collect(),
+        }
+    }
+
+    /// A label of up to seven bytes as one integer: its bytes, then its length in the top byte.
+    #[inline]
+    fn key(label: &[u8]) -> Option<u64> {
+        if label.len() >= 8 {
+            return None;
+        }
+        let bytes = label.iter().enumerate();
+        Some(bytes.fold((label.len() as u64) << 56, |k, (i, &b)| {
+            k | u64::from(b) << (8 * i)
+        }))
+    }
+
+    #[inline]
+    fn find(&self, label: &[u8]) -> Option<usize> {
+        match Self::key(label) {
+            Some(key) => self.keys.iter().position(|&k| k == key),
+            None => self.names.iter().position(|n| n.as_bytes() == label),
+        }
+    }
+}
+
 /// The class `label` names, without allocating for a known one.
-fn class(label: &[u8], classes: &[String]) -> Said {
-    match classes.iter().position(|c| c.as_bytes() == label) {
+fn class(label: &[u8], classes: &Labels) -> Said {
+    match classes.find(label) {
         Some(i) => Said::Class(i),
         None => Said::Other(String::from_utf8_lossy(label).into_owned()),
     }
 }
 
 /// The predictions in a reply: CSV (one per line: a label or a value) or the JSON answer.
-fn read_reply(reply: &Reply, task: Task, classes: &[String]) -> Result<Vec<Said>, String> {
+fn read_reply(reply: &Reply, task: Task, classes: &Labels) -> Result<Vec<Said>, String> {
     let csv = reply
         .content_type
         .as_deref()
@@ -164,7 +206,7 @@ fn read_reply(reply: &Reply, task: Task, classes: &[String]) -> Result<Vec<Said>
 }
 
 /// One CSV answer field: a label or a value.
-fn said(field: &[u8], task: Task, classes: &[String]) -> Result<Said, String> {
+fn said(field: &[u8], task: Task, classes: &Labels) -> Result<Said, String> {
     Ok(match task {
         Task::Classification => class(field, classes),
         Task::Regression => Said::Value(number::parse(field).ok_or_else(|| {
@@ -221,10 +263,7 @@ fn produce(
     let s = &plan.signature;
     let width = s.features.len();
     let header = csv_header(&s.features);
-    let classes: Option<BTreeMap<&str, usize>> = s
-        .classes
-        .as_ref()
-        .map(|c| c.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect());
+    let classes = s.classes.as_deref().map(Labels::new);
     // The features as numbers are kept only for the offline prediction (parity).
     let keep = plan.parity.is_some();
     let mut x = Vec::with_capacity(if keep { plan.batch_size * width } else { 0 });
@@ -272,7 +311,7 @@ fn produce(
             write_row(&mut body, &row, &mut number);
             lines.push(row.line);
             truth.push(match &classes {
-                Some(map) => Truth::Class(map.get(row.label.trim()).copied()),
+                Some(labels) => Truth::Class(labels.find(row.label.trim().as_bytes())),
                 None => Truth::Value(row.label.trim().parse().map_err(|_| {
                     format!("the regression target is `{}`, not a number", row.label)
                 })?),
@@ -291,7 +330,7 @@ fn produce(
 
 /// Accumulates answers as they arrive, in dataset order.
 struct Score {
-    classes: Vec<String>,
+    classes: Labels,
     confusion: Confusion,
     errors: Errors,
     parity: Parity,
@@ -351,13 +390,23 @@ impl Score {
                     if let Some(Outputs::Classes { index, .. }) = offline {
                         self.parity.checked += 1;
                         if index[i] != predicted {
-                            let expected = self.classes.get(index[i]).cloned().unwrap_or_default();
+                            let expected = self
+                                .classes
+                                .names
+                                .get(index[i])
+                                .cloned()
+                                .unwrap_or_default();
                             self.parity.mismatch(Mismatch {
                                 line: batch.lines[i],
                                 expected,
                                 observed: match p {
                                     Said::Other(label) => label.clone(),
-                                    _ => self.classes.get(predicted).cloned().unwrap_or_default(),
+                                    _ => self
+                                        .classes
+                                        .names
+                                        .get(predicted)
+                                        .cloned()
+                                        .unwrap_or_default(),
                                 },
                             });
                         }
@@ -385,109 +434,170 @@ impl Score {
     }
 }
 
-/// Runs the holdout test against `service`.
-pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
-    let started = Instant::now();
-    let plan = Arc::new(plan);
-    let concurrency = plan.concurrency.max(1);
-    // The reader hands batches over in groups of `concurrency` (one wake-up of either thread per
-    // group, not per batch) and may run two groups ahead, so that a moment in which it gets no
-    // CPU does not leave the service idle. (Groups of 4,096 rows measured no better.)
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Batch>>(2);
-    let reader_plan = plan.clone();
-    let reader = tokio::task::spawn_blocking(move || {
-        let mut group = Vec::with_capacity(concurrency);
-        let digest = produce(&reader_plan, |b| {
-            group.push(b);
-            group.len() < concurrency
-                || tx
-                    .blocking_send(std::mem::replace(
-                        &mut group,
-                        Vec::with_capacity(concurrency),
-                    ))
-                    .is_ok()
+/// One answer as a request task leaves it: its place in the order, its batch, the reply.
+type Answered = (u64, Batch, Result<Reply, CallError>);
+
+/// The requests in flight and the answers waiting for their turn to be scored.
+///
+/// Requests run as a set and finish in any order; their answers wait in `done` until every
+/// earlier one is scored. A freed place gets the next batch at once, as a load generator would
+/// refill it, so the service always has `concurrency` requests; at most as many answers wait,
+/// which bounds memory whatever the dataset's size.
+struct Flight {
+    service: Arc<Service>,
+    retried: Arc<AtomicU64>,
+    concurrency: usize,
+    task: Task,
+    running: tokio::task::JoinSet<Answered>,
+    done: BTreeMap<u64, (Batch, Result<Reply, CallError>)>,
+    requests: u64,
+    scored: u64,
+    score: Score,
+}
+
+impl Flight {
+    /// Sends `batch` as soon as a place is free, scoring the answers that come in meanwhile.
+    async fn send(&mut self, batch: Batch) -> Result<(), RunError> {
+        while self.running.len() >= self.concurrency || self.done.len() >= self.concurrency {
+            self.collect().await?;
+        }
+        let (service, retried, seq) = (self.service.clone(), self.retried.clone(), self.requests);
+        self.requests += 1;
+        self.running.spawn(async move {
+            let answer = service.call(batch.body.clone(), &retried).await;
+            (seq, batch, answer)
         });
-        if !group.is_empty() {
-            let _ = tx.blocking_send(group);
-        }
-        digest
-    });
-    let mut pending: std::collections::VecDeque<Batch> =
-        std::collections::VecDeque::with_capacity(concurrency);
-    let service = Arc::new(service);
-    let retried = Arc::new(AtomicU64::new(0));
-    let s = &plan.signature;
-    let mut score = Score {
-        classes: s.classes.clone().unwrap_or_default(),
-        confusion: Confusion::new(s.classes.as_ref().map_or(0, Vec::len)),
-        errors: Errors::default(),
-        parity: Parity {
-            enabled: plan.parity.is_some(),
-            ..Parity::default()
-        },
-        rows: 0,
-    };
-    // Requests run as a set and finish in any order; their answers wait in `done` until every
-    // earlier one is scored. A freed place gets the next batch at once, as a load generator
-    // would refill it, so the service always has `concurrency` requests; at most as many
-    // answers wait, which bounds memory whatever the dataset's size.
-    let mut running: tokio::task::JoinSet<(u64, Batch, Result<Reply, CallError>)> =
-        tokio::task::JoinSet::new();
-    let mut done: BTreeMap<u64, (Batch, Result<Reply, CallError>)> = BTreeMap::new();
-    let (mut requests, mut scored) = (0u64, 0u64);
-    let mut open = true;
-    let failure = 'run: loop {
-        // Score what is next in order.
-        while let Some((batch, answer)) = done.remove(&scored) {
-            scored += 1;
-            if let Err(f) = score.answer(&batch, answer, s.task) {
-                break 'run Some(f);
+        // Let the new request reach its connection before the caller goes on (it may read the
+        // next batch on this thread, with the runtime standing still meanwhile).
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    /// Waits for one request to finish and scores what is then next in order.
+    async fn collect(&mut self) -> Result<(), RunError> {
+        match self.running.join_next().await {
+            Some(Ok((seq, batch, answer))) => {
+                self.done.insert(seq, (batch, answer));
             }
+            Some(Err(e)) => return Err(RunError::Service(format!("a request task failed: {e}"))),
+            None => return Err(RunError::Service("answers were left unscored".to_owned())),
         }
-        if !open && pending.is_empty() && running.is_empty() {
-            break (!done.is_empty())
-                .then(|| RunError::Service("answers were left unscored".to_owned()));
+        while let Some((batch, answer)) = self.done.remove(&self.scored) {
+            self.scored += 1;
+            self.score.answer(&batch, answer, self.task)?;
         }
-        let room = running.len() < concurrency && done.len() < concurrency;
-        if room && let Some(batch) = pending.pop_front() {
-            // A free place is filled before an answer is collected.
-            let (service, retried, seq) = (service.clone(), retried.clone(), requests);
-            requests += 1;
-            running.spawn(async move {
-                let answer = service.call(batch.body.clone(), &retried).await;
-                (seq, batch, answer)
-            });
-            continue;
+        Ok(())
+    }
+
+    /// Waits for every request and scores it.
+    async fn finish(&mut self) -> Result<(), RunError> {
+        while self.scored < self.requests {
+            self.collect().await?;
         }
-        tokio::select! {
-            biased;
-            group = rx.recv(), if room && open => match group {
-                Some(group) => pending.extend(group),
-                None => open = false,
+        Ok(())
+    }
+}
+
+/// Runs the holdout test against `service`, on `runtime` (a current-thread one: the requests
+/// are driven by this thread).
+///
+/// With parity off, the dataset is read on this thread too: each batch is read when a place is
+/// free, and the runtime runs while this thread waits for one. Reading is then a small part of
+/// the work, and a second thread would cost more in hand-overs and wake-ups than it gives. With
+/// parity on, the reader runs on a thread of its own, as the model's offline prediction of each
+/// batch is the larger part of the work; batches cross over in groups of `concurrency` (one
+/// wake-up of either thread per group) and the reader may run two groups ahead, so that a
+/// moment in which it gets no CPU does not leave the service idle. (Groups of 4,096 rows
+/// measured no better.)
+pub fn run(
+    plan: Plan,
+    service: Service,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let concurrency = plan.concurrency.max(1);
+    let s = &plan.signature;
+    let mut flight = Flight {
+        service: Arc::new(service),
+        retried: Arc::new(AtomicU64::new(0)),
+        concurrency,
+        task: s.task,
+        running: tokio::task::JoinSet::new(),
+        done: BTreeMap::new(),
+        requests: 0,
+        scored: 0,
+        score: Score {
+            classes: Labels::new(s.classes.as_deref().unwrap_or_default()),
+            confusion: Confusion::new(s.classes.as_ref().map_or(0, Vec::len)),
+            errors: Errors::default(),
+            parity: Parity {
+                enabled: plan.parity.is_some(),
+                ..Parity::default()
             },
-            joined = running.join_next(), if !running.is_empty() => match joined {
-                Some(Ok((seq, batch, answer))) => {
-                    done.insert(seq, (batch, answer));
-                }
-                Some(Err(e)) => {
-                    break Some(RunError::Service(format!("a request task failed: {e}")));
-                }
-                None => {}
-            },
-            else => break Some(RunError::Service("nothing to send and nothing in flight".to_owned())),
-        }
+            rows: 0,
+        },
     };
-    if let Some(f) = failure {
-        running.abort_all();
-        drop(rx);
-        let _ = reader.await;
+    let (sent, read) = if plan.parity.is_none() {
+        let mut failure = None;
+        let read = produce(&plan, |batch| match runtime.block_on(flight.send(batch)) {
+            Ok(()) => true,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        });
+        let sent = match failure {
+            Some(f) => Err(f),
+            None if read.is_ok() => runtime.block_on(flight.finish()),
+            None => Ok(()),
+        };
+        (sent, read.map_err(RunError::Data))
+    } else {
+        std::thread::scope(|scope| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Batch>>(2);
+            let plan = &plan;
+            let reader = scope.spawn(move || {
+                let mut group = Vec::with_capacity(concurrency);
+                let read = produce(plan, |b| {
+                    group.push(b);
+                    group.len() < concurrency
+                        || tx
+                            .blocking_send(std::mem::replace(
+                                &mut group,
+                                Vec::with_capacity(concurrency),
+                            ))
+                            .is_ok()
+                });
+                if !group.is_empty() {
+                    let _ = tx.blocking_send(group);
+                }
+                read
+            });
+            let sent = runtime.block_on(async {
+                while let Some(group) = rx.recv().await {
+                    for batch in group {
+                        flight.send(batch).await?;
+                    }
+                }
+                flight.finish().await
+            });
+            // A reader still sending learns that nobody listens, and stops.
+            drop(rx);
+            let read = match reader.join() {
+                Ok(read) => read.map_err(RunError::Data),
+                Err(_) => Err(RunError::Service(
+                    "the reader stopped unexpectedly".to_owned(),
+                )),
+            };
+            (sent, read)
+        })
+    };
+    if let Err(f) = sent {
+        flight.running.abort_all();
         return Err(f);
     }
-    let digest = match reader.await {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => return Err(RunError::Data(e)),
-        Err(e) => return Err(RunError::Service(format!("the reader failed: {e}"))),
-    };
+    let digest = read?;
+    let score = flight.score;
     let observed = match s.task {
         Task::Classification => score.confusion.metrics(),
         Task::Regression => score.errors.metrics(),
@@ -497,14 +607,14 @@ pub async fn run(plan: Plan, service: Service) -> Result<Report, RunError> {
     let classification = s.task == Task::Classification;
     Ok(Report::new(
         plan.model.clone(),
-        service.endpoint(),
+        flight.service.endpoint(),
         digest,
         score.rows,
-        requests,
-        retried.load(std::sync::atomic::Ordering::Relaxed),
+        flight.requests,
+        flight.retried.load(std::sync::atomic::Ordering::Relaxed),
         seconds,
         checks,
-        classification.then(|| (score.classes.clone(), score.confusion.clone())),
+        classification.then(|| (score.classes.names.clone(), score.confusion.clone())),
         score.parity,
     ))
 }
@@ -548,13 +658,42 @@ mod tests {
     }
 
     #[test]
+    fn labels_are_found_by_their_exact_text() {
+        let names = [
+            "0",
+            "7",
+            "cat",
+            "",
+            "seven b",
+            "a longer label",
+            "a longer labe",
+        ];
+        let labels = Labels::new(&names.map(str::to_owned));
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(labels.find(n.as_bytes()), Some(i), "{n:?}");
+        }
+        for absent in [
+            "7 ",
+            "00",
+            "ca",
+            "cats",
+            "seven",
+            "a longer label!",
+            "\0",
+            "0\0",
+        ] {
+            assert_eq!(labels.find(absent.as_bytes()), None, "{absent:?}");
+        }
+    }
+
+    #[test]
     fn replies_are_read_as_csv_or_json_by_their_media_type() {
         let reply = |body: &str, media: &str| Reply {
             body: Bytes::from(body.to_owned()),
             content_type: Some(media.to_owned()),
         };
         let csv = reply("3\n\"a,b\"\n7\n", "text/csv; charset=utf-8");
-        let classes = ["7".to_owned(), "a,b".to_owned()];
+        let classes = Labels::new(&["7".to_owned(), "a,b".to_owned()]);
         assert_eq!(
             read_reply(&csv, Task::Classification, &classes),
             Ok(vec![
@@ -565,11 +704,11 @@ mod tests {
         );
         let values = reply("1.5\r\n-2\r\n", "text/csv");
         assert_eq!(
-            read_reply(&values, Task::Regression, &[]),
+            read_reply(&values, Task::Regression, &Labels::default()),
             Ok(vec![Said::Value(1.5), Said::Value(-2.0)])
         );
         let bad = reply("1.5\nabc\n", "text/csv");
-        let m = read_reply(&bad, Task::Regression, &[]).expect_err("not a number");
+        let m = read_reply(&bad, Task::Regression, &Labels::default()).expect_err("not a number");
         assert!(m.contains("`abc`"), "{m}");
         let json = reply(
             r#"{"predictions": [{"label": "3", "probabilities": [0.9]}]}"#,
@@ -579,7 +718,7 @@ mod tests {
             read_reply(&json, Task::Classification, &classes),
             Ok(vec![Said::Other("3".into())])
         );
-        let m = read_reply(&json, Task::Regression, &[]).expect_err("no value");
+        let m = read_reply(&json, Task::Regression, &Labels::default()).expect_err("no value");
         assert!(m.contains("no `value`"), "{m}");
     }
 }

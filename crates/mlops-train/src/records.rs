@@ -12,34 +12,48 @@ use std::io::Read;
 
 use crate::number::PLAIN_LENGTH;
 
-/// One record: its fields as byte ranges into `text`.
+/// One record: its fields as byte ranges of `text`.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     /// The line the record starts on (1-based).
     pub line: u64,
-    pub text: &'a [u8],
-    pub spans: &'a [(usize, usize)],
-    /// `text` is the record as the file has it (fields separated by commas, nothing quoted), so
-    /// any run of neighbouring fields can be copied from it in one piece.
+    /// The bytes the fields lie in.
+    text: &'a [u8],
+    /// Where the first field starts in `text`.
+    first: usize,
+    /// Where each field ends in `text`; the next one starts `gap` bytes further on (past the
+    /// comma of a raw record; a quoted record's unquoted fields lie end to end).
+    ends: &'a [usize],
+    gap: usize,
+    /// The record is as the file has it (fields separated by commas, nothing quoted), so any
+    /// run of neighbouring fields can be copied from it in one piece.
     pub raw: bool,
-    /// `text` is raw and holds nothing but ASCII digits and commas, and every field has one to
-    /// [`PLAIN_LENGTH`](crate::number::PLAIN_LENGTH) digits: every field is a number, with no
-    /// further check.
+    /// The record is raw and holds nothing but ASCII digits and commas, and every field has one
+    /// to [`PLAIN_LENGTH`](crate::number::PLAIN_LENGTH) digits: every field is a number, with
+    /// no further check.
     pub digits: bool,
 }
 
 impl<'a> Record<'a> {
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.ends.is_empty()
+    }
+
+    /// Where field `i` starts in `text`.
+    fn start(&self, i: usize) -> usize {
+        match i.checked_sub(1) {
+            None => self.first,
+            Some(before) => self.ends[before] + self.gap,
+        }
     }
 
     pub fn get(&self, i: usize) -> Option<&'a [u8]> {
-        let text = self.text;
-        self.spans.get(i).map(|&(s, e)| &text[s..e])
+        let end = *self.ends.get(i)?;
+        Some(&self.text[self.start(i)..end])
     }
 
     /// Field `i` read as a number by [`number::parse`](crate::number::parse) (through its
@@ -67,10 +81,16 @@ impl<'a> Record<'a> {
         if !self.raw || first > last {
             return None;
         }
-        let (start, _) = *self.spans.get(first)?;
-        let (_, end) = *self.spans.get(last)?;
-        Some(&self.text[start..end])
+        let end = *self.ends.get(last)?;
+        Some(&self.text[self.start(first)..end])
     }
+}
+
+/// Whether a field that ends at `end` after a separator at `before` is empty or longer than
+/// [`PLAIN_LENGTH`] (its length is the distance less the separator).
+#[inline]
+fn odd_size(before: usize, end: usize) -> bool {
+    end.wrapping_sub(before).wrapping_sub(2) >= PLAIN_LENGTH
 }
 
 /// Where the quote state machine of `csv_core` is (its default dialect: `,`, `"` doubled to
@@ -114,57 +134,56 @@ fn lines_before_record(text: &[u8], from: usize) -> u64 {
     memchr::memchr_iter(b'\n', &text[..first]).count() as u64
 }
 
-/// The field ranges of a line with no quote and no carriage return, and whether every field
-/// is one to [`PLAIN_LENGTH`](crate::number::PLAIN_LENGTH) ASCII digits. The line is classified 64 bytes at a time with 16-byte
-/// vector compares (SSE2 on x86-64, NEON on arm64, through `wide`); only the commas found then
-/// cost a step each.
-fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) -> bool {
-    spans.clear();
-    let mut start = 0;
-    let mut other = false;
-    // Every field so far has one to `PLAIN_LENGTH` characters.
-    let mut sized = true;
-    let mut take = |block: &[u8; 64], base: usize, spans: &mut Vec<(usize, usize)>| {
-        let (mut commas, others) = classify(block);
-        other |= others;
-        while commas != 0 {
-            let at = base + commas.trailing_zeros() as usize;
-            sized &= at > start && at - start <= PLAIN_LENGTH;
-            spans.push((start, at));
-            start = at + 1;
-            commas &= commas - 1;
-        }
-    };
-    let (blocks, rest) = line.as_chunks::<64>();
-    for (k, block) in blocks.iter().enumerate() {
-        take(block, 64 * k, spans);
-    }
-    // The tail, padded with digits (neither commas nor others).
-    let mut block = [b'0'; 64];
-    block[..rest.len()].copy_from_slice(rest);
-    take(&block, 64 * blocks.len(), spans);
-    spans.push((start, line.len()));
-    !other && sized && line.len() > start && line.len() - start <= PLAIN_LENGTH
+/// The bytes of one 64-byte block the scanner stops at, a bit per byte (bit `i` for byte `i`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Classes {
+    commas: u64,
+    newlines: u64,
+    /// Quotes and carriage returns: the end of a `\r\n` line, or a record for `csv`.
+    stops: u64,
+    /// Every other byte that is not an ASCII digit.
+    others: u64,
 }
 
-/// For the 64 bytes of `block`: a bit for every comma (bit `i` for byte `i`), and whether any
-/// byte is neither a comma nor an ASCII digit.
+/// Classifies the 64 bytes of `block` with 16-byte vector compares (SSE2 on x86-64, NEON on
+/// arm64, through `wide`).
 #[inline]
-fn classify(block: &[u8; 64]) -> (u64, bool) {
+fn classify(block: &[u8; 64]) -> Classes {
     use wide::u8x16;
-    let (comma, zero, nine) = (u8x16::splat(b','), u8x16::splat(b'0'), u8x16::splat(9));
-    let mut commas = 0u64;
-    let mut other = false;
+    let splat = u8x16::splat;
+    let (comma, newline, quote, cr) = (splat(b','), splat(b'\n'), splat(b'"'), splat(b'\r'));
+    let (zero, nine) = (splat(b'0'), splat(9));
+    let mut c = Classes {
+        commas: 0,
+        newlines: 0,
+        stops: 0,
+        others: 0,
+    };
     for (k, lanes) in block.as_chunks::<16>().0.iter().enumerate() {
         let v = u8x16::new(*lanes);
         let is_comma = v.simd_eq(comma);
+        let is_newline = v.simd_eq(newline);
+        let is_stop = v.simd_eq(quote) | v.simd_eq(cr);
         // A digit is at most 9 above `0`; anything below `0` wraps to 246 or more.
         let d = v - zero;
         let is_digit = d.min(nine).simd_eq(d);
-        commas |= u64::from(is_comma.to_bitmask()) << (16 * k);
-        other |= (is_comma | is_digit).to_bitmask() != 0xffff;
+        let known = is_comma | is_newline | is_stop | is_digit;
+        let shift = 16 * k;
+        c.commas |= u64::from(is_comma.to_bitmask()) << shift;
+        c.newlines |= u64::from(is_newline.to_bitmask()) << shift;
+        c.stops |= u64::from(is_stop.to_bitmask()) << shift;
+        c.others |= u64::from(!known.to_bitmask() & 0xffff) << shift;
     }
-    (commas, other)
+    c
+}
+
+/// Bits `from..64` (none when `from` is 64 or more).
+#[inline]
+fn bits_from(from: usize) -> u64 {
+    u32::try_from(from)
+        .ok()
+        .and_then(|f| u64::MAX.checked_shl(f))
+        .unwrap_or(0)
 }
 
 /// The bytes read at a time; a record longer than this grows the buffer.
@@ -173,7 +192,10 @@ const CHUNK: usize = 256 * 1024;
 /// The splitter's working state, kept across windows of the input.
 struct Splitter {
     line: u64,
-    spans: Vec<(usize, usize)>,
+    /// Where the current record's fields end; kept longer than any line's fields need, with
+    /// the count of the current ones apart, so that a comma costs a store and no check of the
+    /// vector's capacity.
+    ends: Vec<usize>,
     quoted: csv::ByteRecord,
 }
 
@@ -181,13 +203,19 @@ impl Splitter {
     fn new() -> Self {
         Self {
             line: 1,
-            spans: Vec::new(),
+            ends: Vec::new(),
             quoted: csv::ByteRecord::new(),
         }
     }
 
     /// Calls `on_record` for every complete record at the front of `window` (with `eof`, the
     /// window's end ends the last one) and returns the bytes they took.
+    ///
+    /// The window is classified 64 bytes at a time, and only the bytes found then (commas,
+    /// line ends, quotes and carriage returns) cost a step each: a line with no quote and no
+    /// carriage return but the one of a `\r\n` end (nearly every line of a numeric dataset) is
+    /// cut at its commas where it lies. A record with a quote or a lone carriage return goes
+    /// to `csv`, and the scan starts again after it.
     fn records<E>(
         &mut self,
         window: &[u8],
@@ -195,73 +223,167 @@ impl Splitter {
         io: &impl Fn(std::io::Error, u64) -> E,
         on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
     ) -> Result<usize, E> {
-        let mut start = 0;
-        loop {
-            let window = &window[start..];
-            let newline = memchr::memchr(b'\n', window);
-            // A complete line, or the last one of the input.
-            let n = match newline {
-                Some(n) => n,
-                None if eof && !window.is_empty() => window.len(),
-                None => return Ok(start),
-            };
-            let mut text = &window[..n];
-            if let Some(t) = text.strip_suffix(b"\r") {
-                text = t;
-            }
-            if memchr::memchr2(b'"', b'\r', text).is_none() {
-                if !text.is_empty() {
-                    let digits = split(text, &mut self.spans);
-                    on_record(Record {
-                        line: self.line,
-                        text,
-                        spans: &self.spans,
-                        raw: true,
-                        digits,
-                    })?;
-                }
-                self.line += 1;
-                start += (n + 1).min(window.len());
-                continue;
-            }
-            // Quotes (or a lone `\r`): the whole record, which may span lines, to `csv`.
-            let length = match quoted_record_len(window) {
-                Some(l) => l,
-                None if eof => window.len(),
-                None => return Ok(start),
-            };
-            let piece = &window[..length];
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(piece);
+        let mut start: usize = 0;
+        'scan: loop {
+            // The line being cut (from `start`): how many fields it has so far and where the
+            // last one ended (just before the line for none), whether a field is empty or
+            // longer than `PLAIN_LENGTH`, whether it has a byte that is neither a digit nor a
+            // comma, whether it ends in `\r\n`.
+            let mut fields = 0;
+            let mut before = start.wrapping_sub(1);
+            let mut odd = false;
+            let mut other = false;
+            let mut crlf = false;
+            let mut base = start;
             loop {
-                let line = self.line;
-                let more = reader.read_byte_record(&mut self.quoted).map_err(|e| {
-                    let at = e.position().map_or(line, |p| line + p.line() - 1);
-                    io(std::io::Error::other(e), at)
-                })?;
-                if !more {
-                    break;
+                let mut padded = [b'0'; 64];
+                let block = match window.get(base..base + 64) {
+                    Some(b) => b.as_chunks::<64>().0[0],
+                    None if base < window.len() => {
+                        padded[..window.len() - base].copy_from_slice(&window[base..]);
+                        padded
+                    }
+                    None => break,
+                };
+                // Room for every comma of the block and the line's end.
+                if self.ends.len() < fields + 65 {
+                    self.ends.resize(2 * (fields + 65), 0);
                 }
-                let from = self.quoted.position().map_or(0, |p| p.byte() as usize);
-                let at = line + lines_before_record(piece, from);
-                self.spans.clear();
-                let quoted = &self.quoted;
-                self.spans.extend(
-                    (0..quoted.len()).filter_map(|i| quoted.range(i).map(|r| (r.start, r.end))),
-                );
-                on_record(Record {
-                    line: at,
-                    text: quoted.as_slice(),
-                    spans: &self.spans,
-                    raw: false,
-                    digits: false,
-                })?;
+                let c = classify(&block);
+                let mut stops = c.newlines | c.stops;
+                // The block's bits from the current line's start on.
+                let mut from = start.saturating_sub(base);
+                loop {
+                    // The stretch up to the next stop (or the block's end): commas only.
+                    let stop = stops.trailing_zeros() as usize;
+                    let stretch = bits_from(from) & !bits_from(stop);
+                    let mut commas = c.commas & stretch;
+                    let ends = &mut self.ends[fields..];
+                    let mut n = 0;
+                    while commas != 0 {
+                        let at = base + commas.trailing_zeros() as usize;
+                        ends[n] = at;
+                        odd |= odd_size(before, at);
+                        before = at;
+                        n += 1;
+                        commas &= commas - 1;
+                    }
+                    fields += n;
+                    other |= c.others & stretch != 0;
+                    if stops == 0 {
+                        break;
+                    }
+                    stops &= stops - 1;
+                    from = stop + 1;
+                    let at = base + stop;
+                    if c.newlines >> stop & 1 == 1 {
+                        let end = if crlf { at - 1 } else { at };
+                        if end > start {
+                            self.ends[fields] = end;
+                            let digits = !other && !odd && !odd_size(before, end);
+                            self.line_record(window, start, fields + 1, digits, on_record)?;
+                        }
+                        self.line += 1;
+                        start = at + 1;
+                        before = at;
+                        (fields, odd, other, crlf) = (0, false, false, false);
+                    } else if window[at] == b'\r' && window.get(at + 1) == Some(&b'\n') {
+                        crlf = true;
+                    } else if window[at] == b'\r' && at + 1 == window.len() && !eof {
+                        // A `\r\n` cut in two, perhaps: wait for the next byte.
+                        return Ok(start);
+                    } else {
+                        // Quotes, or a lone `\r`: the whole record to `csv`.
+                        let took = self.quoted(&window[start..], eof, io, on_record)?;
+                        if took == 0 {
+                            return Ok(start);
+                        }
+                        start += took;
+                        continue 'scan;
+                    }
+                }
+                base += 64;
             }
-            self.line += memchr::memchr_iter(b'\n', piece).count() as u64;
-            start += length;
+            // The window ends inside a line: the last one of the input, or one to finish when
+            // more is read.
+            if !eof || start >= window.len() {
+                return Ok(start);
+            }
+            self.ends[fields] = window.len();
+            let digits = !other && !odd && !odd_size(before, window.len());
+            self.line_record(window, start, fields + 1, digits, on_record)?;
+            return Ok(window.len());
         }
+    }
+
+    /// Hands on the raw line at `start` of `window` whose `fields` fields end at the front of
+    /// `ends` (`digits`: see [`Record::digits`]).
+    fn line_record<E>(
+        &self,
+        window: &[u8],
+        start: usize,
+        fields: usize,
+        digits: bool,
+        on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        on_record(Record {
+            line: self.line,
+            text: window,
+            first: start,
+            ends: &self.ends[..fields],
+            gap: 1,
+            raw: true,
+            digits,
+        })
+    }
+
+    /// Hands the record at the front of `window`, which has a quote or a lone carriage return
+    /// (it may span lines), to `csv`, and returns the bytes it took: none when the window does
+    /// not hold all of it yet.
+    fn quoted<E>(
+        &mut self,
+        window: &[u8],
+        eof: bool,
+        io: &impl Fn(std::io::Error, u64) -> E,
+        on_record: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let length = match quoted_record_len(window) {
+            Some(l) => l,
+            None if eof => window.len(),
+            None => return Ok(0),
+        };
+        let piece = &window[..length];
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(piece);
+        loop {
+            let line = self.line;
+            let more = reader.read_byte_record(&mut self.quoted).map_err(|e| {
+                let at = e.position().map_or(line, |p| line + p.line() - 1);
+                io(std::io::Error::other(e), at)
+            })?;
+            if !more {
+                break;
+            }
+            let from = self.quoted.position().map_or(0, |p| p.byte() as usize);
+            let at = line + lines_before_record(piece, from);
+            let quoted = &self.quoted;
+            self.ends.clear();
+            self.ends
+                .extend((0..quoted.len()).filter_map(|i| quoted.range(i).map(|r| r.end)));
+            on_record(Record {
+                line: at,
+                text: quoted.as_slice(),
+                first: 0,
+                ends: &self.ends,
+                gap: 0,
+                raw: false,
+                digits: false,
+            })?;
+        }
+        self.line += memchr::memchr_iter(b'\n', piece).count() as u64;
+        Ok(length)
     }
 }
 
@@ -437,12 +559,20 @@ mod tests {
             for place in [0, 1, 7, 15, 16, 31, 33, 48, 62, 63] {
                 let mut block = [b'5'; 64];
                 block[place] = b;
-                let (commas, other) = classify(&block);
-                let expected = if b == b',' { 1u64 << place } else { 0 };
-                assert_eq!(commas, expected, "byte {b:#x} at {place}");
-                assert_eq!(other, b != b',' && !b.is_ascii_digit(), "byte {b:#x}");
+                let c = classify(&block);
+                let bit = |yes: bool| if yes { 1u64 << place } else { 0 };
+                let expected = Classes {
+                    commas: bit(b == b','),
+                    newlines: bit(b == b'\n'),
+                    stops: bit(b == b'"' || b == b'\r'),
+                    others: bit(!b.is_ascii_digit() && !b",\n\"\r".contains(&b)),
+                };
+                assert_eq!(c, expected, "byte {b:#x} at {place}");
             }
         }
+        assert_eq!(bits_from(0), u64::MAX);
+        assert_eq!(bits_from(63), 1 << 63);
+        assert_eq!(bits_from(64), 0);
     }
 
     proptest! {
@@ -458,6 +588,26 @@ mod tests {
             chunk in 1usize..9,
         ) {
             prop_assert_eq!(ours(&text, chunk), by_csv(&text));
+        }
+
+        /// Numeric lines (the fast path), with their line ends, long fields and the odd
+        /// letter, space or quote falling anywhere in the 64-byte blocks.
+        #[test]
+        fn numeric_lines_split_as_csv_splits_them(
+            lines in proptest::collection::vec(
+                (
+                    proptest::collection::vec("[0-9]{0,3}|[0-9]{30,33}|[0-9 a\"]{1,3}", 1..40),
+                    prop_oneof![Just("\n"), Just("\r\n"), Just("\r"), Just("\n\n")],
+                ),
+                0..12,
+            ),
+            chunk in prop_oneof![1usize..9, Just(64usize), Just(4096usize)],
+        ) {
+            let text: String = lines
+                .iter()
+                .map(|(fields, end)| format!("{}{end}", fields.join(",")))
+                .collect();
+            prop_assert_eq!(ours(text.as_bytes(), chunk), by_csv(text.as_bytes()));
         }
     }
 }

@@ -160,11 +160,8 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         tolerances: h.tolerances.clone(),
         model,
     };
-    let outcome = rt.block_on(async {
-        let served = service.version().await;
-        let result = mlops_holdout::run(plan, service).await;
-        (served, result)
-    });
+    let served = rt.block_on(service.version());
+    let outcome = (served, mlops_holdout::run(plan, service, &rt));
     let mut report = match outcome {
         (_, Err(e)) => return failed(&e, args, &endpoint),
         (served, Ok(r)) => {
