@@ -132,6 +132,11 @@ impl Labels {
         }))
     }
 
+    /// Class `i`'s label, or nothing for an index the model does not have.
+    fn name(&self, i: usize) -> String {
+        self.names.get(i).cloned().unwrap_or_default()
+    }
+
     #[inline]
     fn find(&self, label: &[u8]) -> Option<usize> {
         match Self::key(label) {
@@ -390,23 +395,12 @@ impl Score {
                     if let Some(Outputs::Classes { index, .. }) = offline {
                         self.parity.checked += 1;
                         if index[i] != predicted {
-                            let expected = self
-                                .classes
-                                .names
-                                .get(index[i])
-                                .cloned()
-                                .unwrap_or_default();
                             self.parity.mismatch(Mismatch {
                                 line: batch.lines[i],
-                                expected,
+                                expected: self.classes.name(index[i]),
                                 observed: match p {
                                     Said::Other(label) => label.clone(),
-                                    _ => self
-                                        .classes
-                                        .names
-                                        .get(predicted)
-                                        .cloned()
-                                        .unwrap_or_default(),
+                                    _ => self.classes.name(predicted),
                                 },
                             });
                         }

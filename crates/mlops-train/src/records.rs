@@ -21,10 +21,9 @@ pub struct Record<'a> {
     text: &'a [u8],
     /// Where the first field starts in `text`.
     first: usize,
-    /// Where each field ends in `text`; the next one starts `gap` bytes further on (past the
-    /// comma of a raw record; a quoted record's unquoted fields lie end to end).
+    /// Where each field ends in `text`; the next one starts past the comma in a raw record,
+    /// right there in a quoted one (whose unquoted fields lie end to end).
     ends: &'a [usize],
-    gap: usize,
     /// The record is as the file has it (fields separated by commas, nothing quoted), so any
     /// run of neighbouring fields can be copied from it in one piece.
     pub raw: bool,
@@ -47,7 +46,7 @@ impl<'a> Record<'a> {
     fn start(&self, i: usize) -> usize {
         match i.checked_sub(1) {
             None => self.first,
-            Some(before) => self.ends[before] + self.gap,
+            Some(before) => self.ends[before] + usize::from(self.raw),
         }
     }
 
@@ -330,7 +329,6 @@ impl Splitter {
             text: window,
             first: start,
             ends: &self.ends[..fields],
-            gap: 1,
             raw: true,
             digits,
         })
@@ -376,7 +374,6 @@ impl Splitter {
                 text: quoted.as_slice(),
                 first: 0,
                 ends: &self.ends,
-                gap: 0,
                 raw: false,
                 digits: false,
             })?;

@@ -161,11 +161,9 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         model,
     };
     let served = rt.block_on(service.version());
-    let outcome = (served, mlops_holdout::run(plan, service, &rt));
-    let mut report = match outcome {
-        (_, Err(e)) => return failed(&e, args, &endpoint),
-        (served, Ok(r)) => {
-            let mut r = r;
+    let mut report = match mlops_holdout::run(plan, service, &rt) {
+        Err(e) => return failed(&e, args, &endpoint),
+        Ok(mut r) => {
             if let Some(sha) = served
                 .as_ref()
                 .and_then(|v| v.get("artifact_sha256"))
