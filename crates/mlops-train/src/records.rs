@@ -176,6 +176,26 @@ fn classify(block: &[u8; 64]) -> Classes {
     c
 }
 
+/// The commas of a block (whose field ends are `ends`) that end an empty field or one longer
+/// than [`PLAIN_LENGTH`]: those with no field end among the 32 bytes before them, or one right
+/// before them. `earlier` holds the field ends of the 64 bytes before the block.
+///
+/// This is [`odd_size`] for every comma of the block at once, in a dozen integer operations,
+/// where the check per comma lengthened the comma loop by a third.
+#[inline]
+fn odd_commas(commas: u64, ends: u64, earlier: u64) -> u64 {
+    const _: () = assert!(PLAIN_LENGTH == 31, "the spread below covers 32 bytes");
+    let both = u128::from(ends) << 64 | u128::from(earlier);
+    // Bit i: a field end at i - 1; then at one of i - 32..=i - 1.
+    let right_before = both << 1;
+    let mut near = right_before;
+    for shift in [1, 2, 4, 8, 16] {
+        near |= near << shift;
+    }
+    let high = |bits: u128| (bits >> 64) as u64;
+    commas & (high(right_before) | !high(near))
+}
+
 /// Bits `from..64` (none when `from` is 64 or more).
 #[inline]
 fn bits_from(from: usize) -> u64 {
@@ -229,6 +249,8 @@ impl Splitter {
             // comma, whether it ends in `\r\n`.
             let mut fields = 0;
             let mut before = start.wrapping_sub(1);
+            // The field ends of the block before (the line's start counts as one).
+            let mut earlier = 1 << 63;
             let mut odd = false;
             let mut other = false;
             let mut crlf = false;
@@ -249,6 +271,9 @@ impl Splitter {
                 }
                 let c = classify(&block);
                 let mut stops = c.newlines | c.stops;
+                let field_ends = c.commas | stops;
+                let odd_commas = odd_commas(c.commas, field_ends, earlier);
+                earlier = field_ends;
                 // The block's bits from the current line's start on.
                 let mut from = start.saturating_sub(base);
                 loop {
@@ -259,14 +284,15 @@ impl Splitter {
                     let ends = &mut self.ends[fields..];
                     let mut n = 0;
                     while commas != 0 {
-                        let at = base + commas.trailing_zeros() as usize;
-                        ends[n] = at;
-                        odd |= odd_size(before, at);
-                        before = at;
+                        ends[n] = base + commas.trailing_zeros() as usize;
                         n += 1;
                         commas &= commas - 1;
                     }
+                    if n > 0 {
+                        before = ends[n - 1];
+                    }
                     fields += n;
+                    odd |= odd_commas & stretch != 0;
                     other |= c.others & stretch != 0;
                     if stops == 0 {
                         break;
@@ -572,6 +598,45 @@ mod tests {
     }
 
     proptest! {
+        /// The commas the block arithmetic finds odd are those whose field, measured back to
+        /// the field end before it, is empty or longer than `PLAIN_LENGTH`.
+        #[test]
+        fn odd_commas_are_those_of_empty_or_long_fields(
+            two in proptest::collection::vec(
+                prop_oneof![Just(b','), Just(b'\n'), Just(b'\r'), Just(b'1'), Just(b'1'), Just(b'1')],
+                128,
+            ),
+            quiet in 0usize..128,
+        ) {
+            // Runs of digits long enough for long fields: the bytes from `quiet` on are
+            // mostly digits.
+            let mut two = two;
+            for (i, b) in two.iter_mut().enumerate().skip(quiet) {
+                if i % 29 != 0 {
+                    *b = b'1';
+                }
+            }
+            let (first, second) = two.split_at(64);
+            let ends = |block: &[u8]| {
+                let c = classify(block.try_into().expect("64 bytes"));
+                (c.commas, c.commas | c.newlines | c.stops)
+            };
+            let (_, earlier) = ends(first);
+            let (commas, field_ends) = ends(second);
+            let mut expected = 0u64;
+            for i in 64..128 {
+                if two[i] != b',' {
+                    continue;
+                }
+                let before = (0..i).rev().find(|&j| b",\n\r".contains(&two[j]));
+                let length = before.map_or(usize::MAX, |j| i - j - 1);
+                if length == 0 || length > crate::number::PLAIN_LENGTH {
+                    expected |= 1 << (i - 64);
+                }
+            }
+            prop_assert_eq!(odd_commas(commas, field_ends, earlier), expected);
+        }
+
         #[test]
         fn any_text_of_csv_bytes_splits_as_csv_splits_it(
             text in proptest::collection::vec(
