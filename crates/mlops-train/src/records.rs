@@ -243,12 +243,10 @@ impl Splitter {
     ) -> Result<usize, E> {
         let mut start: usize = 0;
         'scan: loop {
-            // The line being cut (from `start`): how many fields it has so far and where the
-            // last one ended (just before the line for none), whether a field is empty or
-            // longer than `PLAIN_LENGTH`, whether it has a byte that is neither a digit nor a
-            // comma, whether it ends in `\r\n`.
+            // The line being cut (from `start`): how many fields it has so far, whether a field
+            // ended by a comma is empty or longer than `PLAIN_LENGTH`, whether it has a byte that
+            // is neither a digit nor a comma, whether it ends in `\r\n`.
             let mut fields = 0;
-            let mut before = start.wrapping_sub(1);
             // The field ends of the block before (the line's start counts as one).
             let mut earlier = 1 << 63;
             let mut odd = false;
@@ -288,9 +286,6 @@ impl Splitter {
                         n += 1;
                         commas &= commas - 1;
                     }
-                    if n > 0 {
-                        before = ends[n - 1];
-                    }
                     fields += n;
                     odd |= odd_commas & stretch != 0;
                     other |= c.others & stretch != 0;
@@ -304,12 +299,11 @@ impl Splitter {
                         let end = if crlf { at - 1 } else { at };
                         if end > start {
                             self.ends[fields] = end;
-                            let digits = !other && !odd && !odd_size(before, end);
+                            let digits = !other && !odd && self.last_field_fits(start, fields, end);
                             self.line_record(window, start, fields + 1, digits, on_record)?;
                         }
                         self.line += 1;
                         start = at + 1;
-                        before = at;
                         (fields, odd, other, crlf) = (0, false, false, false);
                     } else if window[at] == b'\r' && window.get(at + 1) == Some(&b'\n') {
                         crlf = true;
@@ -334,10 +328,22 @@ impl Splitter {
                 return Ok(start);
             }
             self.ends[fields] = window.len();
-            let digits = !other && !odd && !odd_size(before, window.len());
+            let digits = !other && !odd && self.last_field_fits(start, fields, window.len());
             self.line_record(window, start, fields + 1, digits, on_record)?;
             return Ok(window.len());
         }
+    }
+
+    /// Whether the last field of the raw line at `start`, which has `fields` fields before it
+    /// and ends at `end`, has one to [`PLAIN_LENGTH`] bytes (the fields before it are checked
+    /// per block, by [`odd_commas`]).
+    #[inline]
+    fn last_field_fits(&self, start: usize, fields: usize, end: usize) -> bool {
+        let before = match fields.checked_sub(1) {
+            Some(last) => self.ends[last],
+            None => start.wrapping_sub(1),
+        };
+        !odd_size(before, end)
     }
 
     /// Hands on the raw line at `start` of `window` whose `fields` fields end at the front of
