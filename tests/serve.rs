@@ -388,6 +388,13 @@ fn holdout_passes_against_the_registered_model_and_writes_its_report_and_summary
         })
         .sum();
     assert_eq!(total as usize, rows.len());
+    // The manifest's holdout set is the one the registry entry's metrics were measured on.
+    assert_eq!(
+        r["dataset"]["sha256"],
+        card["datasets"]["holdout"]["sha256"]
+    );
+    assert_eq!(r["recorded_dataset"], card["datasets"]["holdout"]);
+    assert_eq!(r["warnings"], serde_json::json!([]));
     let outputs = std::fs::read_to_string(&output).expect("outputs");
     assert!(
         outputs.contains("passed<<") && outputs.contains("\ntrue\n"),
@@ -454,6 +461,18 @@ fn holdout_reads_csv_as_other_tools_write_it() {
         for check in r["metrics"].as_array().expect("checks") {
             assert_eq!(check["observed"], check["expected"], "{check}");
         }
+        // The same rows in other bytes: not the file the metrics were recorded on, which the
+        // report says without failing.
+        let warning = r["warnings"][0].as_str().expect("a warning");
+        assert!(
+            warning.contains("odd.csv") && warning.contains("is not the holdout set"),
+            "{warning}"
+        );
+        assert!(
+            text(&out.stderr).contains("warning: "),
+            "{}",
+            text(&out.stderr)
+        );
     }
     // A field that is no number stops the test before it is sent, at its line, either way.
     let broken = odd_holdout_text().replacen("\r\n5,\"a, b\",", "\r\n5,\"a, b\",oops", 1);

@@ -9,6 +9,11 @@ use mlops_train::data::FileDigest;
 use mlops_train::metrics::{ClassScores, Confusion};
 use serde::Serialize;
 
+/// The first 12 hex digits of a SHA-256, enough to tell two files apart in a message.
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
 /// Tolerance for metrics the manifest gives none for.
 pub const DEFAULT_TOLERANCE: f64 = 1e-9;
 /// Mismatching rows kept for the report.
@@ -106,6 +111,12 @@ pub struct Report {
     pub parity: Parity,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confusion: Option<ConfusionReport>,
+    /// The holdout set the recorded metrics were measured on (the registry entry's
+    /// `datasets.holdout`), when the entry records one.
+    pub recorded_dataset: Option<FileDigest>,
+    /// Findings that do not fail the test but change what it shows (e.g. the metrics were
+    /// recorded on other data).
+    pub warnings: Vec<String>,
     /// Other findings that fail the test (e.g. the service serves another artifact).
     pub problems: Vec<String>,
     pub passed: bool,
@@ -146,6 +157,8 @@ impl Report {
             metrics,
             parity,
             confusion,
+            recorded_dataset: None,
+            warnings: Vec::new(),
             problems: Vec::new(),
             passed: false,
         };
@@ -157,6 +170,27 @@ impl Report {
     pub fn problem(&mut self, p: String) {
         self.problems.push(p);
         self.settle();
+    }
+
+    /// Records the holdout set the registry entry's metrics were measured on, and warns when the
+    /// file tested is not that one byte for byte: the metric checks then compare two datasets
+    /// (a pass or a failure says as much about the data as about the service), while prediction
+    /// parity, row by row, holds either way.
+    pub fn recorded_on(&mut self, recorded: FileDigest) {
+        if recorded.sha256 != self.dataset.sha256 {
+            self.warnings.push(format!(
+                "`{}` ({} rows, SHA-256 {}) is not the holdout set the recorded metrics were \
+                 measured on (`{}`, {} rows, SHA-256 {}): the metric checks compare two \
+                 datasets; prediction parity is checked row by row either way",
+                self.dataset.path,
+                self.dataset.rows,
+                short(&self.dataset.sha256),
+                recorded.path,
+                recorded.rows,
+                short(&recorded.sha256),
+            ));
+        }
+        self.recorded_dataset = Some(recorded);
     }
 
     fn settle(&mut self) {
@@ -250,6 +284,9 @@ impl Report {
         } else {
             let _ = writeln!(s, "  parity: not checked (--no-parity)");
         }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
         for f in self.failures() {
             let _ = writeln!(s, "  FAIL {f}");
         }
@@ -301,6 +338,9 @@ impl Report {
                 self.parity.checked - self.parity.mismatches,
                 self.parity.checked
             );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "\n> [!WARNING]\n> {w}");
         }
         let failures = self.failures();
         if !failures.is_empty() {
@@ -420,5 +460,43 @@ mod tests {
         let md = r.markdown();
         assert!(md.contains("| **a** | 1 | 0 |"));
         assert!(md.contains("xychart-beta"));
+    }
+
+    #[test]
+    fn another_dataset_than_the_recorded_one_is_a_warning_not_a_failure() {
+        let report = || {
+            Report::new(
+                "m@1".into(),
+                "e".into(),
+                digest(),
+                4,
+                1,
+                0,
+                1.0,
+                Vec::new(),
+                None,
+                Parity::default(),
+            )
+        };
+        let mut same = report();
+        same.recorded_on(digest());
+        assert!(same.warnings.is_empty(), "{:?}", same.warnings);
+        assert_eq!(same.recorded_dataset, Some(digest()));
+        let mut other = report();
+        other.recorded_on(FileDigest {
+            path: "data/holdout.csv".into(),
+            sha256: "cd".repeat(32),
+            bytes: 12,
+            rows: 5,
+        });
+        assert!(other.passed, "a warning does not fail the test");
+        let w = &other.warnings[0];
+        assert!(
+            w.contains("`holdout.csv` (4 rows, SHA-256 ab)")
+                && w.contains("(`data/holdout.csv`, 5 rows, SHA-256 cdcdcdcdcdcd)"),
+            "{w}"
+        );
+        assert!(other.human().contains("warning: `holdout.csv`"));
+        assert!(other.markdown().contains("> [!WARNING]\n> `holdout.csv`"));
     }
 }

@@ -74,6 +74,11 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         Err(code) => return code,
     };
     let model = loaded.identity.model.clone().unwrap_or_default();
+    // The holdout set those metrics were measured on, as the entry records it.
+    let recorded_dataset: Option<mlops_train::data::FileDigest> = card
+        .pointer("/datasets/holdout")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok());
     let recorded: BTreeMap<String, f64> = card
         .pointer("/metrics/holdout")
         .cloned()
@@ -164,6 +169,9 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
     let mut report = match mlops_holdout::run(plan, service, &rt) {
         Err(e) => return failed(&e, args, &endpoint),
         Ok(mut r) => {
+            if let Some(d) = recorded_dataset {
+                r.recorded_on(d);
+            }
             if let Some(sha) = served
                 .as_ref()
                 .and_then(|v| v.get("artifact_sha256"))
@@ -222,10 +230,21 @@ fn show(report: &Report, args: &HoldoutArgs, format: Format) -> Exit {
         return Exit::Runtime;
     }
     match format {
-        Format::Json => println!("{json}"),
+        Format::Json => {
+            println!("{json}");
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
         Format::Human => print!("{}", report.human()),
         Format::Github => {
             print!("{}", report.human());
+            for w in &report.warnings {
+                println!(
+                    "::warning title=mlops holdout::{}",
+                    mlops_actions::escape_data(w)
+                );
+            }
             for f in report.failures() {
                 println!(
                     "::error title=mlops holdout::{}",
