@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bin::{mlops, root};
+use bin::{matches_schema, mlops, root};
 use serde_json::Value;
 
 /// A copy of `examples/quickstart` (manifest and data) in a new directory.
@@ -35,19 +35,6 @@ fn run_in(dir: &Path) -> Command {
     let mut c = mlops();
     c.current_dir(dir).args(["run", "--manifest", "mlops.yaml"]);
     c
-}
-
-/// `schema/NAME.schema.json` checks `doc`; the errors, if any.
-fn check(name: &str, doc: &Value) {
-    let path = root().join("schema").join(format!("{name}.schema.json"));
-    let schema: Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("schema")).expect("schema JSON");
-    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
 }
 
 fn json_file(path: &Path) -> Value {
@@ -121,7 +108,7 @@ fn the_whole_loop_runs_on_the_quickstart() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let work = dir.path().join(".mlops/run");
     let run = json_file(&work.join("run.json"));
-    check("run", &run);
+    matches_schema("run", &run);
     let all = [
         "validate", "render", "train", "evaluate", "staging", "holdout", "promote", "gate",
         "deploy",
@@ -165,10 +152,10 @@ fn the_whole_loop_runs_on_the_quickstart() {
     let a = &run["artifacts"];
     let at = |key: &str| dir.path().join(a[key].as_str().expect(key));
     let card = json_file(&at("model_card"));
-    check("card", &card);
+    matches_schema("card", &card);
     let report_path = at("holdout_report");
     let report = json_file(&report_path);
-    check("holdout-report", &report);
+    matches_schema("holdout-report", &report);
     assert_eq!(report["passed"], true);
     assert_eq!(report["rows"], 297);
     assert_eq!(report["parity"]["mismatches"], 0);
@@ -178,7 +165,7 @@ fn the_whole_loop_runs_on_the_quickstart() {
     let pin = mlops_manifest::yaml::parse(&pin_text, mlops_manifest::yaml::Limits::default())
         .expect("YAML")
         .to_json();
-    check("pin", &pin);
+    matches_schema("pin", &pin);
     assert_eq!(pin["model"]["name"], "digits-mlp");
     assert_eq!(pin["model"]["version"], 1);
     assert_eq!(
@@ -262,7 +249,7 @@ fn a_threshold_the_model_misses_stops_the_run_at_evaluation() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let run: Value = serde_json::from_slice(&out.stdout).expect("run.json on stdout");
-    check("run", &run);
+    matches_schema("run", &run);
     assert_eq!(
         stages(&run),
         [
@@ -335,7 +322,7 @@ fn sigterm_stops_the_run_and_its_staging_service() {
     assert!(seen.contains("interrupted"), "{seen}");
     assert!(closed(addr), "the staging service outlived the run");
     let run = json_file(&work.join("run.json"));
-    check("run", &run);
+    matches_schema("run", &run);
     assert_eq!(run["exit_code"], 130);
     assert_eq!(run["passed"], false);
 }
@@ -382,7 +369,7 @@ fn open_pr_opens_the_real_pull_request_and_stops_there() {
         "the token leaked"
     );
     let run = json_file(&dir.path().join(".mlops/run/run.json"));
-    check("run", &run);
+    matches_schema("run", &run);
     let results: Vec<(String, String)> = stages(&run);
     assert_eq!(
         results[6..],

@@ -12,7 +12,7 @@ use mlops_train::predict::{Outputs, Predictor};
 
 #[path = "support/bin.rs"]
 mod bin;
-use bin::{mlops, root};
+use bin::{matches_schema, mlops, root};
 #[path = "support/http.rs"]
 mod http;
 #[path = "support/moto.rs"]
@@ -463,6 +463,7 @@ fn holdout_reads_csv_as_other_tools_write_it() {
         }
         // The same rows in other bytes: not the file the metrics were recorded on, which the
         // report says without failing.
+        matches_schema("holdout-report", &r);
         let warning = r["warnings"][0].as_str().expect("a warning");
         assert!(
             warning.contains("odd.csv") && warning.contains("is not the holdout set"),

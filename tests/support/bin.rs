@@ -34,3 +34,18 @@ pub(crate) fn succeeds(mut c: Command) -> String {
     );
     stdout
 }
+
+/// Checks `doc` against `schema/NAME.schema.json`, showing every error and the document when it
+/// does not match.
+#[allow(dead_code)]
+pub(crate) fn matches_schema(name: &str, doc: &serde_json::Value) {
+    let path = root().join("schema").join(format!("{name}.schema.json"));
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("schema")).expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+}
