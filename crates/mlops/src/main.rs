@@ -7,6 +7,14 @@ mod exit;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator. burn's CPU backend allocates every tensor afresh,
+/// and glibc's malloc hands allocations of that size (a 256-row batch's activations are 128 KiB
+/// and more) to `mmap` and back to the kernel when they are freed: under load the service then
+/// spent a tenth of its CPU on page faults and TLB shootdowns (BENCHMARKS.md, the holdout
+/// bench, run 9).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     default_burn_device();
     let cli = match cli::Cli::try_parse() {
