@@ -1,7 +1,8 @@
 //! `cargo xtask bench holdout`: `mlops holdout` against `mlops serve` on loopback with a holdout
 //! set of about a million rows built from the quickstart's, in alternating rounds with `oha`
 //! (the same endpoint and batch body), and a plain Python `requests` loop; peak RSS at 1M and
-//! 10M rows; the serving throughput and p99 latency at the batch size.
+//! 10M rows; the serving throughput and p99 latency at the batch size; the CPU per row of the
+//! service and of each client, and what the shared placement's ratio would leave the client.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -111,7 +112,60 @@ fn serve(mlops: &Path, registry: &Path, cpu: Option<usize>) -> Result<Serving, S
     Ok(Serving { child, url })
 }
 
-/// One `mlops holdout` run under `/usr/bin/time`: (report, peak RSS in MB).
+/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times (`getconf CLK_TCK`;
+/// 100 on Linux when it cannot be asked).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The CPU time (user + system, seconds) process `pid` has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    stat_ticks(&stat)
+        .map(|t| t / ticks)
+        .ok_or_else(|| format!("{path}: no CPU times in `{stat}`"))
+}
+
+/// utime + stime, in clock ticks, of a `/proc/<pid>/stat` line. The fields are counted after
+/// the command's name, which is in parentheses and may hold spaces and parentheses itself:
+/// state is the first of them, utime the 12th and stime the 13th (proc(5)).
+fn stat_ticks(stat: &str) -> Option<f64> {
+    let (_, after) = stat.rsplit_once(')')?;
+    let mut fields = after.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// CPU seconds (user + system) from a `/usr/bin/time -f "... cpu=%U+%S"` line on `stderr`.
+fn timed_cpu(stderr: &str) -> Result<f64, String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split("cpu=").nth(1))
+        .filter_map(|v| {
+            let (user, sys) = v.trim().split_once('+')?;
+            Some(user.parse::<f64>().ok()? + sys.parse::<f64>().ok()?)
+        })
+        .next_back()
+        .ok_or_else(|| format!("no CPU time from /usr/bin/time: {stderr}"))
+}
+
+/// One `mlops holdout` run.
+struct Holdout {
+    report: serde_json::Value,
+    /// Peak RSS, MB.
+    rss: f64,
+    /// The client's CPU time, user + system, seconds.
+    cpu: f64,
+}
+
+/// One `mlops holdout` run under `/usr/bin/time`.
 fn holdout(
     mlops: &Path,
     registry: &Path,
@@ -119,9 +173,9 @@ fn holdout(
     file: &Path,
     parity: bool,
     cpu: Option<usize>,
-) -> Result<(serde_json::Value, f64), String> {
+) -> Result<Holdout, String> {
     let mut c = Command::new("/usr/bin/time");
-    c.args(["-f", "maxrss_kb=%M"]);
+    c.args(["-f", "maxrss_kb=%M cpu=%U+%S"]);
     if let Some(cpu) = cpu {
         c.args(["taskset", "-c", &cpu.to_string()]);
     }
@@ -150,7 +204,7 @@ fn holdout(
     let rss = stderr
         .lines()
         .filter_map(|l| l.strip_prefix("maxrss_kb="))
-        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .next_back()
         .ok_or_else(|| format!("no peak RSS from /usr/bin/time: {stderr}"))?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -158,7 +212,23 @@ fn holdout(
     if report["passed"] != true {
         return Err(format!("the holdout test did not pass: {}", report));
     }
-    Ok((report, rss / 1024.0))
+    Ok(Holdout {
+        report,
+        rss: rss / 1024.0,
+        cpu: timed_cpu(&stderr)?,
+    })
+}
+
+/// One oha run.
+struct Oha {
+    /// Rows per second (requests per second times the batch).
+    rows: f64,
+    requests_per_second: f64,
+    p99_ms: f64,
+    /// Rows answered with 200.
+    answered: f64,
+    /// oha's CPU time, user + system, seconds.
+    cpu: f64,
 }
 
 /// The middle value (of an odd number of them).
@@ -231,8 +301,14 @@ pub(crate) fn run() -> Result<(), String> {
     // moves by 15% from one minute to the next, so the headline is the median of the rounds'
     // ratios (each pairs two measurements taken seconds apart); the ratio of the medians is
     // printed beside it.
-    let oha_round = |url: &str, cpu: Option<usize>| -> Result<(f64, f64, f64), String> {
-        let out = on_cpu(&oha, cpu)
+    let oha_round = |url: &str, cpu: Option<usize>| -> Result<Oha, String> {
+        let mut timed = Command::new("/usr/bin/time");
+        timed.args(["-f", "cpu=%U+%S"]);
+        if let Some(cpu) = cpu {
+            timed.args(["taskset", "-c", &cpu.to_string()]);
+        }
+        let out = timed
+            .arg(&oha)
             .args([
                 "-z",
                 "8s",
@@ -267,8 +343,18 @@ pub(crate) fn run() -> Result<(), String> {
         if success < 1.0 {
             return Err(format!("oha saw failed requests (success rate {success})"));
         }
-        Ok((rps * batch as f64, rps, p99))
+        let answered = doc["statusCodeDistribution"]["200"].as_f64().unwrap_or(0.0);
+        Ok(Oha {
+            rows: rps * batch as f64,
+            requests_per_second: rps,
+            p99_ms: p99,
+            answered: answered * batch as f64,
+            cpu: timed_cpu(&String::from_utf8_lossy(&out.stderr))?,
+        })
     };
+    // CPU per row, in µs, of the service (from /proc, around each run) and of each client.
+    let ticks = clock_ticks();
+    let per_row = |seconds: f64, rows: f64| seconds * 1e6 / rows.max(1.0);
     let rate = |report: &serde_json::Value| report["rows_per_second"].as_f64().unwrap_or(0.0);
     let mut rss_1m: f64 = 0.0;
     // Two placements: the service and the load (oha or the holdout) sharing every core, as a
@@ -293,23 +379,47 @@ pub(crate) fn run() -> Result<(), String> {
             None => None,
         };
         let serving = pinned.as_ref().unwrap_or(&service);
+        let pid = serving.child.id();
         let (mut oha_rows, mut off_rows, mut on_rows) = (Vec::new(), Vec::new(), Vec::new());
         let mut ratios = Vec::new();
+        // µs per row: the service under oha and under the holdout, oha, the holdout.
+        let mut cpu: [Vec<f64>; 4] = Default::default();
         for round in 1..=5 {
-            let (rows, rps, p99) = oha_round(&serving.url, load_cpu)?;
-            let (off, _) = holdout(&mlops, &registry, &serving.url, &million, false, load_cpu)?;
-            let (on, rss) = holdout(&mlops, &registry, &serving.url, &million, true, load_cpu)?;
-            rss_1m = rss_1m.max(rss);
+            let before = cpu_seconds(pid, ticks)?;
+            let o = oha_round(&serving.url, load_cpu)?;
+            let between = cpu_seconds(pid, ticks)?;
+            let off = holdout(&mlops, &registry, &serving.url, &million, false, load_cpu)?;
+            let after = cpu_seconds(pid, ticks)?;
+            let on = holdout(&mlops, &registry, &serving.url, &million, true, load_cpu)?;
+            rss_1m = rss_1m.max(on.rss);
+            let rows = rows_1m as f64;
+            let used = [
+                per_row(between - before, o.answered),
+                per_row(after - between, rows),
+                per_row(o.cpu, o.answered),
+                per_row(off.cpu, rows),
+            ];
             println!(
-                "{placement} round {round}: oha 8 s, 4 connections {rows:.0} rows/s ({rps:.0} requests/s, p99 {p99:.2} ms); mlops holdout {rows_1m} rows, parity off {:.0} rows/s, parity on {:.0} rows/s (peak RSS {rss:.1} MB); ratio {:.2}x",
-                rate(&off),
-                rate(&on),
-                rate(&off) / rows
+                "{placement} round {round}: oha 8 s, 4 connections {:.0} rows/s ({:.0} requests/s, p99 {:.2} ms); mlops holdout {rows_1m} rows, parity off {:.0} rows/s, parity on {:.0} rows/s (peak RSS {:.1} MB); ratio {:.2}x; CPU per row: service {:.2} µs under oha, {:.2} µs under the holdout; oha {:.2} µs, holdout (parity off) {:.2} µs",
+                o.rows,
+                o.requests_per_second,
+                o.p99_ms,
+                rate(&off.report),
+                rate(&on.report),
+                on.rss,
+                rate(&off.report) / o.rows,
+                used[0],
+                used[1],
+                used[2],
+                used[3],
             );
-            ratios.push(rate(&off) / rows);
-            oha_rows.push(rows);
-            off_rows.push(rate(&off));
-            on_rows.push(rate(&on));
+            ratios.push(rate(&off.report) / o.rows);
+            oha_rows.push(o.rows);
+            off_rows.push(rate(&off.report));
+            on_rows.push(rate(&on.report));
+            for (all, one) in cpu.iter_mut().zip(used) {
+                all.push(one);
+            }
         }
         drop(pinned);
         let (oha_rows, off_rows, on_rows) = (median(oha_rows), median(off_rows), median(on_rows));
@@ -318,6 +428,19 @@ pub(crate) fn run() -> Result<(), String> {
             "{placement} medians: oha {oha_rows:.0} rows/s; mlops holdout parity off {off_rows:.0} rows/s, parity on {on_rows:.0} rows/s; ratio of the medians {:.2}x, median of the rounds' ratios {vs_oha:.2}x",
             off_rows / oha_rows
         );
+        let [served_oha, served_holdout, by_oha, by_holdout] = cpu.map(median);
+        println!(
+            "{placement} CPU per row (medians): service {served_oha:.2} µs under oha, {served_holdout:.2} µs under the holdout; oha {by_oha:.2} µs; holdout (parity off) {by_holdout:.2} µs"
+        );
+        if service_cpu.is_none() {
+            // Sharing the cores, and with them busy, each load's rate is the cores' time over
+            // the CPU that the service and the client spend per row between them.
+            println!(
+                "{placement}: the cores busy, the CPU per row predicts a ratio of {:.2}x; 0.9x would leave the holdout client {:.2} µs a row (it spends {by_holdout:.2})",
+                (served_oha + by_oha) / (served_holdout + by_holdout),
+                (served_oha + by_oha) / 0.9 - served_holdout
+            );
+        }
         headline.push((placement, vs_oha, off_rows));
     }
     let off_rows = headline.first().map_or(0.0, |h| h.2);
@@ -343,10 +466,11 @@ pub(crate) fn run() -> Result<(), String> {
     let py_json = python("json")?;
     let py = python("csv")?;
 
-    let (big, rss_10m) = holdout(&mlops, &registry, &service.url, &ten_million, true, None)?;
+    let big = holdout(&mlops, &registry, &service.url, &ten_million, true, None)?;
+    let rss_10m = big.rss;
     println!(
         "mlops holdout, {rows_10m} rows, parity on:  {:.0} rows/s, peak RSS {rss_10m:.1} MB",
-        big["rows_per_second"].as_f64().unwrap_or(0.0)
+        rate(&big.report)
     );
     drop(service);
     let _ = std::fs::remove_dir_all(&scratch);
@@ -375,4 +499,40 @@ pub(crate) fn run() -> Result<(), String> {
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_come_from_after_the_command_name() {
+        // A command name with a space and a parenthesis in it; utime 1234, stime 56.
+        let stat = "4242 (mlops (x) y) S 1 4242 4242 0 -1 4194560 1523 0 0 0 1234 56 0 0 20 0 6 0";
+        assert_eq!(stat_ticks(stat), Some(1290.0));
+        assert_eq!(stat_ticks("4242 (mlops) S 1 2"), None);
+        assert_eq!(stat_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn cpu_seconds_come_from_the_last_timed_line() {
+        let stderr = "warning: something\ncpu=1.25+0.50\nmaxrss_kb=40000 cpu=0.75+0.25\n";
+        assert_eq!(timed_cpu(stderr), Ok(1.0));
+        assert!(timed_cpu("Command exited with non-zero status 1").is_err());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn this_process_has_used_some_cpu() {
+        let ticks = clock_ticks();
+        assert!(ticks > 0.0);
+        // Spend a little CPU so that even a coarse clock moves past zero.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let used = cpu_seconds(std::process::id(), ticks).expect("own /proc stat");
+        assert!(used > 0.0, "{used}");
+    }
 }
