@@ -2,11 +2,12 @@
 //! service, the holdout client), so that the service and the offline model see the same `f32`
 //! for the same text.
 //!
-//! Most fields in tabular data are short decimals (`16`, `0.25`, `-3.5`). Those take a fast path:
-//! the digits make an integer `m` below 2^24 and the point a power of ten `10^k` with `k <= 10`;
-//! both are exact in `f32`, so one IEEE division gives the correctly rounded result (Clinger's
-//! fast path), the same value `str::parse::<f32>` gives. Everything else (exponents, long
-//! mantissas, `inf`, Unicode whitespace) goes to `str::parse`.
+//! Most fields in tabular data are short decimals (`16`, `0.25`, `-3.5`, `0.0615265`). Those take
+//! a fast path: the digits make an integer `m` below 2^24 (leading zeros add nothing to it) and
+//! the point a power of ten `10^k` with `k <= 10`; both are exact in `f32`, so one IEEE division
+//! gives the correctly rounded result (Clinger's fast path), the same value `str::parse::<f32>`
+//! gives. Everything else (exponents, long mantissas, `inf`, Unicode whitespace) goes to
+//! `str::parse`.
 
 /// Powers of ten exact in `f32` (5^10 < 2^24).
 const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
@@ -25,7 +26,20 @@ pub fn trim(field: &[u8]) -> &[u8] {
 }
 
 /// The finite number `field` holds (surrounding whitespace allowed), or `None`.
+#[inline]
 pub fn parse(field: &[u8]) -> Option<f32> {
+    // Small enough to inline into a reader's loop; the rest is out of line.
+    match fast(field) {
+        Some(v) => Some(v),
+        None => slow(field),
+    }
+}
+
+/// [`parse`] for a field that is not a short decimal as it stands: whitespace around it (rare,
+/// so it is looked for only here), or a number for `str::parse`.
+#[cold]
+#[inline(never)]
+fn slow(field: &[u8]) -> Option<f32> {
     fast(trim(field)).or_else(|| {
         std::str::from_utf8(field)
             .ok()?
@@ -111,35 +125,39 @@ fn plain(text: &[u8]) -> bool {
     points == 0 || points == 1 && digits.len() > 1
 }
 
-/// `[+-]digits[.digits]` with at most 7 digits and at most 10 after the point; `None` otherwise.
+/// `[+-]digits[.digits]` whose digits make an integer below 2^24, with at most 10 of them after
+/// the point; `None` otherwise.
 fn fast(text: &[u8]) -> Option<f32> {
     let (negative, digits) = match text.first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),
         _ => (false, text),
     };
-    if digits.is_empty() || digits.len() > 8 {
+    // Twelve characters hold at most twelve digits: no overflow of a u64.
+    if digits.is_empty() || digits.len() > 12 {
         return None;
     }
-    let mut mantissa: u32 = 0;
-    let mut count = 0usize;
-    let mut point: Option<usize> = None;
+    let mut mantissa: u64 = 0;
+    let mut point = None;
     for (i, &b) in digits.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u32::from(b - b'0');
-                count += 1;
-            }
-            b'.' if point.is_none() => point = Some(i),
-            _ => return None,
+        let digit = b.wrapping_sub(b'0');
+        if digit < 10 {
+            mantissa = mantissa * 10 + u64::from(digit);
+        } else if b == b'.' && point.is_none() {
+            point = Some(i);
+        } else {
+            return None;
         }
     }
-    // "." alone, or a number with no digit on either side of the point ("5." and ".5" are fine).
-    if count == 0 || count > 7 {
+    // "." alone has no digit ("5." and ".5" are fine).
+    if digits == b"." {
         return None;
     }
     let scale = point.map_or(0, |p| digits.len() - p - 1);
-    // `mantissa` < 10^7 < 2^24 is exact; so is 10^scale for scale <= 10 (always, with 7 digits).
+    if mantissa >= 1 << 24 || scale > 10 {
+        return None;
+    }
+    // Both exact in f32: `mantissa` below 2^24, and 10^scale for scale <= 10 (5^10 < 2^24).
     let value = if scale == 0 {
         mantissa as f32
     } else {
@@ -215,8 +233,34 @@ mod tests {
             "16.0",
             "3.4028235",
             "0.0000001",
+            // Leading zeros add nothing to the mantissa: these are fast, and must agree.
+            "0.0615265",
+            "-0.00123456",
+            "000000016777215",
+            "0.0000016777215",
+            "1677.7215",
+            // One past 2^24, and ten digits after the point with more: the slow path.
+            "16777216",
+            "0.16777217",
+            "0.00000000001",
+            "0.000000000012",
         ] {
             agree(s);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_plain_decimal_reads_as_std_reads_it(
+            sign in "[+-]?",
+            whole in "[0-9]{0,13}",
+            fraction in proptest::option::of("[0-9]{0,13}"),
+        ) {
+            let text = match fraction {
+                Some(f) => format!("{sign}{whole}.{f}"),
+                None => format!("{sign}{whole}"),
+            };
+            agree(&text);
         }
     }
 
