@@ -236,12 +236,15 @@ mod tests {
             // Leading zeros add nothing to the mantissa: these are fast, and must agree.
             "0.0615265",
             "-0.00123456",
-            "000000016777215",
-            "0.0000016777215",
+            "00016777215",
+            "0.016777215",
             "1677.7215",
-            // One past 2^24, and ten digits after the point with more: the slow path.
+            // The slow path: 2^24 and past it, more than twelve characters, more than ten
+            // digits after the point.
             "16777216",
             "0.16777217",
+            "000000016777215",
+            "0.0000016777215",
             "0.00000000001",
             "0.000000000012",
         ] {

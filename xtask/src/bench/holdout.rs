@@ -144,17 +144,24 @@ fn stat_ticks(stat: &str) -> Option<f64> {
     Some(user + system)
 }
 
-/// CPU seconds (user + system) from a `/usr/bin/time -f "... cpu=%U+%S"` line on `stderr`.
-fn timed_cpu(stderr: &str) -> Result<f64, String> {
+/// The value of `key=VALUE` in the last line of `stderr` that has it: what
+/// `/usr/bin/time -f "maxrss_kb=%M cpu=%U+%S"` printed after the program's own output.
+fn timed<'a>(stderr: &'a str, key: &str) -> Result<&'a str, String> {
+    let tag = format!("{key}=");
     stderr
         .lines()
-        .filter_map(|l| l.split("cpu=").nth(1))
-        .filter_map(|v| {
-            let (user, sys) = v.trim().split_once('+')?;
-            Some(user.parse::<f64>().ok()? + sys.parse::<f64>().ok()?)
-        })
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix(&tag)))
         .next_back()
-        .ok_or_else(|| format!("no CPU time from /usr/bin/time: {stderr}"))
+        .ok_or_else(|| format!("no {key} from /usr/bin/time: {stderr}"))
+}
+
+/// CPU seconds (user + system) from `/usr/bin/time`'s `cpu=%U+%S`.
+fn timed_cpu(stderr: &str) -> Result<f64, String> {
+    let value = timed(stderr, "cpu")?;
+    value
+        .split_once('+')
+        .and_then(|(user, sys)| Some(user.parse::<f64>().ok()? + sys.parse::<f64>().ok()?))
+        .ok_or_else(|| format!("`cpu={value}` from /usr/bin/time is not USER+SYS seconds"))
 }
 
 /// One `mlops holdout` run.
@@ -202,12 +209,10 @@ fn holdout(
         .output()
         .map_err(|e| format!("cannot run /usr/bin/time (Debian package `time`): {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let rss = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("maxrss_kb="))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .next_back()
-        .ok_or_else(|| format!("no peak RSS from /usr/bin/time: {stderr}"))?;
+    let rss = timed(&stderr, "maxrss_kb")?;
+    let rss: f64 = rss
+        .parse()
+        .map_err(|_| format!("`maxrss_kb={rss}` from /usr/bin/time is not a number"))?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("mlops holdout printed no report ({e}): {stderr}"))?;
     if report["passed"] != true {
@@ -550,10 +555,12 @@ mod tests {
     }
 
     #[test]
-    fn cpu_seconds_come_from_the_last_timed_line() {
-        let stderr = "warning: something\ncpu=1.25+0.50\nmaxrss_kb=40000 cpu=0.75+0.25\n";
+    fn timed_values_come_from_the_last_line_that_has_them() {
+        let stderr = "warning: cpu=fake\ncpu=1.25+0.50\nmaxrss_kb=40000 cpu=0.75+0.25\n";
         assert_eq!(timed_cpu(stderr), Ok(1.0));
+        assert_eq!(timed(stderr, "maxrss_kb"), Ok("40000"));
         assert!(timed_cpu("Command exited with non-zero status 1").is_err());
+        assert!(timed_cpu("cpu=0.75").is_err());
     }
 
     #[test]
