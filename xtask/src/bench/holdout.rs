@@ -173,6 +173,18 @@ struct Holdout {
     cpu: f64,
 }
 
+/// `program` under `/usr/bin/time` (peak RSS and CPU time; read back by [`timed`]), on CPU
+/// `cpu` alone when one is given, as [`on_cpu`] runs it.
+fn under_time(program: &Path, cpu: Option<usize>) -> Command {
+    let mut c = Command::new("/usr/bin/time");
+    c.args(["-f", "maxrss_kb=%M cpu=%U+%S"]);
+    if let Some(cpu) = cpu {
+        c.args(["taskset", "-c", &cpu.to_string()]);
+    }
+    c.arg(program);
+    c
+}
+
 /// One `mlops holdout` run under `/usr/bin/time`.
 fn holdout(
     mlops: &Path,
@@ -182,26 +194,21 @@ fn holdout(
     parity: bool,
     cpu: Option<usize>,
 ) -> Result<Holdout, String> {
-    let mut c = Command::new("/usr/bin/time");
-    c.args(["-f", "maxrss_kb=%M cpu=%U+%S"]);
-    if let Some(cpu) = cpu {
-        c.args(["taskset", "-c", &cpu.to_string()]);
-    }
-    c.arg(mlops)
-        .args([
-            "holdout",
-            "--format",
-            "json",
-            "--model",
-            "digits-mlp@1",
-            "--manifest",
-        ])
-        .arg(root().join("examples/quickstart/mlops.yaml"))
-        .arg("--registry")
-        .arg(registry)
-        .args(["--endpoint", url, "--holdout"])
-        .arg(file)
-        .env_remove("GITHUB_ACTIONS");
+    let mut c = under_time(mlops, cpu);
+    c.args([
+        "holdout",
+        "--format",
+        "json",
+        "--model",
+        "digits-mlp@1",
+        "--manifest",
+    ])
+    .arg(root().join("examples/quickstart/mlops.yaml"))
+    .arg("--registry")
+    .arg(registry)
+    .args(["--endpoint", url, "--holdout"])
+    .arg(file)
+    .env_remove("GITHUB_ACTIONS");
     if !parity {
         c.arg("--no-parity");
     }
@@ -331,13 +338,7 @@ pub(crate) fn run() -> Result<(), String> {
     // ratios (each pairs two measurements taken seconds apart); the ratio of the medians is
     // printed beside it.
     let oha_round = |url: &str, cpu: Option<usize>, body: &Path| -> Result<Oha, String> {
-        let mut timed = Command::new("/usr/bin/time");
-        timed.args(["-f", "cpu=%U+%S"]);
-        if let Some(cpu) = cpu {
-            timed.args(["taskset", "-c", &cpu.to_string()]);
-        }
-        let out = timed
-            .arg(&oha)
+        let out = under_time(&oha, cpu)
             .args([
                 "-z",
                 "8s",
