@@ -595,6 +595,38 @@ fn holdout_fails_on_swapped_predictions_that_leave_the_metrics_unchanged() {
 }
 
 #[test]
+fn predictions_on_a_thread_of_its_own_equal_those_of_the_shared_pool() {
+    // The service and the parity check predict with rayon's loops kept on the calling thread;
+    // training's offline scoring uses the shared pool. The two must agree bit for bit, on a batch
+    // that burn splits (its softmax hands out 64 rows a task).
+    let registry = trained();
+    let predictor = Arc::new(Predictor::from_dir(&version_dir(registry.path())).expect("loads"));
+    let (_, rows, _) = holdout_rows();
+    let x: Arc<Vec<f32>> = Arc::new(rows.concat().repeat(8));
+    let on = |own: bool| {
+        let (predictor, x) = (predictor.clone(), x.clone());
+        std::thread::spawn(move || {
+            if own {
+                mlops_train::predict::keep_parallel_loops_on_this_thread();
+            }
+            match predictor.predict(&x).expect("predicts") {
+                Outputs::Classes {
+                    index,
+                    probabilities,
+                    ..
+                } => (index, probabilities.iter().map(|p| p.to_bits()).collect()),
+                Outputs::Values(_) => panic!("classification"),
+            }
+        })
+        .join()
+        .expect("joins")
+    };
+    let (shared, own): ((Vec<usize>, Vec<u32>), _) = (on(false), on(true));
+    assert_eq!(shared.0.len(), rows.len() * 8);
+    assert_eq!(shared, own);
+}
+
+#[test]
 fn holdout_names_a_recorded_metric_that_was_edited() {
     let registry = trained();
     let card_path = version_dir(registry.path()).join("card.json");

@@ -551,6 +551,8 @@ pub fn run(
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Batch>>(2);
             let plan = &plan;
             let reader = scope.spawn(move || {
+                // The service is busy with the other batches meanwhile.
+                mlops_train::predict::keep_parallel_loops_on_this_thread();
                 let mut group = Vec::with_capacity(concurrency);
                 let read = produce(plan, |b| {
                     group.push(b);

@@ -223,9 +223,12 @@ async fn invocations(
     };
     // Parsing and the forward pass are CPU work. A small body (a few milliseconds of it) is
     // answered on the thread that read it: handing it to another thread and back would cost
-    // two wake-ups and a cold cache. A larger one goes to the blocking pool, so that the async
-    // threads stay free for other connections and for `/ping`.
+    // two wake-ups and a cold cache, and so would splitting its operations over rayon's threads
+    // (the other requests keep the cores busy). A larger one goes to the blocking pool, so that
+    // the async threads stay free for other connections and for `/ping`, and its operations may
+    // use every core.
     let done = if body.len() <= INLINE_BODY_BYTES {
+        mlops_train::predict::keep_parallel_loops_on_this_thread();
         Ok(answer(
             &service,
             content_type.as_deref(),

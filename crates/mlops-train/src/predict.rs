@@ -14,6 +14,29 @@ use sha2::{Digest, Sha256};
 use crate::model::Network;
 use crate::worker::Bundle;
 
+/// Runs rayon's parallel loops on the calling thread from now on, one part after another.
+///
+/// burn's CPU backend splits element-wise operations, reductions and the larger matrix products
+/// over rayon's threads. For one batch among many at once (a service under load, the holdout
+/// test's offline predictions beside its requests) the split costs more than it gives: each
+/// operation hands parts to other threads and sleeps until they are done, two context switches,
+/// and rayon's idle threads spin on `sched_yield` for CPU that the other requests need. This makes
+/// the calling thread the only worker of a rayon pool of its own, so those loops run inline on
+/// it. Once per thread is enough (later calls do nothing); a thread that is already a rayon worker
+/// is left as it is. Threads that never call it keep the shared pool, which is what a single large
+/// batch wants.
+pub fn keep_parallel_loops_on_this_thread() {
+    thread_local! {
+        /// Kept alive as long as the thread: dropping it would terminate the pool.
+        static OWN_POOL: Option<rayon_core::ThreadPool> = rayon_core::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .use_current_thread()
+            .build()
+            .ok();
+    }
+    OWN_POOL.with(|_| ());
+}
+
 /// The files of a model artifact, in the order they are digested.
 pub const ARTIFACT_FILES: [&str; 2] = [crate::registry::BUNDLE, crate::registry::WEIGHTS];
 
@@ -216,6 +239,30 @@ mod tests {
         let mut changed = files.clone();
         changed.insert("model.json".to_owned(), b"{ }".to_vec());
         assert_ne!(ArtifactDigest::of(&changed).sha256, d.sha256);
+    }
+
+    #[test]
+    fn parallel_loops_stay_on_a_thread_that_asks() {
+        let here = |_: rayon_core::FnContext| std::thread::current().id();
+        // A thread that did not ask hands both halves of a join to rayon's shared pool.
+        std::thread::spawn(move || {
+            let me = std::thread::current().id();
+            assert_eq!(rayon_core::current_thread_index(), None);
+            let (a, b) = rayon_core::join_context(here, here);
+            assert!(a != me && b != me, "the shared pool ran them");
+        })
+        .join()
+        .expect("joins");
+        std::thread::spawn(move || {
+            let me = std::thread::current().id();
+            keep_parallel_loops_on_this_thread();
+            keep_parallel_loops_on_this_thread();
+            assert_eq!(rayon_core::current_thread_index(), Some(0));
+            assert_eq!(rayon_core::current_num_threads(), 1);
+            assert_eq!(rayon_core::join_context(here, here), (me, me));
+        })
+        .join()
+        .expect("joins");
     }
 
     #[test]
