@@ -245,6 +245,11 @@ struct Oha {
 }
 
 /// The middle value (of an odd number of them).
+/// The cores a load kept busy: its rows per second times the CPU per row (µs) it cost.
+fn cores_in_use(rows_per_second: f64, cpu_per_row_us: f64) -> f64 {
+    rows_per_second * cpu_per_row_us / 1e6
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -329,9 +334,9 @@ pub(crate) fn run() -> Result<(), String> {
     let decimal = scratch.join("decimal.csv");
     std::fs::write(&decimal, decimal_body).map_err(|e| e.to_string())?;
 
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "bench holdout: mlops serve on loopback (release build), batches of {batch} rows, 4 in flight, {} cores",
-        std::thread::available_parallelism().map_or(0, usize::from)
+        "bench holdout: mlops serve on loopback (release build), batches of {batch} rows, 4 in flight, {cores} cores"
     );
     // oha and the holdout alternate, five rounds. On a small shared VM one measurement of either
     // moves by 15% from one minute to the next, so the headline is the median of the rounds'
@@ -464,9 +469,12 @@ pub(crate) fn run() -> Result<(), String> {
         );
         if service_cpu.is_none() {
             // Sharing the cores, and with them busy, each load's rate is the cores' time over
-            // the CPU that the service and the client spend per row between them.
+            // the CPU that the service and the client spend per row between them. How busy they
+            // were says whether that bound is what held the rate.
             println!(
-                "{placement}: the cores busy, the CPU per row predicts a ratio of {:.2}x; 0.9x would leave the holdout client {:.2} µs a row (it spends {by_holdout:.2})",
+                "{placement}: cores in use {:.2} under oha, {:.2} under the holdout (of {cores}); with them busy, the CPU per row predicts a ratio of {:.2}x; 0.9x would leave the holdout client {:.2} µs a row (it spends {by_holdout:.2})",
+                cores_in_use(oha_rows, served_oha + by_oha),
+                cores_in_use(off_rows, served_holdout + by_holdout),
                 (served_oha + by_oha) / (served_holdout + by_holdout),
                 (served_oha + by_oha) / 0.9 - served_holdout
             );
@@ -562,6 +570,13 @@ mod tests {
         assert_eq!(timed(stderr, "maxrss_kb"), Ok("40000"));
         assert!(timed_cpu("Command exited with non-zero status 1").is_err());
         assert!(timed_cpu("cpu=0.75").is_err());
+    }
+
+    #[test]
+    fn cores_in_use_are_rows_per_second_times_cpu_per_row() {
+        // 1.5M rows/s at 1.2 µs of CPU a row keeps 1.8 cores busy.
+        assert!((cores_in_use(1_500_000.0, 1.2) - 1.8).abs() < 1e-9);
+        assert_eq!(cores_in_use(0.0, 1.2), 0.0);
     }
 
     #[test]
