@@ -86,6 +86,45 @@ fn holdout(registry: &Path, endpoint: &str, extra: &[&str]) -> Output {
         .expect("runs")
 }
 
+/// The ways `mlops holdout` reads its dataset: on a thread of its own (parity on, or parity off
+/// with more than one CPU) or between requests (parity off on one CPU).
+const READINGS: [(Option<&str>, bool); 3] = [
+    (None, false),
+    (Some("--no-parity"), false),
+    (Some("--no-parity"), true),
+];
+
+/// `c` run under `taskset -c 0` when `one_cpu`, so that it may use one CPU only.
+fn on_cpus(c: std::process::Command, one_cpu: bool) -> std::process::Command {
+    if !one_cpu {
+        return c;
+    }
+    let mut t = std::process::Command::new("taskset");
+    t.args(["-c", "0"]).arg(c.get_program()).args(c.get_args());
+    for (name, value) in c.get_envs() {
+        match value {
+            Some(v) => t.env(name, v),
+            None => t.env_remove(name),
+        };
+    }
+    if let Some(dir) = c.get_current_dir() {
+        t.current_dir(dir);
+    }
+    t
+}
+
+/// [`holdout`] for a reading of [`READINGS`].
+fn holdout_reading(
+    registry: &Path,
+    endpoint: &str,
+    extra: &[&str],
+    (mode, one_cpu): (Option<&str>, bool),
+) -> Output {
+    let mut c = holdout_command(registry);
+    c.args(["--endpoint", endpoint]).args(extra).args(mode);
+    on_cpus(c, one_cpu).output().expect("runs")
+}
+
 fn report(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
@@ -482,10 +521,9 @@ fn holdout_reads_csv_as_other_tools_write_it() {
         .count()
         + 1;
     std::fs::write(&file, broken).expect("write");
-    for extra in [&[][..], &["--no-parity"][..]] {
-        let mut args = vec!["--holdout", file.to_str().expect("utf-8")];
-        args.extend_from_slice(extra);
-        let out = holdout(registry.path(), &server.url(), &args);
+    for reading in READINGS {
+        let args = ["--holdout", file.to_str().expect("utf-8")];
+        let out = holdout_reading(registry.path(), &server.url(), &args, reading);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(&format!("odd.csv:{line}:")), "{err}");
@@ -670,24 +708,22 @@ fn holdout_retries_a_flaky_service_and_reports_one_that_is_down() {
             (status, body)
         }),
     );
-    // Either way of reading: on a thread of its own (parity on) or between requests (off).
-    for mode in [None, Some("--no-parity")] {
+    for reading in READINGS {
         calls.store(0, std::sync::atomic::Ordering::SeqCst);
-        let mut args = vec!["--retries", "3", "--concurrency", "1"];
-        args.extend(mode);
-        let out = holdout(registry.path(), &format!("http://{}", proxy.addr), &args);
+        let args = ["--retries", "3", "--concurrency", "1"];
+        let endpoint = format!("http://{}", proxy.addr);
+        let out = holdout_reading(registry.path(), &endpoint, &args, reading);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        assert_eq!(report(&out)["retries"], 2, "{mode:?}");
+        assert_eq!(report(&out)["retries"], 2, "{reading:?}");
     }
 
     // Nothing listens on this port.
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port");
-    for mode in [None, Some("--no-parity")] {
-        let mut args = vec!["--retries", "1"];
-        args.extend(mode);
-        let out = holdout(registry.path(), &format!("http://{free}"), &args);
+    for reading in READINGS {
+        let endpoint = format!("http://{free}");
+        let out = holdout_reading(registry.path(), &endpoint, &["--retries", "1"], reading);
         assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
         let err = text(&out.stderr);
         assert!(err.contains("failed 2 times"), "{err}");

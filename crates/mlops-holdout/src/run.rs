@@ -492,17 +492,27 @@ impl Flight {
     }
 }
 
+/// Whether the dataset is read on a thread of its own, beside the thread that sends the requests
+/// and scores the answers.
+///
+/// With parity on, yes: the model's offline prediction of each batch is the larger part of the
+/// work. With parity off, when this process may run on more than one CPU: the two threads then
+/// keep the service fed even when the client shares the cores with it (the service's threads
+/// and a lone client thread compete for time slices, and while the client waits for one the
+/// service drains its queue). On one CPU the second thread would only add hand-overs, so the one
+/// thread reads a batch whenever a place is free. Measured in BENCHMARKS.md (holdout run 12).
+fn own_reader(parity: bool, cpus: usize) -> bool {
+    parity || cpus > 1
+}
+
 /// Runs the holdout test against `service`, on `runtime` (a current-thread one: the requests
 /// are driven by this thread).
 ///
-/// With parity off, the dataset is read on this thread too: each batch is read when a place is
-/// free, and the runtime runs while this thread waits for one. Reading is then a small part of
-/// the work, and a second thread would cost more in hand-overs and wake-ups than it gives. With
-/// parity on, the reader runs on a thread of its own, as the model's offline prediction of each
-/// batch is the larger part of the work; batches cross over in groups of `concurrency` (one
-/// wake-up of either thread per group) and the reader may run two groups ahead, so that a
-/// moment in which it gets no CPU does not leave the service idle. (Groups of 4,096 rows
-/// measured no better.)
+/// The dataset is read on a thread of its own (see [`own_reader`]); batches cross over in groups
+/// of `concurrency` (one wake-up of either thread per group) and the reader may run two groups
+/// ahead, so that a moment in which it gets no CPU does not leave the service idle. (Groups of
+/// 4,096 rows measured no better.) Otherwise it is read on this thread: each batch when a place
+/// is free, the runtime running while this thread waits for one.
 pub fn run(
     plan: Plan,
     service: Service,
@@ -531,7 +541,8 @@ pub fn run(
             rows: 0,
         },
     };
-    let (sent, read) = if plan.parity.is_none() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let (sent, read) = if !own_reader(plan.parity.is_some(), cpus) {
         let mut failure = None;
         let read = produce(&plan, |batch| match runtime.block_on(flight.send(batch)) {
             Ok(()) => true,
@@ -618,6 +629,14 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_has_a_thread_of_its_own_unless_it_would_share_one_cpu() {
+        assert!(own_reader(true, 1));
+        assert!(own_reader(true, 2));
+        assert!(own_reader(false, 2));
+        assert!(!own_reader(false, 1));
+    }
 
     #[test]
     fn rows_without_file_text_round_trip_every_float() {
