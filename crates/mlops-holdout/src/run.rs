@@ -508,11 +508,11 @@ fn own_reader(parity: bool, cpus: usize) -> bool {
 /// Runs the holdout test against `service`, on `runtime` (a current-thread one: the requests
 /// are driven by this thread).
 ///
-/// The dataset is read on a thread of its own (see [`own_reader`]); batches cross over in groups
-/// of `concurrency` (one wake-up of either thread per group) and the reader may run two groups
-/// ahead, so that a moment in which it gets no CPU does not leave the service idle. (Groups of
-/// 4,096 rows measured no better.) Otherwise it is read on this thread: each batch when a place
-/// is free, the runtime running while this thread waits for one.
+/// When [`own_reader`] says so, the dataset is read on a thread of its own; batches cross over in
+/// groups of `concurrency` (one wake-up of either thread per group) and the reader may run two
+/// groups ahead, so that a moment in which it gets no CPU does not leave the service idle.
+/// (Groups of 4,096 rows measured no better.) Otherwise it is read on this thread: each batch
+/// when a place is free, the runtime running while this thread waits for one.
 pub fn run(
     plan: Plan,
     service: Service,
@@ -562,7 +562,7 @@ pub fn run(
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Batch>>(2);
             let plan = &plan;
             let reader = scope.spawn(move || {
-                // The service is busy with the other batches meanwhile.
+                // The offline predictions (parity) run while the service answers other batches.
                 mlops_train::predict::keep_parallel_loops_on_this_thread();
                 let mut group = Vec::with_capacity(concurrency);
                 let read = produce(plan, |b| {
