@@ -79,11 +79,7 @@ fn holdout_command(registry: &Path) -> std::process::Command {
 }
 
 fn holdout(registry: &Path, endpoint: &str, extra: &[&str]) -> Output {
-    holdout_command(registry)
-        .args(["--endpoint", endpoint])
-        .args(extra)
-        .output()
-        .expect("runs")
+    holdout_reading(registry, endpoint, extra, (None, false))
 }
 
 /// The ways `mlops holdout` reads its dataset: on a thread of its own (parity on, or parity off

@@ -244,12 +244,12 @@ struct Oha {
     cpu: f64,
 }
 
-/// The middle value (of an odd number of them).
 /// The cores a load kept busy: its rows per second times the CPU per row (µs) it cost.
 fn cores_in_use(rows_per_second: f64, cpu_per_row_us: f64) -> f64 {
     rows_per_second * cpu_per_row_us / 1e6
 }
 
+/// The middle value (of an odd number of them).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
