@@ -204,6 +204,54 @@ fn bad_flags_exit_two_and_help_exits_zero() {
     assert_eq!(run(mlops().arg("--version")).status.code(), Some(0));
 }
 
+/// Numbers out of their range stop at the command line (exit 2, naming the flag and what it
+/// takes) instead of being clamped, running forever or panicking later.
+#[test]
+fn out_of_range_numbers_are_usage_errors_that_say_the_range() {
+    let refused = |args: &[&str], env: &[(&str, &str)], said: &[&str]| {
+        let out = run(mlops().args(args).envs(env.iter().copied()));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
+        for s in said {
+            assert!(err.contains(s), "{args:?} {env:?}: no `{s}` in {err}");
+        }
+    };
+    let holdout = ["holdout", "--model", "m@1"];
+    refused(
+        &[&holdout[..], &["--batch-size", "0"]].concat(),
+        &[],
+        &["--batch-size", "1..=100000"],
+    );
+    refused(
+        &[&holdout[..], &["--concurrency", "257"]].concat(),
+        &[],
+        &["--concurrency", "1..=256"],
+    );
+    refused(
+        &holdout,
+        &[("MLOPS_TIMEOUT_SECONDS", "0")],
+        &["--timeout-seconds", "1..=3600"],
+    );
+    refused(
+        &["serve", "--model", "m@1", "--max-rows", "0"],
+        &[],
+        &["--max-rows", "must be at least 1"],
+    );
+    refused(&["gate", "--pr", "0"], &[], &["--pr", "must be at least 1"]);
+    let positive = ["--poll-seconds", "positive number of seconds"];
+    refused(
+        &["deploy", "--env", "staging", "--poll-seconds", "inf"],
+        &[],
+        &positive,
+    );
+    refused(&["train", "--poll-seconds=-1"], &[], &positive);
+    refused(
+        &["train", "--poll-seconds", "soon"],
+        &[],
+        &["--poll-seconds", "not a number of seconds"],
+    );
+}
+
 #[test]
 fn default_manifest_is_mlops_yaml_in_the_working_directory() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -3,7 +3,40 @@
 
 use std::path::PathBuf;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A whole number from `low` to `high`: a flag out of the range is a usage error that names
+/// the range, where a silent clamp would run something other than what was asked.
+fn between<T: TryFrom<u64> + Clone + Send + Sync + 'static>(
+    low: u64,
+    high: u64,
+) -> RangedU64ValueParser<T> {
+    RangedU64ValueParser::new().range(low..=high)
+}
+
+/// A whole number of at least 1 (a count or a limit for which 0 would mean nothing works).
+fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    match text.trim().parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        Ok(_) => Err("must be at least 1".to_owned()),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+/// A positive, finite number of seconds (`0`, a negative number, `inf` and `NaN` are refused:
+/// they would poll without pause or never).
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
+        Ok(_) => Err("must be a positive number of seconds".to_owned()),
+        Err(e) => Err(format!("not a number of seconds: {e}")),
+    }
+}
 
 /// MLOps on GitHub Actions from one `mlops.yaml`.
 #[derive(Debug, Parser)]
@@ -128,10 +161,10 @@ pub(crate) struct TrainArgs {
     #[arg(long, env = "MLOPS_JOB_NAME")]
     pub job_name: Option<String>,
     /// SageMaker: the first wait between polls of the job, in seconds (it doubles up to 60).
-    #[arg(long, env = "MLOPS_POLL_SECONDS", default_value_t = 10.0)]
+    #[arg(long, env = "MLOPS_POLL_SECONDS", default_value_t = 10.0, value_parser = seconds)]
     pub poll_seconds: f64,
     /// SageMaker: stop the job and fail when it has not finished after this many seconds.
-    #[arg(long, env = "MLOPS_WAIT_TIMEOUT")]
+    #[arg(long, env = "MLOPS_WAIT_TIMEOUT", value_parser = at_least_one::<u64>)]
     pub wait_timeout: Option<u64>,
     /// SageMaker: run the image with this digest (`sha256:` and 64 hex digits, as `mlops image
     /// push` prints) from the manifest's repository, instead of its `tag` or `digest`.
@@ -257,10 +290,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "MLOPS_PORT", default_value_t = 8080)]
     pub port: u16,
     /// The largest request body (413 above it). SageMaker's own limit is 6 MB.
-    #[arg(long, env = "MLOPS_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
+    #[arg(long, env = "MLOPS_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024, value_parser = at_least_one::<usize>)]
     pub max_body_bytes: usize,
     /// The most rows in one request (413 above it).
-    #[arg(long, env = "MLOPS_MAX_ROWS", default_value_t = 100_000)]
+    #[arg(long, env = "MLOPS_MAX_ROWS", default_value_t = 100_000, value_parser = at_least_one::<usize>)]
     pub max_rows: usize,
     /// No request log lines.
     #[arg(long, env = "MLOPS_QUIET")]
@@ -306,14 +339,17 @@ pub(crate) struct HoldoutArgs {
     /// The holdout dataset; defaults to the manifest's `data.holdout`.
     #[arg(long, env = "MLOPS_HOLDOUT")]
     pub holdout: Option<String>,
-    /// Rows per request; defaults to the manifest's `holdout.batch_size`.
-    #[arg(long, env = "MLOPS_BATCH_SIZE")]
+    /// Rows per request (1 to 100000, as in the manifest); defaults to the manifest's
+    /// `holdout.batch_size`.
+    #[arg(long, env = "MLOPS_BATCH_SIZE", value_parser = between::<usize>(1, 100_000))]
     pub batch_size: Option<usize>,
-    /// Requests in flight; defaults to the manifest's `holdout.concurrency`.
-    #[arg(long, env = "MLOPS_CONCURRENCY")]
+    /// Requests in flight (1 to 256, as in the manifest); defaults to the manifest's
+    /// `holdout.concurrency`.
+    #[arg(long, env = "MLOPS_CONCURRENCY", value_parser = between::<usize>(1, 256))]
     pub concurrency: Option<usize>,
-    /// Seconds one attempt may take; defaults to the manifest's `holdout.timeout_seconds`.
-    #[arg(long, env = "MLOPS_TIMEOUT_SECONDS")]
+    /// Seconds one attempt may take (1 to 3600, as in the manifest); defaults to the manifest's
+    /// `holdout.timeout_seconds`.
+    #[arg(long, env = "MLOPS_TIMEOUT_SECONDS", value_parser = between::<u64>(1, 3600))]
     pub timeout_seconds: Option<u64>,
     /// Retries of a batch after a connection error, a timeout, 429 or 5xx.
     #[arg(long, env = "MLOPS_RETRIES", default_value_t = 5)]
@@ -362,7 +398,7 @@ pub(crate) struct PromoteArgs {
 #[derive(Debug, Args)]
 pub(crate) struct GateArgs {
     /// The promotion pull request's number.
-    #[arg(long, env = "MLOPS_PR")]
+    #[arg(long, env = "MLOPS_PR", value_parser = at_least_one::<u64>)]
     pub pr: u64,
     /// The manifest whose promotion rules apply.
     #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
@@ -408,7 +444,7 @@ pub(crate) struct DeployArgs {
     #[arg(long, env = "MLOPS_CHECK")]
     pub check: bool,
     /// How long to wait for the service to report the deployed version.
-    #[arg(long, env = "MLOPS_TIMEOUT_SECONDS", default_value_t = 600)]
+    #[arg(long, env = "MLOPS_TIMEOUT_SECONDS", default_value_t = 600, value_parser = at_least_one::<u64>)]
     pub timeout_seconds: u64,
     /// Return to the pin before the current one (from the pin file's git history): production
     /// through a revert promotion pull request (the gate applies), staging directly.
@@ -436,7 +472,7 @@ pub(crate) struct DeployArgs {
     #[arg(long, env = "MLOPS_ROLE_ARN")]
     pub role_arn: Option<String>,
     /// Seconds between the first two polls of a SageMaker endpoint (then doubling, up to 60).
-    #[arg(long, env = "MLOPS_POLL_SECONDS", default_value_t = 15.0)]
+    #[arg(long, env = "MLOPS_POLL_SECONDS", default_value_t = 15.0, value_parser = seconds)]
     pub poll_seconds: f64,
     #[command(flatten)]
     pub github: GithubArgs,

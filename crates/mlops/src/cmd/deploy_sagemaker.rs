@@ -177,7 +177,7 @@ pub(crate) fn run(
         Err(e) => return aws_failed(&e),
     };
     let poll = Poll {
-        first: Duration::from_secs_f64(args.poll_seconds.max(0.01)),
+        first: Duration::from_secs_f64(args.poll_seconds.min(60.0)),
         max: Duration::from_secs(60),
         ..Poll::default()
     };

@@ -171,10 +171,6 @@ pub(crate) fn train(
         );
         return Exit::Usage;
     }
-    if !(args.poll_seconds.is_finite() && args.poll_seconds > 0.0) {
-        error("--poll-seconds must be a positive number of seconds", "");
-        return Exit::Usage;
-    }
     let (image_tag, image_digest) = match (&args.image_digest, &sm.image.tag, &sm.image.digest) {
         (Some(d), _, _) if !valid_digest(d) => {
             error(
