@@ -607,9 +607,20 @@ impl Registry {
     pub fn resolve(&self, r: &ModelRef) -> Result<Entry, RegistryError> {
         let versions = self.versions(&r.name)?;
         if versions.is_empty() {
+            // What the registry does hold tells a misspelt name from the wrong registry.
+            let held = match self.models() {
+                Ok(names) if names.is_empty() => {
+                    "; it holds no model at all: is it the right registry?".to_owned()
+                }
+                Ok(names) => format!("; it holds {}", names.join(", ")),
+                Err(_) => String::new(),
+            };
             return Err(user(
                 format!("no model {} in the registry {}", r.name, self.location()),
-                "train it first (`mlops train`), or point --registry / MLOPS_REGISTRY elsewhere",
+                format!(
+                    "train it first (`mlops train`), or point --registry / MLOPS_REGISTRY \
+                     elsewhere{held}"
+                ),
             ));
         }
         let version = match r.selector {
@@ -869,6 +880,17 @@ mod tests {
             .resolve(&"other@1".parse().expect("ref"))
             .expect_err("none");
         assert!(e.message.contains("no model other"));
+        assert!(e.hint.ends_with("; it holds digits"), "{}", e.hint);
+        let empty = tempfile::tempdir().expect("tempdir");
+        let e = Registry::open(empty.path().join("nothing here"))
+            .resolve(&"digits@1".parse().expect("ref"))
+            .expect_err("no registry");
+        assert!(
+            e.hint
+                .contains("it holds no model at all: is it the right registry?"),
+            "{}",
+            e.hint
+        );
         let all = reg.list().expect("lists");
         assert_eq!(all.len(), 3);
         assert_eq!(tally(&all).get("approved"), Some(&1));
