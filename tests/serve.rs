@@ -289,6 +289,21 @@ fn serve_answers_the_sagemaker_contract_and_names_bad_columns() {
     let over = http::post_json(a, &serde_json::json!({ "instances": too_many }).to_string());
     assert_eq!(over.status, 413, "{}", over.text());
     assert_eq!(http::get(a, "/nothing").status, 404);
+    let wrong = http::get(a, "/invocations");
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow"), Some("POST"));
+    assert!(
+        wrong.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("/invocations does not answer GET;")),
+        "{}",
+        wrong.text()
+    );
+    let wrong = http::request(a, "DELETE", "/ping", None, b"");
+    assert_eq!(
+        (wrong.status, wrong.header("allow")),
+        (405, Some("GET,HEAD"))
+    );
     assert_eq!(http::get(a, "/ping").status, 200);
 
     let metrics = http::get(a, "/metrics").text();

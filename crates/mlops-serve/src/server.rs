@@ -70,6 +70,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .route("/invocations", post(invocations))
         .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(service.clone(), observe))
         .with_state(service)
@@ -183,6 +184,20 @@ async fn not_found(request: Request) -> Response {
              POST /invocations",
             request.method(),
             request.uri().path()
+        ),
+    )
+}
+
+/// A route asked with a method it does not answer: 405, with the `Allow` header axum adds and
+/// the same JSON error body as every other refusal.
+async fn wrong_method(request: Request) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} does not answer {}; the service answers GET /ping, GET /version, GET /metrics \
+             and POST /invocations",
+            request.uri().path(),
+            request.method()
         ),
     )
 }
