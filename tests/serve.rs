@@ -742,6 +742,56 @@ fn holdout_retries_a_flaky_service_and_reports_one_that_is_down() {
     }
 }
 
+#[test]
+fn holdout_stops_at_a_service_that_answers_fewer_predictions_than_rows() {
+    let registry = trained();
+    let server = serve_registered(registry.path(), &["--quiet"]);
+    // Mode 0 drops the last prediction of every answer; mode 1 answers nothing at all.
+    let mode = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let m = mode.clone();
+    let proxy = http::Proxy::start(
+        server.addr,
+        Box::new(move |_, path, status, body| {
+            if path != "/invocations" || status != 200 {
+                return (status, body);
+            }
+            match m.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => {
+                    let text = String::from_utf8(body).expect("utf-8");
+                    let lines: Vec<&str> = text.lines().collect();
+                    let kept = lines[..lines.len() - 1].join("\n") + "\n";
+                    (status, kept.into_bytes())
+                }
+                _ => (status, Vec::new()),
+            }
+        }),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("report.json");
+    for (m, said) in [(0, 99), (1, 0)] {
+        mode.store(m, std::sync::atomic::Ordering::SeqCst);
+        let out = holdout(
+            registry.path(),
+            &format!("http://{}", proxy.addr),
+            &["--batch-size", "100", "--report", &file.to_string_lossy()],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        // Answers are scored in the order sent: the first batch is lines 2-101.
+        assert!(
+            err.contains(&format!(
+                "the service answered {said} predictions for 100 rows (lines 2-101)"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("not with one prediction per row"), "{err}");
+        assert!(
+            !file.exists(),
+            "no report is written for a run that did not finish"
+        );
+    }
+}
+
 /// The rendered model image's entrypoint (`container/Dockerfile`), as argv; checked to start the
 /// binary the Dockerfile copies in.
 fn image_entrypoint() -> Vec<String> {

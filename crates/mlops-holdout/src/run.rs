@@ -48,8 +48,13 @@ pub enum RunError {
     Data(data::DataError),
     /// The service refused a batch (exit 1: it does not accept what the model accepts).
     Refused(CallError),
-    /// The service is down, kept failing, or broke its contract (exit 3).
+    /// The service is down or kept failing (exit 3).
     Service(String),
+    /// The service answered, but not with one prediction per row sent (exit 3).
+    Contract(String),
+    /// This process could not score an answer: the registered model's offline prediction of a
+    /// batch failed, or the model's task and its labels disagree (exit 3).
+    Scoring(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -57,7 +62,7 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Data(e) => write!(f, "{e}"),
             RunError::Refused(e) => write!(f, "{e}"),
-            RunError::Service(m) => f.write_str(m),
+            RunError::Service(m) | RunError::Contract(m) | RunError::Scoring(m) => f.write_str(m),
         }
     }
 }
@@ -355,31 +360,30 @@ impl Score {
             Err(e @ CallError::Refused { .. }) => return Err(RunError::Refused(e)),
             Err(CallError::Unavailable(m)) => return Err(RunError::Service(m)),
         };
-        read_reply(&reply, task, &self.classes)
-            .and_then(|said| self.add(batch, &said))
-            .map_err(RunError::Service)
+        let said = read_reply(&reply, task, &self.classes).map_err(RunError::Contract)?;
+        self.add(batch, &said)
     }
 
-    fn add(&mut self, batch: &Batch, said: &[Said]) -> Result<(), String> {
+    fn add(&mut self, batch: &Batch, said: &[Said]) -> Result<(), RunError> {
         let offline = match &batch.offline {
             None => None,
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
-                return Err(format!(
+                return Err(RunError::Scoring(format!(
                     "the registered model could not predict lines {}-{} offline: {e}",
                     batch.lines.first().copied().unwrap_or(0),
                     batch.lines.last().copied().unwrap_or(0)
-                ));
+                )));
             }
         };
         if said.len() != batch.truth.len() {
-            return Err(format!(
+            return Err(RunError::Contract(format!(
                 "the service answered {} predictions for {} rows (lines {}-{})",
                 said.len(),
                 batch.truth.len(),
                 batch.lines.first().copied().unwrap_or(0),
                 batch.lines.last().copied().unwrap_or(0)
-            ));
+            )));
         }
         for (i, (p, t)) in said.iter().zip(&batch.truth).enumerate() {
             self.rows += 1;
@@ -421,7 +425,11 @@ impl Score {
                         }
                     }
                 }
-                _ => return Err("the truth does not fit the task".to_owned()),
+                _ => {
+                    return Err(RunError::Scoring(
+                        "the model's task and its class labels disagree".to_owned(),
+                    ));
+                }
             }
         }
         Ok(())

@@ -218,13 +218,32 @@ fn failed(e: &RunError, args: &HoldoutArgs, endpoint: &str) -> Exit {
             );
             Exit::Runtime
         }
+        RunError::Contract(m) => {
+            error(
+                m,
+                &format!(
+                    "the service at {endpoint} answered, but not with one prediction per row in \
+                     the order sent: is it serving the model through `mlops serve` (or a \
+                     container that keeps its contract)?"
+                ),
+            );
+            Exit::Runtime
+        }
+        RunError::Scoring(m) => {
+            error(
+                m,
+                "the registry entry may be damaged: `mlops registry show` it, or test the \
+                 service alone with --no-parity",
+            );
+            Exit::Runtime
+        }
     }
 }
 
 fn show(report: &Report, args: &HoldoutArgs, format: Format) -> Exit {
     let json = serde_json::to_string_pretty(report).unwrap_or_default();
     if let Some(file) = &args.report
-        && let Err(e) = std::fs::write(file, format!("{json}\n"))
+        && let Err(e) = super::run::write_atomically(file, format!("{json}\n").as_bytes())
     {
         error(&format!("cannot write {}: {e}", file.display()), "");
         return Exit::Runtime;
