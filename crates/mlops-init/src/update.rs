@@ -136,7 +136,7 @@ pub fn update(project: &Path, reference: Option<&str>) -> Result<Updated, InitEr
     let record =
         serde_json::json!({ "template": template, "commit": new.commit, "answers": answers });
     let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
-    std::fs::write(&record_path, text).map_err(|e| io(&record_path, &e))?;
+    write(&record_path, text.as_bytes(), &record_path)?;
     Ok(done)
 }
 
@@ -163,15 +163,22 @@ fn list(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
     }
 }
 
-/// Writes `bytes` to `dest` with the mode of `like`.
+/// Writes `bytes` to `dest` with the mode of `like` (else of `dest` itself), through a
+/// temporary file beside it that is renamed over it: the project's file is the old one or the
+/// new one, never half of the new one.
 fn write(dest: &Path, bytes: &[u8], like: &Path) -> Result<(), InitError> {
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, &e))?;
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| io(parent, &e))?;
+    let mut builder = tempfile::Builder::new();
+    if let Ok(meta) = std::fs::metadata(like).or_else(|_| std::fs::metadata(dest)) {
+        builder.permissions(meta.permissions());
     }
-    std::fs::write(dest, bytes).map_err(|e| io(dest, &e))?;
-    if let Ok(meta) = std::fs::metadata(like) {
-        std::fs::set_permissions(dest, meta.permissions()).map_err(|e| io(dest, &e))?;
-    }
+    let mut tmp = builder.tempfile_in(parent).map_err(|e| io(parent, &e))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| io(dest, &e))?;
+    tmp.persist(dest).map_err(|e| io(dest, &e.error))?;
     Ok(())
 }
 

@@ -105,16 +105,7 @@ impl Drop for Service {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, so a reader never
-/// sees half of it.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+pub(crate) use mlops_train::write_atomically;
 
 /// Environment variables a child stage keeps among the `MLOPS_*` ones (the rest would override
 /// the flags the run passes, e.g. `MLOPS_NO_PARITY`).
