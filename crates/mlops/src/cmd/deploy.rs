@@ -488,7 +488,7 @@ fn deploy_pin(
     }
     if let Some(file) = pin_file {
         let text = pin.to_yaml(env);
-        if let Err(e) = super::run::write_atomically(file, text.as_bytes()) {
+        if let Err(e) = mlops_train::write_atomically(file, text.as_bytes()) {
             error(
                 &format!("cannot write the {env} pin {}: {e}", file.display()),
                 "",

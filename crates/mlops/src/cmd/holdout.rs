@@ -243,7 +243,7 @@ fn failed(e: &RunError, args: &HoldoutArgs, endpoint: &str) -> Exit {
 fn show(report: &Report, args: &HoldoutArgs, format: Format) -> Exit {
     let json = serde_json::to_string_pretty(report).unwrap_or_default();
     if let Some(file) = &args.report
-        && let Err(e) = super::run::write_atomically(file, format!("{json}\n").as_bytes())
+        && let Err(e) = mlops_train::write_atomically(file, format!("{json}\n").as_bytes())
     {
         error(&format!("cannot write {}: {e}", file.display()), "");
         return Exit::Runtime;

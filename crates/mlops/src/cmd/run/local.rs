@@ -232,7 +232,7 @@ impl LocalRepo {
             p.title,
             self.dir.display()
         );
-        super::write_atomically(body_file, document.as_bytes())
+        mlops_train::write_atomically(body_file, document.as_bytes())
             .map_err(|e| broken(format!("cannot write {}: {e}", body_file.display()), ""))?;
         Ok(Some(Proposal {
             branch,

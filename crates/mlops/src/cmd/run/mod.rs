@@ -105,8 +105,6 @@ impl Drop for Service {
     }
 }
 
-pub(crate) use mlops_train::write_atomically;
-
 /// Environment variables a child stage keeps among the `MLOPS_*` ones (the rest would override
 /// the flags the run passes, e.g. `MLOPS_NO_PARITY`).
 const KEPT: &[&str] = &[
@@ -934,7 +932,9 @@ impl Run {
             "artifacts": self.artifacts,
         });
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
-        if let Err(e) = write_atomically(&self.workdir.join("run.json"), text.as_bytes()) {
+        if let Err(e) =
+            mlops_train::write_atomically(&self.workdir.join("run.json"), text.as_bytes())
+        {
             eprintln!("warning: cannot write run.json: {e}");
         }
         if self.format == Format::Json {
