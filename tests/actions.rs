@@ -1378,6 +1378,16 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     }
     let stand_ins = StandIns::new();
     let repo = rendered_example("sagemaker");
+    // act takes `github.repository` from the remote, as GitHub knows the repository.
+    git_in(
+        repo.path(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/acme/churn-model.git",
+        ],
+    );
     let manifest = "manifest=examples/sagemaker/mlops.yaml";
     let gate = [format!("gate {manifest} pull-request=12 token=<set>")];
     // The merge commit is a real commit of the test repository, which the checkout stand-in
@@ -1405,16 +1415,35 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
             ],
         )
     };
+    let head = |branch: &str, repo: &str| {
+        format!(r#""head": {{"ref": "{branch}", "repo": {{"full_name": "{repo}"}}}}"#)
+    };
+    let promotion = head("mlops/promote/churn-mlp", "acme/churn-model");
     let closed = |merged: bool| {
         format!(
-            r#"{{"action": "closed", "pull_request": {{"number": 12, "merged": {merged}, "merge_commit_sha": "{merge_sha}", "head": {{"ref": "mlops/promote"}}, "base": {{"ref": "main"}}}}}}"#
+            r#"{{"action": "closed", "pull_request": {{"number": 12, "merged": {merged}, "merge_commit_sha": "{merge_sha}", {promotion}, "base": {{"ref": "main"}}}}}}"#
         )
     };
-    let review = r#"{"action": "submitted", "review": {"state": "approved"}, "pull_request": {"number": 12, "head": {"ref": "mlops/promote"}, "base": {"ref": "main"}}}"#;
+    let review_of = |head: &str| {
+        format!(
+            r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": 12, {head}, "base": {{"ref": "main"}}}}}}"#
+        )
+    };
 
-    let (run, record) = run_gate("pull_request_review", review, "true");
+    let (run, record) = run_gate("pull_request_review", &review_of(&promotion), "true");
     assert_eq!(run.code, Some(0), "{}", run.log);
     assert_eq!(record, gate, "a review never deploys\n{}", run.log);
+
+    // Reviews of other pull requests start no gate: another branch, or a fork's branch named
+    // like the promotion branch.
+    for other in [
+        head("feature/x", "acme/churn-model"),
+        head("mlops/promote/churn-mlp", "mallory/churn-model"),
+    ] {
+        let (run, record) = run_gate("pull_request_review", &review_of(&other), "true");
+        assert_eq!(run.code, Some(0), "{}", run.log);
+        assert!(record.is_empty(), "{other}: {record:?}\n{}", run.log);
+    }
 
     let (run, record) = run_gate("pull_request", &closed(true), "true");
     assert_eq!(run.code, Some(0), "{}", run.log);

@@ -15,6 +15,8 @@ mod fake_sagemaker;
 mod moto;
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/terraform.rs"]
+mod terraform;
 #[path = "support/tools.rs"]
 mod tools;
 
@@ -946,4 +948,196 @@ fn staging_commits_its_pin_where_the_gitops_tool_reads_it() {
     );
     assert_eq!(&fake.snapshot(REPO).expect("repo").refs["heads/main"], head);
     assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// The text between `<tag>` and `</tag>` in moto's XML answer.
+fn xml_text<'a>(xml: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    xml.split_once(&open)
+        .and_then(|(_, rest)| rest.split_once(&format!("</{tag}>")))
+        .map_or("", |(text, _)| text)
+}
+
+/// Whether any of `role`'s policies has an Allow statement whose actions match `action`.
+fn allows(role: &terraform::Role, action: &str) -> bool {
+    let matches = |pattern: &str| {
+        pattern == action
+            || pattern
+                .strip_suffix('*')
+                .is_some_and(|stem| action.starts_with(stem))
+    };
+    role.policies.iter().any(|(_, policy)| {
+        policy["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|st| {
+                st["Effect"] == "Allow"
+                    && match &st["Action"] {
+                        serde_json::Value::String(a) => matches(a),
+                        serde_json::Value::Array(list) => {
+                            list.iter().filter_map(|a| a.as_str()).any(matches)
+                        }
+                        _ => false,
+                    }
+            })
+    })
+}
+
+/// Creates `role` in moto with its trust and inline policies, assumes it as a GitHub workflow
+/// does (a web identity), and returns the temporary credentials: key, secret, session token.
+fn assume(moto: &moto::Moto, role: &terraform::Role) -> [String; 3] {
+    let trust = role.trust.to_string();
+    let (status, xml) = moto.query(
+        "iam",
+        &[
+            ("Action", "CreateRole"),
+            ("Version", "2010-05-08"),
+            ("RoleName", &role.name),
+            ("AssumeRolePolicyDocument", &trust),
+        ],
+    );
+    assert_eq!(status, 200, "{xml}");
+    for (name, policy) in &role.policies {
+        let (status, xml) = moto.query(
+            "iam",
+            &[
+                ("Action", "PutRolePolicy"),
+                ("Version", "2010-05-08"),
+                ("RoleName", &role.name),
+                ("PolicyName", name),
+                ("PolicyDocument", &policy.to_string()),
+            ],
+        );
+        assert_eq!(status, 200, "{xml}");
+    }
+    let (status, xml) = moto.query(
+        "sts",
+        &[
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            (
+                "RoleArn",
+                &format!("arn:aws:iam::123456789012:role/{}", role.name),
+            ),
+            ("RoleSessionName", "github-actions"),
+            ("WebIdentityToken", "a-github-oidc-token"),
+        ],
+    );
+    assert_eq!(status, 200, "{xml}");
+    ["AccessKeyId", "SecretAccessKey", "SessionToken"].map(|t| xml_text(&xml, t).to_owned())
+}
+
+/// The roles the rendered Terraform creates, loaded into moto with IAM enforcement on and used
+/// as the workflows use them: staging and production deploy from the registry in S3 (whose
+/// lookups list the bucket), and neither may write the registry. moto judges S3 by bucket and
+/// key but SageMaker with the resource `*`, so the deploys send SageMaker's calls to a second
+/// moto, and what only SageMaker could refuse is asked of the evaluated policies.
+#[test]
+fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
+    let Some((moto, dir)) = sagemaker_world(1) else {
+        return;
+    };
+    let Some(sagemaker) = moto::Moto::start() else {
+        return;
+    };
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("manifest")
+        + "\ninfrastructure:\n  terraform:\n    region: us-east-1\n    state_bucket: digits-tf-state\n";
+    std::fs::write(&manifest, yaml).expect("write");
+    let report = mlops_manifest::check_file(&manifest).expect("readable");
+    let m = report.manifest.expect("valid");
+    let files = mlops_render::render(&m, "mlops.yaml", &std::collections::BTreeMap::new())
+        .expect("renders");
+    let roles = terraform::github_roles(&files, "123456789012");
+    assert_eq!(
+        roles.keys().collect::<Vec<_>>(),
+        ["production", "staging", "train"]
+    );
+    let creds: std::collections::BTreeMap<&str, [String; 3]> = roles
+        .iter()
+        .map(|(k, role)| (k.as_str(), assume(&moto, role)))
+        .collect();
+    let pin = production_pin(&moto, dir.path(), 1);
+    moto.enforce_iam();
+    let as_role = |role: &str, mut c: Command| {
+        let [key, secret, token] = &creds[role];
+        c.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_SESSION_TOKEN", token);
+        c.output().expect("runs")
+    };
+    let img = image();
+    let out = as_role(
+        "staging",
+        deploy_sm(
+            &moto,
+            dir.path(),
+            &sagemaker.endpoint(),
+            &[
+                "--env",
+                "staging",
+                "--model",
+                "digits-mlp@1",
+                "--image",
+                &img,
+            ],
+        ),
+    );
+    assert_eq!(out.status.code(), Some(0), "staging role: {}", text(&out));
+    let mut production = deploy_sm(
+        &moto,
+        dir.path(),
+        &sagemaker.endpoint(),
+        &["--env", "production", "--pin"],
+    );
+    production.arg(&pin);
+    let out = as_role("production", production);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "production role: {}",
+        text(&out)
+    );
+    // Neither deploying role may write the registry.
+    for role in ["staging", "production"] {
+        let mut train = mlops();
+        train
+            .args(["train", "--format", "json", "--manifest"])
+            .arg(&manifest);
+        moto.env(&mut train);
+        let out = as_role(role, train);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{role} role: {said}");
+        assert!(said.contains("AccessDenied"), "{role} role: {said}");
+    }
+    // What moto cannot judge (it gives SageMaker calls the resource `*`, so any call a
+    // resource-scoped statement allows is denied there too), asked of the rendered policies
+    // themselves: no endpoint change by the training role, no model approval by a deploying role.
+    for (role, action) in [
+        ("train", "sagemaker:UpdateEndpoint"),
+        ("train", "sagemaker:CreateEndpointConfig"),
+        ("staging", "sagemaker:UpdateModelPackage"),
+        ("production", "sagemaker:UpdateModelPackage"),
+    ] {
+        assert!(!allows(&roles[role], action), "{role} may {action}");
+    }
+    assert!(allows(&roles["staging"], "sagemaker:UpdateEndpoint"));
+    assert!(allows(&roles["train"], "sagemaker:CreateTrainingJob"));
+    // And a key moto never issued is refused outright: enforcement is on.
+    let mut c = deploy_sm(
+        &moto,
+        dir.path(),
+        &sagemaker.endpoint(),
+        &[
+            "--env",
+            "staging",
+            "--model",
+            "digits-mlp@1",
+            "--image",
+            &img,
+        ],
+    );
+    let out = c.output().expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }

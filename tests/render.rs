@@ -38,6 +38,9 @@ fn render(m: &Manifest, path: &str) -> Files {
     mlops_render::render(m, path, &BTreeMap::new()).expect("renders")
 }
 
+/// The rendered tree in a git work tree, as in a user's repository: actionlint finds the project
+/// root by `.git`, and only there resolves the local reusable workflows (`$/...`) and checks
+/// that each caller grants the permissions their jobs request.
 fn write_tree(files: &Files) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for (path, text) in files {
@@ -45,6 +48,12 @@ fn write_tree(files: &Files) -> tempfile::TempDir {
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(p, text).expect("write");
     }
+    let init = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir.path())
+        .status()
+        .expect("git runs");
+    assert!(init.success());
     dir
 }
 
@@ -409,6 +418,7 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
         return;
     };
     let mut terraform_checked = 0;
+    let mut canaries = 0;
     for (path, m) in examples() {
         let files = render(&m, &path);
         let dir = write_tree(&files);
@@ -425,6 +435,23 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
             .collect();
         let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&wf));
         assert!(ok, "{path}: actionlint\n{text}");
+        // actionlint checks a reusable workflow's permissions only where it sees the git work
+        // tree: the same tree with one grant fewer must fail, or the rule did not run.
+        let train = dir.path().join(".github/workflows/mlops-train.yml");
+        let full = std::fs::read_to_string(&train).expect("train workflow");
+        let grant = full
+            .lines()
+            .find(|l| l.trim_start().starts_with("statuses: write"));
+        if let Some(grant) = grant {
+            std::fs::write(&train, full.replace(&format!("{grant}\n"), "")).expect("write");
+            let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&wf));
+            assert!(
+                !ok && text.contains("statuses: write"),
+                "{path}: actionlint did not check the reusable workflow's permissions\n{text}"
+            );
+            std::fs::write(&train, full).expect("write");
+            canaries += 1;
+        }
         let (ok, text) = run(Command::new(&zizmor)
             .args(["--offline", "--persona", "pedantic", "--format", "plain"])
             .arg(".github/workflows")
@@ -470,6 +497,10 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
         terraform_checked += 1;
     }
     assert!(terraform_checked >= 1);
+    assert!(
+        canaries >= 1,
+        "no example grants statuses to a reusable workflow"
+    );
 }
 
 /// Every checkov skip in the templates is in the reviewed allowlist, with the same reason, and
@@ -853,4 +884,266 @@ resource "aws_s3_bucket_versioning" "a" {
   versioning_configuration { status = "Enabled" }
 }"#;
     assert_eq!(schema_errors(&schema, &module(fine)), Vec::<String>::new());
+}
+
+// GitHub's load-time rules. GitHub checks these when a workflow is pushed or started, before any
+// job runs; they are checked here on the parsed workflows of every example, so that breaking one
+// fails a test, not a user's first push.
+
+/// A permission level, in GitHub's order: none < read < write.
+fn level(v: &Value) -> u8 {
+    match v.as_str() {
+        Some("write") => 2,
+        Some("read") => 1,
+        _ => 0,
+    }
+}
+
+/// The file name of the local reusable workflow a job calls (`$/.github/workflows/X` or
+/// `./.github/workflows/X`).
+fn called_workflow(job: &Value) -> Option<&str> {
+    let uses = job["uses"].as_str()?;
+    let path = uses
+        .strip_prefix("$/")
+        .or_else(|| uses.strip_prefix("./"))?;
+    path.strip_prefix(".github/workflows/")
+}
+
+/// What GitHub refuses in the calls of a tree's reusable workflows: a called file that is not
+/// there or not callable, an input or secret passed that it does not declare or a required one
+/// not passed, and a permission a called job requests that the calling job does not grant
+/// (GitHub rejects the whole caller then: "nested job ... requires statuses: write but the
+/// calling job grants statuses: none").
+fn reusable_call_problems(wf: &BTreeMap<String, Value>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, doc) in wf {
+        for (job_name, job) in doc["jobs"].as_object().into_iter().flatten() {
+            let Some(callee) = called_workflow(job) else {
+                continue;
+            };
+            let at = format!("{name}/{job_name} calls {callee}");
+            let Some(called) = wf.get(callee) else {
+                problems.push(format!("{at}: no such workflow"));
+                continue;
+            };
+            let Some(call) = called["on"].get("workflow_call") else {
+                problems.push(format!("{at}: it has no `on: workflow_call`"));
+                continue;
+            };
+            for (kind, passed) in [("inputs", &job["with"]), ("secrets", &job["secrets"])] {
+                let declared = call[kind].as_object();
+                for key in passed.as_object().into_iter().flatten().map(|(k, _)| k) {
+                    if declared.is_none_or(|d| !d.contains_key(key)) {
+                        problems.push(format!("{at}: {kind} `{key}` is not declared"));
+                    }
+                }
+                for (key, def) in declared.into_iter().flatten() {
+                    if def["required"] == true && passed.get(key).is_none() {
+                        problems.push(format!("{at}: required {kind} `{key}` is not passed"));
+                    }
+                }
+            }
+            let granted = &job["permissions"];
+            for (nested, nested_job) in called["jobs"].as_object().into_iter().flatten() {
+                for (scope, want) in nested_job["permissions"].as_object().into_iter().flatten() {
+                    if level(want) > level(&granted[scope]) {
+                        problems.push(format!(
+                            "{at}: nested job `{nested}` requests {scope}: {} but the calling job grants {scope}: {}",
+                            want.as_str().unwrap_or("?"),
+                            granted[scope].as_str().unwrap_or("none")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn callers_of_reusable_workflows_grant_what_the_called_jobs_request() {
+    let mut calls = 0;
+    for (path, m) in examples() {
+        let wf = workflows(&render(&m, &path));
+        assert_eq!(reusable_call_problems(&wf), Vec::<String>::new(), "{path}");
+        calls += wf
+            .values()
+            .flat_map(|d| d["jobs"].as_object().into_iter().flatten())
+            .filter(|(_, j)| called_workflow(j).is_some())
+            .count();
+    }
+    assert!(calls >= 1, "no example calls a reusable workflow");
+    // The check can fail: the quickstart's train workflow without one of its grants.
+    let (path, m) = &examples()[0];
+    let mut wf = workflows(&render(m, path));
+    let perms = wf
+        .get_mut("mlops-train.yml")
+        .and_then(|d| d["jobs"]["release"]["permissions"].as_object_mut())
+        .expect("the quickstart's train workflow calls the release");
+    assert!(perms.remove("statuses").is_some());
+    let problems = reusable_call_problems(&wf);
+    assert!(
+        problems.len() == 1 && problems[0].contains("requests statuses: write"),
+        "{problems:?}"
+    );
+}
+
+/// The git command's output in this repository, or `None` when it fails.
+fn git_here(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .current_dir(root())
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Every step that uses this project's actions names a commit of this repository's history
+/// (which is what `mlops-rs/mlops` publishes) holding that action, which declares every input
+/// the step passes, and gets every input it requires. A pin to a commit before an action
+/// existed fails every rendered workflow on GitHub at its first run.
+#[test]
+fn mlops_actions_resolve_at_their_pinned_commit_with_the_inputs_passed() {
+    if git_here(&["rev-parse", "--git-dir"]).is_none() {
+        tools::missing("this checkout has no git history to resolve the pinned actions in");
+        return;
+    }
+    let repo = format!("{}/", mlops_render::pins::MLOPS.0);
+    let mut steps = 0;
+    for (path, m) in examples() {
+        for (name, doc) in workflows(&render(&m, &path)) {
+            for (job_name, job) in doc["jobs"].as_object().into_iter().flatten() {
+                for step in job["steps"].as_array().into_iter().flatten() {
+                    let Some(uses) = step["uses"].as_str() else {
+                        continue;
+                    };
+                    let Some((action, sha)) =
+                        uses.strip_prefix(&repo).and_then(|u| u.split_once('@'))
+                    else {
+                        continue;
+                    };
+                    let at = format!("{path}: {name}/{job_name}: {uses}");
+                    if git_here(&["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_none() {
+                        tools::missing(&format!(
+                            "{at}: commit {sha} is not in this clone (a shallow clone? fetch the whole history)"
+                        ));
+                        return;
+                    }
+                    let text = git_here(&["show", &format!("{sha}:{action}/action.yml")])
+                        .unwrap_or_else(|| {
+                            panic!("{at}: {action}/action.yml does not exist at {sha}")
+                        });
+                    let declared = yaml(&text)["inputs"].clone();
+                    for key in step["with"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, _)| k)
+                    {
+                        assert!(
+                            declared.get(key).is_some(),
+                            "{at}: input `{key}` is not declared by {action} at {sha}"
+                        );
+                    }
+                    for (key, def) in declared.as_object().into_iter().flatten() {
+                        if def["required"] == true && def.get("default").is_none() {
+                            assert!(
+                                step["with"].get(key).is_some(),
+                                "{at}: required input `{key}` of {action} is not passed"
+                            );
+                        }
+                    }
+                    steps += 1;
+                }
+            }
+        }
+    }
+    assert!(steps >= 10, "only {steps} steps use the mlops actions");
+}
+
+/// The minutes the mlops binary may take to be ready in a job: until a release's prebuilt
+/// binary exists, an action builds it from source (`actions/lib/mlops.sh`), which measured 10 to
+/// 22 minutes on a 2-core runner.
+const COLD_START_MINUTES: u64 = 30;
+
+/// The minutes each action's own work may take once the binary is there (waits included: a
+/// deploy polls until the service reports the model, the holdout pushes the whole set).
+fn work_minutes(action: &str) -> u64 {
+    match action {
+        "validate" | "render" | "gate" => 5,
+        "promote" => 10,
+        "holdout" | "deploy" | "image" => 30,
+        "train" => 300,
+        other => panic!("no work estimate for the action `{other}`"),
+    }
+}
+
+/// A job's timeout covers the worst start of each mlops action it runs (a cold source build)
+/// and the action's work: a gate or promote job that times out while building leaves the
+/// promotion undone.
+#[test]
+fn job_timeouts_cover_a_cold_start_of_the_actions() {
+    let repo = format!("{}/actions/", mlops_render::pins::MLOPS.0);
+    let mut checked = 0;
+    for (path, m) in examples() {
+        for (name, doc) in workflows(&render(&m, &path)) {
+            for (job_name, job) in doc["jobs"].as_object().into_iter().flatten() {
+                let actions: Vec<&str> = job["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["uses"].as_str()?.strip_prefix(&repo)?.split('@').next())
+                    .collect();
+                if actions.is_empty() {
+                    continue;
+                }
+                let need =
+                    COLD_START_MINUTES + actions.iter().map(|a| work_minutes(a)).sum::<u64>();
+                let have = job["timeout-minutes"].as_u64().unwrap_or(0);
+                assert!(
+                    have >= need,
+                    "{path}: {name}/{job_name} has timeout-minutes {have}, but a cold start of {actions:?} needs {need}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} jobs checked");
+}
+
+/// GitHub keeps at most one pending run per concurrency group and cancels the older pending
+/// one when another arrives, whatever `cancel-in-progress` says. So a workflow that deploys
+/// production keeps the run that deploys (a merge) apart from the runs that only check (the
+/// reviews, which can come at any time), and starts no run for a pull request that is not the
+/// promotion's.
+#[test]
+fn no_review_can_cancel_the_production_deploy() {
+    for (path, m) in examples() {
+        let wf = workflows(&render(&m, &path));
+        let gate = &wf["mlops-gate.yml"];
+        let group = gate["concurrency"]["group"].as_str().expect("group");
+        assert!(group.contains("github.event_name"), "{path}: {group}");
+        assert!(
+            gate["on"].get("pull_request_review").is_some()
+                && gate["on"].get("pull_request").is_some(),
+            "{path}: the gate runs on reviews and on the merge"
+        );
+        let production = gate["jobs"]["production"]["if"].as_str().expect("if");
+        assert!(
+            production.contains("github.event_name == 'pull_request'"),
+            "{path}: {production}"
+        );
+        let only_promotion = gate["jobs"]["gate"]["if"]
+            .as_str()
+            .expect("the gate job has an if");
+        let branch = mlops_manifest::promotion_branch(&m.model.name);
+        assert!(
+            only_promotion.contains(&format!("github.event.pull_request.head.ref == '{branch}'"))
+                && only_promotion
+                    .contains("github.event.pull_request.head.repo.full_name == github.repository"),
+            "{path}: {only_promotion}"
+        );
+    }
 }

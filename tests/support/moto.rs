@@ -63,6 +63,33 @@ impl Moto {
         (status, json)
     }
 
+    /// An AWS query-protocol call (IAM, STS) to `service` with `params` (`Action`, `Version` and
+    /// the operation's own); the status and the answer's XML.
+    pub(crate) fn query(&self, service: &str, params: &[(&str, &str)]) -> (u16, String) {
+        let body = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let (status, answer) = self.exchange(
+            "POST /",
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            service,
+            body.as_bytes(),
+        );
+        let xml = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, xml.to_owned())
+    }
+
+    /// From now on every request is authenticated and authorised against IAM, as AWS does
+    /// (`moto-api/reset-auth`): signed by a key moto issued, and allowed by that identity's
+    /// policies. moto judges S3 requests by their bucket and key ARNs, and the other services'
+    /// by action alone (it passes them the resource `*`).
+    pub(crate) fn enforce_iam(&self) {
+        let (status, answer) = self.exchange("POST /moto-api/reset-auth", "", "s3", b"0");
+        assert_eq!(status, 200, "{answer}");
+    }
+
     /// Sends `request` (method and path) with `headers` and a placeholder signature for
     /// `service`; the status and the whole answer.
     fn exchange(&self, request: &str, headers: &str, service: &str, body: &[u8]) -> (u16, String) {
@@ -123,6 +150,18 @@ pub(crate) fn aws_env(cmd: &mut Command, endpoint: &str) {
         )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_MAX_ATTEMPTS", "2");
+}
+
+/// `s` as `application/x-www-form-urlencoded` writes it.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A loopback port nothing listens on right now.

@@ -48,7 +48,7 @@ impl Repo {
 
 /// The promotion branch of a model.
 pub fn branch_for(model: &str) -> String {
-    format!("mlops/promote/{model}")
+    mlops_manifest::promotion_branch(model)
 }
 
 /// The hidden marker that identifies a promotion PR of `project` for `model`.

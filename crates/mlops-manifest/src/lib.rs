@@ -15,3 +15,9 @@ pub mod yaml;
 pub use check::{MAX_BYTES, ReadError, Report, check_bytes, check_file, check_together};
 pub use diagnostic::{Diagnostic, Severity};
 pub use model::Manifest;
+
+/// The branch a promotion pull request of `model` comes from. Rendered workflows (the gate
+/// runs only for it) and `mlops promote` (which pushes it) both take the name from here.
+pub fn promotion_branch(model: &str) -> String {
+    format!("mlops/promote/{model}")
+}

@@ -24,6 +24,9 @@ pub(crate) struct Context {
     /// The promotion pull request goes to another repository (needs a token, not GITHUB_TOKEN).
     pub promotion_elsewhere: bool,
     pub promotion_pin_file: String,
+    /// The branch the promotion pull request comes from (`mlops promote` pushes it): the gate
+    /// workflow runs only for pull requests from it, in this repository.
+    pub promotion_branch: String,
     /// Staging is a URL target with a pin file: its deploy commits the pin where the GitOps tool
     /// reads it (`mlops deploy --commit-pin`).
     pub staging_commit_pin: bool,
@@ -99,6 +102,9 @@ pub(crate) struct TerraformCtx {
     pub s3_read: Vec<S3Location>,
     /// Read-write locations outside our bucket (artifacts, checkpoints, an S3 registry).
     pub s3_write: Vec<S3Location>,
+    /// The registry, when it is in S3: the deploying roles look models up there (which lists
+    /// its prefix) and write nothing.
+    pub registry: Option<S3Location>,
     pub ecr_repository: String,
     /// `:tag` or `@sha256:...` of the image that trains and serves, when the manifest names one.
     pub image_ref: Option<String>,
@@ -225,6 +231,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             prefix,
             s3_read: s3_read.clone(),
             s3_write: s3_write.clone(),
+            registry: s3(&m.registry.path),
             model_package_group: m.registry.sagemaker_model_package_group.clone(),
             sagemaker_training,
             tags,
@@ -259,6 +266,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         base_image: m.container.base_image.clone(),
         build_image: sagemaker_training
             && sm.is_some_and(|s| s.image.tag.is_none() && s.image.digest.is_none()),
+        promotion_branch: mlops_manifest::promotion_branch(&m.model.name),
         promotion_pin_file: promotion.map_or_else(
             || "deploy/production.yaml".to_owned(),
             |p| p.pin_file.clone(),

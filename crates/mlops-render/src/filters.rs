@@ -1,6 +1,7 @@
 //! The quoting filters templates must use for every manifest value: `hcl` (a Terraform
 //! expression), `yaml` (a YAML scalar or flow collection read literally) and `gha` (a YAML
-//! scalar in a place GitHub evaluates `${{ }}` expressions, which it neutralises).
+//! scalar in a place GitHub evaluates `${{ }}` expressions, which it neutralises), and
+//! `gha_string` (a string literal inside an expression, for names only).
 //!
 //! Architecture invariant: whatever the value, the filter's output is one self-contained
 //! literal of the target language whose parsed value is exactly the input. A test over the
@@ -92,6 +93,19 @@ pub(crate) fn ident(value: &Value) -> Result<String, Error> {
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     })
+}
+
+/// A string literal inside a GitHub expression (an `if:` condition), `'...'` with `'` doubled as
+/// GitHub's expression syntax wants. Only names made of letters, digits and `._/-` are taken, so
+/// the literal can never end the YAML plain scalar it sits in (no `: `, ` #`, quotes at its
+/// start) or open an expression of its own.
+pub(crate) fn gha_string(value: &Value) -> Result<String, Error> {
+    as_is(value, "a name of letters, digits and `._/-`", |s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
+    })
+    .map(|s| format!("'{s}'"))
 }
 
 /// A container image reference pinned by digest (`NAME[:TAG]@sha256:HEX`), checked character by
@@ -276,6 +290,25 @@ mod tests {
         assert!(!quoted.replace(GHA_DOLLAR, "").contains("${{"), "{quoted}");
         let inner: String = serde_json::from_str(&quoted).unwrap();
         assert_eq!(github_unescape(&inner), raw);
+    }
+
+    #[test]
+    fn gha_string_is_an_expression_literal_of_a_plain_name() {
+        assert_eq!(
+            gha_string(&v("mlops/promote/digits-mlp")).unwrap(),
+            "'mlops/promote/digits-mlp'"
+        );
+        for bad in [
+            "",
+            "a'b",
+            "a b",
+            "x #y",
+            "a: b",
+            "${{ github.token }}",
+            "a\nb",
+        ] {
+            assert!(gha_string(&v(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

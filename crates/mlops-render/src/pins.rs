@@ -39,14 +39,15 @@ pub const AWS_CREDENTIALS: (&str, &str, &str) = (
 );
 
 /// The mlops actions this binary's workflows call when the manifest pins none (a manifest pins
-/// its own with `workflows.actions`). Today: the commit that added `actions/render` beside
-/// `actions/validate`; the train, deploy, holdout, promote and gate actions the templates also
-/// call arrive with their issues, each moving this pin, and the release process (issue 11) moves
-/// it to each release's tag commit. A commit cannot name its own SHA, so the pin is always a
-/// commit before the one that sets it.
+/// its own with `workflows.actions`). Until a release exists, a commit of this repository that
+/// holds every action the templates call, with every input they pass
+/// (`tests/render.rs` resolves each rendered `uses:` at this commit in the repository's history);
+/// the release process moves it to each release's tag commit. A commit cannot name its own SHA,
+/// so the pin is always a commit before the one that sets it: a change to an action's interface
+/// lands first, and the pin moves to it in a commit of its own.
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "2d12adf2591b4b76b07f74ed4f354965019892ad",
+    "44914da1a9570b844ffbd71f71b457bafbd5e9d0",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 

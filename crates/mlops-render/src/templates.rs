@@ -78,6 +78,9 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("yaml", |v: minijinja::Value| crate::filters::yaml(&v));
     env.add_filter("gha", |v: minijinja::Value| crate::filters::gha(&v));
     env.add_filter("ident", |v: minijinja::Value| crate::filters::ident(&v));
+    env.add_filter("gha_string", |v: minijinja::Value| {
+        crate::filters::gha_string(&v)
+    });
     env.add_filter("image", |v: minijinja::Value| crate::filters::image(&v));
     env.add_filter("uses", |v: minijinja::Value, path: Option<String>| {
         crate::filters::uses(&v, path.as_deref())
@@ -104,7 +107,7 @@ mod tests {
             } else if t.source.starts_with("container/") {
                 &["image"]
             } else {
-                &["yaml", "gha", "uses"]
+                &["yaml", "gha", "gha_string", "uses"]
             };
             let mut rest = t.text;
             while let Some(start) = rest.find("{{{") {
