@@ -4,14 +4,17 @@
 //! applies the rules in order and stops at the first that fails:
 //!
 //! 1. `promotion-pr`: the PR carries this manifest's promotion marker, comes from the model's
-//!    promotion branch, targets the configured base branch, changes the pin file and nothing
-//!    else, and every commit on it was made by `mlops promote` (its trailer).
+//!    promotion branch in the gated repository itself (not a fork's branch of the same name),
+//!    targets the configured base branch, changes the pin file and nothing else, and every
+//!    commit on it was made by `mlops promote` (its trailer).
 //! 2. `changes-requested`: no reviewer's latest review requests changes.
 //! 3. `approvals`: at least `required_approvals` reviewers' latest reviews are APPROVED, given on
 //!    the PR's current head commit, by an allowed reviewer (a listed user, a member of a listed
 //!    team, or a CODEOWNER of the pin file), who is neither the PR's author nor a bot.
-//! 4. `holdout-status`: the head commit's latest `mlops/holdout` status exists, is `success`,
-//!    was created by the identity that opened the PR, and names the pin's holdout report digest.
+//! 4. `holdout-status`: the pin records a passed holdout whose report digest is a SHA-256 (64
+//!    lowercase hex digits: an empty or malformed digest matches nothing), and the head commit's
+//!    latest `mlops/holdout` status exists, is `success`, was created by the identity that
+//!    opened the PR, and names exactly that digest (`sha256:DIGEST`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +60,9 @@ pub struct Facts {
     pub author: String,
     pub body: String,
     pub head_ref: String,
+    /// `owner/name` of the repository the head branch is in (a fork's, or empty when that
+    /// repository is gone).
+    pub head_repo: String,
     pub head_sha: String,
     pub base_ref: String,
     pub files: Vec<String>,
@@ -128,6 +134,19 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             vec![],
         );
     }
+    if f.head_repo != policy.repo.full() {
+        return deny(
+            "promotion-pr",
+            format!(
+                "PR #{} comes from the repository `{}`, not from {}",
+                f.number,
+                f.head_repo,
+                policy.repo.full()
+            ),
+            vec![],
+            vec![],
+        );
+    }
     if f.base_ref != policy.base_branch {
         return deny(
             "promotion-pr",
@@ -161,7 +180,7 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             "promotion-pr",
             format!(
                 "commit {} by {author} (\"{subject}\") on PR #{} was not made by mlops promote",
-                &sha[..sha.len().min(12)],
+                short(sha),
                 f.number
             ),
             vec![],
@@ -227,8 +246,8 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
         } else if r.commit_id != f.head_sha {
             Some(format!(
                 "approved {}, not the current head {}",
-                &r.commit_id[..r.commit_id.len().min(12)],
-                &f.head_sha[..f.head_sha.len().min(12)]
+                short(&r.commit_id),
+                short(&f.head_sha)
             ))
         } else if !f.allowed.contains_key(*login) {
             Some("not an allowed reviewer (not listed, not in a listed team, not a CODEOWNER of the pin file)".to_owned())
@@ -245,7 +264,7 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             "{} of {} required approvals on the head commit {}",
             approvals.len(),
             policy.required_approvals,
-            &f.head_sha[..f.head_sha.len().min(12)]
+            short(&f.head_sha)
         );
         if !ignored.is_empty() {
             let list: Vec<String> = ignored.iter().map(|(l, w)| format!("{l}: {w}")).collect();
@@ -254,7 +273,7 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
         return deny("approvals", reason, approvals, ignored);
     }
     // 4. The holdout status on the head commit.
-    let Some(digest) = pin.holdout.as_ref().map(|h| h.report_sha256.clone()) else {
+    let Some(holdout) = pin.holdout.as_ref() else {
         return deny(
             "holdout-status",
             "the pin records no holdout report".to_owned(),
@@ -262,6 +281,30 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             ignored,
         );
     };
+    if !holdout.passed {
+        return deny(
+            "holdout-status",
+            "the pin records a holdout test that did not pass".to_owned(),
+            approvals,
+            ignored,
+        );
+    }
+    let digest = &holdout.report_sha256;
+    if digest.len() != 64
+        || !digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return deny(
+            "holdout-status",
+            format!(
+                "the pin's holdout report digest `{}` is not a SHA-256 (64 lowercase hex digits)",
+                digest.escape_debug()
+            ),
+            approvals,
+            ignored,
+        );
+    }
     let Some(status) = f.statuses.first() else {
         return deny(
             "holdout-status",
@@ -292,12 +335,16 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             ignored,
         );
     }
-    if !status.description.contains(&digest) {
+    let named = status
+        .description
+        .split(|c: char| c.is_whitespace() || c == ';' || c == ',')
+        .any(|word| word.strip_prefix("sha256:") == Some(digest.as_str()));
+    if !named {
         return deny(
             "holdout-status",
             format!(
                 "the holdout status names another report than the pin's ({})",
-                &digest[..digest.len().min(12)]
+                short(digest)
             ),
             approvals,
             ignored,
@@ -313,12 +360,18 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
         reason: format!(
             "{} approval(s) on {} by {}; holdout passed",
             approvals.len(),
-            &f.head_sha[..f.head_sha.len().min(12)],
+            short(&f.head_sha),
             who.join(", ")
         ),
         approvals,
         ignored,
     }
+}
+
+/// The first 12 characters of a SHA for a message, whatever the text (never a panic on text
+/// that is not ASCII).
+fn short(sha: &str) -> String {
+    sha.chars().take(12).collect()
 }
 
 /// `org/team`, completing a bare team name with the repository's owner.
@@ -489,6 +542,10 @@ pub async fn gather(gh: &GitHub, policy: &Policy, number: u64) -> Result<Facts, 
         author: pr["user"]["login"].as_str().unwrap_or_default().to_owned(),
         body: pr["body"].as_str().unwrap_or_default().to_owned(),
         head_ref: pr["head"]["ref"].as_str().unwrap_or_default().to_owned(),
+        head_repo: pr["head"]["repo"]["full_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         head_sha,
         base_ref,
         files,
@@ -530,6 +587,7 @@ mod tests {
             author: "mlops-app[bot]".into(),
             body: sample_body("digits", "m"),
             head_ref: "mlops/promote/m".into(),
+            head_repo: "octo/deploy".into(),
             head_sha: "h".repeat(40),
             base_ref: "main".into(),
             files: vec!["deploy/production.yaml".into()],
@@ -631,5 +689,73 @@ mod tests {
             assert!(!d.allowed, "{rule}: {d:?}");
             assert_eq!(d.rule, rule, "{d:?}");
         }
+    }
+
+    fn holdout(f: &mut Facts) -> &mut PinnedHoldout {
+        f.pin
+            .as_mut()
+            .ok()
+            .and_then(|p| p.holdout.as_mut())
+            .expect("holdout")
+    }
+
+    /// What a writer, a fork or a broken promotion could put in front of the gate, each refused
+    /// by the rule that should refuse it, and never a panic (multibyte text where SHAs and
+    /// digests are expected).
+    #[test]
+    fn forged_and_malformed_evidence_is_refused() {
+        let p = policy();
+        type Change = dyn Fn(&mut Facts);
+        let cases: Vec<(&str, Box<Change>)> = vec![
+            // A fork's branch named like the promotion branch.
+            (
+                "promotion-pr",
+                Box::new(|f| f.head_repo = "mallory/deploy".into()),
+            ),
+            // The head repository was deleted.
+            ("promotion-pr", Box::new(|f| f.head_repo = String::new())),
+            // An empty digest is in every description.
+            (
+                "holdout-status",
+                Box::new(|f| {
+                    holdout(f).report_sha256 = String::new();
+                    f.statuses[0].description = "holdout passed; report sha256:".into();
+                }),
+            ),
+            // A digest of multibyte text: refused, not sliced.
+            (
+                "holdout-status",
+                Box::new(|f| {
+                    holdout(f).report_sha256 = "é".repeat(32);
+                    f.statuses[0].description = format!("sha256:{}", "é".repeat(32));
+                }),
+            ),
+            // Uppercase hex is not what promote writes.
+            (
+                "holdout-status",
+                Box::new(|f| holdout(f).report_sha256 = "D".repeat(64)),
+            ),
+            // The status names a longer digest that merely starts with the pin's.
+            (
+                "holdout-status",
+                Box::new(|f| f.statuses[0].description.push('0')),
+            ),
+            // A pin that records a failed holdout.
+            ("holdout-status", Box::new(|f| holdout(f).passed = false)),
+        ];
+        for (rule, change) in cases {
+            let mut f = facts();
+            change(&mut f);
+            let d = decide(&p, &f);
+            assert!(!d.allowed, "{rule}: {d:?}");
+            assert_eq!(d.rule, rule, "{d:?}");
+        }
+        // Multibyte head and review SHAs are reported, not sliced.
+        let mut f = facts();
+        f.head_sha = "ü".repeat(20);
+        f.reviews[0].commit_id = "ö".repeat(20);
+        let d = decide(&p, &f);
+        assert_eq!(d.rule, "approvals", "{d:?}");
+        assert!(d.reason.contains(&"ü".repeat(12)), "{d:?}");
     }
 }

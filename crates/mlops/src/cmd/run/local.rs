@@ -292,6 +292,8 @@ impl LocalRepo {
             author: AUTHOR.to_owned(),
             body: proposal.body.clone(),
             head_ref: proposal.branch.clone(),
+            // The local promotion repository has no forks: the branch is in it.
+            head_repo: p.repo.full(),
             head_sha: proposal.head.clone(),
             base_ref: base.clone(),
             files: files.lines().map(str::to_owned).collect(),
