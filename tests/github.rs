@@ -472,6 +472,73 @@ fn the_gate_counts_a_re_approval_after_a_new_push_only() {
     w.assert_contract();
 }
 
+/// `mlops gate --commit SHA`, as production's deploy job runs it on the push a merge makes.
+fn gate_on_commit(w: &World, token: &str, sha: &str) -> (i32, String) {
+    let out = w
+        .mlops(token, &["gate", "--commit", sha])
+        .output()
+        .expect("gate runs");
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout) + &text(&out.stderr),
+    )
+}
+
+/// Production deploys on the push to the base branch: the merge commit of an approved
+/// promotion passes, even with the workflow's own token when a listed reviewer approved; a pin
+/// pushed to the base branch without a pull request and the merge of a promotion nobody
+/// approved do not (a merge whose pin differs from the approved head's is refused too:
+/// `gate::decide_merge`'s unit test).
+/// Team members a `GITHUB_TOKEN` cannot read are named with the fix, exit 3; an App token reads
+/// them and a team member's approval counts.
+#[test]
+fn production_deploys_only_the_merge_of_an_approved_promotion() {
+    let w = World::new("");
+    promoted(&w);
+    w.fake.review(REPO, 1, "ml-lead", "APPROVED", None);
+    let merge = w.fake.merge(REPO, 1);
+    assert_eq!(merge.len(), 40);
+    let (code, said) = gate_on_commit(&w, ACTIONS, &merge);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("(the merge of PR #1) deploy"), "{said}");
+
+    // A writer pushes a pin straight to the base branch.
+    let pushed = w.fake.push(REPO, "main", "alice", &[(PIN, "hand edit\n")]);
+    let (code, said) = gate_on_commit(&w, APP, &pushed);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("[promotion-pr]") && said.contains("not the merge commit"),
+        "{said}"
+    );
+    w.assert_contract();
+
+    // The merge of a promotion nobody approved.
+    let w = World::new("");
+    promoted(&w);
+    let merge = w.fake.merge(REPO, 1);
+    let (code, said) = gate_on_commit(&w, APP, &merge);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("[approvals]"), "{said}");
+    // With GITHUB_TOKEN the team could not be read: a setting to fix, said as such.
+    let (code, said) = gate_on_commit(&w, ACTIONS, &merge);
+    assert_eq!(code, 3, "{said}");
+    assert!(
+        said.contains("octo/ml-owners") && said.contains("MLOPS_GATE_TOKEN"),
+        "{said}"
+    );
+    w.assert_contract();
+
+    // A team member's approval: counted with the App token that reads the team.
+    let w = World::new("");
+    promoted(&w);
+    w.fake.review(REPO, 1, "team-reviewer", "APPROVED", None);
+    let merge = w.fake.merge(REPO, 1);
+    let (code, said) = gate_on_commit(&w, APP, &merge);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("member of octo/ml-owners"), "{said}");
+    w.assert_contract();
+}
+
 /// Something done to a promoted PR (given its head) to get past the gate.
 type Attack = dyn Fn(&World, &str);
 

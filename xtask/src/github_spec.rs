@@ -41,6 +41,7 @@ pub(crate) const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
     ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses"),
+    ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"),
     ("get", "/orgs/{org}/teams/{team_slug}/members"),
     ("get", "/repos/{owner}/{repo}/branches/{branch}/protection"),
     ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"),

@@ -479,6 +479,7 @@ fn serve(
                 reviewers: Vec::new(),
                 team_reviewers: Vec::new(),
                 reviews: Vec::new(),
+                merged: None,
             };
             let out = pull_json(spec, &base_url, repo, &pull, &now);
             repo.pulls.push(pull);
@@ -532,10 +533,10 @@ fn serve(
             let Some(pr) = repo.pulls.iter().find(|pr| pr.number == n) else {
                 return error(404, "Not Found");
             };
-            let (Some(head), Some(base)) = (resolve(repo, &pr.head), resolve(repo, &pr.base))
-            else {
+            let (head, base) = pull_commits(repo, pr);
+            if !repo.commits.contains_key(&head) || !repo.commits.contains_key(&base) {
                 return error(404, "Not Found");
-            };
+            }
             let new = &repo.trees[&repo.commits[&head].tree];
             let old = &repo.trees[&repo.commits[&base].tree];
             let mut files = Vec::new();
@@ -623,6 +624,19 @@ fn serve(
             let out = status_json(spec, &base_url, &full, &status, &now);
             repo.statuses.entry(sha).or_default().push(status);
             ok(201, out)
+        }
+        ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls") => {
+            let sha = p("commit_sha");
+            let list: Vec<Value> = repo
+                .pulls
+                .iter()
+                .filter(|pr| {
+                    pr.merged.as_ref().is_some_and(|m| m.merge_sha == sha)
+                        || (pr.open && pull_commits(repo, pr).0 == sha)
+                })
+                .map(|pr| pull_as(spec, "pull-request-simple", &base_url, repo, pr, &now))
+                .collect();
+            page(&base_url, op, query, list)
         }
         ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses") => {
             let Some(sha) = resolve(repo, &p("ref")) else {
@@ -856,16 +870,7 @@ fn pull_json(spec: &Spec, base_url: &str, repo: &Repo, pr: &Pull, now: &str) -> 
 /// A pull request as the named schema (`pull-request` or `pull-request-simple`).
 fn pull_as(spec: &Spec, schema: &str, base_url: &str, repo: &Repo, pr: &Pull, now: &str) -> Value {
     let full = format!("{}/{}", repo.owner, repo.name);
-    let head_sha = repo
-        .refs
-        .get(&format!("heads/{}", pr.head))
-        .cloned()
-        .unwrap_or_default();
-    let base_sha = repo
-        .refs
-        .get(&format!("heads/{}", pr.base))
-        .cloned()
-        .unwrap_or_default();
+    let (head_sha, base_sha) = pull_commits(repo, pr);
     let owner = user_json(spec, &crate::user(&repo.owner));
     let mut repository = spec.synth(&json!({"$ref": "#/components/schemas/repository"}), 0);
     merge(
@@ -892,11 +897,13 @@ fn pull_as(spec: &Spec, schema: &str, base_url: &str, repo: &Repo, pr: &Pull, no
             "number": pr.number, "state": if pr.open { "open" } else { "closed" },
             "locked": false, "title": pr.title, "user": user_json(spec, &pr.user), "body": pr.body,
             "labels": pr.labels.iter().map(|l| label_json(base_url, &full, l)).collect::<Vec<_>>(),
-            "milestone": null, "created_at": now, "updated_at": now, "closed_at": null, "merged_at": null,
-            "merge_commit_sha": null,
+            "milestone": null, "created_at": now, "updated_at": now,
+            "closed_at": if pr.open { Value::Null } else { json!(now) },
+            "merged_at": if pr.merged.is_some() { json!(now) } else { Value::Null },
+            "merge_commit_sha": pr.merged.as_ref().map(|m| m.merge_sha.clone()),
             "requested_reviewers": pr.reviewers.iter().map(|r| user_json(spec, &crate::user(r))).collect::<Vec<_>>(),
             "head": branch(&pr.head, &head_sha), "base": branch(&pr.base, &base_sha),
-            "author_association": "NONE", "draft": false, "merged": false, "mergeable": null,
+            "author_association": "NONE", "draft": false, "merged": pr.merged.is_some(), "mergeable": null,
             "rebaseable": null, "mergeable_state": "clean", "merged_by": null,
             "comments": 0, "review_comments": 0, "maintainer_can_modify": false,
             "commits": 1, "additions": 1, "deletions": 1, "changed_files": 1,
@@ -992,6 +999,74 @@ pub(crate) fn commit_files(
 }
 
 /// A branch name or a commit SHA to a commit SHA.
+/// A pull request's head and base commits: the branches' now, or what was merged.
+fn pull_commits(repo: &Repo, pr: &Pull) -> (String, String) {
+    if let Some(m) = &pr.merged {
+        return (m.head_sha.clone(), m.base_sha.clone());
+    }
+    let at = |branch: &str| {
+        repo.refs
+            .get(&format!("heads/{branch}"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    (at(&pr.head), at(&pr.base))
+}
+
+/// A merge commit of `head` into `base`: the base's tree with every path the head changed since
+/// their merge base.
+pub(crate) fn merge_commit(
+    repo: &mut Repo,
+    base: &str,
+    head: &str,
+    message: &str,
+    author: &Account,
+) -> String {
+    let tree_of = |repo: &Repo, sha: &str| {
+        repo.commits
+            .get(sha)
+            .and_then(|c| repo.trees.get(&c.tree))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let from_base = ancestors(repo, base);
+    let merge_base = ancestors(repo, head)
+        .into_iter()
+        .find(|c| from_base.contains(c))
+        .unwrap_or_default();
+    let (old, new) = (tree_of(repo, &merge_base), tree_of(repo, head));
+    let mut tree = tree_of(repo, base);
+    for (path, blob) in &new {
+        if old.get(path) != Some(blob) {
+            tree.insert(path.clone(), blob.clone());
+        }
+    }
+    for path in old.keys() {
+        if !new.contains_key(path) {
+            tree.remove(path);
+        }
+    }
+    let tree = put_tree(repo, tree);
+    let parents = vec![base.to_owned(), head.to_owned()];
+    let sha = object_id(
+        "commit",
+        format!("{tree}{parents:?}{message}{}", repo.commits.len()).as_bytes(),
+    );
+    repo.commits.insert(
+        sha.clone(),
+        Commit {
+            sha: sha.clone(),
+            tree,
+            parents,
+            message: message.to_owned(),
+            author: author.clone(),
+            verified: true,
+            request_keys: Vec::new(),
+        },
+    );
+    sha
+}
+
 fn resolve(repo: &Repo, name: &str) -> Option<String> {
     if repo.commits.contains_key(name) {
         return Some(name.to_owned());

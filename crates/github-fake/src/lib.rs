@@ -106,6 +106,19 @@ pub struct Pull {
     pub reviewers: Vec<String>,
     pub team_reviewers: Vec<String>,
     pub reviews: Vec<Review>,
+    /// Set when the pull request was merged: what GitHub keeps of it from then on.
+    pub merged: Option<Merged>,
+}
+
+/// A merged pull request's commits, as they were at the merge.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The head commit that was merged.
+    pub head_sha: String,
+    /// The base branch's commit the merge was made on.
+    pub base_sha: String,
+    /// The merge commit now on the base branch.
+    pub merge_sha: String,
 }
 
 /// A repository.
@@ -295,20 +308,42 @@ impl FakeGitHub {
         sha
     }
 
-    /// Merges a pull request: its base branch moves to its head commit.
-    pub fn merge(&self, full_name: &str, number: u64) {
+    /// Merges a pull request as GitHub's default merge method does: a merge commit by `login`
+    /// on the base branch, whose parents are the base's commit and the head commit and whose
+    /// tree is the base's with the pull request's changes. Returns the merge commit's SHA (empty
+    /// when there is no such pull request).
+    pub fn merge_as(&self, full_name: &str, number: u64, login: &str) -> String {
         let mut s = self.state();
         let Some(repo) = s.repos.get_mut(full_name) else {
-            return;
+            return String::new();
         };
-        let Some(pull) = repo.pulls.iter_mut().find(|p| p.number == number) else {
-            return;
+        let Some(i) = repo.pulls.iter().position(|p| p.number == number) else {
+            return String::new();
         };
+        let (head, base) = (repo.pulls[i].head.clone(), repo.pulls[i].base.clone());
+        let (Some(head_sha), Some(base_sha)) = (
+            repo.refs.get(&format!("heads/{head}")).cloned(),
+            repo.refs.get(&format!("heads/{base}")).cloned(),
+        ) else {
+            return String::new();
+        };
+        let message = format!("Merge pull request #{number} from {head}");
+        let sha = api::merge_commit(repo, &base_sha, &head_sha, &message, &user(login));
+        repo.refs.insert(format!("heads/{base}"), sha.clone());
+        let pull = &mut repo.pulls[i];
         pull.open = false;
-        let (head, base) = (pull.head.clone(), pull.base.clone());
-        if let Some(sha) = repo.refs.get(&format!("heads/{head}")).cloned() {
-            repo.refs.insert(format!("heads/{base}"), sha);
-        }
+        pull.merged = Some(Merged {
+            head_sha,
+            base_sha,
+            merge_sha: sha.clone(),
+        });
+        sha
+    }
+
+    /// [`merge_as`](Self::merge_as) by the repository's owner.
+    pub fn merge(&self, full_name: &str, number: u64) -> String {
+        let owner = full_name.split_once('/').map_or(full_name, |(o, _)| o);
+        self.merge_as(full_name, number, owner)
     }
 
     /// A review by `login` on a pull request, on `commit` (default: its current head).

@@ -72,6 +72,9 @@ pub struct Facts {
     pub reviews: Vec<Review>,
     /// Every allowed approver: listed users, team members, CODEOWNERS of the pin file.
     pub allowed: BTreeMap<String, String>,
+    /// Teams whose members this token could not read (a workflow's `GITHUB_TOKEN` cannot read
+    /// organisation membership): their members are not in `allowed`.
+    pub unreadable_teams: Vec<String>,
     /// The head commit's `mlops/holdout` statuses, newest first.
     pub statuses: Vec<CommitStatus>,
     /// The pin file at the head commit (or why it could not be read).
@@ -104,6 +107,50 @@ fn deny(
         approvals,
         ignored,
     }
+}
+
+/// A push to the base branch that changed the pin file, as production's deploy job sees it:
+/// the commit, the merged pull request it is the merge commit of (if any), and the pin file's
+/// text at the commit and at that pull request's head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merge {
+    pub commit: String,
+    pub number: Option<u64>,
+    pub pin_at_commit: Option<String>,
+    pub pin_at_head: Option<String>,
+}
+
+/// May production deploy the pin of `merge.commit`? Only when the commit is the merge of a
+/// pull request whose facts (read as of its head) pass every rule of [`decide`], and the pin
+/// the commit holds is exactly the one approved at that head: a pin pushed to the base branch
+/// without a pull request, or changed by another merge on the way, is refused.
+pub fn decide_merge(policy: &Policy, merge: &Merge, facts: Option<&Facts>) -> Decision {
+    let (Some(number), Some(f)) = (merge.number, facts) else {
+        return deny(
+            "promotion-pr",
+            format!(
+                "commit {} on `{}` is not the merge commit of a pull request: production's pin changes only by merging a promotion pull request (or `mlops deploy --break-glass`)",
+                short(&merge.commit),
+                policy.base_branch
+            ),
+            vec![],
+            vec![],
+        );
+    };
+    if merge.pin_at_commit.is_none() || merge.pin_at_commit != merge.pin_at_head {
+        return deny(
+            "promotion-pr",
+            format!(
+                "the pin file `{}` at {} is not the one PR #{number} had at its head {}",
+                policy.pin_file,
+                short(&merge.commit),
+                short(&f.head_sha)
+            ),
+            vec![],
+            vec![],
+        );
+    }
+    decide(policy, f)
 }
 
 /// Applies the rules.
@@ -260,6 +307,19 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
         }
     }
     if (approvals.len() as u32) < policy.required_approvals {
+        if !f.unreadable_teams.is_empty() {
+            return deny(
+                "approvals",
+                format!(
+                    "{} of {} required approvals counted, and the members of {} could not be read with this token (it needs organisation members: read, which a workflow's GITHUB_TOKEN lacks): give the gate a GitHub App installation token (the secret MLOPS_GATE_TOKEN in the rendered workflow)",
+                    approvals.len(),
+                    policy.required_approvals,
+                    f.unreadable_teams.join(", ")
+                ),
+                approvals,
+                ignored,
+            );
+        }
         let mut reason = format!(
             "{} of {} required approvals on the head commit {}",
             approvals.len(),
@@ -370,7 +430,7 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
 
 /// The first 12 characters of a SHA for a message, whatever the text (never a panic on text
 /// that is not ASCII).
-fn short(sha: &str) -> String {
+pub fn short(sha: &str) -> String {
     sha.chars().take(12).collect()
 }
 
@@ -462,6 +522,60 @@ pub async fn foreign_commits(
 
 /// Reads the facts for PR `number`.
 pub async fn gather(gh: &GitHub, policy: &Policy, number: u64) -> Result<Facts, ApiError> {
+    gather_since(gh, policy, number, None).await
+}
+
+/// Reads what production's deploy job needs to know about `commit`, a push to the base branch:
+/// the merged pull request it is the merge commit of (from GitHub's list of the commit's pull
+/// requests), that pull request's facts with its commits counted from the base as it was
+/// before the merge (the merge commit's first parent), and the pin file at both ends.
+pub async fn gather_merge(
+    gh: &GitHub,
+    policy: &Policy,
+    commit: &str,
+) -> Result<(Merge, Option<Facts>), ApiError> {
+    let full = policy.repo.full();
+    let pulls = gh
+        .list(&format!("/repos/{full}/commits/{commit}/pulls"), 30)
+        .await?;
+    let pin_at_commit = file_at(gh, &policy.repo, &policy.pin_file, commit).await?;
+    let merged = pulls
+        .iter()
+        .find(|p| p["merge_commit_sha"].as_str() == Some(commit) && !p["merged_at"].is_null());
+    let Some(number) = merged.and_then(|p| p["number"].as_u64()) else {
+        let merge = Merge {
+            commit: commit.to_owned(),
+            number: None,
+            pin_at_commit,
+            pin_at_head: None,
+        };
+        return Ok((merge, None));
+    };
+    let parent = gh
+        .get(&format!("/repos/{full}/git/commits/{commit}"))
+        .await?
+        .body["parents"][0]["sha"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let facts = gather_since(gh, policy, number, Some(&parent)).await?;
+    let pin_at_head = file_at(gh, &policy.repo, &policy.pin_file, &facts.head_sha).await?;
+    let merge = Merge {
+        commit: commit.to_owned(),
+        number: Some(number),
+        pin_at_commit,
+        pin_at_head,
+    };
+    Ok((merge, Some(facts)))
+}
+
+/// The facts for PR `number`, its commits counted from `since` (default: its base branch now).
+async fn gather_since(
+    gh: &GitHub,
+    policy: &Policy,
+    number: u64,
+    since: Option<&str>,
+) -> Result<Facts, ApiError> {
     let full = policy.repo.full();
     let pr = gh.get(&format!("/repos/{full}/pulls/{number}")).await?.body;
     let head_sha = pr["head"]["sha"].as_str().unwrap_or_default().to_owned();
@@ -472,7 +586,7 @@ pub async fn gather(gh: &GitHub, policy: &Policy, number: u64) -> Result<Facts, 
         .iter()
         .filter_map(|f| f["filename"].as_str().map(str::to_owned))
         .collect();
-    let foreign = foreign_commits(gh, &policy.repo, &base_ref, &head_sha).await?;
+    let foreign = foreign_commits(gh, &policy.repo, since.unwrap_or(&base_ref), &head_sha).await?;
     let reviews = gh
         .list(&format!("/repos/{full}/pulls/{number}/reviews"), 100)
         .await?
@@ -512,11 +626,20 @@ pub async fn gather(gh: &GitHub, policy: &Policy, number: u64) -> Result<Facts, 
             break;
         }
     }
+    // A token that may not read a team's members leaves them out: approvals from listed users
+    // and CODEOWNERS still count, and the approvals rule says which teams were not read.
+    let mut unreadable_teams = Vec::new();
     for team in &teams {
-        for m in team_members(gh, team).await? {
-            allowed
-                .entry(m)
-                .or_insert_with(|| format!("member of {team}"));
+        match team_members(gh, team).await {
+            Ok(members) => {
+                for m in members {
+                    allowed
+                        .entry(m)
+                        .or_insert_with(|| format!("member of {team}"));
+                }
+            }
+            Err(e) if matches!(e.status, Some(403 | 404)) => unreadable_teams.push(team.clone()),
+            Err(e) => return Err(e),
         }
     }
     let statuses = gh
@@ -552,6 +675,7 @@ pub async fn gather(gh: &GitHub, policy: &Policy, number: u64) -> Result<Facts, 
         foreign_commits: foreign,
         reviews,
         allowed,
+        unreadable_teams,
         statuses,
         pin,
     })
@@ -599,6 +723,7 @@ mod tests {
                 commit_id: "h".repeat(40),
             }],
             allowed: [("lead".to_owned(), "listed reviewer".to_owned())].into(),
+            unreadable_teams: vec![],
             statuses: vec![CommitStatus {
                 state: "success".into(),
                 description: format!("holdout passed; report sha256:{digest}"),
@@ -689,6 +814,66 @@ mod tests {
             assert!(!d.allowed, "{rule}: {d:?}");
             assert_eq!(d.rule, rule, "{d:?}");
         }
+    }
+
+    /// A push of the pin to the base branch deploys only as the merge of an approved
+    /// promotion pull request holding exactly that pin.
+    #[test]
+    fn a_merge_deploys_only_the_pin_its_approved_pull_request_held() {
+        let p = policy();
+        let merge = Merge {
+            commit: "c".repeat(40),
+            number: Some(1),
+            pin_at_commit: Some("pin".into()),
+            pin_at_head: Some("pin".into()),
+        };
+        assert!(decide_merge(&p, &merge, Some(&facts())).allowed);
+        let pushed = Merge {
+            number: None,
+            pin_at_head: None,
+            ..merge.clone()
+        };
+        let d = decide_merge(&p, &pushed, None);
+        assert_eq!(
+            (d.allowed, d.rule),
+            (false, "promotion-pr"),
+            "a direct push: {d:?}"
+        );
+        assert!(d.reason.contains("not the merge commit"), "{d:?}");
+        let changed = Merge {
+            pin_at_commit: Some("another pin".into()),
+            ..merge.clone()
+        };
+        let d = decide_merge(&p, &changed, Some(&facts()));
+        assert_eq!((d.allowed, d.rule), (false, "promotion-pr"), "{d:?}");
+        let gone = Merge {
+            pin_at_commit: None,
+            pin_at_head: None,
+            ..merge.clone()
+        };
+        assert!(!decide_merge(&p, &gone, Some(&facts())).allowed);
+        // The pull request's own rules still apply.
+        let mut unapproved = facts();
+        unapproved.reviews.clear();
+        let d = decide_merge(&p, &merge, Some(&unapproved));
+        assert_eq!((d.allowed, d.rule), (false, "approvals"), "{d:?}");
+    }
+
+    /// Teams the token could not read do not block approvals that count without them, and are
+    /// named when the approvals fall short.
+    #[test]
+    fn unreadable_teams_are_named_only_when_approvals_fall_short() {
+        let p = policy();
+        let mut f = facts();
+        f.unreadable_teams = vec!["octo/ml-leads".into()];
+        assert!(decide(&p, &f).allowed);
+        f.reviews.clear();
+        let d = decide(&p, &f);
+        assert_eq!(d.rule, "approvals");
+        assert!(
+            d.reason.contains("octo/ml-leads") && d.reason.contains("MLOPS_GATE_TOKEN"),
+            "{d:?}"
+        );
     }
 
     fn holdout(f: &mut Facts) -> &mut PinnedHoldout {

@@ -28,6 +28,16 @@ where
     }
 }
 
+/// A full commit SHA: 40 hexadecimal digits, lowercased.
+fn commit_sha(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.len() == 40 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t.to_ascii_lowercase())
+    } else {
+        Err("must be a full commit SHA (40 hexadecimal digits)".to_owned())
+    }
+}
+
 /// A positive, finite number of seconds (`0`, a negative number, `inf` and `NaN` are refused:
 /// they would poll without pause or never).
 fn seconds(text: &str) -> Result<f64, String> {
@@ -397,9 +407,14 @@ pub(crate) struct PromoteArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GateArgs {
-    /// The promotion pull request's number.
-    #[arg(long, env = "MLOPS_PR", value_parser = at_least_one::<u64>)]
-    pub pr: u64,
+    /// The promotion pull request's number: are its approvals, as of its head, enough?
+    #[arg(long, env = "MLOPS_PR", value_parser = at_least_one::<u64>, required_unless_present = "commit", conflicts_with = "commit")]
+    pub pr: Option<u64>,
+    /// A commit on the base branch (production's deploy job passes the push's): may production
+    /// deploy its pin? Only when it is the merge commit of a promotion pull request that passes
+    /// every rule and held exactly that pin at its head.
+    #[arg(long, env = "MLOPS_COMMIT", value_parser = commit_sha)]
+    pub commit: Option<String>,
     /// The manifest whose promotion rules apply.
     #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
     pub manifest: PathBuf,

@@ -1,8 +1,10 @@
-//! `mlops gate --pr N`: may production deploy this promotion pull request? Exit 0 yes, 1 no
-//! (the rule that decided is printed and written to the step summary), 2 bad input, 3 GitHub
-//! failed. The rules are in `mlops_github::gate`.
+//! `mlops gate --pr N`: may production deploy this promotion pull request? `mlops gate --commit
+//! SHA`: may production deploy the pin of this commit on the base branch (the merge of an
+//! approved promotion pull request)? Exit 0 yes, 1 no (the rule that decided is printed and
+//! written to the step summary), 2 bad input, 3 GitHub failed. The rules are in
+//! `mlops_github::gate`.
 
-use mlops_github::gate::{self, Policy};
+use mlops_github::gate::{self, Policy, short};
 
 use super::github::{connect, failed, promotion};
 use super::valid_manifest;
@@ -31,19 +33,36 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
         reviewers: settings.reviewers.clone(),
         teams: settings.team_reviewers.clone(),
     };
-    let facts = match rt.block_on(gate::gather(&gh, &policy, args.pr)) {
-        Ok(f) => f,
-        Err(e) if e.path.starts_with("/orgs/") && matches!(e.status, Some(403 | 404)) => {
-            return failed(
-                &e,
-                "reading team members needs organisation members: read; a workflow's GITHUB_TOKEN cannot: pass a GitHub App installation token (e.g. from actions/create-github-app-token) as the gate's `token`",
-            );
+    let read = rt.block_on(async {
+        match (&args.commit, args.pr) {
+            (Some(commit), _) => gate::gather_merge(&gh, &policy, commit)
+                .await
+                .map(|(merge, facts)| (Some(merge), facts)),
+            (None, Some(n)) => gate::gather(&gh, &policy, n)
+                .await
+                .map(|facts| (None, Some(facts))),
+            // clap requires one of the two.
+            (None, None) => Ok((None, None)),
         }
+    });
+    let (merge, facts) = match read {
+        Ok(found) => found,
         Err(e) => return failed(&e, ""),
     };
-    let d = gate::decide(&policy, &facts);
+    let d = match (&merge, &facts) {
+        (Some(merge), facts) => gate::decide_merge(&policy, merge, facts.as_ref()),
+        (None, Some(facts)) => gate::decide(&policy, facts),
+        (None, None) => return Exit::Usage,
+    };
+    let subject = match (&merge, args.pr) {
+        (Some(m), _) => match m.number {
+            Some(n) => format!("commit {} (the merge of PR #{n})", short(&m.commit)),
+            None => format!("commit {}", short(&m.commit)),
+        },
+        (None, n) => format!("PR #{}", n.unwrap_or_default()),
+    };
     let verdict = if d.allowed { "deploy" } else { "blocked" };
-    println!("gate: PR #{} {verdict}: [{}] {}", args.pr, d.rule, d.reason);
+    println!("gate: {subject} {verdict}: [{}] {}", d.rule, d.reason);
     for (login, why) in &d.approvals {
         println!("  counted: {login} ({why})");
     }
@@ -64,8 +83,7 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
             );
         }
         let mut summary = format!(
-            "### mlops gate: PR #{} {}\n\n**Rule:** `{}`\n\n{}\n",
-            args.pr,
+            "### mlops gate: {subject} {}\n\n**Rule:** `{}`\n\n{}\n",
             if d.allowed {
                 "may deploy"
             } else {
@@ -87,11 +105,14 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
             .set_output("decision", verdict)
             .and_then(|()| actions.set_output("rule", d.rule))
             .and_then(|()| actions.set_output("reason", &d.reason))
-            .and_then(|()| actions.set_output("head-sha", &facts.head_sha))
+            .and_then(|()| {
+                let head = facts.as_ref().map(|f| f.head_sha.as_str());
+                actions.set_output("head-sha", head.unwrap_or_default())
+            })
             .and_then(|()| {
                 let model = facts
-                    .pin
                     .as_ref()
+                    .and_then(|f| f.pin.as_ref().ok())
                     .map(|p| p.reference())
                     .unwrap_or_default();
                 actions.set_output("model", &model)
@@ -102,5 +123,13 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
             return Exit::Runtime;
         }
     }
-    if d.allowed { Exit::Ok } else { Exit::No }
+    // Teams the token could not read are a setting to fix, not the reviewers' answer.
+    let unread = facts
+        .as_ref()
+        .is_some_and(|f| !f.unreadable_teams.is_empty());
+    match (d.allowed, d.rule == "approvals" && unread) {
+        (true, _) => Exit::Ok,
+        (false, true) => Exit::Runtime,
+        (false, false) => Exit::No,
+    }
 }

@@ -308,6 +308,7 @@ impl LocalRepo {
                 })
                 .collect(),
             allowed,
+            unreadable_teams: Vec::new(),
             statuses,
             pin: self
                 .show(&proposal.head, &p.pin_file)
