@@ -1036,7 +1036,7 @@ const STAND_INS: &[StandIn] = &[
     ),
     (
         "gate",
-        &["manifest", "pull-request", "token"],
+        &["manifest", "pull-request", "commit", "token"],
         &[
             ("approved", "$MLOPS_STANDIN_APPROVED"),
             ("model", "churn-model-7"),
@@ -1088,6 +1088,10 @@ fn stand_in_action(name: &str, inputs: &[&str], outputs: &[(&str, &str)]) -> Str
     yaml.push_str(&format!("        echo \"{line}\" >> \"$MLOPS_RECORD\"\n"));
     for (o, v) in outputs {
         yaml.push_str(&format!("        echo \"{o}={v}\" >> \"$GITHUB_OUTPUT\"\n"));
+    }
+    if name == "gate" {
+        // The real gate fails its step when production may not deploy.
+        yaml.push_str("        test \"${MLOPS_STANDIN_APPROVED:-true}\" != false\n");
     }
     yaml
 }
@@ -1368,9 +1372,10 @@ fn rendered_sagemaker_workflows_assume_the_roles_and_release_approved_packages()
     assert_eq!(record, released("churn/4"), "{}", run.log);
 }
 
-/// The gate: a review re-checks approvals and deploys nothing; a merged, approved promotion
-/// deploys exactly the gate's pin to production; a merged one the gate does not approve, or a
-/// closed one that was not merged, deploys nothing.
+/// The gate: a review of the promotion re-checks approvals and deploys nothing, a review of any
+/// other pull request (or of a fork's branch of the same name) starts nothing; the push a merge
+/// makes runs the gate on that commit before the role and the deploy, and a push the gate
+/// refuses deploys nothing.
 #[test]
 fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     if tool("act").is_none() {
@@ -1389,15 +1394,12 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
         ],
     );
     let manifest = "manifest=examples/sagemaker/mlops.yaml";
-    let gate = [format!("gate {manifest} pull-request=12 token=<set>")];
-    // The merge commit is a real commit of the test repository, which the checkout stand-in
-    // fetches: the production job deploys what is in exactly that commit.
     let head = Command::new("git")
         .current_dir(repo.path())
         .args(["rev-parse", "HEAD"])
         .output()
         .expect("git");
-    let merge_sha = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let pushed = String::from_utf8_lossy(&head.stdout).trim().to_owned();
     let run_gate = |event: &str, payload: &str, approved: &str| {
         act_rendered(
             repo.path(),
@@ -1419,20 +1421,21 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
         format!(r#""head": {{"ref": "{branch}", "repo": {{"full_name": "{repo}"}}}}"#)
     };
     let promotion = head("mlops/promote/churn-mlp", "acme/churn-model");
-    let closed = |merged: bool| {
-        format!(
-            r#"{{"action": "closed", "pull_request": {{"number": 12, "merged": {merged}, "merge_commit_sha": "{merge_sha}", {promotion}, "base": {{"ref": "main"}}}}}}"#
-        )
-    };
     let review_of = |head: &str| {
         format!(
             r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": 12, {head}, "base": {{"ref": "main"}}}}}}"#
         )
     };
 
+    // A review of the promotion checks its approvals and never deploys.
     let (run, record) = run_gate("pull_request_review", &review_of(&promotion), "true");
     assert_eq!(run.code, Some(0), "{}", run.log);
-    assert_eq!(record, gate, "a review never deploys\n{}", run.log);
+    assert_eq!(
+        record,
+        [format!("gate {manifest} pull-request=12 token=<set>")],
+        "a review never deploys\n{}",
+        run.log
+    );
 
     // Reviews of other pull requests start no gate: another branch, or a fork's branch named
     // like the promotion branch.
@@ -1445,30 +1448,27 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
         assert!(record.is_empty(), "{other}: {record:?}\n{}", run.log);
     }
 
-    let (run, record) = run_gate("pull_request", &closed(true), "true");
+    // The push a merge makes: the gate on that commit, then the role, then the deploy of the
+    // pin checked out at that commit.
+    let push = format!(r#"{{"ref": "refs/heads/main", "after": "{pushed}"}}"#);
+    let gate = format!("gate {manifest} commit={pushed} token=<set>");
+    let (run, record) = run_gate("push", &push, "true");
     assert_eq!(run.code, Some(0), "{}", run.log);
     assert_eq!(
         record,
         [
-            gate.to_vec(),
-            vec![
-                format!("checkout ref={merge_sha} persist-credentials=false"),
-                "aws role=arn:aws:iam::123456789012:role/production region=eu-west-1".to_owned(),
-                format!("deploy {manifest} environment=production"),
-            ],
-        ]
-        .concat(),
+            gate.clone(),
+            "aws role=arn:aws:iam::123456789012:role/production region=eu-west-1".to_owned(),
+            format!("deploy {manifest} environment=production"),
+        ],
         "{}",
         run.log
     );
 
-    let (run, record) = run_gate("pull_request", &closed(true), "false");
-    assert_eq!(run.code, Some(0), "{}", run.log);
-    assert_eq!(record, gate, "not approved\n{}", run.log);
-
-    let (run, record) = run_gate("pull_request", &closed(false), "true");
-    assert_eq!(run.code, Some(0), "{}", run.log);
-    assert_eq!(record, gate, "not merged\n{}", run.log);
+    // A push the gate refuses (no approved promotion merged as that commit): no role, no deploy.
+    let (run, record) = run_gate("push", &push, "false");
+    assert_eq!(run.code, Some(1), "{}", run.log);
+    assert_eq!(record, [gate], "not approved\n{}", run.log);
 }
 
 /// The real train action inside the rendered quickstart train workflow: it trains the digits

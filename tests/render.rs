@@ -183,21 +183,31 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
         assert_eq!(job("mlops-release.yml", "promote")["needs"], "holdout");
         assert!(job("mlops-release.yml", "promote")["environment"].is_null());
         assert_eq!(jobs("mlops-gate.yml"), ["gate", "production"]);
-        assert_eq!(
-            job("mlops-gate.yml", "gate")["permissions"],
-            serde_json::json!({"contents": "read", "pull-requests": "read", "statuses": "read"})
-        );
-        assert_eq!(job("mlops-gate.yml", "production")["needs"], "gate");
-        assert_eq!(
-            job("mlops-gate.yml", "production")["environment"],
-            "production"
-        );
+        let read =
+            serde_json::json!({"contents": "read", "pull-requests": "read", "statuses": "read"});
+        assert_eq!(job("mlops-gate.yml", "gate")["permissions"], read);
+        let production = job("mlops-gate.yml", "production");
+        assert_eq!(production["environment"], "production");
+        // Production deploys on the push a merge makes, and its first mlops step is the gate on
+        // that commit: the deploy (and, on AWS, the role) come only after it passed.
+        let steps = production["steps"].as_array().expect("steps");
+        let at = |name: &str| {
+            steps
+                .iter()
+                .position(|s| s["uses"].as_str().is_some_and(|u| u.contains(name)))
+        };
+        let gate_at = at("/actions/gate@").expect("a gate step");
+        assert!(at("/actions/deploy@") > Some(gate_at), "{path}");
         assert!(
-            job("mlops-gate.yml", "production")["if"]
-                .as_str()
-                .is_some_and(|c| c.contains("merged") && c.contains("approved")),
-            "production deploys only a merged, approved promotion"
+            at("configure-aws-credentials").is_none_or(|aws| aws > gate_at),
+            "{path}: no role before the gate"
         );
+        assert_eq!(steps[gate_at]["with"]["commit"], "${{ github.sha }}");
+        let mut production_read = read.clone();
+        if aws {
+            production_read["id-token"] = "write".into();
+        }
+        assert_eq!(production["permissions"], production_read, "{path}");
         // The training role is assumed without an environment (its trust is the default branch).
         assert!(job("mlops-train.yml", "train")["environment"].is_null());
         // Automatic approval (no SageMaker registry) chains the release after training.
@@ -1114,10 +1124,10 @@ fn job_timeouts_cover_a_cold_start_of_the_actions() {
 }
 
 /// GitHub keeps at most one pending run per concurrency group and cancels the older pending
-/// one when another arrives, whatever `cancel-in-progress` says. So a workflow that deploys
-/// production keeps the run that deploys (a merge) apart from the runs that only check (the
-/// reviews, which can come at any time), and starts no run for a pull request that is not the
-/// promotion's.
+/// one when another arrives, whatever `cancel-in-progress` says. So the workflow that deploys
+/// production keeps the runs that deploy (the pushes of merges to the base branch) apart from
+/// the runs that only check (the reviews, which can come at any time), and starts no review run
+/// for a pull request that is not the promotion's.
 #[test]
 fn no_review_can_cancel_the_production_deploy() {
     for (path, m) in examples() {
@@ -1125,16 +1135,25 @@ fn no_review_can_cancel_the_production_deploy() {
         let gate = &wf["mlops-gate.yml"];
         let group = gate["concurrency"]["group"].as_str().expect("group");
         assert!(group.contains("github.event_name"), "{path}: {group}");
-        assert!(
-            gate["on"].get("pull_request_review").is_some()
-                && gate["on"].get("pull_request").is_some(),
-            "{path}: the gate runs on reviews and on the merge"
+        let base = m
+            .promotion
+            .as_ref()
+            .map_or(m.workflows.default_branch.clone(), |p| {
+                p.base_branch.clone()
+            });
+        let pin_file = m
+            .promotion
+            .as_ref()
+            .map_or("deploy/production.yaml".to_owned(), |p| p.pin_file.clone());
+        assert_eq!(
+            gate["on"]["push"],
+            serde_json::json!({"branches": [base], "paths": [pin_file]}),
+            "{path}: production deploys on the push to the base branch that changes the pin"
         );
+        assert!(gate["on"].get("pull_request_review").is_some(), "{path}");
+        assert!(gate["on"].get("pull_request").is_none(), "{path}");
         let production = gate["jobs"]["production"]["if"].as_str().expect("if");
-        assert!(
-            production.contains("github.event_name == 'pull_request'"),
-            "{path}: {production}"
-        );
+        assert_eq!(production, "github.event_name == 'push'", "{path}");
         let only_promotion = gate["jobs"]["gate"]["if"]
             .as_str()
             .expect("the gate job has an if");

@@ -24,6 +24,8 @@ pub(crate) struct Context {
     /// The promotion pull request goes to another repository (needs a token, not GITHUB_TOKEN).
     pub promotion_elsewhere: bool,
     pub promotion_pin_file: String,
+    /// The branch promotion pull requests target, whose pin file is production's.
+    pub promotion_base_branch: String,
     /// The branch the promotion pull request comes from (`mlops promote` pushes it): the gate
     /// workflow runs only for pull requests from it, in this repository.
     pub promotion_branch: String,
@@ -267,6 +269,10 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         build_image: sagemaker_training
             && sm.is_some_and(|s| s.image.tag.is_none() && s.image.digest.is_none()),
         promotion_branch: mlops_manifest::promotion_branch(&m.model.name),
+        promotion_base_branch: promotion.map_or_else(
+            || m.workflows.default_branch.clone(),
+            |p| p.base_branch.clone(),
+        ),
         promotion_pin_file: promotion.map_or_else(
             || "deploy/production.yaml".to_owned(),
             |p| p.pin_file.clone(),

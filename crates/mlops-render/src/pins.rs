@@ -47,7 +47,7 @@ pub const AWS_CREDENTIALS: (&str, &str, &str) = (
 /// lands first, and the pin moves to it in a commit of its own.
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "44914da1a9570b844ffbd71f71b457bafbd5e9d0",
+    "d5b7ed8c19d2fe1a4cddbc2042117f70d495712d",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
