@@ -55,10 +55,15 @@ fn register(registry: &Path, version: u64, accuracy: f64) {
         "artifact": {"sha256": format!("{version}").repeat(64)[..64].to_owned()},
     });
     std::fs::write(dir.join("card.json"), card.to_string()).expect("card");
+    set_status(registry, version, "approved");
+}
+
+/// Sets a registry version's status (`pending`, `approved`, `rejected`).
+fn set_status(registry: &Path, version: u64, status: &str) {
+    let dir = registry.join("digits-mlp").join(version.to_string());
     std::fs::write(
         dir.join("status.json"),
-        json!({"status": "pending", "reason": "", "changed_at": "2026-11-23T10:00:00Z"})
-            .to_string(),
+        json!({"status": status, "reason": "", "changed_at": "2026-11-23T10:00:00Z"}).to_string(),
     )
     .expect("status");
 }
@@ -372,6 +377,27 @@ fn a_failed_holdout_report_is_not_promoted() {
         err.contains("holdout report of digits-mlp@2 failed"),
         "{err}"
     );
+    assert!(w.fake.requests().is_empty());
+}
+
+/// A version the registry has not approved (pending: no thresholds decided it; rejected) is
+/// never proposed for production, and nothing is written to GitHub.
+#[test]
+fn only_an_approved_version_is_promoted() {
+    let w = World::new("");
+    let registry = w.dir.path().join("registry");
+    set_status(&registry, 2, "pending");
+    let (code, _, err) = run(w.promote(APP, "digits-mlp@2", true));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("digits-mlp@2 is pending in the registry")
+            && err.contains("mlops registry approve digits-mlp@2"),
+        "{err}"
+    );
+    set_status(&registry, 2, "rejected");
+    let (code, _, err) = run(w.promote(APP, "digits-mlp@2", true));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is rejected in the registry"), "{err}");
     assert!(w.fake.requests().is_empty());
 }
 

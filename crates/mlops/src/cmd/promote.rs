@@ -326,15 +326,34 @@ pub(crate) fn prepare(args: &PromoteArgs, format: Format) -> Result<Prepared, Ex
             error(&e.message, &e.hint);
             if e.user { Exit::Usage } else { Exit::Runtime }
         })?;
-    if entry.status.status == Status::Rejected {
-        error(
-            &format!(
-                "{} is rejected in the registry ({})",
-                entry.reference, entry.status.reason
-            ),
-            "promote another version",
-        );
-        return Err(Exit::No);
+    match entry.status.status {
+        Status::Approved => {}
+        Status::Rejected => {
+            error(
+                &format!(
+                    "{} is rejected in the registry ({})",
+                    entry.reference, entry.status.reason
+                ),
+                "promote another version",
+            );
+            return Err(Exit::No);
+        }
+        // Only an approved version may be proposed for production: the pin would otherwise
+        // name a version the registry has not vouched for, and the deploy would refuse it
+        // after the merge.
+        Status::Pending => {
+            error(
+                &format!(
+                    "{} is pending in the registry: only an approved version is promoted",
+                    entry.reference
+                ),
+                &format!(
+                    "review it and run `mlops registry approve {}`, or give the manifest evaluation thresholds, which approve a version that meets them",
+                    entry.reference
+                ),
+            );
+            return Err(Exit::No);
+        }
     }
     let evidence = read_report(args, &entry.reference)?;
     if let Some(e) = &evidence
