@@ -24,6 +24,22 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The `actions/cache` the composite actions pin (for a source build of `mlops`).
+const CACHE_ACTION: &str = "actions/cache@0400d5f644dc74513175e3cd8d07132dd4860809";
+
+/// A stand-in for `actions/cache`, which act would clone from the network, in a directory of
+/// its own: it restores nothing (a cache miss) and saves nothing, and fails when it is given no
+/// `path` or no `key`.
+fn cache_stand_in() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("action.yml"),
+        "name: stand-in cache\ndescription: test stand-in\ninputs:\n  path:\n    required: true\n  key:\n    required: true\noutputs:\n  cache-hit:\n    description: stand-in\n    value: ''\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        CACHE_PATH: ${{ inputs.path }}\n        CACHE_KEY: ${{ inputs.key }}\n      run: test -n \"$CACHE_PATH\" && test -n \"$CACHE_KEY\"\n",
+    )
+    .expect("write");
+    dir
+}
+
 /// One line of `act --json` output.
 type Event = serde_json::Value;
 
@@ -61,9 +77,12 @@ fn act_bare(dir: &Path, args: &[String]) -> Option<ActRun> {
 /// `RUNNER_TOOL_CACHE`, in its `tool_cache/`), so that runs can share it.
 fn act_cached(dir: &Path, args: &[String], cache: &Path) -> Option<ActRun> {
     let act = tool("act")?;
+    let cache_action = cache_stand_in();
     let out = Command::new(act)
         .current_dir(dir)
         .args(args)
+        .arg("--local-repository")
+        .arg(format!("{CACHE_ACTION}={}", cache_action.path().display()))
         .args(["--json", "--no-cache-server"])
         .args(["-P", "ubuntu-latest=-self-hosted"])
         .arg("--action-cache-path")
@@ -454,6 +473,111 @@ fn the_install_script_builds_the_checkout_without_a_release() {
         asked.starts_with("build --release --locked --manifest-path"),
         "{asked}"
     );
+}
+
+/// A source build is kept where `MLOPS_BUILD_CACHE` says (the directory the actions hand to
+/// GitHub's cache) with the SHA-256 of the checkout's files: the next run with the same sources
+/// runs it without building, a changed file builds again, and `--cache-key` names the cache by
+/// that digest, or nothing at all when `MLOPS_BIN` serves.
+#[test]
+fn a_source_build_is_reused_only_for_the_same_sources() {
+    let repo = install_repo("0.2.0-dev", "version 0.1.0\n");
+    let stub = tempfile::tempdir().expect("tempdir");
+    let record = stub.path().join("asked");
+    let target_dir = stub.path().join("target");
+    let cache = stub.path().join("cache");
+    std::fs::write(
+        stub.path().join("cargo"),
+        format!(
+            "#!/usr/bin/env bash\necho \"$*\" >> {record}\nif [[ $1 == metadata ]]; then echo '{{\"target_directory\": \"{target}\"}}'; fi\nif [[ $1 == build ]]; then mkdir -p {target}/release && echo built >{target}/release/mlops && chmod +x {target}/release/mlops; fi\n",
+            record = record.display(),
+            target = target_dir.display()
+        ),
+    )
+    .expect("stub");
+    assert!(
+        Command::new("chmod")
+            .arg("+x")
+            .arg(stub.path().join("cargo"))
+            .status()
+            .expect("chmod")
+            .success()
+    );
+    let script = |args: &[&str], bin: Option<&str>| {
+        let mut c = Command::new("bash");
+        c.arg(repo.path().join("actions/lib/mlops.sh"))
+            .args(args)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    stub.path().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("MLOPS_BUILD_CACHE", &cache)
+            .env("RUNNER_TOOL_CACHE", stub.path().join("tools"));
+        match bin {
+            Some(b) => c.env("MLOPS_BIN", b),
+            None => c.env_remove("MLOPS_BIN"),
+        };
+        let out = c.output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            stderr,
+        )
+    };
+    let builds = || {
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("build "))
+            .count()
+    };
+    let cached = cache.join("mlops").display().to_string();
+    let (out, _) = script(&[], None);
+    assert_eq!((out.as_str(), builds()), (cached.as_str(), 1));
+    let digest = std::fs::read_to_string(cache.join("sources.sha256")).expect("digest");
+    let (key, _) = script(&["--cache-key"], None);
+    assert_eq!(
+        key,
+        format!(
+            "key=mlops-build-{}-{}-{}\npath={}",
+            String::from_utf8_lossy(
+                &Command::new("uname")
+                    .arg("-s")
+                    .output()
+                    .expect("uname")
+                    .stdout
+            )
+            .trim(),
+            String::from_utf8_lossy(
+                &Command::new("uname")
+                    .arg("-m")
+                    .output()
+                    .expect("uname")
+                    .stdout
+            )
+            .trim(),
+            digest.trim(),
+            stub.path().join("tools/mlops/build").display()
+        )
+    );
+    // The same sources: the cached build, no cargo.
+    let (out, err) = script(&[], None);
+    assert_eq!((out.as_str(), builds()), (cached.as_str(), 1), "{err}");
+    assert!(err.contains("from the cache"), "{err}");
+    // A changed file: built again, under another digest.
+    std::fs::write(repo.path().join("mlops.yaml"), "changed\n").expect("write");
+    let (out, _) = script(&[], None);
+    assert_eq!((out.as_str(), builds()), (cached.as_str(), 2));
+    let again = std::fs::read_to_string(cache.join("sources.sha256")).expect("digest");
+    assert_ne!(digest, again);
+    // MLOPS_BIN serves: no cache at all.
+    let (key, _) = script(&["--cache-key"], Some("/usr/bin/true"));
+    assert_eq!(key, "");
 }
 
 /// The holdout action against a real `mlops serve` of a freshly trained quickstart model: the job

@@ -5,11 +5,21 @@
 #      Cargo.toml version is the one in checksums.txt): from the runner's tool cache, or
 #      downloaded from the GitHub release and verified against the SHA-256 committed in
 #      checksums.txt (never against anything the server says); a mismatch stops here;
-#   3. else a release build of the action's own checkout (`cargo build --locked`).
+#   3. else a release build of the action's own checkout (`cargo build --locked`), or the one an
+#      earlier run made of exactly these sources: with MLOPS_BUILD_CACHE set (a directory GitHub's
+#      cache restores), a build whose recorded SHA-256 of the checkout's files is this
+#      checkout's is run as is, and a new build is copied there for the next run.
 # Everything but the path goes to stderr.
+#
+# `mlops.sh --cache-key` prints, for $GITHUB_OUTPUT, `key=` and `path=` of that cache when this
+# run would build from source (nothing when MLOPS_BIN or a release serves), and installs nothing.
 set -euo pipefail
+cache_key=false
+if [[ "${1:-}" == "--cache-key" ]]; then
+  cache_key=true
+fi
 if [[ -n "${MLOPS_BIN:-}" ]]; then
-  echo "$MLOPS_BIN"
+  $cache_key || echo "$MLOPS_BIN"
   exit 0
 fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,6 +52,9 @@ sha256() {
 }
 
 if [[ "$release" != "none" && "$release" == "$crate" && -n "$target" && -n "$want" ]]; then
+  if $cache_key; then
+    exit 0
+  fi
   cache="${RUNNER_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}}/mlops/$release/$target"
   if [[ -x "$cache/$exe" && -f "$cache/asset.sha256" && "$(cat "$cache/asset.sha256")" == "$want" ]]; then
     echo "mlops $release: from the tool cache ($cache)" >&2
@@ -92,8 +105,40 @@ elif [[ -z "$target" ]]; then
 else
   why="the release $release has no asset for $target"
 fi
+# The SHA-256 of the list of every file of the checkout (but its build output and git data)
+# with its own SHA-256, in a fixed order: what a source build is made of, the templates and
+# schema it embeds included.
+sources() {
+  local -a sum=(sha256sum)
+  command -v sha256sum >/dev/null 2>&1 || sum=(shasum -a 256)
+  (cd "$checkout" && find . -type f -not -path './target/*' -not -path './.git/*' -print0 \
+    | LC_ALL=C sort -z | xargs -0 "${sum[@]}" | "${sum[@]}" | awk '{ print $1 }')
+}
+digest="$(sources)"
+if $cache_key; then
+  echo "key=mlops-build-$(uname -s)-$(uname -m)-$digest"
+  echo "path=${RUNNER_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}}/mlops/build"
+  exit 0
+fi
+built="${MLOPS_BUILD_CACHE:-}"
+if [[ -n "$built" && -x "$built/$exe" && "$(cat "$built/sources.sha256" 2>/dev/null)" == "$digest" ]]; then
+  echo "mlops: the build of this checkout's sources ($digest) from the cache ($built)" >&2
+  echo "$built/$exe"
+  exit 0
+fi
 echo "mlops: building from the action's checkout ($why)" >&2
 cargo build --release --locked --manifest-path "$checkout/Cargo.toml" -p mlops >&2
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$checkout/Cargo.toml" \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+if [[ -n "$built" ]]; then
+  # Into the cache directory in one move each, the digest last: a half-copied binary is never
+  # taken for a build of these sources.
+  mkdir -p "$built"
+  rm -f "$built/sources.sha256"
+  cp "$target_dir/release/$exe" "$built/.$exe.partial"
+  mv -f "$built/.$exe.partial" "$built/$exe"
+  echo "$digest" >"$built/sources.sha256"
+  echo "$built/$exe"
+  exit 0
+fi
 echo "$target_dir/release/$exe"
