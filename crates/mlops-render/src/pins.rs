@@ -47,7 +47,7 @@ pub const AWS_CREDENTIALS: (&str, &str, &str) = (
 /// lands first, and the pin moves to it in a commit of its own.
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "d5b7ed8c19d2fe1a4cddbc2042117f70d495712d",
+    "146e02466e01d27ac41e4d4a930e6362fdec24d3",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
