@@ -1068,8 +1068,7 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
         c.output().expect("runs")
     };
     let img = image();
-    let out = as_role(
-        "staging",
+    let staging = || {
         deploy_sm(
             &moto,
             dir.path(),
@@ -1082,8 +1081,9 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
                 "--image",
                 &img,
             ],
-        ),
-    );
+        )
+    };
+    let out = as_role("staging", staging());
     assert_eq!(out.status.code(), Some(0), "staging role: {}", text(&out));
     let mut production = deploy_sm(
         &moto,
@@ -1125,19 +1125,6 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
     assert!(allows(&roles["staging"], "sagemaker:UpdateEndpoint"));
     assert!(allows(&roles["train"], "sagemaker:CreateTrainingJob"));
     // And a key moto never issued is refused outright: enforcement is on.
-    let mut c = deploy_sm(
-        &moto,
-        dir.path(),
-        &sagemaker.endpoint(),
-        &[
-            "--env",
-            "staging",
-            "--model",
-            "digits-mlp@1",
-            "--image",
-            &img,
-        ],
-    );
-    let out = c.output().expect("runs");
+    let out = staging().output().expect("runs");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }

@@ -374,6 +374,17 @@ fn strings(args: &FuncArgs, i: usize) -> Vec<Value> {
     args[i].as_array().cloned().unwrap_or_default()
 }
 
+/// The first argument's items, each once, in their order (`distinct`, `toset`).
+fn unique(args: FuncArgs) -> Result<Value, String> {
+    let mut out: Vec<Value> = Vec::new();
+    for v in strings(&args, 0) {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    Ok(Value::Array(out))
+}
+
 /// The Terraform functions the templates call, with Terraform's meaning.
 fn functions() -> Vec<(&'static str, FuncDef)> {
     let any_list = || ParamType::array_of(ParamType::Any);
@@ -388,30 +399,12 @@ fn functions() -> Vec<(&'static str, FuncDef)> {
                 ))
             }),
         ),
+        // A set of strings is a list without repeats here: the templates only iterate it.
         (
             "distinct",
-            FuncDef::builder().param(any_list()).build(|args| {
-                let mut out: Vec<Value> = Vec::new();
-                for v in strings(&args, 0) {
-                    if !out.contains(&v) {
-                        out.push(v);
-                    }
-                }
-                Ok(Value::Array(out))
-            }),
+            FuncDef::builder().param(any_list()).build(unique),
         ),
-        (
-            "toset",
-            FuncDef::builder().param(any_list()).build(|args| {
-                let mut out: Vec<Value> = Vec::new();
-                for v in strings(&args, 0) {
-                    if !out.contains(&v) {
-                        out.push(v);
-                    }
-                }
-                Ok(Value::Array(out))
-            }),
-        ),
+        ("toset", FuncDef::builder().param(any_list()).build(unique)),
         (
             "length",
             FuncDef::builder().param(ParamType::Any).build(|args| {

@@ -764,10 +764,23 @@ mod tests {
         assert_eq!(d.rule, "approved");
     }
 
+    /// A change to the valid facts, and the rule that must refuse it.
+    type Change = dyn Fn(&mut Facts);
+
+    /// Each change, made alone to the valid facts, is refused by its rule.
+    fn refused_by(p: &Policy, cases: Vec<(&str, Box<Change>)>) {
+        for (rule, change) in cases {
+            let mut f = facts();
+            change(&mut f);
+            let d = decide(p, &f);
+            assert!(!d.allowed, "{rule}: {d:?}");
+            assert_eq!(d.rule, rule, "{d:?}");
+        }
+    }
+
     #[test]
     fn each_rule_names_itself() {
         let p = policy();
-        type Change = dyn Fn(&mut Facts);
         let cases: Vec<(&str, Box<Change>)> = vec![
             ("promotion-pr", Box::new(|f| f.body = "hand-made".into())),
             ("promotion-pr", Box::new(|f| f.base_ref = "dev".into())),
@@ -807,13 +820,7 @@ mod tests {
                 Box::new(|f| f.statuses[0].description = "holdout passed".into()),
             ),
         ];
-        for (rule, change) in cases {
-            let mut f = facts();
-            change(&mut f);
-            let d = decide(&p, &f);
-            assert!(!d.allowed, "{rule}: {d:?}");
-            assert_eq!(d.rule, rule, "{d:?}");
-        }
+        refused_by(&p, cases);
     }
 
     /// A push of the pin to the base branch deploys only as the merge of an approved
@@ -890,7 +897,6 @@ mod tests {
     #[test]
     fn forged_and_malformed_evidence_is_refused() {
         let p = policy();
-        type Change = dyn Fn(&mut Facts);
         let cases: Vec<(&str, Box<Change>)> = vec![
             // A fork's branch named like the promotion branch.
             (
@@ -928,13 +934,7 @@ mod tests {
             // A pin that records a failed holdout.
             ("holdout-status", Box::new(|f| holdout(f).passed = false)),
         ];
-        for (rule, change) in cases {
-            let mut f = facts();
-            change(&mut f);
-            let d = decide(&p, &f);
-            assert!(!d.allowed, "{rule}: {d:?}");
-            assert_eq!(d.rule, rule, "{d:?}");
-        }
+        refused_by(&p, cases);
         // Multibyte head and review SHAs are reported, not sliced.
         let mut f = facts();
         f.head_sha = "ü".repeat(20);
