@@ -60,12 +60,17 @@ pub(crate) fn github_roles(
     // nothing more can.
     let mut locals = serde_json::Map::new();
     let mut resources = serde_json::Map::new();
-    loop {
-        let before = (
+    let known = |locals: &serde_json::Map<String, serde_json::Value>,
+                 resources: &serde_json::Map<String, serde_json::Value>,
+                 data: &serde_json::Value| {
+        (
             locals.len(),
-            count(&resources),
+            count(resources),
             count(data.as_object().expect("object")),
-        );
+        )
+    };
+    loop {
+        let before = known(&locals, &resources, &data);
         ctx.declare_var(
             "local",
             hcl_value(&serde_json::Value::Object(locals.clone())),
@@ -81,6 +86,15 @@ pub(crate) fn github_roles(
                 }
             }
         }
+        let region = locals
+            .get("region")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("us-east-1")
+            .to_owned();
+        let at = Where {
+            account,
+            region: &region,
+        };
         for b in &blocks {
             let (kind, name) = (label(b, 0), label(b, 1));
             let known = match b.identifier() {
@@ -91,7 +105,7 @@ pub(crate) fn github_roles(
             if known.get(&kind).and_then(|k| k.get(&name)).is_some() {
                 continue;
             }
-            if let Some(value) = instance_set(b, &ctx, account) {
+            if let Some(value) = instance_set(b, &ctx, &at) {
                 known
                     .entry(kind)
                     .or_insert_with(|| serde_json::json!({}))
@@ -100,12 +114,7 @@ pub(crate) fn github_roles(
                     .insert(name, value);
             }
         }
-        if (
-            locals.len(),
-            count(&resources),
-            count(data.as_object().expect("object")),
-        ) == before
-        {
+        if known(&locals, &resources, &data) == before {
             break;
         }
     }
@@ -192,9 +201,15 @@ fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
     body.attributes().find(|a| a.key() == key).map(|a| a.expr())
 }
 
+/// The account and region the ARNs of computed attributes are formed in.
+struct Where<'a> {
+    account: &'a str,
+    region: &'a str,
+}
+
 /// A resource's or data source's value (or its instances under `for_each` / `count`), or `None`
 /// while something it refers to is not known yet.
-fn instance_set(b: &Block, ctx: &Context, account: &str) -> Option<serde_json::Value> {
+fn instance_set(b: &Block, ctx: &Context, at: &Where) -> Option<serde_json::Value> {
     if let Some(each) = attr(b.body(), "for_each") {
         let keys: Vec<(String, Value)> = match each.evaluate(ctx).ok()? {
             Value::Array(items) => items
@@ -218,23 +233,23 @@ fn instance_set(b: &Block, ctx: &Context, account: &str) -> Option<serde_json::V
                 "each",
                 hcl_value(&serde_json::json!({ "key": key.clone(), "value": json(&value) })),
             );
-            out.insert(key, instance(b, &inner, account)?);
+            out.insert(key, instance(b, &inner, at)?);
         }
         return Some(serde_json::Value::Object(out));
     }
     if let Some(n) = attr(b.body(), "count") {
         let n = n.evaluate(ctx).ok()?.as_u64().expect("count is a number");
         return (0..n)
-            .map(|_| instance(b, ctx, account))
+            .map(|_| instance(b, ctx, at))
             .collect::<Option<Vec<_>>>()
             .map(serde_json::Value::Array);
     }
-    instance(b, ctx, account)
+    instance(b, ctx, at)
 }
 
 /// One instance: its arguments evaluated, the attributes AWS computes, and for a policy
 /// document its `json`.
-fn instance(b: &Block, ctx: &Context, account: &str) -> Option<serde_json::Value> {
+fn instance(b: &Block, ctx: &Context, at: &Where) -> Option<serde_json::Value> {
     let kind = label(b, 0);
     if kind == "aws_iam_policy_document" {
         return policy_document(b.body(), ctx)
@@ -253,7 +268,18 @@ fn instance(b: &Block, ctx: &Context, account: &str) -> Option<serde_json::Value
             .unwrap_or_default()
             .to_owned()
     };
-    let region = ctx_region(ctx);
+    let Where { account, region } = *at;
+    if b.identifier() == "data" && kind == "aws_kms_key" {
+        // A manifest's key: an ARN as given, an ID or alias as an ARN in this account.
+        let key = s("key_id");
+        let arn = if key.starts_with("arn:") {
+            key
+        } else {
+            format!("arn:aws:kms:{region}:{account}:{key}")
+        };
+        args.insert("arn".into(), arn.into());
+        return Some(serde_json::Value::Object(args));
+    }
     let arn = match kind.as_str() {
         "aws_s3_bucket" => format!("arn:aws:s3:::{}", s("bucket")),
         "aws_iam_role" => format!("arn:aws:iam::{account}:role/{}", s("name")),
@@ -275,33 +301,12 @@ fn instance(b: &Block, ctx: &Context, account: &str) -> Option<serde_json::Value
         "aws_kms_key" => "0000-test".to_owned(),
         _ => s("name"),
     };
-    if b.identifier() == "data" && kind == "aws_kms_key" {
-        let key = s("key_id");
-        args.insert(
-            "arn".into(),
-            format!(
-                "arn:aws:kms:{region}:{account}:{}",
-                key.trim_start_matches("arn:aws:kms:")
-            )
-            .into(),
-        );
-        return Some(serde_json::Value::Object(args));
+    if kind == "aws_kms_key" {
+        args.entry("key_id").or_insert(id.clone().into());
     }
     args.entry("arn").or_insert(arn.into());
-    args.entry("id").or_insert(id.clone().into());
-    args.entry("key_id").or_insert(id.into());
+    args.entry("id").or_insert(id.into());
     Some(serde_json::Value::Object(args))
-}
-
-fn ctx_region(ctx: &Context) -> String {
-    let expr: Expression = hcl::from_str::<Body>("x = local.region")
-        .ok()
-        .and_then(|b| b.attributes().next().map(|a| a.expr().clone()))
-        .expect("expression");
-    expr.evaluate(ctx)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "us-east-1".to_owned())
 }
 
 /// An `aws_iam_policy_document` as IAM JSON: `Sid`, `Effect` (Allow by default), `Action`,
