@@ -575,6 +575,54 @@ fn sagemaker_deploys_wait_for_creating_and_updating() {
     assert_eq!((count("CreateEndpoint"), count("UpdateEndpoint")), (1, 1));
 }
 
+/// A production pin edited to point elsewhere than its registry version, or to serve an image
+/// by tag, is refused before anything is created (exit 1): the approval was for the pin as
+/// promote wrote it, with the registry's location and an image by digest.
+#[test]
+fn production_refuses_a_pin_that_moved_its_artifact_or_image() {
+    let Some((moto, dir)) = sagemaker_world(1) else {
+        return;
+    };
+    let pin = production_pin(&moto, dir.path(), 1);
+    let original = std::fs::read_to_string(&pin).expect("pin");
+    let uri = format!("s3://{BUCKET}/registry/digits-mlp/1");
+    assert!(original.contains(&uri), "{original}");
+    for (edit, says) in [
+        (
+            original.replace(&uri, &format!("s3://{BUCKET}/elsewhere/digits-mlp/1")),
+            "the registry keeps it at",
+        ),
+        (
+            original.replace(
+                &image(),
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/digits:latest",
+            ),
+            "is not named by digest",
+        ),
+    ] {
+        assert_ne!(edit, original);
+        let edited = dir.path().join("edited.yaml");
+        std::fs::write(&edited, edit).expect("write");
+        let out = deploy_sm(
+            &moto,
+            dir.path(),
+            &moto.endpoint(),
+            &["--env", "production", "--pin"],
+        )
+        .arg(&edited)
+        .output()
+        .expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(says), "{}", text(&out));
+        let (status, _) = moto.json(
+            "sagemaker",
+            "SageMaker.DescribeEndpoint",
+            r#"{"EndpointName":"digits-production"}"#,
+        );
+        assert_eq!(status, 400, "nothing was created");
+    }
+}
+
 /// A rolled-back update names SageMaker's reason and what still serves (exit 1); a creation that
 /// fails is exit 3 with the reason.
 #[test]
@@ -885,9 +933,10 @@ fn break_glass_redeploys_the_previous_pin_at_once_and_tags_who_and_why() {
     );
 }
 
-/// `--commit-pin`: the staging pin is committed to the promotion repository's base branch (the
-/// fake GitHub, checked against GitHub's OpenAPI description) with no author (GitHub signs it),
-/// once: a second deploy of the same version commits nothing.
+/// `--commit-pin`: the staging pin is committed to the promotion repository's branch
+/// `mlops/staging`, created from the base branch, which stays untouched (the fake GitHub,
+/// checked against GitHub's OpenAPI description), with no author (GitHub signs it), once: a
+/// second deploy of the same version commits nothing.
 #[test]
 fn staging_commits_its_pin_where_the_gitops_tool_reads_it() {
     const REPO: &str = "mlops-rs/digits-example";
@@ -921,17 +970,22 @@ fn staging_commits_its_pin_where_the_gitops_tool_reads_it() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(
-        said.contains("committed deploy/staging.yaml to mlops-rs/digits-example:main"),
+        said.contains("committed deploy/staging.yaml to mlops-rs/digits-example:mlops/staging"),
         "{said}"
     );
     assert!(!said.contains(TOKEN), "the token leaked");
     let local = std::fs::read_to_string(project.path().join("deploy/staging.yaml")).expect("pin");
     assert_eq!(
-        fake.file(REPO, "main", "deploy/staging.yaml").as_deref(),
+        fake.file(REPO, "mlops/staging", "deploy/staging.yaml")
+            .as_deref(),
         Some(local.as_str())
     );
+    // The base branch, production's, is untouched.
     let repo = fake.snapshot(REPO).expect("repo");
-    let head = &repo.refs["heads/main"];
+    assert_eq!(fake.file(REPO, "main", "deploy/staging.yaml"), None);
+    let base = &repo.refs["heads/main"];
+    assert_eq!(repo.commits[base].parents.len(), 0, "main moved");
+    let head = &repo.refs["heads/mlops/staging"];
     let commit = &repo.commits[head];
     assert!(commit.verified, "{commit:?}");
     assert!(
@@ -946,7 +1000,33 @@ fn staging_commits_its_pin_where_the_gitops_tool_reads_it() {
         "{}",
         text(&out)
     );
-    assert_eq!(&fake.snapshot(REPO).expect("repo").refs["heads/main"], head);
+    assert_eq!(
+        &fake.snapshot(REPO).expect("repo").refs["heads/mlops/staging"],
+        head
+    );
+    // A later version is committed on top: a fast-forward of the staging branch.
+    let s2 = serve(registry, "digits-mlp@2", None);
+    let mut c = mlops();
+    c.args([
+        "deploy",
+        "--env",
+        "staging",
+        "--model",
+        "digits-mlp@2",
+        "--commit-pin",
+    ])
+    .args(["--endpoint", &s2.url(), "--manifest"])
+    .arg(project.path().join("mlops.yaml"))
+    .arg("--registry")
+    .arg(registry)
+    .env("GITHUB_API_URL", fake.url())
+    .env("GITHUB_TOKEN", TOKEN);
+    let out = c.output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let repo = fake.snapshot(REPO).expect("repo");
+    let newer = &repo.refs["heads/mlops/staging"];
+    assert_eq!(repo.commits[newer].parents, std::slice::from_ref(head));
+    assert_eq!(fake.file(REPO, "main", "deploy/staging.yaml"), None);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 

@@ -566,7 +566,7 @@ fn production_deploys_only_the_merge_of_an_approved_promotion() {
 }
 
 /// Something done to a promoted PR (given its head) to get past the gate.
-type Attack = dyn Fn(&World, &str);
+type Attack<'a> = dyn Fn(&World, &str) + 'a;
 
 #[test]
 fn the_gate_cannot_be_got_around() {
@@ -644,6 +644,111 @@ fn the_gate_cannot_be_got_around() {
         assert!(text.contains(rule), "{name}: expected {rule} in {text}");
         w.assert_contract();
     }
+}
+
+/// What a writer can put on the promotion branch: a commit typing the trailer (pushed, or made
+/// through the API so that GitHub signs it as theirs), and a merge that changes the pin. Each
+/// is refused by `promotion-pr` with the fix, even when a listed reviewer approved the head.
+#[test]
+fn a_writers_commit_on_the_promotion_branch_is_not_promotes() {
+    let branch = "mlops/promote/digits-mlp";
+    let trailer = "Pin v1\n\nMlops-Promotion: digits-mlp@1\n";
+    let forged = pin_text(1, &"d".repeat(64));
+    let cases: Vec<(&str, Box<Attack<'_>>)> = vec![
+        (
+            "made by alice",
+            Box::new(|w, _| {
+                w.fake
+                    .commit_as(REPO, branch, "alice", &[(PIN, &forged)], trailer, true);
+            }),
+        ),
+        (
+            "not signed by GitHub",
+            Box::new(|w, _| {
+                // A local commit claiming the app's identity: GitHub cannot verify it.
+                w.fake.commit_as(
+                    REPO,
+                    branch,
+                    "mlops-app[bot]",
+                    &[(PIN, &forged)],
+                    trailer,
+                    false,
+                );
+            }),
+        ),
+        (
+            "is a merge that changes",
+            Box::new(|w, _| {
+                w.fake
+                    .push(REPO, "main", "octo", &[("README.md", "moved on\n")]);
+                w.fake
+                    .update_branch(REPO, 1, "alice", Some((PIN, forged.as_str())));
+            }),
+        ),
+    ];
+    for (says, attack) in cases {
+        let w = World::new("");
+        let head = promoted(&w);
+        attack(&w, &head);
+        w.fake.review(REPO, 1, "ml-lead", "APPROVED", None);
+        let (code, text) = gate_says(&w, 1);
+        assert_eq!(code, 1, "{says}: {text}");
+        assert!(
+            text.contains("[promotion-pr]") && text.contains(says),
+            "{says}: {text}"
+        );
+        assert!(text.contains("delete the branch"), "{text}");
+        w.assert_contract();
+    }
+}
+
+/// GitHub's "Update branch" (required when the base must be up to date) keeps a promotion
+/// alive: a reviewer approves the updated head and the gate passes; the person who clicked it
+/// does not count as an approver, nor does the person who started the run, and `mlops promote`
+/// still updates the branch afterwards.
+#[test]
+fn an_update_branch_merge_keeps_the_promotion_and_its_clicker_does_not_approve() {
+    let w = World::new("");
+    let mut c = w.promote(APP, "digits-mlp@2", true);
+    c.env("MLOPS_STARTED_BY", "pin-owner");
+    succeeds(c);
+    let repo = w.fake.snapshot(REPO).expect("repo");
+    let promote = &repo.commits[&w.head()];
+    assert!(
+        promote.message.contains("Mlops-Started-By: pin-owner"),
+        "{}",
+        promote.message
+    );
+    w.fake.push(
+        REPO,
+        "main",
+        "octo",
+        &[("README.md", "the base moved on\n")],
+    );
+    let updated = w.fake.update_branch(REPO, 1, "ml-lead", None);
+    assert_eq!(w.head(), updated);
+    // The clicker and the run's starter approve: neither counts.
+    w.fake.review(REPO, 1, "ml-lead", "APPROVED", None);
+    w.fake.review(REPO, 1, "pin-owner", "APPROVED", None);
+    let (code, text) = gate_says(&w, 1);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("ml-lead: pushed to this pull request")
+            && text.contains("pin-owner: started the run"),
+        "{text}"
+    );
+    // A listed reviewer approves the updated head: the holdout status of promote's commit
+    // under the update still counts, as the update left the pin alone.
+    w.fake.review(REPO, 1, "team-reviewer", "APPROVED", None);
+    let (code, text) = gate_says(&w, 1);
+    assert_eq!(code, 0, "{text}");
+    // Promote again on an up-to-date branch rewrites nothing.
+    succeeds(w.promote(APP, "digits-mlp@2", true));
+    assert_eq!(w.head(), updated, "promote rewrote an up-to-date branch");
+    // A new version after the update: promote builds on the updated branch.
+    succeeds(w.promote(APP, "digits-mlp@1", true));
+    assert_ne!(w.head(), updated);
+    w.assert_contract();
 }
 
 #[test]

@@ -46,6 +46,20 @@ pub(crate) const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/repos/{owner}/{repo}/branches/{branch}/protection"),
     ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"),
     ("get", "/repos/{owner}/{repo}/actions/permissions/workflow"),
+    (
+        "get",
+        "/repos/{owner}/{repo}/environments/{environment_name}",
+    ),
+    (
+        "get",
+        "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies",
+    ),
+    (
+        "get",
+        "/repos/{owner}/{repo}/environments/{environment_name}/variables",
+    ),
+    ("get", "/repos/{owner}/{repo}/actions/variables"),
+    ("get", "/repos/{owner}/{repo}/actions/secrets"),
 ];
 
 /// The full description, installed once into `<cache>/npm`.

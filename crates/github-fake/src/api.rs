@@ -537,8 +537,15 @@ fn serve(
             if !repo.commits.contains_key(&head) || !repo.commits.contains_key(&base) {
                 return error(404, "Not Found");
             }
+            // GitHub lists what the head changed since its merge base with the base branch
+            // (a three-dot diff): commits the base gained since are not the PR's.
+            let from_base = ancestors(repo, &base);
+            let merge_base = ancestors(repo, &head)
+                .into_iter()
+                .find(|c| from_base.contains(c))
+                .unwrap_or(base);
             let new = &repo.trees[&repo.commits[&head].tree];
-            let old = &repo.trees[&repo.commits[&base].tree];
+            let old = &repo.trees[&repo.commits[&merge_base].tree];
             let mut files = Vec::new();
             for path in new
                 .keys()
@@ -670,7 +677,11 @@ fn serve(
                             "url": format!("{base_url}/repos/{full}/branches/{}/protection/required_pull_request_reviews", p("branch")),
                             "required_approving_review_count": n,
                             "dismiss_stale_reviews": true,
-                            "require_code_owner_reviews": false,
+                            "require_code_owner_reviews": repo.code_owner_reviews.contains(&p("branch")),
+                        },
+                        "enforce_admins": {
+                            "url": format!("{base_url}/repos/{full}/branches/{}/protection/enforce_admins", p("branch")),
+                            "enabled": true,
                         },
                     }),
                 ),
@@ -688,7 +699,7 @@ fn serve(
                         "parameters": {
                             "required_approving_review_count": n,
                             "dismiss_stale_reviews_on_push": true,
-                            "require_code_owner_review": false,
+                            "require_code_owner_review": repo.code_owner_reviews.contains(&p("branch")),
                             "require_last_push_approval": false,
                             "required_review_thread_resolution": false,
                         },
@@ -710,11 +721,84 @@ fn serve(
                 }),
             )
         }
+        // Settings a workflow's GITHUB_TOKEN may not read (it has no administration,
+        // environments, variables or secrets permission); an App or a person with admin may.
+        ("get", t)
+            if matches!(token, Token::Actions)
+                && (t.contains("/environments/")
+                    || t.ends_with("/actions/variables")
+                    || t.ends_with("/actions/secrets")) =>
+        {
+            error(403, "Resource not accessible by integration")
+        }
+        ("get", "/repos/{owner}/{repo}/environments/{environment_name}") => {
+            let name = p("environment_name");
+            match repo.environments.get(&name) {
+                Some(e) => ok(
+                    200,
+                    json!({
+                        "id": id, "node_id": format!("EN_{id}"), "name": name,
+                        "url": format!("{base_url}/repos/{full}/environments/{name}"),
+                        "html_url": format!("https://github.invalid/{full}/deployments/activity_log?environments_filter={name}"),
+                        "created_at": now, "updated_at": now,
+                        "deployment_branch_policy": e.branches.as_ref().map(|_| json!({"protected_branches": false, "custom_branch_policies": true})),
+                    }),
+                ),
+                None => error(404, "Not Found"),
+            }
+        }
+        (
+            "get",
+            "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies",
+        ) => {
+            let Some(e) = repo.environments.get(&p("environment_name")) else {
+                return error(404, "Not Found");
+            };
+            let policies: Vec<Value> = e
+                .branches
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, b)| json!({"id": i + 1, "node_id": format!("DBP_{i}"), "name": b, "type": "branch"}))
+                .collect();
+            ok(
+                200,
+                json!({"total_count": policies.len(), "branch_policies": policies}),
+            )
+        }
+        ("get", "/repos/{owner}/{repo}/environments/{environment_name}/variables") => {
+            let Some(e) = repo.environments.get(&p("environment_name")) else {
+                return error(404, "Not Found");
+            };
+            ok(200, variables_json(&e.variables, &now))
+        }
+        ("get", "/repos/{owner}/{repo}/actions/variables") => {
+            ok(200, variables_json(&repo.variables, &now))
+        }
+        ("get", "/repos/{owner}/{repo}/actions/secrets") => {
+            let secrets: Vec<Value> = repo
+                .secrets
+                .iter()
+                .map(|n| json!({"name": n, "created_at": now, "updated_at": now}))
+                .collect();
+            ok(
+                200,
+                json!({"total_count": secrets.len(), "secrets": secrets}),
+            )
+        }
         _ => {
             s_violation(op);
             error(404, "Not Found")
         }
     }
+}
+
+fn variables_json(vars: &BTreeMap<String, String>, now: &str) -> Value {
+    let list: Vec<Value> = vars
+        .iter()
+        .map(|(n, v)| json!({"name": n, "value": v, "created_at": now, "updated_at": now}))
+        .collect();
+    json!({"total_count": list.len(), "variables": list})
 }
 
 fn s_violation(op: &Operation) {
@@ -1026,13 +1110,14 @@ fn pull_commits(repo: &Repo, pr: &Pull) -> (String, String) {
 }
 
 /// A merge commit of `head` into `base`: the base's tree with every path the head changed since
-/// their merge base.
+/// their merge base (and `resolved`, a path and text, as a person resolving a conflict wrote it).
 pub(crate) fn merge_commit(
     repo: &mut Repo,
     base: &str,
     head: &str,
     message: &str,
     author: &Account,
+    resolved: Option<(&str, &str)>,
 ) -> String {
     let tree_of = |repo: &Repo, sha: &str| {
         repo.commits
@@ -1057,6 +1142,11 @@ pub(crate) fn merge_commit(
         if !new.contains_key(path) {
             tree.remove(path);
         }
+    }
+    if let Some((path, text)) = resolved {
+        let sha = object_id("blob", text.as_bytes());
+        repo.blobs.insert(sha.clone(), text.as_bytes().to_vec());
+        tree.insert(path.to_owned(), sha);
     }
     let tree = put_tree(repo, tree);
     let parents = vec![base.to_owned(), head.to_owned()];

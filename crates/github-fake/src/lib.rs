@@ -19,7 +19,7 @@
 mod api;
 mod openapi;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -121,6 +121,16 @@ pub struct Merged {
     pub merge_sha: String,
 }
 
+/// A deployment environment.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// Which branches may deploy: `None` any branch; `Some` the name patterns of its custom
+    /// deployment branch policy.
+    pub branches: Option<Vec<String>>,
+    /// Actions variables of the environment (name, value).
+    pub variables: BTreeMap<String, String>,
+}
+
 /// A repository.
 #[derive(Debug, Clone, Default)]
 pub struct Repo {
@@ -136,6 +146,14 @@ pub struct Repo {
     pub statuses: BTreeMap<String, Vec<Status>>,
     /// Approving reviews branch protection requires, by branch (absent: not protected).
     pub protection: BTreeMap<String, u32>,
+    /// Protected branches whose rule also requires a code owner's review.
+    pub code_owner_reviews: BTreeSet<String>,
+    /// Deployment environments by name.
+    pub environments: BTreeMap<String, Environment>,
+    /// Actions variables of the repository (name, value).
+    pub variables: BTreeMap<String, String>,
+    /// Names of the repository's Actions secrets.
+    pub secrets: BTreeSet<String>,
     /// Whether "Allow GitHub Actions to create and approve pull requests" is on.
     pub actions_may_open_prs: bool,
 }
@@ -308,6 +326,33 @@ impl FakeGitHub {
         sha
     }
 
+    /// A commit by `login` on an existing `branch` with `message`, signed by GitHub when
+    /// `signed` (as the API signs a commit a person's token creates there). Returns its SHA
+    /// (empty when there is no such branch).
+    pub fn commit_as(
+        &self,
+        full_name: &str,
+        branch: &str,
+        login: &str,
+        files: &[(&str, &str)],
+        message: &str,
+        signed: bool,
+    ) -> String {
+        let mut s = self.state();
+        let Some(repo) = s.repos.get_mut(full_name) else {
+            return String::new();
+        };
+        let Some(parent) = repo.refs.get(&format!("heads/{branch}")).cloned() else {
+            return String::new();
+        };
+        let sha = api::commit_files(repo, Some(parent), files, message, &user(login));
+        if let Some(c) = repo.commits.get_mut(&sha) {
+            c.verified = signed;
+        }
+        repo.refs.insert(format!("heads/{branch}"), sha.clone());
+        sha
+    }
+
     /// Merges a pull request as GitHub's default merge method does: a merge commit by `login`
     /// on the base branch, whose parents are the base's commit and the head commit and whose
     /// tree is the base's with the pull request's changes. Returns the merge commit's SHA (empty
@@ -328,7 +373,7 @@ impl FakeGitHub {
             return String::new();
         };
         let message = format!("Merge pull request #{number} from {head}");
-        let sha = api::merge_commit(repo, &base_sha, &head_sha, &message, &user(login));
+        let sha = api::merge_commit(repo, &base_sha, &head_sha, &message, &user(login), None);
         repo.refs.insert(format!("heads/{base}"), sha.clone());
         let pull = &mut repo.pulls[i];
         pull.open = false;
@@ -337,6 +382,37 @@ impl FakeGitHub {
             base_sha,
             merge_sha: sha.clone(),
         });
+        sha
+    }
+
+    /// GitHub's "Update branch" button on a pull request, clicked by `login`: a merge commit of
+    /// the base into the head branch (parents: the head, then the base), signed by GitHub and
+    /// attributed to `login`. `pin` (a path and text) resolves a conflict on that file the way a
+    /// person could. Returns the new head (empty when there is no such pull request).
+    pub fn update_branch(
+        &self,
+        full_name: &str,
+        number: u64,
+        login: &str,
+        pin: Option<(&str, &str)>,
+    ) -> String {
+        let mut s = self.state();
+        let Some(repo) = s.repos.get_mut(full_name) else {
+            return String::new();
+        };
+        let Some(pull) = repo.pulls.iter().find(|p| p.number == number) else {
+            return String::new();
+        };
+        let (head, base) = (pull.head.clone(), pull.base.clone());
+        let (Some(head_sha), Some(base_sha)) = (
+            repo.refs.get(&format!("heads/{head}")).cloned(),
+            repo.refs.get(&format!("heads/{base}")).cloned(),
+        ) else {
+            return String::new();
+        };
+        let message = format!("Merge branch '{base}' into {head}");
+        let sha = api::merge_commit(repo, &head_sha, &base_sha, &message, &user(login), pin);
+        repo.refs.insert(format!("heads/{head}"), sha.clone());
         sha
     }
 
@@ -414,6 +490,61 @@ impl FakeGitHub {
             } else {
                 repo.protection.insert(branch.to_owned(), approvals);
             }
+        }
+    }
+
+    /// Requires (or not) a code owner's review on a protected `branch`.
+    pub fn require_code_owners(&self, full_name: &str, branch: &str, required: bool) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            if required {
+                repo.code_owner_reviews.insert(branch.to_owned());
+            } else {
+                repo.code_owner_reviews.remove(branch);
+            }
+        }
+    }
+
+    /// Creates or replaces a deployment environment: `branches` as its custom deployment
+    /// branch policy (`None`: any branch may deploy), with its variables.
+    pub fn environment(
+        &self,
+        full_name: &str,
+        name: &str,
+        branches: Option<&[&str]>,
+        variables: &[(&str, &str)],
+    ) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            repo.environments.insert(
+                name.to_owned(),
+                Environment {
+                    branches: branches.map(|b| b.iter().map(|s| (*s).to_owned()).collect()),
+                    variables: variables
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                },
+            );
+        }
+    }
+
+    /// Sets a repository Actions variable.
+    pub fn variable(&self, full_name: &str, name: &str, value: &str) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            repo.variables.insert(name.to_owned(), value.to_owned());
+        }
+    }
+
+    /// Adds a repository Actions secret (only its name is ever shown).
+    pub fn secret(&self, full_name: &str, name: &str) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            repo.secrets.insert(name.to_owned());
+        }
+    }
+
+    /// Removes a repository Actions secret.
+    pub fn remove_secret(&self, full_name: &str, name: &str) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            repo.secrets.remove(name);
         }
     }
 

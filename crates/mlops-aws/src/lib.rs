@@ -620,3 +620,67 @@ mod tests {
         }
     }
 }
+
+/// The trust policy of the IAM role `arn` (its `AssumeRolePolicyDocument`), decoded: IAM returns
+/// it percent-encoded.
+pub async fn role_trust_policy(arn: &str) -> Result<String, AwsError> {
+    let name = arn.rsplit('/').next().unwrap_or(arn);
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let out = aws_sdk_iam::Client::new(&config)
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| call::explain("IAM", &format!("the role {name}"), "read", &e))?;
+    let encoded = out
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .unwrap_or_default();
+    percent_decode(encoded).ok_or_else(|| {
+        AwsError::other(
+            format!("the trust policy of {name} is not percent-encoded UTF-8"),
+            "",
+        )
+    })
+}
+
+/// Decodes `%XX` escapes (IAM's policy documents); `None` for a broken escape or bytes that
+/// are not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let pair = bytes.get(i + 1..i + 3)?;
+            if !pair.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod percent_tests {
+    use super::percent_decode;
+
+    #[test]
+    fn iam_documents_decode_and_broken_escapes_do_not() {
+        assert_eq!(
+            percent_decode("%7B%22Version%22%3A%222012-10-17%22%7D").as_deref(),
+            Some("{\"Version\":\"2012-10-17\"}")
+        );
+        assert_eq!(percent_decode("plain {}").as_deref(), Some("plain {}"));
+        assert_eq!(percent_decode("%7"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%FF"), None);
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+    }
+}

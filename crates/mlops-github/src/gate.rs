@@ -6,11 +6,15 @@
 //! 1. `promotion-pr`: the PR carries this manifest's promotion marker, comes from the model's
 //!    promotion branch in the gated repository itself (not a fork's branch of the same name),
 //!    targets the configured base branch, changes the pin file and nothing else, and every
-//!    commit on it was made by `mlops promote` (its trailer).
+//!    commit on it was made by `mlops promote` (its trailer, on a commit GitHub signed and
+//!    attributes to the PR's author), or is a GitHub-signed "Update branch" merge that leaves the
+//!    pin as promote wrote it.
 //! 2. `changes-requested`: no reviewer's latest review requests changes.
 //! 3. `approvals`: at least `required_approvals` reviewers' latest reviews are APPROVED, given on
 //!    the PR's current head commit, by an allowed reviewer (a listed user, a member of a listed
-//!    team, or a CODEOWNER of the pin file), who is neither the PR's author nor a bot.
+//!    team, or a CODEOWNER of the pin file), who is not the PR's author, not a bot, not a person
+//!    who started the run that promoted (promote's `Mlops-Started-By:` trailer), and did not
+//!    push to the PR (an "Update branch" merge).
 //! 4. `holdout-status`: the pin records a passed holdout whose report digest is a SHA-256 (64
 //!    lowercase hex digits: an empty or malformed digest matches nothing), and the head commit's
 //!    latest `mlops/holdout` status exists, is `success`, was created by the identity that
@@ -64,10 +68,19 @@ pub struct Facts {
     /// repository is gone).
     pub head_repo: String,
     pub head_sha: String,
+    /// The commit whose statuses count: the head, or promote's last commit when only "Update
+    /// branch" merges follow it.
+    pub evidence_sha: String,
     pub base_ref: String,
     pub files: Vec<String>,
-    /// Commits on the PR that `mlops promote` did not make: (SHA, author, first line).
+    /// Commits on the PR that `mlops promote` did not make (and that are not an "Update branch"
+    /// merge keeping its pin): (SHA, author, why).
     pub foreign_commits: Vec<(String, String, String)>,
+    /// Who started the runs that promoted (from promote's commits): their approvals do not count.
+    pub started_by: Vec<String>,
+    /// Who added a commit to the PR's head besides `mlops promote` (an "Update branch" merge):
+    /// their approvals do not count, as GitHub's "most recent push" rule has it.
+    pub pushers: Vec<String>,
     /// In the order GitHub lists them (oldest first).
     pub reviews: Vec<Review>,
     /// Every allowed approver: listed users, team members, CODEOWNERS of the pin file.
@@ -222,13 +235,14 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             vec![],
         );
     }
-    if let Some((sha, author, subject)) = f.foreign_commits.first() {
+    if let Some((sha, author, why)) = f.foreign_commits.first() {
         return deny(
             "promotion-pr",
             format!(
-                "commit {} by {author} (\"{subject}\") on PR #{} was not made by mlops promote",
+                "commit {} by {author} on PR #{} was not made by mlops promote: it {why}; delete the branch `{}` (which closes the PR) and run `mlops promote` again",
                 short(sha),
-                f.number
+                f.number,
+                f.head_ref
             ),
             vec![],
             vec![],
@@ -290,6 +304,10 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             Some("the PR's author".to_owned())
         } else if r.bot || login.ends_with("[bot]") {
             Some("a bot".to_owned())
+        } else if f.started_by.iter().any(|s| s == login) {
+            Some("started the run that promoted this model".to_owned())
+        } else if f.pushers.iter().any(|s| s == login) {
+            Some("pushed to this pull request (an update of its branch)".to_owned())
         } else if r.commit_id != f.head_sha {
             Some(format!(
                 "approved {}, not the current head {}",
@@ -368,7 +386,10 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
     let Some(status) = f.statuses.first() else {
         return deny(
             "holdout-status",
-            format!("the head commit has no `{STATUS_CONTEXT}` status"),
+            format!(
+                "commit {} has no `{STATUS_CONTEXT}` status: run the release workflow (`mlops promote --holdout-report`) again",
+                short(&f.evidence_sha)
+            ),
             approvals,
             ignored,
         );
@@ -477,13 +498,79 @@ pub async fn file_at(
     }))
 }
 
-/// Commits between `base` and `head` not made by `mlops promote`.
-pub async fn foreign_commits(
+/// A commit on a promotion branch, as GitHub's compare lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchCommit {
+    pub sha: String,
+    /// The GitHub login GitHub attributes the commit to (else the author's name).
+    pub author: String,
+    /// GitHub verified its signature: a commit made through the API without a given author,
+    /// committer or signature is signed by GitHub; a pushed commit is verified only when signed
+    /// by a key of the account its author email belongs to.
+    pub verified: bool,
+    pub parents: usize,
+    /// The first parent's SHA (the branch side of a merge).
+    pub first_parent: String,
+    pub message: String,
+}
+
+impl BranchCommit {
+    fn subject(&self) -> &str {
+        self.message.lines().next().unwrap_or_default()
+    }
+}
+
+/// What a commit on a promotion branch is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Made {
+    /// `mlops promote`'s commit, with the people it records as having started the run.
+    Promote { started_by: Vec<String> },
+    /// A merge of the base into the branch, as GitHub's "Update branch" makes (signed by GitHub,
+    /// by the person who clicked it). It counts only when it leaves the pin file as `mlops
+    /// promote` wrote it, and its author's approval does not count.
+    Update,
+    /// Anything else, and why it is not ours.
+    Foreign(String),
+}
+
+/// Classifies a commit of a promotion branch. With `promoter` (the login that opened the
+/// promotion pull request), a commit is promote's only when it carries the trailer, is signed
+/// by GitHub and is attributed to that login: a writer can type the trailer, not GitHub's
+/// signature on a commit attributed to another account. Without it (`mlops promote` checking
+/// its own branch before rebuilding it), the trailer is enough: that check protects people's
+/// work from being overwritten, it is not the gate.
+pub fn classify(c: &BranchCommit, promoter: Option<&str>) -> Made {
+    let trailer = crate::has_trailer(&c.message, TRAILER);
+    let promote = || Made::Promote {
+        started_by: crate::trailer_values(&c.message, crate::STARTED_BY),
+    };
+    match promoter {
+        None if trailer => promote(),
+        None if c.parents == 2 => Made::Update,
+        None => Made::Foreign(format!("(\"{}\") has no `{TRAILER}` trailer", c.subject())),
+        Some(p) if trailer && c.verified && c.author == p => promote(),
+        Some(p) if trailer && c.author != p => Made::Foreign(format!(
+            "carries the `{TRAILER}` trailer but was made by {}, not by {p}, who opened the promotion",
+            c.author
+        )),
+        Some(_) if trailer => Made::Foreign(format!(
+            "carries the `{TRAILER}` trailer but is not signed by GitHub (a commit `mlops promote` makes through the API is)"
+        )),
+        Some(_) if c.parents == 2 && c.verified => Made::Update,
+        Some(_) => Made::Foreign(format!(
+            "(\"{}\") has no `{TRAILER}` trailer and is not a merge GitHub signed",
+            c.subject()
+        )),
+    }
+}
+
+/// The commits between `base` and `head`, oldest first.
+pub async fn branch_commits(
     gh: &GitHub,
     repo: &Repo,
     base: &str,
     head: &str,
-) -> Result<Vec<(String, String, String)>, ApiError> {
+) -> Result<Vec<BranchCommit>, ApiError> {
     let cmp = gh
         .get(&format!("/repos/{}/compare/{base}...{head}", repo.full()))
         .await?
@@ -492,32 +579,66 @@ pub async fn foreign_commits(
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|c| {
-            !c["commit"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(TRAILER)
-        })
-        .map(|c| {
-            let author = c["author"]["login"]
+        .map(|c| BranchCommit {
+            sha: c["sha"].as_str().unwrap_or_default().to_owned(),
+            author: c["author"]["login"]
                 .as_str()
                 .or_else(|| c["commit"]["author"]["name"].as_str())
                 .unwrap_or("someone")
-                .to_owned();
-            let subject = c["commit"]["message"]
+                .to_owned(),
+            verified: c["commit"]["verification"]["verified"].as_bool() == Some(true),
+            parents: c["parents"].as_array().map_or(0, Vec::len),
+            first_parent: c["parents"][0]["sha"]
                 .as_str()
                 .unwrap_or_default()
-                .lines()
-                .next()
+                .to_owned(),
+            message: c["commit"]["message"]
+                .as_str()
                 .unwrap_or_default()
-                .to_owned();
-            (
-                c["sha"].as_str().unwrap_or_default().to_owned(),
-                author,
-                subject,
-            )
+                .to_owned(),
         })
         .collect())
+}
+
+/// The commits of a promotion branch, judged: (SHA, author, why) for each that is neither
+/// promote's nor an update merge that left the pin file as it was on the branch (its first
+/// parent), then the logins that started the runs, then the authors of update merges.
+async fn judge_commits(
+    gh: &GitHub,
+    policy: &Policy,
+    commits: &[BranchCommit],
+    promoter: &str,
+) -> Result<(Vec<(String, String, String)>, Vec<String>, Vec<String>), ApiError> {
+    let mut foreign = Vec::new();
+    let mut started_by = Vec::new();
+    let mut pushers = Vec::new();
+    for c in commits {
+        match classify(c, Some(promoter)) {
+            Made::Promote { started_by: s } => started_by.extend(s),
+            Made::Update => {
+                let (repo, pin) = (&policy.repo, &policy.pin_file);
+                let merged = file_at(gh, repo, pin, &c.sha).await?;
+                if merged == file_at(gh, repo, pin, &c.first_parent).await? {
+                    pushers.push(c.author.clone());
+                } else {
+                    foreign.push((
+                        c.sha.clone(),
+                        c.author.clone(),
+                        format!(
+                            "is a merge that changes `{}` (a promotion's pin is written by `mlops promote` only)",
+                            policy.pin_file
+                        ),
+                    ));
+                }
+            }
+            Made::Foreign(why) => foreign.push((c.sha.clone(), c.author.clone(), why)),
+        }
+    }
+    started_by.sort();
+    started_by.dedup();
+    pushers.sort();
+    pushers.dedup();
+    Ok((foreign, started_by, pushers))
 }
 
 /// Reads the facts for PR `number`.
@@ -586,7 +707,9 @@ async fn gather_since(
         .iter()
         .filter_map(|f| f["filename"].as_str().map(str::to_owned))
         .collect();
-    let foreign = foreign_commits(gh, &policy.repo, since.unwrap_or(&base_ref), &head_sha).await?;
+    let author = pr["user"]["login"].as_str().unwrap_or_default().to_owned();
+    let commits = branch_commits(gh, &policy.repo, since.unwrap_or(&base_ref), &head_sha).await?;
+    let (foreign, started_by, pushers) = judge_commits(gh, policy, &commits, &author).await?;
     let reviews = gh
         .list(&format!("/repos/{full}/pulls/{number}/reviews"), 100)
         .await?
@@ -642,8 +765,21 @@ async fn gather_since(
             Err(e) => return Err(e),
         }
     }
+    // The holdout status is on promote's last commit: "Update branch" merges after it (which
+    // leave the pin as it was, or the rules refuse them) carry none.
+    let by_sha: BTreeMap<&str, &BranchCommit> =
+        commits.iter().map(|c| (c.sha.as_str(), c)).collect();
+    let mut evidence_sha = head_sha.clone();
+    while let Some(c) = by_sha.get(evidence_sha.as_str())
+        && classify(c, Some(&author)) == Made::Update
+    {
+        evidence_sha = c.first_parent.clone();
+    }
     let statuses = gh
-        .list(&format!("/repos/{full}/commits/{head_sha}/statuses"), 100)
+        .list(
+            &format!("/repos/{full}/commits/{evidence_sha}/statuses"),
+            100,
+        )
         .await?
         .iter()
         .filter(|s| s["context"].as_str() == Some(STATUS_CONTEXT))
@@ -662,7 +798,7 @@ async fn gather_since(
     };
     Ok(Facts {
         number,
-        author: pr["user"]["login"].as_str().unwrap_or_default().to_owned(),
+        author,
         body: pr["body"].as_str().unwrap_or_default().to_owned(),
         head_ref: pr["head"]["ref"].as_str().unwrap_or_default().to_owned(),
         head_repo: pr["head"]["repo"]["full_name"]
@@ -670,9 +806,12 @@ async fn gather_since(
             .unwrap_or_default()
             .to_owned(),
         head_sha,
+        evidence_sha,
         base_ref,
         files,
         foreign_commits: foreign,
+        started_by,
+        pushers,
         reviews,
         allowed,
         unreadable_teams,
@@ -713,9 +852,12 @@ mod tests {
             head_ref: "mlops/promote/m".into(),
             head_repo: "octo/deploy".into(),
             head_sha: "h".repeat(40),
+            evidence_sha: "h".repeat(40),
             base_ref: "main".into(),
             files: vec!["deploy/production.yaml".into()],
             foreign_commits: vec![],
+            started_by: vec![],
+            pushers: vec![],
             reviews: vec![Review {
                 login: "lead".into(),
                 bot: false,
@@ -942,5 +1084,90 @@ mod tests {
         let d = decide(&p, &f);
         assert_eq!(d.rule, "approvals", "{d:?}");
         assert!(d.reason.contains(&"ü".repeat(12)), "{d:?}");
+    }
+
+    fn commit(author: &str, verified: bool, parents: usize, message: &str) -> BranchCommit {
+        BranchCommit {
+            sha: "c".repeat(40),
+            author: author.into(),
+            verified,
+            parents,
+            first_parent: "p".repeat(40),
+            message: message.into(),
+        }
+    }
+
+    /// Only a GitHub-signed commit by the promotion's author with the trailer is promote's; the
+    /// trailer typed by anyone else, or on an unsigned commit, is not.
+    #[test]
+    fn a_typed_trailer_does_not_make_a_commit_promotes() {
+        let ours =
+            "Promote m@2\n\nMlops-Promotion: m@2\nMlops-Started-By: alice\nMlops-Started-By: bob\n";
+        let bot = "mlops-app[bot]";
+        assert_eq!(
+            classify(&commit(bot, true, 1, ours), Some(bot)),
+            Made::Promote {
+                started_by: vec!["alice".into(), "bob".into()]
+            }
+        );
+        for (c, says) in [
+            (commit("mallory", true, 1, ours), "made by mallory"),
+            (commit(bot, false, 1, ours), "not signed by GitHub"),
+            (
+                commit("mallory", false, 1, "fix pin"),
+                "no `Mlops-Promotion:` trailer",
+            ),
+            (
+                commit("mallory", false, 2, "Merge branch 'main'"),
+                "not a merge GitHub signed",
+            ),
+            // The trailer must be a line of its own, not a quote inside one.
+            (
+                commit(bot, true, 1, "see Mlops-Promotion: m@2"),
+                "no `Mlops-Promotion:` trailer",
+            ),
+        ] {
+            match classify(&c, Some(bot)) {
+                Made::Foreign(why) => assert!(why.contains(says), "{why}"),
+                other => panic!("{c:?} was {other:?}"),
+            }
+        }
+        assert_eq!(
+            classify(
+                &commit("carol", true, 2, "Merge branch 'main' into x"),
+                Some(bot)
+            ),
+            Made::Update
+        );
+        // Promote's own check of its branch: the trailer, or a merge, is enough.
+        assert!(matches!(
+            classify(&commit("x", false, 1, ours), None),
+            Made::Promote { .. }
+        ));
+        assert_eq!(classify(&commit("x", false, 2, "m"), None), Made::Update);
+        assert!(matches!(
+            classify(&commit("x", true, 1, "m"), None),
+            Made::Foreign(_)
+        ));
+    }
+
+    /// The person who started the run and a person who pushed to the PR do not approve it.
+    #[test]
+    fn the_run_starter_and_a_pusher_do_not_approve() {
+        let p = policy();
+        let cases: Vec<(&str, Box<Change>)> = vec![
+            (
+                "approvals",
+                Box::new(|f| f.started_by = vec!["lead".into()]),
+            ),
+            ("approvals", Box::new(|f| f.pushers = vec!["lead".into()])),
+        ];
+        refused_by(&p, cases);
+        let mut f = facts();
+        f.started_by = vec!["lead".into()];
+        let d = decide(&p, &f);
+        assert!(d.reason.contains("started the run"), "{d:?}");
+        f.started_by = vec!["someone-else".into()];
+        assert!(decide(&p, &f).allowed);
     }
 }

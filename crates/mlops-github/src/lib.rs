@@ -5,11 +5,13 @@
 //! What marks our work on GitHub:
 //! - the branch `mlops/promote/<model>` ([`branch_for`]);
 //! - a hidden marker in the PR body, `<!-- mlops:promotion project=P model=M -->` ([`marker`]);
-//! - the trailer `Mlops-Promotion: <model>@<version>` in every commit message ([`TRAILER`]);
+//! - the trailer `Mlops-Promotion: <model>@<version>` in every commit message ([`TRAILER`]),
+//!   with `Mlops-Started-By: <login>` naming who started the run ([`STARTED_BY`]);
 //! - the commit status `mlops/holdout` on the PR's head ([`STATUS_CONTEXT`]).
 
 pub mod client;
 pub mod codeowners;
+pub mod doctor;
 pub mod gate;
 pub mod pin;
 pub mod promote;
@@ -18,6 +20,30 @@ pub use client::{ApiError, Config, GitHub};
 
 /// The commit-message trailer of every commit `mlops promote` makes.
 pub const TRAILER: &str = "Mlops-Promotion:";
+
+/// The commit-message trailer naming a person who started the run that promoted (the gate does
+/// not count their approval).
+pub const STARTED_BY: &str = "Mlops-Started-By:";
+
+/// Whether a commit message carries `trailer` as a line of its own.
+pub fn has_trailer(message: &str, trailer: &str) -> bool {
+    message.lines().any(|l| l.trim_start().starts_with(trailer))
+}
+
+/// The values of `trailer`'s lines in a commit message.
+pub fn trailer_values(message: &str, trailer: &str) -> Vec<String> {
+    message
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix(trailer))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The branch `mlops deploy --commit-pin` commits staging's pin file to, in the promotion
+/// repository: never the base branch, whose pin file is production's, so the token that
+/// updates staging needs no way around the base branch's rules.
+pub const STAGING_BRANCH: &str = "mlops/staging";
 
 /// The commit status context carrying the holdout result.
 pub const STATUS_CONTEXT: &str = "mlops/holdout";

@@ -9,9 +9,9 @@
 use serde_json::{Value, json};
 
 use crate::client::{ApiError, GitHub};
-use crate::gate::{file_at, foreign_commits, qualified_team};
+use crate::gate::{Made, branch_commits, classify, file_at, qualified_team};
 use crate::pin::Pin;
-use crate::{Repo, STATUS_CONTEXT, TRAILER, branch_for, marked_model, marker};
+use crate::{Repo, STARTED_BY, STATUS_CONTEXT, TRAILER, branch_for, marked_model, marker};
 
 /// What to promote, and where.
 #[derive(Debug, Clone)]
@@ -34,6 +34,9 @@ pub struct Promotion {
     pub default_token: bool,
     /// The commit status to post on the head: (passed, description, target URL).
     pub status: Option<(bool, String, Option<String>)>,
+    /// Who started the run that promotes (GitHub logins): recorded in the commit, and the gate
+    /// does not count their approvals.
+    pub started_by: Vec<String>,
 }
 
 impl Promotion {
@@ -50,13 +53,17 @@ impl Promotion {
     }
 
     pub fn commit_message(&self) -> String {
-        format!(
+        let mut m = format!(
             "Promote {} to production\n\nPins {} in {}.\n\n{TRAILER} {}\n",
             self.pin.reference(),
             self.pin.reference(),
             self.pin_file,
             self.pin.reference()
-        )
+        );
+        for login in &self.started_by {
+            m.push_str(&format!("{STARTED_BY} {login}\n"));
+        }
+        m
     }
 }
 
@@ -303,11 +310,13 @@ pub async fn commit_file(
 
 /// Sets `path` to `text` on `branch` with one commit (see [`commit_file`]) that fast-forwards
 /// the branch, so nobody's push is ever overwritten: when the branch moved meanwhile, the commit
-/// is made again on its new head (three times at most). `None` when the file already says `text`.
+/// is made again on its new head (three times at most). A missing `branch` is created at the
+/// head of `from`. `None` when the file already says `text`.
 pub async fn set_file_on_branch(
     gh: &GitHub,
     repo: &Repo,
     branch: &str,
+    from: &str,
     path: &str,
     text: &str,
     message: &str,
@@ -315,13 +324,36 @@ pub async fn set_file_on_branch(
     let full = repo.full();
     let mut attempt = 0;
     loop {
-        let head = gh
-            .get(&format!("/repos/{full}/git/ref/heads/{branch}"))
+        let head = match gh
+            .get_optional(&format!("/repos/{full}/git/ref/heads/{branch}"))
             .await?
-            .body["object"]["sha"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        {
+            Some(r) => r["object"]["sha"].as_str().unwrap_or_default().to_owned(),
+            None => {
+                let start = gh
+                    .get(&format!("/repos/{full}/git/ref/heads/{from}"))
+                    .await?
+                    .body["object"]["sha"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                match gh
+                    .post(
+                        &format!("/repos/{full}/git/refs"),
+                        &json!({"ref": format!("refs/heads/{branch}"), "sha": start}),
+                    )
+                    .await
+                {
+                    Ok(_) => start,
+                    // Created meanwhile by another run: read it again.
+                    Err(e) if e.status == Some(422) && attempt < 2 => {
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
         if crate::gate::file_at(gh, repo, path, &head)
             .await?
             .as_deref()
@@ -384,14 +416,19 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
     let mut up_to_date = false;
     let mut fast_forward_from = None;
     if let Some(head) = &existing {
-        let foreign = foreign_commits(gh, &p.repo, &base_sha, head)
+        let commits = branch_commits(gh, &p.repo, &base_sha, head)
             .await
             .map_err(api(""))?;
-        if let Some((sha, author, subject)) = foreign.first() {
+        let foreign = commits.iter().find_map(|c| match classify(c, None) {
+            Made::Foreign(why) => Some((c, why)),
+            _ => None,
+        });
+        if let Some((c, why)) = foreign {
             return Err(Failure::Refused(
                 format!(
-                    "the branch {branch} has a commit that mlops did not make: {} by {author} (\"{subject}\"); not overwriting it",
-                    &sha[..sha.len().min(12)]
+                    "the branch {branch} has a commit that mlops did not make: {} by {} {why}; not overwriting it",
+                    crate::gate::short(&c.sha),
+                    c.author
                 ),
                 format!(
                     "merge or move that change elsewhere and delete the branch `{branch}`, then run mlops promote again"

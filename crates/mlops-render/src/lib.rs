@@ -13,6 +13,7 @@ use mlops_manifest::Manifest;
 
 mod context;
 pub mod filters;
+pub mod needs;
 pub mod pins;
 pub mod templates;
 pub mod tree;

@@ -38,6 +38,21 @@ fn commit_sha(text: &str) -> Result<String, String> {
     }
 }
 
+/// A GitHub login (letters, digits and hyphens; an App's ends in `[bot]`): it goes into a
+/// commit-message trailer, so nothing else may.
+pub(crate) fn parse_login(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let name = t.strip_suffix("[bot]").unwrap_or(t);
+    if !name.is_empty()
+        && name.len() <= 39
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Ok(t.to_owned())
+    } else {
+        Err("must be a GitHub login (letters, digits and hyphens, at most 39)".to_owned())
+    }
+}
+
 /// A positive, finite number of seconds (`0`, a negative number, `inf` and `NaN` are refused:
 /// they would poll without pause or never).
 fn seconds(text: &str) -> Result<f64, String> {
@@ -93,6 +108,10 @@ pub(crate) enum Command {
     /// Deploy a model to staging, or production's pin to production, and verify that the
     /// service serves it; `--check` compares what serves with the pin.
     Deploy(DeployArgs),
+    /// Check the repository settings and AWS roles the threat model relies on (branch rules,
+    /// CODEOWNERS of the pin file, environments, variables, OIDC trust); exit 1 when any is
+    /// missing.
+    Doctor(DoctorArgs),
     /// The whole loop on this machine, with no cloud account and no token: validate, render,
     /// train, evaluate, serve staging, holdout test, promotion in a local repository, gate and
     /// production deploy.
@@ -396,6 +415,11 @@ pub(crate) struct PromoteArgs {
     /// The serving image by digest (REPOSITORY@sha256:...), recorded in the pin.
     #[arg(long, env = "MLOPS_IMAGE")]
     pub image: Option<String>,
+    /// Who started the run that promotes (GitHub logins, comma-separated): recorded in the
+    /// commit, and `mlops gate` does not count their approvals. Default in GitHub Actions: the
+    /// run's actor and triggering actor.
+    #[arg(long, env = "MLOPS_STARTED_BY", value_delimiter = ',', value_parser = parse_login)]
+    pub started_by: Vec<String>,
     /// Print the pull request it would open (title, body, pin file diff); change nothing.
     #[arg(long, env = "MLOPS_DRY_RUN")]
     pub dry_run: bool,
@@ -403,6 +427,18 @@ pub(crate) struct PromoteArgs {
     pub github: GithubArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// The manifest whose rendered loop is checked.
+    #[arg(long, env = "MLOPS_MANIFEST", default_value = "mlops.yaml")]
+    pub manifest: PathBuf,
+    /// Skip the AWS roles' trust policies (GitHub settings only).
+    #[arg(long, env = "MLOPS_NO_AWS")]
+    pub no_aws: bool,
+    #[command(flatten)]
+    pub github: GithubArgs,
 }
 
 #[derive(Debug, Args)]
@@ -472,8 +508,9 @@ pub(crate) struct DeployArgs {
     /// Why (recorded in the rollback pull request, or the break-glass deploy's summary and tags).
     #[arg(long, env = "MLOPS_REASON")]
     pub reason: Option<String>,
-    /// Also commit the staging pin file to the promotion repository's base branch through the
-    /// GitHub API (where a GitOps tool reads it; token from GITHUB_TOKEN).
+    /// Also commit the staging pin file to the promotion repository's branch `mlops/staging`
+    /// (created from the base branch) through the GitHub API, where a GitOps tool reads it;
+    /// token from GITHUB_TOKEN. Never the base branch, which holds production's pin.
     #[arg(long, env = "MLOPS_COMMIT_PIN")]
     pub commit_pin: bool,
     /// Delete the staging SageMaker endpoint (cost control); its models and configurations stay.

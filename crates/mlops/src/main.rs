@@ -43,6 +43,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Holdout(args) => cmd::holdout::run(&args, format),
         cli::Command::Promote(args) => cmd::promote::run(&args, format),
         cli::Command::Gate(args) => cmd::gate::run(&args, format),
+        cli::Command::Doctor(args) => cmd::doctor::run(&args, format),
         cli::Command::Deploy(args) => cmd::deploy::run(&args, format),
         cli::Command::Run(args) => cmd::run::run(&args, format),
     };

@@ -151,6 +151,17 @@ fn desired(
     }
 }
 
+/// `REPOSITORY@sha256:` and 64 lowercase hex digits.
+fn image_by_digest(image: &str) -> bool {
+    image.split_once("@sha256:").is_some_and(|(repo, digest)| {
+        !repo.is_empty()
+            && digest.len() == 64
+            && digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// The registry must hold the pinned version with the pinned artifact; production's must be
 /// approved, and no environment takes a rejected one. (`mlops run`'s local deploy asks too.)
 pub(crate) fn vouch(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<(), Exit> {
@@ -184,6 +195,28 @@ pub(crate) fn vouch(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<()
                 env.name()
             ),
             "production deploys only approved models: `mlops registry approve` after review, then promote",
+        );
+        return Err(Exit::No);
+    }
+    // Where the pin says the artifact is must be where the registry keeps this version (an
+    // `s3://` location is the same from every runner; a local directory is per machine).
+    if entry.location.starts_with("s3://") && pin.model.artifact.uri != entry.location {
+        error(
+            &format!(
+                "the pin puts {reference}'s artifact at {}, the registry keeps it at {}: aborting before any traffic moves",
+                pin.model.artifact.uri, entry.location
+            ),
+            "the pin was edited by hand or names another registry; promote the version again",
+        );
+        return Err(Exit::No);
+    }
+    if let Some(image) = &pin.model.image
+        && env == DeployEnv::Production
+        && !image_by_digest(image)
+    {
+        error(
+            &format!("the pin's serving image `{image}` is not named by digest"),
+            "a tag can be moved after the approval; promote with --image REPOSITORY@sha256:DIGEST",
         );
         return Err(Exit::No);
     }
@@ -394,6 +427,7 @@ fn rollback(args: &DeployArgs, m: &Manifest, registry: &Registry, format: Format
                 model: previous.reference(),
                 holdout_report: None,
                 image: previous.model.image.clone(),
+                started_by: Vec::new(),
                 dry_run: false,
                 github: GithubArgs {
                     github_api_url: args.github.github_api_url.clone(),
@@ -555,8 +589,9 @@ fn deploy_pin(
     }
 }
 
-/// `--commit-pin`: the pin file, committed to the promotion repository's base branch (a
-/// fast-forward; nothing when it already says the same).
+/// `--commit-pin`: the pin file, committed to the promotion repository's branch
+/// `mlops/staging` (created from the base branch; a fast-forward; nothing when it already says
+/// the same). Never the base branch: production's pin is there, behind its review rules.
 fn commit_pin(
     args: &DeployArgs,
     m: &Manifest,
@@ -597,9 +632,15 @@ fn commit_pin(
         pin.reference(),
         pin.reference()
     );
-    let branch = &settings.base_branch;
+    let branch = mlops_github::STAGING_BRANCH;
     match rt.block_on(mlops_github::promote::set_file_on_branch(
-        &gh, &repo, branch, &path, text, &message,
+        &gh,
+        &repo,
+        branch,
+        &settings.base_branch,
+        &path,
+        text,
+        &message,
     )) {
         Ok(Some(sha)) => {
             eprintln!(
@@ -619,7 +660,7 @@ fn commit_pin(
         }
         Err(e) => Err(super::github::failed(
             &e,
-            "the token needs contents: write on the promotion repository, and the branch's rules must let it push",
+            "the token needs contents: write on the promotion repository, and the rules of the branch `mlops/staging` must let it push",
         )),
     }
 }
@@ -740,4 +781,27 @@ pub(crate) fn outputs(
         return Exit::Runtime;
     }
     Exit::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_by_digest;
+
+    #[test]
+    fn only_an_image_named_by_a_full_digest_is_by_digest() {
+        let d = "0123456789abcdef".repeat(4);
+        assert!(image_by_digest(&format!(
+            "1.dkr.ecr.eu-west-1.amazonaws.com/m@sha256:{d}"
+        )));
+        for bad in [
+            "repo:latest".to_owned(),
+            format!("@sha256:{d}"),
+            format!("repo@sha256:{}", &d[..63]),
+            format!("repo@sha256:{}", d.to_uppercase()),
+            format!("repo@sha256:{d}0"),
+            format!("repo@sha256:{}", "é".repeat(32)),
+        ] {
+            assert!(!image_by_digest(&bad), "{bad}");
+        }
+    }
 }

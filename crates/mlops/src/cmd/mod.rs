@@ -10,6 +10,7 @@ use crate::exit::Exit;
 
 pub(crate) mod deploy;
 pub(crate) mod deploy_sagemaker;
+pub(crate) mod doctor;
 pub(crate) mod gate;
 pub(crate) mod github;
 pub(crate) mod holdout;

@@ -312,6 +312,24 @@ impl Prepared {
     }
 }
 
+/// Who started the run: `--started-by`, else (in GitHub Actions) the run's actor and the actor
+/// who triggered it (a re-run's), when they are logins.
+fn started_by(given: &[String]) -> Vec<String> {
+    let mut who: Vec<String> =
+        if given.is_empty() && std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+            ["GITHUB_ACTOR", "GITHUB_TRIGGERING_ACTOR"]
+                .iter()
+                .filter_map(|v| std::env::var(v).ok())
+                .filter_map(|l| crate::cli::parse_login(&l).ok())
+                .collect()
+        } else {
+            given.to_vec()
+        };
+    who.sort();
+    who.dedup();
+    who
+}
+
 /// Reads the manifest, the registry entry and the holdout report, refuses what must not be
 /// promoted (a rejected model, a failed report), and builds the pin and the PR (its body empty:
 /// it depends on what production pins now).
@@ -395,6 +413,7 @@ pub(crate) fn prepare(args: &PromoteArgs, format: Format) -> Result<Prepared, Ex
         default_token: is_default_token(),
         status,
         pin,
+        started_by: started_by(&args.started_by),
     };
     Ok(Prepared {
         p,

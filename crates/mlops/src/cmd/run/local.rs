@@ -190,7 +190,7 @@ impl LocalRepo {
             let foreign: Vec<_> = self
                 .commits(base, &branch)?
                 .into_iter()
-                .filter(|(_, _, message)| !message.contains(TRAILER))
+                .filter(|(_, _, message)| !mlops_github::has_trailer(message, TRAILER))
                 .collect();
             if let Some((sha, author, _)) = foreign.first() {
                 return Err(refused(
@@ -261,10 +261,14 @@ impl LocalRepo {
         let foreign_commits = self
             .commits(base, &proposal.branch)?
             .into_iter()
-            .filter(|(_, _, message)| !message.contains(TRAILER))
+            .filter(|(_, _, message)| !mlops_github::has_trailer(message, TRAILER))
             .map(|(sha, author, message)| {
-                let first = message.lines().next().unwrap_or_default().to_owned();
-                (sha, author, first)
+                let first = message.lines().next().unwrap_or_default();
+                (
+                    sha,
+                    author,
+                    format!("(\"{first}\") has no `{TRAILER}` trailer"),
+                )
             })
             .collect();
         let stand_ins: Vec<String> = (1..=approvals.max(1))
@@ -295,9 +299,13 @@ impl LocalRepo {
             // The local promotion repository has no forks: the branch is in it.
             head_repo: p.repo.full(),
             head_sha: proposal.head.clone(),
+            evidence_sha: proposal.head.clone(),
             base_ref: base.clone(),
             files: files.lines().map(str::to_owned).collect(),
             foreign_commits,
+            // A local run has no GitHub identities to keep apart: the stand-ins approve.
+            started_by: Vec::new(),
+            pushers: Vec::new(),
             reviews: stand_ins
                 .iter()
                 .map(|login| Review {

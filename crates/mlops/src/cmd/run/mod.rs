@@ -687,6 +687,7 @@ impl Run {
             model: reference.to_owned(),
             holdout_report: Some(report.to_path_buf()),
             image: None,
+            started_by: Vec::new(),
             dry_run: false,
             github: GithubArgs {
                 github_api_url: github.github_api_url.clone(),

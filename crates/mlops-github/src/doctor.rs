@@ -1,0 +1,731 @@
+//! `mlops doctor`: are the repository settings the threat model relies on in place?
+//!
+//! The rendered loop keeps production behind an approved promotion pull request only together
+//! with settings `mlops render` cannot write: protection of the base branch (required reviews,
+//! a code owner's review of the pin file), deployment environments that only the base branch may
+//! deploy to, the Actions variables and secrets the workflows read, the permission for Actions
+//! to open pull requests, and AWS roles that trust exactly one GitHub subject each. [`check`]
+//! reads what a token can see and says, for each, what is missing and how to fix it; the AWS
+//! roles' trust policies are judged by [`judge_trust`] (the binary reads them from IAM).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::Repo;
+use crate::client::{ApiError, GitHub};
+use crate::codeowners::{self, Owner};
+use crate::gate::{file_at, qualified_team};
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Ok,
+    /// Works, but weaker or slower than it should be.
+    Warning,
+    /// Something the threat model relies on is missing: `mlops doctor` exits 1.
+    Missing,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warning => "warning",
+            Verdict::Missing => "missing",
+        }
+    }
+}
+
+/// One check: what it looked at, what it found, and the fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub verdict: Verdict,
+    /// What was checked (`branch main of octo/app`, `environment production`, ...).
+    pub subject: String,
+    pub message: String,
+    pub hint: String,
+}
+
+fn found(verdict: Verdict, subject: &str, message: String, hint: &str) -> Check {
+    Check {
+        verdict,
+        subject: subject.to_owned(),
+        message,
+        hint: hint.to_owned(),
+    }
+}
+
+/// An Actions variable or secret the rendered workflows read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needed {
+    /// `vars` or `secrets`.
+    pub kind: &'static str,
+    pub name: String,
+    /// The environment of the job that reads it.
+    pub environment: Option<String>,
+}
+
+/// What the manifest and the rendered workflows say the settings must be.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Where the workflows run (the model repository).
+    pub repo: Repo,
+    /// Where promotion pull requests are opened and the pin file lives.
+    pub promotion: Repo,
+    pub base_branch: String,
+    pub pin_file: String,
+    pub required_approvals: u32,
+    pub reviewers: Vec<String>,
+    pub teams: Vec<String>,
+    /// Production is a URL target: merging the pin *is* the deployment (the GitOps tool reads
+    /// the base branch), so only GitHub's own rules stand before production.
+    pub production_is_url: bool,
+    /// The promote job uses the workflow's `GITHUB_TOKEN` (the promotion repository is the
+    /// model repository).
+    pub promote_with_workflow_token: bool,
+    /// The deployment environments the workflows use.
+    pub environments: Vec<String>,
+    pub needed: Vec<Needed>,
+}
+
+/// A role a workflow assumes, as the variables name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// The variable naming it, and where (`MLOPS_AWS_ROLE_ARN` of environment `production`).
+    pub variable: String,
+    pub arn: String,
+    /// The OIDC subject of the jobs that assume it.
+    pub subject: String,
+}
+
+/// The findings, and the roles to judge in AWS.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    pub checks: Vec<Check>,
+    pub roles: Vec<Role>,
+}
+
+/// The subject claim of a job in `environment`, or of a job without one on `branch`.
+pub fn subject(repo: &Repo, environment: Option<&str>, branch: &str) -> String {
+    match environment {
+        Some(e) => format!("repo:{}:environment:{e}", repo.full()),
+        None => format!("repo:{}:ref:refs/heads/{branch}", repo.full()),
+    }
+}
+
+/// A GitHub error for a setting this token may not read.
+fn unreadable(e: &ApiError) -> bool {
+    matches!(e.status, Some(401 | 403))
+}
+
+const ADMIN_TOKEN: &str = "run `mlops doctor` with a token of a repository admin (or a GitHub App with administration, environments, variables and secrets: read); a workflow's GITHUB_TOKEN cannot read these settings";
+
+/// Reads the settings and judges them. `default_branch` is the branch training runs on.
+pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findings, ApiError> {
+    let mut out = Findings::default();
+    let promo = s.promotion.full();
+    let branch_subject = format!("branch `{}` of {promo}", s.base_branch);
+
+    // 1. Required reviews on the base branch (classic protection, else rulesets).
+    let (required, code_owners) = match gh
+        .get(&format!(
+            "/repos/{promo}/branches/{}/protection",
+            s.base_branch
+        ))
+        .await
+    {
+        Ok(r) => {
+            let reviews = &r.body["required_pull_request_reviews"];
+            (
+                Some(
+                    reviews["required_approving_review_count"]
+                        .as_u64()
+                        .unwrap_or(0),
+                ),
+                reviews["require_code_owner_reviews"].as_bool() == Some(true),
+            )
+        }
+        Err(e) if matches!(e.status, Some(403 | 404)) => {
+            let rules = gh
+                .list(
+                    &format!("/repos/{promo}/rules/branches/{}", s.base_branch),
+                    10,
+                )
+                .await?;
+            let pr_rules: Vec<&Value> = rules
+                .iter()
+                .filter(|r| r["type"] == "pull_request")
+                .collect();
+            let count = pr_rules
+                .iter()
+                .filter_map(|r| r["parameters"]["required_approving_review_count"].as_u64())
+                .max();
+            let owners = pr_rules
+                .iter()
+                .any(|r| r["parameters"]["require_code_owner_review"].as_bool() == Some(true));
+            match (count, e.status) {
+                (Some(n), _) => (Some(n), owners),
+                (None, Some(404)) => (Some(0), false),
+                _ => (None, false),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    let want = u64::from(s.required_approvals.max(1));
+    out.checks.push(match required {
+        Some(n) if n >= want => found(
+            Verdict::Ok,
+            &branch_subject,
+            format!("merging needs {n} approving review(s)"),
+            "",
+        ),
+        Some(0) => found(
+            Verdict::Missing,
+            &branch_subject,
+            "no rule requires a review before merging: a writer can merge a promotion (or push a pin) nobody approved".into(),
+            &format!("protect `{}` with a ruleset (or branch protection) that requires pull requests with at least {want} approving review(s), for admins too", s.base_branch),
+        ),
+        Some(n) => found(
+            Verdict::Missing,
+            &branch_subject,
+            format!("merging needs {n} approving review(s), the manifest's promotion asks for {want}"),
+            "raise the rule's required approvals to `promotion.required_approvals`",
+        ),
+        None => found(
+            Verdict::Missing,
+            &branch_subject,
+            "cannot read its protection with this token".into(),
+            ADMIN_TOKEN,
+        ),
+    });
+
+    // 2. CODEOWNERS of the pin file, and a rule that makes their review count.
+    let mut owners = Vec::new();
+    let mut owner_teams = Vec::new();
+    let mut found_file = None;
+    for location in codeowners::LOCATIONS {
+        if let Some(text) = file_at(gh, &s.promotion, location, &s.base_branch).await? {
+            for o in codeowners::owners(&text, &s.pin_file) {
+                match o {
+                    Owner::User(u) => owners.push(u),
+                    Owner::Team(t) => owner_teams.push(t),
+                }
+            }
+            found_file = Some(location);
+            break;
+        }
+    }
+    let owned = !owners.is_empty() || !owner_teams.is_empty();
+    // With a URL target the merge deploys: GitHub must enforce who approves, as the gate's
+    // check after the merge comes too late to stop the GitOps tool.
+    let level = if s.production_is_url {
+        Verdict::Missing
+    } else {
+        Verdict::Warning
+    };
+    let pin_subject = format!("pin file `{}`", s.pin_file);
+    out.checks.push(match (owned, code_owners) {
+        (true, true) => found(
+            Verdict::Ok,
+            &pin_subject,
+            format!(
+                "owned by {} in {}, whose review merging requires",
+                owners
+                    .iter()
+                    .map(|u| format!("@{u}"))
+                    .chain(owner_teams.iter().map(|t| format!("@{t}")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                found_file.copied().unwrap_or_default()
+            ),
+            "",
+        ),
+        (false, _) => found(
+            level,
+            &pin_subject,
+            format!("no CODEOWNERS entry covers it{}", if s.production_is_url { ": with a URL target the merge is the deployment, and any writer's approval lets it merge" } else { "" }),
+            &format!("add `/{} @OWNER` (the people who may approve production) to .github/CODEOWNERS on `{}`, and require a code owner's review in the branch rule", s.pin_file, s.base_branch),
+        ),
+        (true, false) => found(
+            level,
+            &pin_subject,
+            "CODEOWNERS covers it, but the branch rule does not require a code owner's review".into(),
+            &format!("turn on \"Require review from Code Owners\" in the rule protecting `{}`", s.base_branch),
+        ),
+    });
+
+    // 3. Environments: each exists, and production deploys from the base branch only.
+    let repo = s.repo.full();
+    let mut env_vars: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for env in &s.environments {
+        let subject = format!("environment `{env}` of {repo}");
+        let exists = match gh
+            .get_optional(&format!("/repos/{repo}/environments/{env}"))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) if unreadable(&e) => {
+                out.checks.push(found(
+                    Verdict::Missing,
+                    &subject,
+                    "cannot read it with this token".into(),
+                    ADMIN_TOKEN,
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(environment) = exists else {
+            out.checks.push(found(
+                Verdict::Missing,
+                &subject,
+                "does not exist: GitHub creates it on first use with no branch restriction and no variables".into(),
+                &format!("create it (Settings → Environments → New environment `{env}`), restrict its deployment branches and set its variables"),
+            ));
+            continue;
+        };
+        let policy = &environment["deployment_branch_policy"];
+        let branches: Option<Vec<String>> = if policy.is_null() {
+            None
+        } else if policy["custom_branch_policies"].as_bool() == Some(true) {
+            let listed = gh
+                .get(&format!(
+                    "/repos/{repo}/environments/{env}/deployment-branch-policies"
+                ))
+                .await?
+                .body;
+            Some(
+                listed["branch_policies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["type"].as_str().unwrap_or("branch") == "branch")
+                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                    .collect(),
+            )
+        } else {
+            // Protected branches only: any protected branch may deploy.
+            Some(vec!["(protected branches)".to_owned()])
+        };
+        out.checks.push(judge_environment(
+            env,
+            &subject,
+            branches.as_deref(),
+            &s.base_branch,
+        ));
+        let vars = match gh
+            .get(&format!(
+                "/repos/{repo}/environments/{env}/variables?per_page=30"
+            ))
+            .await
+        {
+            Ok(v) => v.body,
+            Err(e) if unreadable(&e) => Value::Null,
+            Err(e) => return Err(e),
+        };
+        env_vars.insert(env.clone(), name_values(&vars["variables"]));
+    }
+
+    // 4. Variables and secrets the workflows read.
+    let repo_vars = match gh
+        .get(&format!("/repos/{repo}/actions/variables?per_page=30"))
+        .await
+    {
+        Ok(v) => Some(name_values(&v.body["variables"])),
+        Err(e) if unreadable(&e) => None,
+        Err(e) => return Err(e),
+    };
+    let secrets = match gh
+        .get(&format!("/repos/{repo}/actions/secrets?per_page=30"))
+        .await
+    {
+        Ok(v) => Some(
+            v.body["secrets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>(),
+        ),
+        Err(e) if unreadable(&e) => None,
+        Err(e) => return Err(e),
+    };
+    let mut seen = Vec::new();
+    for n in &s.needed {
+        if seen.contains(n) {
+            continue;
+        }
+        seen.push(n.clone());
+        let place = n.environment.as_ref().map_or_else(
+            || "the repository".to_owned(),
+            |e| format!("environment `{e}`"),
+        );
+        let subject = format!(
+            "{} `{}` for {place}",
+            if n.kind == "vars" {
+                "variable"
+            } else {
+                "secret"
+            },
+            n.name
+        );
+        if n.kind == "vars" {
+            let from_env = n
+                .environment
+                .as_ref()
+                .and_then(|e| env_vars.get(e))
+                .and_then(|v| v.get(&n.name));
+            let value = from_env.or_else(|| repo_vars.as_ref().and_then(|v| v.get(&n.name)));
+            match (value, &repo_vars) {
+                (Some(v), _) if !v.trim().is_empty() => {
+                    out.checks
+                        .push(found(Verdict::Ok, &subject, format!("set to `{v}`"), ""));
+                    if n.name.ends_with("_ROLE_ARN") {
+                        out.roles.push(Role {
+                            variable: format!("{} of {place}", n.name),
+                            arn: v.trim().to_owned(),
+                            subject: subject_of(&s.repo, n.environment.as_deref(), default_branch),
+                        });
+                    }
+                }
+                (_, None) => out.checks.push(found(
+                    Verdict::Missing,
+                    &subject,
+                    "cannot read the variables with this token".into(),
+                    ADMIN_TOKEN,
+                )),
+                _ => out.checks.push(found(
+                    Verdict::Missing,
+                    &subject,
+                    "not set (an organisation variable would not show here)".into(),
+                    &match &n.environment {
+                        Some(e) => format!(
+                            "set it in Settings → Environments → {e} → Environment variables"
+                        ),
+                        None => "set it in Settings → Secrets and variables → Actions → Variables"
+                            .to_owned(),
+                    },
+                )),
+            }
+        } else {
+            let required = n.name != "MLOPS_GATE_TOKEN";
+            match &secrets {
+                Some(names) if names.contains(&n.name) => out.checks.push(found(Verdict::Ok, &subject, "set".into(), "")),
+                Some(_) if required => out.checks.push(found(
+                    Verdict::Missing,
+                    &subject,
+                    "not set".into(),
+                    "set it in Settings → Secrets and variables → Actions (a GitHub App installation token with contents and pull requests: write on the promotion repository)",
+                )),
+                Some(_) => {
+                    let teams = !s.teams.is_empty() || !owner_teams.is_empty();
+                    out.checks.push(found(
+                        if teams { Verdict::Warning } else { Verdict::Ok },
+                        &subject,
+                        if teams {
+                            "not set: the gate reads team membership with the workflow's GITHUB_TOKEN, which cannot, so team members' approvals do not count".into()
+                        } else {
+                            "not set (not needed: no team approves)".into()
+                        },
+                        "set it to a GitHub App installation token with organisation members: read",
+                    ));
+                }
+                None => out.checks.push(found(Verdict::Warning, &subject, "cannot list the secrets with this token".into(), ADMIN_TOKEN)),
+            }
+        }
+    }
+
+    // 5. Actions may open the promotion pull request with GITHUB_TOKEN.
+    if s.promote_with_workflow_token {
+        let subject = format!("Actions permissions of {repo}");
+        match gh.get(&format!("/repos/{repo}/actions/permissions/workflow")).await {
+            Ok(r) if r.body["can_approve_pull_request_reviews"] == Value::Bool(true) => out.checks.push(found(
+                Verdict::Ok,
+                &subject,
+                "GitHub Actions may create pull requests".into(),
+                "",
+            )),
+            Ok(_) => out.checks.push(found(
+                Verdict::Missing,
+                &subject,
+                "GitHub Actions may not create pull requests: `mlops promote` cannot open the promotion".into(),
+                "turn on Settings → Actions → General → Workflow permissions → \"Allow GitHub Actions to create and approve pull requests\" (the gate never counts a bot's approval)",
+            )),
+            Err(e) if unreadable(&e) => out.checks.push(found(Verdict::Missing, &subject, "cannot read them with this token".into(), ADMIN_TOKEN)),
+            Err(e) => return Err(e),
+        }
+    }
+
+    // 6. Team reviewers must be readable somewhere: not a security check, a liveness one.
+    for team in &s.teams {
+        let team = qualified_team(team, &s.promotion);
+        let (org, slug) = team.split_once('/').unwrap_or_default();
+        if let Err(e) = gh
+            .get(&format!("/orgs/{org}/teams/{slug}/members?per_page=1"))
+            .await
+        {
+            out.checks.push(found(
+                Verdict::Warning,
+                &format!("team {team}"),
+                format!("cannot read its members with this token ({e})"),
+                "give the gate a token with organisation members: read (MLOPS_GATE_TOKEN)",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn subject_of(repo: &Repo, environment: Option<&str>, branch: &str) -> String {
+    subject(repo, environment, branch)
+}
+
+fn name_values(list: &Value) -> BTreeMap<String, String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            Some((
+                v["name"].as_str()?.to_owned(),
+                v["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// An environment's deployment branches (`None`: any branch) against the base branch: only it
+/// may deploy to `production`; `staging` is checked for existence only.
+pub fn judge_environment(
+    env: &str,
+    subject: &str,
+    branches: Option<&[String]>,
+    base: &str,
+) -> Check {
+    if env != "production" {
+        return found(Verdict::Ok, subject, "exists".into(), "");
+    }
+    let fix = format!(
+        "Settings → Environments → {env} → Deployment branches and tags: \"Selected branches and tags\" with exactly `{base}`"
+    );
+    match branches {
+        None => found(
+            Verdict::Missing,
+            subject,
+            "any branch may deploy to it: a workflow on any branch can assume the production role"
+                .into(),
+            &fix,
+        ),
+        Some(b) if b == [base.to_owned()] => found(
+            Verdict::Ok,
+            subject,
+            format!("only `{base}` may deploy to it"),
+            "",
+        ),
+        Some(b) => found(
+            Verdict::Missing,
+            subject,
+            format!(
+                "deploys from {}, not only `{base}`",
+                b.iter()
+                    .map(|x| format!("`{x}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &fix,
+        ),
+    }
+}
+
+const OIDC_HOST: &str = "token.actions.githubusercontent.com";
+
+/// A value or a list of values as strings.
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What is wrong with a role's trust policy (an IAM policy document) for GitHub's OIDC tokens
+/// of exactly `subject`: empty when every statement that lets anyone assume the role lets only
+/// GitHub's OIDC provider do so, for the audience `sts.amazonaws.com` and that subject.
+pub fn judge_trust(doc: &Value, subject: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let statements = match &doc["Statement"] {
+        Value::Array(a) => a.clone(),
+        Value::Object(_) => vec![doc["Statement"].clone()],
+        _ => Vec::new(),
+    };
+    let mut github = 0;
+    for st in &statements {
+        if st["Effect"].as_str() != Some("Allow") {
+            continue;
+        }
+        let actions = strings(&st["Action"]);
+        if !actions.iter().any(|a| a == "*" || a.starts_with("sts:")) {
+            continue;
+        }
+        let federated = strings(&st["Principal"]["Federated"]);
+        let others: Vec<String> = match &st["Principal"] {
+            Value::String(s) => vec![s.clone()],
+            Value::Object(m) => m
+                .iter()
+                .filter(|(k, _)| k.as_str() != "Federated")
+                .flat_map(|(k, v)| strings(v).into_iter().map(move |x| format!("{k} {x}")))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for o in others {
+            problems.push(format!("it also trusts {o}"));
+        }
+        if federated.is_empty() {
+            continue;
+        }
+        if !federated
+            .iter()
+            .all(|f| f.ends_with(&format!(":oidc-provider/{OIDC_HOST}")))
+        {
+            problems.push(format!(
+                "it trusts the identity provider(s) {}",
+                federated.join(", ")
+            ));
+            continue;
+        }
+        github += 1;
+        let mut aud = Vec::new();
+        let mut sub = Vec::new();
+        let mut patterns = Vec::new();
+        if let Value::Object(ops) = &st["Condition"] {
+            for (op, keys) in ops {
+                for (key, values) in keys.as_object().into_iter().flatten() {
+                    let values = strings(values);
+                    let exact = op == "StringEquals";
+                    if key == &format!("{OIDC_HOST}:aud") {
+                        aud.extend(values.iter().map(|v| (v.clone(), exact)));
+                    } else if key == &format!("{OIDC_HOST}:sub") {
+                        for v in values {
+                            if !exact && (v.contains('*') || v.contains('?')) {
+                                patterns.push(v);
+                            } else {
+                                sub.push(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if aud.is_empty()
+            || aud
+                .iter()
+                .any(|(v, exact)| v != "sts.amazonaws.com" || !exact)
+        {
+            problems.push(
+                "its audience condition is not exactly `StringEquals` `sts.amazonaws.com`".into(),
+            );
+        }
+        if sub.is_empty() && patterns.is_empty() {
+            problems.push(format!("it has no subject condition: a workflow of any repository on GitHub can assume it (it should be `{subject}`)"));
+        }
+        for p in patterns {
+            problems.push(format!(
+                "its subject pattern `{p}` lets more than `{subject}` assume it"
+            ));
+        }
+        for v in sub {
+            if v != subject {
+                problems.push(format!("it trusts the subject `{v}`, not only `{subject}`"));
+            }
+        }
+    }
+    if github == 0 && problems.is_empty() {
+        problems.push(format!(
+            "no statement lets GitHub's OIDC provider assume it (for `{subject}`)"
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SUB: &str = "repo:octo/app:environment:production";
+
+    fn trust(condition: Value) -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+            "Condition": condition,
+        }]})
+    }
+
+    #[test]
+    fn only_one_exact_subject_and_the_audience_pass() {
+        let good = trust(json!({"StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": SUB,
+        }}));
+        assert_eq!(judge_trust(&good, SUB), Vec::<String>::new());
+        let cases = [
+            (
+                trust(
+                    json!({"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}),
+                ),
+                "no subject condition",
+            ),
+            (
+                trust(json!({
+                    "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+                    "StringLike": {"token.actions.githubusercontent.com:sub": "repo:octo/app:*"},
+                })),
+                "pattern `repo:octo/app:*`",
+            ),
+            (
+                trust(json!({"StringEquals": {
+                    "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                    "token.actions.githubusercontent.com:sub": [SUB, "repo:octo/app:environment:staging"],
+                }})),
+                "not only",
+            ),
+            (
+                trust(json!({"StringEquals": {"token.actions.githubusercontent.com:sub": SUB}})),
+                "audience",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}),
+                "also trusts AWS",
+            ),
+            (json!({"Statement": []}), "no statement"),
+        ];
+        for (doc, says) in cases {
+            let problems = judge_trust(&doc, SUB);
+            assert!(
+                problems.iter().any(|p| p.contains(says)),
+                "{says}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn production_deploys_from_the_base_branch_only() {
+        let base = "main";
+        let judged = |b: Option<&[String]>| judge_environment("production", "env", b, base).verdict;
+        assert_eq!(judged(None), Verdict::Missing);
+        assert_eq!(judged(Some(&["main".to_owned()])), Verdict::Ok);
+        assert_eq!(
+            judged(Some(&["main".to_owned(), "dev".to_owned()])),
+            Verdict::Missing
+        );
+        assert_eq!(judged(Some(&["*".to_owned()])), Verdict::Missing);
+        assert_eq!(
+            judge_environment("staging", "env", None, base).verdict,
+            Verdict::Ok
+        );
+    }
+}

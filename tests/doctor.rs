@@ -1,0 +1,300 @@
+//! `mlops doctor` against the fake GitHub (every request and answer checked against GitHub's
+//! OpenAPI description) and moto's IAM: the settings the README prescribes pass, with the roles
+//! the rendered Terraform creates; each setting the threat model relies on, taken away alone,
+//! is named with its fix and exits 1; a token that cannot read the settings says so.
+
+#[path = "support/bin.rs"]
+mod bin;
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/terraform.rs"]
+mod terraform;
+#[path = "support/tools.rs"]
+mod tools;
+
+use std::path::Path;
+
+use bin::{mlops, root};
+use github_fake::{FakeGitHub, Token};
+
+const MODEL: &str = "acme/churn-model";
+const DEPLOY: &str = "acme/ml-deploy";
+const APP: &str = "app-token";
+const ACTIONS: &str = "actions-token";
+const ACCOUNT: &str = "123456789012";
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+}
+
+/// The SageMaker example's manifest in `dir`, and the tree `mlops render` writes for it.
+fn example(dir: &Path, name: &str) -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(root().join("examples").join(name).join("mlops.yaml"))
+        .expect("example");
+    let path = dir.join("mlops.yaml");
+    std::fs::write(&path, text).expect("manifest");
+    let m = mlops_manifest::check_file(&path)
+        .expect("readable")
+        .manifest
+        .expect("valid");
+    mlops_render::render(&m, "mlops.yaml", &std::collections::BTreeMap::new()).expect("renders")
+}
+
+/// Creates an IAM role in moto with `trust` as its trust policy.
+fn create_role(moto: &moto::Moto, name: &str, trust: &serde_json::Value) {
+    let (status, xml) = moto.query(
+        "iam",
+        &[
+            ("Action", "CreateRole"),
+            ("Version", "2010-05-08"),
+            ("RoleName", name),
+            ("AssumeRolePolicyDocument", &trust.to_string()),
+        ],
+    );
+    assert_eq!(status, 200, "{xml}");
+}
+
+/// The settings the README prescribes for the SageMaker example: the promotion repository's
+/// base branch requires two reviews and a code owner's, CODEOWNERS gives the pin file to the
+/// leads, `production` deploys from `main` only, each environment names its own role, the
+/// repository holds the region, the training role and both tokens.
+fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> FakeGitHub {
+    let fake = FakeGitHub::start().expect("fake GitHub");
+    fake.token(APP, Token::App("mlops-admin".into()));
+    fake.token(ACTIONS, Token::Actions);
+    fake.repo(MODEL, "main", &[("mlops.yaml", "# the manifest\n")]);
+    fake.repo(
+        DEPLOY,
+        "main",
+        &[(".github/CODEOWNERS", "/churn/ @acme/ml-leads\n")],
+    );
+    fake.protect(DEPLOY, "main", 2);
+    fake.require_code_owners(DEPLOY, "main", true);
+    fake.team("acme", "ml-leads", &["lead-1", "lead-2"]);
+    let role = |k: &str| arn(&roles[k].name);
+    fake.environment(
+        MODEL,
+        "staging",
+        None,
+        &[("MLOPS_AWS_ROLE_ARN", &role("staging"))],
+    );
+    fake.environment(
+        MODEL,
+        "production",
+        Some(&["main"]),
+        &[("MLOPS_AWS_ROLE_ARN", &role("production"))],
+    );
+    fake.variable(MODEL, "MLOPS_AWS_REGION", "eu-west-1");
+    fake.variable(MODEL, "MLOPS_TRAIN_ROLE_ARN", &role("train"));
+    fake.secret(MODEL, "MLOPS_PROMOTION_TOKEN");
+    fake.secret(MODEL, "MLOPS_GATE_TOKEN");
+    fake
+}
+
+/// `mlops doctor` on the manifest in `dir`: exit code and output.
+fn doctor(
+    fake: &FakeGitHub,
+    moto: Option<&moto::Moto>,
+    dir: &Path,
+    token: &str,
+    extra: &[&str],
+) -> (i32, String) {
+    let mut c = mlops();
+    c.arg("doctor")
+        .arg("--manifest")
+        .arg(dir.join("mlops.yaml"))
+        .args(extra)
+        .env("GITHUB_API_URL", fake.url())
+        .env("GITHUB_TOKEN", token)
+        .env("MLOPS_GITHUB_BACKOFF_MS", "20")
+        .env_remove("GITHUB_ACTIONS");
+    if let Some(moto) = moto {
+        moto.env(&mut c);
+    }
+    let out = c.output().expect("doctor runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A change to the prescribed settings.
+type Break<'a> = dyn Fn(&FakeGitHub) + 'a;
+
+#[test]
+fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = example(dir.path(), "sagemaker");
+    let roles = terraform::github_roles(&files, ACCOUNT);
+    for role in roles.values() {
+        create_role(&moto, &role.name, &role.trust);
+    }
+    let fake = prescribed(&roles);
+    let (code, said) = doctor(&fake, Some(&moto), dir.path(), APP, &[]);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("0 warning(s), 0 missing"), "{said}");
+    for ok in [
+        "branch `main` of acme/ml-deploy: merging needs 2 approving review(s)",
+        "pin file `churn/production.yaml`: owned by @acme/ml-leads",
+        "environment `production` of acme/churn-model: only `main` may deploy to it",
+        "only GitHub's `repo:acme/churn-model:environment:production` may assume it",
+        "only GitHub's `repo:acme/churn-model:ref:refs/heads/main` may assume it",
+    ] {
+        assert!(said.contains(ok), "{ok}: {said}");
+    }
+    assert_eq!(fake.violations(), Vec::<String>::new());
+
+    let production = roles["production"].trust.clone();
+    let mut wide = production.clone();
+    wide["Statement"][0]["Condition"] = serde_json::json!({
+        "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+        "StringLike": {"token.actions.githubusercontent.com:sub": "repo:acme/churn-model:*"},
+    });
+    create_role(&moto, "wide-open", &wide);
+    let staging_arn = arn(&roles["staging"].name);
+    // A change to the prescribed settings, what doctor must say about it, and the fix.
+    let cases: Vec<(&str, &str, Box<Break<'_>>)> = vec![
+        (
+            "no rule requires a review",
+            "requires pull requests with at least 2",
+            Box::new(|f| f.protect(DEPLOY, "main", 0)),
+        ),
+        (
+            "merging needs 1 approving review(s), the manifest's promotion asks for 2",
+            "raise the rule's required approvals",
+            Box::new(|f| f.protect(DEPLOY, "main", 1)),
+        ),
+        (
+            "any branch may deploy to it",
+            "with exactly `main`",
+            Box::new(|f| {
+                let arn = arn(&roles["production"].name);
+                f.environment(MODEL, "production", None, &[("MLOPS_AWS_ROLE_ARN", &arn)]);
+            }),
+        ),
+        (
+            "deploys from `main`, `release/*`, not only `main`",
+            "with exactly `main`",
+            Box::new(|f| {
+                let arn = arn(&roles["production"].name);
+                f.environment(
+                    MODEL,
+                    "production",
+                    Some(&["main", "release/*"]),
+                    &[("MLOPS_AWS_ROLE_ARN", &arn)],
+                );
+            }),
+        ),
+        (
+            "variable `MLOPS_AWS_ROLE_ARN` for environment `production`: not set",
+            "Environments → production → Environment variables",
+            Box::new(|f| f.environment(MODEL, "production", Some(&["main"]), &[])),
+        ),
+        (
+            "secret `MLOPS_PROMOTION_TOKEN`",
+            "contents and pull requests: write",
+            Box::new(|f| f.remove_secret(MODEL, "MLOPS_PROMOTION_TOKEN")),
+        ),
+        (
+            "its subject pattern `repo:acme/churn-model:*` lets more than `repo:acme/churn-model:environment:production` assume it",
+            ":sub` = `repo:acme/churn-model:environment:production`",
+            Box::new(|f| {
+                f.environment(
+                    MODEL,
+                    "production",
+                    Some(&["main"]),
+                    &[("MLOPS_AWS_ROLE_ARN", &arn("wide-open"))],
+                )
+            }),
+        ),
+        (
+            "staging and production assume the same role",
+            "its own MLOPS_AWS_ROLE_ARN",
+            Box::new(|f| {
+                f.environment(
+                    MODEL,
+                    "production",
+                    Some(&["main"]),
+                    &[("MLOPS_AWS_ROLE_ARN", &staging_arn)],
+                )
+            }),
+        ),
+        (
+            "cannot read it (",
+            "iam:GetRole",
+            Box::new(|f| {
+                f.environment(
+                    MODEL,
+                    "production",
+                    Some(&["main"]),
+                    &[("MLOPS_AWS_ROLE_ARN", &arn("no-such-role"))],
+                )
+            }),
+        ),
+    ];
+    for (says, fix, change) in cases {
+        let fake = prescribed(&roles);
+        change(&fake);
+        let (code, said) = doctor(&fake, Some(&moto), dir.path(), APP, &[]);
+        assert_eq!(code, 1, "{says}: {said}");
+        assert!(said.contains(says), "expected `{says}` in {said}");
+        assert!(said.contains(fix), "expected the fix `{fix}` in {said}");
+        assert_eq!(fake.violations(), Vec::<String>::new());
+    }
+
+    // A workflow's GITHUB_TOKEN cannot read these settings: doctor says so, exit 1.
+    let fake = prescribed(&roles);
+    let (code, said) = doctor(&fake, Some(&moto), dir.path(), ACTIONS, &["--no-aws"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("cannot read") && said.contains("repository admin"),
+        "{said}"
+    );
+    assert!(!said.contains("trust policy"), "--no-aws read IAM: {said}");
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// With a URL target the merge is the deployment: a pin file no code owner must approve is
+/// missing, not a warning; promotion with the workflow's token needs Actions to open PRs.
+#[test]
+fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    example(dir.path(), "quickstart");
+    let repo = "mlops-rs/digits-example";
+    let fake = FakeGitHub::start().expect("fake GitHub");
+    fake.token(APP, Token::App("mlops-admin".into()));
+    fake.repo(repo, "main", &[("README.md", "# digits\n")]);
+    fake.protect(repo, "main", 1);
+    fake.environment(repo, "staging", None, &[]);
+    fake.environment(repo, "production", Some(&["main"]), &[]);
+    fake.allow_actions_prs(repo, false);
+    let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
+    assert_eq!(code, 1, "{said}");
+    for (says, fix) in [
+        (
+            "missing  pin file `deploy/production.yaml`: no CODEOWNERS entry covers it: with a URL target the merge is the deployment",
+            "add `/deploy/production.yaml @OWNER`",
+        ),
+        (
+            "GitHub Actions may not create pull requests",
+            "Allow GitHub Actions to create and approve pull requests",
+        ),
+    ] {
+        assert!(said.contains(says) && said.contains(fix), "{says}: {said}");
+    }
+    // Fixed, it passes.
+    fake.push(
+        repo,
+        "main",
+        "octo",
+        &[(".github/CODEOWNERS", "/deploy/production.yaml @ml-lead\n")],
+    );
+    fake.require_code_owners(repo, "main", true);
+    fake.allow_actions_prs(repo, true);
+    let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
