@@ -948,17 +948,17 @@ fn staging_commits_its_pin_where_the_gitops_tool_reads_it() {
     let project = tempfile::tempdir().expect("tempdir");
     std::fs::copy(root().join(MANIFEST), project.path().join("mlops.yaml")).expect("manifest");
     let s = serve(registry, "digits-mlp@1", None);
-    let run = || {
+    let deploy = |model: &str, endpoint: &str| {
         let mut c = mlops();
         c.args([
             "deploy",
             "--env",
             "staging",
             "--model",
-            "digits-mlp@1",
+            model,
             "--commit-pin",
         ])
-        .args(["--endpoint", &s.url(), "--manifest"])
+        .args(["--endpoint", endpoint, "--manifest"])
         .arg(project.path().join("mlops.yaml"))
         .arg("--registry")
         .arg(registry)
@@ -966,6 +966,7 @@ fn staging_commits_its_pin_where_the_gitops_tool_reads_it() {
         .env("GITHUB_TOKEN", TOKEN);
         c.output().expect("runs")
     };
+    let run = || deploy("digits-mlp@1", &s.url());
     let out = run();
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
@@ -1006,22 +1007,7 @@ fn staging_commits_its_pin_where_the_gitops_tool_reads_it() {
     );
     // A later version is committed on top: a fast-forward of the staging branch.
     let s2 = serve(registry, "digits-mlp@2", None);
-    let mut c = mlops();
-    c.args([
-        "deploy",
-        "--env",
-        "staging",
-        "--model",
-        "digits-mlp@2",
-        "--commit-pin",
-    ])
-    .args(["--endpoint", &s2.url(), "--manifest"])
-    .arg(project.path().join("mlops.yaml"))
-    .arg("--registry")
-    .arg(registry)
-    .env("GITHUB_API_URL", fake.url())
-    .env("GITHUB_TOKEN", TOKEN);
-    let out = c.output().expect("runs");
+    let out = deploy("digits-mlp@2", &s2.url());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let repo = fake.snapshot(REPO).expect("repo");
     let newer = &repo.refs["heads/mlops/staging"];

@@ -206,6 +206,14 @@ pub(crate) fn account(token: &Token) -> Account {
     }
 }
 
+/// The head and base branches of pull request `i` and their tips, when both exist.
+fn tips(repo: &Repo, i: usize) -> Option<(String, String, String, String)> {
+    let (head, base) = (repo.pulls[i].head.clone(), repo.pulls[i].base.clone());
+    let head_sha = repo.refs.get(&format!("heads/{head}"))?.clone();
+    let base_sha = repo.refs.get(&format!("heads/{base}"))?.clone();
+    Some((head, base, head_sha, base_sha))
+}
+
 /// A user account with an id derived from its login.
 pub fn user(login: &str) -> Account {
     let id = login.bytes().fold(1_000u64, |h, b| {
@@ -365,11 +373,7 @@ impl FakeGitHub {
         let Some(i) = repo.pulls.iter().position(|p| p.number == number) else {
             return String::new();
         };
-        let (head, base) = (repo.pulls[i].head.clone(), repo.pulls[i].base.clone());
-        let (Some(head_sha), Some(base_sha)) = (
-            repo.refs.get(&format!("heads/{head}")).cloned(),
-            repo.refs.get(&format!("heads/{base}")).cloned(),
-        ) else {
+        let Some((head, base, head_sha, base_sha)) = tips(repo, i) else {
             return String::new();
         };
         let message = format!("Merge pull request #{number} from {head}");
@@ -400,14 +404,10 @@ impl FakeGitHub {
         let Some(repo) = s.repos.get_mut(full_name) else {
             return String::new();
         };
-        let Some(pull) = repo.pulls.iter().find(|p| p.number == number) else {
+        let Some(i) = repo.pulls.iter().position(|p| p.number == number) else {
             return String::new();
         };
-        let (head, base) = (pull.head.clone(), pull.base.clone());
-        let (Some(head_sha), Some(base_sha)) = (
-            repo.refs.get(&format!("heads/{head}")).cloned(),
-            repo.refs.get(&format!("heads/{base}")).cloned(),
-        ) else {
+        let Some((head, base, head_sha, base_sha)) = tips(repo, i) else {
             return String::new();
         };
         let message = format!("Merge branch '{base}' into {head}");

@@ -16,6 +16,7 @@ use crate::Repo;
 use crate::client::{ApiError, GitHub};
 use crate::codeowners::{self, Owner};
 use crate::gate::{file_at, qualified_team};
+use crate::promote::review_rules;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -107,7 +108,7 @@ pub struct Findings {
 }
 
 /// The subject claim of a job in `environment`, or of a job without one on `branch`.
-pub fn subject(repo: &Repo, environment: Option<&str>, branch: &str) -> String {
+pub fn oidc_subject(repo: &Repo, environment: Option<&str>, branch: &str) -> String {
     match environment {
         Some(e) => format!("repo:{}:environment:{e}", repo.full()),
         None => format!("repo:{}:ref:refs/heads/{branch}", repo.full()),
@@ -128,50 +129,9 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
     let branch_subject = format!("branch `{}` of {promo}", s.base_branch);
 
     // 1. Required reviews on the base branch (classic protection, else rulesets).
-    let (required, code_owners) = match gh
-        .get(&format!(
-            "/repos/{promo}/branches/{}/protection",
-            s.base_branch
-        ))
-        .await
-    {
-        Ok(r) => {
-            let reviews = &r.body["required_pull_request_reviews"];
-            (
-                Some(
-                    reviews["required_approving_review_count"]
-                        .as_u64()
-                        .unwrap_or(0),
-                ),
-                reviews["require_code_owner_reviews"].as_bool() == Some(true),
-            )
-        }
-        Err(e) if matches!(e.status, Some(403 | 404)) => {
-            let rules = gh
-                .list(
-                    &format!("/repos/{promo}/rules/branches/{}", s.base_branch),
-                    10,
-                )
-                .await?;
-            let pr_rules: Vec<&Value> = rules
-                .iter()
-                .filter(|r| r["type"] == "pull_request")
-                .collect();
-            let count = pr_rules
-                .iter()
-                .filter_map(|r| r["parameters"]["required_approving_review_count"].as_u64())
-                .max();
-            let owners = pr_rules
-                .iter()
-                .any(|r| r["parameters"]["require_code_owner_review"].as_bool() == Some(true));
-            match (count, e.status) {
-                (Some(n), _) => (Some(n), owners),
-                (None, Some(404)) => (Some(0), false),
-                _ => (None, false),
-            }
-        }
-        Err(e) => return Err(e),
-    };
+    let rules = review_rules(gh, &s.promotion, &s.base_branch).await?;
+    let required = rules.map(|r| r.approvals);
+    let code_owners = rules.is_some_and(|r| r.code_owners);
     let want = u64::from(s.required_approvals.max(1));
     out.checks.push(match required {
         Some(n) if n >= want => found(
@@ -385,7 +345,11 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                         out.roles.push(Role {
                             variable: format!("{} of {place}", n.name),
                             arn: v.trim().to_owned(),
-                            subject: subject_of(&s.repo, n.environment.as_deref(), default_branch),
+                            subject: oidc_subject(
+                                &s.repo,
+                                n.environment.as_deref(),
+                                default_branch,
+                            ),
                         });
                     }
                 }
@@ -474,10 +438,6 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         }
     }
     Ok(out)
-}
-
-fn subject_of(repo: &Repo, environment: Option<&str>, branch: &str) -> String {
-    subject(repo, environment, branch)
 }
 
 fn name_values(list: &Value) -> BTreeMap<String, String> {

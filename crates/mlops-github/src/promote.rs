@@ -182,40 +182,9 @@ pub async fn preflight(gh: &GitHub, p: &Promotion) -> Result<Vec<Finding>, ApiEr
             _ => {}
         }
     }
-    // Branch protection: the classic rules, else rulesets (readable with less access).
-    let required = match gh
-        .get(&format!(
-            "/repos/{full}/branches/{}/protection",
-            p.base_branch
-        ))
-        .await
-    {
-        Ok(r) => Some(
-            r.body["required_pull_request_reviews"]["required_approving_review_count"]
-                .as_u64()
-                .unwrap_or(0),
-        ),
-        Err(e) if matches!(e.status, Some(403 | 404)) => {
-            let rules = gh
-                .list(
-                    &format!("/repos/{full}/rules/branches/{}", p.base_branch),
-                    10,
-                )
-                .await
-                .unwrap_or_default();
-            let from_rules = rules
-                .iter()
-                .filter(|r| r["type"] == "pull_request")
-                .filter_map(|r| r["parameters"]["required_approving_review_count"].as_u64())
-                .max();
-            match (from_rules, e.status) {
-                (Some(n), _) => Some(n),
-                (None, Some(404)) => Some(0),
-                _ => None,
-            }
-        }
-        Err(e) => return Err(e),
-    };
+    let required = review_rules(gh, &p.repo, &p.base_branch)
+        .await?
+        .map(|r| r.approvals);
     let level = if p.require_protection {
         Level::Error
     } else {
@@ -254,6 +223,68 @@ pub async fn preflight(gh: &GitHub, p: &Promotion) -> Result<Vec<Finding>, ApiEr
         }
     }
     Ok(out)
+}
+
+/// What merging into a branch requires, as far as reviews go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReviewRules {
+    /// Approving reviews required (0: no rule requires any).
+    pub approvals: u64,
+    /// A code owner's review is required.
+    pub code_owners: bool,
+}
+
+/// The review rules of `branch`: branch protection's, else the rulesets' (readable with less
+/// access; the strictest pull request rule counts). `None` when this token can read neither.
+pub async fn review_rules(
+    gh: &GitHub,
+    repo: &Repo,
+    branch: &str,
+) -> Result<Option<ReviewRules>, ApiError> {
+    let full = repo.full();
+    match gh
+        .get(&format!("/repos/{full}/branches/{branch}/protection"))
+        .await
+    {
+        Ok(r) => {
+            let reviews = &r.body["required_pull_request_reviews"];
+            Ok(Some(ReviewRules {
+                approvals: reviews["required_approving_review_count"]
+                    .as_u64()
+                    .unwrap_or(0),
+                code_owners: reviews["require_code_owner_reviews"].as_bool() == Some(true),
+            }))
+        }
+        Err(e) if matches!(e.status, Some(403 | 404)) => {
+            let rules = gh
+                .list(&format!("/repos/{full}/rules/branches/{branch}"), 10)
+                .await
+                .unwrap_or_default();
+            let pull_request: Vec<&Value> = rules
+                .iter()
+                .filter(|r| r["type"] == "pull_request")
+                .collect();
+            let approvals = pull_request
+                .iter()
+                .filter_map(|r| r["parameters"]["required_approving_review_count"].as_u64())
+                .max();
+            let code_owners = pull_request
+                .iter()
+                .any(|r| r["parameters"]["require_code_owner_review"].as_bool() == Some(true));
+            Ok(match (approvals, e.status) {
+                (Some(approvals), _) => Some(ReviewRules {
+                    approvals,
+                    code_owners,
+                }),
+                (None, Some(404)) => Some(ReviewRules {
+                    approvals: 0,
+                    code_owners: false,
+                }),
+                _ => None,
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The pin file on the base branch now, if any (unreadable text counts as none).
