@@ -258,7 +258,8 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
 }
 
 /// With a URL target the merge is the deployment: a pin file no code owner must approve is
-/// missing, not a warning; promotion with the workflow's token needs Actions to open PRs.
+/// missing, not a warning; promotion with the workflow's token needs Actions to open PRs, and
+/// is a warning until an App token (`MLOPS_PROMOTION_TOKEN`) replaces it.
 #[test]
 fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -296,5 +297,18 @@ fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     fake.allow_actions_prs(repo, true);
     let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
     assert_eq!(code, 0, "{said}");
+    // Promotion with the workflow's own token works, and is named as the weaker choice.
+    assert!(
+        said.contains("warning  secret `MLOPS_PROMOTION_TOKEN`")
+            && said.contains("every workflow of this repository holds"),
+        "{said}"
+    );
+    fake.secret(repo, "MLOPS_PROMOTION_TOKEN");
+    let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("ok       secret `MLOPS_PROMOTION_TOKEN`"),
+        "{said}"
+    );
     assert_eq!(fake.violations(), Vec::<String>::new());
 }

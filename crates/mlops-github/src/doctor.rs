@@ -373,7 +373,11 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                 )),
             }
         } else {
-            let required = n.name != "MLOPS_GATE_TOKEN";
+            // The gate's token and, when promotion stays in this repository, the promotion's
+            // are optional: the workflows fall back to GITHUB_TOKEN.
+            let optional = n.name == "MLOPS_GATE_TOKEN"
+                || (n.name == "MLOPS_PROMOTION_TOKEN" && s.promote_with_workflow_token);
+            let required = !optional;
             match &secrets {
                 Some(names) if names.contains(&n.name) => out.checks.push(found(Verdict::Ok, &subject, "set".into(), "")),
                 Some(_) if required => out.checks.push(found(
@@ -381,6 +385,12 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                     &subject,
                     "not set".into(),
                     "set it in Settings → Secrets and variables → Actions (a GitHub App installation token with contents and pull requests: write on the promotion repository)",
+                )),
+                Some(_) if n.name == "MLOPS_PROMOTION_TOKEN" => out.checks.push(found(
+                    Verdict::Warning,
+                    &subject,
+                    "not set: the promotion's commits and holdout status are made with GITHUB_TOKEN, which every workflow of this repository holds, so they prove less (the approval at the head still decides) and the pull request triggers no workflow".into(),
+                    "set it to a GitHub App installation token with contents, pull requests and commit statuses: write (actions/create-github-app-token)",
                 )),
                 Some(_) => {
                     let teams = !s.teams.is_empty() || !owner_teams.is_empty();
