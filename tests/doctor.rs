@@ -27,10 +27,16 @@ fn arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")
 }
 
-/// The SageMaker example's manifest in `dir`, and the tree `mlops render` writes for it.
-fn example(dir: &Path, name: &str) -> std::collections::BTreeMap<String, String> {
-    let text = std::fs::read_to_string(root().join("examples").join(name).join("mlops.yaml"))
+/// An example's manifest in `dir` (with the promotion in the model's repository when
+/// `same_repo`), and the tree `mlops render` writes for it.
+fn example(dir: &Path, name: &str, same_repo: bool) -> std::collections::BTreeMap<String, String> {
+    let mut text = std::fs::read_to_string(root().join("examples").join(name).join("mlops.yaml"))
         .expect("example");
+    if same_repo {
+        let elsewhere = format!("  repository: {DEPLOY}\n");
+        assert!(text.contains(&elsewhere), "{name} promotes elsewhere");
+        text = text.replace(&elsewhere, "");
+    }
     let path = dir.join("mlops.yaml");
     std::fs::write(&path, text).expect("manifest");
     let m = mlops_manifest::check_file(&path)
@@ -54,22 +60,26 @@ fn create_role(moto: &moto::Moto, name: &str, trust: &serde_json::Value) {
     assert_eq!(status, 200, "{xml}");
 }
 
-/// The settings the README prescribes for the SageMaker example: the promotion repository's
-/// base branch requires two reviews and a code owner's, CODEOWNERS gives the pin file to the
-/// leads, `production` deploys from `main` only, each environment names its own role, the
-/// repository holds the region, the training role and both tokens.
+/// The settings the README prescribes for the SageMaker example, promoting in its own
+/// repository: the base branch requires two reviews and a code owner's, CODEOWNERS gives the pin
+/// file to the leads, Actions may open the promotion, `production` deploys from `main` only,
+/// each environment names its own role, the repository holds the region, the training role and
+/// both tokens.
 fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> FakeGitHub {
     let fake = FakeGitHub::start().expect("fake GitHub");
     fake.token(APP, Token::App("mlops-admin".into()));
     fake.token(ACTIONS, Token::Actions);
-    fake.repo(MODEL, "main", &[("mlops.yaml", "# the manifest\n")]);
     fake.repo(
-        DEPLOY,
+        MODEL,
         "main",
-        &[(".github/CODEOWNERS", "/churn/ @acme/ml-leads\n")],
+        &[
+            ("mlops.yaml", "# the manifest\n"),
+            (".github/CODEOWNERS", "/churn/ @acme/ml-leads\n"),
+        ],
     );
-    fake.protect(DEPLOY, "main", 2);
-    fake.require_code_owners(DEPLOY, "main", true);
+    fake.protect(MODEL, "main", 2);
+    fake.require_code_owners(MODEL, "main", true);
+    fake.allow_actions_prs(MODEL, true);
     fake.team("acme", "ml-leads", &["lead-1", "lead-2"]);
     let role = |k: &str| arn(&roles[k].name);
     fake.environment(
@@ -127,7 +137,7 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let files = example(dir.path(), "sagemaker");
+    let files = example(dir.path(), "sagemaker", true);
     let roles = terraform::github_roles(&files, ACCOUNT);
     for role in roles.values() {
         create_role(&moto, &role.name, &role.trust);
@@ -137,7 +147,7 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
     assert_eq!(code, 0, "{said}");
     assert!(said.contains("0 warning(s), 0 missing"), "{said}");
     for ok in [
-        "branch `main` of acme/ml-deploy: merging needs 2 approving review(s)",
+        "branch `main` of acme/churn-model: merging needs 2 approving review(s)",
         "pin file `churn/production.yaml`: owned by @acme/ml-leads",
         "environment `production` of acme/churn-model: only `main` may deploy to it",
         "only GitHub's `repo:acme/churn-model:environment:production` may assume it",
@@ -160,12 +170,12 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
         (
             "no rule requires a review",
             "requires pull requests with at least 2",
-            Box::new(|f| f.protect(DEPLOY, "main", 0)),
+            Box::new(|f| f.protect(MODEL, "main", 0)),
         ),
         (
             "merging needs 1 approving review(s), the manifest's promotion asks for 2",
             "raise the rule's required approvals",
-            Box::new(|f| f.protect(DEPLOY, "main", 1)),
+            Box::new(|f| f.protect(MODEL, "main", 1)),
         ),
         (
             "any branch may deploy to it",
@@ -194,9 +204,9 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
             Box::new(|f| f.environment(MODEL, "production", Some(&["main"]), &[])),
         ),
         (
-            "secret `MLOPS_PROMOTION_TOKEN`",
-            "contents and pull requests: write",
-            Box::new(|f| f.remove_secret(MODEL, "MLOPS_PROMOTION_TOKEN")),
+            "GitHub Actions may not create pull requests",
+            "Allow GitHub Actions to create and approve pull requests",
+            Box::new(|f| f.allow_actions_prs(MODEL, false)),
         ),
         (
             "its subject pattern `repo:acme/churn-model:*` lets more than `repo:acme/churn-model:environment:production` assume it",
@@ -255,6 +265,21 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
     );
     assert!(!said.contains("trust policy"), "--no-aws read IAM: {said}");
     assert_eq!(fake.violations(), Vec::<String>::new());
+
+    // The example as written promotes in another repository, where the rendered gate never
+    // runs: said, exit 1, whatever else is in place.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    example(elsewhere.path(), "sagemaker", false);
+    let fake = prescribed(&roles);
+    fake.repo(DEPLOY, "main", &[("README.md", "# deploy\n")]);
+    let (code, said) = doctor(&fake, Some(&moto), elsewhere.path(), APP, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("missing  promotion repository acme/ml-deploy: the rendered gate workflow runs in acme/churn-model")
+            && said.contains("remove `promotion.repository`"),
+        "{said}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
 /// With a URL target the merge is the deployment: a pin file no code owner must approve is
@@ -263,7 +288,7 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
 #[test]
 fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    example(dir.path(), "quickstart");
+    example(dir.path(), "quickstart", false);
     let repo = "mlops-rs/digits-example";
     let fake = FakeGitHub::start().expect("fake GitHub");
     fake.token(APP, Token::App("mlops-admin".into()));

@@ -126,6 +126,19 @@ const ADMIN_TOKEN: &str = "run `mlops doctor` with a token of a repository admin
 pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findings, ApiError> {
     let mut out = Findings::default();
     let promo = s.promotion.full();
+    // The rendered gate runs where the workflows are: with the promotion elsewhere it never sees
+    // the promotion's reviews, nor the pushes its merges make.
+    if s.promotion != s.repo {
+        out.checks.push(found(
+            Verdict::Missing,
+            &format!("promotion repository {promo}"),
+            format!(
+                "the rendered gate workflow runs in {} and never sees the promotion pull requests opened in {promo}, nor the pushes that merge them: production would never deploy",
+                s.repo.full()
+            ),
+            "mlops does not render the gate for another repository yet: keep the promotion in the model's repository (remove `promotion.repository`)",
+        ));
+    }
     let branch_subject = format!("branch `{}` of {promo}", s.base_branch);
 
     // 1. Required reviews on the base branch (classic protection, else rulesets).
