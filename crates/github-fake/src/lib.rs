@@ -206,12 +206,13 @@ pub(crate) fn account(token: &Token) -> Account {
     }
 }
 
-/// The head and base branches of pull request `i` and their tips, when both exist.
-fn tips(repo: &Repo, i: usize) -> Option<(String, String, String, String)> {
+/// Pull request `number`'s index, its head and base branches and their tips, when all exist.
+fn tips(repo: &Repo, number: u64) -> Option<(usize, String, String, String, String)> {
+    let i = repo.pulls.iter().position(|p| p.number == number)?;
     let (head, base) = (repo.pulls[i].head.clone(), repo.pulls[i].base.clone());
     let head_sha = repo.refs.get(&format!("heads/{head}"))?.clone();
     let base_sha = repo.refs.get(&format!("heads/{base}"))?.clone();
-    Some((head, base, head_sha, base_sha))
+    Some((i, head, base, head_sha, base_sha))
 }
 
 /// A user account with an id derived from its login.
@@ -370,10 +371,7 @@ impl FakeGitHub {
         let Some(repo) = s.repos.get_mut(full_name) else {
             return String::new();
         };
-        let Some(i) = repo.pulls.iter().position(|p| p.number == number) else {
-            return String::new();
-        };
-        let Some((head, base, head_sha, base_sha)) = tips(repo, i) else {
+        let Some((i, head, base, head_sha, base_sha)) = tips(repo, number) else {
             return String::new();
         };
         let message = format!("Merge pull request #{number} from {head}");
@@ -404,10 +402,7 @@ impl FakeGitHub {
         let Some(repo) = s.repos.get_mut(full_name) else {
             return String::new();
         };
-        let Some(i) = repo.pulls.iter().position(|p| p.number == number) else {
-            return String::new();
-        };
-        let Some((head, base, head_sha, base_sha)) = tips(repo, i) else {
+        let Some((_, head, base, head_sha, base_sha)) = tips(repo, number) else {
             return String::new();
         };
         let message = format!("Merge branch '{base}' into {head}");
