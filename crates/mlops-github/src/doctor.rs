@@ -519,6 +519,67 @@ pub fn judge_environment(
     }
 }
 
+/// The AWS checks: each role's trust policy (`policies[i]` is `roles[i]`'s document, or why it
+/// could not be read) judged by [`judge_trust`] against its job's subject, and staging and
+/// production on roles of their own.
+pub fn judge_roles(roles: &[Role], policies: &[Result<String, String>]) -> Vec<Check> {
+    let mut out = Vec::new();
+    for (role, policy) in roles.iter().zip(policies) {
+        let subject = format!("trust policy of {}", role.arn);
+        let text = match policy {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(found(
+                    Verdict::Missing,
+                    &subject,
+                    format!("cannot read it ({e}), named by {}", role.variable),
+                    "run with credentials that may iam:GetRole (or check the variable's ARN); --no-aws skips AWS",
+                ));
+                continue;
+            }
+        };
+        let problems = match serde_json::from_str(text) {
+            Ok(doc) => judge_trust(&doc, &role.subject),
+            Err(e) => vec![format!("it is not JSON: {e}")],
+        };
+        out.push(if problems.is_empty() {
+            found(
+                Verdict::Ok,
+                &subject,
+                format!("only GitHub's `{}` may assume it", role.subject),
+                "",
+            )
+        } else {
+            found(
+                Verdict::Missing,
+                &subject,
+                problems.join("; "),
+                &format!(
+                    "trust only GitHub's OIDC provider, with `StringEquals` on `token.actions.githubusercontent.com:aud` = `sts.amazonaws.com` and `:sub` = `{}` (what `mlops render` writes in terraform/github_oidc.tf)",
+                    role.subject
+                ),
+            )
+        });
+    }
+    let arn_of = |env: &str| {
+        roles
+            .iter()
+            .find(|r| r.subject.ends_with(&format!(":environment:{env}")))
+            .map(|r| r.arn.as_str())
+    };
+    if let (Some(s), Some(p)) = (arn_of("staging"), arn_of("production"))
+        && s == p
+    {
+        out.push(found(
+            Verdict::Missing,
+            "AWS roles",
+            format!("staging and production assume the same role {s}"),
+            "give each environment its own MLOPS_AWS_ROLE_ARN (terraform/github_oidc.tf creates one role per environment)",
+        ));
+    }
+    out
+}
+
 const OIDC_HOST: &str = "token.actions.githubusercontent.com";
 
 /// A value or a list of values as strings.
@@ -709,6 +770,48 @@ mod tests {
         assert_eq!(
             judge_environment("staging", "env", None, base).verdict,
             Verdict::Ok
+        );
+    }
+
+    /// Each role is judged against its own subject; an unreadable or broken policy is missing,
+    /// and staging and production may not share a role.
+    #[test]
+    fn roles_are_judged_one_by_one_and_kept_apart() {
+        let repo = Repo::parse("octo/app").expect("repo");
+        let role = |env: &str, arn: &str| Role {
+            variable: format!("MLOPS_AWS_ROLE_ARN of environment `{env}`"),
+            arn: arn.into(),
+            subject: oidc_subject(&repo, Some(env), "main"),
+        };
+        let good = |env: &str| {
+            trust(json!({"StringEquals": {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": format!("repo:octo/app:environment:{env}"),
+            }}))
+            .to_string()
+        };
+        let roles = [role("staging", "arn:s"), role("production", "arn:p")];
+        let checks = judge_roles(&roles, &[Ok(good("staging")), Ok(good("production"))]);
+        assert!(
+            checks.iter().all(|c| c.verdict == Verdict::Ok),
+            "{checks:?}"
+        );
+        // Staging's policy on production's role: the subject is wrong.
+        let checks = judge_roles(&roles, &[Ok(good("staging")), Ok(good("staging"))]);
+        assert_eq!(checks[1].verdict, Verdict::Missing, "{checks:?}");
+        let checks = judge_roles(&roles, &[Err("AccessDenied".into()), Ok("{".into())]);
+        assert!(
+            checks[0].message.contains("cannot read it (AccessDenied)"),
+            "{checks:?}"
+        );
+        assert!(checks[1].message.contains("not JSON"), "{checks:?}");
+        let shared = [role("staging", "arn:same"), role("production", "arn:same")];
+        let checks = judge_roles(&shared, &[Ok(good("staging")), Ok(good("production"))]);
+        assert!(
+            checks
+                .iter()
+                .any(|c| c.message.contains("assume the same role arn:same")),
+            "{checks:?}"
         );
     }
 }

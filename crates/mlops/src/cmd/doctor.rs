@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use mlops_github::Repo;
-use mlops_github::doctor::{self, Check, Findings, Needed, Setup, Verdict};
+use mlops_github::doctor::{self, Findings, Needed, Setup, Verdict};
 use serde_json::json;
 
 use super::github::{connect, failed, promotion};
@@ -101,61 +101,16 @@ pub(crate) fn run(args: &DoctorArgs, format: Format) -> Exit {
             Err(e) => return failed(&e, ""),
         };
     if !args.no_aws {
-        for role in findings.roles.clone() {
-            let subject = format!("trust policy of {}", role.arn);
-            let text = match rt.block_on(mlops_aws::role_trust_policy(&role.arn)) {
-                Ok(t) => t,
-                Err(e) => {
-                    findings.checks.push(Check {
-                        verdict: Verdict::Missing,
-                        subject,
-                        message: format!("cannot read it ({}), named by {}", e.message, role.variable),
-                        hint: "run with credentials that may iam:GetRole (or check the variable's ARN); --no-aws skips AWS".to_owned(),
-                    });
-                    continue;
-                }
-            };
-            let problems = match serde_json::from_str(&text) {
-                Ok(doc) => doctor::judge_trust(&doc, &role.subject),
-                Err(e) => vec![format!("it is not JSON: {e}")],
-            };
-            findings.checks.push(if problems.is_empty() {
-                Check {
-                    verdict: Verdict::Ok,
-                    subject,
-                    message: format!("only GitHub's `{}` may assume it", role.subject),
-                    hint: String::new(),
-                }
-            } else {
-                Check {
-                    verdict: Verdict::Missing,
-                    subject,
-                    message: problems.join("; "),
-                    hint: format!(
-                        "trust only GitHub's OIDC provider, with `StringEquals` on `token.actions.githubusercontent.com:aud` = `sts.amazonaws.com` and `:sub` = `{}` (what `mlops render` writes in terraform/github_oidc.tf)",
-                        role.subject
-                    ),
-                }
-            });
-        }
-        // Staging and production must not share a role.
-        let arn_of = |env: &str| {
-            findings
-                .roles
-                .iter()
-                .find(|r| r.subject.ends_with(&format!(":environment:{env}")))
-                .map(|r| r.arn.clone())
-        };
-        if let (Some(s), Some(p)) = (arn_of("staging"), arn_of("production"))
-            && s == p
-        {
-            findings.checks.push(Check {
-                verdict: Verdict::Missing,
-                subject: "AWS roles".to_owned(),
-                message: format!("staging and production assume the same role {s}"),
-                hint: "give each environment its own MLOPS_AWS_ROLE_ARN (terraform/github_oidc.tf creates one role per environment)".to_owned(),
-            });
-        }
+        let policies: Vec<Result<String, String>> = findings
+            .roles
+            .iter()
+            .map(|role| {
+                rt.block_on(mlops_aws::role_trust_policy(&role.arn))
+                    .map_err(|e| e.message)
+            })
+            .collect();
+        let checks = doctor::judge_roles(&findings.roles, &policies);
+        findings.checks.extend(checks);
     }
     let missing = findings
         .checks
