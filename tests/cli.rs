@@ -21,6 +21,11 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A command's stdout and stderr, for a failure message.
+fn text_of(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
 #[test]
 fn valid_examples_exit_zero() {
     for m in [
@@ -501,6 +506,43 @@ fn render_then_check_is_clean_and_rendering_again_changes_nothing() {
         "{}",
         text(&again.stdout)
     );
+}
+
+/// A directory registry lives on one runner: the release loop is not rendered (a note says why
+/// and how to get it), and a loop rendered before, when the registry was in S3, is obsolete.
+#[test]
+fn a_directory_registry_renders_no_release_loop_and_says_why() {
+    let dir = rendered_repo();
+    let gate = dir.path().join(".github/workflows/mlops-gate.yml");
+    assert!(gate.is_file());
+    let manifest = dir.path().join("mlops.yaml");
+    let s3 = std::fs::read_to_string(&manifest).expect("manifest");
+    let local = s3.replace(
+        "path: s3://acme-ml-artifacts/churn/registry",
+        "path: .mlops/registry",
+    );
+    assert_ne!(local, s3);
+    std::fs::write(&manifest, local).expect("edit");
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    for loop_file in ["mlops-train.yml", "mlops-release.yml", "mlops-gate.yml"] {
+        assert!(
+            text(&out.stdout).contains(&format!("obsolete: .github/workflows/{loop_file}")),
+            "{}",
+            text_of(&out)
+        );
+    }
+    let out = render_in(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let note = text(&out.stderr);
+    assert!(
+        note.contains("note: the train, release and gate workflows are not rendered: `registry.path` (.mlops/registry)")
+            && note.contains("`s3://BUCKET/PREFIX`"),
+        "{note}"
+    );
+    assert!(!gate.exists());
+    assert!(dir.path().join(".github/workflows/mlops-ci.yml").is_file());
+    assert_eq!(check(dir.path()).status.code(), Some(0));
 }
 
 #[test]

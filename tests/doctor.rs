@@ -288,14 +288,20 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
 #[test]
 fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    example(dir.path(), "quickstart", false);
+    example(dir.path(), "digits-github", false);
     let repo = "mlops-rs/digits-example";
     let fake = FakeGitHub::start().expect("fake GitHub");
     fake.token(APP, Token::App("mlops-admin".into()));
     fake.repo(repo, "main", &[("README.md", "# digits\n")]);
     fake.protect(repo, "main", 1);
-    fake.environment(repo, "staging", None, &[]);
-    fake.environment(repo, "production", Some(&["main"]), &[]);
+    let role = [(
+        "MLOPS_AWS_ROLE_ARN",
+        "arn:aws:iam::123456789012:role/deploy",
+    )];
+    fake.environment(repo, "staging", None, &role);
+    fake.environment(repo, "production", Some(&["main"]), &role);
+    fake.variable(repo, "MLOPS_AWS_REGION", "eu-west-1");
+    fake.variable(repo, "MLOPS_TRAIN_ROLE_ARN", &arn("train"));
     fake.allow_actions_prs(repo, false);
     let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
     assert_eq!(code, 1, "{said}");
@@ -333,6 +339,27 @@ fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     assert_eq!(code, 0, "{said}");
     assert!(
         said.contains("ok       secret `MLOPS_PROMOTION_TOKEN`"),
+        "{said}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// A registry only one runner has renders no release loop: doctor names it as missing, with the
+/// fix, whatever else is in place.
+#[test]
+fn a_directory_registry_is_a_missing_release_loop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    example(dir.path(), "quickstart", false);
+    let repo = "mlops-rs/digits-example";
+    let fake = FakeGitHub::start().expect("fake GitHub");
+    fake.token(APP, Token::App("mlops-admin".into()));
+    fake.repo(repo, "main", &[("README.md", "# digits\n")]);
+    fake.protect(repo, "main", 1);
+    let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("missing  release loop: the train, release and gate workflows are not rendered: `registry.path` (.mlops/registry)")
+            && said.contains("fix: set `registry.path` to an `s3://BUCKET/PREFIX`"),
         "{said}"
     );
     assert_eq!(fake.violations(), Vec::<String>::new());

@@ -396,7 +396,6 @@ fn the_built_in_template_validates_renders_and_trains() {
             ".gitignore",
             "data/train.csv",
             ".github/workflows/mlops-ci.yml",
-            ".github/workflows/mlops-train.yml",
             "container/Dockerfile",
         ],
     );
@@ -405,12 +404,48 @@ fn the_built_in_template_validates_renders_and_trains() {
     let trained = on_manifest(&project, &["train", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&trained).expect("json");
     assert_eq!(doc["status"], "approved", "{trained}");
+    // The registry is a directory: no release loop, and the README says why and what to change.
+    assert!(!project.join(".github/workflows/mlops-train.yml").exists());
+    let readme = std::fs::read_to_string(project.join("README.md")).expect("README");
+    assert!(
+        readme.contains("only the CI workflow is rendered")
+            && readme.contains("s3://BUCKET/PREFIX"),
+        "{readme}"
+    );
 
     parity(
         &root().join("templates/project"),
         &["project_name=Fraud Detector"],
         &[],
     );
+}
+
+/// The built-in template with a registry in S3: the whole release loop is rendered and current,
+/// and the README names the variables its roles come from.
+#[test]
+fn the_built_in_template_with_an_s3_registry_renders_the_release_loop() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let registry = "registry=s3://acme-ml/fraud/registry";
+    let project = built_in(
+        out.path(),
+        &["project_name=Fraud Detector", registry],
+        "fraud-detector",
+        &[
+            ".github/workflows/mlops-ci.yml",
+            ".github/workflows/mlops-train.yml",
+            ".github/workflows/mlops-release.yml",
+            ".github/workflows/mlops-gate.yml",
+        ],
+    );
+    assert!(on_manifest(&project, &["render", "--check"]).contains("up to date"));
+    let manifest = std::fs::read_to_string(project.join("mlops.yaml")).expect("manifest");
+    assert!(
+        manifest.contains("path: s3://acme-ml/fraud/registry"),
+        "{manifest}"
+    );
+    let readme = std::fs::read_to_string(project.join("README.md")).expect("README");
+    assert!(readme.contains("`MLOPS_AWS_ROLE_ARN`"), "{readme}");
+    parity(&root().join("templates/project"), &[registry], &[]);
 }
 
 /// `mlops init` of the built-in template into `out` with `answers`: the project `slug`, checked

@@ -209,11 +209,13 @@ fn the_whole_loop_runs_on_the_quickstart() {
         ],
         "{log}"
     );
+    // The quickstart's registry is a directory: the CI workflow, and no release loop.
     let rendered = at("rendered");
+    assert!(rendered.join(".github/workflows/mlops-ci.yml").is_file());
     assert!(
-        rendered
+        !rendered
             .join(".github/workflows/mlops-release.yml")
-            .is_file()
+            .exists()
     );
 
     // A second run trains version 2 and promotes it over version 1, with the deltas.

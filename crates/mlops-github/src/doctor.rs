@@ -88,6 +88,9 @@ pub struct Setup {
     /// The deployment environments the workflows use.
     pub environments: Vec<String>,
     pub needed: Vec<Needed>,
+    /// Why the release loop (train, release and gate workflows) is not rendered, when it is not
+    /// (`mlops_render::loop_withheld`: a registry only one runner has).
+    pub loop_withheld: Option<String>,
 }
 
 /// A role a workflow assumes, as the variables name it.
@@ -137,6 +140,14 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                 s.repo.full()
             ),
             "mlops does not render the gate for another repository yet: keep the promotion in the model's repository (remove `promotion.repository`)",
+        ));
+    }
+    if let Some(why) = &s.loop_withheld {
+        out.checks.push(found(
+            Verdict::Missing,
+            "release loop",
+            why.clone(),
+            "set `registry.path` to an `s3://BUCKET/PREFIX` the jobs' roles may read and write, then `mlops render`",
         ));
     }
     let branch_subject = format!("branch `{}` of {promo}", s.base_branch);

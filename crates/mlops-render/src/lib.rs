@@ -51,11 +51,12 @@ pub fn render(
 ) -> Result<Files, RenderError> {
     let defaults = pins::Pins::defaults(manifest.workflows.actions.as_ref());
     let cx = context::build(manifest, manifest_path);
+    let withheld = loop_withheld(manifest).is_some();
     let base = minijinja::Value::from(minijinja::value::Serde(&cx));
     let env = templates::environment();
     let mut files = Files::new();
     for t in templates::ALL {
-        if t.terraform && cx.terraform.is_none() {
+        if t.terraform && cx.terraform.is_none() || t.release_loop && withheld {
             continue;
         }
         // Only the pins differ from file to file.
@@ -81,6 +82,27 @@ pub fn render(
         files.insert(t.output.to_owned(), finish(&body));
     }
     Ok(files)
+}
+
+/// Why the GitHub loop (the train, release and gate workflows) is not rendered for `manifest`,
+/// when it is not: its registry is a directory, which exists only on the runner of one job. The
+/// train job registers the model there, the release jobs run on other runners, production's
+/// deploy in a later run, and the GitOps tool serving each environment elsewhere again: none of
+/// them would find the model. (Carrying the directory as a workflow artifact would only move the
+/// failure to production's deploy, a later run, and to the serving side.) `mlops run` runs the
+/// whole loop on one machine with such a registry; the CI workflow is rendered either way.
+pub fn loop_withheld(manifest: &Manifest) -> Option<String> {
+    let path = &manifest.registry.path;
+    if path.starts_with("s3://") {
+        return None;
+    }
+    Some(format!(
+        "the train, release and gate workflows are not rendered: `registry.path` ({path}) is a \
+         directory, which only the runner of one job has (the release jobs, production's deploy \
+         and the services serving the model would not find it); set `registry.path` to an \
+         `s3://BUCKET/PREFIX` every job can reach (see examples/digits-github), or run the loop \
+         on this machine with `mlops run`"
+    ))
 }
 
 /// The header, the body with LF line endings, no trailing spaces, and exactly one final newline.
@@ -109,6 +131,47 @@ fn finish(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest(registry: &str) -> Manifest {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart/mlops.yaml"
+        ))
+        .expect("the quickstart");
+        let text = text.replace("path: .mlops/registry", &format!("path: {registry}"));
+        let report = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes());
+        assert!(report.is_valid(), "{:?}", report.diagnostics);
+        report.manifest.expect("typed")
+    }
+
+    #[test]
+    fn a_directory_registry_withholds_the_release_loop_and_s3_renders_it() {
+        let workflows = |m: &Manifest| -> Vec<String> {
+            render(m, "mlops.yaml", &BTreeMap::new())
+                .expect("renders")
+                .into_keys()
+                .filter(|p| p.starts_with(".github/"))
+                .collect()
+        };
+        let local = manifest(".mlops/registry");
+        let why = loop_withheld(&local).expect("withheld");
+        assert!(
+            why.contains("(.mlops/registry)") && why.contains("s3://"),
+            "{why}"
+        );
+        assert_eq!(workflows(&local), [".github/workflows/mlops-ci.yml"]);
+        let shared = manifest("s3://bucket/registry");
+        assert_eq!(loop_withheld(&shared), None);
+        assert_eq!(
+            workflows(&shared),
+            [
+                ".github/workflows/mlops-ci.yml",
+                ".github/workflows/mlops-gate.yml",
+                ".github/workflows/mlops-release.yml",
+                ".github/workflows/mlops-train.yml"
+            ]
+        );
+    }
 
     #[test]
     fn finish_adds_the_header_and_normalises_whitespace() {

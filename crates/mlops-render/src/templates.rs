@@ -18,38 +18,42 @@ pub struct Template {
     pub output: &'static str,
     /// Rendered only when the manifest has an `infrastructure` section.
     pub terraform: bool,
+    /// Part of the GitHub loop (train, release, gate): rendered only when every job can reach
+    /// the registry (see [`crate::loop_withheld`]).
+    pub release_loop: bool,
     /// The template text.
     pub text: &'static str,
 }
 
 macro_rules! templates {
-    ($($source:literal => $output:literal, $terraform:literal;)*) => {
+    ($($source:literal => $output:literal, $terraform:literal, $release_loop:literal;)*) => {
         /// Every template, in output order.
         pub const ALL: &[Template] = &[$(Template {
             source: $source,
             output: $output,
             terraform: $terraform,
+            release_loop: $release_loop,
             text: include_str!(concat!("../../../templates/", $source)),
         }),*];
     };
 }
 
 templates! {
-    "workflows/mlops-ci.yml.j2" => ".github/workflows/mlops-ci.yml", false;
-    "workflows/mlops-train.yml.j2" => ".github/workflows/mlops-train.yml", false;
-    "workflows/mlops-release.yml.j2" => ".github/workflows/mlops-release.yml", false;
-    "workflows/mlops-gate.yml.j2" => ".github/workflows/mlops-gate.yml", false;
-    "container/Dockerfile.j2" => "container/Dockerfile", false;
-    "terraform/versions.tf.j2" => "terraform/versions.tf", true;
-    "terraform/variables.tf.j2" => "terraform/variables.tf", true;
-    "terraform/storage.tf.j2" => "terraform/storage.tf", true;
-    "terraform/ecr.tf.j2" => "terraform/ecr.tf", true;
-    "terraform/github_oidc.tf.j2" => "terraform/github_oidc.tf", true;
-    "terraform/sagemaker.tf.j2" => "terraform/sagemaker.tf", true;
-    "terraform/endpoints.tf.j2" => "terraform/endpoints.tf", true;
-    "terraform/events.tf.j2" => "terraform/events.tf", true;
-    "terraform/outputs.tf.j2" => "terraform/outputs.tf", true;
-    "terraform/bootstrap/main.tf.j2" => "terraform/bootstrap/main.tf", true;
+    "workflows/mlops-ci.yml.j2" => ".github/workflows/mlops-ci.yml", false, false;
+    "workflows/mlops-train.yml.j2" => ".github/workflows/mlops-train.yml", false, true;
+    "workflows/mlops-release.yml.j2" => ".github/workflows/mlops-release.yml", false, true;
+    "workflows/mlops-gate.yml.j2" => ".github/workflows/mlops-gate.yml", false, true;
+    "container/Dockerfile.j2" => "container/Dockerfile", false, false;
+    "terraform/versions.tf.j2" => "terraform/versions.tf", true, false;
+    "terraform/variables.tf.j2" => "terraform/variables.tf", true, false;
+    "terraform/storage.tf.j2" => "terraform/storage.tf", true, false;
+    "terraform/ecr.tf.j2" => "terraform/ecr.tf", true, false;
+    "terraform/github_oidc.tf.j2" => "terraform/github_oidc.tf", true, false;
+    "terraform/sagemaker.tf.j2" => "terraform/sagemaker.tf", true, false;
+    "terraform/endpoints.tf.j2" => "terraform/endpoints.tf", true, false;
+    "terraform/events.tf.j2" => "terraform/events.tf", true, false;
+    "terraform/outputs.tf.j2" => "terraform/outputs.tf", true, false;
+    "terraform/bootstrap/main.tf.j2" => "terraform/bootstrap/main.tf", true, false;
 }
 
 /// The engine setup `mlops render` and `mlops init` share: `syntax`, strict undefined (a

@@ -90,6 +90,7 @@ pub(crate) fn run(args: &DoctorArgs, format: Format) -> Exit {
         production_is_url: m.environments.production.sagemaker.is_none(),
         environments,
         needed,
+        loop_withheld: mlops_render::loop_withheld(&m),
     };
     let (rt, gh) = match connect(&args.github) {
         Ok(found) => found,

@@ -44,6 +44,9 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
         }
     };
     let comparison = tree::compare(&files, &existing);
+    if let Some(why) = mlops_render::loop_withheld(&manifest) {
+        eprintln!("note: {why}");
+    }
     let code = if args.check {
         show_check(&root, &comparison, format);
         if comparison.is_current() {
