@@ -12,6 +12,8 @@ use std::process::Command;
 
 #[path = "support/docker.rs"]
 mod docker;
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/server.rs"]
@@ -1049,9 +1051,9 @@ fn several_manifests_one_per_line() {
     );
 }
 
-/// The rendered CI workflow runs under act, calling this checkout's validate and render actions
-/// as the pinned remote `mlops-rs/mlops` (substituted with `--local-repository`): it passes on a
-/// fresh render and fails, with an annotation, once a rendered file drifts.
+/// The rendered CI workflow runs under act, calling the validate and render actions at the commit
+/// it pins (taken from this repository's history and substituted with `--local-repository`): it
+/// passes on a fresh render and fails, with an annotation, once a rendered file drifts.
 #[test]
 fn rendered_ci_workflow_runs_and_catches_drift() {
     if tool("act").is_none() {
@@ -1076,6 +1078,7 @@ fn rendered_ci_workflow_runs_and_catches_drift() {
     let workflow = std::fs::read_to_string(repo.path().join(".github/workflows/mlops-ci.yml"))
         .expect("rendered");
     let sha = pinned_sha(&workflow, "mlops-rs/mlops").expect("pinned mlops actions");
+    let pinned = actions_at(&sha);
     let event = repo.path().join("event.json");
     std::fs::write(
         &event,
@@ -1092,7 +1095,7 @@ fn rendered_ci_workflow_runs_and_catches_drift() {
             "-W".into(),
             ".github/workflows/mlops-ci.yml".into(),
             "--local-repository".into(),
-            format!("mlops-rs/mlops@{sha}={}", root().display()),
+            format!("mlops-rs/mlops@{sha}={}", pinned.path().display()),
         ];
         let run = act_in(repo.path(), &args).expect("act is on PATH");
         assert_eq!(run.code == Some(0), expect_success, "{}", run.log);
@@ -1103,12 +1106,12 @@ fn rendered_ci_workflow_runs_and_catches_drift() {
         log.contains("current=true") || log.contains(r#""current""#),
         "{log}"
     );
-    let edited = repo.path().join(".github/workflows/mlops-train.yml");
+    let edited = repo.path().join("container/Dockerfile");
     let mut text = std::fs::read_to_string(&edited).expect("read");
     text.push_str("# edited by hand\n");
     std::fs::write(&edited, text).expect("edit");
     let log = run(false);
-    assert!(log.contains("mlops-train.yml"), "{log}");
+    assert!(log.contains("container/Dockerfile"), "{log}");
     assert!(log.contains("run `mlops render` to update"), "{log}");
 }
 
@@ -1317,12 +1320,23 @@ fn pinned_sha(workflow: &str, repo: &str) -> Option<String> {
 
 /// A git repository with `examples/NAME/` copied in and rendered (workflows and all).
 fn rendered_example(name: &str) -> tempfile::TempDir {
+    rendered_example_with(name, |text| text)
+}
+
+/// [`rendered_example`] with the manifest's text edited before rendering. The quickstart's data
+/// comes along, which `digits-github` trains on.
+fn rendered_example_with(name: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
     let repo = tempfile::tempdir().expect("tempdir");
     let git = |args: &[&str]| git_in(repo.path(), args);
     git(&["init", "-q", "-b", "main"]);
     let src = root().join("examples").join(name);
     let dst = repo.path().join("examples").join(name);
     copy_dir(&src, &dst);
+    let data = root().join("examples/quickstart/data");
+    copy_dir(&data, &repo.path().join("examples/quickstart/data"));
+    let manifest = dst.join("mlops.yaml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&manifest, edit(text)).expect("edit");
     let rendered = Command::new(env!("CARGO_BIN_EXE_mlops"))
         .current_dir(repo.path())
         .args(["render", "--manifest"])
@@ -1389,31 +1403,47 @@ fn act_rendered(
     (run, record)
 }
 
-/// Local default: a push of the manifest trains, and the train workflow chains the release
-/// workflow with the registered version: staging, holdout, then the promotion pull request.
+/// Training on the runner with the registry in S3: a push of the manifest trains with the
+/// training role, and the train workflow chains the release workflow with the registered
+/// version: staging, holdout and the promotion, each with the staging role (promote reads the
+/// registry too).
 #[test]
 fn rendered_train_workflow_trains_and_releases_the_new_version() {
     if tool("act").is_none() {
         return;
     }
     let stand_ins = StandIns::new();
-    let repo = rendered_example("quickstart");
+    let repo = rendered_example("digits-github");
     let (run, record) = act_rendered(
         repo.path(),
         &stand_ins,
         "mlops-train.yml",
         "push",
         r#"{"ref": "refs/heads/main"}"#,
-        &["-s", "GITHUB_TOKEN=test-token"],
+        &[
+            "-s",
+            "GITHUB_TOKEN=test-token",
+            "--var",
+            "MLOPS_TRAIN_ROLE_ARN=arn:aws:iam::123456789012:role/train",
+            "--var",
+            "MLOPS_AWS_ROLE_ARN=arn:aws:iam::123456789012:role/staging",
+            "--var",
+            "MLOPS_AWS_REGION=eu-west-1",
+        ],
     );
     assert_eq!(run.code, Some(0), "{}", run.log);
-    let manifest = "manifest=examples/quickstart/mlops.yaml";
+    let manifest = "manifest=examples/digits-github/mlops.yaml";
+    let staging = "aws role=arn:aws:iam::123456789012:role/staging region=eu-west-1";
     assert_eq!(
         record,
         [
+            "aws role=arn:aws:iam::123456789012:role/train region=eu-west-1".to_owned(),
             format!("train {manifest}"),
+            staging.to_owned(),
             format!("deploy {manifest} environment=staging model=7"),
+            staging.to_owned(),
             format!("holdout {manifest} environment=staging model=7"),
+            staging.to_owned(),
             format!("promote {manifest} model=7 {RECORDED_REPORT} token=<set>"),
         ],
         "{}",
@@ -1468,6 +1498,7 @@ fn rendered_sagemaker_workflows_assume_the_roles_and_release_approved_packages()
             format!("deploy {manifest} environment=staging model={model}"),
             staging.to_owned(),
             format!("holdout {manifest} environment=staging model={model}"),
+            staging.to_owned(),
             format!("promote {manifest} model={model} {RECORDED_REPORT} token=<set>"),
         ]
     };
@@ -1595,44 +1626,320 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     assert_eq!(record, [gate], "not approved\n{}", run.log);
 }
 
-/// The real train action inside the rendered quickstart train workflow: it trains the digits
-/// model and sets `model-version` for the release job (run here alone: deploy, holdout and
-/// promote come with later issues).
+/// `actions/` of this repository at `sha` (the commit the rendered workflows pin), as a user's
+/// runner would fetch it: a directory for act's `--local-repository`.
+fn actions_at(sha: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = Command::new("git")
+        .current_dir(root())
+        .args(["archive", "--format=tar", sha, "actions"])
+        .output()
+        .expect("git archive");
+    assert!(
+        archive.status.success(),
+        "the pinned commit {sha} is not in this clone's history (fetch it whole): {}",
+        String::from_utf8_lossy(&archive.stderr)
+    );
+    let tar = dir.path().join("actions.tar");
+    std::fs::write(&tar, &archive.stdout).expect("write");
+    let ok = Command::new("tar")
+        .current_dir(dir.path())
+        .arg("-xf")
+        .arg(&tar)
+        .status()
+        .expect("tar runs")
+        .success();
+    assert!(ok, "tar");
+    std::fs::remove_file(&tar).expect("rm");
+    dir
+}
+
+/// A stand-in for `aws-actions/configure-aws-credentials` that does what it does for the job:
+/// the credentials (moto's) reach the job's later steps through `GITHUB_ENV`, and only a job
+/// that runs it has any. It records the role in `MLOPS_RECORD`.
+fn aws_credentials_stand_in() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("action.yml"),
+        "name: stand-in configure-aws-credentials\ndescription: test stand-in\ninputs:\n  role-to-assume:\n    required: true\n  aws-region:\n    required: true\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        ROLE: ${{ inputs.role-to-assume }}\n        REGION: ${{ inputs.aws-region }}\n      run: |\n        test -n \"$ROLE\" && test -n \"$REGION\"\n        echo \"aws role=$ROLE\" >> \"$MLOPS_RECORD\"\n        { echo AWS_ACCESS_KEY_ID=testing; echo AWS_SECRET_ACCESS_KEY=testing; echo \"AWS_REGION=$REGION\"; } >> \"$GITHUB_ENV\"\n",
+    )
+    .expect("write");
+    dir
+}
+
+/// A GitOps tool's stand-in: it watches `path` on `branch` of the fake repository and, for each
+/// new pin there, serves the artifact the pin names (from the S3 registry) on `port`, as the
+/// tool would roll the service out, until `stop`.
+fn gitops(
+    fake: &github_fake::FakeGitHub,
+    repo: &str,
+    branch: &str,
+    path: &str,
+    port: u16,
+    moto: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let mut served: Option<(String, server::Server)> = None;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let pin = fake.file(repo, branch, path);
+        if let Some(text) = pin.filter(|t| served.as_ref().is_none_or(|(s, _)| s != t)) {
+            let pin = mlops_github::pin::Pin::parse(&text).expect("a valid pin");
+            // The old version stops before the new one takes the port.
+            drop(served.take());
+            let mut serve = Command::new(env!("CARGO_BIN_EXE_mlops"));
+            moto::aws_env(&mut serve, moto);
+            serve
+                .env_remove("MLOPS_MANIFEST")
+                .args(["serve", "--quiet", "--artifact"])
+                .arg(&pin.model.artifact.uri)
+                .args(["--sha256", &pin.model.artifact.sha256])
+                .args(["--port", &port.to_string()]);
+            served = Some((text, server::Server::spawn(serve)));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The whole loop under act with this project's own actions at the commit the workflows pin (no
+/// stand-ins for them; the binary built once, for the test run, as `MLOPS_BIN`), the registry in
+/// S3 (moto) and GitHub the fake (every request checked against GitHub's OpenAPI description):
+/// a push of the manifest trains and registers the digits model, deploys it to staging (its pin
+/// committed where the GitOps tool reads it), pushes the holdout set through the staging
+/// service and opens the promotion pull request; the person who started the run cannot approve
+/// it, a listed reviewer can; the push its merge makes runs the gate on that commit and deploys
+/// production, which then serves exactly the approved artifact. Only the jobs that assume a
+/// role hold AWS credentials, as on GitHub.
 #[test]
-fn rendered_train_job_runs_the_real_train_action() {
+fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
     if tool("act").is_none() {
         return;
     }
-    let repo = rendered_example("quickstart");
-    let workflow = std::fs::read_to_string(repo.path().join(".github/workflows/mlops-train.yml"))
-        .expect("rendered");
-    let sha = pinned_sha(&workflow, "mlops-rs/mlops").expect("pinned mlops actions");
-    let event = repo.path().join("event.json");
-    std::fs::write(&event, r#"{"ref": "refs/heads/main"}"#).expect("event");
-    let args: Vec<String> = vec![
-        "push".into(),
-        "-e".into(),
-        event.display().to_string(),
-        "-W".into(),
-        ".github/workflows/mlops-train.yml".into(),
-        "-j".into(),
-        "train".into(),
-        "--local-repository".into(),
-        format!("mlops-rs/mlops@{sha}={}", root().display()),
-    ];
-    let run = act_in(repo.path(), &args).expect("act is on PATH");
-    assert_eq!(run.code, Some(0), "{}", run.log);
-    assert_eq!(
-        run.output("model-version").as_deref(),
-        Some("digits-mlp@1"),
-        "{}",
-        run.log
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    const REPO: &str = "mlops-rs/digits-example";
+    const APP: &str = "ghs_promotionAppToken4242";
+    const ACTIONS: &str = "ghs_workflowToken2424";
+    let (status, answer) = moto.http("PUT", "/mlops-digits-example", b"");
+    assert_eq!(status, 200, "{answer}");
+    let (staging_port, production_port) = (moto::free_port(), moto::free_port());
+    let repo = rendered_example_with("digits-github", |text| {
+        text.replace(
+            "https://digits-staging.example.com",
+            &format!("http://127.0.0.1:{staging_port}"),
+        )
+        .replace(
+            "https://digits.example.com",
+            &format!("http://127.0.0.1:{production_port}"),
+        )
+        // The engineer who starts the run is a listed reviewer too: only having started it
+        // keeps their approval from counting.
+        .replace("reviewers: [ml-lead]", "reviewers: [ml-lead, ml-engineer]")
+    });
+    let dir = repo.path();
+    git_in(
+        dir,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &format!("https://github.com/{REPO}.git"),
+        ],
     );
-    let metrics: serde_json::Value =
-        serde_json::from_str(&run.output("metrics").expect("metrics output")).expect("JSON");
-    assert!(
-        metrics["accuracy"].as_f64().expect("accuracy") >= 0.95,
-        "{metrics}"
-    );
-    assert!(run.log.contains("epoch=30 loss="), "{}", run.log);
+    let train =
+        std::fs::read_to_string(dir.join(".github/workflows/mlops-train.yml")).expect("rendered");
+    let sha = pinned_sha(&train, "mlops-rs/mlops").expect("pinned mlops actions");
+    let pinned = actions_at(&sha);
+    let aws = aws_credentials_stand_in();
+    let aws_sha = pinned_sha(&train, "aws-actions/configure-aws-credentials").expect("pinned");
+    let record = tempfile::NamedTempFile::new().expect("record");
+
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    fake.token(APP, github_fake::Token::App("mlops-app".into()));
+    fake.token(ACTIONS, github_fake::Token::Actions);
+    fake.repo(REPO, "main", &[("README.md", "# digits\n")]);
+    fake.protect(REPO, "main", 1);
+
+    let act = |event: &str, payload: &str, workflow: &str| {
+        let event_file = dir.join("event.json");
+        std::fs::write(&event_file, payload).expect("event");
+        let mut args: Vec<String> = vec![
+            event.into(),
+            "-e".into(),
+            event_file.display().to_string(),
+            "-W".into(),
+            format!(".github/workflows/{workflow}"),
+            "--actor".into(),
+            "ml-engineer".into(),
+            "--local-repository".into(),
+            format!("mlops-rs/mlops@{sha}={}", pinned.path().display()),
+            "--local-repository".into(),
+            format!(
+                "aws-actions/configure-aws-credentials@{aws_sha}={}",
+                aws.path().display()
+            ),
+        ];
+        for (k, v) in [
+            (
+                "MLOPS_TRAIN_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/train",
+            ),
+            (
+                "MLOPS_AWS_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/deploy",
+            ),
+            ("MLOPS_AWS_REGION", "us-east-1"),
+        ] {
+            args.extend(["--var".into(), format!("{k}={v}")]);
+        }
+        for (k, v) in [("GITHUB_TOKEN", ACTIONS), ("MLOPS_PROMOTION_TOKEN", APP)] {
+            args.extend(["-s".into(), format!("{k}={v}")]);
+        }
+        // Where AWS is (no credentials: those come from the role step), and GitHub.
+        for (k, v) in [
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_CONFIG_FILE", "/nonexistent/mlops-test/config".into()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/mlops-test/credentials".into(),
+            ),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("GITHUB_API_URL", fake.url().to_owned()),
+            ("MLOPS_GITHUB_BACKOFF_MS", "50".into()),
+            ("MLOPS_RECORD", record.path().display().to_string()),
+        ] {
+            args.extend(["--env".into(), format!("{k}={v}")]);
+        }
+        let run = act_in(dir, &args).expect("act is on PATH");
+        for token in [APP, ACTIONS] {
+            assert!(!run.log.contains(token), "a token leaked:\n{}", run.log);
+        }
+        let roles = std::fs::read_to_string(record.path()).expect("record");
+        std::fs::write(record.path(), "").expect("reset");
+        (run, roles)
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|threads| {
+        let moto_url = moto.endpoint();
+        for (branch, path, port) in [
+            ("mlops/staging", "deploy/staging.yaml", staging_port),
+            ("main", "deploy/production.yaml", production_port),
+        ] {
+            let (fake, stop, moto_url) = (&fake, &stop, moto_url.clone());
+            threads.spawn(move || gitops(fake, REPO, branch, path, port, &moto_url, stop));
+        }
+        // Stops the GitOps stand-ins however the test ends.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _stop = Stop(&stop);
+
+        // 1. The push: train, staging, holdout, promotion.
+        let (run, roles) = act("push", r#"{"ref": "refs/heads/main"}"#, "mlops-train.yml");
+        assert_eq!(run.code, Some(0), "{}", run.log);
+        let deploy = "aws role=arn:aws:iam::123456789012:role/deploy";
+        assert_eq!(
+            roles.lines().collect::<Vec<_>>(),
+            [
+                "aws role=arn:aws:iam::123456789012:role/train",
+                deploy,
+                deploy,
+                deploy
+            ],
+            "{}",
+            run.log
+        );
+        let snapshot = fake.snapshot(REPO).expect("repo");
+        let pull = snapshot
+            .pulls
+            .iter()
+            .find(|p| p.head == "mlops/promote/digits-mlp")
+            .expect("the promotion pull request");
+        let (pr, head) = (
+            pull.number,
+            snapshot.refs["heads/mlops/promote/digits-mlp"].clone(),
+        );
+        assert!(
+            snapshot.statuses[&head]
+                .iter()
+                .any(|s| s.context == "mlops/holdout" && s.state == "success"),
+            "{:?}",
+            snapshot.statuses[&head]
+        );
+        let pin_text = fake
+            .file(REPO, "mlops/promote/digits-mlp", "deploy/production.yaml")
+            .expect("the pin on the promotion branch");
+        let pin = mlops_github::pin::Pin::parse(&pin_text).expect("a valid pin");
+        assert_eq!(pin.model.name, "digits-mlp");
+        assert_eq!(
+            pin.model.artifact.uri,
+            format!(
+                "s3://mlops-digits-example/registry/digits-mlp/{}",
+                pin.model.version
+            )
+        );
+        assert!(pin.holdout.as_ref().is_some_and(|h| h.passed), "{pin_text}");
+        assert_eq!(
+            fake.file(REPO, "main", "deploy/staging.yaml"),
+            None,
+            "staging's pin stays off the base branch"
+        );
+
+        // 2. Reviews: the person who started the run cannot approve; a listed reviewer can.
+        let review = format!(
+            r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": {pr}, "head": {{"ref": "mlops/promote/digits-mlp", "repo": {{"full_name": "{REPO}"}}}}, "base": {{"ref": "main"}}}}}}"#
+        );
+        fake.review(REPO, pr, "ml-engineer", "APPROVED", None);
+        let (run, _) = act("pull_request_review", &review, "mlops-gate.yml");
+        assert_eq!(run.code, Some(1), "the starter approved:\n{}", run.log);
+        assert!(
+            run.log
+                .contains("ml-engineer: started the run that promoted this model"),
+            "{}",
+            run.log
+        );
+        fake.review(REPO, pr, "ml-lead", "APPROVED", None);
+        let (run, roles) = act("pull_request_review", &review, "mlops-gate.yml");
+        assert_eq!(run.code, Some(0), "{}", run.log);
+        assert_eq!(roles, "", "a review assumes no role and deploys nothing");
+        assert_eq!(fake.file(REPO, "main", "deploy/production.yaml"), None);
+
+        // 3. The merge (the same commit in the fake and in the runner's checkout), and the push
+        // it makes: the gate on that commit, the production role, the deploy.
+        std::fs::create_dir_all(dir.join("deploy")).expect("mkdir");
+        std::fs::write(dir.join("deploy/production.yaml"), &pin_text).expect("pin");
+        git_in(dir, &["add", "deploy/production.yaml"]);
+        git_in(
+            dir,
+            &["commit", "-qm", &format!("Merge pull request #{pr}")],
+        );
+        let merged = Command::new("git")
+            .current_dir(dir)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .expect("git");
+        let merged = String::from_utf8_lossy(&merged.stdout).trim().to_owned();
+        assert_eq!(fake.merge_as_sha(REPO, pr, "ml-lead", &merged), merged);
+        let push = format!(r#"{{"ref": "refs/heads/main", "after": "{merged}"}}"#);
+        let (run, roles) = act("push", &push, "mlops-gate.yml");
+        assert_eq!(run.code, Some(0), "{}", run.log);
+        assert_eq!(roles.lines().collect::<Vec<_>>(), [deploy], "{}", run.log);
+
+        // Production serves exactly the approved artifact.
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], production_port));
+        let version = http::get(addr, "/version").json();
+        assert_eq!(
+            version["artifact_sha256"], pin.model.artifact.sha256,
+            "{version}"
+        );
+        assert_eq!(version["model"], pin.reference(), "{version}");
+        assert_eq!(
+            fake.violations(),
+            Vec::<String>::new(),
+            "contract violations"
+        );
+    });
 }

@@ -1165,6 +1165,49 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
         "production role: {}",
         text(&out)
     );
+    // The promote job reads the registry with the staging role (the version's card, and the
+    // production version's for the comparison), and opens the promotion on GitHub.
+    const APP: &str = "ghs_promoteUnderTheStagingRole";
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    fake.token(APP, github_fake::Token::App("mlops-app".into()));
+    fake.repo(
+        "mlops-rs/digits-example",
+        "main",
+        &[("README.md", "# digits\n")],
+    );
+    let report = dir.path().join("holdout-report.json");
+    let passed = serde_json::json!({
+        "model": "digits-mlp@1", "endpoint": "digits-staging", "rows": 297, "requests": 2,
+        "retries": 0, "problems": [], "passed": true,
+        "metrics": [{"metric": "accuracy", "expected": 0.98, "observed": 0.98, "delta": 0.0,
+                     "tolerance": 0.0, "pass": true}],
+        "parity": {"enabled": true, "checked": 297, "mismatches": 0, "first": []},
+    });
+    std::fs::write(&report, passed.to_string()).expect("report");
+    let mut promote = mlops();
+    promote
+        .args(["promote", "--model", "digits-mlp@1", "--image", &img])
+        .arg("--holdout-report")
+        .arg(&report)
+        .arg("--manifest")
+        .arg(&manifest)
+        .env("GITHUB_API_URL", fake.url())
+        .env("GITHUB_TOKEN", APP)
+        .env("MLOPS_GITHUB_BACKOFF_MS", "20");
+    moto.env(&mut promote);
+    let out = as_role("staging", promote);
+    assert_eq!(out.status.code(), Some(0), "staging role: {}", text(&out));
+    assert!(
+        fake.file(
+            "mlops-rs/digits-example",
+            "mlops/promote/digits-mlp",
+            "deploy/production.yaml"
+        )
+        .is_some(),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
     // Neither deploying role may write the registry.
     for role in ["staging", "production"] {
         let mut train = mlops();

@@ -387,6 +387,34 @@ impl FakeGitHub {
         sha
     }
 
+    /// [`merge_as`](Self::merge_as), with the merge commit recorded as `sha`: the SHA the same
+    /// merge has in the clone a test's runner checks out (act takes `github.sha` from that
+    /// clone), so that the API and the checkout name one commit, as they do on GitHub. Returns
+    /// `sha` (empty when there is no such pull request).
+    pub fn merge_as_sha(&self, full_name: &str, number: u64, login: &str, sha: &str) -> String {
+        let made = self.merge_as(full_name, number, login);
+        if made.is_empty() {
+            return made;
+        }
+        let mut s = self.state();
+        let Some(repo) = s.repos.get_mut(full_name) else {
+            return String::new();
+        };
+        if let Some(mut commit) = repo.commits.remove(&made) {
+            commit.sha = sha.to_owned();
+            repo.commits.insert(sha.to_owned(), commit);
+        }
+        for tip in repo.refs.values_mut().filter(|tip| **tip == made) {
+            *tip = sha.to_owned();
+        }
+        for pull in &mut repo.pulls {
+            if let Some(merged) = pull.merged.as_mut().filter(|m| m.merge_sha == made) {
+                merged.merge_sha = sha.to_owned();
+            }
+        }
+        sha.to_owned()
+    }
+
     /// GitHub's "Update branch" button on a pull request, clicked by `login`: a merge commit of
     /// the base into the head branch (parents: the head, then the base), signed by GitHub and
     /// attributed to `login`. `pin` (a path and text) resolves a conflict on that file the way a
