@@ -1881,7 +1881,21 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
                 pin.model.version
             )
         );
-        assert!(pin.holdout.as_ref().is_some_and(|h| h.passed), "{pin_text}");
+        let holdout = pin
+            .holdout
+            .as_ref()
+            .expect("the pin names the holdout test");
+        assert!(holdout.passed, "{pin_text}");
+        // The holdout job recorded that report beside the version, where production reads it.
+        let (status, recorded) = moto.http(
+            "GET",
+            &format!(
+                "/mlops-digits-example/registry/digits-mlp/{}/holdout/{}.json",
+                pin.model.version, holdout.report_sha256
+            ),
+            b"",
+        );
+        assert_eq!(status, 200, "{recorded}");
         assert_eq!(
             fake.file(REPO, "main", "deploy/staging.yaml"),
             None,

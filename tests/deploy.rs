@@ -204,7 +204,7 @@ fn a_version_that_never_flips_times_out_naming_what_it_saw() {
 fn production_deploys_exactly_its_pin() {
     let registry = shared_registry();
     let dir = tempfile::tempdir().expect("tempdir");
-    let pin = staging_pin(registry, "digits-mlp@1", dir.path());
+    let pin = promoted(registry, &staging_pin(registry, "digits-mlp@1", dir.path()));
     let pin_arg = pin.to_string_lossy().into_owned();
     let s = serve(registry, "digits-mlp@1", None);
     // Production takes no --model.
@@ -260,6 +260,75 @@ fn production_deploys_exactly_its_pin() {
         "{}",
         text(&out)
     );
+}
+
+/// Production takes a version only with the passing holdout test its pin names, as the registry
+/// recorded it: a pin without one, naming a report the registry does not hold, naming a failed
+/// test, or a report of another version, is refused before anything moves (exit 1).
+#[test]
+fn production_takes_only_the_passing_holdout_the_registry_recorded() {
+    let registry = shared_registry();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let staging = staging_pin(registry, "digits-mlp@1", dir.path());
+    let s = serve(registry, "digits-mlp@1", None);
+    let production = |pin: &Path| {
+        deploy(
+            registry,
+            &["--env", "production", "--endpoint", &s.url(), "--pin"],
+        )
+        .arg(pin)
+        .output()
+        .expect("runs")
+    };
+    let reg = mlops_train::registry::Registry::open(registry);
+    let naming = |digest: &str| {
+        let text = std::fs::read_to_string(&staging).expect("pin");
+        let mut pin = mlops_github::pin::Pin::parse(&text).expect("pin");
+        pin.holdout = Some(mlops_github::pin::PinnedHoldout {
+            passed: true,
+            report_sha256: digest.to_owned(),
+        });
+        let path = dir.path().join(format!("{digest}.yaml"));
+        std::fs::write(&path, pin.to_yaml("production")).expect("pin");
+        path
+    };
+    let failed = serde_json::json!({"model": "digits-mlp@1", "passed": false}).to_string();
+    let (failed_digest, _) = reg
+        .record_holdout("digits-mlp", 1, failed.as_bytes())
+        .expect("records");
+    let (other, _) = passing_report("digits-mlp@2");
+    let (other_digest, _) = reg
+        .record_holdout("digits-mlp", 1, &other)
+        .expect("records");
+    for (pin, says) in [
+        (
+            staging.clone(),
+            "the pin of digits-mlp@1 names no holdout test",
+        ),
+        (
+            naming(&"0".repeat(64)),
+            "the registry holds no holdout report sha256:0000",
+        ),
+        (
+            naming(&failed_digest),
+            "holdout test of digits-mlp@1 did not pass",
+        ),
+        (
+            naming(&other_digest),
+            "tested digits-mlp@2, not digits-mlp@1",
+        ),
+    ] {
+        let out = production(&pin);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains(says) && said.contains("aborting before any traffic moves"),
+            "{says}: {said}"
+        );
+        assert!(!said.contains("production serves"), "{said}");
+    }
+    let out = production(&promoted(registry, &staging));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 #[test]
@@ -398,7 +467,41 @@ fn s3_card(moto: &moto::Moto, version: u64) -> serde_json::Value {
     serde_json::from_str(text.split_once("\r\n\r\n").map_or(&text, |(_, b)| b)).expect("card")
 }
 
-/// Production's pin file for `version` (what a merged promotion pull request leaves).
+/// A passing holdout report of `reference` and its digest.
+fn passing_report(reference: &str) -> (Vec<u8>, String) {
+    let report = serde_json::json!({
+        "model": reference, "endpoint": "http://127.0.0.1:8080", "rows": 297, "requests": 2,
+        "retries": 0, "problems": [], "passed": true,
+        "metrics": [{"metric": "accuracy", "expected": 0.98, "observed": 0.98, "delta": 0.0,
+                     "tolerance": 0.0, "pass": true}],
+        "parity": {"enabled": true, "checked": 297, "mismatches": 0, "first": []},
+    });
+    let bytes = serde_json::to_vec_pretty(&report).expect("JSON");
+    let digest = mlops_train::registry::report_digest(&bytes);
+    (bytes, digest)
+}
+
+/// `pin` (a file naming a version of the local `registry`) as a merged promotion leaves it: it
+/// names a passing holdout test, whose report the registry records as `mlops holdout` does.
+fn promoted(registry: &Path, pin: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(pin).expect("pin");
+    let mut parsed = mlops_github::pin::Pin::parse(&text).expect("a valid pin");
+    let (report, digest) = passing_report(&parsed.reference());
+    let (recorded, _) = mlops_train::registry::Registry::open(registry)
+        .record_holdout(&parsed.model.name, parsed.model.version, &report)
+        .expect("records");
+    assert_eq!(recorded, digest);
+    parsed.holdout = Some(mlops_github::pin::PinnedHoldout {
+        passed: true,
+        report_sha256: digest,
+    });
+    let out = pin.with_extension("promoted.yaml");
+    std::fs::write(&out, parsed.to_yaml("production")).expect("pin");
+    out
+}
+
+/// Production's pin file for `version` (what a merged promotion pull request leaves), naming a
+/// passing holdout report recorded for it.
 fn production_pin(moto: &moto::Moto, dir: &Path, version: u64) -> PathBuf {
     let card = s3_card(moto, version);
     let pin = mlops_github::pin::Pin {
@@ -415,6 +518,20 @@ fn production_pin(moto: &moto::Moto, dir: &Path, version: u64) -> PathBuf {
         },
         manifest_sha256: card["manifest"]["sha256"].as_str().expect("sha").to_owned(),
         holdout: None,
+    };
+    // The holdout job recorded a passing report beside the version (as `mlops holdout` does).
+    let (report, digest) = passing_report(&pin.reference());
+    moto.put(
+        BUCKET,
+        &format!("registry/digits-mlp/{version}/holdout/{digest}.json"),
+        &report,
+    );
+    let pin = mlops_github::pin::Pin {
+        holdout: Some(mlops_github::pin::PinnedHoldout {
+            passed: true,
+            report_sha256: digest,
+        }),
+        ..pin
     };
     let path = dir.join(format!("production-{version}.yaml"));
     std::fs::write(&path, pin.to_yaml("production")).expect("pin");
@@ -1124,6 +1241,21 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
         .iter()
         .map(|(k, role)| (k.as_str(), assume(&moto, role)))
         .collect();
+    // The staging service the holdout test goes through (started before enforcement, with
+    // moto's own credentials: only the commands the workflows run are under test).
+    let mut serve = mlops();
+    moto.env(&mut serve);
+    let registry = format!("s3://{BUCKET}/registry");
+    let service = Server::start(
+        serve,
+        &[
+            "--quiet",
+            "--model",
+            "digits-mlp@1",
+            "--registry",
+            &registry,
+        ],
+    );
     let pin = production_pin(&moto, dir.path(), 1);
     moto.enforce_iam();
     let as_role = |role: &str, mut c: Command| {
@@ -1151,6 +1283,44 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
     };
     let out = as_role("staging", staging());
     assert_eq!(out.status.code(), Some(0), "staging role: {}", text(&out));
+    // The holdout test records its report in the registry with the staging role; the production
+    // role may not record one.
+    let holdout = || {
+        let mut c = mlops();
+        c.args(["holdout", "--format", "json", "--model", "digits-mlp@1"])
+            .args(["--endpoint", &service.url(), "--manifest"])
+            .arg(&manifest);
+        moto.env(&mut c);
+        c
+    };
+    let out = as_role("production", holdout());
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "production role: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("cannot record the holdout report")
+            && text(&out).contains("AccessDenied"),
+        "production role: {}",
+        text(&out)
+    );
+    let out = as_role("staging", holdout());
+    assert_eq!(out.status.code(), Some(0), "staging role: {}", text(&out));
+    // Production deploys the pin naming that report (read back with the production role).
+    let digest = mlops_train::registry::report_digest(&out.stdout);
+    let pinned = std::fs::read_to_string(&pin).expect("pin");
+    let mut named = mlops_github::pin::Pin::parse(&pinned).expect("pin");
+    assert_ne!(
+        named.holdout.as_ref().map(|h| h.report_sha256.as_str()),
+        Some(digest.as_str())
+    );
+    named.holdout = Some(mlops_github::pin::PinnedHoldout {
+        passed: true,
+        report_sha256: digest,
+    });
+    std::fs::write(&pin, named.to_yaml("production")).expect("pin");
     let mut production = deploy_sm(
         &moto,
         dir.path(),

@@ -172,12 +172,16 @@ fn the_whole_loop_runs_on_the_quickstart() {
         pin["model"]["artifact"]["sha256"],
         card["artifact"]["sha256"]
     );
-    let digest = {
-        use sha2::Digest;
-        let d = sha2::Sha256::digest(std::fs::read(&report_path).expect("report"));
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    // The report's digest (its bytes without the final newline), under which the holdout stage
+    // recorded it in the registry, where the deploy stage found it.
+    let digest =
+        mlops_train::registry::report_digest(&std::fs::read(&report_path).expect("report"));
     assert_eq!(pin["holdout"]["report_sha256"], digest.as_str());
+    let recorded = at("model_card")
+        .parent()
+        .expect("the version's directory")
+        .join(format!("holdout/{digest}.json"));
+    assert!(recorded.is_file(), "{}", recorded.display());
     let body = std::fs::read_to_string(at("pull_request")).expect("PR body");
     for part in [
         "# Promote digits-mlp@1 to production",

@@ -7,5 +7,5 @@ pub mod client;
 pub mod report;
 pub mod run;
 
-pub use report::Report;
+pub use report::{Report, vouches};
 pub use run::{Plan, RunError, run};

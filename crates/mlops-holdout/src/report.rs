@@ -377,9 +377,46 @@ impl Report {
     }
 }
 
+/// Whether a recorded holdout report (its bytes, as the registry keeps them) vouches for
+/// `reference`: it is a report of that model, and it passed. Production's deploy asks this of
+/// the report its pin names; the reason when it does not.
+pub fn vouches(report: &[u8], reference: &str) -> Result<(), String> {
+    let doc: serde_json::Value = serde_json::from_slice(report)
+        .map_err(|e| format!("the recorded holdout report is not JSON: {e}"))?;
+    match doc["model"].as_str() {
+        Some(m) if m == reference => {}
+        Some(m) => {
+            return Err(format!(
+                "the recorded holdout report tested {m}, not {reference}"
+            ));
+        }
+        None => return Err("the recorded holdout report names no model".to_owned()),
+    }
+    if doc["passed"].as_bool() != Some(true) {
+        return Err(format!(
+            "the recorded holdout test of {reference} did not pass"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_report_vouches_only_for_its_model_and_only_when_it_passed() {
+        let r = |model: &str, passed: bool| {
+            serde_json::json!({"model": model, "passed": passed}).to_string()
+        };
+        assert_eq!(vouches(r("digits@2", true).as_bytes(), "digits@2"), Ok(()));
+        let other = vouches(r("digits@1", true).as_bytes(), "digits@2").expect_err("other");
+        assert!(other.contains("tested digits@1, not digits@2"), "{other}");
+        let failed = vouches(r("digits@2", false).as_bytes(), "digits@2").expect_err("failed");
+        assert!(failed.contains("did not pass"), "{failed}");
+        assert!(vouches(b"not json", "digits@2").is_err());
+        assert!(vouches(b"{\"passed\": true}", "digits@2").is_err());
+    }
 
     fn digest() -> FileDigest {
         FileDigest {

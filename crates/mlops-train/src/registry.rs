@@ -8,6 +8,8 @@
 //!                              card.json           the model card (never rewritten), with the
 //!                                                  artifact's SHA-256 (`predict::ArtifactDigest`)
 //!                              status.json         pending | approved | rejected, why, when
+//!                              holdout/DIGEST.json the holdout tests run on it, each report
+//!                                                  under its digest ([`report_digest`])
 //! ```
 //!
 //! Versions are 1, 2, 3… per model; two runs registering at once get two different versions.
@@ -31,6 +33,32 @@ pub const WEIGHTS: &str = "model.safetensors";
 pub const BUNDLE: &str = "model.json";
 const CARD: &str = "card.json";
 const STATUS: &str = "status.json";
+/// Where a version keeps the reports of the holdout tests run on it.
+const HOLDOUT: &str = "holdout";
+
+/// The digest a holdout report is known by (in the pin, the commit status and the registry):
+/// the SHA-256 of its bytes without trailing whitespace, so that the report as a step output, as
+/// `mlops holdout --report FILE` wrote it (with a final newline) and as recorded are one report.
+pub fn report_digest(report: &[u8]) -> String {
+    use sha2::Digest;
+    let end = report
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    sha2::Sha256::digest(&report[..end])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `digest` is a SHA-256 as [`report_digest`] writes it (64 lowercase hex digits): the
+/// only names a recorded report has.
+fn is_digest(digest: &str) -> bool {
+    digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// Where a version stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -689,6 +717,80 @@ impl Registry {
         Ok(entry)
     }
 
+    /// Records the report of a holdout test run on `model@version` under its digest
+    /// (`MODEL/VERSION/holdout/DIGEST.json`), beside the version it tested: production's deploy
+    /// finds the report its pin names there. Content-addressed, so a report is never replaced by
+    /// another. Returns the digest and where the report is.
+    pub fn record_holdout(
+        &self,
+        model: &str,
+        version: u64,
+        report: &[u8],
+    ) -> Result<(String, String), RegistryError> {
+        // Only a version that exists gets reports.
+        self.status(model, version)?;
+        let digest = report_digest(report);
+        let end = report
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        let body = &report[..end];
+        let rel = format!("{model}/{version}/{HOLDOUT}/{digest}.json");
+        match &self.store {
+            Store::Local(root) => {
+                let path = root.join(&rel);
+                crate::write_atomically(&path, body).map_err(|e| io(&path, &e))?;
+                Ok((digest, path.display().to_string()))
+            }
+            Store::S3 { s3, rt, base } => {
+                let uri = Self::object(base, &rel);
+                rt.block_on(s3.put(&uri, body.to_vec())).map_err(aws)?;
+                Ok((digest, uri.to_string()))
+            }
+        }
+    }
+
+    /// The holdout report of `model@version` recorded under `digest`; `None` when there is none.
+    /// A recorded report whose bytes do not have that digest is an error (damaged or replaced).
+    pub fn holdout_report(
+        &self,
+        model: &str,
+        version: u64,
+        digest: &str,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        if !is_digest(digest) {
+            return Err(user(
+                format!("`{digest}` is not a holdout report's SHA-256 (64 lowercase hex digits)"),
+                "the pin was edited by hand; promote the version again",
+            ));
+        }
+        let rel = format!("{model}/{version}/{HOLDOUT}/{digest}.json");
+        let (bytes, shown) = match &self.store {
+            Store::Local(root) => {
+                let path = root.join(&rel);
+                match std::fs::read(&path) {
+                    Ok(b) => (b, path.display().to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(io(&path, &e)),
+                }
+            }
+            Store::S3 { s3, rt, base } => {
+                let uri = Self::object(base, &rel);
+                match rt.block_on(s3.get(&uri)).map_err(aws)? {
+                    Some(b) => (b, uri.to_string()),
+                    None => return Ok(None),
+                }
+            }
+        };
+        if report_digest(&bytes) != digest {
+            return Err(user(
+                format!("{shown} does not have the digest it is named by"),
+                "the recorded report was changed; run the holdout test again and promote its report",
+            ));
+        }
+        Ok(Some(bytes))
+    }
+
     /// Every version of every model.
     pub fn list(&self) -> Result<Vec<Entry>, RegistryError> {
         let mut out = Vec::new();
@@ -837,6 +939,63 @@ mod tests {
             "{}",
             bad.hint
         );
+    }
+
+    #[test]
+    fn holdout_reports_are_recorded_under_their_digest_and_read_back_verified() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let reg = Registry::open(root.path());
+        reg.register(
+            "digits",
+            staged().path(),
+            |_| serde_json::json!({}),
+            pending(),
+        )
+        .expect("registers");
+        let report = b"{\"model\": \"digits@1\", \"passed\": true}";
+        // The report as a file (a final newline) and as a step output (none) are one report.
+        let mut with_newline = report.to_vec();
+        with_newline.extend_from_slice(b"\n");
+        assert_eq!(report_digest(report), report_digest(&with_newline));
+        let (digest, at) = reg
+            .record_holdout("digits", 1, &with_newline)
+            .expect("records");
+        assert_eq!(digest, report_digest(report));
+        assert!(
+            at.ends_with(&format!("digits/1/holdout/{digest}.json")),
+            "{at}"
+        );
+        assert_eq!(
+            reg.holdout_report("digits", 1, &digest).expect("reads"),
+            Some(report.to_vec())
+        );
+        assert_eq!(
+            reg.holdout_report("digits", 1, &"0".repeat(64))
+                .expect("reads"),
+            None
+        );
+        // Not a digest: no path is made of it.
+        let e = reg
+            .holdout_report("digits", 1, "../../status")
+            .expect_err("not a digest");
+        assert!(
+            e.user && e.message.contains("64 lowercase hex"),
+            "{}",
+            e.message
+        );
+        // A report changed after it was recorded is refused.
+        std::fs::write(&at, b"{\"model\": \"digits@1\", \"passed\": true }").expect("edit");
+        let e = reg
+            .holdout_report("digits", 1, &digest)
+            .expect_err("changed");
+        assert!(
+            e.message.contains("does not have the digest"),
+            "{}",
+            e.message
+        );
+        // Only a registered version gets reports; the version still lists as before.
+        assert!(reg.record_holdout("digits", 2, report).is_err());
+        assert_eq!(reg.versions("digits").expect("versions"), [1]);
     }
 
     #[test]

@@ -234,6 +234,70 @@ pub(crate) fn vouch(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<()
     Ok(())
 }
 
+/// [`vouch`], and for production the passing holdout test the pin names, as the registry
+/// recorded it: what must hold before anything is deployed (`--check` changes nothing and asks
+/// only [`vouch`]).
+pub(crate) fn vouch_to_deploy(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<(), Exit> {
+    vouch(env, registry, pin)?;
+    if env == DeployEnv::Production {
+        let entry = pin
+            .reference()
+            .parse::<ModelRef>()
+            .and_then(|r| registry.resolve(&r).map_err(|e| e.message))
+            .map_err(|e| {
+                error(&e, "");
+                Exit::No
+            })?;
+        holdout_vouches(registry, &entry, pin)?;
+    }
+    Ok(())
+}
+
+/// Production takes a version only with the passing holdout test its pin names, as the registry
+/// recorded it (`mlops holdout` writes each report beside the version it tested): the registry,
+/// which only the holdout job's role writes there, is the authority, not a commit status any
+/// workflow of the repository could post.
+fn holdout_vouches(
+    registry: &Registry,
+    entry: &mlops_train::registry::Entry,
+    pin: &Pin,
+) -> Result<(), Exit> {
+    let reference = &entry.reference;
+    let refuse = |message: String, hint: &str| {
+        error(
+            &format!("{message}: aborting before any traffic moves"),
+            hint,
+        );
+        Exit::No
+    };
+    let again = "run the holdout test on the version (`mlops holdout --model`), then promote it with that report";
+    let Some(holdout) = pin.holdout.as_ref() else {
+        return Err(refuse(
+            format!("the pin of {reference} names no holdout test"),
+            again,
+        ));
+    };
+    if !holdout.passed {
+        return Err(refuse(
+            format!("the pin of {reference} names a holdout test that failed"),
+            again,
+        ));
+    }
+    let digest = &holdout.report_sha256;
+    let bytes = registry
+        .holdout_report(&entry.model, entry.version, digest)
+        .map_err(|e| refuse(e.message, &e.hint))?
+        .ok_or_else(|| {
+            refuse(
+                format!(
+                    "the registry holds no holdout report sha256:{digest} for {reference} (the pin's)"
+                ),
+                again,
+            )
+        })?;
+    mlops_holdout::vouches(&bytes, reference).map_err(|why| refuse(why, again))
+}
+
 pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
     let (m, _) = match valid_manifest(&args.registry.manifest, format, "nothing deployed") {
         Ok(found) => found,
@@ -485,7 +549,12 @@ fn deploy_pin(
 ) -> Exit {
     let env = args.env.name();
     let environment = environment_of(m, args.env);
-    if let Err(code) = vouch(args.env, registry, pin) {
+    let vouched = if args.check {
+        vouch(args.env, registry, pin)
+    } else {
+        vouch_to_deploy(args.env, registry, pin)
+    };
+    if let Err(code) = vouched {
         return code;
     }
     let url = match (&args.endpoint, &environment.url, &environment.sagemaker) {

@@ -188,7 +188,40 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         }
     };
     report.seconds = (report.seconds * 1000.0).round() / 1000.0;
-    show(&report, args, format)
+    let code = show(&report, args, format);
+    // The report goes into the registry beside the version it tested, where production's deploy
+    // finds the one its pin names (passed or not: a failed test is evidence too).
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let (name, version) = (card["model"].as_str(), card["version"].as_u64());
+    let recorded = match (name, version) {
+        (Some(name), Some(version)) => registry
+            .record_holdout(name, version, json.as_bytes())
+            .map_err(|e| (e.message, e.hint)),
+        _ => Err((
+            format!("{}'s card names no model and version", report.model),
+            "train the model again".to_owned(),
+        )),
+    };
+    match recorded {
+        Ok((digest, at)) => {
+            if format != Format::Json {
+                eprintln!("recorded the holdout report sha256:{digest} in {at}");
+            }
+            code
+        }
+        Err((message, hint)) => {
+            error(
+                &format!("cannot record the holdout report in the registry: {message}"),
+                &format!(
+                    "production deploys only a model whose passing report the registry holds; \
+                     the role this runs with must be allowed to write \
+                     MODEL/VERSION/holdout/ in the registry (the rendered Terraform allows \
+                     the staging role). {hint}"
+                ),
+            );
+            Exit::Runtime
+        }
+    }
 }
 
 fn failed(e: &RunError, args: &HoldoutArgs, endpoint: &str) -> Exit {

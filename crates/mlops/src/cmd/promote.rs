@@ -8,10 +8,9 @@ use mlops_github::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
 use mlops_github::promote::{self, Failure, Level, Operation, Promotion};
 use mlops_train::registry::{Entry, Registry, Status};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::github::{connect, failed, is_default_token, promotion};
-use super::{error, hex, valid_manifest};
+use super::{error, valid_manifest};
 use crate::cli::{Format, GithubArgs, PromoteArgs};
 use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
@@ -52,7 +51,7 @@ fn read_report(args: &PromoteArgs, reference: &str) -> Result<Option<Evidence>, 
         return Err(Exit::Usage);
     }
     Ok(Some(Evidence {
-        digest: hex(&Sha256::digest(&bytes)),
+        digest: mlops_train::registry::report_digest(&bytes),
         report,
     }))
 }

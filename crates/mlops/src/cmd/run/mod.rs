@@ -854,9 +854,11 @@ impl Run {
             Err(f) => return Err(self.local_failed("deploy", f, started)),
         };
         let reference = pin.reference();
-        if let Err(code) =
-            super::deploy::vouch(crate::cli::DeployEnv::Production, prepared.registry(), &pin)
-        {
+        if let Err(code) = super::deploy::vouch_to_deploy(
+            crate::cli::DeployEnv::Production,
+            prepared.registry(),
+            &pin,
+        ) {
             let why = format!("the registry does not vouch for {reference} (above)");
             return Err(self.fail("deploy", why, started, code));
         }
