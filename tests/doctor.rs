@@ -64,7 +64,8 @@ fn create_role(moto: &moto::Moto, name: &str, trust: &serde_json::Value) {
 /// repository: the base branch requires two reviews and a code owner's, CODEOWNERS gives the pin
 /// file to the leads, Actions may open the promotion, `production` deploys from `main` only,
 /// each environment names its own role, the repository holds the region, the training role and
-/// both tokens.
+/// both tokens, and its OIDC subject template names the workflow (the example's
+/// `workflows.oidc_subject: workflow`).
 fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> FakeGitHub {
     let fake = FakeGitHub::start().expect("fake GitHub");
     fake.token(APP, Token::App("mlops-admin".into()));
@@ -80,6 +81,7 @@ fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> Fa
     fake.protect(MODEL, "main", 2);
     fake.require_code_owners(MODEL, "main", true);
     fake.allow_actions_prs(MODEL, true);
+    fake.oidc_subject_template(MODEL, Some(&["repo", "context", "job_workflow_ref"]));
     fake.team("acme", "ml-leads", &["lead-1", "lead-2"]);
     let role = |k: &str| arn(&roles[k].name);
     fake.environment(
@@ -150,8 +152,10 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
         "branch `main` of acme/churn-model: merging needs 2 approving review(s)",
         "pin file `churn/production.yaml`: owned by @acme/ml-leads",
         "environment `production` of acme/churn-model: only `main` may deploy to it",
-        "only GitHub's `repo:acme/churn-model:environment:production` may assume it",
-        "only GitHub's `repo:acme/churn-model:ref:refs/heads/main` may assume it",
+        "only GitHub's `repo:acme/churn-model:environment:production:job_workflow_ref:acme/churn-model/.github/workflows/mlops-gate.yml@refs/heads/main` may assume it",
+        "only GitHub's `repo:acme/churn-model:environment:staging:job_workflow_ref:acme/churn-model/.github/workflows/mlops-release.yml@refs/heads/main` may assume it",
+        "only GitHub's `repo:acme/churn-model:ref:refs/heads/main:job_workflow_ref:acme/churn-model/.github/workflows/mlops-train.yml@refs/heads/main` may assume it",
+        "OIDC subject template of acme/churn-model: the subject names the workflow",
     ] {
         assert!(said.contains(ok), "{ok}: {said}");
     }
@@ -209,8 +213,13 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
             Box::new(|f| f.allow_actions_prs(MODEL, false)),
         ),
         (
-            "its subject pattern `repo:acme/churn-model:*` lets more than `repo:acme/churn-model:environment:production` assume it",
-            ":sub` = `repo:acme/churn-model:environment:production`",
+            "the manifest's roles trust subjects that name the workflow, but the repository's template is GitHub's default",
+            "include_claim_keys[]=job_workflow_ref",
+            Box::new(|f| f.oidc_subject_template(MODEL, None)),
+        ),
+        (
+            "its subject pattern `repo:acme/churn-model:*` lets more than `repo:acme/churn-model:environment:production:job_workflow_ref:acme/churn-model/.github/workflows/mlops-gate.yml@refs/heads/main` assume it",
+            ":sub` = `repo:acme/churn-model:environment:production:job_workflow_ref:",
             Box::new(|f| {
                 f.environment(
                     MODEL,

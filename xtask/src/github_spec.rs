@@ -48,6 +48,10 @@ pub(crate) const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/repos/{owner}/{repo}/actions/permissions/workflow"),
     (
         "get",
+        "/repos/{owner}/{repo}/actions/oidc/customization/sub",
+    ),
+    (
+        "get",
         "/repos/{owner}/{repo}/environments/{environment_name}",
     ),
     (

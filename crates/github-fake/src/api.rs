@@ -721,6 +721,18 @@ fn serve(
                 }),
             )
         }
+        ("get", "/repos/{owner}/{repo}/actions/oidc/customization/sub") => {
+            if matches!(token, Token::Actions) {
+                return error(403, "Resource not accessible by integration");
+            }
+            match &repo.oidc_claim_keys {
+                Some(keys) => ok(
+                    200,
+                    json!({"use_default": false, "include_claim_keys": keys}),
+                ),
+                None => ok(200, json!({"use_default": true})),
+            }
+        }
         // Settings a workflow's GITHUB_TOKEN may not read (it has no administration,
         // environments, variables or secrets permission); an App or a person with admin may.
         ("get", t)

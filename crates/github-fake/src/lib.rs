@@ -156,6 +156,8 @@ pub struct Repo {
     pub secrets: BTreeSet<String>,
     /// Whether "Allow GitHub Actions to create and approve pull requests" is on.
     pub actions_may_open_prs: bool,
+    /// The OIDC subject template's claim keys; `None`: GitHub's default.
+    pub oidc_claim_keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -575,6 +577,14 @@ impl FakeGitHub {
     pub fn allow_actions_prs(&self, full_name: &str, allowed: bool) {
         if let Some(repo) = self.state().repos.get_mut(full_name) {
             repo.actions_may_open_prs = allowed;
+        }
+    }
+
+    /// Sets the repository's OIDC subject template: `Some(keys)` the claim keys, `None` GitHub's
+    /// default.
+    pub fn oidc_subject_template(&self, full_name: &str, keys: Option<&[&str]>) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            repo.oidc_claim_keys = keys.map(|k| k.iter().map(|s| (*s).to_owned()).collect());
         }
     }
 

@@ -91,6 +91,63 @@ pub struct Setup {
     /// Why the release loop (train, release and gate workflows) is not rendered, when it is not
     /// (`mlops_render::loop_withheld`: a registry only one runner has).
     pub loop_withheld: Option<String>,
+    /// The OIDC subject the rendered jobs of each environment (`None`: training) present, which
+    /// the role they assume must trust exactly (`mlops_manifest::oidc_subject`).
+    pub subjects: BTreeMap<Option<String>, String>,
+    /// The manifest asks for subjects that name the workflow (`workflows.oidc_subject:
+    /// workflow`), which needs the repository's subject template.
+    pub workflow_subjects: bool,
+}
+
+/// The claim keys of the subject template `workflows.oidc_subject: workflow` needs.
+pub const WORKFLOW_CLAIM_KEYS: [&str; 3] = ["repo", "context", "job_workflow_ref"];
+
+/// The repository's OIDC subject template (`GET .../actions/oidc/customization/sub`: whether
+/// GitHub's default is used, else the claim keys) against what the manifest's subjects need.
+pub fn judge_subject_template(
+    repo: &Repo,
+    use_default: bool,
+    keys: &[String],
+    workflow_subjects: bool,
+) -> Check {
+    let subject = format!("OIDC subject template of {}", repo.full());
+    let wanted: Vec<String> = WORKFLOW_CLAIM_KEYS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    let set_workflow = format!(
+        "gh api -X PUT repos/{}/actions/oidc/customization/sub -F use_default=false -f 'include_claim_keys[]=repo' -f 'include_claim_keys[]=context' -f 'include_claim_keys[]=job_workflow_ref' (it changes the claim of every workflow of the repository: update any other role that trusts it)",
+        repo.full()
+    );
+    match (workflow_subjects, use_default) {
+        (true, false) if keys == wanted.as_slice() => found(
+            Verdict::Ok,
+            &subject,
+            "the subject names the workflow (`repo`, `context`, `job_workflow_ref`), as the roles trust it".into(),
+            "",
+        ),
+        (true, _) => found(
+            Verdict::Missing,
+            &subject,
+            format!(
+                "the manifest's roles trust subjects that name the workflow, but the repository's template is {}: no job can assume them",
+                if use_default { "GitHub's default".to_owned() } else { format!("{keys:?}") }
+            ),
+            &set_workflow,
+        ),
+        (false, true) => found(
+            Verdict::Warning,
+            &subject,
+            "GitHub's default: a role trusts any workflow of the repository that runs in its environment (or, for training, on the default branch), not only the rendered one".into(),
+            &format!("set `workflows.oidc_subject: workflow` in the manifest, `mlops render` and apply the Terraform, then {set_workflow}"),
+        ),
+        (false, false) => found(
+            Verdict::Missing,
+            &subject,
+            format!("the repository's template is {keys:?}, but the manifest's roles trust GitHub's default subject: no job can assume them"),
+            &format!("set `workflows.oidc_subject: workflow` when the keys are {WORKFLOW_CLAIM_KEYS:?}, or restore the default: gh api -X PUT repos/{}/actions/oidc/customization/sub -F use_default=true", repo.full()),
+        ),
+    }
 }
 
 /// A role a workflow assumes, as the variables name it.
@@ -101,6 +158,8 @@ pub struct Role {
     pub arn: String,
     /// The OIDC subject of the jobs that assume it.
     pub subject: String,
+    /// The environment of those jobs (`None`: training).
+    pub environment: Option<String>,
 }
 
 /// The findings, and the roles to judge in AWS.
@@ -369,11 +428,10 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                         out.roles.push(Role {
                             variable: format!("{} of {place}", n.name),
                             arn: v.trim().to_owned(),
-                            subject: oidc_subject(
-                                &s.repo,
-                                n.environment.as_deref(),
-                                default_branch,
-                            ),
+                            subject: s.subjects.get(&n.environment).cloned().unwrap_or_else(|| {
+                                oidc_subject(&s.repo, n.environment.as_deref(), default_branch)
+                            }),
+                            environment: n.environment.clone(),
                         });
                     }
                 }
@@ -455,7 +513,37 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         }
     }
 
-    // 6. Team reviewers must be readable somewhere: not a security check, a liveness one.
+    // 6. The OIDC subject template, when a job assumes a role: the roles trust the subjects the
+    // manifest says, which only that template gives.
+    if !out.roles.is_empty() || s.needed.iter().any(|n| n.name.ends_with("_ROLE_ARN")) {
+        let path = format!("/repos/{}/actions/oidc/customization/sub", s.repo.full());
+        match gh.get(&path).await {
+            Ok(r) => {
+                let keys: Vec<String> = r.body["include_claim_keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect();
+                let use_default = r.body["use_default"].as_bool().unwrap_or(true);
+                out.checks.push(judge_subject_template(
+                    &s.repo,
+                    use_default,
+                    &keys,
+                    s.workflow_subjects,
+                ));
+            }
+            Err(e) if unreadable(&e) => out.checks.push(found(
+                Verdict::Missing,
+                &format!("OIDC subject template of {}", s.repo.full()),
+                "cannot read it with this token".into(),
+                ADMIN_TOKEN,
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+
+    // 7. Team reviewers must be readable somewhere: not a security check, a liveness one.
     for team in &s.teams {
         let team = qualified_team(team, &s.promotion);
         let (org, slug) = team.split_once('/').unwrap_or_default();
@@ -575,7 +663,7 @@ pub fn judge_roles(roles: &[Role], policies: &[Result<String, String>]) -> Vec<C
     let arn_of = |env: &str| {
         roles
             .iter()
-            .find(|r| r.subject.ends_with(&format!(":environment:{env}")))
+            .find(|r| r.environment.as_deref() == Some(env))
             .map(|r| r.arn.as_str())
     };
     if let (Some(s), Some(p)) = (arn_of("staging"), arn_of("production"))
@@ -721,6 +809,61 @@ mod tests {
     }
 
     #[test]
+    fn the_subject_template_must_give_the_subjects_the_roles_trust() {
+        let repo = Repo::parse("octo/app").expect("repo");
+        let keys = |k: &[&str]| k.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let workflow = keys(&WORKFLOW_CLAIM_KEYS);
+        for (use_default, keys, wants_workflow, verdict, says) in [
+            (
+                false,
+                workflow.clone(),
+                true,
+                Verdict::Ok,
+                "names the workflow",
+            ),
+            (
+                true,
+                Vec::new(),
+                true,
+                Verdict::Missing,
+                "GitHub's default: no job can assume them",
+            ),
+            (
+                false,
+                keys(&["repo", "context"]),
+                true,
+                Verdict::Missing,
+                "no job can assume them",
+            ),
+            (
+                true,
+                Vec::new(),
+                false,
+                Verdict::Warning,
+                "any workflow of the repository",
+            ),
+            (
+                false,
+                workflow,
+                false,
+                Verdict::Missing,
+                "no job can assume them",
+            ),
+        ] {
+            let c = judge_subject_template(&repo, use_default, &keys, wants_workflow);
+            assert_eq!(c.verdict, verdict, "{c:?}");
+            assert!(c.message.contains(says), "{c:?}");
+            if verdict != Verdict::Ok {
+                assert!(
+                    c.hint.contains("actions/oidc/customization/sub")
+                        || c.hint.contains("oidc_subject"),
+                    "{c:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn only_one_exact_subject_and_the_audience_pass() {
         let good = trust(json!({"StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
@@ -793,6 +936,7 @@ mod tests {
             variable: format!("MLOPS_AWS_ROLE_ARN of environment `{env}`"),
             arn: arn.into(),
             subject: oidc_subject(&repo, Some(env), "main"),
+            environment: Some(env.to_owned()),
         };
         let good = |env: &str| {
             trust(json!({"StringEquals": {

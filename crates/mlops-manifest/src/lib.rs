@@ -21,3 +21,57 @@ pub use model::Manifest;
 pub fn promotion_branch(model: &str) -> String {
     format!("mlops/promote/{model}")
 }
+
+/// The AWS roles the rendered workflows assume, by purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RolePurpose {
+    /// The train job (no environment; the default branch).
+    Train,
+    /// The release workflow's jobs in the `staging` environment.
+    Staging,
+    /// The gate workflow's production job, in the `production` environment.
+    Production,
+}
+
+impl RolePurpose {
+    pub const ALL: [RolePurpose; 3] = [Self::Train, Self::Staging, Self::Production];
+
+    /// The GitHub environment the role's jobs run in.
+    pub fn environment(self) -> Option<&'static str> {
+        match self {
+            Self::Train => None,
+            Self::Staging => Some("staging"),
+            Self::Production => Some("production"),
+        }
+    }
+}
+
+/// The OIDC subject claim of the rendered jobs that assume the role for `purpose`, which that
+/// role's trust names exactly. Training runs on the default branch; the release workflow (staging)
+/// runs from the default branch too (called by the train workflow, dispatched on it); production's
+/// job runs on the push to the promotion's base branch. With `workflows.oidc_subject: workflow`
+/// the claim also names the workflow file and that branch (`job_workflow_ref`).
+pub fn oidc_subject(m: &Manifest, purpose: RolePurpose) -> String {
+    let repo = &m.project.repository;
+    let default = &m.workflows.default_branch;
+    let base = m.promotion.as_ref().map_or(default, |p| &p.base_branch);
+    let (context, workflow, branch) = match purpose {
+        RolePurpose::Train => (
+            format!("ref:refs/heads/{default}"),
+            "mlops-train.yml",
+            default,
+        ),
+        RolePurpose::Staging => (
+            "environment:staging".to_owned(),
+            "mlops-release.yml",
+            default,
+        ),
+        RolePurpose::Production => ("environment:production".to_owned(), "mlops-gate.yml", base),
+    };
+    match m.workflows.oidc_subject {
+        model::OidcSubject::Environment => format!("repo:{repo}:{context}"),
+        model::OidcSubject::Workflow => format!(
+            "repo:{repo}:{context}:job_workflow_ref:{repo}/.github/workflows/{workflow}@refs/heads/{branch}"
+        ),
+    }
+}

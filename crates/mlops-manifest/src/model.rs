@@ -800,6 +800,14 @@ pub struct Workflows {
     /// binary belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<ActionsPin>,
+    /// What the AWS roles' trust (the OIDC `sub` claim) names: `environment` (GitHub's default
+    /// claim: any workflow of the repository running in that environment, or on the default
+    /// branch for training), or `workflow`, which also names the rendered workflow file and the
+    /// branch it runs from, so that no other workflow can assume the role. `workflow` needs the
+    /// repository's OIDC subject template set to `repo`, `context`, `job_workflow_ref` (which
+    /// changes the claim for every workflow of the repository; `mlops doctor` checks it).
+    #[serde(default)]
+    pub oidc_subject: OidcSubject,
 }
 
 impl Default for Workflows {
@@ -809,8 +817,20 @@ impl Default for Workflows {
             runs_on: default_runs_on(),
             train_schedule: None,
             actions: None,
+            oidc_subject: OidcSubject::default(),
         }
     }
+}
+
+/// What the OIDC subject claim the AWS roles trust names (`workflows.oidc_subject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OidcSubject {
+    /// `repo:OWNER/REPO:environment:ENV` (or `:ref:refs/heads/BRANCH`): GitHub's default claim.
+    #[default]
+    Environment,
+    /// The default claim followed by `:job_workflow_ref:OWNER/REPO/.github/workflows/FILE@REF`.
+    Workflow,
 }
 
 fn default_runs_on() -> String {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Environment};
+use mlops_manifest::{Manifest, RolePurpose};
 use serde::Serialize;
 
 /// The template context (the rendering adds `pins`, which differ from file to file).
@@ -37,6 +37,13 @@ pub(crate) struct Context {
     /// The train workflow builds the model image and pushes it to ECR (`mlops image push`):
     /// SageMaker training whose image names neither a tag nor a digest.
     pub build_image: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct GithubSubjects {
+    pub train: String,
+    pub staging: String,
+    pub production: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +107,8 @@ pub(crate) struct TerraformCtx {
     pub state_key: String,
     pub prefix: String,
     pub names: Names,
+    /// The OIDC subject each GitHub role trusts (`mlops_manifest::oidc_subject`).
+    pub github_subjects: GithubSubjects,
     /// Read-only locations outside our bucket (datasets).
     pub s3_read: Vec<S3Location>,
     /// Read-write locations outside our bucket (artifacts, checkpoints, an S3 registry).
@@ -211,6 +220,11 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             state_bucket: tf.state_bucket.clone(),
             state_key: format!("mlops/{prefix}/terraform.tfstate"),
             names: Names::new(&prefix),
+            github_subjects: GithubSubjects {
+                train: mlops_manifest::oidc_subject(m, RolePurpose::Train),
+                staging: mlops_manifest::oidc_subject(m, RolePurpose::Staging),
+                production: mlops_manifest::oidc_subject(m, RolePurpose::Production),
+            },
             ecr_repository: sm
                 .map_or_else(|| format!("{prefix}/train"), |s| s.image.repository.clone()),
             image_ref: sm.and_then(|s| match (&s.image.digest, &s.image.tag) {

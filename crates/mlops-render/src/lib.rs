@@ -173,6 +173,56 @@ mod tests {
         );
     }
 
+    /// With `workflows.oidc_subject: workflow`, each role's trust names a workflow file this
+    /// render writes, run from the branch it runs from, in which the jobs of the role's
+    /// environment assume it; nothing else can.
+    #[test]
+    fn workflow_subjects_name_the_rendered_workflow_whose_jobs_assume_the_role() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart/mlops.yaml"
+        ))
+        .expect("the quickstart")
+        .replace("path: .mlops/registry", "path: s3://bucket/registry")
+            + "\nworkflows:\n  oidc_subject: workflow\ninfrastructure:\n  terraform:\n    region: eu-west-1\n    state_bucket: tf-state\n";
+        let report = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes());
+        assert!(report.is_valid(), "{:?}", report.diagnostics);
+        let m = report.manifest.expect("typed");
+        let files = render(&m, "mlops.yaml", &BTreeMap::new()).expect("renders");
+        let trust = &files["terraform/github_oidc.tf"];
+        for purpose in mlops_manifest::RolePurpose::ALL {
+            let subject = mlops_manifest::oidc_subject(&m, purpose);
+            assert!(
+                trust.contains(&format!("\"{subject}\"")),
+                "{subject}\n{trust}"
+            );
+            let (_, workflow_ref) = subject
+                .split_once(":job_workflow_ref:mlops-rs/digits-example/")
+                .expect("names the workflow");
+            let (path, branch) = workflow_ref.split_once('@').expect("and its ref");
+            assert_eq!(branch, "refs/heads/main", "{subject}");
+            let workflow = mlops_manifest::yaml::parse(&files[path], Default::default())
+                .expect("YAML")
+                .to_json();
+            let assumes = workflow["jobs"]
+                .as_object()
+                .expect("jobs")
+                .values()
+                .filter(|job| {
+                    job["environment"].as_str() == purpose.environment()
+                        && job["steps"].as_array().is_some_and(|steps| {
+                            steps.iter().any(|s| {
+                                s["uses"].as_str().is_some_and(|u| {
+                                    u.starts_with("aws-actions/configure-aws-credentials@")
+                                })
+                            })
+                        })
+                })
+                .count();
+            assert!(assumes > 0, "no job of {path} assumes the {purpose:?} role");
+        }
+    }
+
     #[test]
     fn finish_adds_the_header_and_normalises_whitespace() {
         assert_eq!(

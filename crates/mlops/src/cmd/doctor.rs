@@ -91,6 +91,16 @@ pub(crate) fn run(args: &DoctorArgs, format: Format) -> Exit {
         environments,
         needed,
         loop_withheld: mlops_render::loop_withheld(&m),
+        subjects: mlops_manifest::RolePurpose::ALL
+            .into_iter()
+            .map(|p| {
+                (
+                    p.environment().map(str::to_owned),
+                    mlops_manifest::oidc_subject(&m, p),
+                )
+            })
+            .collect(),
+        workflow_subjects: m.workflows.oidc_subject == mlops_manifest::model::OidcSubject::Workflow,
     };
     let (rt, gh) = match connect(&args.github) {
         Ok(found) => found,
