@@ -478,6 +478,34 @@ fn the_gate_passes_valid_approvals() {
     }
 }
 
+/// A listed reviewer, a team member or a CODEOWNER who holds less than write access to the
+/// repository (read only, or no longer a collaborator) approves in vain, as on GitHub; given
+/// write access, the same approval counts.
+#[test]
+fn an_approval_without_write_access_does_not_count() {
+    for (who, level) in [
+        ("ml-lead", "read"),
+        ("team-reviewer", "none"),
+        ("pin-owner", "read"),
+    ] {
+        let w = World::new("");
+        promoted(&w);
+        w.fake.permission(REPO, who, level);
+        w.fake.review(REPO, 1, who, "APPROVED", None);
+        let (code, text) = gate_says(&w, 1);
+        assert_eq!(code, 1, "{who}: {text}");
+        assert!(
+            text.contains("[approvals]")
+                && text.contains(&format!("{who}: has no write access to the repository")),
+            "{who}: {text}"
+        );
+        w.fake.permission(REPO, who, "write");
+        let (code, text) = gate_says(&w, 1);
+        assert_eq!(code, 0, "{who}: {text}");
+        w.assert_contract();
+    }
+}
+
 #[test]
 fn the_gate_counts_a_re_approval_after_a_new_push_only() {
     let w = World::new("");

@@ -52,6 +52,10 @@ pub(crate) const OPERATIONS: &[(&str, &str)] = &[
     ),
     (
         "get",
+        "/repos/{owner}/{repo}/collaborators/{username}/permission",
+    ),
+    (
+        "get",
         "/repos/{owner}/{repo}/environments/{environment_name}",
     ),
     (

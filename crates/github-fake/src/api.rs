@@ -721,6 +721,26 @@ fn serve(
                 }),
             )
         }
+        ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission") => {
+            let login = p("username");
+            let level = repo.permissions.get(&login).cloned().unwrap_or_else(|| {
+                if login == repo.owner {
+                    "admin"
+                } else {
+                    "write"
+                }
+                .to_owned()
+            });
+            if level == "none" {
+                return error(404, "Not Found");
+            }
+            let mut user = user_json(spec, &crate::user(&login));
+            merge(&mut user, json!({"role_name": level}));
+            ok(
+                200,
+                json!({"permission": level, "role_name": level, "user": user}),
+            )
+        }
         ("get", "/repos/{owner}/{repo}/actions/oidc/customization/sub") => {
             if matches!(token, Token::Actions) {
                 return error(403, "Resource not accessible by integration");

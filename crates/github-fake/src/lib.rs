@@ -158,6 +158,10 @@ pub struct Repo {
     pub actions_may_open_prs: bool,
     /// The OIDC subject template's claim keys; `None`: GitHub's default.
     pub oidc_claim_keys: Option<Vec<String>>,
+    /// Each login's permission on the repository (`admin`, `write`, `read`, `none`), as
+    /// GitHub's legacy `permission` reports it. A login not listed has `write` (the owner
+    /// `admin`): tests give fewer rights explicitly.
+    pub permissions: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default)]
@@ -585,6 +589,14 @@ impl FakeGitHub {
     pub fn oidc_subject_template(&self, full_name: &str, keys: Option<&[&str]>) {
         if let Some(repo) = self.state().repos.get_mut(full_name) {
             repo.oidc_claim_keys = keys.map(|k| k.iter().map(|s| (*s).to_owned()).collect());
+        }
+    }
+
+    /// Sets `login`'s permission on the repository: `admin`, `write`, `read` or `none` (not a
+    /// collaborator).
+    pub fn permission(&self, full_name: &str, login: &str, level: &str) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            repo.permissions.insert(login.to_owned(), level.to_owned());
         }
     }
 

@@ -88,6 +88,10 @@ pub struct Facts {
     /// Teams whose members this token could not read (a workflow's `GITHUB_TOKEN` cannot read
     /// organisation membership): their members are not in `allowed`.
     pub unreadable_teams: Vec<String>,
+    /// Allowed approvers who approved but have less than write access to the repository now
+    /// (GitHub's legacy `permission`: `read` or `none`, or not a collaborator at all): GitHub does
+    /// not count their approval, and neither does the gate.
+    pub without_write: Vec<String>,
     /// The head commit's `mlops/holdout` statuses, newest first.
     pub statuses: Vec<CommitStatus>,
     /// The pin file at the head commit (or why it could not be read).
@@ -316,6 +320,11 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             ))
         } else if !f.allowed.contains_key(*login) {
             Some("not an allowed reviewer (not listed, not in a listed team, not a CODEOWNER of the pin file)".to_owned())
+        } else if f.without_write.iter().any(|w| w == login) {
+            Some(
+                "has no write access to the repository (GitHub does not count such an approval)"
+                    .to_owned(),
+            )
         } else {
             None
         };
@@ -710,7 +719,7 @@ async fn gather_since(
     let author = pr["user"]["login"].as_str().unwrap_or_default().to_owned();
     let commits = branch_commits(gh, &policy.repo, since.unwrap_or(&base_ref), &head_sha).await?;
     let (foreign, started_by, pushers) = judge_commits(gh, policy, &commits, &author).await?;
-    let reviews = gh
+    let reviews: Vec<Review> = gh
         .list(&format!("/repos/{full}/pulls/{number}/reviews"), 100)
         .await?
         .iter()
@@ -765,6 +774,29 @@ async fn gather_since(
             Err(e) => return Err(e),
         }
     }
+    // An allowed approver must also hold write access now: a listed login that left the team or
+    // the organisation, or an outside reviewer, approves in vain on GitHub too.
+    let mut approvers: BTreeSet<&str> = BTreeSet::new();
+    for r in &reviews {
+        if r.state == "APPROVED" && allowed.contains_key(&r.login) {
+            approvers.insert(r.login.as_str());
+        }
+    }
+    let mut without_write = Vec::new();
+    for login in approvers {
+        let level = match gh
+            .get(&format!("/repos/{full}/collaborators/{login}/permission"))
+            .await
+        {
+            Ok(r) => r.body["permission"].as_str().unwrap_or("none").to_owned(),
+            // Not a collaborator (or a login that no longer exists).
+            Err(e) if e.status == Some(404) => "none".to_owned(),
+            Err(e) => return Err(e),
+        };
+        if !matches!(level.as_str(), "admin" | "write") {
+            without_write.push(login.to_owned());
+        }
+    }
     // The holdout status is on promote's last commit: "Update branch" merges after it (which
     // leave the pin as it was, or the rules refuse them) carry none.
     let by_sha: BTreeMap<&str, &BranchCommit> =
@@ -815,6 +847,7 @@ async fn gather_since(
         reviews,
         allowed,
         unreadable_teams,
+        without_write,
         statuses,
         pin,
     })
@@ -866,6 +899,7 @@ mod tests {
             }],
             allowed: [("lead".to_owned(), "listed reviewer".to_owned())].into(),
             unreadable_teams: vec![],
+            without_write: vec![],
             statuses: vec![CommitStatus {
                 state: "success".into(),
                 description: format!("holdout passed; report sha256:{digest}"),
@@ -1023,6 +1057,26 @@ mod tests {
             d.reason.contains("octo/ml-leads") && d.reason.contains("MLOPS_GATE_TOKEN"),
             "{d:?}"
         );
+    }
+
+    /// An allowed reviewer without write access to the repository approves in vain, as on
+    /// GitHub, and the reason names it.
+    #[test]
+    fn an_approval_without_write_access_does_not_count() {
+        let p = policy();
+        let mut f = facts();
+        assert!(decide(&p, &f).allowed);
+        let approvers: Vec<String> = f
+            .reviews
+            .iter()
+            .filter(|r| r.state == "APPROVED")
+            .map(|r| r.login.clone())
+            .collect();
+        f.without_write = approvers;
+        let d = decide(&p, &f);
+        assert!(!d.allowed);
+        assert_eq!(d.rule, "approvals");
+        assert!(d.reason.contains("has no write access"), "{d:?}");
     }
 
     fn holdout(f: &mut Facts) -> &mut PinnedHoldout {

@@ -317,6 +317,7 @@ impl LocalRepo {
                 .collect(),
             allowed,
             unreadable_teams: Vec::new(),
+            without_write: Vec::new(),
             statuses,
             pin: self
                 .show(&proposal.head, &p.pin_file)
