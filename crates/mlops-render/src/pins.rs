@@ -47,7 +47,7 @@ pub const AWS_CREDENTIALS: (&str, &str, &str) = (
 /// lands first, and the pin moves to it in a commit of its own.
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "146e02466e01d27ac41e4d4a930e6362fdec24d3",
+    "8b0c664f4b750a7150871e1386e077c8f3326204",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
