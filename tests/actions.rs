@@ -33,12 +33,16 @@ const CACHE_ACTION: &str = "actions/cache@0400d5f644dc74513175e3cd8d07132dd48608
 /// its own: it restores nothing (a cache miss) and saves nothing, and fails when it is given no
 /// `path` or no `key`.
 fn cache_stand_in() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("action.yml"),
+    action_dir(
         "name: stand-in cache\ndescription: test stand-in\ninputs:\n  path:\n    required: true\n  key:\n    required: true\noutputs:\n  cache-hit:\n    description: stand-in\n    value: ''\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        CACHE_PATH: ${{ inputs.path }}\n        CACHE_KEY: ${{ inputs.key }}\n      run: test -n \"$CACHE_PATH\" && test -n \"$CACHE_KEY\"\n",
     )
-    .expect("write");
+}
+
+/// A directory holding one composite action, `action_yml`: a stand-in for act's
+/// `--local-repository`.
+fn action_dir(action_yml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("action.yml"), action_yml).expect("write");
     dir
 }
 
@@ -1235,22 +1239,16 @@ impl StandIns {
             )
             .expect("write");
         }
-        let aws = tempfile::tempdir().expect("tempdir");
-        std::fs::write(
-            aws.path().join("action.yml"),
+        let aws = action_dir(
             "name: stand-in configure-aws-credentials\ndescription: test stand-in\ninputs:\n  role-to-assume:\n    required: true\n  aws-region:\n    required: true\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        ROLE: ${{ inputs.role-to-assume }}\n        REGION: ${{ inputs.aws-region }}\n      run: echo \"aws role=$ROLE region=$REGION\" >> \"$MLOPS_RECORD\"\n",
-        )
-        .expect("write");
+        );
         // act checks out the triggering commit itself (a copy of the working tree) whatever the
         // mapping, so this stand-in runs only for a checkout of another `ref:`: it records what
         // is checked out and whether credentials would persist, then checks out that commit of
         // the test's repository.
-        let checkout = tempfile::tempdir().expect("tempdir");
-        std::fs::write(
-            checkout.path().join("action.yml"),
+        let checkout = action_dir(
             "name: stand-in checkout\ndescription: test stand-in\ninputs:\n  ref:\n    default: ''\n  persist-credentials:\n    default: 'true'\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        REF: ${{ inputs.ref }}\n        PERSIST: ${{ inputs.persist-credentials }}\n      run: |\n        echo \"checkout ref=$REF persist-credentials=$PERSIST\" >> \"$MLOPS_RECORD\"\n        git init -q .\n        git fetch -q \"$MLOPS_SOURCE\" \"${REF:-HEAD}\"\n        git checkout -q -f FETCH_HEAD\n",
-        )
-        .expect("write");
+        );
         let record = tempfile::NamedTempFile::new().expect("record");
         Self {
             mlops,
@@ -1371,6 +1369,20 @@ fn copy_dir(src: &Path, dst: &Path) {
     }
 }
 
+/// act's arguments for `event` with `payload` (written to `dir/event.json`) on `workflow` of
+/// `dir/.github/workflows/`.
+fn event_args(dir: &Path, event: &str, payload: &str, workflow: &str) -> Vec<String> {
+    let event_file = dir.join("event.json");
+    std::fs::write(&event_file, payload).expect("event");
+    vec![
+        event.into(),
+        "-e".into(),
+        event_file.display().to_string(),
+        "-W".into(),
+        format!(".github/workflows/{workflow}"),
+    ]
+}
+
 /// Runs `workflow` of the rendered `repo` for `event` under act, with the stand-ins and the
 /// extra arguments given; returns the run and the stand-ins' record.
 fn act_rendered(
@@ -1383,15 +1395,7 @@ fn act_rendered(
 ) -> (ActRun, Vec<String>) {
     let path = repo.join(".github/workflows").join(workflow);
     let text = std::fs::read_to_string(&path).expect("rendered workflow");
-    let event_file = repo.join("event.json");
-    std::fs::write(&event_file, payload).expect("event");
-    let mut args: Vec<String> = vec![
-        event.into(),
-        "-e".into(),
-        event_file.display().to_string(),
-        "-W".into(),
-        format!(".github/workflows/{workflow}"),
-    ];
+    let mut args = event_args(repo, event, payload, workflow);
     // Reusable workflows called from this one use the same stand-ins.
     let release = std::fs::read_to_string(repo.join(".github/workflows/mlops-release.yml"))
         .unwrap_or_default();
@@ -1658,13 +1662,9 @@ fn actions_at(sha: &str) -> tempfile::TempDir {
 /// the credentials (moto's) reach the job's later steps through `GITHUB_ENV`, and only a job
 /// that runs it has any. It records the role in `MLOPS_RECORD`.
 fn aws_credentials_stand_in() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("action.yml"),
+    action_dir(
         "name: stand-in configure-aws-credentials\ndescription: test stand-in\ninputs:\n  role-to-assume:\n    required: true\n  aws-region:\n    required: true\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        ROLE: ${{ inputs.role-to-assume }}\n        REGION: ${{ inputs.aws-region }}\n      run: |\n        test -n \"$ROLE\" && test -n \"$REGION\"\n        echo \"aws role=$ROLE\" >> \"$MLOPS_RECORD\"\n        { echo AWS_ACCESS_KEY_ID=testing; echo AWS_SECRET_ACCESS_KEY=testing; echo \"AWS_REGION=$REGION\"; } >> \"$GITHUB_ENV\"\n",
     )
-    .expect("write");
-    dir
 }
 
 /// A GitOps tool's stand-in: it watches `path` on `branch` of the fake repository and, for each
@@ -1761,14 +1761,8 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
     fake.protect(REPO, "main", 1);
 
     let act = |event: &str, payload: &str, workflow: &str| {
-        let event_file = dir.join("event.json");
-        std::fs::write(&event_file, payload).expect("event");
-        let mut args: Vec<String> = vec![
-            event.into(),
-            "-e".into(),
-            event_file.display().to_string(),
-            "-W".into(),
-            format!(".github/workflows/{workflow}"),
+        let mut args = event_args(dir, event, payload, workflow);
+        args.extend([
             "--actor".into(),
             "ml-engineer".into(),
             "--local-repository".into(),
@@ -1778,7 +1772,7 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
                 "aws-actions/configure-aws-credentials@{aws_sha}={}",
                 aws.path().display()
             ),
-        ];
+        ]);
         for (k, v) in [
             (
                 "MLOPS_TRAIN_ROLE_ARN",

@@ -291,6 +291,18 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+const DIGITS: &str = "mlops-rs/digits-example";
+
+/// The fake GitHub with the digits examples' repository, its base branch needing one review, and
+/// an admin's App token.
+fn digits_repository() -> FakeGitHub {
+    let fake = FakeGitHub::start().expect("fake GitHub");
+    fake.token(APP, Token::App("mlops-admin".into()));
+    fake.repo(DIGITS, "main", &[("README.md", "# digits\n")]);
+    fake.protect(DIGITS, "main", 1);
+    fake
+}
+
 /// With a URL target the merge is the deployment: a pin file no code owner must approve is
 /// missing, not a warning; promotion with the workflow's token needs Actions to open PRs, and
 /// is a warning until an App token (`MLOPS_PROMOTION_TOKEN`) replaces it.
@@ -298,11 +310,8 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
 fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     let dir = tempfile::tempdir().expect("tempdir");
     example(dir.path(), "digits-github", false);
-    let repo = "mlops-rs/digits-example";
-    let fake = FakeGitHub::start().expect("fake GitHub");
-    fake.token(APP, Token::App("mlops-admin".into()));
-    fake.repo(repo, "main", &[("README.md", "# digits\n")]);
-    fake.protect(repo, "main", 1);
+    let repo = DIGITS;
+    let fake = digits_repository();
     let role = [(
         "MLOPS_AWS_ROLE_ARN",
         "arn:aws:iam::123456789012:role/deploy",
@@ -359,11 +368,7 @@ fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
 fn a_directory_registry_is_a_missing_release_loop() {
     let dir = tempfile::tempdir().expect("tempdir");
     example(dir.path(), "quickstart", false);
-    let repo = "mlops-rs/digits-example";
-    let fake = FakeGitHub::start().expect("fake GitHub");
-    fake.token(APP, Token::App("mlops-admin".into()));
-    fake.repo(repo, "main", &[("README.md", "# digits\n")]);
-    fake.protect(repo, "main", 1);
+    let fake = digits_repository();
     let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
     assert_eq!(code, 1, "{said}");
     assert!(
