@@ -506,6 +506,37 @@ fn an_approval_without_write_access_does_not_count() {
     }
 }
 
+/// A team that owns the pin file in CODEOWNERS: with an App token that reads organisation
+/// membership (`MLOPS_GATE_TOKEN`), its member's approval counts; with a workflow's
+/// `GITHUB_TOKEN`, which cannot read teams, it does not, and the refusal names the team and the
+/// token to give the gate.
+#[test]
+fn a_team_codeowner_counts_with_a_token_that_reads_teams() {
+    let w = World::new("");
+    w.fake.push(
+        REPO,
+        "main",
+        "octo",
+        &[(".github/CODEOWNERS", "/deploy/ @octo/pin-team\n")],
+    );
+    w.fake.team("octo", "pin-team", &["pin-team-member"]);
+    promoted(&w);
+    w.fake.review(REPO, 1, "pin-team-member", "APPROVED", None);
+    let (code, text) = gate_says(&w, 1);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("[approved]"), "{text}");
+    let (code, out, err) = run(w.mlops(ACTIONS, &["gate", "--pr", "1"]));
+    let text = out + &err;
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("[approvals]")
+            && text.contains("octo/pin-team")
+            && text.contains("MLOPS_GATE_TOKEN"),
+        "{text}"
+    );
+    w.assert_contract();
+}
+
 #[test]
 fn the_gate_counts_a_re_approval_after_a_new_push_only() {
     let w = World::new("");
