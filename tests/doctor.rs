@@ -62,9 +62,9 @@ fn create_role(moto: &moto::Moto, name: &str, trust: &serde_json::Value) {
 
 /// The settings the README prescribes for the SageMaker example, promoting in its own
 /// repository: the base branch requires two reviews and a code owner's, CODEOWNERS gives the pin
-/// file to the leads, Actions may open the promotion, `production` deploys from `main` only,
-/// each environment names its own role, the repository holds the region, the training role and
-/// both tokens, and its OIDC subject template names the workflow (the example's
+/// file to the leads, Actions may open the promotion, `staging` and `production` deploy from
+/// `main` only, each environment names its own role, the repository holds the region, the
+/// training role and both tokens, and its OIDC subject template names the workflow (the example's
 /// `workflows.oidc_subject: workflow`).
 fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> FakeGitHub {
     let fake = FakeGitHub::start().expect("fake GitHub");
@@ -87,7 +87,7 @@ fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> Fa
     fake.environment(
         MODEL,
         "staging",
-        None,
+        Some(&["main"]),
         &[("MLOPS_AWS_ROLE_ARN", &role("staging"))],
     );
     fake.environment(
@@ -346,6 +346,11 @@ fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     fake.allow_actions_prs(repo, true);
     let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
     assert_eq!(code, 0, "{said}");
+    // Staging open to any branch is a warning: its role records the holdout reports.
+    assert!(
+        said.contains("warning  environment `staging` of mlops-rs/digits-example: any branch may deploy to it: a workflow on any branch can assume the staging role, which records the holdout reports"),
+        "{said}"
+    );
     // Promotion with the workflow's own token works, and is named as the weaker choice.
     assert!(
         said.contains("warning  secret `MLOPS_PROMOTION_TOKEN`")

@@ -351,12 +351,15 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             // Protected branches only: any protected branch may deploy.
             Some(vec!["(protected branches)".to_owned()])
         };
-        out.checks.push(judge_environment(
-            env,
-            &subject,
-            branches.as_deref(),
-            &s.base_branch,
-        ));
+        // Production deploys on the push to the base branch; the release (staging) runs on the
+        // default branch.
+        let from = if env == "production" {
+            &s.base_branch
+        } else {
+            default_branch
+        };
+        out.checks
+            .push(judge_environment(env, &subject, branches.as_deref(), from));
         let vars = match gh
             .get(&format!(
                 "/repos/{repo}/environments/{env}/variables?per_page=30"
@@ -575,26 +578,32 @@ fn name_values(list: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// An environment's deployment branches (`None`: any branch) against the base branch: only it
-/// may deploy to `production`; `staging` is checked for existence only.
+/// An environment's deployment branches (`None`: any branch) against the one branch its jobs
+/// run on (`base`): `production`'s is required (a workflow on another branch could assume the
+/// production role), `staging`'s advised (its role records the holdout reports production's
+/// deploy trusts); other environments are checked for existence only.
 pub fn judge_environment(
     env: &str,
     subject: &str,
     branches: Option<&[String]>,
     base: &str,
 ) -> Check {
-    if env != "production" {
-        return found(Verdict::Ok, subject, "exists".into(), "");
-    }
+    let (short, role) = match env {
+        "production" => (Verdict::Missing, "the production role"),
+        "staging" => (
+            Verdict::Warning,
+            "the staging role, which records the holdout reports production's deploy trusts",
+        ),
+        _ => return found(Verdict::Ok, subject, "exists".into(), ""),
+    };
     let fix = format!(
         "Settings → Environments → {env} → Deployment branches and tags: \"Selected branches and tags\" with exactly `{base}`"
     );
     match branches {
         None => found(
-            Verdict::Missing,
+            short,
             subject,
-            "any branch may deploy to it: a workflow on any branch can assume the production role"
-                .into(),
+            format!("any branch may deploy to it: a workflow on any branch can assume {role}"),
             &fix,
         ),
         Some(b) if b == [base.to_owned()] => found(
@@ -604,7 +613,7 @@ pub fn judge_environment(
             "",
         ),
         Some(b) => found(
-            Verdict::Missing,
+            short,
             subject,
             format!(
                 "deploys from {}, not only `{base}`",
@@ -921,8 +930,16 @@ mod tests {
             Verdict::Missing
         );
         assert_eq!(judged(Some(&["*".to_owned()])), Verdict::Missing);
+        let staging = |b: Option<&[String]>| judge_environment("staging", "env", b, base);
+        assert_eq!(staging(None).verdict, Verdict::Warning);
+        assert!(
+            staging(None).message.contains("holdout reports"),
+            "{:?}",
+            staging(None)
+        );
+        assert_eq!(staging(Some(&["main".to_owned()])).verdict, Verdict::Ok);
         assert_eq!(
-            judge_environment("staging", "env", None, base).verdict,
+            judge_environment("preview", "env", None, base).verdict,
             Verdict::Ok
         );
     }
