@@ -41,14 +41,20 @@ const HOLDOUT: &str = "holdout";
 /// `mlops holdout --report FILE` wrote it (with a final newline) and as recorded are one report.
 pub fn report_digest(report: &[u8]) -> String {
     use sha2::Digest;
+    sha2::Sha256::digest(without_trailing_space(report))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `report` without trailing whitespace: the bytes [`report_digest`] hashes and the registry
+/// keeps.
+fn without_trailing_space(report: &[u8]) -> &[u8] {
     let end = report
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(0, |i| i + 1);
-    sha2::Sha256::digest(&report[..end])
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    &report[..end]
 }
 
 /// Whether `digest` is a SHA-256 as [`report_digest`] writes it (64 lowercase hex digits): the
@@ -730,11 +736,7 @@ impl Registry {
         // Only a version that exists gets reports.
         self.status(model, version)?;
         let digest = report_digest(report);
-        let end = report
-            .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
-            .map_or(0, |i| i + 1);
-        let body = &report[..end];
+        let body = without_trailing_space(report);
         let rel = format!("{model}/{version}/{HOLDOUT}/{digest}.json");
         match &self.store {
             Store::Local(root) => {

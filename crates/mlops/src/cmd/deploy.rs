@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use mlops_github::pin::Pin;
 use mlops_holdout::client::{Http, Policy};
-use mlops_train::registry::{ModelRef, Registry, Status};
+use mlops_train::registry::{Entry, ModelRef, Registry, Status};
 use serde_json::Value;
 
 use mlops_manifest::Manifest;
@@ -163,8 +163,8 @@ fn image_by_digest(image: &str) -> bool {
 }
 
 /// The registry must hold the pinned version with the pinned artifact; production's must be
-/// approved, and no environment takes a rejected one. (`mlops run`'s local deploy asks too.)
-pub(crate) fn vouch(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<(), Exit> {
+/// approved, and no environment takes a rejected one. The version's registry entry.
+pub(crate) fn vouch(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<Entry, Exit> {
     let reference = pin.reference();
     let r: ModelRef = reference.parse().map_err(|e: String| {
         error(&format!("the pin names `{reference}`: {e}"), "");
@@ -231,23 +231,15 @@ pub(crate) fn vouch(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<()
         );
         return Err(Exit::No);
     }
-    Ok(())
+    Ok(entry)
 }
 
 /// [`vouch`], and for production the passing holdout test the pin names, as the registry
 /// recorded it: what must hold before anything is deployed (`--check` changes nothing and asks
-/// only [`vouch`]).
+/// only [`vouch`]). `mlops run`'s local deploy asks this too.
 pub(crate) fn vouch_to_deploy(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<(), Exit> {
-    vouch(env, registry, pin)?;
+    let entry = vouch(env, registry, pin)?;
     if env == DeployEnv::Production {
-        let entry = pin
-            .reference()
-            .parse::<ModelRef>()
-            .and_then(|r| registry.resolve(&r).map_err(|e| e.message))
-            .map_err(|e| {
-                error(&e, "");
-                Exit::No
-            })?;
         holdout_vouches(registry, &entry, pin)?;
     }
     Ok(())
@@ -257,11 +249,7 @@ pub(crate) fn vouch_to_deploy(env: DeployEnv, registry: &Registry, pin: &Pin) ->
 /// recorded it (`mlops holdout` writes each report beside the version it tested): the registry,
 /// which only the holdout job's role writes there, is the authority, not a commit status any
 /// workflow of the repository could post.
-fn holdout_vouches(
-    registry: &Registry,
-    entry: &mlops_train::registry::Entry,
-    pin: &Pin,
-) -> Result<(), Exit> {
+fn holdout_vouches(registry: &Registry, entry: &Entry, pin: &Pin) -> Result<(), Exit> {
     let reference = &entry.reference;
     let refuse = |message: String, hint: &str| {
         error(
@@ -550,7 +538,7 @@ fn deploy_pin(
     let env = args.env.name();
     let environment = environment_of(m, args.env);
     let vouched = if args.check {
-        vouch(args.env, registry, pin)
+        vouch(args.env, registry, pin).map(|_| ())
     } else {
         vouch_to_deploy(args.env, registry, pin)
     };
