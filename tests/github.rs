@@ -859,6 +859,40 @@ fn the_gate_refuses_prs_it_did_not_make_or_aimed_elsewhere() {
     w.assert_contract();
 }
 
+/// A fork's pull request from a branch named like the promotion branch, with the marker, the
+/// trailer and a pin of its own, approved by a listed reviewer, is refused by `promotion-pr`
+/// (its head is in another repository); the real promotion beside it is untouched.
+#[test]
+fn a_forks_pull_request_named_like_the_promotion_is_refused() {
+    let w = World::new("");
+    promoted(&w);
+    let body = "<!-- mlops:promotion project=digits model=digits-mlp -->";
+    let pr = w.fake.fork_pull(
+        REPO,
+        "mallory",
+        "mlops/promote/digits-mlp",
+        "main",
+        "mallory",
+        &[(PIN, &pin_text(1, "d"))],
+        "Promote digits-mlp@1 to production\n\nMlops-Promotion: digits-mlp@1",
+        body,
+    );
+    assert_eq!(pr, 2, "the fork's pull request");
+    w.fake.review(REPO, pr, "ml-lead", "APPROVED", None);
+    let (code, text) = gate_says(&w, pr);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("[promotion-pr]")
+            && text.contains("comes from the repository `mallory/digits`"),
+        "{text}"
+    );
+    // The promotion itself is still the one the tool opened, and the gate takes it.
+    w.fake.review(REPO, 1, "ml-lead", "APPROVED", None);
+    let (code, text) = gate_says(&w, 1);
+    assert_eq!(code, 0, "{text}");
+    w.assert_contract();
+}
+
 /// Opens a PR through the fake's API with `token` (as a person or another tool would).
 fn pull_by(w: &World, token: &str, head: &str, base: &str, body: &str) -> u64 {
     let out = Command::new("curl")

@@ -437,8 +437,9 @@ fn serve(
                     _ => true,
                 })
                 .filter(|pr| {
+                    let owner = pr.head_owner.as_ref().unwrap_or(&repo.owner);
                     head.as_ref()
-                        .is_none_or(|h| *h == format!("{}:{}", repo.owner, pr.head))
+                        .is_none_or(|h| *h == format!("{owner}:{}", pr.head))
                 })
                 .filter(|pr| base.as_ref().is_none_or(|b| *b == pr.base))
                 .map(|pr| pull_as(spec, "pull-request-simple", &base_url, repo, pr, &now))
@@ -460,7 +461,11 @@ fn serve(
             {
                 return error(422, "Validation Failed");
             }
-            if repo.pulls.iter().any(|pr| pr.open && pr.head == head) {
+            if repo
+                .pulls
+                .iter()
+                .any(|pr| pr.open && pr.head == head && pr.head_owner.is_none())
+            {
                 return error(
                     422,
                     &format!("A pull request already exists for {}:{head}.", repo.owner),
@@ -472,6 +477,7 @@ fn serve(
                 title: b["title"].as_str().unwrap_or_default().to_owned(),
                 body: b["body"].as_str().map(str::to_owned),
                 head,
+                head_owner: None,
                 base,
                 user: me,
                 open: true,
@@ -994,6 +1000,19 @@ fn pull_as(spec: &Spec, schema: &str, base_url: &str, repo: &Repo, pr: &Pull, no
         json!({"name": repo.name, "full_name": full, "owner": owner, "default_branch": repo.default_branch}),
     );
     let branch = |name: &str, sha: &str| json!({"label": format!("{}:{name}", repo.owner), "ref": name, "sha": sha, "user": owner, "repo": repository});
+    // A fork's head: its owner's repository of the same name.
+    let head_branch = |name: &str, sha: &str| match &pr.head_owner {
+        None => branch(name, sha),
+        Some(fork) => {
+            let fork_owner = user_json(spec, &crate::user(fork));
+            let mut fork_repo = repository.clone();
+            merge(
+                &mut fork_repo,
+                json!({"full_name": format!("{fork}/{}", repo.name), "owner": fork_owner, "fork": true}),
+            );
+            json!({"label": format!("{fork}:{name}"), "ref": name, "sha": sha, "user": fork_owner, "repo": fork_repo})
+        }
+    };
     let url = format!("{base_url}/repos/{full}/pulls/{}", pr.number);
     let html = format!("https://github.invalid/{full}/pull/{}", pr.number);
     let mut out = spec.synth(
@@ -1018,7 +1037,7 @@ fn pull_as(spec: &Spec, schema: &str, base_url: &str, repo: &Repo, pr: &Pull, no
             "merged_at": if pr.merged.is_some() { json!(now) } else { Value::Null },
             "merge_commit_sha": pr.merged.as_ref().map(|m| m.merge_sha.clone()),
             "requested_reviewers": pr.reviewers.iter().map(|r| user_json(spec, &crate::user(r))).collect::<Vec<_>>(),
-            "head": branch(&pr.head, &head_sha), "base": branch(&pr.base, &base_sha),
+            "head": head_branch(&pr.head, &head_sha), "base": branch(&pr.base, &base_sha),
             "author_association": "NONE", "draft": false, "merged": pr.merged.is_some(), "mergeable": null,
             "rebaseable": null, "mergeable_state": "clean", "merged_by": null,
             "comments": 0, "review_comments": 0, "maintainer_can_modify": false,
@@ -1132,13 +1151,8 @@ fn pull_commits(repo: &Repo, pr: &Pull) -> (String, String) {
     if let Some(m) = &pr.merged {
         return (m.head_sha.clone(), m.base_sha.clone());
     }
-    let at = |branch: &str| {
-        repo.refs
-            .get(&format!("heads/{branch}"))
-            .cloned()
-            .unwrap_or_default()
-    };
-    (at(&pr.head), at(&pr.base))
+    let at = |name: &str| repo.refs.get(name).cloned().unwrap_or_default();
+    (at(&pr.head_ref()), at(&format!("heads/{}", pr.base)))
 }
 
 /// A merge commit of `head` into `base`: the base's tree with every path the head changed since

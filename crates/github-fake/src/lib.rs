@@ -99,6 +99,8 @@ pub struct Pull {
     pub title: String,
     pub body: Option<String>,
     pub head: String,
+    /// The owner of the fork the head branch is in; `None`: this repository.
+    pub head_owner: Option<String>,
     pub base: String,
     pub user: Account,
     pub open: bool,
@@ -108,6 +110,17 @@ pub struct Pull {
     pub reviews: Vec<Review>,
     /// Set when the pull request was merged: what GitHub keeps of it from then on.
     pub merged: Option<Merged>,
+}
+
+impl Pull {
+    /// Where the head branch's tip is kept: `heads/BRANCH`, or for a fork's branch
+    /// `forks/OWNER/heads/BRANCH` (a fork shares the repository's objects, not its branches).
+    pub(crate) fn head_ref(&self) -> String {
+        match &self.head_owner {
+            Some(owner) => format!("forks/{owner}/heads/{}", self.head),
+            None => format!("heads/{}", self.head),
+        }
+    }
 }
 
 /// A merged pull request's commits, as they were at the merge.
@@ -216,7 +229,7 @@ pub(crate) fn account(token: &Token) -> Account {
 fn tips(repo: &Repo, number: u64) -> Option<(usize, String, String, String, String)> {
     let i = repo.pulls.iter().position(|p| p.number == number)?;
     let (head, base) = (repo.pulls[i].head.clone(), repo.pulls[i].base.clone());
-    let head_sha = repo.refs.get(&format!("heads/{head}"))?.clone();
+    let head_sha = repo.refs.get(&repo.pulls[i].head_ref())?.clone();
     let base_sha = repo.refs.get(&format!("heads/{base}"))?.clone();
     Some((i, head, base, head_sha, base_sha))
 }
@@ -419,6 +432,50 @@ impl FakeGitHub {
             }
         }
         sha.to_owned()
+    }
+
+    /// A pull request into `base` of `full_name` from the branch `branch` of `fork_owner`'s fork,
+    /// whose commit by `login` (on top of `base`) holds `files`, opened by `login` with `title`
+    /// and `body`. Returns its number (0 when there is no such repository or base).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fork_pull(
+        &self,
+        full_name: &str,
+        fork_owner: &str,
+        branch: &str,
+        base: &str,
+        login: &str,
+        files: &[(&str, &str)],
+        title: &str,
+        body: &str,
+    ) -> u64 {
+        let mut s = self.state();
+        let Some(repo) = s.repos.get_mut(full_name) else {
+            return 0;
+        };
+        let Some(parent) = repo.refs.get(&format!("heads/{base}")).cloned() else {
+            return 0;
+        };
+        let sha = api::commit_files(repo, Some(parent), files, title, &user(login));
+        let number = repo.pulls.iter().map(|pr| pr.number).max().unwrap_or(0) + 1;
+        let pull = Pull {
+            number,
+            title: title.to_owned(),
+            body: Some(body.to_owned()),
+            head: branch.to_owned(),
+            head_owner: Some(fork_owner.to_owned()),
+            base: base.to_owned(),
+            user: user(login),
+            open: true,
+            labels: Vec::new(),
+            reviewers: Vec::new(),
+            team_reviewers: Vec::new(),
+            reviews: Vec::new(),
+            merged: None,
+        };
+        repo.refs.insert(pull.head_ref(), sha);
+        repo.pulls.push(pull);
+        number
     }
 
     /// GitHub's "Update branch" button on a pull request, clicked by `login`: a merge commit of
