@@ -471,22 +471,15 @@ fn serve(
                     &format!("A pull request already exists for {}:{head}.", repo.owner),
                 );
             }
-            let number = repo.pulls.iter().map(|pr| pr.number).max().unwrap_or(0) + 1;
-            let pull = Pull {
-                number,
-                title: b["title"].as_str().unwrap_or_default().to_owned(),
-                body: b["body"].as_str().map(str::to_owned),
+            let pull = Pull::opened(
+                repo,
+                b["title"].as_str().unwrap_or_default().to_owned(),
+                b["body"].as_str().map(str::to_owned),
                 head,
-                head_owner: None,
+                None,
                 base,
-                user: me,
-                open: true,
-                labels: Vec::new(),
-                reviewers: Vec::new(),
-                team_reviewers: Vec::new(),
-                reviews: Vec::new(),
-                merged: None,
-            };
+                me,
+            );
             let out = pull_json(spec, &base_url, repo, &pull, &now);
             repo.pulls.push(pull);
             ok(201, out)

@@ -113,6 +113,34 @@ pub struct Pull {
 }
 
 impl Pull {
+    /// A pull request just opened in `repo` (numbered after its others): no labels, reviewers
+    /// or reviews yet.
+    pub(crate) fn opened(
+        repo: &Repo,
+        title: String,
+        body: Option<String>,
+        head: String,
+        head_owner: Option<String>,
+        base: String,
+        user: Account,
+    ) -> Pull {
+        Pull {
+            number: repo.pulls.iter().map(|pr| pr.number).max().unwrap_or(0) + 1,
+            title,
+            body,
+            head,
+            head_owner,
+            base,
+            user,
+            open: true,
+            labels: Vec::new(),
+            reviewers: Vec::new(),
+            team_reviewers: Vec::new(),
+            reviews: Vec::new(),
+            merged: None,
+        }
+    }
+
     /// Where the head branch's tip is kept: `heads/BRANCH`, or for a fork's branch
     /// `forks/OWNER/heads/BRANCH` (a fork shares the repository's objects, not its branches).
     pub(crate) fn head_ref(&self) -> String {
@@ -457,22 +485,16 @@ impl FakeGitHub {
             return 0;
         };
         let sha = api::commit_files(repo, Some(parent), files, title, &user(login));
-        let number = repo.pulls.iter().map(|pr| pr.number).max().unwrap_or(0) + 1;
-        let pull = Pull {
-            number,
-            title: title.to_owned(),
-            body: Some(body.to_owned()),
-            head: branch.to_owned(),
-            head_owner: Some(fork_owner.to_owned()),
-            base: base.to_owned(),
-            user: user(login),
-            open: true,
-            labels: Vec::new(),
-            reviewers: Vec::new(),
-            team_reviewers: Vec::new(),
-            reviews: Vec::new(),
-            merged: None,
-        };
+        let pull = Pull::opened(
+            repo,
+            title.to_owned(),
+            Some(body.to_owned()),
+            branch.to_owned(),
+            Some(fork_owner.to_owned()),
+            base.to_owned(),
+            user(login),
+        );
+        let number = pull.number;
         repo.refs.insert(pull.head_ref(), sha);
         repo.pulls.push(pull);
         number
