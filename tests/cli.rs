@@ -495,7 +495,7 @@ fn render_then_check_is_clean_and_rendering_again_changes_nothing() {
     assert!(dir.path().join("terraform/storage.tf").is_file());
     assert!(
         dir.path()
-            .join(".github/workflows/mlops-gate.yml")
+            .join(".github/workflows/mlops-release.yml")
             .is_file()
     );
     let out = check(dir.path());
@@ -513,8 +513,8 @@ fn render_then_check_is_clean_and_rendering_again_changes_nothing() {
 #[test]
 fn a_directory_registry_renders_no_release_loop_and_says_why() {
     let dir = rendered_repo();
-    let gate = dir.path().join(".github/workflows/mlops-gate.yml");
-    assert!(gate.is_file());
+    let release = dir.path().join(".github/workflows/mlops-release.yml");
+    assert!(release.is_file());
     let manifest = dir.path().join("mlops.yaml");
     let s3 = std::fs::read_to_string(&manifest).expect("manifest");
     let local = s3.replace(
@@ -525,7 +525,7 @@ fn a_directory_registry_renders_no_release_loop_and_says_why() {
     std::fs::write(&manifest, local).expect("edit");
     let out = check(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
-    for loop_file in ["mlops-train.yml", "mlops-release.yml", "mlops-gate.yml"] {
+    for loop_file in ["mlops-train.yml", "mlops-release.yml"] {
         assert!(
             text(&out.stdout).contains(&format!("obsolete: .github/workflows/{loop_file}")),
             "{}",
@@ -540,9 +540,115 @@ fn a_directory_registry_renders_no_release_loop_and_says_why() {
             && note.contains("`s3://BUCKET/PREFIX`"),
         "{note}"
     );
-    assert!(!gate.exists());
+    assert!(!release.exists());
     assert!(dir.path().join(".github/workflows/mlops-ci.yml").is_file());
     assert_eq!(check(dir.path()).status.code(), Some(0));
+}
+
+/// With `promotion.repository` elsewhere (the SageMaker example promotes in acme/ml-deploy),
+/// the gate is not rendered into the model's repository, where it would never see a promotion
+/// (one rendered there before is obsolete); `--promotion-out` renders it, with the manifest copy
+/// it reads, into a checkout of the promotion repository, beside other projects' files.
+#[test]
+fn the_gate_of_another_promotion_repository_is_rendered_into_its_checkout() {
+    let dir = rendered_repo();
+    let old_gate = dir.path().join(".github/workflows/mlops-gate.yml");
+    assert!(!old_gate.exists());
+    std::fs::write(
+        &old_gate,
+        format!("{}\nname: mlops gate\n", mlops_render::HEADER),
+    )
+    .expect("an old gate");
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    assert!(
+        text(&out.stdout).contains("obsolete: .github/workflows/mlops-gate.yml"),
+        "{}",
+        text_of(&out)
+    );
+    let out = render_in(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert!(!old_gate.exists());
+    assert!(
+        text(&out.stderr)
+            .contains("production's gate runs in the promotion repository acme/ml-deploy")
+            && text(&out.stderr).contains("--promotion-out DIR"),
+        "{}",
+        text_of(&out)
+    );
+
+    // The promotion repository's checkout, holding another project's gate.
+    let promo = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(promo.path().join(".git")).expect(".git");
+    let theirs = [
+        (
+            ".github/workflows/mlops-gate-other.yml",
+            format!("{}\nname: theirs\n", mlops_render::HEADER),
+        ),
+        (
+            "mlops/other/mlops.yaml",
+            format!("{}\nproject: theirs\n", mlops_render::HEADER),
+        ),
+    ];
+    for (path, text) in &theirs {
+        let p = promo.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    let into = promo.path().to_str().expect("utf-8 path");
+    let out = render_in(dir.path(), &["--promotion-out", into]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("wrote .github/workflows/mlops-gate-churn.yml")
+            && stdout.contains("wrote mlops/churn/mlops.yaml")
+            && stdout.contains("2 rendered files, 2 changed"),
+        "{stdout}"
+    );
+    for (path, text) in &theirs {
+        assert_eq!(
+            &std::fs::read_to_string(promo.path().join(path)).expect("kept"),
+            text
+        );
+    }
+    // The copy is the manifest: it validates there, and the gate reads it.
+    let copy = promo.path().join("mlops/churn/mlops.yaml");
+    let out = run(mlops().args(["validate", "--manifest"]).arg(&copy));
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let gate = std::fs::read_to_string(promo.path().join(".github/workflows/mlops-gate-churn.yml"))
+        .expect("the gate");
+    assert!(gate.contains("manifest: \"mlops/churn/mlops.yaml\""), "{gate}");
+    let out = render_in(dir.path(), &["--check", "--promotion-out", into]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+
+    // A reviewer added to the copy by hand is drift.
+    let text_before = std::fs::read_to_string(&copy).expect("copy");
+    let edited = text_before.replace("team_reviewers: [", "team_reviewers: [acme/mallory, ");
+    assert_ne!(edited, text_before);
+    std::fs::write(&copy, edited).expect("edit");
+    let out = render_in(dir.path(), &["--check", "--promotion-out", into]);
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    assert!(
+        text(&out.stdout).contains("--- a/mlops/churn/mlops.yaml")
+            && text(&out.stdout).contains("mallory"),
+        "{}",
+        text_of(&out)
+    );
+
+    // A manifest promoting in its own repository has no other repository to render.
+    let same = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        root().join("examples/digits-github/mlops.yaml"),
+        same.path().join("mlops.yaml"),
+    )
+    .expect("copy");
+    let out = render_in(same.path(), &["--promotion-out", into]);
+    assert_eq!(out.status.code(), Some(2), "{}", text_of(&out));
+    assert!(
+        text(&out.stderr).contains("--promotion-out: the promotion repository is this one"),
+        "{}",
+        text_of(&out)
+    );
 }
 
 #[test]

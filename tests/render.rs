@@ -44,8 +44,48 @@ fn load(path: &Path) -> Manifest {
     report.manifest.expect("typed")
 }
 
+/// Each repository's rendered tree: the model's, then, with `promotion.repository` elsewhere,
+/// the promotion repository's (the gate workflow and the manifest copy it reads).
+fn trees(m: &Manifest, path: &str) -> Vec<(String, Files)> {
+    let source = std::fs::read_to_string(root().join(path)).expect("the manifest");
+    trees_of(m, path, &source)
+}
+
+/// [`trees`] of the manifest `m` whose text is `source`.
+fn trees_of(m: &Manifest, path: &str, source: &str) -> Vec<(String, Files)> {
+    let mut out = vec![(
+        m.project.repository.clone(),
+        mlops_render::render(m, path, &BTreeMap::new()).expect("renders"),
+    )];
+    if let Some(files) = mlops_render::render_promotion(m, path, source, &BTreeMap::new())
+        .expect("renders the promotion repository's files")
+    {
+        out.push((mlops_manifest::gate_workflow(m).repository, files));
+    }
+    out
+}
+
+/// Every repository's rendered files together (the promotion repository's gate is named after
+/// the project, so no path collides).
 fn render(m: &Manifest, path: &str) -> Files {
-    mlops_render::render(m, path, &BTreeMap::new()).expect("renders")
+    let source = std::fs::read_to_string(root().join(path)).expect("the manifest");
+    render_of(m, path, &source)
+}
+
+/// [`render`] of the manifest `m` whose text is `source`.
+fn render_of(m: &Manifest, path: &str, source: &str) -> Files {
+    let mut all = Files::new();
+    for (repo, files) in trees_of(m, path, source) {
+        for (p, text) in files {
+            assert!(all.insert(p.clone(), text).is_none(), "{repo}: {p} twice");
+        }
+    }
+    all
+}
+
+/// The gate workflow's file name (in whichever repository it runs).
+fn gate(m: &Manifest) -> String {
+    mlops_manifest::gate_workflow(m).file
 }
 
 /// The rendered tree in a git work tree, as in a user's repository: actionlint finds the project
@@ -70,10 +110,14 @@ fn write_tree(files: &Files) -> tempfile::TempDir {
 #[test]
 fn rendered_trees_match_their_snapshots() {
     for (path, m) in all_examples() {
-        let files = render(&m, &path);
         let mut all = String::new();
-        for (p, text) in &files {
-            all.push_str(&format!("=== {p}\n{text}"));
+        for (i, (repo, files)) in trees(&m, &path).into_iter().enumerate() {
+            if i > 0 {
+                all.push_str(&format!("###### the promotion repository, {repo}\n"));
+            }
+            for (p, text) in &files {
+                all.push_str(&format!("=== {p}\n{text}"));
+            }
         }
         let name = path.replace('/', "__");
         insta::assert_snapshot!(name, all);
@@ -115,15 +159,15 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
         let files = render(&m, &path);
         let wf = workflows(&files);
         let names: Vec<&String> = wf.keys().collect();
-        assert_eq!(
-            names,
-            [
-                "mlops-ci.yml",
-                "mlops-gate.yml",
-                "mlops-release.yml",
-                "mlops-train.yml"
-            ]
-        );
+        let gate_file = gate(&m);
+        let mut want = vec![
+            "mlops-ci.yml",
+            gate_file.as_str(),
+            "mlops-release.yml",
+            "mlops-train.yml",
+        ];
+        want.sort_unstable();
+        assert_eq!(names, want);
         for (name, doc) in &wf {
             assert_eq!(doc["permissions"], serde_json::json!({}), "{name}");
             assert!(doc["concurrency"]["group"].is_string(), "{name}");
@@ -205,11 +249,11 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
             job("mlops-release.yml", "promote")["environment"],
             "staging"
         );
-        assert_eq!(jobs("mlops-gate.yml"), ["gate", "production"]);
+        assert_eq!(jobs(&gate_file), ["gate", "production"]);
         let read =
             serde_json::json!({"contents": "read", "pull-requests": "read", "statuses": "read"});
-        assert_eq!(job("mlops-gate.yml", "gate")["permissions"], read);
-        let production = job("mlops-gate.yml", "production");
+        assert_eq!(job(&gate_file, "gate")["permissions"], read);
+        let production = job(&gate_file, "production");
         assert_eq!(production["environment"], "production");
         // Production deploys on the push a merge makes, and its first mlops step is the gate on
         // that commit: the deploy (and, on AWS, the role) come only after it passed.
@@ -348,8 +392,8 @@ fn hostile_values_round_trip_and_change_no_structure() {
     let plain = plain.manifest.expect("typed");
 
     let evil_path = "ml/${{ github.token }}\"'\n/mlops.yaml";
-    let evil = render(&hostile_manifest, evil_path);
-    let benign = render(&plain, "ml/models/mlops.yaml");
+    let evil = render_of(&hostile_manifest, evil_path, &source);
+    let benign = render_of(&plain, "ml/models/mlops.yaml", &plain_source);
     assert_eq!(
         evil.keys().collect::<Vec<_>>(),
         benign.keys().collect::<Vec<_>>()
@@ -459,8 +503,17 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
     };
     let mut terraform_checked = 0;
     let mut canaries = 0;
-    for (path, m) in all_examples() {
-        let files = render(&m, &path);
+    // Each repository's tree in a work tree of its own, as it is pushed.
+    let repositories: Vec<(String, Files)> = all_examples()
+        .iter()
+        .flat_map(|(path, m)| {
+            trees(m, path)
+                .into_iter()
+                .map(move |(repo, files)| (format!("{path} in {repo}"), files))
+        })
+        .collect();
+    let mut promotion_trees = 0;
+    for (path, files) in repositories {
         let dir = write_tree(&files);
         let run = |cmd: &mut Command| {
             let out = cmd.current_dir(dir.path()).output().expect("tool runs");
@@ -499,6 +552,19 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
             .env_remove("GH_TOKEN")
             .env_remove("GITHUB_TOKEN"));
         assert!(ok && text.contains("No findings"), "{path}: zizmor\n{text}");
+        if !files.contains_key("container/Dockerfile") {
+            // The promotion repository's tree: a gate workflow and the manifest it reads.
+            assert!(
+                files
+                    .keys()
+                    .any(|p| p.starts_with(".github/workflows/mlops-gate-"))
+                    && files.keys().any(|p| p.ends_with("/mlops.yaml")),
+                "{path}: {:?}",
+                files.keys()
+            );
+            promotion_trees += 1;
+            continue;
+        }
         let (ok, text) = run(Command::new(&checkov).args([
             "-f",
             "container/Dockerfile",
@@ -538,6 +604,10 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
         terraform_checked += 1;
     }
     assert!(terraform_checked >= 1);
+    assert!(
+        promotion_trees >= 1,
+        "no example promotes in another repository"
+    );
     assert!(
         canaries >= 1,
         "no example grants statuses to a reusable workflow"
@@ -1163,7 +1233,7 @@ fn job_timeouts_cover_a_cold_start_of_the_actions() {
 fn no_review_can_cancel_the_production_deploy() {
     for (path, m) in examples() {
         let wf = workflows(&render(&m, &path));
-        let gate = &wf["mlops-gate.yml"];
+        let gate = &wf[&gate(&m)];
         let group = gate["concurrency"]["group"].as_str().expect("group");
         assert!(group.contains("github.event_name"), "{path}: {group}");
         let base = m
@@ -1196,4 +1266,90 @@ fn no_review_can_cancel_the_production_deploy() {
             "{path}: {only_promotion}"
         );
     }
+}
+
+/// With `promotion.repository` elsewhere, the gate runs there: the model's tree has none, the
+/// promotion repository's has the gate reading a copy of the manifest that loads as the same
+/// manifest, and production's role trusts that repository's gate (training and staging keep
+/// trusting the model's repository).
+#[test]
+fn a_promotion_repository_elsewhere_holds_the_gate_that_deploys_production() {
+    let mut checked = 0;
+    for (path, m) in examples() {
+        let gate = mlops_manifest::gate_workflow(&m);
+        let Some(copy) = gate.manifest.clone() else {
+            continue;
+        };
+        assert_ne!(gate.repository, m.project.repository);
+        let trees = trees(&m, &path);
+        assert_eq!(trees.len(), 2, "{path}");
+        let (model, promotion) = (&trees[0].1, &trees[1].1);
+        assert!(
+            !model.keys().any(|p| p.contains("mlops-gate")),
+            "{path}: a gate in the model's repository never sees a promotion: {:?}",
+            model.keys()
+        );
+        let workflow = format!(".github/workflows/{}", gate.file);
+        assert_eq!(
+            promotion.keys().collect::<Vec<_>>(),
+            [&workflow, &copy],
+            "{path}"
+        );
+        let doc = yaml(&promotion[&workflow]);
+        assert_eq!(doc["name"], format!("mlops gate ({})", m.project.name));
+        let mut reads = 0;
+        for job in doc["jobs"].as_object().expect("jobs").values() {
+            for step in job["steps"].as_array().into_iter().flatten() {
+                if step["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.contains("/actions/"))
+                {
+                    assert_eq!(step["with"]["manifest"], copy.as_str(), "{path}");
+                    reads += 1;
+                }
+            }
+        }
+        assert_eq!(
+            reads, 3,
+            "{path}: the gate twice and the deploy read the copy"
+        );
+        let report = mlops_manifest::check_bytes(&copy, promotion[&copy].as_bytes());
+        assert!(report.is_valid(), "{path}: {:?}", report.diagnostics);
+        assert_eq!(
+            report.manifest.as_ref(),
+            Some(&m),
+            "{path}: the copy is the manifest"
+        );
+        // The roles: production's names the promotion repository's gate.
+        let trust = &model["terraform/github_oidc.tf"];
+        let production = mlops_manifest::oidc_subject(&m, mlops_manifest::RolePurpose::Production);
+        assert!(
+            production.starts_with(&format!("repo:{}:environment:production", gate.repository)),
+            "{production}"
+        );
+        if m.workflows.oidc_subject == mlops_manifest::model::OidcSubject::Workflow {
+            assert!(
+                production.ends_with(&format!(
+                    ":job_workflow_ref:{}/{workflow}@refs/heads/{}",
+                    gate.repository,
+                    m.promotion.as_ref().expect("promotion").base_branch
+                )),
+                "{production}"
+            );
+        }
+        for purpose in [
+            mlops_manifest::RolePurpose::Train,
+            mlops_manifest::RolePurpose::Staging,
+        ] {
+            let subject = mlops_manifest::oidc_subject(&m, purpose);
+            assert!(
+                subject.starts_with(&format!("repo:{}:", m.project.repository)),
+                "{subject}"
+            );
+            assert!(trust.contains(&format!("\"{subject}\"")), "{trust}");
+        }
+        assert!(trust.contains(&format!("\"{production}\"")), "{trust}");
+        checked += 1;
+    }
+    assert!(checked >= 1, "no example promotes in another repository");
 }

@@ -51,27 +51,80 @@ impl RolePurpose {
 /// runs from the default branch too (called by the train workflow, dispatched on it); production's
 /// job runs on the push to the promotion's base branch. With `workflows.oidc_subject: workflow`
 /// the claim also names the workflow file and that branch (`job_workflow_ref`).
+///
+/// With `promotion.repository` elsewhere, production's job is the gate workflow rendered for
+/// that repository ([`gate_workflow`]): its subject names that repository.
 pub fn oidc_subject(m: &Manifest, purpose: RolePurpose) -> String {
-    let repo = &m.project.repository;
     let default = &m.workflows.default_branch;
     let base = m.promotion.as_ref().map_or(default, |p| &p.base_branch);
-    let (context, workflow, branch) = match purpose {
+    let gate = gate_workflow(m);
+    let (repo, context, workflow, branch) = match purpose {
         RolePurpose::Train => (
+            &m.project.repository,
             format!("ref:refs/heads/{default}"),
             "mlops-train.yml",
             default,
         ),
         RolePurpose::Staging => (
+            &m.project.repository,
             "environment:staging".to_owned(),
             "mlops-release.yml",
             default,
         ),
-        RolePurpose::Production => ("environment:production".to_owned(), "mlops-gate.yml", base),
+        RolePurpose::Production => (
+            &gate.repository,
+            "environment:production".to_owned(),
+            gate.file.as_str(),
+            base,
+        ),
     };
     match m.workflows.oidc_subject {
         model::OidcSubject::Environment => format!("repo:{repo}:{context}"),
         model::OidcSubject::Workflow => format!(
             "repo:{repo}:{context}:job_workflow_ref:{repo}/.github/workflows/{workflow}@refs/heads/{branch}"
         ),
+    }
+}
+
+/// The repository holding the production pin file and receiving promotion pull requests:
+/// `promotion.repository`, else the model's own.
+pub fn promotion_repository(m: &Manifest) -> &str {
+    m.promotion
+        .as_ref()
+        .and_then(|p| p.repository.as_deref())
+        .unwrap_or(&m.project.repository)
+}
+
+/// Where production's gate runs: the workflow that sees the promotion's reviews and the pushes
+/// its merges make, so it lives in the promotion repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateWorkflow {
+    /// `OWNER/REPO` it runs in.
+    pub repository: String,
+    /// Its file name under `.github/workflows/`.
+    pub file: String,
+    /// The manifest it reads, from that repository's root: the model's own, or (promotion
+    /// elsewhere) the copy `mlops render --promotion-out` writes beside it.
+    pub manifest: Option<String>,
+}
+
+/// The gate workflow for `m`. In the model's repository it is `mlops-gate.yml`; in a
+/// promotion repository several projects may share, `mlops-gate-PROJECT.yml` reading the
+/// manifest copy `mlops/PROJECT/mlops.yaml` (`manifest` is `None` for the model's repository,
+/// whose manifest path only the caller knows).
+pub fn gate_workflow(m: &Manifest) -> GateWorkflow {
+    let repository = promotion_repository(m).to_owned();
+    if repository == m.project.repository {
+        return GateWorkflow {
+            repository,
+            file: "mlops-gate.yml".to_owned(),
+            manifest: None,
+        };
+    }
+    let project = &m.project.name;
+    GateWorkflow {
+        repository,
+        file: format!("mlops-gate-{project}.yml"),
+        manifest: Some(format!("mlops/{project}/mlops.yaml")),
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct Context {
     /// The promotion pull request goes to another repository (needs a token, not GITHUB_TOKEN).
     pub promotion_elsewhere: bool,
     pub promotion_pin_file: String,
+    /// The gate workflow's name, which its concurrency groups start with: `mlops gate`, or in a
+    /// promotion repository that several projects may share, `mlops gate (PROJECT)`.
+    pub gate_name: String,
     /// The branch promotion pull requests target, whose pin file is production's.
     pub promotion_base_branch: String,
     /// The branch the promotion pull request comes from (`mlops promote` pushes it): the gate
@@ -275,6 +278,11 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             .map(|i| i.terraform.region.clone()),
         terraform,
         environments,
+        gate_name: if promotion_repository == m.project.repository {
+            "mlops gate".to_owned()
+        } else {
+            format!("mlops gate ({})", m.project.name)
+        },
         promotion_elsewhere: promotion_repository != m.project.repository,
         promotion_repository,
         staging_commit_pin: m.environments.staging.url.is_some()

@@ -44,44 +44,111 @@ pub struct RenderError {
 /// Renders every file for `manifest`, found at `manifest_path` from the repository root.
 /// `existing_pins` are the action pins found in each of the user's rendered workflows, by path
 /// (see [`pins::scan`]): a file keeps its own pins where they are newer than ours.
+///
+/// With `promotion.repository` elsewhere the gate workflow is not among them: it must run where
+/// the promotion pull requests are, and [`render_promotion`] renders it for that repository.
 pub fn render(
     manifest: &Manifest,
     manifest_path: &str,
     existing_pins: &BTreeMap<String, BTreeMap<String, pins::Pin>>,
 ) -> Result<Files, RenderError> {
-    let defaults = pins::Pins::defaults(manifest.workflows.actions.as_ref());
     let cx = context::build(manifest, manifest_path);
     let withheld = loop_withheld(manifest).is_some();
-    let base = minijinja::Value::from(minijinja::value::Serde(&cx));
+    let elsewhere = mlops_manifest::gate_workflow(manifest).manifest.is_some();
     let env = templates::environment();
     let mut files = Files::new();
     for t in templates::ALL {
-        if t.terraform && cx.terraform.is_none() || t.release_loop && withheld {
+        if t.terraform && cx.terraform.is_none()
+            || t.release_loop && withheld
+            || t.source == templates::GATE && elsewhere
+        {
             continue;
         }
-        // Only the pins differ from file to file.
-        let mut pins = defaults.clone();
-        if let Some(theirs) = existing_pins.get(t.output) {
-            pins.keep_newer(theirs);
+        if let Some(body) = render_one(&env, manifest, &cx, t, t.output, existing_pins)? {
+            files.insert(t.output.to_owned(), body);
         }
-        let value = minijinja::context! {
-            pins => minijinja::Value::from(minijinja::value::Serde(&pins)),
-            ..base.clone()
-        };
-        let body = env
-            .get_template(t.source)
-            .and_then(|tpl| tpl.render(&value))
-            .map_err(|source| RenderError {
-                template: t.source.to_owned(),
-                source,
-            })?;
-        // A template that renders to nothing is a file this manifest does not need.
-        if body.trim().is_empty() {
-            continue;
-        }
-        files.insert(t.output.to_owned(), finish(&body));
     }
     Ok(files)
+}
+
+/// The promotion repository's files when `promotion.repository` is not the model's own
+/// (`None` when it is): the gate workflow `.github/workflows/mlops-gate-PROJECT.yml`, which
+/// sees the promotion pull requests' reviews and the pushes their merges make and deploys
+/// production, and the manifest it reads, `mlops/PROJECT/mlops.yaml`: a copy of `source` (the
+/// manifest's text, found at `manifest_path` in `project.repository`) under the generated
+/// header. The copy is the promotion repository's own record, changed through its protected
+/// base branch like the workflow beside it; `mlops doctor` reports when either differs from
+/// what the model's manifest renders. Nothing is rendered while the loop is withheld.
+pub fn render_promotion(
+    manifest: &Manifest,
+    manifest_path: &str,
+    source: &str,
+    existing_pins: &BTreeMap<String, BTreeMap<String, pins::Pin>>,
+) -> Result<Option<Files>, RenderError> {
+    let gate = mlops_manifest::gate_workflow(manifest);
+    let Some(copy) = gate.manifest else {
+        return Ok(None);
+    };
+    let mut files = Files::new();
+    if loop_withheld(manifest).is_some() {
+        return Ok(Some(files));
+    }
+    let cx = context::build(manifest, &copy);
+    let output = format!(".github/workflows/{}", gate.file);
+    let t = templates::ALL
+        .iter()
+        .find(|t| t.source == templates::GATE)
+        .expect("the gate template is embedded");
+    if let Some(body) = render_one(
+        &templates::environment(),
+        manifest,
+        &cx,
+        t,
+        &output,
+        existing_pins,
+    )? {
+        files.insert(output, body);
+    }
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let mut text = format!(
+        "{HEADER}\n# A copy of {}:{manifest_path} for the gate of project `{}`, which reads it here.\n",
+        manifest.project.repository, manifest.project.name
+    );
+    text.push_str(source);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    files.insert(copy, text);
+    Ok(Some(files))
+}
+
+/// One template rendered to `output` with the pins for that file: `None` when it renders to
+/// nothing (a file this manifest does not need).
+fn render_one(
+    env: &minijinja::Environment<'static>,
+    manifest: &Manifest,
+    cx: &context::Context,
+    t: &templates::Template,
+    output: &str,
+    existing_pins: &BTreeMap<String, BTreeMap<String, pins::Pin>>,
+) -> Result<Option<String>, RenderError> {
+    // Only the pins differ from file to file.
+    let mut pins = pins::Pins::defaults(manifest.workflows.actions.as_ref());
+    if let Some(theirs) = existing_pins.get(output) {
+        pins.keep_newer(theirs);
+    }
+    let value = minijinja::context! {
+        pins => minijinja::Value::from(minijinja::value::Serde(&pins)),
+        ..minijinja::Value::from(minijinja::value::Serde(cx))
+    };
+    let body = env
+        .get_template(t.source)
+        .and_then(|tpl| tpl.render(&value))
+        .map_err(|source| RenderError {
+            template: t.source.to_owned(),
+            source,
+        })?;
+    Ok((!body.trim().is_empty()).then(|| finish(&body)))
 }
 
 /// Why the GitHub loop (the train, release and gate workflows) is not rendered for `manifest`,

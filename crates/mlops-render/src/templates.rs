@@ -25,6 +25,10 @@ pub struct Template {
     pub text: &'static str,
 }
 
+/// The gate workflow's template: rendered into the model's repository, or with
+/// `promotion.repository` elsewhere into that one ([`crate::render_promotion`]).
+pub const GATE: &str = "workflows/mlops-gate.yml.j2";
+
 macro_rules! templates {
     ($($source:literal => $output:literal, $terraform:literal, $release_loop:literal;)*) => {
         /// Every template, in output order.

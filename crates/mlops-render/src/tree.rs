@@ -65,6 +65,12 @@ pub fn existing(root: &Path) -> BTreeMap<String, Result<String, String>> {
     out
 }
 
+/// One file at `path` (`/`-separated, from `root`): its text, why it cannot be read, or `None`
+/// when it does not exist.
+pub fn read_file(root: &Path, path: &str) -> Option<Result<String, String>> {
+    read(&root.join(path))
+}
+
 fn read(path: &Path) -> Option<Result<String, String>> {
     match std::fs::read(path) {
         Ok(bytes) => Some(String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())),

@@ -163,6 +163,12 @@ pub(crate) struct RenderArgs {
     /// Overwrite files that lack the `mlops render` header (files you wrote yourself).
     #[arg(long, env = "MLOPS_FORCE", conflicts_with = "check")]
     pub force: bool,
+    /// With `promotion.repository` another repository: render (or with --check, compare) that
+    /// repository's files instead, into DIR, a checkout of it: the gate workflow
+    /// `.github/workflows/mlops-gate-PROJECT.yml` and the manifest copy it reads,
+    /// `mlops/PROJECT/mlops.yaml`.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub promotion_out: Option<PathBuf>,
 }
 
 /// Where training runs.

@@ -14,7 +14,8 @@ use crate::exit::Exit;
 const UPDATE_HINT: &str = "run `mlops render` to update";
 
 pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
-    let (manifest, _) = match super::valid_manifest(&args.manifest, format, "nothing rendered") {
+    let (manifest, source) = match super::valid_manifest(&args.manifest, format, "nothing rendered")
+    {
         Ok(found) => found,
         Err(code) => return code,
     };
@@ -25,18 +26,45 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
             return Exit::Usage;
         }
     };
-    let root = args.out.clone().unwrap_or(repo_root);
+    let gate = mlops_manifest::gate_workflow(&manifest);
+    let promotion = match (&args.promotion_out, &gate.manifest) {
+        (Some(_), None) => {
+            super::error(
+                "--promotion-out: the promotion repository is this one, whose gate `mlops render` writes with the rest",
+                "drop --promotion-out, or set `promotion.repository` to the repository holding the production pin file",
+            );
+            return Exit::Usage;
+        }
+        (Some(dir), Some(_)) => Some(dir.clone()),
+        (None, _) => None,
+    };
+    let root = promotion
+        .clone()
+        .or_else(|| args.out.clone())
+        .unwrap_or(repo_root);
 
     // Pins already in the user's workflows (a Dependabot bump) are kept when newer.
-    let existing = tree::existing(&root);
-    let pins = existing
-        .iter()
-        .filter(|(path, _)| path.starts_with(".github/"))
-        .filter_map(|(path, text)| {
-            Some((path.clone(), mlops_render::pins::scan(text.as_ref().ok()?)))
-        })
-        .collect();
-    let files = match mlops_render::render(&manifest, &manifest_path, &pins) {
+    let mut existing = tree::existing(&root);
+    let rendered = match &promotion {
+        Some(_) => {
+            // Only the files of this project are this render's: the repository is shared.
+            existing.retain(|path, _| {
+                path == &format!(".github/workflows/{}", gate.file)
+                    || gate.manifest.as_ref() == Some(path)
+            });
+            if let Some(copy) = &gate.manifest
+                && let Some(text) = tree::read_file(&root, copy)
+            {
+                existing.insert(copy.clone(), text);
+            }
+            let pins = workflow_pins(&existing);
+            let text = String::from_utf8_lossy(&source);
+            mlops_render::render_promotion(&manifest, &manifest_path, &text, &pins)
+                .map(Option::unwrap_or_default)
+        }
+        None => mlops_render::render(&manifest, &manifest_path, &workflow_pins(&existing)),
+    };
+    let files = match rendered {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
@@ -46,6 +74,13 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
     let comparison = tree::compare(&files, &existing);
     if let Some(why) = mlops_render::loop_withheld(&manifest) {
         eprintln!("note: {why}");
+    } else if promotion.is_none()
+        && let Some(copy) = &gate.manifest
+    {
+        eprintln!(
+            "note: production's gate runs in the promotion repository {}: render its workflow .github/workflows/{} and the manifest copy {copy} into a checkout of it with `mlops render --promotion-out DIR`, and merge them there (`mlops doctor` checks they are current)",
+            gate.repository, gate.file
+        );
     }
     let code = if args.check {
         show_check(&root, &comparison, format);
@@ -78,6 +113,20 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
         eprintln!("warning: could not write the step outputs or summary: {e}");
     }
     code
+}
+
+/// The action pins already in each rendered workflow on disk.
+fn workflow_pins(
+    existing: &std::collections::BTreeMap<String, Result<String, String>>,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, mlops_render::pins::Pin>>
+{
+    existing
+        .iter()
+        .filter(|(path, _)| path.starts_with(".github/"))
+        .filter_map(|(path, text)| {
+            Some((path.clone(), mlops_render::pins::scan(text.as_ref().ok()?)))
+        })
+        .collect()
 }
 
 /// Renders the valid manifest at `root/manifest_path` into `root` without printing: the number
