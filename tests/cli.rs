@@ -617,7 +617,10 @@ fn the_gate_of_another_promotion_repository_is_rendered_into_its_checkout() {
     assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
     let gate = std::fs::read_to_string(promo.path().join(".github/workflows/mlops-gate-churn.yml"))
         .expect("the gate");
-    assert!(gate.contains("manifest: \"mlops/churn/mlops.yaml\""), "{gate}");
+    assert!(
+        gate.contains("manifest: \"mlops/churn/mlops.yaml\""),
+        "{gate}"
+    );
     let out = render_in(dir.path(), &["--check", "--promotion-out", into]);
     assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
 

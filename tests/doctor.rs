@@ -274,21 +274,157 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
     );
     assert!(!said.contains("trust policy"), "--no-aws read IAM: {said}");
     assert_eq!(fake.violations(), Vec::<String>::new());
+}
 
-    // The example as written promotes in another repository, where the rendered gate never
-    // runs: said, exit 1, whatever else is in place.
-    let elsewhere = tempfile::tempdir().expect("tempdir");
-    example(elsewhere.path(), "sagemaker", false);
-    let fake = prescribed(&roles);
-    fake.repo(DEPLOY, "main", &[("README.md", "# deploy\n")]);
-    let (code, said) = doctor(&fake, Some(&moto), elsewhere.path(), APP, &[]);
-    assert_eq!(code, 1, "{said}");
-    assert!(
-        said.contains("missing  promotion repository acme/ml-deploy: the rendered gate workflow runs in acme/churn-model")
-            && said.contains("remove `promotion.repository`"),
-        "{said}"
+/// The settings the README prescribes when the promotion is in another repository (the SageMaker
+/// example as written): the model's repository trains and releases to staging, and holds the
+/// token that opens promotions in acme/ml-deploy; that repository holds the gate and the manifest
+/// copy `mlops render --promotion-out` wrote, the rules on its base branch, CODEOWNERS, the
+/// `production` environment with production's role, and a subject template naming the workflow.
+/// `omit` leaves settings out: `production` (the environment), `promotion-token`.
+fn prescribed_split(
+    roles: &std::collections::BTreeMap<String, terraform::Role>,
+    promotion_files: &[(&str, &str)],
+    omit: &[&str],
+) -> FakeGitHub {
+    let fake = FakeGitHub::start().expect("fake GitHub");
+    fake.token(APP, Token::App("mlops-admin".into()));
+    let role = |k: &str| arn(&roles[k].name);
+    fake.repo(MODEL, "main", &[("mlops.yaml", "# the manifest\n")]);
+    fake.oidc_subject_template(MODEL, Some(&["repo", "context", "job_workflow_ref"]));
+    fake.environment(
+        MODEL,
+        "staging",
+        Some(&["main"]),
+        &[("MLOPS_AWS_ROLE_ARN", &role("staging"))],
     );
+    fake.variable(MODEL, "MLOPS_AWS_REGION", "eu-west-1");
+    fake.variable(MODEL, "MLOPS_TRAIN_ROLE_ARN", &role("train"));
+    if !omit.contains(&"promotion-token") {
+        fake.secret(MODEL, "MLOPS_PROMOTION_TOKEN");
+    }
+    let mut files = vec![(".github/CODEOWNERS", "/churn/ @acme/ml-leads\n")];
+    files.extend_from_slice(promotion_files);
+    fake.repo(DEPLOY, "main", &files);
+    fake.protect(DEPLOY, "main", 2);
+    fake.require_code_owners(DEPLOY, "main", true);
+    fake.oidc_subject_template(DEPLOY, Some(&["repo", "context", "job_workflow_ref"]));
+    fake.team("acme", "ml-leads", &["lead-1", "lead-2"]);
+    if !omit.contains(&"production") {
+        fake.environment(
+            DEPLOY,
+            "production",
+            Some(&["main"]),
+            &[("MLOPS_AWS_ROLE_ARN", &role("production"))],
+        );
+    }
+    fake.secret(DEPLOY, "MLOPS_GATE_TOKEN");
+    fake
+}
+
+/// With the promotion elsewhere, doctor checks each setting in the repository whose workflow
+/// relies on it: the gate, its environment, its role and its subject template in the promotion
+/// repository, where the gate files must be as the manifest renders them; staging and the
+/// promotion token in the model's. Each gap, taken away alone, is named with its fix.
+#[test]
+fn a_promotion_repository_elsewhere_is_checked_where_the_gate_runs() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = example(dir.path(), "sagemaker", false);
+    assert!(!files.keys().any(|p| p.contains("mlops-gate")));
+    let roles = terraform::github_roles(&files, ACCOUNT);
+    for role in roles.values() {
+        create_role(&moto, &format!("split-{}", role.name), &role.trust);
+    }
+    let roles: std::collections::BTreeMap<String, terraform::Role> = roles
+        .into_iter()
+        .map(|(k, mut r)| {
+            r.name = format!("split-{}", r.name);
+            (k, r)
+        })
+        .collect();
+    let text = std::fs::read_to_string(dir.path().join("mlops.yaml")).expect("manifest");
+    let m = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes())
+        .manifest
+        .expect("valid");
+    let promotion = mlops_render::render_promotion(&m, "mlops.yaml", &text, &Default::default())
+        .expect("renders")
+        .expect("the promotion is elsewhere");
+    let gate = ".github/workflows/mlops-gate-churn.yml";
+    let copy = "mlops/churn/mlops.yaml";
+    assert_eq!(promotion.keys().collect::<Vec<_>>(), [gate, copy]);
+    let as_rendered: Vec<(&str, &str)> = promotion
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+
+    let fake = prescribed_split(&roles, &as_rendered, &[]);
+    let (code, said) = doctor(&fake, Some(&moto), dir.path(), APP, &[]);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("0 warning(s), 0 missing"), "{said}");
+    for ok in [
+        "`.github/workflows/mlops-gate-churn.yml` of acme/ml-deploy: on `main` as the manifest renders it",
+        "`mlops/churn/mlops.yaml` of acme/ml-deploy: on `main` as the manifest renders it",
+        "branch `main` of acme/ml-deploy: merging needs 2 approving review(s)",
+        "environment `production` of acme/ml-deploy: only `main` may deploy to it",
+        "environment `staging` of acme/churn-model: only `main` may deploy to it",
+        "variable `MLOPS_AWS_ROLE_ARN` for environment `production` of acme/ml-deploy: set",
+        "secret `MLOPS_PROMOTION_TOKEN` for environment `staging` of acme/churn-model: set",
+        "only GitHub's `repo:acme/ml-deploy:environment:production:job_workflow_ref:acme/ml-deploy/.github/workflows/mlops-gate-churn.yml@refs/heads/main` may assume it",
+        "OIDC subject template of acme/ml-deploy: the subject names the workflow",
+        "OIDC subject template of acme/churn-model: the subject names the workflow",
+    ] {
+        assert!(said.contains(ok), "{ok}: {said}");
+    }
+    // No job of the model's repository deploys production any more.
+    assert!(!said.contains("`production` of acme/churn-model"), "{said}");
     assert_eq!(fake.violations(), Vec::<String>::new());
+
+    let stale = promotion[copy].replace("required_approvals: 2", "required_approvals: 1");
+    assert_ne!(stale, promotion[copy]);
+    let without_gate = [(copy, promotion[copy].as_str())];
+    let with_stale = [(gate, promotion[gate].as_str()), (copy, stale.as_str())];
+    let cases: Vec<(&str, &str, Box<dyn Fn() -> FakeGitHub>)> = vec![
+        (
+            "missing  `.github/workflows/mlops-gate-churn.yml` of acme/ml-deploy: not on `main`",
+            "--promotion-out CLONE` (CLONE: a clone of acme/ml-deploy), then merge",
+            Box::new(|| prescribed_split(&roles, &without_gate, &[])),
+        ),
+        (
+            "missing  `mlops/churn/mlops.yaml` of acme/ml-deploy: differs on `main` from what the manifest renders",
+            "--promotion-out CLONE",
+            Box::new(|| prescribed_split(&roles, &with_stale, &[])),
+        ),
+        (
+            "environment `production` of acme/ml-deploy: does not exist",
+            "New environment `production`",
+            Box::new(|| prescribed_split(&roles, &as_rendered, &["production"])),
+        ),
+        (
+            "OIDC subject template of acme/ml-deploy: the manifest's roles trust subjects that name the workflow, but the repository's template is GitHub's default",
+            "repos/acme/ml-deploy/actions/oidc/customization/sub",
+            Box::new(|| {
+                let f = prescribed_split(&roles, &as_rendered, &[]);
+                f.oidc_subject_template(DEPLOY, None);
+                f
+            }),
+        ),
+        (
+            "secret `MLOPS_PROMOTION_TOKEN` for environment `staging` of acme/churn-model: not set",
+            "contents and pull requests: write on the promotion repository",
+            Box::new(|| prescribed_split(&roles, &as_rendered, &["promotion-token"])),
+        ),
+    ];
+    for (says, fix, setup) in cases {
+        let fake = setup();
+        let (code, said) = doctor(&fake, Some(&moto), dir.path(), APP, &[]);
+        assert_eq!(code, 1, "{says}: {said}");
+        assert!(said.contains(says), "expected `{says}` in {said}");
+        assert!(said.contains(fix), "expected the fix `{fix}` in {said}");
+        assert_eq!(fake.violations(), Vec::<String>::new());
+    }
 }
 
 const DIGITS: &str = "mlops-rs/digits-example";

@@ -60,6 +60,9 @@ fn found(verdict: Verdict, subject: &str, message: String, hint: &str) -> Check 
 /// An Actions variable or secret the rendered workflows read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Needed {
+    /// The repository whose workflow reads it (the model's, or the promotion repository's
+    /// gate).
+    pub repo: Repo,
     /// `vars` or `secrets`.
     pub kind: &'static str,
     pub name: String,
@@ -85,8 +88,8 @@ pub struct Setup {
     /// The promote job uses the workflow's `GITHUB_TOKEN` (the promotion repository is the
     /// model repository).
     pub promote_with_workflow_token: bool,
-    /// The deployment environments the workflows use.
-    pub environments: Vec<String>,
+    /// The deployment environments the workflows use, with the repository whose workflows do.
+    pub environments: Vec<(Repo, String)>,
     pub needed: Vec<Needed>,
     /// Why the release loop (train, release and gate workflows) is not rendered, when it is not
     /// (`mlops_render::loop_withheld`: a registry only one runner has).
@@ -97,6 +100,12 @@ pub struct Setup {
     /// The manifest asks for subjects that name the workflow (`workflows.oidc_subject:
     /// workflow`), which needs the repository's subject template.
     pub workflow_subjects: bool,
+    /// With the promotion in another repository: the files `mlops render --promotion-out`
+    /// writes there (the gate workflow and the manifest copy it reads), which must be on its
+    /// base branch as rendered.
+    pub promotion_files: BTreeMap<String, String>,
+    /// How to render `promotion_files` (the command, for the fix).
+    pub promotion_render: String,
 }
 
 /// The claim keys of the subject template `workflows.oidc_subject: workflow` needs.
@@ -188,18 +197,41 @@ const ADMIN_TOKEN: &str = "run `mlops doctor` with a token of a repository admin
 pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findings, ApiError> {
     let mut out = Findings::default();
     let promo = s.promotion.full();
-    // The rendered gate runs where the workflows are: with the promotion elsewhere it never sees
-    // the promotion's reviews, nor the pushes its merges make.
-    if s.promotion != s.repo {
-        out.checks.push(found(
-            Verdict::Missing,
-            &format!("promotion repository {promo}"),
-            format!(
-                "the rendered gate workflow runs in {} and never sees the promotion pull requests opened in {promo}, nor the pushes that merge them: production would never deploy",
-                s.repo.full()
+    // With the promotion elsewhere, the gate runs there: it must be on the base branch as the
+    // manifest renders it (a missing gate never deploys, a stale one judges by an old manifest).
+    for (path, want) in &s.promotion_files {
+        let subject = format!("`{path}` of {promo}");
+        let fix = format!(
+            "{}, then merge the change into `{}` through a reviewed pull request",
+            s.promotion_render, s.base_branch
+        );
+        out.checks.push(match file_at(gh, &s.promotion, path, &s.base_branch).await {
+            Ok(Some(have)) if have == *want => found(
+                Verdict::Ok,
+                &subject,
+                format!("on `{}` as the manifest renders it", s.base_branch),
+                "",
             ),
-            "mlops does not render the gate for another repository yet: keep the promotion in the model's repository (remove `promotion.repository`)",
-        ));
+            Ok(Some(_)) => found(
+                Verdict::Missing,
+                &subject,
+                format!("differs on `{}` from what the manifest renders: production's gate judges by another manifest or workflow", s.base_branch),
+                &fix,
+            ),
+            Ok(None) => found(
+                Verdict::Missing,
+                &subject,
+                format!("not on `{}`: production's gate runs in the promotion repository, and without it no promotion ever deploys", s.base_branch),
+                &fix,
+            ),
+            Err(e) if unreadable(&e) => found(
+                Verdict::Missing,
+                &subject,
+                "cannot read it with this token".into(),
+                ADMIN_TOKEN,
+            ),
+            Err(e) => return Err(e),
+        });
     }
     if let Some(why) = &s.loop_withheld {
         out.checks.push(found(
@@ -299,9 +331,9 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
     });
 
     // 3. Environments: each exists, and production deploys from the base branch only.
-    let repo = s.repo.full();
-    let mut env_vars: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for env in &s.environments {
+    let mut env_vars: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
+    for (in_repo, env) in &s.environments {
+        let repo = in_repo.full();
         let subject = format!("environment `{env}` of {repo}");
         let exists = match gh
             .get_optional(&format!("/repos/{repo}/environments/{env}"))
@@ -370,43 +402,60 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             Err(e) if unreadable(&e) => Value::Null,
             Err(e) => return Err(e),
         };
-        env_vars.insert(env.clone(), name_values(&vars["variables"]));
+        env_vars.insert((repo, env.clone()), name_values(&vars["variables"]));
     }
 
-    // 4. Variables and secrets the workflows read.
-    let repo_vars = match gh
-        .get(&format!("/repos/{repo}/actions/variables?per_page=30"))
-        .await
-    {
-        Ok(v) => Some(name_values(&v.body["variables"])),
-        Err(e) if unreadable(&e) => None,
-        Err(e) => return Err(e),
-    };
-    let secrets = match gh
-        .get(&format!("/repos/{repo}/actions/secrets?per_page=30"))
-        .await
-    {
-        Ok(v) => Some(
-            v.body["secrets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["name"].as_str().map(str::to_owned))
-                .collect::<Vec<_>>(),
-        ),
-        Err(e) if unreadable(&e) => None,
-        Err(e) => return Err(e),
-    };
+    // 4. Variables and secrets the workflows read, in the repository whose workflow reads them.
+    let mut repo_settings = BTreeMap::new();
+    for n in &s.needed {
+        let repo = n.repo.full();
+        if repo_settings.contains_key(&repo) {
+            continue;
+        }
+        let vars = match gh
+            .get(&format!("/repos/{repo}/actions/variables?per_page=30"))
+            .await
+        {
+            Ok(v) => Some(name_values(&v.body["variables"])),
+            Err(e) if unreadable(&e) => None,
+            Err(e) => return Err(e),
+        };
+        let secrets = match gh
+            .get(&format!("/repos/{repo}/actions/secrets?per_page=30"))
+            .await
+        {
+            Ok(v) => Some(
+                v.body["secrets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) if unreadable(&e) => None,
+            Err(e) => return Err(e),
+        };
+        repo_settings.insert(repo, (vars, secrets));
+    }
+    let several = repo_settings.len() > 1;
     let mut seen = Vec::new();
     for n in &s.needed {
         if seen.contains(n) {
             continue;
         }
         seen.push(n.clone());
+        let repo = n.repo.full();
+        let (repo_vars, secrets) = &repo_settings[&repo];
         let place = n.environment.as_ref().map_or_else(
             || "the repository".to_owned(),
             |e| format!("environment `{e}`"),
         );
+        // Two repositories' workflows read settings: say whose.
+        let place = if several {
+            format!("{place} of {repo}")
+        } else {
+            place
+        };
         let subject = format!(
             "{} `{}` for {place}",
             if n.kind == "vars" {
@@ -420,7 +469,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             let from_env = n
                 .environment
                 .as_ref()
-                .and_then(|e| env_vars.get(e))
+                .and_then(|e| env_vars.get(&(repo.clone(), e.clone())))
                 .and_then(|v| v.get(&n.name));
             let value = from_env.or_else(|| repo_vars.as_ref().and_then(|v| v.get(&n.name)));
             match (value, &repo_vars) {
@@ -432,7 +481,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                             variable: format!("{} of {place}", n.name),
                             arn: v.trim().to_owned(),
                             subject: s.subjects.get(&n.environment).cloned().unwrap_or_else(|| {
-                                oidc_subject(&s.repo, n.environment.as_deref(), default_branch)
+                                oidc_subject(&n.repo, n.environment.as_deref(), default_branch)
                             }),
                             environment: n.environment.clone(),
                         });
@@ -463,7 +512,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             let optional = n.name == "MLOPS_GATE_TOKEN"
                 || (n.name == "MLOPS_PROMOTION_TOKEN" && s.promote_with_workflow_token);
             let required = !optional;
-            match &secrets {
+            match secrets {
                 Some(names) if names.contains(&n.name) => out.checks.push(found(Verdict::Ok, &subject, "set".into(), "")),
                 Some(_) if required => out.checks.push(found(
                     Verdict::Missing,
@@ -497,6 +546,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
 
     // 5. Actions may open the promotion pull request with GITHUB_TOKEN.
     if s.promote_with_workflow_token {
+        let repo = s.repo.full();
         let subject = format!("Actions permissions of {repo}");
         match gh.get(&format!("/repos/{repo}/actions/permissions/workflow")).await {
             Ok(r) if r.body["can_approve_pull_request_reviews"] == Value::Bool(true) => out.checks.push(found(
@@ -516,10 +566,25 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         }
     }
 
-    // 6. The OIDC subject template, when a job assumes a role: the roles trust the subjects the
-    // manifest says, which only that template gives.
-    if !out.roles.is_empty() || s.needed.iter().any(|n| n.name.ends_with("_ROLE_ARN")) {
-        let path = format!("/repos/{}/actions/oidc/customization/sub", s.repo.full());
+    // 6. The OIDC subject template of each repository whose jobs assume a role: the roles trust
+    // the subjects the manifest says, which only that template gives.
+    let mut assuming: Vec<&Repo> = s
+        .needed
+        .iter()
+        .filter(|n| n.name.ends_with("_ROLE_ARN"))
+        .map(|n| &n.repo)
+        .collect();
+    assuming.dedup();
+    if assuming.is_empty() && !out.roles.is_empty() {
+        assuming.push(&s.repo);
+    }
+    let mut judged: Vec<&Repo> = Vec::new();
+    for repo in assuming {
+        if judged.contains(&repo) {
+            continue;
+        }
+        judged.push(repo);
+        let path = format!("/repos/{}/actions/oidc/customization/sub", repo.full());
         match gh.get(&path).await {
             Ok(r) => {
                 let keys: Vec<String> = r.body["include_claim_keys"]
@@ -530,7 +595,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                     .collect();
                 let use_default = r.body["use_default"].as_bool().unwrap_or(true);
                 out.checks.push(judge_subject_template(
-                    &s.repo,
+                    repo,
                     use_default,
                     &keys,
                     s.workflow_subjects,
@@ -538,7 +603,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             }
             Err(e) if unreadable(&e) => out.checks.push(found(
                 Verdict::Missing,
-                &format!("OIDC subject template of {}", s.repo.full()),
+                &format!("OIDC subject template of {}", repo.full()),
                 "cannot read it with this token".into(),
                 ADMIN_TOKEN,
             )),

@@ -4,7 +4,7 @@
 //! Exit 0 nothing missing (warnings allowed), 1 something missing, 2 bad input, 3 GitHub or AWS
 //! failed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mlops_github::Repo;
 use mlops_github::doctor::{self, Findings, Needed, Setup, Verdict};
@@ -15,44 +15,75 @@ use super::{error, valid_manifest};
 use crate::cli::{DoctorArgs, Format};
 use crate::exit::Exit;
 
-/// What the rendered workflows read: the variables and secrets of each job, and the
-/// environments the jobs run in.
+/// What the rendered workflows need, by the repository they run in.
+struct Needs {
+    /// The variables and secrets each job reads.
+    needed: Vec<Needed>,
+    /// The deployment environments the jobs run in.
+    environments: Vec<(Repo, String)>,
+    /// The promotion repository's rendered files (none when it is the model's).
+    promotion_files: BTreeMap<String, String>,
+}
+
+/// What the rendered workflows of the model's repository (`repo`) and, with the promotion
+/// elsewhere, of the promotion repository (`promo`) read.
 fn needs(
     m: &mlops_manifest::Manifest,
     manifest_path: &str,
-) -> Result<(Vec<Needed>, Vec<String>), Exit> {
-    let files = mlops_render::render(m, manifest_path, &Default::default()).map_err(|e| {
+    source: &str,
+    repo: &Repo,
+    promo: &Repo,
+) -> Result<Needs, Exit> {
+    let failed = |e: mlops_render::RenderError| {
         eprintln!("error: {e}");
         Exit::Runtime
-    })?;
+    };
+    let files = mlops_render::render(m, manifest_path, &Default::default()).map_err(failed)?;
+    let promotion_files =
+        mlops_render::render_promotion(m, manifest_path, source, &Default::default())
+            .map_err(failed)?
+            .unwrap_or_default();
     let mut needed = BTreeSet::new();
-    for (path, text) in &files {
-        if path.starts_with(".github/workflows/") {
-            needed.extend(mlops_render::needs::scan(text));
+    for (in_repo, tree) in [(repo, &files), (promo, &promotion_files)] {
+        for (path, text) in tree.iter() {
+            if path.starts_with(".github/workflows/") {
+                needed.extend(
+                    mlops_render::needs::scan(text)
+                        .into_iter()
+                        .map(|n| (in_repo.full(), n)),
+                );
+            }
         }
     }
-    let environments: BTreeSet<String> = needed
+    let mut environments: BTreeSet<(String, String)> = needed
         .iter()
-        .filter_map(|n| n.environment.clone())
+        .filter_map(|(r, n)| Some((r.clone(), n.environment.clone()?)))
         .collect();
     // The gate's production job always runs in `production`, whatever it reads.
-    let mut environments: Vec<String> = environments.into_iter().collect();
-    if !environments.iter().any(|e| e == "production") {
-        environments.push("production".to_owned());
+    if mlops_render::loop_withheld(m).is_none() {
+        environments.insert((promo.full(), "production".to_owned()));
     }
-    let needed = needed
-        .into_iter()
-        .map(|n| Needed {
-            kind: n.kind,
-            name: n.name,
-            environment: n.environment,
-        })
-        .collect();
-    Ok((needed, environments))
+    let parse = |r: &str| Repo::parse(r).unwrap_or_else(|| repo.clone());
+    Ok(Needs {
+        needed: needed
+            .into_iter()
+            .map(|(r, n)| Needed {
+                repo: parse(&r),
+                kind: n.kind,
+                name: n.name,
+                environment: n.environment,
+            })
+            .collect(),
+        environments: environments
+            .into_iter()
+            .map(|(r, e)| (parse(&r), e))
+            .collect(),
+        promotion_files,
+    })
 }
 
 pub(crate) fn run(args: &DoctorArgs, format: Format) -> Exit {
-    let (m, _) = match valid_manifest(&args.manifest, format, "nothing checked") {
+    let (m, source) = match valid_manifest(&args.manifest, format, "nothing checked") {
         Ok(found) => found,
         Err(code) => return code,
     };
@@ -74,22 +105,29 @@ pub(crate) fn run(args: &DoctorArgs, format: Format) -> Exit {
             return Exit::Usage;
         }
     };
-    let (needed, environments) = match needs(&m, &manifest_path) {
+    let source = String::from_utf8_lossy(&source);
+    let needs = match needs(&m, &manifest_path, &source, &repo, &promo) {
         Ok(found) => found,
         Err(code) => return code,
     };
     let setup = Setup {
         promote_with_workflow_token: promo == repo,
         repo,
-        promotion: promo,
+        promotion: promo.clone(),
         base_branch: settings.base_branch.clone(),
         pin_file: settings.pin_file.clone(),
         required_approvals: settings.required_approvals,
         reviewers: settings.reviewers.clone(),
         teams: settings.team_reviewers.clone(),
         production_is_url: m.environments.production.sagemaker.is_none(),
-        environments,
-        needed,
+        environments: needs.environments,
+        needed: needs.needed,
+        promotion_files: needs.promotion_files,
+        promotion_render: format!(
+            "`mlops render --manifest {} --promotion-out CLONE` (CLONE: a clone of {})",
+            args.manifest.display(),
+            promo.full()
+        ),
         loop_withheld: mlops_render::loop_withheld(&m),
         subjects: mlops_manifest::RolePurpose::ALL
             .into_iter()
