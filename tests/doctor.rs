@@ -133,6 +133,9 @@ fn doctor(
 /// A change to the prescribed settings.
 type Break<'a> = dyn Fn(&FakeGitHub) + 'a;
 
+/// Settings made from scratch.
+type Setting<'a> = dyn Fn() -> FakeGitHub + 'a;
+
 #[test]
 fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
     let Some(moto) = moto::Moto::start() else {
@@ -386,7 +389,7 @@ fn a_promotion_repository_elsewhere_is_checked_where_the_gate_runs() {
     assert_ne!(stale, promotion[copy]);
     let without_gate = [(copy, promotion[copy].as_str())];
     let with_stale = [(gate, promotion[gate].as_str()), (copy, stale.as_str())];
-    let cases: Vec<(&str, &str, Box<dyn Fn() -> FakeGitHub>)> = vec![
+    let cases: Vec<(&str, &str, Box<Setting<'_>>)> = vec![
         (
             "missing  `.github/workflows/mlops-gate-churn.yml` of acme/ml-deploy: not on `main`",
             "--promotion-out CLONE` (CLONE: a clone of acme/ml-deploy), then merge",
