@@ -1356,6 +1356,32 @@ fn rendered_example_with(name: &str, edit: impl Fn(String) -> String) -> tempfil
     repo
 }
 
+/// A git checkout of the promotion repository `remote` (`OWNER/NAME`, its `origin`) holding
+/// what `mlops render --promotion-out` writes for the manifest at `manifest` of the rendered
+/// `model_repo`: the gate workflow and the manifest copy it reads.
+fn promotion_checkout(model_repo: &Path, manifest: &str, remote: &str) -> tempfile::TempDir {
+    let promo = tempfile::tempdir().expect("tempdir");
+    let git = |args: &[&str]| git_in(promo.path(), args);
+    git(&["init", "-q", "-b", "main"]);
+    let rendered = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(model_repo)
+        .args(["render", "--manifest", manifest, "--promotion-out"])
+        .arg(promo.path())
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("render");
+    assert!(rendered.status.success(), "{rendered:?}");
+    assert!(
+        !model_repo.join(".github/workflows/mlops-gate.yml").exists(),
+        "the model's repository holds no gate"
+    );
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "the gate"]);
+    let url = format!("https://github.com/{remote}.git");
+    git(&["remote", "add", "origin", &url]);
+    promo
+}
+
 fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).expect("mkdir");
     for entry in std::fs::read_dir(src).expect("read_dir") {
@@ -1531,28 +1557,25 @@ fn rendered_sagemaker_workflows_assume_the_roles_and_release_approved_packages()
     assert_eq!(record, released("churn/4"), "{}", run.log);
 }
 
-/// The gate: a review of the promotion re-checks approvals and deploys nothing, a review of any
-/// other pull request (or of a fork's branch of the same name) starts nothing; the push a merge
-/// makes runs the gate on that commit before the role and the deploy, and a push the gate
-/// refuses deploys nothing.
+/// The gate, rendered for the SageMaker example's promotion repository (acme/ml-deploy): a review
+/// of the promotion re-checks approvals and deploys nothing, a review of any other pull request
+/// (or of a fork's branch of the same name) starts nothing; the push a merge makes runs the gate
+/// on that commit before the role and the deploy, and a push the gate refuses deploys nothing.
+/// Both read the manifest copy beside the gate.
 #[test]
 fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     if tool("act").is_none() {
         return;
     }
     let stand_ins = StandIns::new();
-    let repo = rendered_example("sagemaker");
+    let model = rendered_example("sagemaker");
     // act takes `github.repository` from the remote, as GitHub knows the repository.
-    git_in(
-        repo.path(),
-        &[
-            "remote",
-            "add",
-            "origin",
-            "https://github.com/acme/churn-model.git",
-        ],
+    let repo = promotion_checkout(
+        model.path(),
+        "examples/sagemaker/mlops.yaml",
+        "acme/ml-deploy",
     );
-    let manifest = "manifest=examples/sagemaker/mlops.yaml";
+    let manifest = "manifest=mlops/churn/mlops.yaml";
     let head = Command::new("git")
         .current_dir(repo.path())
         .args(["rev-parse", "HEAD"])
@@ -1563,7 +1586,7 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
         act_rendered(
             repo.path(),
             &stand_ins,
-            "mlops-gate.yml",
+            "mlops-gate-churn.yml",
             event,
             payload,
             &[
@@ -1579,7 +1602,7 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     let head = |branch: &str, repo: &str| {
         format!(r#""head": {{"ref": "{branch}", "repo": {{"full_name": "{repo}"}}}}"#)
     };
-    let promotion = head("mlops/promote/churn-mlp", "acme/churn-model");
+    let promotion = head("mlops/promote/churn-mlp", "acme/ml-deploy");
     let review_of = |head: &str| {
         format!(
             r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": 12, {head}, "base": {{"ref": "main"}}}}}}"#
@@ -1599,8 +1622,8 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     // Reviews of other pull requests start no gate: another branch, or a fork's branch named
     // like the promotion branch.
     for other in [
-        head("feature/x", "acme/churn-model"),
-        head("mlops/promote/churn-mlp", "mallory/churn-model"),
+        head("feature/x", "acme/ml-deploy"),
+        head("mlops/promote/churn-mlp", "mallory/ml-deploy"),
     ] {
         let (run, record) = run_gate("pull_request_review", &review_of(&other), "true");
         assert_eq!(run.code, Some(0), "{}", run.log);
@@ -1711,6 +1734,20 @@ fn gitops(
 /// role hold AWS credentials, as on GitHub.
 #[test]
 fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
+    the_loop_to_production(false);
+}
+
+/// The same loop with the promotion in another repository (`promotion.repository`), as a team
+/// keeping its production pins in one deployment repository has it: the staging pin and the
+/// promotion pull request go there with the App token, the gate rendered there by `mlops render
+/// --promotion-out` (reading the manifest copy beside it) sees the reviews and the merge's push,
+/// and deploys production from that repository's pin.
+#[test]
+fn the_loop_promoting_in_another_repository_takes_a_push_to_production() {
+    the_loop_to_production(true);
+}
+
+fn the_loop_to_production(elsewhere: bool) {
     if tool("act").is_none() {
         return;
     }
@@ -1720,10 +1757,26 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
     const REPO: &str = "mlops-rs/digits-example";
     const APP: &str = "ghs_promotionAppToken4242";
     const ACTIONS: &str = "ghs_workflowToken2424";
+    // Where the pins and the promotion pull requests are.
+    let promo_repo = if elsewhere {
+        "mlops-rs/digits-deploy"
+    } else {
+        REPO
+    };
     let (status, answer) = moto.http("PUT", "/mlops-digits-example", b"");
     assert_eq!(status, 200, "{answer}");
     let (staging_port, production_port) = (moto::free_port(), moto::free_port());
     let repo = rendered_example_with("digits-github", |text| {
+        let text = if elsewhere {
+            let promotion = "promotion:\n  pin_file:";
+            assert!(text.contains(promotion));
+            text.replace(
+                promotion,
+                &format!("promotion:\n  repository: {promo_repo}\n  pin_file:"),
+            )
+        } else {
+            text
+        };
         text.replace(
             "https://digits-staging.example.com",
             &format!("http://127.0.0.1:{staging_port}"),
@@ -1746,6 +1799,14 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
             &format!("https://github.com/{REPO}.git"),
         ],
     );
+    // The promotion repository's checkout: the model's own, or another with the gate that
+    // `mlops render --promotion-out` writes.
+    let promo_checkout =
+        elsewhere.then(|| promotion_checkout(dir, "examples/digits-github/mlops.yaml", promo_repo));
+    let (promo_dir, gate_workflow) = match &promo_checkout {
+        Some(promo) => (promo.path(), "mlops-gate-digits.yml"),
+        None => (dir, "mlops-gate.yml"),
+    };
     let train =
         std::fs::read_to_string(dir.join(".github/workflows/mlops-train.yml")).expect("rendered");
     let sha = pinned_sha(&train, "mlops-rs/mlops").expect("pinned mlops actions");
@@ -1759,8 +1820,13 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
     fake.token(ACTIONS, github_fake::Token::Actions);
     fake.repo(REPO, "main", &[("README.md", "# digits\n")]);
     fake.protect(REPO, "main", 1);
+    if elsewhere {
+        fake.repo(promo_repo, "main", &[("README.md", "# deployments\n")]);
+        fake.protect(promo_repo, "main", 1);
+    }
 
-    let act = |event: &str, payload: &str, workflow: &str| {
+    // Runs `workflow` for `event` in the checkout `dir`.
+    let act_at = |dir: &Path, event: &str, payload: &str, workflow: &str| {
         let mut args = event_args(dir, event, payload, workflow);
         args.extend([
             "--actor".into(),
@@ -1812,6 +1878,8 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
         std::fs::write(record.path(), "").expect("reset");
         (run, roles)
     };
+    let act = |event: &str, payload: &str, workflow: &str| act_at(dir, event, payload, workflow);
+    let gate = |event: &str, payload: &str| act_at(promo_dir, event, payload, gate_workflow);
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|threads| {
         let moto_url = moto.endpoint();
@@ -1820,7 +1888,7 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
             ("main", "deploy/production.yaml", production_port),
         ] {
             let (fake, stop, moto_url) = (&fake, &stop, moto_url.clone());
-            threads.spawn(move || gitops(fake, REPO, branch, path, port, &moto_url, stop));
+            threads.spawn(move || gitops(fake, promo_repo, branch, path, port, &moto_url, stop));
         }
         // Stops the GitOps stand-ins however the test ends.
         struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
@@ -1846,7 +1914,7 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
             "{}",
             run.log
         );
-        let snapshot = fake.snapshot(REPO).expect("repo");
+        let snapshot = fake.snapshot(promo_repo).expect("repo");
         let pull = snapshot
             .pulls
             .iter()
@@ -1864,7 +1932,11 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
             snapshot.statuses[&head]
         );
         let pin_text = fake
-            .file(REPO, "mlops/promote/digits-mlp", "deploy/production.yaml")
+            .file(
+                promo_repo,
+                "mlops/promote/digits-mlp",
+                "deploy/production.yaml",
+            )
             .expect("the pin on the promotion branch");
         let pin = mlops_github::pin::Pin::parse(&pin_text).expect("a valid pin");
         assert_eq!(pin.model.name, "digits-mlp");
@@ -1891,17 +1963,17 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
         );
         assert_eq!(status, 200, "{recorded}");
         assert_eq!(
-            fake.file(REPO, "main", "deploy/staging.yaml"),
+            fake.file(promo_repo, "main", "deploy/staging.yaml"),
             None,
             "staging's pin stays off the base branch"
         );
 
         // 2. Reviews: the person who started the run cannot approve; a listed reviewer can.
         let review = format!(
-            r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": {pr}, "head": {{"ref": "mlops/promote/digits-mlp", "repo": {{"full_name": "{REPO}"}}}}, "base": {{"ref": "main"}}}}}}"#
+            r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": {pr}, "head": {{"ref": "mlops/promote/digits-mlp", "repo": {{"full_name": "{promo_repo}"}}}}, "base": {{"ref": "main"}}}}}}"#
         );
-        fake.review(REPO, pr, "ml-engineer", "APPROVED", None);
-        let (run, _) = act("pull_request_review", &review, "mlops-gate.yml");
+        fake.review(promo_repo, pr, "ml-engineer", "APPROVED", None);
+        let (run, _) = gate("pull_request_review", &review);
         assert_eq!(run.code, Some(1), "the starter approved:\n{}", run.log);
         assert!(
             run.log
@@ -1909,30 +1981,36 @@ fn the_rendered_loop_takes_a_push_to_production_with_the_real_actions() {
             "{}",
             run.log
         );
-        fake.review(REPO, pr, "ml-lead", "APPROVED", None);
-        let (run, roles) = act("pull_request_review", &review, "mlops-gate.yml");
+        fake.review(promo_repo, pr, "ml-lead", "APPROVED", None);
+        let (run, roles) = gate("pull_request_review", &review);
         assert_eq!(run.code, Some(0), "{}", run.log);
         assert_eq!(roles, "", "a review assumes no role and deploys nothing");
-        assert_eq!(fake.file(REPO, "main", "deploy/production.yaml"), None);
+        assert_eq!(
+            fake.file(promo_repo, "main", "deploy/production.yaml"),
+            None
+        );
 
         // 3. The merge (the same commit in the fake and in the runner's checkout), and the push
         // it makes: the gate on that commit, the production role, the deploy.
-        std::fs::create_dir_all(dir.join("deploy")).expect("mkdir");
-        std::fs::write(dir.join("deploy/production.yaml"), &pin_text).expect("pin");
-        git_in(dir, &["add", "deploy/production.yaml"]);
+        std::fs::create_dir_all(promo_dir.join("deploy")).expect("mkdir");
+        std::fs::write(promo_dir.join("deploy/production.yaml"), &pin_text).expect("pin");
+        git_in(promo_dir, &["add", "deploy/production.yaml"]);
         git_in(
-            dir,
+            promo_dir,
             &["commit", "-qm", &format!("Merge pull request #{pr}")],
         );
         let merged = Command::new("git")
-            .current_dir(dir)
+            .current_dir(promo_dir)
             .args(["rev-parse", "HEAD"])
             .output()
             .expect("git");
         let merged = String::from_utf8_lossy(&merged.stdout).trim().to_owned();
-        assert_eq!(fake.merge_as_sha(REPO, pr, "ml-lead", &merged), merged);
+        assert_eq!(
+            fake.merge_as_sha(promo_repo, pr, "ml-lead", &merged),
+            merged
+        );
         let push = format!(r#"{{"ref": "refs/heads/main", "after": "{merged}"}}"#);
-        let (run, roles) = act("push", &push, "mlops-gate.yml");
+        let (run, roles) = gate("push", &push);
         assert_eq!(run.code, Some(0), "{}", run.log);
         assert_eq!(roles.lines().collect::<Vec<_>>(), [deploy], "{}", run.log);
 
