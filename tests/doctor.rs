@@ -60,6 +60,11 @@ fn create_role(moto: &moto::Moto, name: &str, trust: &serde_json::Value) {
     assert_eq!(status, 200, "{xml}");
 }
 
+/// CODEOWNERS giving the leads the pin file and what decides who may approve it (the manifest,
+/// the workflows, CODEOWNERS itself).
+const OWNERS: &str =
+    "/churn/ @acme/ml-leads\n/mlops.yaml @acme/ml-leads\n/.github/ @acme/ml-leads\n";
+
 /// The settings the README prescribes for the SageMaker example, promoting in its own
 /// repository: the base branch requires two reviews and a code owner's, CODEOWNERS gives the pin
 /// file to the leads, Actions may open the promotion, `staging` and `production` deploy from
@@ -75,7 +80,7 @@ fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> Fa
         "main",
         &[
             ("mlops.yaml", "# the manifest\n"),
-            (".github/CODEOWNERS", "/churn/ @acme/ml-leads\n"),
+            (".github/CODEOWNERS", OWNERS),
         ],
     );
     fake.protect(MODEL, "main", 2);
@@ -154,6 +159,7 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
     for ok in [
         "branch `main` of acme/churn-model: merging needs 2 approving review(s)",
         "pin file `churn/production.yaml`: owned by @acme/ml-leads",
+        "who may approve, in acme/churn-model: `.github/workflows/mlops-gate.yml`, `mlops.yaml`, `.github/CODEOWNERS` have code owners",
         "environment `production` of acme/churn-model: only `main` may deploy to it",
         "only GitHub's `repo:acme/churn-model:environment:production:job_workflow_ref:acme/churn-model/.github/workflows/mlops-gate.yml@refs/heads/main` may assume it",
         "only GitHub's `repo:acme/churn-model:environment:staging:job_workflow_ref:acme/churn-model/.github/workflows/mlops-release.yml@refs/heads/main` may assume it",
@@ -214,6 +220,21 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
             "GitHub Actions may not create pull requests",
             "Allow GitHub Actions to create and approve pull requests",
             Box::new(|f| f.allow_actions_prs(MODEL, false)),
+        ),
+        (
+            "no CODEOWNERS entry covers `mlops.yaml`: a writer could change who may approve",
+            "(e.g. `/mlops.yaml @OWNER`)",
+            Box::new(|f| {
+                f.push(
+                    MODEL,
+                    "main",
+                    "octo",
+                    &[(
+                        ".github/CODEOWNERS",
+                        "/churn/ @acme/ml-leads\n/.github/ @acme/ml-leads\n",
+                    )],
+                );
+            }),
         ),
         (
             "the manifest's roles trust subjects that name the workflow, but the repository's template is GitHub's default",
@@ -284,7 +305,8 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
 /// token that opens promotions in acme/ml-deploy; that repository holds the gate and the manifest
 /// copy `mlops render --promotion-out` wrote, the rules on its base branch, CODEOWNERS, the
 /// `production` environment with production's role, and a subject template naming the workflow.
-/// `omit` leaves settings out: `production` (the environment), `promotion-token`.
+/// `omit` leaves settings out: `production` (the environment), `promotion-token`,
+/// `copy-owners` (the manifest copy's CODEOWNERS line).
 fn prescribed_split(
     roles: &std::collections::BTreeMap<String, terraform::Role>,
     promotion_files: &[(&str, &str)],
@@ -306,7 +328,12 @@ fn prescribed_split(
     if !omit.contains(&"promotion-token") {
         fake.secret(MODEL, "MLOPS_PROMOTION_TOKEN");
     }
-    let mut files = vec![(".github/CODEOWNERS", "/churn/ @acme/ml-leads\n")];
+    let owners = if omit.contains(&"copy-owners") {
+        "/churn/ @acme/ml-leads\n/.github/ @acme/ml-leads\n"
+    } else {
+        "/churn/ @acme/ml-leads\n/mlops/churn/ @acme/ml-leads\n/.github/ @acme/ml-leads\n"
+    };
+    let mut files = vec![(".github/CODEOWNERS", owners)];
     files.extend_from_slice(promotion_files);
     fake.repo(DEPLOY, "main", &files);
     fake.protect(DEPLOY, "main", 2);
@@ -371,6 +398,7 @@ fn a_promotion_repository_elsewhere_is_checked_where_the_gate_runs() {
         "`.github/workflows/mlops-gate-churn.yml` of acme/ml-deploy: on `main` as the manifest renders it",
         "`mlops/churn/mlops.yaml` of acme/ml-deploy: on `main` as the manifest renders it",
         "branch `main` of acme/ml-deploy: merging needs 2 approving review(s)",
+        "who may approve, in acme/ml-deploy: `.github/workflows/mlops-gate-churn.yml`, `mlops/churn/mlops.yaml`, `.github/CODEOWNERS` have code owners",
         "environment `production` of acme/ml-deploy: only `main` may deploy to it",
         "environment `staging` of acme/churn-model: only `main` may deploy to it",
         "variable `MLOPS_AWS_ROLE_ARN` for environment `production` of acme/ml-deploy: set",
@@ -399,6 +427,11 @@ fn a_promotion_repository_elsewhere_is_checked_where_the_gate_runs() {
             "missing  `mlops/churn/mlops.yaml` of acme/ml-deploy: differs on `main` from what the manifest renders",
             "--promotion-out CLONE",
             Box::new(|| prescribed_split(&roles, &with_stale, &[])),
+        ),
+        (
+            "who may approve, in acme/ml-deploy: no CODEOWNERS entry covers `mlops/churn/mlops.yaml`",
+            "`/mlops/churn/mlops.yaml @OWNER`",
+            Box::new(|| prescribed_split(&roles, &as_rendered, &["copy-owners"])),
         ),
         (
             "environment `production` of acme/ml-deploy: does not exist",
@@ -479,7 +512,10 @@ fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
         repo,
         "main",
         "octo",
-        &[(".github/CODEOWNERS", "/deploy/production.yaml @ml-lead\n")],
+        &[(
+            ".github/CODEOWNERS",
+            "/deploy/production.yaml @ml-lead\n/mlops.yaml @ml-lead\n/.github/ @ml-lead\n",
+        )],
     );
     fake.require_code_owners(repo, "main", true);
     fake.allow_actions_prs(repo, true);

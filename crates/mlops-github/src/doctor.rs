@@ -106,6 +106,9 @@ pub struct Setup {
     pub promotion_files: BTreeMap<String, String>,
     /// How to render `promotion_files` (the command, for the fix).
     pub promotion_render: String,
+    /// The files of the promotion repository that decide who may approve: the gate workflow
+    /// and the manifest it reads.
+    pub gate_files: Vec<String>,
 }
 
 /// The claim keys of the subject template `workflows.oidc_subject: workflow` needs.
@@ -279,6 +282,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
     let mut owners = Vec::new();
     let mut owner_teams = Vec::new();
     let mut found_file = None;
+    let mut codeowners_text = None;
     for location in codeowners::LOCATIONS {
         if let Some(text) = file_at(gh, &s.promotion, location, &s.base_branch).await? {
             for o in codeowners::owners(&text, &s.pin_file) {
@@ -288,6 +292,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                 }
             }
             found_file = Some(location);
+            codeowners_text = Some(text);
             break;
         }
     }
@@ -326,6 +331,61 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             level,
             &pin_subject,
             "CODEOWNERS covers it, but the branch rule does not require a code owner's review".into(),
+            &format!("turn on \"Require review from Code Owners\" in the rule protecting `{}`", s.base_branch),
+        ),
+    });
+
+    // 2b. What decides who may approve: the gate workflow, the manifest it reads (its reviewers)
+    // and CODEOWNERS itself. A change to them that any writer may approve lets a writer list
+    // themselves, or an accomplice, as a reviewer: their code owners' review must be required.
+    let decides: Vec<&str> = s
+        .gate_files
+        .iter()
+        .map(String::as_str)
+        .chain(found_file.copied())
+        .collect();
+    let unowned: Vec<&str> = decides
+        .iter()
+        .copied()
+        .filter(|p| {
+            codeowners_text
+                .as_deref()
+                .is_none_or(|t| codeowners::owners(t, p).is_empty())
+        })
+        .collect();
+    let subject = format!("who may approve, in {promo}");
+    let listed = |paths: &[&str]| {
+        paths
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.checks.push(match (unowned.is_empty(), code_owners) {
+        (true, true) => found(
+            Verdict::Ok,
+            &subject,
+            format!("{} have code owners, whose review merging requires", listed(&decides)),
+            "",
+        ),
+        (false, _) => found(
+            Verdict::Missing,
+            &subject,
+            format!(
+                "no CODEOWNERS entry covers {}: a writer could change who may approve (the manifest's reviewers, the gate) with any colleague's review",
+                listed(&unowned)
+            ),
+            &format!(
+                "give {} to the people who may approve production in .github/CODEOWNERS on `{}` (e.g. `/{} @OWNER`), and require a code owner's review",
+                listed(&unowned),
+                s.base_branch,
+                unowned[0]
+            ),
+        ),
+        (true, false) => found(
+            Verdict::Missing,
+            &subject,
+            format!("{} have code owners, but the branch rule does not require their review", listed(&decides)),
             &format!("turn on \"Require review from Code Owners\" in the rule protecting `{}`", s.base_branch),
         ),
     });

@@ -122,6 +122,13 @@ pub(crate) fn run(args: &DoctorArgs, format: Format) -> Exit {
         production_is_url: m.environments.production.sagemaker.is_none(),
         environments: needs.environments,
         needed: needs.needed,
+        gate_files: {
+            let gate = mlops_manifest::gate_workflow(&m);
+            vec![
+                format!(".github/workflows/{}", gate.file),
+                gate.manifest.unwrap_or_else(|| manifest_path.clone()),
+            ]
+        },
         promotion_files: needs.promotion_files,
         promotion_render: format!(
             "`mlops render --manifest {} --promotion-out CLONE` (CLONE: a clone of {})",
