@@ -213,7 +213,13 @@ fn the_whole_loop_runs_on_the_quickstart() {
         ],
         "{log}"
     );
-    // The quickstart's registry is a directory: the CI workflow, and no release loop.
+    // The quickstart's registry is a directory: the CI workflow, and no release loop, which the
+    // render stage says.
+    let figure = run["stages"][1]["figure"].as_str().expect("render figure");
+    assert!(
+        figure.contains("no GitHub release loop: the registry is a directory"),
+        "{figure}"
+    );
     let rendered = at("rendered");
     assert!(rendered.join(".github/workflows/mlops-ci.yml").is_file());
     assert!(

@@ -718,7 +718,8 @@ fn default_timeout() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct Promotion {
     /// The repository holding the production pin file, `OWNER/REPO`. Defaults to
-    /// `project.repository`.
+    /// `project.repository`. When it is another repository, production's gate runs there:
+    /// `mlops render --promotion-out CLONE` writes it, with the copy of this manifest it reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"))]
     pub repository: Option<String>,

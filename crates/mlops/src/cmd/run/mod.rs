@@ -407,9 +407,15 @@ impl Run {
         let started = self.checked_step("render", &a, "rendering failed")?;
         let files = count_files(&out);
         self.artifacts.rendered = Some(out.clone());
+        // `mlops render` withholds the GitHub loop for a registry that is a directory.
+        let withheld = if out.join(".github/workflows/mlops-release.yml").exists() {
+            ""
+        } else {
+            " (no GitHub release loop: the registry is a directory, which only this machine has; `registry.path: s3://...` renders it)"
+        };
         self.passed(
             "render",
-            format!("{files} files in {}", out.display()),
+            format!("{files} files in {}{withheld}", out.display()),
             started,
         );
         Ok(())
