@@ -1128,7 +1128,35 @@ struct StandIns {
     mlops: tempfile::TempDir,
     aws: tempfile::TempDir,
     checkout: tempfile::TempDir,
+    app: tempfile::TempDir,
     record: tempfile::NamedTempFile,
+}
+
+/// A stand-in for `actions/create-github-app-token`: it checks that the App's client ID and
+/// private key arrive, records the repository and the permissions the token is asked for in
+/// `MLOPS_RECORD`, masks and outputs `MLOPS_STANDIN_APP_TOKEN` (a token the fake GitHub knows as
+/// the App's), as the real action outputs a short-lived installation token.
+fn app_token_stand_in() -> tempfile::TempDir {
+    let mut yaml = String::from(
+        "name: stand-in create-github-app-token\ndescription: test stand-in\ninputs:\n  client-id:\n    required: true\n  private-key:\n    required: true\n  owner:\n    default: ''\n  repositories:\n    default: ''\n",
+    );
+    let permissions = ["contents", "pull-requests", "statuses", "members"];
+    for p in permissions {
+        yaml.push_str(&format!("  permission-{p}:\n    default: ''\n"));
+    }
+    yaml.push_str("outputs:\n  token:\n    description: stand-in\n    value: ${{ steps.s.outputs.token }}\nruns:\n  using: composite\n  steps:\n    - id: s\n      shell: bash\n      env:\n        CLIENT_ID: ${{ inputs.client-id }}\n        KEY: ${{ inputs.private-key }}\n        OWNER: ${{ inputs.owner }}\n        REPOS: ${{ inputs.repositories }}\n");
+    let mut line = String::from("app owner=$OWNER repositories=$REPOS");
+    for p in permissions {
+        let var = format!("P_{}", p.to_uppercase().replace('-', "_"));
+        yaml.push_str(&format!(
+            "        {var}: ${{{{ inputs.permission-{p} }}}}\n"
+        ));
+        line.push_str(&format!("${{{var}:+ {p}=${var}}}"));
+    }
+    yaml.push_str(&format!(
+        "      run: |\n        test -n \"$CLIENT_ID\" && test -n \"$KEY\"\n        echo \"::add-mask::$MLOPS_STANDIN_APP_TOKEN\"\n        echo \"{line}\" >> \"$MLOPS_RECORD\"\n        echo \"token=$MLOPS_STANDIN_APP_TOKEN\" >> \"$GITHUB_OUTPUT\"\n"
+    ));
+    action_dir(&yaml)
 }
 
 /// The digest the image stand-in outputs.
@@ -1254,6 +1282,7 @@ impl StandIns {
             mlops,
             aws,
             checkout,
+            app: app_token_stand_in(),
             record,
         }
     }
@@ -1274,6 +1303,7 @@ impl StandIns {
         for (repo, dir) in [
             ("aws-actions/configure-aws-credentials", &self.aws),
             ("actions/checkout", &self.checkout),
+            ("actions/create-github-app-token", &self.app),
         ] {
             if let Some(sha) = pin(repo) {
                 args.extend([
@@ -1813,6 +1843,10 @@ fn the_loop_to_production(elsewhere: bool) {
     let pinned = actions_at(&sha);
     let aws = aws_credentials_stand_in();
     let aws_sha = pinned_sha(&train, "aws-actions/configure-aws-credentials").expect("pinned");
+    let release =
+        std::fs::read_to_string(dir.join(".github/workflows/mlops-release.yml")).expect("rendered");
+    let app = app_token_stand_in();
+    let app_sha = pinned_sha(&release, "actions/create-github-app-token").expect("pinned");
     let record = tempfile::NamedTempFile::new().expect("record");
 
     let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
@@ -1838,6 +1872,11 @@ fn the_loop_to_production(elsewhere: bool) {
                 "aws-actions/configure-aws-credentials@{aws_sha}={}",
                 aws.path().display()
             ),
+            "--local-repository".into(),
+            format!(
+                "actions/create-github-app-token@{app_sha}={}",
+                app.path().display()
+            ),
         ]);
         for (k, v) in [
             (
@@ -1852,8 +1891,20 @@ fn the_loop_to_production(elsewhere: bool) {
         ] {
             args.extend(["--var".into(), format!("{k}={v}")]);
         }
-        for (k, v) in [("GITHUB_TOKEN", ACTIONS), ("MLOPS_PROMOTION_TOKEN", APP)] {
-            args.extend(["-s".into(), format!("{k}={v}")]);
+        args.extend(["-s".into(), format!("GITHUB_TOKEN={ACTIONS}")]);
+        if elsewhere {
+            // A GitHub App: each job makes a short-lived token of its own (the stand-in's is
+            // one the fake knows as the App's); no long-lived token is stored.
+            args.extend([
+                "--var".into(),
+                "MLOPS_APP_CLIENT_ID=Iv23liTestClient".into(),
+                "-s".into(),
+                "MLOPS_APP_PRIVATE_KEY=test-private-key".into(),
+                "--env".into(),
+                format!("MLOPS_STANDIN_APP_TOKEN={APP}"),
+            ]);
+        } else {
+            args.extend(["-s".into(), format!("MLOPS_PROMOTION_TOKEN={APP}")]);
         }
         // Where AWS is (no credentials: those come from the role step), and GitHub.
         for (k, v) in [
@@ -1871,8 +1922,23 @@ fn the_loop_to_production(elsewhere: bool) {
             args.extend(["--env".into(), format!("{k}={v}")]);
         }
         let run = act_in(dir, &args).expect("act is on PATH");
+        // What a job's log shows: each event's message (act's JSON lines also carry the raw
+        // arguments of workflow commands, `add-mask` and the outputs, which GitHub never
+        // shows), and any line that is not an event.
+        let shown: Vec<String> = run
+            .log
+            .lines()
+            .map(|l| match serde_json::from_str::<Event>(l) {
+                Ok(e) => e["msg"].as_str().unwrap_or_default().to_owned(),
+                Err(_) => l.to_owned(),
+            })
+            .collect();
         for token in [APP, ACTIONS] {
-            assert!(!run.log.contains(token), "a token leaked:\n{}", run.log);
+            assert!(
+                !shown.iter().any(|l| l.contains(token)),
+                "a token leaked:\n{}",
+                run.log
+            );
         }
         let roles = std::fs::read_to_string(record.path()).expect("record");
         std::fs::write(record.path(), "").expect("reset");
@@ -1903,17 +1969,34 @@ fn the_loop_to_production(elsewhere: bool) {
         let (run, roles) = act("push", r#"{"ref": "refs/heads/main"}"#, "mlops-train.yml");
         assert_eq!(run.code, Some(0), "{}", run.log);
         let deploy = "aws role=arn:aws:iam::123456789012:role/deploy";
-        assert_eq!(
-            roles.lines().collect::<Vec<_>>(),
-            [
+        // With the App: the staging pin's commit and the promotion each get a token for the
+        // promotion repository with what they do; the gate's is read-only.
+        let app_token = |permissions: &str| {
+            format!("app owner=mlops-rs repositories=digits-deploy {permissions}")
+        };
+        let (pin_token, promote_token, gate_token) = (
+            app_token("contents=write"),
+            app_token("contents=write pull-requests=write statuses=write"),
+            app_token("contents=read pull-requests=read statuses=read"),
+        );
+        let expected: Vec<&str> = if elsewhere {
+            vec![
+                "aws role=arn:aws:iam::123456789012:role/train",
+                deploy,
+                &pin_token,
+                deploy,
+                deploy,
+                &promote_token,
+            ]
+        } else {
+            vec![
                 "aws role=arn:aws:iam::123456789012:role/train",
                 deploy,
                 deploy,
-                deploy
-            ],
-            "{}",
-            run.log
-        );
+                deploy,
+            ]
+        };
+        assert_eq!(roles.lines().collect::<Vec<_>>(), expected, "{}", run.log);
         let snapshot = fake.snapshot(promo_repo).expect("repo");
         let pull = snapshot
             .pulls
@@ -1984,7 +2067,15 @@ fn the_loop_to_production(elsewhere: bool) {
         fake.review(promo_repo, pr, "ml-lead", "APPROVED", None);
         let (run, roles) = gate("pull_request_review", &review);
         assert_eq!(run.code, Some(0), "{}", run.log);
-        assert_eq!(roles, "", "a review assumes no role and deploys nothing");
+        assert_eq!(
+            roles.lines().collect::<Vec<_>>(),
+            if elsewhere {
+                vec![gate_token.as_str()]
+            } else {
+                vec![]
+            },
+            "a review assumes no role and deploys nothing"
+        );
         assert_eq!(
             fake.file(promo_repo, "main", "deploy/production.yaml"),
             None
@@ -2012,7 +2103,12 @@ fn the_loop_to_production(elsewhere: bool) {
         let push = format!(r#"{{"ref": "refs/heads/main", "after": "{merged}"}}"#);
         let (run, roles) = gate("push", &push);
         assert_eq!(run.code, Some(0), "{}", run.log);
-        assert_eq!(roles.lines().collect::<Vec<_>>(), [deploy], "{}", run.log);
+        let expected: Vec<&str> = if elsewhere {
+            vec![&gate_token, deploy]
+        } else {
+            vec![deploy]
+        };
+        assert_eq!(roles.lines().collect::<Vec<_>>(), expected, "{}", run.log);
 
         // Production serves exactly the approved artifact.
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], production_port));

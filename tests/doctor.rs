@@ -449,10 +449,30 @@ fn a_promotion_repository_elsewhere_is_checked_where_the_gate_runs() {
         ),
         (
             "secret `MLOPS_PROMOTION_TOKEN` for environment `staging` of acme/churn-model: not set",
-            "contents and pull requests: write on the promotion repository",
+            "install a GitHub App on the promotion repository",
             Box::new(|| prescribed_split(&roles, &as_rendered, &["promotion-token"])),
         ),
     ];
+    // A GitHub App instead of the stored token: its client ID and key in the model's
+    // repository, no `MLOPS_PROMOTION_TOKEN`; a client ID without the key is missing.
+    let fake = prescribed_split(&roles, &as_rendered, &["promotion-token"]);
+    fake.variable(MODEL, "MLOPS_APP_CLIENT_ID", "Iv23liExample");
+    let (code, said) = doctor(&fake, Some(&moto), dir.path(), APP, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("missing  GitHub App of acme/churn-model: `MLOPS_APP_CLIENT_ID` is set but the secret `MLOPS_APP_PRIVATE_KEY` is not"),
+        "{said}"
+    );
+    fake.secret(MODEL, "MLOPS_APP_PRIVATE_KEY");
+    let (code, said) = doctor(&fake, Some(&moto), dir.path(), APP, &[]);
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("ok       GitHub App of acme/churn-model: `MLOPS_APP_CLIENT_ID` and `MLOPS_APP_PRIVATE_KEY` set")
+            && said.contains("secret `MLOPS_PROMOTION_TOKEN` for environment `staging` of acme/churn-model: not set (not needed: the GitHub App makes this token)"),
+        "{said}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+
     for (says, fix, setup) in cases {
         let fake = setup();
         let (code, said) = doctor(&fake, Some(&moto), dir.path(), APP, &[]);

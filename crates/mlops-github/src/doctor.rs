@@ -111,6 +111,11 @@ pub struct Setup {
     pub gate_files: Vec<String>,
 }
 
+/// The variable naming the GitHub App whose short-lived tokens the jobs make, and the secret
+/// holding its private key.
+pub const APP_CLIENT_ID: &str = "MLOPS_APP_CLIENT_ID";
+pub const APP_PRIVATE_KEY: &str = "MLOPS_APP_PRIVATE_KEY";
+
 /// The claim keys of the subject template `workflows.oidc_subject: workflow` needs.
 pub const WORKFLOW_CLAIM_KEYS: [&str; 3] = ["repo", "context", "job_workflow_ref"];
 
@@ -498,6 +503,26 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         repo_settings.insert(repo, (vars, secrets));
     }
     let several = repo_settings.len() > 1;
+    // A GitHub App makes each job's token (its client ID a variable, of the repository or of an
+    // environment, and its private key a secret).
+    let app_in = |repo: &str| {
+        let client_id = |vars: &BTreeMap<String, String>| {
+            vars.get(APP_CLIENT_ID)
+                .is_some_and(|v| !v.trim().is_empty())
+        };
+        let id = repo_settings
+            .get(repo)
+            .and_then(|(vars, _)| vars.as_ref())
+            .is_some_and(client_id)
+            || env_vars
+                .iter()
+                .any(|((r, _), vars)| r == repo && client_id(vars));
+        let key = repo_settings
+            .get(repo)
+            .and_then(|(_, secrets)| secrets.as_ref())
+            .is_some_and(|names| names.iter().any(|n| n == APP_PRIVATE_KEY));
+        (id, key)
+    };
     let mut seen = Vec::new();
     for n in &s.needed {
         if seen.contains(n) {
@@ -525,6 +550,12 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             },
             n.name
         );
+        let (app_id, app_key) = app_in(&repo);
+        let app = app_id && app_key;
+        // The App's two settings are judged once per repository, below.
+        if n.name == APP_CLIENT_ID || n.name == APP_PRIVATE_KEY {
+            continue;
+        }
         if n.kind == "vars" {
             let from_env = n
                 .environment
@@ -572,19 +603,26 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             let optional = n.name == "MLOPS_GATE_TOKEN"
                 || (n.name == "MLOPS_PROMOTION_TOKEN" && s.promote_with_workflow_token);
             let required = !optional;
+            let app_token = n.name == "MLOPS_GATE_TOKEN" || n.name == "MLOPS_PROMOTION_TOKEN";
             match secrets {
                 Some(names) if names.contains(&n.name) => out.checks.push(found(Verdict::Ok, &subject, "set".into(), "")),
+                Some(_) if app && app_token => out.checks.push(found(
+                    Verdict::Ok,
+                    &subject,
+                    "not set (not needed: the GitHub App makes this token)".into(),
+                    "",
+                )),
                 Some(_) if required => out.checks.push(found(
                     Verdict::Missing,
                     &subject,
-                    "not set".into(),
-                    "set it in Settings → Secrets and variables → Actions (a GitHub App installation token with contents and pull requests: write on the promotion repository)",
+                    "not set, and no GitHub App makes the token: the promotion cannot be opened".into(),
+                    &format!("install a GitHub App on the promotion repository (contents, pull requests and commit statuses: write) and set `{APP_CLIENT_ID}` (variable) and `{APP_PRIVATE_KEY}` (secret), or set this secret to a fine-grained token with that access (an installation token kept as a secret expires within the hour)"),
                 )),
                 Some(_) if n.name == "MLOPS_PROMOTION_TOKEN" => out.checks.push(found(
                     Verdict::Warning,
                     &subject,
                     "not set: the promotion's commits and holdout status are made with GITHUB_TOKEN, which every workflow of this repository holds, so they prove less (the approval at the head still decides) and the pull request triggers no workflow".into(),
-                    "set it to a GitHub App installation token with contents, pull requests and commit statuses: write (actions/create-github-app-token)",
+                    &format!("install a GitHub App (contents, pull requests and commit statuses: write) and set `{APP_CLIENT_ID}` (variable) and `{APP_PRIVATE_KEY}` (secret): each job makes a short-lived token of its own"),
                 )),
                 Some(_) => {
                     let teams = !s.teams.is_empty() || !owner_teams.is_empty();
@@ -596,12 +634,60 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                         } else {
                             "not set (not needed: no team approves)".into()
                         },
-                        "set it to a GitHub App installation token with organisation members: read",
+                        &format!("install a GitHub App with organisation members: read and set `{APP_CLIENT_ID}` (variable) and `{APP_PRIVATE_KEY}` (secret)"),
                     ));
                 }
                 None => out.checks.push(found(Verdict::Warning, &subject, "cannot list the secrets with this token".into(), ADMIN_TOKEN)),
             }
         }
+    }
+
+    // 4b. The GitHub App of each repository whose workflows can make its tokens.
+    let mut app_repos: Vec<String> = s
+        .needed
+        .iter()
+        .filter(|n| n.name == APP_CLIENT_ID)
+        .map(|n| n.repo.full())
+        .collect();
+    app_repos.dedup();
+    for repo in app_repos {
+        let (id, key) = app_in(&repo);
+        let readable = repo_settings
+            .get(&repo)
+            .is_some_and(|(_, secrets)| secrets.is_some());
+        let subject = format!("GitHub App of {repo}");
+        out.checks.push(match (id, key, readable) {
+            (true, true, _) => found(
+                Verdict::Ok,
+                &subject,
+                format!("`{APP_CLIENT_ID}` and `{APP_PRIVATE_KEY}` set: each job makes a short-lived token of its own"),
+                "",
+            ),
+            (true, false, true) => found(
+                Verdict::Missing,
+                &subject,
+                format!("`{APP_CLIENT_ID}` is set but the secret `{APP_PRIVATE_KEY}` is not: every job that makes the App's token fails"),
+                &format!("set `{APP_PRIVATE_KEY}` to the App's private key (PEM) in Settings → Secrets and variables → Actions, or remove the variable"),
+            ),
+            (true, false, false) => found(
+                Verdict::Warning,
+                &subject,
+                format!("`{APP_CLIENT_ID}` is set; cannot list the secrets to see `{APP_PRIVATE_KEY}`"),
+                ADMIN_TOKEN,
+            ),
+            (false, true, _) => found(
+                Verdict::Warning,
+                &subject,
+                format!("`{APP_PRIVATE_KEY}` is set but the variable `{APP_CLIENT_ID}` is not: the App is not used"),
+                &format!("set the variable `{APP_CLIENT_ID}` to the App's client ID"),
+            ),
+            (false, false, _) => found(
+                Verdict::Ok,
+                &subject,
+                "not configured: the jobs use the token secrets, or GITHUB_TOKEN".into(),
+                "",
+            ),
+        });
     }
 
     // 5. Actions may open the promotion pull request with GITHUB_TOKEN.

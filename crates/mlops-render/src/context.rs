@@ -27,6 +27,12 @@ pub(crate) struct Context {
     /// The gate workflow's name, which its concurrency groups start with: `mlops gate`, or in a
     /// promotion repository that several projects may share, `mlops gate (PROJECT)`.
     pub gate_name: String,
+    /// The promotion repository's owner and name, for a GitHub App token limited to it.
+    pub promotion_owner: String,
+    pub promotion_name: String,
+    /// The manifest lists team reviewers: the gate's App token asks for organisation members:
+    /// read (which an App installed on a user account cannot be granted, so only then).
+    pub gate_reads_teams: bool,
     /// The branch promotion pull requests target, whose pin file is production's.
     pub promotion_base_branch: String,
     /// The branch the promotion pull request comes from (`mlops promote` pushes it): the gate
@@ -284,6 +290,15 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             format!("mlops gate ({})", m.project.name)
         },
         promotion_elsewhere: promotion_repository != m.project.repository,
+        promotion_owner: promotion_repository
+            .split_once('/')
+            .map_or("", |(o, _)| o)
+            .to_owned(),
+        promotion_name: promotion_repository
+            .split_once('/')
+            .map_or("", |(_, n)| n)
+            .to_owned(),
+        gate_reads_teams: promotion.is_some_and(|p| !p.team_reviewers.is_empty()),
         promotion_repository,
         staging_commit_pin: m.environments.staging.url.is_some()
             && m.environments.staging.pin_file.is_some(),

@@ -38,6 +38,13 @@ pub const AWS_CREDENTIALS: (&str, &str, &str) = (
     "v5.0.0",
 );
 
+/// `actions/create-github-app-token` v3.1.1: a job's short-lived GitHub App installation token.
+pub const APP_TOKEN: (&str, &str, &str) = (
+    "actions/create-github-app-token",
+    "1b10c78c7865c340bc4f6099eb2f838309f1e8c3",
+    "v3.1.1",
+);
+
 /// The mlops actions this binary's workflows call when the manifest pins none (a manifest pins
 /// its own with `workflows.actions`). Until a release exists, a commit of this repository that
 /// holds every action the templates call, with every input they pass
@@ -56,6 +63,7 @@ pub const MLOPS: (&str, &str, &str) = (
 pub struct Pins {
     pub checkout: Pin,
     pub aws_credentials: Pin,
+    pub app_token: Pin,
     pub mlops: Pin,
 }
 
@@ -66,6 +74,7 @@ impl Pins {
         Pins {
             checkout: Pin::new(CHECKOUT.0, CHECKOUT.1, CHECKOUT.2),
             aws_credentials: Pin::new(AWS_CREDENTIALS.0, AWS_CREDENTIALS.1, AWS_CREDENTIALS.2),
+            app_token: Pin::new(APP_TOKEN.0, APP_TOKEN.1, APP_TOKEN.2),
             mlops: mlops.map_or_else(
                 || Pin::new(r, s, v),
                 |p| Pin::new(&p.repository, &p.sha, &p.version),
@@ -76,7 +85,11 @@ impl Pins {
     /// Keeps each pin found in `existing` (the user's copies of the rendered workflows) whose
     /// version is the same as or newer than ours: an automated SHA bump is not drift.
     pub fn keep_newer(&mut self, existing: &BTreeMap<String, Pin>) {
-        for pin in [&mut self.checkout, &mut self.aws_credentials] {
+        for pin in [
+            &mut self.checkout,
+            &mut self.aws_credentials,
+            &mut self.app_token,
+        ] {
             if let Some(theirs) = existing.get(&pin.repo)
                 && version_at_least(&theirs.version, &pin.version)
             {

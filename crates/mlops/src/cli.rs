@@ -167,7 +167,12 @@ pub(crate) struct RenderArgs {
     /// repository's files instead, into DIR, a checkout of it: the gate workflow
     /// `.github/workflows/mlops-gate-PROJECT.yml` and the manifest copy it reads,
     /// `mlops/PROJECT/mlops.yaml`.
-    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    #[arg(
+        long,
+        env = "MLOPS_PROMOTION_OUT",
+        value_name = "DIR",
+        conflicts_with = "out"
+    )]
     pub promotion_out: Option<PathBuf>,
 }
 
