@@ -54,7 +54,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// lands first, and the pin moves to it in a commit of its own.
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "8b0c664f4b750a7150871e1386e077c8f3326204",
+    "c387766d8da54a0ec80cd73abb56e6b60610d53b",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
