@@ -1353,3 +1353,46 @@ fn a_promotion_repository_elsewhere_holds_the_gate_that_deploys_production() {
     }
     assert!(checked >= 1, "no example promotes in another repository");
 }
+
+/// Until a release exists, the rendered CI workflow's `mlops render --check` runs the binary
+/// its action builds from the pinned commit: that commit must render what this binary renders,
+/// or every tree rendered today fails its first pull request as drift. So the templates and
+/// the rendering code are those of the pinned commit, except the pin itself (a commit cannot
+/// name its own SHA; a newer pin of the same version in a user's workflow stands, so the SHA
+/// the pinned binary would write is not drift).
+#[test]
+fn the_pinned_commit_renders_what_this_binary_renders() {
+    let sha = mlops_render::pins::MLOPS.1;
+    if git_here(&["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_none() {
+        tools::missing(&format!(
+            "commit {sha} is not in this clone (a shallow clone? fetch the whole history)"
+        ));
+        return;
+    }
+    let paths = [
+        "templates",
+        "crates/mlops-render/src",
+        "crates/mlops-manifest/src/lib.rs",
+        "crates/mlops/src/cmd/render.rs",
+    ];
+    let mut args = vec!["diff", "--unified=0", sha, "--"];
+    args.extend(paths);
+    let diff = git_here(&args).expect("git diff");
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .filter(|l| {
+            // The pin's own line.
+            let body = l[1..].trim();
+            !(body.len() == 43 && body.starts_with('"') && body.ends_with("\","))
+        })
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "the rendering changed since the pinned commit {sha}: move `pins::MLOPS` to a commit that holds it (in a commit of its own)\n{diff}"
+    );
+}

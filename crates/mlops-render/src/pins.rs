@@ -51,7 +51,9 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// (`tests/render.rs` resolves each rendered `uses:` at this commit in the repository's history);
 /// the release process moves it to each release's tag commit. A commit cannot name its own SHA,
 /// so the pin is always a commit before the one that sets it: a change to an action's interface
-/// lands first, and the pin moves to it in a commit of its own.
+/// lands first, and the pin moves to it in a commit of its own. The rendered CI workflow's
+/// `render --check` runs the binary built from the pinned commit, so a change to the templates
+/// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
     "c387766d8da54a0ec80cd73abb56e6b60610d53b",
