@@ -108,6 +108,13 @@ pub struct GateWorkflow {
     pub manifest: Option<String>,
 }
 
+impl GateWorkflow {
+    /// Its path from the repository root.
+    pub fn path(&self) -> String {
+        format!(".github/workflows/{}", self.file)
+    }
+}
+
 /// The gate workflow for `m`. In the model's repository it is `mlops-gate.yml`; in a
 /// promotion repository several projects may share, `mlops-gate-PROJECT.yml` reading the
 /// manifest copy `mlops/PROJECT/mlops.yaml` (`manifest` is `None` for the model's repository,

@@ -86,7 +86,7 @@ pub fn render_promotion(
     existing_pins: &BTreeMap<String, BTreeMap<String, pins::Pin>>,
 ) -> Result<Option<Files>, RenderError> {
     let gate = mlops_manifest::gate_workflow(manifest);
-    let Some(copy) = gate.manifest else {
+    let Some(copy) = gate.manifest.clone() else {
         return Ok(None);
     };
     let mut files = Files::new();
@@ -94,7 +94,7 @@ pub fn render_promotion(
         return Ok(Some(files));
     }
     let cx = context::build(manifest, &copy);
-    let output = format!(".github/workflows/{}", gate.file);
+    let output = gate.path();
     let t = templates::ALL
         .iter()
         .find(|t| t.source == templates::GATE)

@@ -65,10 +65,13 @@ pub fn existing(root: &Path) -> BTreeMap<String, Result<String, String>> {
     out
 }
 
-/// One file at `path` (`/`-separated, from `root`): its text, why it cannot be read, or `None`
-/// when it does not exist.
-pub fn read_file(root: &Path, path: &str) -> Option<Result<String, String>> {
-    read(&root.join(path))
+/// The files at `paths` (`/`-separated, from `root`) that exist, as [`existing`] reads them: for
+/// a tree whose files are named, in a directory other renders share.
+pub fn existing_paths(root: &Path, paths: &[String]) -> BTreeMap<String, Result<String, String>> {
+    paths
+        .iter()
+        .filter_map(|p| Some((p.clone(), read(&root.join(p))?)))
+        .collect()
 }
 
 fn read(path: &Path) -> Option<Result<String, String>> {

@@ -125,7 +125,7 @@ pub(crate) fn run(args: &DoctorArgs, format: Format) -> Exit {
         gate_files: {
             let gate = mlops_manifest::gate_workflow(&m);
             vec![
-                format!(".github/workflows/{}", gate.file),
+                gate.path(),
                 gate.manifest.unwrap_or_else(|| manifest_path.clone()),
             ]
         },

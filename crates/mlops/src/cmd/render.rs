@@ -44,25 +44,26 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
         .unwrap_or(repo_root);
 
     // Pins already in the user's workflows (a Dependabot bump) are kept when newer.
-    let mut existing = tree::existing(&root);
+    // In a promotion repository only this project's two files are this render's: other
+    // projects share the repository.
+    let existing = match &promotion {
+        Some(_) => tree::existing_paths(
+            &root,
+            &[gate.path()]
+                .into_iter()
+                .chain(gate.manifest.clone())
+                .collect::<Vec<_>>(),
+        ),
+        None => tree::existing(&root),
+    };
+    let pins = workflow_pins(&existing);
     let rendered = match &promotion {
         Some(_) => {
-            // Only the files of this project are this render's: the repository is shared.
-            existing.retain(|path, _| {
-                path == &format!(".github/workflows/{}", gate.file)
-                    || gate.manifest.as_ref() == Some(path)
-            });
-            if let Some(copy) = &gate.manifest
-                && let Some(text) = tree::read_file(&root, copy)
-            {
-                existing.insert(copy.clone(), text);
-            }
-            let pins = workflow_pins(&existing);
             let text = String::from_utf8_lossy(&source);
             mlops_render::render_promotion(&manifest, &manifest_path, &text, &pins)
                 .map(Option::unwrap_or_default)
         }
-        None => mlops_render::render(&manifest, &manifest_path, &workflow_pins(&existing)),
+        None => mlops_render::render(&manifest, &manifest_path, &pins),
     };
     let files = match rendered {
         Ok(f) => f,
@@ -78,8 +79,9 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
         && let Some(copy) = &gate.manifest
     {
         eprintln!(
-            "note: production's gate runs in the promotion repository {}: render its workflow .github/workflows/{} and the manifest copy {copy} into a checkout of it with `mlops render --promotion-out DIR`, and merge them there (`mlops doctor` checks they are current)",
-            gate.repository, gate.file
+            "note: production's gate runs in the promotion repository {}: render its workflow {} and the manifest copy {copy} into a checkout of it with `mlops render --promotion-out DIR`, and merge them there (`mlops doctor` checks they are current)",
+            gate.repository,
+            gate.path()
         );
     }
     let code = if args.check {
