@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "c387766d8da54a0ec80cd73abb56e6b60610d53b",
+    "9188c61a10f6a692ef5c0ef5a273a240baca7551",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
