@@ -42,18 +42,20 @@ fn manifest_text(extra: &str) -> String {
 fn register(registry: &Path, version: u64, accuracy: f64) {
     let dir = registry.join("digits-mlp").join(version.to_string());
     std::fs::create_dir_all(&dir).expect("version dir");
-    let card = json!({
-        "model": "digits-mlp", "version": version, "ref": format!("digits-mlp@{version}"),
-        "created_at": "2026-11-23T10:00:00Z",
-        "manifest": {"path": "mlops.yaml", "sha256": "e".repeat(64)},
-        "git_commit": null,
-        "job": {"task": "classification", "family": "mlp", "hyperparameters": {"hidden_layers": [64]},
-                "epochs": 30, "batch_size": 64, "optimizer": "adam", "learning_rate": 0.003, "seed": 42, "image": null},
-        "datasets": {"holdout": {"path": "data/digits-holdout.csv", "sha256": "a".repeat(64), "rows": 297}},
-        "parameters": 4810,
-        "metrics": {"holdout": {"accuracy": accuracy, "f1_macro": accuracy - 0.001}},
-        "artifact": {"sha256": format!("{version}").repeat(64)[..64].to_owned()},
+    let mut card = mlops_train::card::sample("digits-mlp", version);
+    card.training.metrics.insert(
+        "holdout".to_owned(),
+        [
+            ("accuracy".to_owned(), accuracy),
+            ("f1_macro".to_owned(), accuracy - 0.001),
+        ]
+        .into(),
+    );
+    card.artifact = Some(mlops_train::predict::ArtifactDigest {
+        sha256: format!("{version}").repeat(64)[..64].to_owned(),
+        files: Default::default(),
     });
+    let card = serde_json::to_value(&card).expect("card");
     std::fs::write(dir.join("card.json"), card.to_string()).expect("card");
     set_status(registry, version, "approved");
 }

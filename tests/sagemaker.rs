@@ -377,6 +377,47 @@ fn sagemaker_training_against_moto() {
         .filter_map(|p| p["approval"].as_str())
         .collect();
     assert_eq!(approvals, ["Approved", "PendingManualApproval"]);
+
+    // Its promotion pull request names the SageMaker training job that trained it, read from
+    // the card under the name the training wrote it with.
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    fake.token("app-token", github_fake::Token::App("mlops-app".into()));
+    fake.repo(
+        "mlops-rs/digits-example",
+        "main",
+        &[("README.md", "# digits\n")],
+    );
+    fake.protect("mlops-rs/digits-example", "main", 1);
+    let report = dir.path().join("holdout-report.json");
+    let holdout = serde_json::json!({
+        "model": "digits-mlp@1", "endpoint": "http://127.0.0.1:8080", "rows": 297, "requests": 2,
+        "retries": 0, "metrics": [], "parity": {"enabled": false, "checked": 0, "mismatches": 0, "first": []},
+        "problems": [], "passed": true,
+    });
+    std::fs::write(&report, holdout.to_string()).expect("report");
+    let mut promote = mlops();
+    promote
+        .args(["promote", "--model", "digits-mlp@1", "--manifest"])
+        .arg(dir.path().join("mlops.yaml"))
+        .arg("--registry")
+        .arg(dir.path().join("registry"))
+        .arg("--holdout-report")
+        .arg(&report)
+        .env("GITHUB_API_URL", fake.url())
+        .env("GITHUB_TOKEN", "app-token")
+        .env("MLOPS_GITHUB_BACKOFF_MS", "50")
+        .env_remove("GITHUB_ACTIONS");
+    succeeds(promote);
+    let pulls = fake
+        .snapshot("mlops-rs/digits-example")
+        .expect("repo")
+        .pulls;
+    let body = pulls[0].body.clone().unwrap_or_default();
+    assert!(
+        body.contains("| run | SageMaker training job `digits-run-1` |"),
+        "{body}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
 /// The environment `Moto::env` sets, as pairs (for commands built without it).

@@ -1,7 +1,8 @@
 //! Local training: datasets streamed and hashed ([`data`]), the burn networks ([`model`]), the
 //! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]),
-//! the model registry ([`registry`]) and predictions from a saved artifact ([`predict`]).
+//! the model registry ([`registry`]) and the cards it keeps ([`card`]), and predictions from a saved artifact ([`predict`]).
 
+pub mod card;
 pub mod checkpoint;
 pub mod data;
 pub mod device;

@@ -26,6 +26,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::card::ModelCard;
 use crate::predict::{ARTIFACT_FILES, ArtifactDigest};
 
 /// The files a version holds besides its card and status.
@@ -414,7 +415,7 @@ impl Registry {
         &self,
         model: &str,
         staged: &Path,
-        make_card: &dyn Fn(u64) -> serde_json::Value,
+        make_card: &dyn Fn(u64) -> ModelCard,
         status: StatusRecord,
     ) -> Result<Entry, RegistryError> {
         let Store::S3 { s3, rt, base } = &self.store else {
@@ -463,7 +464,7 @@ impl Registry {
         &self,
         model: &str,
         staged: &Path,
-        make_card: impl Fn(u64) -> serde_json::Value,
+        make_card: impl Fn(u64) -> ModelCard,
         status: StatusRecord,
     ) -> Result<Entry, RegistryError> {
         for name in [WEIGHTS, BUNDLE] {
@@ -479,15 +480,9 @@ impl Registry {
             hint: "check the staged model directory".to_owned(),
             user: false,
         })?;
-        let make_card = |version: u64| {
-            let mut card = make_card(version);
-            if let Some(fields) = card.as_object_mut() {
-                fields.insert(
-                    "artifact".to_owned(),
-                    serde_json::to_value(&digest).unwrap_or_default(),
-                );
-            }
-            card
+        let make_card = |version: u64| ModelCard {
+            artifact: Some(digest.clone()),
+            ..make_card(version)
         };
         let root = match &self.store {
             Store::Local(root) => root,
@@ -553,16 +548,12 @@ impl Registry {
         version: u64,
     ) -> Result<(BTreeMap<String, Vec<u8>>, ArtifactDigest), RegistryError> {
         let card = self.card(model, version)?;
-        let recorded: ArtifactDigest = card
-            .get("artifact")
-            .cloned()
-            .and_then(|a| serde_json::from_value(a).ok())
-            .ok_or_else(|| {
-                user(
-                    format!("{model}@{version} has no artifact digest in its card"),
-                    "it was registered by an older mlops; train it again",
-                )
-            })?;
+        let recorded: ArtifactDigest = card.artifact.ok_or_else(|| {
+            user(
+                format!("{model}@{version} has no artifact digest in its card"),
+                "it was registered by an older mlops; train it again",
+            )
+        })?;
         let mut files = BTreeMap::new();
         for name in ARTIFACT_FILES {
             let bytes = match &self.store {
@@ -612,11 +603,7 @@ impl Registry {
             entries.reverse();
             for entry in entries {
                 let card = self.card(&entry.model, entry.version)?;
-                if card
-                    .pointer("/sagemaker/model_package_arn")
-                    .and_then(|v| v.as_str())
-                    == Some(text)
-                {
+                if card.sagemaker.and_then(|s| s.model_package_arn).as_deref() == Some(text) {
                     return Ok(entry);
                 }
             }
@@ -701,7 +688,7 @@ impl Registry {
         self.read_json(model, version, STATUS)
     }
 
-    pub fn card(&self, model: &str, version: u64) -> Result<serde_json::Value, RegistryError> {
+    pub fn card(&self, model: &str, version: u64) -> Result<ModelCard, RegistryError> {
         self.read_json(model, version, CARD)
     }
 
@@ -914,7 +901,21 @@ mod tests {
             reg.register(
                 "digits",
                 s.path(),
-                |_| serde_json::json!({"sagemaker": {"model_package_arn": arn(v)}}),
+                |version| {
+                    let mut card = crate::card::sample("digits", version);
+                    card.sagemaker = Some(crate::card::SagemakerRun {
+                        training_job: format!("digits-{v}"),
+                        training_job_arn: String::new(),
+                        image: String::new(),
+                        image_digest: None,
+                        model_artifact: String::new(),
+                        final_metrics: BTreeMap::new(),
+                        billable_seconds: None,
+                        model_package_group: Some("digits".into()),
+                        model_package_arn: Some(arn(v)),
+                    });
+                    card
+                },
                 pending(),
             )
             .expect("registers");
@@ -922,7 +923,7 @@ mod tests {
         reg.register(
             "digits",
             s.path(),
-            |_| serde_json::json!({"sagemaker": null}),
+            |version| crate::card::sample("digits", version),
             pending(),
         )
         .expect("registers");
@@ -950,7 +951,7 @@ mod tests {
         reg.register(
             "digits",
             staged().path(),
-            |_| serde_json::json!({}),
+            |version| crate::card::sample("digits", version),
             pending(),
         )
         .expect("registers");
@@ -1010,12 +1011,12 @@ mod tests {
                 .register(
                     "digits",
                     s.path(),
-                    |v| serde_json::json!({ "version": v }),
+                    |v| crate::card::sample("digits", v),
                     pending(),
                 )
                 .expect("registers");
             assert_eq!(e.version, want);
-            assert_eq!(reg.card("digits", want).expect("card")["version"], want);
+            assert_eq!(reg.card("digits", want).expect("card").version, want);
         }
         let latest: ModelRef = "digits@latest".parse().expect("ref");
         assert_eq!(reg.resolve(&latest).expect("resolves").version, 3);
@@ -1073,7 +1074,7 @@ mod tests {
                 .map(|_| {
                     scope.spawn(|| {
                         Registry::open(root.path())
-                            .register("m1", s.path(), |v| serde_json::json!(v), pending())
+                            .register("m1", s.path(), |v| crate::card::sample("m1", v), pending())
                             .expect("registers")
                             .version
                     })

@@ -220,7 +220,7 @@ pub(crate) fn vouch(env: DeployEnv, registry: &Registry, pin: &Pin) -> Result<En
         );
         return Err(Exit::No);
     }
-    let recorded = card["artifact"]["sha256"].as_str().unwrap_or_default();
+    let recorded = card.artifact.as_ref().map_or("", |a| a.sha256.as_str());
     if recorded != pin.model.artifact.sha256 {
         error(
             &format!(

@@ -75,15 +75,8 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
     };
     let model = loaded.identity.model.clone().unwrap_or_default();
     // The holdout set those metrics were measured on, as the entry records it.
-    let recorded_dataset: Option<mlops_train::data::FileDigest> = card
-        .pointer("/datasets/holdout")
-        .cloned()
-        .and_then(|v| serde_json::from_value(v).ok());
-    let recorded: BTreeMap<String, f64> = card
-        .pointer("/metrics/holdout")
-        .cloned()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
+    let recorded_dataset = card.training.datasets.get("holdout").cloned();
+    let recorded: BTreeMap<String, f64> = card.metrics_of("holdout");
     let scratch = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -192,16 +185,9 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
     // The report goes into the registry beside the version it tested, where production's deploy
     // finds the one its pin names (passed or not: a failed test is evidence too).
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
-    let (name, version) = (card["model"].as_str(), card["version"].as_u64());
-    let recorded = match (name, version) {
-        (Some(name), Some(version)) => registry
-            .record_holdout(name, version, json.as_bytes())
-            .map_err(|e| (e.message, e.hint)),
-        _ => Err((
-            format!("{}'s card names no model and version", report.model),
-            "train the model again".to_owned(),
-        )),
-    };
+    let recorded = registry
+        .record_holdout(&card.model, card.version, json.as_bytes())
+        .map_err(|e| (e.message, e.hint));
     match recorded {
         Ok((digest, at)) => {
             if format != Format::Json {

@@ -2,10 +2,9 @@
 //! unchanged or already in production; 1 refused (a failed holdout report, a rejected model, a
 //! preflight error, a human's commit on the promotion branch); 2 bad input; 3 GitHub failed.
 
-use std::collections::BTreeMap;
-
 use mlops_github::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
 use mlops_github::promote::{self, Failure, Level, Operation, Promotion};
+use mlops_train::card::ModelCard;
 use mlops_train::registry::{Entry, Registry, Status};
 use serde_json::Value;
 
@@ -67,8 +66,8 @@ fn fmt(v: Option<f64>) -> String {
 /// The evidence a reviewer approves on, in markdown.
 fn body(
     entry_ref: &str,
-    card: &Value,
-    production: Option<(&Pin, Option<&Value>)>,
+    card: &ModelCard,
+    production: Option<(&Pin, Option<&ModelCard>)>,
     evidence: Option<&Evidence>,
     pin: &Pin,
     pin_file: &str,
@@ -82,28 +81,34 @@ fn body(
         )
     ));
     // The model card summary.
-    let job = &card["job"];
+    let job = &card.job;
+    // An enum as the manifest spells it.
+    let named = |v: serde_json::Result<Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".to_owned())
+    };
     out.push_str("### Model\n\n| | |\n|---|---|\n");
     for (k, v) in [
-        ("task", job["task"].as_str().map(str::to_owned)),
-        ("family", job["family"].as_str().map(str::to_owned)),
+        ("task", Some(named(serde_json::to_value(job.task)))),
+        ("family", Some(named(serde_json::to_value(job.family)))),
+        ("parameters", Some(card.training.parameters.to_string())),
         (
-            "parameters",
-            card["parameters"].as_u64().map(|n| n.to_string()),
+            "hyperparameters",
+            serde_json::to_string(&job.hyperparameters).ok(),
         ),
-        ("hyperparameters", Some(job["hyperparameters"].to_string())),
         (
             "training",
             Some(format!(
                 "{} epochs, batch {}, {} (lr {}), seed {}",
-                job["epochs"],
-                job["batch_size"],
-                job["optimizer"].as_str().unwrap_or("?"),
-                job["learning_rate"],
-                job["seed"]
+                job.epochs,
+                job.batch_size,
+                named(serde_json::to_value(job.optimizer)),
+                job.learning_rate,
+                job.seed
             )),
         ),
-        ("created", card["created_at"].as_str().map(str::to_owned)),
+        ("created", Some(card.created_at.clone())),
         (
             "artifact sha256",
             Some(format!("`{}`", pin.model.artifact.sha256)),
@@ -124,32 +129,12 @@ fn body(
             out.push_str(&format!("| {k} | {v} |\n"));
         }
     }
-    let run = match (
-        &card["sagemaker"]["training_job_name"],
-        card["git_commit"].as_str(),
-    ) {
-        (Value::String(job), _) => format!("SageMaker training job `{job}`"),
-        (_, Some(commit)) => format!("local run at commit `{commit}`"),
-        _ => "local run".to_owned(),
-    };
-    out.push_str(&format!("| run | {run} |\n\n"));
+    out.push_str(&format!("| run | {} |\n\n", card.run()));
     // Metrics next to production's.
-    let ours: BTreeMap<String, f64> = card["metrics"]["holdout"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), num(v)?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let theirs: BTreeMap<String, f64> = production
+    let ours = card.metrics_of("holdout");
+    let theirs = production
         .and_then(|(_, c)| c)
-        .and_then(|c| c["metrics"]["holdout"].as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), num(v)?)))
-                .collect()
-        })
+        .map(|c| c.metrics_of("holdout"))
         .unwrap_or_default();
     let prod_name = production.map_or_else(|| "production".to_owned(), |(p, _)| p.reference());
     out.push_str(&format!(
@@ -189,12 +174,10 @@ fn body(
     }
     // Datasets.
     out.push_str("### Data\n\n| dataset | path | rows | sha256 |\n|---|---|---:|---|\n");
-    for (name, d) in card["datasets"].as_object().into_iter().flatten() {
+    for (name, d) in &card.training.datasets {
         out.push_str(&format!(
             "| {name} | `{}` | {} | `{}` |\n",
-            d["path"].as_str().unwrap_or("?"),
-            d["rows"],
-            d["sha256"].as_str().unwrap_or("?")
+            d.path, d.rows, d.sha256
         ));
     }
     // A chart of the holdout metrics.
@@ -231,10 +214,10 @@ fn workflow_run_url() -> Option<String> {
 pub(crate) fn pin_of(
     registry: &Registry,
     entry: &Entry,
-    card: &Value,
+    card: &ModelCard,
     image: Option<String>,
 ) -> Result<Pin, Exit> {
-    let Some(artifact_sha) = card["artifact"]["sha256"].as_str().map(str::to_owned) else {
+    let Some(artifact_sha) = card.artifact.as_ref().map(|a| a.sha256.clone()) else {
         error(
             &format!("{}'s card records no artifact digest", entry.reference),
             "register the model again with this mlops version",
@@ -242,10 +225,10 @@ pub(crate) fn pin_of(
         return Err(Exit::Usage);
     };
     let image = image.or_else(|| {
-        card["job"]["image"]
-            .as_str()
+        card.sagemaker
+            .as_ref()
+            .map(|s| s.image.clone())
             .filter(|i| i.contains("@sha256:"))
-            .map(str::to_owned)
     });
     Ok(Pin {
         version: mlops_github::pin::VERSION,
@@ -259,10 +242,7 @@ pub(crate) fn pin_of(
             },
             image,
         },
-        manifest_sha256: card["manifest"]["sha256"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        manifest_sha256: card.manifest.sha256.clone(),
         holdout: None,
     })
 }
@@ -275,7 +255,7 @@ pub(crate) struct Prepared {
     pub(crate) preface: Option<String>,
     /// NAME@VERSION.
     pub(crate) reference: String,
-    card: Value,
+    card: ModelCard,
     evidence: Option<Evidence>,
     registry: Registry,
 }
@@ -501,7 +481,7 @@ pub(crate) fn propose(
 }
 
 /// The card of a pinned version, when this registry has it.
-fn registry_card(registry: &Registry, pin: &Pin) -> Option<Value> {
+fn registry_card(registry: &Registry, pin: &Pin) -> Option<ModelCard> {
     registry.card(&pin.model.name, pin.model.version).ok()
 }
 

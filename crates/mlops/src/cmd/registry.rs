@@ -43,10 +43,8 @@ pub(crate) fn run(command: &RegistryCommand, format: Format) -> Exit {
 }
 
 /// The model package ARN recorded in a version's card (SageMaker-trained versions).
-fn package_arn(card: &serde_json::Value) -> Option<String> {
-    card.pointer("/sagemaker/model_package_arn")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
+fn package_arn(card: &mlops_train::card::ModelCard) -> Option<String> {
+    card.sagemaker.as_ref()?.model_package_arn.clone()
 }
 
 /// Runs one SageMaker call to completion.
@@ -151,7 +149,7 @@ fn list(args: &RegistryListArgs, format: Format) -> Exit {
 fn resolved(
     args: &RegistryRefArgs,
     format: Format,
-) -> Result<(Registry, ModelRef, Entry, serde_json::Value), Exit> {
+) -> Result<(Registry, ModelRef, Entry, mlops_train::card::ModelCard), Exit> {
     let (registry, r) = match (open(&args.registry, format), reference(args)) {
         (Ok(reg), Ok(r)) => (reg, r),
         (Err(code), _) | (_, Err(code)) => return Err(code),

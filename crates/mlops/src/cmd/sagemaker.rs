@@ -14,6 +14,7 @@ use std::time::Duration;
 use mlops_aws::{Ecr, JobState, PackageSpec, Poll, S3, S3Uri, SageMaker, TrainingSpec};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Device, SagemakerTraining};
+use mlops_train::card::SagemakerRun;
 use mlops_train::registry::Registry;
 use mlops_train::worker::{Job, Report};
 use serde_json::json;
@@ -319,7 +320,7 @@ fn say(format: Format, line: &str) {
 struct Done {
     model_dir: PathBuf,
     report: Report,
-    sagemaker: serde_json::Value,
+    sagemaker: SagemakerRun,
 }
 
 enum Outcome {
@@ -489,11 +490,11 @@ fn registered(registry: &Registry, model: &str, name: &str) -> Option<String> {
         .iter()
         .filter(|e| e.model == model)
         .find(|e| {
-            registry.card(&e.model, e.version).ok().is_some_and(|c| {
-                c.pointer("/sagemaker/training_job")
-                    .and_then(|v| v.as_str())
-                    == Some(name)
-            })
+            registry
+                .card(&e.model, e.version)
+                .ok()
+                .and_then(|c| c.sagemaker)
+                .is_some_and(|s| s.training_job == name)
         })
         .map(|e| e.reference.clone())
 }
@@ -726,19 +727,21 @@ async fn collect(
             return Err(Exit::Runtime);
         }
     };
-    let mut record = json!({
-        "training_job": name,
-        "training_job_arn": end.arn,
-        "image": image,
-        "image_digest": image.rsplit_once('@').map(|(_, d)| d),
-        "model_artifact": artifact,
-        "final_metrics": end.final_metrics,
-        "billable_seconds": end.billable_seconds,
-    });
+    let mut record = SagemakerRun {
+        training_job: name.to_owned(),
+        training_job_arn: end.arn.clone(),
+        image: image.to_owned(),
+        image_digest: image.rsplit_once('@').map(|(_, d)| d.to_owned()),
+        model_artifact: artifact.clone(),
+        final_metrics: end.final_metrics.clone(),
+        billable_seconds: end.billable_seconds.map(i64::from),
+        model_package_group: None,
+        model_package_arn: None,
+    };
     if let Some(group) = &m.registry.sagemaker_model_package_group {
         let arn = package(m, plan, aws, group, name, image, &uri, &report).await?;
-        record["model_package_group"] = json!(group);
-        record["model_package_arn"] = json!(arn);
+        record.model_package_group = Some(group.clone());
+        record.model_package_arn = Some(arn);
     }
     Ok(Done {
         model_dir,

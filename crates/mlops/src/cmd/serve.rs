@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mlops_serve::{Identity, Limits, Service};
+use mlops_train::card::ModelCard;
 use mlops_train::predict::{ARTIFACT_FILES, ArtifactDigest, Predictor};
 
 use super::error;
@@ -32,7 +33,7 @@ fn load_failed(message: String, hint: &str) -> Exit {
 pub(crate) fn from_registry(
     reference: &str,
     registry: &mlops_train::registry::Registry,
-) -> Result<(Loaded, serde_json::Value), Exit> {
+) -> Result<(Loaded, ModelCard), Exit> {
     let fail = |e: mlops_train::registry::RegistryError| {
         error(&e.message, &e.hint);
         if e.user { Exit::Usage } else { Exit::Runtime }
@@ -51,7 +52,7 @@ pub(crate) fn from_registry(
     let identity = Identity {
         model: Some(entry.reference.clone()),
         artifact_sha256: digest.sha256,
-        manifest_sha256: manifest_sha(&card),
+        manifest_sha256: Some(card.manifest.sha256.clone()),
         source: entry.location,
     };
     Ok((
@@ -61,12 +62,6 @@ pub(crate) fn from_registry(
         },
         card,
     ))
-}
-
-fn manifest_sha(card: &serde_json::Value) -> Option<String> {
-    card.pointer("/manifest/sha256")
-        .and_then(|s| s.as_str())
-        .map(str::to_owned)
 }
 
 /// The artifact at `uri` (a directory or an `s3://` prefix), checked against `expected` or the
@@ -89,10 +84,10 @@ fn from_artifact(uri: &str, expected: Option<&str>, format: Format) -> Result<Lo
         };
         (files, card)
     };
-    let card: Option<serde_json::Value> = match card {
+    let card: Option<ModelCard> = match card {
         Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
             load_failed(
-                format!("{uri}/{CARD} is not JSON: {e}"),
+                format!("{uri}/{CARD} is not a model card: {e}"),
                 "remove it or restore it from the registry",
             )
         })?),
@@ -101,8 +96,8 @@ fn from_artifact(uri: &str, expected: Option<&str>, format: Format) -> Result<Lo
     let found = ArtifactDigest::of(&files);
     let recorded = card
         .as_ref()
-        .and_then(|c| c.pointer("/artifact/sha256"))
-        .and_then(|s| s.as_str());
+        .and_then(|c| c.artifact.as_ref())
+        .map(|a| a.sha256.as_str());
     for (what, want) in [("--sha256", expected), ("its card.json", recorded)] {
         if let Some(want) = want
             && want != found.sha256
@@ -128,13 +123,9 @@ fn from_artifact(uri: &str, expected: Option<&str>, format: Format) -> Result<Lo
     Ok(Loaded {
         predictor,
         identity: Identity {
-            model: card
-                .as_ref()
-                .and_then(|c| c.get("ref"))
-                .and_then(|r| r.as_str())
-                .map(str::to_owned),
+            model: card.as_ref().map(|c| c.reference.clone()),
             artifact_sha256: found.sha256,
-            manifest_sha256: card.as_ref().and_then(manifest_sha),
+            manifest_sha256: card.as_ref().map(|c| c.manifest.sha256.clone()),
             source: uri.to_owned(),
         },
     })

@@ -12,6 +12,7 @@ use mlops_actions::Runtime;
 use mlops_aws::S3Uri;
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Task};
+use mlops_train::card::{Libraries, ManifestRef, ModelCard, SagemakerRun};
 use mlops_train::registry::{Registry, Status, StatusRecord, now_rfc3339};
 use mlops_train::train::{Epoch, Event};
 use mlops_train::worker::{self, Job, Layout, Report, WorkerError};
@@ -203,7 +204,7 @@ pub(crate) struct Trained<'a> {
     pub job: &'a Job,
     pub report: &'a Report,
     /// The training job, image and model package when SageMaker trained it.
-    pub sagemaker: Option<serde_json::Value>,
+    pub sagemaker: Option<SagemakerRun>,
 }
 
 /// The SHA-256 of the manifest's bytes, in hex.
@@ -244,27 +245,30 @@ pub(crate) fn conclude(t: &Trained<'_>, format: Format) -> Exit {
     let manifest_sha = manifest_sha(t.source);
     let dir = t.manifest.parent().unwrap_or(Path::new("."));
     let commit = git_commit(dir);
-    let card = |version: u64| {
-        json!({
-            "model": m.model.name,
-            "version": version,
-            "ref": format!("{}@{version}", m.model.name),
-            "created_at": now_rfc3339(),
-            "manifest": { "path": t.manifest.display().to_string(), "sha256": manifest_sha },
-            "git_commit": commit,
-            "job": t.job,
-            "datasets": report.datasets,
-            "rows": report.rows,
-            "compute": report.compute,
-            "libraries": { "mlops": env!("CARGO_PKG_VERSION"), "burn": BURN_VERSION },
-            "parameters": report.parameters,
-            "curve": report.curve,
-            "metrics": report.metrics,
-            "thresholds": m.evaluation.thresholds.iter().map(|(k, v)| (k.name(), v)).collect::<BTreeMap<_, _>>(),
-            "samples_per_second": report.samples_per_second,
-            "seconds": report.seconds,
-            "sagemaker": t.sagemaker,
-        })
+    let card = |version: u64| ModelCard {
+        model: m.model.name.clone(),
+        version,
+        reference: format!("{}@{version}", m.model.name),
+        created_at: now_rfc3339(),
+        manifest: ManifestRef {
+            path: t.manifest.display().to_string(),
+            sha256: manifest_sha.clone(),
+        },
+        git_commit: commit.clone(),
+        job: t.job.clone(),
+        training: report.clone(),
+        libraries: Libraries {
+            mlops: env!("CARGO_PKG_VERSION").to_owned(),
+            burn: BURN_VERSION.to_owned(),
+        },
+        thresholds: m
+            .evaluation
+            .thresholds
+            .iter()
+            .map(|(k, v)| (k.name().to_owned(), *v))
+            .collect(),
+        sagemaker: t.sagemaker.clone(),
+        artifact: None,
     };
     let entry = match t
         .registry
@@ -380,22 +384,19 @@ fn outputs(
     reference: &str,
     report: &Report,
     task: Task,
-    sagemaker: Option<&serde_json::Value>,
+    sagemaker: Option<&SagemakerRun>,
 ) -> std::io::Result<()> {
     let rt = Runtime::from_env();
     if !rt.is_actions() {
         return Ok(());
     }
     if let Some(sm) = sagemaker {
-        let field = |k: &str| {
-            sm.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        rt.set_output("job-name", &field("training_job"))?;
-        rt.set_output("model-package-arn", &field("model_package_arn"))?;
-        rt.set_output("image", &field("image"))?;
+        rt.set_output("job-name", &sm.training_job)?;
+        rt.set_output(
+            "model-package-arn",
+            sm.model_package_arn.as_deref().unwrap_or_default(),
+        )?;
+        rt.set_output("image", &sm.image)?;
     }
     let validation = report.metrics_of("validation");
     rt.set_output("model-version", reference)?;

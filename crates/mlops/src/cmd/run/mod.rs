@@ -452,24 +452,29 @@ impl Run {
         let reference = doc["model_version"].as_str().unwrap_or_default().to_owned();
         let location = PathBuf::from(doc["registry"].as_str().unwrap_or_default());
         let card_path = location.join("card.json");
-        let card: Value = std::fs::read(&card_path)
+        let card: Option<mlops_train::card::ModelCard> = std::fs::read(&card_path)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
-        self.artifacts.model_card = Some(card_path);
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        self.artifacts.model_card = Some(card_path.clone());
         self.model = Some(reference.clone());
         let trained = doc["seconds"].as_f64().unwrap_or(wall).min(wall);
         self.record(
             "train",
             Outcome::Ok,
-            format!(
-                "{} epochs on {} ({}), {} training rows, {:.0} samples/s",
-                card["job"]["epochs"],
-                card["compute"]["device"].as_str().unwrap_or("?"),
-                card["compute"]["backend"].as_str().unwrap_or("?"),
-                card["rows"]["train"],
-                doc["samples_per_second"].as_f64().unwrap_or_default()
-            ),
+            match &card {
+                Some(c) => format!(
+                    "{} epochs on {} ({}), {} training rows, {:.0} samples/s",
+                    c.job.epochs,
+                    serde_json::to_value(c.training.compute.device)
+                        .ok()
+                        .and_then(|d| d.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "?".to_owned()),
+                    c.training.compute.backend,
+                    c.training.rows.get("train").copied().unwrap_or_default(),
+                    doc["samples_per_second"].as_f64().unwrap_or_default()
+                ),
+                None => format!("no model card at {}", card_path.display()),
+            },
             trained,
         );
         let failed = doc["failed_thresholds"]
@@ -510,13 +515,12 @@ impl Run {
             };
             return Err(self.fail("evaluate", figure, evaluate_started, code));
         }
-        let thresholds: Vec<String> = card["thresholds"]
-            .as_object()
-            .into_iter()
-            .flatten()
+        let thresholds: Vec<String> = card
+            .iter()
+            .flat_map(|c| &c.thresholds)
             .map(|(metric, bound)| {
                 let value = doc["metrics"][metric].as_f64().unwrap_or_default();
-                let bound = match (bound["min"].as_f64(), bound["max"].as_f64()) {
+                let bound = match (bound.min, bound.max) {
                     (Some(min), _) => format!(">= {min}"),
                     (None, Some(max)) => format!("<= {max}"),
                     (None, None) => String::new(),
