@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::predict::ArtifactDigest;
 use crate::worker::{Job, Report};
 
-/// A registered version's card.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `card.json` of a registered model version, written by `mlops train` (either backend) when the
+/// version is registered and never rewritten: what it was trained from, how, on what data, and
+/// how it scored. Its status is in `status.json`, not here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelCard {
     pub model: String,
     pub version: u64,
@@ -43,21 +45,21 @@ pub struct ModelCard {
 }
 
 /// The manifest a model was trained from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ManifestRef {
     pub path: String,
     pub sha256: String,
 }
 
 /// The versions of the code that trained it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Libraries {
     pub mlops: String,
     pub burn: String,
 }
 
 /// A SageMaker training job's record on the card.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SagemakerRun {
     pub training_job: String,
     pub training_job_arn: String,
@@ -76,6 +78,32 @@ pub struct SagemakerRun {
     pub model_package_group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_package_arn: Option<String>,
+}
+
+/// The card schema's `$id`.
+pub const SCHEMA_ID: &str = "https://mlops-rs.github.io/schema/v1/card.schema.json";
+
+/// The card's JSON Schema, generated from [`ModelCard`] (its doc comments become descriptions),
+/// as `schema/card.schema.json` holds it: pretty JSON and a final newline. The unit test
+/// `committed_schema_is_fresh` keeps the committed file equal to it (`MLOPS_UPDATE_SCHEMAS=1`
+/// rewrites it; not in `cargo xtask codegen`, which would then build the training stack).
+pub fn schema_text() -> String {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let root = generator.into_root_schema_for::<ModelCard>();
+    let mut schema = serde_json::to_value(root).unwrap_or_default();
+    if let Some(obj) = schema.as_object_mut() {
+        // What the document is first, then its shape.
+        let mut head = serde_json::Map::new();
+        head.insert("$schema".into(), obj.remove("$schema").unwrap_or_default());
+        head.insert("$id".into(), SCHEMA_ID.into());
+        obj.remove("title");
+        head.insert("title".into(), "mlops model card".into());
+        head.extend(std::mem::take(obj));
+        *obj = head;
+    }
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 impl ModelCard {
@@ -220,6 +248,44 @@ const SAMPLE: &str = r#"{
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn committed_schema_is_fresh() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/card.schema.json");
+        let want = schema_text();
+        if std::env::var_os("MLOPS_UPDATE_SCHEMAS").is_some() {
+            std::fs::write(path, &want).expect("write the schema");
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "schema/card.schema.json differs from the ModelCard type: run `MLOPS_UPDATE_SCHEMAS=1 cargo test --workspace --lib committed_schema_is_fresh`"
+        );
+    }
+
+    /// The sample card is valid against the generated schema, and a card missing a field the
+    /// readers need is not.
+    #[test]
+    fn the_schema_accepts_a_card_and_refuses_a_damaged_one() {
+        let schema: serde_json::Value = serde_json::from_str(&schema_text()).expect("schema JSON");
+        let mut card = sample("digits", 1);
+        card.artifact = Some(ArtifactDigest {
+            sha256: "a".repeat(64),
+            files: BTreeMap::new(),
+        });
+        let json = serde_json::to_value(&card).expect("card");
+        let errors = |doc: &serde_json::Value| -> Vec<String> {
+            jsonschema::validator_for(&schema)
+                .expect("a valid schema")
+                .iter_errors(doc)
+                .map(|e| e.to_string())
+                .collect()
+        };
+        assert_eq!(errors(&json), Vec::<String>::new());
+        let mut damaged = json.clone();
+        damaged.as_object_mut().expect("object").remove("manifest");
+        assert!(!errors(&damaged).is_empty());
+    }
 
     /// The card round-trips through its JSON, whose fields stay where the readers and older
     /// registries have them (the training report flat at the top level).

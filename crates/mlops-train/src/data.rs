@@ -81,7 +81,7 @@ impl Format {
 }
 
 /// What was read from one file: where, its SHA-256, its size and how many rows it had.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileDigest {
     /// The path as the manifest gives it.
     pub path: String,

@@ -13,7 +13,7 @@ use mlops_manifest::model::Device;
 use serde::{Deserialize, Serialize};
 
 /// Where the model was trained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Compute {
     pub device: Device,
     /// The burn backend: flex (CPU), wgpu, cuda.
@@ -34,7 +34,7 @@ impl Compute {
 }
 
 /// What wgpu reports about the adapter it picked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Adapter {
     pub name: String,
     /// discrete-gpu, integrated-gpu, virtual-gpu, cpu or other.

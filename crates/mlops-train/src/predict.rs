@@ -43,7 +43,7 @@ pub const ARTIFACT_FILES: [&str; 2] = [crate::registry::BUNDLE, crate::registry:
 /// The SHA-256 of each artifact file and of the artifact as a whole. The whole digest is the
 /// SHA-256 of the lines `<file sha256>  <name>\n` in [`ARTIFACT_FILES`] order, which is what
 /// `sha256sum model.json model.safetensors | sha256sum` prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArtifactDigest {
     pub sha256: String,
     pub files: BTreeMap<String, String>,

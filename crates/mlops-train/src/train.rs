@@ -48,7 +48,7 @@ impl Settings {
 }
 
 /// One epoch of the training curve.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Epoch {
     pub epoch: u32,
     /// Mean training loss over the epoch's batches.

@@ -27,7 +27,7 @@ use crate::registry::{BUNDLE, WEIGHTS};
 use crate::train::{self, Epoch, Event, Settings};
 
 /// Everything the worker needs, carried as SageMaker hyperparameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Job {
     pub model: String,
     pub task: Task,
@@ -50,7 +50,7 @@ pub struct Job {
     pub require_gpu: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Source {
     pub path: String,
     pub format: Option<DataFormat>,
@@ -223,7 +223,7 @@ pub struct Signature {
 }
 
 /// How training went: saved as `training.json` beside the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     pub datasets: BTreeMap<String, FileDigest>,
     pub rows: BTreeMap<String, usize>,
