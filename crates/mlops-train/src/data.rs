@@ -80,15 +80,7 @@ impl Format {
     }
 }
 
-/// What was read from one file: where, its SHA-256, its size and how many rows it had.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct FileDigest {
-    /// The path as the manifest gives it.
-    pub path: String,
-    pub sha256: String,
-    pub bytes: u64,
-    pub rows: u64,
-}
+pub use mlops_artifacts::training::FileDigest;
 
 /// One row as the reader hands it over.
 #[derive(Debug)]

@@ -10,47 +10,8 @@ use std::sync::OnceLock;
 
 use burn::tensor::Device as BurnDevice;
 use mlops_manifest::model::Device;
-use serde::{Deserialize, Serialize};
 
-/// Where the model was trained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Compute {
-    pub device: Device,
-    /// The burn backend: flex (CPU), wgpu, cuda.
-    pub backend: String,
-    /// The wgpu adapter, when the backend is wgpu.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adapter: Option<Adapter>,
-}
-
-impl Compute {
-    /// One line for logs and summaries, e.g. `wgpu on llvmpipe (LLVM 15.0.6, 256 bits) (cpu, vulkan)`.
-    pub fn describe(&self) -> String {
-        match &self.adapter {
-            Some(a) => format!("{} on {} ({}, {})", self.backend, a.name, a.kind, a.api),
-            None => self.backend.clone(),
-        }
-    }
-}
-
-/// What wgpu reports about the adapter it picked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Adapter {
-    pub name: String,
-    /// discrete-gpu, integrated-gpu, virtual-gpu, cpu or other.
-    pub kind: String,
-    /// The graphics API: vulkan, metal, dx12, gl.
-    pub api: String,
-    pub driver: String,
-    pub driver_info: String,
-}
-
-impl Adapter {
-    /// A software rasteriser rather than a GPU.
-    pub fn is_software(&self) -> bool {
-        self.kind == "cpu"
-    }
-}
+pub use mlops_artifacts::training::{Adapter, Compute};
 
 /// Why no device could be had.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,6 @@
 //! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]),
 //! the model registry ([`registry`]) and the cards it keeps ([`card`]), and predictions from a saved artifact ([`predict`]).
 
-pub mod card;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
@@ -14,6 +13,9 @@ pub mod records;
 pub mod registry;
 pub mod train;
 pub mod worker;
+
+/// The model card, in `mlops-artifacts` (light enough for crates without the training stack).
+pub use mlops_artifacts::card;
 
 /// Writes `value` as pretty JSON with a final newline, atomically (see [`write_atomically`]).
 pub(crate) fn write_json(

@@ -8,8 +8,6 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use mlops_manifest::model::Task;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::model::Network;
 use crate::worker::Bundle;
@@ -37,59 +35,7 @@ pub fn keep_parallel_loops_on_this_thread() {
     OWN_POOL.with(|_| ());
 }
 
-/// The files of a model artifact, in the order they are digested.
-pub const ARTIFACT_FILES: [&str; 2] = [crate::registry::BUNDLE, crate::registry::WEIGHTS];
-
-/// The SHA-256 of each artifact file and of the artifact as a whole. The whole digest is the
-/// SHA-256 of the lines `<file sha256>  <name>\n` in [`ARTIFACT_FILES`] order, which is what
-/// `sha256sum model.json model.safetensors | sha256sum` prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ArtifactDigest {
-    pub sha256: String,
-    pub files: BTreeMap<String, String>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-impl ArtifactDigest {
-    /// The digest of the artifact files' contents, by name.
-    pub fn of(files: &BTreeMap<String, Vec<u8>>) -> Self {
-        let mut listing = String::new();
-        let mut digests = BTreeMap::new();
-        for name in ARTIFACT_FILES {
-            let h = hex(files.get(name).map_or(&[][..], Vec::as_slice));
-            listing.push_str(&format!("{h}  {name}\n"));
-            digests.insert(name.to_owned(), h);
-        }
-        Self {
-            sha256: hex(listing.as_bytes()),
-            files: digests,
-        }
-    }
-
-    /// The digest of the artifact files in `dir`.
-    pub fn of_dir(dir: &Path) -> Result<Self, String> {
-        Ok(Self::of(&read_artifact(dir)?))
-    }
-}
-
-/// The artifact files in `dir`, read whole (they are what gets loaded: hashing the same bytes
-/// that are loaded leaves no window for a swap in between).
-pub fn read_artifact(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let mut files = BTreeMap::new();
-    for name in ARTIFACT_FILES {
-        let path = dir.join(name);
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        files.insert(name.to_owned(), bytes);
-    }
-    Ok(files)
-}
+pub use mlops_artifacts::artifact::{ARTIFACT_FILES, ArtifactDigest, read_artifact};
 
 /// What a model gives for a batch of rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,25 +167,6 @@ pub fn argmax(values: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_artifact_digest_is_sha256sum_of_the_listing() {
-        let files = BTreeMap::from([
-            ("model.json".to_owned(), b"{}".to_vec()),
-            ("model.safetensors".to_owned(), b"weights".to_vec()),
-        ]);
-        let d = ArtifactDigest::of(&files);
-        let listing = format!(
-            "{}  model.json\n{}  model.safetensors\n",
-            hex(b"{}"),
-            hex(b"weights")
-        );
-        assert_eq!(d.sha256, hex(listing.as_bytes()));
-        assert_eq!(d.files["model.json"], hex(b"{}"));
-        let mut changed = files.clone();
-        changed.insert("model.json".to_owned(), b"{ }".to_vec());
-        assert_ne!(ArtifactDigest::of(&changed).sha256, d.sha256);
-    }
 
     #[test]
     fn parallel_loops_stay_on_a_thread_that_asks() {

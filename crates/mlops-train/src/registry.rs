@@ -30,8 +30,8 @@ use crate::card::ModelCard;
 use crate::predict::{ARTIFACT_FILES, ArtifactDigest};
 
 /// The files a version holds besides its card and status.
-pub const WEIGHTS: &str = "model.safetensors";
-pub const BUNDLE: &str = "model.json";
+pub use mlops_artifacts::artifact::{BUNDLE, WEIGHTS};
+
 const CARD: &str = "card.json";
 const STATUS: &str = "status.json";
 /// Where a version keeps the reports of the holdout tests run on it.

@@ -47,17 +47,7 @@ impl Settings {
     }
 }
 
-/// One epoch of the training curve.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Epoch {
-    pub epoch: u32,
-    /// Mean training loss over the epoch's batches.
-    pub loss: f64,
-    pub validation_loss: f64,
-    /// Validation metrics after the epoch.
-    pub metrics: BTreeMap<String, f64>,
-    pub seconds: f64,
-}
+pub use mlops_artifacts::training::Epoch;
 
 /// What training reports as it goes.
 #[derive(Debug, Clone, Copy)]

@@ -14,10 +14,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mlops_manifest::model::{
-    DataFormat, Device, Family, Hyperparameters, ImageShape, Manifest, Metric, Optimizer, Task,
-};
+use mlops_manifest::model::{Family, Metric, Task};
 use serde::{Deserialize, Serialize};
+
+pub use mlops_artifacts::training::{Job, Report, Source};
 
 use crate::checkpoint::Checkpoints;
 use crate::data::{self, FileDigest, Format, Spec, Standardizer};
@@ -25,93 +25,6 @@ pub use crate::device::Compute;
 use crate::model::{self, Architecture};
 use crate::registry::{BUNDLE, WEIGHTS};
 use crate::train::{self, Epoch, Event, Settings};
-
-/// Everything the worker needs, carried as SageMaker hyperparameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Job {
-    pub model: String,
-    pub task: Task,
-    pub family: Family,
-    /// As the manifest writes them (ranges unexpanded, so the value stays short).
-    pub features: Vec<String>,
-    pub label: String,
-    pub image: Option<ImageShape>,
-    pub hyperparameters: Hyperparameters,
-    pub epochs: u32,
-    pub batch_size: u32,
-    pub learning_rate: f64,
-    pub optimizer: Optimizer,
-    pub seed: u64,
-    pub validation_fraction: f64,
-    pub split_seed: u64,
-    /// Channel -> the dataset as the manifest names it (for the model card) and its format.
-    pub datasets: BTreeMap<String, Source>,
-    pub device: Device,
-    pub require_gpu: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Source {
-    pub path: String,
-    pub format: Option<DataFormat>,
-}
-
-impl Job {
-    pub fn from_manifest(m: &Manifest) -> Self {
-        let source = |d: &mlops_manifest::model::Dataset| Source {
-            path: d.path.clone(),
-            format: d.format,
-        };
-        let mut datasets = BTreeMap::from([
-            ("train".to_owned(), source(&m.data.train)),
-            ("holdout".to_owned(), source(&m.data.holdout)),
-        ]);
-        if let Some(v) = &m.data.validation {
-            datasets.insert("validation".to_owned(), source(v));
-        }
-        Self {
-            model: m.model.name.clone(),
-            task: m.model.task,
-            family: m.model.family,
-            features: m.data.features.clone(),
-            label: m.data.label.clone(),
-            image: m.model.input,
-            hyperparameters: m.model.hyperparameters.clone(),
-            epochs: m.training.epochs,
-            batch_size: m.training.batch_size,
-            learning_rate: m.training.learning_rate,
-            optimizer: m.training.optimizer,
-            seed: m.training.seed,
-            validation_fraction: m.data.split.validation_fraction,
-            split_seed: m.data.split.seed,
-            datasets,
-            device: m.training.local.device,
-            require_gpu: m.training.local.require_gpu,
-        }
-    }
-
-    /// SageMaker hyperparameters: every value a string, here the JSON text of the field.
-    pub fn to_hyperparameters(&self) -> BTreeMap<String, String> {
-        let value = serde_json::to_value(self).unwrap_or_default();
-        value
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect()
-    }
-
-    pub fn from_hyperparameters(map: &BTreeMap<String, String>) -> Result<Self, String> {
-        let mut object = serde_json::Map::new();
-        for (k, v) in map {
-            let value: serde_json::Value = serde_json::from_str(v)
-                .map_err(|e| format!("hyperparameter `{k}` is not JSON text: {e}"))?;
-            object.insert(k.clone(), value);
-        }
-        serde_json::from_value(serde_json::Value::Object(object))
-            .map_err(|e| format!("the hyperparameters do not describe a training job: {e}"))
-    }
-}
 
 /// The directory layout SageMaker gives a training container.
 #[derive(Debug, Clone)]
@@ -220,42 +133,6 @@ pub struct Signature {
     /// Classification: class index -> label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
-}
-
-/// How training went: saved as `training.json` beside the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Report {
-    pub datasets: BTreeMap<String, FileDigest>,
-    pub rows: BTreeMap<String, usize>,
-    pub compute: Compute,
-    pub parameters: usize,
-    pub curve: Vec<Epoch>,
-    /// The epoch of the checkpoint this run went on from (a restarted spot job).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resumed_from: Option<u32>,
-    /// "validation" and "holdout" -> metric name -> value.
-    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
-    pub samples_per_second: f64,
-    pub seconds: f64,
-}
-
-impl Report {
-    /// The metrics measured on one split ("validation" or "holdout").
-    pub fn metrics_of(&self, split: &str) -> BTreeMap<String, f64> {
-        self.metrics.get(split).cloned().unwrap_or_default()
-    }
-
-    /// (metric, validation value, holdout value) for tables.
-    pub fn metric_rows(&self) -> Vec<(String, f64, Option<f64>)> {
-        let holdout = self.metrics_of("holdout");
-        self.metrics_of("validation")
-            .into_iter()
-            .map(|(name, v)| {
-                let h = holdout.get(&name).copied();
-                (name, v, h)
-            })
-            .collect()
-    }
 }
 
 /// Why the worker failed: a user mistake (bad data or job, exit 2), a diverged loss (exit 1),

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use mlops_manifest::model::Bound;
 use serde::{Deserialize, Serialize};
 
-use crate::predict::ArtifactDigest;
-use crate::worker::{Job, Report};
+use crate::artifact::ArtifactDigest;
+use crate::training::{Job, Report};
 
 /// `card.json` of a registered model version, written by `mlops train` (either backend) when the
 /// version is registered and never rewritten: what it was trained from, how, on what data, and

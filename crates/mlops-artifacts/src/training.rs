@@ -1,0 +1,196 @@
+//! What a training run is and what it reports: the job (from the manifest, carried to the worker
+//! as SageMaker hyperparameters), the report the worker saves as `training.json`, and the parts
+//! both name (dataset digests, compute, the curve). Plain data: training itself is
+//! `mlops-train`'s.
+
+use std::collections::BTreeMap;
+
+use mlops_manifest::model::{
+    DataFormat, Device, Family, Hyperparameters, ImageShape, Manifest, Optimizer, Task,
+};
+use serde::{Deserialize, Serialize};
+
+/// Everything the worker needs, carried as SageMaker hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Job {
+    pub model: String,
+    pub task: Task,
+    pub family: Family,
+    /// As the manifest writes them (ranges unexpanded, so the value stays short).
+    pub features: Vec<String>,
+    pub label: String,
+    pub image: Option<ImageShape>,
+    pub hyperparameters: Hyperparameters,
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub learning_rate: f64,
+    pub optimizer: Optimizer,
+    pub seed: u64,
+    pub validation_fraction: f64,
+    pub split_seed: u64,
+    /// Channel -> the dataset as the manifest names it (for the model card) and its format.
+    pub datasets: BTreeMap<String, Source>,
+    pub device: Device,
+    pub require_gpu: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Source {
+    pub path: String,
+    pub format: Option<DataFormat>,
+}
+
+impl Job {
+    pub fn from_manifest(m: &Manifest) -> Self {
+        let source = |d: &mlops_manifest::model::Dataset| Source {
+            path: d.path.clone(),
+            format: d.format,
+        };
+        let mut datasets = BTreeMap::from([
+            ("train".to_owned(), source(&m.data.train)),
+            ("holdout".to_owned(), source(&m.data.holdout)),
+        ]);
+        if let Some(v) = &m.data.validation {
+            datasets.insert("validation".to_owned(), source(v));
+        }
+        Self {
+            model: m.model.name.clone(),
+            task: m.model.task,
+            family: m.model.family,
+            features: m.data.features.clone(),
+            label: m.data.label.clone(),
+            image: m.model.input,
+            hyperparameters: m.model.hyperparameters.clone(),
+            epochs: m.training.epochs,
+            batch_size: m.training.batch_size,
+            learning_rate: m.training.learning_rate,
+            optimizer: m.training.optimizer,
+            seed: m.training.seed,
+            validation_fraction: m.data.split.validation_fraction,
+            split_seed: m.data.split.seed,
+            datasets,
+            device: m.training.local.device,
+            require_gpu: m.training.local.require_gpu,
+        }
+    }
+
+    /// SageMaker hyperparameters: every value a string, here the JSON text of the field.
+    pub fn to_hyperparameters(&self) -> BTreeMap<String, String> {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
+    }
+
+    pub fn from_hyperparameters(map: &BTreeMap<String, String>) -> Result<Self, String> {
+        let mut object = serde_json::Map::new();
+        for (k, v) in map {
+            let value: serde_json::Value = serde_json::from_str(v)
+                .map_err(|e| format!("hyperparameter `{k}` is not JSON text: {e}"))?;
+            object.insert(k.clone(), value);
+        }
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| format!("the hyperparameters do not describe a training job: {e}"))
+    }
+}
+
+/// How training went: saved as `training.json` beside the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Report {
+    pub datasets: BTreeMap<String, FileDigest>,
+    pub rows: BTreeMap<String, usize>,
+    pub compute: Compute,
+    pub parameters: usize,
+    pub curve: Vec<Epoch>,
+    /// The epoch of the checkpoint this run went on from (a restarted spot job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<u32>,
+    /// "validation" and "holdout" -> metric name -> value.
+    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    pub samples_per_second: f64,
+    pub seconds: f64,
+}
+
+impl Report {
+    /// The metrics measured on one split ("validation" or "holdout").
+    pub fn metrics_of(&self, split: &str) -> BTreeMap<String, f64> {
+        self.metrics.get(split).cloned().unwrap_or_default()
+    }
+
+    /// (metric, validation value, holdout value) for tables.
+    pub fn metric_rows(&self) -> Vec<(String, f64, Option<f64>)> {
+        let holdout = self.metrics_of("holdout");
+        self.metrics_of("validation")
+            .into_iter()
+            .map(|(name, v)| {
+                let h = holdout.get(&name).copied();
+                (name, v, h)
+            })
+            .collect()
+    }
+}
+
+/// What was read from one file: where, its SHA-256, its size and how many rows it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FileDigest {
+    /// The path as the manifest gives it.
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// One epoch of the training curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Epoch {
+    pub epoch: u32,
+    /// Mean training loss over the epoch's batches.
+    pub loss: f64,
+    pub validation_loss: f64,
+    /// Validation metrics after the epoch.
+    pub metrics: BTreeMap<String, f64>,
+    pub seconds: f64,
+}
+
+/// Where the model was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Compute {
+    pub device: Device,
+    /// The burn backend: flex (CPU), wgpu, cuda.
+    pub backend: String,
+    /// The wgpu adapter, when the backend is wgpu.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<Adapter>,
+}
+
+impl Compute {
+    /// One line for logs and summaries, e.g. `wgpu on llvmpipe (LLVM 15.0.6, 256 bits) (cpu, vulkan)`.
+    pub fn describe(&self) -> String {
+        match &self.adapter {
+            Some(a) => format!("{} on {} ({}, {})", self.backend, a.name, a.kind, a.api),
+            None => self.backend.clone(),
+        }
+    }
+}
+
+/// What wgpu reports about the adapter it picked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Adapter {
+    pub name: String,
+    /// discrete-gpu, integrated-gpu, virtual-gpu, cpu or other.
+    pub kind: String,
+    /// The graphics API: vulkan, metal, dx12, gl.
+    pub api: String,
+    pub driver: String,
+    pub driver_info: String,
+}
+
+impl Adapter {
+    /// A software rasteriser rather than a GPU.
+    pub fn is_software(&self) -> bool {
+        self.kind == "cpu"
+    }
+}
