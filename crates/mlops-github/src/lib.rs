@@ -9,6 +9,7 @@
 //!   with `Mlops-Started-By: <login>` naming who started the run ([`STARTED_BY`]);
 //! - the commit status `mlops/holdout` on the PR's head ([`STATUS_CONTEXT`]).
 
+pub mod body;
 pub mod client;
 pub mod codeowners;
 pub mod doctor;

@@ -55,152 +55,6 @@ fn read_report(args: &PromoteArgs, reference: &str) -> Result<Option<Evidence>, 
     }))
 }
 
-fn num(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-fn fmt(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".to_owned(), |x| format!("{x:.4}"))
-}
-
-/// The evidence a reviewer approves on, in markdown.
-fn body(
-    entry_ref: &str,
-    card: &ModelCard,
-    production: Option<(&Pin, Option<&ModelCard>)>,
-    evidence: Option<&Evidence>,
-    pin: &Pin,
-    pin_file: &str,
-) -> String {
-    let mut out = format!("## Promote `{entry_ref}` to production\n\n");
-    out.push_str(&format!(
-        "This pull request changes `{pin_file}`: production will serve **{entry_ref}**{}.\nApprove it on its current head commit; `mlops gate` counts only such approvals.\n\n",
-        production.map_or_else(
-            || " (no model is pinned yet)".to_owned(),
-            |(p, _)| format!(" instead of {}", p.reference())
-        )
-    ));
-    // The model card summary.
-    let job = &card.job;
-    // An enum as the manifest spells it.
-    let named = |v: serde_json::Result<Value>| {
-        v.ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "?".to_owned())
-    };
-    out.push_str("### Model\n\n| | |\n|---|---|\n");
-    for (k, v) in [
-        ("task", Some(named(serde_json::to_value(job.task)))),
-        ("family", Some(named(serde_json::to_value(job.family)))),
-        ("parameters", Some(card.training.parameters.to_string())),
-        (
-            "hyperparameters",
-            serde_json::to_string(&job.hyperparameters).ok(),
-        ),
-        (
-            "training",
-            Some(format!(
-                "{} epochs, batch {}, {} (lr {}), seed {}",
-                job.epochs,
-                job.batch_size,
-                named(serde_json::to_value(job.optimizer)),
-                job.learning_rate,
-                job.seed
-            )),
-        ),
-        ("created", Some(card.created_at.clone())),
-        (
-            "artifact sha256",
-            Some(format!("`{}`", pin.model.artifact.sha256)),
-        ),
-        (
-            "manifest sha256",
-            Some(format!("`{}`", pin.manifest_sha256)),
-        ),
-        (
-            "image",
-            Some(pin.model.image.as_deref().map_or_else(
-                || "none (served from the artifact)".to_owned(),
-                |i| format!("`{i}`"),
-            )),
-        ),
-    ] {
-        if let Some(v) = v {
-            out.push_str(&format!("| {k} | {v} |\n"));
-        }
-    }
-    out.push_str(&format!("| run | {} |\n\n", card.run()));
-    // Metrics next to production's.
-    let ours = card.metrics_of("holdout");
-    let theirs = production
-        .and_then(|(_, c)| c)
-        .map(|c| c.metrics_of("holdout"))
-        .unwrap_or_default();
-    let prod_name = production.map_or_else(|| "production".to_owned(), |(p, _)| p.reference());
-    out.push_str(&format!(
-        "### Evaluation (holdout set, measured at training)\n\n| metric | {entry_ref} | {prod_name} | delta |\n|---|---:|---:|---:|\n"
-    ));
-    for (k, v) in &ours {
-        let before = theirs.get(k).copied();
-        let delta = before.map_or_else(|| "–".to_owned(), |b| format!("{:+.4}", v - b));
-        out.push_str(&format!("| {k} | {:.4} | {} | {delta} |\n", v, fmt(before)));
-    }
-    out.push('\n');
-    // The holdout test against staging.
-    out.push_str("### Holdout test against staging\n\n");
-    match evidence {
-        Some(e) => {
-            let r = &e.report;
-            out.push_str(&format!(
-                "**{}** — {} rows through `{}` in {} requests ({} retries); parity with offline predictions: {} of {} rows differ.\n\n| metric | service | recorded | difference | tolerance | |\n|---|---:|---:|---:|---:|---|\n",
-                if r["passed"] == Value::Bool(true) { "passed" } else { "FAILED" },
-                r["rows"], r["endpoint"].as_str().unwrap_or("?"), r["requests"], r["retries"],
-                r["parity"]["mismatches"], r["parity"]["checked"],
-            ));
-            for c in r["metrics"].as_array().into_iter().flatten() {
-                out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
-                    c["metric"].as_str().unwrap_or("?"),
-                    fmt(num(&c["observed"])),
-                    fmt(num(&c["expected"])),
-                    fmt(num(&c["delta"])),
-                    c["tolerance"],
-                    if c["pass"] == Value::Bool(true) { "✓" } else { "✗" }
-                ));
-            }
-            out.push_str(&format!("\nReport sha256: `{}`\n\n", e.digest));
-        }
-        None => out.push_str("No holdout report was given (`--holdout-report`): `mlops gate` will not pass this promotion.\n\n"),
-    }
-    // Datasets.
-    out.push_str("### Data\n\n| dataset | path | rows | sha256 |\n|---|---|---:|---|\n");
-    for (name, d) in &card.training.datasets {
-        out.push_str(&format!(
-            "| {name} | `{}` | {} | `{}` |\n",
-            d.path, d.rows, d.sha256
-        ));
-    }
-    // A chart of the holdout metrics.
-    if !ours.is_empty() {
-        let names: Vec<&str> = ours.keys().map(String::as_str).collect();
-        let values: Vec<String> = ours.values().map(|v| format!("{v:.4}")).collect();
-        out.push_str(&format!(
-            "\n```mermaid\nxychart-beta\n    title \"Holdout metrics: {entry_ref} (bars) and {prod_name} (line)\"\n    x-axis [{}]\n    y-axis \"score\" 0 --> 1\n    bar [{}]\n",
-            names.join(", "),
-            values.join(", ")
-        ));
-        if !theirs.is_empty() {
-            let line: Vec<String> = ours
-                .keys()
-                .map(|k| theirs.get(k).map_or("0".to_owned(), |v| format!("{v:.4}")))
-                .collect();
-            out.push_str(&format!("    line [{}]\n", line.join(", ")));
-        }
-        out.push_str("```\n");
-    }
-    out
-}
-
 fn workflow_run_url() -> Option<String> {
     let server = std::env::var("GITHUB_SERVER_URL").ok()?;
     let repo = std::env::var("GITHUB_REPOSITORY").ok()?;
@@ -270,11 +124,13 @@ impl Prepared {
             .map(|t| format!("{}\n\n", t.trim_end()))
             .unwrap_or_default();
         preface
-            + &body(
+            + &mlops_github::body::promotion(
                 &self.reference,
                 &self.card,
                 production.map(|pin| (pin, production_card.as_ref())),
-                self.evidence.as_ref(),
+                self.evidence
+                    .as_ref()
+                    .map(|e| (e.digest.as_str(), &e.report)),
                 &self.p.pin,
                 &self.p.pin_file,
             )
