@@ -73,9 +73,13 @@ impl Pin {
     /// The file's text: a comment saying what it is, then the fields in a fixed order.
     pub fn to_yaml(&self, environment: &str) -> String {
         let m = &self.model;
+        let by = if environment == "production" {
+            "Written by `mlops promote`;\n# change it only through a promotion pull request."
+        } else {
+            "Written by `mlops deploy --commit-pin`."
+        };
         let mut out = format!(
-            "# The {environment} pin: the model {environment} serves. Written by `mlops promote`;\n\
-             # change it only through a promotion pull request.\n\
+            "# The {environment} pin: the model {environment} serves. {by}\n\
              version: {}\nmodel:\n  name: {}\n  version: {}\n  registry: {}\n  artifact:\n    uri: {}\n    sha256: {}\n  image: {}\nmanifest_sha256: {}\n",
             self.version,
             quoted(&m.name),
@@ -142,6 +146,15 @@ mod tests {
                 report_sha256: "c".repeat(64),
             }),
         }
+    }
+
+    #[test]
+    fn only_production_s_pin_says_it_changes_through_a_promotion() {
+        let production = pin().to_yaml("production");
+        assert!(production.starts_with("# The production pin: the model production serves. Written by `mlops promote`;\n# change it only through a promotion pull request.\n"), "{production}");
+        let staging = pin().to_yaml("staging");
+        assert!(staging.starts_with("# The staging pin: the model staging serves. Written by `mlops deploy --commit-pin`.\nversion: "), "{staging}");
+        assert_eq!(Pin::parse(&staging), Ok(pin()));
     }
 
     #[test]
