@@ -24,11 +24,14 @@ pub struct ArtifactDigest {
     pub files: BTreeMap<String, String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Bytes (a digest) as lowercase hex: how every digest mlops records is written.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 impl ArtifactDigest {
@@ -37,12 +40,12 @@ impl ArtifactDigest {
         let mut listing = String::new();
         let mut digests = BTreeMap::new();
         for name in ARTIFACT_FILES {
-            let h = hex(files.get(name).map_or(&[][..], Vec::as_slice));
+            let h = sha256_hex(files.get(name).map_or(&[][..], Vec::as_slice));
             listing.push_str(&format!("{h}  {name}\n"));
             digests.insert(name.to_owned(), h);
         }
         Self {
-            sha256: hex(listing.as_bytes()),
+            sha256: sha256_hex(listing.as_bytes()),
             files: digests,
         }
     }
@@ -79,11 +82,11 @@ mod tests {
         let d = ArtifactDigest::of(&files);
         let listing = format!(
             "{}  model.json\n{}  model.safetensors\n",
-            hex(b"{}"),
-            hex(b"weights")
+            sha256_hex(b"{}"),
+            sha256_hex(b"weights")
         );
-        assert_eq!(d.sha256, hex(listing.as_bytes()));
-        assert_eq!(d.files["model.json"], hex(b"{}"));
+        assert_eq!(d.sha256, sha256_hex(listing.as_bytes()));
+        assert_eq!(d.files["model.json"], sha256_hex(b"{}"));
         let mut changed = files.clone();
         changed.insert("model.json".to_owned(), b"{ }".to_vec());
         assert_ne!(ArtifactDigest::of(&changed).sha256, d.sha256);

@@ -152,8 +152,7 @@ impl<R: Read> Hashing<R> {
     fn finish(mut self) -> std::io::Result<(String, u64)> {
         std::io::copy(&mut self, &mut std::io::sink())?;
         let digest = self.hasher.finalize();
-        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-        Ok((hex, self.bytes))
+        Ok((mlops_artifacts::artifact::hex(&digest), self.bytes))
     }
 }
 
@@ -925,11 +924,10 @@ mod tests {
         let (d, rows) = read_all(&p, Format::Csv).expect("reads");
         assert_eq!(d.rows, 2);
         assert_eq!(d.bytes, text.len() as u64);
-        let expected: String = Sha256::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(d.sha256, expected);
+        assert_eq!(
+            d.sha256,
+            mlops_artifacts::artifact::sha256_hex(text.as_bytes())
+        );
         assert_eq!(rows[0], (2, vec![1.0, 2.0], "cat".to_owned()));
         assert_eq!(rows[1], (3, vec![3.5, 4.0], "dog".to_owned()));
 

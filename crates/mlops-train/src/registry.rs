@@ -41,11 +41,7 @@ const HOLDOUT: &str = "holdout";
 /// the SHA-256 of its bytes without trailing whitespace, so that the report as a step output, as
 /// `mlops holdout --report FILE` wrote it (with a final newline) and as recorded are one report.
 pub fn report_digest(report: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(without_trailing_space(report))
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mlops_artifacts::artifact::sha256_hex(without_trailing_space(report))
 }
 
 /// `report` without trailing whitespace: the bytes [`report_digest`] hashes and the registry

@@ -46,7 +46,7 @@ pub(crate) fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
 
 /// Bytes (a digest) as lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    mlops_artifacts::artifact::hex(bytes)
 }
 
 /// The multi-threaded async runtime of the service (serve).
