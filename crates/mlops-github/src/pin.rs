@@ -70,6 +70,13 @@ impl Pin {
         format!("{}@{}", self.model.name, self.model.version)
     }
 
+    /// Whether a service's `GET /version` document reports this pin: its model (`NAME@VERSION`)
+    /// and its artifact's digest.
+    pub fn is_reported_by(&self, version: &serde_json::Value) -> bool {
+        version["model"].as_str() == Some(self.reference().as_str())
+            && version["artifact_sha256"].as_str() == Some(self.model.artifact.sha256.as_str())
+    }
+
     /// The file's text: a comment saying what it is, then the fields in a fixed order.
     pub fn to_yaml(&self, environment: &str) -> String {
         let m = &self.model;
@@ -146,6 +153,19 @@ mod tests {
                 report_sha256: "c".repeat(64),
             }),
         }
+    }
+
+    #[test]
+    fn a_service_reports_a_pin_only_with_its_model_and_artifact() {
+        let p = pin();
+        let reported = |model: &str, sha: &str| {
+            p.is_reported_by(&serde_json::json!({"model": model, "artifact_sha256": sha}))
+        };
+        let sha = p.model.artifact.sha256.clone();
+        assert!(reported(&p.reference(), &sha));
+        assert!(!reported(&p.reference(), &"0".repeat(64)));
+        assert!(!reported("other@1", &sha));
+        assert!(!p.is_reported_by(&serde_json::json!({"artifact_sha256": sha})));
     }
 
     #[test]

@@ -56,12 +56,6 @@ fn shown(v: &Value) -> String {
     )
 }
 
-/// Whether a `/version` document is the pin's model and artifact.
-fn serves(v: &Value, pin: &Pin) -> bool {
-    v["model"].as_str() == Some(pin.reference().as_str())
-        && v["artifact_sha256"].as_str() == Some(pin.model.artifact.sha256.as_str())
-}
-
 /// The environment's section of the manifest.
 fn environment_of(m: &Manifest, env: DeployEnv) -> &Environment {
     match env {
@@ -743,7 +737,7 @@ async fn wait_for(http: &Http, pin: &Pin, timeout: Duration) -> Waited {
             got = http.version_or_why() => got,
             sig = &mut signal => return Waited::Interrupted(sig),
         };
-        if last.as_ref().is_ok_and(|v| serves(v, pin)) {
+        if last.as_ref().is_ok_and(|v| pin.is_reported_by(v)) {
             return Waited::Serving;
         }
         let now = tokio::time::Instant::now();
@@ -764,7 +758,7 @@ async fn wait_for(http: &Http, pin: &Pin, timeout: Duration) -> Waited {
 /// `--check`: what serves against the pin, once.
 fn check(env: &str, url: &str, pin: &Pin, now: &Result<Value, String>, format: Format) -> Exit {
     let (code, line) = match now {
-        Ok(v) if serves(v, pin) => (
+        Ok(v) if pin.is_reported_by(v) => (
             Exit::Ok,
             format!("{env} at {url} serves {}, as pinned", pin.reference()),
         ),

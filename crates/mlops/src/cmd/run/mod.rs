@@ -891,10 +891,7 @@ impl Run {
                 rt.block_on(http.version_or_why())
             });
         drop(service);
-        let verified = version.as_ref().is_ok_and(|v| {
-            v["model"].as_str() == Some(reference.as_str())
-                && v["artifact_sha256"].as_str() == Some(pin.model.artifact.sha256.as_str())
-        });
+        let verified = version.as_ref().is_ok_and(|v| pin.is_reported_by(v));
         if !verified {
             let saw = match &version {
                 Ok(v) => format!(
