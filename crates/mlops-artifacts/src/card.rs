@@ -83,27 +83,11 @@ pub struct SagemakerRun {
 /// The card schema's `$id`.
 pub const SCHEMA_ID: &str = "https://mlops-rs.github.io/schema/v1/card.schema.json";
 
-/// The card's JSON Schema, generated from [`ModelCard`] (its doc comments become descriptions),
-/// as `schema/card.schema.json` holds it: pretty JSON and a final newline. The unit test
-/// `committed_schema_is_fresh` keeps the committed file equal to it (`MLOPS_UPDATE_SCHEMAS=1`
-/// rewrites it; not in `cargo xtask codegen`, which would then build the training stack).
+/// The card's JSON Schema, generated from [`ModelCard`] and the types it holds, as
+/// `schema/card.schema.json` holds it (the test `committed_schemas_are_fresh` keeps the file
+/// current; not a `cargo xtask codegen` output, which would then build the training stack).
 pub fn schema_text() -> String {
-    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
-    let root = generator.into_root_schema_for::<ModelCard>();
-    let mut schema = serde_json::to_value(root).unwrap_or_default();
-    if let Some(obj) = schema.as_object_mut() {
-        // What the document is first, then its shape.
-        let mut head = serde_json::Map::new();
-        head.insert("$schema".into(), obj.remove("$schema").unwrap_or_default());
-        head.insert("$id".into(), SCHEMA_ID.into());
-        obj.remove("title");
-        head.insert("title".into(), "mlops model card".into());
-        head.extend(std::mem::take(obj));
-        *obj = head;
-    }
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
-    text.push('\n');
-    text
+    crate::schema_text::<ModelCard>(SCHEMA_ID, "mlops model card")
 }
 
 impl ModelCard {
@@ -248,20 +232,6 @@ const SAMPLE: &str = r#"{
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn committed_schema_is_fresh() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/card.schema.json");
-        let want = schema_text();
-        if std::env::var_os("MLOPS_UPDATE_SCHEMAS").is_some() {
-            std::fs::write(path, &want).expect("write the schema");
-        }
-        let have = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            have == want,
-            "schema/card.schema.json differs from the ModelCard type: run `MLOPS_UPDATE_SCHEMAS=1 cargo test --workspace --lib committed_schema_is_fresh`"
-        );
-    }
 
     /// The sample card is valid against the generated schema, and a card missing a field the
     /// readers need is not.

@@ -1,9 +1,59 @@
-//! The files mlops writes and reads back, as types: the model card ([`card`]), what a training
-//! run is and reports ([`training`]) and a model artifact's digest ([`artifact`]). Every writer
+//! The files mlops writes and reads back, as types: the model card ([`card`]), the pin file
+//! ([`pin`]), what a training run is and reports ([`training`]) and a model artifact's digest
+//! ([`artifact`]). Every writer
 //! and reader of these files uses these types, so a field is never written under one name and
 //! read under another; the card's JSON Schema is generated from its type. Plain data with serde
 //! and schemars, light enough for every crate that reads an artifact (no training stack).
 
 pub mod artifact;
 pub mod card;
+pub mod pin;
 pub mod training;
+
+/// The JSON Schema of `T`, generated from its type (doc comments become descriptions) with
+/// `id` and `title` first, as `schema/` holds it: pretty JSON and a final newline.
+pub fn schema_text<T: schemars::JsonSchema>(id: &str, title: &str) -> String {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let root = generator.into_root_schema_for::<T>();
+    let mut schema = serde_json::to_value(root).unwrap_or_default();
+    if let Some(obj) = schema.as_object_mut() {
+        let mut head = serde_json::Map::new();
+        head.insert("$schema".into(), obj.remove("$schema").unwrap_or_default());
+        head.insert("$id".into(), id.into());
+        obj.remove("title");
+        head.insert("title".into(), title.into());
+        head.extend(std::mem::take(obj));
+        *obj = head;
+    }
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The generated schemas: file under `schema/`, and its text.
+pub fn schemas() -> Vec<(&'static str, String)> {
+    vec![
+        ("card.schema.json", card::schema_text()),
+        ("pin.schema.json", pin::schema_text()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each generated schema is the committed file (`MLOPS_UPDATE_SCHEMAS=1` rewrites them).
+    #[test]
+    fn committed_schemas_are_fresh() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/");
+        for (file, want) in super::schemas() {
+            let path = format!("{dir}{file}");
+            if std::env::var_os("MLOPS_UPDATE_SCHEMAS").is_some() {
+                std::fs::write(&path, &want).expect("write the schema");
+            }
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                have == want,
+                "schema/{file} differs from its type: run `MLOPS_UPDATE_SCHEMAS=1 cargo test --workspace --lib committed_schemas_are_fresh`"
+            );
+        }
+    }
+}

@@ -14,7 +14,8 @@ pub mod client;
 pub mod codeowners;
 pub mod doctor;
 pub mod gate;
-pub mod pin;
+/// The pin file, in `mlops-artifacts` with the other files mlops writes and reads back.
+pub use mlops_artifacts::pin;
 pub mod promote;
 
 pub use client::{ApiError, Config, GitHub};

@@ -24,38 +24,70 @@ use serde::{Deserialize, Serialize};
 /// Format version of the pin files this build writes and reads.
 pub const VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The pin schema's `$id`.
+pub const SCHEMA_ID: &str = "https://mlops-rs.github.io/schema/v1/pin.schema.json";
+
+/// The pin's JSON Schema, generated from [`Pin`], as `schema/pin.schema.json` holds it.
+pub fn schema_text() -> String {
+    crate::schema_text::<Pin>(SCHEMA_ID, "mlops pin file")
+}
+
+/// The pin file (YAML) that says which model an environment serves: production's
+/// (`promotion.pin_file`) is written by `mlops promote` on the promotion branch, and production
+/// deploys exactly what the base branch's copy says; a URL staging target's is written by `mlops
+/// deploy --commit-pin`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pin {
+    /// The pin format's version.
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     pub model: PinnedModel,
+    /// The SHA-256 of the `mlops.yaml` the model was trained from.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub manifest_sha256: String,
+    /// The holdout test the model passed through the staging service, when one did.
     #[serde(default)]
     pub holdout: Option<PinnedHoldout>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The pinned model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinnedModel {
+    /// The registry's model name.
+    #[schemars(length(min = 1))]
     pub name: String,
+    /// The registry version.
+    #[schemars(range(min = 1))]
     pub version: u64,
+    /// Where the version is registered: a directory or an `s3://` prefix.
     pub registry: String,
     pub artifact: Artifact,
+    /// The serving image by digest (`REPOSITORY@sha256:...`), if any.
     #[serde(default)]
     pub image: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where the model's files are, and their digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
+    /// The model directory (`model.json`, `model.safetensors`).
     pub uri: String,
+    /// The artifact digest recorded in the model card.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The holdout result the promotion carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinnedHoldout {
     pub passed: bool,
+    /// The SHA-256 of the holdout report (as `mlops holdout --report` wrote it, trailing
+    /// whitespace aside) it passed.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub report_sha256: String,
 }
 
