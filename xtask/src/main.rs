@@ -354,6 +354,12 @@ fn generated() -> Result<Vec<(String, String)>, String> {
         .iter()
         .map(|g| (g.path.to_owned(), (g.make)()))
         .collect();
+    // The artifacts' schemas (model card, pin file), generated from their types.
+    out.extend(
+        mlops_artifacts::schemas()
+            .into_iter()
+            .map(|(file, text)| (format!("schema/{file}"), text)),
+    );
     let actions = root().join("actions");
     let mut dirs: Vec<String> = std::fs::read_dir(&actions)
         .map_err(|e| format!("cannot read {}: {e}", actions.display()))?

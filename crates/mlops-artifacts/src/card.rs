@@ -84,8 +84,7 @@ pub struct SagemakerRun {
 pub const SCHEMA_ID: &str = "https://mlops-rs.github.io/schema/v1/card.schema.json";
 
 /// The card's JSON Schema, generated from [`ModelCard`] and the types it holds, as
-/// `schema/card.schema.json` holds it (the test `committed_schemas_are_fresh` keeps the file
-/// current; not a `cargo xtask codegen` output, which would then build the training stack).
+/// `schema/card.schema.json` holds it (`cargo xtask codegen` writes it).
 pub fn schema_text() -> String {
     crate::schema_text::<ModelCard>(SCHEMA_ID, "mlops model card")
 }
