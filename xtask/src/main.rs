@@ -2,8 +2,9 @@
 //!
 //! - `ci`: the whole test command (`.ci/run` calls it): installs the test tools, then fmt,
 //!   clippy, the drift checks and every test.
-//! - `codegen [--check]`: regenerates the committed generated files (the manifest schema, each
-//!   action's README from its action.yml); `--check` fails when stale.
+//! - `codegen [--check]`: regenerates the committed generated files (the manifest schema, the
+//!   model card's and the pin file's schemas, each action's README from its action.yml);
+//!   `--check` fails when stale.
 //! - `github-spec [--check]`: extracts the operations `mlops` calls from GitHub's official OpenAPI
 //!   description (npm `@octokit/openapi`) for the fake GitHub; `--check` fails when stale.
 //! - `bench <validate|yaml|render|train|holdout|init|run|action-start>`: benchmarks against the named competitor, printing the ratio.
