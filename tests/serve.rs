@@ -169,6 +169,7 @@ fn serve_answers_the_sagemaker_contract_and_names_bad_columns() {
         Some(artifact.as_str())
     );
     let version = http::get(a, "/version").json();
+    matches_schema("version", &version);
     assert_eq!(version["model"], "digits-mlp@1");
     assert_eq!(version["manifest_sha256"], card["manifest"]["sha256"]);
     assert_eq!(version["signature"]["features"][63], "pixel_63");

@@ -1,6 +1,6 @@
 //! The files mlops writes and reads back, as types: the model card ([`card`]), the pin file
-//! ([`pin`]), what a training run is and reports ([`training`]) and a model artifact's digest
-//! ([`artifact`]). Every writer
+//! ([`pin`]), a service's `/version` document ([`service`]), what a training run is and reports
+//! ([`training`]) and a model artifact's digest ([`artifact`]). Every writer
 //! and reader of these files uses these types, so a field is never written under one name and
 //! read under another; the card's JSON Schema is generated from its type. Plain data with serde
 //! and schemars, light enough for every crate that reads an artifact (no training stack).
@@ -8,6 +8,7 @@
 pub mod artifact;
 pub mod card;
 pub mod pin;
+pub mod service;
 pub mod training;
 
 /// The JSON Schema of `T`, generated from its type (doc comments become descriptions) with
@@ -36,6 +37,7 @@ pub fn schemas() -> Vec<(&'static str, String)> {
     vec![
         ("card.schema.json", card::schema_text()),
         ("pin.schema.json", pin::schema_text()),
+        ("version.schema.json", service::schema_text()),
     ]
 }
 

@@ -104,9 +104,9 @@ impl Pin {
 
     /// Whether a service's `GET /version` document reports this pin: its model (`NAME@VERSION`)
     /// and its artifact's digest.
-    pub fn is_reported_by(&self, version: &serde_json::Value) -> bool {
-        version["model"].as_str() == Some(self.reference().as_str())
-            && version["artifact_sha256"].as_str() == Some(self.model.artifact.sha256.as_str())
+    pub fn is_reported_by(&self, version: &crate::service::ServiceVersion) -> bool {
+        version.model.as_deref() == Some(self.reference().as_str())
+            && version.artifact_sha256 == self.model.artifact.sha256
     }
 
     /// The file's text: a comment saying what it is, then the fields in a fixed order.
@@ -190,14 +190,19 @@ mod tests {
     #[test]
     fn a_service_reports_a_pin_only_with_its_model_and_artifact() {
         let p = pin();
+        let version = |v: serde_json::Value| -> crate::service::ServiceVersion {
+            serde_json::from_value(v).expect("a version document")
+        };
         let reported = |model: &str, sha: &str| {
-            p.is_reported_by(&serde_json::json!({"model": model, "artifact_sha256": sha}))
+            p.is_reported_by(&version(
+                serde_json::json!({"model": model, "artifact_sha256": sha}),
+            ))
         };
         let sha = p.model.artifact.sha256.clone();
         assert!(reported(&p.reference(), &sha));
         assert!(!reported(&p.reference(), &"0".repeat(64)));
         assert!(!reported("other@1", &sha));
-        assert!(!p.is_reported_by(&serde_json::json!({"artifact_sha256": sha})));
+        assert!(!p.is_reported_by(&version(serde_json::json!({"artifact_sha256": sha}))));
     }
 
     #[test]

@@ -194,3 +194,16 @@ impl Adapter {
         self.kind == "cpu"
     }
 }
+
+/// The inputs a model takes and the outputs it gives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Signature {
+    /// Feature columns, in the order the model reads them; every one a 32-bit float.
+    pub features: Vec<String>,
+    pub feature_type: String,
+    pub label: String,
+    pub task: Task,
+    /// Classification: class index -> label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+}

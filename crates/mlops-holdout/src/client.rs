@@ -2,6 +2,7 @@
 //! `InvokeEndpoint`, with a timeout per attempt and retries with exponential backoff on
 //! connection errors, timeouts, throttling (429) and server errors (5xx).
 
+use mlops_artifacts::service::ServiceVersion;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -114,13 +115,13 @@ impl Http {
 
     /// The service's `GET /version` document, when it has one (an mlops service does): which
     /// model and artifact it serves.
-    pub async fn version(&self) -> Option<serde_json::Value> {
+    pub async fn version(&self) -> Option<ServiceVersion> {
         self.version_or_why().await.ok()
     }
 
     /// `GET /version`, or what went wrong (no connection, a status, not JSON, too slow), for a
     /// caller that waits for a rollout and must say what it saw.
-    pub async fn version_or_why(&self) -> Result<serde_json::Value, String> {
+    pub async fn version_or_why(&self) -> Result<ServiceVersion, String> {
         let base = self.invocations.to_string();
         let base = base.strip_suffix("/invocations").unwrap_or(&base);
         let uri: hyper::Uri = format!("{}/version", base.trim_end_matches('/'))
@@ -258,7 +259,7 @@ impl Service {
     }
 
     /// The service's `/version` document (SageMaker endpoints expose only `/invocations`).
-    pub async fn version(&self) -> Option<serde_json::Value> {
+    pub async fn version(&self) -> Option<ServiceVersion> {
         match self {
             Service::Http(h) => h.version().await,
             Service::SageMaker(_) => None,

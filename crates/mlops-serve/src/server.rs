@@ -146,19 +146,18 @@ async fn ping(State(service): State<Arc<Service>>) -> Response {
 }
 
 async fn version(State(service): State<Arc<Service>>) -> Response {
-    let s = &service.predictor.bundle.signature;
-    let body = serde_json::json!({
-        "model": service.identity.model,
-        "artifact_sha256": service.identity.artifact_sha256,
-        "manifest_sha256": service.identity.manifest_sha256,
-        "source": service.identity.source,
-        "mlops": env!("CARGO_PKG_VERSION"),
-        "signature": s,
-        "limits": {
-            "max_body_bytes": service.limits.max_body_bytes,
-            "max_rows": service.limits.max_rows,
-        },
-    });
+    let body = mlops_artifacts::service::ServiceVersion {
+        model: service.identity.model.clone(),
+        artifact_sha256: service.identity.artifact_sha256.clone(),
+        manifest_sha256: service.identity.manifest_sha256.clone(),
+        source: service.identity.source.clone(),
+        mlops: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        signature: Some(service.predictor.bundle.signature.clone()),
+        limits: Some(mlops_artifacts::service::ServiceLimits {
+            max_body_bytes: service.limits.max_body_bytes as u64,
+            max_rows: service.limits.max_rows as u64,
+        }),
+    };
     (identity_headers(&service), axum::Json(body)).into_response()
 }
 

@@ -14,10 +14,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mlops_manifest::model::{Family, Metric, Task};
+use mlops_manifest::model::{Family, Metric};
 use serde::{Deserialize, Serialize};
 
-pub use mlops_artifacts::training::{Job, Report, Source};
+pub use mlops_artifacts::training::{Job, Report, Signature, Source};
 
 use crate::checkpoint::Checkpoints;
 use crate::data::{self, FileDigest, Format, Spec, Standardizer};
@@ -120,19 +120,6 @@ pub struct Bundle {
     pub architecture: Architecture,
     pub signature: Signature,
     pub standardizer: Standardizer,
-}
-
-/// The inputs a model takes and the outputs it gives.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Signature {
-    /// Feature columns, in the order the model reads them; every one a 32-bit float.
-    pub features: Vec<String>,
-    pub feature_type: String,
-    pub label: String,
-    pub task: Task,
-    /// Classification: class index -> label.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub classes: Option<Vec<String>>,
 }
 
 /// Why the worker failed: a user mistake (bad data or job, exit 2), a diverged loss (exit 1),

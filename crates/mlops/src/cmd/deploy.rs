@@ -15,6 +15,7 @@
 //! Exit codes: 0 deployed (or in sync), 1 refused or drift or another version kept serving,
 //! 2 bad input, 3 the service never answered (or SageMaker failed), 130 interrupted.
 
+use mlops_artifacts::service::ServiceVersion;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,7 +23,6 @@ use std::time::{Duration, Instant};
 use mlops_github::pin::Pin;
 use mlops_holdout::client::{Http, Policy};
 use mlops_train::registry::{Entry, ModelRef, Registry, Status};
-use serde_json::Value;
 
 use mlops_manifest::Manifest;
 use mlops_manifest::model::Environment;
@@ -42,17 +42,6 @@ fn repository_root(manifest: &Path) -> PathBuf {
     super::render::locate(manifest).map_or_else(
         |_| manifest.parent().unwrap_or(Path::new(".")).to_path_buf(),
         |(root, _)| root,
-    )
-}
-
-/// What the service says it serves, in a few words.
-fn shown(v: &Value) -> String {
-    format!(
-        "{} (artifact {})",
-        v["model"].as_str().unwrap_or("an unnamed model"),
-        v["artifact_sha256"]
-            .as_str()
-            .map_or("unknown", |s| &s[..s.len().min(12)])
     )
 }
 
@@ -598,7 +587,7 @@ fn deploy_pin(
         Duration::from_secs(args.timeout_seconds),
     ));
     let seconds = started.elapsed().as_secs_f64();
-    let previous = before.as_ref().ok().map(shown);
+    let previous = before.as_ref().ok().map(ServiceVersion::shown);
     match outcome {
         Waited::Serving => {
             println!(
@@ -619,7 +608,7 @@ fn deploy_pin(
             error(
                 &format!(
                     "{env} at {url} still serves {} after {}s, not {}",
-                    shown(&last),
+                    last.shown(),
                     args.timeout_seconds,
                     pin.reference()
                 ),
@@ -720,7 +709,7 @@ fn commit_pin(
 enum Waited {
     Serving,
     /// The last version document seen, of another model or artifact.
-    Other(Value),
+    Other(Box<ServiceVersion>),
     /// Why the service never answered.
     NoAnswer(String),
     Interrupted(&'static str),
@@ -743,7 +732,7 @@ async fn wait_for(http: &Http, pin: &Pin, timeout: Duration) -> Waited {
         let now = tokio::time::Instant::now();
         if now >= deadline {
             return match last {
-                Ok(v) => Waited::Other(v),
+                Ok(v) => Waited::Other(Box::new(v)),
                 Err(why) => Waited::NoAnswer(why),
             };
         }
@@ -756,7 +745,13 @@ async fn wait_for(http: &Http, pin: &Pin, timeout: Duration) -> Waited {
 }
 
 /// `--check`: what serves against the pin, once.
-fn check(env: &str, url: &str, pin: &Pin, now: &Result<Value, String>, format: Format) -> Exit {
+fn check(
+    env: &str,
+    url: &str,
+    pin: &Pin,
+    now: &Result<ServiceVersion, String>,
+    format: Format,
+) -> Exit {
     let (code, line) = match now {
         Ok(v) if pin.is_reported_by(v) => (
             Exit::Ok,
@@ -767,11 +762,9 @@ fn check(env: &str, url: &str, pin: &Pin, now: &Result<Value, String>, format: F
                 "drift: {env} at {url}\n  pinned:  {} (artifact {})\n  serving: {}",
                 pin.reference(),
                 pin.model.artifact.sha256,
-                shown(v)
+                v.shown()
             );
-            if let Some(sha) = v["artifact_sha256"].as_str() {
-                diff.push_str(&format!(" (artifact {sha})"));
-            }
+            diff.push_str(&format!(" (artifact {})", v.artifact_sha256));
             (Exit::No, diff)
         }
         Err(why) => (Exit::Runtime, format!("{env} at {url}: {why}")),

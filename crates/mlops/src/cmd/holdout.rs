@@ -165,10 +165,7 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
             if let Some(d) = recorded_dataset {
                 r.recorded_on(d);
             }
-            if let Some(sha) = served
-                .as_ref()
-                .and_then(|v| v.get("artifact_sha256"))
-                .and_then(|s| s.as_str())
+            if let Some(sha) = served.as_ref().map(|v| v.artifact_sha256.as_str())
                 && sha != expected_artifact
             {
                 r.problem(format!(

@@ -896,7 +896,8 @@ impl Run {
             let saw = match &version {
                 Ok(v) => format!(
                     "it reports {} with artifact {}",
-                    v["model"], v["artifact_sha256"]
+                    v.model.as_deref().unwrap_or("no model"),
+                    v.artifact_sha256
                 ),
                 Err(e) => e.clone(),
             };
