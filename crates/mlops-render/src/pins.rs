@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "9188c61a10f6a692ef5c0ef5a273a240baca7551",
+    "2c2f2e00d951d77e26af7bde01e15f23fc2163dc",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
