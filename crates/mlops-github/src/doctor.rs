@@ -649,6 +649,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         .filter(|n| n.name == APP_CLIENT_ID)
         .map(|n| n.repo.full())
         .collect();
+    app_repos.sort();
     app_repos.dedup();
     for repo in app_repos {
         let (id, key) = app_in(&repo);
@@ -720,16 +721,9 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         .filter(|n| n.name.ends_with("_ROLE_ARN"))
         .map(|n| &n.repo)
         .collect();
+    assuming.sort_by_key(|r| r.full());
     assuming.dedup();
-    if assuming.is_empty() && !out.roles.is_empty() {
-        assuming.push(&s.repo);
-    }
-    let mut judged: Vec<&Repo> = Vec::new();
     for repo in assuming {
-        if judged.contains(&repo) {
-            continue;
-        }
-        judged.push(repo);
         let path = format!("/repos/{}/actions/oidc/customization/sub", repo.full());
         match gh.get(&path).await {
             Ok(r) => {
