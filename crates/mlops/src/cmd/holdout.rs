@@ -182,24 +182,25 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
     // The report goes into the registry beside the version it tested, where production's deploy
     // finds the one its pin names (passed or not: a failed test is evidence too).
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
-    let recorded = registry
-        .record_holdout(&card.model, card.version, json.as_bytes())
-        .map_err(|e| (e.message, e.hint));
-    match recorded {
+    match registry.record_holdout(&card.model, card.version, json.as_bytes()) {
         Ok((digest, at)) => {
             if format != Format::Json {
                 eprintln!("recorded the holdout report sha256:{digest} in {at}");
             }
             code
         }
-        Err((message, hint)) => {
+        Err(e) => {
             error(
-                &format!("cannot record the holdout report in the registry: {message}"),
+                &format!(
+                    "cannot record the holdout report in the registry: {}",
+                    e.message
+                ),
                 &format!(
                     "production deploys only a model whose passing report the registry holds; \
                      the role this runs with must be allowed to write \
                      MODEL/VERSION/holdout/ in the registry (the rendered Terraform allows \
-                     the staging role). {hint}"
+                     the staging role). {}",
+                    e.hint
                 ),
             );
             Exit::Runtime
