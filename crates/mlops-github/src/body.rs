@@ -2,6 +2,7 @@
 //! model's card (and production's), the holdout report and the pin.
 
 use mlops_artifacts::card::ModelCard;
+use mlops_manifest::model::spelling;
 use serde_json::Value;
 
 use crate::pin::Pin;
@@ -36,16 +37,10 @@ pub fn promotion(
     ));
     // The model card summary.
     let job = &card.job;
-    // An enum as the manifest spells it.
-    let named = |v: serde_json::Result<Value>| {
-        v.ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "?".to_owned())
-    };
     out.push_str("### Model\n\n| | |\n|---|---|\n");
     for (k, v) in [
-        ("task", Some(named(serde_json::to_value(job.task)))),
-        ("family", Some(named(serde_json::to_value(job.family)))),
+        ("task", Some(spelling(&job.task))),
+        ("family", Some(spelling(&job.family))),
         ("parameters", Some(card.training.parameters.to_string())),
         (
             "hyperparameters",
@@ -57,7 +52,7 @@ pub fn promotion(
                 "{} epochs, batch {}, {} (lr {}), seed {}",
                 job.epochs,
                 job.batch_size,
-                named(serde_json::to_value(job.optimizer)),
+                spelling(&job.optimizer),
                 job.learning_rate,
                 job.seed
             )),

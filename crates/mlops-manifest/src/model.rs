@@ -857,3 +857,12 @@ pub struct ActionsPin {
 fn default_actions_repository() -> String {
     "mlops-rs/mlops".to_owned()
 }
+
+/// A manifest value as the manifest spells it: an enum's name (`classification`, `mlp`, `adam`,
+/// `cpu`), or `?` for a value that is not spelled as one string.
+pub fn spelling(value: &impl Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}

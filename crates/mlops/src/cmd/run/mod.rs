@@ -465,10 +465,7 @@ impl Run {
                 Some(c) => format!(
                     "{} epochs on {} ({}), {} training rows, {:.0} samples/s",
                     c.job.epochs,
-                    serde_json::to_value(c.training.compute.device)
-                        .ok()
-                        .and_then(|d| d.as_str().map(str::to_owned))
-                        .unwrap_or_else(|| "?".to_owned()),
+                    mlops_manifest::model::spelling(&c.training.compute.device),
                     c.training.compute.backend,
                     c.training.rows.get("train").copied().unwrap_or_default(),
                     doc["samples_per_second"].as_f64().unwrap_or_default()
