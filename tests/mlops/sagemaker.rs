@@ -11,21 +11,14 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "support/bin.rs"]
-mod bin;
+use crate::bin;
+use crate::docker;
+use crate::fake_sagemaker;
+use crate::moto;
+use crate::proxy;
 use bin::{mlops, root, succeeds};
-#[path = "support/docker.rs"]
-mod docker;
 use docker::Docker;
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
 use fake_sagemaker::Fake;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/proxy.rs"]
-mod proxy;
-#[path = "support/tools.rs"]
-mod tools;
 
 use moto::Moto;
 use proxy::Proxy;
@@ -678,8 +671,8 @@ fn waiting_rides_out_throttling_and_5xx() {
     );
 }
 
-/// Opt-in, against a real AWS account: `cargo test -p mlops --features live-aws --test sagemaker
-/// -- --ignored live`, with credentials in the environment (a profile or OIDC) and
+/// Opt-in, against a real AWS account: `cargo test -p mlops --features live-aws --test mlops
+/// -- --ignored sagemaker::live`, with credentials in the environment (a profile or OIDC) and
 /// `MLOPS_LIVE_MANIFEST` naming a manifest whose `training.sagemaker` points at a real role,
 /// image and bucket. It trains for real (and bills), waits, and registers into a temporary
 /// registry.

@@ -3,14 +3,9 @@
 //! the rendered Terraform creates; each setting the threat model relies on, taken away alone,
 //! is named with its fix and exits 1; a token that cannot read the settings says so.
 
-#[path = "support/bin.rs"]
-mod bin;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/terraform.rs"]
-mod terraform;
-#[path = "support/tools.rs"]
-mod tools;
+use crate::bin;
+use crate::moto;
+use crate::terraform;
 
 use std::path::Path;
 

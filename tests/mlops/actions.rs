@@ -10,16 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "support/docker.rs"]
-mod docker;
-#[path = "support/http.rs"]
-mod http;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/server.rs"]
-mod server;
-#[path = "support/tools.rs"]
-mod tools;
+use crate::docker;
+use crate::http;
+use crate::moto;
+use crate::server;
+use crate::tools;
 use tools::tool;
 
 fn root() -> PathBuf {

@@ -7,47 +7,21 @@
 //! once) and the botocore-validated SageMaker fake (Creating and Updating sequences, a rolled-back
 //! update, a failed creation, an interruption), with the registry in moto's S3.
 
-#[path = "support/bin.rs"]
-mod bin;
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/server.rs"]
-mod server;
-#[path = "support/terraform.rs"]
-mod terraform;
-#[path = "support/tools.rs"]
-mod tools;
+use crate::bin;
+use crate::fake_sagemaker;
+use crate::moto;
+use crate::server;
+use crate::terraform;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+
 use std::time::{Duration, Instant};
 
 use bin::{mlops, root, succeeds};
 use server::Server;
 
-const MANIFEST: &str = "examples/quickstart/mlops.yaml";
-
-/// One registry for every test, with the quickstart model trained twice (`@1`, `@2`, both
-/// approved by their thresholds). Tests that change a status make their own.
-fn shared_registry() -> &'static Path {
-    static REGISTRY: OnceLock<tempfile::TempDir> = OnceLock::new();
-    REGISTRY.get_or_init(|| trained(2)).path()
-}
-
-fn trained(versions: u32) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for _ in 0..versions {
-        let mut c = mlops();
-        c.args(["train", "--format", "json", "--manifest", MANIFEST])
-            .arg("--registry")
-            .arg(dir.path());
-        succeeds(c);
-    }
-    dir
-}
+use crate::quickstart::{MANIFEST, shared as shared_registry, trained};
 
 fn serve(registry: &Path, model: &str, port: Option<u16>) -> Server {
     let mut c = mlops();

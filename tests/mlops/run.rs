@@ -2,8 +2,7 @@
 //! checked against its schema in `schema/`; a threshold the model cannot meet stops the run at the
 //! evaluation stage; SIGTERM stops it (and its staging service) with 130.
 
-#[path = "support/bin.rs"]
-mod bin;
+use crate::bin;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};

@@ -2,8 +2,7 @@
 //! which checks every request and response against GitHub's OpenAPI description. Each test
 //! starts its own fake; at the end of each, the fake must have seen no contract violation.
 
-#[path = "support/bin.rs"]
-mod bin;
+use crate::bin;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -7,11 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "support/bin.rs"]
-mod bin;
+use crate::bin;
+use crate::tools;
 use bin::{mlops, root, succeeds};
-#[path = "support/tools.rs"]
-mod tools;
 
 fn template(name: &str) -> PathBuf {
     root().join("tests/fixtures/templates").join(name)

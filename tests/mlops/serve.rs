@@ -10,17 +10,11 @@ use std::sync::Arc;
 use mlops_train::data::{self, Format};
 use mlops_train::predict::{Outputs, Predictor};
 
-#[path = "support/bin.rs"]
-mod bin;
+use crate::bin;
+use crate::http;
+use crate::moto;
+use crate::server;
 use bin::{matches_schema, mlops, root};
-#[path = "support/http.rs"]
-mod http;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/server.rs"]
-mod server;
-#[path = "support/tools.rs"]
-mod tools;
 
 use server::Server;
 
@@ -36,18 +30,9 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A registry holding the quickstart model as `digits-mlp@1`.
+/// A registry holding the quickstart model as `digits-mlp@1`, for a test that may change it.
 fn trained() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = mlops()
-        .args(["train", "--manifest"])
-        .arg(manifest())
-        .arg("--registry")
-        .arg(dir.path())
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    dir
+    crate::quickstart::trained(1)
 }
 
 fn version_dir(registry: &Path) -> PathBuf {

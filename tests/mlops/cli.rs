@@ -5,13 +5,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-#[path = "support/bin.rs"]
-mod bin;
+use crate::bin;
+use crate::moto;
+use crate::tools;
 use bin::{mlops, root};
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/tools.rs"]
-mod tools;
 
 fn run(c: &mut Command) -> Output {
     c.output().expect("mlops runs")

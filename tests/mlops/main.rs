@@ -1,0 +1,35 @@
+//! The `mlops` binary's integration tests, in one test binary (one link of the dependency stack
+//! instead of nine). Each module drives the built binary as a process against real components
+//! (moto, the GitHub fake, act, terraform, `mlops serve`); `../support/` holds the helpers they
+//! share with the render and train tests.
+
+#[path = "../support/bin.rs"]
+mod bin;
+#[path = "../support/docker.rs"]
+mod docker;
+#[path = "../support/fake_sagemaker.rs"]
+mod fake_sagemaker;
+#[path = "../support/http.rs"]
+mod http;
+#[path = "../support/moto.rs"]
+mod moto;
+#[path = "../support/proxy.rs"]
+mod proxy;
+#[path = "../support/quickstart.rs"]
+mod quickstart;
+#[path = "../support/server.rs"]
+mod server;
+#[path = "../support/terraform.rs"]
+mod terraform;
+#[path = "../support/tools.rs"]
+mod tools;
+
+mod actions;
+mod cli;
+mod deploy;
+mod doctor;
+mod github;
+mod init;
+mod run;
+mod sagemaker;
+mod serve;

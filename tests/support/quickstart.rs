@@ -1,0 +1,34 @@
+//! The quickstart fixture the process tests share: the example's manifest, a registry with its
+//! model trained by the binary under test, and one read-only registry trained once per test
+//! binary for the tests that only read it.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::bin::{mlops, succeeds};
+
+/// The quickstart's manifest, relative to the repository root (where `mlops()` runs).
+pub(crate) const MANIFEST: &str = "examples/quickstart/mlops.yaml";
+
+/// A new registry with the quickstart model trained `versions` times (`digits-mlp@1` …, each
+/// approved by its thresholds), for a test that changes it.
+pub(crate) fn trained(versions: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for _ in 0..versions {
+        let mut c = mlops();
+        c.args(["train", "--format", "json", "--manifest", MANIFEST])
+            .arg("--registry")
+            .arg(dir.path());
+        succeeds(c);
+    }
+    dir
+}
+
+/// One registry for every test that only reads it: the quickstart model trained twice (`@1`,
+/// `@2`). A test that changes a status or a file makes its own with [`trained`].
+pub(crate) fn shared() -> &'static Path {
+    static REGISTRY: OnceLock<tempfile::TempDir> = OnceLock::new();
+    REGISTRY.get_or_init(|| trained(2)).path()
+}
