@@ -20,3 +20,15 @@ impl From<Exit> for std::process::ExitCode {
         std::process::ExitCode::from(e as u8)
     }
 }
+
+/// The one mapping from whose fault a problem is to the exit code.
+impl From<mlops_core::Fault> for Exit {
+    fn from(f: mlops_core::Fault) -> Self {
+        match f {
+            mlops_core::Fault::Refused => Exit::No,
+            mlops_core::Fault::Input => Exit::Usage,
+            mlops_core::Fault::Broken => Exit::Runtime,
+            mlops_core::Fault::Cancelled => Exit::Cancelled,
+        }
+    }
+}

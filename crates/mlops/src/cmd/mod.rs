@@ -33,6 +33,23 @@ pub(crate) fn error(message: &str, hint: &str) {
     }
 }
 
+/// Shows a flow's problem and returns its exit code.
+pub(crate) fn failed(p: &mlops_core::Problem) -> Exit {
+    error(&p.message, &p.hint);
+    p.fault.into()
+}
+
+/// Where a flow's progress lines go: stdout, or stderr when stdout holds the JSON result.
+pub(crate) fn say(format: Format) -> impl FnMut(&str) {
+    move |line: &str| {
+        if format == Format::Json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+}
+
 /// Says what went wrong with an AWS call; exit 2 when the address given was wrong (the user's
 /// to fix), else 3.
 pub(crate) fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
