@@ -18,7 +18,7 @@ use mlops_aws::{Ecr, Image, Login};
 use mlops_manifest::Manifest;
 use sha2::{Digest, Sha256};
 
-use crate::{Problem, Say};
+use crate::{Problem, Progress};
 
 /// The rendered Dockerfile's path in the tree `mlops render` writes.
 const DOCKERFILE: &str = "container/Dockerfile";
@@ -36,7 +36,7 @@ pub struct Request<'a> {
 }
 
 /// Builds and pushes the image unless ECR has its tag already; the image by digest.
-pub fn push(req: &Request<'_>, say: Say<'_>) -> Result<Image, Problem> {
+pub fn push(req: &Request<'_>, say: &mut dyn Progress) -> Result<Image, Problem> {
     let Some(repository) = req
         .manifest
         .training
@@ -81,14 +81,14 @@ pub fn push(req: &Request<'_>, say: Say<'_>) -> Result<Image, Problem> {
         let ecr = Ecr::from_env().await;
         let base = ecr.repository_uri(&repository).await?;
         if let Some(found) = ecr.image(&base, &repository, Some(&tag), None).await? {
-            say(&format!(
+            say.step(&format!(
                 "{base}:{tag} is in ECR already (same Dockerfile and binary); not rebuilt"
             ));
             return accepted(found);
         }
         let login = ecr.login().await?;
         let named = format!("{base}:{tag}");
-        say(&format!("building {named}"));
+        say.step(&format!("building {named}"));
         build_and_push(req.docker, &named, platform, &dockerfile, &bytes, &login)?;
         let pushed = ecr
             .image(&base, &repository, Some(&tag), None)
@@ -99,7 +99,7 @@ pub fn push(req: &Request<'_>, say: Say<'_>) -> Result<Image, Problem> {
                     "check that docker pushed to the same account and region as AWS_REGION",
                 )
             })?;
-        say(&format!("pushed {named}"));
+        say.step(&format!("pushed {named}"));
         accepted(pushed)
     })
 }

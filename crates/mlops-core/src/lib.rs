@@ -1,15 +1,32 @@
 //! The work behind `mlops`'s commands. Each flow takes a request (typed values the binary built
-//! from its arguments, the manifest already validated), reports progress through a [`Say`]
-//! callback, and returns an outcome or a [`Problem`]. Nothing here prints or exits: the binary
-//! decides where a line goes (stdout, or stderr when stdout holds JSON) and turns a problem's
-//! [`Fault`] into the exit code.
+//! from its arguments, the manifest already validated), reports what it does through
+//! [`Progress`], and returns an outcome or a [`Problem`]. Nothing here prints or exits: the
+//! binary decides where a line goes (stdout, or stderr when stdout holds JSON) and turns a
+//! problem's [`Fault`] into the exit code.
 
 pub mod image;
 pub mod problem;
 pub mod runtime;
+pub mod sagemaker;
+pub mod train;
 
 pub use problem::{Fault, Problem};
 
-/// Where a flow reports progress: one human-readable line at a time ("pushed IMAGE"). The binary
-/// shows the lines; a test collects them.
-pub type Say<'a> = &'a mut dyn FnMut(&str);
+/// Where a flow reports what it does, one human-readable line at a time. The binary shows the
+/// lines; a test collects them.
+pub trait Progress {
+    /// A step done or under way ("pushed IMAGE"): the flow's own output, on stdout unless stdout
+    /// holds a JSON result.
+    fn step(&mut self, line: &str);
+    /// A warning or a word on an interruption, always beside the output (stderr), never in it.
+    fn notice(&mut self, line: &str);
+}
+
+/// Progress that is thrown away.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&mut self, _: &str) {}
+    fn notice(&mut self, _: &str) {}
+}

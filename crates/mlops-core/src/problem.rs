@@ -44,6 +44,11 @@ impl Problem {
         Self::new(Fault::Broken, message, hint)
     }
 
+    /// Interrupted, after cleaning up (exit 130).
+    pub fn cancelled(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(Fault::Cancelled, message, hint)
+    }
+
     /// The check said no (exit 1).
     pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self::new(Fault::Refused, message, hint)

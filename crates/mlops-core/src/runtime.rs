@@ -19,3 +19,18 @@ fn start(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime
         .build()
         .map_err(|e| Problem::broken(format!("cannot start the async runtime: {e}"), ""))
 }
+
+/// Waits for SIGINT or SIGTERM and says which arrived (never, where they cannot be watched).
+pub async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -717,7 +717,7 @@ enum Waited {
 
 /// Polls `/version` until it reports `pin`, with a growing pause, until `timeout`.
 async fn wait_for(http: &Http, pin: &Pin, timeout: Duration) -> Waited {
-    let signal = super::sagemaker::interrupted();
+    let signal = mlops_core::runtime::interrupted();
     tokio::pin!(signal);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pause = POLL_FIRST;

@@ -340,7 +340,7 @@ async fn watch(
 ) -> Result<Ended, mlops_aws::AwsError> {
     tokio::select! {
         end = sm.wait_endpoint(endpoint, poll, say) => end.map(Ended::Settled),
-        sig = super::sagemaker::interrupted() => Ok(Ended::Interrupted(sig)),
+        sig = mlops_core::runtime::interrupted() => Ok(Ended::Interrupted(sig)),
     }
 }
 

@@ -36,7 +36,12 @@ fn holdout_file(
             error(&e.message, &e.hint);
             Exit::Usage
         })?;
-        let files = crate::cmd::train::download(&[("holdout".to_owned(), uri)], scratch, format)?;
+        let files = mlops_core::train::download(
+            &[("holdout".to_owned(), uri)],
+            scratch,
+            &mut super::Console(format),
+        )
+        .map_err(|p| super::failed(&p))?;
         files.get("holdout").cloned().unwrap_or_default()
     } else if args.holdout.is_some() {
         PathBuf::from(&given)

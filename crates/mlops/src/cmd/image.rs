@@ -18,7 +18,7 @@ pub(crate) fn push(args: &ImagePushArgs, format: Format) -> Exit {
         binary: args.binary.clone(),
         docker: &args.docker,
     };
-    let image = match mlops_core::image::push(&request, &mut super::say(format)) {
+    let image = match mlops_core::image::push(&request, &mut super::Console(format)) {
         Ok(image) => image,
         Err(p) => return super::failed(&p),
     };

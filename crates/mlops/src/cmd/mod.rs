@@ -20,7 +20,6 @@ pub(crate) mod promote;
 pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod run;
-pub(crate) mod sagemaker;
 pub(crate) mod serve;
 pub(crate) mod train;
 pub(crate) mod validate;
@@ -35,18 +34,30 @@ pub(crate) fn error(message: &str, hint: &str) {
 
 /// Shows a flow's problem and returns its exit code.
 pub(crate) fn failed(p: &mlops_core::Problem) -> Exit {
-    error(&p.message, &p.hint);
+    if p.fault == mlops_core::Fault::Cancelled {
+        // Not an error: what was interrupted and what was cleaned up.
+        eprintln!("{}", p.message);
+    } else {
+        error(&p.message, &p.hint);
+    }
     p.fault.into()
 }
 
-/// Where a flow's progress lines go: stdout, or stderr when stdout holds the JSON result.
-pub(crate) fn say(format: Format) -> impl FnMut(&str) {
-    move |line: &str| {
-        if format == Format::Json {
+/// Where a flow's lines go: its steps to stdout, or to stderr when stdout holds the JSON
+/// result; its notices to stderr.
+pub(crate) struct Console(pub(crate) Format);
+
+impl mlops_core::Progress for Console {
+    fn step(&mut self, line: &str) {
+        if self.0 == Format::Json {
             eprintln!("{line}");
         } else {
             println!("{line}");
         }
+    }
+
+    fn notice(&mut self, line: &str) {
+        eprintln!("{line}");
     }
 }
 

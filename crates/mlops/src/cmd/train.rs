@@ -1,106 +1,34 @@
-//! `mlops train`: the local backend. It lays out a temporary directory as a SageMaker training
-//! container sees it, runs the same worker `mlops train-worker` runs there, and registers the
-//! model it wrote, with its card and a status from the evaluation thresholds.
+//! `mlops train`: the arguments to the local or SageMaker flow of [`mlops_core`], the worker's
+//! progress as a bar (or grouped epoch lines in Actions), then the registration's result as text
+//! or JSON, the step outputs and the summary.
 //!
 //! `mlops train-worker`: that worker, over `/opt/ml` (or `--base`).
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mlops_actions::Runtime;
-use mlops_aws::S3Uri;
+use mlops_core::sagemaker;
+use mlops_core::train::{Registered, Trained};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Task};
-use mlops_train::card::{Libraries, ManifestRef, ModelCard, SagemakerRun};
-use mlops_train::registry::{Registry, Status, StatusRecord, now_rfc3339};
+use mlops_train::card::SagemakerRun;
+use mlops_train::registry::Registry;
 use mlops_train::train::{Epoch, Event};
-use mlops_train::worker::{self, Job, Layout, Report, WorkerError};
+use mlops_train::worker::{self, Layout, Report};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-use super::{aws_failed, error, hex, valid_manifest};
+use super::valid_manifest;
 use crate::cli::{Format, TrainArgs, TrainBackend, TrainWorkerArgs};
 use crate::exit::Exit;
 
-/// The burn release this binary trains with (checked against Cargo.lock by a test).
-pub(crate) const BURN_VERSION: &str = "0.22.1";
-
-/// The registry: `--registry` / `MLOPS_REGISTRY` (relative to the working directory), else the
-/// manifest's `registry.path` (relative to the manifest's directory); either may be `s3://`.
+/// The registry the arguments and the manifest name.
 pub(crate) fn open_registry(
     flag: Option<&Path>,
     m: &Manifest,
     manifest: &Path,
 ) -> Result<Registry, Exit> {
-    let (place, base) = match flag {
-        Some(dir) => (dir.to_string_lossy().into_owned(), Path::new("")),
-        None => (
-            m.registry.path.clone(),
-            manifest.parent().unwrap_or(Path::new(".")),
-        ),
-    };
-    Registry::at(&place, base).map_err(|e| {
-        error(&e.message, &e.hint);
-        if e.user { Exit::Usage } else { Exit::Runtime }
-    })
-}
-
-/// Streams the `s3://` datasets into `dir/<channel>/`, one after the other, with the SDK's
-/// default credentials. A missing object or bucket is the user's to fix (exit 2); anything else
-/// (credentials, network, the service) is exit 3.
-pub(crate) fn download(
-    remote: &[(String, S3Uri)],
-    dir: &Path,
-    format: Format,
-) -> Result<BTreeMap<String, PathBuf>, Exit> {
-    let rt = mlops_aws::runtime().map_err(|e| {
-        error(&e.message, &e.hint);
-        Exit::Runtime
-    })?;
-    rt.block_on(async {
-        let s3 = mlops_aws::S3::from_env().await;
-        let mut files = BTreeMap::new();
-        for (channel, uri) in remote {
-            let into = dir.join(channel);
-            let name = match uri.file_name() {
-                "" => "data",
-                n => n,
-            };
-            let dest = into.join(name);
-            let started = std::time::Instant::now();
-            let result = match std::fs::create_dir_all(&into) {
-                Ok(()) => s3.download(uri, &dest).await,
-                Err(e) => {
-                    error(&format!("{}: {e}", into.display()), "");
-                    return Err(Exit::Runtime);
-                }
-            };
-            match result {
-                Ok(bytes) => {
-                    if format != Format::Json {
-                        eprintln!(
-                            "downloaded {uri} ({bytes} bytes, {:.1} s)",
-                            started.elapsed().as_secs_f64()
-                        );
-                    }
-                    files.insert(channel.clone(), dest);
-                }
-                Err(e) => return Err(aws_failed(&e)),
-            }
-        }
-        Ok(files)
-    })
-}
-
-/// Shows why the worker failed; its exit code: bad input 2, a diverged loss 1, the machine 3.
-fn worker_failed(e: &WorkerError) -> Exit {
-    error(e.message(), e.hint());
-    match e {
-        WorkerError::Input { .. } => Exit::Usage,
-        WorkerError::Diverged { .. } => Exit::No,
-        WorkerError::Runtime { .. } => Exit::Runtime,
-    }
+    mlops_core::train::open_registry(flag, m, manifest).map_err(|p| super::failed(&p))
 }
 
 pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
@@ -116,50 +44,38 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let mut console = super::Console(format);
     if backend == TrainBackend::Sagemaker {
-        return super::sagemaker::train(args, &m, &source, &registry, format);
-    }
-    let base = match tempfile::Builder::new().prefix("mlops-train-").tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            error(&format!("cannot create a working directory: {e}"), "");
-            return Exit::Runtime;
-        }
-    };
-    let layout = Layout::new(base.path());
-    let job = Job::from_manifest(&m);
-    let dir = args.manifest.parent().unwrap_or(Path::new("."));
-    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut remote: Vec<(String, S3Uri)> = Vec::new();
-    for (channel, s) in &job.datasets {
-        if s.path.starts_with("s3://") {
-            match S3Uri::parse(&s.path) {
-                Ok(uri) => remote.push((channel.clone(), uri)),
-                Err(e) => {
-                    error(&e.message, &e.hint);
-                    return Exit::Usage;
-                }
+        let request = mlops_core::sagemaker::Request {
+            manifest: &m,
+            manifest_path: &args.manifest,
+            source: &source,
+            registry: &registry,
+            job_name: args.job_name.clone(),
+            image_digest: args.image_digest.clone(),
+            poll_seconds: args.poll_seconds,
+            wait_timeout: args.wait_timeout,
+        };
+        return match mlops_core::sagemaker::train(&request, &mut console) {
+            Ok(sagemaker::Outcome::Registered(reference)) => {
+                println!("nothing to do: the job's model is registered as {reference}");
+                Exit::Ok
             }
-        } else {
-            files.insert(channel.clone(), dir.join(&s.path));
-        }
-    }
-    if let Some((channel, path)) = files.iter().find(|(_, p)| !p.is_file()) {
-        error(
-            &format!("{}: the {channel} dataset does not exist", path.display()),
-            "dataset paths in the manifest are relative to the manifest's directory",
-        );
-        return Exit::Usage;
-    }
-    if !remote.is_empty() {
-        match download(&remote, &base.path().join("downloads"), format) {
-            Ok(downloaded) => files.extend(downloaded),
-            Err(code) => return code,
-        }
-    }
-    if let Err(e) = layout.prepare(&job, &files) {
-        error(&e, "");
-        return Exit::Runtime;
+            Ok(sagemaker::Outcome::Trained(done)) => conclude(
+                &Trained {
+                    manifest: &args.manifest,
+                    m: &m,
+                    source: &source,
+                    registry: &registry,
+                    model_dir: &done.model_dir,
+                    job: &done.job,
+                    report: &done.report,
+                    sagemaker: Some(done.sagemaker.clone()),
+                },
+                format,
+            ),
+            Err(p) => super::failed(&p),
+        };
     }
     let github = format == Format::Github;
     if github {
@@ -169,14 +85,14 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         );
     }
     let mut progress = Progress::new(format);
-    let result = worker::run(&layout, |e| progress.show(e));
+    let result = mlops_core::train::local(&m, &args.manifest, &mut console, |e| progress.show(e));
     progress.finish();
     if github {
         println!("{}", mlops_actions::end_group());
     }
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return worker_failed(&e),
+    let run = match result {
+        Ok(run) => run,
+        Err(p) => return super::failed(&p),
     };
     conclude(
         &Trained {
@@ -184,104 +100,29 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
             m: &m,
             source: &source,
             registry: &registry,
-            model_dir: &layout.model(),
-            job: &job,
-            report: &report,
+            model_dir: &run.model_dir,
+            job: &run.job,
+            report: &run.report,
             sagemaker: None,
         },
         format,
     )
 }
 
-/// A model trained (here or on SageMaker), ready to be registered.
-pub(crate) struct Trained<'a> {
-    pub manifest: &'a Path,
-    pub m: &'a Manifest,
-    pub source: &'a [u8],
-    pub registry: &'a Registry,
-    /// Holds model.json, model.safetensors and training.json.
-    pub model_dir: &'a Path,
-    pub job: &'a Job,
-    pub report: &'a Report,
-    /// The training job, image and model package when SageMaker trained it.
-    pub sagemaker: Option<SagemakerRun>,
-}
-
-/// The SHA-256 of the manifest's bytes, in hex.
-pub(crate) fn manifest_sha(source: &[u8]) -> String {
-    hex(&Sha256::digest(source))
-}
-
-/// Registers a trained model with its card and the status its thresholds give; shows it and
-/// writes the step outputs. Exit 1 when a threshold failed.
-pub(crate) fn conclude(t: &Trained<'_>, format: Format) -> Exit {
-    let (m, report) = (t.m, t.report);
-    let failed = worker::failed_thresholds(report, &m.evaluation.thresholds);
-    let (status, reason) = if !failed.is_empty() {
-        let why: Vec<String> = failed
-            .iter()
-            .map(|(metric, value, bound)| format!("{metric} {value:.4} breaks {bound}"))
-            .collect();
-        (
-            Status::Rejected,
-            format!("evaluation thresholds: {}", why.join("; ")),
-        )
-    } else if m.evaluation.thresholds.is_empty() {
-        (
-            Status::Pending,
-            "no evaluation thresholds in the manifest: approve by hand".to_owned(),
-        )
-    } else {
-        (
-            Status::Approved,
-            "passed every evaluation threshold".to_owned(),
-        )
+/// Registers a trained model (the status its thresholds give), shows it and writes the step
+/// outputs. Exit 1 when a threshold failed.
+fn conclude(t: &Trained<'_>, format: Format) -> Exit {
+    let Registered { entry, failed } = match mlops_core::train::register(t) {
+        Ok(r) => r,
+        Err(p) => return super::failed(&p),
     };
-    let status = StatusRecord {
-        status,
-        reason,
-        changed_at: now_rfc3339(),
-    };
-    let manifest_sha = manifest_sha(t.source);
-    let dir = t.manifest.parent().unwrap_or(Path::new("."));
-    let commit = git_commit(dir);
-    let card = |version: u64| ModelCard {
-        model: m.model.name.clone(),
-        version,
-        reference: format!("{}@{version}", m.model.name),
-        created_at: now_rfc3339(),
-        manifest: ManifestRef {
-            path: t.manifest.display().to_string(),
-            sha256: manifest_sha.clone(),
-        },
-        git_commit: commit.clone(),
-        job: t.job.clone(),
-        training: report.clone(),
-        libraries: Libraries {
-            mlops: env!("CARGO_PKG_VERSION").to_owned(),
-            burn: BURN_VERSION.to_owned(),
-        },
-        thresholds: m
-            .evaluation
-            .thresholds
-            .iter()
-            .map(|(k, v)| (k.name().to_owned(), *v))
-            .collect(),
-        sagemaker: t.sagemaker.clone(),
-        artifact: None,
-    };
-    let entry = match t
-        .registry
-        .register(&m.model.name, t.model_dir, card, status)
-    {
-        Ok(e) => e,
-        Err(e) => {
-            error(&e.message, &e.hint);
-            return if e.user { Exit::Usage } else { Exit::Runtime };
-        }
-    };
-    show(m, &entry, report, &failed, format);
-    if let Err(e) = outputs(&entry.reference, report, m.model.task, t.sagemaker.as_ref()) {
+    show(t.m, &entry, t.report, &failed, format);
+    if let Err(e) = outputs(
+        &entry.reference,
+        t.report,
+        t.m.model.task,
+        t.sagemaker.as_ref(),
+    ) {
         eprintln!("warning: could not write the step outputs or summary: {e}");
     }
     if failed.is_empty() {
@@ -289,22 +130,6 @@ pub(crate) fn conclude(t: &Trained<'_>, format: Format) -> Exit {
     } else {
         Exit::No
     }
-}
-
-fn git_commit(dir: &Path) -> Option<String> {
-    if let Ok(sha) = std::env::var("GITHUB_SHA")
-        && !sha.is_empty()
-    {
-        return Some(sha);
-    }
-    let out = std::process::Command::new("git")
-        .current_dir(dir)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn show(
@@ -542,12 +367,14 @@ pub(crate) fn worker(args: &TrainWorkerArgs) -> Exit {
             );
             Exit::Ok
         }
-        Err(e) => worker_failed(&e),
+        Err(e) => super::failed(&e.into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// The bar counts batches over the whole run and carries the last epoch's figures.
@@ -580,14 +407,5 @@ mod tests {
         assert_eq!(bar.message(), "loss 0.2500, validation accuracy 0.9000");
         p.finish();
         assert!(bar.is_finished());
-    }
-
-    #[test]
-    fn the_burn_version_matches_the_lock_file() {
-        let lock =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
-                .expect("Cargo.lock");
-        let entry = format!("name = \"burn\"\nversion = \"{}\"", BURN_VERSION);
-        assert!(lock.contains(&entry), "Cargo.lock has another burn");
     }
 }

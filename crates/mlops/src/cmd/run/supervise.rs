@@ -36,7 +36,7 @@ impl Supervisor {
                 else {
                     return;
                 };
-                let got = rt.block_on(crate::cmd::sagemaker::interrupted());
+                let got = rt.block_on(mlops_core::runtime::interrupted());
                 eprintln!("mlops run: {got}: stopping");
                 watcher.interrupted.store(true, Ordering::SeqCst);
                 let children = watcher

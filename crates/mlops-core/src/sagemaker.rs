@@ -1,16 +1,18 @@
-//! `mlops train --backend sagemaker`: the same worker as a local run, as a SageMaker training
-//! job running the model image from ECR (pinned by digest), then the same registration, plus a
-//! model package in the manifest's model package group.
+//! The SageMaker backend of training: the same worker as a local run, as a SageMaker training
+//! job running the model image from ECR (pinned by digest), a model package in the manifest's
+//! model package group, and then (in the caller) the same registration as a local run.
 //!
 //! The job's name derives from the run (repository, workflow run and attempt, manifest and
 //! data), so running the step again attaches to the job it started instead of starting another.
-//! SIGINT and SIGTERM stop the job before the process exits (130); so does `--wait-timeout`.
+//! SIGINT and SIGTERM stop the job before the flow ends (cancelled); so does `--wait-timeout`.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mlops_artifacts::artifact::hex;
 use mlops_aws::{Ecr, JobState, PackageSpec, Poll, S3, S3Uri, SageMaker, TrainingSpec};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Device, SagemakerTraining};
@@ -20,10 +22,8 @@ use mlops_train::worker::{Job, Report};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::train::{Trained, conclude, manifest_sha};
-use super::{aws_failed, error, hex};
-use crate::cli::{Format, TrainArgs};
-use crate::exit::Exit;
+use crate::train::manifest_sha;
+use crate::{Problem, Progress};
 
 /// SageMaker's limit on one hyperparameter value.
 const HYPERPARAMETER_LENGTH: usize = 2500;
@@ -52,7 +52,7 @@ fn workflow_run() -> Option<(String, String, String)> {
 /// `PREFIX-` and 16 hex digits of the SHA-256 of the run, the manifest and the data: the same
 /// step of the same run attempt gets the same name; outside Actions, the same manifest and data
 /// do (and so attach to the job that already trained them).
-pub(crate) fn job_name(prefix: &str, manifest_sha: &str, data: &[(String, String)]) -> String {
+pub fn job_name(prefix: &str, manifest_sha: &str, data: &[(String, String)]) -> String {
     let mut h = Sha256::new();
     match workflow_run() {
         Some((repo, run, attempt)) => h.update(format!("{repo}\n{run}\n{attempt}\n")),
@@ -146,44 +146,55 @@ struct Plan<'a> {
     manifest_sha: String,
     poll: Poll,
     timeout: Option<Duration>,
-    format: Format,
 }
 
-pub(crate) fn train(
-    args: &TrainArgs,
-    m: &Manifest,
-    source: &[u8],
-    registry: &Registry,
-    format: Format,
-) -> Exit {
+/// What a SageMaker training run is asked to do.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The validated manifest, its path and its bytes.
+    pub manifest: &'a Manifest,
+    pub manifest_path: &'a Path,
+    pub source: &'a [u8],
+    /// Where an earlier run of the same job may have registered its model already.
+    pub registry: &'a Registry,
+    /// The job's name instead of the derived one.
+    pub job_name: Option<String>,
+    /// The model image by digest instead of the manifest's tag or digest.
+    pub image_digest: Option<String>,
+    /// The first poll interval, in seconds (doubling up to a minute).
+    pub poll_seconds: f64,
+    /// Stop the job when it has not finished after this many seconds.
+    pub wait_timeout: Option<u64>,
+}
+
+/// Trains on SageMaker, or finds the model an earlier run of the same job registered.
+pub fn train(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Outcome, Problem> {
+    let m = req.manifest;
     let Some(sm) = &m.training.sagemaker else {
-        error(
+        return Err(Problem::input(
             "the sagemaker backend needs a `training.sagemaker` section in the manifest",
             "add `training.sagemaker` with at least `role_arn`, `image` and `instance_type`",
-        );
-        return Exit::Usage;
+        ));
     };
-    if let Some(name) = &args.job_name
+    if let Some(name) = &req.job_name
         && !valid_job_name(name)
     {
-        error(
-            &format!("`{name}` is not a valid SageMaker training job name"),
+        return Err(Problem::input(
+            format!("`{name}` is not a valid SageMaker training job name"),
             "1 to 63 letters, digits and hyphens, starting and ending with a letter or digit",
-        );
-        return Exit::Usage;
+        ));
     }
-    let (image_tag, image_digest) = match (&args.image_digest, &sm.image.tag, &sm.image.digest) {
+    let (image_tag, image_digest) = match (&req.image_digest, &sm.image.tag, &sm.image.digest) {
         (Some(d), _, _) if !valid_digest(d) => {
-            error(
-                &format!("--image-digest `{d}` is not `sha256:` and 64 lowercase hex digits"),
+            return Err(Problem::input(
+                format!("--image-digest `{d}` is not `sha256:` and 64 lowercase hex digits"),
                 "pass the digest `mlops image push` printed",
-            );
-            return Exit::Usage;
+            ));
         }
         (Some(d), _, _) => (None, Some(d.clone())),
         (None, None, None) => {
-            error(
-                &format!(
+            return Err(Problem::input(
+                format!(
                     "training.sagemaker.image names no tag or digest in `{}`, and no \
                      --image-digest was given",
                     sm.image.repository
@@ -191,8 +202,7 @@ pub(crate) fn train(
                 "push the model image with `mlops image push` and pass the digest it prints \
                  (--image-digest or MLOPS_IMAGE_DIGEST; the train workflow does both), or give \
                  the image a `tag` in the manifest",
-            );
-            return Exit::Usage;
+            ));
         }
         (None, t, d) => (t.clone(), d.clone()),
     };
@@ -206,27 +216,26 @@ pub(crate) fn train(
         .iter()
         .find(|(_, v)| v.len() > HYPERPARAMETER_LENGTH)
     {
-        error(
-            &format!(
+        return Err(Problem::input(
+            format!(
                 "the hyperparameter `{k}` is {} characters; SageMaker allows {HYPERPARAMETER_LENGTH}",
                 v.len()
             ),
             "shorten it in the manifest (feature lists may be written as ranges: pixel_{0..63})",
-        );
-        return Exit::Usage;
+        ));
     }
     if sm.instance_type.starts_with("ml.g") || sm.instance_type.starts_with("ml.p") {
-        eprintln!(
+        progress.notice(&format!(
             "warning: {} is a GPU instance, but the model image trains on the CPU (see the README, GPUs)",
             sm.instance_type
-        );
+        ));
     }
-    let dir = args.manifest.parent().unwrap_or(Path::new("."));
+    let dir = req.manifest_path.parent().unwrap_or(Path::new("."));
     let mut data = Vec::new();
     for (channel, s) in &job.datasets {
         if s.path.starts_with("s3://") {
             if let Err(e) = S3Uri::parse(&s.path) {
-                return aws_failed(&e);
+                return Err(e.into());
             }
             data.push((channel.clone(), Data::Remote(s.path.clone())));
         } else {
@@ -234,34 +243,32 @@ pub(crate) fn train(
             match file_sha(&path) {
                 Ok(sha) => data.push((channel.clone(), Data::Local { path, sha })),
                 Err(e) => {
-                    error(
-                        &format!(
+                    return Err(Problem::input(
+                        format!(
                             "{}: the {channel} dataset cannot be read: {e}",
                             path.display()
                         ),
                         "dataset paths in the manifest are relative to the manifest's directory",
-                    );
-                    return Exit::Usage;
+                    ));
                 }
             }
         }
     }
-    let first = Duration::from_secs_f64(args.poll_seconds.min(60.0));
+    let first = Duration::from_secs_f64(req.poll_seconds.min(60.0));
     let plan = Plan {
         sm,
         image_tag,
         image_digest,
-        name_given: args.job_name.clone(),
+        name_given: req.job_name.clone(),
         job,
         data,
-        manifest_sha: manifest_sha(source),
+        manifest_sha: manifest_sha(req.source),
         poll: Poll {
             first,
             max: Duration::from_secs(60).max(first),
             failures: 8,
         },
-        timeout: args.wait_timeout.map(Duration::from_secs),
-        format,
+        timeout: req.wait_timeout.map(Duration::from_secs),
     };
     let work = match tempfile::Builder::new()
         .prefix("mlops-sagemaker-")
@@ -269,36 +276,28 @@ pub(crate) fn train(
     {
         Ok(d) => d,
         Err(e) => {
-            error(&format!("cannot create a working directory: {e}"), "");
-            return Exit::Runtime;
+            return Err(Problem::broken(
+                format!("cannot create a working directory: {e}"),
+                "",
+            ));
         }
     };
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let outcome = rt.block_on(run(m, &plan, registry, work.path()));
-    let done = match outcome {
-        Ok(Outcome::Trained(done)) => done,
-        Ok(Outcome::Registered(reference)) => {
-            println!("nothing to do: the job's model is registered as {reference}");
-            return Exit::Ok;
+    let rt = crate::runtime::multi_thread()?;
+    let out = Out(RefCell::new(progress));
+    let outcome = rt.block_on(run(m, &plan, req.registry, work.path(), &out))?;
+    Ok(match outcome {
+        Found::Registered(reference) => Outcome::Registered(reference),
+        Found::Trained(found) => {
+            let (model_dir, report, sagemaker) = *found;
+            Outcome::Trained(Box::new(Done {
+                _work: work,
+                model_dir,
+                job: plan.job,
+                report,
+                sagemaker,
+            }))
         }
-        Err(code) => return code,
-    };
-    conclude(
-        &Trained {
-            manifest: &args.manifest,
-            m,
-            source,
-            registry,
-            model_dir: &done.model_dir,
-            job: &plan.job,
-            report: &done.report,
-            sagemaker: Some(done.sagemaker),
-        },
-        format,
-    )
+    })
 }
 
 /// The clients one run uses, configured once.
@@ -307,41 +306,44 @@ struct Clients {
     s3: S3,
 }
 
-/// Where progress goes: stdout, or stderr when stdout carries the JSON document.
-fn say(format: Format, line: &str) {
-    if format == Format::Json {
-        eprintln!("{line}");
-    } else {
-        println!("{line}");
+/// The caller's progress, shared by the futures that wait on the job and follow its log (one
+/// thread; no borrow is held across an await).
+struct Out<'p>(RefCell<&'p mut dyn Progress>);
+
+impl Out<'_> {
+    fn step(&self, line: &str) {
+        self.0.borrow_mut().step(line);
+    }
+
+    fn notice(&self, line: &str) {
+        self.0.borrow_mut().notice(line);
     }
 }
 
-/// What a finished run hands to registration.
-struct Done {
-    model_dir: PathBuf,
-    report: Report,
-    sagemaker: SagemakerRun,
+/// A trained model, ready to be registered: its directory (in a temporary directory that lives
+/// as long as this), the job it ran, the worker's report and the SageMaker run.
+#[derive(Debug)]
+pub struct Done {
+    _work: tempfile::TempDir,
+    pub model_dir: PathBuf,
+    pub job: Job,
+    pub report: Report,
+    pub sagemaker: SagemakerRun,
 }
 
-enum Outcome {
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
     Trained(Box<Done>),
     /// The job's model was registered by an earlier run (its reference).
     Registered(String),
 }
 
-/// Which signal arrived.
-pub(crate) async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
+/// What the job produced, before it is bound to the working directory.
+enum Found {
+    /// The model directory, the worker's report and the SageMaker run.
+    Trained(Box<(PathBuf, Report, SagemakerRun)>),
+    Registered(String),
 }
 
 async fn run(
@@ -349,8 +351,9 @@ async fn run(
     plan: &Plan<'_>,
     registry: &Registry,
     work: &Path,
-) -> Result<Outcome, Exit> {
-    let signal = interrupted();
+    out: &Out<'_>,
+) -> Result<Found, Problem> {
+    let signal = crate::runtime::interrupted();
     tokio::pin!(signal);
     let aws = Clients {
         sagemaker: SageMaker::from_env().await,
@@ -360,18 +363,20 @@ async fn run(
     let (name, output) = tokio::select! {
         r = prepare(m, plan) => r?,
         sig = &mut signal => {
-            eprintln!("{sig}: cancelled before the training job was named; nothing was started");
-            return Err(Exit::Cancelled);
+            return Err(Problem::cancelled(
+                format!("{sig}: cancelled before the training job was named; nothing was started"),
+                "",
+            ));
         }
     };
     if let Some(reference) = registered(registry, &m.model.name, &name) {
-        return Ok(Outcome::Registered(reference));
+        return Ok(Found::Registered(reference));
     }
     let started = tokio::select! {
-        r = launch(m, plan, &aws, &name, &output) => r,
+        r = launch(m, plan, &aws, &name, &output, out) => r,
         sig = &mut signal => {
-            eprintln!("{sig}: cancelling");
-            return Err(stop(sagemaker, &name, plan.poll, Exit::Cancelled).await);
+            out.notice(&format!("{sig}: cancelling"));
+            return Err(stop(sagemaker, &name, plan.poll, cancelled(sig, &name), out).await);
         }
     };
     let image = started?;
@@ -381,7 +386,7 @@ async fn run(
             "training job {}: {} ({}) {message}",
             s.name, s.status, s.secondary
         );
-        say(plan.format, line.trim_end());
+        out.step(line.trim_end());
     };
     let timeout = async {
         match plan.timeout {
@@ -393,52 +398,51 @@ async fn run(
     let mut cursor = mlops_aws::logs::Cursor::default();
     let mut tailing = true;
     let end = tokio::select! {
-        r = sagemaker.wait(&name, plan.poll, show) => r.map_err(|e| aws_failed(&e))?,
-        never = follow(&logs, &name, plan, &mut cursor, &mut tailing) => match never {},
+        r = sagemaker.wait(&name, plan.poll, show) => r?,
+        never = follow(&logs, &name, plan, &mut cursor, &mut tailing, out) => match never {},
         sig = &mut signal => {
-            eprintln!("{sig}: stopping the training job {name}");
-            return Err(stop(sagemaker, &name, plan.poll, Exit::Cancelled).await);
+            out.notice(&format!("{sig}: stopping the training job {name}"));
+            return Err(stop(sagemaker, &name, plan.poll, cancelled(sig, &name), out).await);
         }
         () = timeout => {
-            error(
-                &format!("the training job {name} did not finish within --wait-timeout; stopping it"),
+            let why = Problem::broken(
+                format!("the training job {name} did not finish within --wait-timeout; stopped it"),
                 "raise --wait-timeout (MLOPS_WAIT_TIMEOUT), or training.sagemaker.max_runtime_seconds",
             );
-            return Err(stop(sagemaker, &name, plan.poll, Exit::Runtime).await);
+            out.notice(&format!("the training job {name} did not finish within --wait-timeout; stopping it"));
+            return Err(stop(sagemaker, &name, plan.poll, why, out).await);
         }
     };
     if tailing {
-        print_log(&logs, &name, plan.format, &mut cursor).await;
+        print_log(&logs, &name, out, &mut cursor).await;
     }
     match end.status.as_str() {
         "Completed" => {}
         "Failed" => {
-            error(
-                &format!(
+            return Err(Problem::broken(
+                format!(
                     "the training job {name} failed: {}",
                     end.failure_reason
                         .as_deref()
                         .unwrap_or("SageMaker gave no reason")
                 ),
-                &format!(
+                format!(
                     "the job's log is in CloudWatch, log group {}, streams {name}/*",
                     mlops_aws::logs::TRAINING_LOG_GROUP
                 ),
-            );
-            return Err(Exit::Runtime);
+            ));
         }
         other => {
-            error(
-                &format!("the training job {name} ended {other}, without a model"),
+            return Err(Problem::broken(
+                format!("the training job {name} ended {other}, without a model"),
                 "it was stopped outside this run; run again with another --job-name to train anew",
-            );
-            return Err(Exit::Runtime);
+            ));
         }
     }
     let image = image.or_else(|| end.image.clone()).unwrap_or_default();
-    collect(m, plan, &aws, &name, &end, &image, work)
+    collect(m, plan, &aws, &name, &end, &image, work, out)
         .await
-        .map(|d| Outcome::Trained(Box::new(d)))
+        .map(|found| Found::Trained(Box::new(found)))
 }
 
 /// Prints the job's new log lines every few polls, for as long as it is polled; stops (with one
@@ -449,11 +453,12 @@ async fn follow(
     plan: &Plan<'_>,
     cursor: &mut mlops_aws::logs::Cursor,
     tailing: &mut bool,
+    out: &Out<'_>,
 ) -> std::convert::Infallible {
     let every = plan.poll.first.max(Duration::from_millis(100)) * 3;
     loop {
         tokio::time::sleep(every).await;
-        if *tailing && !print_log(logs, name, plan.format, cursor).await {
+        if *tailing && !print_log(logs, name, out, cursor).await {
             *tailing = false;
         }
     }
@@ -463,21 +468,21 @@ async fn follow(
 async fn print_log(
     logs: &mlops_aws::Logs,
     name: &str,
-    format: Format,
+    out: &Out<'_>,
     cursor: &mut mlops_aws::logs::Cursor,
 ) -> bool {
     match logs.fetch(name, cursor).await {
         Ok(lines) => {
             for (instance, line) in lines {
-                say(format, &format!("[{instance}] {line}"));
+                out.step(&format!("[{instance}] {line}"));
             }
             true
         }
         Err(e) => {
-            eprintln!(
+            out.notice(&format!(
                 "warning: the training log cannot be read ({}); the job goes on",
                 e.message
-            );
+            ));
             false
         }
     }
@@ -500,11 +505,11 @@ fn registered(registry: &Registry, model: &str, name: &str) -> Option<String> {
 }
 
 /// Names the job and works out where its output goes.
-async fn prepare(m: &Manifest, plan: &Plan<'_>) -> Result<(String, S3Uri), Exit> {
+async fn prepare(m: &Manifest, plan: &Plan<'_>) -> Result<(String, S3Uri), Problem> {
     let output = match &plan.sm.output_uri {
-        Some(uri) => S3Uri::parse(uri).map_err(|e| aws_failed(&e))?,
+        Some(uri) => S3Uri::parse(uri)?,
         None => {
-            let account = mlops_aws::account_id().await.map_err(|e| aws_failed(&e))?;
+            let account = mlops_aws::account_id().await?;
             S3Uri {
                 bucket: format!("{}-{account}-ml", name_prefix(m)),
                 key: "training".to_owned(),
@@ -537,17 +542,14 @@ async fn launch(
     aws: &Clients,
     name: &str,
     output: &S3Uri,
-) -> Result<Option<String>, Exit> {
+    out: &Out<'_>,
+) -> Result<Option<String>, Problem> {
     let (sagemaker, s3) = (&aws.sagemaker, &aws.s3);
-    if let Some(existing) = sagemaker
-        .training_job(name)
-        .await
-        .map_err(|e| aws_failed(&e))?
-    {
-        println!(
+    if let Some(existing) = sagemaker.training_job(name).await? {
+        out.step(&format!(
             "attached to the existing training job {name} ({}); no new job started",
             existing.status
-        );
+        ));
         return Ok(None);
     }
     let sm = plan.sm;
@@ -558,27 +560,25 @@ async fn launch(
             plan.image_tag.as_deref(),
             plan.image_digest.as_deref(),
         )
-        .await
-        .map_err(|e| aws_failed(&e))?;
-    println!("image {}", image.uri);
+        .await?;
+    out.step(&format!("image {}", image.uri));
     if sm.forbid_critical_findings {
-        match ecr.findings(&image).await.map_err(|e| aws_failed(&e))? {
-            None => eprintln!(
+        match ecr.findings(&image).await? {
+            None => out.notice(&format!(
                 "warning: {}@{} has no ECR scan; turn on scan on push to have it checked",
                 image.repository, image.digest
-            ),
+            )),
             Some(counts) => {
                 let critical = counts.get("CRITICAL").copied().unwrap_or(0);
                 if critical > 0 {
-                    error(
-                        &format!(
+                    return Err(Problem::refused(
+                        format!(
                             "{}@{} has {critical} CRITICAL scan finding(s); the manifest forbids them",
                             image.repository, image.digest
                         ),
                         "rebuild the image on a patched base, or set \
                          training.sagemaker.forbid_critical_findings: false",
-                    );
-                    return Err(Exit::No);
+                    ));
                 }
             }
         }
@@ -603,11 +603,13 @@ async fn launch(
                         }
                     ),
                 };
-                if s3.exists(&uri).await.map_err(|e| aws_failed(&e))? {
-                    println!("{channel}: {uri} is there already (same SHA-256); not uploaded");
+                if s3.exists(&uri).await? {
+                    out.step(&format!(
+                        "{channel}: {uri} is there already (same SHA-256); not uploaded"
+                    ));
                 } else {
-                    s3.upload(path, &uri).await.map_err(|e| aws_failed(&e))?;
-                    println!("{channel}: uploaded {} to {uri}", path.display());
+                    s3.upload(path, &uri).await?;
+                    out.step(&format!("{channel}: uploaded {} to {uri}", path.display()));
                 }
                 channels.push((channel.clone(), uri.to_string()));
             }
@@ -654,17 +656,20 @@ async fn launch(
         metric_definitions: metric_definitions(m),
         tags,
     };
-    let arn = sagemaker
-        .create_training_job(&spec)
-        .await
-        .map_err(|e| aws_failed(&e))?;
-    println!("started training job {name} ({arn})");
+    let arn = sagemaker.create_training_job(&spec).await?;
+    out.step(&format!("started training job {name} ({arn})"));
     Ok(Some(image.uri))
 }
 
-/// Stops the job and returns `then` once SageMaker acknowledged it; if it did not, says the job
-/// may still run and returns that failure's code.
-async fn stop(sagemaker: &SageMaker, name: &str, poll: Poll, then: Exit) -> Exit {
+/// Stops the job and returns `then` once SageMaker acknowledged it; if it did not, the failure
+/// that says the job may still run.
+async fn stop(
+    sagemaker: &SageMaker,
+    name: &str,
+    poll: Poll,
+    then: Problem,
+    out: &Out<'_>,
+) -> Problem {
     let quick = Poll {
         first: poll.first.min(Duration::from_secs(2)),
         max: poll.max.min(Duration::from_secs(10)),
@@ -672,18 +677,24 @@ async fn stop(sagemaker: &SageMaker, name: &str, poll: Poll, then: Exit) -> Exit
     };
     match sagemaker.stop(name, quick, STOP_PATIENCE).await {
         Ok(state) => {
-            eprintln!("training job {name}: {}", state.status);
+            out.notice(&format!("training job {name}: {}", state.status));
             then
         }
         Err(e) if e.kind == mlops_aws::Kind::Missing => {
-            eprintln!("no training job {name} was started");
+            out.notice(&format!("no training job {name} was started"));
             then
         }
-        Err(e) => aws_failed(&e),
+        Err(e) => e.into(),
     }
 }
 
+/// The run was cancelled by `sig` after the job `name` was named (and stopped).
+fn cancelled(sig: &str, name: &str) -> Problem {
+    Problem::cancelled(format!("{sig}: the training job {name} was stopped"), "")
+}
+
 /// Downloads and unpacks the artifact, reads its report, and registers the model package.
+#[allow(clippy::too_many_arguments)]
 async fn collect(
     m: &Manifest,
     plan: &Plan<'_>,
@@ -692,27 +703,23 @@ async fn collect(
     end: &JobState,
     image: &str,
     work: &Path,
-) -> Result<Done, Exit> {
+    out: &Out<'_>,
+) -> Result<(PathBuf, Report, SagemakerRun), Problem> {
     let Some(artifact) = end.model_artifact.clone() else {
-        error(
-            &format!("the training job {name} completed without a model artifact"),
+        return Err(Problem::broken(
+            format!("the training job {name} completed without a model artifact"),
             "the worker writes the model into /opt/ml/model; see the job's log",
-        );
-        return Err(Exit::Runtime);
+        ));
     };
-    let uri = S3Uri::parse(&artifact).map_err(|e| aws_failed(&e))?;
+    let uri = S3Uri::parse(&artifact)?;
     let tarball = work.join("model.tar.gz");
-    aws.s3
-        .download(&uri, &tarball)
-        .await
-        .map_err(|e| aws_failed(&e))?;
+    aws.s3.download(&uri, &tarball).await?;
     let model_dir = work.join("model");
     if let Err(e) = unpack(&tarball, &model_dir) {
-        error(
-            &format!("{artifact}: not a model artifact: {e}"),
+        return Err(Problem::broken(
+            format!("{artifact}: not a model artifact: {e}"),
             "it should be the gzipped tar of /opt/ml/model that SageMaker uploads",
-        );
-        return Err(Exit::Runtime);
+        ));
     }
     let report: Report = match std::fs::read(model_dir.join("training.json"))
         .map_err(|e| e.to_string())
@@ -720,11 +727,10 @@ async fn collect(
     {
         Ok(r) => r,
         Err(e) => {
-            error(
-                &format!("{artifact}: training.json is missing or unreadable: {e}"),
+            return Err(Problem::broken(
+                format!("{artifact}: training.json is missing or unreadable: {e}"),
                 "the artifact must come from `mlops container train` (the model image)",
-            );
-            return Err(Exit::Runtime);
+            ));
         }
     };
     let mut record = SagemakerRun {
@@ -739,15 +745,11 @@ async fn collect(
         model_package_arn: None,
     };
     if let Some(group) = &m.registry.sagemaker_model_package_group {
-        let arn = package(m, plan, aws, group, name, image, &uri, &report).await?;
+        let arn = package(m, plan, aws, group, name, image, &uri, &report, out).await?;
         record.model_package_group = Some(group.clone());
         record.model_package_arn = Some(arn);
     }
-    Ok(Done {
-        model_dir,
-        report,
-        sagemaker: record,
-    })
+    Ok((model_dir, report, record))
 }
 
 /// Registers the job's model as a package in `group` (pending manual approval), with its
@@ -762,18 +764,17 @@ async fn package(
     image: &str,
     artifact: &S3Uri,
     report: &Report,
-) -> Result<String, Exit> {
+    out: &Out<'_>,
+) -> Result<String, Problem> {
     let (sagemaker, s3) = (&aws.sagemaker, &aws.s3);
     sagemaker
         .ensure_group(group, &format!("Versions of {} (mlops)", m.model.name))
-        .await
-        .map_err(|e| aws_failed(&e))?;
+        .await?;
     let earlier = sagemaker
         .find_package(group, "mlops:training-job", name, 20)
-        .await
-        .map_err(|e| aws_failed(&e))?;
+        .await?;
     if let Some(p) = earlier {
-        println!("the job's model package is {} already", p.arn);
+        out.step(&format!("the job's model package is {} already", p.arn));
         return Ok(p.arn);
     }
     let metrics_uri = S3Uri {
@@ -785,8 +786,7 @@ async fn package(
     };
     let metrics = json!({ "model": m.model.name, "task": m.model.task, "metrics": report.metrics });
     s3.put(&metrics_uri, metrics.to_string().into_bytes())
-        .await
-        .map_err(|e| aws_failed(&e))?;
+        .await?;
     let metadata = BTreeMap::from([
         ("mlops:training-job".to_owned(), name.to_owned()),
         (
@@ -806,9 +806,10 @@ async fn package(
             metadata,
             client_token: token,
         })
-        .await
-        .map_err(|e| aws_failed(&e))?;
-    println!("registered model package {arn} (PendingManualApproval)");
+        .await?;
+    out.step(&format!(
+        "registered model package {arn} (PendingManualApproval)"
+    ));
     Ok(arn)
 }
 

@@ -1,0 +1,299 @@
+//! Training's flows around the worker: where the registry is, the datasets brought to the
+//! machine, a local run laid out as SageMaker's `/opt/ml`, and the registration rule (the
+//! status the manifest's thresholds give, and the model card). The SageMaker backend is
+//! [`crate::sagemaker`]; both end in [`register`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mlops_artifacts::artifact::hex;
+use mlops_aws::S3Uri;
+use mlops_manifest::Manifest;
+use mlops_manifest::model::{Bound, Metric};
+use mlops_train::card::{Libraries, ManifestRef, ModelCard, SagemakerRun};
+use mlops_train::registry::{Entry, Registry, Status, StatusRecord, now_rfc3339};
+use mlops_train::train::Event;
+use mlops_train::worker::{self, Job, Layout, Report};
+use sha2::{Digest, Sha256};
+
+use crate::{Problem, Progress};
+
+/// The burn release this binary trains with (checked against Cargo.lock by a test).
+pub const BURN_VERSION: &str = "0.22.1";
+
+/// The registry: `flag` (`--registry`, relative to the working directory), else the manifest's
+/// `registry.path` (relative to the manifest's directory); either may be `s3://`.
+pub fn open_registry(
+    flag: Option<&Path>,
+    m: &Manifest,
+    manifest: &Path,
+) -> Result<Registry, Problem> {
+    let (place, base) = match flag {
+        Some(dir) => (dir.to_string_lossy().into_owned(), Path::new("")),
+        None => (
+            m.registry.path.clone(),
+            manifest.parent().unwrap_or(Path::new(".")),
+        ),
+    };
+    Ok(Registry::at(&place, base)?)
+}
+
+/// Streams the `s3://` datasets into `dir/<channel>/`, one after the other, with the SDK's
+/// default credentials. A missing object or bucket is the user's to fix; anything else
+/// (credentials, network, the service) is broken.
+pub fn download(
+    remote: &[(String, S3Uri)],
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<BTreeMap<String, PathBuf>, Problem> {
+    let rt = mlops_aws::runtime().map_err(|e| Problem::broken(e.message, e.hint))?;
+    rt.block_on(async {
+        let s3 = mlops_aws::S3::from_env().await;
+        let mut files = BTreeMap::new();
+        for (channel, uri) in remote {
+            let into = dir.join(channel);
+            let name = match uri.file_name() {
+                "" => "data",
+                n => n,
+            };
+            let dest = into.join(name);
+            let started = std::time::Instant::now();
+            std::fs::create_dir_all(&into)
+                .map_err(|e| Problem::broken(format!("{}: {e}", into.display()), ""))?;
+            let bytes = s3.download(uri, &dest).await?;
+            progress.notice(&format!(
+                "downloaded {uri} ({bytes} bytes, {:.1} s)",
+                started.elapsed().as_secs_f64()
+            ));
+            files.insert(channel.clone(), dest);
+        }
+        Ok(files)
+    })
+}
+
+/// A local run's result: the model directory (in a temporary directory that lives as long as
+/// this), the job it ran and the worker's report.
+#[derive(Debug)]
+pub struct LocalRun {
+    _base: tempfile::TempDir,
+    pub model_dir: PathBuf,
+    pub job: Job,
+    pub report: Report,
+}
+
+/// Trains on this machine: the datasets (local, or downloaded from S3) laid out as SageMaker's
+/// `/opt/ml` in a temporary directory, then the worker, whose events go to `on_event`.
+pub fn local(
+    m: &Manifest,
+    manifest: &Path,
+    progress: &mut dyn Progress,
+    on_event: impl FnMut(Event<'_>),
+) -> Result<LocalRun, Problem> {
+    let base = tempfile::Builder::new()
+        .prefix("mlops-train-")
+        .tempdir()
+        .map_err(|e| Problem::broken(format!("cannot create a working directory: {e}"), ""))?;
+    let layout = Layout::new(base.path());
+    let job = Job::from_manifest(m);
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut remote: Vec<(String, S3Uri)> = Vec::new();
+    for (channel, s) in &job.datasets {
+        if s.path.starts_with("s3://") {
+            let uri = S3Uri::parse(&s.path).map_err(|e| Problem::input(e.message, e.hint))?;
+            remote.push((channel.clone(), uri));
+        } else {
+            files.insert(channel.clone(), dir.join(&s.path));
+        }
+    }
+    if let Some((channel, path)) = files.iter().find(|(_, p)| !p.is_file()) {
+        return Err(Problem::input(
+            format!("{}: the {channel} dataset does not exist", path.display()),
+            "dataset paths in the manifest are relative to the manifest's directory",
+        ));
+    }
+    if !remote.is_empty() {
+        files.extend(download(&remote, &base.path().join("downloads"), progress)?);
+    }
+    layout
+        .prepare(&job, &files)
+        .map_err(|e| Problem::broken(e, ""))?;
+    let report = worker::run(&layout, on_event)?;
+    Ok(LocalRun {
+        model_dir: layout.model(),
+        _base: base,
+        job,
+        report,
+    })
+}
+
+/// A model trained (here or on SageMaker), ready to be registered.
+#[derive(Debug)]
+pub struct Trained<'a> {
+    pub manifest: &'a Path,
+    pub m: &'a Manifest,
+    pub source: &'a [u8],
+    pub registry: &'a Registry,
+    /// Holds model.json, model.safetensors and training.json.
+    pub model_dir: &'a Path,
+    pub job: &'a Job,
+    pub report: &'a Report,
+    /// The training job, image and model package when SageMaker trained it.
+    pub sagemaker: Option<SagemakerRun>,
+}
+
+/// The SHA-256 of the manifest's bytes, in hex.
+pub fn manifest_sha(source: &[u8]) -> String {
+    hex(&Sha256::digest(source))
+}
+
+/// A threshold the model missed: the metric, its validation value and the bound it breaks.
+pub type Missed = (String, f64, String);
+
+/// The status the manifest's thresholds give a report, with the reason, and what it missed: any
+/// miss rejects it; no thresholds at all leave it pending for a person; else it is approved.
+pub fn judge(report: &Report, thresholds: &BTreeMap<Metric, Bound>) -> (StatusRecord, Vec<Missed>) {
+    let failed = worker::failed_thresholds(report, thresholds);
+    let (status, reason) = if !failed.is_empty() {
+        let why: Vec<String> = failed
+            .iter()
+            .map(|(metric, value, bound)| format!("{metric} {value:.4} breaks {bound}"))
+            .collect();
+        (
+            Status::Rejected,
+            format!("evaluation thresholds: {}", why.join("; ")),
+        )
+    } else if thresholds.is_empty() {
+        (
+            Status::Pending,
+            "no evaluation thresholds in the manifest: approve by hand".to_owned(),
+        )
+    } else {
+        (
+            Status::Approved,
+            "passed every evaluation threshold".to_owned(),
+        )
+    };
+    let record = StatusRecord {
+        status,
+        reason,
+        changed_at: now_rfc3339(),
+    };
+    (record, failed)
+}
+
+/// What registration recorded: the registry's entry and the thresholds the model missed (then
+/// its status is rejected and the command says no).
+#[derive(Debug)]
+pub struct Registered {
+    pub entry: Entry,
+    pub failed: Vec<Missed>,
+}
+
+/// Registers a trained model with its card and the status its thresholds give.
+pub fn register(t: &Trained<'_>) -> Result<Registered, Problem> {
+    let (m, report) = (t.m, t.report);
+    let (status, failed) = judge(report, &m.evaluation.thresholds);
+    let manifest_sha = manifest_sha(t.source);
+    let dir = t.manifest.parent().unwrap_or(Path::new("."));
+    let commit = git_commit(dir);
+    let card = |version: u64| ModelCard {
+        model: m.model.name.clone(),
+        version,
+        reference: format!("{}@{version}", m.model.name),
+        created_at: now_rfc3339(),
+        manifest: ManifestRef {
+            path: t.manifest.display().to_string(),
+            sha256: manifest_sha.clone(),
+        },
+        git_commit: commit.clone(),
+        job: t.job.clone(),
+        training: report.clone(),
+        libraries: Libraries {
+            mlops: env!("CARGO_PKG_VERSION").to_owned(),
+            burn: BURN_VERSION.to_owned(),
+        },
+        thresholds: m
+            .evaluation
+            .thresholds
+            .iter()
+            .map(|(k, v)| (k.name().to_owned(), *v))
+            .collect(),
+        sagemaker: t.sagemaker.clone(),
+        artifact: None,
+    };
+    let entry = t
+        .registry
+        .register(&m.model.name, t.model_dir, card, status)?;
+    Ok(Registered { entry, failed })
+}
+
+/// The commit the model was trained from: `GITHUB_SHA` in Actions, else the manifest's checkout.
+fn git_commit(dir: &Path) -> Option<String> {
+    if let Ok(sha) = std::env::var("GITHUB_SHA")
+        && !sha.is_empty()
+    {
+        return Some(sha);
+    }
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound(min: Option<f64>, max: Option<f64>) -> Bound {
+        Bound { min, max }
+    }
+
+    #[test]
+    fn the_thresholds_decide_the_status() {
+        // The sample's validation accuracy is 0.9636.
+        let report = mlops_artifacts::card::sample("digits-mlp", 1).training;
+        let pass = BTreeMap::from([(Metric::Accuracy, bound(Some(0.9), None))]);
+        let (status, failed) = judge(&report, &pass);
+        assert_eq!((status.status, failed.len()), (Status::Approved, 0));
+
+        let miss = BTreeMap::from([(Metric::Accuracy, bound(Some(0.99), None))]);
+        let (status, failed) = judge(&report, &miss);
+        assert_eq!(status.status, Status::Rejected);
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(
+            status.reason.contains("accuracy 0.9636 breaks"),
+            "{}",
+            status.reason
+        );
+
+        let (status, failed) = judge(&report, &BTreeMap::new());
+        assert_eq!((status.status, failed.len()), (Status::Pending, 0));
+        assert!(
+            status.reason.contains("approve by hand"),
+            "{}",
+            status.reason
+        );
+    }
+
+    #[test]
+    fn the_burn_version_matches_the_lock_file() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .expect("Cargo.lock");
+        let entry = format!("name = \"burn\"\nversion = \"{BURN_VERSION}\"");
+        assert!(lock.contains(&entry), "Cargo.lock has another burn");
+    }
+
+    #[test]
+    fn the_manifest_digest_is_the_sha256_of_its_bytes() {
+        assert_eq!(
+            manifest_sha(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
