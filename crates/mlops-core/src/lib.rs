@@ -4,8 +4,10 @@
 //! binary decides where a line goes (stdout, or stderr when stdout holds JSON) and turns a
 //! problem's [`Fault`] into the exit code.
 
+pub mod github;
 pub mod image;
 pub mod problem;
+pub mod promote;
 pub mod runtime;
 pub mod sagemaker;
 pub mod train;

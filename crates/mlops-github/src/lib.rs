@@ -42,6 +42,21 @@ pub fn trailer_values(message: &str, trailer: &str) -> Vec<String> {
         .collect()
 }
 
+/// A GitHub login (letters, digits and hyphens; an App's ends in `[bot]`): it goes into a
+/// commit-message trailer, so nothing else may.
+pub fn parse_login(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let name = t.strip_suffix("[bot]").unwrap_or(t);
+    if !name.is_empty()
+        && name.len() <= 39
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Ok(t.to_owned())
+    } else {
+        Err("must be a GitHub login (letters, digits and hyphens, at most 39)".to_owned())
+    }
+}
+
 /// The branch `mlops deploy --commit-pin` commits staging's pin file to, in the promotion
 /// repository: never the base branch, whose pin file is production's, so the token that
 /// updates staging needs no way around the base branch's rules.

@@ -38,21 +38,6 @@ fn commit_sha(text: &str) -> Result<String, String> {
     }
 }
 
-/// A GitHub login (letters, digits and hyphens; an App's ends in `[bot]`): it goes into a
-/// commit-message trailer, so nothing else may.
-pub(crate) fn parse_login(text: &str) -> Result<String, String> {
-    let t = text.trim();
-    let name = t.strip_suffix("[bot]").unwrap_or(t);
-    if !name.is_empty()
-        && name.len() <= 39
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        Ok(t.to_owned())
-    } else {
-        Err("must be a GitHub login (letters, digits and hyphens, at most 39)".to_owned())
-    }
-}
-
 /// A positive, finite number of seconds (`0`, a negative number, `inf` and `NaN` are refused:
 /// they would poll without pause or never).
 fn seconds(text: &str) -> Result<f64, String> {
@@ -429,7 +414,7 @@ pub(crate) struct PromoteArgs {
     /// Who started the run that promotes (GitHub logins, comma-separated): recorded in the
     /// commit, and `mlops gate` does not count their approvals. Default in GitHub Actions: the
     /// run's actor and triggering actor.
-    #[arg(long, env = "MLOPS_STARTED_BY", value_delimiter = ',', value_parser = parse_login)]
+    #[arg(long, env = "MLOPS_STARTED_BY", value_delimiter = ',', value_parser = mlops_github::parse_login)]
     pub started_by: Vec<String>,
     /// Print the pull request it would open (title, body, pin file diff); change nothing.
     #[arg(long, env = "MLOPS_DRY_RUN")]

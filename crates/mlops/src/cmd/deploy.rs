@@ -28,7 +28,7 @@ use mlops_manifest::Manifest;
 use mlops_manifest::model::Environment;
 
 use super::{error, valid_manifest};
-use crate::cli::{DeployArgs, DeployEnv, Format, GithubArgs, PromoteArgs, RegistryArgs};
+use crate::cli::{DeployArgs, DeployEnv, Format};
 use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
 
@@ -128,7 +128,8 @@ fn desired(
                     error(&e.message, &e.hint);
                     if e.user { Exit::Usage } else { Exit::Runtime }
                 })?;
-            let pin = super::promote::pin_of(registry, &entry, &card, args.image.clone())?;
+            let pin = mlops_core::promote::pin_of(registry, &entry, &card, args.image.clone())
+                .map_err(|p| super::failed(&p))?;
             Ok((pin, pin_path(args, m)))
         }
     }
@@ -458,23 +459,17 @@ fn rollback(args: &DeployArgs, m: &Manifest, registry: &Registry, format: Format
             code
         }
         (DeployEnv::Production, false) => {
-            let promote_args = PromoteArgs {
+            let request = mlops_core::promote::Request {
+                manifest: m,
+                registry: registry.clone(),
                 model: previous.reference(),
                 holdout_report: None,
                 image: previous.model.image.clone(),
                 started_by: Vec::new(),
-                dry_run: false,
-                github: GithubArgs {
-                    github_api_url: args.github.github_api_url.clone(),
-                },
-                registry: RegistryArgs {
-                    registry: args.registry.registry.clone(),
-                    manifest: args.registry.manifest.clone(),
-                },
             };
-            let mut prepared = match super::promote::prepare(&promote_args, format) {
+            let mut prepared = match mlops_core::promote::prepare(request) {
                 Ok(p) => p,
-                Err(code) => return code,
+                Err(p) => return super::failed(&p),
             };
             // The version passed its holdout test when it was promoted: the pin carries that
             // report's digest, and the status on the new head names it, as the gate requires.
@@ -502,7 +497,12 @@ fn rollback(args: &DeployArgs, m: &Manifest, registry: &Registry, format: Format
                 &commit[..commit.len().min(12)],
                 previous.reference()
             ));
-            super::promote::propose(&prepared, &args.github, false, format)
+            super::promote::propose(
+                &prepared,
+                args.github.github_api_url.as_deref(),
+                false,
+                format,
+            )
         }
     }
 }

@@ -17,7 +17,7 @@ use mlops_github::TRAILER;
 use mlops_github::gate::{self, CommitStatus, Decision, Facts, Policy, Review};
 use mlops_github::pin::Pin;
 
-use crate::cmd::promote::Prepared;
+use mlops_core::promote::Prepared;
 
 /// Who makes the local commits and "posts" the holdout status (the PR's author).
 pub(super) const AUTHOR: &str = "mlops-run";

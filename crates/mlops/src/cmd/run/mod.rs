@@ -29,7 +29,9 @@ use serde_json::{Value, json};
 use self::local::{LocalRepo, Proposal};
 use self::supervise::Supervisor;
 use super::error;
-use crate::cli::{Format, GithubArgs, PromoteArgs, RegistryArgs, RunArgs};
+use mlops_core::promote::Prepared;
+
+use crate::cli::{Format, GithubArgs, RunArgs};
 use crate::exit::Exit;
 
 /// The format of `run.json`.
@@ -689,21 +691,21 @@ impl Run {
         Ok(report)
     }
 
-    fn promote_args(&self, reference: &str, report: &Path, github: &GithubArgs) -> PromoteArgs {
-        PromoteArgs {
-            model: reference.to_owned(),
-            holdout_report: Some(report.to_path_buf()),
-            image: None,
-            started_by: Vec::new(),
-            dry_run: false,
-            github: GithubArgs {
-                github_api_url: github.github_api_url.clone(),
-            },
-            registry: RegistryArgs {
-                registry: Some(self.registry.clone()),
-                manifest: self.manifest.clone(),
-            },
-        }
+    /// The promotion `mlops promote` would prepare for `reference` with `report`.
+    fn prepare(&self, reference: &str, report: &Path) -> Result<Prepared, Exit> {
+        let (m, _) = super::valid_manifest(&self.manifest, Format::Human, "nothing promoted")?;
+        let prepared = mlops_core::train::open_registry(Some(&self.registry), &m, &self.manifest)
+            .and_then(|registry| {
+                mlops_core::promote::prepare(mlops_core::promote::Request {
+                    manifest: &m,
+                    registry,
+                    model: reference.to_owned(),
+                    holdout_report: Some(report.to_path_buf()),
+                    image: None,
+                    started_by: Vec::new(),
+                })
+            });
+        prepared.map_err(|p| super::failed(&p))
     }
 
     /// `--open-pr`: the real promotion, as `mlops promote` does it; the pull request then waits
@@ -750,17 +752,10 @@ impl Run {
         &mut self,
         reference: &str,
         report: &Path,
-    ) -> Result<(super::promote::Prepared, LocalRepo, Option<Proposal>), Stop> {
+    ) -> Result<(Prepared, LocalRepo, Option<Proposal>), Stop> {
         self.check_interrupted()?;
         let started = Instant::now();
-        let args = self.promote_args(
-            reference,
-            report,
-            &GithubArgs {
-                github_api_url: None,
-            },
-        );
-        let prepared = match super::promote::prepare(&args, Format::Human) {
+        let prepared = match self.prepare(reference, report) {
             Ok(p) => p,
             Err(code) => {
                 return Err(self.fail("promote", "refused".into(), started, code));
@@ -808,7 +803,7 @@ impl Run {
 
     fn gate(
         &mut self,
-        prepared: &super::promote::Prepared,
+        prepared: &Prepared,
         repo: &LocalRepo,
         proposal: &Proposal,
     ) -> Result<(), Stop> {
@@ -850,7 +845,7 @@ impl Run {
     /// must say it serves that artifact.
     fn deploy(
         &mut self,
-        prepared: &super::promote::Prepared,
+        prepared: &Prepared,
         repo: &LocalRepo,
         proposal: &Proposal,
     ) -> Result<(), Stop> {
