@@ -4,6 +4,7 @@
 //! binary decides where a line goes (stdout, or stderr when stdout holds JSON) and turns a
 //! problem's [`Fault`] into the exit code.
 
+pub mod deploy;
 pub mod github;
 pub mod image;
 pub mod problem;

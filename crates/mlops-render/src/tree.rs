@@ -194,6 +194,24 @@ pub fn write(
     Ok(done)
 }
 
+/// The repository root (the nearest ancestor with `.git`, else the manifest's directory) and the
+/// manifest's path from it, `/`-separated.
+pub fn locate(manifest: &Path) -> Result<(PathBuf, String), String> {
+    let abs = std::fs::canonicalize(manifest)
+        .map_err(|e| format!("cannot resolve {}: {e}", manifest.display()))?;
+    let dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let root = dir
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map_or_else(|| dir.clone(), Path::to_path_buf);
+    let rel = abs.strip_prefix(&root).unwrap_or(&abs);
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Ok((root, parts.join("/")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,7 @@ pub(crate) fn run(args: &DoctorArgs, format: Format) -> Exit {
         );
         return Exit::Usage;
     };
-    let manifest_path = match super::render::locate(&args.manifest) {
+    let manifest_path = match mlops_render::tree::locate(&args.manifest) {
         Ok((_, path)) => path,
         Err(e) => {
             error(&e, "");

@@ -9,7 +9,6 @@ use crate::cli::Format;
 use crate::exit::Exit;
 
 pub(crate) mod deploy;
-pub(crate) mod deploy_sagemaker;
 pub(crate) mod doctor;
 pub(crate) mod gate;
 pub(crate) mod github;
@@ -70,11 +69,6 @@ pub(crate) fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
     } else {
         Exit::Runtime
     }
-}
-
-/// Bytes (a digest) as lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    mlops_artifacts::artifact::hex(bytes)
 }
 
 /// The multi-threaded async runtime of the service (serve).

@@ -2,7 +2,7 @@
 //! `--check` shows how the files on disk differ from them and fails.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mlops_actions::Runtime;
 use mlops_render::tree;
@@ -19,7 +19,7 @@ pub(crate) fn run(args: &RenderArgs, format: Format) -> Exit {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let (repo_root, manifest_path) = match locate(&args.manifest) {
+    let (repo_root, manifest_path) = match mlops_render::tree::locate(&args.manifest) {
         Ok(found) => found,
         Err(e) => {
             eprintln!("error: {e}");
@@ -149,24 +149,6 @@ pub(crate) fn render_into(root: &Path, manifest_path: &str) -> Result<usize, Str
     tree::write(root, &files, &comparison, false)
         .map(|done| done.len())
         .map_err(|e| e.to_string())
-}
-
-/// The repository root (the nearest ancestor with `.git`, else the manifest's directory) and the
-/// manifest's path from it, `/`-separated.
-pub(crate) fn locate(manifest: &Path) -> Result<(PathBuf, String), String> {
-    let abs = std::fs::canonicalize(manifest)
-        .map_err(|e| format!("cannot resolve {}: {e}", manifest.display()))?;
-    let dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let root = dir
-        .ancestors()
-        .find(|d| d.join(".git").exists())
-        .map_or_else(|| dir.clone(), Path::to_path_buf);
-    let rel = abs.strip_prefix(&root).unwrap_or(&abs);
-    let parts: Vec<String> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    Ok((root, parts.join("/")))
 }
 
 fn show_check(root: &Path, c: &tree::Comparison, format: Format) {

@@ -856,11 +856,12 @@ impl Run {
             Err(f) => return Err(self.local_failed("deploy", f, started)),
         };
         let reference = pin.reference();
-        if let Err(code) = super::deploy::vouch_to_deploy(
-            crate::cli::DeployEnv::Production,
+        if let Err(p) = mlops_core::deploy::vouch_to_deploy(
+            mlops_core::deploy::Env::Production,
             prepared.registry(),
             &pin,
         ) {
+            let code = super::failed(&p);
             let why = format!("the registry does not vouch for {reference} (above)");
             return Err(self.fail("deploy", why, started, code));
         }
