@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "2c2f2e00d951d77e26af7bde01e15f23fc2163dc",
+    "9a4123718b832a38ec227ded2611b817ee820e03",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
