@@ -266,9 +266,9 @@ fn production_takes_only_the_passing_holdout_the_registry_recorded() {
         std::fs::write(&path, pin.to_yaml("production")).expect("pin");
         path
     };
-    let failed = serde_json::json!({"model": "digits-mlp@1", "passed": false}).to_string();
+    let failed = crate::quickstart::holdout_report("digits-mlp@1", "http://127.0.0.1:8080", false);
     let (failed_digest, _) = reg
-        .record_holdout("digits-mlp", 1, failed.as_bytes())
+        .record_holdout("digits-mlp", 1, &failed)
         .expect("records");
     let (other, _) = passing_report("digits-mlp@2");
     let (other_digest, _) = reg
@@ -443,14 +443,7 @@ fn s3_card(moto: &moto::Moto, version: u64) -> serde_json::Value {
 
 /// A passing holdout report of `reference` and its digest.
 fn passing_report(reference: &str) -> (Vec<u8>, String) {
-    let report = serde_json::json!({
-        "model": reference, "endpoint": "http://127.0.0.1:8080", "rows": 297, "requests": 2,
-        "retries": 0, "problems": [], "passed": true,
-        "metrics": [{"metric": "accuracy", "expected": 0.98, "observed": 0.98, "delta": 0.0,
-                     "tolerance": 0.0, "pass": true}],
-        "parity": {"enabled": true, "checked": 297, "mismatches": 0, "first": []},
-    });
-    let bytes = serde_json::to_vec_pretty(&report).expect("JSON");
+    let bytes = crate::quickstart::holdout_report(reference, "http://127.0.0.1:8080", true);
     let digest = mlops_train::registry::report_digest(&bytes);
     (bytes, digest)
 }
@@ -1320,14 +1313,8 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
         &[("README.md", "# digits\n")],
     );
     let report = dir.path().join("holdout-report.json");
-    let passed = serde_json::json!({
-        "model": "digits-mlp@1", "endpoint": "digits-staging", "rows": 297, "requests": 2,
-        "retries": 0, "problems": [], "passed": true,
-        "metrics": [{"metric": "accuracy", "expected": 0.98, "observed": 0.98, "delta": 0.0,
-                     "tolerance": 0.0, "pass": true}],
-        "parity": {"enabled": true, "checked": 297, "mismatches": 0, "first": []},
-    });
-    std::fs::write(&report, passed.to_string()).expect("report");
+    let passed = crate::quickstart::holdout_report("digits-mlp@1", "digits-staging", true);
+    std::fs::write(&report, passed).expect("report");
     let mut promote = mlops();
     promote
         .args(["promote", "--model", "digits-mlp@1", "--image", &img])

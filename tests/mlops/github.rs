@@ -72,13 +72,8 @@ fn set_status(registry: &Path, version: u64, status: &str) {
 /// A holdout report file for `reference`.
 fn report(dir: &Path, reference: &str, passed: bool) -> PathBuf {
     let path = dir.join(format!("holdout-{reference}-{passed}.json"));
-    let r = json!({
-        "model": reference, "endpoint": "http://127.0.0.1:8080", "rows": 297, "requests": 2, "retries": 0,
-        "metrics": [{"metric": "accuracy", "expected": 0.98, "observed": 0.98, "delta": 0.0, "tolerance": 0.0, "pass": passed}],
-        "parity": {"enabled": true, "checked": 297, "mismatches": 0, "first": []},
-        "problems": [], "passed": passed,
-    });
-    std::fs::write(&path, r.to_string()).expect("report");
+    let r = crate::quickstart::holdout_report(reference, "http://127.0.0.1:8080", passed);
+    std::fs::write(&path, r).expect("report");
     path
 }
 

@@ -382,12 +382,8 @@ fn sagemaker_training_against_moto() {
     );
     fake.protect("mlops-rs/digits-example", "main", 1);
     let report = dir.path().join("holdout-report.json");
-    let holdout = serde_json::json!({
-        "model": "digits-mlp@1", "endpoint": "http://127.0.0.1:8080", "rows": 297, "requests": 2,
-        "retries": 0, "metrics": [], "parity": {"enabled": false, "checked": 0, "mismatches": 0, "first": []},
-        "problems": [], "passed": true,
-    });
-    std::fs::write(&report, holdout.to_string()).expect("report");
+    let holdout = crate::quickstart::holdout_report("digits-mlp@1", "http://127.0.0.1:8080", true);
+    std::fs::write(&report, holdout).expect("report");
     let mut promote = mlops();
     promote
         .args(["promote", "--model", "digits-mlp@1", "--manifest"])

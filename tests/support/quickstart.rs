@@ -32,3 +32,42 @@ pub(crate) fn shared() -> &'static Path {
     static REGISTRY: OnceLock<tempfile::TempDir> = OnceLock::new();
     REGISTRY.get_or_init(|| trained(2)).path()
 }
+
+/// A whole holdout report of `reference` (297 rows through `endpoint`, accuracy as recorded),
+/// passed or failed, as `mlops holdout --report` writes it.
+pub(crate) fn holdout_report(reference: &str, endpoint: &str, passed: bool) -> Vec<u8> {
+    use mlops_artifacts::holdout::{Check, Parity, Report};
+    let digest = mlops_artifacts::training::FileDigest {
+        path: "data/digits-holdout.csv".into(),
+        sha256: "0".repeat(64),
+        bytes: 40_000,
+        rows: 297,
+    };
+    let check = Check {
+        metric: "accuracy".into(),
+        expected: Some(0.98),
+        observed: Some(0.98),
+        delta: Some(0.0),
+        tolerance: 0.0,
+        pass: passed,
+    };
+    let parity = Parity {
+        enabled: true,
+        checked: 297,
+        ..Parity::default()
+    };
+    let report = Report::new(
+        reference.into(),
+        endpoint.into(),
+        digest,
+        297,
+        2,
+        0,
+        0.5,
+        vec![check],
+        None,
+        parity,
+    );
+    assert_eq!(report.passed, passed, "the fixture settles as asked");
+    serde_json::to_vec_pretty(&report).expect("JSON")
+}

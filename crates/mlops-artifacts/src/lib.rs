@@ -1,12 +1,13 @@
 //! The files mlops writes and reads back, as types: the model card ([`card`]), the pin file
 //! ([`pin`]), a service's `/version` document ([`service`]), what a training run is and reports
-//! ([`training`]) and a model artifact's digest ([`artifact`]). Every writer
+//! ([`training`]), the holdout report ([`holdout`]) and a model artifact's digest ([`artifact`]). Every writer
 //! and reader of these files uses these types, so a field is never written under one name and
 //! read under another; the card's JSON Schema is generated from its type. Plain data with serde
 //! and schemars, light enough for every crate that reads an artifact (no training stack).
 
 pub mod artifact;
 pub mod card;
+pub mod holdout;
 pub mod pin;
 pub mod service;
 pub mod training;
@@ -36,6 +37,13 @@ pub fn schema_text<T: schemars::JsonSchema>(id: &str, title: &str) -> String {
 pub fn schemas() -> Vec<(&'static str, String)> {
     vec![
         ("card.schema.json", card::schema_text()),
+        (
+            "holdout-report.schema.json",
+            schema_text::<holdout::Report>(
+                "https://mlops-rs.github.io/schema/v1/holdout-report.schema.json",
+                "mlops holdout report",
+            ),
+        ),
         ("pin.schema.json", pin::schema_text()),
         ("version.schema.json", service::schema_text()),
     ]

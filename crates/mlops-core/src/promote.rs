@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 
+use mlops_artifacts::holdout::Report as HoldoutReport;
 use mlops_github::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
 use mlops_github::promote::{self, Failure, Finding, Level, Promotion};
 use mlops_manifest::Manifest;
 use mlops_train::card::ModelCard;
 use mlops_train::registry::{Entry, Registry, Status};
-use serde_json::Value;
 
 use crate::Problem;
 
@@ -33,7 +33,7 @@ pub struct Request<'a> {
 #[derive(Debug)]
 struct Evidence {
     digest: String,
-    report: Value,
+    report: HoldoutReport,
 }
 
 fn read_report(path: Option<&PathBuf>, reference: &str) -> Result<Option<Evidence>, Problem> {
@@ -46,18 +46,18 @@ fn read_report(path: Option<&PathBuf>, reference: &str) -> Result<Option<Evidenc
             "pass the file `mlops holdout --report FILE` wrote",
         )
     })?;
-    let report: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    let report: HoldoutReport = serde_json::from_slice(&bytes).map_err(|e| {
         Problem::input(
             format!("{}: not a holdout report: {e}", path.display()),
             "pass the JSON file `mlops holdout --report FILE` wrote",
         )
     })?;
-    if report["model"].as_str() != Some(reference) {
+    if report.model != reference {
         return Err(Problem::input(
             format!(
                 "{}: the holdout report is for {}, not {reference}",
                 path.display(),
-                report["model"].as_str().unwrap_or("an unnamed model")
+                report.model
             ),
             "run `mlops holdout --model` on the version you promote",
         ));
@@ -221,7 +221,7 @@ pub fn prepare(req: Request<'_>) -> Result<Prepared, Problem> {
     promotable(&entry)?;
     let evidence = read_report(req.holdout_report.as_ref(), &entry.reference)?;
     if let Some(e) = &evidence
-        && e.report["passed"] != Value::Bool(true)
+        && !e.report.passed
     {
         return Err(Problem::refused(
             format!(

@@ -2,14 +2,10 @@
 //! model's card (and production's), the holdout report and the pin.
 
 use mlops_artifacts::card::ModelCard;
+use mlops_artifacts::holdout::Report as HoldoutReport;
 use mlops_manifest::model::spelling;
-use serde_json::Value;
 
 use crate::pin::Pin;
-
-fn num(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
 
 fn fmt(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |x| format!("{x:.4}"))
@@ -23,7 +19,7 @@ pub fn promotion(
     entry_ref: &str,
     card: &ModelCard,
     production: Option<(&Pin, Option<&ModelCard>)>,
-    evidence: Option<(&str, &Value)>,
+    evidence: Option<(&str, &HoldoutReport)>,
     pin: &Pin,
     pin_file: &str,
 ) -> String {
@@ -101,19 +97,19 @@ pub fn promotion(
         Some((digest, r)) => {
             out.push_str(&format!(
                 "**{}** — {} rows through `{}` in {} requests ({} retries); parity with offline predictions: {} of {} rows differ.\n\n| metric | service | recorded | difference | tolerance | |\n|---|---:|---:|---:|---:|---|\n",
-                if r["passed"] == Value::Bool(true) { "passed" } else { "FAILED" },
-                r["rows"], r["endpoint"].as_str().unwrap_or("?"), r["requests"], r["retries"],
-                r["parity"]["mismatches"], r["parity"]["checked"],
+                if r.passed { "passed" } else { "FAILED" },
+                r.rows, r.endpoint, r.requests, r.retries,
+                r.parity.mismatches, r.parity.checked,
             ));
-            for c in r["metrics"].as_array().into_iter().flatten() {
+            for c in &r.metrics {
                 out.push_str(&format!(
                     "| {} | {} | {} | {} | {} | {} |\n",
-                    c["metric"].as_str().unwrap_or("?"),
-                    fmt(num(&c["observed"])),
-                    fmt(num(&c["expected"])),
-                    fmt(num(&c["delta"])),
-                    c["tolerance"],
-                    if c["pass"] == Value::Bool(true) { "✓" } else { "✗" }
+                    c.metric,
+                    fmt(c.observed),
+                    fmt(c.expected),
+                    fmt(c.delta),
+                    c.tolerance,
+                    if c.pass { "✓" } else { "✗" }
                 ));
             }
             out.push_str(&format!("\nReport sha256: `{digest}`\n\n"));
@@ -151,6 +147,8 @@ pub fn promotion(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::pin::{Artifact, PinnedModel};
 
@@ -217,12 +215,30 @@ mod tests {
 
     #[test]
     fn the_holdout_report_is_shown_with_its_digest() {
-        let report = serde_json::json!({
-            "model": "digits@2", "endpoint": "http://staging", "rows": 297, "requests": 2,
-            "retries": 0, "passed": false,
-            "parity": {"mismatches": 1, "checked": 297},
-            "metrics": [{"metric": "accuracy", "observed": 0.9, "expected": 0.98, "delta": -0.08, "tolerance": 0.001, "pass": false}],
-        });
+        let mut report = HoldoutReport::new(
+            "digits@2".into(),
+            "http://staging".into(),
+            mlops_artifacts::training::FileDigest {
+                path: "holdout.csv".into(),
+                sha256: "a".repeat(64),
+                bytes: 1000,
+                rows: 297,
+            },
+            297,
+            2,
+            0,
+            0.5,
+            mlops_artifacts::holdout::compare(
+                &[mlops_manifest::model::Metric::Accuracy],
+                &BTreeMap::from([(mlops_manifest::model::Metric::Accuracy, 0.9)]),
+                &BTreeMap::from([("accuracy".to_owned(), 0.98)]),
+                &BTreeMap::from([(mlops_manifest::model::Metric::Accuracy, 0.001)]),
+            ),
+            None,
+            Default::default(),
+        );
+        report.parity.checked = 297;
+        report.parity.mismatches = 1;
         let body = promotion(
             "digits@2",
             &card(2, 0.98),

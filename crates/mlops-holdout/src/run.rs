@@ -19,7 +19,7 @@ use mlops_train::worker::Signature;
 use serde::Deserialize;
 
 use crate::client::{CallError, Reply, Service};
-use crate::report::{Mismatch, Parity, Report, compare};
+use crate::report::{Mismatch, Parity, Report, compare, confusion_report};
 
 /// What to test.
 #[derive(Debug)]
@@ -629,7 +629,7 @@ pub fn run(
         flight.retried.load(std::sync::atomic::Ordering::Relaxed),
         seconds,
         checks,
-        classification.then(|| (score.classes.names.clone(), score.confusion.clone())),
+        classification.then(|| confusion_report(score.classes.names.clone(), &score.confusion)),
         score.parity,
     ))
 }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use mlops_manifest::model::Metric;
-use serde::Serialize;
 
 /// Counts of (true class, predicted class). A prediction outside the classes (a label the model
 /// does not know) counts as wrong and belongs to no predicted class.
@@ -18,14 +17,8 @@ pub struct Confusion {
     unknown: Vec<u64>,
 }
 
-/// Precision, recall, F1 and support of one class.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClassScores {
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
-    pub support: u64,
-}
+/// Precision, recall, F1 and support of one class (the holdout report's type).
+pub use mlops_artifacts::holdout::ClassScores;
 
 impl Confusion {
     pub fn new(classes: usize) -> Self {

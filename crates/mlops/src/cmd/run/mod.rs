@@ -649,36 +649,38 @@ impl Run {
         ];
         a.extend(self.manifest_args());
         let (code, _) = self.step("holdout", &a)?;
-        let doc: Value = std::fs::read(&report)
+        let doc: Option<mlops_holdout::Report> = std::fs::read(&report)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
-        if doc.is_object() {
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if doc.is_some() {
             self.artifacts.holdout_report = Some(report.clone());
         }
-        let metrics: Vec<String> = doc["metrics"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
+        let figure = doc.as_ref().map_or_else(
+            || "no report".to_owned(),
+            |r| {
+                let metrics: Vec<String> = r
+                    .metrics
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {:.4} (recorded {:.4})",
+                            c.metric,
+                            c.observed.unwrap_or(f64::NAN),
+                            c.expected.unwrap_or(f64::NAN)
+                        )
+                    })
+                    .collect();
                 format!(
-                    "{} {:.4} (recorded {:.4})",
-                    c["metric"].as_str().unwrap_or("?"),
-                    c["observed"].as_f64().unwrap_or(f64::NAN),
-                    c["expected"].as_f64().unwrap_or(f64::NAN)
+                    "{} rows in {} requests, parity {} of {} rows differ; {}",
+                    r.rows,
+                    r.requests,
+                    r.parity.mismatches,
+                    r.parity.checked,
+                    metrics.join(", ")
                 )
-            })
-            .collect();
-        let parity = &doc["parity"];
-        let figure = format!(
-            "{} rows in {} requests, parity {} of {} rows differ; {}",
-            doc["rows"],
-            doc["requests"],
-            parity["mismatches"],
-            parity["checked"],
-            metrics.join(", ")
+            },
         );
-        if code != 0 || doc["passed"] != Value::Bool(true) {
+        if code != 0 || !doc.is_some_and(|r| r.passed) {
             self.show_log("holdout");
             let code = if code == 0 {
                 Exit::No

@@ -1,0 +1,569 @@
+//! The holdout report (`mlops holdout --report`, recorded in the registry beside the version it
+//! tested): metric checks (expected, observed, delta, tolerance), prediction parity, the
+//! confusion matrix; the rule that decides whether it passed, and its renderings (terminal text,
+//! the Actions step summary). `schema/holdout-report.schema.json` is generated from [`Report`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use mlops_manifest::model::Metric;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::training::FileDigest;
+
+/// The first 12 hex digits of a SHA-256, enough to tell two files apart in a message.
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// Tolerance for metrics the manifest gives none for.
+pub const DEFAULT_TOLERANCE: f64 = 1e-9;
+/// Mismatching rows kept for the report.
+const KEPT: usize = 10;
+
+/// One metric compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub metric: String,
+    /// Recorded offline at training time (`None`: the registry entry has no such value).
+    pub expected: Option<f64>,
+    pub observed: Option<f64>,
+    pub delta: Option<f64>,
+    pub tolerance: f64,
+    pub pass: bool,
+}
+
+/// Compares `observed` with `recorded` for each of `metrics`.
+pub fn compare(
+    metrics: &[Metric],
+    observed: &BTreeMap<Metric, f64>,
+    recorded: &BTreeMap<String, f64>,
+    tolerances: &BTreeMap<Metric, f64>,
+) -> Vec<Check> {
+    metrics
+        .iter()
+        .map(|m| {
+            let expected = recorded.get(m.name()).copied();
+            let observed = observed.get(m).copied();
+            let tolerance = tolerances.get(m).copied().unwrap_or(DEFAULT_TOLERANCE);
+            let delta = expected.zip(observed).map(|(e, o)| o - e);
+            Check {
+                metric: m.name().to_owned(),
+                expected,
+                observed,
+                delta,
+                tolerance,
+                pass: delta.is_some_and(|d| d.abs() <= tolerance),
+            }
+        })
+        .collect()
+}
+
+/// A row the service predicted differently from the model offline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mismatch {
+    /// The row's line in the holdout file.
+    pub line: u64,
+    /// The offline prediction.
+    pub expected: String,
+    /// The service's.
+    pub observed: String,
+}
+
+/// Row-by-row agreement between the service and the model offline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Parity {
+    pub enabled: bool,
+    pub checked: u64,
+    pub mismatches: u64,
+    /// The first mismatching rows.
+    pub first: Vec<Mismatch>,
+}
+
+impl Parity {
+    /// Counts a mismatching row, keeping the first few.
+    pub fn mismatch(&mut self, m: Mismatch) {
+        self.mismatches += 1;
+        if self.first.len() < KEPT {
+            self.first.push(m);
+        }
+    }
+}
+
+/// Precision, recall, F1 and support of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassScores {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+}
+
+/// The confusion matrix with its labels and per-class scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfusionReport {
+    pub labels: Vec<String>,
+    /// Row = true class, column = the service's prediction.
+    pub matrix: Vec<Vec<u64>>,
+    pub per_class: BTreeMap<String, ClassScores>,
+}
+
+/// What `mlops holdout --report FILE` (and `--format json`) writes. Its SHA-256 is the
+/// `holdout.report_sha256` of the production pin and is named in the `mlops/holdout` commit
+/// status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub model: String,
+    pub endpoint: String,
+    pub dataset: FileDigest,
+    pub rows: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+    pub metrics: Vec<Check>,
+    pub parity: Parity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<ConfusionReport>,
+    /// The holdout set the recorded metrics were measured on (the registry entry's
+    /// `datasets.holdout`), when the entry records one.
+    pub recorded_dataset: Option<FileDigest>,
+    /// Findings that do not fail the test but change what it shows (e.g. the metrics were
+    /// recorded on other data).
+    pub warnings: Vec<String>,
+    /// Other findings that fail the test (e.g. the service serves another artifact).
+    pub problems: Vec<String>,
+    pub passed: bool,
+}
+
+impl Report {
+    /// A report of the figures measured, settled (passed or not).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        model: String,
+        endpoint: String,
+        dataset: FileDigest,
+        rows: u64,
+        requests: u64,
+        retries: u64,
+        seconds: f64,
+        metrics: Vec<Check>,
+        confusion: Option<ConfusionReport>,
+        parity: Parity,
+    ) -> Self {
+        let mut r = Self {
+            model,
+            endpoint,
+            dataset,
+            rows,
+            requests,
+            retries,
+            seconds,
+            rows_per_second: if seconds > 0.0 {
+                rows as f64 / seconds
+            } else {
+                0.0
+            },
+            metrics,
+            parity,
+            confusion,
+            recorded_dataset: None,
+            warnings: Vec::new(),
+            problems: Vec::new(),
+            passed: false,
+        };
+        r.settle();
+        r
+    }
+
+    /// Adds a finding that fails the test.
+    pub fn problem(&mut self, p: String) {
+        self.problems.push(p);
+        self.settle();
+    }
+
+    /// Records the holdout set the registry entry's metrics were measured on, and warns when the
+    /// file tested is not that one byte for byte: the metric checks then compare two datasets
+    /// (a pass or a failure says as much about the data as about the service), while prediction
+    /// parity, row by row, holds either way.
+    pub fn recorded_on(&mut self, recorded: FileDigest) {
+        if recorded.sha256 != self.dataset.sha256 {
+            self.warnings.push(format!(
+                "`{}` ({} rows, SHA-256 {}) is not the holdout set the recorded metrics were \
+                 measured on (`{}`, {} rows, SHA-256 {}): the metric checks compare two \
+                 datasets; prediction parity is checked row by row either way",
+                self.dataset.path,
+                self.dataset.rows,
+                short(&self.dataset.sha256),
+                recorded.path,
+                recorded.rows,
+                short(&recorded.sha256),
+            ));
+        }
+        self.recorded_dataset = Some(recorded);
+    }
+
+    fn settle(&mut self) {
+        self.passed = self.problems.is_empty()
+            && self.parity.mismatches == 0
+            && self.metrics.iter().all(|c| c.pass);
+    }
+
+    /// Why the test failed, one line each.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in self.metrics.iter().filter(|c| !c.pass) {
+            out.push(match (c.expected, c.observed, c.delta) {
+                (None, _, _) => format!(
+                    "{}: the registry entry records no holdout value for it; train the model \
+                     again or drop it from holdout.metrics",
+                    c.metric
+                ),
+                (_, None, _) => format!("{}: does not apply to this model's task", c.metric),
+                (Some(e), Some(o), Some(d)) => format!(
+                    "{}: the service scores {o:.6}, training recorded {e:.6} (delta {d:+.6}, \
+                     tolerance {})",
+                    c.metric, c.tolerance
+                ),
+                _ => format!("{}: not comparable", c.metric),
+            });
+        }
+        if self.parity.mismatches > 0 {
+            let shown: Vec<String> = self
+                .parity
+                .first
+                .iter()
+                .map(|m| {
+                    format!(
+                        "line {}: offline {}, service {}",
+                        m.line, m.expected, m.observed
+                    )
+                })
+                .collect();
+            out.push(format!(
+                "prediction parity: {} of {} rows differ from the model's offline predictions \
+                 (first: {})",
+                self.parity.mismatches,
+                self.parity.checked,
+                shown.join("; ")
+            ));
+        }
+        out.extend(self.problems.iter().cloned());
+        out
+    }
+
+    /// The terminal rendering.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "holdout {} against {}: {} rows in {} requests ({} retries), {:.2} s, {:.0} rows/s",
+            self.model,
+            self.endpoint,
+            self.rows,
+            self.requests,
+            self.retries,
+            self.seconds,
+            self.rows_per_second
+        );
+        let _ = writeln!(
+            s,
+            "  {:<16} {:>12} {:>12} {:>12} {:>10}  result",
+            "metric", "expected", "observed", "delta", "tolerance"
+        );
+        for c in &self.metrics {
+            let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.6}"));
+            let _ = writeln!(
+                s,
+                "  {:<16} {:>12} {:>12} {:>12} {:>10}  {}",
+                c.metric,
+                f(c.expected),
+                f(c.observed),
+                c.delta.map_or("-".to_owned(), |d| format!("{d:+.6}")),
+                c.tolerance,
+                if c.pass { "pass" } else { "FAIL" }
+            );
+        }
+        if self.parity.enabled {
+            let _ = writeln!(
+                s,
+                "  parity: {} of {} rows match the offline predictions",
+                self.parity.checked - self.parity.mismatches,
+                self.parity.checked
+            );
+        } else {
+            let _ = writeln!(s, "  parity: not checked (--no-parity)");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+        for f in self.failures() {
+            let _ = writeln!(s, "  FAIL {f}");
+        }
+        let _ = writeln!(s, "{}", if self.passed { "passed" } else { "FAILED" });
+        s
+    }
+
+    /// The step summary: the metric table, the confusion matrix and a chart.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "## Holdout test: {} {}\n",
+            self.model,
+            if self.passed { "passed" } else { "FAILED" }
+        );
+        let _ = writeln!(
+            s,
+            "{} rows from `{}` (SHA-256 `{}`) through `{}` in {:.2} s ({:.0} rows/s).\n",
+            self.rows,
+            self.dataset.path,
+            self.dataset.sha256,
+            self.endpoint,
+            self.seconds,
+            self.rows_per_second
+        );
+        let _ = writeln!(
+            s,
+            "| metric | expected (training) | observed (service) | delta | tolerance | result |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+        for c in &self.metrics {
+            let f = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.6}"));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                c.metric,
+                f(c.expected),
+                f(c.observed),
+                c.delta.map_or("–".to_owned(), |d| format!("{d:+.6}")),
+                c.tolerance,
+                if c.pass { "✅ pass" } else { "❌ fail" }
+            );
+        }
+        if self.parity.enabled {
+            let _ = writeln!(
+                s,
+                "\nPrediction parity: {} of {} rows match the model's offline predictions.",
+                self.parity.checked - self.parity.mismatches,
+                self.parity.checked
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "\n> [!WARNING]\n> {w}");
+        }
+        let failures = self.failures();
+        if !failures.is_empty() {
+            let _ = writeln!(s, "\n### Failures\n");
+            for f in failures {
+                let _ = writeln!(s, "- {}", f.replace('|', "\\|"));
+            }
+        }
+        if let Some(c) = &self.confusion {
+            let _ = writeln!(
+                s,
+                "\n### Confusion matrix (rows: truth, columns: service)\n"
+            );
+            let _ = writeln!(s, "| | {} |", c.labels.join(" | "));
+            let _ = writeln!(s, "|---|{}", "---:|".repeat(c.labels.len()));
+            for (label, row) in c.labels.iter().zip(&c.matrix) {
+                let cells: Vec<String> = row.iter().map(u64::to_string).collect();
+                let _ = writeln!(s, "| **{label}** | {} |", cells.join(" | "));
+            }
+            let _ = writeln!(s, "\n```mermaid\nxychart-beta");
+            let _ = writeln!(s, "  title \"Recall per class (service)\"");
+            let labels: Vec<String> = c.labels.iter().map(|l| format!("\"{l}\"")).collect();
+            let _ = writeln!(s, "  x-axis [{}]", labels.join(", "));
+            let _ = writeln!(s, "  y-axis \"recall\" 0 --> 1");
+            let recalls: Vec<String> = c
+                .labels
+                .iter()
+                .map(|l| format!("{:.4}", c.per_class.get(l).map_or(0.0, |p| p.recall)))
+                .collect();
+            let _ = writeln!(s, "  bar [{}]", recalls.join(", "));
+            let _ = writeln!(s, "```");
+        }
+        s
+    }
+}
+
+/// Whether a recorded holdout report (its bytes, as the registry keeps them) vouches for
+/// `reference`: it is a report of that model, and it passed. Production's deploy asks this of
+/// the report its pin names; the reason when it does not.
+pub fn vouches(report: &[u8], reference: &str) -> Result<(), String> {
+    let report: Report = serde_json::from_slice(report)
+        .map_err(|e| format!("the recorded holdout report is not a holdout report: {e}"))?;
+    if report.model != reference {
+        return Err(format!(
+            "the recorded holdout report tested {}, not {reference}",
+            report.model
+        ));
+    }
+    if !report.passed {
+        return Err(format!(
+            "the recorded holdout test of {reference} did not pass"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_report_vouches_only_for_its_model_and_only_when_it_passed() {
+        let r = |model: &str, passed: bool| {
+            let mut report = Report::new(
+                model.into(),
+                "http://staging/invocations".into(),
+                digest(),
+                4,
+                1,
+                0,
+                0.5,
+                Vec::new(),
+                None,
+                Parity::default(),
+            );
+            report.passed = passed;
+            serde_json::to_string(&report).expect("serialises")
+        };
+        assert_eq!(vouches(r("digits@2", true).as_bytes(), "digits@2"), Ok(()));
+        let other = vouches(r("digits@1", true).as_bytes(), "digits@2").expect_err("other");
+        assert!(other.contains("tested digits@1, not digits@2"), "{other}");
+        let failed = vouches(r("digits@2", false).as_bytes(), "digits@2").expect_err("failed");
+        assert!(failed.contains("did not pass"), "{failed}");
+        assert!(vouches(b"not json", "digits@2").is_err());
+        // Only a whole report vouches: not a fragment that says "passed".
+        let fragment = vouches(b"{\"model\": \"digits@2\", \"passed\": true}", "digits@2");
+        assert!(fragment.is_err(), "{fragment:?}");
+    }
+
+    fn digest() -> FileDigest {
+        FileDigest {
+            path: "holdout.csv".into(),
+            sha256: "ab".into(),
+            bytes: 10,
+            rows: 4,
+        }
+    }
+
+    #[test]
+    fn checks_fail_outside_the_tolerance_and_name_the_metric() {
+        let observed = BTreeMap::from([(Metric::Accuracy, 0.95), (Metric::F1Macro, 0.9)]);
+        let recorded =
+            BTreeMap::from([("accuracy".to_owned(), 0.95), ("f1_macro".to_owned(), 0.8)]);
+        let tolerances = BTreeMap::from([(Metric::F1Macro, 0.05)]);
+        let checks = compare(
+            &[Metric::Accuracy, Metric::F1Macro, Metric::Rmse],
+            &observed,
+            &recorded,
+            &tolerances,
+        );
+        assert!(checks[0].pass);
+        assert!(!checks[1].pass);
+        assert!((checks[1].delta.expect("delta") - 0.1).abs() < 1e-12);
+        assert!(!checks[2].pass);
+        let r = Report::new(
+            "m@1".into(),
+            "http://x/invocations".into(),
+            digest(),
+            4,
+            1,
+            0,
+            0.5,
+            checks,
+            None,
+            Parity::default(),
+        );
+        assert!(!r.passed);
+        let f = r.failures();
+        assert!(
+            f[0].starts_with("f1_macro: the service scores 0.900000, training recorded 0.800000")
+        );
+        assert!(f[1].starts_with("rmse: the registry entry records no holdout value"));
+        assert!(r.human().contains("FAIL f1_macro"));
+    }
+
+    #[test]
+    fn parity_mismatches_fail_and_the_summary_shows_the_matrix() {
+        let mut parity = Parity {
+            enabled: true,
+            checked: 2,
+            ..Parity::default()
+        };
+        parity.mismatch(Mismatch {
+            line: 3,
+            expected: "a".into(),
+            observed: "b".into(),
+        });
+        let r = Report::new(
+            "m@1".into(),
+            "e".into(),
+            digest(),
+            2,
+            1,
+            0,
+            1.0,
+            Vec::new(),
+            Some(ConfusionReport {
+                labels: vec!["a".into(), "b".into()],
+                matrix: vec![vec![1, 0], vec![0, 1]],
+                per_class: BTreeMap::new(),
+            }),
+            parity,
+        );
+        assert!(!r.passed);
+        assert!(r.failures()[0].contains("1 of 2 rows differ"));
+        assert!(r.failures()[0].contains("line 3: offline a, service b"));
+        let md = r.markdown();
+        assert!(md.contains("| **a** | 1 | 0 |"));
+        assert!(md.contains("xychart-beta"));
+    }
+
+    #[test]
+    fn another_dataset_than_the_recorded_one_is_a_warning_not_a_failure() {
+        let report = || {
+            Report::new(
+                "m@1".into(),
+                "e".into(),
+                digest(),
+                4,
+                1,
+                0,
+                1.0,
+                Vec::new(),
+                None,
+                Parity::default(),
+            )
+        };
+        let mut same = report();
+        same.recorded_on(digest());
+        assert!(same.warnings.is_empty(), "{:?}", same.warnings);
+        assert_eq!(same.recorded_dataset, Some(digest()));
+        let mut other = report();
+        other.recorded_on(FileDigest {
+            path: "data/holdout.csv".into(),
+            sha256: "cd".repeat(32),
+            bytes: 12,
+            rows: 5,
+        });
+        assert!(other.passed, "a warning does not fail the test");
+        let w = &other.warnings[0];
+        assert!(
+            w.contains("`holdout.csv` (4 rows, SHA-256 ab)")
+                && w.contains("(`data/holdout.csv`, 5 rows, SHA-256 cdcdcdcdcdcd)"),
+            "{w}"
+        );
+        assert!(other.human().contains("warning: `holdout.csv`"));
+        assert!(other.markdown().contains("> [!WARNING]\n> `holdout.csv`"));
+    }
+}
