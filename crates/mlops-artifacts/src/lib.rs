@@ -1,6 +1,7 @@
 //! The files mlops writes and reads back, as types: the model card ([`card`]), the pin file
 //! ([`pin`]), a service's `/version` document ([`service`]), what a training run is and reports
-//! ([`training`]), the holdout report ([`holdout`]) and a model artifact's digest ([`artifact`]). Every writer
+//! ([`training`]), the holdout report ([`holdout`]), `mlops run`'s summary ([`run`]) and a model
+//! artifact's digest ([`artifact`]). Every writer
 //! and reader of these files uses these types, so a field is never written under one name and
 //! read under another; the card's JSON Schema is generated from its type. Plain data with serde
 //! and schemars, light enough for every crate that reads an artifact (no training stack).
@@ -9,6 +10,7 @@ pub mod artifact;
 pub mod card;
 pub mod holdout;
 pub mod pin;
+pub mod run;
 pub mod service;
 pub mod training;
 
@@ -45,6 +47,13 @@ pub fn schemas() -> Vec<(&'static str, String)> {
             ),
         ),
         ("pin.schema.json", pin::schema_text()),
+        (
+            "run.schema.json",
+            schema_text::<run::Run>(
+                "https://mlops-rs.github.io/schema/v1/run.schema.json",
+                "mlops run summary",
+            ),
+        ),
         ("version.schema.json", service::schema_text()),
     ]
 }

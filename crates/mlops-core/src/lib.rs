@@ -9,6 +9,7 @@ pub mod github;
 pub mod image;
 pub mod problem;
 pub mod promote;
+pub mod run;
 pub mod runtime;
 pub mod sagemaker;
 pub mod train;

@@ -17,6 +17,30 @@ pub enum Fault {
     Cancelled,
 }
 
+impl Fault {
+    /// The documented exit code of a process that stops for this fault (the README's table;
+    /// the binary's `Exit` has the same numbers, which its unit test checks).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Fault::Refused => 1,
+            Fault::Input => 2,
+            Fault::Broken => 3,
+            Fault::Cancelled => 130,
+        }
+    }
+
+    /// The fault an `mlops` process's exit code says (none for 0); an unknown code is broken.
+    pub fn from_exit_code(code: i32) -> Option<Fault> {
+        match code {
+            0 => None,
+            1 => Some(Fault::Refused),
+            2 => Some(Fault::Input),
+            130 => Some(Fault::Cancelled),
+            _ => Some(Fault::Broken),
+        }
+    }
+}
+
 /// What went wrong (`message`), how to fix it (`hint`, may be empty) and [`Fault`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -103,6 +127,24 @@ impl From<mlops_train::worker::WorkerError> for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_go_both_ways() {
+        for f in [
+            Fault::Refused,
+            Fault::Input,
+            Fault::Broken,
+            Fault::Cancelled,
+        ] {
+            assert_eq!(Fault::from_exit_code(i32::from(f.exit_code())), Some(f));
+        }
+        assert_eq!(Fault::from_exit_code(0), None);
+        assert_eq!(
+            Fault::from_exit_code(101),
+            Some(Fault::Broken),
+            "a panic is broken"
+        );
+    }
 
     #[test]
     fn each_source_of_failure_keeps_whose_fault_it_is() {

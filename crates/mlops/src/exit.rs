@@ -32,3 +32,22 @@ impl From<mlops_core::Fault> for Exit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binary's exit codes are the ones the library records (run.json's `exit_code`).
+    #[test]
+    fn each_fault_exits_with_its_documented_code() {
+        use mlops_core::Fault;
+        for f in [
+            Fault::Refused,
+            Fault::Input,
+            Fault::Broken,
+            Fault::Cancelled,
+        ] {
+            assert_eq!(Exit::from(f) as u8, f.exit_code(), "{f:?}");
+        }
+    }
+}

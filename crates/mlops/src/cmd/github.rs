@@ -8,8 +8,6 @@ use mlops_manifest::model::Promotion;
 use crate::cli::GithubArgs;
 use crate::exit::Exit;
 
-pub(crate) use mlops_core::github::token;
-
 /// The runtime and the client, or the exit code after saying why not.
 pub(crate) fn connect(args: &GithubArgs) -> Result<(tokio::runtime::Runtime, GitHub), Exit> {
     mlops_core::github::connect(args.github_api_url.as_deref()).map_err(|p| super::failed(&p))

@@ -17,35 +17,19 @@ use mlops_github::TRAILER;
 use mlops_github::gate::{self, CommitStatus, Decision, Facts, Policy, Review};
 use mlops_github::pin::Pin;
 
-use mlops_core::promote::Prepared;
+use crate::Problem;
+use crate::promote::Prepared;
 
 /// Who makes the local commits and "posts" the holdout status (the PR's author).
 pub(super) const AUTHOR: &str = "mlops-run";
 const EMAIL: &str = "mlops-run@localhost";
 
-/// A failure: what happened, and how to fix it.
-#[derive(Debug)]
-pub(super) struct Failed {
-    pub(super) message: String,
-    pub(super) hint: String,
-    /// Refused by a rule (exit 1) rather than broken (exit 3).
-    pub(super) refused: bool,
+fn broken(message: String, hint: &str) -> Problem {
+    Problem::broken(message, hint)
 }
 
-fn broken(message: String, hint: &str) -> Failed {
-    Failed {
-        message,
-        hint: hint.to_owned(),
-        refused: false,
-    }
-}
-
-fn refused(message: String, hint: &str) -> Failed {
-    Failed {
-        message,
-        hint: hint.to_owned(),
-        refused: true,
-    }
+fn refused(message: String, hint: &str) -> Problem {
+    Problem::refused(message, hint)
 }
 
 /// The local promotion repository.
@@ -66,7 +50,7 @@ pub(super) struct Proposal {
 
 impl LocalRepo {
     /// Opens the repository at `dir`, or creates it with one commit on `base`.
-    pub(super) fn open_or_init(dir: &Path, base: &str) -> Result<LocalRepo, Failed> {
+    pub(super) fn open_or_init(dir: &Path, base: &str) -> Result<LocalRepo, Problem> {
         let repo = LocalRepo {
             dir: dir.to_path_buf(),
         };
@@ -91,7 +75,7 @@ impl LocalRepo {
     }
 
     /// Runs git in the repository; its stdout, trimmed.
-    fn git(&self, args: &[&str]) -> Result<String, Failed> {
+    fn git(&self, args: &[&str]) -> Result<String, Problem> {
         let out = Command::new("git")
             .arg("-C")
             .arg(&self.dir)
@@ -147,7 +131,7 @@ impl LocalRepo {
     }
 
     /// Commits on `head` not on `base`: (SHA, author, message).
-    fn commits(&self, base: &str, head: &str) -> Result<Vec<(String, String, String)>, Failed> {
+    fn commits(&self, base: &str, head: &str) -> Result<Vec<(String, String, String)>, Problem> {
         let log = self.git(&[
             "log",
             "--format=%H%x1f%an%x1f%B%x1e",
@@ -178,7 +162,7 @@ impl LocalRepo {
         &self,
         prepared: &Prepared,
         body_file: &Path,
-    ) -> Result<Option<Proposal>, Failed> {
+    ) -> Result<Option<Proposal>, Problem> {
         let p = &prepared.p;
         let base = &p.base_branch;
         let current = self.production(base, &p.pin_file);
@@ -250,7 +234,7 @@ impl LocalRepo {
         prepared: &Prepared,
         proposal: &Proposal,
         approvals: u32,
-    ) -> Result<(Decision, Vec<String>), Failed> {
+    ) -> Result<(Decision, Vec<String>), Problem> {
         let p = &prepared.p;
         let base = &p.base_branch;
         let files = self.git(&[
@@ -338,7 +322,7 @@ impl LocalRepo {
 
     /// Merges the approved promotion branch into the base (fast-forward only: what was approved
     /// is exactly what lands) and returns the pin the base now holds.
-    pub(super) fn merge(&self, prepared: &Prepared, proposal: &Proposal) -> Result<Pin, Failed> {
+    pub(super) fn merge(&self, prepared: &Prepared, proposal: &Proposal) -> Result<Pin, Problem> {
         let p = &prepared.p;
         let tip = self.tip(&proposal.branch);
         if tip.as_deref() != Some(proposal.head.as_str()) {

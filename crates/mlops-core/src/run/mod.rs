@@ -16,67 +16,66 @@ mod local;
 mod supervise;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use mlops_artifacts::run::{self as record, Artifacts, Stage, StageName, StageResult};
+use mlops_manifest::Manifest;
+use serde_json::Value;
 
 use self::local::{LocalRepo, Proposal};
 use self::supervise::Supervisor;
-use super::error;
-use mlops_core::promote::Prepared;
-
-use crate::cli::{Format, GithubArgs, RunArgs};
-use crate::exit::Exit;
-
-/// The format of `run.json`.
-const RUN_FORMAT: u32 = 1;
+use crate::promote::Prepared;
+use crate::{Fault, Problem};
 
 /// How long a service may take to start listening.
 const SERVICE_START: Duration = Duration::from_secs(120);
 
-/// A stage's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Outcome {
-    Ok,
-    Failed,
-    Skipped,
+/// What `mlops run` is asked to do.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The `mlops` binary each stage runs (the running one).
+    pub exe: PathBuf,
+    /// The manifest, validated, and its path.
+    pub manifest: &'a Manifest,
+    pub manifest_path: PathBuf,
+    /// Where the run keeps its files (default: `.mlops/run` beside the manifest).
+    pub workdir: Option<PathBuf>,
+    /// The registry (default: the manifest's, or one in the work dir when that is in S3).
+    pub registry: Option<PathBuf>,
+    /// Open the real promotion pull request on GitHub instead of the local one, and stop there.
+    pub open_pr: bool,
+    /// The GitHub API (for `open_pr`).
+    pub api_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct Stage {
-    stage: &'static str,
-    result: Outcome,
-    /// The stage's key figure, in a few words.
-    figure: String,
-    seconds: f64,
-}
-
-/// Files a reader of the run wants, by name.
-#[derive(Debug, Default, Serialize)]
-struct Artifacts {
-    rendered: Option<PathBuf>,
-    model_card: Option<PathBuf>,
-    holdout_report: Option<PathBuf>,
-    promotion_repository: Option<PathBuf>,
-    pull_request: Option<PathBuf>,
-    logs: PathBuf,
+/// Where a run shows what it does.
+pub trait Watch {
+    /// A stage started; its log is `log`.
+    fn running(&mut self, stage: StageName, log: &Path);
+    /// A stage ended: passed, failed or skipped.
+    fn ended(&mut self, stage: &Stage);
+    /// A line beside the stages: where the run is, a note, a failed stage's log.
+    fn notice(&mut self, line: &str);
+    /// An error of the run's own, and how to fix it.
+    fn error(&mut self, message: &str, hint: &str);
 }
 
 /// The run: its places, its stages so far, the processes it started.
-struct Run {
+struct Run<'w> {
     exe: PathBuf,
     manifest: PathBuf,
     workdir: PathBuf,
     registry: PathBuf,
     logs: PathBuf,
-    format: Format,
+    watch: &'w mut dyn Watch,
+    open_pr: bool,
+    api_url: Option<String>,
+    m: Manifest,
     stages: Vec<Stage>,
     artifacts: Artifacts,
     model: Option<String>,
@@ -85,8 +84,8 @@ struct Run {
     supervisor: Supervisor,
 }
 
-/// A failed stage's exit code (its message is already shown).
-struct Stop(Exit);
+/// Why the run stopped at a failed stage (its message is already shown).
+struct Stop(Fault);
 
 /// A service `mlops run` started, stopped when dropped.
 struct Service {
@@ -116,52 +115,48 @@ const KEPT: &[&str] = &[
     "MLOPS_DEFAULT_TOKEN",
 ];
 
-pub(crate) fn run(args: &RunArgs, format: Format) -> Exit {
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            error(&format!("cannot find this program's path: {e}"), "");
-            return Exit::Runtime;
-        }
-    };
+/// Runs the loop; the record of what it did (also written to `run.json` in the work dir), or
+/// the problem that kept it from starting.
+pub fn run(req: &Request<'_>, watch: &mut dyn Watch) -> Result<record::Run, Problem> {
     // Before anything runs: a run that trains for minutes must not fail at its end for this.
-    if args.open_pr && super::github::token().is_none() {
-        error(
+    if req.open_pr && crate::github::token().is_none() {
+        return Err(Problem::input(
             "--open-pr needs a token",
             "set GITHUB_TOKEN (or MLOPS_GITHUB_TOKEN) to a token that may open pull requests in the promotion repository, or drop --open-pr to prepare the pull request locally",
-        );
-        return Exit::Usage;
+        ));
     }
-    // The manifest's registry and directory are needed before the validate stage says more.
-    let (m, _) = match super::valid_manifest(&args.manifest, format, "nothing run") {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let here = args.manifest.parent().unwrap_or(Path::new("."));
-    let workdir = args
+    let m = req.manifest;
+    let here = req.manifest_path.parent().unwrap_or(Path::new("."));
+    let workdir = req
         .workdir
         .clone()
         .unwrap_or_else(|| here.join(".mlops").join("run"));
-    let registry = match &args.registry {
+    let registry = match &req.registry {
         Some(r) => r.clone(),
         None if m.registry.path.starts_with("s3://") => workdir.join("registry"),
         None => here.join(&m.registry.path),
     };
     let logs = workdir.join("logs");
-    if let Err(e) = std::fs::create_dir_all(&logs) {
-        error(
-            &format!("cannot create the work dir {}: {e}", workdir.display()),
+    std::fs::create_dir_all(&logs).map_err(|e| {
+        Problem::input(
+            format!("cannot create the work dir {}: {e}", workdir.display()),
             "pass a writable directory with --workdir",
-        );
-        return Exit::Usage;
+        )
+    })?;
+    let (supervisor, warning) = Supervisor::install();
+    if let Some(w) = warning {
+        watch.notice(&w);
     }
     let mut r = Run {
-        exe,
-        manifest: args.manifest.clone(),
+        exe: req.exe.clone(),
+        manifest: req.manifest_path.clone(),
         workdir: workdir.clone(),
         registry,
         logs: logs.clone(),
-        format,
+        watch,
+        open_pr: req.open_pr,
+        api_url: req.api_url.clone(),
+        m: m.clone(),
         stages: Vec::new(),
         artifacts: Artifacts {
             logs,
@@ -169,34 +164,33 @@ pub(crate) fn run(args: &RunArgs, format: Format) -> Exit {
         },
         model: None,
         promotion: None,
-        supervisor: Supervisor::install(),
+        supervisor,
     };
-    eprintln!(
+    let line = format!(
         "mlops run: {} (work dir {}, registry {})",
         r.manifest.display(),
         r.workdir.display(),
         r.registry.display()
     );
-    if m.registry.path.starts_with("s3://") && args.registry.is_none() {
-        eprintln!(
+    r.watch.notice(&line);
+    if m.registry.path.starts_with("s3://") && req.registry.is_none() {
+        let line = format!(
             "note: the manifest's registry is in S3; this run registers in {} (no cloud account needed)",
             r.registry.display()
         );
+        r.watch.notice(&line);
     }
-    let code = match r.stages_all(args) {
-        Ok(()) => Exit::Ok,
-        Err(Stop(code)) => code,
-    };
-    let code = if r.supervisor.interrupted() {
-        Exit::Cancelled
+    let stopped = r.stages_all().err().map(|Stop(f)| f);
+    let stopped = if r.supervisor.interrupted() {
+        Some(Fault::Cancelled)
     } else {
-        code
+        stopped
     };
-    r.finish(code)
+    Ok(r.finish(stopped))
 }
 
-impl Run {
-    fn stages_all(&mut self, args: &RunArgs) -> Result<(), Stop> {
+impl Run<'_> {
+    fn stages_all(&mut self) -> Result<(), Stop> {
         self.validate()?;
         self.render()?;
         let reference = self.train()?;
@@ -205,79 +199,68 @@ impl Run {
             let staging = self.staging(&reference)?;
             self.holdout(&reference, &staging)?
         };
-        if args.open_pr {
-            return self.open_pr(&reference, &report, &args.github);
+        if self.open_pr {
+            return self.open_pr(&reference, &report);
         }
         let (prepared, repo, proposal) = self.promote_locally(&reference, &report)?;
         let Some(proposal) = proposal else {
             self.skip(
-                "gate",
+                StageName::Gate,
                 "no pull request: production already pins this version",
             );
-            self.skip("deploy", "production already serves this version");
+            self.skip(StageName::Deploy, "production already serves this version");
             return Ok(());
         };
         self.gate(&prepared, &repo, &proposal)?;
         self.deploy(&prepared, &repo, &proposal)
     }
 
-    /// On a terminal, says which stage is running (the stage's line replaces it when it ends).
-    fn running(&self, stage: &str) {
-        if std::io::stderr().is_terminal() {
-            eprint!(
-                "  ..   {stage:<9} running (log: {})\r",
-                self.logs.join(format!("{stage}.log")).display()
-            );
-        }
+    /// Says which stage is running.
+    fn running(&mut self, stage: StageName) {
+        let log = self.log(stage, "log");
+        self.watch.running(stage, &log);
     }
 
-    fn record(&mut self, stage: &'static str, result: Outcome, figure: String, seconds: f64) {
-        let mark = match result {
-            Outcome::Ok => "ok  ",
-            Outcome::Failed => "FAIL",
-            Outcome::Skipped => "skip",
-        };
-        // Clears a "running" line first.
-        let clear = if std::io::stderr().is_terminal() {
-            "\x1b[2K"
-        } else {
-            ""
-        };
-        eprintln!("{clear}  {mark} {stage:<9} {figure}  ({seconds:.2} s)");
-        self.stages.push(Stage {
+    /// A stage's log file (`log`: its stderr; `out`: its stdout).
+    fn log(&self, stage: StageName, kind: &str) -> PathBuf {
+        self.logs.join(format!("{}.{kind}", stage.as_str()))
+    }
+
+    fn record(&mut self, stage: StageName, result: StageResult, figure: String, seconds: f64) {
+        let stage = Stage {
             stage,
             result,
             figure,
             seconds,
-        });
+        };
+        self.watch.ended(&stage);
+        self.stages.push(stage);
     }
 
-    fn skip(&mut self, stage: &'static str, why: &str) {
-        self.record(stage, Outcome::Skipped, why.to_owned(), 0.0);
+    fn skip(&mut self, stage: StageName, why: &str) {
+        self.record(stage, StageResult::Skipped, why.to_owned(), 0.0);
     }
 
-    /// Records a failed stage and stops the run with `code`.
-    fn fail(&mut self, stage: &'static str, figure: String, started: Instant, code: Exit) -> Stop {
+    /// Records a failed stage and stops the run with `fault`.
+    fn fail(&mut self, stage: StageName, figure: String, started: Instant, fault: Fault) -> Stop {
         self.record(
             stage,
-            Outcome::Failed,
+            StageResult::Failed,
             figure,
             started.elapsed().as_secs_f64(),
         );
-        Stop(code)
+        Stop(fault)
     }
 
-    /// Shows a failure of the local promotion, gate or deploy and stops the run: exit 1 when a
-    /// rule refused, 3 when something broke.
-    fn local_failed(&mut self, stage: &'static str, f: local::Failed, started: Instant) -> Stop {
-        error(&f.message, &f.hint);
-        let code = if f.refused { Exit::No } else { Exit::Runtime };
-        self.fail(stage, f.message, started, code)
+    /// Shows a failure of the local promotion, gate or deploy and stops the run with its fault.
+    fn local_failed(&mut self, stage: StageName, p: Problem, started: Instant) -> Stop {
+        self.watch.error(&p.message, &p.hint);
+        self.fail(stage, p.message, started, p.fault)
     }
 
     fn check_interrupted(&self) -> Result<(), Stop> {
         if self.supervisor.interrupted() {
-            Err(Stop(Exit::Cancelled))
+            Err(Stop(Fault::Cancelled))
         } else {
             Ok(())
         }
@@ -303,18 +286,19 @@ impl Run {
 
     /// Runs the stage's subcommand to its end with stdout and stderr in its log files; its exit
     /// code and stdout.
-    fn step(&mut self, stage: &'static str, args: &[OsString]) -> Result<(i32, String), Stop> {
+    fn step(&mut self, stage: StageName, args: &[OsString]) -> Result<(i32, String), Stop> {
         self.check_interrupted()?;
         self.running(stage);
-        let out_path = self.logs.join(format!("{stage}.out"));
-        let log_path = self.logs.join(format!("{stage}.log"));
+        let out_path = self.log(stage, "out");
+        let log_path = self.log(stage, "log");
         let files = std::fs::File::create(&out_path)
             .and_then(|out| std::fs::File::create(&log_path).map(|log| (out, log)));
         let (out, log) = match files {
             Ok(f) => f,
             Err(e) => {
-                error(&format!("cannot write in {}: {e}", self.logs.display()), "");
-                return Err(Stop(Exit::Runtime));
+                self.watch
+                    .error(&format!("cannot write in {}: {e}", self.logs.display()), "");
+                return Err(Stop(Fault::Broken));
             }
         };
         let mut c = self.mlops(args);
@@ -322,18 +306,20 @@ impl Run {
         let mut child = match c.spawn() {
             Ok(child) => child,
             Err(e) => {
-                error(&format!("cannot start {}: {e}", self.exe.display()), "");
-                return Err(Stop(Exit::Runtime));
+                self.watch
+                    .error(&format!("cannot start {}: {e}", self.exe.display()), "");
+                return Err(Stop(Fault::Broken));
             }
         };
         self.supervisor.adopt(&child);
         let status = self.supervisor.wait(&mut child);
         self.check_interrupted()?;
         let code = match status {
-            Ok(s) => s.code().unwrap_or(Exit::Runtime as i32),
+            Ok(s) => s.code().unwrap_or(3),
             Err(e) => {
-                error(&format!("lost the {stage} process: {e}"), "");
-                return Err(Stop(Exit::Runtime));
+                self.watch
+                    .error(&format!("lost the {stage} process: {e}"), "");
+                return Err(Stop(Fault::Broken));
             }
         };
         let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -341,30 +327,27 @@ impl Run {
     }
 
     /// Shows the end of a failed stage's log (its own error message and hint).
-    fn show_log(&self, stage: &str) {
-        let text = std::fs::read_to_string(self.logs.join(format!("{stage}.log")))
-            .unwrap_or_default()
-            + &std::fs::read_to_string(self.logs.join(format!("{stage}.out"))).unwrap_or_default();
+    fn show_log(&mut self, stage: StageName) {
+        let text = std::fs::read_to_string(self.log(stage, "log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.log(stage, "out")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let from = lines.len().saturating_sub(40);
-        eprintln!(
-            "--- {stage} (the whole log: {}) ---",
-            self.logs.join(format!("{stage}.log")).display()
+        let mut shown = format!(
+            "--- {} (the whole log: {}) ---\n",
+            stage.as_str(),
+            self.log(stage, "log").display()
         );
         for line in &lines[from..] {
-            eprintln!("{line}");
+            shown.push_str(line);
+            shown.push('\n');
         }
-        eprintln!("---");
+        shown.push_str("---");
+        self.watch.notice(&shown);
     }
 
-    fn exit_of(code: i32) -> Exit {
-        match code {
-            0 => Exit::Ok,
-            1 => Exit::No,
-            2 => Exit::Usage,
-            130 => Exit::Cancelled,
-            _ => Exit::Runtime,
-        }
+    /// Whose fault a stage's failure was, from its exit code (not 0).
+    fn exit_of(code: i32) -> Fault {
+        Fault::from_exit_code(code).unwrap_or(Fault::Broken)
     }
 
     fn manifest_args(&self) -> Vec<OsString> {
@@ -375,7 +358,7 @@ impl Run {
     /// log and stops the run with its code. When the stage started.
     fn checked_step(
         &mut self,
-        stage: &'static str,
+        stage: StageName,
         args: &[OsString],
         failure: &str,
     ) -> Result<Instant, Stop> {
@@ -389,15 +372,20 @@ impl Run {
     }
 
     /// Records a stage that passed, timed from `started`.
-    fn passed(&mut self, stage: &'static str, figure: String, started: Instant) {
-        self.record(stage, Outcome::Ok, figure, started.elapsed().as_secs_f64());
+    fn passed(&mut self, stage: StageName, figure: String, started: Instant) {
+        self.record(
+            stage,
+            StageResult::Ok,
+            figure,
+            started.elapsed().as_secs_f64(),
+        );
     }
 
     fn validate(&mut self) -> Result<(), Stop> {
         let mut a: Vec<OsString> = vec!["validate".into(), "--format".into(), "human".into()];
         a.extend(self.manifest_args());
-        let started = self.checked_step("validate", &a, "the manifest is invalid")?;
-        self.passed("validate", "the manifest is valid".into(), started);
+        let started = self.checked_step(StageName::Validate, &a, "the manifest is invalid")?;
+        self.passed(StageName::Validate, "the manifest is valid".into(), started);
         Ok(())
     }
 
@@ -406,7 +394,7 @@ impl Run {
         let mut a: Vec<OsString> = vec!["render".into(), "--format".into(), "human".into()];
         a.extend(self.manifest_args());
         a.extend(["--out".into(), out.clone().into_os_string()]);
-        let started = self.checked_step("render", &a, "rendering failed")?;
+        let started = self.checked_step(StageName::Render, &a, "rendering failed")?;
         let files = count_files(&out);
         self.artifacts.rendered = Some(out.clone());
         // `mlops render` withholds the GitHub loop for a registry that is a directory.
@@ -416,7 +404,7 @@ impl Run {
             " (no GitHub release loop: the registry is a directory, which only this machine has; `registry.path: s3://...` renders it)"
         };
         self.passed(
-            "render",
+            StageName::Render,
             format!("{files} files in {}{withheld}", out.display()),
             started,
         );
@@ -436,20 +424,20 @@ impl Run {
         ];
         a.extend(self.manifest_args());
         a.extend(["--registry".into(), self.registry.clone().into_os_string()]);
-        let (code, stdout) = self.step("train", &a)?;
+        let (code, stdout) = self.step(StageName::Train, &a)?;
         let wall = started.elapsed().as_secs_f64();
         let doc: Option<Value> = stdout
             .lines()
             .rev()
             .find_map(|l| serde_json::from_str(l).ok());
         let Some(doc) = doc.filter(|d| d["model_version"].is_string()) else {
-            self.show_log("train");
+            self.show_log(StageName::Train);
             let code = if code == 0 {
-                Exit::Runtime
+                Fault::Broken
             } else {
                 Self::exit_of(code)
             };
-            return Err(self.fail("train", "training failed".into(), started, code));
+            return Err(self.fail(StageName::Train, "training failed".into(), started, code));
         };
         let reference = doc["model_version"].as_str().unwrap_or_default().to_owned();
         let location = PathBuf::from(doc["registry"].as_str().unwrap_or_default());
@@ -461,8 +449,8 @@ impl Run {
         self.model = Some(reference.clone());
         let trained = doc["seconds"].as_f64().unwrap_or(wall).min(wall);
         self.record(
-            "train",
-            Outcome::Ok,
+            StageName::Train,
+            StageResult::Ok,
             match &card {
                 Some(c) => format!(
                     "{} epochs on {} ({}), {} training rows, {:.0} samples/s",
@@ -496,7 +484,7 @@ impl Run {
                 })
                 .collect();
             if why.is_empty() {
-                self.show_log("train");
+                self.show_log(StageName::Train);
             }
             let figure = format!(
                 "{}; registered {reference} as {}",
@@ -508,11 +496,11 @@ impl Run {
                 doc["status"].as_str().unwrap_or("?")
             );
             let code = if code == 0 {
-                Exit::No
+                Fault::Refused
             } else {
                 Self::exit_of(code)
             };
-            return Err(self.fail("evaluate", figure, evaluate_started, code));
+            return Err(self.fail(StageName::Evaluate, figure, evaluate_started, code));
         }
         let thresholds: Vec<String> = card
             .iter()
@@ -528,8 +516,8 @@ impl Run {
             })
             .collect();
         self.record(
-            "evaluate",
-            Outcome::Ok,
+            StageName::Evaluate,
+            StageResult::Ok,
             format!(
                 "{}; registered {reference} ({})",
                 if thresholds.is_empty() {
@@ -545,7 +533,7 @@ impl Run {
     }
 
     /// Starts `mlops serve` for `reference` on a free loopback port and waits until it listens.
-    fn serve(&mut self, stage: &'static str, reference: &str) -> Result<Service, String> {
+    fn serve(&mut self, stage: StageName, reference: &str) -> Result<Service, String> {
         let mut a: Vec<OsString> = vec![
             "serve".into(),
             "--model".into(),
@@ -559,7 +547,7 @@ impl Run {
         ];
         a.extend(self.manifest_args());
         self.running(stage);
-        let log_path = self.logs.join(format!("{stage}.log"));
+        let log_path = self.log(stage, "log");
         let mut log = std::fs::File::create(&log_path)
             .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
         let mut c = self.mlops(&a);
@@ -611,10 +599,10 @@ impl Run {
     fn staging(&mut self, reference: &str) -> Result<Service, Stop> {
         self.check_interrupted()?;
         let started = Instant::now();
-        match self.serve("staging", reference) {
+        match self.serve(StageName::Staging, reference) {
             Ok(service) => {
                 self.passed(
-                    "staging",
+                    StageName::Staging,
                     format!("{reference} served on {}", service.url()),
                     started,
                 );
@@ -622,9 +610,9 @@ impl Run {
             }
             Err(message) => {
                 self.check_interrupted()?;
-                self.show_log("staging");
-                error(&message, "");
-                Err(self.fail("staging", message.clone(), started, Exit::Runtime))
+                self.show_log(StageName::Staging);
+                self.watch.error(&message, "");
+                Err(self.fail(StageName::Staging, message.clone(), started, Fault::Broken))
             }
         }
     }
@@ -648,7 +636,7 @@ impl Run {
             report.clone().into_os_string(),
         ];
         a.extend(self.manifest_args());
-        let (code, _) = self.step("holdout", &a)?;
+        let (code, _) = self.step(StageName::Holdout, &a)?;
         let doc: Option<mlops_holdout::Report> = std::fs::read(&report)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
@@ -681,38 +669,34 @@ impl Run {
             },
         );
         if code != 0 || !doc.is_some_and(|r| r.passed) {
-            self.show_log("holdout");
+            self.show_log(StageName::Holdout);
             let code = if code == 0 {
-                Exit::No
+                Fault::Refused
             } else {
                 Self::exit_of(code)
             };
-            return Err(self.fail("holdout", figure, started, code));
+            return Err(self.fail(StageName::Holdout, figure, started, code));
         }
-        self.passed("holdout", figure, started);
+        self.passed(StageName::Holdout, figure, started);
         Ok(report)
     }
 
     /// The promotion `mlops promote` would prepare for `reference` with `report`.
-    fn prepare(&self, reference: &str, report: &Path) -> Result<Prepared, Exit> {
-        let (m, _) = super::valid_manifest(&self.manifest, Format::Human, "nothing promoted")?;
-        let prepared = mlops_core::train::open_registry(Some(&self.registry), &m, &self.manifest)
-            .and_then(|registry| {
-                mlops_core::promote::prepare(mlops_core::promote::Request {
-                    manifest: &m,
-                    registry,
-                    model: reference.to_owned(),
-                    holdout_report: Some(report.to_path_buf()),
-                    image: None,
-                    started_by: Vec::new(),
-                })
-            });
-        prepared.map_err(|p| super::failed(&p))
+    fn prepare(&self, reference: &str, report: &Path) -> Result<Prepared, Problem> {
+        let registry = crate::train::open_registry(Some(&self.registry), &self.m, &self.manifest)?;
+        crate::promote::prepare(crate::promote::Request {
+            manifest: &self.m,
+            registry,
+            model: reference.to_owned(),
+            holdout_report: Some(report.to_path_buf()),
+            image: None,
+            started_by: Vec::new(),
+        })
     }
 
     /// `--open-pr`: the real promotion, as `mlops promote` does it; the pull request then waits
     /// for a human, so the run ends there.
-    fn open_pr(&mut self, reference: &str, report: &Path, github: &GithubArgs) -> Result<(), Stop> {
+    fn open_pr(&mut self, reference: &str, report: &Path) -> Result<(), Stop> {
         let started = Instant::now();
         let mut a: Vec<OsString> = vec![
             "promote".into(),
@@ -725,11 +709,11 @@ impl Run {
             "--registry".into(),
             self.registry.clone().into_os_string(),
         ];
-        if let Some(url) = &github.github_api_url {
+        if let Some(url) = &self.api_url {
             a.extend(["--github-api-url".into(), url.into()]);
         }
         a.extend(self.manifest_args());
-        let (code, stdout) = self.step("promote", &a)?;
+        let (code, stdout) = self.step(StageName::Promote, &a)?;
         let line = stdout
             .lines()
             .find(|l| l.starts_with("promote:"))
@@ -737,16 +721,19 @@ impl Run {
             .trim_start_matches("promote: ")
             .to_owned();
         if code != 0 {
-            self.show_log("promote");
-            return Err(self.fail("promote", line, started, Self::exit_of(code)));
+            self.show_log(StageName::Promote);
+            return Err(self.fail(StageName::Promote, line, started, Self::exit_of(code)));
         }
         self.promotion = Some(line.clone());
-        self.passed("promote", line, started);
+        self.passed(StageName::Promote, line, started);
         self.skip(
-            "gate",
+            StageName::Gate,
             "the pull request waits for a human's review; the gate workflow decides on GitHub",
         );
-        self.skip("deploy", "after the gate approves the merged pull request");
+        self.skip(
+            StageName::Deploy,
+            "after the gate approves the merged pull request",
+        );
         Ok(())
     }
 
@@ -759,8 +746,9 @@ impl Run {
         let started = Instant::now();
         let prepared = match self.prepare(reference, report) {
             Ok(p) => p,
-            Err(code) => {
-                return Err(self.fail("promote", "refused".into(), started, code));
+            Err(p) => {
+                self.watch.error(&p.message, &p.hint);
+                return Err(self.fail(StageName::Promote, "refused".into(), started, p.fault));
             }
         };
         let dir = self.workdir.join("promotion");
@@ -796,10 +784,10 @@ impl Run {
                     }
                     None => format!("production already pins {reference}: nothing to promote"),
                 };
-                self.passed("promote", figure, started);
+                self.passed(StageName::Promote, figure, started);
                 Ok((prepared, repo, proposal))
             }
-            Err(f) => Err(self.local_failed("promote", f, started)),
+            Err(f) => Err(self.local_failed(StageName::Promote, f, started)),
         }
     }
 
@@ -815,7 +803,7 @@ impl Run {
         match repo.gate(prepared, proposal, approvals) {
             Ok((decision, stand_ins)) if decision.allowed => {
                 self.passed(
-                    "gate",
+                    StageName::Gate,
                     format!(
                         "[{}] {} ({} stand in for GitHub reviews)",
                         decision.rule,
@@ -827,18 +815,18 @@ impl Run {
                 Ok(())
             }
             Ok((decision, _)) => {
-                error(
+                self.watch.error(
                     &format!("gate [{}]: {}", decision.rule, decision.reason),
                     "",
                 );
                 Err(self.fail(
-                    "gate",
+                    StageName::Gate,
                     format!("[{}] {}", decision.rule, decision.reason),
                     started,
-                    Exit::No,
+                    Fault::Refused,
                 ))
             }
-            Err(f) => Err(self.local_failed("gate", f, started)),
+            Err(f) => Err(self.local_failed(StageName::Gate, f, started)),
         }
     }
 
@@ -855,29 +843,29 @@ impl Run {
         let started = Instant::now();
         let pin = match repo.merge(prepared, proposal) {
             Ok(pin) => pin,
-            Err(f) => return Err(self.local_failed("deploy", f, started)),
+            Err(f) => return Err(self.local_failed(StageName::Deploy, f, started)),
         };
         let reference = pin.reference();
-        if let Err(p) = mlops_core::deploy::vouch_to_deploy(
-            mlops_core::deploy::Env::Production,
+        if let Err(p) = crate::deploy::vouch_to_deploy(
+            crate::deploy::Env::Production,
             prepared.registry(),
             &pin,
         ) {
-            let code = super::failed(&p);
+            self.watch.error(&p.message, &p.hint);
             let why = format!("the registry does not vouch for {reference} (above)");
-            return Err(self.fail("deploy", why, started, code));
+            return Err(self.fail(StageName::Deploy, why, started, p.fault));
         }
-        let service = match self.serve("deploy", &reference) {
+        let service = match self.serve(StageName::Deploy, &reference) {
             Ok(s) => s,
             Err(message) => {
                 self.check_interrupted()?;
-                self.show_log("deploy");
-                error(&message, "");
-                return Err(self.fail("deploy", message, started, Exit::Runtime));
+                self.show_log(StageName::Deploy);
+                self.watch.error(&message, "");
+                return Err(self.fail(StageName::Deploy, message, started, Fault::Broken));
             }
         };
-        let version = super::client_runtime()
-            .map_err(|_| "no async runtime".to_owned())
+        let version = crate::runtime::current_thread()
+            .map_err(|p| p.message)
             .and_then(|rt| {
                 let http = mlops_holdout::client::Http::new(
                     &service.url(),
@@ -898,11 +886,11 @@ impl Run {
             };
             let message =
                 format!("the production service does not serve the pinned {reference}: {saw}");
-            error(&message, "");
-            return Err(self.fail("deploy", message, started, Exit::Runtime));
+            self.watch.error(&message, "");
+            return Err(self.fail(StageName::Deploy, message, started, Fault::Broken));
         }
         self.passed(
-            "deploy",
+            StageName::Deploy,
             format!(
                 "{} now pins {reference} (merged {}); a production service from the pin reported it on /version, artifact verified",
                 prepared.p.base_branch,
@@ -913,81 +901,43 @@ impl Run {
         Ok(())
     }
 
-    /// Writes `run.json`, prints the summary (or the JSON), and returns `code`.
-    fn finish(&mut self, code: Exit) -> Exit {
-        if code == Exit::Cancelled {
-            eprintln!(
-                "mlops run: interrupted{}; every service it started is stopped",
+    /// Writes `run.json` and returns what it records: the run passed, or stopped with `fault`.
+    fn finish(&mut self, fault: Option<Fault>) -> record::Run {
+        if fault == Some(Fault::Cancelled) {
+            let line = format!(
+                "mlops run: {}interrupted{}; every service it started is stopped",
+                self.supervisor
+                    .signal()
+                    .map(|s| format!("{s}: "))
+                    .unwrap_or_default(),
                 self.stages
                     .last()
-                    .map(|s| format!(" after {}", s.stage))
+                    .map(|s| format!(" after {}", s.stage.as_str()))
                     .unwrap_or_default()
             );
+            self.watch.notice(&line);
         }
-        let doc = json!({
-            "version": RUN_FORMAT,
-            "manifest": self.manifest,
-            "workdir": self.workdir,
-            "registry": self.registry,
-            "model": self.model,
-            "promotion": self.promotion,
-            "passed": code == Exit::Ok,
-            "exit_code": code as i32,
-            "stages": self.stages,
-            "seconds": self.stages.iter().map(|s| s.seconds).sum::<f64>(),
-            "artifacts": self.artifacts,
-        });
-        let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+        let run = record::Run {
+            version: record::VERSION,
+            manifest: self.manifest.clone(),
+            workdir: self.workdir.clone(),
+            registry: self.registry.clone(),
+            model: self.model.clone(),
+            promotion: self.promotion.clone(),
+            passed: fault.is_none(),
+            exit_code: fault.map_or(0, |f| i32::from(f.exit_code())),
+            stages: self.stages.clone(),
+            seconds: self.stages.iter().map(|s| s.seconds).sum::<f64>(),
+            artifacts: self.artifacts.clone(),
+        };
+        let text = serde_json::to_string_pretty(&run).unwrap_or_default() + "\n";
         if let Err(e) =
             mlops_train::write_atomically(&self.workdir.join("run.json"), text.as_bytes())
         {
-            eprintln!("warning: cannot write run.json: {e}");
+            self.watch
+                .notice(&format!("warning: cannot write run.json: {e}"));
         }
-        if self.format == Format::Json {
-            print!("{text}");
-            return code;
-        }
-        let mut out = String::new();
-        out.push_str("\n| stage | result | key figure | time |\n|---|---|---|---:|\n");
-        for s in &self.stages {
-            let result = match s.result {
-                Outcome::Ok => "ok",
-                Outcome::Failed => "FAILED",
-                Outcome::Skipped => "skipped",
-            };
-            out.push_str(&format!(
-                "| {} | {result} | {} | {:.2} s |\n",
-                s.stage,
-                s.figure.replace('|', "\\|"),
-                s.seconds
-            ));
-        }
-        if let Some(p) = &self.promotion {
-            out.push_str(&format!("\npromotion: {p}"));
-        }
-        let a = &self.artifacts;
-        for (what, path) in [
-            ("model card", &a.model_card),
-            ("holdout report", &a.holdout_report),
-            ("pull request body", &a.pull_request),
-            ("promotion repository", &a.promotion_repository),
-            ("rendered files", &a.rendered),
-        ] {
-            if let Some(p) = path {
-                out.push_str(&format!("\n{what}: {}", p.display()));
-            }
-        }
-        out.push_str(&format!(
-            "\nlogs: {}\nrun: {}\n",
-            a.logs.display(),
-            self.workdir.join("run.json").display()
-        ));
-        out.push_str(&match code {
-            Exit::Ok => "\nmlops run: passed\n".to_owned(),
-            c => format!("\nmlops run: stopped (exit {})\n", c as i32),
-        });
-        print!("{out}");
-        code
+        run
     }
 }
 

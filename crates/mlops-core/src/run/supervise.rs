@@ -20,11 +20,14 @@ pub(super) struct Supervisor {
     /// signalled under it, so a signal never reaches a reused process ID.
     children: Arc<Mutex<Vec<u32>>>,
     interrupted: Arc<AtomicBool>,
+    /// The signal that interrupted the run, for the run to say.
+    signal: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl Supervisor {
-    /// A supervisor with a thread that waits for SIGINT and SIGTERM.
-    pub(super) fn install() -> Supervisor {
+    /// A supervisor with a thread that waits for SIGINT and SIGTERM; a warning when that thread
+    /// cannot start.
+    pub(super) fn install() -> (Supervisor, Option<String>) {
         let s = Supervisor::default();
         let watcher = s.clone();
         let listening = std::thread::Builder::new()
@@ -36,8 +39,11 @@ impl Supervisor {
                 else {
                     return;
                 };
-                let got = rt.block_on(mlops_core::runtime::interrupted());
-                eprintln!("mlops run: {got}: stopping");
+                let got = rt.block_on(crate::runtime::interrupted());
+                *watcher
+                    .signal
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(got);
                 watcher.interrupted.store(true, Ordering::SeqCst);
                 let children = watcher
                     .children
@@ -47,12 +53,17 @@ impl Supervisor {
                     let _ = terminate(*pid);
                 }
             });
-        if let Err(e) = listening {
-            eprintln!(
+        let warning = listening.err().map(|e| {
+            format!(
                 "warning: cannot watch for Ctrl-C ({e}); an interrupted run may leave its staging service running"
-            );
-        }
-        s
+            )
+        });
+        (s, warning)
+    }
+
+    /// The signal that interrupted the run, once one did.
+    pub(super) fn signal(&self) -> Option<&'static str> {
+        *self.signal.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn interrupted(&self) -> bool {
