@@ -913,3 +913,21 @@ fn holdout_through_a_sagemaker_endpoint() {
         text_of(&out)
     );
 }
+
+/// A program that starts the service on port 0 learns the bound address from `--address-file`
+/// (written once the service listens), not from its log: the file names the address the log
+/// line names, and the service answers there.
+#[test]
+fn the_address_file_names_where_the_service_listens() {
+    let registry = trained();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("address");
+    let s = serve_registered(
+        registry.path(),
+        &["--address-file", &file.to_string_lossy()],
+    );
+    let written = std::fs::read_to_string(&file).expect("written before the log line");
+    let addr: std::net::SocketAddr = written.trim().parse().expect("HOST:PORT");
+    assert_eq!(addr, s.addr, "{written}");
+    assert_eq!(http::get(addr, "/ping").status, 200);
+}

@@ -12,6 +12,7 @@ pub mod promote;
 pub mod run;
 pub mod runtime;
 pub mod sagemaker;
+pub mod serve;
 pub mod train;
 
 pub use problem::{Fault, Problem};

@@ -323,6 +323,10 @@ pub(crate) struct ServeArgs {
     /// No request log lines.
     #[arg(long, env = "MLOPS_QUIET")]
     pub quiet: bool,
+    /// Once listening, write the bound address (`HOST:PORT`) to this file, for a program that
+    /// started the service with `--port 0`.
+    #[arg(long, env = "MLOPS_ADDRESS_FILE")]
+    pub address_file: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }

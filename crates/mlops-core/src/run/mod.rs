@@ -16,11 +16,9 @@ mod local;
 mod supervise;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mlops_artifacts::run::{self as record, Artifacts, Stage, StageName, StageResult};
@@ -534,6 +532,9 @@ impl Run<'_> {
 
     /// Starts `mlops serve` for `reference` on a free loopback port and waits until it listens.
     fn serve(&mut self, stage: StageName, reference: &str) -> Result<Service, String> {
+        // The service writes the address it bound here once it listens (its log is for people).
+        let address_file = self.logs.join(format!("{stage}.address"));
+        let _ = std::fs::remove_file(&address_file);
         let mut a: Vec<OsString> = vec![
             "serve".into(),
             "--model".into(),
@@ -544,42 +545,34 @@ impl Run<'_> {
             "127.0.0.1".into(),
             "--port".into(),
             "0".into(),
+            "--address-file".into(),
+            address_file.clone().into_os_string(),
         ];
         a.extend(self.manifest_args());
         self.running(stage);
         let log_path = self.log(stage, "log");
-        let mut log = std::fs::File::create(&log_path)
+        let log = std::fs::File::create(&log_path)
             .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
         let mut c = self.mlops(&a);
-        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        c.stdout(Stdio::null()).stderr(log);
         let mut child = c
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
         self.supervisor.adopt(&child);
-        let Some(stderr) = child.stderr.take() else {
-            self.supervisor.stop(&mut child);
-            return Err("the service's output is not readable".into());
-        };
-        // The service's log goes to its file; the address it prints is handed over.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-                if let Some(addr) = line.split("on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
         let started = Instant::now();
         let addr = loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(addr) => break addr.parse::<SocketAddr>().ok(),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+            if let Ok(text) = std::fs::read_to_string(&address_file) {
+                break text.trim().parse::<SocketAddr>().ok();
             }
-            if self.supervisor.interrupted() || started.elapsed() > SERVICE_START {
+            // A service that exited will never listen (reaped through the supervisor, which
+            // forgets its process ID under the same lock).
+            if self.supervisor.interrupted()
+                || started.elapsed() > SERVICE_START
+                || !matches!(self.supervisor.try_wait(&mut child), Ok(None))
+            {
                 break None;
             }
+            std::thread::sleep(Duration::from_millis(20));
         };
         let service = Service {
             child,

@@ -16,7 +16,7 @@ use mlops_train::data::Format as DataFileFormat;
 use super::{error, valid_manifest};
 use crate::cli::{Format, HoldoutArgs};
 use crate::cmd::registry::open as open_registry;
-use crate::cmd::serve::from_registry;
+
 use crate::exit::Exit;
 
 /// The holdout file: `--holdout`, else the manifest's `data.holdout` (relative to the manifest);
@@ -74,9 +74,9 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let (loaded, card) = match from_registry(&args.model, &registry) {
+    let (loaded, card) = match mlops_core::serve::from_registry(&args.model, &registry) {
         Ok(found) => found,
-        Err(code) => return code,
+        Err(p) => return super::failed(&p),
     };
     let model = loaded.identity.model.clone().unwrap_or_default();
     // The holdout set those metrics were measured on, as the entry records it.

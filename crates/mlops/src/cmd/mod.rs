@@ -71,23 +71,11 @@ pub(crate) fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
     }
 }
 
-/// The multi-threaded async runtime of the service (serve).
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    start(tokio::runtime::Builder::new_multi_thread())
-}
-
-/// The single-threaded async runtime of a client (holdout): the requests and the scoring of
-/// their answers share one thread (the dataset reader has its own), so no answer crosses
-/// threads on its way to be scored; on a small machine the server under test keeps the cores.
+/// The single-threaded async runtime of a client (holdout, gate): the requests and the scoring
+/// of their answers share one thread, so on a small machine the server under test keeps the
+/// cores.
 pub(crate) fn client_runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    start(tokio::runtime::Builder::new_current_thread())
-}
-
-fn start(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Exit> {
-    builder.enable_all().build().map_err(|e| {
-        error(&format!("cannot start the async runtime: {e}"), "");
-        Exit::Runtime
-    })
+    mlops_core::runtime::current_thread().map_err(|p| failed(&p))
 }
 
 /// Loads a manifest a subcommand needs valid, with its bytes. An unreadable one is a usage error

@@ -1,0 +1,215 @@
+//! The prediction service's model and its run: a registered version (its artifact checked
+//! against the digest recorded at registration) or an artifact (a directory or an `s3://` prefix,
+//! as SageMaker unpacks it into `/opt/ml/model`, checked against a digest given or the card
+//! beside it), served until SIGTERM. The bound address is said once the service listens, and
+//! written to an address file for a program that started it (`mlops run`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mlops_serve::{Identity, Limits, Service};
+use mlops_train::card::ModelCard;
+use mlops_train::predict::{ARTIFACT_FILES, ArtifactDigest, Predictor};
+use mlops_train::registry::Registry;
+
+use crate::{Problem, Progress};
+
+/// The card beside an artifact (a registry version directory has one).
+const CARD: &str = "card.json";
+
+/// A loaded model and who it is.
+#[derive(Debug)]
+pub struct Loaded {
+    pub predictor: Predictor,
+    pub identity: Identity,
+}
+
+fn load_failed(message: String, hint: &str) -> Problem {
+    Problem::input(message, hint)
+}
+
+/// The model `reference` from the registry, verified against its card.
+pub fn from_registry(reference: &str, registry: &Registry) -> Result<(Loaded, ModelCard), Problem> {
+    let entry = registry.find(reference)?;
+    let (files, digest) = registry.artifact(&entry.model, entry.version)?;
+    let card = registry.card(&entry.model, entry.version)?;
+    let predictor = Predictor::from_files(&files).map_err(|e| {
+        load_failed(
+            format!("{}: {e}", entry.reference),
+            "the registered artifact cannot be loaded; train the model again",
+        )
+    })?;
+    let identity = Identity {
+        model: Some(entry.reference.clone()),
+        artifact_sha256: digest.sha256,
+        manifest_sha256: Some(card.manifest.sha256.clone()),
+        source: entry.location,
+    };
+    Ok((
+        Loaded {
+            predictor,
+            identity,
+        },
+        card,
+    ))
+}
+
+/// The artifact at `uri` (a directory or an `s3://` prefix), checked against `expected` or the
+/// digest in a `card.json` beside it; served unverified (with a warning) when there is neither.
+pub fn from_artifact(
+    uri: &str,
+    expected: Option<&str>,
+    progress: &mut dyn Progress,
+) -> Result<Loaded, Problem> {
+    let (files, card) = if uri.starts_with("s3://") {
+        fetch_s3(uri)?
+    } else {
+        let dir = Path::new(uri);
+        let files = mlops_train::predict::read_artifact(dir).map_err(|e| {
+            load_failed(
+                e,
+                "--artifact is a directory holding model.json and model.safetensors",
+            )
+        })?;
+        let card = match std::fs::read(dir.join(CARD)) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(load_failed(format!("{uri}/{CARD}: {e}"), "")),
+        };
+        (files, card)
+    };
+    let card: Option<ModelCard> = match card {
+        Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+            load_failed(
+                format!("{uri}/{CARD} is not a model card: {e}"),
+                "remove it or restore it from the registry",
+            )
+        })?),
+        None => None,
+    };
+    let found = ArtifactDigest::of(&files);
+    let recorded = card
+        .as_ref()
+        .and_then(|c| c.artifact.as_ref())
+        .map(|a| a.sha256.as_str());
+    for (what, want) in [("--sha256", expected), ("its card.json", recorded)] {
+        if let Some(want) = want
+            && want != found.sha256
+        {
+            return Err(load_failed(
+                format!(
+                    "the artifact at {uri} has SHA-256 {}, but {what} says {want}",
+                    found.sha256
+                ),
+                "the files changed since they were registered; serve the registered model",
+            ));
+        }
+    }
+    if expected.is_none() && recorded.is_none() {
+        progress.notice(&format!(
+            "warning: {uri} has no card.json and no --sha256 was given: serving it unverified \
+             (SHA-256 {})",
+            found.sha256
+        ));
+    }
+    let predictor = Predictor::from_files(&files)
+        .map_err(|e| load_failed(format!("{uri}: {e}"), "is this an mlops model artifact?"))?;
+    Ok(Loaded {
+        predictor,
+        identity: Identity {
+            model: card.as_ref().map(|c| c.reference.clone()),
+            artifact_sha256: found.sha256,
+            manifest_sha256: card.as_ref().map(|c| c.manifest.sha256.clone()),
+            source: uri.to_owned(),
+        },
+    })
+}
+
+type Fetched = (BTreeMap<String, Vec<u8>>, Option<Vec<u8>>);
+
+fn fetch_s3(uri: &str) -> Result<Fetched, Problem> {
+    let mut base = mlops_aws::S3Uri::parse(uri)?;
+    base.key = base.key.trim_end_matches('/').to_owned();
+    let rt = mlops_aws::runtime()?;
+    rt.block_on(async {
+        let s3 = mlops_aws::S3::from_env().await;
+        let at = |name: &str| mlops_aws::S3Uri {
+            bucket: base.bucket.clone(),
+            key: if base.key.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}/{name}", base.key)
+            },
+        };
+        let mut files = BTreeMap::new();
+        for name in ARTIFACT_FILES {
+            let u = at(name);
+            let bytes = s3.get(&u).await?.ok_or_else(|| {
+                load_failed(
+                    format!("{u} does not exist"),
+                    "--artifact is the prefix holding model.json and model.safetensors",
+                )
+            })?;
+            files.insert(name.to_owned(), bytes);
+        }
+        let card = s3.get(&at(CARD)).await?;
+        Ok((files, card))
+    })
+}
+
+/// What a service is asked to do.
+#[derive(Debug)]
+pub struct Request {
+    pub loaded: Loaded,
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub limits: Limits,
+    /// No line per request.
+    pub quiet: bool,
+    /// Where to write the bound address (`HOST:PORT` and a newline) once the service listens.
+    pub address_file: Option<PathBuf>,
+}
+
+/// Serves until SIGTERM (or SIGINT), answering every request in flight before it returns.
+pub fn serve(req: Request, progress: &mut dyn Progress) -> Result<(), Problem> {
+    let mut service = Service::new(req.loaded.predictor, req.loaded.identity, req.limits);
+    service.log_requests = !req.quiet;
+    let service = Arc::new(service);
+    let rt = crate::runtime::multi_thread()?;
+    rt.block_on(async {
+        let address = format!("{}:{}", req.host, req.port);
+        let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| {
+            Problem::input(
+                format!("cannot listen on {address}: {e}"),
+                "is another service on that port? choose one with --port (0 picks a free one)",
+            )
+        })?;
+        let bound: Option<SocketAddr> = listener.local_addr().ok();
+        let shown = bound.map_or(address.clone(), |a| a.to_string());
+        if let Some(file) = &req.address_file {
+            mlops_train::write_atomically(file, format!("{shown}\n").as_bytes()).map_err(|e| {
+                Problem::broken(
+                    format!("cannot write the address file {}: {e}", file.display()),
+                    "",
+                )
+            })?;
+        }
+        progress.notice(&format!(
+            "serving {} (artifact SHA-256 {}) on http://{shown}",
+            service
+                .identity
+                .model
+                .as_deref()
+                .unwrap_or("an unregistered model"),
+            service.identity.artifact_sha256
+        ));
+        mlops_serve::server::run(listener, service, mlops_serve::server::termination())
+            .await
+            .map_err(|e| Problem::broken(format!("the server failed: {e}"), ""))?;
+        progress.notice("stopped: every request in flight was answered");
+        Ok(())
+    })
+}
