@@ -6,6 +6,7 @@
 
 pub mod deploy;
 pub mod github;
+pub mod holdout;
 pub mod image;
 pub mod problem;
 pub mod promote;

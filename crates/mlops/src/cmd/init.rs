@@ -120,28 +120,18 @@ fn clean_up_on_interrupt(output_dir: PathBuf) {
         else {
             return;
         };
-        let signalled = rt.block_on(async {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                return false;
-            };
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
-                _ = term.recv() => true,
-            }
-        });
-        if signalled {
-            mlops_init::generate::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-            let hook = mlops_init::generate::HOOK.load(std::sync::atomic::Ordering::SeqCst);
-            if hook != 0 {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &hook.to_string()])
-                    .status();
-            }
-            mlops_init::generate::remove_staging(&output_dir);
-            eprintln!("interrupted: nothing was created");
-            std::process::exit(Exit::Cancelled as i32);
+        // Returns only when a signal arrived (never where signals cannot be watched).
+        let _signal = rt.block_on(mlops_core::runtime::interrupted());
+        mlops_init::generate::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        let hook = mlops_init::generate::HOOK.load(std::sync::atomic::Ordering::SeqCst);
+        if hook != 0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &hook.to_string()])
+                .status();
         }
+        mlops_init::generate::remove_staging(&output_dir);
+        eprintln!("interrupted: nothing was created");
+        std::process::exit(Exit::Cancelled as i32);
     });
 }
 

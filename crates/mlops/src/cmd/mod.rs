@@ -71,13 +71,6 @@ pub(crate) fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
     }
 }
 
-/// The single-threaded async runtime of a client (holdout, gate): the requests and the scoring
-/// of their answers share one thread, so on a small machine the server under test keeps the
-/// cores.
-pub(crate) fn client_runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    mlops_core::runtime::current_thread().map_err(|p| failed(&p))
-}
-
 /// Loads a manifest a subcommand needs valid, with its bytes. An unreadable one is a usage error
 /// (exit 2); an invalid one is shown (annotations in Actions) with `consequence`, e.g. "nothing
 /// rendered", and is exit 1.

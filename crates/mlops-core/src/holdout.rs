@@ -1,0 +1,242 @@
+//! The holdout test of a registered version against a prediction service: the holdout file
+//! (the manifest's, or one given; an `s3://` one downloaded first), the service (a URL or a
+//! SageMaker endpoint, from the request or the environment), the test itself
+//! ([`mlops_holdout::run`]), the check that the service serves the registered artifact, and the
+//! report recorded in the registry beside the version it tested.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlops_holdout::client::{Http, Policy, SageMaker, Service};
+use mlops_holdout::{Plan, Report, RunError};
+use mlops_manifest::Manifest;
+use mlops_manifest::model::DataFormat;
+use mlops_train::data::Format as DataFileFormat;
+use mlops_train::registry::Registry;
+
+use crate::{Problem, Progress};
+
+/// What a holdout test is asked to do.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub manifest: &'a Manifest,
+    pub manifest_path: &'a Path,
+    pub registry: &'a Registry,
+    /// The registered version under test.
+    pub model: String,
+    /// The holdout file instead of the manifest's (a path, or `s3://`).
+    pub holdout: Option<String>,
+    /// `staging` or `production`: whose `url` or endpoint to test when none is given.
+    pub environment: &'a str,
+    /// The service's base URL.
+    pub endpoint: Option<String>,
+    /// A SageMaker endpoint's name.
+    pub sagemaker_endpoint: Option<String>,
+    pub batch_size: Option<usize>,
+    pub concurrency: Option<usize>,
+    pub timeout_seconds: Option<u64>,
+    pub retries: u32,
+    /// Skip the row-by-row comparison with the model's offline predictions.
+    pub no_parity: bool,
+}
+
+/// A finished test: the report, and the version it tested (where it is recorded).
+#[derive(Debug)]
+pub struct Tested {
+    pub report: Report,
+    pub model: String,
+    pub version: u64,
+}
+
+/// The holdout file: the request's, else the manifest's `data.holdout` (relative to the
+/// manifest); an `s3://` one is downloaded into `scratch` first. Its path, its name as given,
+/// and its format.
+fn holdout_file(
+    req: &Request<'_>,
+    scratch: &Path,
+    progress: &mut dyn Progress,
+) -> Result<(PathBuf, String, DataFileFormat), Problem> {
+    let m = req.manifest;
+    let (given, declared): (String, Option<DataFormat>) = match &req.holdout {
+        Some(p) => (p.clone(), None),
+        None => (m.data.holdout.path.clone(), m.data.holdout.format),
+    };
+    let path = if given.starts_with("s3://") {
+        let uri = mlops_aws::S3Uri::parse(&given).map_err(|e| Problem::input(e.message, e.hint))?;
+        let files = crate::train::download(&[("holdout".to_owned(), uri)], scratch, progress)?;
+        files.get("holdout").cloned().unwrap_or_default()
+    } else if req.holdout.is_some() {
+        PathBuf::from(&given)
+    } else {
+        req.manifest_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&given)
+    };
+    let kind = DataFileFormat::of(Path::new(&given), declared)
+        .map_err(|e| Problem::input(e.to_string(), e.hint.clone()))?;
+    Ok((path, given, kind))
+}
+
+/// The service to test: a base URL, or a SageMaker endpoint's name.
+enum Target {
+    Url(String),
+    SageMaker(String),
+}
+
+/// Runs the test; the report (passed or not).
+pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Problem> {
+    let m = req.manifest;
+    let (loaded, card) = crate::serve::from_registry(&req.model, req.registry)?;
+    let model = loaded.identity.model.clone().unwrap_or_default();
+    // The holdout set those metrics were measured on, as the entry records it.
+    let recorded_dataset = card.training.datasets.get("holdout").cloned();
+    let recorded: BTreeMap<String, f64> = card.metrics_of("holdout");
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Problem::broken(format!("cannot make a temporary directory: {e}"), ""))?;
+    let (path, shown, data_format) = holdout_file(req, scratch.path(), progress)?;
+    let h = &m.holdout;
+    let metrics = if h.metrics.is_empty() {
+        m.evaluation.metrics.clone()
+    } else {
+        h.metrics.clone()
+    };
+    let environment = match req.environment {
+        "production" => &m.environments.production,
+        _ => &m.environments.staging,
+    };
+    // The request first, then the environment's `url` or `sagemaker` endpoint.
+    let target = match (&req.endpoint, &req.sagemaker_endpoint) {
+        (Some(url), _) => Target::Url(url.clone()),
+        (None, Some(name)) => Target::SageMaker(name.clone()),
+        (None, None) => match (&environment.url, &environment.sagemaker) {
+            (Some(url), _) => Target::Url(url.clone()),
+            (None, Some(s)) => Target::SageMaker(s.endpoint_name.clone()),
+            (None, None) => {
+                return Err(Problem::input(
+                    format!("environments.{} has no url", req.environment),
+                    "pass the service's URL with --endpoint, or --sagemaker-endpoint NAME",
+                ));
+            }
+        },
+    };
+    let endpoint = match &target {
+        Target::Url(url) => url.clone(),
+        Target::SageMaker(name) => format!("sagemaker:{name}"),
+    };
+    let policy = Policy {
+        timeout: Duration::from_secs(req.timeout_seconds.unwrap_or(u64::from(h.timeout_seconds))),
+        retries: req.retries,
+        ..Policy::default()
+    };
+    let rt = crate::runtime::current_thread()?;
+    let service = match target {
+        Target::Url(url) => Service::Http(Box::new(Http::new(&url, policy).map_err(|e| {
+            Problem::input(
+                e,
+                "pass the service's base URL, e.g. --endpoint http://127.0.0.1:8080",
+            )
+        })?)),
+        Target::SageMaker(name) => {
+            let runtime = rt.block_on(mlops_aws::SageMakerRuntime::from_env());
+            Service::SageMaker(SageMaker::new(runtime, &name, policy))
+        }
+    };
+    let signature = loaded.predictor.bundle.signature.clone();
+    let expected_artifact = loaded.identity.artifact_sha256.clone();
+    let plan = Plan {
+        path,
+        shown,
+        format: data_format,
+        signature,
+        parity: (!req.no_parity).then(|| Arc::new(loaded.predictor)),
+        batch_size: req.batch_size.unwrap_or(h.batch_size as usize).max(1),
+        concurrency: req.concurrency.unwrap_or(h.concurrency as usize).max(1),
+        recorded,
+        metrics,
+        tolerances: h.tolerances.clone(),
+        model,
+    };
+    let served = rt.block_on(service.version());
+    let mut report =
+        mlops_holdout::run(plan, service, &rt).map_err(|e| failed(&e, &req.model, &endpoint))?;
+    if let Some(d) = recorded_dataset {
+        report.recorded_on(d);
+    }
+    if let Some(sha) = served.as_ref().map(|v| v.artifact_sha256.as_str())
+        && sha != expected_artifact
+    {
+        let problem = format!(
+            "the service serves the artifact with SHA-256 {sha}; {} in the registry is \
+             {expected_artifact}",
+            report.model
+        );
+        report.problem(problem);
+    }
+    report.seconds = (report.seconds * 1000.0).round() / 1000.0;
+    Ok(Tested {
+        report,
+        model: card.model,
+        version: card.version,
+    })
+}
+
+/// Records the report in the registry beside the version it tested, where production's deploy
+/// finds the one its pin names (passed or not: a failed test is evidence too). Its digest and
+/// where it went.
+pub fn record(registry: &Registry, tested: &Tested) -> Result<(String, String), Problem> {
+    let json = serde_json::to_string_pretty(&tested.report).unwrap_or_default();
+    registry
+        .record_holdout(&tested.model, tested.version, json.as_bytes())
+        .map_err(|e| {
+            Problem::broken(
+                format!(
+                    "cannot record the holdout report in the registry: {}",
+                    e.message
+                ),
+                format!(
+                    "production deploys only a model whose passing report the registry holds; \
+                     the role this runs with must be allowed to write \
+                     MODEL/VERSION/holdout/ in the registry (the rendered Terraform allows \
+                     the staging role). {}",
+                    e.hint
+                ),
+            )
+        })
+}
+
+/// Why the test could not finish, with what to check.
+fn failed(e: &RunError, model: &str, endpoint: &str) -> Problem {
+    match e {
+        RunError::Data(d) => Problem::input(d.to_string(), d.hint.clone()),
+        RunError::Refused(c) => Problem::refused(
+            c.to_string(),
+            format!(
+                "the service at {endpoint} does not take the rows {model} takes: is it serving \
+                 that model?"
+            ),
+        ),
+        RunError::Service(m) => Problem::broken(
+            m.clone(),
+            format!(
+                "is the service at {endpoint} up? (`mlops serve` prints its address; GET \
+                 /ping answers 200 when it is ready)"
+            ),
+        ),
+        RunError::Contract(m) => Problem::broken(
+            m.clone(),
+            format!(
+                "the service at {endpoint} answered, but not with one prediction per row in \
+                 the order sent: is it serving the model through `mlops serve` (or a \
+                 container that keeps its contract)?"
+            ),
+        ),
+        RunError::Scoring(m) => Problem::broken(
+            m.clone(),
+            "the registry entry may be damaged: `mlops registry show` it, or test the \
+             service alone with --no-parity",
+        ),
+    }
+}
