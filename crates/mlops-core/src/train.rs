@@ -14,6 +14,7 @@ use mlops_train::card::{Libraries, ManifestRef, ModelCard, SagemakerRun};
 use mlops_train::registry::{Entry, Registry, Status, StatusRecord, now_rfc3339};
 use mlops_train::train::Event;
 use mlops_train::worker::{self, Job, Layout, Report};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{Problem, Progress};
@@ -188,6 +189,62 @@ pub fn judge(report: &Report, thresholds: &BTreeMap<Metric, Bound>) -> (StatusRe
 pub struct Registered {
     pub entry: Entry,
     pub failed: Vec<Missed>,
+}
+
+/// What `mlops train --format json` prints: the version registered and how it fared (`mlops
+/// run` reads it back from the train stage's output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// NAME@VERSION.
+    pub model_version: String,
+    pub model: String,
+    pub version: u64,
+    pub status: Status,
+    pub reason: String,
+    /// Validation metrics.
+    pub metrics: BTreeMap<String, f64>,
+    pub holdout_metrics: BTreeMap<String, f64>,
+    pub failed_thresholds: Vec<MissedThreshold>,
+    /// Where the version's files are.
+    pub registry: String,
+    pub samples_per_second: f64,
+    pub seconds: f64,
+}
+
+/// A threshold the model missed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MissedThreshold {
+    pub metric: String,
+    pub value: f64,
+    pub bound: String,
+}
+
+impl Summary {
+    /// The summary of a registration and the run's report.
+    pub fn of(registered: &Registered, report: &Report) -> Summary {
+        let entry = &registered.entry;
+        Summary {
+            model_version: entry.reference.clone(),
+            model: entry.model.clone(),
+            version: entry.version,
+            status: entry.status.status,
+            reason: entry.status.reason.clone(),
+            metrics: report.metrics_of("validation"),
+            holdout_metrics: report.metrics_of("holdout"),
+            failed_thresholds: registered
+                .failed
+                .iter()
+                .map(|(metric, value, bound)| MissedThreshold {
+                    metric: metric.clone(),
+                    value: *value,
+                    bound: bound.clone(),
+                })
+                .collect(),
+            registry: entry.location.clone(),
+            samples_per_second: report.samples_per_second,
+            seconds: report.seconds,
+        }
+    }
 }
 
 /// Registers a trained model with its card and the status its thresholds give.

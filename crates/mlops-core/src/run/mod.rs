@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use mlops_artifacts::run::{self as record, Artifacts, Stage, StageName, StageResult};
 use mlops_manifest::Manifest;
-use serde_json::Value;
 
 use self::local::{LocalRepo, Proposal};
 use self::supervise::Supervisor;
@@ -424,11 +423,11 @@ impl Run<'_> {
         a.extend(["--registry".into(), self.registry.clone().into_os_string()]);
         let (code, stdout) = self.step(StageName::Train, &a)?;
         let wall = started.elapsed().as_secs_f64();
-        let doc: Option<Value> = stdout
+        let doc: Option<crate::train::Summary> = stdout
             .lines()
             .rev()
             .find_map(|l| serde_json::from_str(l).ok());
-        let Some(doc) = doc.filter(|d| d["model_version"].is_string()) else {
+        let Some(doc) = doc else {
             self.show_log(StageName::Train);
             let code = if code == 0 {
                 Fault::Broken
@@ -437,15 +436,15 @@ impl Run<'_> {
             };
             return Err(self.fail(StageName::Train, "training failed".into(), started, code));
         };
-        let reference = doc["model_version"].as_str().unwrap_or_default().to_owned();
-        let location = PathBuf::from(doc["registry"].as_str().unwrap_or_default());
+        let reference = doc.model_version.clone();
+        let location = PathBuf::from(&doc.registry);
         let card_path = location.join("card.json");
         let card: Option<mlops_train::card::ModelCard> = std::fs::read(&card_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         self.artifacts.model_card = Some(card_path.clone());
         self.model = Some(reference.clone());
-        let trained = doc["seconds"].as_f64().unwrap_or(wall).min(wall);
+        let trained = doc.seconds.min(wall);
         self.record(
             StageName::Train,
             StageResult::Ok,
@@ -456,30 +455,20 @@ impl Run<'_> {
                     mlops_manifest::model::spelling(&c.training.compute.device),
                     c.training.compute.backend,
                     c.training.rows.get("train").copied().unwrap_or_default(),
-                    doc["samples_per_second"].as_f64().unwrap_or_default()
+                    doc.samples_per_second
                 ),
                 None => format!("no model card at {}", card_path.display()),
             },
             trained,
         );
-        let failed = doc["failed_thresholds"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let failed = &doc.failed_thresholds;
         let evaluate_started = Instant::now()
             .checked_sub(Duration::from_secs_f64(wall - trained))
             .unwrap_or_else(Instant::now);
         if !failed.is_empty() || code != 0 {
             let why: Vec<String> = failed
                 .iter()
-                .map(|f| {
-                    format!(
-                        "{} {:.4} misses {}",
-                        f["metric"].as_str().unwrap_or("?"),
-                        f["value"].as_f64().unwrap_or_default(),
-                        f["bound"].as_str().unwrap_or("?")
-                    )
-                })
+                .map(|f| format!("{} {:.4} misses {}", f.metric, f.value, f.bound))
                 .collect();
             if why.is_empty() {
                 self.show_log(StageName::Train);
@@ -491,7 +480,7 @@ impl Run<'_> {
                 } else {
                     why.join(", ")
                 },
-                doc["status"].as_str().unwrap_or("?")
+                doc.status.name()
             );
             let code = if code == 0 {
                 Fault::Refused
@@ -504,7 +493,7 @@ impl Run<'_> {
             .iter()
             .flat_map(|c| &c.thresholds)
             .map(|(metric, bound)| {
-                let value = doc["metrics"][metric].as_f64().unwrap_or_default();
+                let value = doc.metrics.get(metric).copied().unwrap_or_default();
                 let bound = match (bound.min, bound.max) {
                     (Some(min), _) => format!(">= {min}"),
                     (None, Some(max)) => format!("<= {max}"),
@@ -523,7 +512,7 @@ impl Run<'_> {
                 } else {
                     thresholds.join(", ")
                 },
-                doc["status"].as_str().unwrap_or("?")
+                doc.status.name()
             ),
             evaluate_started.elapsed().as_secs_f64(),
         );

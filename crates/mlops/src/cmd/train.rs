@@ -16,7 +16,6 @@ use mlops_train::card::SagemakerRun;
 use mlops_train::registry::Registry;
 use mlops_train::train::{Epoch, Event};
 use mlops_train::worker::{self, Layout, Report};
-use serde_json::json;
 
 use super::valid_manifest;
 use crate::cli::{Format, TrainArgs, TrainBackend, TrainWorkerArgs};
@@ -112,52 +111,27 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
 /// Registers a trained model (the status its thresholds give), shows it and writes the step
 /// outputs. Exit 1 when a threshold failed.
 fn conclude(t: &Trained<'_>, format: Format) -> Exit {
-    let Registered { entry, failed } = match mlops_core::train::register(t) {
+    let registered = match mlops_core::train::register(t) {
         Ok(r) => r,
         Err(p) => return super::failed(&p),
     };
-    show(t.m, &entry, t.report, &failed, format);
-    if let Err(e) = outputs(
-        &entry.reference,
-        t.report,
-        t.m.model.task,
-        t.sagemaker.as_ref(),
-    ) {
+    show(t.m, &registered, t.report, format);
+    let reference = &registered.entry.reference;
+    if let Err(e) = outputs(reference, t.report, t.m.model.task, t.sagemaker.as_ref()) {
         eprintln!("warning: could not write the step outputs or summary: {e}");
     }
-    if failed.is_empty() {
+    if registered.failed.is_empty() {
         Exit::Ok
     } else {
         Exit::No
     }
 }
 
-fn show(
-    m: &Manifest,
-    entry: &mlops_train::registry::Entry,
-    report: &Report,
-    failed: &[(String, f64, String)],
-    format: Format,
-) {
+fn show(m: &Manifest, registered: &Registered, report: &Report, format: Format) {
+    let (entry, failed) = (&registered.entry, &registered.failed);
     if format == Format::Json {
-        let (validation, holdout) = (
-            report.metrics_of("validation"),
-            report.metrics_of("holdout"),
-        );
-        let doc = json!({
-            "model_version": entry.reference,
-            "model": entry.model,
-            "version": entry.version,
-            "status": entry.status.status.name(),
-            "reason": entry.status.reason,
-            "metrics": validation,
-            "holdout_metrics": holdout,
-            "failed_thresholds": failed.iter().map(|(metric, value, bound)| json!({"metric": metric, "value": value, "bound": bound})).collect::<Vec<_>>(),
-            "registry": entry.location,
-            "samples_per_second": report.samples_per_second,
-            "seconds": report.seconds,
-        });
-        println!("{doc}");
+        let summary = mlops_core::train::Summary::of(registered, report);
+        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
         return;
     }
     let out = std::io::stdout();
