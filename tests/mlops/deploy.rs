@@ -254,7 +254,7 @@ fn production_takes_only_the_passing_holdout_the_registry_recorded() {
         .output()
         .expect("runs")
     };
-    let reg = mlops_train::registry::Registry::open(registry);
+    let reg = mlops_registry::Registry::open(registry);
     let naming = |digest: &str| {
         let text = std::fs::read_to_string(&staging).expect("pin");
         let mut pin = mlops_github::pin::Pin::parse(&text).expect("pin");
@@ -444,7 +444,7 @@ fn s3_card(moto: &moto::Moto, version: u64) -> serde_json::Value {
 /// A passing holdout report of `reference` and its digest.
 fn passing_report(reference: &str) -> (Vec<u8>, String) {
     let bytes = crate::quickstart::holdout_report(reference, "http://127.0.0.1:8080", true);
-    let digest = mlops_train::registry::report_digest(&bytes);
+    let digest = mlops_registry::report_digest(&bytes);
     (bytes, digest)
 }
 
@@ -454,7 +454,7 @@ fn promoted(registry: &Path, pin: &Path) -> PathBuf {
     let text = std::fs::read_to_string(pin).expect("pin");
     let mut parsed = mlops_github::pin::Pin::parse(&text).expect("a valid pin");
     let (report, digest) = passing_report(&parsed.reference());
-    let (recorded, _) = mlops_train::registry::Registry::open(registry)
+    let (recorded, _) = mlops_registry::Registry::open(registry)
         .record_holdout(&parsed.model.name, parsed.model.version, &report)
         .expect("records");
     assert_eq!(recorded, digest);
@@ -1276,7 +1276,7 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
     let out = as_role("staging", holdout());
     assert_eq!(out.status.code(), Some(0), "staging role: {}", text(&out));
     // Production deploys the pin naming that report (read back with the production role).
-    let digest = mlops_train::registry::report_digest(&out.stdout);
+    let digest = mlops_registry::report_digest(&out.stdout);
     let pinned = std::fs::read_to_string(&pin).expect("pin");
     let mut named = mlops_github::pin::Pin::parse(&pinned).expect("pin");
     assert_ne!(

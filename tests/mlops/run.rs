@@ -173,8 +173,7 @@ fn the_whole_loop_runs_on_the_quickstart() {
     );
     // The report's digest (its bytes without the final newline), under which the holdout stage
     // recorded it in the registry, where the deploy stage found it.
-    let digest =
-        mlops_train::registry::report_digest(&std::fs::read(&report_path).expect("report"));
+    let digest = mlops_registry::report_digest(&std::fs::read(&report_path).expect("report"));
     assert_eq!(pin["holdout"]["report_sha256"], digest.as_str());
     let recorded = at("model_card")
         .parent()

@@ -8,6 +8,7 @@
 
 pub mod artifact;
 pub mod card;
+pub mod fs;
 pub mod holdout;
 pub mod pin;
 pub mod run;

@@ -13,8 +13,8 @@ use mlops_holdout::client::{Http, Policy, SageMaker, Service};
 use mlops_holdout::{Plan, Report, RunError};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::DataFormat;
+use mlops_registry::Registry;
 use mlops_train::data::Format as DataFileFormat;
-use mlops_train::registry::Registry;
 
 use crate::{Problem, Progress};
 

@@ -104,8 +104,8 @@ impl From<mlops_aws::AwsError> for Problem {
 }
 
 /// The registry's failure: a wrong registry or reference is the user's, I/O is broken.
-impl From<mlops_train::registry::RegistryError> for Problem {
-    fn from(e: mlops_train::registry::RegistryError) -> Self {
+impl From<mlops_registry::RegistryError> for Problem {
+    fn from(e: mlops_registry::RegistryError) -> Self {
         let fault = if e.user { Fault::Input } else { Fault::Broken };
         Problem::new(fault, e.message, e.hint)
     }
@@ -154,7 +154,7 @@ mod tests {
             kind: mlops_aws::Kind::Missing,
         };
         assert_eq!(Problem::from(missing).fault, Fault::Input);
-        let registry = mlops_train::registry::RegistryError {
+        let registry = mlops_registry::RegistryError {
             message: "disk full".into(),
             hint: String::new(),
             user: false,

@@ -9,8 +9,8 @@ use mlops_artifacts::holdout::Report as HoldoutReport;
 use mlops_github::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
 use mlops_github::promote::{self, Failure, Finding, Level, Promotion};
 use mlops_manifest::Manifest;
+use mlops_registry::{Entry, Registry, Status};
 use mlops_train::card::ModelCard;
-use mlops_train::registry::{Entry, Registry, Status};
 
 use crate::Problem;
 
@@ -63,7 +63,7 @@ fn read_report(path: Option<&PathBuf>, reference: &str) -> Result<Option<Evidenc
         ));
     }
     Ok(Some(Evidence {
-        digest: mlops_train::registry::report_digest(&bytes),
+        digest: mlops_registry::report_digest(&bytes),
         report,
     }))
 }
@@ -344,7 +344,7 @@ pub fn propose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mlops_train::registry::StatusRecord;
+    use mlops_registry::StatusRecord;
 
     fn entry(status: Status) -> Entry {
         Entry {

@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mlops_registry::Registry;
 use mlops_serve::{Identity, Limits, Service};
 use mlops_train::card::ModelCard;
 use mlops_train::predict::{ARTIFACT_FILES, ArtifactDigest, Predictor};
-use mlops_train::registry::Registry;
 
 use crate::{Problem, Progress};
 

@@ -407,7 +407,7 @@ async fn observe(State(service): State<Arc<Service>>, request: Request, next: Ne
     if service.log_requests {
         eprintln!(
             "{} {method} {path} {status} {rows} rows {:.2} ms",
-            mlops_train::registry::now_rfc3339(),
+            mlops_registry::now_rfc3339(),
             elapsed.as_secs_f64() * 1000.0
         );
     }

@@ -1,6 +1,6 @@
 //! Local training: datasets streamed and hashed ([`data`]), the burn networks ([`model`]), the
 //! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]),
-//! the model registry ([`registry`]) and the cards it keeps ([`card`]), and predictions from a saved artifact ([`predict`]).
+//! the model cards ([`card`]), and predictions from a saved artifact ([`predict`]).
 
 pub mod checkpoint;
 pub mod data;
@@ -10,70 +10,11 @@ pub mod model;
 pub mod number;
 pub mod predict;
 pub mod records;
-pub mod registry;
 pub mod train;
 pub mod worker;
 
 /// The model card, in `mlops-artifacts` (light enough for crates without the training stack).
 pub use mlops_artifacts::card;
 
-/// Writes `value` as pretty JSON with a final newline, atomically (see [`write_atomically`]).
-pub(crate) fn write_json(
-    path: &std::path::Path,
-    value: &impl serde::Serialize,
-) -> std::io::Result<()> {
-    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-    text.push('\n');
-    write_atomically(path, text.as_bytes())
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it, renamed over it: a reader sees
-/// the old file or the new one, never half of one. The file gets the mode a plain
-/// `File::create` gives (0666 less the umask), not a temporary file's 0600, so that a registry
-/// or a report shared with other users or a container's user stays readable. The directory is
-/// created when missing.
-pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn an_atomic_write_has_the_mode_of_a_plain_one_and_replaces_the_file_whole() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let plain = dir.path().join("plain");
-        std::fs::write(&plain, b"x").expect("write");
-        let atomic = dir.path().join("deeper/atomic.json");
-        super::write_atomically(&atomic, b"old").expect("writes");
-        super::write_atomically(&atomic, b"new").expect("replaces");
-        assert_eq!(std::fs::read(&atomic).expect("reads"), b"new");
-        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions();
-        assert_eq!(mode(&atomic), mode(&plain));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // Readable by others unless the umask says otherwise (it does not in CI).
-            assert_eq!(mode(&atomic).mode() & 0o777, mode(&plain).mode() & 0o777);
-        }
-        let left: Vec<_> = std::fs::read_dir(atomic.parent().expect("dir"))
-            .expect("lists")
-            .filter_map(Result::ok)
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(left, ["atomic.json"], "no temporary file is left beside it");
-    }
-}
+pub use mlops_artifacts::fs::write_atomically;
+pub(crate) use mlops_artifacts::fs::write_json;

@@ -73,7 +73,7 @@ impl Predictor {
     pub fn from_files(files: &BTreeMap<String, Vec<u8>>) -> Result<Self, String> {
         let digest = ArtifactDigest::of(files);
         let bundle_bytes = files
-            .get(crate::registry::BUNDLE)
+            .get(mlops_artifacts::artifact::BUNDLE)
             .ok_or("the artifact has no model.json")?;
         let bundle: Bundle = serde_json::from_slice(bundle_bytes)
             .map_err(|e| format!("model.json is not a model description: {e}"))?;
@@ -90,7 +90,7 @@ impl Predictor {
             ));
         }
         let weights = files
-            .get(crate::registry::WEIGHTS)
+            .get(mlops_artifacts::artifact::WEIGHTS)
             .ok_or("the artifact has no model.safetensors")?
             .clone();
         let device = Device::flex();

@@ -23,8 +23,8 @@ use crate::checkpoint::Checkpoints;
 use crate::data::{self, FileDigest, Format, Spec, Standardizer};
 pub use crate::device::Compute;
 use crate::model::{self, Architecture};
-use crate::registry::{BUNDLE, WEIGHTS};
 use crate::train::{self, Epoch, Event, Settings};
+use mlops_artifacts::artifact::{BUNDLE, WEIGHTS};
 
 /// The directory layout SageMaker gives a training container.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use mlops_github::pin::Pin;
 use mlops_holdout::client::{Http, Policy};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::Environment;
-use mlops_train::registry::{Entry, ModelRef, Registry, Status};
+use mlops_registry::{Entry, ModelRef, Registry, Status};
 
 use crate::promote::Prepared;
 use crate::{Problem, Progress};

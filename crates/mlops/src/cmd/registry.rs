@@ -3,7 +3,7 @@
 //! package's ARN in its card: approving or rejecting it changes the package first (so a failure
 //! there leaves both as they were), then the registry.
 
-use mlops_train::registry::{Entry, ModelRef, Registry, RegistryError, Status, tally};
+use mlops_registry::{Entry, ModelRef, Registry, RegistryError, Status, tally};
 use serde_json::json;
 
 use crate::cli::{Format, RegistryArgs, RegistryCommand, RegistryListArgs, RegistryRefArgs};

@@ -12,8 +12,8 @@ use mlops_core::sagemaker;
 use mlops_core::train::{Registered, Trained};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Task};
+use mlops_registry::Registry;
 use mlops_train::card::SagemakerRun;
-use mlops_train::registry::Registry;
 use mlops_train::train::{Epoch, Event};
 use mlops_train::worker::{self, Layout, Report};
 

@@ -6,7 +6,7 @@
 //! <registry>/<model>/<version>/model.safetensors   the weights
 //!                              model.json          architecture, feature signature, standardizer
 //!                              card.json           the model card (never rewritten), with the
-//!                                                  artifact's SHA-256 (`predict::ArtifactDigest`)
+//!                                                  artifact's SHA-256 (`ArtifactDigest`)
 //!                              status.json         pending | approved | rejected, why, when
 //!                              holdout/DIGEST.json the holdout tests run on it, each report
 //!                                                  under its digest ([`report_digest`])
@@ -26,8 +26,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::card::ModelCard;
-use crate::predict::{ARTIFACT_FILES, ArtifactDigest};
+use mlops_artifacts::artifact::{ARTIFACT_FILES, ArtifactDigest};
+use mlops_artifacts::card::ModelCard;
 
 /// The files a version holds besides its card and status.
 pub use mlops_artifacts::artifact::{BUNDLE, WEIGHTS};
@@ -724,7 +724,7 @@ impl Registry {
         match &self.store {
             Store::Local(root) => {
                 let path = root.join(&rel);
-                crate::write_atomically(&path, body).map_err(|e| io(&path, &e))?;
+                mlops_artifacts::fs::write_atomically(&path, body).map_err(|e| io(&path, &e))?;
                 Ok((digest, path.display().to_string()))
             }
             Store::S3 { s3, rt, base } => {
@@ -795,7 +795,7 @@ impl Registry {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RegistryError> {
-    crate::write_json(path, value).map_err(|e| io(path, &e))
+    mlops_artifacts::fs::write_json(path, value).map_err(|e| io(path, &e))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryError> {
@@ -898,8 +898,8 @@ mod tests {
                 "digits",
                 s.path(),
                 |version| {
-                    let mut card = crate::card::sample("digits", version);
-                    card.sagemaker = Some(crate::card::SagemakerRun {
+                    let mut card = mlops_artifacts::card::sample("digits", version);
+                    card.sagemaker = Some(mlops_artifacts::card::SagemakerRun {
                         training_job: format!("digits-{v}"),
                         training_job_arn: String::new(),
                         image: String::new(),
@@ -919,7 +919,7 @@ mod tests {
         reg.register(
             "digits",
             s.path(),
-            |version| crate::card::sample("digits", version),
+            |version| mlops_artifacts::card::sample("digits", version),
             pending(),
         )
         .expect("registers");
@@ -947,7 +947,7 @@ mod tests {
         reg.register(
             "digits",
             staged().path(),
-            |version| crate::card::sample("digits", version),
+            |version| mlops_artifacts::card::sample("digits", version),
             pending(),
         )
         .expect("registers");
@@ -1007,7 +1007,7 @@ mod tests {
                 .register(
                     "digits",
                     s.path(),
-                    |v| crate::card::sample("digits", v),
+                    |v| mlops_artifacts::card::sample("digits", v),
                     pending(),
                 )
                 .expect("registers");
@@ -1070,7 +1070,12 @@ mod tests {
                 .map(|_| {
                     scope.spawn(|| {
                         Registry::open(root.path())
-                            .register("m1", s.path(), |v| crate::card::sample("m1", v), pending())
+                            .register(
+                                "m1",
+                                s.path(),
+                                |v| mlops_artifacts::card::sample("m1", v),
+                                pending(),
+                            )
                             .expect("registers")
                             .version
                     })
