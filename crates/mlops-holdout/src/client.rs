@@ -37,7 +37,7 @@ pub struct Policy {
     pub timeout: Duration,
     /// Attempts after the first.
     pub retries: u32,
-    /// The first backoff; doubled each retry, with jitter, capped at 10 s.
+    /// The first backoff; doubled each retry, with jitter, capped at 10 s (`mlops_aws::Poll`).
     pub backoff: Duration,
 }
 
@@ -281,13 +281,18 @@ impl Service {
         retried: &std::sync::atomic::AtomicU64,
     ) -> Result<Reply, CallError> {
         let policy = self.policy();
-        let mut wait = policy.backoff;
+        // The backoff mlops polls with everywhere: doubling from `backoff` up to 10 s, each wait
+        // drawn from its upper half, so that clients that failed together do not retry together.
+        let backoff = mlops_aws::Poll {
+            first: policy.backoff,
+            max: Duration::from_secs(10),
+            failures: 0,
+        };
         let mut last = String::new();
         for attempt in 0..=policy.retries {
             if attempt > 0 {
                 retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(jitter(wait)).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
+                tokio::time::sleep(backoff.delay(attempt - 1)).await;
             }
             match self.attempt(body.clone()).await {
                 Attempt::Done(b) => return Ok(b),
@@ -333,15 +338,6 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Between 50% and 100% of `d`, so that clients that failed together do not retry together.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
-    d.mul_f64(fraction)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,13 +350,6 @@ mod tests {
         );
         assert_eq!(service_message(b"  bad gateway \n"), "bad gateway");
         assert_eq!(service_message(&[b'a'; 400]).chars().count(), 301);
-    }
-
-    #[test]
-    fn jitter_stays_between_half_and_all() {
-        let d = Duration::from_millis(200);
-        let j = jitter(d);
-        assert!(j >= d / 2 && j <= d, "{j:?}");
     }
 
     #[test]

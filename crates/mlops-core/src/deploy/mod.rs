@@ -27,9 +27,13 @@ use mlops_registry::{Entry, ModelRef, Registry, Status};
 use crate::promote::Prepared;
 use crate::{Problem, Progress};
 
-/// The first wait between two polls of the service; doubled up to [`POLL_MAX`].
-const POLL_FIRST: Duration = Duration::from_millis(250);
-const POLL_MAX: Duration = Duration::from_secs(5);
+/// How `/version` is polled: from 250 ms, doubling up to 5 s (the backoff every poll of mlops
+/// uses, with its jitter).
+const POLL: mlops_aws::Poll = mlops_aws::Poll {
+    first: Duration::from_millis(250),
+    max: Duration::from_secs(5),
+    failures: 0,
+};
 
 /// The environment deployed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -729,7 +733,7 @@ async fn wait_for(http: &Http, pin: &Pin, timeout: Duration) -> Waited {
     let signal = crate::runtime::interrupted();
     tokio::pin!(signal);
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut pause = POLL_FIRST;
+    let mut n = 0;
     loop {
         let last = tokio::select! {
             got = http.version_or_why() => got,
@@ -746,10 +750,10 @@ async fn wait_for(http: &Http, pin: &Pin, timeout: Duration) -> Waited {
             };
         }
         tokio::select! {
-            () = tokio::time::sleep(pause.min(deadline - now)) => {}
+            () = tokio::time::sleep(POLL.delay(n).min(deadline - now)) => {}
             sig = &mut signal => return Waited::Interrupted(sig),
         }
-        pause = (pause * 2).min(POLL_MAX);
+        n += 1;
     }
 }
 
