@@ -10,12 +10,8 @@ use mlops_manifest::model::Metric;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::short;
 use crate::training::FileDigest;
-
-/// The first 12 hex digits of a SHA-256, enough to tell two files apart in a message.
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
 
 /// Tolerance for metrics the manifest gives none for.
 pub const DEFAULT_TOLERANCE: f64 = 1e-9;

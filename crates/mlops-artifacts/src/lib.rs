@@ -15,6 +15,15 @@ pub mod run;
 pub mod service;
 pub mod training;
 
+/// A SHA (a commit's, a file's digest) as shown to people: its first 12 characters, enough to
+/// tell two apart in a message; never a panic, whatever the text.
+pub fn short(sha: &str) -> &str {
+    match sha.char_indices().nth(12) {
+        Some((end, _)) => &sha[..end],
+        None => sha,
+    }
+}
+
 /// The JSON Schema of `T`, generated from its type (doc comments become descriptions) with
 /// `id` and `title` first, as `schema/` holds it: pretty JSON and a final newline.
 pub fn schema_text<T: schemars::JsonSchema>(id: &str, title: &str) -> String {
@@ -61,6 +70,13 @@ pub fn schemas() -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn short_shows_twelve_characters_and_never_panics() {
+        assert_eq!(super::short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(super::short("abc"), "abc");
+        assert_eq!(super::short("ééééééééééééé"), "éééééééééééé");
+    }
+
     /// Each generated schema is the committed file (`cargo xtask codegen` rewrites them, and
     /// `cargo xtask codegen --check` fails on a stale one too).
     #[test]

@@ -33,6 +33,54 @@ pub struct Run {
     pub artifacts: Artifacts,
 }
 
+impl Run {
+    /// The summary `mlops run` prints: the stages as a table, where the artifacts are, and the
+    /// verdict.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        out.push_str("\n| stage | result | key figure | time |\n|---|---|---|---:|\n");
+        for s in &self.stages {
+            let result = match s.result {
+                StageResult::Ok => "ok",
+                StageResult::Failed => "FAILED",
+                StageResult::Skipped => "skipped",
+            };
+            out.push_str(&format!(
+                "| {} | {result} | {} | {:.2} s |\n",
+                s.stage.as_str(),
+                s.figure.replace('|', "\\|"),
+                s.seconds
+            ));
+        }
+        if let Some(p) = &self.promotion {
+            out.push_str(&format!("\npromotion: {p}"));
+        }
+        let a = &self.artifacts;
+        for (what, path) in [
+            ("model card", &a.model_card),
+            ("holdout report", &a.holdout_report),
+            ("pull request body", &a.pull_request),
+            ("promotion repository", &a.promotion_repository),
+            ("rendered files", &a.rendered),
+        ] {
+            if let Some(p) = path {
+                out.push_str(&format!("\n{what}: {}", p.display()));
+            }
+        }
+        out.push_str(&format!(
+            "\nlogs: {}\nrun: {}\n",
+            a.logs.display(),
+            self.workdir.join("run.json").display()
+        ));
+        out.push_str(&if self.passed {
+            "\nmlops run: passed\n".to_owned()
+        } else {
+            format!("\nmlops run: stopped (exit {})\n", self.exit_code)
+        });
+        out
+    }
+}
+
 /// One stage of the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +153,35 @@ pub struct Artifacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_is_a_table_with_the_verdict() {
+        let run = Run {
+            version: VERSION,
+            manifest: "mlops.yaml".into(),
+            workdir: "w".into(),
+            registry: "r".into(),
+            model: Some("m@1".into()),
+            promotion: None,
+            passed: false,
+            exit_code: 1,
+            stages: vec![Stage {
+                stage: StageName::Holdout,
+                result: StageResult::Failed,
+                figure: "a | b".into(),
+                seconds: 1.5,
+            }],
+            seconds: 1.5,
+            artifacts: Artifacts {
+                logs: "w/logs".into(),
+                ..Artifacts::default()
+            },
+        };
+        let s = run.summary();
+        assert!(s.contains("| holdout | FAILED | a \\| b | 1.50 s |"), "{s}");
+        assert!(s.contains("run: w/run.json"), "{s}");
+        assert!(s.ends_with("mlops run: stopped (exit 1)\n"), "{s}");
+    }
 
     #[test]
     fn stage_names_are_spelled_as_serde_spells_them() {

@@ -115,6 +115,44 @@ pub struct Report {
 }
 
 impl Report {
+    /// The step summary of a training run registered as `reference`: the metrics table, a chart
+    /// of the loss and the task's main metric per epoch, and the throughput.
+    pub fn markdown(&self, reference: &str, task: Task) -> String {
+        let mut md = format!(
+            "### Trained `{reference}`\n\n| metric | validation | holdout |\n|---|---:|---:|\n"
+        );
+        for (name, value, holdout) in self.metric_rows() {
+            let h = holdout.map_or_else(String::new, |v| format!("{v:.4}"));
+            md.push_str(&format!("| {name} | {value:.4} | {h} |\n"));
+        }
+        let main = match task {
+            Task::Classification => "accuracy",
+            Task::Regression => "rmse",
+        };
+        let epochs: Vec<String> = self.curve.iter().map(|e| e.epoch.to_string()).collect();
+        let series = |f: &dyn Fn(&Epoch) -> f64| {
+            self.curve
+                .iter()
+                .map(|e| format!("{:.4}", f(e)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        md.push_str(&format!(
+            "\n```mermaid\nxychart-beta\n    title \"Training loss and validation {main} per epoch\"\n    x-axis \"epoch\" [{}]\n    y-axis \"value\"\n    line [{}]\n    line [{}]\n```\n",
+            epochs.join(", "),
+            series(&|e| e.loss),
+            series(&|e| e.metrics.get(main).copied().unwrap_or(0.0)),
+        ));
+        md.push_str(&format!(
+            "\n{} epochs, {:.0} samples/s, {:.1} s on {}.\n",
+            self.curve.len(),
+            self.samples_per_second,
+            self.seconds,
+            self.compute.describe()
+        ));
+        md
+    }
+
     /// The metrics measured on one split ("validation" or "holdout").
     pub fn metrics_of(&self, split: &str) -> BTreeMap<String, f64> {
         self.metrics.get(split).cloned().unwrap_or_default()
@@ -206,4 +244,20 @@ pub struct Signature {
     /// Classification: class index -> label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_summary_charts_the_main_metric_of_the_task() {
+        let report = crate::card::sample("digits-mlp", 1).training;
+        let md = report.markdown("digits-mlp@1", mlops_manifest::model::Task::Classification);
+        assert!(md.starts_with("### Trained `digits-mlp@1`"), "{md}");
+        assert!(md.contains("| accuracy | 0.9636 |"), "{md}");
+        assert!(md.contains("validation accuracy per epoch"), "{md}");
+        assert!(
+            md.contains(&format!("{} epochs", report.curve.len())),
+            "{md}"
+        );
+    }
 }

@@ -5,11 +5,14 @@
 //! problem's [`Fault`] into the exit code.
 
 pub mod deploy;
+pub mod doctor;
+pub mod gate;
 pub mod github;
 pub mod holdout;
 pub mod image;
 pub mod problem;
 pub mod promote;
+pub mod registry;
 pub mod run;
 pub mod runtime;
 pub mod sagemaker;

@@ -20,6 +20,7 @@
 //!    latest `mlops/holdout` status exists, is `success`, was created by the identity that
 //!    opened the PR, and names exactly that digest (`sha256:DIGEST`).
 
+use mlops_artifacts::short;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::client::{ApiError, GitHub};
@@ -456,12 +457,6 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
         approvals,
         ignored,
     }
-}
-
-/// The first 12 characters of a SHA for a message, whatever the text (never a panic on text
-/// that is not ASCII).
-pub fn short(sha: &str) -> String {
-    sha.chars().take(12).collect()
 }
 
 /// `org/team`, completing a bare team name with the repository's owner.

@@ -458,7 +458,7 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
             return Err(Failure::Refused(
                 format!(
                     "the branch {branch} has a commit that mlops did not make: {} by {} {why}; not overwriting it",
-                    crate::gate::short(&c.sha),
+                    mlops_artifacts::short(&c.sha),
                     c.author
                 ),
                 format!(

@@ -110,7 +110,7 @@ fn report(p: &Promotion, o: &promote::Outcome, format: Format) -> Exit {
             o.url.as_deref().unwrap_or_default(),
             p.branch(),
             p.base_branch,
-            o.head_sha.as_deref().map_or("", |s| &s[..s.len().min(12)])
+            o.head_sha.as_deref().map_or("", mlops_artifacts::short)
         ),
     }
     let actions = mlops_actions::Runtime::from_env();

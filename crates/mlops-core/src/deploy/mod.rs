@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mlops_artifacts::service::ServiceVersion;
+use mlops_artifacts::short;
 use mlops_github::pin::Pin;
 use mlops_holdout::client::{Http, Policy};
 use mlops_manifest::Manifest;
@@ -407,11 +408,6 @@ fn previous_pin(file: &Path, env: &str) -> Result<(Pin, String), Problem> {
     Ok((pin, last))
 }
 
-/// A commit SHA as shown to people: its first 12 characters.
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
 /// Who is deploying: the workflow's actor, else the local user.
 fn actor() -> String {
     ["GITHUB_ACTOR", "USER", "USERNAME"]
@@ -799,13 +795,5 @@ mod tests {
         ] {
             assert!(!image_by_digest(&bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn short_never_cuts_inside_a_character() {
-        assert_eq!(short("0123456789abcdef"), "0123456789ab");
-        assert_eq!(short("abc"), "abc");
-        let wide = "aéééééééé";
-        assert!(wide.starts_with(short(wide)), "a prefix, never a panic");
     }
 }

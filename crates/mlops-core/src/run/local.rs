@@ -181,7 +181,7 @@ impl LocalRepo {
                     format!(
                         "{branch} in {} has a commit that mlops did not make ({} by {author}); not overwriting it",
                         self.dir.display(),
-                        &sha[..sha.len().min(12)]
+                        mlops_artifacts::short(sha)
                     ),
                     "move that commit to another branch (or delete the branch), then run again",
                 ));

@@ -755,7 +755,7 @@ impl Run<'_> {
                         format!(
                             "branch {} (commit {}) changes {}{}; body in {}",
                             p.branch,
-                            &p.head[..p.head.len().min(12)],
+                            mlops_artifacts::short(&p.head),
                             prepared.p.pin_file,
                             p.replaces
                                 .as_ref()
@@ -876,7 +876,7 @@ impl Run<'_> {
             format!(
                 "{} now pins {reference} (merged {}); a production service from the pin reported it on /version, artifact verified",
                 prepared.p.base_branch,
-                &proposal.head[..proposal.head.len().min(12)]
+                mlops_artifacts::short(&proposal.head)
             ),
             started,
         );

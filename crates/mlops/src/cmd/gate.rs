@@ -1,12 +1,9 @@
 //! `mlops gate --pr N`: may production deploy this promotion pull request? `mlops gate --commit
 //! SHA`: may production deploy the pin of this commit on the base branch (the merge of an
 //! approved promotion pull request)? Exit 0 yes, 1 no (the rule that decided is printed and
-//! written to the step summary), 2 bad input, 3 GitHub failed. The rules are in
-//! `mlops_github::gate`.
+//! written to the step summary), 2 bad input, 3 GitHub failed. The question is
+//! [`mlops_core::gate::decide`]'s; this shows the answer.
 
-use mlops_github::gate::{self, Policy, short};
-
-use super::github::{connect, failed, promotion};
 use super::valid_manifest;
 use crate::cli::{Format, GateArgs};
 use crate::exit::Exit;
@@ -16,51 +13,17 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let (settings, repo) = match promotion(&m) {
-        Ok(found) => found,
-        Err(code) => return code,
+    let request = mlops_core::gate::Request {
+        manifest: &m,
+        commit: args.commit.clone(),
+        pr: args.pr,
+        api_url: args.github.github_api_url.clone(),
     };
-    let (rt, gh) = match connect(&args.github) {
-        Ok(found) => found,
-        Err(code) => return code,
+    let gated = match mlops_core::gate::decide(&request) {
+        Ok(g) => g,
+        Err(p) => return super::failed(&p),
     };
-    let policy = Policy {
-        repo,
-        project: m.project.name.clone(),
-        base_branch: settings.base_branch.clone(),
-        pin_file: settings.pin_file.clone(),
-        required_approvals: settings.required_approvals,
-        reviewers: settings.reviewers.clone(),
-        teams: settings.team_reviewers.clone(),
-    };
-    let read = rt.block_on(async {
-        match (&args.commit, args.pr) {
-            (Some(commit), _) => gate::gather_merge(&gh, &policy, commit)
-                .await
-                .map(|(merge, facts)| (Some(merge), facts)),
-            (None, Some(n)) => gate::gather(&gh, &policy, n)
-                .await
-                .map(|facts| (None, Some(facts))),
-            // clap requires one of the two.
-            (None, None) => Ok((None, None)),
-        }
-    });
-    let (merge, facts) = match read {
-        Ok(found) => found,
-        Err(e) => return failed(&e, ""),
-    };
-    let d = match (&merge, &facts) {
-        (Some(merge), facts) => gate::decide_merge(&policy, merge, facts.as_ref()),
-        (None, Some(facts)) => gate::decide(&policy, facts),
-        (None, None) => return Exit::Usage,
-    };
-    let subject = match (&merge, args.pr) {
-        (Some(m), _) => match m.number {
-            Some(n) => format!("commit {} (the merge of PR #{n})", short(&m.commit)),
-            None => format!("commit {}", short(&m.commit)),
-        },
-        (None, n) => format!("PR #{}", n.unwrap_or_default()),
-    };
+    let (d, subject, facts) = (&gated.decision, &gated.subject, &gated.facts);
     let verdict = if d.allowed { "deploy" } else { "blocked" };
     println!("gate: {subject} {verdict}: [{}] {}", d.rule, d.reason);
     for (login, why) in &d.approvals {
@@ -124,12 +87,11 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
         }
     }
     // Teams the token could not read are a setting to fix, not the reviewers' answer.
-    let unread = facts
-        .as_ref()
-        .is_some_and(|f| !f.unreadable_teams.is_empty());
-    match (d.allowed, d.rule == "approvals" && unread) {
-        (true, _) => Exit::Ok,
-        (false, true) => Exit::Runtime,
-        (false, false) => Exit::No,
+    if d.allowed {
+        Exit::Ok
+    } else if gated.blocked_by_unread_teams() {
+        Exit::Runtime
+    } else {
+        Exit::No
     }
 }

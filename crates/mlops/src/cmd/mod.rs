@@ -11,7 +11,6 @@ use crate::exit::Exit;
 pub(crate) mod deploy;
 pub(crate) mod doctor;
 pub(crate) mod gate;
-pub(crate) mod github;
 pub(crate) mod holdout;
 pub(crate) mod image;
 pub(crate) mod init;
@@ -57,17 +56,6 @@ impl mlops_core::Progress for Console {
 
     fn notice(&mut self, line: &str) {
         eprintln!("{line}");
-    }
-}
-
-/// Says what went wrong with an AWS call; exit 2 when the address given was wrong (the user's
-/// to fix), else 3.
-pub(crate) fn aws_failed(e: &mlops_aws::AwsError) -> Exit {
-    error(&e.message, &e.hint);
-    if e.kind.is_user() {
-        Exit::Usage
-    } else {
-        Exit::Runtime
     }
 }
 

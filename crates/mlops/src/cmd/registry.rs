@@ -1,14 +1,14 @@
 //! `mlops registry list|show|approve|reject`: the model registry, in a directory or on S3, and
-//! the SageMaker model package group beside it. A version trained on SageMaker carries its model
-//! package's ARN in its card: approving or rejecting it changes the package first (so a failure
-//! there leaves both as they were), then the registry.
+//! the SageMaker model package group beside it, shown as a table or JSON. Approving or rejecting
+//! is [`mlops_core::registry::set_status`] (the model package first, then the registry).
 
-use mlops_registry::{Entry, ModelRef, Registry, RegistryError, Status, tally};
+use mlops_core::registry::on_sagemaker;
+use mlops_registry::{ModelRef, Registry, RegistryError, Status, tally};
 use serde_json::json;
 
 use crate::cli::{Format, RegistryArgs, RegistryCommand, RegistryListArgs, RegistryRefArgs};
 use crate::cmd::train::open_registry;
-use crate::cmd::{aws_failed, error, valid_manifest};
+use crate::cmd::{error, valid_manifest};
 use crate::exit::Exit;
 
 /// The registry of `--registry`, else of the manifest.
@@ -42,20 +42,6 @@ pub(crate) fn run(command: &RegistryCommand, format: Format) -> Exit {
     }
 }
 
-/// The model package ARN recorded in a version's card (SageMaker-trained versions).
-fn package_arn(card: &mlops_train::card::ModelCard) -> Option<String> {
-    card.sagemaker.as_ref()?.model_package_arn.clone()
-}
-
-/// Runs one SageMaker call to completion.
-fn on_sagemaker<T>(
-    call: impl AsyncFnOnce(mlops_aws::SageMaker) -> Result<T, mlops_aws::AwsError>,
-) -> Result<T, Exit> {
-    let rt = mlops_aws::runtime().map_err(|e| aws_failed(&e))?;
-    rt.block_on(async { call(mlops_aws::SageMaker::from_env().await).await })
-        .map_err(|e| aws_failed(&e))
-}
-
 fn list_packages(args: &RegistryListArgs, group: &str, format: Format) -> Exit {
     let group = if group == "sagemaker" {
         let m = match valid_manifest(&args.registry.manifest, format, "no group to list") {
@@ -77,7 +63,7 @@ fn list_packages(args: &RegistryListArgs, group: &str, format: Format) -> Exit {
     };
     let packages = match on_sagemaker(async |sm| sm.packages(&group).await) {
         Ok(p) => p,
-        Err(code) => return code,
+        Err(p) => return super::failed(&p),
     };
     if format == Format::Json {
         let rows: Vec<_> = packages
@@ -145,44 +131,29 @@ fn list(args: &RegistryListArgs, format: Format) -> Exit {
     Exit::Ok
 }
 
-/// The registry, the reference, the version it resolves to and that version's card.
-fn resolved(
-    args: &RegistryRefArgs,
-    format: Format,
-) -> Result<(Registry, ModelRef, Entry, mlops_train::card::ModelCard), Exit> {
-    let (registry, r) = match (open(&args.registry, format), reference(args)) {
-        (Ok(reg), Ok(r)) => (reg, r),
-        (Err(code), _) | (_, Err(code)) => return Err(code),
-    };
-    let entry = registry.resolve(&r).map_err(|e| failed(&e))?;
-    let card = registry
-        .card(&entry.model, entry.version)
-        .map_err(|e| failed(&e))?;
-    Ok((registry, r, entry, card))
+/// The registry and the reference the arguments name.
+fn opened(args: &RegistryRefArgs, format: Format) -> Result<(Registry, ModelRef), Exit> {
+    Ok((open(&args.registry, format)?, reference(args)?))
 }
 
 fn show(args: &RegistryRefArgs, format: Format) -> Exit {
-    let (_, _, entry, card) = match resolved(args, format) {
+    let shown = opened(args, format).and_then(|(registry, r)| {
+        mlops_core::registry::show(&registry, &r).map_err(|p| super::failed(&p))
+    });
+    let (entry, card, package) = match shown {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let package = match package_arn(&card) {
-        Some(arn) => match on_sagemaker(async |sm| sm.package(&arn).await) {
-            Ok(p) => Some(json!({
-                "arn": p.arn,
-                "version": p.version,
-                "approval": p.approval,
-                "approval_description": p.approval_description,
-                "model_data_url": p.model_data_url,
-                "metadata": p.metadata,
-            })),
-            Err(code) => return code,
-        },
-        None => None,
-    };
     let mut doc = json!({ "ref": entry.reference, "status": entry.status, "location": entry.location, "card": card });
     if let Some(p) = package {
-        doc["model_package"] = p;
+        doc["model_package"] = json!({
+            "arn": p.arn,
+            "version": p.version,
+            "approval": p.approval,
+            "approval_description": p.approval_description,
+            "model_data_url": p.model_data_url,
+            "metadata": p.metadata,
+        });
     }
     if format == Format::Json {
         println!("{doc}");
@@ -193,24 +164,18 @@ fn show(args: &RegistryRefArgs, format: Format) -> Exit {
 }
 
 fn set(args: &RegistryRefArgs, status: Status, format: Format) -> Exit {
-    let (registry, r, _, card) = match resolved(args, format) {
+    let (registry, r) = match opened(args, format) {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let reason = args
-        .reason
-        .clone()
-        .unwrap_or_else(|| format!("{} with `mlops registry`", status.name()));
-    if let Some(arn) = package_arn(&card) {
-        let approved = status == Status::Approved;
-        if let Err(code) = on_sagemaker(async |sm| sm.set_approval(&arn, approved, &reason).await) {
-            return code;
-        }
-        if format != Format::Json {
-            println!("model package {arn} is {}", status.name());
-        }
-    }
-    match registry.set_status(&r, status, &reason) {
+    let set = mlops_core::registry::set_status(
+        &registry,
+        &r,
+        status,
+        args.reason.as_deref(),
+        &mut super::Console(format),
+    );
+    match set {
         Ok(entry) => {
             if format == Format::Json {
                 println!(
@@ -222,6 +187,6 @@ fn set(args: &RegistryRefArgs, status: Status, format: Format) -> Exit {
             }
             Exit::Ok
         }
-        Err(e) => failed(&e),
+        Err(p) => super::failed(&p),
     }
 }

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use mlops_artifacts::run::{Run, Stage, StageName, StageResult};
+use mlops_artifacts::run::{Stage, StageName, StageResult};
 
 use super::error;
 use crate::cli::{Format, RunArgs};
@@ -87,55 +87,10 @@ pub(crate) fn run(args: &RunArgs, format: Format) -> Exit {
             serde_json::to_string_pretty(&run).unwrap_or_default() + "\n"
         );
     } else {
-        print!("{}", summary(&run));
+        print!("{}", run.summary());
     }
     match mlops_core::Fault::from_exit_code(run.exit_code) {
         None => Exit::Ok,
         Some(f) => f.into(),
     }
-}
-
-/// The summary table, where the artifacts are, and the verdict.
-fn summary(run: &Run) -> String {
-    let mut out = String::new();
-    out.push_str("\n| stage | result | key figure | time |\n|---|---|---|---:|\n");
-    for s in &run.stages {
-        let result = match s.result {
-            StageResult::Ok => "ok",
-            StageResult::Failed => "FAILED",
-            StageResult::Skipped => "skipped",
-        };
-        out.push_str(&format!(
-            "| {} | {result} | {} | {:.2} s |\n",
-            s.stage.as_str(),
-            s.figure.replace('|', "\\|"),
-            s.seconds
-        ));
-    }
-    if let Some(p) = &run.promotion {
-        out.push_str(&format!("\npromotion: {p}"));
-    }
-    let a = &run.artifacts;
-    for (what, path) in [
-        ("model card", &a.model_card),
-        ("holdout report", &a.holdout_report),
-        ("pull request body", &a.pull_request),
-        ("promotion repository", &a.promotion_repository),
-        ("rendered files", &a.rendered),
-    ] {
-        if let Some(p) = path {
-            out.push_str(&format!("\n{what}: {}", p.display()));
-        }
-    }
-    out.push_str(&format!(
-        "\nlogs: {}\nrun: {}\n",
-        a.logs.display(),
-        run.workdir.join("run.json").display()
-    ));
-    out.push_str(&if run.passed {
-        "\nmlops run: passed\n".to_owned()
-    } else {
-        format!("\nmlops run: stopped (exit {})\n", run.exit_code)
-    });
-    out
 }

@@ -14,7 +14,7 @@ use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Task};
 use mlops_registry::Registry;
 use mlops_train::card::SagemakerRun;
-use mlops_train::train::{Epoch, Event};
+use mlops_train::train::Event;
 use mlops_train::worker::{self, Layout, Report};
 
 use super::valid_manifest;
@@ -203,45 +203,7 @@ fn outputs(
         "metrics",
         &serde_json::to_string(&validation).unwrap_or_default(),
     )?;
-    rt.append_summary(&summary(reference, report, task))
-}
-
-/// The step summary: the metrics table and a chart of loss and the main metric per epoch.
-pub(crate) fn summary(reference: &str, report: &Report, task: Task) -> String {
-    let mut md = format!(
-        "### Trained `{reference}`\n\n| metric | validation | holdout |\n|---|---:|---:|\n"
-    );
-    for (name, value, holdout) in report.metric_rows() {
-        let h = holdout.map_or_else(String::new, |v| format!("{v:.4}"));
-        md.push_str(&format!("| {name} | {value:.4} | {h} |\n"));
-    }
-    let main = match task {
-        Task::Classification => "accuracy",
-        Task::Regression => "rmse",
-    };
-    let epochs: Vec<String> = report.curve.iter().map(|e| e.epoch.to_string()).collect();
-    let series = |f: &dyn Fn(&Epoch) -> f64| {
-        report
-            .curve
-            .iter()
-            .map(|e| format!("{:.4}", f(e)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    md.push_str(&format!(
-        "\n```mermaid\nxychart-beta\n    title \"Training loss and validation {main} per epoch\"\n    x-axis \"epoch\" [{}]\n    y-axis \"value\"\n    line [{}]\n    line [{}]\n```\n",
-        epochs.join(", "),
-        series(&|e| e.loss),
-        series(&|e| e.metrics.get(main).copied().unwrap_or(0.0)),
-    ));
-    md.push_str(&format!(
-        "\n{} epochs, {:.0} samples/s, {:.1} s on {}.\n",
-        report.curve.len(),
-        report.samples_per_second,
-        report.seconds,
-        report.compute.describe()
-    ));
-    md
+    rt.append_summary(&report.markdown(reference, task))
 }
 
 /// How training shows its progress: a bar on a terminal, one line per epoch in logs (stderr, or
@@ -348,6 +310,8 @@ pub(crate) fn worker(args: &TrainWorkerArgs) -> Exit {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use mlops_train::train::Epoch;
 
     use super::*;
 

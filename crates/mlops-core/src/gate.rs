@@ -1,0 +1,91 @@
+//! The gate's question, asked of GitHub: may production deploy this promotion pull request (or
+//! the pin of this commit, the merge of one)? The facts are gathered through the API and the
+//! decision is [`mlops_github::gate`]'s pure function of them.
+
+use mlops_artifacts::short;
+use mlops_github::gate::{self, Decision, Facts, Policy};
+use mlops_manifest::Manifest;
+
+use crate::Problem;
+
+/// What the gate is asked about.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub manifest: &'a Manifest,
+    /// A commit on the base branch (production's deploy), or else a pull request.
+    pub commit: Option<String>,
+    pub pr: Option<u64>,
+    pub api_url: Option<String>,
+}
+
+/// The decision, what it was about (`PR #N`, `commit SHA (the merge of PR #N)`), and the facts
+/// of the pull request it rests on.
+#[derive(Debug)]
+pub struct Gated {
+    pub decision: Decision,
+    pub subject: String,
+    pub facts: Option<Facts>,
+}
+
+impl Gated {
+    /// Whether the decision was "no" only because approvals fell short while teams could not be
+    /// read: a setting to fix (the token), not the reviewers' answer.
+    pub fn blocked_by_unread_teams(&self) -> bool {
+        !self.decision.allowed
+            && self.decision.rule == "approvals"
+            && self
+                .facts
+                .as_ref()
+                .is_some_and(|f| !f.unreadable_teams.is_empty())
+    }
+}
+
+/// Gathers the facts and decides.
+pub fn decide(req: &Request<'_>) -> Result<Gated, Problem> {
+    let m = req.manifest;
+    let (settings, repo) = crate::github::promotion(m)?;
+    let (rt, gh) = crate::github::connect(req.api_url.as_deref())?;
+    let policy = Policy {
+        repo,
+        project: m.project.name.clone(),
+        base_branch: settings.base_branch.clone(),
+        pin_file: settings.pin_file.clone(),
+        required_approvals: settings.required_approvals,
+        reviewers: settings.reviewers.clone(),
+        teams: settings.team_reviewers.clone(),
+    };
+    let read = rt.block_on(async {
+        match (&req.commit, req.pr) {
+            (Some(commit), _) => gate::gather_merge(&gh, &policy, commit)
+                .await
+                .map(|(merge, facts)| (Some(merge), facts)),
+            (None, Some(n)) => gate::gather(&gh, &policy, n)
+                .await
+                .map(|facts| (None, Some(facts))),
+            (None, None) => Ok((None, None)),
+        }
+    });
+    let (merge, facts) = read.map_err(|e| crate::github::failed(&e, ""))?;
+    let decision = match (&merge, &facts) {
+        (Some(merge), facts) => gate::decide_merge(&policy, merge, facts.as_ref()),
+        (None, Some(facts)) => gate::decide(&policy, facts),
+        (None, None) => {
+            return Err(Problem::input(
+                "say what to decide on",
+                "pass --pr N (a promotion pull request) or --commit SHA (its merge)",
+            ));
+        }
+    };
+    let subject = match (&merge, req.pr) {
+        (Some(m), _) => match m.number {
+            Some(n) => format!("commit {} (the merge of PR #{n})", short(&m.commit)),
+            None => format!("commit {}", short(&m.commit)),
+        },
+        (None, n) => format!("PR #{}", n.unwrap_or_default()),
+    };
+    Ok(Gated {
+        decision,
+        subject,
+        facts,
+    })
+}
