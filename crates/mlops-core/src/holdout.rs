@@ -64,7 +64,7 @@ fn holdout_file(
         None => (m.data.holdout.path.clone(), m.data.holdout.format),
     };
     let path = if given.starts_with("s3://") {
-        let uri = mlops_aws::S3Uri::parse(&given).map_err(|e| Problem::input(e.message, e.hint))?;
+        let uri = mlops_aws::S3Uri::parse(&given)?;
         let files = crate::train::download(&[("holdout".to_owned(), uri)], scratch, progress)?;
         files.get("holdout").cloned().unwrap_or_default()
     } else if req.holdout.is_some() {

@@ -101,7 +101,7 @@ pub fn local(
     let mut remote: Vec<(String, S3Uri)> = Vec::new();
     for (channel, s) in &job.datasets {
         if s.path.starts_with("s3://") {
-            let uri = S3Uri::parse(&s.path).map_err(|e| Problem::input(e.message, e.hint))?;
+            let uri = S3Uri::parse(&s.path)?;
             remote.push((channel.clone(), uri));
         } else {
             files.insert(channel.clone(), dir.join(&s.path));
@@ -148,17 +148,24 @@ pub fn manifest_sha(source: &[u8]) -> String {
     hex(&Sha256::digest(source))
 }
 
-/// A threshold the model missed: the metric, its validation value and the bound it breaks.
-pub type Missed = (String, f64, String);
-
 /// The status the manifest's thresholds give a report, with the reason, and what it missed: any
 /// miss rejects it; no thresholds at all leave it pending for a person; else it is approved.
-pub fn judge(report: &Report, thresholds: &BTreeMap<Metric, Bound>) -> (StatusRecord, Vec<Missed>) {
-    let failed = worker::failed_thresholds(report, thresholds);
+pub fn judge(
+    report: &Report,
+    thresholds: &BTreeMap<Metric, Bound>,
+) -> (StatusRecord, Vec<MissedThreshold>) {
+    let failed: Vec<MissedThreshold> = worker::failed_thresholds(report, thresholds)
+        .into_iter()
+        .map(|(metric, value, bound)| MissedThreshold {
+            metric,
+            value,
+            bound,
+        })
+        .collect();
     let (status, reason) = if !failed.is_empty() {
         let why: Vec<String> = failed
             .iter()
-            .map(|(metric, value, bound)| format!("{metric} {value:.4} breaks {bound}"))
+            .map(|f| format!("{} {:.4} breaks {}", f.metric, f.value, f.bound))
             .collect();
         (
             Status::Rejected,
@@ -188,7 +195,7 @@ pub fn judge(report: &Report, thresholds: &BTreeMap<Metric, Bound>) -> (StatusRe
 #[derive(Debug)]
 pub struct Registered {
     pub entry: Entry,
-    pub failed: Vec<Missed>,
+    pub failed: Vec<MissedThreshold>,
 }
 
 /// What `mlops train --format json` prints: the version registered and how it fared (`mlops
@@ -231,15 +238,7 @@ impl Summary {
             reason: entry.status.reason.clone(),
             metrics: report.metrics_of("validation"),
             holdout_metrics: report.metrics_of("holdout"),
-            failed_thresholds: registered
-                .failed
-                .iter()
-                .map(|(metric, value, bound)| MissedThreshold {
-                    metric: metric.clone(),
-                    value: *value,
-                    bound: bound.clone(),
-                })
-                .collect(),
+            failed_thresholds: registered.failed.clone(),
             registry: entry.location.clone(),
             samples_per_second: report.samples_per_second,
             seconds: report.seconds,

@@ -342,9 +342,10 @@ impl Run<'_> {
         self.watch.notice(&shown);
     }
 
-    /// Whose fault a stage's failure was, from its exit code (not 0).
-    fn exit_of(code: i32) -> Fault {
-        Fault::from_exit_code(code).unwrap_or(Fault::Broken)
+    /// Whose fault a stage's failure was: its exit code's, or `if_zero` when the stage exited 0
+    /// but its output says it failed.
+    fn fault_of(code: i32, if_zero: Fault) -> Fault {
+        Fault::from_exit_code(code).unwrap_or(if_zero)
     }
 
     fn manifest_args(&self) -> Vec<OsString> {
@@ -363,7 +364,12 @@ impl Run<'_> {
         let (code, _) = self.step(stage, args)?;
         if code != 0 {
             self.show_log(stage);
-            return Err(self.fail(stage, failure.to_owned(), started, Self::exit_of(code)));
+            return Err(self.fail(
+                stage,
+                failure.to_owned(),
+                started,
+                Self::fault_of(code, Fault::Broken),
+            ));
         }
         Ok(started)
     }
@@ -429,11 +435,7 @@ impl Run<'_> {
             .find_map(|l| serde_json::from_str(l).ok());
         let Some(doc) = doc else {
             self.show_log(StageName::Train);
-            let code = if code == 0 {
-                Fault::Broken
-            } else {
-                Self::exit_of(code)
-            };
+            let code = Self::fault_of(code, Fault::Broken);
             return Err(self.fail(StageName::Train, "training failed".into(), started, code));
         };
         let reference = doc.model_version.clone();
@@ -482,11 +484,7 @@ impl Run<'_> {
                 },
                 doc.status.name()
             );
-            let code = if code == 0 {
-                Fault::Refused
-            } else {
-                Self::exit_of(code)
-            };
+            let code = Self::fault_of(code, Fault::Refused);
             return Err(self.fail(StageName::Evaluate, figure, evaluate_started, code));
         }
         let thresholds: Vec<String> = card
@@ -652,11 +650,7 @@ impl Run<'_> {
         );
         if code != 0 || !doc.is_some_and(|r| r.passed) {
             self.show_log(StageName::Holdout);
-            let code = if code == 0 {
-                Fault::Refused
-            } else {
-                Self::exit_of(code)
-            };
+            let code = Self::fault_of(code, Fault::Refused);
             return Err(self.fail(StageName::Holdout, figure, started, code));
         }
         self.passed(StageName::Holdout, figure, started);
@@ -704,7 +698,12 @@ impl Run<'_> {
             .to_owned();
         if code != 0 {
             self.show_log(StageName::Promote);
-            return Err(self.fail(StageName::Promote, line, started, Self::exit_of(code)));
+            return Err(self.fail(
+                StageName::Promote,
+                line,
+                started,
+                Self::fault_of(code, Fault::Broken),
+            ));
         }
         self.promotion = Some(line.clone());
         self.passed(StageName::Promote, line, started);

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use mlops_actions::Runtime;
 use mlops_core::sagemaker;
-use mlops_core::train::{Registered, Trained};
+use mlops_core::train::{MissedThreshold, Registered, Trained};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Task};
 use mlops_registry::Registry;
@@ -160,7 +160,12 @@ fn show(m: &Manifest, registered: &Registered, report: &Report, format: Format) 
         report.seconds,
         report.compute.describe()
     );
-    for (metric, value, bound) in failed {
+    for MissedThreshold {
+        metric,
+        value,
+        bound,
+    } in failed
+    {
         let _ = writeln!(
             out,
             "error: {metric} is {value:.4}, below the threshold ({bound}) in evaluation.thresholds"
