@@ -30,12 +30,3 @@ pub trait Progress {
     /// A warning or a word on an interruption, always beside the output (stderr), never in it.
     fn notice(&mut self, line: &str);
 }
-
-/// Progress that is thrown away.
-#[derive(Debug, Default)]
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn step(&mut self, _: &str) {}
-    fn notice(&mut self, _: &str) {}
-}

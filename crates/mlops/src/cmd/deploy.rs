@@ -14,7 +14,7 @@ use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
 
 /// The environment the arguments name.
-pub(crate) fn env(e: DeployEnv) -> Env {
+fn env(e: DeployEnv) -> Env {
     match e {
         DeployEnv::Staging => Env::Staging,
         DeployEnv::Production => Env::Production,
