@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use mlops_data::data::{self, Spec};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Family, Metric};
 use mlops_train::checkpoint::Checkpoints;
-use mlops_train::data::{self, Spec};
 use mlops_train::model::Architecture;
 use mlops_train::train::{self, Event, Settings, Trained};
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 
-use mlops_train::data::{self, Format};
+use mlops_data::data::{self, Format};
 use mlops_train::predict::{Outputs, Predictor};
 
 use crate::bin;

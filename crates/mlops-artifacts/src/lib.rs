@@ -1,12 +1,13 @@
 //! The files mlops writes and reads back, as types: the model card ([`card`]), the pin file
 //! ([`pin`]), a service's `/version` document ([`service`]), what a training run is and reports
-//! ([`training`]), the holdout report ([`holdout`]), `mlops run`'s summary ([`run`]) and a model
-//! artifact's digest ([`artifact`]). Every writer
+//! ([`training`]), the model bundle `model.json` ([`bundle`]), the holdout report ([`holdout`]),
+//! `mlops run`'s summary ([`run`]) and a model artifact's digest ([`artifact`]). Every writer
 //! and reader of these files uses these types, so a field is never written under one name and
 //! read under another; the card's JSON Schema is generated from its type. Plain data with serde
 //! and schemars, light enough for every crate that reads an artifact (no training stack).
 
 pub mod artifact;
+pub mod bundle;
 pub mod card;
 pub mod fs;
 pub mod holdout;
@@ -56,6 +57,7 @@ pub fn schemas() -> Vec<(&'static str, String)> {
                 "mlops holdout report",
             ),
         ),
+        ("model-bundle.schema.json", bundle::schema_text()),
         ("pin.schema.json", pin::schema_text()),
         (
             "run.schema.json",

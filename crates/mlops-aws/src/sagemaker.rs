@@ -140,6 +140,22 @@ pub struct Package {
     pub created: Option<String>,
 }
 
+impl Package {
+    /// What `mlops registry list --model-package-group` shows: one line per package (version,
+    /// approval, ARN) and the count.
+    pub fn table(group: &str, packages: &[Package]) -> String {
+        if packages.is_empty() {
+            return format!("no model packages in {group}\n");
+        }
+        let mut out = format!("{:<8} {:<22} arn\n", "version", "approval");
+        for p in packages {
+            let version = p.version.map_or_else(String::new, |v| v.to_string());
+            out += &format!("{version:<8} {:<22} {}\n", p.approval, p.arn);
+        }
+        out + &format!("{} packages in {group}\n", packages.len())
+    }
+}
+
 /// The SageMaker control plane from the default configuration chain.
 #[derive(Debug, Clone)]
 pub struct SageMaker {
@@ -600,6 +616,26 @@ mod tests {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     use super::*;
+
+    #[test]
+    fn the_package_table_lines_up_and_counts() {
+        assert_eq!(Package::table("g", &[]), "no model packages in g\n");
+        let p = |version, approval: &str| Package {
+            arn: format!("arn:aws:sagemaker:eu-west-1:1:model-package/g/{version}"),
+            version: Some(version),
+            approval: approval.into(),
+            ..Package::default()
+        };
+        let shown = Package::table("g", &[p(1, "Approved"), p(12, "PendingManualApproval")]);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 4, "{shown}");
+        assert_eq!(lines[0], "version  approval               arn");
+        assert!(
+            lines[2].starts_with("12       PendingManualApproval  arn:aws:"),
+            "{shown}"
+        );
+        assert_eq!(lines[3], "2 packages in g");
+    }
 
     fn quick(failures: u32) -> Poll {
         Poll {

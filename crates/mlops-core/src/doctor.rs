@@ -74,11 +74,9 @@ fn needs(
     Ok(Needs {
         needed: needed
             .into_iter()
-            .map(|(r, n)| Needed {
+            .map(|(r, need)| Needed {
                 repo: parse(&r),
-                kind: n.kind,
-                name: n.name,
-                environment: n.environment,
+                need,
             })
             .collect(),
         environments: environments

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mlops_data::data::Format as DataFileFormat;
 use mlops_holdout::client::{Http, Policy, SageMaker, Service};
 use mlops_holdout::{Plan, Report, RunError};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::DataFormat;
 use mlops_registry::Registry;
-use mlops_train::data::Format as DataFileFormat;
 
 use crate::{Problem, Progress};
 

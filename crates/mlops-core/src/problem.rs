@@ -124,6 +124,18 @@ impl From<mlops_train::worker::WorkerError> for Problem {
     }
 }
 
+/// `mlops init`'s failure: a bad template or answer is the user's, a failed hook is a "no".
+impl From<mlops_init::InitError> for Problem {
+    fn from(e: mlops_init::InitError) -> Self {
+        let fault = match e.kind {
+            mlops_init::Kind::Usage => Fault::Input,
+            mlops_init::Kind::Hook => Fault::Refused,
+            mlops_init::Kind::Io => Fault::Broken,
+        };
+        Problem::new(fault, e.message, e.hint)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,6 +198,38 @@ pub struct Registered {
     pub failed: Vec<MissedThreshold>,
 }
 
+impl Registered {
+    /// What `mlops train` shows: the entry, a table of the metrics (validation and holdout),
+    /// the run's speed and device, and one error line per missed threshold.
+    pub fn describe(&self, report: &Report) -> String {
+        let entry = &self.entry;
+        let status = entry.status.status.name();
+        let mut out = format!(
+            "registered {} ({status}) in {}\n",
+            entry.reference, entry.location
+        );
+        out += &format!("{:<16} {:>10} {:>10}\n", "metric", "validation", "holdout");
+        for (name, value, holdout) in report.metric_rows() {
+            let h = holdout.map_or_else(String::new, |v| format!("{v:.4}"));
+            out += &format!("{name:<16} {value:>10.4} {h:>10}\n");
+        }
+        let (epochs, speed) = (report.curve.len(), report.samples_per_second);
+        let (seconds, device) = (report.seconds, report.compute.describe());
+        out += &format!("{epochs} epochs, {speed:.0} samples/s, {seconds:.1} s on {device}\n");
+        for MissedThreshold {
+            metric,
+            value,
+            bound,
+        } in &self.failed
+        {
+            out += &format!(
+                "error: {metric} is {value:.4}, below the threshold ({bound}) in evaluation.thresholds\n"
+            );
+        }
+        out
+    }
+}
+
 /// What `mlops train --format json` prints: the version registered and how it fared (`mlops
 /// run` reads it back from the train stage's output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use mlops_render::needs::Need;
 use serde_json::Value;
 
 use crate::Repo;
@@ -57,17 +58,12 @@ fn found(verdict: Verdict, subject: &str, message: String, hint: &str) -> Check 
     }
 }
 
-/// An Actions variable or secret the rendered workflows read.
+/// An Actions variable or secret the rendered workflows read (`mlops_render::needs::scan`), with
+/// the repository whose workflow reads it (the model's, or the promotion repository's gate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Needed {
-    /// The repository whose workflow reads it (the model's, or the promotion repository's
-    /// gate).
     pub repo: Repo,
-    /// `vars` or `secrets`.
-    pub kind: &'static str,
-    pub name: String,
-    /// The environment of the job that reads it.
-    pub environment: Option<String>,
+    pub need: Need,
 }
 
 /// What the manifest and the rendered workflows say the settings must be.
@@ -531,7 +527,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         seen.push(n.clone());
         let repo = n.repo.full();
         let (repo_vars, secrets) = &repo_settings[&repo];
-        let place = n.environment.as_ref().map_or_else(
+        let place = n.need.environment.as_ref().map_or_else(
             || "the repository".to_owned(),
             |e| format!("environment `{e}`"),
         );
@@ -543,38 +539,45 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         };
         let subject = format!(
             "{} `{}` for {place}",
-            if n.kind == "vars" {
+            if n.need.kind == "vars" {
                 "variable"
             } else {
                 "secret"
             },
-            n.name
+            n.need.name
         );
         let (app_id, app_key) = app_in(&repo);
         let app = app_id && app_key;
         // The App's two settings are judged once per repository, below.
-        if n.name == APP_CLIENT_ID || n.name == APP_PRIVATE_KEY {
+        if n.need.name == APP_CLIENT_ID || n.need.name == APP_PRIVATE_KEY {
             continue;
         }
-        if n.kind == "vars" {
+        if n.need.kind == "vars" {
             let from_env = n
+                .need
                 .environment
                 .as_ref()
                 .and_then(|e| env_vars.get(&(repo.clone(), e.clone())))
-                .and_then(|v| v.get(&n.name));
-            let value = from_env.or_else(|| repo_vars.as_ref().and_then(|v| v.get(&n.name)));
+                .and_then(|v| v.get(&n.need.name));
+            let value = from_env.or_else(|| repo_vars.as_ref().and_then(|v| v.get(&n.need.name)));
             match (value, &repo_vars) {
                 (Some(v), _) if !v.trim().is_empty() => {
                     out.checks
                         .push(found(Verdict::Ok, &subject, format!("set to `{v}`"), ""));
-                    if n.name.ends_with("_ROLE_ARN") {
+                    if n.need.name.ends_with("_ROLE_ARN") {
                         out.roles.push(Role {
-                            variable: format!("{} of {place}", n.name),
+                            variable: format!("{} of {place}", n.need.name),
                             arn: v.trim().to_owned(),
-                            subject: s.subjects.get(&n.environment).cloned().unwrap_or_else(|| {
-                                oidc_subject(&n.repo, n.environment.as_deref(), default_branch)
-                            }),
-                            environment: n.environment.clone(),
+                            subject: s.subjects.get(&n.need.environment).cloned().unwrap_or_else(
+                                || {
+                                    oidc_subject(
+                                        &n.repo,
+                                        n.need.environment.as_deref(),
+                                        default_branch,
+                                    )
+                                },
+                            ),
+                            environment: n.need.environment.clone(),
                         });
                     }
                 }
@@ -588,7 +591,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                     Verdict::Missing,
                     &subject,
                     "not set (an organisation variable would not show here)".into(),
-                    &match &n.environment {
+                    &match &n.need.environment {
                         Some(e) => format!(
                             "set it in Settings → Environments → {e} → Environment variables"
                         ),
@@ -600,12 +603,13 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         } else {
             // The gate's token and, when promotion stays in this repository, the promotion's
             // are optional: the workflows fall back to GITHUB_TOKEN.
-            let optional = n.name == "MLOPS_GATE_TOKEN"
-                || (n.name == "MLOPS_PROMOTION_TOKEN" && s.promote_with_workflow_token);
+            let optional = n.need.name == "MLOPS_GATE_TOKEN"
+                || (n.need.name == "MLOPS_PROMOTION_TOKEN" && s.promote_with_workflow_token);
             let required = !optional;
-            let app_token = n.name == "MLOPS_GATE_TOKEN" || n.name == "MLOPS_PROMOTION_TOKEN";
+            let app_token =
+                n.need.name == "MLOPS_GATE_TOKEN" || n.need.name == "MLOPS_PROMOTION_TOKEN";
             match secrets {
-                Some(names) if names.contains(&n.name) => out.checks.push(found(Verdict::Ok, &subject, "set".into(), "")),
+                Some(names) if names.contains(&n.need.name) => out.checks.push(found(Verdict::Ok, &subject, "set".into(), "")),
                 Some(_) if app && app_token => out.checks.push(found(
                     Verdict::Ok,
                     &subject,
@@ -618,7 +622,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                     "not set, and no GitHub App makes the token: the promotion cannot be opened".into(),
                     &format!("install a GitHub App on the promotion repository (contents, pull requests and commit statuses: write) and set `{APP_CLIENT_ID}` (variable) and `{APP_PRIVATE_KEY}` (secret), or set this secret to a fine-grained token with that access (an installation token kept as a secret expires within the hour)"),
                 )),
-                Some(_) if n.name == "MLOPS_PROMOTION_TOKEN" => out.checks.push(found(
+                Some(_) if n.need.name == "MLOPS_PROMOTION_TOKEN" => out.checks.push(found(
                     Verdict::Warning,
                     &subject,
                     "not set: the promotion's commits and holdout status are made with GITHUB_TOKEN, which every workflow of this repository holds, so they prove less (the approval at the head still decides) and the pull request triggers no workflow".into(),
@@ -646,7 +650,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
     let mut app_repos: Vec<String> = s
         .needed
         .iter()
-        .filter(|n| n.name == APP_CLIENT_ID)
+        .filter(|n| n.need.name == APP_CLIENT_ID)
         .map(|n| n.repo.full())
         .collect();
     app_repos.sort();
@@ -718,7 +722,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
     let mut assuming: Vec<&Repo> = s
         .needed
         .iter()
-        .filter(|n| n.name.ends_with("_ROLE_ARN"))
+        .filter(|n| n.need.name.ends_with("_ROLE_ARN"))
         .map(|n| &n.repo)
         .collect();
     assuming.sort_by_key(|r| r.full());

@@ -112,6 +112,52 @@ pub struct Decision {
     pub ignored: Vec<(String, String)>,
 }
 
+impl Decision {
+    /// `deploy` or `blocked`.
+    pub fn verdict(&self) -> &'static str {
+        if self.allowed { "deploy" } else { "blocked" }
+    }
+
+    /// What `mlops gate` prints about `subject` (`pull request #7`, `commit abc…`): the verdict
+    /// with the rule that decided, then each review counted or not, and why.
+    pub fn describe(&self, subject: &str) -> String {
+        let mut out = format!(
+            "gate: {subject} {}: [{}] {}\n",
+            self.verdict(),
+            self.rule,
+            self.reason
+        );
+        for (login, why) in &self.approvals {
+            out += &format!("  counted: {login} ({why})\n");
+        }
+        for (login, why) in &self.ignored {
+            out += &format!("  not counted: {login}: {why}\n");
+        }
+        out
+    }
+
+    /// The step summary: the verdict, the rule and a table of the reviews.
+    pub fn summary_markdown(&self, subject: &str) -> String {
+        let verdict = if self.allowed {
+            "may deploy"
+        } else {
+            "is not approved"
+        };
+        let (rule, reason) = (self.rule, &self.reason);
+        let mut md =
+            format!("### mlops gate: {subject} {verdict}\n\n**Rule:** `{rule}`\n\n{reason}\n");
+        if !self.approvals.is_empty() || !self.ignored.is_empty() {
+            md += "\n| reviewer | counted | why |\n|---|---|---|\n";
+            let counted = self.approvals.iter().map(|(l, w)| (l, "yes", w));
+            let ignored = self.ignored.iter().map(|(l, w)| (l, "no", w));
+            for (login, yes, why) in counted.chain(ignored) {
+                md += &format!("| {login} | {yes} | {why} |\n");
+            }
+        }
+        md
+    }
+}
+
 fn deny(
     rule: &'static str,
     reason: String,
@@ -933,6 +979,29 @@ mod tests {
         let d = decide(&policy(), &f);
         assert!(d.allowed, "{d:?}");
         assert_eq!(d.rule, "approved");
+        let shown = d.describe("pull request #1");
+        assert!(
+            shown.starts_with("gate: pull request #1 deploy: [approved] "),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\n  counted: lead (listed reviewer)\n"),
+            "{shown}"
+        );
+        let md = d.summary_markdown("pull request #1");
+        assert!(
+            md.starts_with("### mlops gate: pull request #1 may deploy\n"),
+            "{md}"
+        );
+        assert!(md.contains("| lead | yes | listed reviewer |"), "{md}");
+        f.reviews[0].state = "CHANGES_REQUESTED".into();
+        let d = decide(&policy(), &f);
+        assert_eq!(d.verdict(), "blocked", "{d:?}");
+        let md = d.summary_markdown("pull request #1");
+        assert!(
+            md.contains("is not approved") && md.contains(&format!("`{}`", d.rule)),
+            "{md}"
+        );
     }
 
     /// A change to the valid facts, and the rule that must refuse it.

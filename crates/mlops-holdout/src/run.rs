@@ -10,10 +10,10 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use hyper::body::Bytes;
+use mlops_data::data::{self, Format};
+use mlops_data::number;
 use mlops_manifest::model::{Metric, Task};
-use mlops_train::data::{self, Format};
 use mlops_train::metrics::{Confusion, Errors};
-use mlops_train::number;
 use mlops_train::predict::{Outputs, Predictor};
 use mlops_train::worker::Signature;
 use serde::Deserialize;

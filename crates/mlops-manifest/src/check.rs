@@ -41,6 +41,58 @@ impl Report {
                 .iter()
                 .all(|d| d.severity != crate::Severity::Error)
     }
+
+    /// How many of the diagnostics are errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::Severity::Error)
+            .count()
+    }
+
+    /// One line: `FILE: valid (…)` or `FILE: invalid, N errors`.
+    pub fn verdict(&self) -> String {
+        match (&self.manifest, self.is_valid()) {
+            (Some(m), true) => format!(
+                "{}: valid (manifest version {}, project `{}`, model `{}`)",
+                self.file, m.version, m.project.name, m.model.name
+            ),
+            _ => {
+                let n = self.errors();
+                let s = if n == 1 { "" } else { "s" };
+                format!("{}: invalid, {n} error{s}", self.file)
+            }
+        }
+    }
+}
+
+/// The Markdown step summary of one validation: a verdict per file, then every diagnostic in a
+/// table (the files that could not be read first).
+pub fn summary_markdown(reports: &[Report], unreadable: &[ReadError]) -> String {
+    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut md = String::from("### mlops validate\n\n");
+    for e in unreadable {
+        md += &format!("- **{}**: {}\n", cell(e.path()), cell(&e.to_string()));
+    }
+    for report in reports {
+        md += &format!("- `{}`\n", report.verdict());
+    }
+    let rows: Vec<_> = reports.iter().flat_map(|r| &r.diagnostics).collect();
+    if !rows.is_empty() {
+        md += "\n| Location | Rule | Problem | Hint |\n|---|---|---|---|\n";
+        for d in rows {
+            md += &format!(
+                "| `{}:{}:{}` | `{}` | {} | {} |\n",
+                d.file,
+                d.line,
+                d.column,
+                d.code,
+                cell(&d.message),
+                cell(d.hint.as_deref().unwrap_or(""))
+            );
+        }
+    }
+    md
 }
 
 /// Why a manifest could not be read at all (as opposed to read and found invalid).

@@ -12,7 +12,9 @@ pub mod schema;
 pub mod semantic;
 pub mod yaml;
 
-pub use check::{MAX_BYTES, ReadError, Report, check_bytes, check_file, check_together};
+pub use check::{
+    MAX_BYTES, ReadError, Report, check_bytes, check_file, check_together, summary_markdown,
+};
 pub use diagnostic::{Diagnostic, Severity};
 pub use model::Manifest;
 

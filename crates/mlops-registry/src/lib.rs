@@ -837,6 +837,23 @@ fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// What `mlops registry list` shows: one line per version (reference, status, when it changed,
+/// why), then the count by status.
+pub fn table(entries: &[Entry]) -> String {
+    let mut out = format!("{:<32} {:<9} {:<20} reason\n", "model", "status", "changed");
+    for e in entries {
+        let (status, changed) = (e.status.status.name(), &e.status.changed_at);
+        let (reference, reason) = (&e.reference, &e.status.reason);
+        out += &format!("{reference:<32} {status:<9} {changed:<20} {reason}\n");
+    }
+    let counts: Vec<String> = tally(entries)
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    out += &format!("{} versions: {}\n", entries.len(), counts.join(", "));
+    out
+}
+
 /// Counts of versions by status, for summaries.
 pub fn tally(entries: &[Entry]) -> BTreeMap<&'static str, usize> {
     let mut t = BTreeMap::new();
@@ -1052,6 +1069,19 @@ mod tests {
         let all = reg.list().expect("lists");
         assert_eq!(all.len(), 3);
         assert_eq!(tally(&all).get("approved"), Some(&1));
+        let shown = table(&all);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 5, "{shown}");
+        assert!(
+            lines[0].starts_with("model ") && lines[0].ends_with("reason"),
+            "{shown}"
+        );
+        assert!(
+            lines[2].starts_with("digits@2 ") && lines[2].contains(" approved "),
+            "{shown}"
+        );
+        assert!(lines[2].ends_with("looked fine"), "{shown}");
+        assert!(lines[4].starts_with("3 versions: 1 approved, "), "{shown}");
         // Nothing half-written is left behind.
         let leftovers: Vec<_> = std::fs::read_dir(root.path().join("digits"))
             .expect("dir")

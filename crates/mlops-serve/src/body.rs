@@ -210,7 +210,7 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
     // Every row but the header ends with a newline, so this is about the rows' values.
     let mut x = Vec::with_capacity(width * memchr::memchr_iter(b'\n', body).count());
     let mut rows = 0usize;
-    mlops_train::records::each(
+    mlops_data::records::each(
         body,
         |record| {
             let line = record.line;
@@ -621,7 +621,7 @@ mod tests {
             .flat_map(|r| {
                 r.expect("record")
                     .iter()
-                    .map(|f| mlops_train::number::parse(f).expect("number"))
+                    .map(|f| mlops_data::number::parse(f).expect("number"))
                     .collect::<Vec<_>>()
             })
             .collect()

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use burn::tensor::Device;
+use mlops_data::data::{self, Spec};
 use mlops_manifest::model::Family;
-use mlops_train::data::{self, Spec};
 use mlops_train::model::Architecture;
 use mlops_train::train::{self, Settings};
 

@@ -1,15 +1,12 @@
-//! Local training: datasets streamed and hashed ([`data`]), the burn networks ([`model`]), the
+//! Local training (the datasets it reads are `mlops_data`'s): the burn networks ([`model`]), the
 //! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]),
 //! the model cards ([`card`]), and predictions from a saved artifact ([`predict`]).
 
 pub mod checkpoint;
-pub mod data;
 pub mod device;
 pub mod metrics;
 pub mod model;
-pub mod number;
 pub mod predict;
-pub mod records;
 pub mod train;
 pub mod worker;
 

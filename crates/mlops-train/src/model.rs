@@ -1,5 +1,5 @@
 //! The networks (burn): an MLP over tabular features and a small CNN over grayscale images, both
-//! built from an [`Architecture`] that is saved beside the weights, so whoever loads a model
+//! built from an [`Architecture`] that is saved beside the weights (in `model.json`), so whoever loads a model
 //! rebuilds exactly the network that was trained.
 
 use burn::module::Module;
@@ -8,105 +8,8 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, activation};
 use burn_store::{ModuleSnapshot, SafetensorsStore};
-use mlops_manifest::model::{Activation, Family, Hyperparameters, ImageShape};
-use serde::{Deserialize, Serialize};
-
-/// Everything needed to rebuild the network.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Architecture {
-    pub family: Family,
-    /// Input features (for a CNN, `height * width` pixels in row-major order).
-    pub inputs: usize,
-    /// Classes, or 1 for regression.
-    pub outputs: usize,
-    pub hidden_layers: Vec<usize>,
-    pub activation: Activation,
-    pub dropout: f64,
-    /// CNN only: `[height, width]`, the channels of each convolution and the kernel size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<[usize; 2]>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conv_channels: Vec<usize>,
-    #[serde(default)]
-    pub kernel_size: usize,
-}
-
-impl Architecture {
-    /// The network the manifest's model settings describe, for `inputs` features and `outputs`
-    /// classes (1 for regression). A CNN without explicit settings gets 16 and 32 channels of
-    /// 3x3 kernels.
-    pub fn new(
-        family: Family,
-        inputs: usize,
-        outputs: usize,
-        hp: &Hyperparameters,
-        image: Option<ImageShape>,
-    ) -> Self {
-        let cnn = family == Family::Cnn;
-        Self {
-            family,
-            inputs,
-            outputs,
-            hidden_layers: hp.hidden_layers.iter().map(|&h| h as usize).collect(),
-            activation: hp.activation,
-            dropout: hp.dropout,
-            image: image
-                .filter(|_| cnn)
-                .map(|s| [s.height as usize, s.width as usize]),
-            conv_channels: if cnn {
-                hp.conv_channels
-                    .clone()
-                    .unwrap_or_else(|| vec![16, 32])
-                    .into_iter()
-                    .map(|c| c as usize)
-                    .collect()
-            } else {
-                Vec::new()
-            },
-            kernel_size: if cnn {
-                hp.kernel_size.unwrap_or(3) as usize
-            } else {
-                0
-            },
-        }
-    }
-
-    /// The spatial size after each 2x2 max-pool that still fits, and so the width of the
-    /// flattened convolution output.
-    fn conv_output(&self) -> (usize, Vec<bool>) {
-        let [mut h, mut w] = self.image.unwrap_or([1, 1]);
-        let mut pools = Vec::new();
-        for _ in &self.conv_channels {
-            let pool = h >= 2 && w >= 2;
-            if pool {
-                h /= 2;
-                w /= 2;
-            }
-            pools.push(pool);
-        }
-        let channels = self.conv_channels.last().copied().unwrap_or(1);
-        (channels * h * w, pools)
-    }
-
-    /// Number of trainable parameters.
-    pub fn parameters(&self) -> usize {
-        let mut total = 0;
-        let mut channels_in = 1;
-        for &c in &self.conv_channels {
-            total += channels_in * c * self.kernel_size * self.kernel_size + c;
-            channels_in = c;
-        }
-        let mut width = match self.family {
-            Family::Mlp => self.inputs,
-            Family::Cnn => self.conv_output().0,
-        };
-        for &h in &self.hidden_layers {
-            total += width * h + h;
-            width = h;
-        }
-        total + width * self.outputs + self.outputs
-    }
-}
+pub use mlops_artifacts::bundle::Architecture;
+use mlops_manifest::model::{Activation, Family};
 
 /// The network.
 #[derive(Module, Debug)]
@@ -267,14 +170,25 @@ pub fn load_bytes(
 
 #[cfg(test)]
 mod tests {
+    use mlops_manifest::model::Hyperparameters;
+
     use super::*;
 
     fn mlp() -> Architecture {
         Architecture::new(Family::Mlp, 64, 10, &Hyperparameters::default(), None)
     }
 
+    /// burn's RNG is global to the process: a test that initialises a network draws from it, so
+    /// it holds the lock the trainer holds, or it would move another test's seeded draws.
+    fn rng() -> std::sync::MutexGuard<'static, ()> {
+        crate::train::RNG
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     #[test]
     fn shapes_and_parameter_counts() {
+        let _rng = rng();
         let device = Device::flex();
         let a = mlp();
         assert_eq!(a.parameters(), 64 * 64 + 64 + 64 * 10 + 10);
@@ -301,13 +215,9 @@ mod tests {
         );
     }
 
-    /// burn's RNG is global to the process: other tests initialising networks at the same time
-    /// would draw from it in between, so this test holds the lock the trainer holds.
     #[test]
     fn seeded_initialisation_is_reproducible() {
-        let _rng = crate::train::RNG
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _rng = rng();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut files = Vec::new();
         for (i, seed) in [5u64, 5, 6].iter().enumerate() {
@@ -327,6 +237,7 @@ mod tests {
 
     #[test]
     fn weights_round_trip_through_safetensors() {
+        let _rng = rng();
         let device = Device::flex();
         device.seed(3);
         let a = mlp();

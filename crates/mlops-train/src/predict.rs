@@ -75,20 +75,8 @@ impl Predictor {
         let bundle_bytes = files
             .get(mlops_artifacts::artifact::BUNDLE)
             .ok_or("the artifact has no model.json")?;
-        let bundle: Bundle = serde_json::from_slice(bundle_bytes)
-            .map_err(|e| format!("model.json is not a model description: {e}"))?;
-        let width = bundle.signature.features.len();
-        if bundle.architecture.inputs != width
-            || bundle.standardizer.mean.len() != width
-            || bundle.standardizer.std.len() != width
-        {
-            return Err(format!(
-                "model.json is inconsistent: {width} features, {} inputs, {} means, {} deviations",
-                bundle.architecture.inputs,
-                bundle.standardizer.mean.len(),
-                bundle.standardizer.std.len()
-            ));
-        }
+        let bundle = Bundle::from_slice(bundle_bytes)
+            .map_err(|e| format!("model.json is not a usable model bundle: {e}"))?;
         let weights = files
             .get(mlops_artifacts::artifact::WEIGHTS)
             .ok_or("the artifact has no model.safetensors")?

@@ -13,9 +13,9 @@ use mlops_manifest::model::{Metric, Optimizer, Task, Training};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoints, Found, State};
-use crate::data::Table;
 use crate::metrics;
 use crate::model::{Architecture, Network};
+use mlops_data::data::Table;
 
 /// burn's random number generator is global to the process (seeding one device seeds it for
 /// all): a training run holds this lock from seeding to its last dropout mask, so two runs in one

@@ -15,16 +15,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mlops_manifest::model::{Family, Metric};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use mlops_artifacts::bundle::Bundle;
 pub use mlops_artifacts::training::{Job, Report, Signature, Source};
 
 use crate::checkpoint::Checkpoints;
-use crate::data::{self, FileDigest, Format, Spec, Standardizer};
 pub use crate::device::Compute;
 use crate::model::{self, Architecture};
 use crate::train::{self, Epoch, Event, Settings};
 use mlops_artifacts::artifact::{BUNDLE, WEIGHTS};
+use mlops_data::data::{self, FileDigest, Format, Spec};
 
 /// The directory layout SageMaker gives a training container.
 #[derive(Debug, Clone)]
@@ -112,14 +113,6 @@ impl Layout {
             )),
         }
     }
-}
-
-/// What the model needs at serving time besides its weights: saved as `model.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Bundle {
-    pub architecture: Architecture,
-    pub signature: Signature,
-    pub standardizer: Standardizer,
 }
 
 /// Why the worker failed: a user mistake (bad data or job, exit 2), a diverged loss (exit 1),

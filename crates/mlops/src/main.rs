@@ -35,7 +35,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Validate(args) => cmd::validate::run(&args, format),
         cli::Command::Render(args) => cmd::render::run(&args, format),
         cli::Command::Train(args) => cmd::train::run(&args, format),
-        cli::Command::TrainWorker(args) => cmd::train::worker(&args),
+        cli::Command::TrainWorker(args) => cmd::train_worker(&args.base),
         cli::Command::Registry(command) => cmd::registry::run(&command, format),
         cli::Command::Serve(args) => cmd::serve::run(&args, format),
         cli::Command::Container(args) => cmd::serve::container(&args, format),

@@ -10,7 +10,6 @@ use mlops_core::deploy::{self as core, Deployed, Env, Outcome, Request, Verdict}
 
 use super::{error, valid_manifest};
 use crate::cli::{DeployArgs, DeployEnv, Format};
-use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
 
 /// The environment the arguments name.
@@ -45,7 +44,7 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
     let outcome = if args.teardown {
         core::teardown(&request)
     } else {
-        let registry = match open_registry(&args.registry, format) {
+        let registry = match super::registry(&args.registry, format) {
             Ok(r) => r,
             Err(code) => return code,
         };

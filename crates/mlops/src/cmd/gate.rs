@@ -24,14 +24,7 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
         Err(p) => return super::failed(&p),
     };
     let (d, subject, facts) = (&gated.decision, &gated.subject, &gated.facts);
-    let verdict = if d.allowed { "deploy" } else { "blocked" };
-    println!("gate: {subject} {verdict}: [{}] {}", d.rule, d.reason);
-    for (login, why) in &d.approvals {
-        println!("  counted: {login} ({why})");
-    }
-    for (login, why) in &d.ignored {
-        println!("  not counted: {login}: {why}");
-    }
+    print!("{}", d.describe(subject));
     let actions = mlops_actions::Runtime::from_env();
     if format == Format::Github || actions.is_actions() {
         if !d.allowed && format == Format::Github {
@@ -45,27 +38,8 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
                 )
             );
         }
-        let mut summary = format!(
-            "### mlops gate: {subject} {}\n\n**Rule:** `{}`\n\n{}\n",
-            if d.allowed {
-                "may deploy"
-            } else {
-                "is not approved"
-            },
-            d.rule,
-            d.reason
-        );
-        if !d.approvals.is_empty() || !d.ignored.is_empty() {
-            summary.push_str("\n| reviewer | counted | why |\n|---|---|---|\n");
-            for (l, w) in &d.approvals {
-                summary.push_str(&format!("| {l} | yes | {w} |\n"));
-            }
-            for (l, w) in &d.ignored {
-                summary.push_str(&format!("| {l} | no | {w} |\n"));
-            }
-        }
         let result = actions
-            .set_output("decision", verdict)
+            .set_output("decision", d.verdict())
             .and_then(|()| actions.set_output("rule", d.rule))
             .and_then(|()| actions.set_output("reason", &d.reason))
             .and_then(|()| {
@@ -80,7 +54,7 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
                     .unwrap_or_default();
                 actions.set_output("model", &model)
             })
-            .and_then(|()| actions.append_summary(&summary));
+            .and_then(|()| actions.append_summary(&d.summary_markdown(subject)));
         if let Err(e) = result {
             super::error(&format!("cannot write the step outputs: {e}"), "");
             return Exit::Runtime;

@@ -9,7 +9,6 @@ use mlops_holdout::Report;
 
 use super::{error, valid_manifest};
 use crate::cli::{Format, HoldoutArgs};
-use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
 
 pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
@@ -17,7 +16,7 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let registry = match open_registry(&args.registry, format) {
+    let registry = match super::registry(&args.registry, format) {
         Ok(r) => r,
         Err(code) => return code,
     };

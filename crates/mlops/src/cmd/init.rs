@@ -1,112 +1,50 @@
-//! `mlops init`: a new project from a cookiecutter template (see `mlops_init`), asking for each
-//! variable on a terminal unless `--no-input`.
+//! `mlops init`: a new project from a cookiecutter template (see `mlops_core::init`), asking
+//! for each variable on a terminal unless `--no-input`.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use mlops_init::{InitError, Kind, Prompter, Request};
+use mlops_init::Prompter;
 
-use super::error;
 use crate::cli::{Format, InitArgs};
 use crate::exit::Exit;
 
 pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
-    let mut output_dir: Option<PathBuf> = None;
-    let mut extra = Vec::new();
-    for arg in &args.args {
-        match arg.split_once('=') {
-            Some((k, v)) if !k.is_empty() => extra.push((k.to_owned(), v.to_owned())),
-            _ if output_dir.is_none() && extra.is_empty() => output_dir = Some(arg.into()),
-            _ => {
-                error(
-                    &format!("`{arg}` is not KEY=VALUE"),
-                    "give the directory first, then the answers as KEY=VALUE",
-                );
-                return Exit::Usage;
-            }
-        }
-    }
-    if args.update {
-        return update(
-            output_dir.as_deref(),
-            args.checkout.as_deref(),
-            &extra,
-            format,
-        );
-    }
-    // A git template is cloned at a commit (recorded in the project); without --template, the
-    // built-in project template, whose workflows are rendered from the new manifest before the
-    // project is moved into place.
-    let (template, unpacked, version) = match &args.template {
-        Some(t) if mlops_init::source::is_git(t) => {
-            let address = mlops_init::source::address(t);
-            match mlops_init::source::clone(&address, args.checkout.as_deref()) {
-                Ok(clone) => {
-                    let version = Some((address, clone.commit.clone()));
-                    (
-                        clone.path().to_path_buf(),
-                        Some(Unpacked::Clone(clone)),
-                        version,
-                    )
-                }
-                Err(e) => return failed(&e),
-            }
-        }
-        Some(t) => (PathBuf::from(t), None, None),
-        None => match unpack_builtin() {
-            Ok(dir) => (dir.path().to_path_buf(), Some(Unpacked::Builtin(dir)), None),
-            Err(code) => return code,
-        },
-    };
-    let builtin = matches!(unpacked, Some(Unpacked::Builtin(_)));
-    let req = Request {
-        template,
-        output_dir: output_dir.unwrap_or_else(|| PathBuf::from(".")),
-        extra,
+    let req = mlops_core::init::Request {
+        args: &args.args,
+        template: args.template.as_deref(),
+        checkout: args.checkout.as_deref(),
         no_input: args.no_input,
         overwrite: args.overwrite,
         hooks: !args.no_hooks,
-        recorded: None,
-        version,
     };
-    clean_up_on_interrupt(req.output_dir.clone());
+    if args.update {
+        return match mlops_core::init::update(&req) {
+            Ok(done) => show_update(&done, format),
+            Err(p) => super::failed(&p),
+        };
+    }
+    if let Ok(a) = mlops_core::init::arguments(&args.args) {
+        clean_up_on_interrupt(a.dir.unwrap_or_else(|| PathBuf::from(".")));
+    }
     let mut terminal = Terminal;
     let prompter: Option<&mut dyn Prompter> = if !args.no_input && std::io::stdin().is_terminal() {
         Some(&mut terminal)
     } else {
         None
     };
-    let render = |project: &Path| {
-        super::render::render_into(project, "mlops.yaml")
-            .map(|_| ())
-            .map_err(|e| InitError {
-                message: format!("the new project's manifest does not render: {e}"),
-                hint: "this is a bug in the built-in template; please report it".to_owned(),
-                kind: Kind::Io,
-            })
-    };
-    let finish: Option<mlops_init::Finish<'_>> = builtin.then_some(&render as _);
-    match mlops_init::generate(&req, prompter, finish) {
-        Ok(done) => {
-            if format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "project": done.project,
-                        "files": done.files,
-                        "answers": done.answers,
-                    })
-                );
-            } else {
-                println!("created {} ({} files)", done.project.display(), done.files);
-            }
+    match mlops_core::init::create(&req, prompter) {
+        Ok(done) if format == Format::Json => {
+            let (project, files, answers) = (&done.project, done.files, &done.answers);
+            let doc = serde_json::json!({"project": project, "files": files, "answers": answers});
+            println!("{doc}");
             Exit::Ok
         }
-        Err(_) if mlops_init::generate::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) => {
-            eprintln!("interrupted: nothing was created");
-            Exit::Cancelled
+        Ok(done) => {
+            println!("created {} ({} files)", done.project.display(), done.files);
+            Exit::Ok
         }
-        Err(e) => failed(&e),
+        Err(p) => super::failed(&p),
     }
 }
 
@@ -135,40 +73,8 @@ fn clean_up_on_interrupt(output_dir: PathBuf) {
     });
 }
 
-/// The template's temporary copy, deleted when dropped.
-enum Unpacked {
-    Builtin(#[allow(dead_code)] tempfile::TempDir),
-    Clone(#[allow(dead_code)] mlops_init::source::Clone),
-}
-
-fn failed(e: &InitError) -> Exit {
-    error(&e.message, &e.hint);
-    match e.kind {
-        Kind::Usage => Exit::Usage,
-        Kind::Hook => Exit::No,
-        Kind::Io => Exit::Runtime,
-    }
-}
-
-/// `--update`: the template's change merged into the project; exit 1 when conflicts are left.
-fn update(
-    dir: Option<&Path>,
-    reference: Option<&str>,
-    extra: &[(String, String)],
-    format: Format,
-) -> Exit {
-    if !extra.is_empty() {
-        error(
-            "--update takes no KEY=VALUE: it uses the answers recorded in the project",
-            &format!("edit {} to change an answer", mlops_init::RECORD),
-        );
-        return Exit::Usage;
-    }
-    let project = dir.unwrap_or(Path::new("."));
-    let done = match mlops_init::update::update(project, reference) {
-        Ok(d) => d,
-        Err(e) => return failed(&e),
-    };
+/// What `--update` did; exit 1 when conflicts are left.
+fn show_update(done: &mlops_init::update::Updated, format: Format) -> Exit {
     if format == Format::Json {
         println!(
             "{}",
@@ -202,18 +108,6 @@ fn update(
         );
         Exit::No
     }
-}
-
-/// The built-in template in a temporary directory (deleted when dropped).
-fn unpack_builtin() -> Result<tempfile::TempDir, Exit> {
-    let unpacked = tempfile::Builder::new()
-        .prefix("mlops-template-")
-        .tempdir()
-        .and_then(|dir| mlops_init::builtin::extract(dir.path()).map(|()| dir));
-    unpacked.map_err(|e| {
-        error(&format!("cannot unpack the built-in template: {e}"), "");
-        Exit::Runtime
-    })
 }
 
 /// Questions on stderr, answers from stdin; an empty answer takes the default.

@@ -4,8 +4,11 @@ use std::path::Path;
 
 use mlops_manifest::Manifest;
 use mlops_manifest::diagnostic::{render_github, render_human};
+use mlops_registry::Registry;
+use mlops_train::train::Event;
+use mlops_train::worker::{self, Layout};
 
-use crate::cli::Format;
+use crate::cli::{Format, RegistryArgs};
 use crate::exit::Exit;
 
 pub(crate) mod deploy;
@@ -87,5 +90,49 @@ pub(crate) fn valid_manifest(
             );
             Err(Exit::No)
         }
+    }
+}
+
+/// The registry `flag` names, else the manifest's.
+pub(crate) fn open_registry(
+    flag: Option<&Path>,
+    m: &Manifest,
+    path: &Path,
+) -> Result<Registry, Exit> {
+    mlops_core::train::open_registry(flag, m, path).map_err(|p| failed(&p))
+}
+
+/// The registry of `--registry`, else of the manifest (which must be valid).
+pub(crate) fn registry(args: &RegistryArgs, format: Format) -> Result<Registry, Exit> {
+    if let Some(dir) = &args.registry {
+        return Registry::at(&dir.to_string_lossy(), Path::new("")).map_err(|e| failed(&e.into()));
+    }
+    let (m, _) = valid_manifest(&args.manifest, format, "no registry to open")?;
+    open_registry(None, &m, &args.manifest)
+}
+
+/// `mlops train-worker` and the container's `train`: the training worker over the `/opt/ml`
+/// layout under `base`, its epochs and notes on stdout (the job's log).
+pub(crate) fn train_worker(base: &Path) -> Exit {
+    let layout = Layout::new(base);
+    let shown = |e: Event<'_>| match e {
+        Event::Epoch(e) => println!("{}", worker::epoch_line(e)),
+        other => {
+            if let Some(line) = other.note() {
+                println!("{line}");
+            }
+        }
+    };
+    match worker::run(&layout, shown) {
+        Ok(report) => {
+            let (epochs, speed) = (report.curve.len(), report.samples_per_second);
+            let model = layout.model();
+            println!(
+                "trained: {epochs} epochs, {speed:.0} samples/s; model in {}",
+                model.display()
+            );
+            Exit::Ok
+        }
+        Err(e) => failed(&e.into()),
     }
 }

@@ -7,14 +7,13 @@ use mlops_core::promote::{self as core, Prepared};
 
 use super::valid_manifest;
 use crate::cli::{Format, PromoteArgs};
-use crate::cmd::registry::open as open_registry;
 use crate::exit::Exit;
 
 /// The promotion the arguments ask for, prepared (also `deploy --rollback`'s, with its own
 /// title and preface).
 pub(crate) fn prepare(args: &PromoteArgs, format: Format) -> Result<Prepared, Exit> {
     let (m, _) = valid_manifest(&args.registry.manifest, format, "nothing promoted")?;
-    let registry = open_registry(&args.registry, format)?;
+    let registry = super::registry(&args.registry, format)?;
     core::prepare(core::Request {
         manifest: &m,
         registry,

@@ -3,28 +3,12 @@
 //! is [`mlops_core::registry::set_status`] (the model package first, then the registry).
 
 use mlops_core::registry::on_sagemaker;
-use mlops_registry::{ModelRef, Registry, RegistryError, Status, tally};
+use mlops_registry::{ModelRef, Registry, Status};
 use serde_json::json;
 
-use crate::cli::{Format, RegistryArgs, RegistryCommand, RegistryListArgs, RegistryRefArgs};
-use crate::cmd::train::open_registry;
+use crate::cli::{Format, RegistryCommand, RegistryListArgs, RegistryRefArgs};
 use crate::cmd::{error, valid_manifest};
 use crate::exit::Exit;
-
-/// The registry of `--registry`, else of the manifest.
-pub(crate) fn open(args: &RegistryArgs, format: Format) -> Result<Registry, Exit> {
-    if let Some(dir) = &args.registry {
-        return Registry::at(&dir.to_string_lossy(), std::path::Path::new(""))
-            .map_err(|e| failed(&e));
-    }
-    let (m, _) = valid_manifest(&args.manifest, format, "no registry to open")?;
-    open_registry(None, &m, &args.manifest)
-}
-
-fn failed(e: &RegistryError) -> Exit {
-    error(&e.message, &e.hint);
-    if e.user { Exit::Usage } else { Exit::Runtime }
-}
 
 fn reference(args: &RegistryRefArgs) -> Result<ModelRef, Exit> {
     args.model.parse().map_err(|e: String| {
@@ -76,16 +60,10 @@ fn list_packages(args: &RegistryListArgs, group: &str, format: Format) -> Exit {
         );
         return Exit::Ok;
     }
-    if packages.is_empty() {
-        println!("no model packages in {group}");
-        return Exit::Ok;
-    }
-    println!("{:<8} {:<22} arn", "version", "approval");
-    for p in &packages {
-        let version = p.version.map_or_else(String::new, |v| v.to_string());
-        println!("{version:<8} {:<22} {}", p.approval, p.arn);
-    }
-    println!("{} packages in {group}", packages.len());
+    print!(
+        "{}",
+        mlops_aws::sagemaker::Package::table(&group, &packages)
+    );
     Exit::Ok
 }
 
@@ -94,13 +72,13 @@ fn list(args: &RegistryListArgs, format: Format) -> Exit {
         return list_packages(args, group, format);
     }
     let args = &args.registry;
-    let registry = match open(args, format) {
+    let registry = match super::registry(args, format) {
         Ok(r) => r,
         Err(code) => return code,
     };
     let entries = match registry.list() {
         Ok(e) => e,
-        Err(e) => return failed(&e),
+        Err(e) => return super::failed(&e.into()),
     };
     if format == Format::Json {
         println!(
@@ -113,27 +91,13 @@ fn list(args: &RegistryListArgs, format: Format) -> Exit {
         println!("no models in {}", registry.location());
         return Exit::Ok;
     }
-    println!("{:<32} {:<9} {:<20} reason", "model", "status", "changed");
-    for e in &entries {
-        println!(
-            "{:<32} {:<9} {:<20} {}",
-            e.reference,
-            e.status.status.name(),
-            e.status.changed_at,
-            e.status.reason
-        );
-    }
-    let counts: Vec<String> = tally(&entries)
-        .iter()
-        .map(|(k, v)| format!("{v} {k}"))
-        .collect();
-    println!("{} versions: {}", entries.len(), counts.join(", "));
+    print!("{}", mlops_registry::table(&entries));
     Exit::Ok
 }
 
 /// The registry and the reference the arguments name.
 fn opened(args: &RegistryRefArgs, format: Format) -> Result<(Registry, ModelRef), Exit> {
-    Ok((open(&args.registry, format)?, reference(args)?))
+    Ok((super::registry(&args.registry, format)?, reference(args)?))
 }
 
 fn show(args: &RegistryRefArgs, format: Format) -> Exit {

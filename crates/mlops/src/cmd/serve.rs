@@ -5,15 +5,14 @@ use mlops_core::serve::{self, Loaded, Request};
 use mlops_serve::Limits;
 
 use super::error;
-use crate::cli::{ContainerArgs, ContainerMode, Format, ServeArgs, TrainWorkerArgs};
-use crate::cmd::registry::open as open_registry;
+use crate::cli::{ContainerArgs, ContainerMode, Format, ServeArgs};
 use crate::exit::Exit;
 
 pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
     let mut console = super::Console(format);
     let loaded = match (&args.model, &args.artifact) {
         (Some(reference), None) => {
-            let registry = match open_registry(&args.registry, format) {
+            let registry = match super::registry(&args.registry, format) {
                 Ok(r) => r,
                 Err(code) => return code,
             };
@@ -51,9 +50,7 @@ pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
 /// a `card.json` there, or `MLOPS_ARTIFACT_SHA256`, is verified.
 pub(crate) fn container(args: &ContainerArgs, format: Format) -> Exit {
     match args.mode {
-        ContainerMode::Train => super::train::worker(&TrainWorkerArgs {
-            base: args.base.clone(),
-        }),
+        ContainerMode::Train => super::train_worker(&args.base),
         ContainerMode::Serve => {
             let port = match std::env::var("SAGEMAKER_BIND_TO_PORT") {
                 Ok(p) => match p.parse() {

@@ -1,34 +1,19 @@
 //! `mlops train`: the arguments to the local or SageMaker flow of [`mlops_core`], the worker's
 //! progress as a bar (or grouped epoch lines in Actions), then the registration's result as text
 //! or JSON, the step outputs and the summary.
-//!
-//! `mlops train-worker`: that worker, over `/opt/ml` (or `--base`).
-
-use std::io::Write;
-use std::path::Path;
 
 use mlops_actions::Runtime;
 use mlops_core::sagemaker;
 use mlops_core::train::{MissedThreshold, Registered, Trained};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::{Backend, Task};
-use mlops_registry::Registry;
 use mlops_train::card::SagemakerRun;
 use mlops_train::train::Event;
-use mlops_train::worker::{self, Layout, Report};
+use mlops_train::worker::{self, Report};
 
 use super::valid_manifest;
-use crate::cli::{Format, TrainArgs, TrainBackend, TrainWorkerArgs};
+use crate::cli::{Format, TrainArgs, TrainBackend};
 use crate::exit::Exit;
-
-/// The registry the arguments and the manifest name.
-pub(crate) fn open_registry(
-    flag: Option<&Path>,
-    m: &Manifest,
-    manifest: &Path,
-) -> Result<Registry, Exit> {
-    mlops_core::train::open_registry(flag, m, manifest).map_err(|p| super::failed(&p))
-}
 
 pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
     let (m, source) = match valid_manifest(&args.manifest, format, "nothing trained") {
@@ -39,7 +24,7 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Backend::Local => TrainBackend::Local,
         Backend::Sagemaker => TrainBackend::Sagemaker,
     });
-    let registry = match open_registry(args.registry.as_deref(), &m, &args.manifest) {
+    let registry = match super::open_registry(args.registry.as_deref(), &m, &args.manifest) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -128,57 +113,23 @@ fn conclude(t: &Trained<'_>, format: Format) -> Exit {
 }
 
 fn show(m: &Manifest, registered: &Registered, report: &Report, format: Format) {
-    let (entry, failed) = (&registered.entry, &registered.failed);
+    let failed = &registered.failed;
     if format == Format::Json {
         let summary = mlops_core::train::Summary::of(registered, report);
         println!("{}", serde_json::to_string(&summary).unwrap_or_default());
         return;
     }
-    let out = std::io::stdout();
-    let mut out = out.lock();
-    let _ = writeln!(
-        out,
-        "registered {} ({}) in {}",
-        entry.reference,
-        entry.status.status.name(),
-        entry.location
-    );
-    let _ = writeln!(
-        out,
-        "{:<16} {:>10} {:>10}",
-        "metric", "validation", "holdout"
-    );
-    for (name, value, holdout) in report.metric_rows() {
-        let h = holdout.map_or_else(String::new, |v| format!("{v:.4}"));
-        let _ = writeln!(out, "{name:<16} {value:>10.4} {h:>10}");
-    }
-    let _ = writeln!(
-        out,
-        "{} epochs, {:.0} samples/s, {:.1} s on {}",
-        report.curve.len(),
-        report.samples_per_second,
-        report.seconds,
-        report.compute.describe()
-    );
-    for MissedThreshold {
-        metric,
-        value,
-        bound,
-    } in failed
-    {
-        let _ = writeln!(
-            out,
-            "error: {metric} is {value:.4}, below the threshold ({bound}) in evaluation.thresholds"
-        );
-        if format == Format::Github {
-            let _ = writeln!(
-                out,
-                "::error title=mlops train::{}",
-                mlops_actions::escape_data(&format!(
-                    "{} {metric} {value:.4} breaks {bound}",
-                    m.model.name
-                ))
-            );
+    print!("{}", registered.describe(report));
+    if format == Format::Github {
+        for MissedThreshold {
+            metric,
+            value,
+            bound,
+        } in failed
+        {
+            let line = format!("{} {metric} {value:.4} breaks {bound}", m.model.name);
+            let line = mlops_actions::escape_data(&line);
+            println!("::error title=mlops train::{line}");
         }
     }
 }
@@ -285,30 +236,6 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-pub(crate) fn worker(args: &TrainWorkerArgs) -> Exit {
-    let layout = Layout::new(&args.base);
-    let shown = |e: Event<'_>| match e {
-        Event::Epoch(e) => println!("{}", worker::epoch_line(e)),
-        other => {
-            if let Some(line) = other.note() {
-                println!("{line}");
-            }
-        }
-    };
-    match worker::run(&layout, shown) {
-        Ok(report) => {
-            println!(
-                "trained: {} epochs, {:.0} samples/s; model in {}",
-                report.curve.len(),
-                report.samples_per_second,
-                layout.model().display()
-            );
-            Exit::Ok
-        }
-        Err(e) => super::failed(&e.into()),
     }
 }
 

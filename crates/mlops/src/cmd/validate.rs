@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use mlops_actions::Runtime;
 use mlops_manifest::diagnostic::{render_github, render_human};
-use mlops_manifest::{ReadError, Report, Severity};
+use mlops_manifest::{ReadError, Report};
 use serde_json::json;
 
 use crate::cli::{Format, ValidateArgs};
@@ -53,14 +53,6 @@ fn unique(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-fn errors(report: &Report) -> usize {
-    report
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count()
-}
-
 fn show(reports: &[Report], unreadable: &[ReadError], format: Format) {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -74,7 +66,7 @@ fn show(reports: &[Report], unreadable: &[ReadError], format: Format) {
             let doc = json!({
                 "files": reports.iter().map(|r| r.file.as_str()).chain(unreadable.iter().map(ReadError::path)).collect::<Vec<_>>(),
                 "valid": unreadable.is_empty() && reports.iter().all(Report::is_valid),
-                "errors": reports.iter().map(errors).sum::<usize>() + unreadable.len(),
+                "errors": reports.iter().map(Report::errors).sum::<usize>() + unreadable.len(),
                 "diagnostics": diagnostics,
                 "read_errors": read_errors,
             });
@@ -103,67 +95,19 @@ fn show(reports: &[Report], unreadable: &[ReadError], format: Format) {
                 // In Actions the log keeps the readable form too: annotations show on the PR.
                 eprint!("{}", render_human(&report.diagnostics, &report.source));
                 if report.is_valid() {
-                    let _ = writeln!(out, "{}", verdict(report));
+                    let _ = writeln!(out, "{}", report.verdict());
                 } else {
-                    eprintln!("{}", verdict(report));
+                    eprintln!("{}", report.verdict());
                 }
             }
         }
     }
 }
 
-fn verdict(report: &Report) -> String {
-    match (&report.manifest, report.is_valid()) {
-        (Some(m), true) => format!(
-            "{}: valid (manifest version {}, project `{}`, model `{}`)",
-            report.file, m.version, m.project.name, m.model.name
-        ),
-        _ => {
-            let n = errors(report);
-            format!(
-                "{}: invalid, {n} error{}",
-                report.file,
-                if n == 1 { "" } else { "s" }
-            )
-        }
-    }
-}
-
 fn outputs(rt: &Runtime, reports: &[Report], unreadable: &[ReadError]) -> std::io::Result<()> {
     let valid = unreadable.is_empty() && reports.iter().all(Report::is_valid);
-    let count = reports.iter().map(errors).sum::<usize>() + unreadable.len();
+    let count = reports.iter().map(Report::errors).sum::<usize>() + unreadable.len();
     rt.set_output("valid", if valid { "true" } else { "false" })?;
     rt.set_output("errors", &count.to_string())?;
-    let mut md = String::from("### mlops validate\n\n");
-    for e in unreadable {
-        md.push_str(&format!(
-            "- **{}**: {}\n",
-            md_cell(e.path()),
-            md_cell(&e.to_string())
-        ));
-    }
-    for report in reports {
-        md.push_str(&format!("- `{}`\n", verdict(report)));
-    }
-    let rows: Vec<_> = reports.iter().flat_map(|r| &r.diagnostics).collect();
-    if !rows.is_empty() {
-        md.push_str("\n| Location | Rule | Problem | Hint |\n|---|---|---|---|\n");
-        for d in rows {
-            md.push_str(&format!(
-                "| `{}:{}:{}` | `{}` | {} | {} |\n",
-                d.file,
-                d.line,
-                d.column,
-                d.code,
-                md_cell(&d.message),
-                md_cell(d.hint.as_deref().unwrap_or(""))
-            ));
-        }
-    }
-    rt.append_summary(&md)
-}
-
-/// Makes text safe inside a markdown table cell.
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    rt.append_summary(&mlops_manifest::summary_markdown(reports, unreadable))
 }

@@ -80,6 +80,7 @@ impl Format {
     }
 }
 
+pub use mlops_artifacts::bundle::Standardizer;
 pub use mlops_artifacts::training::FileDigest;
 
 /// One row as the reader hands it over.
@@ -639,11 +640,11 @@ pub struct Standardized {
 impl Datasets {
     /// Fits the standardizer on the training split and applies it to every table.
     pub fn standardized(&self) -> Standardized {
-        let standardizer = Standardizer::fit(&self.train);
+        let standardizer = fit(&self.train);
         Standardized {
-            train: standardizer.apply(&self.train),
-            validation: standardizer.apply(&self.validation),
-            holdout: standardizer.apply(&self.holdout),
+            train: standardize(&standardizer, &self.train),
+            validation: standardize(&standardizer, &self.validation),
+            holdout: standardize(&standardizer, &self.holdout),
             standardizer,
         }
     }
@@ -739,60 +740,42 @@ fn target_value(label: &str) -> Result<f32, String> {
     number(label).ok_or_else(|| format!("the regression target is `{label}`, not a number"))
 }
 
-/// Per-feature mean and standard deviation of the training split: what serving must apply to
-/// every input, exactly as training did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Standardizer {
-    pub mean: Vec<f32>,
-    /// 1.0 where a feature is constant in training (it then only loses its mean).
-    pub std: Vec<f32>,
+/// Per-feature mean and standard deviation of `table` (Welford's running mean and variance, in
+/// f64): the standardizer training fits on its training split and serving applies.
+pub fn fit(table: &Table) -> Standardizer {
+    let w = table.width;
+    let mut mean = vec![0f64; w];
+    let mut m2 = vec![0f64; w];
+    for i in 0..table.rows() {
+        let n = (i + 1) as f64;
+        for (j, &v) in table.row(i).iter().enumerate() {
+            let v = f64::from(v);
+            let d = v - mean[j];
+            mean[j] += d / n;
+            m2[j] += d * (v - mean[j]);
+        }
+    }
+    let rows = table.rows().max(1) as f64;
+    let std = m2
+        .iter()
+        .map(|&m| {
+            let s = (m / rows).sqrt();
+            if s > 1e-12 { s as f32 } else { 1.0 }
+        })
+        .collect();
+    Standardizer {
+        mean: mean.into_iter().map(|m| m as f32).collect(),
+        std,
+    }
 }
 
-impl Standardizer {
-    /// Welford's running mean and variance, in f64.
-    pub fn fit(table: &Table) -> Self {
-        let w = table.width;
-        let mut mean = vec![0f64; w];
-        let mut m2 = vec![0f64; w];
-        for i in 0..table.rows() {
-            let n = (i + 1) as f64;
-            for (j, &v) in table.row(i).iter().enumerate() {
-                let v = f64::from(v);
-                let d = v - mean[j];
-                mean[j] += d / n;
-                m2[j] += d * (v - mean[j]);
-            }
-        }
-        let rows = table.rows().max(1) as f64;
-        let std = m2
-            .iter()
-            .map(|&m| {
-                let s = (m / rows).sqrt();
-                if s > 1e-12 { s as f32 } else { 1.0 }
-            })
-            .collect();
-        Self {
-            mean: mean.into_iter().map(|m| m as f32).collect(),
-            std,
-        }
+/// `table` with every feature standardised.
+pub fn standardize(s: &Standardizer, table: &Table) -> Table {
+    let mut out = table.clone();
+    for row in out.x.chunks_mut(table.width.max(1)) {
+        s.apply_row(row);
     }
-
-    /// The table with every feature standardised.
-    pub fn apply(&self, table: &Table) -> Table {
-        let mut out = table.clone();
-        for row in out.x.chunks_mut(table.width.max(1)) {
-            self.apply_row(row);
-        }
-        out
-    }
-
-    /// One row standardised in place: the one transform training, serving and the holdout
-    /// test's offline predictions share.
-    pub fn apply_row(&self, row: &mut [f32]) {
-        for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-            *v = (*v - m) / s;
-        }
-    }
+    out
 }
 
 /// Label counts, for reports.
@@ -1066,11 +1049,11 @@ mod tests {
         for (a, b) in [(1.0, 5.0), (3.0, 5.0), (5.0, 5.0)] {
             t.push(&[a, b], 0.0);
         }
-        let s = Standardizer::fit(&t);
+        let s = fit(&t);
         assert_eq!(s.mean, vec![3.0, 5.0]);
         assert!((s.std[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
         assert_eq!(s.std[1], 1.0);
-        let z = s.apply(&t);
+        let z = standardize(&s, &t);
         assert!(z.x.iter().all(|v| v.is_finite()));
         assert_eq!(z.row(1), &[0.0, 0.0]);
     }
