@@ -127,7 +127,7 @@ if [[ -n "$built" && -x "$built/$exe" && "$(cat "$built/sources.sha256" 2>/dev/n
   exit 0
 fi
 echo "mlops: building from the action's checkout ($why)" >&2
-cargo build --release --locked --manifest-path "$checkout/Cargo.toml" -p mlops >&2
+cargo build --release --locked --manifest-path "$checkout/Cargo.toml" -p mlops --features wgpu >&2
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$checkout/Cargo.toml" \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 if [[ -n "$built" ]]; then

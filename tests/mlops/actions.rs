@@ -474,6 +474,9 @@ fn the_install_script_builds_the_checkout_without_a_release() {
         asked.starts_with("build --release --locked --manifest-path"),
         "{asked}"
     );
+    // The actions train on a GPU through wgpu, which the default build leaves out.
+    let first = asked.lines().next().unwrap_or_default();
+    assert!(first.ends_with(" -p mlops --features wgpu"), "{asked}");
 }
 
 /// A source build is kept where `MLOPS_BUILD_CACHE` says (the directory the actions hand to

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::bin;
 use crate::moto;
-use crate::tools;
 use bin::{mlops, root};
 
 fn run(c: &mut Command) -> Output {
@@ -1061,6 +1060,7 @@ fn train_worker_runs_the_sagemaker_contract_and_resumes_from_checkpoints() {
 /// `device: wgpu` on Mesa's software Vulkan (the test machines have no GPU): the card records the
 /// software adapter, the metrics are close to the CPU run's without being copied from it, and
 /// `require_gpu: true` refuses that adapter before training, registering nothing.
+#[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_trains_on_the_software_adapter_and_require_gpu_refuses_it() {
     let short = |device: &'static str| {
@@ -1075,7 +1075,7 @@ fn wgpu_trains_on_the_software_adapter_and_require_gpu_refuses_it() {
     let out = train_in(gpu.path(), &reg, &["--format", "json"]);
     let stderr = text(&out.stderr);
     if stderr.contains("wgpu found no usable adapter") {
-        tools::missing(&format!(
+        crate::tools::missing(&format!(
             "no Vulkan driver for wgpu (Debian: mesa-vulkan-drivers libvulkan1): {stderr}"
         ));
         return;
@@ -1124,6 +1124,25 @@ fn wgpu_trains_on_the_software_adapter_and_require_gpu_refuses_it() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("require_gpu: true"), "{stderr}");
     assert!(stderr.contains("software"), "{stderr}");
+    assert!(!text(&out.stdout).contains("epoch="), "trained anyway");
+    assert!(!reg.join("digits-mlp").exists(), "registered a model");
+}
+
+/// A build without the `wgpu` feature (the README's `cargo run`) refuses `device: wgpu` before
+/// reading any data, says how to get a build with it, and registers nothing.
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn a_build_without_wgpu_says_how_to_get_it() {
+    let dir = quickstart_copy(|t| t.replace("device: cpu", "device: wgpu"));
+    let reg = dir.path().join("reg");
+    let out = train_in(dir.path(), &reg, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("`training.local.device: wgpu`, but this mlops was built without wgpu"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--features wgpu"), "{stderr}");
     assert!(!text(&out.stdout).contains("epoch="), "trained anyway");
     assert!(!reg.join("digits-mlp").exists(), "registered a model");
 }

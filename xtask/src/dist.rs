@@ -96,9 +96,13 @@ pub(crate) fn run(args: &[&str]) -> Result<(), String> {
     if target != host {
         build.args(["--target", &target]);
     }
-    if !features.is_empty() {
-        build.args(["--features", &features]);
-    }
+    // Every release binary trains on a GPU through wgpu (`device: wgpu`); the asset's name
+    // carries only the features asked for beyond it (`-cuda`).
+    let built = match features.as_str() {
+        "" => "wgpu".to_owned(),
+        more => format!("wgpu,{more}"),
+    };
+    build.args(["--features", &built]);
     crate::run(&mut build)?;
     let dir: PathBuf = if target == host {
         target_dir().join("release")

@@ -247,27 +247,42 @@ fn ci() -> Result<(), String> {
     let bin = tools()?;
     let schema = provider::schema()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--locked",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    // Linted as the first command builds it, and with the wgpu back end the release has.
+    for features in [&[][..], &["--features", "mlops/wgpu"]] {
+        run(cargo()
+            .args(["clippy", "--workspace", "--all-targets", "--locked"])
+            .args(features)
+            .args(["--", "-D", "warnings"]))?;
+    }
     codegen(true)?;
     github_spec::run_task(true)?;
-    let tally = run_tests(
-        cargo()
-            .args(["test", "--workspace", "--locked"])
+    let test = |args: &[&str]| {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--locked"])
+            .args(args)
             .env("PATH", path_with(&bin))
             .env("MLOPS_AWS_PROVIDER_SCHEMA", &schema)
             .env("MLOPS_REQUIRE_TOOLS", "1")
             // What the `mlops` binary sets for itself: burn's default device (where it puts the
             // optimiser state read from a checkpoint) is the CPU, also in the library tests.
-            .env("BURN_DEVICE", "flex"),
-    )?;
+            .env("BURN_DEVICE", "flex");
+        c
+    };
+    // Every test on the build the README's first command makes (no wgpu back end), then the
+    // tests that train with `device: wgpu`, on a build with it: burn and the wgpu stack are
+    // compiled again, nothing below them (ARCHITECTURE.md, "One build for the first command and
+    // the tests").
+    let mut tally = run_tests(&mut test(&[]))?;
+    let wgpu = run_tests(&mut test(&[
+        "--features",
+        "mlops/wgpu",
+        "--test",
+        "mlops",
+        "wgpu",
+    ]))?;
+    tally.passed += wgpu.passed;
+    tally.failed += wgpu.failed;
+    tally.ignored += wgpu.ignored;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     // One closing line for the whole run: cargo's own last lines belong to whichever test binary
     // ran last, often a doc-test harness with nothing in it.

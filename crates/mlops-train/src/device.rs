@@ -4,9 +4,8 @@
 //! cubecl runtime is registered per adapter and cannot be registered twice) and records what it
 //! got: on a machine without a GPU that is a software rasteriser (Mesa's lavapipe/llvmpipe), which
 //! a job that says `require_gpu: true` must refuse rather than train for hours on a CPU.
-//! `cuda` exists only in builds with the `cuda` cargo feature.
-
-use std::sync::OnceLock;
+//! `wgpu` and `cuda` exist only in builds with the cargo feature of that name (the release
+//! binaries have `wgpu`); without it, asking for one is an error that says how to get it.
 
 use burn::tensor::Device as BurnDevice;
 use mlops_manifest::model::Device;
@@ -31,32 +30,46 @@ pub fn open(device: Device, require_gpu: bool) -> Result<(BurnDevice, Compute), 
                 adapter: None,
             },
         )),
-        Device::Wgpu => {
-            let (wgpu_device, adapter) = wgpu()?;
-            if require_gpu && adapter.is_software() {
-                return Err(DeviceError {
-                    message: format!(
-                        "`require_gpu: true`, but the adapter wgpu found is `{}`, a software \
-                         rasteriser running on the CPU ({} {})",
-                        adapter.name, adapter.driver, adapter.driver_info
-                    ),
-                    hint: "run on a runner with a GPU and its Vulkan/Metal/DX12 driver, or drop \
-                           `require_gpu` to train on the CPU adapter anyway (`device: cpu` is \
-                           faster there)"
-                        .to_owned(),
-                });
-            }
-            Ok((
-                BurnDevice::from(wgpu_device),
-                Compute {
-                    device,
-                    backend: "wgpu".to_owned(),
-                    adapter: Some(adapter),
-                },
-            ))
-        }
+        Device::Wgpu => wgpu(device, require_gpu),
         Device::Cuda => cuda(device),
     }
+}
+
+/// The wgpu adapter, refused when `require_gpu` and it is a software rasteriser.
+#[cfg(feature = "wgpu")]
+fn wgpu(device: Device, require_gpu: bool) -> Result<(BurnDevice, Compute), DeviceError> {
+    let (wgpu_device, adapter) = wgpu_setup()?;
+    if require_gpu && adapter.is_software() {
+        return Err(DeviceError {
+            message: format!(
+                "`require_gpu: true`, but the adapter wgpu found is `{}`, a software \
+                 rasteriser running on the CPU ({} {})",
+                adapter.name, adapter.driver, adapter.driver_info
+            ),
+            hint: "run on a runner with a GPU and its Vulkan/Metal/DX12 driver, or drop \
+                   `require_gpu` to train on the CPU adapter anyway (`device: cpu` is \
+                   faster there)"
+                .to_owned(),
+        });
+    }
+    Ok((
+        BurnDevice::from(wgpu_device),
+        Compute {
+            device,
+            backend: "wgpu".to_owned(),
+            adapter: Some(adapter),
+        },
+    ))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu(_: Device, _: bool) -> Result<(BurnDevice, Compute), DeviceError> {
+    Err(DeviceError {
+        message: "`training.local.device: wgpu`, but this mlops was built without wgpu".to_owned(),
+        hint: "use a release binary (every one has wgpu) or build with `cargo build --release \
+               --features wgpu` (`cargo run --features wgpu -- ...`); `device: cpu` needs neither"
+            .to_owned(),
+    })
 }
 
 #[cfg(feature = "cuda")]
@@ -83,9 +96,10 @@ fn cuda(_: Device) -> Result<(BurnDevice, Compute), DeviceError> {
 }
 
 /// The process's wgpu device, set up on first use.
-fn wgpu() -> Result<(burn::backend::WgpuDevice, Adapter), DeviceError> {
+#[cfg(feature = "wgpu")]
+fn wgpu_setup() -> Result<(burn::backend::WgpuDevice, Adapter), DeviceError> {
     use burn::backend::wgpu::{RuntimeOptions, graphics::AutoGraphicsApi, try_init_setup};
-    static SETUP: OnceLock<Result<Adapter, String>> = OnceLock::new();
+    static SETUP: std::sync::OnceLock<Result<Adapter, String>> = std::sync::OnceLock::new();
     let device = burn::backend::WgpuDevice::default();
     let adapter = SETUP.get_or_init(|| {
         try_init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default())
@@ -104,6 +118,7 @@ fn wgpu() -> Result<(burn::backend::WgpuDevice, Adapter), DeviceError> {
     }
 }
 
+#[cfg(feature = "wgpu")]
 fn describe(info: &burn::backend::wgpu::wgpu::AdapterInfo) -> Adapter {
     use burn::backend::wgpu::wgpu::DeviceType;
     let kind = match info.device_type {
@@ -132,6 +147,14 @@ mod tests {
         assert_eq!(compute.backend, "flex");
         assert_eq!(compute.describe(), "flex");
         assert!(compute.adapter.is_none());
+    }
+
+    #[cfg(not(feature = "wgpu"))]
+    #[test]
+    fn wgpu_without_the_feature_says_how_to_get_it() {
+        let e = open(Device::Wgpu, false).unwrap_err();
+        assert!(e.message.contains("built without wgpu"), "{}", e.message);
+        assert!(e.hint.contains("--features wgpu"), "{}", e.hint);
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -143,7 +143,15 @@ pub(crate) fn run() -> Result<(), String> {
     let clean = std::env::var("MLOPS_BENCH_CLEAN_FALLBACK").is_ok_and(|v| v == "1");
     let fallback_target = scratch.join("fallback-target");
     let mut build = cargo();
-    build.args(["build", "--release", "--locked", "-p", "mlops"]);
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "mlops",
+        "--features",
+        "wgpu",
+    ]);
     if clean {
         build.env("CARGO_TARGET_DIR", &fallback_target);
     }

@@ -66,7 +66,15 @@ fn interleaved(
 }
 
 fn release_binary() -> Result<PathBuf, String> {
-    crate::run(cargo().args(["build", "--release", "--locked", "-p", "mlops"]))?;
+    crate::run(cargo().args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "mlops",
+        "--features",
+        "wgpu",
+    ]))?;
     Ok(crate::target_dir().join("release").join("mlops"))
 }
 
