@@ -143,15 +143,7 @@ pub(crate) fn run() -> Result<(), String> {
     let clean = std::env::var("MLOPS_BENCH_CLEAN_FALLBACK").is_ok_and(|v| v == "1");
     let fallback_target = scratch.join("fallback-target");
     let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "mlops",
-        "--features",
-        "wgpu",
-    ]);
+    build.args(super::RELEASE_BUILD);
     if clean {
         build.env("CARGO_TARGET_DIR", &fallback_target);
     }

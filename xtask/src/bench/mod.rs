@@ -65,16 +65,20 @@ fn interleaved(
     Ok((median(mine), median(other)))
 }
 
+/// The release build of `mlops` the actions make from a checkout (actions/lib/mlops.sh): with
+/// the wgpu back end, as released.
+pub(crate) const RELEASE_BUILD: [&str; 7] = [
+    "build",
+    "--release",
+    "--locked",
+    "-p",
+    "mlops",
+    "--features",
+    "wgpu",
+];
+
 fn release_binary() -> Result<PathBuf, String> {
-    crate::run(cargo().args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "mlops",
-        "--features",
-        "wgpu",
-    ]))?;
+    crate::run(cargo().args(RELEASE_BUILD))?;
     Ok(crate::target_dir().join("release").join("mlops"))
 }
 
