@@ -67,8 +67,9 @@ pub fn create(
         dir: output_dir,
         answers: extra,
     } = arguments(req.args)?;
-    // Each holds a temporary copy of the template, deleted when dropped.
-    let (mut _clone, mut _builtin) = (None, None);
+    // The template's temporary copy (a clone, or the built-in template unpacked), deleted when
+    // dropped at the end of this function.
+    let (mut _clone, mut builtin) = (None, None);
     let (template, version) = match req.template {
         Some(t) if mlops_init::source::is_git(t) => {
             let address = mlops_init::source::address(t);
@@ -82,7 +83,7 @@ pub fn create(
         None => {
             let dir = unpack_builtin()?;
             let path = dir.path().to_path_buf();
-            _builtin = Some(dir);
+            builtin = Some(dir);
             (path, None)
         }
     };
@@ -105,7 +106,7 @@ pub fn create(
                 kind: Kind::Io,
             })
     };
-    let finish: Option<mlops_init::Finish<'_>> = _builtin.is_some().then_some(&render as _);
+    let finish: Option<mlops_init::Finish<'_>> = builtin.is_some().then_some(&render as _);
     mlops_init::generate(&req, prompter, finish).map_err(|e| {
         if mlops_init::generate::INTERRUPTED.load(Ordering::SeqCst) {
             Problem::cancelled("interrupted: nothing was created", "")
