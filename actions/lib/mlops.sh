@@ -4,7 +4,10 @@
 #   2. the prebuilt release asset for this runner, when this checkout is that release (its
 #      Cargo.toml version is the one in checksums.txt): from the runner's tool cache, or
 #      downloaded from the GitHub release and verified against the SHA-256 committed in
-#      checksums.txt (never against anything the server says); a mismatch stops here;
+#      checksums.txt (never against anything the server says); a mismatch stops here. The cache
+#      keeps the verified asset beside the binary, and a cached binary runs only after the asset
+#      is hashed against checksums.txt again and the binary against the one inside it (else it is
+#      installed anew);
 #   3. else a release build of the action's own checkout (`cargo build --locked`), or the one an
 #      earlier run made of exactly these sources: with MLOPS_BUILD_CACHE set (a directory GitHub's
 #      cache restores), a build whose recorded SHA-256 of the checkout's files is this
@@ -43,11 +46,12 @@ fi
 asset="mlops-$release-$target.tar.gz"
 want="$(awk -v asset="$asset" '$2 == asset { print $1; exit }' "$here/checksums.txt")"
 
+# The SHA-256 of the file $1, or of stdin without an argument.
 sha256() {
   if command -v sha256sum >/dev/null 2>&1; then
-    sha256sum "$1" | awk '{ print $1 }'
+    sha256sum "$@" | awk '{ print $1 }'
   else
-    shasum -a 256 "$1" | awk '{ print $1 }'
+    shasum -a 256 "$@" | awk '{ print $1 }'
   fi
 }
 
@@ -56,10 +60,15 @@ if [[ "$release" != "none" && "$release" == "$crate" && -n "$target" && -n "$wan
     exit 0
   fi
   cache="${RUNNER_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}}/mlops/$release/$target"
-  if [[ -x "$cache/$exe" && -f "$cache/asset.sha256" && "$(cat "$cache/asset.sha256")" == "$want" ]]; then
-    echo "mlops $release: from the tool cache ($cache)" >&2
-    echo "$cache/$exe"
-    exit 0
+  if [[ -x "$cache/$exe" && -f "$cache/$asset" ]]; then
+    # Whoever can write the tool cache could have replaced either file: both are hashed again.
+    if [[ "$(sha256 "$cache/$asset")" == "$want" ]] &&
+      [[ "$(tar -xzOf "$cache/$asset" "$exe" | sha256)" == "$(sha256 "$cache/$exe")" ]]; then
+      echo "mlops $release: from the tool cache ($cache), verified again" >&2
+      echo "$cache/$exe"
+      exit 0
+    fi
+    echo "warning: the cached mlops in $cache is not the verified release asset's: installing it again" >&2
   fi
   base="${MLOPS_RELEASE_URL:-https://github.com/mlops-rs/mlops/releases/download}"
   url="$base/v$release/$asset"
@@ -88,7 +97,7 @@ if [[ "$release" != "none" && "$release" == "$crate" && -n "$target" && -n "$wan
   staged="$(mktemp -d "$(dirname "$cache")/.staging.XXXXXX")"
   mv "$work/unpacked/$exe" "$staged/$exe"
   chmod +x "$staged/$exe"
-  echo "$want" >"$staged/asset.sha256"
+  mv "$work/$asset" "$staged/$asset"
   rm -rf "$cache"
   mv "$staged" "$cache"
   echo "mlops $release: verified ($want), installed in $cache" >&2

@@ -390,11 +390,33 @@ fn actions_install_only_a_verified_release() {
     );
     assert!(cached.is_file(), "{}", cold.log);
     assert_eq!(server.asked(), [format!("/v{version}/{asset}")]);
-    // Warm: from the tool cache, nothing downloaded.
+    // Warm: from the tool cache, hashed again, nothing downloaded.
     let warm = run();
     assert_eq!(warm.code, Some(0), "{}", warm.log);
     assert!(warm.log.contains("from the tool cache"), "{}", warm.log);
+    assert!(warm.log.contains("verified again"), "{}", warm.log);
     assert_eq!(server.asked().len(), 1);
+
+    // A cached binary changed behind the script's back (whoever can write the runner's tool
+    // cache): it is not run; the verified asset is downloaded and installed again.
+    let mut changed = std::fs::read(&cached).expect("cached binary");
+    changed.extend_from_slice(b"tampered");
+    std::fs::write(&cached, &changed).expect("tamper the cache");
+    let again = run();
+    assert_eq!(again.code, Some(0), "{}", again.log);
+    assert!(
+        again
+            .log
+            .contains("is not the verified release asset's: installing it again"),
+        "{}",
+        again.log
+    );
+    assert!(again.log.contains("valid=true errors=0"), "{}", again.log);
+    assert_eq!(server.asked().len(), 2, "downloaded again");
+    assert_eq!(
+        std::fs::read(&cached).expect("reinstalled"),
+        std::fs::read(env!("CARGO_BIN_EXE_mlops")).expect("binary")
+    );
 
     // Tampered: another binary under the same name; with, then without, checksum files on the
     // server that match it.
