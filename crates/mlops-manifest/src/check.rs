@@ -369,7 +369,16 @@ fn yaml_diagnostic(file: &str, text: &str, e: &yaml::YamlError) -> Diagnostic {
                     )
                     .with_hint("replace the tab with spaces (two per level is usual)")
                 }
-                _ => d.with_hint("check the indentation and the brackets and quotes around this point"),
+                _ => match e.related {
+                    // Name the bracket that is still open: it may stand lines before this point.
+                    Some(r) => {
+                        let opened = text.lines().nth(r.start.line.saturating_sub(1)).and_then(|l| l.chars().nth(r.start.col.saturating_sub(1))).unwrap_or('[');
+                        let closing = if opened == '{' { '}' } else { ']' };
+                        d.with_related(r.start, format!("the `{opened}` opened here is still open"))
+                            .with_hint(format!("close the `{opened}` opened on line {} with `{closing}`, or check the indentation and quotes around this point", r.start.line))
+                    }
+                    None => d.with_hint("check the indentation and the brackets and quotes around this point"),
+                },
             }
         }
         YamlErrorKind::Empty => Diagnostic::error(
@@ -885,6 +894,33 @@ pub(crate) fn did_you_mean<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unclosed `[` or `{` is named where it was opened, lines before the point where the
+    /// parser gave up; a syntax error inside closed brackets names none.
+    #[test]
+    fn an_unclosed_bracket_is_named_where_it_was_opened() {
+        let text = "version: 1\nproject:\n  name: digits\nmodel:\n  name: digits-mlp\n  task: classification\ndata:\n  features: [pixel_0, pixel_1,\n  label: digit\n  format: csv\n";
+        let report = check_bytes("m.yaml", text.as_bytes());
+        let d = &report.diagnostics[0];
+        assert_eq!(d.code, "yaml/syntax", "{d:?}");
+        assert!(d.line > 8, "the parser gives up after the bracket's line: {d:?}");
+        let related = d.related.as_ref().expect("the bracket is named");
+        assert_eq!((related.line, related.column), (8, 13), "{related:?}");
+        assert_eq!(related.message, "the `[` opened here is still open");
+        let hint = d.hint.as_deref().unwrap_or_default();
+        assert!(hint.starts_with("close the `[` opened on line 8 with `]`"), "{hint}");
+
+        let brace = "version: 1\nproject: {name: digits,\nmodel:\n  name: m\n";
+        let d = &check_bytes("m.yaml", brace.as_bytes()).diagnostics[0];
+        let related = d.related.as_ref().expect("the brace is named");
+        assert_eq!((related.line, related.column), (2, 10), "{d:?}");
+        assert!(d.hint.as_deref().unwrap_or_default().contains("with `}`"), "{d:?}");
+
+        let closed = "version: 1\nproject: [a, b]\nmodel: \"x\n";
+        let d = &check_bytes("m.yaml", closed.as_bytes()).diagnostics[0];
+        assert_eq!(d.code, "yaml/syntax", "{d:?}");
+        assert!(d.related.is_none(), "no bracket is open: {d:?}");
+    }
 
     #[test]
     fn did_you_mean_finds_typos_only() {

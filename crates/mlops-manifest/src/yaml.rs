@@ -103,7 +103,8 @@ impl Default for Limits {
 pub struct YamlError {
     pub kind: YamlErrorKind,
     pub span: Span,
-    /// Where an earlier, related node stands (the first of two duplicate keys).
+    /// Where an earlier, related node stands: the first of two duplicate keys, or for a syntax
+    /// error the `[` or `{` of the innermost flow collection still open there.
     pub related: Option<Span>,
 }
 
@@ -136,6 +137,8 @@ pub enum YamlErrorKind {
 pub fn parse(text: &str, limits: Limits) -> Result<Node, YamlError> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
+        text,
+        open: Vec::new(),
         limits,
         anchors: HashMap::new(),
         nodes: 0,
@@ -146,6 +149,9 @@ pub fn parse(text: &str, limits: Limits) -> Result<Node, YamlError> {
 
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    text: &'a str,
+    /// Where each collection being built starts, outermost first.
+    open: Vec<Span>,
     limits: Limits,
     /// Anchor id → the finished node and its size in nodes.
     anchors: HashMap<usize, (Node, usize)>,
@@ -159,7 +165,10 @@ impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<Spanned<'a>, YamlError> {
         match self.parser.next_event() {
             Some(Ok(ev)) => Ok(ev),
-            Some(Err(e)) => Err(syntax(&e)),
+            Some(Err(e)) => Err(YamlError {
+                related: self.open_flow(),
+                ..syntax(&e)
+            }),
             // The parser always ends with StreamEnd; running past it is a parser bug we report
             // as a syntax error at an unknown place rather than a panic.
             None => Err(YamlError {
@@ -215,6 +224,17 @@ impl<'a> Builder<'a> {
         Ok(root)
     }
 
+    /// The innermost collection still open that is a flow one (`[` or `{`): when the text breaks
+    /// off inside it, the bracket may be the mistake, and it can stand lines before the point
+    /// where the parser gave up.
+    fn open_flow(&self) -> Option<Span> {
+        self.open.iter().rev().copied().find(|s| {
+            let line = self.text.lines().nth(s.start.line.saturating_sub(1));
+            let c = line.and_then(|l| l.chars().nth(s.start.col.saturating_sub(1)));
+            matches!(c, Some('[' | '{'))
+        })
+    }
+
     fn count(&mut self, n: usize, span: Span) -> Result<(), YamlError> {
         self.nodes = self.nodes.saturating_add(n);
         if self.nodes > self.limits.max_nodes {
@@ -260,6 +280,7 @@ impl<'a> Builder<'a> {
                     items.push(self.node(ev, sp)?);
                 };
                 self.depth -= 1;
+                self.open.pop();
                 (
                     Node {
                         value: Value::Seq(items),
@@ -292,6 +313,7 @@ impl<'a> Builder<'a> {
                     entries.push((key, value));
                 };
                 self.depth -= 1;
+                self.open.pop();
                 (
                     Node {
                         value: Value::Map(entries),
@@ -315,6 +337,7 @@ impl<'a> Builder<'a> {
     }
 
     fn enter(&mut self, span: Span) -> Result<(), YamlError> {
+        self.open.push(span);
         self.depth += 1;
         if self.depth > self.limits.max_depth {
             return Err(YamlError {
