@@ -903,18 +903,27 @@ mod tests {
         let report = check_bytes("m.yaml", text.as_bytes());
         let d = &report.diagnostics[0];
         assert_eq!(d.code, "yaml/syntax", "{d:?}");
-        assert!(d.line > 8, "the parser gives up after the bracket's line: {d:?}");
+        assert!(
+            d.line > 8,
+            "the parser gives up after the bracket's line: {d:?}"
+        );
         let related = d.related.as_ref().expect("the bracket is named");
         assert_eq!((related.line, related.column), (8, 13), "{related:?}");
         assert_eq!(related.message, "the `[` opened here is still open");
         let hint = d.hint.as_deref().unwrap_or_default();
-        assert!(hint.starts_with("close the `[` opened on line 8 with `]`"), "{hint}");
+        assert!(
+            hint.starts_with("close the `[` opened on line 8 with `]`"),
+            "{hint}"
+        );
 
         let brace = "version: 1\nproject: {name: digits,\nmodel:\n  name: m\n";
         let d = &check_bytes("m.yaml", brace.as_bytes()).diagnostics[0];
         let related = d.related.as_ref().expect("the brace is named");
         assert_eq!((related.line, related.column), (2, 10), "{d:?}");
-        assert!(d.hint.as_deref().unwrap_or_default().contains("with `}`"), "{d:?}");
+        assert!(
+            d.hint.as_deref().unwrap_or_default().contains("with `}`"),
+            "{d:?}"
+        );
 
         let closed = "version: 1\nproject: [a, b]\nmodel: \"x\n";
         let d = &check_bytes("m.yaml", closed.as_bytes()).diagnostics[0];
