@@ -301,29 +301,23 @@ impl Splitter {
                     stops &= stops - 1;
                     from = stop + 1;
                     let at = base + stop;
-                    if c.newlines >> stop & 1 == 1 {
+                    let newline = c.newlines >> stop & 1 == 1;
+                    let cr = !newline && window[at] == b'\r';
+                    if cr && window.get(at + 1) == Some(&b'\n') {
+                        crlf = true;
+                    } else if cr && at + 1 == window.len() && !eof {
+                        // A `\r\n` cut in two, perhaps: wait for the next byte.
+                        return Ok(start);
+                    } else if newline || cr {
+                        // `\n` or a lone `\r` ends the record; only `\n` ends a line (`csv`
+                        // counts lines by it).
                         let end = if crlf { at - 1 } else { at };
                         if end > start {
                             self.ends[fields] = end;
                             let digits = !other && !odd && self.last_field_fits(start, fields, end);
                             self.line_record(window, start, fields + 1, digits, on_record)?;
                         }
-                        self.line += 1;
-                        start = at + 1;
-                        (fields, odd, other, crlf) = (0, false, false, false);
-                    } else if window[at] == b'\r' && window.get(at + 1) == Some(&b'\n') {
-                        crlf = true;
-                    } else if window[at] == b'\r' && at + 1 == window.len() && !eof {
-                        // A `\r\n` cut in two, perhaps: wait for the next byte.
-                        return Ok(start);
-                    } else if window[at] == b'\r' {
-                        // A lone `\r` ends the record as `\n` does, on the same line (`csv`
-                        // counts lines by `\n`).
-                        if at > start {
-                            self.ends[fields] = at;
-                            let digits = !other && !odd && self.last_field_fits(start, fields, at);
-                            self.line_record(window, start, fields + 1, digits, on_record)?;
-                        }
+                        self.line += u64::from(newline);
                         start = at + 1;
                         (fields, odd, other, crlf) = (0, false, false, false);
                     } else {
