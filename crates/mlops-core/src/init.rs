@@ -13,8 +13,8 @@ use crate::Problem;
 /// One `mlops init`, as its arguments give it.
 #[derive(Debug)]
 pub struct Request<'a> {
-    /// `[DIR] [KEY=VALUE...]`: the output directory first, then the answers.
-    pub args: &'a [String],
+    /// `[DIR] [KEY=VALUE...]`, parsed by [`arguments`].
+    pub arguments: Arguments,
     /// `--template`: a git address or a directory; the built-in template without it.
     pub template: Option<&'a str>,
     /// `--checkout`: the template's branch, tag or commit.
@@ -66,7 +66,7 @@ pub fn create(
     let Arguments {
         dir: output_dir,
         answers: extra,
-    } = arguments(req.args)?;
+    } = req.arguments.clone();
     // The template's temporary copy (a clone, or the built-in template unpacked), deleted when
     // dropped at the end of this function.
     let (mut _clone, mut builtin) = (None, None);
@@ -119,18 +119,14 @@ pub fn create(
 /// `--update`: the template's change since the recorded commit (or up to `reference`) merged
 /// into the project in `dir`, with the recorded answers.
 pub fn update(req: &Request<'_>) -> Result<Updated, Problem> {
-    let Arguments {
-        dir,
-        answers: extra,
-    } = arguments(req.args)?;
-    if !extra.is_empty() {
+    if !req.arguments.answers.is_empty() {
         return Err(Problem::input(
             "--update takes no KEY=VALUE: it uses the answers recorded in the project",
             format!("edit {} to change an answer", mlops_init::RECORD),
         ));
     }
-    let project = dir.unwrap_or_else(|| PathBuf::from("."));
-    Ok(mlops_init::update::update(&project, req.checkout)?)
+    let project = req.arguments.dir.as_deref().unwrap_or(Path::new("."));
+    Ok(mlops_init::update::update(project, req.checkout)?)
 }
 
 /// The built-in template in a temporary directory (deleted when dropped).

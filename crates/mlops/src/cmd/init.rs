@@ -10,8 +10,13 @@ use crate::cli::{Format, InitArgs};
 use crate::exit::Exit;
 
 pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
+    let arguments = match mlops_core::init::arguments(&args.args) {
+        Ok(a) => a,
+        Err(p) => return super::failed(&p),
+    };
+    let output_dir = arguments.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let req = mlops_core::init::Request {
-        args: &args.args,
+        arguments,
         template: args.template.as_deref(),
         checkout: args.checkout.as_deref(),
         no_input: args.no_input,
@@ -24,9 +29,7 @@ pub(crate) fn run(args: &InitArgs, format: Format) -> Exit {
             Err(p) => super::failed(&p),
         };
     }
-    if let Ok(a) = mlops_core::init::arguments(&args.args) {
-        clean_up_on_interrupt(a.dir.unwrap_or_else(|| PathBuf::from(".")));
-    }
+    clean_up_on_interrupt(output_dir);
     let mut terminal = Terminal;
     let prompter: Option<&mut dyn Prompter> = if !args.no_input && std::io::stdin().is_terminal() {
         Some(&mut terminal)
