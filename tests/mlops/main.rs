@@ -30,6 +30,7 @@ mod deploy;
 mod doctor;
 mod github;
 mod init;
+mod limits;
 mod run;
 mod sagemaker;
 mod serve;

@@ -76,6 +76,26 @@ fn read_message(reader: &mut impl BufRead, request: bool) -> std::io::Result<Mes
     Ok((first.trim_end().to_owned(), headers, body))
 }
 
+/// Reads one response from `reader`, which the caller wrote its request to.
+pub(crate) fn read_response(reader: &mut impl BufRead) -> std::io::Result<Response> {
+    let (status_line, headers, body) = read_message(reader, false)?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad status line {status_line:?}"),
+            )
+        })?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// Sends one request and reads the answer.
 pub(crate) fn request(
     addr: SocketAddr,

@@ -13,25 +13,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::limits::Limits;
+
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-
-/// Limits on one request.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest body, in bytes (413 above it).
-    pub max_body_bytes: usize,
-    /// Most rows in one request (413 above it).
-    pub max_rows: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 6 * 1024 * 1024,
-            max_rows: 100_000,
-        }
-    }
-}
 
 /// Rows of raw (not yet standardised) features, `rows * width` values.
 #[derive(Debug, Clone, PartialEq)]
@@ -731,6 +715,7 @@ mod tests {
         let limits = Limits {
             max_body_bytes: 64,
             max_rows: 2,
+            ..Limits::default()
         };
         let r = parse(
             Media::Json,

@@ -4,8 +4,10 @@
 //! training-time holdout scoring and the holdout test's parity check use.
 
 pub mod body;
+mod connection;
+mod limits;
 pub mod server;
 mod stats;
 
-pub use body::Limits;
+pub use limits::Limits;
 pub use server::{Identity, Service};

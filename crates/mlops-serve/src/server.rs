@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,8 @@ use axum::routing::{get, post};
 use mlops_train::predict::{Outputs, Predictor};
 use serde::Serialize;
 
-use crate::body::{self, Limits, Media, Rejection};
+use crate::Limits;
+use crate::body::{self, Media, Rejection};
 use crate::stats::Stats;
 
 /// Who the served model is, as `/version` and the `/ping` headers report it.
@@ -37,7 +38,9 @@ pub struct Service {
     pub limits: Limits,
     /// One log line per request on stderr.
     pub log_requests: bool,
-    stats: Stats,
+    stats: Arc<Stats>,
+    /// One permit per prediction thread for large requests ([`Limits::prediction_threads`]).
+    prediction_threads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
@@ -47,7 +50,8 @@ impl Service {
             identity,
             limits,
             log_requests: true,
-            stats: Stats::default(),
+            stats: Arc::default(),
+            prediction_threads: Arc::new(tokio::sync::Semaphore::new(limits.prediction_threads)),
         }
     }
 
@@ -76,15 +80,23 @@ pub fn router(service: Arc<Service>) -> Router {
         .with_state(service)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then lets in-flight requests finish, within the
+/// connection limits of [`Limits`].
 pub async fn run(
     listener: tokio::net::TcpListener,
     service: Arc<Service>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = service.limits;
+    let stats = service.stats.clone();
+    crate::connection::serve(
+        listener,
+        router(service),
+        limits,
+        move || stats.refused(),
+        shutdown,
+    )
+    .await
 }
 
 /// Resolves on SIGTERM (how SageMaker, Kubernetes and `docker stop` stop a container) or
@@ -201,14 +213,18 @@ async fn wrong_method(request: Request) -> Response {
     )
 }
 
-async fn invocations(
-    State(service): State<Arc<Service>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
+async fn invocations(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    // The body must arrive within the request timeout: a client that sends its head and then
+    // a byte now and then would otherwise hold the connection for as long as it likes.
+    let read = tokio::time::timeout(
+        service.limits.request_timeout,
+        Bytes::from_request(request, &()),
+    )
+    .await;
+    let body = match read {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
             let status = e.status();
             let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
                 format!(
@@ -219,6 +235,18 @@ async fn invocations(
                 format!("the body could not be read: {e}")
             };
             return error(status, message);
+        }
+        Err(_) => {
+            let mut r = error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s (--request-timeout); send it at once",
+                    service.limits.request_timeout.as_secs()
+                ),
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
     };
     let content_type = headers
@@ -250,9 +278,32 @@ async fn invocations(
             &body,
         ))
     } else {
+        // One thread per large request, as many at once as the limit says; the others wait
+        // for a thread, up to the request timeout.
+        let waited = tokio::time::timeout(
+            service.limits.request_timeout,
+            service.prediction_threads.clone().acquire_owned(),
+        )
+        .await;
+        let Ok(Ok(permit)) = waited else {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "every prediction thread (--prediction-threads {}) stayed busy for {} s; \
+                     retry shortly, or send smaller requests",
+                    service.limits.prediction_threads,
+                    service.limits.request_timeout.as_secs()
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        };
         let worker = service.clone();
         tokio::task::spawn_blocking(move || {
-            answer(&worker, content_type.as_deref(), answer_media, &body)
+            let answered = answer(&worker, content_type.as_deref(), answer_media, &body);
+            drop(permit);
+            answered
         })
         .await
     };

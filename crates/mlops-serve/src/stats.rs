@@ -27,6 +27,8 @@ pub(crate) struct Stats {
     /// Invocations by latency bucket (the last one is +Inf).
     buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_micros: AtomicU64,
+    /// Connections answered 503 and closed because as many as `--max-connections` were open.
+    refused: AtomicU64,
 }
 
 /// The route label: the known paths, everything else as "other" (a scanner must not grow the
@@ -58,6 +60,10 @@ impl Stats {
             self.latency_micros
                 .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn render(&self, model: &str, identity: &Identity) -> String {
@@ -125,6 +131,17 @@ impl Stats {
             self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "mlops_invocation_seconds_count {cumulative}");
+        family(
+            &mut out,
+            "mlops_connections_refused_total",
+            "counter",
+            "Connections answered 503 and closed: as many as --max-connections were open.",
+        );
+        let _ = writeln!(
+            out,
+            "mlops_connections_refused_total {}",
+            self.refused.load(Ordering::Relaxed)
+        );
         out
     }
 }
@@ -140,6 +157,7 @@ mod tests {
         s.record("/invocations", 400, 0, Duration::from_micros(200));
         s.record("/ping", 200, 0, Duration::from_micros(10));
         s.record("/wp-admin", 404, 0, Duration::from_micros(10));
+        s.refused();
         let id = Identity {
             artifact_sha256: "ab".into(),
             ..Identity::default()
@@ -152,5 +170,6 @@ mod tests {
         assert!(text.contains("mlops_invocation_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("mlops_invocation_seconds_bucket{le=\"0.005\"} 2"));
         assert!(text.contains("mlops_invocation_seconds_count 2"));
+        assert!(text.contains("mlops_connections_refused_total 1"));
     }
 }

@@ -320,6 +320,26 @@ pub(crate) struct ServeArgs {
     /// The most rows in one request (413 above it).
     #[arg(long, env = "MLOPS_MAX_ROWS", default_value_t = 100_000, value_parser = at_least_one::<usize>)]
     pub max_rows: usize,
+    /// Seconds a client has to send a whole request head, from the connection's opening or,
+    /// on a kept-alive connection, from the previous answer (so also how long an idle
+    /// connection is kept); the connection is then closed.
+    #[arg(long, env = "MLOPS_HEADER_TIMEOUT", default_value_t = 10, value_parser = at_least_one::<u64>)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send the body once the head has arrived (408 after it), and the
+    /// longest a large request waits for a prediction thread (503 after it).
+    #[arg(long, env = "MLOPS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = at_least_one::<u64>)]
+    pub request_timeout: u64,
+    /// Seconds the service waits on a client that reads none of its answer before it closes
+    /// the connection.
+    #[arg(long, env = "MLOPS_IDLE_TIMEOUT", default_value_t = 30, value_parser = at_least_one::<u64>)]
+    pub idle_timeout: u64,
+    /// Connections served at once; one more is answered 503 and closed.
+    #[arg(long, env = "MLOPS_MAX_CONNECTIONS", default_value_t = 512, value_parser = at_least_one::<usize>)]
+    pub max_connections: usize,
+    /// Large requests (over 128 KiB) predicted at once, each on a thread of its own; the
+    /// others wait (see --request-timeout). Default: the number of CPUs.
+    #[arg(long, env = "MLOPS_PREDICTION_THREADS", value_parser = at_least_one::<usize>)]
+    pub prediction_threads: Option<usize>,
     /// No request log lines.
     #[arg(long, env = "MLOPS_QUIET")]
     pub quiet: bool,

@@ -2,6 +2,8 @@
 //! registered model or an artifact, the address, the limits), then the service until SIGTERM.
 
 use mlops_core::serve::{self, Loaded, Request};
+use std::time::Duration;
+
 use mlops_serve::Limits;
 
 use super::error;
@@ -31,16 +33,28 @@ pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
         loaded,
         host: args.host.clone(),
         port: args.port,
-        limits: Limits {
-            max_body_bytes: args.max_body_bytes,
-            max_rows: args.max_rows,
-        },
+        limits: limits(args),
         quiet: args.quiet,
         address_file: args.address_file.clone(),
     };
     match loaded.and_then(|l| serve::serve(request(l), &mut console)) {
         Ok(()) => Exit::Ok,
         Err(p) => super::failed(&p),
+    }
+}
+
+fn limits(args: &ServeArgs) -> Limits {
+    let default = Limits::default();
+    Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_rows: args.max_rows,
+        header_timeout: Duration::from_secs(args.header_timeout),
+        request_timeout: Duration::from_secs(args.request_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        max_connections: args.max_connections,
+        prediction_threads: args
+            .prediction_threads
+            .unwrap_or(default.prediction_threads),
     }
 }
 
