@@ -571,6 +571,139 @@ fn update_merges_the_template_change_into_the_project() {
     assert_eq!(tree(&project), before, "a second update changes nothing");
 }
 
+/// Nothing a template reads leaves it, even with `--no-hooks`: an include through a symlink (to
+/// the process's environment, where a runner's tokens are), a project directory that is a
+/// symlink, a symlink two levels down a `_copy_without_render` directory, a symlink loop, and an
+/// include that climbs with `..`. Each is refused (exit 2) with nothing written.
+#[test]
+fn a_template_reads_nothing_outside_itself() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let empty = |dir: &Path| std::fs::read_dir(dir).expect("read").next().is_none();
+    let secret = tempfile::tempdir().expect("tempdir");
+    std::fs::write(secret.path().join("token.txt"), "ghs_secret").expect("write");
+    let link = |target: &Path, at: &Path| {
+        std::fs::create_dir_all(at.parent().expect("parent")).expect("mkdir");
+        std::os::unix::fs::symlink(target, at).expect("symlink");
+    };
+
+    let t = small(r#"{"name": "p"}"#, &[("a.txt", "{% include 'env.txt' %}")]);
+    link(
+        Path::new("/proc/self/environ"),
+        &t.path().join("templates/env.txt"),
+    );
+    let done = init(t.path(), out.path(), &["--no-hooks"]);
+    refused(&done, 2, "outside the template");
+    assert!(
+        !text(&done.stderr).contains("PATH="),
+        "{}",
+        text(&done.stderr)
+    );
+    assert!(empty(out.path()));
+
+    let t = tempfile::tempdir().expect("tempdir");
+    std::fs::write(t.path().join("cookiecutter.json"), r#"{"name": "p"}"#).expect("write");
+    link(secret.path(), &t.path().join("{{cookiecutter.name}}"));
+    refused(
+        &init(t.path(), out.path(), &["--no-hooks"]),
+        2,
+        "outside the template",
+    );
+    assert!(empty(out.path()));
+
+    let t = small(
+        r#"{"name": "p", "_copy_without_render": ["assets"]}"#,
+        &[("assets/deep/ok.bin", "ok")],
+    );
+    link(
+        &secret.path().join("token.txt"),
+        &t.path()
+            .join("{{cookiecutter.name}}/assets/deep/er/token.txt"),
+    );
+    refused(
+        &init(t.path(), out.path(), &["--no-hooks"]),
+        2,
+        "outside the template",
+    );
+    assert!(empty(out.path()));
+
+    let t = small(r#"{"name": "p"}"#, &[("a.txt", "a")]);
+    link(
+        Path::new(".."),
+        &t.path().join("{{cookiecutter.name}}/loop"),
+    );
+    refused(
+        &init(t.path(), out.path(), &["--no-hooks"]),
+        2,
+        "symlink to the directory",
+    );
+    assert!(empty(out.path()));
+
+    let t = small(
+        r#"{"name": "p"}"#,
+        &[("a.txt", "{% include '../../token.txt' %}")],
+    );
+    std::fs::write(t.path().join("token.txt"), "ghs_secret").expect("write");
+    let done = init(t.path(), out.path(), &["--no-hooks"]);
+    assert_eq!(done.status.code(), Some(2), "{}", text(&done.stderr));
+    assert!(!text(&done.stderr).contains("ghs_secret"));
+    assert!(empty(out.path()));
+}
+
+/// git gets the template's address and reference as data, never as options, and never through
+/// a transport that runs a command; `--update` refuses a record whose address changed kind.
+#[test]
+fn git_addresses_are_data_and_an_edited_record_is_refused() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let empty = |dir: &Path| std::fs::read_dir(dir).expect("read").next().is_none();
+    let marker = out.path().join("pwned");
+    let ext = format!("git+ext::sh -c touch% {}", marker.display());
+    let done = mlops()
+        .arg("init")
+        .arg(out.path())
+        .args(["--template", &ext, "--no-input"])
+        .output()
+        .expect("runs");
+    refused(&done, 2, "`ext::` runs a command");
+    assert!(!marker.exists());
+    assert!(empty(out.path()));
+
+    let repo = tempfile::tempdir().expect("tempdir");
+    let t = repo.path();
+    std::fs::write(t.join("cookiecutter.json"), r#"{"name": "p"}"#).expect("write");
+    std::fs::create_dir_all(t.join("{{cookiecutter.name}}")).expect("mkdir");
+    std::fs::write(t.join("{{cookiecutter.name}}/a.txt"), "a\n").expect("write");
+    git(t, &["init", "-q", "-b", "main"]);
+    git(t, &["add", "-A"]);
+    git(t, &["commit", "-qm", "v1"]);
+    // A reference that looks like an option is a reference that does not exist.
+    let done = init(t, out.path(), &["--checkout=--orphan=x"]);
+    refused(&done, 2, "--orphan=x");
+    assert!(empty(out.path()));
+
+    let made = init(t, out.path(), &[]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let record_path = out.path().join("p/.mlops-template.json");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).expect("record"))
+            .expect("json");
+    assert_eq!(record["source"], "local");
+    // The record edited to fetch from elsewhere: refused before anything is fetched.
+    let mut edited = record.clone();
+    edited["template"] = "https://example.invalid/other.git".into();
+    std::fs::write(&record_path, edited.to_string()).expect("write");
+    let done = mlops()
+        .arg("init")
+        .arg(out.path().join("p"))
+        .arg("--update")
+        .output()
+        .expect("runs");
+    refused(&done, 2, "is now a remote repository");
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).expect("record"))
+            .expect("json");
+    assert_eq!(kept, edited, "the refusal changes nothing");
+}
+
 /// `{% include %}` finds files in the project template and in the template's `templates/`, as
 /// cookiecutter's loader does.
 #[test]

@@ -75,6 +75,28 @@ pub struct Request {
 /// in, for `mlops init --update`.
 pub const RECORD: &str = ".mlops-template.json";
 
+/// What [`RECORD`] holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// The address `git clone` was given.
+    pub template: String,
+    /// The address's kind when the project was made (absent in records written before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::SourceKind>,
+    /// The template's commit.
+    pub commit: String,
+    /// The answers the project was rendered with.
+    #[serde(default)]
+    pub answers: Map<String, Json>,
+}
+
+impl Record {
+    pub fn text(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+}
+
 /// Asks for a variable's value (on a terminal).
 pub trait Prompter {
     /// A free-text value, `default` when the answer is empty.
@@ -191,9 +213,15 @@ pub fn generate(
     let context = Value::from(minijinja::value::Serde(&context));
 
     let template_dir = find_template(&req.template)?;
+    // Nothing the template reads may come from outside it: not through a symlink at any depth,
+    // not through `..` (the project directory, every include and every copied file are checked).
+    let template_root =
+        std::fs::canonicalize(&req.template).map_err(|e| io("resolve", &req.template, &e))?;
+    within(&template_root, &template_dir).map_err(|m| usage(m, OUTSIDE_HINT))?;
     // `{% include %}` and `{% import %}` find files as cookiecutter's loader does: in the project
     // template, then in the template's `templates/`; never outside them.
     let search = [template_dir.clone(), req.template.join("templates")];
+    let loader_root = template_root.clone();
     env.set_loader(move |name| {
         if Path::new(name)
             .components()
@@ -202,7 +230,13 @@ pub fn generate(
             return Ok(None);
         }
         for dir in &search {
-            if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+            let path = dir.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            within(&loader_root, &path)
+                .map_err(|m| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, m))?;
+            if let Ok(text) = std::fs::read_to_string(&path) {
                 let text = text.replace("\r\n", "\n").replace('\r', "\n");
                 return Ok(Some(engine::rewrite_now(&text)));
             }
@@ -252,7 +286,7 @@ pub fn generate(
         env: &env,
         context: &context,
         root: &template_dir,
-        template_root: &req.template,
+        template_root: &template_root,
         project: &project,
         copy_only: &copy_only,
         newline: newline.as_deref(),
@@ -264,14 +298,14 @@ pub fn generate(
         run_hooks(&env, &hooks_dir, "post_gen_project", &project, &context)?;
     }
     if let Some((source, commit)) = &req.version {
-        let record = serde_json::json!({
-            "template": source,
-            "commit": commit,
-            "answers": user_answers,
-        });
-        let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
+        let record = Record {
+            template: source.clone(),
+            source: crate::source::kind(source).ok(),
+            commit: commit.clone(),
+            answers: user_answers.clone(),
+        };
         let path = project.join(RECORD);
-        std::fs::write(&path, text).map_err(|e| io("write", &path, &e))?;
+        std::fs::write(&path, record.text()).map_err(|e| io("write", &path, &e))?;
     }
     if let Some(finish) = finish {
         finish(&project)?;
@@ -535,7 +569,7 @@ struct Walk<'a> {
     context: &'a Value,
     /// The project template directory (`{{cookiecutter.…}}`).
     root: &'a Path,
-    /// The template (holding cookiecutter.json), which symlinks may not leave.
+    /// The template (holding cookiecutter.json), resolved: nothing read may lie outside it.
     template_root: &'a Path,
     project: &'a Path,
     copy_only: &'a [String],
@@ -566,7 +600,7 @@ impl Walk<'_> {
                 if dest.is_dir() {
                     std::fs::remove_dir_all(&dest).map_err(|e| io("replace", &dest, &e))?;
                 }
-                self.files += copy_tree(&self.root.join(&child), &dest)?;
+                self.files += copy_tree(self.template_root, &self.root.join(&child), &dest)?;
             } else {
                 let dest = self.project.join(&out);
                 std::fs::create_dir_all(&dest).map_err(|e| io("create", &dest, &e))?;
@@ -607,27 +641,9 @@ impl Walk<'_> {
     }
 
     /// A symlink whose target lies outside the template is refused (its content would be
-    /// copied into the project).
+    /// copied into the project), and so is one to a directory (a loop would never end).
     fn inside_template(&self, path: &Path) -> Result<(), InitError> {
-        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        if !is_link {
-            return Ok(());
-        }
-        let target = std::fs::canonicalize(path).map_err(|e| io("follow", path, &e))?;
-        let root = std::fs::canonicalize(self.template_root)
-            .map_err(|e| io("resolve", self.template_root, &e))?;
-        if target.starts_with(&root) {
-            Ok(())
-        } else {
-            Err(usage(
-                format!(
-                    "{} is a symlink to {}, outside the template",
-                    path.display(),
-                    target.display()
-                ),
-                "a template may link only to its own files; nothing was written",
-            ))
-        }
+        within(self.template_root, path).map_err(|m| usage(m, OUTSIDE_HINT))
     }
 
     /// A template file: copied when binary, else rendered, written with its own newline style
@@ -689,15 +705,17 @@ fn copy_mode(from: &Path, to: &Path) -> Result<(), InitError> {
     std::fs::set_permissions(to, perms).map_err(|e| io("set the mode of", to, &e))
 }
 
-/// `shutil.copytree`: files and directories with their modes; the number of files.
-fn copy_tree(from: &Path, to: &Path) -> Result<usize, InitError> {
+/// `shutil.copytree`: files and directories with their modes; the number of files. Every entry
+/// is checked to lie inside the template (`root`, resolved), at any depth.
+fn copy_tree(root: &Path, from: &Path, to: &Path) -> Result<usize, InitError> {
     std::fs::create_dir_all(to).map_err(|e| io("create", to, &e))?;
     let mut n = 0;
     for e in std::fs::read_dir(from).map_err(|e| io("read", from, &e))? {
         let e = e.map_err(|e| io("read", from, &e))?;
         let (src, dst) = (e.path(), to.join(e.file_name()));
+        within(root, &src).map_err(|m| usage(m, OUTSIDE_HINT))?;
         if src.is_dir() {
-            n += copy_tree(&src, &dst)?;
+            n += copy_tree(root, &src, &dst)?;
         } else {
             copy_file(&src, &dst)?;
             n += 1;
@@ -705,6 +723,32 @@ fn copy_tree(from: &Path, to: &Path) -> Result<usize, InitError> {
     }
     copy_mode(from, to)?;
     Ok(n)
+}
+
+const OUTSIDE_HINT: &str =
+    "a template may link only to its own files, never to a directory; nothing was written";
+
+/// Whether `path` (a file or directory of the template) stays inside `root` (the template,
+/// resolved) once symlinks are followed; a symlink to a directory is refused as well, since a
+/// link to an ancestor would make the walk endless.
+fn within(root: &Path, path: &Path) -> Result<(), String> {
+    let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !real.starts_with(root) {
+        return Err(format!(
+            "{} leads to {}, outside the template",
+            path.display(),
+            real.display()
+        ));
+    }
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if link && real.is_dir() {
+        return Err(format!(
+            "{} is a symlink to the directory {}",
+            path.display(),
+            real.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Python's `fnmatch.fnmatch` on POSIX: `*` (any text, `/` included), `?`, `[seq]`, `[!seq]`.

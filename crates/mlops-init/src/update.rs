@@ -6,9 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{Map, Value as Json};
-
-use crate::generate::{self, InitError, Kind, RECORD, Request};
+use crate::generate::{self, InitError, Kind, RECORD, Record, Request};
 use crate::source;
 
 /// What an update did, by path from the project's root.
@@ -46,19 +44,37 @@ pub fn update(project: &Path, reference: Option<&str>) -> Result<Updated, InitEr
              the template, its commit and the answers there)",
         )
     })?;
-    let record: Json = serde_json::from_str(&text).map_err(|e| {
+    let record: Record = serde_json::from_str(&text).map_err(|e| {
         fail(
             format!("{}: {e}", record_path.display()),
             "restore the file",
         )
     })?;
-    let template = record["template"].as_str().unwrap_or_default().to_owned();
-    let from = record["commit"].as_str().unwrap_or_default().to_owned();
-    let answers: Map<String, Json> = record["answers"].as_object().cloned().unwrap_or_default();
+    let Record {
+        template,
+        source: recorded_kind,
+        commit: from,
+        answers,
+    } = record;
     if template.is_empty() || from.is_empty() {
         return Err(fail(
             format!("{} has no template or commit", record_path.display()),
             "restore the file",
+        ));
+    }
+    let kind = source::kind(&template)?;
+    if let Some(recorded) = recorded_kind
+        && recorded != kind
+    {
+        return Err(fail(
+            format!(
+                "{} says the project was made from {}, but its address `{template}` is now {}",
+                record_path.display(),
+                recorded.describe(),
+                kind.describe()
+            ),
+            "the record was edited; restore it from the project's history, or make the project \
+             again from the template you trust",
         ));
     }
     let new = source::clone(&template, reference)?;
@@ -133,10 +149,13 @@ pub fn update(project: &Path, reference: Option<&str>) -> Result<Updated, InitEr
             (None, None, _) => {}
         }
     }
-    let record =
-        serde_json::json!({ "template": template, "commit": new.commit, "answers": answers });
-    let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
-    write(&record_path, text.as_bytes(), &record_path)?;
+    let record = Record {
+        template,
+        source: Some(kind),
+        commit: new.commit.clone(),
+        answers,
+    };
+    write(&record_path, record.text().as_bytes(), &record_path)?;
     Ok(done)
 }
 
