@@ -410,8 +410,27 @@ fn transient_github_failures_are_retried() {
                 message: message.into(),
             }
         };
+    // A server error on a POST is not retried (GitHub may have done the work): the command
+    // fails, saying so, and running it again finishes the promotion with one pull request.
     w.fake
         .fail_next(fault("POST", "/git/blobs", 502, vec![], "Bad Gateway"));
+    let (code, _, err) = run(w.promote(APP, "digits-mlp@2", true));
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("answered 502 to POST") && err.contains("run the command again"),
+        "{err}"
+    );
+    let blobs = |w: &World| {
+        w.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("/git/blobs"))
+            .count()
+    };
+    assert_eq!(blobs(&w), 1, "a POST that failed with 502 was sent again");
+    // On a GET, the same error is retried.
+    w.fake
+        .fail_next(fault("GET", "/git/commits/", 502, vec![], "Bad Gateway"));
     w.fake.fail_next(fault(
         "POST",
         "/pulls",

@@ -931,3 +931,88 @@ fn the_address_file_names_where_the_service_listens() {
     assert_eq!(addr, s.addr, "{written}");
     assert_eq!(http::get(addr, "/ping").status, 200);
 }
+
+/// The runner's rule for a workflow command in a step's log: a line whose text starts with `::`
+/// after leading blanks, or (older syntax) one that holds `##[`. `ours` are the commands the
+/// binary itself may print.
+fn attacker_commands(log: &str) -> Vec<String> {
+    let ours = [
+        "::error",
+        "::warning",
+        "::notice",
+        "::group::",
+        "::endgroup::",
+    ];
+    log.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            (t.starts_with("::") && !ours.iter().any(|o| t.starts_with(o))) || l.contains("##[")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Text from a dataset's cell and from a service's error body that tries to set a step output
+/// (in both of the runner's syntaxes) is shown, but not as a command, and sets nothing.
+#[test]
+fn untrusted_text_cannot_issue_workflow_commands() {
+    let registry = trained();
+    let server = serve_registered(registry.path(), &["--quiet"]);
+    let hostile = "bad row\n::set-output name=passed::true\n  ##[set-output name=passed;]true";
+    let body = serde_json::to_vec(&serde_json::json!({ "error": hostile })).expect("json");
+    let proxy = http::Proxy::start(
+        server.addr,
+        Box::new(move |_, path, status, answer| {
+            if path == "/invocations" {
+                (400, body.clone())
+            } else {
+                (status, answer)
+            }
+        }),
+    );
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let outputs = scratch.path().join("github_output");
+    let run = |endpoint: String, holdout: Option<&Path>| {
+        let mut c = mlops();
+        c.args(["holdout", "--model", "digits-mlp@1", "--manifest"])
+            .arg(manifest())
+            .arg("--registry")
+            .arg(registry.path())
+            .args(["--endpoint", &endpoint, "--retries", "0"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", &outputs);
+        if let Some(h) = holdout {
+            c.arg("--holdout").arg(h);
+        }
+        c.output().expect("runs")
+    };
+
+    let out = run(format!("http://{}", proxy.addr), None);
+    assert_ne!(out.status.code(), Some(0));
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        log.contains("set-output name=passed"),
+        "the error is shown: {log}"
+    );
+    assert_eq!(attacker_commands(&log), Vec::<String>::new(), "{log}");
+
+    // A cell of the holdout file, quoted over several lines.
+    let original = std::fs::read_to_string(holdout_csv()).expect("reads");
+    let mut lines = original.lines();
+    let header = lines.next().expect("header");
+    let first = lines.next().expect("a row");
+    let rest = first.split_once(',').map_or("", |(_, r)| r);
+    let cell = "\"1\n::set-output name=passed::true\n##[set-output name=passed;]true\"";
+    let poisoned = scratch.path().join("holdout.csv");
+    std::fs::write(&poisoned, format!("{header}\n{cell},{rest}\n")).expect("writes");
+    let out = run(server.url(), Some(&poisoned));
+    assert_ne!(out.status.code(), Some(0));
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        log.contains("set-output name=passed"),
+        "the cell is shown: {log}"
+    );
+    assert_eq!(attacker_commands(&log), Vec::<String>::new(), "{log}");
+    let set = std::fs::read_to_string(&outputs).unwrap_or_default();
+    assert!(!set.contains("passed"), "{set}");
+}

@@ -185,6 +185,34 @@ pub fn add_mask(secret: &str) -> String {
         .collect()
 }
 
+/// Text from elsewhere (a dataset's cell, a service's answer, a pull request's title) made safe
+/// to print in an Actions log, where the runner reads a line whose text starts with `::` (after
+/// leading blanks) as a workflow command, and `##[` as one in the older syntax: a zero-width
+/// space goes between the two colons and between `##` and `[`. What a reader sees is unchanged.
+/// `json` is for JSON text, where `##[` can only be inside a string: the `[` is written as the
+/// escape `\u005b` instead, which reads back as the same string.
+pub fn neutral(text: &str, json: bool) -> std::borrow::Cow<'_, str> {
+    let command_line = |line: &str| line.trim_start().starts_with("::");
+    if !text.contains("##[") && !text.split('\n').any(command_line) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let line = if command_line(line) {
+            let at = line.len() - line.trim_start().len();
+            format!("{}:\u{200B}{}", &line[..at], &line[at + 1..])
+        } else {
+            line.to_owned()
+        };
+        let old = if json { "##\\u005b" } else { "##\u{200B}[" };
+        out.push_str(&line.replace("##[", old));
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Escapes the message part of a workflow command.
 pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
@@ -200,6 +228,32 @@ pub fn escape_property(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The runner's rule: a line is a workflow command when, after leading blanks, it starts
+    /// with `::`, or (older syntax) holds `##[`.
+    fn is_command(line: &str) -> bool {
+        line.trim_start().starts_with("::") || line.contains("##[")
+    }
+
+    #[test]
+    fn neutral_text_holds_no_workflow_command() {
+        let hostile =
+            "ok\n::set-output name=x::pwned\n   ::add-mask::y\r\nsee ##[set-output name=z;]1";
+        let safe = neutral(hostile, false);
+        assert!(safe.lines().all(|l| !is_command(l)), "{safe}");
+        assert_eq!(safe.replace('\u{200B}', ""), hostile);
+        assert!(matches!(
+            neutral("plain: text :: here", false),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // In JSON, the escape reads back as the same string.
+        let json = serde_json::to_string(&serde_json::json!({"e": "a ##[set-output name=x;]1"}))
+            .expect("json");
+        let safe = neutral(&json, true);
+        assert!(!is_command(&safe), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).expect("still json");
+        assert_eq!(back["e"], "a ##[set-output name=x;]1");
+    }
 
     fn runtime(dir: &Path) -> Runtime {
         Runtime::with_files(Some(dir.join("out")), Some(dir.join("summary")))

@@ -84,7 +84,13 @@ pub fn promotion(m: &Manifest) -> Result<(Promotion, Repo), Problem> {
 
 /// A failed GitHub call: broken, with `hint` or one from the status.
 pub fn failed(e: &ApiError, hint: &str) -> Problem {
-    let hint = if !hint.is_empty() {
+    // A server error says nothing about the token: GitHub failed, and a POST it failed on is
+    // not sent again (it may have been done), so say how to finish.
+    let hint = if e.status.is_some_and(|s| s >= 500) || e.status.is_none() && e.method == "POST" {
+        "GitHub failed on its side; run the command again: it finds what was already done and \
+         finishes the rest"
+            .to_owned()
+    } else if !hint.is_empty() {
         hint.to_owned()
     } else if e.status == Some(401) {
         "the token is invalid or expired".to_owned()

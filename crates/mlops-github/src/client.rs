@@ -90,7 +90,7 @@ pub struct GitHub {
     origin: String,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verb {
     Get,
     Post,
@@ -144,20 +144,26 @@ impl GitHub {
         verb: Verb,
         uri: &str,
         body: Option<&Value>,
-    ) -> Result<(u16, http::HeaderMap, Value), String> {
+    ) -> Result<(u16, http::HeaderMap, Value), Transport> {
         let response = match verb {
             Verb::Get => self.octo._get(uri).await,
             Verb::Post => self.octo._post(uri, body).await,
             Verb::Patch => self.octo._patch(uri, body).await,
         }
-        .map_err(|e| transport_message(&e))?;
+        .map_err(|e| Transport {
+            message: transport_message(&e),
+            unsent: never_sent(&e),
+        })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| transport_message(&e))?
+            .map_err(|e| Transport {
+                message: transport_message(&e),
+                unsent: false,
+            })?
             .to_bytes();
         let value = if bytes.is_empty() {
             Value::Null
@@ -171,6 +177,7 @@ impl GitHub {
 
     fn next_step(
         &self,
+        verb: Verb,
         attempt: u32,
         status: u16,
         headers: &http::HeaderMap,
@@ -189,7 +196,12 @@ impl GitHub {
         let secondary = status == 403 && message.contains("secondary rate limit");
         let primary =
             matches!(status, 403 | 429) && header("x-ratelimit-remaining").as_deref() == Some("0");
-        let retryable = matches!(status, 429 | 500 | 502 | 503 | 504) || secondary || primary;
+        // A POST is not idempotent (a second one opens a second pull request or comment): it is
+        // retried only when GitHub said it did not process it (a rate limit), never after a
+        // server error, which may come after the work was done.
+        let limited = status == 429 || secondary || primary;
+        let server_error = matches!(status, 500 | 502 | 503 | 504);
+        let retryable = limited || (server_error && verb != Verb::Post);
         if !retryable || attempt >= self.config.attempts {
             return Next::Done;
         }
@@ -259,17 +271,28 @@ impl GitHub {
             attempt += 1;
             let (status, headers, value) = match self.once(verb, path, body).await {
                 Ok(answer) => answer,
-                Err(message) if attempt < self.config.attempts => {
+                Err(t) if attempt < self.config.attempts && (verb != Verb::Post || t.unsent) => {
                     let wait = self.backoff(attempt);
                     eprintln!(
-                        "github: {} {shown}: {message}; retrying in {:.1} s",
+                        "github: {} {shown}: {}; retrying in {:.1} s",
                         verb.name(),
+                        mlops_actions::neutral(&t.message, false),
                         wait.as_secs_f64()
                     );
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                Err(message) => return Err(failure(None, message)),
+                Err(t) if verb == Verb::Post && !t.unsent => {
+                    return Err(failure(
+                        None,
+                        format!(
+                            "{} (not retried: GitHub may have done it; running the command again \
+                             finds what was done)",
+                            t.message
+                        ),
+                    ));
+                }
+                Err(t) => return Err(failure(None, t.message)),
             };
             if (200..300).contains(&status) {
                 let header = |k: &str| {
@@ -285,11 +308,12 @@ impl GitHub {
                     next: header("link").and_then(|l| next_link(&l)),
                 });
             }
-            match self.next_step(attempt, status, &headers, &value) {
+            match self.next_step(verb, attempt, status, &headers, &value) {
                 Next::Wait(d, why) => {
                     eprintln!(
-                        "github: {} {shown}: {why}; retrying in {:.1} s (attempt {} of {})",
+                        "github: {} {shown}: {}; retrying in {:.1} s (attempt {} of {})",
                         verb.name(),
+                        mlops_actions::neutral(&why, false),
                         d.as_secs_f64(),
                         attempt + 1,
                         self.config.attempts
@@ -403,6 +427,27 @@ impl GitHub {
 
 fn strip_query(path: &str) -> String {
     path.split('?').next().unwrap_or(path).to_owned()
+}
+
+/// A request that got no answer.
+struct Transport {
+    message: String,
+    /// The connection was never made, so GitHub cannot have seen the request.
+    unsent: bool,
+}
+
+/// Whether `e` is a failure to connect (the request never left).
+fn never_sent(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn transport_message(e: &dyn std::fmt::Display) -> String {

@@ -1,9 +1,27 @@
 //! The `mlops` binary: parses the command line and hands each subcommand to its module in
 //! [`cmd`]. It owns only what a binary must: argument parsing, output format and exit codes.
 
+// Printing, neutralised for the Actions log (see `out`): defined before the modules so that
+// they shadow the standard macros everywhere in the binary.
+macro_rules! print {
+    ($($t:tt)*) => { $crate::out::print($crate::out::Stream::Out, format_args!($($t)*), false) };
+}
+macro_rules! println {
+    () => { $crate::out::print($crate::out::Stream::Out, format_args!(""), true) };
+    ($($t:tt)*) => { $crate::out::print($crate::out::Stream::Out, format_args!($($t)*), true) };
+}
+macro_rules! eprint {
+    ($($t:tt)*) => { $crate::out::print($crate::out::Stream::Err, format_args!($($t)*), false) };
+}
+macro_rules! eprintln {
+    () => { $crate::out::print($crate::out::Stream::Err, format_args!(""), true) };
+    ($($t:tt)*) => { $crate::out::print($crate::out::Stream::Err, format_args!($($t)*), true) };
+}
+
 mod cli;
 mod cmd;
 mod exit;
+mod out;
 mod proposal;
 
 use clap::Parser;
@@ -31,6 +49,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let format = cli.format.unwrap_or_else(cli::Format::from_env);
+    out::json_output(format == cli::Format::Json);
     let code = match cli.command {
         cli::Command::Validate(args) => cmd::validate::run(&args, format),
         cli::Command::Render(args) => cmd::render::run(&args, format),

@@ -43,10 +43,12 @@ fn show_findings(findings: &[promote::Finding], format: Format) {
             Level::Error => ("error", mlops_actions::Level::Error),
         };
         if format == Format::Github {
-            print!(
-                "{}",
-                mlops_actions::annotation(level, None, "mlops promote", &f.message)
-            );
+            crate::out::command(&mlops_actions::annotation(
+                level,
+                None,
+                "mlops promote",
+                &f.message,
+            ));
         }
         eprintln!("{label}: {}\n  = hint: {}", f.message, f.hint);
     }

@@ -28,15 +28,12 @@ pub(crate) fn run(args: &GateArgs, format: Format) -> Exit {
     let actions = mlops_actions::Runtime::from_env();
     if format == Format::Github || actions.is_actions() {
         if !d.allowed && format == Format::Github {
-            print!(
-                "{}",
-                mlops_actions::annotation(
-                    mlops_actions::Level::Error,
-                    None,
-                    "mlops gate",
-                    &format!("[{}] {}", d.rule, d.reason)
-                )
-            );
+            crate::out::command(&mlops_actions::annotation(
+                mlops_actions::Level::Error,
+                None,
+                "mlops gate",
+                &format!("[{}] {}", d.rule, d.reason),
+            ));
         }
         let result = actions
             .set_output("decision", d.verdict())

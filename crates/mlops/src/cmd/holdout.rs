@@ -70,16 +70,20 @@ fn show(report: &Report, args: &HoldoutArgs, format: Format) -> Exit {
         Format::Github => {
             print!("{}", report.human());
             for w in &report.warnings {
-                println!(
-                    "::warning title=mlops holdout::{}",
-                    mlops_actions::escape_data(w)
-                );
+                crate::out::command(&mlops_actions::annotation(
+                    mlops_actions::Level::Warning,
+                    None,
+                    "mlops holdout",
+                    w,
+                ));
             }
             for f in report.failures() {
-                println!(
-                    "::error title=mlops holdout::{}",
-                    mlops_actions::escape_data(&f)
-                );
+                crate::out::command(&mlops_actions::annotation(
+                    mlops_actions::Level::Error,
+                    None,
+                    "mlops holdout",
+                    &f,
+                ));
             }
         }
     }

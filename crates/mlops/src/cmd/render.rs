@@ -70,10 +70,12 @@ fn show_check(plan: &Plan, format: Format) {
             let message = format!("{path} {what}: {UPDATE_HINT}");
             let title = "mlops render --check";
             let level = mlops_actions::Level::Error;
-            print!(
-                "{}",
-                mlops_actions::annotation(level, Some(&location), title, &message)
-            );
+            crate::out::command(&mlops_actions::annotation(
+                level,
+                Some(&location),
+                title,
+                &message,
+            ));
         }
     }
     if c.is_current() {

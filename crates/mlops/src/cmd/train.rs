@@ -63,16 +63,13 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
     }
     let github = format == Format::Github;
     if github {
-        println!(
-            "{}",
-            mlops_actions::group(&format!("Training {}", m.model.name))
-        );
+        crate::out::command(&mlops_actions::group(&format!("Training {}", m.model.name)));
     }
     let mut progress = Progress::new(format);
     let result = mlops_core::train::local(&m, &args.manifest, &mut console, |e| progress.show(e));
     progress.finish();
     if github {
-        println!("{}", mlops_actions::end_group());
+        crate::out::command(mlops_actions::end_group());
     }
     let run = match result {
         Ok(run) => run,
@@ -128,8 +125,12 @@ fn show(m: &Manifest, registered: &Registered, report: &Report, format: Format) 
         } in failed
         {
             let line = format!("{} {metric} {value:.4} breaks {bound}", m.model.name);
-            let line = mlops_actions::escape_data(&line);
-            println!("::error title=mlops train::{line}");
+            crate::out::command(&mlops_actions::annotation(
+                mlops_actions::Level::Error,
+                None,
+                "mlops train",
+                &line,
+            ));
         }
     }
 }
@@ -186,13 +187,12 @@ impl Progress {
         Self { format, bar }
     }
 
-    fn note(&self, line: &str, github_command: &str) {
+    fn note(&self, line: &str, level: mlops_actions::Level) {
         match (self.format, &self.bar) {
-            (_, Some(bar)) => bar.println(format!("note: {line}")),
-            (Format::Github, None) => println!(
-                "::{github_command} title=mlops train::{}",
-                mlops_actions::escape_data(line)
-            ),
+            (_, Some(bar)) => bar.println(format!("note: {}", mlops_actions::neutral(line, false))),
+            (Format::Github, None) => {
+                crate::out::command(&mlops_actions::annotation(level, None, "mlops train", line));
+            }
             _ => eprintln!("note: {line}"),
         }
     }
@@ -200,9 +200,15 @@ impl Progress {
     fn show(&mut self, event: Event<'_>) {
         match event {
             Event::CheckpointUnusable(_) => {
-                self.note(&event.note().unwrap_or_default(), "warning");
+                self.note(
+                    &event.note().unwrap_or_default(),
+                    mlops_actions::Level::Warning,
+                );
             }
-            Event::Resumed { .. } => self.note(&event.note().unwrap_or_default(), "notice"),
+            Event::Resumed { .. } => self.note(
+                &event.note().unwrap_or_default(),
+                mlops_actions::Level::Notice,
+            ),
             Event::Batch {
                 epoch,
                 epochs,

@@ -2,7 +2,6 @@
 //! reports every problem at its file:line:column, as text, JSON or GitHub annotations; in Actions
 //! also as step outputs and a step summary.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use mlops_actions::Runtime;
@@ -54,8 +53,6 @@ fn unique(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 fn show(reports: &[Report], unreadable: &[ReadError], format: Format) {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     match format {
         Format::Json => {
             let diagnostics: Vec<_> = reports.iter().flat_map(|r| &r.diagnostics).collect();
@@ -70,32 +67,29 @@ fn show(reports: &[Report], unreadable: &[ReadError], format: Format) {
                 "diagnostics": diagnostics,
                 "read_errors": read_errors,
             });
-            let _ = writeln!(out, "{doc}");
+            println!("{doc}");
         }
         Format::Github | Format::Human => {
             for e in unreadable {
                 if format == Format::Github {
                     let message = format!("{e}\n{READ_HINT}");
-                    let _ = out.write_all(
-                        mlops_actions::annotation(
-                            mlops_actions::Level::Error,
-                            None,
-                            "mlops validate",
-                            &message,
-                        )
-                        .as_bytes(),
-                    );
+                    crate::out::command(&mlops_actions::annotation(
+                        mlops_actions::Level::Error,
+                        None,
+                        "mlops validate",
+                        &message,
+                    ));
                 }
                 eprintln!("error: {e}\n  = hint: {READ_HINT}");
             }
             for report in reports {
                 if format == Format::Github {
-                    let _ = out.write_all(render_github(&report.diagnostics).as_bytes());
+                    crate::out::command(&render_github(&report.diagnostics));
                 }
                 // In Actions the log keeps the readable form too: annotations show on the PR.
                 eprint!("{}", render_human(&report.diagnostics, &report.source));
                 if report.is_valid() {
-                    let _ = writeln!(out, "{}", report.verdict());
+                    println!("{}", report.verdict());
                 } else {
                     eprintln!("{}", report.verdict());
                 }
