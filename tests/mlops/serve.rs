@@ -881,6 +881,57 @@ fn holdout_through_a_sagemaker_endpoint() {
         queue.to_string().as_bytes(),
     );
     assert_eq!(status, 201, "{answer}");
+    // The endpoint, its configuration and its model, which records the artifact's digest as
+    // `mlops deploy` does.
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(version_dir(registry.path()).join("card.json")).expect("card"),
+    )
+    .expect("json");
+    let sha = card["artifact"]["sha256"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    let sm = |op: &str, body: serde_json::Value| {
+        let (status, answer) =
+            moto.json("sagemaker", &format!("SageMaker.{op}"), &body.to_string());
+        assert_eq!(status, 200, "{op}: {answer}");
+    };
+    let model = |name: &str, env: serde_json::Value| {
+        sm(
+            "CreateModel",
+            serde_json::json!({
+                "ModelName": name,
+                "ExecutionRoleArn": "arn:aws:iam::123456789012:role/digits-sagemaker-execution",
+                "PrimaryContainer": {
+                    "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops@sha256:ab",
+                    "Environment": env,
+                },
+            }),
+        );
+    };
+    let endpoint = |name: &str, model: &str| {
+        sm(
+            "CreateEndpointConfig",
+            serde_json::json!({
+                "EndpointConfigName": format!("{name}-config"),
+                "ProductionVariants": [{
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }],
+            }),
+        );
+        sm(
+            "CreateEndpoint",
+            serde_json::json!({"EndpointName": name, "EndpointConfigName": format!("{name}-config")}),
+        );
+    };
+    model(
+        "digits-1",
+        serde_json::json!({ "MLOPS_ARTIFACT_SHA256": sha }),
+    );
+    endpoint("digits-staging", "digits-1");
     let mut c = holdout_command(registry.path());
     c.args([
         "--sagemaker-endpoint",
@@ -897,6 +948,37 @@ fn holdout_through_a_sagemaker_endpoint() {
     assert_eq!(r["requests"], 3);
     assert_eq!(r["parity"]["checked"], rows.len());
     assert_eq!(r["passed"], true);
+
+    // An endpoint whose model holds another artifact, or does not say which: the predictions
+    // may agree, but the test does not pass for a model it cannot show is the one served.
+    model(
+        "digits-other",
+        serde_json::json!({ "MLOPS_ARTIFACT_SHA256": "0".repeat(64) }),
+    );
+    endpoint("digits-other", "digits-other");
+    model("digits-unsaid", serde_json::json!({}));
+    endpoint("digits-unsaid", "digits-unsaid");
+    for (name, says) in [
+        ("digits-other", "with artifact SHA-256 0000"),
+        ("digits-unsaid", "no MLOPS_ARTIFACT_SHA256"),
+        ("digits-missing", "does not exist"),
+    ] {
+        let (status, answer) = moto.http(
+            "POST",
+            "/moto-api/static/sagemaker/endpoint-results",
+            queue.to_string().as_bytes(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        let mut c = holdout_command(registry.path());
+        c.args(["--sagemaker-endpoint", name, "--batch-size", "100"])
+            .args(["--concurrency", "1"]);
+        moto.env(&mut c);
+        let out = c.output().expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text_of(&out));
+        let r = report(&out);
+        assert_eq!(r["passed"], false, "{name}");
+        assert!(r.to_string().contains(says), "{name}: {r}");
+    }
 
     let mut c = mlops();
     c.args(["holdout", "--model", "digits-mlp@1", "--manifest"])
@@ -1015,4 +1097,50 @@ fn untrusted_text_cannot_issue_workflow_commands() {
     assert_eq!(attacker_commands(&log), Vec::<String>::new(), "{log}");
     let set = std::fs::read_to_string(&outputs).unwrap_or_default();
     assert!(!set.contains("passed"), "{set}");
+}
+
+/// A "service" that answers every request with a body that never ends: the holdout stops reading
+/// at its limit, says why, and does not ask again.
+#[test]
+fn holdout_stops_reading_an_answer_that_never_ends() {
+    let registry = trained();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let invocations = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = invocations.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                use std::io::{BufRead, Write};
+                let mut reader = std::io::BufReader::new(stream.try_clone().expect("clones"));
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                if line.contains("/invocations") {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+                let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, "7\n".repeat(1 << 19));
+                while stream.write_all(chunk.as_bytes()).is_ok() {}
+            });
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = holdout(
+        registry.path(),
+        &format!("http://{addr}"),
+        &["--no-parity", "--concurrency", "1", "--retries", "3"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("the answer is over 67108864 bytes"), "{err}");
+    assert_eq!(
+        invocations.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "an answer over the limit is not asked for again"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }

@@ -38,6 +38,16 @@ impl EndpointState {
     }
 }
 
+/// One production variant of an endpoint and what its model says it serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServedVariant {
+    pub variant: String,
+    pub model: String,
+    /// `MLOPS_ARTIFACT_SHA256` in the model's container environment (`mlops deploy` sets it,
+    /// and the container refuses to serve files with another digest).
+    pub artifact_sha256: Option<String>,
+}
+
 /// How an endpoint configuration serves: instances, or serverless.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capacity {
@@ -97,6 +107,53 @@ impl SageMaker {
                 None,
             ),
         }
+    }
+
+    /// What each production variant of the endpoint `name` serves, by the configuration now
+    /// serving its traffic; `None` when there is no such endpoint.
+    pub async fn served(&self, name: &str) -> Result<Option<Vec<ServedVariant>>, AwsError> {
+        let Some(state) = self.endpoint(name).await? else {
+            return Ok(None);
+        };
+        let Some(config) = state.config else {
+            return Ok(Some(Vec::new()));
+        };
+        let described = self
+            .client
+            .describe_endpoint_config()
+            .endpoint_config_name(&config)
+            .send()
+            .await
+            .map_err(|e| {
+                explain(
+                    "SageMaker",
+                    &config,
+                    "describe the endpoint configuration",
+                    &e,
+                )
+            })?;
+        let mut out = Vec::new();
+        for v in described.production_variants() {
+            let model = v.model_name().unwrap_or_default().to_owned();
+            let m = self
+                .client
+                .describe_model()
+                .model_name(&model)
+                .send()
+                .await
+                .map_err(|e| explain("SageMaker", &model, "describe the model", &e))?;
+            let artifact_sha256 = m
+                .primary_container()
+                .and_then(ContainerDefinition::environment)
+                .and_then(|env| env.get("MLOPS_ARTIFACT_SHA256"))
+                .cloned();
+            out.push(ServedVariant {
+                variant: v.variant_name().unwrap_or_default().to_owned(),
+                model,
+                artifact_sha256,
+            });
+        }
+        Ok(Some(out))
     }
 
     /// Whether a model named `name` exists.

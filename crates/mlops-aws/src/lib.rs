@@ -20,7 +20,7 @@ pub mod sagemaker;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 pub use ecr::{Ecr, Image, Login};
-pub use endpoints::{Capacity, EndpointState, ModelSpec};
+pub use endpoints::{Capacity, EndpointState, ModelSpec, ServedVariant};
 pub use logs::Logs;
 pub use sagemaker::{JobState, Package, PackageSpec, Poll, SageMaker, TrainingSpec};
 

@@ -132,6 +132,16 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         ..Policy::default()
     };
     let rt = crate::runtime::current_thread()?;
+    let expected_artifact = loaded.identity.artifact_sha256.clone();
+    // A SageMaker endpoint has no `/version`: which artifact it serves is read from the model
+    // behind each of its variants, where `mlops deploy` recorded the digest.
+    let sagemaker_identity = match &target {
+        Target::SageMaker(name) => Some(rt.block_on(async {
+            let sm = mlops_aws::SageMaker::from_env().await;
+            sagemaker_identity(&sm, name, &req.model, &expected_artifact).await
+        })),
+        Target::Url(_) => None,
+    };
     let service = match target {
         Target::Url(url) => Service::Http(Box::new(Http::new(&url, policy).map_err(|e| {
             Problem::input(
@@ -145,7 +155,6 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         }
     };
     let signature = loaded.predictor.bundle.signature.clone();
-    let expected_artifact = loaded.identity.artifact_sha256.clone();
     let plan = Plan {
         path,
         shown,
@@ -165,6 +174,9 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
     if let Some(d) = recorded_dataset {
         report.recorded_on(d);
     }
+    for problem in sagemaker_identity.into_iter().flatten() {
+        report.problem(problem);
+    }
     if let Some(sha) = served.as_ref().map(|v| v.artifact_sha256.as_str())
         && sha != expected_artifact
     {
@@ -181,6 +193,46 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         model: card.model,
         version: card.version,
     })
+}
+
+/// What is wrong with the artifacts the SageMaker endpoint `name` serves, against the digest of
+/// `model` in the registry: nothing when every variant serves it.
+async fn sagemaker_identity(
+    sm: &mlops_aws::SageMaker,
+    name: &str,
+    model: &str,
+    expected: &str,
+) -> Vec<String> {
+    let variants = match sm.served(name).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return vec![format!("the SageMaker endpoint {name} does not exist")],
+        Err(e) => {
+            return vec![format!(
+                "cannot tell which artifact the SageMaker endpoint {name} serves: {}",
+                e.message
+            )];
+        }
+    };
+    if variants.is_empty() {
+        return vec![format!("the SageMaker endpoint {name} serves no model")];
+    }
+    variants
+        .iter()
+        .filter_map(|v| match &v.artifact_sha256 {
+            Some(sha) if sha == expected => None,
+            Some(sha) => Some(format!(
+                "variant {} of {name} serves the model {} with artifact SHA-256 {sha}; {model} \
+                 in the registry is {expected}",
+                v.variant, v.model
+            )),
+            None => Some(format!(
+                "variant {} of {name} serves the model {}, which does not say which artifact it \
+                 holds (no MLOPS_ARTIFACT_SHA256 in its environment): deploy it with `mlops \
+                 deploy`",
+                v.variant, v.model
+            )),
+        })
+        .collect()
 }
 
 /// Records the report in the registry beside the version it tested, where production's deploy

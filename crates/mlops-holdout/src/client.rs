@@ -39,6 +39,8 @@ pub struct Policy {
     pub retries: u32,
     /// The first backoff; doubled each retry, with jitter, capped at 10 s (`mlops_aws::Poll`).
     pub backoff: Duration,
+    /// The largest answer read (a service that streams without end is cut off there).
+    pub max_answer_bytes: usize,
 }
 
 impl Default for Policy {
@@ -47,6 +49,7 @@ impl Default for Policy {
             timeout: Duration::from_secs(30),
             retries: 5,
             backoff: Duration::from_millis(100),
+            max_answer_bytes: MAX_ANSWER_BYTES,
         }
     }
 }
@@ -70,6 +73,42 @@ pub struct Reply {
 /// line; an mlops service answers in JSON to anything else, and the reader takes either).
 const CONTENT_TYPE: &str = "text/csv";
 const ACCEPT: &str = "text/csv, application/json";
+
+/// The default largest answer: far over what any batch's predictions take (a class name and
+/// probabilities per row), far under what would exhaust a runner's memory.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// The largest `/version` document read.
+const MAX_VERSION_BYTES: usize = 1024 * 1024;
+
+/// An answer over the limit: not retried (the service would send it again).
+#[derive(Debug)]
+struct TooLarge(usize);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the answer is over {} bytes, far more than predictions take; is this a prediction \
+             service?",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// Reads a body up to `limit` bytes; over it, [`TooLarge`].
+async fn read_bounded(
+    body: hyper::body::Incoming,
+    limit: usize,
+) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(TooLarge(limit))),
+        Err(e) => Err(e),
+    }
+}
 
 /// What one attempt gave.
 enum Attempt {
@@ -138,12 +177,9 @@ impl Http {
                 .await
                 .map_err(|e| format!("no answer from {shown}: {}", chain(&e)))?;
             let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
+            let body = read_bounded(response.into_body(), MAX_VERSION_BYTES)
                 .await
-                .map_err(|e| format!("{shown}: the answer broke off: {e}"))?
-                .to_bytes();
+                .map_err(|e| format!("{shown}: {e}"))?;
             if !status.is_success() {
                 return Err(format!("{shown} answered {status}"));
             }
@@ -172,7 +208,7 @@ impl Http {
                 .get(hyper::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = response.into_body().collect().await?.to_bytes();
+            let body = read_bounded(response.into_body(), self.policy.max_answer_bytes).await?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body, content_type))
         };
         match tokio::time::timeout(self.policy.timeout, call).await {
@@ -180,6 +216,9 @@ impl Http {
                 "no answer within {} s",
                 self.policy.timeout.as_secs_f64()
             )),
+            Ok(Err(e)) if e.is::<TooLarge>() => {
+                Attempt::Fail(CallError::Unavailable(format!("{}: {e}", self.endpoint())))
+            }
             Ok(Err(e)) => Attempt::Retry(chain(e.as_ref())),
             Ok(Ok((200..=299, body, content_type))) => Attempt::Done(Reply { body, content_type }),
             Ok(Ok((status, body, _))) => {
