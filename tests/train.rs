@@ -212,13 +212,13 @@ fn a_run_resumed_from_a_checkpoint_ends_where_an_unbroken_run_ends() {
     let first = train(3, Some(&checkpoints), &mut events);
     assert_eq!(first.resumed_from, None);
     assert_eq!(events, ["epoch 1", "epoch 2", "epoch 3"]);
-    let kept: Vec<String> = std::fs::read_dir(&checkpoints.dir)
+    let kept: Vec<String> = std::fs::read_dir(checkpoints.job_dir())
         .expect("checkpoints")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(kept, ["epoch-000003"], "older checkpoints are removed");
     // A checkpoint being written when the instance went away.
-    std::fs::create_dir(checkpoints.dir.join(".epoch-000004.partial")).expect("mkdir");
+    std::fs::create_dir(checkpoints.job_dir().join(".epoch-000004.partial")).expect("mkdir");
 
     let mut events = Vec::new();
     let resumed = train(6, Some(&checkpoints), &mut events);
@@ -234,7 +234,8 @@ fn a_run_resumed_from_a_checkpoint_ends_where_an_unbroken_run_ends() {
     let losses = |t: &Trained| t.curve.iter().map(|e| e.loss).collect::<Vec<_>>();
     assert_eq!(losses(&resumed), losses(&unbroken));
 
-    // Another job's checkpoint is reported and not used.
+    // Another job sharing the directory (as jobs share a `checkpoint_uri`) neither resumes
+    // from this job's checkpoints nor removes them.
     let other = Checkpoints {
         fingerprint: "job-b".into(),
         ..checkpoints.clone()
@@ -242,6 +243,20 @@ fn a_run_resumed_from_a_checkpoint_ends_where_an_unbroken_run_ends() {
     let mut events = Vec::new();
     let fresh = train(2, Some(&other), &mut events);
     assert_eq!(fresh.resumed_from, None);
+    assert_eq!(events, ["epoch 1", "epoch 2"]);
+    assert_ne!(other.job_dir(), checkpoints.job_dir());
+    assert!(
+        checkpoints
+            .job_dir()
+            .join("epoch-000006/state.json")
+            .is_file()
+    );
+    assert!(other.job_dir().join("epoch-000002/state.json").is_file());
+    // A checkpoint of another job put where this job's are is still refused.
+    let moved = other.job_dir().join("epoch-000002");
+    std::fs::rename(&moved, checkpoints.job_dir().join("epoch-000009")).expect("moves");
+    let mut events = Vec::new();
+    let refused = train(2, Some(&checkpoints), &mut events);
+    assert_eq!(refused.resumed_from, None);
     assert!(events[0].contains("belongs to another job"), "{events:?}");
-    assert_eq!(fresh.curve.len(), 2);
 }

@@ -1008,10 +1008,18 @@ fn train_worker_runs_the_sagemaker_contract_and_resumes_from_checkpoints() {
     for file in ["model.safetensors", "model.json", "training.json"] {
         assert!(base.path().join("model").join(file).is_file(), "{file}");
     }
+    let jobs = || -> Vec<std::path::PathBuf> {
+        let mut dirs: Vec<_> = std::fs::read_dir(base.path().join("checkpoints"))
+            .expect("checkpoints")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        dirs.sort();
+        dirs
+    };
+    let first_job = jobs();
+    assert_eq!(first_job.len(), 1, "{first_job:?}");
     assert!(
-        base.path()
-            .join("checkpoints/epoch-000003/state.json")
-            .is_file(),
+        first_job[0].join("epoch-000003/state.json").is_file(),
         "no checkpoint after epoch 3"
     );
 
@@ -1037,17 +1045,17 @@ fn train_worker_runs_the_sagemaker_contract_and_resumes_from_checkpoints() {
     assert_eq!(training["resumed_from"], 3);
     assert_eq!(training["curve"].as_array().map(Vec::len), Some(5));
 
-    // Another seed is another job: its checkpoints are not this job's.
+    // Another seed is another job: it starts from epoch 1, beside the first job's checkpoints,
+    // which it leaves alone.
     job.seed += 1;
     write_job(&job);
     let out = worker();
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        stdout.contains("not resuming from checkpoints") && stdout.contains("another job"),
-        "{stdout}"
-    );
+    assert!(!stdout.contains("resuming"), "{stdout}");
     assert!(stdout.contains("epoch=1 "), "{stdout}");
+    assert_eq!(jobs().len(), 2);
+    assert!(first_job[0].join("epoch-000005/state.json").is_file());
 
     std::fs::remove_dir_all(base.path().join("input/data/holdout")).expect("rm");
     let out = worker();

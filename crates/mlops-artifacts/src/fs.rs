@@ -26,8 +26,32 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result
     }
     let mut tmp = builder.tempfile_in(dir)?;
     std::io::Write::write_all(&mut tmp, bytes)?;
+    // On disk before the name points at it: after a crash the name holds the old file or the
+    // whole new one, never an empty one (ext4 and XFS may order the rename first).
+    tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Makes the entries of `dir` (a rename into it, a file created in it) durable.
+pub fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
+}
+
+/// Makes every file directly in `dir`, and `dir`'s own entries, durable: for a directory
+/// written by others (a checkpoint's weights) before it is renamed into place.
+pub fn sync_files_in(dir: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
 }
 
 #[cfg(test)]

@@ -498,10 +498,15 @@ impl Registry {
             }
             write_json(&incoming.path().join(CARD), &make_card(version))?;
             write_json(&incoming.path().join(STATUS), &status)?;
+            // Every file on disk before the version's name exists: a crash leaves no version
+            // whose weights are empty.
+            mlops_artifacts::fs::sync_files_in(incoming.path())
+                .map_err(|e| io(incoming.path(), &e))?;
             let target = parent.join(version.to_string());
             let staging = incoming.keep();
             match std::fs::rename(&staging, &target) {
                 Ok(()) => {
+                    mlops_artifacts::fs::sync_dir(&parent).map_err(|e| io(&parent, &e))?;
                     return Ok(Entry {
                         model: model.to_owned(),
                         version,

@@ -4,9 +4,12 @@
 //!
 //! SageMaker managed spot training stops a job when it reclaims the instance and restarts it with
 //! the checkpoint directory restored; the worker saves after every epoch and resumes from the
-//! newest complete checkpoint whose fingerprint matches the job. Each checkpoint is written to a
-//! hidden `.partial` directory and renamed into place, so a job killed mid-write leaves the
-//! previous checkpoint intact; older checkpoints are removed once a newer one is in place.
+//! newest complete checkpoint of the job. Checkpoints are kept under a directory named by the
+//! job's fingerprint (`job-<16 hex digits>/`), so jobs sharing one `checkpoint_uri` neither
+//! resume from nor delete each other's. Each checkpoint is written to a hidden `.partial`
+//! directory, flushed to disk, and renamed into place, so a job killed mid-write leaves the
+//! previous checkpoint intact; older checkpoints of the job are removed once a newer one is in
+//! place.
 
 use std::path::{Path, PathBuf};
 
@@ -60,13 +63,24 @@ pub(crate) enum Found {
 }
 
 impl Checkpoints {
-    fn epoch_dir(&self, epoch: u32) -> PathBuf {
-        self.dir.join(format!("epoch-{epoch:06}"))
+    /// This job's own directory under `dir`.
+    pub fn job_dir(&self) -> PathBuf {
+        let key: String = self
+            .fingerprint
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(16)
+            .collect();
+        self.dir.join(format!("job-{key}"))
     }
 
-    /// Complete checkpoints, newest first.
+    fn epoch_dir(&self, epoch: u32) -> PathBuf {
+        self.job_dir().join(format!("epoch-{epoch:06}"))
+    }
+
+    /// Complete checkpoints of this job, newest first.
     fn complete(&self) -> Vec<(u32, PathBuf)> {
-        let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(&self.dir)
+        let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(self.job_dir())
             .into_iter()
             .flatten()
             .flatten()
@@ -88,8 +102,9 @@ impl Checkpoints {
         optimizer: &ModuleOptimizer,
     ) -> Result<(), String> {
         let at = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
-        std::fs::create_dir_all(&self.dir).map_err(|e| at(&self.dir, &e))?;
-        let partial = self.dir.join(format!(".epoch-{:06}.partial", state.epoch));
+        let job = self.job_dir();
+        std::fs::create_dir_all(&job).map_err(|e| at(&job, &e))?;
+        let partial = job.join(format!(".epoch-{:06}.partial", state.epoch));
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(|e| at(&partial, &e))?;
         }
@@ -108,7 +123,9 @@ impl Checkpoints {
         if done.exists() {
             std::fs::remove_dir_all(&done).map_err(|e| at(&done, &e))?;
         }
+        mlops_artifacts::fs::sync_files_in(&partial).map_err(|e| at(&partial, &e))?;
         std::fs::rename(&partial, &done).map_err(|e| at(&done, &e))?;
+        mlops_artifacts::fs::sync_dir(&job).map_err(|e| at(&job, &e))?;
         for (epoch, dir) in self.complete() {
             if epoch < state.epoch {
                 let _ = std::fs::remove_dir_all(dir);
