@@ -10,6 +10,8 @@
 //! - `bench <validate|yaml|render|train|holdout|init|run|action-start>`: benchmarks against the named competitor, printing the ratio.
 //! - `dist [--target TRIPLE] [--features LIST]`: the release asset of `mlops` and its checksum
 //!   line in `dist/`, as the release workflow builds them.
+//! - `fuzz [TARGET] [--seconds N]`: the fuzz targets in `tests/fuzz` (cargo-fuzz, nightly),
+//!   each for N seconds (default 60), with a per-input time limit; see `fuzz`.
 //! - `terraform-validate`: `terraform validate` on every example's rendered Terraform (needs the
 //!   Terraform registry, so it runs in the project's GitHub workflow, not in `ci`).
 //! - `tools`: installs the pinned test tools, Mesa's software Vulkan driver (Debian packages) and
@@ -21,6 +23,7 @@ use std::process::{Command, ExitCode};
 mod action_docs;
 mod bench;
 mod dist;
+mod fuzz;
 mod github_spec;
 mod provider;
 mod terraform;
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         ["github-spec", "--check"] => github_spec::run_task(true),
         ["bench", name] => bench::run(name),
         ["dist", rest @ ..] => dist::run(rest),
+        ["fuzz", rest @ ..] => fuzz::run_task(rest),
         ["terraform-validate"] => terraform::validate(),
         ["tools"] => system_packages().and_then(|()| tools()).and_then(|bin| {
             let schema = provider::schema()?;
@@ -70,7 +74,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run|action-start> | dist [--target T] [--features F] | tools | terraform-validate";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run|action-start> | dist [--target T] [--features F] | fuzz [TARGET] [--seconds N] | tools | terraform-validate";
 
 /// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
 /// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary
@@ -241,6 +245,9 @@ pub(crate) fn path_with(bin: &Path) -> std::ffi::OsString {
     std::env::join_paths(paths).unwrap_or_default()
 }
 
+/// Seconds each fuzz target runs in `ci`.
+const FUZZ_SECONDS: u32 = 15;
+
 fn ci() -> Result<(), String> {
     let started = std::time::Instant::now();
     system_packages()?;
@@ -283,6 +290,10 @@ fn ci() -> Result<(), String> {
     tally.passed += wgpu.passed;
     tally.failed += wgpu.failed;
     tally.ignored += wgpu.ignored;
+    // Every fuzz target briefly: the saved regressions replayed, then new inputs, each under
+    // the per-input time limit.
+    let figures = fuzz::fuzz(None, FUZZ_SECONDS)?;
+    fuzz::print_figures(&figures);
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     // One closing line for the whole run: cargo's own last lines belong to whichever test binary
     // ran last, often a doc-test harness with nothing in it.

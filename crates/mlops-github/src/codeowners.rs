@@ -55,34 +55,73 @@ fn matches(pattern: &str, path: &str) -> bool {
 
 /// Matches pattern segments against path segments. A match may end at a directory (the pattern
 /// names a directory, so everything below it matches) unless `dir_only` demands more.
+///
+/// `reach[j]`: the pattern's segments so far match exactly the first `j` path segments. One pass
+/// per pattern segment: the work is the product of the two lengths, whatever the pattern (a
+/// recursive search is exponential in the number of `**`).
 fn glob_segments(pattern: &[&str], path: &[&str], dir_only: bool) -> bool {
-    match pattern.first() {
-        None => !path.is_empty() || !dir_only,
-        Some(&"**") => (0..=path.len()).any(|i| glob_segments(&pattern[1..], &path[i..], dir_only)),
-        Some(p) => match path.first() {
-            Some(seg) if glob(p.as_bytes(), seg.as_bytes()) => {
-                let rest = &path[1..];
-                if pattern.len() == 1 {
-                    // The pattern is used up: a file matches exactly, a directory by prefix.
-                    rest.is_empty() && !dir_only || !rest.is_empty()
-                } else {
-                    glob_segments(&pattern[1..], rest, dir_only)
+    let mut reach = vec![false; path.len() + 1];
+    if let Some(first) = reach.first_mut() {
+        *first = true;
+    }
+    for p in pattern {
+        let mut next = vec![false; path.len() + 1];
+        if *p == "**" {
+            let mut any = false;
+            for (n, r) in next.iter_mut().zip(&reach) {
+                any |= *r;
+                *n = any;
+            }
+        } else {
+            for (j, seg) in path.iter().enumerate() {
+                if reach.get(j).copied().unwrap_or(false) && glob(p.as_bytes(), seg.as_bytes()) {
+                    if let Some(n) = next.get_mut(j + 1) {
+                        *n = true;
+                    }
                 }
             }
-            _ => false,
-        },
+        }
+        reach = next;
     }
+    reach
+        .iter()
+        .enumerate()
+        .any(|(k, r)| *r && (k < path.len() || !dir_only))
 }
 
-/// `*` and `?` within one segment.
+/// `*` and `?` within one segment, by the two-pointer method: on a mismatch, go back to the last
+/// `*` and let it take one more byte. At most (pattern × text) steps (a recursive search is
+/// exponential in the number of `*`).
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
+    let (mut pi, mut si) = (0, 0);
+    // After the last `*` seen: where the pattern resumes, and where the text did.
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match (p.get(pi), s.get(si)) {
+            (Some(b'*'), _) => {
+                star = Some((pi + 1, si));
+                pi += 1;
+            }
+            (Some(b'?'), Some(_)) => {
+                pi += 1;
+                si += 1;
+            }
+            (Some(a), Some(b)) if a == b => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((resume, taken)) => {
+                    pi = resume;
+                    si = taken + 1;
+                    star = Some((resume, taken + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
 }
 
 #[cfg(test)]
@@ -105,6 +144,51 @@ mod tests {
         );
         assert_eq!(owners(text, "README.md"), users(&["docs"]));
         assert_eq!(owners(text, "src/lib.rs"), users(&["everyone"]));
+    }
+
+    /// Found by the `codeowners` fuzz target: a line of 60 `*` took exponential time.
+    #[test]
+    fn many_stars_and_globstars_match_in_polynomial_time() {
+        let stars = "*".repeat(60);
+        assert!(!glob(
+            format!("{stars}p").as_bytes(),
+            "x".repeat(60).as_bytes()
+        ));
+        assert!(glob(
+            format!("{stars}p").as_bytes(),
+            format!("{}p", "x".repeat(60)).as_bytes()
+        ));
+        let globstars = vec!["**"; 40].join("/") + "/z";
+        let deep = vec!["a"; 40].join("/");
+        assert!(!matches(&globstars, &deep));
+        assert!(matches(&globstars, &(deep.clone() + "/z")));
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fuzz/regressions/codeowners/star-backtracking"
+        ))
+        .expect("the saved input");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(owners(&text, "deploy/production.pin.yaml").len() <= 2);
+    }
+
+    #[test]
+    fn globs_match_within_a_segment() {
+        for (p, s, want) in [
+            ("*", "", true),
+            ("*", "abc", true),
+            ("a*c", "abc", true),
+            ("a*c", "abcd", false),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("*.yaml", "production.yaml", true),
+            ("*.yaml", "production.yml", false),
+            ("**", "x", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("", "", true),
+            ("", "a", false),
+        ] {
+            assert_eq!(glob(p.as_bytes(), s.as_bytes()), want, "{p} ~ {s}");
+        }
     }
 
     #[test]

@@ -259,7 +259,8 @@ pub fn rewrite_now(source: &str) -> String {
     while let Some(at) = rest.find("{%") {
         out.push_str(&rest[..at]);
         let tag = &rest[at..];
-        let Some(end) = tag.find("%}") else {
+        // The closing `%}` after the opening `{%` (in `{%}` they overlap).
+        let Some(end) = tag.get(2..).and_then(|t| t.find("%}")).map(|i| i + 2) else {
             out.push_str(tag);
             return out;
         };
@@ -336,6 +337,21 @@ mod tests {
         assert_eq!(slugify("1,000 models", true), "1000-models");
         assert_eq!(slugify("--a__b--", true), "a-b");
         assert_eq!(slugify("Keep Case", false), "Keep-Case");
+    }
+
+    /// Found by the `init_path` fuzz target: in `{%}` the closing `%}` overlaps the opening `{%`,
+    /// and the tag's inside was sliced backwards (a panic on any template file holding it).
+    #[test]
+    fn an_overlapping_tag_end_is_left_to_the_template_engine() {
+        assert_eq!(rewrite_now("{%}"), "{%}");
+        assert_eq!(rewrite_now("a {%} b %} c"), "a {%} b %} c");
+        let saved = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fuzz/regressions/init_path/overlapping-tag-end"
+        ))
+        .expect("the saved input");
+        let text = String::from_utf8_lossy(&saved);
+        let _ = rewrite_now(&text);
     }
 
     #[test]

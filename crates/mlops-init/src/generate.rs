@@ -543,6 +543,18 @@ fn find_template(root: &Path) -> Result<PathBuf, InitError> {
 }
 
 /// A rendered path as a relative path that stays inside the project: no root, no `..`.
+/// A template's file or directory name `name` rendered with `answers` (the `cookiecutter`
+/// variables) into a path inside the project, as a generation renders each one: refused when it
+/// would leave the project. (The fuzz target `init_path` drives it.)
+pub fn project_path(name: &str, answers: &Map<String, Json>) -> Result<PathBuf, InitError> {
+    let env = engine::environment(&[]).map_err(|unknown| usage(unknown, ""))?;
+    let mut context = Map::new();
+    context.insert("cookiecutter".into(), Json::Object(answers.clone()));
+    let context = Value::from(minijinja::value::Serde(&context));
+    let rendered = render(&env, name, name, &context)?;
+    safe_relative(&rendered, name)
+}
+
 fn safe_relative(rendered: &str, source: &str) -> Result<PathBuf, InitError> {
     let path = Path::new(rendered);
     let mut out = PathBuf::new();

@@ -13,4 +13,6 @@ pub mod python;
 pub mod source;
 pub mod update;
 
-pub use generate::{Finish, Generated, InitError, Kind, Prompter, RECORD, Request, generate};
+pub use generate::{
+    Finish, Generated, InitError, Kind, Prompter, RECORD, Request, generate, project_path,
+};
