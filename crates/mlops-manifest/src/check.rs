@@ -240,6 +240,12 @@ pub fn check_bytes(file: &str, bytes: &[u8]) -> Report {
     report
 }
 
+/// The lines of YAML text as YAML counts them: broken at LF, CRLF or a lone CR.
+fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n')
+        .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'))
+}
+
 /// What makes two registries the same: an `s3://` URI as written; a local path resolved against
 /// the manifest's directory and normalised (without touching the file system).
 fn registry_identity(manifest: &str, registry: &str) -> String {
@@ -372,10 +378,19 @@ fn yaml_diagnostic(file: &str, text: &str, e: &yaml::YamlError) -> Diagnostic {
                 _ => match e.related {
                     // Name the bracket that is still open: it may stand lines before this point.
                     Some(r) => {
-                        let opened = text.lines().nth(r.start.line.saturating_sub(1)).and_then(|l| l.chars().nth(r.start.col.saturating_sub(1))).unwrap_or('[');
-                        let closing = if opened == '{' { '}' } else { ']' };
-                        d.with_related(r.start, format!("the `{opened}` opened here is still open"))
-                            .with_hint(format!("close the `{opened}` opened on line {} with `{closing}`, or check the indentation and quotes around this point", r.start.line))
+                        let opened = yaml_lines(text).nth(r.start.line.saturating_sub(1)).and_then(|l| l.chars().nth(r.start.col.saturating_sub(1))).unwrap_or('[');
+                        match opened {
+                            '"' | '\'' => {
+                                let inside = if opened == '"' { "write a `\"` inside it as `\\\"`" } else { "write a `'` inside it as `''`" };
+                                d.with_related(r.start, format!("the `{opened}` opened here is never closed"))
+                                    .with_hint(format!("close the `{opened}` opened on line {} with `{opened}` ({inside})", r.start.line))
+                            }
+                            _ => {
+                                let closing = if opened == '{' { '}' } else { ']' };
+                                d.with_related(r.start, format!("the `{opened}` opened here is still open"))
+                                    .with_hint(format!("close the `{opened}` opened on line {} with `{closing}`, or check the indentation and quotes around this point", r.start.line))
+                            }
+                        }
                     }
                     None => d.with_hint("check the indentation and the brackets and quotes around this point"),
                 },
@@ -895,6 +910,56 @@ pub(crate) fn did_you_mean<'a>(
 mod tests {
     use super::*;
 
+    /// An unclosed quote is named where it was opened: the parser reports the end of the file,
+    /// which may be far below. Quotes inside words, comments and closed scalars do not count, and
+    /// lines are counted as YAML counts them (a lone CR breaks one).
+    #[test]
+    fn an_unclosed_quote_is_named_where_it_was_opened() {
+        for (text, line, column, quote) in [
+            (
+                "version: 1\n# it's a comment\nproject:\n  name: \"digits\n  repository: o/r\nmodel:\n  name: m\n",
+                4,
+                9,
+                '"',
+            ),
+            (
+                "version: 1\nproject:\n  name: 'it''s'\n  repository: don't\nmodel:\n  name: 'm\n  task: x\n",
+                6,
+                9,
+                '\'',
+            ),
+            (
+                "version: 1\rproject:\r  name: \"a \\\" b\"\r  repository: \"o/r\rmodel: {}\r",
+                4,
+                15,
+                '"',
+            ),
+        ] {
+            let d = &check_bytes("m.yaml", text.as_bytes()).diagnostics[0];
+            assert_eq!(d.code, "yaml/syntax", "{d:?}");
+            let related = d
+                .related
+                .as_ref()
+                .unwrap_or_else(|| panic!("no quote named: {d:?}"));
+            assert_eq!(
+                (related.line, related.column),
+                (line, column),
+                "{text:?}: {d:?}"
+            );
+            assert_eq!(
+                related.message,
+                format!("the `{quote}` opened here is never closed")
+            );
+            let hint = d.hint.as_deref().unwrap_or_default();
+            assert!(
+                hint.starts_with(&format!(
+                    "close the `{quote}` opened on line {line} with `{quote}`"
+                )),
+                "{hint}"
+            );
+        }
+    }
+
     /// An unclosed `[` or `{` is named where it was opened, lines before the point where the
     /// parser gave up; a syntax error inside closed brackets names none.
     #[test]
@@ -928,7 +993,11 @@ mod tests {
         let closed = "version: 1\nproject: [a, b]\nmodel: \"x\n";
         let d = &check_bytes("m.yaml", closed.as_bytes()).diagnostics[0];
         assert_eq!(d.code, "yaml/syntax", "{d:?}");
-        assert!(d.related.is_none(), "no bracket is open: {d:?}");
+        let related = d.related.as_ref().expect("the quote is named");
+        assert!(
+            related.message.contains('"') && !related.message.contains('['),
+            "the closed bracket is not named: {d:?}"
+        );
     }
 
     #[test]

@@ -165,10 +165,16 @@ impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<Spanned<'a>, YamlError> {
         match self.parser.next_event() {
             Some(Ok(ev)) => Ok(ev),
-            Some(Err(e)) => Err(YamlError {
-                related: self.open_flow(),
-                ..syntax(&e)
-            }),
+            Some(Err(e)) => {
+                let error = syntax(&e);
+                // A quote left open swallows the rest of the file: name where it was opened.
+                let related = if e.info().contains("quoted scalar") {
+                    open_quote(self.text, error.span.start).or_else(|| self.open_flow())
+                } else {
+                    self.open_flow()
+                };
+                Err(YamlError { related, ..error })
+            }
             // The parser always ends with StreamEnd; running past it is a parser bug we report
             // as a syntax error at an unknown place rather than a panic.
             None => Err(YamlError {
@@ -390,6 +396,71 @@ fn err(kind: YamlErrorKind, sp: saphyr_parser::Span) -> YamlError {
         span: Span::from_parser(sp),
         related: None,
     }
+}
+
+/// The quote (`'` or `"`) that opens a scalar still unclosed at `upto`, scanning `text` as YAML
+/// does: a quote opens a scalar where a value can start (after a blank, `:`, `-`, `,`, `[`, `{`
+/// or at the start of a line), `#` after a blank starts a comment, `\` escapes in double quotes
+/// and `''` is a quote in single ones. Lines break at LF, CRLF or a lone CR.
+fn open_quote(text: &str, upto: Pos) -> Option<Span> {
+    let mut pos = Pos { line: 1, col: 1 };
+    let mut open: Option<(char, Pos)> = None;
+    let mut comment = false;
+    let mut prev: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if (pos.line, pos.col) > (upto.line, upto.col) {
+            break;
+        }
+        let here = pos;
+        let newline = c == '\n' || (c == '\r' && chars.peek() != Some(&'\n'));
+        match open {
+            Some(('"', _)) if c == '\\' => {
+                if let Some(next) = chars.next() {
+                    pos.col += 1;
+                    if next == '\n' || next == '\r' {
+                        pos = Pos {
+                            line: pos.line + 1,
+                            col: 0,
+                        };
+                    }
+                }
+            }
+            Some(('"', _)) if c == '"' => open = None,
+            Some(('\'', _)) if c == '\'' => {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    pos.col += 1;
+                } else {
+                    open = None;
+                }
+            }
+            Some(_) => {}
+            None if comment => {}
+            None => {
+                let starts_value = prev.is_none_or(|p| {
+                    p.is_whitespace() || matches!(p, ':' | '-' | ',' | '[' | '{' | '?')
+                });
+                if c == '#' && prev.is_none_or(char::is_whitespace) {
+                    comment = true;
+                } else if matches!(c, '"' | '\'') && starts_value {
+                    open = Some((c, here));
+                }
+            }
+        }
+        if newline {
+            pos = Pos {
+                line: pos.line + 1,
+                col: 1,
+            };
+            comment = false;
+            prev = None;
+        } else {
+            pos.col += 1;
+            prev = Some(c);
+        }
+    }
+    open.map(|(_, at)| Span::at(at))
 }
 
 fn syntax(e: &ScanError) -> YamlError {

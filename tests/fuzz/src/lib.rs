@@ -57,7 +57,10 @@ pub fn request_body(data: &[u8]) {
 /// into the file.
 pub fn manifest(data: &[u8]) {
     let report = mlops_manifest::check::check_bytes("fuzz.yaml", data);
-    let lines = data.split(|b| *b == b'\n').count();
+    // YAML's line breaks: LF, CRLF and a lone CR (as editors count them too).
+    let crlf = data.windows(2).filter(|w| w == b"\r\n").count();
+    let breaks = data.iter().filter(|b| matches!(b, b'\n' | b'\r')).count() - crlf;
+    let lines = breaks + 1;
     for d in &report.diagnostics {
         assert!(d.line >= 1 && d.line <= lines + 1, "{d:?} in {lines} lines");
     }
