@@ -513,6 +513,7 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
         })
         .collect();
     let mut promotion_trees = 0;
+    let mut dependabots = 0;
     for (path, files) in repositories {
         let dir = write_tree(&files);
         let run = |cmd: &mut Command| {
@@ -552,6 +553,28 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
             .env_remove("GH_TOKEN")
             .env_remove("GITHUB_TOKEN"));
         assert!(ok && text.contains("No findings"), "{path}: zizmor\n{text}");
+        // Dependabot's configuration: valid by its schema, and each directory it watches holds
+        // what it updates.
+        if let Some(dependabot) = files.get(".github/dependabot.yml") {
+            let checker = tool("check-jsonschema").expect("check-jsonschema");
+            let (ok, text) = run(Command::new(&checker).args([
+                "--builtin-schema",
+                "vendor.dependabot",
+                ".github/dependabot.yml",
+            ]));
+            assert!(ok, "{path}: dependabot.yml\n{text}");
+            assert_eq!(
+                dependabot.contains("directory: /container"),
+                files.contains_key("container/Dockerfile"),
+                "{path}: {dependabot}"
+            );
+            assert_eq!(
+                dependabot.contains("- /terraform\n"),
+                files.contains_key("terraform/versions.tf"),
+                "{path}: {dependabot}"
+            );
+            dependabots += 1;
+        }
         if !files.contains_key("container/Dockerfile") {
             // The promotion repository's tree: a gate workflow and the manifest it reads.
             assert!(
@@ -604,6 +627,10 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
         terraform_checked += 1;
     }
     assert!(terraform_checked >= 1);
+    assert!(
+        dependabots >= 1,
+        "no rendered tree has a Dependabot configuration"
+    );
     assert!(
         promotion_trees >= 1,
         "no example promotes in another repository"
