@@ -426,7 +426,7 @@ fn hostile_values_round_trip_and_change_no_structure() {
     }
 
     for (p, text) in &evil {
-        if !p.starts_with(".github/") {
+        if !p.starts_with(".github/workflows/") {
             continue;
         }
         let (doc, plain_doc) = (yaml(text), yaml(&benign[p]));
@@ -524,7 +524,7 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
         };
         let wf: Vec<String> = files
             .keys()
-            .filter(|p| p.starts_with(".github/"))
+            .filter(|p| p.starts_with(".github/workflows/"))
             .cloned()
             .collect();
         let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&wf));

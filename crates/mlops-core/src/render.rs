@@ -110,7 +110,7 @@ fn workflow_pins(
 ) -> BTreeMap<String, BTreeMap<String, Pin>> {
     existing
         .iter()
-        .filter(|(path, _)| path.starts_with(".github/"))
+        .filter(|(path, _)| path.starts_with(".github/workflows/"))
         .filter_map(|(path, text)| {
             Some((path.clone(), mlops_render::pins::scan(text.as_ref().ok()?)))
         })

@@ -217,7 +217,7 @@ mod tests {
             render(m, "mlops.yaml", &BTreeMap::new())
                 .expect("renders")
                 .into_keys()
-                .filter(|p| p.starts_with(".github/"))
+                .filter(|p| p.starts_with(".github/workflows/"))
                 .collect()
         };
         let local = manifest(".mlops/registry");
