@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "02d9af71fba4b287d83cdf11a185f8ccc1289b18",
+    "277b971df5648f8cc548f7886587a3f79920ff77",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
