@@ -3,6 +3,9 @@
 //! (moto, the GitHub fake, act, terraform, `mlops serve`); `../support/` holds the helpers they
 //! share with the render and train tests.
 
+// Tests: a panic here is a failed run, not a user's crash.
+#![allow(clippy::indexing_slicing, clippy::string_slice)]
+
 #[path = "../support/bin.rs"]
 mod bin;
 #[path = "../support/docker.rs"]

@@ -1,4 +1,6 @@
 #![recursion_limit = "256"]
+// A test fake: a panic here is a failed test, not a user's crash.
+#![allow(clippy::indexing_slicing, clippy::string_slice)]
 
 //! A stateful fake of the GitHub REST API, for tests: an HTTP server on a free loopback port that
 //! keeps repositories (refs, blobs, trees, commits, file contents), pull requests, reviews,

@@ -202,8 +202,10 @@ pub fn neutral(text: &str, json: bool) -> std::borrow::Cow<'_, str> {
             out.push('\n');
         }
         let line = if command_line(line) {
-            let at = line.len() - line.trim_start().len();
-            format!("{}:\u{200B}{}", &line[..at], &line[at + 1..])
+            let rest = line.trim_start();
+            let lead = line.strip_suffix(rest).unwrap_or_default();
+            let rest = rest.strip_prefix(':').unwrap_or(rest);
+            format!("{lead}:\u{200B}{rest}")
         } else {
             line.to_owned()
         };

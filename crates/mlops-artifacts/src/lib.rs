@@ -20,7 +20,7 @@ pub mod training;
 /// tell two apart in a message; never a panic, whatever the text.
 pub fn short(sha: &str) -> &str {
     match sha.char_indices().nth(12) {
-        Some((end, _)) => &sha[..end],
+        Some((end, _)) => sha.get(..end).unwrap_or(sha),
         None => sha,
     }
 }

@@ -647,20 +647,19 @@ pub async fn role_trust_policy(arn: &str) -> Result<String, AwsError> {
 /// Decodes `%XX` escapes (IAM's policy documents); `None` for a broken escape or bytes that
 /// are not UTF-8.
 pub fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let pair = bytes.get(i + 1..i + 3)?;
+    let mut rest = text.as_bytes();
+    let mut out = Vec::with_capacity(rest.len());
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let (pair, after) = tail.split_at_checked(2)?;
             if !pair.iter().all(u8::is_ascii_hexdigit) {
                 return None;
             }
             out.push(u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?);
-            i += 3;
+            rest = after;
         } else {
-            out.push(bytes[i]);
-            i += 1;
+            out.push(b);
+            rest = tail;
         }
     }
     String::from_utf8(out).ok()

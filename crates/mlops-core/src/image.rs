@@ -138,11 +138,12 @@ fn dockerfile(m: &Manifest, manifest: &Path) -> Result<String, Problem> {
 
 /// docker's platform for an ELF executable, from its header: `linux/amd64` or `linux/arm64`.
 fn platform(binary: &[u8]) -> Option<&'static str> {
-    let header = binary.get(..20)?;
-    if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+    let header: &[u8; 20] = binary.first_chunk()?;
+    let [0x7f, b'E', b'L', b'F', 2, 1, ..] = header else {
         return None; // not a little-endian 64-bit ELF
-    }
-    match u16::from_le_bytes([header[18], header[19]]) {
+    };
+    let [.., lo, hi] = header;
+    match u16::from_le_bytes([*lo, *hi]) {
         0x3e => Some("linux/amd64"),
         0xb7 => Some("linux/arm64"),
         _ => None,
@@ -157,7 +158,8 @@ fn content_tag(dockerfile: &[u8], binary: &[u8]) -> String {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
-    format!("mlops-{}", &hex(&h.finalize())[..16])
+    let digest = hex(&h.finalize());
+    format!("mlops-{}", digest.get(..16).unwrap_or(&digest))
 }
 
 /// Builds `named` from a private context (the Dockerfile and the binary as `mlops`), checks

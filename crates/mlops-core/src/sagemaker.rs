@@ -62,7 +62,8 @@ pub fn job_name(prefix: &str, manifest_sha: &str, data: &[(String, String)]) -> 
     for (channel, identity) in data {
         h.update(format!("\n{channel}={identity}"));
     }
-    format!("{prefix}-{}", &hex(&h.finalize())[..16])
+    let digest = hex(&h.finalize());
+    format!("{prefix}-{}", digest.get(..16).unwrap_or(&digest))
 }
 
 /// An image digest: `sha256:` and 64 lowercase hex digits.
@@ -89,7 +90,7 @@ fn file_sha(path: &Path) -> std::io::Result<String> {
         if n == 0 {
             break;
         }
-        h.update(&buf[..n]);
+        h.update(buf.get(..n).unwrap_or_default());
     }
     Ok(hex(&h.finalize()))
 }
@@ -795,7 +796,8 @@ async fn package(
         ),
         ("mlops:model".to_owned(), m.model.name.clone()),
     ]);
-    let token: String = hex(&Sha256::digest(name.as_bytes()))[..32].to_owned();
+    let digest = hex(&Sha256::digest(name.as_bytes()));
+    let token: String = digest.get(..32).unwrap_or(&digest).to_owned();
     let arn = sagemaker
         .create_package(&PackageSpec {
             group: group.to_owned(),

@@ -142,7 +142,7 @@ struct Hashing<R> {
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.hasher.update(buf.get(..n).unwrap_or_default());
         self.bytes += n as u64;
         Ok(n)
     }
@@ -523,7 +523,9 @@ impl Table {
     }
 
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.x[i * self.width..(i + 1) * self.width]
+        self.x
+            .get(i * self.width..(i + 1) * self.width)
+            .unwrap_or_default()
     }
 
     fn push(&mut self, features: &[f32], target: f32) {
@@ -748,11 +750,11 @@ pub fn fit(table: &Table) -> Standardizer {
     let mut m2 = vec![0f64; w];
     for i in 0..table.rows() {
         let n = (i + 1) as f64;
-        for (j, &v) in table.row(i).iter().enumerate() {
+        for ((&v, mean), m2) in table.row(i).iter().zip(&mut mean).zip(&mut m2) {
             let v = f64::from(v);
-            let d = v - mean[j];
-            mean[j] += d / n;
-            m2[j] += d * (v - mean[j]);
+            let d = v - *mean;
+            *mean += d / n;
+            *m2 += d * (v - *mean);
         }
     }
     let rows = table.rows().max(1) as f64;

@@ -22,7 +22,7 @@ pub fn trim(field: &[u8]) -> &[u8] {
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |i| i + 1);
-    &field[start..end]
+    field.get(start..end).unwrap_or_default()
 }
 
 /// The finite number `field` holds (surrounding whitespace allowed), or `None`.
@@ -107,8 +107,8 @@ pub fn all_plain(text: &[u8]) -> bool {
 /// `[+-]digits[.digits]` in at most [`PLAIN_LENGTH`] characters after the sign: always a finite
 /// `f32`.
 fn plain(text: &[u8]) -> bool {
-    let digits = match text.first() {
-        Some(b'-' | b'+') => &text[1..],
+    let digits = match text.split_first() {
+        Some((b'-' | b'+', rest)) => rest,
         _ => text,
     };
     if digits.is_empty() || digits.len() > PLAIN_LENGTH {
@@ -128,9 +128,9 @@ fn plain(text: &[u8]) -> bool {
 /// `[+-]digits[.digits]` whose digits make an integer below 2^24, with at most 10 of them after
 /// the point; `None` otherwise.
 fn fast(text: &[u8]) -> Option<f32> {
-    let (negative, digits) = match text.first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
         _ => (false, text),
     };
     // Twelve characters hold at most twelve digits: no overflow of a u64.
@@ -154,14 +154,14 @@ fn fast(text: &[u8]) -> Option<f32> {
         return None;
     }
     let scale = point.map_or(0, |p| digits.len() - p - 1);
-    if mantissa >= 1 << 24 || scale > 10 {
+    if mantissa >= 1 << 24 {
         return None;
     }
     // Both exact in f32: `mantissa` below 2^24, and 10^scale for scale <= 10 (5^10 < 2^24).
     let value = if scale == 0 {
         mantissa as f32
     } else {
-        mantissa as f32 / POW10[scale]
+        mantissa as f32 / POW10.get(scale)?
     };
     Some(if negative { -value } else { value })
 }
@@ -221,7 +221,8 @@ mod tests {
             agree(&s);
             agree(&format!("-{s}"));
             for p in 0..=s.len() {
-                agree(&format!("{}.{}", &s[..p], &s[p..]));
+                let (a, b) = s.split_at(p);
+                agree(&format!("{a}.{b}"));
             }
         }
         for s in [
@@ -310,7 +311,8 @@ mod tests {
             agree(&nines);
             agree(&format!("-{nines}"));
             agree(&format!(".{nines}"));
-            agree(&format!("{}.{}", &nines[..n / 2], &nines[n / 2..]));
+            let (a, b) = nines.split_at(n / 2);
+            agree(&format!("{a}.{b}"));
             agree(&format!("0.{}1", "0".repeat(n)));
         }
     }

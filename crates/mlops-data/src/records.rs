@@ -46,13 +46,16 @@ impl<'a> Record<'a> {
     fn start(&self, i: usize) -> usize {
         match i.checked_sub(1) {
             None => self.first,
-            Some(before) => self.ends[before] + usize::from(self.raw),
+            Some(before) => self
+                .ends
+                .get(before)
+                .map_or(0, |e| e + usize::from(self.raw)),
         }
     }
 
     pub fn get(&self, i: usize) -> Option<&'a [u8]> {
         let end = *self.ends.get(i)?;
-        Some(&self.text[self.start(i)..end])
+        self.text.get(self.start(i)..end)
     }
 
     /// Field `i` read as a number by [`number::parse`](crate::number::parse) (through its
@@ -81,7 +84,7 @@ impl<'a> Record<'a> {
             return None;
         }
         let end = *self.ends.get(last)?;
-        Some(&self.text[self.start(first)..end])
+        self.text.get(self.start(first)..end)
     }
 }
 
@@ -127,15 +130,15 @@ fn quoted_record_len(text: &[u8]) -> Option<usize> {
 /// (it counts the terminators it skips to the record, `\r\n` ends and blank lines, as part of
 /// it; the line a user looks for is the one the record's first byte is on).
 fn lines_before_record(text: &[u8], from: usize) -> u64 {
-    let from = from.min(text.len());
-    let first = from
-        + text[from..]
-            .iter()
-            .take_while(|b| matches!(b, b'\r' | b'\n'))
-            .count();
+    let (before, after) = text.split_at(from.min(text.len()));
+    let terminators = after
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
     #[cfg(test)]
-    tests::scanned(first);
-    memchr::memchr_iter(b'\n', &text[..first]).count() as u64
+    tests::scanned(before.len() + terminators);
+    let newlines = |t: &[u8]| memchr::memchr_iter(b'\n', t).count() as u64;
+    newlines(before) + newlines(after.get(..terminators).unwrap_or_default())
 }
 
 /// The bytes of one 64-byte block the scanner stops at, a bit per byte (bit `i` for byte `i`).
@@ -260,11 +263,14 @@ impl Splitter {
             let mut crlf = false;
             let mut base = start;
             loop {
-                let mut padded = [b'0'; 64];
-                let block = match window.get(base..base + 64) {
-                    Some(b) => b.as_chunks::<64>().0[0],
-                    None if base < window.len() => {
-                        padded[..window.len() - base].copy_from_slice(&window[base..]);
+                let rest = window.get(base..).unwrap_or_default();
+                let block = match rest.first_chunk::<64>() {
+                    Some(b) => *b,
+                    None if !rest.is_empty() => {
+                        let mut padded = [b'0'; 64];
+                        for (p, b) in padded.iter_mut().zip(rest) {
+                            *p = *b;
+                        }
                         padded
                     }
                     None => break,
@@ -285,10 +291,13 @@ impl Splitter {
                     let stop = stops.trailing_zeros() as usize;
                     let stretch = bits_from(from) & !bits_from(stop);
                     let mut commas = c.commas & stretch;
-                    let ends = &mut self.ends[fields..];
+                    // `ends` has room for every comma of the block (resized above).
                     let mut n = 0;
-                    while commas != 0 {
-                        ends[n] = base + commas.trailing_zeros() as usize;
+                    for end in self.ends.iter_mut().skip(fields) {
+                        if commas == 0 {
+                            break;
+                        }
+                        *end = base + commas.trailing_zeros() as usize;
                         n += 1;
                         commas &= commas - 1;
                     }
@@ -302,7 +311,7 @@ impl Splitter {
                     from = stop + 1;
                     let at = base + stop;
                     let newline = c.newlines >> stop & 1 == 1;
-                    let cr = !newline && window[at] == b'\r';
+                    let cr = !newline && window.get(at) == Some(&b'\r');
                     if cr && window.get(at + 1) == Some(&b'\n') {
                         crlf = true;
                     } else if cr && at + 1 == window.len() && !eof {
@@ -313,7 +322,9 @@ impl Splitter {
                         // counts lines by it).
                         let end = if crlf { at - 1 } else { at };
                         if end > start {
-                            self.ends[fields] = end;
+                            if let Some(e) = self.ends.get_mut(fields) {
+                                *e = end;
+                            }
                             let digits = !other && !odd && self.last_field_fits(start, fields, end);
                             self.line_record(window, start, fields + 1, digits, on_record)?;
                         }
@@ -322,7 +333,8 @@ impl Splitter {
                         (fields, odd, other, crlf) = (0, false, false, false);
                     } else {
                         // A quote: the whole record to `csv` (a quoted field may span lines).
-                        let took = self.quoted(&window[start..], eof, io, on_record)?;
+                        let rest = window.get(start..).unwrap_or_default();
+                        let took = self.quoted(rest, eof, io, on_record)?;
                         if took == 0 {
                             return Ok(start);
                         }
@@ -337,7 +349,9 @@ impl Splitter {
             if !eof || start >= window.len() {
                 return Ok(start);
             }
-            self.ends[fields] = window.len();
+            if let Some(e) = self.ends.get_mut(fields) {
+                *e = window.len();
+            }
             let digits = !other && !odd && self.last_field_fits(start, fields, window.len());
             self.line_record(window, start, fields + 1, digits, on_record)?;
             return Ok(window.len());
@@ -350,7 +364,7 @@ impl Splitter {
     #[inline]
     fn last_field_fits(&self, start: usize, fields: usize, end: usize) -> bool {
         let before = match fields.checked_sub(1) {
-            Some(last) => self.ends[last],
+            Some(last) => self.ends.get(last).copied().unwrap_or(start),
             None => start.wrapping_sub(1),
         };
         !odd_size(before, end)
@@ -370,7 +384,7 @@ impl Splitter {
             line: self.line,
             text: window,
             first: start,
-            ends: &self.ends[..fields],
+            ends: self.ends.get(..fields).unwrap_or_default(),
             raw: true,
             digits,
         })
@@ -390,7 +404,7 @@ impl Splitter {
             None if eof => window.len(),
             None => return Ok(0),
         };
-        let piece = &window[..length];
+        let piece = window.get(..length).unwrap_or(window);
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -449,13 +463,14 @@ pub(crate) fn for_each<R: Read, E>(
     };
     // A byte order mark can only be seen whole.
     while end < 3 && !eof {
-        let n = fill(input, &mut buf[end..], 1)?;
+        let n = fill(input, buf.get_mut(end..).unwrap_or_default(), 1)?;
         eof = n == 0;
         end += n;
     }
-    start += end - without_bom(&buf[..end]).len();
+    start += end - without_bom(buf.get(..end).unwrap_or_default()).len();
     loop {
-        start += splitter.records(&buf[start..end], eof, &io, &mut on_record)?;
+        let window = buf.get(start..end).unwrap_or_default();
+        start += splitter.records(window, eof, &io, &mut on_record)?;
         if eof {
             return Ok(());
         }
@@ -466,7 +481,7 @@ pub(crate) fn for_each<R: Read, E>(
         if end == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
-        let n = fill(input, &mut buf[end..], splitter.line)?;
+        let n = fill(input, buf.get_mut(end..).unwrap_or_default(), splitter.line)?;
         eof = n == 0;
         end += n;
     }

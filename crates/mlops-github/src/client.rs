@@ -4,6 +4,7 @@
 //! message and the permissions it says the call needs. The token is held by octocrab as a
 //! secret and never formatted into any message.
 
+use crate::Field;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -183,7 +184,8 @@ impl GitHub {
         headers: &http::HeaderMap,
         body: &Value,
     ) -> Next {
-        let message = body["message"]
+        let message = body
+            .at("message")
             .as_str()
             .unwrap_or_default()
             .to_ascii_lowercase();
@@ -331,16 +333,18 @@ impl GitHub {
                     ));
                 }
                 Next::Done => {
-                    let message = value["message"]
+                    let message = value
+                        .at("message")
                         .as_str()
                         .map_or_else(|| value.to_string(), str::to_owned);
-                    let details = value["errors"]
+                    let details = value
+                        .at("errors")
                         .as_array()
                         .map(|errors| {
                             errors
                                 .iter()
                                 .map(|e| {
-                                    e["message"]
+                                    e.at("message")
                                         .as_str()
                                         .map_or_else(|| e.to_string(), str::to_owned)
                                 })

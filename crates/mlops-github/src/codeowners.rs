@@ -48,7 +48,7 @@ fn matches(pattern: &str, path: &str) -> bool {
         (0..path_segments.len()).collect()
     };
     starts.into_iter().any(|s| {
-        let rest = &path_segments[s..];
+        let rest = path_segments.get(s..).unwrap_or_default();
         glob_segments(&segments, rest, dir)
     })
 }
@@ -74,10 +74,11 @@ fn glob_segments(pattern: &[&str], path: &[&str], dir_only: bool) -> bool {
             }
         } else {
             for (j, seg) in path.iter().enumerate() {
-                if reach.get(j).copied().unwrap_or(false) && glob(p.as_bytes(), seg.as_bytes()) {
-                    if let Some(n) = next.get_mut(j + 1) {
-                        *n = true;
-                    }
+                if reach.get(j).copied().unwrap_or(false)
+                    && glob(p.as_bytes(), seg.as_bytes())
+                    && let Some(n) = next.get_mut(j + 1)
+                {
+                    *n = true;
                 }
             }
         }

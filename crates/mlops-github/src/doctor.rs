@@ -8,6 +8,7 @@
 //! reads what a token can see and says, for each, what is missing and how to fix it; the AWS
 //! roles' trust policies are judged by [`judge_trust`] (the binary reads them from IAM).
 
+use crate::Field;
 use std::collections::BTreeMap;
 
 use mlops_render::needs::Need;
@@ -380,7 +381,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                 "give {} to the people who may approve production in .github/CODEOWNERS on `{}` (e.g. `/{} @OWNER`), and require a code owner's review",
                 listed(&unowned),
                 s.base_branch,
-                unowned[0]
+                unowned.first().copied().unwrap_or("PIN_FILE")
             ),
         ),
         (true, false) => found(
@@ -421,10 +422,10 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             ));
             continue;
         };
-        let policy = &environment["deployment_branch_policy"];
+        let policy = &environment.at("deployment_branch_policy");
         let branches: Option<Vec<String>> = if policy.is_null() {
             None
-        } else if policy["custom_branch_policies"].as_bool() == Some(true) {
+        } else if policy.at("custom_branch_policies").as_bool() == Some(true) {
             let listed = gh
                 .get(&format!(
                     "/repos/{repo}/environments/{env}/deployment-branch-policies"
@@ -432,12 +433,13 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                 .await?
                 .body;
             Some(
-                listed["branch_policies"]
+                listed
+                    .at("branch_policies")
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter(|p| p["type"].as_str().unwrap_or("branch") == "branch")
-                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                    .filter(|p| p.at("type").as_str().unwrap_or("branch") == "branch")
+                    .filter_map(|p| p.at("name").as_str().map(str::to_owned))
                     .collect(),
             )
         } else {
@@ -463,7 +465,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             Err(e) if unreadable(&e) => Value::Null,
             Err(e) => return Err(e),
         };
-        env_vars.insert((repo, env.clone()), name_values(&vars["variables"]));
+        env_vars.insert((repo, env.clone()), name_values(vars.at("variables")));
     }
 
     // 4. Variables and secrets the workflows read, in the repository whose workflow reads them.
@@ -477,7 +479,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             .get(&format!("/repos/{repo}/actions/variables?per_page=30"))
             .await
         {
-            Ok(v) => Some(name_values(&v.body["variables"])),
+            Ok(v) => Some(name_values(v.body.at("variables"))),
             Err(e) if unreadable(&e) => None,
             Err(e) => return Err(e),
         };
@@ -486,11 +488,12 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             .await
         {
             Ok(v) => Some(
-                v.body["secrets"]
+                v.body
+                    .at("secrets")
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                    .filter_map(|s| s.at("name").as_str().map(str::to_owned))
                     .collect::<Vec<_>>(),
             ),
             Err(e) if unreadable(&e) => None,
@@ -526,7 +529,9 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         }
         seen.push(n.clone());
         let repo = n.repo.full();
-        let (repo_vars, secrets) = &repo_settings[&repo];
+        let Some((repo_vars, secrets)) = repo_settings.get(&repo) else {
+            continue;
+        };
         let place = n.need.environment.as_ref().map_or_else(
             || "the repository".to_owned(),
             |e| format!("environment `{e}`"),
@@ -700,7 +705,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         let repo = s.repo.full();
         let subject = format!("Actions permissions of {repo}");
         match gh.get(&format!("/repos/{repo}/actions/permissions/workflow")).await {
-            Ok(r) if r.body["can_approve_pull_request_reviews"] == Value::Bool(true) => out.checks.push(found(
+            Ok(r) if r.body.at("can_approve_pull_request_reviews") == &Value::Bool(true) => out.checks.push(found(
                 Verdict::Ok,
                 &subject,
                 "GitHub Actions may create pull requests".into(),
@@ -731,13 +736,15 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         let path = format!("/repos/{}/actions/oidc/customization/sub", repo.full());
         match gh.get(&path).await {
             Ok(r) => {
-                let keys: Vec<String> = r.body["include_claim_keys"]
+                let keys: Vec<String> = r
+                    .body
+                    .at("include_claim_keys")
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter_map(|k| k.as_str().map(str::to_owned))
                     .collect();
-                let use_default = r.body["use_default"].as_bool().unwrap_or(true);
+                let use_default = r.body.at("use_default").as_bool().unwrap_or(true);
                 out.checks.push(judge_subject_template(
                     repo,
                     use_default,
@@ -780,8 +787,8 @@ fn name_values(list: &Value) -> BTreeMap<String, String> {
         .flatten()
         .filter_map(|v| {
             Some((
-                v["name"].as_str()?.to_owned(),
-                v["value"].as_str()?.to_owned(),
+                v.at("name").as_str()?.to_owned(),
+                v.at("value").as_str()?.to_owned(),
             ))
         })
         .collect()
@@ -916,22 +923,22 @@ fn strings(v: &Value) -> Vec<String> {
 /// GitHub's OIDC provider do so, for the audience `sts.amazonaws.com` and that subject.
 pub fn judge_trust(doc: &Value, subject: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let statements = match &doc["Statement"] {
+    let statements = match &doc.at("Statement") {
         Value::Array(a) => a.clone(),
-        Value::Object(_) => vec![doc["Statement"].clone()],
+        Value::Object(_) => vec![doc.at("Statement").clone()],
         _ => Vec::new(),
     };
     let mut github = 0;
     for st in &statements {
-        if st["Effect"].as_str() != Some("Allow") {
+        if st.at("Effect").as_str() != Some("Allow") {
             continue;
         }
-        let actions = strings(&st["Action"]);
+        let actions = strings(st.at("Action"));
         if !actions.iter().any(|a| a == "*" || a.starts_with("sts:")) {
             continue;
         }
-        let federated = strings(&st["Principal"]["Federated"]);
-        let others: Vec<String> = match &st["Principal"] {
+        let federated = strings(st.at("Principal").at("Federated"));
+        let others: Vec<String> = match &st.at("Principal") {
             Value::String(s) => vec![s.clone()],
             Value::Object(m) => m
                 .iter()
@@ -960,7 +967,7 @@ pub fn judge_trust(doc: &Value, subject: &str) -> Vec<String> {
         let mut aud = Vec::new();
         let mut sub = Vec::new();
         let mut patterns = Vec::new();
-        if let Value::Object(ops) = &st["Condition"] {
+        if let Value::Object(ops) = &st.at("Condition") {
             for (op, keys) in ops {
                 for (key, values) in keys.as_object().into_iter().flatten() {
                     let values = strings(values);

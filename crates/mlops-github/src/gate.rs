@@ -20,6 +20,7 @@
 //!    latest `mlops/holdout` status exists, is `success`, was created by the identity that
 //!    opened the PR, and names exactly that digest (`sha256:DIGEST`).
 
+use crate::Field;
 use mlops_artifacts::short;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -377,7 +378,10 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
         };
         match why_not {
             Some(w) => ignored.push(((*login).to_owned(), w)),
-            None => approvals.push(((*login).to_owned(), f.allowed[*login].clone())),
+            None => {
+                let why = f.allowed.get(*login).cloned().unwrap_or_default();
+                approvals.push(((*login).to_owned(), why));
+            }
         }
     }
     if (approvals.len() as u32) < policy.required_approvals {
@@ -522,7 +526,7 @@ pub async fn team_members(gh: &GitHub, team: &str) -> Result<Vec<String>, ApiErr
         .await?;
     Ok(members
         .iter()
-        .filter_map(|m| m["login"].as_str().map(str::to_owned))
+        .filter_map(|m| m.at("login").as_str().map(str::to_owned))
         .collect())
 }
 
@@ -537,7 +541,8 @@ pub async fn file_at(
         .get_optional(&format!("/repos/{}/contents/{path}?ref={at}", repo.full()))
         .await?;
     Ok(found.and_then(|v| {
-        let b64: String = v["content"]
+        let b64: String = v
+            .at("content")
             .as_str()?
             .chars()
             .filter(|c| !c.is_whitespace())
@@ -625,24 +630,32 @@ pub async fn branch_commits(
         .get(&format!("/repos/{}/compare/{base}...{head}", repo.full()))
         .await?
         .body;
-    Ok(cmp["commits"]
+    Ok(cmp
+        .at("commits")
         .as_array()
         .into_iter()
         .flatten()
         .map(|c| BranchCommit {
-            sha: c["sha"].as_str().unwrap_or_default().to_owned(),
-            author: c["author"]["login"]
+            sha: c.at("sha").as_str().unwrap_or_default().to_owned(),
+            author: c
+                .at("author")
+                .at("login")
                 .as_str()
-                .or_else(|| c["commit"]["author"]["name"].as_str())
+                .or_else(|| c.at("commit").at("author").at("name").as_str())
                 .unwrap_or("someone")
                 .to_owned(),
-            verified: c["commit"]["verification"]["verified"].as_bool() == Some(true),
-            parents: c["parents"].as_array().map_or(0, Vec::len),
-            first_parent: c["parents"][0]["sha"]
+            verified: c.at("commit").at("verification").at("verified").as_bool() == Some(true),
+            parents: c.at("parents").as_array().map_or(0, Vec::len),
+            first_parent: c
+                .at("parents")
+                .nth(0)
+                .at("sha")
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
-            message: c["commit"]["message"]
+            message: c
+                .at("commit")
+                .at("message")
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
@@ -710,10 +723,10 @@ pub async fn gather_merge(
         .list(&format!("/repos/{full}/commits/{commit}/pulls"), 30)
         .await?;
     let pin_at_commit = file_at(gh, &policy.repo, &policy.pin_file, commit).await?;
-    let merged = pulls
-        .iter()
-        .find(|p| p["merge_commit_sha"].as_str() == Some(commit) && !p["merged_at"].is_null());
-    let Some(number) = merged.and_then(|p| p["number"].as_u64()) else {
+    let merged = pulls.iter().find(|p| {
+        p.at("merge_commit_sha").as_str() == Some(commit) && !p.at("merged_at").is_null()
+    });
+    let Some(number) = merged.and_then(|p| p.at("number").as_u64()) else {
         let merge = Merge {
             commit: commit.to_owned(),
             number: None,
@@ -725,7 +738,10 @@ pub async fn gather_merge(
     let parent = gh
         .get(&format!("/repos/{full}/git/commits/{commit}"))
         .await?
-        .body["parents"][0]["sha"]
+        .body
+        .at("parents")
+        .nth(0)
+        .at("sha")
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -749,15 +765,30 @@ async fn gather_since(
 ) -> Result<Facts, ApiError> {
     let full = policy.repo.full();
     let pr = gh.get(&format!("/repos/{full}/pulls/{number}")).await?.body;
-    let head_sha = pr["head"]["sha"].as_str().unwrap_or_default().to_owned();
-    let base_ref = pr["base"]["ref"].as_str().unwrap_or_default().to_owned();
+    let head_sha = pr
+        .at("head")
+        .at("sha")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let base_ref = pr
+        .at("base")
+        .at("ref")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let files: Vec<String> = gh
         .list(&format!("/repos/{full}/pulls/{number}/files"), 30)
         .await?
         .iter()
-        .filter_map(|f| f["filename"].as_str().map(str::to_owned))
+        .filter_map(|f| f.at("filename").as_str().map(str::to_owned))
         .collect();
-    let author = pr["user"]["login"].as_str().unwrap_or_default().to_owned();
+    let author = pr
+        .at("user")
+        .at("login")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let commits = branch_commits(gh, &policy.repo, since.unwrap_or(&base_ref), &head_sha).await?;
     let (foreign, started_by, pushers) = judge_commits(gh, policy, &commits, &author).await?;
     let reviews: Vec<Review> = gh
@@ -765,10 +796,15 @@ async fn gather_since(
         .await?
         .iter()
         .map(|r| Review {
-            login: r["user"]["login"].as_str().unwrap_or_default().to_owned(),
-            bot: r["user"]["type"].as_str() == Some("Bot"),
-            state: r["state"].as_str().unwrap_or_default().to_owned(),
-            commit_id: r["commit_id"].as_str().unwrap_or_default().to_owned(),
+            login: r
+                .at("user")
+                .at("login")
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            bot: r.at("user").at("type").as_str() == Some("Bot"),
+            state: r.at("state").as_str().unwrap_or_default().to_owned(),
+            commit_id: r.at("commit_id").as_str().unwrap_or_default().to_owned(),
         })
         .collect();
     // Allowed approvers: listed users, members of listed teams, CODEOWNERS of the pin file (read
@@ -829,7 +865,12 @@ async fn gather_since(
             .get(&format!("/repos/{full}/collaborators/{login}/permission"))
             .await
         {
-            Ok(r) => r.body["permission"].as_str().unwrap_or("none").to_owned(),
+            Ok(r) => r
+                .body
+                .at("permission")
+                .as_str()
+                .unwrap_or("none")
+                .to_owned(),
             // Not a collaborator (or a login that no longer exists).
             Err(e) if e.status == Some(404) => "none".to_owned(),
             Err(e) => return Err(e),
@@ -855,11 +896,13 @@ async fn gather_since(
         )
         .await?
         .iter()
-        .filter(|s| s["context"].as_str() == Some(STATUS_CONTEXT))
+        .filter(|s| s.at("context").as_str() == Some(STATUS_CONTEXT))
         .map(|s| CommitStatus {
-            state: s["state"].as_str().unwrap_or_default().to_owned(),
-            description: s["description"].as_str().unwrap_or_default().to_owned(),
-            creator: s["creator"]["login"]
+            state: s.at("state").as_str().unwrap_or_default().to_owned(),
+            description: s.at("description").as_str().unwrap_or_default().to_owned(),
+            creator: s
+                .at("creator")
+                .at("login")
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
@@ -872,9 +915,17 @@ async fn gather_since(
     Ok(Facts {
         number,
         author,
-        body: pr["body"].as_str().unwrap_or_default().to_owned(),
-        head_ref: pr["head"]["ref"].as_str().unwrap_or_default().to_owned(),
-        head_repo: pr["head"]["repo"]["full_name"]
+        body: pr.at("body").as_str().unwrap_or_default().to_owned(),
+        head_ref: pr
+            .at("head")
+            .at("ref")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        head_repo: pr
+            .at("head")
+            .at("repo")
+            .at("full_name")
             .as_str()
             .unwrap_or_default()
             .to_owned(),

@@ -20,6 +20,26 @@ pub mod promote;
 
 pub use client::{ApiError, Config, GitHub};
 
+/// Reading GitHub's JSON answers field by field: a field that is missing (or a value that is not
+/// an object or array) reads as `Null`, as `serde_json`'s indexing gives, without the indexing
+/// operator, which the lints treat as a possible panic (and which does panic when assigning).
+pub(crate) trait Field {
+    /// The field `key` of an object.
+    fn at(&self, key: &str) -> &serde_json::Value;
+    /// Element `i` of an array.
+    fn nth(&self, i: usize) -> &serde_json::Value;
+}
+
+impl Field for serde_json::Value {
+    fn at(&self, key: &str) -> &serde_json::Value {
+        self.get(key).unwrap_or(&serde_json::Value::Null)
+    }
+
+    fn nth(&self, i: usize) -> &serde_json::Value {
+        self.get(i).unwrap_or(&serde_json::Value::Null)
+    }
+}
+
 /// The commit-message trailer of every commit `mlops promote` makes.
 pub const TRAILER: &str = "Mlops-Promotion:";
 
@@ -101,12 +121,11 @@ pub fn marker(project: &str, model: &str) -> String {
 
 /// The model a body's marker names, when the marker is for `project`.
 pub fn marked_model(body: &str, project: &str) -> Option<String> {
-    let start = body.find("<!-- mlops:promotion ")?;
-    let rest = &body[start + "<!-- mlops:promotion ".len()..];
-    let end = rest.find("-->")?;
+    let (_, rest) = body.split_once("<!-- mlops:promotion ")?;
+    let (inside, _) = rest.split_once("-->")?;
     let mut found_project = None;
     let mut model = None;
-    for word in rest[..end].split_whitespace() {
+    for word in inside.split_whitespace() {
         match word.split_once('=') {
             Some(("project", p)) => found_project = Some(p),
             Some(("model", m)) => model = Some(m),

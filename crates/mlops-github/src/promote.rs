@@ -6,6 +6,7 @@
 //! Re-running is idempotent: the open PR from the branch (with our marker) is updated, and
 //! nothing is written when the branch already holds the wanted pin on top of the base.
 
+use crate::Field;
 use serde_json::{Value, json};
 
 use crate::client::{ApiError, GitHub};
@@ -172,7 +173,7 @@ pub async fn preflight(gh: &GitHub, p: &Promotion) -> Result<Vec<Finding>, ApiEr
             .get(&format!("/repos/{full}/actions/permissions/workflow"))
             .await
         {
-            Ok(r) if r.body["can_approve_pull_request_reviews"] == Value::Bool(false) => {
+            Ok(r) if r.body.at("can_approve_pull_request_reviews") == &Value::Bool(false) => {
                 out.push(Finding {
                     level: Level::Error,
                     message: "GitHub Actions is not permitted to create or approve pull requests in this repository".into(),
@@ -247,12 +248,13 @@ pub async fn review_rules(
         .await
     {
         Ok(r) => {
-            let reviews = &r.body["required_pull_request_reviews"];
+            let reviews = &r.body.at("required_pull_request_reviews");
             Ok(Some(ReviewRules {
-                approvals: reviews["required_approving_review_count"]
+                approvals: reviews
+                    .at("required_approving_review_count")
                     .as_u64()
                     .unwrap_or(0),
-                code_owners: reviews["require_code_owner_reviews"].as_bool() == Some(true),
+                code_owners: reviews.at("require_code_owner_reviews").as_bool() == Some(true),
             }))
         }
         Err(e) if matches!(e.status, Some(403 | 404)) => {
@@ -262,15 +264,19 @@ pub async fn review_rules(
                 .unwrap_or_default();
             let pull_request: Vec<&Value> = rules
                 .iter()
-                .filter(|r| r["type"] == "pull_request")
+                .filter(|r| r.at("type") == "pull_request")
                 .collect();
             let approvals = pull_request
                 .iter()
-                .filter_map(|r| r["parameters"]["required_approving_review_count"].as_u64())
+                .filter_map(|r| {
+                    r.at("parameters")
+                        .at("required_approving_review_count")
+                        .as_u64()
+                })
                 .max();
-            let code_owners = pull_request
-                .iter()
-                .any(|r| r["parameters"]["require_code_owner_review"].as_bool() == Some(true));
+            let code_owners = pull_request.iter().any(|r| {
+                r.at("parameters").at("require_code_owner_review").as_bool() == Some(true)
+            });
             Ok(match (approvals, e.status) {
                 (Some(approvals), _) => Some(ReviewRules {
                     approvals,
@@ -317,7 +323,11 @@ pub async fn commit_file(
         .get(&format!("/repos/{full}/git/commits/{parent}"))
         .await?
         .body;
-    let base_tree = parent_commit["tree"]["sha"].as_str().unwrap_or_default();
+    let base_tree = parent_commit
+        .at("tree")
+        .at("sha")
+        .as_str()
+        .unwrap_or_default();
     let blob = gh
         .post(
             &format!("/repos/{full}/git/blobs"),
@@ -327,16 +337,16 @@ pub async fn commit_file(
     let tree = gh
         .post(
             &format!("/repos/{full}/git/trees"),
-            &json!({"base_tree": base_tree, "tree": [{"path": path, "mode": "100644", "type": "blob", "sha": blob["sha"]}]}),
+            &json!({"base_tree": base_tree, "tree": [{"path": path, "mode": "100644", "type": "blob", "sha": blob.at("sha")}]}),
         )
         .await?;
     let commit = gh
         .post(
             &format!("/repos/{full}/git/commits"),
-            &json!({"message": message, "tree": tree["sha"], "parents": [parent]}),
+            &json!({"message": message, "tree": tree.at("sha"), "parents": [parent]}),
         )
         .await?;
-    Ok(commit["sha"].as_str().unwrap_or_default().to_owned())
+    Ok(commit.at("sha").as_str().unwrap_or_default().to_owned())
 }
 
 /// Sets `path` to `text` on `branch` with one commit (see [`commit_file`]) that fast-forwards
@@ -359,12 +369,19 @@ pub async fn set_file_on_branch(
             .get_optional(&format!("/repos/{full}/git/ref/heads/{branch}"))
             .await?
         {
-            Some(r) => r["object"]["sha"].as_str().unwrap_or_default().to_owned(),
+            Some(r) => r
+                .at("object")
+                .at("sha")
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             None => {
                 let start = gh
                     .get(&format!("/repos/{full}/git/ref/heads/{from}"))
                     .await?
-                    .body["object"]["sha"]
+                    .body
+                    .at("object")
+                    .at("sha")
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
@@ -434,7 +451,9 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
         .get(&format!("/repos/{full}/git/ref/heads/{}", p.base_branch))
         .await
         .map_err(api("check `promotion.base_branch`"))?
-        .body["object"]["sha"]
+        .body
+        .at("object")
+        .at("sha")
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -442,7 +461,7 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
         .get_optional(&format!("/repos/{full}/git/ref/heads/{branch}"))
         .await
         .map_err(api(""))?
-        .and_then(|r| r["object"]["sha"].as_str().map(str::to_owned));
+        .and_then(|r| r.at("object").at("sha").as_str().map(str::to_owned));
     // Our branch may only hold our commits.
     let mut up_to_date = false;
     let mut fast_forward_from = None;
@@ -471,7 +490,7 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
             .await
             .map_err(api(""))?
             .body;
-        let behind = cmp["behind_by"].as_u64().unwrap_or(0);
+        let behind = cmp.at("behind_by").as_u64().unwrap_or(0);
         let text_there = file_at(gh, &p.repo, &p.pin_file, head)
             .await
             .map_err(api(""))?;
@@ -545,14 +564,14 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
         .map_err(api(""))?;
     let body = p.full_body();
     let ours = open.iter().find(|pr| {
-        marked_model(pr["body"].as_str().unwrap_or_default(), &p.project).as_deref()
+        marked_model(pr.at("body").as_str().unwrap_or_default(), &p.project).as_deref()
             == Some(p.pin.model.name.as_str())
     });
     let (operation, pr) = match ours {
         Some(pr) => {
-            let same = pr["title"].as_str() == Some(p.title.as_str())
-                && pr["body"].as_str() == Some(body.as_str());
-            let n = pr["number"].as_u64().unwrap_or(0);
+            let same = pr.at("title").as_str() == Some(p.title.as_str())
+                && pr.at("body").as_str() == Some(body.as_str());
+            let n = pr.at("number").as_u64().unwrap_or(0);
             if same {
                 (
                     if wrote {
@@ -600,14 +619,20 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
             (Operation::Created, created)
         }
     };
-    let number = pr["number"].as_u64().unwrap_or(0);
-    let author = pr["user"]["login"].as_str().unwrap_or_default().to_owned();
+    let number = pr.at("number").as_u64().unwrap_or(0);
+    let author = pr
+        .at("user")
+        .at("login")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     // Labels, reviewers.
-    let have_labels: Vec<&str> = pr["labels"]
+    let have_labels: Vec<&str> = pr
+        .at("labels")
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|l| l["name"].as_str())
+        .filter_map(|l| l.at("name").as_str())
         .collect();
     if p.labels.iter().any(|l| !have_labels.contains(&l.as_str())) {
         gh.post(
@@ -619,11 +644,12 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
             "the token needs issues: write (or pull requests: write) to label",
         ))?;
     }
-    let requested: Vec<&str> = pr["requested_reviewers"]
+    let requested: Vec<&str> = pr
+        .at("requested_reviewers")
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|u| u["login"].as_str())
+        .filter_map(|u| u.at("login").as_str())
         .collect();
     let users: Vec<&String> = p
         .reviewers
@@ -663,16 +689,19 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
         let state = if *passed { "success" } else { "failure" };
         let already = statuses
             .iter()
-            .find(|s| s["context"] == STATUS_CONTEXT)
+            .find(|s| s.at("context") == STATUS_CONTEXT)
             .is_some_and(|s| {
-                s["state"] == state && s["description"].as_str() == Some(description.as_str())
+                s.at("state") == state && s.at("description").as_str() == Some(description.as_str())
             });
         if !already {
-            let mut status =
-                json!({"state": state, "context": STATUS_CONTEXT, "description": description});
-            if let Some(t) = target {
-                status["target_url"] = json!(t);
-            }
+            let status = match target {
+                Some(t) => {
+                    json!({"state": state, "context": STATUS_CONTEXT, "description": description, "target_url": t})
+                }
+                None => {
+                    json!({"state": state, "context": STATUS_CONTEXT, "description": description})
+                }
+            };
             gh.post(&format!("/repos/{full}/statuses/{head_sha}"), &status)
                 .await
                 .map_err(api("the token needs commit statuses: write"))?;
@@ -681,7 +710,7 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
     Ok(Outcome {
         operation,
         number: Some(number),
-        url: pr["html_url"].as_str().map(str::to_owned),
+        url: pr.at("html_url").as_str().map(str::to_owned),
         head_sha: Some(head_sha),
         notes,
     })
@@ -693,28 +722,43 @@ pub fn diff(path: &str, old: &str, new: &str) -> String {
     let b: Vec<&str> = new.lines().collect();
     // Longest common subsequence table.
     let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            table[i][j] = if a[i] == b[j] {
-                table[i + 1][j + 1] + 1
+    let at = |t: &[Vec<usize>], i: usize, j: usize| {
+        t.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0)
+    };
+    for (i, x) in a.iter().enumerate().rev() {
+        for (j, y) in b.iter().enumerate().rev() {
+            let v = if x == y {
+                at(&table, i + 1, j + 1) + 1
             } else {
-                table[i + 1][j].max(table[i][j + 1])
+                at(&table, i + 1, j).max(at(&table, i, j + 1))
             };
+            if let Some(cell) = table.get_mut(i).and_then(|r| r.get_mut(j)) {
+                *cell = v;
+            }
         }
     }
     let mut out = format!("--- a/{path}\n+++ b/{path}\n");
     let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            out.push_str(&format!(" {}\n", a[i]));
-            i += 1;
-            j += 1;
-        } else if i < a.len() && (j == b.len() || table[i + 1][j] >= table[i][j + 1]) {
-            out.push_str(&format!("-{}\n", a[i]));
-            i += 1;
-        } else {
-            out.push_str(&format!("+{}\n", b[j]));
-            j += 1;
+    loop {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x == y => {
+                out.push_str(&format!(" {x}\n"));
+                i += 1;
+                j += 1;
+            }
+            (Some(x), None) => {
+                out.push_str(&format!("-{x}\n"));
+                i += 1;
+            }
+            (Some(x), Some(_)) if at(&table, i + 1, j) >= at(&table, i, j + 1) => {
+                out.push_str(&format!("-{x}\n"));
+                i += 1;
+            }
+            (_, Some(y)) => {
+                out.push_str(&format!("+{y}\n"));
+                j += 1;
+            }
+            (None, None) => break,
         }
     }
     out

@@ -398,10 +398,11 @@ impl Score {
                     }
                     if let Some(Outputs::Classes { index, .. }) = offline {
                         self.parity.checked += 1;
-                        if index[i] != predicted {
+                        let offline = index.get(i).copied().unwrap_or(usize::MAX);
+                        if offline != predicted {
                             self.parity.mismatch(Mismatch {
-                                line: batch.lines[i],
-                                expected: self.classes.name(index[i]),
+                                line: batch.lines.get(i).copied().unwrap_or_default(),
+                                expected: self.classes.name(offline),
                                 observed: match p {
                                     Said::Other(label) => label.clone(),
                                     _ => self.classes.name(predicted),
@@ -415,11 +416,15 @@ impl Score {
                     self.errors.add(v, *t);
                     if let Some(Outputs::Values(offline)) = offline {
                         self.parity.checked += 1;
-                        let o = offline[i];
-                        if (v - o).abs() > 1e-5 * o.abs().max(1.0) || !v.is_finite() {
+                        let o = offline.get(i).copied();
+                        let differs = o.is_none_or(|o| {
+                            (v - o).abs() > 1e-5 * o.abs().max(1.0) || !v.is_finite()
+                        });
+                        if differs {
                             self.parity.mismatch(Mismatch {
-                                line: batch.lines[i],
-                                expected: o.to_string(),
+                                line: batch.lines.get(i).copied().unwrap_or_default(),
+                                expected: o
+                                    .map_or_else(|| "no prediction".to_owned(), |o| o.to_string()),
                                 observed: v.to_string(),
                             });
                         }

@@ -87,8 +87,9 @@ pub fn slugify(text: &str, lowercase: bool) -> String {
     let mut cleaned = String::with_capacity(chars.len());
     for (i, &c) in chars.iter().enumerate() {
         let between_digits = c == ','
-            && i > 0
-            && chars[i - 1].is_ascii_digit()
+            && i.checked_sub(1)
+                .and_then(|p| chars.get(p))
+                .is_some_and(char::is_ascii_digit)
             && chars.get(i + 1).is_some_and(char::is_ascii_digit);
         if !between_digits {
             cleaned.push(c);
@@ -121,11 +122,9 @@ fn decode_entities(text: &str) -> String {
     ];
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at + 1..];
-        let decoded = tail.find(';').and_then(|end| {
-            let name = &tail[..end];
+    while let Some((before, tail)) = rest.split_once('&') {
+        out.push_str(before);
+        let decoded = tail.split_once(';').and_then(|(name, after)| {
             let c = if let Some(hex) = name.strip_prefix("#x").or(name.strip_prefix("#X")) {
                 u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
             } else if let Some(dec) = name.strip_prefix('#') {
@@ -133,12 +132,12 @@ fn decode_entities(text: &str) -> String {
             } else {
                 NAMED.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
             };
-            c.map(|c| (c, end))
+            c.map(|c| (c, after))
         });
         match decoded {
-            Some((c, end)) => {
+            Some((c, after)) => {
                 out.push(c);
-                rest = &tail[end + 1..];
+                rest = after;
             }
             None => {
                 out.push('&');
@@ -163,8 +162,10 @@ fn random_ascii_string(length: usize, punctuation: Option<bool>) -> Result<Strin
         let n = u32::from_le_bytes(buf);
         // Reject the top of the range so every character is equally likely.
         let len = corpus.len() as u32;
-        if n < u32::MAX - u32::MAX % len {
-            out.push(corpus[(n % len) as usize] as char);
+        if n < u32::MAX - u32::MAX % len
+            && let Some(&c) = corpus.get((n % len) as usize)
+        {
+            out.push(c as char);
         }
     }
     Ok(out)
@@ -175,14 +176,20 @@ fn uuid4() -> Result<String, Error> {
     getrandom::fill(&mut b).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = |r: std::ops::Range<usize>| -> String {
+        b.get(r)
+            .unwrap_or_default()
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
     Ok(format!(
         "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
+        hex(0..4),
+        hex(4..6),
+        hex(6..8),
+        hex(8..10),
+        hex(10..16)
     ))
 }
 
@@ -257,14 +264,15 @@ pub fn rewrite_now(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut rest = source;
     while let Some(at) = rest.find("{%") {
-        out.push_str(&rest[..at]);
-        let tag = &rest[at..];
+        let (before, tag) = rest.split_at(at);
+        out.push_str(before);
         // The closing `%}` after the opening `{%` (in `{%}` they overlap).
         let Some(end) = tag.get(2..).and_then(|t| t.find("%}")).map(|i| i + 2) else {
             out.push_str(tag);
             return out;
         };
-        let inner = &tag[2..end];
+        let (whole, after) = tag.split_at_checked(end + 2).unwrap_or((tag, ""));
+        let inner = whole.get(2..end).unwrap_or_default();
         let (open, inner) = match inner.strip_prefix('-') {
             Some(i) => ("{{-", i),
             None => ("{{", inner),
@@ -280,7 +288,8 @@ pub fn rewrite_now(source: &str) -> String {
         {
             Some(args) => {
                 let parts = split_top(args.trim(), ',');
-                let (first, format) = (parts[0].trim(), parts.get(1).map(|f| f.trim()));
+                let first = parts.first().copied().unwrap_or_default().trim();
+                let format = parts.get(1).map(|f| f.trim());
                 let call = match (split_operator(first), format) {
                     (Some((a, op, b)), f) => format!("{a}, '{op}', {b}, {}", f.unwrap_or("none")),
                     (None, Some(f)) => format!("{first}, {f}"),
@@ -288,9 +297,9 @@ pub fn rewrite_now(source: &str) -> String {
                 };
                 out.push_str(&format!("{open} __mlops_now({call}) {close}"));
             }
-            None => out.push_str(&tag[..end + 2]),
+            None => out.push_str(whole),
         }
-        rest = &tag[end + 2..];
+        rest = after;
     }
     out.push_str(rest);
     out
@@ -305,22 +314,21 @@ fn split_top(s: &str, sep: char) -> Vec<&str> {
             (None, '\'' | '"') => quote = Some(c),
             (Some(q), c) if c == q => quote = None,
             (None, c) if c == sep => {
-                parts.push(&s[start..i]);
-                start = i + 1;
+                parts.push(s.get(start..i).unwrap_or_default());
+                start = i + c.len_utf8();
             }
             _ => {}
         }
     }
-    parts.push(&s[start..]);
+    parts.push(s.get(start..).unwrap_or_default());
     parts
 }
 
 /// `A + B` or `A - B` (outside quotes) as its parts.
 fn split_operator(s: &str) -> Option<(&str, char, &str)> {
     for op in ['+', '-'] {
-        let parts = split_top(s, op);
-        if parts.len() == 2 {
-            return Some((parts[0].trim(), op, parts[1].trim()));
+        if let [a, b] = split_top(s, op).as_slice() {
+            return Some((a.trim(), op, b.trim()));
         }
     }
     None

@@ -419,9 +419,9 @@ fn answer(
                     Some(p) => {
                         let labels: Vec<String> = rendered.iter().map(json_text).collect();
                         let i = p.choice(key, &labels).min(rendered.len() - 1);
-                        rendered[i].clone()
+                        rendered.get(i).cloned().unwrap_or_default()
                     }
-                    None => rendered[0].clone(),
+                    None => rendered.first().cloned().unwrap_or_default(),
                 }
             }
             Json::Bool(b) => match prompter.as_mut().filter(|_| !no_input) {
@@ -691,9 +691,10 @@ impl Walk<'_> {
 /// The newline the first line ends with (`\n` when there is none), as Python's universal
 /// newlines report it.
 fn first_newline(text: &str) -> &'static str {
-    match text.find(['\n', '\r']) {
-        Some(i) if text[i..].starts_with("\r\n") => "\r\n",
-        Some(i) if text[i..].starts_with('\r') => "\r",
+    let end = text.find(['\n', '\r']).map(|i| text.split_at(i).1);
+    match end {
+        Some(e) if e.starts_with("\r\n") => "\r\n",
+        Some(e) if e.starts_with('\r') => "\r",
         _ => "\n",
     }
 }
@@ -764,43 +765,112 @@ fn within(root: &Path, path: &Path) -> Result<(), String> {
 }
 
 /// Python's `fnmatch.fnmatch` on POSIX: `*` (any text, `/` included), `?`, `[seq]`, `[!seq]`.
+/// By the two-pointer method over the pattern's tokens: at most (pattern × name) steps, where a
+/// recursive search is exponential in the number of `*` (a template's `_copy_without_render`
+/// is the template author's text).
 pub fn fnmatch(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    matches(&p, &n)
+    let tokens = tokens(pattern);
+    let name: Vec<char> = name.chars().collect();
+    let (mut t, mut n) = (0, 0);
+    // After the last `*`: the token after it, and the name position it has taken up to.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match (tokens.get(t), name.get(n)) {
+            (Some(Token::Star), _) => {
+                star = Some((t + 1, n));
+                t += 1;
+            }
+            (Some(token), Some(c)) if token.matches(*c) => {
+                t += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((after, taken)) => {
+                    t = after;
+                    n = taken + 1;
+                    star = Some((after, taken + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens
+        .get(t..)
+        .is_some_and(|rest| rest.iter().all(|k| matches!(k, Token::Star)))
 }
 
-fn matches(p: &[char], n: &[char]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some('*') => (0..=n.len()).any(|i| matches(&p[1..], &n[i..])),
-        Some('?') => !n.is_empty() && matches(&p[1..], &n[1..]),
-        Some('[') => match p.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) {
-            // `[]…]` and `[!]…]` take the first `]` as a member.
-            Some(end) if end > 1 && !(end == 2 && p[1] == '!') => {
-                let Some(c) = n.first() else { return false };
-                let set = &p[1..end];
-                let (negate, set) = match set.first() {
-                    Some('!') => (true, &set[1..]),
-                    _ => (false, set),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        hit |= set[i] <= *c && *c <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != negate && matches(&p[end + 1..], &n[1..])
+/// One element of an `fnmatch` pattern.
+#[derive(Debug)]
+enum Token {
+    Star,
+    Any,
+    Char(char),
+    /// `[...]`: ranges `a-z` and single characters; `!` first negates.
+    Class {
+        negate: bool,
+        items: Vec<(char, char)>,
+    },
+}
+
+impl Token {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            Token::Star => true,
+            Token::Any => true,
+            Token::Char(x) => *x == c,
+            Token::Class { negate, items } => {
+                items.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negate
             }
-            _ => n.first() == Some(&'[') && matches(&p[1..], &n[1..]),
-        },
-        Some(c) => n.first() == Some(c) && matches(&p[1..], &n[1..]),
+        }
     }
+}
+
+fn tokens(pattern: &str) -> Vec<Token> {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = p.get(i) {
+        i += 1;
+        match c {
+            '*' => out.push(Token::Star),
+            '?' => out.push(Token::Any),
+            '[' => {
+                // `[]…]` and `[!]…]` take the first `]` as a member; an unclosed `[` is itself.
+                let body_start = i + usize::from(p.get(i) == Some(&'!'));
+                let close = p
+                    .get(body_start + 1..)
+                    .and_then(|rest| rest.iter().position(|c| *c == ']'))
+                    .map(|k| body_start + 1 + k);
+                match close {
+                    Some(end) => {
+                        let set = p.get(body_start..end).unwrap_or_default();
+                        let mut items = Vec::new();
+                        let mut k = 0;
+                        while let Some(&a) = set.get(k) {
+                            match (set.get(k + 1), set.get(k + 2)) {
+                                (Some('-'), Some(&b)) => {
+                                    items.push((a, b));
+                                    k += 3;
+                                }
+                                _ => {
+                                    items.push((a, a));
+                                    k += 1;
+                                }
+                            }
+                        }
+                        out.push(Token::Class {
+                            negate: body_start > i,
+                            items,
+                        });
+                        i = end + 1;
+                    }
+                    None => out.push(Token::Char('[')),
+                }
+            }
+            c => out.push(Token::Char(c)),
+        }
+    }
+    out
 }
 
 /// Runs the template's hooks named `name` (`hooks/NAME.py`, `hooks/NAME.sh`, ...; not backups
@@ -923,6 +993,18 @@ mod tests {
         assert!(!fnmatch("[!ab]x", "bx"));
         assert!(fnmatch("[a-c]", "b"));
         assert!(fnmatch("[]", "[]"));
+        assert!(fnmatch("[]]", "]"));
+        assert!(fnmatch("[!]]", "a"));
+        assert!(!fnmatch("[!]]", "]"));
+        assert!(fnmatch("[a", "[a"));
+        assert!(fnmatch("", ""));
+        assert!(!fnmatch("", "a"));
+        assert!(fnmatch("a*b*c", "aXbYbZc"));
+        assert!(!fnmatch("a*b*c", "aXbYbZ"));
+        // Many stars against a name that does not match: polynomial (the recursive matcher
+        // this replaced took exponential time here).
+        let stars = "*a".repeat(30) + "b";
+        assert!(!fnmatch(&stars, &"a".repeat(60)));
     }
 
     #[test]

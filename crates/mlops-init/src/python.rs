@@ -134,16 +134,19 @@ fn dump(value: &Value, indent: Option<usize>, depth: usize, out: &mut String) {
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<Value> = iter(value).collect();
             container(out, '[', ']', items.len(), indent, depth, |i, out| {
-                dump(&items[i], indent, depth + 1, out);
+                if let Some(item) = items.get(i) {
+                    dump(item, indent, depth + 1, out);
+                }
             });
         }
         ValueKind::Map => {
             let mut keys: Vec<Value> = iter(value).collect();
             keys.sort_by_key(str);
             container(out, '{', '}', keys.len(), indent, depth, |i, out| {
-                json_str(&str(&keys[i]), out);
+                let Some(key) = keys.get(i) else { return };
+                json_str(&str(key), out);
                 out.push_str(": ");
-                let v = value.get_item(&keys[i]).unwrap_or_default();
+                let v = value.get_item(key).unwrap_or_default();
                 dump(&v, indent, depth + 1, out);
             });
         }

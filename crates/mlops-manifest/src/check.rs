@@ -168,7 +168,8 @@ pub fn check_bytes(file: &str, bytes: &[u8]) -> Report {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned();
+            let (valid, _) = bytes.split_at(e.valid_up_to());
+            let valid = String::from_utf8_lossy(valid).into_owned();
             let at = end_of(&valid);
             let d = Diagnostic::error(
                 "input/encoding",
@@ -531,7 +532,7 @@ fn merge_misspelt_required(out: &mut Vec<Diagnostic>) {
         }
     }
     for (_, t) in &drop {
-        if let Some(h) = out[*t].hint.as_mut() {
+        if let Some(h) = out.get_mut(*t).and_then(|d| d.hint.as_mut()) {
             h.push_str(" (it is required)");
         }
     }
@@ -882,8 +883,8 @@ fn backticked(names: &[String]) -> String {
 
 fn first_sentence(text: &str) -> String {
     let flat = text.replace('\n', " ");
-    match flat.find(". ") {
-        Some(i) => flat[..=i].to_owned(),
+    match flat.split_once(". ") {
+        Some((first, _)) => format!("{first}."),
         None => flat,
     }
 }

@@ -174,7 +174,7 @@ fn window(line: &str, col: usize) -> (String, usize) {
         shown.push('…');
         offset = 1;
     }
-    shown.extend(&chars[start..end]);
+    shown.extend(chars.get(start..end).unwrap_or_default());
     if end < chars.len() {
         shown.push('…');
     }

@@ -14,10 +14,13 @@ use crate::yaml::{Node, Segment};
 pub fn expand_columns(entries: &[String]) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for entry in entries {
-        match (entry.find('{'), entry.rfind('}')) {
-            (None, None) => out.push(entry.clone()),
-            (Some(open), Some(close)) if open < close => {
-                let inner = &entry[open + 1..close];
+        let range = entry.split_once('{').and_then(|(head, rest)| {
+            rest.rsplit_once('}')
+                .map(|(inner, tail)| (head, inner, tail))
+        });
+        match (entry.find('{'), entry.rfind('}'), range) {
+            (None, None, _) => out.push(entry.clone()),
+            (Some(open), Some(close), Some((head, inner, tail))) if open < close => {
                 let (a, b) = inner.split_once("..").ok_or_else(|| {
                     format!(
                         "`{entry}`: a range is written `{{FIRST..LAST}}`, e.g. `pixel_{{0..63}}`"
@@ -33,7 +36,6 @@ pub fn expand_columns(entries: &[String]) -> Result<Vec<String>, String> {
                 if b - a >= 100_000 {
                     return Err(format!("`{entry}`: the range has more than 100000 columns"));
                 }
-                let (head, tail) = (&entry[..open], &entry[close + 1..]);
                 if head.contains(['{', '}']) || tail.contains(['{', '}']) {
                     return Err(format!("`{entry}`: only one range per entry"));
                 }

@@ -561,36 +561,30 @@ fn plain_float(s: &str) -> Option<Value> {
     }
     // The core schema's float: [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
     let b = s.as_bytes();
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    let digits_from = |i: usize| (i..).take_while(|&j| at(j).is_ascii_digit()).count();
     let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
-    let int_start = i;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    let int_digits = i - int_start;
+    let int_digits = digits_from(i);
+    i += int_digits;
     let mut frac_digits = 0;
-    if i < b.len() && b[i] == b'.' {
+    if at(i) == b'.' {
         i += 1;
-        let f = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        frac_digits = i - f;
+        frac_digits = digits_from(i);
+        i += frac_digits;
     }
     if int_digits == 0 && frac_digits == 0 {
         return None;
     }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+    if matches!(at(i), b'e' | b'E') {
         i += 1;
-        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        if matches!(at(i), b'-' | b'+') {
             i += 1;
         }
-        let e = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == e {
+        let exponent = digits_from(i);
+        if exponent == 0 {
             return None;
         }
+        i += exponent;
     }
     if i != b.len() {
         return None;

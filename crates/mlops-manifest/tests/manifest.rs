@@ -2,6 +2,9 @@
 //! every `examples/invalid` fixture, property tests proving that locations are exact, and the
 //! bad-input cases (encoding, size, random damage).
 
+// Tests: a panic here is a failed run, not a user's crash.
+#![allow(clippy::indexing_slicing, clippy::string_slice)]
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

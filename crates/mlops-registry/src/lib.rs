@@ -51,7 +51,7 @@ fn without_trailing_space(report: &[u8]) -> &[u8] {
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(0, |i| i + 1);
-    &report[..end]
+    report.split_at(end).0
 }
 
 /// Whether `digest` is a SHA-256 as [`report_digest`] writes it (64 lowercase hex digits): the

@@ -318,7 +318,7 @@ mod tests {
         assert_eq!(image(&v(&good)).expect("pinned"), good);
         for bad in [
             "debian:bookworm".to_owned(),
-            format!("debian@sha256:{}", &digest[1..]),
+            format!("debian@sha256:{}", digest.split_at(1).1),
             format!("debian@sha256:{}", digest.to_uppercase()),
             format!("debian\nRUN curl x@sha256:{digest}"),
             format!("debian@sha256:{digest} AS x"),

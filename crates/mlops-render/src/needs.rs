@@ -17,15 +17,16 @@ pub struct Need {
 /// The names after `prefix` (`vars.` or `secrets.`) in `line`.
 fn names<'a>(line: &'a str, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     line.match_indices(prefix).filter_map(move |(i, _)| {
-        let before = line[..i].chars().next_back();
+        let (head, tail) = line.split_at(i);
+        let before = head.chars().next_back();
         if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
             return None;
         }
-        let rest = &line[i + prefix.len()..];
+        let rest = tail.strip_prefix(prefix)?;
         let end = rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(rest.len());
-        (end > 0).then(|| &rest[..end])
+        (end > 0).then(|| rest.split_at(end).0)
     })
 }
 

@@ -152,7 +152,7 @@ pub fn version_at_least(a: &str, b: &str) -> bool {
 fn parse_version(v: &str) -> Option<([u64; 3], bool)> {
     let v = v.strip_prefix('v').unwrap_or(v);
     let (core, pre) = match v.split_once(['-', '+']) {
-        Some((core, _)) => (core, v.as_bytes()[core.len()] == b'-'),
+        Some((core, _)) => (core, v.as_bytes().get(core.len()) == Some(&b'-')),
         None => (v, false),
     };
     let mut out = [0u64; 3];

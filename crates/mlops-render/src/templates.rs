@@ -119,11 +119,11 @@ mod tests {
                 &["yaml", "gha", "gha_string", "uses"]
             };
             let mut rest = t.text;
-            while let Some(start) = rest.find("{{{") {
-                let Some(len) = rest[start..].find("}}}") else {
+            while let Some((_, from)) = rest.split_once("{{{") {
+                let Some((expr, after)) = from.split_once("}}}") else {
                     panic!("{}: unclosed substitution", t.source);
                 };
-                let expr = rest[start + 3..start + len].trim();
+                let expr = expr.trim();
                 let last = expr.rsplit('|').next().unwrap_or_default().trim();
                 let last = last.split('(').next().unwrap_or_default();
                 assert!(
@@ -132,7 +132,7 @@ mod tests {
                     t.source
                 );
                 checked += 1;
-                rest = &rest[start + len + 3..];
+                rest = after;
             }
         }
         assert!(checked > 20, "only {checked} substitutions seen");

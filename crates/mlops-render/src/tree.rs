@@ -14,8 +14,27 @@ const OWNED: &[(&str, &str, &[&str])] = &[
     ("terraform", "", &[".tf"]),
     ("terraform/bootstrap", "", &[".tf"]),
     (".github/workflows", "mlops-", &[".yml", ".yaml"]),
+    (".github", "dependabot", &[".yml", ".yaml"]),
     ("container", "Dockerfile", &[""]),
 ];
+
+/// Rendered files a repository may already have written for itself (under any of these
+/// names): one without the generated header is the user's, kept as it is and never replaced,
+/// and the rendered one is not written (GitHub reads one Dependabot configuration).
+const YIELDS: &[(&str, &[&str])] = &[(
+    ".github/dependabot.yml",
+    &[".github/dependabot.yml", ".github/dependabot.yaml"],
+)];
+
+/// Whether the rendered file at `path` yields to a file of the user's in `existing`.
+fn yields(path: &str, existing: &BTreeMap<String, Result<String, String>>) -> bool {
+    YIELDS.iter().any(|(rendered, names)| {
+        *rendered == path
+            && names
+                .iter()
+                .any(|n| matches!(existing.get(*n), Some(Ok(text)) if !is_generated(text)))
+    })
+}
 
 /// How the tree on disk differs from the rendered one.
 #[derive(Debug, Default)]
@@ -169,6 +188,12 @@ pub fn is_generated(text: &str) -> bool {
 pub fn compare(files: &Files, existing: &BTreeMap<String, Result<String, String>>) -> Comparison {
     let mut c = Comparison::default();
     for (path, want) in files {
+        if yields(path, existing) {
+            if existing.contains_key(path) {
+                c.foreign.push(path.clone());
+            }
+            continue;
+        }
         match existing.get(path) {
             None => c.missing.push(path.clone()),
             Some(Err(e)) => c.unreadable.push((path.clone(), e.clone())),
@@ -299,6 +324,37 @@ mod tests {
             .iter()
             .map(|(p, t)| ((*p).to_owned(), format!("{HEADER}\n{t}")))
             .collect()
+    }
+
+    /// A repository's own Dependabot configuration (either name) is kept and not replaced, even
+    /// with force; one mlops wrote is updated like any rendered file.
+    #[test]
+    fn a_users_own_dependabot_configuration_is_kept() {
+        let want = files(&[(".github/dependabot.yml", "version: 2\n")]);
+        for name in [".github/dependabot.yml", ".github/dependabot.yaml"] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join(".github")).unwrap();
+            std::fs::write(dir.path().join(name), "version: 2 # ours\n").unwrap();
+            let c = compare(&want, &existing(dir.path()));
+            assert!(c.is_current() && c.clobbered.is_empty(), "{c:?}");
+            assert_eq!(c.foreign, [name]);
+            write(dir.path(), &want, &c, true).unwrap();
+            let kept = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            assert_eq!(kept, "version: 2 # ours\n");
+            assert_eq!(
+                dir.path().join(".github/dependabot.yml").exists(),
+                name.ends_with(".yml")
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".github")).unwrap();
+        std::fs::write(
+            dir.path().join(".github/dependabot.yml"),
+            format!("{HEADER}\nversion: 1\n"),
+        )
+        .unwrap();
+        let c = compare(&want, &existing(dir.path()));
+        assert_eq!(c.stale.len(), 1, "{c:?}");
     }
 
     #[test]

@@ -175,16 +175,11 @@ pub fn check_columns(given: &[&str], expected: &[String]) -> Result<(), String> 
 
 /// `a, b, c` or `a, b, …, z (64 columns)`.
 fn describe(features: &[String]) -> String {
-    if features.len() <= 6 {
-        features.join(", ")
-    } else {
-        format!(
-            "{}, {}, …, {} ({} columns)",
-            features[0],
-            features[1],
-            features[features.len() - 1],
-            features.len()
-        )
+    match features {
+        [first, second, .., last] if features.len() > 6 => {
+            format!("{first}, {second}, …, {last} ({} columns)", features.len())
+        }
+        _ => features.join(", "),
     }
 }
 
@@ -437,7 +432,9 @@ impl<'de> Visitor<'de> for OneRow<'_, '_> {
                     self.row + 1
                 )));
             }
-            self.state.x[self.start + i] = v;
+            if let Some(x) = self.state.x.get_mut(self.start + i) {
+                *x = v;
+            }
             i += 1;
         }
         if i < width {
@@ -467,16 +464,19 @@ impl<'de> Visitor<'de> for OneRow<'_, '_> {
                     describe(state.features)
                 )));
             };
-            if std::mem::replace(&mut seen[i], true) {
+            if seen.get_mut(i).is_some_and(|s| std::mem::replace(s, true)) {
                 return Err(de::Error::custom(format!(
                     "row {}: column `{key}` is given twice",
                     self.row + 1
                 )));
             }
-            state.x[self.start + i] = map.next_value_seed(Number {
+            let value = map.next_value_seed(Number {
                 row: self.row,
-                name: Some(&state.features[i]),
+                name: state.features.get(i).map(String::as_str),
             })?;
+            if let Some(x) = state.x.get_mut(self.start + i) {
+                *x = value;
+            }
             count += 1;
         }
         if count < state.features.len() {
@@ -484,7 +484,7 @@ impl<'de> Visitor<'de> for OneRow<'_, '_> {
             return Err(de::Error::custom(format!(
                 "row {}: column `{}` is missing",
                 self.row + 1,
-                state.features[missing]
+                state.features.get(missing).map_or("", String::as_str)
             )));
         }
         Ok(())

@@ -52,11 +52,16 @@ impl Stats {
         if route == "/invocations" {
             self.rows.fetch_add(rows as u64, Ordering::Relaxed);
             let secs = elapsed.as_secs_f64();
-            let i = BUCKETS
+            // The first bucket the time fits, else the last one (+Inf).
+            let bucket = BUCKETS
                 .iter()
-                .position(|&b| secs <= b)
-                .unwrap_or(BUCKETS.len());
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+                .zip(&self.buckets)
+                .find(|(b, _)| secs <= **b)
+                .map(|(_, n)| n)
+                .or_else(|| self.buckets.last());
+            if let Some(n) = bucket {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
             self.latency_micros
                 .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         }
@@ -113,14 +118,14 @@ impl Stats {
             "Time to answer /invocations, body read to response.",
         );
         let mut cumulative = 0;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "mlops_invocation_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
-        cumulative += self.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+        cumulative += self.buckets.last().map_or(0, |n| n.load(Ordering::Relaxed));
         let _ = writeln!(
             out,
             "mlops_invocation_seconds_bucket{{le=\"+Inf\"}} {cumulative}"

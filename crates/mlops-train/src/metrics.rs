@@ -34,10 +34,13 @@ impl Confusion {
         if truth >= self.classes {
             return;
         }
-        if predicted < self.classes {
-            self.counts[truth * self.classes + predicted] += 1;
+        let cell = if predicted < self.classes {
+            self.counts.get_mut(truth * self.classes + predicted)
         } else {
-            self.unknown[truth] += 1;
+            self.unknown.get_mut(truth)
+        };
+        if let Some(n) = cell {
+            *n += 1;
         }
     }
 
@@ -54,11 +57,15 @@ impl Confusion {
     }
 
     fn count(&self, truth: usize, predicted: usize) -> u64 {
-        self.counts[truth * self.classes + predicted]
+        self.counts
+            .get(truth * self.classes + predicted)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn true_count(&self, c: usize) -> u64 {
-        (0..self.classes).map(|p| self.count(c, p)).sum::<u64>() + self.unknown[c]
+        (0..self.classes).map(|p| self.count(c, p)).sum::<u64>()
+            + self.unknown.get(c).copied().unwrap_or(0)
     }
 
     fn predicted_count(&self, c: usize) -> u64 {
@@ -100,7 +107,12 @@ impl Confusion {
             if present.is_empty() {
                 0.0
             } else {
-                present.iter().map(|&c| f(&scores[c])).sum::<f64>() / present.len() as f64
+                present
+                    .iter()
+                    .filter_map(|&c| scores.get(c))
+                    .map(f)
+                    .sum::<f64>()
+                    / present.len() as f64
             }
         };
         let correct: u64 = (0..self.classes).map(|c| self.count(c, c)).sum();

@@ -143,13 +143,13 @@ impl Predictor {
 
 /// The index of the largest value; the first one on ties.
 pub fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = i;
+    let mut best = (0, values.first().copied().unwrap_or(f32::NAN));
+    for (i, &v) in values.iter().enumerate() {
+        if v > best.1 {
+            best = (i, v);
         }
     }
-    best
+    best.0
 }
 
 #[cfg(test)]

@@ -173,14 +173,21 @@ fn loss(
 ) -> Tensor<1> {
     match task {
         Task::Classification => {
-            let y: Vec<i64> = index.iter().map(|&i| table.y[i] as i64).collect();
+            // `index` is a permutation of the table's rows.
+            let y: Vec<i64> = index
+                .iter()
+                .map(|&i| table.y.get(i).copied().unwrap_or_default() as i64)
+                .collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(y, [index.len()]), device);
             CrossEntropyLossConfig::new()
                 .init(device)
                 .forward(output, y)
         }
         Task::Regression => {
-            let y: Vec<f32> = index.iter().map(|&i| table.y[i]).collect();
+            let y: Vec<f32> = index
+                .iter()
+                .map(|&i| table.y.get(i).copied().unwrap_or_default())
+                .collect();
             let y = Tensor::<2>::from_data(TensorData::new(y, [index.len(), 1]), device);
             MseLoss::new()
                 .forward(output, y, Reduction::Mean)

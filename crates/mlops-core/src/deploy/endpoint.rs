@@ -94,14 +94,14 @@ fn plan(req: &Request<'_>, target: &SagemakerEndpoint, pin: &Pin) -> Result<Plan
         }
     };
     // Everything the endpoint serves goes into the names: same inputs, same names.
-    let key = sha256_hex(
+    let digest = sha256_hex(
         format!(
             "{}|{}|{image}|{role_arn}|{capacity:?}",
             reference, pin.model.artifact.sha256
         )
         .as_bytes(),
-    )[..10]
-        .to_owned();
+    );
+    let key = digest.get(..10).unwrap_or(&digest).to_owned();
     let version = format!("v{}", pin.model.version);
     let mut tags = BTreeMap::from([
         ("mlops:model-version".to_owned(), reference.clone()),

@@ -788,7 +788,7 @@ mod tests {
         for bad in [
             "repo:latest".to_owned(),
             format!("@sha256:{d}"),
-            format!("repo@sha256:{}", &d[..63]),
+            format!("repo@sha256:{}", d.split_at(63).0),
             format!("repo@sha256:{}", d.to_uppercase()),
             format!("repo@sha256:{d}0"),
             format!("repo@sha256:{}", "é".repeat(32)),

@@ -334,7 +334,7 @@ impl Run<'_> {
             stage.as_str(),
             self.log(stage, "log").display()
         );
-        for line in &lines[from..] {
+        for line in lines.get(from..).unwrap_or_default() {
             shown.push_str(line);
             shown.push('\n');
         }

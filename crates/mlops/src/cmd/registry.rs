@@ -109,15 +109,20 @@ fn show(args: &RegistryRefArgs, format: Format) -> Exit {
         Err(code) => return code,
     };
     let mut doc = json!({ "ref": entry.reference, "status": entry.status, "location": entry.location, "card": card });
-    if let Some(p) = package {
-        doc["model_package"] = json!({
-            "arn": p.arn,
-            "version": p.version,
-            "approval": p.approval,
-            "approval_description": p.approval_description,
-            "model_data_url": p.model_data_url,
-            "metadata": p.metadata,
-        });
+    if let Some(p) = package
+        && let Some(fields) = doc.as_object_mut()
+    {
+        fields.insert(
+            "model_package".to_owned(),
+            json!({
+                "arn": p.arn,
+                "version": p.version,
+                "approval": p.approval,
+                "approval_description": p.approval_description,
+                "model_data_url": p.model_data_url,
+                "metadata": p.metadata,
+            }),
+        );
     }
     if format == Format::Json {
         println!("{doc}");
