@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{cache_dir, root, run};
+use crate::{cache_dir, root};
 
 /// cargo-fuzz, installed into the cache directory at this version.
 const CARGO_FUZZ: &str = "0.13.2";
@@ -152,22 +152,7 @@ fn install() -> Result<PathBuf, String> {
             "fuzzing needs the nightly toolchain: `rustup toolchain install nightly`".into(),
         );
     }
-    let tools = cache_dir().join("cargo-tools");
-    let bin = tools.join("bin").join("cargo-fuzz");
-    let have = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    if have.as_deref() != Some(&format!("cargo-fuzz {CARGO_FUZZ}")) {
-        run(
-            Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .args(["install", "--locked", "--quiet", "--root"])
-                .arg(&tools)
-                .args(["cargo-fuzz", "--version", CARGO_FUZZ]),
-        )?;
-    }
-    Ok(bin)
+    crate::cargo_tool("cargo-fuzz", CARGO_FUZZ)
 }
 
 /// Copies the seeds of `target` into a fresh directory.

@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask <task>`:
 //!
 //! - `ci`: the whole test command (`.ci/run` calls it): installs the test tools, then fmt,
-//!   clippy, the drift checks and every test.
+//!   clippy, the drift checks, cargo-deny (licences, bans, sources), every test and a brief
+//!   run of every fuzz target.
 //! - `codegen [--check]`: regenerates the committed generated files (the manifest schema, the
 //!   model card's and the pin file's schemas, each action's README from its action.yml);
 //!   `--check` fails when stale.
@@ -193,6 +194,42 @@ pub(crate) fn tools() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// A cargo subcommand installed into `<cache>/cargo-tools` at `version` (once), its binary.
+pub(crate) fn cargo_tool(name: &str, version: &str) -> Result<PathBuf, String> {
+    let tools = cache_dir().join("cargo-tools");
+    let bin = tools.join("bin").join(name);
+    let have = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if have.as_deref() != Some(&format!("{name} {version}")) {
+        run(
+            Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["install", "--locked", "--quiet", "--root"])
+                .arg(&tools)
+                .args([name, "--version", version]),
+        )?;
+    }
+    Ok(bin)
+}
+
+/// cargo-deny, for the licences, bans and sources `deny.toml` allows.
+const CARGO_DENY: &str = "0.20.2";
+
+/// The dependency graph against `deny.toml`: licences, banned crates, sources. (Advisories need
+/// the advisory database from GitHub: the project's GitHub workflow checks them.)
+fn deny() -> Result<(), String> {
+    let bin = cargo_tool("cargo-deny", CARGO_DENY)?;
+    run(Command::new(bin).current_dir(root()).args([
+        "--offline",
+        "check",
+        "licenses",
+        "bans",
+        "sources",
+    ]))
+}
+
 /// The Debian packages the tests need: Mesa's software Vulkan driver, so that wgpu has an
 /// adapter on machines without a GPU. Installed with apt-get (through sudo when not root) when
 /// the driver is missing.
@@ -266,6 +303,7 @@ fn ci() -> Result<(), String> {
     }
     codegen(true)?;
     github_spec::run_task(true)?;
+    deny()?;
     let test = |args: &[&str]| {
         let mut c = cargo();
         c.args(["test", "--workspace", "--locked"])
