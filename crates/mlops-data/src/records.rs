@@ -698,6 +698,55 @@ mod tests {
     }
 
     proptest! {
+        // Each case reads a few hundred rows twice: fewer cases than the default keep it quick.
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// For any mix of fields (plain, empty, long, quoted with commas, quotes and line ends
+        /// inside) and line ends (`\n`, `\r\n`, lone `\r`), the bytes the slow paths look at
+        /// stay within a few times the text's length, read whole or streamed.
+        #[test]
+        fn the_work_per_byte_is_bounded_for_any_text(
+            cells in proptest::collection::vec(0usize..7, 1..12),
+            ends in proptest::collection::vec(0usize..3, 1..5),
+            rows in 100usize..600,
+        ) {
+            let cell = |k: usize, i: usize| match k {
+                0 => format!("{i}"),
+                1 => String::new(),
+                2 => "7".repeat(40),
+                3 => format!("\"{i},{i}\""),
+                4 => "\"say \"\"hi\"\"\"".to_owned(),
+                5 => format!("\"a\r\nb\n{i}\rc\""),
+                _ => "x y".to_owned(),
+            };
+            let end = ["\n", "\r\n", "\r"];
+            let mut text = String::new();
+            for i in 0..rows {
+                let row: Vec<String> = cells.iter().map(|&k| cell(k, i)).collect();
+                text.push_str(&row.join(","));
+                text.push_str(end[ends[i % ends.len()]]);
+            }
+            for streamed in [false, true] {
+                let work = rescanned(|| {
+                    let count = |_: Record<'_>| -> Result<(), std::io::Error> { Ok(()) };
+                    if streamed {
+                        for_each(&mut text.as_bytes(), |e, _| e, count).expect("read");
+                    } else {
+                        each(text.as_bytes(), count, |e, _| e).expect("read");
+                    }
+                });
+                prop_assert!(
+                    work <= 4 * text.len(),
+                    "streamed {}: {} bytes rescanned for {}",
+                    streamed,
+                    work,
+                    text.len()
+                );
+            }
+        }
+    }
+
+    proptest! {
         /// The commas the block arithmetic finds odd are those whose field, measured back to
         /// the field end before it, is empty or longer than `PLAIN_LENGTH`.
         #[test]
