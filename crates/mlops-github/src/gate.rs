@@ -783,12 +783,7 @@ async fn gather_since(
         .iter()
         .filter_map(|f| f.at("filename").as_str().map(str::to_owned))
         .collect();
-    let author = pr
-        .at("user")
-        .at("login")
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let author = pr.at("user").text("login").to_owned();
     let commits = branch_commits(gh, &policy.repo, since.unwrap_or(&base_ref), &head_sha).await?;
     let (foreign, started_by, pushers) = judge_commits(gh, policy, &commits, &author).await?;
     let reviews: Vec<Review> = gh
@@ -796,12 +791,7 @@ async fn gather_since(
         .await?
         .iter()
         .map(|r| Review {
-            login: r
-                .at("user")
-                .at("login")
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            login: r.at("user").text("login").to_owned(),
             bot: r.at("user").at("type").as_str() == Some("Bot"),
             state: r.at("state").as_str().unwrap_or_default().to_owned(),
             commit_id: r.at("commit_id").as_str().unwrap_or_default().to_owned(),

@@ -28,6 +28,10 @@ pub(crate) trait Field {
     fn at(&self, key: &str) -> &serde_json::Value;
     /// Element `i` of an array.
     fn nth(&self, i: usize) -> &serde_json::Value;
+    /// The text of the field `key`, empty when it is missing or not text.
+    fn text(&self, key: &str) -> &str {
+        self.at(key).as_str().unwrap_or_default()
+    }
 }
 
 impl Field for serde_json::Value {

@@ -620,12 +620,7 @@ pub async fn run(gh: &GitHub, p: &Promotion, teams_readable: bool) -> Result<Out
         }
     };
     let number = pr.at("number").as_u64().unwrap_or(0);
-    let author = pr
-        .at("user")
-        .at("login")
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let author = pr.at("user").text("login").to_owned();
     // Labels, reviewers.
     let have_labels: Vec<&str> = pr
         .at("labels")
