@@ -356,7 +356,12 @@ fn actions_install_only_a_verified_release() {
         .success();
     assert!(ok);
     let good = std::fs::read(release.join(&asset)).expect("asset");
-    let checksums = format!("version {version}\n{}  {asset}\n", sha256_hex(&good));
+    let binary = std::fs::read(packing.path().join("mlops")).expect("binary");
+    let checksums = format!(
+        "version {version}\n{}  {asset}\n{}  {asset}:mlops\n",
+        sha256_hex(&good),
+        sha256_hex(&binary)
+    );
     let repo = install_repo(version, &checksums);
     let server = Releases::serve(served.path());
     let tool_cache = tempfile::tempdir().expect("tempdir");

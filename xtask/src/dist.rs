@@ -45,7 +45,9 @@ pub(crate) fn asset_name(version: &str, target: &str, features: &str) -> String 
 }
 
 /// Packs `binary` as `out/NAME` (the binary at the top, named `mlops` or `mlops.exe`) and
-/// writes `out/NAME.sha256`; the checksum line.
+/// writes `out/NAME.sha256`; the checksum lines: the asset's (`HEX  NAME`), then the binary's
+/// inside it (`HEX  NAME:mlops`), which the install script checks a cached binary against
+/// without unpacking the asset again.
 pub(crate) fn package(binary: &Path, name: &str, out: &Path) -> Result<String, String> {
     let exe = if binary.extension().is_some_and(|e| e == "exe") {
         "mlops.exe"
@@ -67,12 +69,18 @@ pub(crate) fn package(binary: &Path, name: &str, out: &Path) -> Result<String, S
             .arg(exe),
     )?;
     let _ = std::fs::remove_dir_all(&staging);
-    let bytes = std::fs::read(&asset).map_err(|e| e.to_string())?;
-    let hex: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let line = format!("{hex}  {name}\n");
+    let digest = |path: &Path| -> Result<String, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    };
+    let line = format!(
+        "{}  {name}\n{}  {name}:{exe}\n",
+        digest(&asset)?,
+        digest(binary)?
+    );
     std::fs::write(out.join(format!("{name}.sha256")), &line).map_err(|e| e.to_string())?;
     Ok(line)
 }
@@ -151,12 +159,18 @@ mod tests {
         std::fs::create_dir_all(&out).expect("mkdir");
         let name = "mlops-1.2.3-x86_64-unknown-linux-gnu.tar.gz";
         let line = package(&bin, name, &out).expect("packs");
-        let bytes = std::fs::read(out.join(name)).expect("asset");
-        let hex: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(line, format!("{hex}  {name}\n"));
+        let hex = |bytes: &[u8]| -> String {
+            Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let asset = std::fs::read(out.join(name)).expect("asset");
+        let binary = std::fs::read(&bin).expect("binary");
+        assert_eq!(
+            line,
+            format!("{}  {name}\n{}  {name}:mlops\n", hex(&asset), hex(&binary))
+        );
         assert_eq!(
             std::fs::read_to_string(out.join(format!("{name}.sha256"))).expect("sha file"),
             line
