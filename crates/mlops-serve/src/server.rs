@@ -456,9 +456,11 @@ async fn observe(State(service): State<Arc<Service>>, request: Request, next: Ne
     let status = response.status().as_u16();
     service.stats.record(&path, status, rows, elapsed);
     if service.log_requests {
+        // The path is the client's text: printed neutral, in case the log is an Actions log.
         eprintln!(
-            "{} {method} {path} {status} {rows} rows {:.2} ms",
+            "{} {method} {} {status} {rows} rows {:.2} ms",
             mlops_registry::now_rfc3339(),
+            mlops_actions::neutral(&path, false),
             elapsed.as_secs_f64() * 1000.0
         );
     }
