@@ -1144,3 +1144,90 @@ fn holdout_stops_reading_an_answer_that_never_ends() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// `holdout.slo`: a service that takes 150 ms per request breaks a p99 limit of 50 ms (exit 1,
+/// the limit named), and passes a limit it keeps; the report holds the latencies either way.
+#[test]
+fn holdout_measures_latency_and_fails_a_broken_slo() {
+    let registry = crate::quickstart::shared();
+    let server = serve_registered(registry, &["--quiet"]);
+    let proxy = http::Proxy::start(
+        server.addr,
+        Box::new(|_, path, status, body| {
+            if path == "/invocations" {
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            }
+            (status, body)
+        }),
+    );
+    let project = tempfile::tempdir().expect("tempdir");
+    let quickstart = root().join("examples/quickstart");
+    std::fs::create_dir_all(project.path().join("data")).expect("mkdir");
+    for f in ["digits-train.csv", "digits-holdout.csv"] {
+        std::fs::copy(
+            quickstart.join("data").join(f),
+            project.path().join("data").join(f),
+        )
+        .expect("copy");
+    }
+    let original = std::fs::read_to_string(quickstart.join("mlops.yaml")).expect("manifest");
+    let with_slo = |limit: u32| {
+        let text = original.replacen(
+            "  concurrency: 4\n",
+            &format!("  concurrency: 4\n  slo:\n    p99_ms: {limit}\n    min_rows_per_second: 1\n"),
+            1,
+        );
+        assert_ne!(text, original, "the holdout section moved");
+        let path = project.path().join("mlops.yaml");
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let run_as = |manifest: &Path, format: &str| {
+        let mut c = mlops();
+        c.args([
+            "holdout",
+            "--format",
+            format,
+            "--model",
+            "digits-mlp@1",
+            "--manifest",
+        ])
+        .arg(manifest)
+        .arg("--registry")
+        .arg(registry)
+        .args(["--endpoint", &format!("http://{}", proxy.addr)])
+        .args(["--concurrency", "1", "--batch-size", "100", "--no-parity"]);
+        c.output().expect("runs")
+    };
+    let run = |manifest: &Path| run_as(manifest, "json");
+
+    let out = run(&with_slo(50));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let r = report(&out);
+    assert_eq!(r["passed"], false);
+    let p99 = r["latency"]["p99_ms"].as_f64().expect("p99");
+    assert!(p99 >= 150.0, "{r}");
+    assert_eq!(r["slo"][0]["limit"], "p99_ms");
+    assert_eq!(r["slo"][0]["pass"], false);
+    assert_eq!(r["slo"][1]["limit"], "min_rows_per_second");
+    assert_eq!(r["slo"][1]["pass"], true);
+    assert_eq!(r["latency"]["requests"], r["requests"]);
+    // Shown to a person: the limit named, with both figures.
+    let out = run_as(&with_slo(50), "human");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("FAIL holdout.slo.p99_ms: the requests' p99 was")
+            && shown.contains("over the limit of 50 ms"),
+        "{shown}"
+    );
+
+    let out = run(&with_slo(60_000));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r = report(&out);
+    assert_eq!(r["passed"], true);
+    assert!(
+        r["latency"]["p50_ms"].as_f64().expect("p50") >= 150.0,
+        "{r}"
+    );
+}

@@ -136,7 +136,80 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Other findings that fail the test (e.g. the service serves another artifact).
     pub problems: Vec<String>,
+    /// How long each request took, when the test measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    /// The manifest's `holdout.slo` limits against what was measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slo: Vec<SloCheck>,
     pub passed: bool,
+}
+
+/// Upper bounds of the latency histogram's buckets, in milliseconds (the last bucket, above the
+/// last bound, is unbounded).
+pub const LATENCY_BUCKETS_MS: [f64; 12] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0,
+];
+
+/// The time from sending a request to its whole answer, over the requests that were answered
+/// (the attempt that succeeded; retries and their waits are not in it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    pub requests: u64,
+    pub mean_ms: f64,
+    /// Nearest-rank percentiles: the smallest time at least that share of requests took.
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Requests per bucket of [`LATENCY_BUCKETS_MS`] (one more: above the last bound).
+    pub histogram: Vec<u64>,
+}
+
+impl Latency {
+    /// The figures of `micros`, one per request; `None` for no request.
+    pub fn of(micros: &[u64]) -> Option<Latency> {
+        let mut sorted = micros.to_vec();
+        sorted.sort_unstable();
+        let n = sorted.len();
+        let last = *sorted.last()?;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let rank = |p: f64| {
+            let k = ((p * n as f64).ceil() as usize).clamp(1, n);
+            sorted.get(k - 1).copied().map_or(0.0, ms)
+        };
+        let mut histogram = vec![0u64; LATENCY_BUCKETS_MS.len() + 1];
+        for &us in &sorted {
+            let i = LATENCY_BUCKETS_MS
+                .iter()
+                .position(|&b| ms(us) <= b)
+                .unwrap_or(LATENCY_BUCKETS_MS.len());
+            if let Some(c) = histogram.get_mut(i) {
+                *c += 1;
+            }
+        }
+        Some(Latency {
+            requests: n as u64,
+            mean_ms: sorted.iter().map(|&us| ms(us)).sum::<f64>() / n as f64,
+            p50_ms: rank(0.50),
+            p95_ms: rank(0.95),
+            p99_ms: rank(0.99),
+            max_ms: ms(last),
+            histogram,
+        })
+    }
+}
+
+/// One `holdout.slo` limit against what was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloCheck {
+    /// The limit's name in `holdout.slo` (`p99_ms`, `min_rows_per_second`, ...).
+    pub limit: String,
+    pub bound: f64,
+    pub observed: f64,
+    pub pass: bool,
 }
 
 impl Report {
@@ -173,6 +246,8 @@ impl Report {
             recorded_dataset: None,
             warnings: Vec::new(),
             problems: Vec::new(),
+            latency: None,
+            slo: Vec::new(),
             passed: false,
         };
         r.settle();
@@ -206,15 +281,67 @@ impl Report {
         self.recorded_dataset = Some(recorded);
     }
 
+    /// Records the requests' latencies (microseconds, one per answered request) and checks them
+    /// and the throughput against `slo`.
+    pub fn measured(&mut self, micros: &[u64], slo: &mlops_manifest::model::Slo) {
+        self.latency = Latency::of(micros);
+        let latency = self.latency.as_ref();
+        let limits = [
+            ("p50_ms", slo.p50_ms, latency.map(|l| l.p50_ms), true),
+            ("p95_ms", slo.p95_ms, latency.map(|l| l.p95_ms), true),
+            ("p99_ms", slo.p99_ms, latency.map(|l| l.p99_ms), true),
+            (
+                "min_rows_per_second",
+                slo.min_rows_per_second,
+                Some(self.rows_per_second),
+                false,
+            ),
+        ];
+        self.slo = limits
+            .into_iter()
+            .filter_map(|(limit, bound, observed, at_most)| {
+                let (bound, observed) = (bound?, observed.unwrap_or(0.0));
+                Some(SloCheck {
+                    limit: limit.to_owned(),
+                    bound,
+                    observed,
+                    pass: if at_most {
+                        observed <= bound
+                    } else {
+                        observed >= bound
+                    },
+                })
+            })
+            .collect();
+        self.settle();
+    }
+
     fn settle(&mut self) {
         self.passed = self.problems.is_empty()
             && self.parity.mismatches == 0
-            && self.metrics.iter().all(|c| c.pass);
+            && self.metrics.iter().all(|c| c.pass)
+            && self.slo.iter().all(|c| c.pass);
     }
 
     /// Why the test failed, one line each.
     pub fn failures(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for c in self.slo.iter().filter(|c| !c.pass) {
+            out.push(if c.limit == "min_rows_per_second" {
+                format!(
+                    "holdout.slo.{}: the service answered {:.0} rows/s, under the limit of {}",
+                    c.limit, c.observed, c.bound
+                )
+            } else {
+                format!(
+                    "holdout.slo.{}: the requests' {} was {:.1} ms, over the limit of {} ms",
+                    c.limit,
+                    c.limit.trim_end_matches("_ms"),
+                    c.observed,
+                    c.bound
+                )
+            });
+        }
         for c in self.metrics.iter().filter(|c| !c.pass) {
             out.push(match (c.expected, c.observed, c.delta) {
                 (None, _, _) => format!(
@@ -287,6 +414,24 @@ impl Report {
                 if c.pass { "pass" } else { "FAIL" }
             );
         }
+        if let Some(l) = &self.latency {
+            let _ = writeln!(
+                s,
+                "  latency per request: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+                 ({} requests)",
+                l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.requests
+            );
+        }
+        for c in &self.slo {
+            let _ = writeln!(
+                s,
+                "  slo {}: {:.1} (limit {})  {}",
+                c.limit,
+                c.observed,
+                c.bound,
+                if c.pass { "pass" } else { "FAIL" }
+            );
+        }
         if self.parity.enabled {
             let _ = writeln!(
                 s,
@@ -304,6 +449,52 @@ impl Report {
             let _ = writeln!(s, "  FAIL {f}");
         }
         let _ = writeln!(s, "{}", if self.passed { "passed" } else { "FAILED" });
+        s
+    }
+
+    /// The latency figures, the `holdout.slo` limits against them and the histogram as a chart
+    /// (empty when the test measured no latency), for the step summary and the PR body.
+    pub fn latency_markdown(&self) -> String {
+        let Some(l) = &self.latency else {
+            return String::new();
+        };
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "\n| latency per request ({} requests) | p50 | p95 | p99 | max | mean |\n|---|---:|---:|---:|---:|---:|\n| ms | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            l.requests, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.mean_ms
+        );
+        if !self.slo.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| `holdout.slo` | limit | observed | result |\n|---|---:|---:|---|"
+            );
+            for c in &self.slo {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.1} | {} |",
+                    c.limit,
+                    c.bound,
+                    c.observed,
+                    if c.pass { "✅ pass" } else { "❌ fail" }
+                );
+            }
+        }
+        let labels: Vec<String> = LATENCY_BUCKETS_MS
+            .iter()
+            .map(|b| format!("\"≤{b}\""))
+            .chain(std::iter::once(format!(
+                "\">{}\"",
+                LATENCY_BUCKETS_MS.last().copied().unwrap_or_default()
+            )))
+            .collect();
+        let counts: Vec<String> = l.histogram.iter().map(u64::to_string).collect();
+        let _ = writeln!(
+            s,
+            "\n```mermaid\nxychart-beta\n  title \"Requests by latency (ms)\"\n  x-axis [{}]\n  y-axis \"requests\"\n  bar [{}]\n```",
+            labels.join(", "),
+            counts.join(", ")
+        );
         s
     }
 
@@ -352,6 +543,7 @@ impl Report {
                 self.parity.checked
             );
         }
+        s.push_str(&self.latency_markdown());
         for w in &self.warnings {
             let _ = writeln!(s, "\n> [!WARNING]\n> {w}");
         }
@@ -441,6 +633,65 @@ mod tests {
         // Only a whole report vouches: not a fragment that says "passed".
         let fragment = vouches(b"{\"model\": \"digits@2\", \"passed\": true}", "digits@2");
         assert!(fragment.is_err(), "{fragment:?}");
+    }
+
+    /// Nearest-rank percentiles (the smallest time at least that share of requests took), the
+    /// histogram's buckets, and the `holdout.slo` limits failing the report by name.
+    #[test]
+    fn latency_percentiles_and_slo_limits() {
+        // 1..=100 ms: p50 is 50 ms, p95 95 ms, p99 99 ms.
+        let micros: Vec<u64> = (1..=100).rev().map(|ms| ms * 1000).collect();
+        let l = Latency::of(&micros).expect("measured");
+        assert_eq!(
+            (l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
+            (50.0, 95.0, 99.0, 100.0)
+        );
+        assert!((l.mean_ms - 50.5).abs() < 1e-9);
+        assert_eq!(l.histogram.iter().sum::<u64>(), 100);
+        // ≤1: 1 ms; ≤2.5: 2 ms; ≤5: 3..=5; ≤10: 6..=10; ≤25; ≤50; ≤100.
+        assert_eq!(&l.histogram[..7], &[1, 1, 3, 5, 15, 25, 50]);
+        assert_eq!(Latency::of(&[]), None);
+        assert_eq!(Latency::of(&[7_000]).map(|l| l.p99_ms), Some(7.0));
+
+        let mut report = Report::new(
+            "digits@2".into(),
+            "http://staging".into(),
+            digest(),
+            400,
+            100,
+            0,
+            2.0,
+            Vec::new(),
+            None,
+            Parity::default(),
+        );
+        let slo = mlops_manifest::model::Slo {
+            p99_ms: Some(80.0),
+            p50_ms: Some(60.0),
+            min_rows_per_second: Some(500.0),
+            ..Default::default()
+        };
+        report.measured(&micros, &slo);
+        assert!(!report.passed);
+        let failures = report.failures().join("\n");
+        assert!(failures.contains("holdout.slo.p99_ms"), "{failures}");
+        assert!(
+            failures.contains("99.0 ms, over the limit of 80 ms"),
+            "{failures}"
+        );
+        assert!(
+            failures.contains("holdout.slo.min_rows_per_second"),
+            "{failures}"
+        );
+        assert!(!failures.contains("p50_ms"), "{failures}");
+        assert!(
+            report
+                .markdown()
+                .contains("| p99_ms | 80 | 99.0 | ❌ fail |")
+        );
+        report.measured(&micros, &mlops_manifest::model::Slo::default());
+        assert!(report.passed && report.slo.is_empty());
+        assert!(report.human().contains("p99 99.0 ms"), "{}", report.human());
     }
 
     fn digest() -> FileDigest {

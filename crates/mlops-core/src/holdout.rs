@@ -167,6 +167,7 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         metrics,
         tolerances: h.tolerances.clone(),
         model,
+        slo: h.slo.clone(),
     };
     let served = rt.block_on(service.version());
     let mut report =

@@ -112,6 +112,7 @@ pub fn promotion(
                     if c.pass { "✓" } else { "✗" }
                 ));
             }
+            out.push_str(&r.latency_markdown());
             out.push_str(&format!("\nReport sha256: `{digest}`\n\n"));
         }
         None => out.push_str("No holdout report was given (`--holdout-report`): `mlops gate` will not pass this promotion.\n\n"),

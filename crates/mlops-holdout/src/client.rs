@@ -67,6 +67,8 @@ pub struct Http {
 pub struct Reply {
     pub body: Bytes,
     pub content_type: Option<String>,
+    /// From sending the request to its whole answer (the attempt that succeeded).
+    pub latency: Duration,
 }
 
 /// What the test sends: CSV batches with a header, asking for CSV answers (one prediction per
@@ -220,7 +222,11 @@ impl Http {
                 Attempt::Fail(CallError::Unavailable(format!("{}: {e}", self.endpoint())))
             }
             Ok(Err(e)) => Attempt::Retry(chain(e.as_ref())),
-            Ok(Ok((200..=299, body, content_type))) => Attempt::Done(Reply { body, content_type }),
+            Ok(Ok((200..=299, body, content_type))) => Attempt::Done(Reply {
+                body,
+                content_type,
+                latency: Duration::ZERO,
+            }),
             Ok(Ok((status, body, _))) => {
                 let message = service_message(&body);
                 if status == 429 || status >= 500 {
@@ -262,6 +268,7 @@ impl SageMaker {
             Ok(Ok(answer)) => Attempt::Done(Reply {
                 body: Bytes::from(answer.body),
                 content_type: answer.content_type,
+                latency: Duration::ZERO,
             }),
             Ok(Err(mlops_aws::InvokeError::Refused { status, message })) => {
                 Attempt::Fail(CallError::Refused { status, message })
@@ -333,8 +340,12 @@ impl Service {
                 retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(backoff.delay(attempt - 1)).await;
             }
+            let sent = std::time::Instant::now();
             match self.attempt(body.clone()).await {
-                Attempt::Done(b) => return Ok(b),
+                Attempt::Done(mut b) => {
+                    b.latency = sent.elapsed();
+                    return Ok(b);
+                }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(why) => last = why,
             }

@@ -39,6 +39,8 @@ pub struct Plan {
     pub metrics: Vec<Metric>,
     pub tolerances: BTreeMap<Metric, f64>,
     pub model: String,
+    /// The latency and throughput limits (`holdout.slo`).
+    pub slo: mlops_manifest::model::Slo,
 }
 
 /// Why a run could not finish.
@@ -345,6 +347,8 @@ struct Score {
     errors: Errors,
     parity: Parity,
     rows: u64,
+    /// Each answered request's latency, in microseconds.
+    latencies: Vec<u64>,
 }
 
 impl Score {
@@ -360,6 +364,8 @@ impl Score {
             Err(e @ CallError::Refused { .. }) => return Err(RunError::Refused(e)),
             Err(CallError::Unavailable(m)) => return Err(RunError::Service(m)),
         };
+        self.latencies
+            .push(u64::try_from(reply.latency.as_micros()).unwrap_or(u64::MAX));
         let said = read_reply(&reply, task, &self.classes).map_err(RunError::Contract)?;
         self.add(batch, &said)
     }
@@ -552,6 +558,7 @@ pub fn run(
                 ..Parity::default()
             },
             rows: 0,
+            latencies: Vec::new(),
         },
     };
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -625,7 +632,7 @@ pub fn run(
     let seconds = started.elapsed().as_secs_f64();
     let checks = compare(&plan.metrics, &observed, &plan.recorded, &plan.tolerances);
     let classification = s.task == Task::Classification;
-    Ok(Report::new(
+    let mut report = Report::new(
         plan.model.clone(),
         flight.service.endpoint(),
         digest,
@@ -636,7 +643,9 @@ pub fn run(
         checks,
         classification.then(|| confusion_report(score.classes.names.clone(), &score.confusion)),
         score.parity,
-    ))
+    );
+    report.measured(&score.latencies, &plan.slo);
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -719,6 +728,7 @@ mod tests {
         let reply = |body: &str, media: &str| Reply {
             body: Bytes::from(body.to_owned()),
             content_type: Some(media.to_owned()),
+            latency: std::time::Duration::ZERO,
         };
         let csv = reply("3\n\"a,b\"\n7\n", "text/csv; charset=utf-8");
         let classes = Labels::new(&["7".to_owned(), "a,b".to_owned()]);

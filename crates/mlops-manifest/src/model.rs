@@ -687,6 +687,39 @@ pub struct Holdout {
     #[serde(default = "default_timeout")]
     #[schemars(range(min = 1, max = 3600))]
     pub timeout_seconds: u32,
+    /// How fast the service must answer the holdout's load (`batch_size` rows per request,
+    /// `concurrency` at once): a limit broken fails the test (exit 1), naming it.
+    #[serde(default, skip_serializing_if = "Slo::is_empty")]
+    pub slo: Slo,
+}
+
+/// Latency and throughput limits of the holdout test. Latency is per request, from sending it
+/// to its whole answer (the attempt that succeeded).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// Largest median request latency, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001))]
+    pub p50_ms: Option<f64>,
+    /// Largest 95th-percentile request latency, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001))]
+    pub p95_ms: Option<f64>,
+    /// Largest 99th-percentile request latency, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001))]
+    pub p99_ms: Option<f64>,
+    /// Fewest rows per second over the whole test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001))]
+    pub min_rows_per_second: Option<f64>,
+}
+
+impl Slo {
+    pub fn is_empty(&self) -> bool {
+        self == &Slo::default()
+    }
 }
 
 impl Default for Holdout {
@@ -697,6 +730,7 @@ impl Default for Holdout {
             batch_size: default_holdout_batch(),
             concurrency: default_concurrency(),
             timeout_seconds: default_timeout(),
+            slo: Slo::default(),
         }
     }
 }
