@@ -37,3 +37,4 @@ mod limits;
 mod run;
 mod sagemaker;
 mod serve;
+mod stats;

