@@ -820,7 +820,9 @@ fn the_container_entrypoint_serves_the_model_directory() {
     c.args(&argv[1..])
         .arg("serve")
         .env("MLOPS_CONTAINER_BASE", base.path())
-        .env("SAGEMAKER_BIND_TO_PORT", port.to_string());
+        .env("SAGEMAKER_BIND_TO_PORT", port.to_string())
+        // The service's limits come from the container's environment.
+        .env("MLOPS_MAX_BODY_BYTES", "5000");
     let mut server = Server::spawn(c);
     assert!(
         server.log().contains(&format!("on http://0.0.0.0:{port}")),
@@ -831,6 +833,10 @@ fn the_container_entrypoint_serves_the_model_directory() {
     let ping = http::get(local, "/ping");
     assert_eq!(ping.status, 200);
     assert_eq!(ping.header("x-mlops-model"), Some("digits-mlp@1"));
+    let version = http::get(local, "/version").json();
+    assert_eq!(version["limits"]["max_body_bytes"], 5000, "{version}");
+    let big = format!(r#"{{"instances": [[{}]]}}"#, vec!["0.5"; 3000].join(","));
+    assert_eq!(http::post_json(local, &big).status, 413);
     assert!(server.stop().success());
 
     // A model directory changed after registration is refused.

@@ -297,23 +297,10 @@ pub(crate) struct RegistryRefArgs {
     pub registry: RegistryArgs,
 }
 
+/// What a client may ask of the service and hold of it: the flags (and `MLOPS_*` variables)
+/// `mlops serve` and `mlops container serve` share, so a container is configured by environment.
 #[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
-    /// The registered model: NAME@VERSION, NAME@latest or NAME@approved.
-    #[arg(long, env = "MLOPS_MODEL", conflicts_with = "artifact")]
-    pub model: Option<String>,
-    /// Serve an artifact instead: a directory or `s3://` prefix holding model.json and
-    /// model.safetensors (and, when it is a registry version, card.json, which is verified).
-    #[arg(long, env = "MLOPS_ARTIFACT")]
-    pub artifact: Option<String>,
-    /// The artifact's expected SHA-256 (as the registry card's `artifact.sha256`).
-    #[arg(long, env = "MLOPS_ARTIFACT_SHA256", requires = "artifact")]
-    pub sha256: Option<String>,
-    #[arg(long, env = "MLOPS_HOST", default_value = "127.0.0.1")]
-    pub host: String,
-    /// The port; 0 picks a free one (the address is printed).
-    #[arg(long, env = "MLOPS_PORT", default_value_t = 8080)]
-    pub port: u16,
+pub(crate) struct LimitArgs {
     /// The largest request body (413 above it). SageMaker's own limit is 6 MB.
     #[arg(long, env = "MLOPS_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024, value_parser = at_least_one::<usize>)]
     pub max_body_bytes: usize,
@@ -340,6 +327,27 @@ pub(crate) struct ServeArgs {
     /// others wait (see --request-timeout). Default: the number of CPUs.
     #[arg(long, env = "MLOPS_PREDICTION_THREADS", value_parser = at_least_one::<usize>)]
     pub prediction_threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The registered model: NAME@VERSION, NAME@latest or NAME@approved.
+    #[arg(long, env = "MLOPS_MODEL", conflicts_with = "artifact")]
+    pub model: Option<String>,
+    /// Serve an artifact instead: a directory or `s3://` prefix holding model.json and
+    /// model.safetensors (and, when it is a registry version, card.json, which is verified).
+    #[arg(long, env = "MLOPS_ARTIFACT")]
+    pub artifact: Option<String>,
+    /// The artifact's expected SHA-256 (as the registry card's `artifact.sha256`).
+    #[arg(long, env = "MLOPS_ARTIFACT_SHA256", requires = "artifact")]
+    pub sha256: Option<String>,
+    #[arg(long, env = "MLOPS_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port; 0 picks a free one (the address is printed).
+    #[arg(long, env = "MLOPS_PORT", default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// No request log lines.
     #[arg(long, env = "MLOPS_QUIET")]
     pub quiet: bool,
@@ -366,6 +374,10 @@ pub(crate) struct ContainerArgs {
     /// The base of the container layout.
     #[arg(long, env = "MLOPS_CONTAINER_BASE", default_value = "/opt/ml")]
     pub base: PathBuf,
+    /// The service's limits, for `serve` (set as `MLOPS_*` variables in the container's
+    /// environment).
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, Args)]

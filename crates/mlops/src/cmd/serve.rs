@@ -7,7 +7,7 @@ use std::time::Duration;
 use mlops_serve::Limits;
 
 use super::error;
-use crate::cli::{ContainerArgs, ContainerMode, Format, ServeArgs};
+use crate::cli::{ContainerArgs, ContainerMode, Format, LimitArgs, ServeArgs};
 use crate::exit::Exit;
 
 pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
@@ -33,7 +33,7 @@ pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
         loaded,
         host: args.host.clone(),
         port: args.port,
-        limits: limits(args),
+        limits: limits(&args.limits),
         quiet: args.quiet,
         address_file: args.address_file.clone(),
     };
@@ -43,7 +43,7 @@ pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
     }
 }
 
-fn limits(args: &ServeArgs) -> Limits {
+fn limits(args: &LimitArgs) -> Limits {
     let default = Limits::default();
     Limits {
         max_body_bytes: args.max_body_bytes,
@@ -88,7 +88,7 @@ pub(crate) fn container(args: &ContainerArgs, format: Format) -> Exit {
                         loaded,
                         host: "0.0.0.0".to_owned(),
                         port,
-                        limits: Limits::default(),
+                        limits: limits(&args.limits),
                         quiet: false,
                         address_file: None,
                     };
