@@ -748,19 +748,6 @@ fn render_refuses_an_invalid_manifest_and_writes_nothing() {
     assert!(!dir.path().join(".github").exists());
 }
 
-/// The quickstart (manifest and data) copied into a temporary directory, the manifest edited.
-fn quickstart_copy(edit: impl Fn(String) -> String) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = root().join("examples/quickstart");
-    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
-    for f in ["data/digits-train.csv", "data/digits-holdout.csv"] {
-        std::fs::copy(src.join(f), dir.path().join(f)).expect("copy");
-    }
-    let text = std::fs::read_to_string(src.join("mlops.yaml")).expect("manifest");
-    std::fs::write(dir.path().join("mlops.yaml"), edit(text)).expect("write");
-    dir
-}
-
 fn train_in(dir: &Path, registry: &Path, extra: &[&str]) -> Output {
     run(mlops()
         .current_dir(dir)
@@ -802,7 +789,7 @@ fn train_reads_datasets_from_s3() {
                 )
         }
     };
-    let dir = quickstart_copy(remote("digits-holdout.csv"));
+    let dir = crate::quickstart::copy(remote("digits-holdout.csv"));
     let reg = dir.path().join("reg");
     let mut cmd = mlops();
     cmd.current_dir(dir.path())
@@ -830,7 +817,7 @@ fn train_reads_datasets_from_s3() {
     );
     assert_eq!(card["datasets"]["holdout"]["rows"], 297);
 
-    let missing = quickstart_copy(remote("no-such-file.csv"));
+    let missing = crate::quickstart::copy(remote("no-such-file.csv"));
     let reg = missing.path().join("reg");
     let mut cmd = mlops();
     cmd.current_dir(missing.path())
@@ -871,7 +858,7 @@ fn the_registry_can_live_under_an_s3_prefix() {
     };
     moto.put("mlops-models", "README", b"models");
     let registry = "s3://mlops-models/team/registry";
-    let dir = quickstart_copy(|t| {
+    let dir = crate::quickstart::copy(|t| {
         t.replace("epochs: 30", "epochs: 2")
             .replace("min: 0.95", "min: 0.5")
     });
@@ -1078,7 +1065,7 @@ fn wgpu_trains_on_the_software_adapter_and_require_gpu_refuses_it() {
                 .replace("device: cpu", &format!("device: {device}"))
         }
     };
-    let gpu = quickstart_copy(short("wgpu"));
+    let gpu = crate::quickstart::copy(short("wgpu"));
     let reg = gpu.path().join("reg");
     let out = train_in(gpu.path(), &reg, &["--format", "json"]);
     let stderr = text(&out.stderr);
@@ -1109,7 +1096,7 @@ fn wgpu_trains_on_the_software_adapter_and_require_gpu_refuses_it() {
             .is_empty()
     );
 
-    let cpu = quickstart_copy(short("cpu"));
+    let cpu = crate::quickstart::copy(short("cpu"));
     let cpu_out = train_in(cpu.path(), &cpu.path().join("reg"), &["--format", "json"]);
     assert_eq!(cpu_out.status.code(), Some(0), "{}", text(&cpu_out.stderr));
     let cpu_doc = json_doc(&cpu_out);
@@ -1123,7 +1110,7 @@ fn wgpu_trains_on_the_software_adapter_and_require_gpu_refuses_it() {
     assert_eq!(gw.len(), cw.len(), "same architecture");
     assert!(gw != cw, "the wgpu weights are byte-identical to the CPU's");
 
-    let strict = quickstart_copy(|t| {
+    let strict = crate::quickstart::copy(|t| {
         short("wgpu")(t).replace("device: wgpu", "device: wgpu\n    require_gpu: true")
     });
     let reg = strict.path().join("reg");
@@ -1141,7 +1128,7 @@ fn wgpu_trains_on_the_software_adapter_and_require_gpu_refuses_it() {
 #[cfg(not(feature = "wgpu"))]
 #[test]
 fn a_build_without_wgpu_says_how_to_get_it() {
-    let dir = quickstart_copy(|t| t.replace("device: cpu", "device: wgpu"));
+    let dir = crate::quickstart::copy(|t| t.replace("device: cpu", "device: wgpu"));
     let reg = dir.path().join("reg");
     let out = train_in(dir.path(), &reg, &[]);
     let stderr = text(&out.stderr);
@@ -1159,7 +1146,7 @@ fn a_build_without_wgpu_says_how_to_get_it() {
 /// fed the same manifest, data and seed gets byte-identical weights.
 #[test]
 fn train_registers_versions_with_cards_and_reproducible_weights() {
-    let dir = quickstart_copy(|t| t);
+    let dir = crate::quickstart::copy(|t| t);
     let (a, b) = (dir.path().join("reg-a"), dir.path().join("reg-b"));
     let out = train_in(dir.path(), &a, &["--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -1221,7 +1208,7 @@ fn train_registers_versions_with_cards_and_reproducible_weights() {
     );
 
     // A different seed: different weights.
-    let reseeded = quickstart_copy(|t| t.replace("seed: 42", "seed: 43"));
+    let reseeded = crate::quickstart::copy(|t| t.replace("seed: 42", "seed: 43"));
     let c = reseeded.path().join("reg");
     assert_eq!(train_in(reseeded.path(), &c, &[]).status.code(), Some(0));
     assert!(
@@ -1279,8 +1266,9 @@ fn train_registers_versions_with_cards_and_reproducible_weights() {
 /// and the threshold; inside Actions the outputs and the summary are written all the same.
 #[test]
 fn a_model_below_its_threshold_is_rejected_with_exit_one() {
-    let dir =
-        quickstart_copy(|t| t.replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.9999 }"));
+    let dir = crate::quickstart::copy(|t| {
+        t.replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.9999 }")
+    });
     let reg = dir.path().join("reg");
     let output = dir.path().join("out.txt");
     let summary = dir.path().join("summary.md");
@@ -1318,7 +1306,7 @@ fn a_model_below_its_threshold_is_rejected_with_exit_one() {
 /// Bad data stops training before it starts, located at file:line; a diverging loss exits 1.
 #[test]
 fn bad_data_is_located_and_a_diverging_loss_stops_training() {
-    let dir = quickstart_copy(|t| t);
+    let dir = crate::quickstart::copy(|t| t);
     let train = dir.path().join("data/digits-train.csv");
     let mut rows = std::fs::read_to_string(&train).expect("train");
     rows.push_str("1,2,3\n");
@@ -1335,7 +1323,7 @@ fn bad_data_is_located_and_a_diverging_loss_stops_training() {
     assert!(!reg.exists(), "nothing may be registered");
 
     // Regression on a target far too large for f32 arithmetic: the loss overflows.
-    let dir = quickstart_copy(|t| {
+    let dir = crate::quickstart::copy(|t| {
         t.replace("task: classification", "task: regression")
             .replace("metrics: [accuracy, f1_macro]", "metrics: [rmse]")
             .replace("accuracy: { min: 0.95 }", "rmse: { max: 1.0 }")

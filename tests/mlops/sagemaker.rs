@@ -16,7 +16,7 @@ use crate::docker;
 use crate::fake_sagemaker;
 use crate::moto;
 use crate::proxy;
-use bin::{mlops, root, succeeds};
+use bin::{mlops, succeeds};
 use docker::Docker;
 use fake_sagemaker::Fake;
 
@@ -33,18 +33,8 @@ fn text(b: &[u8]) -> String {
 
 /// A project directory: the quickstart's data and a manifest that trains on SageMaker.
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let quickstart = root().join("examples/quickstart");
-    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
-    for f in ["digits-train.csv", "digits-holdout.csv"] {
-        std::fs::copy(
-            quickstart.join("data").join(f),
-            dir.path().join("data").join(f),
-        )
-        .expect("copy");
-    }
-    let yaml = std::fs::read_to_string(quickstart.join("mlops.yaml")).expect("manifest");
-    let yaml = yaml
+    crate::quickstart::copy(|yaml| {
+        let yaml = yaml
         .replace("  backend: local\n", "  backend: sagemaker\n")
         .replace("  epochs: 30\n", "  epochs: 2\n")
         .replace(
@@ -58,9 +48,11 @@ fn project() -> tempfile::TempDir {
             "  path: .mlops/registry\n",
             "  path: registry\n  sagemaker_model_package_group: digits-mlp\n",
         );
-    assert!(yaml.contains("sagemaker_model_package_group") && yaml.contains("backend: sagemaker"));
-    std::fs::write(dir.path().join("mlops.yaml"), yaml).expect("write");
-    dir
+        assert!(
+            yaml.contains("sagemaker_model_package_group") && yaml.contains("backend: sagemaker")
+        );
+        yaml
+    })
 }
 
 /// The worker's model directory for the project's manifest, trained for real, as SageMaker's

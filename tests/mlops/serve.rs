@@ -1166,28 +1166,22 @@ fn holdout_measures_latency_and_fails_a_broken_slo() {
             (status, body)
         }),
     );
-    let project = tempfile::tempdir().expect("tempdir");
-    let quickstart = root().join("examples/quickstart");
-    std::fs::create_dir_all(project.path().join("data")).expect("mkdir");
-    for f in ["digits-train.csv", "digits-holdout.csv"] {
-        std::fs::copy(
-            quickstart.join("data").join(f),
-            project.path().join("data").join(f),
-        )
-        .expect("copy");
-    }
-    let original = std::fs::read_to_string(quickstart.join("mlops.yaml")).expect("manifest");
+    // A copy of the quickstart per limit, its holdout section with `slo`.
     let with_slo = |limit: u32| {
-        let text = original.replacen(
-            "  concurrency: 4\n",
-            &format!("  concurrency: 4\n  slo:\n    p99_ms: {limit}\n    min_rows_per_second: 1\n"),
-            1,
-        );
-        assert_ne!(text, original, "the holdout section moved");
-        let path = project.path().join("mlops.yaml");
-        std::fs::write(&path, text).expect("write");
-        path
+        crate::quickstart::copy(|original| {
+            let text = original.replacen(
+                "  concurrency: 4\n",
+                &format!(
+                    "  concurrency: 4\n  slo:\n    p99_ms: {limit}\n    min_rows_per_second: 1\n"
+                ),
+                1,
+            );
+            assert_ne!(text, original, "the holdout section moved");
+            text
+        })
     };
+    let (strict, loose) = (with_slo(50), with_slo(60_000));
+    let manifest = |project: &tempfile::TempDir| project.path().join("mlops.yaml");
     let run_as = |manifest: &Path, format: &str| {
         let mut c = mlops();
         c.args([
@@ -1207,7 +1201,7 @@ fn holdout_measures_latency_and_fails_a_broken_slo() {
     };
     let run = |manifest: &Path| run_as(manifest, "json");
 
-    let out = run(&with_slo(50));
+    let out = run(&manifest(&strict));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let r = report(&out);
     assert_eq!(r["passed"], false);
@@ -1219,7 +1213,7 @@ fn holdout_measures_latency_and_fails_a_broken_slo() {
     assert_eq!(r["slo"][1]["pass"], true);
     assert_eq!(r["latency"]["requests"], r["requests"]);
     // Shown to a person: the limit named, with both figures.
-    let out = run_as(&with_slo(50), "human");
+    let out = run_as(&manifest(&strict), "human");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
     assert!(
@@ -1228,7 +1222,7 @@ fn holdout_measures_latency_and_fails_a_broken_slo() {
         "{shown}"
     );
 
-    let out = run(&with_slo(60_000));
+    let out = run(&manifest(&loose));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let r = report(&out);
     assert_eq!(r["passed"], true);

@@ -7,10 +7,23 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::bin::{mlops, succeeds};
+use crate::bin::{mlops, root, succeeds};
 
 /// The quickstart's manifest, relative to the repository root (where `mlops()` runs).
 pub(crate) const MANIFEST: &str = "examples/quickstart/mlops.yaml";
+
+/// The quickstart (manifest and data) copied into a temporary directory, the manifest edited.
+pub(crate) fn copy(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = root().join("examples/quickstart");
+    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+    for f in ["data/digits-train.csv", "data/digits-holdout.csv"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).expect("copy");
+    }
+    let text = std::fs::read_to_string(src.join("mlops.yaml")).expect("manifest");
+    std::fs::write(dir.path().join("mlops.yaml"), edit(text)).expect("write");
+    dir
+}
 
 /// A new registry with the quickstart model trained `versions` times (`digits-mlp@1` …, each
 /// approved by its thresholds), for a test that changes it.
