@@ -261,6 +261,7 @@ fn production_takes_only_the_passing_holdout_the_registry_recorded() {
         pin.holdout = Some(mlops_github::pin::PinnedHoldout {
             passed: true,
             report_sha256: digest.to_owned(),
+            compared_with: None,
         });
         let path = dir.path().join(format!("{digest}.yaml"));
         std::fs::write(&path, pin.to_yaml("production")).expect("pin");
@@ -461,6 +462,7 @@ fn promoted(registry: &Path, pin: &Path) -> PathBuf {
     parsed.holdout = Some(mlops_github::pin::PinnedHoldout {
         passed: true,
         report_sha256: digest,
+        compared_with: None,
     });
     let out = pin.with_extension("promoted.yaml");
     std::fs::write(&out, parsed.to_yaml("production")).expect("pin");
@@ -497,6 +499,7 @@ fn production_pin(moto: &moto::Moto, dir: &Path, version: u64) -> PathBuf {
         holdout: Some(mlops_github::pin::PinnedHoldout {
             passed: true,
             report_sha256: digest,
+            compared_with: None,
         }),
         ..pin
     };
@@ -1286,6 +1289,7 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
     named.holdout = Some(mlops_github::pin::PinnedHoldout {
         passed: true,
         report_sha256: digest,
+        compared_with: None,
     });
     std::fs::write(&pin, named.to_yaml("production")).expect("pin");
     let mut production = deploy_sm(

@@ -1013,6 +1013,7 @@ fn pin_text(version: u64, report: &str) -> String {
         holdout: Some(mlops_github::pin::PinnedHoldout {
             passed: true,
             report_sha256: report.repeat(64),
+            compared_with: None,
         }),
     }
     .to_yaml("production")

@@ -29,6 +29,7 @@ mod tools;
 
 mod actions;
 mod cli;
+mod compare;
 mod deploy;
 mod doctor;
 mod github;

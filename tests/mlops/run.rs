@@ -158,6 +158,14 @@ fn the_whole_loop_runs_on_the_quickstart() {
     assert_eq!(report["passed"], true);
     assert_eq!(report["rows"], 297);
     assert_eq!(report["parity"]["mismatches"], 0);
+    // The quickstart sets `promotion.no_regression`, and production pins nothing yet.
+    assert_eq!(report["comparison"], Value::Null);
+    assert!(
+        report["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("production pins no model yet")),
+        "{report}"
+    );
     let repo = at("promotion_repository");
     let pin_text =
         std::fs::read_to_string(repo.join("deploy/production.yaml")).expect("the production pin");
@@ -242,6 +250,33 @@ fn the_whole_loop_runs_on_the_quickstart() {
     );
     let pin = std::fs::read_to_string(repo.join("deploy/production.yaml")).expect("pin");
     assert!(pin.contains("version: 2"), "{pin}");
+    // Version 2 was scored beside version 1 (what production pinned) on the same rows, the
+    // comparison is in the PR body, the pin and the gate's decision.
+    assert!(
+        body.contains("### Against production (digits-mlp@1, 297 rows, same file)"),
+        "{body}"
+    );
+    assert!(
+        body.contains("| accuracy | ") && body.contains(" | 0.01 | ✅ pass |"),
+        "{body}"
+    );
+    assert!(
+        pin.contains("  compared_with:\n    model: \"digits-mlp@1\"\n"),
+        "{pin}"
+    );
+    let run = json_file(&work.join("run.json"));
+    let gate = run["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["stage"] == "gate")
+        .expect("the gate stage");
+    assert!(
+        gate["figure"]
+            .as_str()
+            .is_some_and(|f| f.contains("no regression against digits-mlp@1")),
+        "{gate}"
+    );
 }
 
 #[test]

@@ -223,7 +223,7 @@ fn seeds(target: &Target, dir: &Path) -> Result<(), String> {
 
 /// A pin as `mlops promote` writes it.
 fn example_pin() -> String {
-    use mlops_artifacts::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
+    use mlops_artifacts::pin::{Artifact, Pin, PinnedComparison, PinnedHoldout, PinnedModel};
     Pin {
         version: 1,
         model: PinnedModel {
@@ -240,6 +240,11 @@ fn example_pin() -> String {
         holdout: Some(PinnedHoldout {
             passed: true,
             report_sha256: "01".repeat(32),
+            compared_with: Some(PinnedComparison {
+                model: "digits-mlp@2".into(),
+                artifact_sha256: "23".repeat(32),
+                passed: true,
+            }),
         }),
     }
     .to_yaml("production")

@@ -142,7 +142,187 @@ pub struct Report {
     /// The manifest's `holdout.slo` limits against what was measured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slo: Vec<SloCheck>,
+    /// The candidate against the version production pins, on the same rows (`mlops holdout
+    /// --compare production`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
     pub passed: bool,
+}
+
+/// The candidate and the version production pins (the incumbent), scored on the same rows of
+/// the same holdout file through their serving paths, and `promotion.no_regression` applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// The incumbent, `NAME@VERSION`, as production's pin names it.
+    pub incumbent: String,
+    /// Its artifact's digest (the pin's, checked against the registry's bytes).
+    pub incumbent_artifact_sha256: String,
+    /// Where the incumbent answered: its service's address, or `local` (the pinned artifact
+    /// served by this process).
+    pub incumbent_endpoint: String,
+    /// Rows both models were scored on.
+    pub rows: u64,
+    pub metrics: Vec<MetricComparison>,
+    pub test: PairedTest,
+    /// Every metric with an allowance is within it.
+    pub passed: bool,
+}
+
+/// One metric of the candidate against the incumbent's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricComparison {
+    pub metric: String,
+    pub candidate: f64,
+    pub incumbent: f64,
+    /// `candidate - incumbent`.
+    pub delta: f64,
+    /// How much worse the candidate is, in the metric's direction (negative: better).
+    pub drop: f64,
+    /// The largest drop `promotion.no_regression` allows, in the metric's units (`None`: shown,
+    /// not checked).
+    pub allowed: Option<f64>,
+    /// The allowance as the manifest gives it (`0.01`, `2%`).
+    pub allowance: Option<String>,
+    pub pass: bool,
+}
+
+/// The paired test of the difference between the two models on the same rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PairedTest {
+    /// `mcnemar-exact` (classification: the rows exactly one model got right) or
+    /// `bootstrap-squared-error` (regression: a percentile bootstrap interval of the mean of the
+    /// candidate's squared error less the incumbent's, row by row).
+    pub method: String,
+    /// McNemar: rows only the candidate got right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_only: Option<u64>,
+    /// McNemar: rows only the incumbent got right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incumbent_only: Option<u64>,
+    /// McNemar: the two-sided exact p-value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// Bootstrap: the mean paired difference and its interval at `level`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_difference: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
+    /// The confidence level of the interval, or one less the significance level of the p-value.
+    pub level: f64,
+    /// Whether the difference is beyond the noise at `level`.
+    pub significant: bool,
+}
+
+impl PairedTest {
+    /// One sentence: what the test says about the difference.
+    pub fn sentence(&self) -> String {
+        let beyond = if self.significant {
+            "beyond the noise"
+        } else {
+            "within the noise"
+        };
+        match (self.p_value, self.interval) {
+            (Some(p), _) => format!(
+                "McNemar's exact test: {} rows only the candidate got right, {} only the \
+                 incumbent; p = {p:.4}: the difference is {beyond} at the {}% level",
+                self.candidate_only.unwrap_or(0),
+                self.incumbent_only.unwrap_or(0),
+                pct(1.0 - self.level)
+            ),
+            (None, Some([lo, hi])) => format!(
+                "paired bootstrap: the candidate's squared error less the incumbent's is {:+.6} \
+                 on average, {}% interval [{lo:+.6}, {hi:+.6}]: the difference is {beyond}",
+                self.mean_difference.unwrap_or(0.0),
+                pct(self.level)
+            ),
+            (None, None) => "no rows to test".to_owned(),
+        }
+    }
+}
+
+/// A fraction as a percentage without trailing zeros (`0.05` → `5`).
+fn pct(f: f64) -> String {
+    let v = (f * 1e4).round() / 1e2;
+    format!("{v}")
+}
+
+impl Comparison {
+    /// Why the candidate is refused, one line per metric over its allowance.
+    pub fn failures(&self) -> Vec<String> {
+        self.metrics
+            .iter()
+            .filter(|m| !m.pass)
+            .map(|m| {
+                format!(
+                    "no-regression: {} is {:.6} for the candidate against {:.6} for {} in \
+                     production, a drop of {:.6} over the {} allowed \
+                     (promotion.no_regression.{}); {}",
+                    m.metric,
+                    m.candidate,
+                    m.incumbent,
+                    self.incumbent,
+                    m.drop,
+                    m.allowance.as_deref().unwrap_or("0"),
+                    m.metric,
+                    self.test.sentence()
+                )
+            })
+            .collect()
+    }
+
+    /// The comparison as a table and a chart, for the step summary and the PR body.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "\n### Against production ({}, {} rows, same file)\n",
+            self.incumbent, self.rows
+        );
+        let _ = writeln!(
+            s,
+            "| metric | production | candidate | delta | allowed drop | result |\n|---|---:|---:|---:|---:|---|"
+        );
+        for m in &self.metrics {
+            let _ = writeln!(
+                s,
+                "| {} | {:.6} | {:.6} | {:+.6} | {} | {} |",
+                m.metric,
+                m.incumbent,
+                m.candidate,
+                m.delta,
+                m.allowance.as_deref().unwrap_or("–"),
+                match (m.allowed, m.pass) {
+                    (None, _) => "shown",
+                    (Some(_), true) => "✅ pass",
+                    (Some(_), false) => "❌ regression",
+                }
+            );
+        }
+        let _ = writeln!(s, "\n{}.", self.test.sentence());
+        let names: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|m| format!("\"{}\"", m.metric))
+            .collect();
+        let values = |f: fn(&MetricComparison) -> f64| {
+            self.metrics
+                .iter()
+                .map(|m| format!("{:.6}", f(m)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "\n```mermaid\nxychart-beta\n  title \"Production (first bar) and candidate (second bar)\"\n  x-axis [{}]\n  y-axis \"value\"\n  bar [{}]\n  bar [{}]\n```",
+            names.join(", "),
+            values(|m| m.incumbent),
+            values(|m| m.candidate)
+        );
+        s
+    }
 }
 
 /// Upper bounds of the latency histogram's buckets, in milliseconds (the last bucket, above the
@@ -248,6 +428,7 @@ impl Report {
             problems: Vec::new(),
             latency: None,
             slo: Vec::new(),
+            comparison: None,
             passed: false,
         };
         r.settle();
@@ -320,7 +501,14 @@ impl Report {
         self.passed = self.problems.is_empty()
             && self.parity.mismatches == 0
             && self.metrics.iter().all(|c| c.pass)
-            && self.slo.iter().all(|c| c.pass);
+            && self.slo.iter().all(|c| c.pass)
+            && self.comparison.as_ref().is_none_or(|c| c.passed);
+    }
+
+    /// Records the comparison with production (which settles the report again).
+    pub fn compared(&mut self, comparison: Comparison) {
+        self.comparison = Some(comparison);
+        self.settle();
     }
 
     /// Why the test failed, one line each.
@@ -378,6 +566,9 @@ impl Report {
                 shown.join("; ")
             ));
         }
+        if let Some(c) = &self.comparison {
+            out.extend(c.failures());
+        }
         out.extend(self.problems.iter().cloned());
         out
     }
@@ -431,6 +622,30 @@ impl Report {
                 c.bound,
                 if c.pass { "pass" } else { "FAIL" }
             );
+        }
+        if let Some(c) = &self.comparison {
+            let _ = writeln!(
+                s,
+                "  against production {} ({}), {} rows:",
+                c.incumbent, c.incumbent_endpoint, c.rows
+            );
+            for m in &c.metrics {
+                let _ = writeln!(
+                    s,
+                    "    {:<16} production {:.6}, candidate {:.6} ({:+.6}), allowed drop {}  {}",
+                    m.metric,
+                    m.incumbent,
+                    m.candidate,
+                    m.delta,
+                    m.allowance.as_deref().unwrap_or("-"),
+                    match (m.allowed, m.pass) {
+                        (None, _) => "shown",
+                        (Some(_), true) => "pass",
+                        (Some(_), false) => "REGRESSION",
+                    }
+                );
+            }
+            let _ = writeln!(s, "    {}", c.test.sentence());
         }
         if self.parity.enabled {
             let _ = writeln!(
@@ -544,6 +759,9 @@ impl Report {
             );
         }
         s.push_str(&self.latency_markdown());
+        if let Some(c) = &self.comparison {
+            s.push_str(&c.markdown());
+        }
         for w in &self.warnings {
             let _ = writeln!(s, "\n> [!WARNING]\n> {w}");
         }
@@ -812,5 +1030,114 @@ mod tests {
         );
         assert!(other.human().contains("warning: `holdout.csv`"));
         assert!(other.markdown().contains("> [!WARNING]\n> `holdout.csv`"));
+    }
+
+    /// A comparison in which accuracy fell by `fell` against an allowance of 0.01.
+    pub(crate) fn sample_comparison(fell: f64) -> Comparison {
+        let (incumbent, candidate) = (0.95, 0.95 - fell);
+        let allowed = 0.01;
+        let pass = fell <= allowed;
+        Comparison {
+            incumbent: "digits@1".into(),
+            incumbent_artifact_sha256: "e".repeat(64),
+            incumbent_endpoint: "local".into(),
+            rows: 297,
+            metrics: vec![
+                MetricComparison {
+                    metric: "accuracy".into(),
+                    candidate,
+                    incumbent,
+                    delta: candidate - incumbent,
+                    drop: fell,
+                    allowed: Some(allowed),
+                    allowance: Some("0.01".into()),
+                    pass,
+                },
+                MetricComparison {
+                    metric: "f1_macro".into(),
+                    candidate: 0.9,
+                    incumbent: 0.9,
+                    delta: 0.0,
+                    drop: 0.0,
+                    allowed: None,
+                    allowance: None,
+                    pass: true,
+                },
+            ],
+            test: PairedTest {
+                method: "mcnemar-exact".into(),
+                candidate_only: Some(1),
+                incumbent_only: Some(12),
+                p_value: Some(0.0034),
+                mean_difference: None,
+                interval: None,
+                level: 0.95,
+                significant: true,
+            },
+            passed: pass,
+        }
+    }
+
+    #[test]
+    fn a_regression_fails_the_report_naming_the_metric_and_both_values() {
+        let mut r = Report::new(
+            "digits@2".into(),
+            "http://staging".into(),
+            digest(),
+            297,
+            2,
+            0,
+            0.5,
+            Vec::new(),
+            None,
+            Parity::default(),
+        );
+        assert!(r.passed);
+        r.compared(sample_comparison(0.005));
+        assert!(r.passed, "within the allowance");
+        r.compared(sample_comparison(0.03));
+        assert!(!r.passed);
+        let failures = r.failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        let f = &failures[0];
+        assert!(
+            f.starts_with("no-regression: accuracy is 0.920000 for the candidate against 0.950000 for digits@1 in production, a drop of 0.030000 over the 0.01 allowed"),
+            "{f}"
+        );
+        assert!(
+            f.contains("p = 0.0034: the difference is beyond the noise at the 5% level"),
+            "{f}"
+        );
+        let md = r.markdown();
+        assert!(
+            md.contains("### Against production (digits@1, 297 rows, same file)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| accuracy | 0.950000 | 0.920000 | -0.030000 | 0.01 | ❌ regression |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| f1_macro | 0.900000 | 0.900000 | +0.000000 | – | shown |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("  bar [0.950000, 0.900000]\n  bar [0.920000, 0.900000]"),
+            "{md}"
+        );
+        assert!(r.human().contains("REGRESSION"), "{}", r.human());
+        // Read back whole: a report with a comparison is still a report.
+        let json = serde_json::to_string(&r).expect("serialises");
+        assert_eq!(serde_json::from_str::<Report>(&json).expect("reads"), r);
+        let mut test = sample_comparison(0.0).test;
+        test.p_value = None;
+        test.mean_difference = Some(-0.25);
+        test.interval = Some([-0.5, 0.1]);
+        test.significant = false;
+        assert_eq!(
+            test.sentence(),
+            "paired bootstrap: the candidate's squared error less the incumbent's is -0.250000 \
+             on average, 95% interval [-0.500000, +0.100000]: the difference is within the noise"
+        );
     }
 }

@@ -17,6 +17,10 @@
 //! holdout:
 //!   passed: true
 //!   report_sha256: 64 hex digits  # the holdout report (`mlops holdout --report`) it passed
+//!   compared_with:                # only when that report compared it with production
+//!     model: digits-mlp@2         # the version production pinned
+//!     artifact_sha256: 64 hex digits
+//!     passed: true                # within promotion.no_regression
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +93,24 @@ pub struct PinnedHoldout {
     /// whitespace aside) it passed.
     #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub report_sha256: String,
+    /// The comparison that report holds with the version production pinned when it was made
+    /// (`mlops holdout --compare production`), when it made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_with: Option<PinnedComparison>,
+}
+
+/// The incumbent a promotion was compared with, and whether it stood the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedComparison {
+    /// `NAME@VERSION` of the version production pinned.
+    #[schemars(length(min = 3))]
+    pub model: String,
+    /// Its artifact's digest.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub artifact_sha256: String,
+    /// Every metric of `promotion.no_regression` within its allowance.
+    pub passed: bool,
 }
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
@@ -130,11 +152,21 @@ impl Pin {
             quoted(&self.manifest_sha256),
         );
         match &self.holdout {
-            Some(h) => out.push_str(&format!(
-                "holdout:\n  passed: {}\n  report_sha256: {}\n",
-                h.passed,
-                quoted(&h.report_sha256)
-            )),
+            Some(h) => {
+                out.push_str(&format!(
+                    "holdout:\n  passed: {}\n  report_sha256: {}\n",
+                    h.passed,
+                    quoted(&h.report_sha256)
+                ));
+                if let Some(c) = &h.compared_with {
+                    out.push_str(&format!(
+                        "  compared_with:\n    model: {}\n    artifact_sha256: {}\n    passed: {}\n",
+                        quoted(&c.model),
+                        quoted(&c.artifact_sha256),
+                        c.passed
+                    ));
+                }
+            }
             None => out.push_str("holdout: null\n"),
         }
         out
@@ -183,6 +215,11 @@ mod tests {
             holdout: Some(PinnedHoldout {
                 passed: true,
                 report_sha256: "c".repeat(64),
+                compared_with: Some(PinnedComparison {
+                    model: "digits-mlp@2".into(),
+                    artifact_sha256: "d".repeat(64),
+                    passed: true,
+                }),
             }),
         }
     }
@@ -222,6 +259,10 @@ mod tests {
         assert_eq!(Pin::parse(&text), Ok(p.clone()));
         let mut q = p.clone();
         q.model.image = None;
+        if let Some(h) = q.holdout.as_mut() {
+            h.compared_with = None;
+        }
+        assert_eq!(Pin::parse(&q.to_yaml("production")), Ok(q.clone()));
         q.holdout = None;
         assert_eq!(Pin::parse(&q.to_yaml("production")), Ok(q));
     }

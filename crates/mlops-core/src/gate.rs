@@ -53,6 +53,7 @@ pub fn decide(req: &Request<'_>) -> Result<Gated, Problem> {
         required_approvals: settings.required_approvals,
         reviewers: settings.reviewers.clone(),
         teams: settings.team_reviewers.clone(),
+        no_regression: !settings.no_regression.is_empty(),
     };
     let read = rt.block_on(async {
         match (&req.commit, req.pr) {

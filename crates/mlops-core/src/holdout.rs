@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mlops_data::data::Format as DataFileFormat;
 use mlops_holdout::client::{Http, Policy, SageMaker, Service};
+use mlops_holdout::run::Incumbent;
 use mlops_holdout::{Plan, Report, RunError};
 use mlops_manifest::Manifest;
 use mlops_manifest::model::DataFormat;
@@ -40,6 +41,23 @@ pub struct Request<'a> {
     pub retries: u32,
     /// Skip the row-by-row comparison with the model's offline predictions.
     pub no_parity: bool,
+    /// Also score the version production pins on the same rows (`--compare production`).
+    pub compare: Option<Compare>,
+}
+
+/// Where the version production pins comes from, and how it answers.
+#[derive(Debug, Default)]
+pub struct Compare {
+    /// Production's pin file instead of the manifest's (`environments.production.pin_file`,
+    /// else `promotion.pin_file`, in the manifest's repository).
+    pub pin: Option<PathBuf>,
+    /// Production's service (a base URL) instead of the pinned artifact served by this process.
+    pub endpoint: Option<String>,
+    /// Production's SageMaker endpoint instead.
+    pub sagemaker_endpoint: Option<String>,
+    /// Compare on this holdout file even when it is not the one production's version was
+    /// tested on.
+    pub other_file: bool,
 }
 
 /// A finished test: the report, and the version it tested (where it is recorded).
@@ -155,6 +173,10 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         }
     };
     let signature = loaded.predictor.bundle.signature.clone();
+    let against = match &req.compare {
+        Some(c) => against(req, c, &signature, &path, &shown, &rt, policy)?,
+        None => Against::default(),
+    };
     let plan = Plan {
         path,
         shown,
@@ -170,8 +192,13 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         slo: h.slo.clone(),
     };
     let served = rt.block_on(service.version());
-    let mut report =
-        mlops_holdout::run(plan, service, &rt).map_err(|e| failed(&e, &req.model, &endpoint))?;
+    let mut report = mlops_holdout::run(plan, service, against.incumbent, &rt)
+        .map_err(|e| failed(&e, &req.model, &endpoint))?;
+    // The incumbent served here stops once the test is over.
+    drop(against.local);
+    for warning in against.warnings {
+        report.warnings.push(warning);
+    }
     if let Some(d) = recorded_dataset {
         report.recorded_on(d);
     }
@@ -193,6 +220,213 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         report,
         model: card.model,
         version: card.version,
+    })
+}
+
+/// The incumbent of a comparison, the service of it this process runs (if any), and what the
+/// report should say about the comparison.
+#[derive(Default)]
+struct Against {
+    incumbent: Option<Incumbent>,
+    local: Option<crate::serve::Background>,
+    warnings: Vec<String>,
+}
+
+/// The SHA-256 of the file at `path`, read through once.
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut file = std::fs::File::open(path)?;
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(mlops_artifacts::artifact::hex(&hasher.finalize()))
+}
+
+/// Production's pin, the version it names loaded from the registry and checked against it, the
+/// holdout file checked to be the one that version was tested on, and the service it answers
+/// from: production's, when the request names it, else the pinned artifact served here.
+fn against(
+    req: &Request<'_>,
+    c: &Compare,
+    signature: &mlops_train::worker::Signature,
+    path: &Path,
+    shown: &str,
+    rt: &tokio::runtime::Runtime,
+    policy: Policy,
+) -> Result<Against, Problem> {
+    let m = req.manifest;
+    let named = m
+        .environments
+        .production
+        .pin_file
+        .clone()
+        .or_else(|| m.promotion.as_ref().map(|p| p.pin_file.clone()));
+    let Some(pin_path) = c
+        .pin
+        .clone()
+        .or_else(|| named.map(|f| crate::deploy::repository_root(req.manifest_path).join(f)))
+    else {
+        return Err(Problem::input(
+            "--compare production needs production's pin file, and the manifest names none",
+            "set `promotion.pin_file` (or `environments.production.pin_file`), or pass \
+             --production-pin FILE",
+        ));
+    };
+    let text = match std::fs::read_to_string(&pin_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Against {
+                warnings: vec![format!(
+                    "production pins no model yet ({} does not exist): nothing to compare with",
+                    pin_path.display()
+                )],
+                ..Against::default()
+            });
+        }
+        Err(e) => {
+            return Err(Problem::input(
+                format!("cannot read production's pin {}: {e}", pin_path.display()),
+                "",
+            ));
+        }
+    };
+    let pin = mlops_artifacts::pin::Pin::parse(&text).map_err(|e| {
+        Problem::input(
+            format!("{}: not a pin file: {e}", pin_path.display()),
+            "the pin file is written by `mlops promote`; restore it from the promotion pull \
+             request",
+        )
+    })?;
+    let reference = pin.reference();
+    let (loaded, card) = crate::serve::from_registry(&reference, req.registry)?;
+    if loaded.identity.artifact_sha256 != pin.model.artifact.sha256 {
+        return Err(Problem::refused(
+            format!(
+                "production's pin names {reference} with artifact SHA-256 {}, but the registry \
+                 holds {} for it",
+                pin.model.artifact.sha256, loaded.identity.artifact_sha256
+            ),
+            "the registry and the pin disagree about what production serves; find out why \
+             before promoting anything",
+        ));
+    }
+    let theirs = &loaded.predictor.bundle.signature;
+    if theirs.features != signature.features
+        || theirs.task != signature.task
+        || theirs.classes != signature.classes
+    {
+        return Err(Problem::refused(
+            format!(
+                "production's {reference} does not take the candidate's rows (its features, \
+                 task or classes differ), so the two cannot be scored on the same requests"
+            ),
+            "a change of features or classes cannot be compared row for row: drop \
+             --compare for this release (with `promotion.no_regression` set, the gate then \
+             refuses it; a human decides by changing the manifest)",
+        ));
+    }
+    // The file production's version was tested on: its passing report's, else its card's.
+    let tested = pin
+        .holdout
+        .as_ref()
+        .and_then(|h| {
+            req.registry
+                .holdout_report(&pin.model.name, pin.model.version, &h.report_sha256)
+                .ok()
+                .flatten()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Report>(&bytes).ok())
+        .map(|r| r.dataset)
+        .or_else(|| card.training.datasets.get("holdout").cloned());
+    let mut warnings = Vec::new();
+    let ours = file_sha256(path)
+        .map_err(|e| Problem::input(format!("cannot read the holdout file {shown}: {e}"), ""))?;
+    match tested {
+        Some(t) if t.sha256 != ours => {
+            let said = format!(
+                "`{shown}` (SHA-256 {}) is not the holdout file production's {reference} was \
+                 tested on (`{}`, {} rows, SHA-256 {})",
+                mlops_artifacts::short(&ours),
+                t.path,
+                t.rows,
+                mlops_artifacts::short(&t.sha256)
+            );
+            if !c.other_file {
+                return Err(Problem::refused(
+                    format!("{said}: a comparison is made on the same file"),
+                    "restore that file (or pass it with --holdout), or pass \
+                     --compare-other-file to compare both models on this one (the report \
+                     says so)",
+                ));
+            }
+            warnings.push(format!(
+                "{said}; compared on it as asked (--compare-other-file): both models are scored \
+                 on the same rows, but not on those production's version was judged on"
+            ));
+        }
+        Some(_) => {}
+        None => warnings.push(format!(
+            "production's {reference} records no holdout file: which file it was tested on is \
+             not checked"
+        )),
+    }
+    let artifact = loaded.identity.artifact_sha256.clone();
+    let (service, local) = match (&c.endpoint, &c.sagemaker_endpoint) {
+        (Some(url), _) => {
+            let http = Http::new(url, policy).map_err(|e| {
+                Problem::input(e, "pass production's base URL with --incumbent-endpoint")
+            })?;
+            (Service::Http(Box::new(http)), None)
+        }
+        (None, Some(name)) => {
+            let runtime = rt.block_on(mlops_aws::SageMakerRuntime::from_env());
+            let sm = rt.block_on(mlops_aws::SageMaker::from_env());
+            let problems = rt.block_on(sagemaker_identity(&sm, name, &reference, &artifact));
+            if let Some(p) = problems.first() {
+                return Err(Problem::refused(
+                    format!("production's endpoint does not serve the pinned model: {p}"),
+                    "name production's endpoint, or drop --incumbent-sagemaker-endpoint to \
+                     serve the pinned artifact here",
+                ));
+            }
+            (
+                Service::SageMaker(SageMaker::new(runtime, name, policy)),
+                None,
+            )
+        }
+        (None, None) => {
+            let local = crate::serve::Background::start(loaded)?;
+            let http = Http::new(&local.url(), policy)
+                .map_err(|e| Problem::broken(format!("the local incumbent: {e}"), ""))?;
+            (Service::Http(Box::new(http)), Some(local))
+        }
+    };
+    if let Service::Http(_) = &service
+        && let Some(served) = rt.block_on(service.version())
+        && !pin.is_reported_by(&served)
+    {
+        return Err(Problem::refused(
+            format!(
+                "the service at {} serves {} (artifact {}), not production's pin {reference}",
+                service.endpoint(),
+                served.model.as_deref().unwrap_or("an unnamed model"),
+                mlops_artifacts::short(&served.artifact_sha256)
+            ),
+            "name the service that serves production's pin, or drop --incumbent-endpoint",
+        ));
+    }
+    Ok(Against {
+        incumbent: Some(Incumbent {
+            model: reference,
+            artifact_sha256: artifact,
+            service,
+            allowances: m
+                .promotion
+                .as_ref()
+                .map(|p| p.no_regression.clone())
+                .unwrap_or_default(),
+        }),
+        local,
+        warnings,
     })
 }
 

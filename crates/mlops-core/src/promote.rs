@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use mlops_artifacts::holdout::Report as HoldoutReport;
-use mlops_github::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
+use mlops_github::pin::{Artifact, Pin, PinnedComparison, PinnedHoldout, PinnedModel};
 use mlops_github::promote::{self, Failure, Finding, Level, Promotion};
 use mlops_manifest::Manifest;
 use mlops_registry::{Entry, Registry, Status};
@@ -235,6 +235,11 @@ pub fn prepare(req: Request<'_>) -> Result<Prepared, Problem> {
     pin.holdout = evidence.as_ref().map(|e| PinnedHoldout {
         passed: true,
         report_sha256: e.digest.clone(),
+        compared_with: e.report.comparison.as_ref().map(|c| PinnedComparison {
+            model: c.incumbent.clone(),
+            artifact_sha256: c.incumbent_artifact_sha256.clone(),
+            passed: c.passed,
+        }),
     });
     let status = evidence.as_ref().map(|e| {
         (

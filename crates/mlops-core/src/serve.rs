@@ -213,3 +213,66 @@ pub fn serve(req: Request, progress: &mut dyn Progress) -> Result<(), Problem> {
         Ok(())
     })
 }
+
+/// A model served by this process on a free port of 127.0.0.1, on a thread of its own, until
+/// dropped (then it stops accepting, answers what is in flight and the thread is joined). The
+/// incumbent of `mlops holdout --compare production` when no service of it is named.
+#[derive(Debug)]
+pub struct Background {
+    address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts serving `loaded`: listening when this returns.
+    pub fn start(loaded: Loaded) -> Result<Background, Problem> {
+        let failed = |e: std::io::Error| {
+            Problem::broken(format!("cannot serve a model on 127.0.0.1: {e}"), "")
+        };
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(failed)?;
+        listener.set_nonblocking(true).map_err(failed)?;
+        let address = listener.local_addr().map_err(failed)?;
+        let mut service = Service::new(loaded.predictor, loaded.identity, Limits::default());
+        service.log_requests = false;
+        let service = Arc::new(service);
+        let rt = crate::runtime::multi_thread()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("incumbent".to_owned())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let shutdown = async move {
+                        let _ = stopped.await;
+                    };
+                    // A failure shows as requests refused, which the test reports.
+                    let _ = mlops_serve::server::run(listener, service, shutdown).await;
+                });
+            })
+            .map_err(failed)?;
+        Ok(Background {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -113,6 +113,13 @@ pub fn promotion(
                 ));
             }
             out.push_str(&r.latency_markdown());
+            match &r.comparison {
+                Some(c) => out.push_str(&c.markdown()),
+                None if production.is_some() => out.push_str(
+                    "\nNot compared with production on the same rows (`mlops holdout --compare production`).\n",
+                ),
+                None => {}
+            }
             out.push_str(&format!("\nReport sha256: `{digest}`\n\n"));
         }
         None => out.push_str("No holdout report was given (`--holdout-report`): `mlops gate` will not pass this promotion.\n\n"),

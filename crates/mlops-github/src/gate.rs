@@ -19,6 +19,11 @@
 //!    lowercase hex digits: an empty or malformed digest matches nothing), and the head commit's
 //!    latest `mlops/holdout` status exists, is `success`, was created by the identity that
 //!    opened the PR, and names exactly that digest (`sha256:DIGEST`).
+//! 5. `no-regression`: when the manifest sets `promotion.no_regression` and the base branch's
+//!    pin names a version (production serves one), the pin records that its holdout report
+//!    compared the candidate with exactly that version (name, version and artifact digest) and
+//!    that the candidate stood the comparison; a recorded comparison that failed refuses the
+//!    promotion whatever the manifest says.
 
 use crate::Field;
 use mlops_artifacts::short;
@@ -40,6 +45,9 @@ pub struct Policy {
     pub reviewers: Vec<String>,
     /// `org/team` (a bare `team` is completed with the repository's owner).
     pub teams: Vec<String>,
+    /// The manifest sets `promotion.no_regression`: a promotion must have been compared with
+    /// what production pins.
+    pub no_regression: bool,
 }
 
 /// A review, as the gate needs it.
@@ -98,6 +106,9 @@ pub struct Facts {
     pub statuses: Vec<CommitStatus>,
     /// The pin file at the head commit (or why it could not be read).
     pub pin: Result<Pin, String>,
+    /// The pin file on the base branch, what production serves before the merge (`None`: there
+    /// is none yet), or why it could not be read.
+    pub base_pin: Result<Option<Pin>, String>,
 }
 
 /// The gate's answer.
@@ -491,6 +502,11 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             ignored,
         );
     }
+    // 5. No regression against what production serves.
+    let compared = match no_regression(policy, f, holdout) {
+        Ok(compared) => compared,
+        Err(reason) => return deny("no-regression", reason, approvals, ignored),
+    };
     let who: Vec<String> = approvals
         .iter()
         .map(|(l, w)| format!("{l} ({w})"))
@@ -499,10 +515,11 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
         allowed: true,
         rule: "approved",
         reason: format!(
-            "{} approval(s) on {} by {}; holdout passed",
+            "{} approval(s) on {} by {}; holdout passed{}",
             approvals.len(),
             short(&f.head_sha),
-            who.join(", ")
+            who.join(", "),
+            compared.map_or_else(String::new, |c| format!("; no regression against {c}"))
         ),
         approvals,
         ignored,
@@ -528,6 +545,56 @@ pub async fn team_members(gh: &GitHub, team: &str) -> Result<Vec<String>, ApiErr
         .iter()
         .filter_map(|m| m.at("login").as_str().map(str::to_owned))
         .collect())
+}
+
+/// Rule 5: the incumbent the candidate was compared with (when it was), or why the promotion
+/// is refused.
+fn no_regression(
+    policy: &Policy,
+    f: &Facts,
+    holdout: &crate::pin::PinnedHoldout,
+) -> Result<Option<String>, String> {
+    let compared = holdout.compared_with.as_ref();
+    if let Some(c) = compared.filter(|c| !c.passed) {
+        return Err(format!(
+            "the holdout report records a regression against {} (promotion.no_regression): \
+             see the report's comparison",
+            c.model
+        ));
+    }
+    if !policy.no_regression {
+        return Ok(compared.map(|c| c.model.clone()));
+    }
+    let current = match &f.base_pin {
+        Err(e) => {
+            return Err(format!(
+                "the pin file `{}` on `{}` cannot be read, so what production serves is \
+                 unknown: {e}",
+                policy.pin_file, f.base_ref
+            ));
+        }
+        // Production serves nothing yet: nothing to regress against.
+        Ok(None) => return Ok(None),
+        Ok(Some(p)) => p,
+    };
+    let serving = current.reference();
+    match compared {
+        None => Err(format!(
+            "production pins {serving}, and the holdout report did not compare the candidate \
+             with it: run `mlops holdout --compare production`, then promote again"
+        )),
+        Some(c) if c.model != serving || c.artifact_sha256 != current.model.artifact.sha256 => {
+            Err(format!(
+                "the holdout report compared the candidate with {} (artifact {}), but \
+                 production pins {serving} (artifact {}): test it again with `mlops holdout \
+                 --compare production`, then promote again",
+                c.model,
+                short(&c.artifact_sha256),
+                short(&current.model.artifact.sha256)
+            ))
+        }
+        Some(c) => Ok(Some(c.model.clone())),
+    }
 }
 
 /// Reads a file's text at a ref, or `None` when it does not exist.
@@ -902,6 +969,17 @@ async fn gather_since(
         Some(text) => Pin::parse(&text),
         None => Err("missing".to_owned()),
     };
+    // What production serves before this PR: the base branch now, or (for a merge) the merge's
+    // first parent.
+    let base_pin = file_at(
+        gh,
+        &policy.repo,
+        &policy.pin_file,
+        since.unwrap_or(&base_ref),
+    )
+    .await?
+    .map(|text| Pin::parse(&text))
+    .transpose();
     Ok(Facts {
         number,
         author,
@@ -932,6 +1010,7 @@ async fn gather_since(
         without_write,
         statuses,
         pin,
+        base_pin,
     })
 }
 
@@ -944,7 +1023,7 @@ pub fn sample_body(project: &str, model: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pin::{Artifact, PinnedHoldout, PinnedModel};
+    use crate::pin::{Artifact, PinnedComparison, PinnedHoldout, PinnedModel};
 
     fn policy() -> Policy {
         Policy {
@@ -955,6 +1034,26 @@ mod tests {
             required_approvals: 1,
             reviewers: vec!["lead".into()],
             teams: vec![],
+            no_regression: true,
+        }
+    }
+
+    /// What production pins before the promotion: `m@1`.
+    fn production() -> Pin {
+        Pin {
+            version: 1,
+            model: PinnedModel {
+                name: "m".into(),
+                version: 1,
+                registry: "r".into(),
+                artifact: Artifact {
+                    uri: "r/m/1".into(),
+                    sha256: "e".repeat(64),
+                },
+                image: None,
+            },
+            manifest_sha256: "b".repeat(64),
+            holdout: None,
         }
     }
 
@@ -991,10 +1090,10 @@ mod tests {
                 version: 1,
                 model: PinnedModel {
                     name: "m".into(),
-                    version: 1,
+                    version: 2,
                     registry: "r".into(),
                     artifact: Artifact {
-                        uri: "r/m/1".into(),
+                        uri: "r/m/2".into(),
                         sha256: "a".repeat(64),
                     },
                     image: None,
@@ -1003,8 +1102,14 @@ mod tests {
                 holdout: Some(PinnedHoldout {
                     passed: true,
                     report_sha256: digest,
+                    compared_with: Some(PinnedComparison {
+                        model: "m@1".into(),
+                        artifact_sha256: "e".repeat(64),
+                        passed: true,
+                    }),
                 }),
             }),
+            base_pin: Ok(Some(production())),
         }
     }
 
@@ -1182,6 +1287,84 @@ mod tests {
         assert!(!d.allowed);
         assert_eq!(d.rule, "approvals");
         assert!(d.reason.contains("has no write access"), "{d:?}");
+    }
+
+    fn compared(f: &mut Facts) -> &mut PinnedComparison {
+        holdout(f).compared_with.as_mut().expect("a comparison")
+    }
+
+    #[test]
+    fn a_promotion_must_stand_the_comparison_with_what_production_serves() {
+        let p = policy();
+        let d = decide(&p, &facts());
+        assert!(d.allowed, "{d:?}");
+        assert!(d.reason.contains("no regression against m@1"), "{d:?}");
+        let cases: Vec<(&str, Box<Change>)> = vec![
+            // Not compared at all.
+            (
+                "no-regression",
+                Box::new(|f| holdout(f).compared_with = None),
+            ),
+            // Compared, and worse.
+            ("no-regression", Box::new(|f| compared(f).passed = false)),
+            // Compared with another version than production's.
+            (
+                "no-regression",
+                Box::new(|f| compared(f).model = "m@0".into()),
+            ),
+            // With the right version number but another artifact.
+            (
+                "no-regression",
+                Box::new(|f| compared(f).artifact_sha256 = "0".repeat(64)),
+            ),
+            // Production's pin changed since (another promotion merged first).
+            (
+                "no-regression",
+                Box::new(|f| {
+                    if let Ok(Some(base)) = f.base_pin.as_mut() {
+                        base.model.version = 3;
+                    }
+                }),
+            ),
+            // What production serves cannot be read.
+            (
+                "no-regression",
+                Box::new(|f| f.base_pin = Err("not YAML".into())),
+            ),
+        ];
+        refused_by(&p, cases);
+        let d = {
+            let mut f = facts();
+            holdout(&mut f).compared_with = None;
+            decide(&p, &f)
+        };
+        assert!(
+            d.reason.contains("production pins m@1") && d.reason.contains("--compare production"),
+            "{d:?}"
+        );
+        // Production serves nothing yet: nothing to regress against.
+        let mut f = facts();
+        f.base_pin = Ok(None);
+        holdout(&mut f).compared_with = None;
+        assert!(decide(&p, &f).allowed);
+        // Without `promotion.no_regression` no comparison is needed, but a recorded failure
+        // still refuses.
+        let lax = Policy {
+            no_regression: false,
+            ..policy()
+        };
+        let mut f = facts();
+        holdout(&mut f).compared_with = None;
+        assert!(decide(&lax, &f).allowed);
+        compared_fails(&lax);
+    }
+
+    fn compared_fails(p: &Policy) {
+        let mut f = facts();
+        compared(&mut f).passed = false;
+        let d = decide(p, &f);
+        assert_eq!((d.allowed, d.rule), (false, "no-regression"), "{d:?}");
+        assert!(d.reason.contains("regression against m@1"), "{d:?}");
     }
 
     fn holdout(f: &mut Facts) -> &mut PinnedHoldout {

@@ -12,14 +12,17 @@ use std::time::Instant;
 use hyper::body::Bytes;
 use mlops_data::data::{self, Format};
 use mlops_data::number;
-use mlops_manifest::model::{Metric, Task};
+use mlops_manifest::model::{Allowance, Metric, Task};
 use mlops_train::metrics::{Confusion, Errors};
 use mlops_train::predict::{Outputs, Predictor};
 use mlops_train::worker::Signature;
 use serde::Deserialize;
 
 use crate::client::{CallError, Reply, Service};
-use crate::report::{Mismatch, Parity, Report, compare, confusion_report};
+use crate::paired;
+use crate::report::{
+    Comparison, MetricComparison, Mismatch, PairedTest, Parity, Report, compare, confusion_report,
+};
 
 /// What to test.
 #[derive(Debug)]
@@ -41,6 +44,18 @@ pub struct Plan {
     pub model: String,
     /// The latency and throughput limits (`holdout.slo`).
     pub slo: mlops_manifest::model::Slo,
+}
+
+/// The version production pins, served beside the candidate and scored on the same rows
+/// (`mlops holdout --compare production`).
+#[derive(Debug)]
+pub struct Incumbent {
+    /// `NAME@VERSION`.
+    pub model: String,
+    pub artifact_sha256: String,
+    pub service: Service,
+    /// `promotion.no_regression`.
+    pub allowances: BTreeMap<Metric, Allowance>,
 }
 
 /// Why a run could not finish.
@@ -349,6 +364,33 @@ struct Score {
     rows: u64,
     /// Each answered request's latency, in microseconds.
     latencies: Vec<u64>,
+    /// With a comparison, each row's outcome in dataset order, for the paired test:
+    /// classification 1 (right), 0 (wrong) or NaN (no known label); regression the error.
+    outcomes: Option<Vec<f32>>,
+}
+
+impl Score {
+    fn new(s: &Signature, parity: bool, outcomes: bool) -> Self {
+        Score {
+            classes: Labels::new(s.classes.as_deref().unwrap_or_default()),
+            confusion: Confusion::new(s.classes.as_ref().map_or(0, Vec::len)),
+            errors: Errors::default(),
+            parity: Parity {
+                enabled: parity,
+                ..Parity::default()
+            },
+            rows: 0,
+            latencies: Vec::new(),
+            outcomes: outcomes.then(Vec::new),
+        }
+    }
+
+    fn metrics(&self, task: Task) -> BTreeMap<Metric, f64> {
+        match task {
+            Task::Classification => self.confusion.metrics(),
+            Task::Regression => self.errors.metrics(),
+        }
+    }
 }
 
 impl Score {
@@ -372,6 +414,9 @@ impl Score {
 
     fn add(&mut self, batch: &Batch, said: &[Said]) -> Result<(), RunError> {
         let offline = match &batch.offline {
+            // The offline predictions are the candidate's: another model's answers are not
+            // checked against them.
+            _ if !self.parity.enabled => None,
             None => None,
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
@@ -402,6 +447,13 @@ impl Score {
                     if let Some(t) = t {
                         self.confusion.add(predicted, *t);
                     }
+                    if let Some(o) = self.outcomes.as_mut() {
+                        o.push(match t {
+                            Some(t) if *t == predicted => 1.0,
+                            Some(_) => 0.0,
+                            None => f32::NAN,
+                        });
+                    }
                     if let Some(Outputs::Classes { index, .. }) = offline {
                         self.parity.checked += 1;
                         let offline = index.get(i).copied().unwrap_or(usize::MAX);
@@ -420,6 +472,9 @@ impl Score {
                 (Said::Value(v), Truth::Value(t)) => {
                     let v = *v;
                     self.errors.add(v, *t);
+                    if let Some(o) = self.outcomes.as_mut() {
+                        o.push(v - *t);
+                    }
                     if let Some(Outputs::Values(offline)) = offline {
                         self.parity.checked += 1;
                         let o = offline.get(i).copied();
@@ -447,64 +502,119 @@ impl Score {
     }
 }
 
-/// One answer as a request task leaves it: its place in the order, its batch, the reply.
-type Answered = (u64, Batch, Result<Reply, CallError>);
+/// One answer as a request task leaves it: its lane, its place in the order, its batch, the
+/// reply.
+type Answered = (usize, u64, Arc<Batch>, Result<Reply, CallError>);
 
-/// The requests in flight and the answers waiting for their turn to be scored.
-///
-/// Requests run as a set and finish in any order; their answers wait in `done` until every
-/// earlier one is scored. A freed place gets the next batch at once, as a load generator would
-/// refill it, so the service always has `concurrency` requests; at most as many answers wait,
-/// which bounds memory whatever the dataset's size.
-struct Flight {
+/// One service the batches go to: its requests in flight and the answers waiting for their
+/// turn to be scored.
+struct Lane {
     service: Arc<Service>,
     retried: Arc<AtomicU64>,
-    concurrency: usize,
-    task: Task,
-    running: tokio::task::JoinSet<Answered>,
-    done: BTreeMap<u64, (Batch, Result<Reply, CallError>)>,
+    /// How the lane's failures are introduced (empty for the service under test).
+    who: String,
+    in_flight: usize,
+    done: BTreeMap<u64, (Arc<Batch>, Result<Reply, CallError>)>,
     requests: u64,
     scored: u64,
     score: Score,
 }
 
+impl Lane {
+    fn new(service: Service, who: String, score: Score) -> Self {
+        Lane {
+            service: Arc::new(service),
+            retried: Arc::new(AtomicU64::new(0)),
+            who,
+            in_flight: 0,
+            done: BTreeMap::new(),
+            requests: 0,
+            scored: 0,
+            score,
+        }
+    }
+
+    fn full(&self, concurrency: usize) -> bool {
+        self.in_flight >= concurrency || self.done.len() >= concurrency
+    }
+
+    /// A failure of this lane's service, said as whose it is.
+    fn failed(&self, e: RunError) -> RunError {
+        if self.who.is_empty() {
+            return e;
+        }
+        // The incumbent's failures are not the candidate's: a refusal by it is a broken
+        // comparison, not a candidate that refuses the model's rows.
+        let m = e.to_string();
+        RunError::Service(format!("{}: {m}", self.who))
+    }
+}
+
+/// The requests in flight, for every lane, and the answers waiting for their turn.
+///
+/// Requests run as a set and finish in any order; their answers wait in their lane's `done`
+/// until every earlier one is scored. A freed place gets the next batch at once, as a load
+/// generator would refill it, so each service always has `concurrency` requests; at most as many
+/// answers wait per lane, which bounds memory whatever the dataset's size. With a comparison
+/// every batch goes to both lanes (the candidate's and the incumbent's), so both see the same
+/// rows in the same requests.
+struct Flight {
+    lanes: Vec<Lane>,
+    running: tokio::task::JoinSet<Answered>,
+    concurrency: usize,
+    task: Task,
+}
+
 impl Flight {
-    /// Sends `batch` as soon as a place is free, scoring the answers that come in meanwhile.
+    /// Sends `batch` to every lane as soon as each has a free place, scoring the answers that
+    /// come in meanwhile.
     async fn send(&mut self, batch: Batch) -> Result<(), RunError> {
-        while self.running.len() >= self.concurrency || self.done.len() >= self.concurrency {
+        while self.lanes.iter().any(|l| l.full(self.concurrency)) {
             self.collect().await?;
         }
-        let (service, retried, seq) = (self.service.clone(), self.retried.clone(), self.requests);
-        self.requests += 1;
-        self.running.spawn(async move {
-            let answer = service.call(batch.body.clone(), &retried).await;
-            (seq, batch, answer)
-        });
+        let batch = Arc::new(batch);
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            let (service, retried, seq) =
+                (lane.service.clone(), lane.retried.clone(), lane.requests);
+            lane.requests += 1;
+            lane.in_flight += 1;
+            let batch = batch.clone();
+            self.running.spawn(async move {
+                let answer = service.call(batch.body.clone(), &retried).await;
+                (i, seq, batch, answer)
+            });
+        }
         // Let the new request reach its connection before the caller goes on (it may read the
         // next batch on this thread, with the runtime standing still meanwhile).
         tokio::task::yield_now().await;
         Ok(())
     }
 
-    /// Waits for one request to finish and scores what is then next in order.
+    /// Waits for one request to finish and scores what is then next in its lane's order.
     async fn collect(&mut self) -> Result<(), RunError> {
-        match self.running.join_next().await {
-            Some(Ok((seq, batch, answer))) => {
-                self.done.insert(seq, (batch, answer));
-            }
+        let (i, seq, batch, answer) = match self.running.join_next().await {
+            Some(Ok(answered)) => answered,
             Some(Err(e)) => return Err(RunError::Service(format!("a request task failed: {e}"))),
             None => return Err(RunError::Service("answers were left unscored".to_owned())),
-        }
-        while let Some((batch, answer)) = self.done.remove(&self.scored) {
-            self.scored += 1;
-            self.score.answer(&batch, answer, self.task)?;
+        };
+        let task = self.task;
+        let Some(lane) = self.lanes.get_mut(i) else {
+            return Err(RunError::Service("an answer of no service".to_owned()));
+        };
+        lane.in_flight -= 1;
+        lane.done.insert(seq, (batch, answer));
+        while let Some((batch, answer)) = lane.done.remove(&lane.scored) {
+            lane.scored += 1;
+            if let Err(e) = lane.score.answer(&batch, answer, task) {
+                return Err(lane.failed(e));
+            }
         }
         Ok(())
     }
 
     /// Waits for every request and scores it.
     async fn finish(&mut self) -> Result<(), RunError> {
-        while self.scored < self.requests {
+        while self.lanes.iter().any(|l| l.scored < l.requests) {
             self.collect().await?;
         }
         Ok(())
@@ -535,31 +645,33 @@ fn own_reader(parity: bool, cpus: usize) -> bool {
 pub fn run(
     plan: Plan,
     service: Service,
+    incumbent: Option<Incumbent>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Report, RunError> {
     let started = Instant::now();
     let concurrency = plan.concurrency.max(1);
     let s = &plan.signature;
+    let comparing = incumbent.is_some();
+    let mut lanes = vec![Lane::new(
+        service,
+        String::new(),
+        Score::new(s, plan.parity.is_some(), comparing),
+    )];
+    let mut compared = None;
+    if let Some(i) = incumbent {
+        let who = format!(
+            "production's {} at {} (the incumbent)",
+            i.model,
+            i.service.endpoint()
+        );
+        lanes.push(Lane::new(i.service, who, Score::new(s, false, true)));
+        compared = Some((i.model, i.artifact_sha256, i.allowances));
+    }
     let mut flight = Flight {
-        service: Arc::new(service),
-        retried: Arc::new(AtomicU64::new(0)),
+        lanes,
+        running: tokio::task::JoinSet::new(),
         concurrency,
         task: s.task,
-        running: tokio::task::JoinSet::new(),
-        done: BTreeMap::new(),
-        requests: 0,
-        scored: 0,
-        score: Score {
-            classes: Labels::new(s.classes.as_deref().unwrap_or_default()),
-            confusion: Confusion::new(s.classes.as_ref().map_or(0, Vec::len)),
-            errors: Errors::default(),
-            parity: Parity {
-                enabled: plan.parity.is_some(),
-                ..Parity::default()
-            },
-            rows: 0,
-            latencies: Vec::new(),
-        },
     };
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let (sent, read) = if !own_reader(plan.parity.is_some(), cpus) {
@@ -624,28 +736,155 @@ pub fn run(
         return Err(f);
     }
     let digest = read?;
-    let score = flight.score;
-    let observed = match s.task {
-        Task::Classification => score.confusion.metrics(),
-        Task::Regression => score.errors.metrics(),
+    let mut lanes = flight.lanes.into_iter();
+    let (Some(lane), incumbent_lane) = (lanes.next(), lanes.next()) else {
+        return Err(RunError::Service(
+            "the service under test was lost".to_owned(),
+        ));
     };
+    let score = &lane.score;
+    let observed = score.metrics(s.task);
     let seconds = started.elapsed().as_secs_f64();
     let checks = compare(&plan.metrics, &observed, &plan.recorded, &plan.tolerances);
     let classification = s.task == Task::Classification;
     let mut report = Report::new(
         plan.model.clone(),
-        flight.service.endpoint(),
+        lane.service.endpoint(),
         digest,
         score.rows,
-        flight.requests,
-        flight.retried.load(std::sync::atomic::Ordering::Relaxed),
+        lane.requests,
+        lane.retried.load(std::sync::atomic::Ordering::Relaxed),
         seconds,
         checks,
         classification.then(|| confusion_report(score.classes.names.clone(), &score.confusion)),
-        score.parity,
+        score.parity.clone(),
     );
     report.measured(&score.latencies, &plan.slo);
+    if let (Some((model, artifact, allowances)), Some(other)) = (compared, incumbent_lane) {
+        let comparison = comparison(
+            &plan.metrics,
+            &allowances,
+            s.task,
+            (score, &other.score),
+            (model, artifact, other.service.endpoint()),
+        );
+        report.compared(comparison);
+    }
     Ok(report)
+}
+
+/// Resamples of the bootstrap interval: 2,000, fewer for a large file (at most 200 million
+/// rows drawn in all, a few seconds), never under 200.
+fn resamples(rows: usize) -> usize {
+    (200_000_000 / rows.max(1)).clamp(200, 2000)
+}
+
+/// The seed of the bootstrap's generator: the same rows give the same interval.
+const BOOTSTRAP_SEED: u64 = 0x6d6c_6f70_7321;
+
+/// The confidence level of the paired tests.
+const LEVEL: f64 = 0.95;
+
+/// The candidate's score against the incumbent's: each metric of the holdout test and of
+/// `allowances` (those with an allowance checked), and the paired test of their outcomes.
+fn comparison(
+    metrics: &[Metric],
+    allowances: &BTreeMap<Metric, Allowance>,
+    task: Task,
+    (candidate, incumbent): (&Score, &Score),
+    (model, artifact, endpoint): (String, String, String),
+) -> Comparison {
+    let (ours, theirs) = (candidate.metrics(task), incumbent.metrics(task));
+    let mut names: Vec<Metric> = metrics.to_vec();
+    names.extend(allowances.keys().filter(|m| !metrics.contains(m)));
+    let rows: Vec<MetricComparison> = names
+        .into_iter()
+        .filter_map(|m| {
+            let (c, i) = (ours.get(&m).copied()?, theirs.get(&m).copied()?);
+            let drop = if m.higher_is_better() { i - c } else { c - i };
+            let allowance = allowances.get(&m).copied();
+            let allowed = allowance.map(|a| a.allowed(i));
+            Some(MetricComparison {
+                metric: m.name().to_owned(),
+                candidate: c,
+                incumbent: i,
+                delta: c - i,
+                drop,
+                allowed,
+                allowance: allowance.map(Allowance::shown),
+                // A hair of slack for the arithmetic of equal scores.
+                pass: allowed.is_none_or(|a| drop <= a + 1e-12),
+            })
+        })
+        .collect();
+    let empty = Vec::new();
+    let (a, b) = (
+        candidate.outcomes.as_ref().unwrap_or(&empty),
+        incumbent.outcomes.as_ref().unwrap_or(&empty),
+    );
+    let pairs = a.iter().zip(b).filter(|(x, y)| !x.is_nan() && !y.is_nan());
+    let (paired_rows, test) = match task {
+        Task::Classification => {
+            let (mut only_candidate, mut only_incumbent, mut n) = (0u64, 0u64, 0u64);
+            for (x, y) in pairs {
+                n += 1;
+                match (*x > 0.5, *y > 0.5) {
+                    (true, false) => only_candidate += 1,
+                    (false, true) => only_incumbent += 1,
+                    _ => {}
+                }
+            }
+            let p = paired::mcnemar_exact(only_candidate, only_incumbent);
+            (
+                n,
+                PairedTest {
+                    method: "mcnemar-exact".to_owned(),
+                    candidate_only: Some(only_candidate),
+                    incumbent_only: Some(only_incumbent),
+                    p_value: Some(p),
+                    mean_difference: None,
+                    interval: None,
+                    level: LEVEL,
+                    significant: p < 1.0 - LEVEL,
+                },
+            )
+        }
+        Task::Regression => {
+            let differences: Vec<f64> = pairs
+                .map(|(x, y)| f64::from(*x).powi(2) - f64::from(*y).powi(2))
+                .collect();
+            let n = differences.len();
+            let mean = if n == 0 {
+                0.0
+            } else {
+                differences.iter().sum::<f64>() / n as f64
+            };
+            let interval =
+                paired::bootstrap_mean_interval(&differences, resamples(n), LEVEL, BOOTSTRAP_SEED);
+            (
+                n as u64,
+                PairedTest {
+                    method: "bootstrap-squared-error".to_owned(),
+                    candidate_only: None,
+                    incumbent_only: None,
+                    p_value: None,
+                    mean_difference: Some(mean),
+                    interval: interval.map(|(lo, hi)| [lo, hi]),
+                    level: LEVEL,
+                    significant: interval.is_some_and(|(lo, hi)| lo > 0.0 || hi < 0.0),
+                },
+            )
+        }
+    };
+    Comparison {
+        incumbent: model,
+        incumbent_artifact_sha256: artifact,
+        incumbent_endpoint: endpoint,
+        rows: paired_rows,
+        passed: rows.iter().all(|r| r.pass),
+        metrics: rows,
+        test,
+    }
 }
 
 #[cfg(test)]

@@ -780,6 +780,49 @@ pub struct Promotion {
     /// rule that requires approving reviews.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_branch_protection: bool,
+    /// How far a candidate may fall behind the version production pins, per metric. When set,
+    /// the release workflow runs `mlops holdout --compare production` (both models scored on
+    /// the same rows of the same holdout file), and `mlops gate` refuses a promotion whose
+    /// report lacks that comparison or failed it (rule `no-regression`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"$ref": "#/$defs/Metric"}))]
+    pub no_regression: BTreeMap<Metric, Allowance>,
+}
+
+/// The largest drop of one metric allowed against production, in the metric's direction (a
+/// lower accuracy, a higher RMSE). Give exactly one of `absolute` and `relative`; 0 allows no
+/// drop at all.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Allowance {
+    /// In the metric's own units: `0.01` lets accuracy fall by one point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub absolute: Option<f64>,
+    /// As a fraction of production's value: `0.02` lets RMSE grow by 2 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub relative: Option<f64>,
+}
+
+impl Allowance {
+    /// The drop allowed when production scores `incumbent`.
+    pub fn allowed(self, incumbent: f64) -> f64 {
+        match (self.absolute, self.relative) {
+            (Some(a), _) => a,
+            (None, Some(r)) => r * incumbent.abs(),
+            (None, None) => 0.0,
+        }
+    }
+
+    /// As the manifest says it: `0.01` or `2%`.
+    pub fn shown(self) -> String {
+        match (self.absolute, self.relative) {
+            (Some(a), _) => format!("{a}"),
+            (None, Some(r)) => format!("{}%", (r * 1e6).round() / 1e4),
+            (None, None) => "0".to_owned(),
+        }
+    }
 }
 
 fn default_pin_file() -> String {

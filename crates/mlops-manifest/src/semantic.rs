@@ -393,6 +393,30 @@ fn metrics(cx: &mut Ctx<'_>, m: &Manifest) {
             );
         }
     }
+    for (metric, allowance) in m.promotion.iter().flat_map(|p| &p.no_regression) {
+        let path = [key("promotion"), key("no_regression"), key(metric.name())];
+        if metric.task() != task {
+            cx.error_at(
+                "semantic/metric-task",
+                &path,
+                format!("`{}` is not a {task_name} metric", metric.name()),
+                &format!(
+                    "{task_name} metrics: {}",
+                    names(Metric::ALL.iter().copied().filter(|m| m.task() == task))
+                ),
+            );
+        }
+        match (allowance.absolute, allowance.relative) {
+            (Some(_), Some(_)) | (None, None) => cx.error_at(
+                "semantic/no-regression-allowance",
+                &path,
+                "give exactly one of `absolute` and `relative`".into(),
+                "`absolute: 0.01` allows a drop of 0.01; `relative: 0.02` a drop of 2% of \
+                 production's value; 0 allows none",
+            ),
+            _ => {}
+        }
+    }
 }
 
 fn names(metrics: impl Iterator<Item = Metric>) -> String {

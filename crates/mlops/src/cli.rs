@@ -418,6 +418,30 @@ pub(crate) struct HoldoutArgs {
     /// Skip the row-by-row comparison with the model's offline predictions.
     #[arg(long, env = "MLOPS_NO_PARITY")]
     pub no_parity: bool,
+    /// Also score the version production pins on the same rows and check
+    /// `promotion.no_regression` (the only value: `production`).
+    #[arg(long, env = "MLOPS_COMPARE", value_parser = ["production"])]
+    pub compare: Option<String>,
+    /// Production's pin file; defaults to the manifest's (`environments.production.pin_file`,
+    /// else `promotion.pin_file`).
+    #[arg(long, env = "MLOPS_PRODUCTION_PIN", requires = "compare")]
+    pub production_pin: Option<PathBuf>,
+    /// Production's service (a base URL) to score the incumbent through; by default this
+    /// process serves the pinned artifact on 127.0.0.1.
+    #[arg(long, env = "MLOPS_INCUMBENT_ENDPOINT", requires = "compare")]
+    pub incumbent_endpoint: Option<String>,
+    /// Production's SageMaker endpoint to score the incumbent through instead.
+    #[arg(
+        long,
+        env = "MLOPS_INCUMBENT_SAGEMAKER_ENDPOINT",
+        requires = "compare",
+        conflicts_with = "incumbent_endpoint"
+    )]
+    pub incumbent_sagemaker_endpoint: Option<String>,
+    /// Compare on this holdout file even when it is not the one production's version was
+    /// tested on (the report says so).
+    #[arg(long, env = "MLOPS_COMPARE_OTHER_FILE", requires = "compare")]
+    pub compare_other_file: bool,
     /// Also write the JSON report to this file.
     #[arg(long, env = "MLOPS_REPORT")]
     pub report: Option<PathBuf>,

@@ -119,7 +119,7 @@ pub enum Outcome {
 
 /// The root of the repository holding `manifest` (the nearest ancestor with `.git`), else its
 /// directory: pin files are named relative to it.
-fn repository_root(manifest: &Path) -> PathBuf {
+pub(crate) fn repository_root(manifest: &Path) -> PathBuf {
     mlops_render::tree::locate(manifest).map_or_else(
         |_| manifest.parent().unwrap_or(Path::new(".")).to_path_buf(),
         |(root, _)| root,

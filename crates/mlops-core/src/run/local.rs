@@ -126,7 +126,7 @@ impl LocalRepo {
     }
 
     /// `path` at `rev`, if it is there.
-    fn show(&self, rev: &str, path: &str) -> Option<String> {
+    pub(super) fn show(&self, rev: &str, path: &str) -> Option<String> {
         self.git(&["show", &format!("{rev}:{path}")]).ok()
     }
 
@@ -234,6 +234,7 @@ impl LocalRepo {
         prepared: &Prepared,
         proposal: &Proposal,
         approvals: u32,
+        no_regression: bool,
     ) -> Result<(Decision, Vec<String>), Problem> {
         let p = &prepared.p;
         let base = &p.base_branch;
@@ -307,6 +308,10 @@ impl LocalRepo {
                 .show(&proposal.head, &p.pin_file)
                 .ok_or_else(|| format!("{} is missing at the head", p.pin_file))
                 .and_then(|text| Pin::parse(&text)),
+            base_pin: self
+                .show(base, &p.pin_file)
+                .map(|text| Pin::parse(&text))
+                .transpose(),
         };
         let policy = Policy {
             repo: p.repo.clone(),
@@ -316,6 +321,7 @@ impl LocalRepo {
             required_approvals: approvals,
             reviewers: p.reviewers.clone(),
             teams: Vec::new(),
+            no_regression,
         };
         Ok((gate::decide(&policy, &facts), stand_ins))
     }

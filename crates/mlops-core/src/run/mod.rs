@@ -616,6 +616,14 @@ impl Run<'_> {
             report.clone().into_os_string(),
         ];
         a.extend(self.manifest_args());
+        if let Some(pin) = self.production_pin() {
+            a.extend([
+                "--compare".into(),
+                "production".into(),
+                "--production-pin".into(),
+                pin.into_os_string(),
+            ]);
+        }
         let (code, _) = self.step(StageName::Holdout, &a)?;
         let doc: Option<mlops_holdout::Report> = std::fs::read(&report)
             .ok()
@@ -638,8 +646,25 @@ impl Run<'_> {
                         )
                     })
                     .collect();
+                let against = r.comparison.as_ref().map_or_else(String::new, |c| {
+                    let deltas: Vec<String> = c
+                        .metrics
+                        .iter()
+                        .map(|m| format!("{} {:+.4}", m.metric, m.delta))
+                        .collect();
+                    format!(
+                        "; against production's {}: {} ({})",
+                        c.incumbent,
+                        deltas.join(", "),
+                        if c.passed {
+                            "no regression"
+                        } else {
+                            "REGRESSION"
+                        }
+                    )
+                });
                 format!(
-                    "{} rows in {} requests, parity {} of {} rows differ; {}",
+                    "{} rows in {} requests, parity {} of {} rows differ; {}{against}",
                     r.rows,
                     r.requests,
                     r.parity.mismatches,
@@ -655,6 +680,35 @@ impl Run<'_> {
         }
         self.passed(StageName::Holdout, figure, started);
         Ok(report)
+    }
+
+    /// Whether the manifest sets `promotion.no_regression`.
+    fn no_regression(&self) -> bool {
+        self.m
+            .promotion
+            .as_ref()
+            .is_some_and(|p| !p.no_regression.is_empty())
+    }
+
+    /// With `promotion.no_regression` (and the promotion kept locally), the file the holdout
+    /// test reads as production's pin: the local promotion repository's base branch's, copied
+    /// out (absent when production pins nothing yet, which the test reports).
+    fn production_pin(&self) -> Option<PathBuf> {
+        if !self.no_regression() || self.open_pr {
+            return None;
+        }
+        let promotion = self.m.promotion.as_ref()?;
+        let copy = self.workdir.join("production-pin.yaml");
+        let _ = std::fs::remove_file(&copy);
+        let dir = self.workdir.join("promotion");
+        if dir.join(".git").exists() {
+            let repo = LocalRepo { dir };
+            if let Some(text) = repo.show(&promotion.base_branch, &promotion.pin_file) {
+                // Unwritten, the test finds no pin and says production pins nothing.
+                let _ = mlops_train::write_atomically(&copy, format!("{text}\n").as_bytes());
+            }
+        }
+        Some(copy)
     }
 
     /// The promotion `mlops promote` would prepare for `reference` with `report`.
@@ -781,7 +835,7 @@ impl Run<'_> {
         self.check_interrupted()?;
         let started = Instant::now();
         let approvals = prepared.p.required_approvals;
-        match repo.gate(prepared, proposal, approvals) {
+        match repo.gate(prepared, proposal, approvals, self.no_regression()) {
             Ok((decision, stand_ins)) if decision.allowed => {
                 self.passed(
                     StageName::Gate,

@@ -1,7 +1,7 @@
 //! `mlops holdout`: the arguments to a [`mlops_core::holdout::Request`], then the report shown
 //! (text, JSON, annotations), written with `--report`, and recorded in the registry.
-//! Exit 0 passed, 1 a mismatch (metric, parity, a refused batch, another artifact served),
-//! 2 bad input, 3 the service failed.
+//! Exit 0 passed, 1 a mismatch (metric, parity, a refused batch, another artifact served, a
+//! regression against production, a comparison refused), 2 bad input, 3 the service failed.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +34,12 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         timeout_seconds: args.timeout_seconds,
         retries: args.retries,
         no_parity: args.no_parity,
+        compare: args.compare.as_ref().map(|_| mlops_core::holdout::Compare {
+            pin: args.production_pin.clone(),
+            endpoint: args.incumbent_endpoint.clone(),
+            sagemaker_endpoint: args.incumbent_sagemaker_endpoint.clone(),
+            other_file: args.compare_other_file,
+        }),
     };
     let tested = match mlops_core::holdout::test(&request, &mut super::Console(format)) {
         Ok(t) => t,
