@@ -48,8 +48,8 @@ pub struct Request<'a> {
 /// Where the version production pins comes from, and how it answers.
 #[derive(Debug, Default)]
 pub struct Compare {
-    /// Production's pin file instead of the manifest's (`environments.production.pin_file`,
-    /// else `promotion.pin_file`, in the manifest's repository).
+    /// Production's pin file instead of the manifest's (`promotion.pin_file`, else
+    /// `environments.production.pin_file`, in the manifest's repository).
     pub pin: Option<PathBuf>,
     /// Production's service (a base URL) instead of the pinned artifact served by this process.
     pub endpoint: Option<String>,
@@ -254,12 +254,12 @@ fn against(
     policy: Policy,
 ) -> Result<Against, Problem> {
     let m = req.manifest;
+    // The pin promotions change, as the gate reads it.
     let named = m
-        .environments
-        .production
-        .pin_file
-        .clone()
-        .or_else(|| m.promotion.as_ref().map(|p| p.pin_file.clone()));
+        .promotion
+        .as_ref()
+        .map(|p| p.pin_file.clone())
+        .or_else(|| m.environments.production.pin_file.clone());
     let Some(pin_path) = c
         .pin
         .clone()

@@ -24,6 +24,9 @@ pub(crate) struct Context {
     /// The promotion pull request goes to another repository (needs a token, not GITHUB_TOKEN).
     pub promotion_elsewhere: bool,
     pub promotion_pin_file: String,
+    /// The manifest sets `promotion.no_regression`: the holdout test scores the candidate beside
+    /// the version production pins (`--compare production`).
+    pub no_regression: bool,
     /// The gate workflow's name, which its concurrency groups start with: `mlops gate`, or in a
     /// promotion repository that several projects may share, `mlops gate (PROJECT)`.
     pub gate_name: String,
@@ -314,6 +317,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             || "deploy/production.yaml".to_owned(),
             |p| p.pin_file.clone(),
         ),
+        no_regression: promotion.is_some_and(|p| !p.no_regression.is_empty()),
     }
 }
 

@@ -422,8 +422,8 @@ pub(crate) struct HoldoutArgs {
     /// `promotion.no_regression` (the only value: `production`).
     #[arg(long, env = "MLOPS_COMPARE", value_parser = ["production"])]
     pub compare: Option<String>,
-    /// Production's pin file; defaults to the manifest's (`environments.production.pin_file`,
-    /// else `promotion.pin_file`).
+    /// Production's pin file; defaults to the manifest's (`promotion.pin_file`, else
+    /// `environments.production.pin_file`).
     #[arg(long, env = "MLOPS_PRODUCTION_PIN", requires = "compare")]
     pub production_pin: Option<PathBuf>,
     /// Production's service (a base URL) to score the incumbent through; by default this
