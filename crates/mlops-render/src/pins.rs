@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "97fa2d81637723cf2141498357d21b4aa3c8ad3f",
+    "f0af078e6355406401d4de9f83ba7030dea5bd35",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
