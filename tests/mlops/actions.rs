@@ -1184,6 +1184,17 @@ fn app_token_stand_in() -> tempfile::TempDir {
     action_dir(&yaml)
 }
 
+/// A stand-in for `actions/checkout` of one file (`sparse-checkout`) from a repository on the
+/// GitHub fake, read through the contents API with the step's token, as the rendered holdout
+/// job checks out production's pin; absent there, nothing is written (production pins nothing
+/// yet). act copies the triggering commit itself for a plain checkout, so only such a checkout
+/// reaches this stand-in.
+fn pin_checkout_stand_in() -> tempfile::TempDir {
+    action_dir(
+        "name: stand-in checkout of one file\ndescription: test stand-in\ninputs:\n  repository:\n    default: ${{ github.repository }}\n  ref:\n    default: ''\n  path:\n    default: ''\n  sparse-checkout:\n    default: ''\n  sparse-checkout-cone-mode:\n    default: 'true'\n  token:\n    default: ${{ github.token }}\n  persist-credentials:\n    default: 'true'\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        REPO: ${{ inputs.repository }}\n        REF: ${{ inputs.ref }}\n        DEST: ${{ inputs.path }}\n        FILE: ${{ inputs.sparse-checkout }}\n        TOKEN: ${{ inputs.token }}\n        PERSIST: ${{ inputs.persist-credentials }}\n      run: |\n        set -euo pipefail\n        test -n \"$FILE\" || { echo \"this stand-in checks out one file\"; exit 1; }\n        test \"$PERSIST\" = false || { echo \"credentials would persist\"; exit 1; }\n        mkdir -p \"${DEST:-.}/$(dirname \"$FILE\")\"\n        answer=\"$(mktemp)\"\n        code=\"$(curl -s -o \"$answer\" -w '%{http_code}' -H \"Authorization: Bearer $TOKEN\" \"$GITHUB_API_URL/repos/$REPO/contents/$FILE?ref=$REF\")\"\n        case \"$code\" in\n          200) python3 -c 'import base64, json, sys; sys.stdout.buffer.write(base64.b64decode(json.load(open(sys.argv[1]))[\"content\"]))' \"$answer\" > \"${DEST:-.}/$FILE\" ;;\n          404) echo \"$FILE is not on $REF of $REPO\" ;;\n          *) echo \"the contents API answered $code\"; cat \"$answer\"; exit 1 ;;\n        esac\n",
+    )
+}
+
 /// The digest the image stand-in outputs.
 const IMAGE_DIGEST: &str =
     "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
@@ -1210,7 +1221,13 @@ const STAND_INS: &[StandIn] = &[
     ("deploy", &["manifest", "environment", "model"], &[]),
     (
         "holdout",
-        &["manifest", "environment", "model"],
+        &[
+            "manifest",
+            "environment",
+            "model",
+            "compare",
+            "production-pin",
+        ],
         &[("report", STANDIN_REPORT)],
     ),
     (
@@ -1300,7 +1317,7 @@ impl StandIns {
         // is checked out and whether credentials would persist, then checks out that commit of
         // the test's repository.
         let checkout = action_dir(
-            "name: stand-in checkout\ndescription: test stand-in\ninputs:\n  ref:\n    default: ''\n  persist-credentials:\n    default: 'true'\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        REF: ${{ inputs.ref }}\n        PERSIST: ${{ inputs.persist-credentials }}\n      run: |\n        echo \"checkout ref=$REF persist-credentials=$PERSIST\" >> \"$MLOPS_RECORD\"\n        git init -q .\n        git fetch -q \"$MLOPS_SOURCE\" \"${REF:-HEAD}\"\n        git checkout -q -f FETCH_HEAD\n",
+            "name: stand-in checkout\ndescription: test stand-in\ninputs:\n  ref:\n    default: ''\n  persist-credentials:\n    default: 'true'\n  path:\n    default: ''\n  repository:\n    default: ''\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      env:\n        REF: ${{ inputs.ref }}\n        PERSIST: ${{ inputs.persist-credentials }}\n        DEST: ${{ inputs.path }}\n        REPO: ${{ inputs.repository }}\n      run: |\n        echo \"checkout ref=$REF persist-credentials=$PERSIST${DEST:+ path=$DEST}${REPO:+ repository=$REPO}\" >> \"$MLOPS_RECORD\"\n        mkdir -p \"${DEST:-.}\"\n        cd \"${DEST:-.}\"\n        git init -q .\n        git fetch -q \"$MLOPS_SOURCE\" \"${REF:-HEAD}\"\n        git checkout -q -f FETCH_HEAD\n",
         );
         let record = tempfile::NamedTempFile::new().expect("record");
         Self {
@@ -1527,7 +1544,13 @@ fn rendered_train_workflow_trains_and_releases_the_new_version() {
             staging.to_owned(),
             format!("deploy {manifest} environment=staging model=7"),
             staging.to_owned(),
-            format!("holdout {manifest} environment=staging model=7"),
+            // promotion.no_regression: production's pin from the base branch, then the
+            // holdout test compares with it.
+            "checkout ref=main persist-credentials=false path=.mlops/production".to_owned(),
+            format!(
+                "holdout {manifest} environment=staging model=7 compare=production \
+                 production-pin=.mlops/production/deploy/production.yaml"
+            ),
             staging.to_owned(),
             format!("promote {manifest} model=7 {RECORDED_REPORT} token=<set>"),
         ],
@@ -1582,7 +1605,14 @@ fn rendered_sagemaker_workflows_assume_the_roles_and_release_approved_packages()
             staging.to_owned(),
             format!("deploy {manifest} environment=staging model={model}"),
             staging.to_owned(),
-            format!("holdout {manifest} environment=staging model={model}"),
+            // Production's pin is in the promotion repository.
+            "checkout ref=main persist-credentials=false path=.mlops/production \
+             repository=acme/ml-deploy"
+                .to_owned(),
+            format!(
+                "holdout {manifest} environment=staging model={model} compare=production \
+                 production-pin=.mlops/production/churn/production.yaml"
+            ),
             staging.to_owned(),
             format!("promote {manifest} model={model} {RECORDED_REPORT} token=<set>"),
         ]
@@ -1872,6 +1902,8 @@ fn the_loop_to_production(elsewhere: bool) {
         std::fs::read_to_string(dir.join(".github/workflows/mlops-release.yml")).expect("rendered");
     let app = app_token_stand_in();
     let app_sha = pinned_sha(&release, "actions/create-github-app-token").expect("pinned");
+    let checkout = pin_checkout_stand_in();
+    let checkout_sha = pinned_sha(&release, "actions/checkout").expect("pinned");
     let record = tempfile::NamedTempFile::new().expect("record");
 
     let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
@@ -1901,6 +1933,11 @@ fn the_loop_to_production(elsewhere: bool) {
             format!(
                 "actions/create-github-app-token@{app_sha}={}",
                 app.path().display()
+            ),
+            "--local-repository".into(),
+            format!(
+                "actions/checkout@{checkout_sha}={}",
+                checkout.path().display()
             ),
         ]);
         for (k, v) in [
@@ -1999,8 +2036,10 @@ fn the_loop_to_production(elsewhere: bool) {
         let app_token = |permissions: &str| {
             format!("app owner=mlops-rs repositories=digits-deploy {permissions}")
         };
-        let (pin_token, promote_token, gate_token) = (
+        let (pin_token, production_pin_token, promote_token, gate_token) = (
             app_token("contents=write"),
+            // The holdout job reads production's pin from the promotion repository.
+            app_token("contents=read"),
             app_token("contents=write pull-requests=write statuses=write"),
             app_token("contents=read pull-requests=read statuses=read"),
         );
@@ -2010,6 +2049,7 @@ fn the_loop_to_production(elsewhere: bool) {
                 deploy,
                 &pin_token,
                 deploy,
+                &production_pin_token,
                 deploy,
                 &promote_token,
             ]
@@ -2060,6 +2100,8 @@ fn the_loop_to_production(elsewhere: bool) {
             .as_ref()
             .expect("the pin names the holdout test");
         assert!(holdout.passed, "{pin_text}");
+        // Production pins nothing yet: the holdout test had nothing to compare with.
+        assert_eq!(holdout.compared_with, None, "{pin_text}");
         // The holdout job recorded that report beside the version, where production reads it.
         let (status, recorded) = moto.http(
             "GET",
@@ -2143,6 +2185,40 @@ fn the_loop_to_production(elsewhere: bool) {
             "{version}"
         );
         assert_eq!(version["model"], pin.reference(), "{version}");
+
+        // 4. The next push trains the next version; the release scores it beside what
+        // production pins now (read from the base branch on GitHub), and the promotion carries
+        // that comparison into its pin and its body.
+        let (run, _) = act("push", r#"{"ref": "refs/heads/main"}"#, "mlops-train.yml");
+        assert_eq!(run.code, Some(0), "{}", run.log);
+        let next = fake
+            .file(
+                promo_repo,
+                "mlops/promote/digits-mlp",
+                "deploy/production.yaml",
+            )
+            .expect("the next promotion's pin");
+        let next_pin = mlops_github::pin::Pin::parse(&next).expect("a valid pin");
+        assert_eq!(next_pin.model.version, pin.model.version + 1, "{next}");
+        let compared = next_pin
+            .holdout
+            .as_ref()
+            .and_then(|h| h.compared_with.as_ref())
+            .expect("the comparison with production");
+        assert_eq!(compared.model, pin.reference(), "{next}");
+        assert_eq!(compared.artifact_sha256, pin.model.artifact.sha256);
+        assert!(compared.passed, "{next}");
+        let snapshot = fake.snapshot(promo_repo).expect("repo");
+        let body = snapshot
+            .pulls
+            .iter()
+            .filter(|p| p.head == "mlops/promote/digits-mlp" && p.open)
+            .find_map(|p| p.body.clone())
+            .expect("the next promotion pull request");
+        assert!(
+            body.contains(&format!("### Against production ({}, ", pin.reference())),
+            "{body}"
+        );
         assert_eq!(
             fake.violations(),
             Vec::<String>::new(),

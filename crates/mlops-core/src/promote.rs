@@ -313,18 +313,20 @@ pub fn propose(
         });
     }
     let (rt, gh) = crate::github::connect(api_url)?;
+    let current = rt
+        .block_on(promote::current_pin(&gh, &p))
+        .map_err(|e| crate::github::failed(&e, ""))?;
+    // Outside the runtime: the body reads production's card from the registry, which for an
+    // `s3://` registry blocks on a runtime of its own (inside this one it would panic).
+    p.body = prepared.body(current.as_ref().and_then(|(_, pin)| pin.as_ref()));
+    if dry_run {
+        return Ok(Proposed::DryRun {
+            promotion: Box::new(p),
+            current: current.map(|(text, _)| text),
+            note: String::new(),
+        });
+    }
     rt.block_on(async {
-        let current = promote::current_pin(&gh, &p)
-            .await
-            .map_err(|e| crate::github::failed(&e, ""))?;
-        p.body = prepared.body(current.as_ref().and_then(|(_, pin)| pin.as_ref()));
-        if dry_run {
-            return Ok(Proposed::DryRun {
-                promotion: Box::new(p),
-                current: current.map(|(text, _)| text),
-                note: String::new(),
-            });
-        }
         let found = promote::preflight(&gh, &p)
             .await
             .map_err(|e| crate::github::failed(&e, ""))?;
