@@ -803,7 +803,11 @@ impl Report {
 /// Whether a recorded holdout report (its bytes, as the registry keeps them) vouches for
 /// `reference`: it is a report of that model, and it passed. Production's deploy asks this of
 /// the report its pin names; the reason when it does not.
-pub fn vouches(report: &[u8], reference: &str) -> Result<(), String> {
+pub fn vouches(
+    report: &[u8],
+    reference: &str,
+    compared: Option<&crate::pin::PinnedComparison>,
+) -> Result<(), String> {
     let report: Report = serde_json::from_slice(report)
         .map_err(|e| format!("the recorded holdout report is not a holdout report: {e}"))?;
     if report.model != reference {
@@ -815,6 +819,35 @@ pub fn vouches(report: &[u8], reference: &str) -> Result<(), String> {
     if !report.passed {
         return Err(format!(
             "the recorded holdout test of {reference} did not pass"
+        ));
+    }
+    // The pin's word on the comparison with production must be the report's own.
+    let recorded = report
+        .comparison
+        .as_ref()
+        .map(|c| crate::pin::PinnedComparison {
+            model: c.incumbent.clone(),
+            artifact_sha256: c.incumbent_artifact_sha256.clone(),
+            passed: c.passed,
+        });
+    if recorded.as_ref() != compared {
+        let said = |c: Option<&crate::pin::PinnedComparison>| {
+            c.map_or_else(
+                || "no comparison with production".to_owned(),
+                |c| {
+                    format!(
+                        "a comparison with {} (artifact {}) that {}",
+                        c.model,
+                        short(&c.artifact_sha256),
+                        if c.passed { "passed" } else { "failed" }
+                    )
+                },
+            )
+        };
+        return Err(format!(
+            "the pin of {reference} records {}, but its recorded holdout report holds {}",
+            said(compared),
+            said(recorded.as_ref())
         ));
     }
     Ok(())
@@ -842,15 +875,54 @@ mod tests {
             report.passed = passed;
             serde_json::to_string(&report).expect("serialises")
         };
-        assert_eq!(vouches(r("digits@2", true).as_bytes(), "digits@2"), Ok(()));
-        let other = vouches(r("digits@1", true).as_bytes(), "digits@2").expect_err("other");
+        assert_eq!(
+            vouches(r("digits@2", true).as_bytes(), "digits@2", None),
+            Ok(())
+        );
+        let other = vouches(r("digits@1", true).as_bytes(), "digits@2", None).expect_err("other");
         assert!(other.contains("tested digits@1, not digits@2"), "{other}");
-        let failed = vouches(r("digits@2", false).as_bytes(), "digits@2").expect_err("failed");
+        let failed =
+            vouches(r("digits@2", false).as_bytes(), "digits@2", None).expect_err("failed");
         assert!(failed.contains("did not pass"), "{failed}");
-        assert!(vouches(b"not json", "digits@2").is_err());
+        assert!(vouches(b"not json", "digits@2", None).is_err());
         // Only a whole report vouches: not a fragment that says "passed".
-        let fragment = vouches(b"{\"model\": \"digits@2\", \"passed\": true}", "digits@2");
+        let fragment = vouches(
+            b"{\"model\": \"digits@2\", \"passed\": true}",
+            "digits@2",
+            None,
+        );
         assert!(fragment.is_err(), "{fragment:?}");
+        // The pin's word on the comparison with production is the report's own, or nothing.
+        let compared = |passed: bool| {
+            let mut report: Report = serde_json::from_str(&r("digits@2", true)).expect("report");
+            let mut c = sample_comparison(if passed { 0.0 } else { 0.05 });
+            c.passed = passed;
+            report.comparison = Some(c);
+            report.passed = true;
+            serde_json::to_string(&report).expect("serialises")
+        };
+        let pinned = |model: &str, passed: bool| crate::pin::PinnedComparison {
+            model: model.into(),
+            artifact_sha256: "e".repeat(64),
+            passed,
+        };
+        let with = compared(true);
+        assert_eq!(
+            vouches(with.as_bytes(), "digits@2", Some(&pinned("digits@1", true))),
+            Ok(())
+        );
+        for (report, pin) in [
+            // A pin that claims a comparison its report never made.
+            (r("digits@2", true), Some(pinned("digits@1", true))),
+            // A pin that hides the comparison its report made.
+            (with.clone(), None),
+            // Another incumbent, or a failure turned into a pass.
+            (with.clone(), Some(pinned("digits@0", true))),
+            (compared(false), Some(pinned("digits@1", true))),
+        ] {
+            let why = vouches(report.as_bytes(), "digits@2", pin.as_ref()).expect_err("refused");
+            assert!(why.contains("its recorded holdout report holds"), "{why}");
+        }
     }
 
     /// Nearest-rank percentiles (the smallest time at least that share of requests took), the

@@ -324,7 +324,8 @@ fn holdout_vouches(registry: &Registry, entry: &Entry, pin: &Pin) -> Result<(), 
                 again,
             )
         })?;
-    mlops_holdout::vouches(&bytes, reference).map_err(|why| refuse(why, again))
+    mlops_holdout::vouches(&bytes, reference, holdout.compared_with.as_ref())
+        .map_err(|why| refuse(why, again))
 }
 
 /// Deploys (or checks) what the request asks for.
