@@ -3,7 +3,9 @@
 //! (the same endpoint and batch body), and a plain Python `requests` loop; peak RSS at 1M and
 //! 10M rows; the serving throughput and p99 latency at the batch size; the CPU per row of the
 //! service and of each client, and what the shared placement's ratio would leave the client;
-//! the serving throughput on the same rows with decimal features.
+//! the serving throughput on the same rows with decimal features; the holdout's latency figures
+//! against oha's for the same load; and `--compare production` (two models on the same rows)
+//! against a single holdout test, in wall time.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -171,6 +173,8 @@ struct Holdout {
     rss: f64,
     /// The client's CPU time, user + system, seconds.
     cpu: f64,
+    /// The whole process, seconds.
+    wall: f64,
 }
 
 /// `program` under `/usr/bin/time` (peak RSS and CPU time; read back by [`timed`]), on CPU
@@ -193,6 +197,7 @@ fn holdout(
     file: &Path,
     parity: bool,
     cpu: Option<usize>,
+    extra: &[&std::ffi::OsStr],
 ) -> Result<Holdout, String> {
     let mut c = under_time(mlops, cpu);
     c.args([
@@ -212,6 +217,8 @@ fn holdout(
     if !parity {
         c.arg("--no-parity");
     }
+    c.args(extra);
+    let started = std::time::Instant::now();
     let out = c
         .output()
         .map_err(|e| format!("cannot run /usr/bin/time (Debian package `time`): {e}"))?;
@@ -229,6 +236,7 @@ fn holdout(
         report,
         rss: rss / 1024.0,
         cpu: timed_cpu(&stderr)?,
+        wall: started.elapsed().as_secs_f64(),
     })
 }
 
@@ -237,6 +245,7 @@ struct Oha {
     /// Rows per second (requests per second times the batch).
     rows: f64,
     requests_per_second: f64,
+    p50_ms: f64,
     p99_ms: f64,
     /// Rows answered with 200.
     answered: f64,
@@ -373,6 +382,7 @@ pub(crate) fn run() -> Result<(), String> {
             )
         })?;
         let rps = doc["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0);
+        let p50 = doc["latencyPercentiles"]["p50"].as_f64().unwrap_or(0.0) * 1000.0;
         let p99 = doc["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0;
         let success = doc["summary"]["successRate"].as_f64().unwrap_or(0.0);
         if success < 1.0 {
@@ -382,6 +392,7 @@ pub(crate) fn run() -> Result<(), String> {
         Ok(Oha {
             rows: rps * batch as f64,
             requests_per_second: rps,
+            p50_ms: p50,
             p99_ms: p99,
             answered: answered * batch as f64,
             cpu: timed_cpu(&String::from_utf8_lossy(&out.stderr))?,
@@ -407,6 +418,7 @@ pub(crate) fn run() -> Result<(), String> {
     }
     let service = serve(&mlops, &registry, None)?;
     let mut headline = Vec::new();
+    let mut latencies = Vec::new();
     for (placement, service_cpu, load_cpu) in placements {
         // The shared placement uses the service the Python loops and the 10M run use too.
         let pinned = match service_cpu {
@@ -417,15 +429,32 @@ pub(crate) fn run() -> Result<(), String> {
         let pid = serving.child.id();
         let (mut oha_rows, mut off_rows, mut on_rows) = (Vec::new(), Vec::new(), Vec::new());
         let mut ratios = Vec::new();
+        let mut latency = Vec::new();
         // µs per row: the service under oha and under the holdout, oha, the holdout.
         let mut cpu: [Vec<f64>; 4] = Default::default();
         for round in 1..=5 {
             let before = cpu_seconds(pid, ticks)?;
             let o = oha_round(&serving.url, load_cpu, &body)?;
             let between = cpu_seconds(pid, ticks)?;
-            let off = holdout(&mlops, &registry, &serving.url, &million, false, load_cpu)?;
+            let off = holdout(
+                &mlops,
+                &registry,
+                &serving.url,
+                &million,
+                false,
+                load_cpu,
+                &[],
+            )?;
             let after = cpu_seconds(pid, ticks)?;
-            let on = holdout(&mlops, &registry, &serving.url, &million, true, load_cpu)?;
+            let on = holdout(
+                &mlops,
+                &registry,
+                &serving.url,
+                &million,
+                true,
+                load_cpu,
+                &[],
+            )?;
             rss_1m = rss_1m.max(on.rss);
             let rows = rows_1m as f64;
             let used = [
@@ -448,6 +477,20 @@ pub(crate) fn run() -> Result<(), String> {
                 used[2],
                 used[3],
             );
+            // The holdout's own latency figures against oha's, for the same load shape
+            // (batches of the same size, 4 in flight).
+            let ours = |p: &str| off.report["latency"][p].as_f64().unwrap_or(0.0);
+            let agreement = (ours("p50_ms") / o.p50_ms, ours("p99_ms") / o.p99_ms);
+            println!(
+                "{placement} round {round}: latency per request, holdout p50 {:.2} ms / p99 {:.2} ms, oha p50 {:.2} ms / p99 {:.2} ms: ratios {:.2}x / {:.2}x",
+                ours("p50_ms"),
+                ours("p99_ms"),
+                o.p50_ms,
+                o.p99_ms,
+                agreement.0,
+                agreement.1
+            );
+            latency.push(agreement);
             ratios.push(rate(&off.report) / o.rows);
             oha_rows.push(o.rows);
             off_rows.push(rate(&off.report));
@@ -479,6 +522,8 @@ pub(crate) fn run() -> Result<(), String> {
                 (served_oha + by_oha) / 0.9 - served_holdout
             );
         }
+        let (p50s, p99s): (Vec<f64>, Vec<f64>) = latency.into_iter().unzip();
+        latencies.push((placement, median(p50s), median(p99s)));
         headline.push((placement, vs_oha, off_rows));
     }
     let off_rows = headline.first().map_or(0.0, |h| h.2);
@@ -493,6 +538,74 @@ pub(crate) fn run() -> Result<(), String> {
         d.p99_ms,
         per_row(served, d.answered)
     );
+
+    // The comparison with production (`--compare production`): the version production pins
+    // served by the holdout process itself, every batch sent to both; against a single holdout
+    // test with parity, the whole process's wall time, alternating, three rounds. The 1M-row
+    // file is not the one the model was tested on, as the comparison is told.
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(registry.join("digits-mlp/1/card.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let pin = scratch.join("production.yaml");
+    std::fs::write(
+        &pin,
+        mlops_artifacts::pin::Pin {
+            version: 1,
+            model: mlops_artifacts::pin::PinnedModel {
+                name: "digits-mlp".into(),
+                version: 1,
+                registry: registry.display().to_string(),
+                artifact: mlops_artifacts::pin::Artifact {
+                    uri: registry.join("digits-mlp/1").display().to_string(),
+                    sha256: card["artifact"]["sha256"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                },
+                image: None,
+            },
+            manifest_sha256: "0".repeat(64),
+            holdout: None,
+        }
+        .to_yaml("production"),
+    )
+    .map_err(|e| e.to_string())?;
+    let compare_args = [
+        std::ffi::OsStr::new("--compare"),
+        std::ffi::OsStr::new("production"),
+        std::ffi::OsStr::new("--production-pin"),
+        pin.as_os_str(),
+        std::ffi::OsStr::new("--compare-other-file"),
+    ];
+    let mut compare_ratios = Vec::new();
+    for round in 1..=3 {
+        let single = holdout(&mlops, &registry, &service.url, &million, true, None, &[])?;
+        let both = holdout(
+            &mlops,
+            &registry,
+            &service.url,
+            &million,
+            true,
+            None,
+            &compare_args,
+        )?;
+        if both.report["comparison"]["rows"].as_u64() != Some(rows_1m as u64) {
+            return Err(format!(
+                "the comparison did not pair every row: {}",
+                both.report["comparison"]
+            ));
+        }
+        println!(
+            "compare round {round}: single holdout {:.2} s, compared with production {:.2} s (peak RSS {:.1} MB): {:.2}x",
+            single.wall,
+            both.wall,
+            both.rss,
+            both.wall / single.wall
+        );
+        compare_ratios.push(both.wall / single.wall);
+    }
+    let vs_single = median(compare_ratios);
 
     let python_rows = 100_000;
     let python = |mode: &str| -> Result<f64, String> {
@@ -515,7 +628,15 @@ pub(crate) fn run() -> Result<(), String> {
     let py_json = python("json")?;
     let py = python("csv")?;
 
-    let big = holdout(&mlops, &registry, &service.url, &ten_million, true, None)?;
+    let big = holdout(
+        &mlops,
+        &registry,
+        &service.url,
+        &ten_million,
+        true,
+        None,
+        &[],
+    )?;
     let rss_10m = big.rss;
     println!(
         "mlops holdout, {rows_10m} rows, parity on:  {:.0} rows/s, peak RSS {rss_10m:.1} MB",
@@ -534,6 +655,17 @@ pub(crate) fn run() -> Result<(), String> {
             goal(*vs_oha >= 0.9)
         );
     }
+    for (placement, p50, p99) in &latencies {
+        let within = |r: f64| (0.9..=1.1).contains(&r);
+        println!(
+            "latency: holdout / oha, {placement}, median of the rounds: p50 {p50:.2}x, p99 {p99:.2}x (goal within 10%: {})",
+            goal(within(*p50) && within(*p99))
+        );
+    }
+    println!(
+        "ratio: holdout compared with production / single holdout, wall time, median of 3 = {vs_single:.2}x (goal <= 2.2x: {})",
+        goal(vs_single <= 2.2)
+    );
     println!(
         "ratios: holdout (parity off, shared) / python requests, same CSV bodies = {vs_python:.1}x (goal >= 10x: {}); / python requests, JSON bodies = {vs_python_json:.1}x (goal >= 10x: {})",
         goal(vs_python >= 10.0),
