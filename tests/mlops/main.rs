@@ -39,3 +39,4 @@ mod run;
 mod sagemaker;
 mod serve;
 mod stats;
+mod watch;

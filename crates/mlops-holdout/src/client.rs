@@ -163,9 +163,22 @@ impl Http {
     /// `GET /version`, or what went wrong (no connection, a status, not JSON, too slow), for a
     /// caller that waits for a rollout and must say what it saw.
     pub async fn version_or_why(&self) -> Result<ServiceVersion, String> {
+        let (shown, body) = self.get("/version", MAX_VERSION_BYTES).await?;
+        serde_json::from_slice(&body).map_err(|e| format!("{shown}: not a version document: {e}"))
+    }
+
+    /// The service's `GET /metrics` (Prometheus text), or what went wrong.
+    pub async fn metrics(&self) -> Result<String, String> {
+        let (shown, body) = self.get("/metrics", MAX_VERSION_BYTES).await?;
+        String::from_utf8(body.to_vec()).map_err(|_| format!("{shown}: not UTF-8 text"))
+    }
+
+    /// `GET path` beside `/invocations`, its body read up to `limit` bytes, within the policy's
+    /// timeout; the URL as shown and the body, or what went wrong.
+    async fn get(&self, path: &str, limit: usize) -> Result<(String, Bytes), String> {
         let base = self.invocations.to_string();
         let base = base.strip_suffix("/invocations").unwrap_or(&base);
-        let uri: hyper::Uri = format!("{}/version", base.trim_end_matches('/'))
+        let uri: hyper::Uri = format!("{}{path}", base.trim_end_matches('/'))
             .parse()
             .map_err(|e| format!("not a URL: {e}"))?;
         let shown = uri.to_string();
@@ -179,18 +192,18 @@ impl Http {
                 .await
                 .map_err(|e| format!("no answer from {shown}: {}", chain(&e)))?;
             let status = response.status();
-            let body = read_bounded(response.into_body(), MAX_VERSION_BYTES)
+            let body = read_bounded(response.into_body(), limit)
                 .await
                 .map_err(|e| format!("{shown}: {e}"))?;
             if !status.is_success() {
                 return Err(format!("{shown} answered {status}"));
             }
-            serde_json::from_slice(&body)
-                .map_err(|e| format!("{shown}: not a version document: {e}"))
+            Ok(body)
         };
-        tokio::time::timeout(self.policy.timeout, call)
+        let body = tokio::time::timeout(self.policy.timeout, call)
             .await
-            .map_err(|_| format!("{shown}: no answer within {:?}", self.policy.timeout))?
+            .map_err(|_| format!("{shown}: no answer within {:?}", self.policy.timeout))??;
+        Ok((shown, body))
     }
 
     async fn attempt(&self, body: Bytes) -> Attempt {

@@ -625,6 +625,48 @@ pub struct Environment {
     /// promotion repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_file: Option<String>,
+    /// After a deploy, watch the service for a soak period and stop on a breach (`mlops deploy`
+    /// runs it after the environment serves the pin; `mlops watch` runs it alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watch>,
+}
+
+/// A soak period after a deploy: the service's own figures (for a URL target, its `/metrics`;
+/// for a SageMaker endpoint, its CloudWatch alarms) looked at every `interval_seconds` for
+/// `seconds`. A breach stops the watch with exit 1; production is then rolled back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// How long to watch after the deploy, in seconds.
+    #[schemars(range(min = 1, max = 86400))]
+    pub seconds: u32,
+    /// Seconds between two looks.
+    #[serde(default = "default_watch_interval")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub interval_seconds: u32,
+    /// Largest share of prediction requests answered with a 5xx status (connections refused
+    /// for want of capacity count as such), per look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_error_rate: Option<f64>,
+    /// Largest 99th-percentile time to answer a prediction request, in milliseconds, per look
+    /// (read from the service's latency histogram: the bucket bound that holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001))]
+    pub p99_ms: Option<f64>,
+    /// Fewest prediction requests a look needs before its figures are judged; a quieter look
+    /// is carried into the next one.
+    #[serde(default = "default_watch_min_requests")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub min_requests: u32,
+}
+
+fn default_watch_interval() -> u32 {
+    15
+}
+
+fn default_watch_min_requests() -> u32 {
+    20
 }
 
 /// A SageMaker real-time or serverless endpoint.

@@ -437,6 +437,39 @@ fn environment(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
         ),
         _ => {}
     }
+    if let Some(w) = &env.watch {
+        let at = ["environments", name, "watch"];
+        if env.url.is_some() && w.max_error_rate.is_none() && w.p99_ms.is_none() {
+            cx.error(
+                "semantic/watch-limits",
+                &at,
+                "a watch of a URL target needs `max_error_rate` or `p99_ms`".into(),
+                "e.g. `max_error_rate: 0.01` (1% of prediction requests) and `p99_ms: 250`",
+            );
+        }
+        if env.sagemaker.is_some() && (w.max_error_rate.is_some() || w.p99_ms.is_some()) {
+            cx.error(
+                "semantic/watch-limits",
+                &at,
+                "a SageMaker endpoint is watched through its CloudWatch alarms, not \
+                 `max_error_rate` or `p99_ms`"
+                    .into(),
+                "remove them: the watch reads `sagemaker.rollback_alarms` and the 5xx and \
+                 latency alarms the rendered Terraform creates for the endpoint",
+            );
+        }
+        if w.interval_seconds > w.seconds {
+            cx.error(
+                "semantic/watch-interval",
+                &at,
+                format!(
+                    "`interval_seconds` ({}) is longer than the watch (`seconds`: {})",
+                    w.interval_seconds, w.seconds
+                ),
+                "look at least once: make `seconds` at least `interval_seconds`",
+            );
+        }
+    }
     if let Some(sm) = &env.sagemaker {
         match (&sm.instance_type, &sm.serverless) {
             (None, None) => cx.error(

@@ -569,6 +569,9 @@ pub(crate) struct DeployArgs {
     /// token from GITHUB_TOKEN. Never the base branch, which holds production's pin.
     #[arg(long, env = "MLOPS_COMMIT_PIN")]
     pub commit_pin: bool,
+    /// Skip the environment's `watch` (the soak after the deploy).
+    #[arg(long, env = "MLOPS_NO_WATCH")]
+    pub no_watch: bool,
     /// Delete the staging SageMaker endpoint (cost control); its models and configurations stay.
     #[arg(long, env = "MLOPS_TEARDOWN", conflicts_with_all = ["check", "model", "rollback"])]
     pub teardown: bool,

@@ -388,6 +388,7 @@ fn deployed(
         pin: pin.clone(),
         previous,
         summary,
+        watched: None,
     }))
 }
 

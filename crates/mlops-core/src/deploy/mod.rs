@@ -12,6 +12,7 @@
 //! A rollback takes the pin before the current one from the pin file's git history.
 
 pub mod endpoint;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ pub struct Request<'a> {
     pub poll_seconds: f64,
     /// The GitHub API (for `commit_pin`).
     pub api_url: Option<String>,
+    /// Skip the environment's `watch` after the deploy.
+    pub no_watch: bool,
 }
 
 /// A deploy that is verified: the environment serves the pin.
@@ -92,6 +95,8 @@ pub struct Deployed {
     pub previous: String,
     /// The step summary, in markdown.
     pub summary: String,
+    /// The soak after the deploy (`environments.ENV.watch`), when there was one.
+    pub watched: Option<watch::Watched>,
 }
 
 /// What `check` found.
@@ -115,6 +120,12 @@ pub enum Outcome {
     TornDown(String),
     /// A rollback of production: the revert promotion, to be proposed as any promotion is.
     Propose(Box<Prepared>),
+    /// The environment served the pin, then the watch after it found a breach: what breached,
+    /// and production's rollback (the revert promotion, to be proposed), or why there is none.
+    Breached {
+        deployed: Box<Deployed>,
+        rollback: Result<Box<Prepared>, Problem>,
+    },
 }
 
 /// The root of the repository holding `manifest` (the nearest ancestor with `.git`), else its
@@ -335,14 +346,111 @@ pub fn deploy(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, Problem> {
     let (pin, file) = desired(req, registry)?;
-    deploy_pin(
+    let outcome = deploy_pin(
         req,
         registry,
         &pin,
         file.as_deref(),
         &BTreeMap::new(),
         progress,
-    )
+    )?;
+    let environment = environment_of(req.manifest, req.env);
+    let mut deployed = match outcome {
+        Outcome::Deployed(d) => d,
+        other => return Ok(other),
+    };
+    let Some(w) = environment.watch.as_ref().filter(|_| !req.no_watch) else {
+        return Ok(Outcome::Deployed(deployed));
+    };
+    if environment.sagemaker.is_some() {
+        progress.notice(
+            "watch: a SageMaker endpoint is watched during the deploy's canary through its \
+             `rollback_alarms`; a soak after it is not implemented for endpoints yet",
+        );
+        return Ok(Outcome::Deployed(deployed));
+    }
+    let watched = watch_url(&deployed.endpoint, w, progress)?;
+    deployed.summary.push_str(&watch_summary(&watched, w));
+    let breached = !watched.breaches.is_empty();
+    deployed.watched = Some(watched);
+    if !breached {
+        return Ok(Outcome::Deployed(deployed));
+    }
+    let rollback = match req.env {
+        Env::Production => {
+            let reason = deployed
+                .watched
+                .as_ref()
+                .map(|w| w.breaches.join("; "))
+                .unwrap_or_default();
+            match rollback(req, registry, Some(&reason), false, progress) {
+                Ok(Outcome::Propose(prepared)) => Ok(prepared),
+                Ok(_) => Err(Problem::broken("the rollback prepared no promotion", "")),
+                Err(p) => Err(p),
+            }
+        }
+        Env::Staging => Err(Problem::refused(
+            "staging is not rolled back: a breach there stops the release",
+            "",
+        )),
+    };
+    Ok(Outcome::Breached { deployed, rollback })
+}
+
+/// The soak of a URL target at `url`, on a runtime of its own, stopped by SIGINT or SIGTERM.
+fn watch_url(
+    url: &str,
+    w: &mlops_manifest::model::Watch,
+    progress: &mut dyn Progress,
+) -> Result<watch::Watched, Problem> {
+    let policy = Policy {
+        timeout: Duration::from_secs(10),
+        ..Policy::default()
+    };
+    let http = Http::new(url, policy)
+        .map_err(|e| Problem::input(e, "set the environment's url to the service's base URL"))?;
+    progress.notice(&format!(
+        "watch: {url}/metrics every {} s for {} s",
+        w.interval_seconds, w.seconds
+    ));
+    let rt = crate::runtime::current_thread()?;
+    rt.block_on(watch::url(
+        &http,
+        w,
+        progress,
+        crate::runtime::interrupted(),
+    ))
+    .map_err(|signal| {
+        Problem::cancelled(
+            format!("watch: {signal}: stopped watching; the deploy itself is done"),
+            "",
+        )
+    })
+}
+
+/// The watch's lines for the step summary.
+fn watch_summary(watched: &watch::Watched, w: &mlops_manifest::model::Watch) -> String {
+    let verdict = if !watched.breaches.is_empty() {
+        "❌ breach"
+    } else if watched.unjudged {
+        "⚠️ too little traffic to judge"
+    } else {
+        "✅ passed"
+    };
+    let mut s = format!(
+        "| watch | {verdict}: {} s, {} looks, {} prediction requests, {} failed, worst p99 {} |\n",
+        w.seconds,
+        watched.looks,
+        watched.requests,
+        watched.errors,
+        watched
+            .worst_p99_ms
+            .map_or_else(|| "–".to_owned(), |p| format!("{p} ms"))
+    );
+    for b in &watched.breaches {
+        s.push_str(&format!("| breach | {} |\n", b.replace('|', "\\|")));
+    }
+    s
 }
 
 /// Removes the staging endpoint (a SageMaker target), if there is one.
@@ -617,6 +725,7 @@ fn deploy_pin(
                 pin: pin.clone(),
                 previous,
                 summary,
+                watched: None,
             })))
         }
         Waited::Interrupted(signal) => Err(Problem::cancelled(

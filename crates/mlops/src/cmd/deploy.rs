@@ -1,8 +1,9 @@
 //! `mlops deploy`: the arguments to a [`mlops_core::deploy::Request`]; the deploy, check,
 //! rollback or teardown it asks for; then the line, the step outputs and the summary.
 //!
-//! Exit codes: 0 deployed (or in sync), 1 refused or drift or another version kept serving,
-//! 2 bad input, 3 the service never answered (or SageMaker failed), 130 interrupted.
+//! Exit codes: 0 deployed (or in sync), 1 refused or drift or another version kept serving, or
+//! the watch after the deploy found a breach, 2 bad input, 3 the service never answered (or
+//! SageMaker failed), 130 interrupted.
 
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
         timeout: Duration::from_secs(args.timeout_seconds),
         poll_seconds: args.poll_seconds,
         api_url: args.github.github_api_url.clone(),
+        no_watch: args.no_watch,
     };
     let mut console = super::Console(format);
     let outcome = if args.teardown {
@@ -76,8 +78,49 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
             false,
             format,
         ),
+        Ok(Outcome::Breached { deployed, rollback }) => breached(&deployed, rollback, args, format),
         Err(p) => super::failed(&p),
     }
+}
+
+/// The watch after the deploy found a breach: the deploy's line, each breach, then production's
+/// rollback proposed (the revert promotion, through the gate) or why there is none. Exit 1
+/// whatever the rollback did.
+fn breached(
+    deployed: &Deployed,
+    rollback: Result<Box<mlops_core::promote::Prepared>, mlops_core::Problem>,
+    args: &DeployArgs,
+    format: Format,
+) -> Exit {
+    println!("{}", deployed.line);
+    let breaches = deployed
+        .watched
+        .as_ref()
+        .map(|w| w.breaches.clone())
+        .unwrap_or_default();
+    for b in &breaches {
+        error(&format!("watch: {b}"), "");
+    }
+    let _ = outputs(deployed, format);
+    match rollback {
+        Ok(prepared) => {
+            eprintln!(
+                "watch: rolling {} back: proposing {}",
+                args.env.name(),
+                prepared.p.title
+            );
+            let _ = crate::proposal::propose(
+                &prepared,
+                args.github.github_api_url.as_deref(),
+                false,
+                format,
+            );
+        }
+        Err(p) => {
+            error(&format!("watch: no rollback: {}", p.message), &p.hint);
+        }
+    }
+    Exit::No
 }
 
 /// A check's verdict: the line (stdout when in sync), and in Actions the output `in-sync` and

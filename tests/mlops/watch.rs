@@ -1,0 +1,339 @@
+//! The watch after a production deploy of a URL target (`environments.production.watch`),
+//! against `mlops serve`: a healthy soak passes; errors after the flip (connections the service
+//! refuses for want of capacity, answered 503, from a flood of clients) and slow answers (batches
+//! too large for the p99 limit) breach it: exit 1 naming the limit, and production is rolled back
+//! through a revert promotion of the pin before.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::bin::mlops;
+use crate::server::Server;
+
+/// The quickstart with production's `watch:` set to `watch` (YAML lines under it).
+fn project(watch: &str) -> tempfile::TempDir {
+    crate::quickstart::copy(|original| {
+        let production =
+            "    url: https://digits.example.com\n    pin_file: deploy/production.yaml\n";
+        assert!(
+            original.contains(production),
+            "the production section moved"
+        );
+        original.replacen(production, &format!("{production}    watch:\n{watch}"), 1)
+    })
+}
+
+/// A production pin of `digits-mlp@VERSION` whose passing holdout report the registry records.
+fn promoted(registry: &Path, version: u64, dir: &Path) -> PathBuf {
+    use mlops_artifacts::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
+    let reference = format!("digits-mlp@{version}");
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(registry.join(format!("digits-mlp/{version}/card.json"))).expect("card"),
+    )
+    .expect("card JSON");
+    let report = crate::quickstart::holdout_report(&reference, "http://127.0.0.1:8080", true);
+    let (digest, _) = mlops_registry::Registry::open(registry)
+        .record_holdout("digits-mlp", version, &report)
+        .expect("records");
+    let pin = Pin {
+        version: 1,
+        model: PinnedModel {
+            name: "digits-mlp".into(),
+            version,
+            registry: registry.display().to_string(),
+            artifact: Artifact {
+                uri: registry
+                    .join(format!("digits-mlp/{version}"))
+                    .display()
+                    .to_string(),
+                sha256: card["artifact"]["sha256"].as_str().expect("sha").to_owned(),
+            },
+            image: None,
+        },
+        manifest_sha256: card["manifest"]["sha256"]
+            .as_str()
+            .expect("manifest sha")
+            .to_owned(),
+        holdout: Some(PinnedHoldout {
+            passed: true,
+            report_sha256: digest,
+            compared_with: None,
+        }),
+    };
+    let path = dir.join(format!("production-{version}.yaml"));
+    std::fs::write(&path, pin.to_yaml("production")).expect("pin");
+    path
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Production's pin history in the project: @1, then @2 (what the deploy puts in place).
+fn history(project: &Path, registry: &Path) -> PathBuf {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (one, two) = (
+        promoted(registry, 1, scratch.path()),
+        promoted(registry, 2, scratch.path()),
+    );
+    git(project, &["init", "-q", "-b", "main"]);
+    let pin = project.join("deploy/production.yaml");
+    std::fs::create_dir_all(project.join("deploy")).expect("mkdir");
+    for (i, p) in [one, two].iter().enumerate() {
+        std::fs::copy(p, &pin).expect("copy");
+        git(project, &["add", "-A"]);
+        git(project, &["commit", "-qm", &format!("pin {i}")]);
+    }
+    pin
+}
+
+/// A CSV request of `rows` rows of the quickstart's 64 features.
+fn body(rows: usize) -> Vec<u8> {
+    let header: Vec<String> = (0..64).map(|i| format!("pixel_{i}")).collect();
+    let mut text = header.join(",") + "\n";
+    for r in 0..rows {
+        let row: Vec<String> = (0..64).map(|c| ((r + c) % 17).to_string()).collect();
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    text.into_bytes()
+}
+
+/// One request, its status (0 when the connection failed).
+fn post(addr: SocketAddr, body: &[u8]) -> u16 {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let head = format!(
+        "POST /invocations HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body).is_err() {
+        return 0;
+    }
+    let mut answer = String::new();
+    let _ = BufReader::new(stream).read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `clients` threads posting `body` in a loop (pausing `pause` between requests) once `go` is
+/// set, until `stop` is; the statuses they saw, counted.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl Traffic {
+    fn start(
+        addr: SocketAddr,
+        clients: usize,
+        body: Vec<u8>,
+        pause: Duration,
+        go: Arc<AtomicBool>,
+    ) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let body = Arc::new(body);
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, go, body, ok, failed) = (
+                    stop.clone(),
+                    go.clone(),
+                    body.clone(),
+                    ok.clone(),
+                    failed.clone(),
+                );
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        if !go.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
+                        match post(addr, &body) {
+                            200 => ok.fetch_add(1, Ordering::SeqCst),
+                            _ => failed.fetch_add(1, Ordering::SeqCst),
+                        };
+                        std::thread::sleep(pause);
+                    }
+                })
+            })
+            .collect();
+        Traffic {
+            stop,
+            threads,
+            ok,
+            failed,
+        }
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `mlops deploy --env production` of the project's pin to `server`, with the traffic let go
+/// once the watch starts (after the service was seen serving the pin); its exit code and its
+/// output.
+fn deploy_watched(
+    project: &Path,
+    registry: &Path,
+    server: &Server,
+    traffic: &[&Traffic],
+    go: &Arc<AtomicBool>,
+) -> (Option<i32>, String) {
+    let mut c = mlops();
+    c.arg("deploy")
+        .arg("--manifest")
+        .arg(project.join("mlops.yaml"))
+        .arg("--registry")
+        .arg(registry)
+        .args(["--env", "production", "--endpoint", &server.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawns");
+    let stderr = child.stderr.take().expect("stderr");
+    let said = {
+        let go = go.clone();
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("/metrics every") {
+                    go.store(true, Ordering::SeqCst);
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        })
+    };
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let status = child.wait().expect("waits");
+    let stderr = said.join().expect("stderr reader");
+    let counted: Vec<String> = traffic
+        .iter()
+        .map(|t| {
+            format!(
+                "{} ok, {} failed",
+                t.ok.load(Ordering::SeqCst),
+                t.failed.load(Ordering::SeqCst)
+            )
+        })
+        .collect();
+    (
+        status.code(),
+        format!("{stdout}{stderr}traffic: {}\n", counted.join("; ")),
+    )
+}
+
+fn serve(registry: &Path, extra: &[&str]) -> Server {
+    let reg = registry.to_string_lossy().into_owned();
+    let mut args = vec![
+        "--model",
+        "digits-mlp@2",
+        "--registry",
+        reg.as_str(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(mlops(), &args)
+}
+
+#[test]
+fn a_healthy_soak_passes_and_errors_after_the_flip_roll_production_back() {
+    let registry = crate::quickstart::trained(2);
+    let limits = "      seconds: 4\n      interval_seconds: 1\n      max_error_rate: 0.05\n      min_requests: 5\n";
+
+    // Healthy: one client at a time, every request answered.
+    let healthy = project(limits);
+    history(healthy.path(), registry.path());
+    let server = serve(registry.path(), &[]);
+    let go = Arc::new(AtomicBool::new(false));
+    let traffic = Traffic::start(
+        server.addr,
+        1,
+        body(1),
+        Duration::from_millis(20),
+        go.clone(),
+    );
+    let (code, said) = deploy_watched(healthy.path(), registry.path(), &server, &[&traffic], &go);
+    drop(traffic);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("production serves digits-mlp@2"), "{said}");
+    assert!(
+        said.contains("failed, p99 up to"),
+        "the watch judged looks: {said}"
+    );
+    assert!(!said.contains("BREACH"), "{said}");
+
+    // Errors after the flip: a flood of clients against a service that takes two connections;
+    // the rest are refused (503), which the service counts.
+    let flooded = project(limits);
+    history(flooded.path(), registry.path());
+    let server = serve(registry.path(), &["--max-connections", "2"]);
+    let go = Arc::new(AtomicBool::new(false));
+    let flood = Traffic::start(server.addr, 16, body(1), Duration::ZERO, go.clone());
+    let (code, said) = deploy_watched(flooded.path(), registry.path(), &server, &[&flood], &go);
+    drop(flood);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("production serves digits-mlp@2"), "{said}");
+    assert!(said.contains("watch: watch.max_error_rate:"), "{said}");
+    // Production is rolled back: the revert promotion of the pin before is proposed (here it
+    // stops at the missing GitHub token, and says so).
+    assert!(
+        said.contains("watch: rolling production back: proposing Roll back production to digits-mlp@1 (from digits-mlp@2)"),
+        "{said}"
+    );
+}
+
+#[test]
+fn slow_answers_breach_the_p99_limit() {
+    let registry = crate::quickstart::trained(2);
+    let slow = project(
+        "      seconds: 4\n      interval_seconds: 1\n      p99_ms: 1\n      min_requests: 3\n",
+    );
+    history(slow.path(), registry.path());
+    let server = serve(registry.path(), &[]);
+    let go = Arc::new(AtomicBool::new(false));
+    // Batches of 20,000 rows: answered, but each takes longer than a millisecond.
+    let traffic = Traffic::start(server.addr, 2, body(20_000), Duration::ZERO, go.clone());
+    let (code, said) = deploy_watched(slow.path(), registry.path(), &server, &[&traffic], &go);
+    drop(traffic);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("watch: watch.p99_ms: the 99th percentile of"),
+        "{said}"
+    );
+    assert!(said.contains("over the limit of 1 ms"), "{said}");
+}
