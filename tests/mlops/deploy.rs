@@ -1372,3 +1372,124 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
     let out = staging().output().expect("runs");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
+
+/// A CloudWatch alarm in moto on the endpoint's 5xx errors, in `state`.
+fn alarm(moto: &moto::Moto, name: &str, state: &str) {
+    let (status, answer) = moto.query(
+        "monitoring",
+        &[
+            ("Action", "PutMetricAlarm"),
+            ("Version", "2010-08-01"),
+            ("AlarmName", name),
+            ("MetricName", "Invocation5XXErrors"),
+            ("Namespace", "AWS/SageMaker"),
+            ("Statistic", "Sum"),
+            ("Period", "60"),
+            ("EvaluationPeriods", "1"),
+            ("Threshold", "1"),
+            ("ComparisonOperator", "GreaterThanOrEqualToThreshold"),
+        ],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = moto.query(
+        "monitoring",
+        &[
+            ("Action", "SetAlarmState"),
+            ("Version", "2010-08-01"),
+            ("AlarmName", name),
+            ("StateValue", state),
+            ("StateReason", &format!("set to {state} by the test")),
+        ],
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// The watch after a production deploy of a SageMaker endpoint reads CloudWatch (moto): the
+/// endpoint's own alarms (the rendered Terraform's) and the manifest's. All OK: the deploy
+/// passes. One in ALARM: exit 1 naming it, and production goes back to the pin before at once,
+/// tagged with why (the pin file must follow through a rollback pull request).
+#[test]
+fn a_sagemaker_watch_rolls_production_back_when_an_alarm_fires() {
+    let Some((moto, dir)) = sagemaker_world(2) else {
+        return;
+    };
+    let Some(fake) = fake_sagemaker::Fake::start("endpoint") else {
+        return;
+    };
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("manifest");
+    let alarms = "      rollback_alarms: [digits-5xx]\n";
+    assert!(yaml.contains(alarms));
+    std::fs::write(
+        &manifest,
+        yaml.replace(
+            alarms,
+            &format!("{alarms}    watch:\n      seconds: 2\n      interval_seconds: 1\n"),
+        ),
+    )
+    .expect("write");
+    for name in [
+        "digits-production-5xx",
+        "digits-production-latency-p99",
+        "digits-5xx",
+    ] {
+        alarm(&moto, name, "OK");
+    }
+    let one = production_pin(&moto, dir.path(), 1);
+    let two = production_pin(&moto, dir.path(), 2);
+    let repo = pin_history(&[&one, &two]);
+    let pin = repo
+        .path()
+        .join("pins/current.yaml")
+        .to_string_lossy()
+        .into_owned();
+    let production = |extra: &[&str]| {
+        let mut args = vec!["--env", "production", "--pin", &pin];
+        args.extend_from_slice(extra);
+        let out = deploy_sm(&moto, dir.path(), &fake.endpoint(), &args)
+            .env("GITHUB_ACTOR", "mlops-watch")
+            .output()
+            .expect("runs");
+        (out.status.code(), text(&out))
+    };
+    let (code, said) = production(&[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(
+            "watch: the alarms digits-production-5xx, digits-production-latency-p99, digits-5xx every 1 s for 2 s"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("production endpoint digits-production serves digits-mlp@2"),
+        "{said}"
+    );
+
+    // The endpoint's own 5xx alarm fires: a breach, and @1 goes back at once.
+    alarm(&moto, "digits-production-5xx", "ALARM");
+    let (code, said) = production(&[]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(
+            "watch: the alarm digits-production-5xx is in ALARM: set to ALARM by the test"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("watch: rolled production back:") && said.contains("serves digits-mlp@1"),
+        "{said}"
+    );
+    let tags = fake.tags();
+    let endpoint = &tags["arn:aws:sagemaker:us-east-1:123456789012:endpoint/digits-production"];
+    assert_eq!(endpoint["mlops:break-glass-by"], "mlops-watch");
+    assert!(
+        endpoint["mlops:break-glass-reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("watch: the alarm digits-production-5xx is in ALARM")),
+        "{endpoint:?}"
+    );
+    // --no-watch deploys without looking.
+    let (code, said) = production(&["--no-watch"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("watch:"), "{said}");
+}

@@ -12,12 +12,14 @@ use std::path::Path;
 
 use aws_config::BehaviorVersion;
 
+pub mod alarms;
 mod call;
 pub mod ecr;
 pub mod endpoints;
 pub mod logs;
 pub mod sagemaker;
 
+pub use alarms::{AlarmState, Alarms};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 pub use ecr::{Ecr, Image, Login};
 pub use endpoints::{Capacity, EndpointState, ModelSpec, ServedVariant};

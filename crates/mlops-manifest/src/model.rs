@@ -692,6 +692,29 @@ pub struct SagemakerEndpoint {
     pub rollback_alarms: Vec<String>,
 }
 
+impl SagemakerEndpoint {
+    /// The alarms the rendered Terraform creates for the endpoint: its 5xx errors and its
+    /// model's p99 latency.
+    pub fn own_alarm_names(&self) -> [String; 2] {
+        [
+            format!("{}-5xx", self.endpoint_name),
+            format!("{}-latency-p99", self.endpoint_name),
+        ]
+    }
+
+    /// Every alarm whose firing means the endpoint is unhealthy: its own, then the manifest's
+    /// `rollback_alarms`, each once.
+    pub fn health_alarms(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.own_alarm_names().to_vec();
+        for a in &self.rollback_alarms {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        all
+    }
+}
+
 /// Serverless inference settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -326,10 +326,11 @@ fn environment(name: &'static str, env: &Environment) -> EnvironmentCtx {
         name,
         url: env.url.clone(),
         sagemaker: env.sagemaker.as_ref().map(|s| {
+            let [errors, latency] = s.own_alarm_names();
             let own_alarms = vec![
                 AlarmCtx {
                     id: "errors",
-                    name: format!("{}-5xx", s.endpoint_name),
+                    name: errors,
                     metric: "Invocation5XXErrors",
                     statistic: Some("Sum"),
                     extended_statistic: None,
@@ -338,7 +339,7 @@ fn environment(name: &'static str, env: &Environment) -> EnvironmentCtx {
                 },
                 AlarmCtx {
                     id: "latency",
-                    name: format!("{}-latency-p99", s.endpoint_name),
+                    name: latency,
                     metric: "ModelLatency",
                     statistic: None,
                     extended_statistic: Some("p99"),
@@ -347,13 +348,7 @@ fn environment(name: &'static str, env: &Environment) -> EnvironmentCtx {
                     description: "The model's p99 latency passed one second: roll the deployment back.",
                 },
             ];
-            let mut rollback_alarms: Vec<String> =
-                own_alarms.iter().map(|a| a.name.clone()).collect();
-            for a in &s.rollback_alarms {
-                if !rollback_alarms.contains(a) {
-                    rollback_alarms.push(a.clone());
-                }
-            }
+            let rollback_alarms = s.health_alarms();
             EndpointCtx {
                 endpoint_name: s.endpoint_name.clone(),
                 instance_type: s.instance_type.clone(),

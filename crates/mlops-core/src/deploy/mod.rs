@@ -121,10 +121,11 @@ pub enum Outcome {
     /// A rollback of production: the revert promotion, to be proposed as any promotion is.
     Propose(Box<Prepared>),
     /// The environment served the pin, then the watch after it found a breach: what breached,
-    /// and production's rollback (the revert promotion, to be proposed), or why there is none.
+    /// and production's rollback (a SageMaker endpoint's redeploy of the pin before, `Deployed`;
+    /// a URL target's revert promotion, `Propose`), or why there is none.
     Breached {
         deployed: Box<Deployed>,
-        rollback: Result<Box<Prepared>, Problem>,
+        rollback: Result<Box<Outcome>, Problem>,
     },
 }
 
@@ -362,14 +363,10 @@ pub fn deploy(
     let Some(w) = environment.watch.as_ref().filter(|_| !req.no_watch) else {
         return Ok(Outcome::Deployed(deployed));
     };
-    if environment.sagemaker.is_some() {
-        progress.notice(
-            "watch: a SageMaker endpoint is watched during the deploy's canary through its \
-             `rollback_alarms`; a soak after it is not implemented for endpoints yet",
-        );
-        return Ok(Outcome::Deployed(deployed));
-    }
-    let watched = watch_url(&deployed.endpoint, w, progress)?;
+    let watched = match &environment.sagemaker {
+        Some(sm) => watch_endpoint(&sm.health_alarms(), w, progress)?,
+        None => watch_url(&deployed.endpoint, w, progress)?,
+    };
     deployed.summary.push_str(&watch_summary(&watched, w));
     let breached = !watched.breaches.is_empty();
     deployed.watched = Some(watched);
@@ -381,13 +378,12 @@ pub fn deploy(
             let reason = deployed
                 .watched
                 .as_ref()
-                .map(|w| w.breaches.join("; "))
+                .map(|w| format!("watch: {}", w.breaches.join("; ")))
                 .unwrap_or_default();
-            match rollback(req, registry, Some(&reason), false, progress) {
-                Ok(Outcome::Propose(prepared)) => Ok(prepared),
-                Ok(_) => Err(Problem::broken("the rollback prepared no promotion", "")),
-                Err(p) => Err(p),
-            }
+            // A SageMaker endpoint goes back to the pin before at once (as break glass does,
+            // tagged with why); a URL target through the revert promotion (the gate applies).
+            let at_once = environment.sagemaker.is_some();
+            rollback(req, registry, Some(&reason), at_once, progress).map(Box::new)
         }
         Env::Staging => Err(Problem::refused(
             "staging is not rolled back: a breach there stops the release",
@@ -425,6 +421,44 @@ fn watch_url(
             format!("watch: {signal}: stopped watching; the deploy itself is done"),
             "",
         )
+    })
+}
+
+/// The soak of a SageMaker endpoint through the CloudWatch alarms `names`.
+fn watch_endpoint(
+    names: &[String],
+    w: &mlops_manifest::model::Watch,
+    progress: &mut dyn Progress,
+) -> Result<watch::Watched, Problem> {
+    progress.notice(&format!(
+        "watch: the alarms {} every {} s for {} s",
+        names.join(", "),
+        w.interval_seconds,
+        w.seconds
+    ));
+    let rt = crate::runtime::current_thread()?;
+    rt.block_on(async {
+        let cloudwatch = mlops_aws::Alarms::from_env().await;
+        watch::alarms(
+            &cloudwatch,
+            names,
+            w,
+            progress,
+            crate::runtime::interrupted(),
+        )
+        .await
+    })
+    .map_err(|e| match e {
+        watch::Unwatched::Cancelled(signal) => Problem::cancelled(
+            format!("watch: {signal}: stopped watching; the deploy itself is done"),
+            "",
+        ),
+        watch::Unwatched::Blind(why) => Problem::input(
+            format!("watch: cannot watch the endpoint: {why}; the deploy itself is done"),
+            "apply the rendered Terraform (it creates the endpoint's 5xx and latency alarms), \
+             or name existing alarms in `rollback_alarms`; the role needs \
+             cloudwatch:DescribeAlarms",
+        ),
     })
 }
 

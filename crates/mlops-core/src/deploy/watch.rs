@@ -9,6 +9,9 @@
 //! `min_requests` requests is not judged; its requests are carried into the next look, so a quiet
 //! service is judged over a longer window rather than on three requests. A service that stops
 //! answering `/metrics` (three looks in a row) is a breach too; the first look must answer.
+//!
+//! A SageMaker endpoint is judged from CloudWatch alarms (the two the rendered Terraform creates
+//! for it and the manifest's `rollback_alarms`): any in `ALARM` is a breach.
 
 use std::time::{Duration, Instant};
 
@@ -325,6 +328,111 @@ pub async fn url(
     Ok(done)
 }
 
+/// Why an alarm watch could not run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unwatched {
+    /// SIGINT or SIGTERM, by name.
+    Cancelled(&'static str),
+    /// None of the alarms exists, or CloudWatch would not say.
+    Blind(String),
+}
+
+/// What breaches in one look at the alarms: each in `ALARM`, with CloudWatch's reason.
+pub fn firing(states: &[mlops_aws::AlarmState]) -> Vec<String> {
+    states
+        .iter()
+        .filter(|a| a.state == "ALARM")
+        .map(|a| format!("the alarm {} is in ALARM: {}", a.name, a.reason))
+        .collect()
+}
+
+/// Watches a SageMaker endpoint through the CloudWatch alarms `names` (its own and the
+/// manifest's) as `watch` says: a breach is any of them in `ALARM`. The names that do not exist
+/// are said once; when none does, there is nothing to watch (`Blind`).
+pub async fn alarms(
+    cloudwatch: &mlops_aws::Alarms,
+    names: &[String],
+    watch: &Watch,
+    progress: &mut dyn Progress,
+    cancelled: impl std::future::Future<Output = &'static str>,
+) -> Result<Watched, Unwatched> {
+    let mut done = Watched {
+        looks: 0,
+        requests: 0,
+        errors: 0,
+        worst_p99_ms: None,
+        breaches: Vec::new(),
+        unjudged: false,
+    };
+    let started = Instant::now();
+    let total = Duration::from_secs(u64::from(watch.seconds));
+    let interval = Duration::from_secs(u64::from(watch.interval_seconds));
+    tokio::pin!(cancelled);
+    let mut failures = 0;
+    let mut first = true;
+    loop {
+        let states = match cloudwatch.states(names).await {
+            Ok(s) => {
+                failures = 0;
+                s
+            }
+            Err(e) if first => return Err(Unwatched::Blind(e.message)),
+            Err(e) if failures + 1 >= FAILED_LOOKS => {
+                done.breaches.push(format!(
+                    "CloudWatch: {FAILED_LOOKS} looks in a row failed: {}",
+                    e.message
+                ));
+                return Ok(done);
+            }
+            Err(e) => {
+                failures += 1;
+                progress.notice(&format!("watch: CloudWatch: {}", e.message));
+                Vec::new()
+            }
+        };
+        if first {
+            let missing: Vec<&String> = names
+                .iter()
+                .filter(|n| !states.iter().any(|a| &a.name == *n))
+                .collect();
+            if missing.len() == names.len() {
+                return Err(Unwatched::Blind(format!(
+                    "none of the alarms {} exists",
+                    names.join(", ")
+                )));
+            }
+            if !missing.is_empty() {
+                let missing: Vec<&str> = missing.iter().map(|m| m.as_str()).collect();
+                progress.notice(&format!(
+                    "watch: the alarms {} do not exist: not watched",
+                    missing.join(", ")
+                ));
+            }
+            first = false;
+        } else {
+            done.looks += 1;
+        }
+        let breaches = firing(&states);
+        if !breaches.is_empty() {
+            done.breaches = breaches;
+            return Ok(done);
+        }
+        if started.elapsed() >= total {
+            return Ok(done);
+        }
+        progress.notice(&format!(
+            "watch: {} s, {} alarms OK or without data",
+            started.elapsed().as_secs(),
+            states.len()
+        ));
+        let wait = interval.min(total.saturating_sub(started.elapsed()));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            signal = &mut cancelled => return Err(Unwatched::Cancelled(signal)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +507,20 @@ mod tests {
         assert_eq!((w.requests, w.errors, w.p99_ms), (3, 0, Some(1.0)));
         // Nothing happened: no p99.
         assert_eq!(window(&from, &from).p99_ms, None);
+    }
+
+    #[test]
+    fn an_alarm_in_alarm_is_a_breach_with_its_reason() {
+        let state = |name: &str, state: &str| mlops_aws::AlarmState {
+            name: name.into(),
+            state: state.into(),
+            reason: format!("{name} said so"),
+        };
+        assert!(firing(&[state("a", "OK"), state("b", "INSUFFICIENT_DATA")]).is_empty());
+        assert_eq!(
+            firing(&[state("a", "OK"), state("e-5xx", "ALARM")]),
+            ["the alarm e-5xx is in ALARM: e-5xx said so"]
+        );
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
 /// whatever the rollback did.
 fn breached(
     deployed: &Deployed,
-    rollback: Result<Box<mlops_core::promote::Prepared>, mlops_core::Problem>,
+    rollback: Result<Box<Outcome>, mlops_core::Problem>,
     args: &DeployArgs,
     format: Format,
 ) -> Exit {
@@ -102,8 +102,8 @@ fn breached(
         error(&format!("watch: {b}"), "");
     }
     let _ = outputs(deployed, format);
-    match rollback {
-        Ok(prepared) => {
+    match rollback.map(|o| *o) {
+        Ok(Outcome::Propose(prepared)) => {
             eprintln!(
                 "watch: rolling {} back: proposing {}",
                 args.env.name(),
@@ -116,6 +116,10 @@ fn breached(
                 format,
             );
         }
+        Ok(Outcome::Deployed(d)) => {
+            eprintln!("watch: rolled {} back: {}", args.env.name(), d.line);
+        }
+        Ok(_) => {}
         Err(p) => {
             error(&format!("watch: no rollback: {}", p.message), &p.hint);
         }
