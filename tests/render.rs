@@ -1240,8 +1240,16 @@ fn job_timeouts_cover_a_cold_start_of_the_actions() {
                 if actions.is_empty() {
                     continue;
                 }
-                let need =
-                    COLD_START_MINUTES + actions.iter().map(|a| work_minutes(a)).sum::<u64>();
+                // A deploy job also watches its environment for the soak period.
+                let watch = match (actions.contains(&"deploy"), job["environment"].as_str()) {
+                    (true, Some("production")) => m.environments.production.watch.as_ref(),
+                    (true, Some("staging")) => m.environments.staging.watch.as_ref(),
+                    _ => None,
+                }
+                .map_or(0, |w| u64::from(w.seconds).div_ceil(60));
+                let need = COLD_START_MINUTES
+                    + watch
+                    + actions.iter().map(|a| work_minutes(a)).sum::<u64>();
                 let have = job["timeout-minutes"].as_u64().unwrap_or(0);
                 assert!(
                     have >= need,

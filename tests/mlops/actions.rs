@@ -1870,6 +1870,11 @@ fn the_loop_to_production(elsewhere: bool) {
             "https://digits.example.com",
             &format!("http://127.0.0.1:{production_port}"),
         )
+        // The soak after production's deploy, shortened for the test.
+        .replace(
+            "      seconds: 600\n      interval_seconds: 15\n",
+            "      seconds: 2\n      interval_seconds: 1\n",
+        )
         // The engineer who starts the run is a listed reviewer too: only having started it
         // keeps their approval from counting.
         .replace("reviewers: [ml-lead]", "reviewers: [ml-lead, ml-engineer]")

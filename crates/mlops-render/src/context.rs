@@ -27,6 +27,10 @@ pub(crate) struct Context {
     /// The manifest sets `promotion.no_regression`: the holdout test scores the candidate beside
     /// the version production pins (`--compare production`).
     pub no_regression: bool,
+    /// The deploy jobs' timeouts, in minutes: a cold start and the deploy's own wait, plus the
+    /// environment's `watch` (the soak after the deploy runs in the same job).
+    pub staging_deploy_minutes: u64,
+    pub production_deploy_minutes: u64,
     /// The gate workflow's name, which its concurrency groups start with: `mlops gate`, or in a
     /// promotion repository that several projects may share, `mlops gate (PROJECT)`.
     pub gate_name: String,
@@ -318,7 +322,16 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             |p| p.pin_file.clone(),
         ),
         no_regression: promotion.is_some_and(|p| !p.no_regression.is_empty()),
+        staging_deploy_minutes: 60 + watch_minutes(&m.environments.staging),
+        production_deploy_minutes: 90 + watch_minutes(&m.environments.production),
     }
+}
+
+/// The minutes an environment's `watch` adds to the job that deploys it (rounded up).
+fn watch_minutes(env: &Environment) -> u64 {
+    env.watch
+        .as_ref()
+        .map_or(0, |w| u64::from(w.seconds).div_ceil(60))
 }
 
 fn environment(name: &'static str, env: &Environment) -> EnvironmentCtx {
