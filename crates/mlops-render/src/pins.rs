@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "f0af078e6355406401d4de9f83ba7030dea5bd35",
+    "674d7f9be26e95af512d84cc27612e9f21fb9662",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
