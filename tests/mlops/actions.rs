@@ -2175,6 +2175,12 @@ fn the_loop_to_production(elsewhere: bool) {
         let push = format!(r#"{{"ref": "refs/heads/main", "after": "{merged}"}}"#);
         let (run, roles) = gate("push", &push);
         assert_eq!(run.code, Some(0), "{}", run.log);
+        // The deploy watched production's /metrics for the (shortened) soak.
+        assert!(
+            run.log.contains("/metrics every 1 s for 2 s"),
+            "{}",
+            run.log
+        );
         let expected: Vec<&str> = if elsewhere {
             vec![&gate_token, deploy]
         } else {
