@@ -55,25 +55,8 @@ fn card(registry: &Path, version: u64) -> Value {
 
 /// A production pin of `digits-mlp@VERSION` in `dir`, with the artifact digest `sha256`.
 fn pin(dir: &Path, registry: &Path, version: u64, sha256: &str) -> PathBuf {
-    use mlops_artifacts::pin::{Artifact, Pin, PinnedModel};
-    let pin = Pin {
-        version: 1,
-        model: PinnedModel {
-            name: "digits-mlp".into(),
-            version,
-            registry: registry.display().to_string(),
-            artifact: Artifact {
-                uri: registry
-                    .join(format!("digits-mlp/{version}"))
-                    .display()
-                    .to_string(),
-                sha256: sha256.to_owned(),
-            },
-            image: None,
-        },
-        manifest_sha256: "b".repeat(64),
-        holdout: None,
-    };
+    let mut pin = crate::quickstart::pin(registry, version, None);
+    pin.model.artifact.sha256 = sha256.to_owned();
     let path = dir.join(format!("production-{version}.yaml"));
     std::fs::write(&path, pin.to_yaml("production")).expect("pin");
     path

@@ -30,41 +30,20 @@ fn project(watch: &str) -> tempfile::TempDir {
 
 /// A production pin of `digits-mlp@VERSION` whose passing holdout report the registry records.
 fn promoted(registry: &Path, version: u64, dir: &Path) -> PathBuf {
-    use mlops_artifacts::pin::{Artifact, Pin, PinnedHoldout, PinnedModel};
     let reference = format!("digits-mlp@{version}");
-    let card: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(registry.join(format!("digits-mlp/{version}/card.json"))).expect("card"),
-    )
-    .expect("card JSON");
     let report = crate::quickstart::holdout_report(&reference, "http://127.0.0.1:8080", true);
     let (digest, _) = mlops_registry::Registry::open(registry)
         .record_holdout("digits-mlp", version, &report)
         .expect("records");
-    let pin = Pin {
-        version: 1,
-        model: PinnedModel {
-            name: "digits-mlp".into(),
-            version,
-            registry: registry.display().to_string(),
-            artifact: Artifact {
-                uri: registry
-                    .join(format!("digits-mlp/{version}"))
-                    .display()
-                    .to_string(),
-                sha256: card["artifact"]["sha256"].as_str().expect("sha").to_owned(),
-            },
-            image: None,
-        },
-        manifest_sha256: card["manifest"]["sha256"]
-            .as_str()
-            .expect("manifest sha")
-            .to_owned(),
-        holdout: Some(PinnedHoldout {
+    let pin = crate::quickstart::pin(
+        registry,
+        version,
+        Some(mlops_artifacts::pin::PinnedHoldout {
             passed: true,
             report_sha256: digest,
             compared_with: None,
         }),
-    };
+    );
     let path = dir.join(format!("production-{version}.yaml"));
     std::fs::write(&path, pin.to_yaml("production")).expect("pin");
     path

@@ -84,3 +84,36 @@ pub(crate) fn holdout_report(reference: &str, endpoint: &str, passed: bool) -> V
     assert_eq!(report.passed, passed, "the fixture settles as asked");
     serde_json::to_vec_pretty(&report).expect("JSON")
 }
+
+/// A production pin of `digits-mlp@VERSION` in the local `registry` (its artifact's digest read
+/// from the card), with `holdout` as given.
+pub(crate) fn pin(
+    registry: &Path,
+    version: u64,
+    holdout: Option<mlops_artifacts::pin::PinnedHoldout>,
+) -> mlops_artifacts::pin::Pin {
+    use mlops_artifacts::pin::{Artifact, Pin, PinnedModel};
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(registry.join(format!("digits-mlp/{version}/card.json"))).expect("card"),
+    )
+    .expect("card JSON");
+    let text = |key: &str| card[key]["sha256"].as_str().expect("a digest").to_owned();
+    Pin {
+        version: 1,
+        model: PinnedModel {
+            name: "digits-mlp".into(),
+            version,
+            registry: registry.display().to_string(),
+            artifact: Artifact {
+                uri: registry
+                    .join(format!("digits-mlp/{version}"))
+                    .display()
+                    .to_string(),
+                sha256: text("artifact"),
+            },
+            image: None,
+        },
+        manifest_sha256: text("manifest"),
+        holdout,
+    }
+}

@@ -219,7 +219,7 @@ pub fn judge(window: &Window, watch: &Watch) -> Vec<String> {
 }
 
 /// How a watch ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Watched {
     /// Looks taken (scrapes after the first).
     pub looks: u32,
@@ -248,14 +248,7 @@ pub async fn url(
             Err(e) => Err(e),
         }
     };
-    let mut done = Watched {
-        looks: 0,
-        requests: 0,
-        errors: 0,
-        worst_p99_ms: None,
-        breaches: Vec::new(),
-        unjudged: false,
-    };
+    let mut done = Watched::default();
     let fail = |mut done: Watched, why: String| {
         done.breaches.push(format!("/metrics: {why}"));
         done
@@ -356,14 +349,7 @@ pub async fn alarms(
     progress: &mut dyn Progress,
     cancelled: impl std::future::Future<Output = &'static str>,
 ) -> Result<Watched, Unwatched> {
-    let mut done = Watched {
-        looks: 0,
-        requests: 0,
-        errors: 0,
-        worst_p99_ms: None,
-        breaches: Vec::new(),
-        unjudged: false,
-    };
+    let mut done = Watched::default();
     let started = Instant::now();
     let total = Duration::from_secs(u64::from(watch.seconds));
     let interval = Duration::from_secs(u64::from(watch.interval_seconds));
