@@ -222,6 +222,9 @@ pub(crate) fn cargo_tool(name: &str, version: &str) -> Result<PathBuf, String> {
 /// cargo-deny of the tools' environment (`bin`). (Advisories need the advisory database from
 /// GitHub: the project's GitHub workflow checks them.)
 fn deny(bin: &Path) -> Result<(), String> {
+    // cargo-deny reads `cargo metadata` for every platform, offline: first fetch what the builds
+    // did not need (other platforms' crates), which a fresh machine's cache lacks.
+    run(cargo().args(["fetch", "--locked"]))?;
     run(Command::new(bin.join("cargo-deny"))
         .current_dir(root())
         .args(["--offline", "check", "licenses", "bans", "sources"]))
