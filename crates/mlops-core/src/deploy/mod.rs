@@ -393,18 +393,23 @@ pub fn deploy(
     Ok(Outcome::Breached { deployed, rollback })
 }
 
+/// The client of a URL target's service (`/version`, `/metrics`): 10 s per call.
+fn service_client(url: &str) -> Result<Http, Problem> {
+    let policy = Policy {
+        timeout: Duration::from_secs(10),
+        ..Policy::default()
+    };
+    Http::new(url, policy)
+        .map_err(|e| Problem::input(e, "set the environment's url to the service's base URL"))
+}
+
 /// The soak of a URL target at `url`, on a runtime of its own, stopped by SIGINT or SIGTERM.
 fn watch_url(
     url: &str,
     w: &mlops_manifest::model::Watch,
     progress: &mut dyn Progress,
 ) -> Result<watch::Watched, Problem> {
-    let policy = Policy {
-        timeout: Duration::from_secs(10),
-        ..Policy::default()
-    };
-    let http = Http::new(url, policy)
-        .map_err(|e| Problem::input(e, "set the environment's url to the service's base URL"))?;
+    let http = service_client(url)?;
     progress.notice(&format!(
         "watch: {url}/metrics every {} s for {} s",
         w.interval_seconds, w.seconds
@@ -704,12 +709,7 @@ fn deploy_pin(
             ));
         }
     };
-    let policy = Policy {
-        timeout: Duration::from_secs(10),
-        ..Policy::default()
-    };
-    let http = Http::new(&url, policy)
-        .map_err(|e| Problem::input(e, "set the environment's url to the service's base URL"))?;
+    let http = service_client(&url)?;
     let rt = crate::runtime::current_thread()?;
     let before = rt.block_on(http.version_or_why());
     if req.check {
