@@ -252,7 +252,41 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
             job("mlops-release.yml", "promote")["environment"],
             "staging"
         );
-        assert_eq!(jobs(&gate_file), ["gate", "production"]);
+        // With a watch after production's deploy, a breach reaches a job that may open the
+        // rollback pull request (the deploy job's token only reads).
+        let watched = m.environments.production.watch.is_some();
+        if watched {
+            assert_eq!(jobs(&gate_file), ["gate", "production", "rollback"]);
+            let rollback = job(&gate_file, "rollback");
+            assert_eq!(rollback["needs"], "production");
+            assert_eq!(
+                rollback["if"],
+                "failure() && needs.production.outputs.breach != ''"
+            );
+            let mut write = serde_json::json!({"contents": "write", "pull-requests": "write", "statuses": "write"});
+            if m.registry.path.starts_with("s3://") {
+                write["id-token"] = "write".into();
+                assert_eq!(rollback["environment"], "production", "{path}");
+            }
+            assert_eq!(rollback["permissions"], write, "{path}");
+            let steps = rollback["steps"].as_array().expect("steps");
+            assert_eq!(steps[0]["with"]["fetch-depth"], 0, "{path}: the pin before");
+            let deploy = steps
+                .iter()
+                .find(|s| {
+                    s["uses"]
+                        .as_str()
+                        .is_some_and(|u| u.contains("/actions/deploy@"))
+                })
+                .expect("the rollback's deploy step");
+            assert_eq!(deploy["with"]["rollback"], true);
+            assert_eq!(
+                deploy["with"]["reason"],
+                "${{ needs.production.outputs.breach }}"
+            );
+        } else {
+            assert_eq!(jobs(&gate_file), ["gate", "production"]);
+        }
         let read =
             serde_json::json!({"contents": "read", "pull-requests": "read", "statuses": "read"});
         assert_eq!(job(&gate_file, "gate")["permissions"], read);
@@ -285,6 +319,18 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
             production_read["id-token"] = "write".into();
         }
         assert_eq!(production["permissions"], production_read, "{path}");
+        let deploy = &steps[at("/actions/deploy@").expect("deploy")];
+        assert_eq!(
+            deploy["with"]["defer-rollback-pr"].as_bool(),
+            watched.then_some(true),
+            "{path}"
+        );
+        // A SageMaker endpoint is put back at once in the deploy job: it reads the pin before.
+        assert_eq!(
+            steps[0]["with"]["fetch-depth"].as_u64(),
+            (watched && m.environments.production.sagemaker.is_some()).then_some(0),
+            "{path}"
+        );
         // The training role is assumed without an environment (its trust is the default branch).
         assert!(job("mlops-train.yml", "train")["environment"].is_null());
         // Automatic approval (no SageMaker registry) chains the release after training.
@@ -1240,8 +1286,17 @@ fn job_timeouts_cover_a_cold_start_of_the_actions() {
                 if actions.is_empty() {
                     continue;
                 }
-                // A deploy job also watches its environment for the soak period.
-                let watch = match (actions.contains(&"deploy"), job["environment"].as_str()) {
+                // A deploy job also watches its environment for the soak period (a rollback's
+                // proposal watches nothing).
+                let proposes = job["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s["with"]["rollback"] == true);
+                let watch = match (
+                    actions.contains(&"deploy") && !proposes,
+                    job["environment"].as_str(),
+                ) {
                     (true, Some("production")) => m.environments.production.watch.as_ref(),
                     (true, Some("staging")) => m.environments.staging.watch.as_ref(),
                     _ => None,
@@ -1347,9 +1402,11 @@ fn a_promotion_repository_elsewhere_holds_the_gate_that_deploys_production() {
                 }
             }
         }
+        let rollback = usize::from(m.environments.production.watch.is_some());
         assert_eq!(
-            reads, 3,
-            "{path}: the gate twice and the deploy read the copy"
+            reads,
+            3 + rollback,
+            "{path}: the gate twice, the deploy (and the rollback) read the copy"
         );
         let report = mlops_manifest::check_bytes(&copy, promotion[&copy].as_bytes());
         assert!(report.is_valid(), "{path}: {:?}", report.diagnostics);

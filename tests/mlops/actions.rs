@@ -1218,7 +1218,19 @@ const STAND_INS: &[StandIn] = &[
         &["manifest", "image-digest"],
         &[("model-version", "7")],
     ),
-    ("deploy", &["manifest", "environment", "model"], &[]),
+    (
+        "deploy",
+        &[
+            "manifest",
+            "environment",
+            "model",
+            "defer-rollback-pr",
+            "rollback",
+            "reason",
+            "token",
+        ],
+        &[("breach", "$MLOPS_STANDIN_BREACH")],
+    ),
     (
         "holdout",
         &[
@@ -1245,8 +1257,8 @@ const STAND_INS: &[StandIn] = &[
     ),
 ];
 
-/// A composite action that records its inputs (a token only as `<set>` or empty; other empty
-/// inputs not at all, after the first) and sets its outputs. Every value reaches the shell through `env:`, never expanded inside `run:`.
+/// A composite action that records its inputs (a token only as `<set>`; empty inputs not at
+/// all, after the first) and sets its outputs. Every value reaches the shell through `env:`, never expanded inside `run:`.
 fn stand_in_action(name: &str, inputs: &[&str], outputs: &[(&str, &str)]) -> String {
     let mut yaml = format!("name: stand-in {name}\ndescription: test stand-in\ninputs:\n");
     for i in inputs {
@@ -1273,7 +1285,7 @@ fn stand_in_action(name: &str, inputs: &[&str], outputs: &[(&str, &str)]) -> Str
     for (n, i) in inputs.iter().enumerate() {
         let var = format!("IN_{}", i.to_uppercase().replace('-', "_"));
         if *i == "token" {
-            line.push_str(&format!(" {i}=${{{var}:+<set>}}"));
+            line.push_str(&format!("${{{var}:+ {i}=<set>}}"));
         } else if n == 0 {
             line.push_str(&format!(" {i}=${var}"));
         } else {
@@ -1293,6 +1305,12 @@ fn stand_in_action(name: &str, inputs: &[&str], outputs: &[(&str, &str)]) -> Str
     if name == "gate" {
         // The real gate fails its step when production may not deploy.
         yaml.push_str("        test \"${MLOPS_STANDIN_APPROVED:-true}\" != false\n");
+    }
+    if name == "deploy" {
+        // The real deploy fails its step when the watch after it found a breach.
+        yaml.push_str(
+            "        test -z \"${MLOPS_STANDIN_BREACH:-}\" || test \"$IN_ROLLBACK\" = true\n",
+        );
     }
     yaml
 }
@@ -1542,7 +1560,8 @@ fn rendered_train_workflow_trains_and_releases_the_new_version() {
             "aws role=arn:aws:iam::123456789012:role/train region=eu-west-1".to_owned(),
             format!("train {manifest}"),
             staging.to_owned(),
-            format!("deploy {manifest} environment=staging model=7"),
+            // The staging pin is committed where the GitOps tool reads it (with a token).
+            format!("deploy {manifest} environment=staging model=7 token=<set>"),
             staging.to_owned(),
             // promotion.no_regression: production's pin from the base branch, then the
             // holdout test compares with it.
@@ -1721,21 +1740,57 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     let gate = format!("gate {manifest} commit={pushed} token=<set>");
     let (run, record) = run_gate("push", &push, "true");
     assert_eq!(run.code, Some(0), "{}", run.log);
+    let role = "aws role=arn:aws:iam::123456789012:role/production region=eu-west-1".to_owned();
+    // The example watches production after the deploy; a breach is left to the rollback job.
+    let deploy = format!("deploy {manifest} environment=production defer-rollback-pr=true");
     assert_eq!(
         record,
-        [
-            gate.clone(),
-            "aws role=arn:aws:iam::123456789012:role/production region=eu-west-1".to_owned(),
-            format!("deploy {manifest} environment=production"),
-        ],
+        [gate.clone(), role.clone(), deploy.clone()],
         "{}",
         run.log
     );
 
-    // A push the gate refuses (no approved promotion merged as that commit): no role, no deploy.
+    // A push the gate refuses (no approved promotion merged as that commit): no role, no deploy,
+    // and no rollback (nothing breached).
     let (run, record) = run_gate("push", &push, "false");
     assert_eq!(run.code, Some(1), "{}", run.log);
-    assert_eq!(record, [gate], "not approved\n{}", run.log);
+    assert_eq!(record, [gate.clone()], "not approved\n{}", run.log);
+
+    // The watch after the deploy breaches: the deploy job fails with what breached (its token
+    // only reads), and the rollback job, with write rights, the production role and the pin
+    // file's whole history, proposes the pin before with the breach as the reason.
+    let breach = "watch: the alarm churn-production-5xx is in ALARM";
+    let (run, record) = act_rendered(
+        repo.path(),
+        &stand_ins,
+        "mlops-gate-churn.yml",
+        "push",
+        &push,
+        &[
+            "--var",
+            "MLOPS_AWS_ROLE_ARN=arn:aws:iam::123456789012:role/production",
+            "-s",
+            "GITHUB_TOKEN=test-token",
+            "--env",
+            &format!("MLOPS_STANDIN_BREACH={breach}"),
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.log);
+    assert_eq!(
+        record,
+        [
+            gate,
+            role.clone(),
+            deploy,
+            role,
+            format!(
+                "deploy {manifest} environment=production rollback=true reason={breach} \
+                 token=<set>"
+            ),
+        ],
+        "{}",
+        run.log
+    );
 }
 
 /// `actions/` of this repository at `sha` (the commit the rendered workflows pin), as a user's
@@ -1870,11 +1925,14 @@ fn the_loop_to_production(elsewhere: bool) {
             "https://digits.example.com",
             &format!("http://127.0.0.1:{production_port}"),
         )
-        // The soak after production's deploy, shortened for the test.
+        // The soak after production's deploy, shortened for the test, with a p99 limit no
+        // service meets: a deploy with no traffic passes (too little to judge), one under
+        // traffic breaches.
         .replace(
             "      seconds: 600\n      interval_seconds: 15\n",
             "      seconds: 2\n      interval_seconds: 1\n",
         )
+        .replace("      p99_ms: 250\n", "      p99_ms: 0.001\n")
         // The engineer who starts the run is a listed reviewer too: only having started it
         // keeps their approval from counting.
         .replace("reviewers: [ml-lead]", "reviewers: [ml-lead, ml-engineer]")
@@ -2220,15 +2278,105 @@ fn the_loop_to_production(elsewhere: bool) {
         assert_eq!(compared.artifact_sha256, pin.model.artifact.sha256);
         assert!(compared.passed, "{next}");
         let snapshot = fake.snapshot(promo_repo).expect("repo");
-        let body = snapshot
+        let (next_pr, body) = snapshot
             .pulls
             .iter()
             .filter(|p| p.head == "mlops/promote/digits-mlp" && p.open)
-            .find_map(|p| p.body.clone())
+            .find_map(|p| Some((p.number, p.body.clone()?)))
             .expect("the next promotion pull request");
         assert!(
             body.contains(&format!("### Against production ({}, ", pin.reference())),
             "{body}"
+        );
+
+        // 5. The next version is approved and merged, and the watch after its deploy breaches
+        // (prediction traffic against the test's p99 limit): the deploy job fails naming the
+        // limit; the rollback job, with write rights, proposes the version production served
+        // before, through the same gate, whose no-regression rule takes a rollback to exactly
+        // that pin (it is not scored against the version it replaces).
+        fake.review(promo_repo, next_pr, "ml-lead", "APPROVED", None);
+        std::fs::write(promo_dir.join("deploy/production.yaml"), &next).expect("pin");
+        git_in(promo_dir, &["add", "deploy/production.yaml"]);
+        git_in(
+            promo_dir,
+            &["commit", "-qm", &format!("Merge pull request #{next_pr}")],
+        );
+        let merged = Command::new("git")
+            .current_dir(promo_dir)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .expect("git");
+        let merged = String::from_utf8_lossy(&merged.stdout).trim().to_owned();
+        assert_eq!(
+            fake.merge_as_sha(promo_repo, next_pr, "ml-lead", &merged),
+            merged
+        );
+        let go = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let traffic = crate::traffic::Traffic::start(
+            addr,
+            2,
+            crate::traffic::body(1),
+            std::time::Duration::from_millis(2),
+            go,
+        );
+        let push = format!(r#"{{"ref": "refs/heads/main", "after": "{merged}"}}"#);
+        let (run, roles) = gate("push", &push);
+        drop(traffic);
+        assert_eq!(run.code, Some(1), "{}", run.log);
+        assert!(
+            run.log.contains("watch.p99_ms: the 99th percentile"),
+            "{}",
+            run.log
+        );
+        // The deploy job (the gate's read-only token, the role), then the rollback job (the
+        // role, and with an App, a token that may open the pull request).
+        let expected: Vec<&str> = if elsewhere {
+            vec![&gate_token, deploy, deploy, &promote_token]
+        } else {
+            vec![deploy, deploy]
+        };
+        assert_eq!(roles.lines().collect::<Vec<_>>(), expected, "{}", run.log);
+        let snapshot = fake.snapshot(promo_repo).expect("repo");
+        let rollback = snapshot
+            .pulls
+            .iter()
+            .find(|p| p.head == "mlops/promote/digits-mlp" && p.open)
+            .expect("the rollback pull request");
+        assert_eq!(
+            rollback.title,
+            format!(
+                "Roll back production to {} (from {})",
+                pin.reference(),
+                next_pin.reference()
+            )
+        );
+        let body = rollback.body.clone().unwrap_or_default();
+        assert!(
+            body.contains("watch.p99_ms"),
+            "the breach is the reason:\n{body}"
+        );
+        let reverted = fake
+            .file(
+                promo_repo,
+                "mlops/promote/digits-mlp",
+                "deploy/production.yaml",
+            )
+            .expect("the rollback's pin");
+        let reverted = mlops_github::pin::Pin::parse(&reverted).expect("a valid pin");
+        assert!(reverted.same_model(&pin), "{reverted:?}");
+        // A reviewer approves the rollback on its head, and the gate takes it.
+        fake.review(promo_repo, rollback.number, "ml-lead", "APPROVED", None);
+        let review = format!(
+            r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": {}, "head": {{"ref": "mlops/promote/digits-mlp", "repo": {{"full_name": "{promo_repo}"}}}}, "base": {{"ref": "main"}}}}}}"#,
+            rollback.number
+        );
+        let (run, _) = gate("pull_request_review", &review);
+        assert_eq!(run.code, Some(0), "{}", run.log);
+        assert!(
+            run.log
+                .contains(&format!("a rollback to {}", pin.reference())),
+            "{}",
+            run.log
         );
         assert_eq!(
             fake.violations(),

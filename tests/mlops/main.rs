@@ -26,6 +26,8 @@ mod server;
 mod terraform;
 #[path = "../support/tools.rs"]
 mod tools;
+#[path = "../support/traffic.rs"]
+mod traffic;
 
 mod actions;
 mod cli;

@@ -393,6 +393,38 @@ fn serve(
                 }),
             )
         }
+        ("get", "/repos/{owner}/{repo}/commits") => {
+            // The first-parent history from `sha` (default branch by default), newest first;
+            // with `path`, only the commits that changed that file (GitHub simplifies the
+            // history alike for a linear base branch).
+            let at = q("sha").unwrap_or_else(|| repo.default_branch.clone());
+            let Some(mut sha) = resolve(repo, &at) else {
+                return error(404, "Not Found");
+            };
+            let path = q("path");
+            let blob = |c: &str| {
+                let path = path.as_deref().unwrap_or_default();
+                repo.commits
+                    .get(c)
+                    .and_then(|c| repo.trees.get(&c.tree))
+                    .and_then(|t| t.get(path).cloned())
+            };
+            let mut list = Vec::new();
+            loop {
+                let c = &repo.commits[&sha];
+                let parent = c.parents.first().cloned();
+                let changed =
+                    path.is_none() || blob(&sha) != parent.as_deref().and_then(|p| blob(p));
+                if changed {
+                    list.push(commit_json(spec, &base_url, &full, c, &now));
+                }
+                match parent.filter(|p| repo.commits.contains_key(p)) {
+                    Some(p) => sha = p,
+                    None => break,
+                }
+            }
+            page(&base_url, op, query, list)
+        }
         ("get", "/repos/{owner}/{repo}/compare/{basehead}") => {
             let bh = p("basehead");
             let Some((base, head)) = bh.split_once("...") else {

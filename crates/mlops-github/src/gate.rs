@@ -109,6 +109,10 @@ pub struct Facts {
     /// The pin file on the base branch, what production serves before the merge (`None`: there
     /// is none yet), or why it could not be read.
     pub base_pin: Result<Option<Pin>, String>,
+    /// Production's pin before the base branch's (the pin file at the first parent of the last
+    /// commit that changed it), read only when rule 5 needs it: a rollback to exactly it is not
+    /// a regression to test against what serves now.
+    pub base_previous_pin: Result<Option<Pin>, String>,
 }
 
 /// The gate's answer.
@@ -578,6 +582,17 @@ fn no_regression(
         Ok(Some(p)) => p,
     };
     let serving = current.reference();
+    // A rollback (`mlops deploy --rollback`): the pin production served before this one, which
+    // passed its own gate then; it is not scored against the version it replaces.
+    if let (Ok(Some(before)), Ok(head)) = (&f.base_previous_pin, &f.pin)
+        && head.same_model(before)
+        && !head.same_model(current)
+    {
+        return Ok(Some(format!(
+            "{serving} (a rollback to {}, which production served before it)",
+            head.reference()
+        )));
+    }
     match compared {
         None => Err(format!(
             "production pins {serving}, and the holdout report did not compare the candidate \
@@ -595,6 +610,37 @@ fn no_regression(
         }
         Some(c) => Ok(Some(c.model.clone())),
     }
+}
+
+/// The pin file as it was before the last commit that changed it at `at` (`None`: that commit
+/// created it), or why it cannot be read.
+async fn previous_pin(
+    gh: &GitHub,
+    policy: &Policy,
+    at: &str,
+) -> Result<Result<Option<Pin>, String>, ApiError> {
+    let full = policy.repo.full();
+    let last = gh
+        .get(&format!(
+            "/repos/{full}/commits?sha={at}&path={}&per_page=1",
+            policy.pin_file
+        ))
+        .await?
+        .body;
+    let parent = last
+        .nth(0)
+        .at("parents")
+        .nth(0)
+        .at("sha")
+        .as_str()
+        .map(str::to_owned);
+    let Some(parent) = parent else {
+        return Ok(Ok(None));
+    };
+    Ok(file_at(gh, &policy.repo, &policy.pin_file, &parent)
+        .await?
+        .map(|text| Pin::parse(&text))
+        .transpose())
 }
 
 /// Reads a file's text at a ref, or `None` when it does not exist.
@@ -980,6 +1026,11 @@ async fn gather_since(
     .await?
     .map(|text| Pin::parse(&text))
     .transpose();
+    let base_previous_pin = if policy.no_regression && matches!(base_pin, Ok(Some(_))) {
+        previous_pin(gh, policy, since.unwrap_or(&base_ref)).await?
+    } else {
+        Ok(None)
+    };
     Ok(Facts {
         number,
         author,
@@ -1011,6 +1062,7 @@ async fn gather_since(
         statuses,
         pin,
         base_pin,
+        base_previous_pin,
     })
 }
 
@@ -1110,6 +1162,7 @@ mod tests {
                 }),
             }),
             base_pin: Ok(Some(production())),
+            base_previous_pin: Ok(None),
         }
     }
 
@@ -1357,6 +1410,67 @@ mod tests {
         holdout(&mut f).compared_with = None;
         assert!(decide(&lax, &f).allowed);
         compared_fails(&lax);
+    }
+
+    /// A rollback pins the version production served before, compared (if ever) with the one
+    /// before that: rule 5 lets exactly that pin through, and nothing else on the strength of it.
+    #[test]
+    fn a_rollback_to_the_pin_before_is_not_held_to_the_comparison() {
+        let p = policy();
+        // Production serves m@2; before it, m@1; the rollback pins m@1 again, with the
+        // comparison its own promotion recorded (against m@0).
+        let rollback = || {
+            let mut f = facts();
+            let mut serving = production();
+            serving.model.version = 2;
+            serving.model.artifact.sha256 = "a".repeat(64);
+            f.base_pin = Ok(Some(serving));
+            f.base_previous_pin = Ok(Some(production()));
+            if let Ok(pin) = f.pin.as_mut() {
+                pin.model = production().model;
+            }
+            compared(&mut f).model = "m@0".into();
+            f
+        };
+        let d = decide(&p, &rollback());
+        assert!(d.allowed, "{d:?}");
+        assert!(d.reason.contains("a rollback to m@1"), "{d:?}");
+        let cases: Vec<(&str, Box<Change>)> = vec![
+            // Not the pin before: another version, or the same number with another artifact.
+            (
+                "no-regression",
+                Box::new(|f| {
+                    if let Ok(pin) = f.pin.as_mut() {
+                        pin.model.version = 0;
+                    }
+                }),
+            ),
+            (
+                "no-regression",
+                Box::new(|f| {
+                    if let Ok(pin) = f.pin.as_mut() {
+                        pin.model.artifact.sha256 = "0".repeat(64);
+                    }
+                }),
+            ),
+            // The pin before cannot be read, or there was none.
+            (
+                "no-regression",
+                Box::new(|f| f.base_previous_pin = Err("not YAML".into())),
+            ),
+            (
+                "no-regression",
+                Box::new(|f| f.base_previous_pin = Ok(None)),
+            ),
+            // Its own promotion recorded a failed comparison.
+            ("no-regression", Box::new(|f| compared(f).passed = false)),
+        ];
+        for (rule, change) in cases {
+            let mut f = rollback();
+            change(&mut f);
+            let d = decide(&p, &f);
+            assert_eq!((d.allowed, d.rule), (false, rule), "{d:?}");
+        }
     }
 
     fn compared_fails(p: &Policy) {

@@ -31,6 +31,12 @@ pub(crate) struct Context {
     /// environment's `watch` (the soak after the deploy runs in the same job).
     pub staging_deploy_minutes: u64,
     pub production_deploy_minutes: u64,
+    /// Production's deploy watches the service after it (`environments.production.watch`): the
+    /// deploy job publishes what breached, and a job with write rights proposes the rollback.
+    pub production_watch: bool,
+    /// Production is a SageMaker endpoint: a breach puts the pin before back in the deploy job
+    /// itself, which reads it from the pin file's history.
+    pub production_sagemaker: bool,
     /// The gate workflow's name, which its concurrency groups start with: `mlops gate`, or in a
     /// promotion repository that several projects may share, `mlops gate (PROJECT)`.
     pub gate_name: String,
@@ -324,6 +330,8 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         no_regression: promotion.is_some_and(|p| !p.no_regression.is_empty()),
         staging_deploy_minutes: 60 + watch_minutes(&m.environments.staging),
         production_deploy_minutes: 90 + watch_minutes(&m.environments.production),
+        production_watch: m.environments.production.watch.is_some(),
+        production_sagemaker: m.environments.production.sagemaker.is_some(),
     }
 }
 

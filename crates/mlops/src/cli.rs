@@ -572,6 +572,11 @@ pub(crate) struct DeployArgs {
     /// Skip the environment's `watch` (the soak after the deploy).
     #[arg(long, env = "MLOPS_NO_WATCH")]
     pub no_watch: bool,
+    /// On a breach of production's watch, open no rollback pull request here (a SageMaker
+    /// endpoint still goes back at once): the step output `breach` names what breached, for a
+    /// later job with the rights to open it (`--rollback --reason "$BREACH"`).
+    #[arg(long, env = "MLOPS_DEFER_ROLLBACK_PR", conflicts_with_all = ["no_watch", "rollback", "check"])]
+    pub defer_rollback_pr: bool,
     /// Delete the staging SageMaker endpoint (cost control); its models and configurations stay.
     #[arg(long, env = "MLOPS_TEARDOWN", conflicts_with_all = ["check", "model", "rollback"])]
     pub teardown: bool,

@@ -81,6 +81,10 @@ pub struct Request<'a> {
     pub api_url: Option<String>,
     /// Skip the environment's `watch` after the deploy.
     pub no_watch: bool,
+    /// On a breach of production's watch, prepare no revert promotion here: a later job with
+    /// the rights to open it does (`rollback` with the breach as its reason). A SageMaker
+    /// endpoint still goes back at once.
+    pub defer_rollback_pr: bool,
 }
 
 /// A deploy that is verified: the environment serves the pin.
@@ -122,10 +126,11 @@ pub enum Outcome {
     Propose(Box<Prepared>),
     /// The environment served the pin, then the watch after it found a breach: what breached,
     /// and production's rollback (a SageMaker endpoint's redeploy of the pin before, `Deployed`;
-    /// a URL target's revert promotion, `Propose`), or why there is none.
+    /// a URL target's revert promotion, `Propose`), `None` when it is left to a later job
+    /// (`defer_rollback_pr` on a URL target), or why there is none.
     Breached {
         deployed: Box<Deployed>,
-        rollback: Result<Box<Outcome>, Problem>,
+        rollback: Option<Result<Box<Outcome>, Problem>>,
     },
 }
 
@@ -373,22 +378,24 @@ pub fn deploy(
     if !breached {
         return Ok(Outcome::Deployed(deployed));
     }
+    let at_once = environment.sagemaker.is_some();
     let rollback = match req.env {
+        // A URL target's revert promotion is left to a later job (it needs rights to open it).
+        Env::Production if !at_once && req.defer_rollback_pr => None,
         Env::Production => {
             let reason = deployed
                 .watched
                 .as_ref()
-                .map(|w| format!("watch: {}", w.breaches.join("; ")))
+                .map(watch::Watched::reason)
                 .unwrap_or_default();
             // A SageMaker endpoint goes back to the pin before at once (as break glass does,
             // tagged with why); a URL target through the revert promotion (the gate applies).
-            let at_once = environment.sagemaker.is_some();
-            rollback(req, registry, Some(&reason), at_once, progress).map(Box::new)
+            Some(rollback(req, registry, Some(&reason), at_once, progress).map(Box::new))
         }
-        Env::Staging => Err(Problem::refused(
+        Env::Staging => Some(Err(Problem::refused(
             "staging is not rolled back: a breach there stops the release",
             "",
-        )),
+        ))),
     };
     Ok(Outcome::Breached { deployed, rollback })
 }
@@ -666,10 +673,22 @@ pub fn rollback(
                 previous.reference(),
                 current.reference()
             );
+            // A SageMaker endpoint whose watch breached was put back at once: the pull request
+            // then records what already serves.
+            let serving = if environment_of(req.manifest, req.env).sagemaker.is_some()
+                && reason.starts_with("watch:")
+            {
+                format!(
+                    "The watch after the deploy put production's endpoint back to **{}** at once; its pin file still names **{}**",
+                    previous.reference(),
+                    current.reference()
+                )
+            } else {
+                format!("Production serves **{}**", current.reference())
+            };
             prepared.preface = Some(format!(
-                "### Rollback\n\nRequested by {} ({reason}). Production serves **{}**; this pull request pins **{}** again, the version `{}` named before commit `{}`. The gate applies as to any promotion: approve it on its head commit and merge it, and the production deploy serves {}.",
+                "### Rollback\n\nRequested by {} ({reason}). {serving}; this pull request pins **{}** again, the version `{}` named before commit `{}`. The gate applies as to any promotion: approve it on its head commit and merge it, and the production deploy serves {}.",
                 actor(),
-                current.reference(),
                 previous.reference(),
                 file.file_name()
                     .map(|n| n.to_string_lossy().into_owned())

@@ -234,6 +234,13 @@ pub struct Watched {
     pub unjudged: bool,
 }
 
+impl Watched {
+    /// What breached, on one line: the rollback's reason (`watch: ...`), the step output.
+    pub fn reason(&self) -> String {
+        format!("watch: {}", self.breaches.join("; "))
+    }
+}
+
 /// Watches the service behind `http` as `watch` says; stops at the first look with a breach
 /// (or when `/metrics` does not answer), or when `cancelled` resolves (`Err` with its name).
 pub async fn url(

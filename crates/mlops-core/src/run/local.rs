@@ -312,6 +312,14 @@ impl LocalRepo {
                 .show(base, &p.pin_file)
                 .map(|text| Pin::parse(&text))
                 .transpose(),
+            base_previous_pin: self
+                .git(&["log", "-n", "1", "--format=%H", base, "--", &p.pin_file])
+                .ok()
+                .map(|last| last.trim().to_owned())
+                .filter(|last| !last.is_empty())
+                .and_then(|last| self.show(&format!("{last}^"), &p.pin_file))
+                .map(|text| Pin::parse(&text))
+                .transpose(),
         };
         let policy = Policy {
             repo: p.repo.clone(),

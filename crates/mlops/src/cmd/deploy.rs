@@ -41,6 +41,7 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
         poll_seconds: args.poll_seconds,
         api_url: args.github.github_api_url.clone(),
         no_watch: args.no_watch,
+        defer_rollback_pr: args.defer_rollback_pr,
     };
     let mut console = super::Console(format);
     let outcome = if args.teardown {
@@ -83,27 +84,39 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
     }
 }
 
-/// The watch after the deploy found a breach: the deploy's line, each breach, then production's
-/// rollback proposed (the revert promotion, through the gate) or why there is none. Exit 1
-/// whatever the rollback did.
+/// The watch after the deploy found a breach: the deploy's line, each breach (and the output
+/// `breach`, on one line), then production's rollback proposed (the revert promotion, through the
+/// gate), left to a later job, or why there is none. Exit 1 whatever the rollback did.
 fn breached(
     deployed: &Deployed,
-    rollback: Result<Box<Outcome>, mlops_core::Problem>,
+    rollback: Option<Result<Box<Outcome>, mlops_core::Problem>>,
     args: &DeployArgs,
     format: Format,
 ) -> Exit {
     println!("{}", deployed.line);
-    let breaches = deployed
-        .watched
-        .as_ref()
-        .map(|w| w.breaches.clone())
-        .unwrap_or_default();
-    for b in &breaches {
+    let Some(watched) = deployed.watched.as_ref() else {
+        return Exit::No;
+    };
+    for b in &watched.breaches {
         error(&format!("watch: {b}"), "");
     }
     let _ = outputs(deployed, format);
-    match rollback.map(|o| *o) {
-        Ok(Outcome::Propose(prepared)) => {
+    let actions = mlops_actions::Runtime::from_env();
+    if (format == Format::Github || actions.is_actions())
+        && let Err(e) = actions.set_output("breach", &watched.reason())
+    {
+        error(&format!("cannot write the step output `breach`: {e}"), "");
+    }
+    match rollback.map(|r| r.map(|o| *o)) {
+        None => {
+            eprintln!(
+                "watch: the rollback pull request of {} is left to a later job (--defer-rollback-pr): \
+                 `mlops deploy --env {} --rollback --reason` with the output `breach`",
+                args.env.name(),
+                args.env.name()
+            );
+        }
+        Some(Ok(Outcome::Propose(prepared))) => {
             eprintln!(
                 "watch: rolling {} back: proposing {}",
                 args.env.name(),
@@ -116,11 +129,11 @@ fn breached(
                 format,
             );
         }
-        Ok(Outcome::Deployed(d)) => {
+        Some(Ok(Outcome::Deployed(d))) => {
             eprintln!("watch: rolled {} back: {}", args.env.name(), d.line);
         }
-        Ok(_) => {}
-        Err(p) => {
+        Some(Ok(_)) => {}
+        Some(Err(p)) => {
             error(&format!("watch: no rollback: {}", p.message), &p.hint);
         }
     }
