@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "674d7f9be26e95af512d84cc27612e9f21fb9662",
+    "f96020296fdce077f045d6d69badc24edb412908",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
