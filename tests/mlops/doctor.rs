@@ -301,7 +301,8 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
 /// copy `mlops render --promotion-out` wrote, the rules on its base branch, CODEOWNERS, the
 /// `production` environment with production's role, and a subject template naming the workflow.
 /// `omit` leaves settings out: `production` (the environment), `promotion-token`,
-/// `copy-owners` (the manifest copy's CODEOWNERS line).
+/// `rollback-token` (the promotion repository's), `copy-owners` (the manifest copy's CODEOWNERS
+/// line).
 fn prescribed_split(
     roles: &std::collections::BTreeMap<String, terraform::Role>,
     promotion_files: &[(&str, &str)],
@@ -344,6 +345,10 @@ fn prescribed_split(
         );
     }
     fake.secret(DEPLOY, "MLOPS_GATE_TOKEN");
+    // The gate's rollback job opens the rollback pull request with it (production watches).
+    if !omit.contains(&"rollback-token") {
+        fake.secret(DEPLOY, "MLOPS_PROMOTION_TOKEN");
+    }
     fake
 }
 
@@ -446,6 +451,12 @@ fn a_promotion_repository_elsewhere_is_checked_where_the_gate_runs() {
             "secret `MLOPS_PROMOTION_TOKEN` for environment `staging` of acme/churn-model: not set",
             "install a GitHub App on the promotion repository",
             Box::new(|| prescribed_split(&roles, &as_rendered, &["promotion-token"])),
+        ),
+        // No token for the rollback job, whose GITHUB_TOKEN may not open pull requests there.
+        (
+            "missing  Actions permissions of acme/ml-deploy: GitHub Actions may not create pull requests: `mlops promote` cannot open the promotion, nor the gate's rollback job the rollback",
+            "Allow GitHub Actions to create and approve pull requests",
+            Box::new(|| prescribed_split(&roles, &as_rendered, &["rollback-token"])),
         ),
     ];
     // A GitHub App instead of the stored token: its client ID and key in the model's

@@ -606,10 +606,11 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                 )),
             }
         } else {
-            // The gate's token and, when promotion stays in this repository, the promotion's
-            // are optional: the workflows fall back to GITHUB_TOKEN.
+            // The gate's token and, read by a workflow of the promotion repository itself (the
+            // promote job when promotion stays in the model's, the gate's rollback job), the
+            // promotion's are optional: the workflows fall back to GITHUB_TOKEN.
             let optional = n.need.name == "MLOPS_GATE_TOKEN"
-                || (n.need.name == "MLOPS_PROMOTION_TOKEN" && s.promote_with_workflow_token);
+                || (n.need.name == "MLOPS_PROMOTION_TOKEN" && n.repo == s.promotion);
             let required = !optional;
             let app_token =
                 n.need.name == "MLOPS_GATE_TOKEN" || n.need.name == "MLOPS_PROMOTION_TOKEN";
@@ -700,9 +701,29 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         });
     }
 
-    // 5. Actions may open the promotion pull request with GITHUB_TOKEN.
+    // 5. Actions may open the promotion pull request with GITHUB_TOKEN: in the model repository
+    // when the promotion stays there, and in a promotion repository elsewhere whose gate
+    // workflow opens rollback pull requests with it (no App, no token secret).
+    let mut opening: Vec<String> = Vec::new();
     if s.promote_with_workflow_token {
-        let repo = s.repo.full();
+        opening.push(s.repo.full());
+    }
+    let promo = s.promotion.full();
+    let promo_secret = repo_settings
+        .get(&promo)
+        .and_then(|(_, secrets)| secrets.as_ref())
+        .is_some_and(|names| names.iter().any(|n| n == "MLOPS_PROMOTION_TOKEN"));
+    let (promo_id, promo_key) = app_in(&promo);
+    if !opening.contains(&promo)
+        && s.needed
+            .iter()
+            .any(|n| n.repo == s.promotion && n.need.name == "MLOPS_PROMOTION_TOKEN")
+        && !promo_secret
+        && !(promo_id && promo_key)
+    {
+        opening.push(promo);
+    }
+    for repo in opening {
         let subject = format!("Actions permissions of {repo}");
         match gh.get(&format!("/repos/{repo}/actions/permissions/workflow")).await {
             Ok(r) if r.body.at("can_approve_pull_request_reviews") == &Value::Bool(true) => out.checks.push(found(
@@ -714,7 +735,7 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
             Ok(_) => out.checks.push(found(
                 Verdict::Missing,
                 &subject,
-                "GitHub Actions may not create pull requests: `mlops promote` cannot open the promotion".into(),
+                "GitHub Actions may not create pull requests: `mlops promote` cannot open the promotion, nor the gate's rollback job the rollback".into(),
                 "turn on Settings → Actions → General → Workflow permissions → \"Allow GitHub Actions to create and approve pull requests\" (the gate never counts a bot's approval)",
             )),
             Err(e) if unreadable(&e) => out.checks.push(found(Verdict::Missing, &subject, "cannot read them with this token".into(), ADMIN_TOKEN)),
