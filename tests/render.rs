@@ -263,7 +263,18 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
                 rollback["if"],
                 "failure() && needs.production.outputs.breach != ''"
             );
-            let mut write = serde_json::json!({"contents": "write", "pull-requests": "write", "statuses": "write"});
+            // At once, the rollback only writes the pin file; else it opens a pull request.
+            let immediate = m
+                .environments
+                .production
+                .watch
+                .as_ref()
+                .is_some_and(|w| w.rollback == mlops_manifest::model::WatchRollback::Immediate);
+            let mut write = if immediate {
+                serde_json::json!({"contents": "write"})
+            } else {
+                serde_json::json!({"contents": "write", "pull-requests": "write", "statuses": "write"})
+            };
             if m.registry.path.starts_with("s3://") {
                 write["id-token"] = "write".into();
                 assert_eq!(rollback["environment"], "production", "{path}");
@@ -280,6 +291,11 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
                 })
                 .expect("the rollback's deploy step");
             assert_eq!(deploy["with"]["rollback"], true);
+            assert_eq!(
+                deploy["with"]["immediate"].as_bool(),
+                immediate.then_some(true),
+                "{path}"
+            );
             assert_eq!(
                 deploy["with"]["reason"],
                 "${{ needs.production.outputs.breach }}"

@@ -1226,6 +1226,7 @@ const STAND_INS: &[StandIn] = &[
             "model",
             "defer-rollback-pr",
             "rollback",
+            "immediate",
             "reason",
             "token",
         ],
@@ -1754,7 +1755,12 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
     // and no rollback (nothing breached).
     let (run, record) = run_gate("push", &push, "false");
     assert_eq!(run.code, Some(1), "{}", run.log);
-    assert_eq!(record, [gate.clone()], "not approved\n{}", run.log);
+    assert_eq!(
+        record,
+        std::slice::from_ref(&gate),
+        "not approved\n{}",
+        run.log
+    );
 
     // The watch after the deploy breaches: the deploy job fails with what breached (its token
     // only reads), and the rollback job, with write rights, the production role and the pin
@@ -1784,8 +1790,8 @@ fn rendered_gate_workflow_deploys_only_a_merged_approved_promotion() {
             deploy,
             role,
             format!(
-                "deploy {manifest} environment=production rollback=true reason={breach} \
-                 token=<set>"
+                "deploy {manifest} environment=production rollback=true immediate=true \
+                 reason={breach} token=<set>"
             ),
         ],
         "{}",
@@ -1932,7 +1938,15 @@ fn the_loop_to_production(elsewhere: bool) {
             "      seconds: 600\n      interval_seconds: 15\n",
             "      seconds: 2\n      interval_seconds: 1\n",
         )
-        .replace("      p99_ms: 250\n", "      p99_ms: 0.001\n")
+        .replace(
+            "      p99_ms: 250\n",
+            // The deployment repository's team rolls production back at once.
+            if elsewhere {
+                "      p99_ms: 0.001\n      rollback: immediate\n"
+            } else {
+                "      p99_ms: 0.001\n"
+            },
+        )
         // The engineer who starts the run is a listed reviewer too: only having started it
         // keeps their approval from counting.
         .replace("reviewers: [ml-lead]", "reviewers: [ml-lead, ml-engineer]")
@@ -2320,64 +2334,141 @@ fn the_loop_to_production(elsewhere: bool) {
             go,
         );
         let push = format!(r#"{{"ref": "refs/heads/main", "after": "{merged}"}}"#);
-        let (run, roles) = gate("push", &push);
-        drop(traffic);
-        assert_eq!(run.code, Some(1), "{}", run.log);
-        assert!(
-            run.log.contains("watch.p99_ms: the 99th percentile"),
-            "{}",
-            run.log
-        );
-        // The deploy job (the gate's read-only token, the role), then the rollback job (the
-        // role, and with an App, a token that may open the pull request).
-        let expected: Vec<&str> = if elsewhere {
-            vec![&gate_token, deploy, deploy, &promote_token]
+        if elsewhere {
+            // `watch.rollback: immediate`: the rollback job sets the pin back on `main` itself.
+            // First without a way past main's protection: GitHub refuses, nothing moves.
+            let (run, _) = gate("push", &push);
+            assert_eq!(run.code, Some(1), "{}", run.log);
+            assert!(
+                run.log.contains("watch.p99_ms: the 99th percentile"),
+                "{}",
+                run.log
+            );
+            assert!(
+                run.log
+                    .contains("Changes must be made through a pull request")
+                    && run.log.contains("bypass list"),
+                "{}",
+                run.log
+            );
+            assert_eq!(
+                fake.file(promo_repo, "main", "deploy/production.yaml"),
+                Some(next.clone())
+            );
+            // With the App on the bypass list, the revert lands: one commit of the pin file by
+            // the App, and the GitOps tool serves the version before again.
+            fake.bypass(promo_repo, "main", "mlops-app[bot]");
+            let (run, roles) = gate("push", &push);
+            drop(traffic);
+            assert_eq!(run.code, Some(1), "{}", run.log);
+            let revert_token = app_token("contents=write");
+            assert_eq!(
+                roles.lines().collect::<Vec<_>>(),
+                [gate_token.as_str(), deploy, deploy, &revert_token],
+                "{}",
+                run.log
+            );
+            assert_eq!(
+                fake.file(promo_repo, "main", "deploy/production.yaml"),
+                Some(pin_text.clone())
+            );
+            let snapshot = fake.snapshot(promo_repo).expect("repo");
+            let tip = snapshot.refs["heads/main"].clone();
+            let revert = &snapshot.commits[&tip];
+            assert_eq!(revert.author.login, "mlops-app[bot]");
+            assert_eq!(revert.parents, std::slice::from_ref(&merged));
+            assert!(
+                revert.message.contains("Mlops-Rollback: immediate")
+                    && revert.message.contains("watch.p99_ms"),
+                "{}",
+                revert.message
+            );
+            let version = http::get(addr, "/version").json();
+            assert_eq!(version["model"], pin.reference(), "{version}");
+            // The revert's push: the gate lets exactly such a rollback deploy, and production
+            // serves the version before.
+            std::fs::write(promo_dir.join("deploy/production.yaml"), &pin_text).expect("pin");
+            git_in(promo_dir, &["add", "deploy/production.yaml"]);
+            git_in(promo_dir, &["commit", "-qm", "Roll back production"]);
+            let local = Command::new("git")
+                .current_dir(promo_dir)
+                .args(["rev-parse", "HEAD"])
+                .output()
+                .expect("git");
+            let local = String::from_utf8_lossy(&local.stdout).trim().to_owned();
+            assert_eq!(fake.rename_commit(promo_repo, &tip, &local), local);
+            let push = format!(r#"{{"ref": "refs/heads/main", "after": "{local}"}}"#);
+            let (run, _) = gate("push", &push);
+            assert_eq!(run.code, Some(0), "{}", run.log);
+            assert!(
+                run.log.contains(&format!(
+                    "rolls production back from {} (PR #{next_pr}) to {}",
+                    next_pin.reference(),
+                    pin.reference()
+                )),
+                "{}",
+                run.log
+            );
         } else {
-            vec![deploy, deploy]
-        };
-        assert_eq!(roles.lines().collect::<Vec<_>>(), expected, "{}", run.log);
-        let snapshot = fake.snapshot(promo_repo).expect("repo");
-        let rollback = snapshot
-            .pulls
-            .iter()
-            .find(|p| p.head == "mlops/promote/digits-mlp" && p.open)
-            .expect("the rollback pull request");
-        assert_eq!(
-            rollback.title,
-            format!(
-                "Roll back production to {} (from {})",
-                pin.reference(),
-                next_pin.reference()
-            )
-        );
-        let body = rollback.body.clone().unwrap_or_default();
-        assert!(
-            body.contains("watch.p99_ms"),
-            "the breach is the reason:\n{body}"
-        );
-        let reverted = fake
-            .file(
-                promo_repo,
-                "mlops/promote/digits-mlp",
-                "deploy/production.yaml",
-            )
-            .expect("the rollback's pin");
-        let reverted = mlops_github::pin::Pin::parse(&reverted).expect("a valid pin");
-        assert!(reverted.same_model(&pin), "{reverted:?}");
-        // A reviewer approves the rollback on its head, and the gate takes it.
-        fake.review(promo_repo, rollback.number, "ml-lead", "APPROVED", None);
-        let review = format!(
-            r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": {}, "head": {{"ref": "mlops/promote/digits-mlp", "repo": {{"full_name": "{promo_repo}"}}}}, "base": {{"ref": "main"}}}}}}"#,
-            rollback.number
-        );
-        let (run, _) = gate("pull_request_review", &review);
-        assert_eq!(run.code, Some(0), "{}", run.log);
-        assert!(
-            run.log
-                .contains(&format!("a rollback to {}", pin.reference())),
-            "{}",
-            run.log
-        );
+            let (run, roles) = gate("push", &push);
+            drop(traffic);
+            assert_eq!(run.code, Some(1), "{}", run.log);
+            assert!(
+                run.log.contains("watch.p99_ms: the 99th percentile"),
+                "{}",
+                run.log
+            );
+            // The deploy job (the gate's read-only token, the role), then the rollback job (the
+            // role, and with an App, a token that may open the pull request).
+            let expected: Vec<&str> = if elsewhere {
+                vec![&gate_token, deploy, deploy, &promote_token]
+            } else {
+                vec![deploy, deploy]
+            };
+            assert_eq!(roles.lines().collect::<Vec<_>>(), expected, "{}", run.log);
+            let snapshot = fake.snapshot(promo_repo).expect("repo");
+            let rollback = snapshot
+                .pulls
+                .iter()
+                .find(|p| p.head == "mlops/promote/digits-mlp" && p.open)
+                .expect("the rollback pull request");
+            assert_eq!(
+                rollback.title,
+                format!(
+                    "Roll back production to {} (from {})",
+                    pin.reference(),
+                    next_pin.reference()
+                )
+            );
+            let body = rollback.body.clone().unwrap_or_default();
+            assert!(
+                body.contains("watch.p99_ms"),
+                "the breach is the reason:\n{body}"
+            );
+            let reverted = fake
+                .file(
+                    promo_repo,
+                    "mlops/promote/digits-mlp",
+                    "deploy/production.yaml",
+                )
+                .expect("the rollback's pin");
+            let reverted = mlops_github::pin::Pin::parse(&reverted).expect("a valid pin");
+            assert!(reverted.same_model(&pin), "{reverted:?}");
+            // A reviewer approves the rollback on its head, and the gate takes it.
+            fake.review(promo_repo, rollback.number, "ml-lead", "APPROVED", None);
+            let review = format!(
+                r#"{{"action": "submitted", "review": {{"state": "approved"}}, "pull_request": {{"number": {}, "head": {{"ref": "mlops/promote/digits-mlp", "repo": {{"full_name": "{promo_repo}"}}}}, "base": {{"ref": "main"}}}}}}"#,
+                rollback.number
+            );
+            let (run, _) = gate("pull_request_review", &review);
+            assert_eq!(run.code, Some(0), "{}", run.log);
+            assert!(
+                run.log
+                    .contains(&format!("a rollback to {}", pin.reference())),
+                "{}",
+                run.log
+            );
+        }
         assert_eq!(
             fake.violations(),
             Vec::<String>::new(),

@@ -274,6 +274,17 @@ fn serve(
             if !force && !descends(repo, &sha, &old) {
                 return error(422, "Update is not a fast forward");
             }
+            // A protected branch moves by merging a pull request, unless its rules let this
+            // identity bypass them.
+            if let Some(branch) = name.strip_prefix("heads/")
+                && repo.protection.contains_key(branch)
+                && !repo
+                    .bypass
+                    .get(branch)
+                    .is_some_and(|who| who.contains(&me.login))
+            {
+                return error(422, "Changes must be made through a pull request.");
+            }
             repo.refs.insert(name.clone(), sha.clone());
             ok(200, ref_json(&base_url, &full, &name, &sha))
         }
@@ -413,8 +424,7 @@ fn serve(
             loop {
                 let c = &repo.commits[&sha];
                 let parent = c.parents.first().cloned();
-                let changed =
-                    path.is_none() || blob(&sha) != parent.as_deref().and_then(|p| blob(p));
+                let changed = path.is_none() || blob(&sha) != parent.as_deref().and_then(&blob);
                 if changed {
                     list.push(commit_json(spec, &base_url, &full, c, &now));
                 }
@@ -447,12 +457,48 @@ fn serve(
                 (false, false) => "diverged",
             };
             let base_commit = commit_json(spec, &base_url, &full, &repo.commits[&base], &now);
+            // The files that differ between the two trees.
+            let tree = |sha: &str| {
+                repo.commits
+                    .get(sha)
+                    .and_then(|c| repo.trees.get(&c.tree))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (old, new) = (tree(&base), tree(&head));
+            let mut paths: Vec<&String> = old.keys().chain(new.keys()).collect();
+            paths.sort();
+            paths.dedup();
+            let files: Vec<Value> = paths
+                .into_iter()
+                .filter(|p| old.get(*p) != new.get(*p))
+                .map(|p| {
+                    let status = match (old.get(p), new.get(p)) {
+                        (None, _) => "added",
+                        (_, None) => "removed",
+                        _ => "modified",
+                    };
+                    let blob = new
+                        .get(p)
+                        .or_else(|| old.get(p))
+                        .cloned()
+                        .unwrap_or_default();
+                    json!({
+                        "sha": blob, "filename": p, "status": status,
+                        "additions": 0, "deletions": 0, "changes": 0,
+                        "blob_url": format!("https://github.invalid/{full}/blob/{head}/{p}"),
+                        "raw_url": format!("https://github.invalid/{full}/raw/{head}/{p}"),
+                        "contents_url": format!("{base_url}/repos/{full}/contents/{p}?ref={head}"),
+                    })
+                })
+                .collect();
             ok(
                 200,
                 json!({
                     "status": status, "ahead_by": ahead.len(), "behind_by": behind.len(),
                     "total_commits": ahead.len(), "commits": commits,
                     "base_commit": base_commit.clone(), "merge_base_commit": base_commit,
+                    "files": files,
                 }),
             )
         }

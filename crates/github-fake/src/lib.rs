@@ -191,6 +191,9 @@ pub struct Repo {
     pub protection: BTreeMap<String, u32>,
     /// Protected branches whose rule also requires a code owner's review.
     pub code_owner_reviews: BTreeSet<String>,
+    /// Who may push to a protected branch without a pull request (its ruleset's bypass list),
+    /// by branch: logins (an App's is `SLUG[bot]`).
+    pub bypass: BTreeMap<String, BTreeSet<String>>,
     /// Deployment environments by name.
     pub environments: BTreeMap<String, Environment>,
     /// Actions variables of the repository (name, value).
@@ -445,23 +448,30 @@ impl FakeGitHub {
         if made.is_empty() {
             return made;
         }
+        self.rename_commit(full_name, &made, sha)
+    }
+
+    /// Gives the commit `from` (a tip, no other commit's parent) the SHA `to`, so that a test's
+    /// local clone and the fake name the same commit; `to`, or empty when there is no `from`.
+    pub fn rename_commit(&self, full_name: &str, from: &str, to: &str) -> String {
         let mut s = self.state();
         let Some(repo) = s.repos.get_mut(full_name) else {
             return String::new();
         };
-        if let Some(mut commit) = repo.commits.remove(&made) {
-            commit.sha = sha.to_owned();
-            repo.commits.insert(sha.to_owned(), commit);
-        }
-        for tip in repo.refs.values_mut().filter(|tip| **tip == made) {
-            *tip = sha.to_owned();
+        let Some(mut commit) = repo.commits.remove(from) else {
+            return String::new();
+        };
+        commit.sha = to.to_owned();
+        repo.commits.insert(to.to_owned(), commit);
+        for tip in repo.refs.values_mut().filter(|tip| **tip == from) {
+            *tip = to.to_owned();
         }
         for pull in &mut repo.pulls {
-            if let Some(merged) = pull.merged.as_mut().filter(|m| m.merge_sha == made) {
-                merged.merge_sha = sha.to_owned();
+            if let Some(merged) = pull.merged.as_mut().filter(|m| m.merge_sha == from) {
+                merged.merge_sha = to.to_owned();
             }
         }
-        sha.to_owned()
+        to.to_owned()
     }
 
     /// A pull request into `base` of `full_name` from the branch `branch` of `fork_owner`'s fork,
@@ -600,6 +610,17 @@ impl FakeGitHub {
             } else {
                 repo.protection.insert(branch.to_owned(), approvals);
             }
+        }
+    }
+
+    /// Lets `login` (an App's: `SLUG[bot]`) move the protected `branch` without a pull request,
+    /// as a ruleset's bypass list does. Nobody else may: GitHub answers 422.
+    pub fn bypass(&self, full_name: &str, branch: &str, login: &str) {
+        if let Some(repo) = self.state().repos.get_mut(full_name) {
+            repo.bypass
+                .entry(branch.to_owned())
+                .or_default()
+                .insert(login.to_owned());
         }
     }
 

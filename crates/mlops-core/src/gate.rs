@@ -4,6 +4,7 @@
 
 use mlops_artifacts::short;
 use mlops_github::gate::{self, Decision, Facts, Policy};
+use mlops_github::revert;
 use mlops_manifest::Manifest;
 
 use crate::Problem;
@@ -40,12 +41,10 @@ impl Gated {
     }
 }
 
-/// Gathers the facts and decides.
-pub fn decide(req: &Request<'_>) -> Result<Gated, Problem> {
-    let m = req.manifest;
+/// The gate's policy: the manifest's promotion settings.
+pub fn policy(m: &Manifest) -> Result<Policy, Problem> {
     let (settings, repo) = crate::github::promotion(m)?;
-    let (rt, gh) = crate::github::connect(req.api_url.as_deref())?;
-    let policy = Policy {
+    Ok(Policy {
         repo,
         project: m.project.name.clone(),
         base_branch: settings.base_branch.clone(),
@@ -54,12 +53,32 @@ pub fn decide(req: &Request<'_>) -> Result<Gated, Problem> {
         reviewers: settings.reviewers.clone(),
         teams: settings.team_reviewers.clone(),
         no_regression: !settings.no_regression.is_empty(),
-    };
+        immediate_rollback: m
+            .environments
+            .production
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.rollback == mlops_manifest::model::WatchRollback::Immediate),
+    })
+}
+
+/// Gathers the facts and decides.
+pub fn decide(req: &Request<'_>) -> Result<Gated, Problem> {
+    let policy = policy(req.manifest)?;
+    let (rt, gh) = crate::github::connect(req.api_url.as_deref())?;
     let read = rt.block_on(async {
         match (&req.commit, req.pr) {
-            (Some(commit), _) => gate::gather_merge(&gh, &policy, commit)
-                .await
-                .map(|(merge, facts)| (Some(merge), facts)),
+            (Some(commit), _) => {
+                let (merge, facts) = gate::gather_merge(&gh, &policy, commit).await?;
+                // A push that merged no pull request: an immediate rollback, if anything.
+                let revert = match merge.number {
+                    None if policy.immediate_rollback => {
+                        Some(revert::gather(&gh, &policy, commit).await?)
+                    }
+                    _ => None,
+                };
+                Ok((Some((merge, revert)), facts))
+            }
             (None, Some(n)) => gate::gather(&gh, &policy, n)
                 .await
                 .map(|facts| (None, Some(facts))),
@@ -68,7 +87,8 @@ pub fn decide(req: &Request<'_>) -> Result<Gated, Problem> {
     });
     let (merge, facts) = read.map_err(|e| crate::github::failed(&e, ""))?;
     let decision = match (&merge, &facts) {
-        (Some(merge), facts) => gate::decide_merge(&policy, merge, facts.as_ref()),
+        (Some((_, Some(revert))), _) => revert::decide(&policy, revert),
+        (Some((merge, None)), facts) => gate::decide_merge(&policy, merge, facts.as_ref()),
         (None, Some(facts)) => gate::decide(&policy, facts),
         (None, None) => {
             return Err(Problem::input(
@@ -78,7 +98,7 @@ pub fn decide(req: &Request<'_>) -> Result<Gated, Problem> {
         }
     };
     let subject = match (&merge, req.pr) {
-        (Some(m), _) => match m.number {
+        (Some((m, _)), _) => match m.number {
             Some(n) => format!("commit {} (the merge of PR #{n})", short(&m.commit)),
             None => format!("commit {}", short(&m.commit)),
         },

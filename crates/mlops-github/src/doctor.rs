@@ -713,14 +713,14 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
         .get(&promo)
         .and_then(|(_, secrets)| secrets.as_ref())
         .is_some_and(|names| names.iter().any(|n| n == "MLOPS_PROMOTION_TOKEN"));
-    let (promo_id, promo_key) = app_in(&promo);
-    if !opening.contains(&promo)
-        && s.needed
-            .iter()
-            .any(|n| n.repo == s.promotion && n.need.name == "MLOPS_PROMOTION_TOKEN")
+    let promo_app = matches!(app_in(&promo), (true, true));
+    let falls_back = s
+        .needed
+        .iter()
+        .any(|n| n.repo == s.promotion && n.need.name == "MLOPS_PROMOTION_TOKEN")
         && !promo_secret
-        && !(promo_id && promo_key)
-    {
+        && !promo_app;
+    if falls_back && !opening.contains(&promo) {
         opening.push(promo);
     }
     for repo in opening {

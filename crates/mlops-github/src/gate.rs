@@ -48,6 +48,9 @@ pub struct Policy {
     /// The manifest sets `promotion.no_regression`: a promotion must have been compared with
     /// what production pins.
     pub no_regression: bool,
+    /// Production's watch rolls back at once (`watch.rollback: immediate`): a push that merged
+    /// no pull request may deploy when it is such a rollback ([`crate::revert::decide`]).
+    pub immediate_rollback: bool,
 }
 
 /// A review, as the gate needs it.
@@ -1087,6 +1090,7 @@ mod tests {
             reviewers: vec!["lead".into()],
             teams: vec![],
             no_regression: true,
+            immediate_rollback: false,
         }
     }
 

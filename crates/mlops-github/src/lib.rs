@@ -17,6 +17,7 @@ pub mod gate;
 /// The pin file, in `mlops-artifacts` with the other files mlops writes and reads back.
 pub use mlops_artifacts::pin;
 pub mod promote;
+pub mod revert;
 
 pub use client::{ApiError, Config, GitHub};
 

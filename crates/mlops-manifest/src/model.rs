@@ -626,7 +626,7 @@ pub struct Environment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_file: Option<String>,
     /// After a deploy, watch the service for a soak period and stop on a breach (`mlops deploy`
-    /// runs it after the environment serves the pin; `mlops watch` runs it alone).
+    /// runs it after the environment serves the pin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<Watch>,
 }
@@ -659,6 +659,30 @@ pub struct Watch {
     #[serde(default = "default_watch_min_requests")]
     #[schemars(range(min = 1, max = 1000000))]
     pub min_requests: u32,
+    /// How production goes back to the pin before on a breach: `pull_request` (the default: a
+    /// rollback pull request through the gate, approved like any promotion) or `immediate` (the
+    /// pin file reverted on the base branch at once, by a token allowed to bypass its
+    /// protection; the gate deploys such a revert only when it restores exactly the pin before
+    /// an approved promotion's). A SageMaker endpoint is put back at once either way.
+    #[serde(default, skip_serializing_if = "WatchRollback::is_pull_request")]
+    pub rollback: WatchRollback,
+}
+
+/// How a breach of production's watch is rolled back (`watch.rollback`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchRollback {
+    /// A rollback pull request, through the gate.
+    #[default]
+    PullRequest,
+    /// The pin file reverted on the base branch at once.
+    Immediate,
+}
+
+impl WatchRollback {
+    fn is_pull_request(&self) -> bool {
+        *self == WatchRollback::PullRequest
+    }
 }
 
 fn default_watch_interval() -> u32 {

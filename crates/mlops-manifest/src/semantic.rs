@@ -458,6 +458,14 @@ fn environment(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
                  latency alarms the rendered Terraform creates for the endpoint",
             );
         }
+        if name == "staging" && w.rollback == crate::model::WatchRollback::Immediate {
+            cx.error(
+                "semantic/watch-rollback",
+                &["environments", name, "watch", "rollback"],
+                "staging is not rolled back: a breach there stops the release".into(),
+                "remove `rollback` (it applies to production's watch)",
+            );
+        }
         if w.interval_seconds > w.seconds {
             cx.error(
                 "semantic/watch-interval",

@@ -37,6 +37,9 @@ pub(crate) struct Context {
     /// Production is a SageMaker endpoint: a breach puts the pin before back in the deploy job
     /// itself, which reads it from the pin file's history.
     pub production_sagemaker: bool,
+    /// Production's watch rolls back at once (`watch.rollback: immediate`): the rollback job sets
+    /// the pin file back on the base branch instead of proposing a pull request.
+    pub production_immediate: bool,
     /// The gate workflow's name, which its concurrency groups start with: `mlops gate`, or in a
     /// promotion repository that several projects may share, `mlops gate (PROJECT)`.
     pub gate_name: String,
@@ -332,6 +335,12 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         production_deploy_minutes: 90 + watch_minutes(&m.environments.production),
         production_watch: m.environments.production.watch.is_some(),
         production_sagemaker: m.environments.production.sagemaker.is_some(),
+        production_immediate: m
+            .environments
+            .production
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.rollback == mlops_manifest::model::WatchRollback::Immediate),
     }
 }
 

@@ -561,6 +561,16 @@ pub(crate) struct DeployArgs {
     /// recording who and why (needs --reason).
     #[arg(long, env = "MLOPS_BREAK_GLASS", requires_all = ["rollback", "reason"])]
     pub break_glass: bool,
+    /// With --rollback on production: set production's pin file back on the base branch at
+    /// once, without a pull request (the manifest must say `watch.rollback: immediate`; the
+    /// token must be allowed past the branch's protection), then make production serve it.
+    #[arg(
+        long,
+        env = "MLOPS_IMMEDIATE",
+        requires = "rollback",
+        conflicts_with = "break_glass"
+    )]
+    pub immediate: bool,
     /// Why (recorded in the rollback pull request, or the break-glass deploy's summary and tags).
     #[arg(long, env = "MLOPS_REASON")]
     pub reason: Option<String>,

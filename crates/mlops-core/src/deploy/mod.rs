@@ -87,6 +87,27 @@ pub struct Request<'a> {
     pub defer_rollback_pr: bool,
 }
 
+/// How production goes back to the pin before (`rollback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Back {
+    /// A revert promotion, proposed as any promotion is (the gate applies).
+    PullRequest,
+    /// A SageMaker endpoint redeployed at once, the pin file left as it is (break glass).
+    AtOnce,
+    /// The pin file set back on the base branch at once (`watch.rollback: immediate`), then the
+    /// environment made to serve it.
+    Immediate,
+}
+
+/// Production's watch rolls back at once (`watch.rollback: immediate`).
+fn immediate_allowed(m: &Manifest) -> bool {
+    m.environments
+        .production
+        .watch
+        .as_ref()
+        .is_some_and(|w| w.rollback == mlops_manifest::model::WatchRollback::Immediate)
+}
+
 /// A deploy that is verified: the environment serves the pin.
 #[derive(Debug)]
 pub struct Deployed {
@@ -388,9 +409,18 @@ pub fn deploy(
                 .as_ref()
                 .map(watch::Watched::reason)
                 .unwrap_or_default();
-            // A SageMaker endpoint goes back to the pin before at once (as break glass does,
-            // tagged with why); a URL target through the revert promotion (the gate applies).
-            Some(rollback(req, registry, Some(&reason), at_once, progress).map(Box::new))
+            // With `watch.rollback: immediate`, the pin file goes back on the base branch at
+            // once (then the environment serves it). Otherwise a SageMaker endpoint goes back
+            // to the pin before at once (as break glass does, tagged with why), and a URL
+            // target through the revert promotion (the gate applies).
+            let back = if immediate_allowed(req.manifest) && !req.defer_rollback_pr {
+                Back::Immediate
+            } else if at_once {
+                Back::AtOnce
+            } else {
+                Back::PullRequest
+            };
+            Some(rollback(req, registry, Some(&reason), back, progress).map(Box::new))
         }
         Env::Staging => Some(Err(Problem::refused(
             "staging is not rolled back: a breach there stops the release",
@@ -578,7 +608,7 @@ pub fn rollback(
     req: &Request<'_>,
     registry: &Registry,
     reason: Option<&str>,
-    break_glass: bool,
+    back: Back,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, Problem> {
     let env = req.env.name();
@@ -606,7 +636,7 @@ pub fn rollback(
         current.reference(),
         previous.reference()
     ));
-    match (req.env, break_glass) {
+    match (req.env, back) {
         (Env::Staging, _) => deploy_pin(
             req,
             registry,
@@ -615,7 +645,10 @@ pub fn rollback(
             &BTreeMap::new(),
             progress,
         ),
-        (Env::Production, true) => {
+        (Env::Production, Back::Immediate) => {
+            immediate(req, registry, &current, &previous, reason, progress)
+        }
+        (Env::Production, Back::AtOnce) => {
             let who = actor();
             if environment_of(req.manifest, req.env).sagemaker.is_none() {
                 return Err(Problem::input(
@@ -649,7 +682,7 @@ pub fn rollback(
             }
             Ok(outcome)
         }
-        (Env::Production, false) => {
+        (Env::Production, Back::PullRequest) => {
             let mut prepared = crate::promote::prepare(crate::promote::Request {
                 manifest: req.manifest,
                 registry: registry.clone(),
@@ -699,6 +732,75 @@ pub fn rollback(
             Ok(Outcome::Propose(Box::new(prepared)))
         }
     }
+}
+
+/// The immediate rollback (`watch.rollback: immediate`): production's pin file set back on the
+/// base branch through the GitHub API (only when it still pins `current`, which a promotion's
+/// merge put there; to exactly the pin before that merge), then the environment made to serve
+/// it: a URL target's GitOps tool deploys it (its `/version` is waited for), a SageMaker
+/// endpoint is redeployed (at once, tagged with why; nothing to do when it serves it already).
+fn immediate(
+    req: &Request<'_>,
+    registry: &Registry,
+    current: &Pin,
+    previous: &Pin,
+    reason: &str,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, Problem> {
+    if !immediate_allowed(req.manifest) {
+        return Err(Problem::input(
+            "an immediate rollback needs `watch.rollback: immediate` in environments.production",
+            "set it in the manifest (its review is the consent), or roll back through a pull request (without --immediate)",
+        ));
+    }
+    // The pin before must be one the registry still vouches for, before anything moves.
+    vouch_to_deploy(req.env, registry, previous)?;
+    let policy = crate::gate::policy(req.manifest)?;
+    let (rt, gh) = crate::github::connect(req.api_url.as_deref())?;
+    let reverted = rt
+        .block_on(mlops_github::revert::revert(&gh, &policy, current, reason))
+        .map_err(|e| match e {
+            mlops_github::revert::NotReverted::Refused(why) => Problem::refused(
+                why,
+                "nothing was changed; propose the version you want (`mlops deploy --env production --rollback`)",
+            ),
+            mlops_github::revert::NotReverted::Api(e, hint) => crate::github::failed(&e, &hint),
+        })?;
+    if !reverted.pin.same_model(previous) {
+        progress.notice(&format!(
+            "the base branch's pin before PR #{} is {}, not {} as this checkout's history says: it is what production serves now",
+            reverted.promotion,
+            reverted.pin.reference(),
+            previous.reference()
+        ));
+    }
+    progress.notice(&format!(
+        "rolled production's pin back on {}:{} to {} (commit {}, from {}, PR #{})",
+        policy.repo.full(),
+        policy.base_branch,
+        reverted.pin.reference(),
+        short(&reverted.commit),
+        reverted.replaced.reference(),
+        reverted.promotion
+    ));
+    let tags = BTreeMap::from([
+        ("mlops:rollback-commit".to_owned(), reverted.commit.clone()),
+        (
+            "mlops:rollback-reason".to_owned(),
+            reason.chars().take(256).collect(),
+        ),
+    ]);
+    let mut outcome = deploy_pin(req, registry, &reverted.pin, None, &tags, progress)?;
+    if let Outcome::Deployed(d) = &mut outcome {
+        d.summary.push_str(&format!(
+            "\n**Rolled back at once** (`watch.rollback: immediate`): production's pin went from {} to {} in commit `{}` on `{}`, without a pull request. Reason: {reason}\n",
+            reverted.replaced.reference(),
+            reverted.pin.reference(),
+            short(&reverted.commit),
+            policy.base_branch
+        ));
+    }
+    Ok(outcome)
 }
 
 /// Deploys `pin` to the environment (after the registry vouches for it): a SageMaker endpoint,

@@ -437,6 +437,7 @@ mod tests {
             max_error_rate: Some(0.01),
             p99_ms: Some(100.0),
             min_requests: 20,
+            rollback: Default::default(),
         }
     }
 

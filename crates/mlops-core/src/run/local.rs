@@ -330,6 +330,8 @@ impl LocalRepo {
             reviewers: p.reviewers.clone(),
             teams: Vec::new(),
             no_regression,
+            // The local loop deploys production from its own merge, never from a revert.
+            immediate_rollback: false,
         };
         Ok((gate::decide(&policy, &facts), stand_ins))
     }

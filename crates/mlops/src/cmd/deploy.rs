@@ -52,11 +52,18 @@ pub(crate) fn run(args: &DeployArgs, format: Format) -> Exit {
             Err(code) => return code,
         };
         if args.rollback {
+            let back = if args.immediate {
+                core::Back::Immediate
+            } else if args.break_glass {
+                core::Back::AtOnce
+            } else {
+                core::Back::PullRequest
+            };
             core::rollback(
                 &request,
                 &registry,
                 args.reason.as_deref(),
-                args.break_glass,
+                back,
                 &mut console,
             )
         } else {
