@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "f96020296fdce077f045d6d69badc24edb412908",
+    "e841c4431ae8ab14fcf7949085a7205b9a946075",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
