@@ -435,5 +435,43 @@ fn open_pr_opens_the_real_pull_request_and_stops_there() {
         .expect("pin on the promotion branch");
     assert!(pin.contains("version: 1"), "{pin}");
     assert!(!dir.path().join(".mlops/run/promotion").exists());
+
+    // Merged, digits-mlp@1 is what production pins on GitHub: the next run's holdout test scores
+    // digits-mlp@2 beside it (production's pin read from the base branch there), and the pull
+    // request's pin carries that comparison, which the gate's no-regression rule requires.
+    assert!(!fake.merge_as(REPO, 1, "ml-lead").is_empty());
+    let out = run_in(dir.path())
+        .arg("--open-pr")
+        .env("GITHUB_API_URL", fake.url())
+        .env("GITHUB_TOKEN", TOKEN)
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let run = json_file(&dir.path().join(".mlops/run/run.json"));
+    let holdout = run["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["stage"] == "holdout"))
+        .expect("the holdout stage");
+    assert!(
+        holdout["figure"]
+            .as_str()
+            .is_some_and(|f| f.contains("against production's digits-mlp@1")),
+        "{holdout}"
+    );
+    let pin = fake
+        .file(REPO, "mlops/promote/digits-mlp", "deploy/production.yaml")
+        .expect("the next pin on the promotion branch");
+    let pin = mlops_github::pin::Pin::parse(&pin).expect("a valid pin");
+    assert_eq!(pin.model.version, 2);
+    let compared = pin
+        .holdout
+        .and_then(|h| h.compared_with)
+        .expect("compared with production");
+    assert_eq!(compared.model, "digits-mlp@1");
+    assert!(compared.passed);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }

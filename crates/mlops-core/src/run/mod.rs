@@ -616,7 +616,14 @@ impl Run<'_> {
             report.clone().into_os_string(),
         ];
         a.extend(self.manifest_args());
-        if let Some(pin) = self.production_pin() {
+        let pin = match self.production_pin() {
+            Ok(pin) => pin,
+            Err(p) => {
+                self.watch.error(&p.message, &p.hint);
+                return Err(self.fail(StageName::Holdout, "refused".into(), started, p.fault));
+            }
+        };
+        if let Some(pin) = pin {
             a.extend([
                 "--compare".into(),
                 "production".into(),
@@ -690,25 +697,46 @@ impl Run<'_> {
             .is_some_and(|p| !p.no_regression.is_empty())
     }
 
-    /// With `promotion.no_regression` (and the promotion kept locally), the file the holdout
-    /// test reads as production's pin: the local promotion repository's base branch's, copied
-    /// out (absent when production pins nothing yet, which the test reports).
-    fn production_pin(&self) -> Option<PathBuf> {
-        if !self.no_regression() || self.open_pr {
-            return None;
-        }
-        let promotion = self.m.promotion.as_ref()?;
+    /// With `promotion.no_regression`, the file the holdout test reads as production's pin:
+    /// the base branch's, copied out: of the local promotion repository, or with `--open-pr` of
+    /// the promotion repository on GitHub (absent when production pins nothing yet, which the
+    /// test reports).
+    fn production_pin(&self) -> Result<Option<PathBuf>, Problem> {
+        let Some(promotion) = self.m.promotion.as_ref().filter(|_| self.no_regression()) else {
+            return Ok(None);
+        };
         let copy = self.workdir.join("production-pin.yaml");
         let _ = std::fs::remove_file(&copy);
-        let dir = self.workdir.join("promotion");
-        if dir.join(".git").exists() {
-            let repo = LocalRepo { dir };
-            if let Some(text) = repo.show(&promotion.base_branch, &promotion.pin_file) {
-                // Unwritten, the test finds no pin and says production pins nothing.
-                let _ = mlops_train::write_atomically(&copy, format!("{text}\n").as_bytes());
-            }
+        let text = if self.open_pr {
+            let (_, repo) = crate::github::promotion(&self.m)?;
+            let (rt, gh) = crate::github::connect(self.api_url.as_deref())?;
+            rt.block_on(mlops_github::gate::file_at(
+                &gh,
+                &repo,
+                &promotion.pin_file,
+                &promotion.base_branch,
+            ))
+            .map_err(|e| {
+                crate::github::failed(
+                    &e,
+                    "the token must read the promotion repository's contents (production's pin)",
+                )
+            })?
+        } else {
+            let dir = self.workdir.join("promotion");
+            dir.join(".git")
+                .exists()
+                .then(|| LocalRepo { dir }.show(&promotion.base_branch, &promotion.pin_file))
+                .flatten()
+        };
+        if let Some(text) = text {
+            // Unwritten, the test finds no pin and says production pins nothing.
+            mlops_train::write_atomically(&copy, format!("{}\n", text.trim_end()).as_bytes())
+                .map_err(|e| {
+                    Problem::broken(format!("cannot write {}: {e}", copy.display()), "")
+                })?;
         }
-        Some(copy)
+        Ok(Some(copy))
     }
 
     /// The promotion `mlops promote` would prepare for `reference` with `report`.
