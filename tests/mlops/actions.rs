@@ -2085,6 +2085,20 @@ fn the_loop_to_production(elsewhere: bool) {
     };
     let act = |event: &str, payload: &str, workflow: &str| act_at(dir, event, payload, workflow);
     let gate = |event: &str, payload: &str| act_at(promo_dir, event, payload, gate_workflow);
+    // Commits `pin` as production's in the runner's checkout of the promotion repository; the
+    // commit's SHA.
+    let commit_pin = |pin: &str, message: &str| {
+        std::fs::create_dir_all(promo_dir.join("deploy")).expect("mkdir");
+        std::fs::write(promo_dir.join("deploy/production.yaml"), pin).expect("pin");
+        git_in(promo_dir, &["add", "deploy/production.yaml"]);
+        git_in(promo_dir, &["commit", "-qm", message]);
+        let head = Command::new("git")
+            .current_dir(promo_dir)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .expect("git");
+        String::from_utf8_lossy(&head.stdout).trim().to_owned()
+    };
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|threads| {
         let moto_url = moto.endpoint();
@@ -2227,19 +2241,7 @@ fn the_loop_to_production(elsewhere: bool) {
 
         // 3. The merge (the same commit in the fake and in the runner's checkout), and the push
         // it makes: the gate on that commit, the production role, the deploy.
-        std::fs::create_dir_all(promo_dir.join("deploy")).expect("mkdir");
-        std::fs::write(promo_dir.join("deploy/production.yaml"), &pin_text).expect("pin");
-        git_in(promo_dir, &["add", "deploy/production.yaml"]);
-        git_in(
-            promo_dir,
-            &["commit", "-qm", &format!("Merge pull request #{pr}")],
-        );
-        let merged = Command::new("git")
-            .current_dir(promo_dir)
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .expect("git");
-        let merged = String::from_utf8_lossy(&merged.stdout).trim().to_owned();
+        let merged = commit_pin(&pin_text, &format!("Merge pull request #{pr}"));
         assert_eq!(
             fake.merge_as_sha(promo_repo, pr, "ml-lead", &merged),
             merged
@@ -2309,18 +2311,7 @@ fn the_loop_to_production(elsewhere: bool) {
         // before, through the same gate, whose no-regression rule takes a rollback to exactly
         // that pin (it is not scored against the version it replaces).
         fake.review(promo_repo, next_pr, "ml-lead", "APPROVED", None);
-        std::fs::write(promo_dir.join("deploy/production.yaml"), &next).expect("pin");
-        git_in(promo_dir, &["add", "deploy/production.yaml"]);
-        git_in(
-            promo_dir,
-            &["commit", "-qm", &format!("Merge pull request #{next_pr}")],
-        );
-        let merged = Command::new("git")
-            .current_dir(promo_dir)
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .expect("git");
-        let merged = String::from_utf8_lossy(&merged.stdout).trim().to_owned();
+        let merged = commit_pin(&next, &format!("Merge pull request #{next_pr}"));
         assert_eq!(
             fake.merge_as_sha(promo_repo, next_pr, "ml-lead", &merged),
             merged
@@ -2387,15 +2378,7 @@ fn the_loop_to_production(elsewhere: bool) {
             assert_eq!(version["model"], pin.reference(), "{version}");
             // The revert's push: the gate lets exactly such a rollback deploy, and production
             // serves the version before.
-            std::fs::write(promo_dir.join("deploy/production.yaml"), &pin_text).expect("pin");
-            git_in(promo_dir, &["add", "deploy/production.yaml"]);
-            git_in(promo_dir, &["commit", "-qm", "Roll back production"]);
-            let local = Command::new("git")
-                .current_dir(promo_dir)
-                .args(["rev-parse", "HEAD"])
-                .output()
-                .expect("git");
-            let local = String::from_utf8_lossy(&local.stdout).trim().to_owned();
+            let local = commit_pin(&pin_text, "Roll back production");
             assert_eq!(fake.rename_commit(promo_repo, &tip, &local), local);
             let push = format!(r#"{{"ref": "refs/heads/main", "after": "{local}"}}"#);
             let (run, _) = gate("push", &push);

@@ -398,21 +398,25 @@ fn open_pr_opens_the_real_pull_request_and_stops_there() {
         "nothing may be sent without a token"
     );
 
-    let out = run_in(dir.path())
-        .arg("--open-pr")
-        .env("GITHUB_API_URL", fake.url())
-        .env("GITHUB_TOKEN", TOKEN)
-        .output()
-        .expect("runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(
-        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
-        "the token leaked"
-    );
+    // A run that opens the pull request with the token; it must pass and never show the token.
+    let open_pr = || {
+        let out = run_in(dir.path())
+            .arg("--open-pr")
+            .env("GITHUB_API_URL", fake.url())
+            .env("GITHUB_TOKEN", TOKEN)
+            .output()
+            .expect("runs");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(
+            !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+            "the token leaked"
+        );
+    };
+    open_pr();
     let run = json_file(&dir.path().join(".mlops/run/run.json"));
     matches_schema("run", &run);
     let results: Vec<(String, String)> = stages(&run);
@@ -440,17 +444,7 @@ fn open_pr_opens_the_real_pull_request_and_stops_there() {
     // digits-mlp@2 beside it (production's pin read from the base branch there), and the pull
     // request's pin carries that comparison, which the gate's no-regression rule requires.
     assert!(!fake.merge_as(REPO, 1, "ml-lead").is_empty());
-    let out = run_in(dir.path())
-        .arg("--open-pr")
-        .env("GITHUB_API_URL", fake.url())
-        .env("GITHUB_TOKEN", TOKEN)
-        .output()
-        .expect("runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    open_pr();
     let run = json_file(&dir.path().join(".mlops/run/run.json"));
     let holdout = run["stages"]
         .as_array()

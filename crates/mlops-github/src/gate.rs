@@ -295,11 +295,7 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
                 "PR #{} must change exactly the pin file `{}`; it changes: {}",
                 f.number,
                 policy.pin_file,
-                if f.files.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    f.files.join(", ")
-                }
+                listed(&f.files)
             ),
             vec![],
             vec![],
@@ -615,13 +611,13 @@ fn no_regression(
     }
 }
 
-/// The pin file as it was before the last commit that changed it at `at` (`None`: that commit
-/// created it), or why it cannot be read.
-async fn previous_pin(
+/// The last commit that changed the pin file as of `at`, and its first parent (`None`: no
+/// commit did, or it has no parent).
+pub(crate) async fn last_pin_change(
     gh: &GitHub,
     policy: &Policy,
     at: &str,
-) -> Result<Result<Option<Pin>, String>, ApiError> {
+) -> Result<Option<(String, String)>, ApiError> {
     let full = policy.repo.full();
     let last = gh
         .get(&format!(
@@ -630,20 +626,37 @@ async fn previous_pin(
         ))
         .await?
         .body;
-    let parent = last
-        .nth(0)
-        .at("parents")
-        .nth(0)
+    let commit = last.nth(0);
+    Ok(commit
         .at("sha")
         .as_str()
-        .map(str::to_owned);
-    let Some(parent) = parent else {
+        .zip(commit.at("parents").nth(0).at("sha").as_str())
+        .map(|(sha, parent)| (sha.to_owned(), parent.to_owned())))
+}
+
+/// The pin file as it was before the last commit that changed it at `at` (`None`: that commit
+/// created it), or why it cannot be read.
+async fn previous_pin(
+    gh: &GitHub,
+    policy: &Policy,
+    at: &str,
+) -> Result<Result<Option<Pin>, String>, ApiError> {
+    let Some((_, parent)) = last_pin_change(gh, policy, at).await? else {
         return Ok(Ok(None));
     };
     Ok(file_at(gh, &policy.repo, &policy.pin_file, &parent)
         .await?
         .map(|text| Pin::parse(&text))
         .transpose())
+}
+
+/// What a commit changes, for a message: the files, or "nothing".
+pub(crate) fn listed(files: &[String]) -> String {
+    if files.is_empty() {
+        "nothing".to_owned()
+    } else {
+        files.join(", ")
+    }
 }
 
 /// Reads a file's text at a ref, or `None` when it does not exist.

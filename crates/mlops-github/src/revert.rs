@@ -12,7 +12,7 @@
 use mlops_artifacts::short;
 
 use crate::client::{ApiError, GitHub};
-use crate::gate::{Decision, Policy, file_at};
+use crate::gate::{Decision, Policy, file_at, last_pin_change, listed};
 use crate::pin::Pin;
 use crate::{Field, branch_for};
 
@@ -49,23 +49,13 @@ struct LastPromotion {
 
 async fn last_promotion(gh: &GitHub, policy: &Policy, at: &str) -> Result<LastPromotion, ApiError> {
     let full = policy.repo.full();
-    let last = gh
-        .get(&format!(
-            "/repos/{full}/commits?sha={at}&path={}&per_page=1",
-            policy.pin_file
-        ))
-        .await?
-        .body;
-    let merge = last.nth(0);
-    let (Some(sha), Some(parent)) = (
-        merge.at("sha").as_str(),
-        merge.at("parents").nth(0).at("sha").as_str(),
-    ) else {
+    let Some((sha, parent)) = last_pin_change(gh, policy, at).await? else {
         return Ok(LastPromotion {
             promotion: None,
             before: None,
         });
     };
+    let sha = sha.as_str();
     let pin_there = file_at(gh, &policy.repo, &policy.pin_file, sha)
         .await?
         .and_then(|t| Pin::parse(&t).ok());
@@ -83,7 +73,7 @@ async fn last_promotion(gh: &GitHub, policy: &Policy, at: &str) -> Result<LastPr
                     .is_some_and(|pin| p.at("head").text("ref") == branch_for(&pin.model.name))
         })
         .and_then(|p| p.at("number").as_u64());
-    let before = file_at(gh, &policy.repo, &policy.pin_file, parent).await?;
+    let before = file_at(gh, &policy.repo, &policy.pin_file, &parent).await?;
     Ok(LastPromotion { promotion, before })
 }
 
@@ -171,11 +161,7 @@ pub fn decide(policy: &Policy, f: &Facts) -> Decision {
             "commit {at} is no pull request's merge, and not an immediate rollback: that is one commit changing `{}` alone (it has {} parent(s) and changes {})",
             policy.pin_file,
             f.parents,
-            if f.files.is_empty() {
-                "nothing".to_owned()
-            } else {
-                f.files.join(", ")
-            }
+            listed(&f.files)
         ));
     }
     let pin = match &f.pin {
