@@ -139,8 +139,9 @@ impl Order {
 
 fn optimizer(settings: &Settings) -> ModuleOptimizer {
     match settings.optimizer {
-        Optimizer::Adam => AdamConfig::new().init(),
-        Optimizer::Adamw => AdamWConfig::new().init(),
+        // PyTorch's epsilon (burn's default is 1e-5), as the reference training has it.
+        Optimizer::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
+        Optimizer::Adamw => AdamWConfig::new().with_epsilon(1e-8).init(),
         Optimizer::Sgd => SgdConfig::new().init(),
     }
 }
