@@ -1,10 +1,9 @@
 """The PyTorch side of `cargo xtask bench train`.
 
 Trains the MLP that `mlops train` trains, the same way: features standardised with the training
-split's mean and standard deviation, He-initialised linear layers with ReLU (the output layer with
-the linear gain, biases zero, as `mlops train` initialises them), cross-entropy, Adam (PyTorch's
-defaults; `mlops train` sets burn's epsilon to PyTorch's 1e-8), the rows shuffled every epoch,
-the validation set scored after every epoch. Prints one JSON line: training samples per second (over the epochs, validation
+split's mean and standard deviation, He-initialised linear layers with ReLU, cross-entropy, Adam
+(PyTorch's defaults, as burn's), the rows shuffled every epoch, the validation set scored after
+every epoch. Prints one JSON line: training samples per second (over the epochs, validation
 included, as mlops reports it) and the final validation accuracy.
 
 usage: train_torch.py TRAIN_CSV VALIDATION_CSV LABEL HIDDEN(comma-separated) BATCH LR EPOCHS SEED
@@ -47,12 +46,10 @@ def main():
         width = h
     layers.append(torch.nn.Linear(width, classes))
     model = torch.nn.Sequential(*layers)
-    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-    for i, m in enumerate(linears):
-        # He's uniform with ReLU's gain before a ReLU, the linear gain for the output layer.
-        last = i == len(linears) - 1
-        torch.nn.init.kaiming_uniform_(m.weight, nonlinearity="linear" if last else "relu")
-        torch.nn.init.zeros_(m.bias)
+    for m in model:
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(m.bias)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
 

@@ -53,12 +53,7 @@ pub fn policy(m: &Manifest) -> Result<Policy, Problem> {
         reviewers: settings.reviewers.clone(),
         teams: settings.team_reviewers.clone(),
         no_regression: !settings.no_regression.is_empty(),
-        immediate_rollback: m
-            .environments
-            .production
-            .watch
-            .as_ref()
-            .is_some_and(|w| w.rollback == mlops_manifest::model::WatchRollback::Immediate),
+        immediate_rollback: mlops_manifest::immediate_rollback(m),
     })
 }
 

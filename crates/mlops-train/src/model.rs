@@ -2,10 +2,10 @@
 //! built from an [`Architecture`] that is saved beside the weights (in `model.json`), so whoever loads a model
 //! rebuilds exactly the network that was trained.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, activation};
 use burn_store::{ModuleSnapshot, SafetensorsStore};
 pub use mlops_artifacts::bundle::Architecture;
@@ -23,31 +23,6 @@ pub struct Network {
     architecture: Architecture,
     #[module(skip)]
     pools: Vec<bool>,
-}
-
-/// The gain of a layer followed by `activation` (PyTorch's `calculate_gain`; GELU as ReLU).
-fn gain(activation: Activation) -> f64 {
-    match activation {
-        Activation::Relu | Activation::Gelu => std::f64::consts::SQRT_2,
-        Activation::Tanh => 5.0 / 3.0,
-    }
-}
-
-/// A dense layer initialised as PyTorch's reference training does it: weights from Kaiming's
-/// (He's) uniform distribution with the following activation's `gain` (bound
-/// `gain * sqrt(3 / fan_in)`), biases zero. burn's own default (gain `1/sqrt(3)` on weights and
-/// biases alike) starts a wide ReLU network with too small a signal (BENCHMARKS.md, issue 38).
-fn linear(inputs: usize, outputs: usize, gain: f64, device: &Device) -> Linear {
-    let mut layer = LinearConfig::new(inputs, outputs)
-        .with_initializer(Initializer::KaimingUniform {
-            gain,
-            fan_out_only: false,
-        })
-        .init(device);
-    // A trainable parameter of its own: a tensor made with `zeros_like` inside the weight's
-    // parameter would not require gradients, and the biases would never train.
-    layer.bias = Some(Param::from_tensor(Tensor::zeros([outputs], device)));
-    layer
 }
 
 impl Network {
@@ -72,17 +47,15 @@ impl Network {
             Family::Cnn => flat,
         };
         let mut dense = Vec::new();
-        let gain = gain(architecture.activation);
         for &h in &architecture.hidden_layers {
-            dense.push(linear(width, h, gain, device));
+            dense.push(LinearConfig::new(width, h).init(device));
             width = h;
         }
         Self {
             convs,
             pool: MaxPool2dConfig::new([2, 2]).init(),
             dense,
-            // No activation follows the output layer: the linear gain.
-            output: linear(width, architecture.outputs, 1.0, device),
+            output: LinearConfig::new(width, architecture.outputs).init(device),
             dropout: DropoutConfig::new(architecture.dropout).init(),
             architecture: architecture.clone(),
             pools,
@@ -211,34 +184,6 @@ mod tests {
         crate::train::RNG
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Dense layers start as the reference does: He-uniform weights (bound sqrt(6 / fan_in)
-    /// before a ReLU, sqrt(3 / fan_in) for the output layer) and zero biases that train.
-    #[test]
-    fn dense_layers_start_with_he_weights_and_zero_trainable_biases() {
-        let _rng = rng();
-        let device = Device::flex().autodiff();
-        let net = Network::new(&mlp(), &device);
-        let layers = net
-            .dense
-            .iter()
-            .map(|l| (l, 6.0))
-            .chain([(&net.output, 3.0)]);
-        for (layer, numerator) in layers {
-            let weight = layer.weight.val();
-            let [fan_in, _] = weight.dims();
-            let bound = (numerator / fan_in as f64).sqrt();
-            let values: Vec<f32> = weight.into_data().try_to_vec::<f32>().expect("f32");
-            let largest = values.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
-            assert!(largest <= bound, "{largest} > {bound}");
-            // Drawn across the range, not from a narrower one.
-            assert!(largest > 0.9 * bound, "{largest} of {bound}");
-            let bias = layer.bias.as_ref().expect("a bias").val();
-            assert!(bias.is_require_grad(), "a bias that does not train");
-            let bias: Vec<f32> = bias.into_data().try_to_vec::<f32>().expect("f32");
-            assert!(bias.iter().all(|b| *b == 0.0), "{bias:?}");
-        }
     }
 
     #[test]

@@ -139,9 +139,8 @@ impl Order {
 
 fn optimizer(settings: &Settings) -> ModuleOptimizer {
     match settings.optimizer {
-        // PyTorch's epsilon (burn's default is 1e-5), as the reference training has it.
-        Optimizer::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
-        Optimizer::Adamw => AdamWConfig::new().with_epsilon(1e-8).init(),
+        Optimizer::Adam => AdamConfig::new().init(),
+        Optimizer::Adamw => AdamWConfig::new().init(),
         Optimizer::Sgd => SgdConfig::new().init(),
     }
 }

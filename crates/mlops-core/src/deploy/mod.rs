@@ -99,15 +99,6 @@ pub enum Back {
     Immediate,
 }
 
-/// Production's watch rolls back at once (`watch.rollback: immediate`).
-fn immediate_allowed(m: &Manifest) -> bool {
-    m.environments
-        .production
-        .watch
-        .as_ref()
-        .is_some_and(|w| w.rollback == mlops_manifest::model::WatchRollback::Immediate)
-}
-
 /// A deploy that is verified: the environment serves the pin.
 #[derive(Debug)]
 pub struct Deployed {
@@ -413,7 +404,8 @@ pub fn deploy(
             // once (then the environment serves it). Otherwise a SageMaker endpoint goes back
             // to the pin before at once (as break glass does, tagged with why), and a URL
             // target through the revert promotion (the gate applies).
-            let back = if immediate_allowed(req.manifest) && !req.defer_rollback_pr {
+            let back = if mlops_manifest::immediate_rollback(req.manifest) && !req.defer_rollback_pr
+            {
                 Back::Immediate
             } else if at_once {
                 Back::AtOnce
@@ -747,7 +739,7 @@ fn immediate(
     reason: &str,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, Problem> {
-    if !immediate_allowed(req.manifest) {
+    if !mlops_manifest::immediate_rollback(req.manifest) {
         return Err(Problem::input(
             "an immediate rollback needs `watch.rollback: immediate` in environments.production",
             "set it in the manifest (its review is the consent), or roll back through a pull request (without --immediate)",
