@@ -41,6 +41,17 @@ impl Gated {
     }
 }
 
+/// Production's watch rolls back at once (`environments.production.watch.rollback:
+/// immediate`): the pin file is set back on the base branch without a pull request, and the gate
+/// deploys such a revert.
+pub fn immediate_rollback(m: &Manifest) -> bool {
+    m.environments
+        .production
+        .watch
+        .as_ref()
+        .is_some_and(|w| w.rollback == mlops_manifest::model::WatchRollback::Immediate)
+}
+
 /// The gate's policy: the manifest's promotion settings.
 pub fn policy(m: &Manifest) -> Result<Policy, Problem> {
     let (settings, repo) = crate::github::promotion(m)?;
@@ -53,7 +64,7 @@ pub fn policy(m: &Manifest) -> Result<Policy, Problem> {
         reviewers: settings.reviewers.clone(),
         teams: settings.team_reviewers.clone(),
         no_regression: !settings.no_regression.is_empty(),
-        immediate_rollback: mlops_manifest::immediate_rollback(m),
+        immediate_rollback: immediate_rollback(m),
     })
 }
 

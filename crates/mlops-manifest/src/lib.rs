@@ -88,17 +88,6 @@ pub fn oidc_subject(m: &Manifest, purpose: RolePurpose) -> String {
     }
 }
 
-/// Production's watch rolls back at once (`environments.production.watch.rollback:
-/// immediate`): the pin file is set back on the base branch without a pull request, and the gate
-/// deploys such a revert.
-pub fn immediate_rollback(m: &Manifest) -> bool {
-    m.environments
-        .production
-        .watch
-        .as_ref()
-        .is_some_and(|w| w.rollback == model::WatchRollback::Immediate)
-}
-
 /// The repository holding the production pin file and receiving promotion pull requests:
 /// `promotion.repository`, else the model's own.
 pub fn promotion_repository(m: &Manifest) -> &str {

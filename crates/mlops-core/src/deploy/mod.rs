@@ -404,8 +404,7 @@ pub fn deploy(
             // once (then the environment serves it). Otherwise a SageMaker endpoint goes back
             // to the pin before at once (as break glass does, tagged with why), and a URL
             // target through the revert promotion (the gate applies).
-            let back = if mlops_manifest::immediate_rollback(req.manifest) && !req.defer_rollback_pr
-            {
+            let back = if crate::gate::immediate_rollback(req.manifest) && !req.defer_rollback_pr {
                 Back::Immediate
             } else if at_once {
                 Back::AtOnce
@@ -739,7 +738,7 @@ fn immediate(
     reason: &str,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, Problem> {
-    if !mlops_manifest::immediate_rollback(req.manifest) {
+    if !crate::gate::immediate_rollback(req.manifest) {
         return Err(Problem::input(
             "an immediate rollback needs `watch.rollback: immediate` in environments.production",
             "set it in the manifest (its review is the consent), or roll back through a pull request (without --immediate)",
