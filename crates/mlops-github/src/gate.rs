@@ -1089,11 +1089,12 @@ pub fn sample_body(project: &str, model: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pin::{Artifact, PinnedComparison, PinnedHoldout, PinnedModel};
 
-    fn policy() -> Policy {
+    /// The policy the gate's tests (and the revert's) judge by.
+    pub(crate) fn policy() -> Policy {
         Policy {
             repo: Repo::parse("octo/deploy").expect("repo"),
             project: "digits".into(),

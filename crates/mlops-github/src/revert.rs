@@ -291,20 +291,12 @@ pub async fn revert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Repo;
     use crate::pin::{Artifact, PinnedHoldout, PinnedModel};
 
     fn policy(immediate: bool) -> Policy {
         Policy {
-            repo: Repo::parse("octo/deploy").expect("repo"),
-            project: "digits".into(),
-            base_branch: "main".into(),
-            pin_file: "deploy/production.yaml".into(),
-            required_approvals: 1,
-            reviewers: vec!["lead".into()],
-            teams: Vec::new(),
-            no_regression: true,
             immediate_rollback: immediate,
+            ..crate::gate::tests::policy()
         }
     }
 
