@@ -158,7 +158,7 @@ fn timed<'a>(stderr: &'a str, key: &str) -> Result<&'a str, String> {
 }
 
 /// CPU seconds (user + system) from `/usr/bin/time`'s `cpu=%U+%S`.
-fn timed_cpu(stderr: &str) -> Result<f64, String> {
+pub(super) fn timed_cpu(stderr: &str) -> Result<f64, String> {
     let value = timed(stderr, "cpu")?;
     value
         .split_once('+')
@@ -179,7 +179,7 @@ struct Holdout {
 
 /// `program` under `/usr/bin/time` (peak RSS and CPU time; read back by [`timed`]), on CPU
 /// `cpu` alone when one is given, as [`on_cpu`] runs it.
-fn under_time(program: &Path, cpu: Option<usize>) -> Command {
+pub(super) fn under_time(program: &Path, cpu: Option<usize>) -> Command {
     let mut c = Command::new("/usr/bin/time");
     c.args(["-f", "maxrss_kb=%M cpu=%U+%S"]);
     if let Some(cpu) = cpu {

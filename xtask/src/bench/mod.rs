@@ -9,13 +9,14 @@ use crate::{cargo, root, tools};
 
 mod action_start;
 mod holdout;
+mod train;
 
 pub(crate) fn run(name: &str) -> Result<(), String> {
     match name {
         "validate" => validate(),
         "yaml" => yaml(),
         "render" => render(),
-        "train" => train(),
+        "train" => train::run(),
         "holdout" => holdout::run(),
         "init" => init(),
         "run" => run_loop(),
@@ -470,72 +471,6 @@ fn yaml() -> Result<(), String> {
     Ok(())
 }
 
-/// PyTorch for `bench train`, in its own virtual environment: the PyPI wheel brings CUDA
-/// libraries (several GB) that nothing else needs.
-const TORCH: &str = "torch==2.15.0";
-
-fn torch_python() -> Result<PathBuf, String> {
-    let venv = crate::cache_dir().join("bench-torch");
-    let python = venv.join("bin").join("python");
-    let stamp = venv.join(".mlops-torch");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(TORCH) {
-        return Ok(python);
-    }
-    if !python.exists() {
-        crate::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    crate::run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        TORCH,
-    ]))?;
-    std::fs::write(&stamp, TORCH).map_err(|e| format!("{}: {e}", stamp.display()))?;
-    Ok(python)
-}
-
-/// One training configuration of `bench train`.
-struct TrainCase {
-    name: &'static str,
-    hidden: &'static [u32],
-    batch: u32,
-    device: &'static str,
-    runs: usize,
-}
-
-/// The quickstart's training set split 80/20 by row (every fifth row to validation) so both
-/// sides read the same files; returns (train, validation).
-fn digits_split(dir: &std::path::Path) -> Result<(PathBuf, PathBuf), String> {
-    let source = root().join("examples/quickstart/data/digits-train.csv");
-    let text =
-        std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
-    let mut lines = text.lines();
-    let header = lines.next().ok_or("empty digits file")?;
-    let (mut train, mut validation) = (format!("{header}\n"), format!("{header}\n"));
-    for (i, line) in lines.enumerate() {
-        let into = if i % 5 == 0 {
-            &mut validation
-        } else {
-            &mut train
-        };
-        into.push_str(line);
-        into.push('\n');
-    }
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-    let (t, v) = (data.join("train.csv"), data.join("validation.csv"));
-    std::fs::write(&t, train).map_err(|e| e.to_string())?;
-    std::fs::write(&v, validation).map_err(|e| e.to_string())?;
-    std::fs::copy(
-        root().join("examples/quickstart/data/digits-holdout.csv"),
-        data.join("holdout.csv"),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok((t, v))
-}
-
 fn median_f64(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -552,130 +487,4 @@ fn json_line(out: &std::process::Output, who: &str) -> Result<serde_json::Value,
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_default();
     serde_json::from_str(line).map_err(|e| format!("{who} printed no JSON ({e}): {text}"))
-}
-
-/// `mlops train` (burn, CPU backend, and wgpu on whatever adapter this machine has) against the
-/// same MLP in PyTorch on CPU: the same data files, layers, batch size, optimiser, learning rate
-/// and epochs; training samples per second (medians, runs interleaved) and validation accuracy.
-fn train() -> Result<(), String> {
-    let python = torch_python()?;
-    let mlops = release_binary()?;
-    let scratch = tempdir("bench-train")?;
-    let (train_csv, validation_csv) = digits_split(&scratch)?;
-    let script = root().join("xtask/bench/train_torch.py");
-    let quickstart = std::fs::read_to_string(root().join("examples/quickstart/mlops.yaml"))
-        .map_err(|e| e.to_string())?;
-    let (epochs, learning_rate, seed) = (30, "0.003", 42);
-    let cases = [
-        TrainCase {
-            name: "quickstart mlp [64], batch 64",
-            hidden: &[64],
-            batch: 64,
-            device: "cpu",
-            runs: 5,
-        },
-        TrainCase {
-            name: "wide mlp [512, 512], batch 256",
-            hidden: &[512, 512],
-            batch: 256,
-            device: "cpu",
-            runs: 5,
-        },
-        TrainCase {
-            name: "quickstart mlp [64], batch 64",
-            hidden: &[64],
-            batch: 64,
-            device: "wgpu",
-            runs: 3,
-        },
-    ];
-    println!(
-        "bench train: digits (1,200 train / 300 validation rows, 64 features, 10 classes), {epochs} epochs, Adam lr {learning_rate}; medians of interleaved runs"
-    );
-    println!(
-        "{:<32} {:>6} {:>14} {:>14} {:>7} {:>10} {:>10}",
-        "case", "burn", "burn rows/s", "torch rows/s", "ratio", "burn acc", "torch acc"
-    );
-    let mut cpu_ok = true;
-    for case in &cases {
-        let dir = scratch.join(format!("{}-{}", case.device, case.batch));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let layers: Vec<String> = case.hidden.iter().map(u32::to_string).collect();
-        let manifest = quickstart
-            .replace(
-                "hidden_layers: [64]",
-                &format!("hidden_layers: [{}]", layers.join(", ")),
-            )
-            .replace("batch_size: 64", &format!("batch_size: {}", case.batch))
-            .replace("device: cpu", &format!("device: {}", case.device))
-            .replace(
-                "path: data/digits-train.csv",
-                &format!("path: {}", train_csv.display()),
-            )
-            .replace(
-                "  holdout:\n    path: data/digits-holdout.csv\n",
-                &format!(
-                    "  validation:\n    path: {}\n  holdout:\n    path: {}\n",
-                    validation_csv.display(),
-                    scratch.join("data/holdout.csv").display()
-                ),
-            );
-        std::fs::write(dir.join("mlops.yaml"), manifest).map_err(|e| e.to_string())?;
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        let (mut our_accuracy, mut their_accuracy) = (0.0, 0.0);
-        for _ in 0..case.runs {
-            let out = Command::new(&mlops)
-                .args(["train", "--format", "json", "--manifest"])
-                .arg(dir.join("mlops.yaml"))
-                .arg("--registry")
-                .arg(dir.join("registry"))
-                .env_remove("GITHUB_ACTIONS")
-                .output()
-                .map_err(|e| e.to_string())?;
-            // Exit 1 is a threshold miss, still a measurement.
-            let doc = if out.status.code() == Some(1) {
-                serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?
-            } else {
-                json_line(&out, "mlops train")?
-            };
-            ours.push(doc["samples_per_second"].as_f64().unwrap_or(0.0));
-            our_accuracy = doc["metrics"]["accuracy"].as_f64().unwrap_or(0.0);
-            let out = Command::new(&python)
-                .arg(&script)
-                .arg(&train_csv)
-                .arg(&validation_csv)
-                .args([
-                    "digit",
-                    &layers.join(","),
-                    &case.batch.to_string(),
-                    learning_rate,
-                ])
-                .args([epochs.to_string(), seed.to_string()])
-                .output()
-                .map_err(|e| e.to_string())?;
-            let doc = json_line(&out, "train_torch.py")?;
-            theirs.push(doc["samples_per_second"].as_f64().unwrap_or(0.0));
-            their_accuracy = doc["accuracy"].as_f64().unwrap_or(0.0);
-        }
-        let (o, t) = (median_f64(ours), median_f64(theirs));
-        if case.device == "cpu" {
-            cpu_ok &= o >= t && our_accuracy >= their_accuracy - 0.01;
-        }
-        println!(
-            "{:<32} {:>6} {:>14.0} {:>14.0} {:>6.2}x {:>10.4} {:>10.4}",
-            case.name,
-            case.device,
-            o,
-            t,
-            o / t,
-            our_accuracy,
-            their_accuracy
-        );
-    }
-    let _ = std::fs::remove_dir_all(&scratch);
-    println!(
-        "goal: burn CPU at least as fast as PyTorch CPU with equal accuracy (within 0.01): {}",
-        if cpu_ok { "met" } else { "NOT met" }
-    );
-    Ok(())
 }
