@@ -3,8 +3,8 @@
 //! row-major), `A^T B` the weight gradient (a transposed view on the left), `A B^T` the input
 //! gradient (a transposed view on the right), as burn's autodiff forms them. Prints microseconds
 //! and GFLOP/s per product (medians of 300 after 20 warm-up products); `xtask/bench/matmul_torch.py`
-//! prints the same table for PyTorch. Figures and what they showed: BENCHMARKS.md, "Training at
-//! width". `cargo run --profile profiling -p mlops-train --example matmul_layouts`
+//! prints the same table for PyTorch. Figures and what they showed: BENCHMARKS.md, "Where
+//! the wide case's time goes". `cargo run --profile profiling -p mlops-train --example matmul_layouts`
 
 use std::time::Instant;
 

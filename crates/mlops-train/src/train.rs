@@ -254,6 +254,7 @@ pub fn train(
     let start = resumed_from.unwrap_or(0) + 1;
     let batch = settings.batch_size.max(1);
     let batches_per_epoch = train.rows().div_ceil(batch);
+    let mut writer = CheckpointWriter(None);
     let started = Instant::now();
     for epoch in start..=settings.epochs {
         let epoch_started = Instant::now();
@@ -303,10 +304,12 @@ pub fn train(
                 first_loss,
                 curve: curve.clone(),
             };
-            c.save(&state, &network, &optim)
-                .map_err(TrainError::Checkpoint)?;
+            writer.wait()?;
+            let (c, network, optim) = (c.clone(), network.clone(), optim.clone());
+            writer.0 = Some(std::thread::spawn(move || c.save(&state, &network, &optim)));
         }
     }
+    writer.wait()?;
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
     let trained_epochs = settings.epochs.saturating_sub(start - 1);
     Ok(Trained {
@@ -316,6 +319,36 @@ pub fn train(
         resumed_from,
         unusable_checkpoint,
     })
+}
+
+/// The checkpoint being written, if any. An epoch's checkpoint is written (files, fsync, rename,
+/// the directory's fsync) on a thread of its own from handles to that epoch's weights and
+/// optimiser state, which burn never changes in place while a handle is held, while the next
+/// epoch trains: on the wide MLP the write took 23% of the loop's time (BENCHMARKS.md). It is
+/// waited for before the next one starts and before training returns, so at most one is in
+/// flight and a returned model's last checkpoint is on disk; a checkpoint counts only once
+/// renamed into place, so a job killed during a write resumes from the one before.
+struct CheckpointWriter(Option<std::thread::JoinHandle<Result<(), String>>>);
+
+impl CheckpointWriter {
+    /// Waits for the write in flight; its failure is training's.
+    fn wait(&mut self) -> Result<(), TrainError> {
+        match self.0.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(written)) => written.map_err(TrainError::Checkpoint),
+            Some(Err(_)) => Err(TrainError::Checkpoint(
+                "the checkpoint writer stopped unexpectedly".to_owned(),
+            )),
+        }
+    }
+}
+
+impl Drop for CheckpointWriter {
+    /// A run that stops early (a diverged loss) still lets the write in flight finish, so no
+    /// thread outlives training.
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
 }
 
 /// What a `[rows, outputs]` network output predicts: class indices, or values.
