@@ -263,3 +263,46 @@ fn a_run_resumed_from_a_checkpoint_ends_where_an_unbroken_run_ends() {
     assert_eq!(refused.resumed_from, None);
     assert!(events[0].contains("belongs to another job"), "{events:?}");
 }
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_stops_training_with_its_path() {
+    let (m, path) = quickstart();
+    let spec = Spec::from_manifest(&m, path.parent().expect("dir")).expect("spec");
+    let z = data::load(&spec).expect("loads").standardized();
+    let architecture = Architecture::new(Family::Mlp, 64, 10, &m.model.hyperparameters, None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A file where the checkpoint directory's parent should be: the write, made on the
+    // checkpoint writer's own thread, fails, and training must say so rather than go on.
+    let blocker = dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").expect("file");
+    let checkpoints = Checkpoints {
+        dir: blocker.join("checkpoints"),
+        fingerprint: "job-b".into(),
+    };
+    let mut epochs = 0;
+    let result = train::train(
+        &architecture,
+        &z.train,
+        &z.validation,
+        &Settings {
+            epochs: 3,
+            ..Settings::new(m.model.task, &m.training)
+        },
+        &Device::flex(),
+        Some(&checkpoints),
+        |e| {
+            if let Event::Epoch(_) = e {
+                epochs += 1;
+            }
+        },
+    );
+    match result {
+        Err(train::TrainError::Checkpoint(why)) => {
+            assert!(why.contains("not-a-directory"), "{why}");
+        }
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
+    // The first epoch's write fails; it is found out before the second epoch's write at the
+    // latest, never after training returned a model.
+    assert!((1..=2).contains(&epochs), "{epochs} epochs ran");
+}
