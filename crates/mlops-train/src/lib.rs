@@ -2,6 +2,7 @@
 //! compute device ([`device`]), the training loop ([`train`]), evaluation metrics ([`metrics`]),
 //! the model cards ([`card`]), and predictions from a saved artifact ([`predict`]).
 
+pub mod adam;
 pub mod checkpoint;
 pub mod device;
 pub mod metrics;

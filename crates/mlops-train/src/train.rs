@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use mlops_manifest::model::{Metric, Optimizer, Task, Training};
 use serde::{Deserialize, Serialize};
 
+use crate::adam::FusedAdam;
 use crate::checkpoint::{Checkpoints, Found, State};
 use crate::metrics;
 use crate::model::{Architecture, Network};
@@ -139,7 +140,7 @@ impl Order {
 
 fn optimizer(settings: &Settings) -> ModuleOptimizer {
     match settings.optimizer {
-        Optimizer::Adam => AdamConfig::new().init(),
+        Optimizer::Adam => ModuleOptimizer::from(FusedAdam::default()),
         Optimizer::Adamw => AdamWConfig::new().init(),
         Optimizer::Sgd => SgdConfig::new().init(),
     }
