@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod checkpoint;
+pub mod dense;
 pub mod device;
 pub mod metrics;
 pub mod model;

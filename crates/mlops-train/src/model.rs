@@ -11,6 +11,8 @@ use burn_store::{ModuleSnapshot, SafetensorsStore};
 pub use mlops_artifacts::bundle::Architecture;
 use mlops_manifest::model::{Activation, Family};
 
+use crate::dense;
+
 /// The network.
 #[derive(Module, Debug)]
 pub struct Network {
@@ -91,9 +93,11 @@ impl Network {
             _ => x,
         };
         for layer in &self.dense {
-            x = self.dropout.forward(self.activate(layer.forward(x)));
+            x = self
+                .dropout
+                .forward(self.activate(dense::forward(layer, x)));
         }
-        self.output.forward(x)
+        dense::forward(&self.output, x)
     }
 }
 
