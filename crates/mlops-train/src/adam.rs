@@ -81,18 +81,25 @@ impl Step {
 
     /// One element: the moments, then the parameter. Each operation is one IEEE operation in
     /// f32, in burn's order (Rust does not contract `a * b + c` into a fused multiply-add), so
-    /// the result is the one burn's tensor operations give.
+    /// the result is the one burn's tensor operations give. All four values are read before any
+    /// is written: the moments' buffers are the same size and often a multiple of 4 KiB apart,
+    /// and a read of one right after a write to the other at the same page offset waits for the
+    /// write (measured: three quarters of this loop's time was that one read).
     #[inline(always)]
     fn apply(self, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
-        if self.first {
-            *m = g * self.keep_1;
-            *v = (g * g) * self.keep_2;
+        let (p0, m0, v0) = (*p, *m, *v);
+        let (m1, v1) = if self.first {
+            (g * self.keep_1, (g * g) * self.keep_2)
         } else {
-            *m = *m * BETA_1 + g * self.keep_1;
-            *v = *v * BETA_2 + (g * g) * self.keep_2;
-        }
-        let update = (*m * self.combined) / (v.sqrt() + self.epsilon);
-        *p -= update * self.lr;
+            (
+                m0 * BETA_1 + g * self.keep_1,
+                v0 * BETA_2 + (g * g) * self.keep_2,
+            )
+        };
+        let update = (m1 * self.combined) / (v1.sqrt() + self.epsilon);
+        *m = m1;
+        *v = v1;
+        *p = p0 - update * self.lr;
     }
 
     fn run(self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
