@@ -253,16 +253,7 @@ mod tests {
     use burn::nn::LinearConfig;
     use burn::tensor::Distribution;
 
-    fn bits(t: Tensor<2>) -> Vec<u32> {
-        let data = t.into_data();
-        data.as_slice::<f32>()
-            .unwrap()
-            .iter()
-            .map(|x| x.to_bits())
-            .collect()
-    }
-
-    fn bits1(t: Tensor<1>) -> Vec<u32> {
+    fn bits<const D: usize>(t: Tensor<D>) -> Vec<u32> {
         let data = t.into_data();
         data.as_slice::<f32>()
             .unwrap()
@@ -326,7 +317,7 @@ mod tests {
             let run = |out: Tensor<2>| {
                 let grads = (out * weights.clone()).sum().backward();
                 let w = bits(layer.weight.grad(&grads).unwrap());
-                let b = bits1(layer.bias.as_ref().unwrap().grad(&grads).unwrap());
+                let b = bits(layer.bias.as_ref().unwrap().grad(&grads).unwrap());
                 let x = x.grad(&grads).map(bits);
                 (w, b, x)
             };
