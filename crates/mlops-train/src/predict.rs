@@ -24,15 +24,31 @@ use crate::worker::Bundle;
 /// is left as it is. Threads that never call it keep the shared pool, which is what a single large
 /// batch wants.
 pub fn keep_parallel_loops_on_this_thread() {
+    join_a_pool_of_its_own(1);
+}
+
+/// Makes the calling thread the first worker of a rayon pool of its own with `threads` threads
+/// (0: as many as rayon's shared pool has, `RAYON_NUM_THREADS` or the available parallelism), for
+/// as long as the thread lives. A thread that already is a rayon worker (of the shared pool, or of
+/// its own from an earlier call) is left in its pool.
+pub(crate) fn join_a_pool_of_its_own(threads: usize) {
     thread_local! {
-        /// Kept alive as long as the thread: dropping it would terminate the pool.
-        static OWN_POOL: Option<rayon_core::ThreadPool> = rayon_core::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .use_current_thread()
-            .build()
-            .ok();
+        /// Kept alive as long as the thread: dropping it would stop the pool's other threads.
+        static OWN_POOL: std::cell::OnceCell<Option<rayon_core::ThreadPool>> =
+            const { std::cell::OnceCell::new() };
     }
-    OWN_POOL.with(|_| ());
+    if rayon_core::current_thread_index().is_some() {
+        return;
+    }
+    OWN_POOL.with(|pool| {
+        pool.get_or_init(|| {
+            rayon_core::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .use_current_thread()
+                .build()
+                .ok()
+        });
+    });
 }
 
 pub use mlops_artifacts::artifact::{ARTIFACT_FILES, ArtifactDigest, read_artifact};

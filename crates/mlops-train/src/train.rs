@@ -212,26 +212,7 @@ fn epoch_seed(seed: u64, epoch: u32) -> u64 {
 /// training rate (BENCHMARKS.md). A thread already in a pool (the shared one, or its own from
 /// `predict::keep_parallel_loops_on_this_thread`) is left as it is.
 pub fn share_parallel_loops_with_this_thread() {
-    thread_local! {
-        /// Kept alive as long as the thread: dropping it would stop the pool's other threads.
-        static OWN_POOL: Option<rayon_core::ThreadPool> = {
-            let threads = std::env::var("RAYON_NUM_THREADS")
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .filter(|&n| n > 0)
-                .unwrap_or_else(|| {
-                    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-                });
-            rayon_core::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .use_current_thread()
-                .build()
-                .ok()
-        };
-    }
-    if rayon_core::current_thread_index().is_none() {
-        OWN_POOL.with(|_| ());
-    }
+    crate::predict::join_a_pool_of_its_own(0);
 }
 
 /// Trains a new network on `train` (standardised), validating on `validation` after every
