@@ -5,7 +5,17 @@
 //! - `{"instances": [{"name": v, ...}, ...]}`: named rows (JSON objects are unordered, so key
 //!   order is free; every feature must be there, nothing else);
 //! - `{"columns": [...], "data": [[...], ...]}`: the columns must be the signature's, in its order;
-//! - `text/csv` with a header row naming the signature's columns in its order.
+//! - a bare JSON array: of rows, positional or named (`[[v, ...], ...]`, what SageMaker's
+//!   `JSONSerializer` sends for a 2-D array and pandas' `to_json(orient="records")` writes), or of
+//!   numbers, which is one positional row (`[v, ...]`, SageMaker's `JSONSerializer` for one
+//!   sample);
+//! - `text/csv`: rows of values in signature order, after a header row when the client sends one.
+//!   SageMaker's `CSVSerializer`, Batch Transform with line splitting and Model Monitor send no
+//!   header. A first line is the header exactly when it names the signature's columns in its
+//!   order; a first line of numbers is a row; any other first line is read as a header and its
+//!   mistake is named (so a header with a missing or misplaced column is never taken for data).
+//!   The one reading this cannot tell apart: features named by numbers (`0,1,2`) and a first row
+//!   with exactly those values, which is read as the header.
 //!
 //! A missing, unknown, repeated or misplaced column is named in the error. Values are read
 //! straight into one `Vec<f32>`; no intermediate JSON tree is built.
@@ -185,19 +195,32 @@ fn describe(features: &[String]) -> String {
 
 fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, Rejection> {
     let width = features.len();
-    let mut header = true;
-    // Every row but the header ends with a newline, so this is about the rows' values.
+    let mut first = true;
+    // Every row but a header ends with a newline, so this is about the rows' values.
     let mut x = Vec::with_capacity(width * memchr::memchr_iter(b'\n', body).count());
     let mut rows = 0usize;
     mlops_data::records::each(
         body,
         |record| {
             let line = record.line;
-            if std::mem::take(&mut header) {
+            if std::mem::take(&mut first) && !is_a_row(&record, features) {
                 let names = record.names().map_err(|e| {
                     Rejection::bad(format!("the CSV header is not UTF-8 text: {e}"))
                 })?;
-                return check_columns(&names, features).map_err(Rejection::bad);
+                return check_columns(&names, features).map_err(|problem| {
+                    // A headerless first row with a gap or a typo lands here: say why it was
+                    // taken for a header.
+                    let numbers = (0..record.len()).filter(|&i| record.number(i).is_some());
+                    match (0..record.len()).find(|&i| record.number(i).is_none()) {
+                        Some(i) if numbers.count() > 0 => Rejection::bad(format!(
+                            "CSV line {line} is read as a header because its field {} (`{}`) \
+                             is not a number: {problem}",
+                            i + 1,
+                            names.get(i).copied().unwrap_or_default()
+                        )),
+                        _ => Rejection::bad(problem),
+                    }
+                });
             }
             if rows == limits.max_rows {
                 return Err(Rejection {
@@ -207,8 +230,9 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
             }
             if record.len() != width {
                 return Err(Rejection::bad(format!(
-                    "CSV line {line} has {} fields; the header has {width}",
-                    record.len()
+                    "CSV line {line} has {} fields; the model takes {width} ({})",
+                    record.len(),
+                    describe(features)
                 )));
             }
             // The reader of the training data reads numbers the same way (same text, same f32).
@@ -226,12 +250,25 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
         },
         |e, line| Rejection::bad(format!("the CSV is malformed at line {line}: {e}")),
     )?;
-    if header {
+    if first {
         return Err(Rejection::bad(
-            "the CSV body is empty; send a header naming the columns, then the rows",
+            "the CSV body is empty; send the rows, one per line (after a header naming the \
+             columns, if you like)",
         ));
     }
     Ok(Batch { rows, x })
+}
+
+/// Whether a CSV body's first line is a row rather than a header: every field is a number and
+/// the line does not name the model's features (a header of numeric names is a header).
+fn is_a_row(record: &mlops_data::records::Record<'_>, features: &[String]) -> bool {
+    (0..record.len()).all(|i| record.number(i).is_some())
+        && !record.names().is_ok_and(|names| {
+            names
+                .iter()
+                .copied()
+                .eq(features.iter().map(String::as_str))
+        })
 }
 
 fn parse_json(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, Rejection> {
@@ -274,6 +311,8 @@ fn parse_json(body: &[u8], features: &[String], limits: Limits) -> Result<Batch,
 enum Form {
     Instances,
     Data,
+    /// A bare array at the top level.
+    Bare,
 }
 
 struct State<'f> {
@@ -291,7 +330,7 @@ struct TopLevel<'s, 'f>(&'s mut State<'f>);
 impl<'de> DeserializeSeed<'de> for TopLevel<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+        d.deserialize_any(self)
     }
 }
 
@@ -299,8 +338,51 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
-            r#"an object: {"instances": [...]} or {"columns": [...], "data": [[...], ...]}"#,
+            r#"an object: {"instances": [...]} or {"columns": [...], "data": [[...], ...]}, or an array of rows"#,
         )
+    }
+    /// A bare array: of rows, or of numbers (one row).
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let state = self.0;
+        state.row_form = Some(Form::Bare);
+        let width = state.features.len();
+        state.x.resize(width, f32::NAN);
+        match seq.next_element_seed(First(state))? {
+            None => {
+                state.x.clear();
+                Ok(())
+            }
+            Some(Element::Row) => {
+                state.rows = 1;
+                more_rows(state, &mut seq)
+            }
+            Some(Element::Number(v)) => {
+                if let Some(x) = state.x.first_mut() {
+                    *x = v;
+                }
+                let mut i = 1;
+                while let Some(v) = seq.next_element_seed(Number {
+                    row: 0,
+                    name: state.features.get(i).map(String::as_str),
+                })? {
+                    let Some(x) = state.x.get_mut(i) else {
+                        return Err(de::Error::custom(format!(
+                            "row 1 has more than {width} values; the model takes {width}"
+                        )));
+                    };
+                    *x = v;
+                    i += 1;
+                }
+                if i < width {
+                    return Err(de::Error::custom(format!(
+                        "row 1 has {i} values; the model takes {width} ({})",
+                        describe(state.features)
+                    )));
+                }
+                state.rows = 1;
+                Ok(())
+            }
+        }
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.0;
@@ -368,26 +450,101 @@ impl<'de> Visitor<'de> for Rows<'_, '_> {
                 .x
                 .reserve(n.min(state.limits.max_rows) * state.features.len());
         }
-        loop {
-            if state.rows == state.limits.max_rows {
-                // One more row would be over the limit: is there one?
-                if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom(too_many_rows(state.limits)));
-                }
-                return Ok(());
+        more_rows(state, &mut seq)
+    }
+}
+
+/// Reads the rest of an array of rows into `state`, up to the row limit.
+fn more_rows<'de, A: SeqAccess<'de>>(state: &mut State<'_>, seq: &mut A) -> Result<(), A::Error> {
+    loop {
+        if state.rows == state.limits.max_rows {
+            // One more row would be over the limit: is there one?
+            if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                return Err(de::Error::custom(too_many_rows(state.limits)));
             }
-            let start = state.x.len();
-            state.x.resize(start + state.features.len(), f32::NAN);
-            let row = state.rows;
-            if seq
-                .next_element_seed(OneRow { state, start, row })?
-                .is_none()
-            {
-                state.x.truncate(start);
-                return Ok(());
-            }
-            state.rows += 1;
+            return Ok(());
         }
+        let start = state.x.len();
+        state.x.resize(start + state.features.len(), f32::NAN);
+        let row = state.rows;
+        if seq
+            .next_element_seed(OneRow { state, start, row })?
+            .is_none()
+        {
+            state.x.truncate(start);
+            return Ok(());
+        }
+        state.rows += 1;
+    }
+}
+
+/// The first element of a bare array: a row (read into the state's first row) or a number
+/// (the first value of a single flat row).
+struct First<'s, 'f>(&'s mut State<'f>);
+
+enum Element {
+    Row,
+    Number(f32),
+}
+
+impl<'de> DeserializeSeed<'de> for First<'_, '_> {
+    type Value = Element;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Element, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'f> First<'_, 'f> {
+    /// A reader for the first value of a flat row: the model's first feature.
+    fn first_value(&self) -> Number<'f> {
+        let features: &'f [String] = self.0.features;
+        Number {
+            row: 0,
+            name: features.first().map(String::as_str),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for First<'_, '_> {
+    type Value = Element;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a row (an array of numbers or an object of named numbers) or a number")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Element, A::Error> {
+        OneRow {
+            state: self.0,
+            start: 0,
+            row: 0,
+        }
+        .visit_seq(seq)
+        .map(|()| Element::Row)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element, A::Error> {
+        OneRow {
+            state: self.0,
+            start: 0,
+            row: 0,
+        }
+        .visit_map(map)
+        .map(|()| Element::Row)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Element, E> {
+        self.first_value().visit_f64(v).map(Element::Number)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Element, E> {
+        self.first_value().visit_i64(v).map(Element::Number)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Element, E> {
+        self.first_value().visit_u64(v).map(Element::Number)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Element, E> {
+        self.first_value().visit_str(v).map(Element::Number)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Element, E> {
+        self.first_value().visit_bool(v).map(Element::Number)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Element, E> {
+        self.first_value().visit_unit().map(Element::Number)
     }
 }
 
@@ -694,7 +851,7 @@ mod tests {
         assert!(m.contains("32-bit float range"), "{m}");
         assert!(refused(r#"{"instances": [[1, 2, 3]]"#).contains("EOF"));
         assert!(refused(r#"{"rows": []}"#).contains("unknown key `rows`"));
-        assert!(refused("[1, 2, 3]").contains("an object"));
+        assert!(refused("3").contains("an array of rows"));
         assert!(refused(r#"{"instances": []}"#).contains("no rows"));
         assert!(refused(r#"{"data": [[1, 2, 3]]}"#).contains("needs `columns`"));
         let csv = parse(
@@ -708,6 +865,93 @@ mod tests {
             m.contains("line 2, column `b`: `x` is not a finite number"),
             "{m}"
         );
+    }
+
+    fn csv(body: &[u8], features: &[String]) -> Result<Batch, Rejection> {
+        parse(Media::Csv, body, features, Limits::default())
+    }
+
+    /// What SageMaker's own clients send: CSV without a header line and bare JSON arrays.
+    #[test]
+    fn headerless_csv_and_bare_arrays_are_rows() {
+        let want = Batch {
+            rows: 2,
+            x: vec![1.0, 2.0, 3.0, 4.0, 5.5, -6.0],
+        };
+        let f = features();
+        for body in [
+            &b"1,2,3\n4,5.5,-6\n"[..],
+            b"1,2,3\n4,5.5,-6",
+            b"1,2,3\r\n4,5.5,-6\r\n",
+            b"a,b,c\n1,2,3\n4,5.5,-6\n",
+            b" a , b ,c\n1,2,3\n4,5.5,-6\n",
+        ] {
+            assert_eq!(csv(body, &f), Ok(want.clone()), "{body:?}");
+        }
+        assert_eq!(json("[[1, 2, 3], [4, 5.5, -6]]"), Ok(want.clone()));
+        assert_eq!(
+            json(r#"[{"c": 3, "a": 1, "b": 2}, {"a": 4, "b": 5.5, "c": -6}]"#),
+            Ok(want.clone())
+        );
+        let one = Batch {
+            rows: 1,
+            x: vec![1.0, 2.0, 3.0],
+        };
+        assert_eq!(json("[1, 2, 3]"), Ok(one.clone()));
+        assert_eq!(json("[[1, 2, 3]]"), Ok(one.clone()));
+        assert_eq!(csv(b"1,2,3", &f), Ok(one));
+        // Features named by numbers: a first line naming them is the header, any other is a row.
+        let numeric: Vec<String> = vec!["0".into(), "1".into(), "2".into()];
+        assert_eq!(csv(b"0,1,2\n3,4,5\n", &numeric).map(|b| b.rows), Ok(1));
+        assert_eq!(csv(b"3,4,5\n0,1,2\n", &numeric).map(|b| b.rows), Ok(2));
+        assert_eq!(csv(b"0,2,1\n3,4,5\n", &numeric).map(|b| b.rows), Ok(2));
+    }
+
+    #[test]
+    fn headerless_and_bare_mistakes_are_named() {
+        let f = features();
+        let m = csv(b"1,,3\n4,5,6\n", &f).expect_err("gap").message;
+        assert!(
+            m.contains("CSV line 1 is read as a header because its field 2 (``) is not a number"),
+            "{m}"
+        );
+        let m = csv(b"1,2\n3,4\n", &f).expect_err("narrow").message;
+        assert!(
+            m.contains("CSV line 1 has 2 fields; the model takes 3 (a, b, c)"),
+            "{m}"
+        );
+        let m = csv(b"1,2,3\n4,x,6\n", &f).expect_err("word").message;
+        assert!(m.contains("line 2, column `b`: `x` is not"), "{m}");
+        // A header with a mistake is still a header, never data.
+        let m = csv(b"a,c,b\n1,2,3\n", &f).expect_err("order").message;
+        assert!(m.starts_with("column `c` is at position 2"), "{m}");
+        let m = refused("[1, 2]");
+        assert!(m.contains("row 1 has 2 values; the model takes 3"), "{m}");
+        let m = refused("[1, 2, 3, 4]");
+        assert!(m.contains("row 1 has more than 3 values"), "{m}");
+        let m = refused(r#"["1", 2, 3]"#);
+        assert!(
+            m.contains("row 1, column `a`: expected a number, found the string"),
+            "{m}"
+        );
+        let m = refused("[[1, 2, 3], 4]");
+        assert!(m.contains("row 2"), "{m}");
+        let m = refused("[1, [2], 3]");
+        assert!(
+            m.contains("row 1, column `b`: expected a number, found an array"),
+            "{m}"
+        );
+        assert!(refused("[]").contains("no rows"));
+        let limits = Limits {
+            max_rows: 2,
+            ..Limits::default()
+        };
+        let r = parse(Media::Json, b"[[1,2,3],[1,2,3],[1,2,3]]", &f, limits);
+        assert_eq!(r.map_err(|r| r.status), Err(413));
+        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n1,2,3\n", &f, limits);
+        assert_eq!(r.map_err(|r| r.status), Err(413));
+        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n", &f, limits);
+        assert_eq!(r.map(|b| b.rows), Ok(2));
     }
 
     #[test]
