@@ -313,6 +313,106 @@ fn serve_answers_the_sagemaker_contract_and_names_bad_columns() {
     assert!(log.contains("stopped"), "{log}");
 }
 
+/// The SageMaker Python SDK's own serializers and deserializers against `mlops serve`, as a
+/// SageMaker user calls an endpoint: `CSVSerializer` (no header line) and `JSONSerializer` (a
+/// bare array) for many rows and for one, answers read by `CSVDeserializer` and
+/// `JSONDeserializer`. Every answer's labels equal those of the same rows sent as `instances`.
+#[test]
+fn serve_takes_what_the_sagemaker_sdk_sends() {
+    let Some(python) = crate::tools::ml_python() else {
+        return;
+    };
+    let registry = trained();
+    let mut server = serve_registered(registry.path(), &[]);
+    let a = server.addr;
+    let (_, rows, _) = holdout_rows();
+    let first: Vec<&Vec<f32>> = rows.iter().take(25).collect();
+    let answer = http::post_json(a, &serde_json::json!({ "instances": first }).to_string());
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let want: Vec<String> = answer.json()["predictions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|p| p["label"].as_str().expect("label").to_owned())
+        .collect();
+    assert_eq!(want.len(), 25);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows_file = dir.path().join("rows.json");
+    std::fs::write(&rows_file, serde_json::to_vec(&first).expect("json")).expect("write");
+    let script = r#"
+import io, json, sys
+import numpy as np
+import requests
+from sagemaker.core.serializers import CSVSerializer, JSONSerializer
+from sagemaker.core.deserializers import CSVDeserializer, JSONDeserializer
+
+url = "http://" + sys.argv[1] + "/invocations"
+rows = np.array(json.load(open(sys.argv[2])), dtype=np.float32)
+
+def call(serializer, deserializer, data):
+    body = serializer.serialize(data)
+    r = requests.post(url, data=body, headers={
+        "Content-Type": serializer.CONTENT_TYPE, "Accept": deserializer.ACCEPT[0]})
+    if r.status_code != 200:
+        sys.exit(f"{serializer.CONTENT_TYPE} {body[:80]!r}: {r.status_code} {r.text}")
+    return body, deserializer.deserialize(io.BytesIO(r.content), r.headers["Content-Type"])
+
+out = {}
+for name, data in [("many", rows), ("one", rows[0])]:
+    body, got = call(CSVSerializer(), CSVDeserializer(), data)
+    out["csv_" + name] = {"body": body, "labels": [line[0] for line in got]}
+    body, got = call(JSONSerializer(), JSONDeserializer(), data)
+    out["json_" + name] = {"body": body, "labels": [p["label"] for p in got["predictions"]]}
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(a.to_string())
+        .arg(&rows_file)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let labels = |case: &str| -> Vec<String> {
+        got[case]["labels"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{case}: {got}"))
+            .iter()
+            .map(|l| l.as_str().expect("label").to_owned())
+            .collect()
+    };
+    // What the SDK sent: no header line, and bare arrays.
+    let csv_body = got["csv_many"]["body"].as_str().expect("body");
+    assert!(
+        csv_body.starts_with(|c: char| c.is_ascii_digit()),
+        "{csv_body}"
+    );
+    assert_eq!(csv_body.lines().count(), 25);
+    assert!(
+        got["json_many"]["body"]
+            .as_str()
+            .expect("body")
+            .starts_with("[[")
+    );
+    assert!(
+        got["json_one"]["body"]
+            .as_str()
+            .expect("body")
+            .starts_with("[0")
+    );
+    assert_eq!(labels("csv_many"), want);
+    assert_eq!(labels("json_many"), want);
+    assert_eq!(labels("csv_one"), want[..1]);
+    assert_eq!(labels("json_one"), want[..1]);
+    server.stop();
+}
+
 #[test]
 fn a_body_over_the_limit_is_refused_before_it_is_parsed() {
     let registry = trained();

