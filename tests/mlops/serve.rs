@@ -313,6 +313,44 @@ fn serve_answers_the_sagemaker_contract_and_names_bad_columns() {
     assert!(log.contains("stopped"), "{log}");
 }
 
+/// The labels `/invocations` answers for `rows` sent as `{"instances": ...}`.
+fn labels_of_instances(a: std::net::SocketAddr, rows: &[&Vec<f32>]) -> Vec<String> {
+    let answer = http::post_json(a, &serde_json::json!({ "instances": rows }).to_string());
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["predictions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|p| p["label"].as_str().expect("label").to_owned())
+        .collect()
+}
+
+/// Runs a client `script` with `python`, given the service's address and a file holding `doc`;
+/// the JSON document it prints.
+fn python_client(
+    python: &Path,
+    script: &str,
+    a: std::net::SocketAddr,
+    doc: &serde_json::Value,
+) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rows.json");
+    std::fs::write(&file, doc.to_string()).expect("write");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(a.to_string())
+        .arg(&file)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 /// The SageMaker Python SDK's own serializers and deserializers against `mlops serve`, as a
 /// SageMaker user calls an endpoint: `CSVSerializer` (no header line) and `JSONSerializer` (a
 /// bare array) for many rows and for one, answers read by `CSVDeserializer` and
@@ -327,19 +365,8 @@ fn serve_takes_what_the_sagemaker_sdk_sends() {
     let a = server.addr;
     let (_, rows, _) = holdout_rows();
     let first: Vec<&Vec<f32>> = rows.iter().take(25).collect();
-    let answer = http::post_json(a, &serde_json::json!({ "instances": first }).to_string());
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    let want: Vec<String> = answer.json()["predictions"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|p| p["label"].as_str().expect("label").to_owned())
-        .collect();
+    let want = labels_of_instances(a, &first);
     assert_eq!(want.len(), 25);
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rows_file = dir.path().join("rows.json");
-    std::fs::write(&rows_file, serde_json::to_vec(&first).expect("json")).expect("write");
     let script = r#"
 import io, json, sys
 import numpy as np
@@ -366,19 +393,7 @@ for name, data in [("many", rows), ("one", rows[0])]:
     out["json_" + name] = {"body": body, "labels": [p["label"] for p in got["predictions"]]}
 print(json.dumps(out))
 "#;
-    let out = std::process::Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(a.to_string())
-        .arg(&rows_file)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let got = python_client(&python, script, a, &serde_json::json!(first));
     let labels = |case: &str| -> Vec<String> {
         got[case]["labels"]
             .as_array()
@@ -541,18 +556,7 @@ fn serve_takes_what_mlservers_codecs_send() {
     let a = server.addr;
     let (features, rows, _) = holdout_rows();
     let first: Vec<&Vec<f32>> = rows.iter().take(25).collect();
-    let answer = http::post_json(a, &serde_json::json!({ "instances": first }).to_string());
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    let want: Vec<String> = answer.json()["predictions"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|p| p["label"].as_str().expect("label").to_owned())
-        .collect();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rows_file = dir.path().join("rows.json");
-    let doc = serde_json::json!({ "features": features, "rows": first });
-    std::fs::write(&rows_file, doc.to_string()).expect("write");
+    let want = labels_of_instances(a, &first);
     let script = r#"
 import json, sys
 import numpy as np
@@ -583,19 +587,8 @@ for name, request in [
     }
 print(json.dumps(out))
 "#;
-    let out = std::process::Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(a.to_string())
-        .arg(&rows_file)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let doc = serde_json::json!({ "features": features, "rows": first });
+    let got = python_client(&python, script, a, &doc);
     for case in ["numpy", "pandas"] {
         let labels: Vec<String> = got[case]["labels"]
             .as_array()
