@@ -559,6 +559,13 @@ pub fn render_csv(classes: Option<&[String]>, outputs: &Outputs) -> Vec<u8> {
     out
 }
 
+/// The label of class `index` (empty when the signature has no such class).
+pub(crate) fn label_of(classes: Option<&[String]>, index: usize) -> &str {
+    classes
+        .and_then(|names| names.get(index))
+        .map_or("", String::as_str)
+}
+
 /// `{"model": ..., "classes": [...], "predictions": [{"label": ..., "probabilities": [...]}]}` or
 /// `{"model": ..., "predictions": [{"value": ...}]}`.
 pub fn render(model: &str, classes: Option<&[String]>, outputs: &Outputs) -> Vec<u8> {
@@ -584,12 +591,11 @@ pub fn render(model: &str, classes: Option<&[String]>, outputs: &Outputs) -> Vec
             probabilities,
             classes: k,
         } => {
-            let names = classes.unwrap_or(&[]);
             let predictions = index
                 .iter()
                 .zip(probabilities.chunks((*k).max(1)))
                 .map(|(&i, p)| Class {
-                    label: names.get(i).map_or("", String::as_str),
+                    label: label_of(classes, i),
                     probabilities: p,
                 })
                 .collect();

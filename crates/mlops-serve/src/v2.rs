@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::Limits;
 use crate::body::{Batch, Rejection};
+use crate::server::label_of;
 
 /// An inference request (`POST /v2/models/{name}/infer`).
 #[derive(Debug, Deserialize)]
@@ -318,17 +319,11 @@ pub fn outputs<'a>(
             probabilities,
             classes: k,
         } => {
-            let names = classes.unwrap_or(&[]);
             all.push(OutputTensor {
                 name: "predict",
                 shape: vec![rows],
                 datatype: "BYTES",
-                data: OutputData::Labels(
-                    index
-                        .iter()
-                        .map(|&i| names.get(i).map_or("", String::as_str))
-                        .collect(),
-                ),
+                data: OutputData::Labels(index.iter().map(|&i| label_of(classes, i)).collect()),
             });
             all.push(OutputTensor {
                 name: "predict_proba",
