@@ -210,9 +210,9 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
                 return check_columns(&names, features).map_err(|problem| {
                     // A headerless first row with a gap or a typo lands here: say why it was
                     // taken for a header.
-                    let numbers = (0..record.len()).filter(|&i| record.number(i).is_some());
+                    let any_number = (0..record.len()).any(|i| record.number(i).is_some());
                     match (0..record.len()).find(|&i| record.number(i).is_none()) {
-                        Some(i) if numbers.count() > 0 => Rejection::bad(format!(
+                        Some(i) if any_number => Rejection::bad(format!(
                             "CSV line {line} is read as a header because its field {} (`{}`) \
                              is not a number: {problem}",
                             i + 1,
@@ -345,8 +345,7 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let state = self.0;
         state.row_form = Some(Form::Bare);
-        let width = state.features.len();
-        state.x.resize(width, f32::NAN);
+        state.x.resize(state.features.len(), f32::NAN);
         match seq.next_element_seed(First(state))? {
             None => {
                 state.x.clear();
@@ -357,28 +356,16 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
                 more_rows(state, &mut seq)
             }
             Some(Element::Number(v)) => {
+                // One flat row: its first value is read, the rest follow in the same array.
                 if let Some(x) = state.x.first_mut() {
                     *x = v;
                 }
-                let mut i = 1;
-                while let Some(v) = seq.next_element_seed(Number {
+                OneRow {
+                    state: &mut *state,
+                    start: 0,
                     row: 0,
-                    name: state.features.get(i).map(String::as_str),
-                })? {
-                    let Some(x) = state.x.get_mut(i) else {
-                        return Err(de::Error::custom(format!(
-                            "row 1 has more than {width} values; the model takes {width}"
-                        )));
-                    };
-                    *x = v;
-                    i += 1;
                 }
-                if i < width {
-                    return Err(de::Error::custom(format!(
-                        "row 1 has {i} values; the model takes {width} ({})",
-                        describe(state.features)
-                    )));
-                }
+                .values_from(1, seq)?;
                 state.rows = 1;
                 Ok(())
             }
@@ -561,19 +548,10 @@ impl<'de> DeserializeSeed<'de> for OneRow<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for OneRow<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "row {}: an array of {} numbers or an object of named numbers",
-            self.row + 1,
-            self.state.features.len()
-        )
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+impl OneRow<'_, '_> {
+    /// Reads a positional row's values from position `i` on (the ones before it are in place).
+    fn values_from<'de, A: SeqAccess<'de>>(self, mut i: usize, mut seq: A) -> Result<(), A::Error> {
         let width = self.state.features.len();
-        let mut i = 0;
         loop {
             let name = self.state.features.get(i).map(String::as_str);
             let Some(v) = seq.next_element_seed(Number {
@@ -602,6 +580,21 @@ impl<'de> Visitor<'de> for OneRow<'_, '_> {
             )));
         }
         Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for OneRow<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "row {}: an array of {} numbers or an object of named numbers",
+            self.row + 1,
+            self.state.features.len()
+        )
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.values_from(0, seq)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.state;
