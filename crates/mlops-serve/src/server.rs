@@ -61,6 +61,11 @@ impl Service {
     fn model_name(&self) -> &str {
         self.identity.model.as_deref().unwrap_or("unknown")
     }
+
+    /// The model's name and version in the Open Inference Protocol.
+    fn v2_name(&self) -> (&str, Option<&str>) {
+        v2::name_and_version(self.identity.model.as_deref())
+    }
 }
 
 /// Rows a response carried, for the request log and the metrics.
@@ -399,7 +404,7 @@ async fn v2_ready() -> Response {
 
 /// A 404 when the path names another model or version than the one served.
 fn v2_other_model(service: &Service, path: &HashMap<String, String>) -> Option<Response> {
-    let (name, version) = v2::name_and_version(service.identity.model.as_deref());
+    let (name, version) = service.v2_name();
     let asked = path.get("name").map_or("", String::as_str);
     if asked != name {
         return Some(error(
@@ -429,7 +434,7 @@ async fn v2_model(
     if let Some(r) = v2_other_model(&service, &path) {
         return r;
     }
-    let (name, version) = v2::name_and_version(service.identity.model.as_deref());
+    let (name, version) = service.v2_name();
     axum::Json(v2::metadata(
         name,
         version,
@@ -446,7 +451,7 @@ async fn v2_model_ready(
     if let Some(r) = v2_other_model(&service, &path) {
         return r;
     }
-    let (name, _) = v2::name_and_version(service.identity.model.as_deref());
+    let (name, _) = service.v2_name();
     axum::Json(serde_json::json!({ "name": name, "ready": true })).into_response()
 }
 
@@ -484,7 +489,7 @@ fn v2_answer(service: &Service, body: &[u8]) -> Answered {
         signature.classes.as_deref(),
         &predicted,
     )?;
-    let (model_name, model_version) = v2::name_and_version(service.identity.model.as_deref());
+    let (model_name, model_version) = service.v2_name();
     let written = serde_json::to_vec(&v2::InferResponse {
         model_name,
         model_version,

@@ -81,15 +81,6 @@ pub enum OutputData<'a> {
     Numbers(&'a [f32]),
 }
 
-/// The output names a model of this signature answers with.
-pub fn output_names(signature: &Signature) -> &'static [&'static str] {
-    if signature.classes.is_some() {
-        &["predict", "predict_proba"]
-    } else {
-        &["predict"]
-    }
-}
-
 /// A model's name and version in the protocol: `NAME@VERSION` split at the `@` (the registry's
 /// reference), or `model` when the service does not know its name.
 pub fn name_and_version(model: Option<&str>) -> (&str, Option<&str>) {
