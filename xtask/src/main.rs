@@ -192,7 +192,7 @@ pub(crate) fn ml_tools() -> Result<PathBuf, String> {
 
 /// A virtual environment `<cache>/name` holding `pins` (installed once per pin set): its bin
 /// directory.
-fn venv(name: &str, pins: &[&str]) -> Result<PathBuf, String> {
+pub(crate) fn venv(name: &str, pins: &[&str]) -> Result<PathBuf, String> {
     let venv = cache_dir().join(name);
     let bin = venv.join("bin");
     let stamp = venv.join(".mlops-tools");

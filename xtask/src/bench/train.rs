@@ -13,25 +13,7 @@ use crate::root;
 const TORCH: &str = "torch==2.15.0";
 
 fn torch_python() -> Result<PathBuf, String> {
-    let venv = crate::cache_dir().join("bench-torch");
-    let python = venv.join("bin").join("python");
-    let stamp = venv.join(".mlops-torch");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(TORCH) {
-        return Ok(python);
-    }
-    if !python.exists() {
-        crate::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    crate::run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        TORCH,
-    ]))?;
-    std::fs::write(&stamp, TORCH).map_err(|e| format!("{}: {e}", stamp.display()))?;
-    Ok(python)
+    crate::venv("bench-torch", &[TORCH]).map(|bin| bin.join("python"))
 }
 
 /// The quickstart's training set split 80/20 by row (every fifth row to validation) so both
