@@ -5,6 +5,9 @@
 //! - `{"instances": [{"name": v, ...}, ...]}`: named rows (JSON objects are unordered, so key
 //!   order is free; every feature must be there, nothing else);
 //! - `{"columns": [...], "data": [[...], ...]}`: the columns must be the signature's, in its order;
+//! - what `mlflow models serve` takes: `{"dataframe_split": {"columns": [...], "data": [...]}}`
+//!   (its `index` is ignored), `{"dataframe_records": [...]}` and `{"inputs": [...]}`, read as the
+//!   two forms above;
 //! - a bare JSON array: of rows, positional or named (`[[v, ...], ...]`, what SageMaker's
 //!   `JSONSerializer` sends for a 2-D array and pandas' `to_json(orient="records")` writes), or of
 //!   numbers, which is one positional row (`[v, ...]`, SageMaker's `JSONSerializer` for one
@@ -375,21 +378,26 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
         let state = self.0;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let form = match key.as_ref() {
-                "instances" => Form::Instances,
+                // MLflow's names for the same two forms.
+                "instances" | "dataframe_records" | "inputs" => Form::Instances,
                 "data" => Form::Data,
                 "columns" => {
-                    if state.columns.is_some() {
-                        return Err(de::Error::custom("`columns` is given twice"));
+                    columns(state, &mut map)?;
+                    continue;
+                }
+                "dataframe_split" => {
+                    if state.row_form.is_some() || state.columns.is_some() {
+                        return Err(de::Error::custom(
+                            "give the rows once: `dataframe_split` holds them all",
+                        ));
                     }
-                    let columns: Vec<String> = map.next_value()?;
-                    let given: Vec<&str> = columns.iter().map(String::as_str).collect();
-                    check_columns(&given, state.features).map_err(de::Error::custom)?;
-                    state.columns = Some(columns);
+                    map.next_value_seed(Split(&mut *state))?;
                     continue;
                 }
                 other => {
                     return Err(de::Error::custom(format!(
-                        "unknown key `{other}`; expected `instances`, or `columns` and `data`"
+                        "unknown key `{other}`; expected `instances`, or `columns` and `data` \
+                         (or MLflow's `dataframe_split`, `dataframe_records`, `inputs`)"
                     )));
                 }
             };
@@ -413,6 +421,60 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+/// Reads a `columns` value into `state`, checked against the signature.
+fn columns<'de, A: MapAccess<'de>>(state: &mut State<'_>, map: &mut A) -> Result<(), A::Error> {
+    if state.columns.is_some() {
+        return Err(de::Error::custom("`columns` is given twice"));
+    }
+    let columns: Vec<String> = map.next_value()?;
+    let given: Vec<&str> = columns.iter().map(String::as_str).collect();
+    check_columns(&given, state.features).map_err(de::Error::custom)?;
+    state.columns = Some(columns);
+    Ok(())
+}
+
+/// MLflow's `dataframe_split`: `columns` and `data` (and an `index`, which says nothing about
+/// the features and is skipped).
+struct Split<'s, 'f>(&'s mut State<'f>);
+
+impl<'de> DeserializeSeed<'de> for Split<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Split<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(r#"{"columns": [...], "data": [[...], ...]}"#)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let state = self.0;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "columns" => columns(state, &mut map)?,
+                "data" if state.row_form.is_some() => {
+                    return Err(de::Error::custom("`dataframe_split.data` is given twice"));
+                }
+                "data" => {
+                    state.row_form = Some(Form::Data);
+                    map.next_value_seed(Rows(&mut *state))?;
+                }
+                "index" => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown key `dataframe_split.{other}`; expected `columns` and `data`"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -743,8 +805,40 @@ mod tests {
         let csv = "a,b,c\n1,2,3\n4,5.5,-6\n";
         assert_eq!(
             parse(Media::Csv, csv.as_bytes(), &features(), Limits::default()),
-            Ok(want)
+            Ok(want.clone())
         );
+        // What MLflow's clients send.
+        for mlflow in [
+            r#"{"dataframe_split": {"index": [7, 8], "columns": ["a", "b", "c"], "data": [[1, 2, 3], [4, 5.5, -6]]}}"#,
+            r#"{"dataframe_split": {"data": [[1, 2, 3], [4, 5.5, -6]], "columns": ["a", "b", "c"]}}"#,
+            r#"{"dataframe_records": [{"c": 3, "a": 1, "b": 2}, {"a": 4, "b": 5.5, "c": -6}]}"#,
+            r#"{"inputs": [[1, 2, 3], [4, 5.5, -6]]}"#,
+        ] {
+            assert_eq!(json(mlflow), Ok(want.clone()), "{mlflow}");
+        }
+    }
+
+    #[test]
+    fn mlflow_bodies_are_held_to_the_same_rules() {
+        let m =
+            refused(r#"{"dataframe_split": {"columns": ["a", "c", "b"], "data": [[1, 2, 3]]}}"#);
+        assert!(m.contains("`c`"), "{m}");
+        let m = refused(r#"{"dataframe_split": {"data": [[1, 2, 3]]}}"#);
+        assert!(m.contains("needs `columns`"), "{m}");
+        let m = refused(
+            r#"{"dataframe_split": {"columns": ["a", "b", "c"], "instances": [[1, 2, 3]]}}"#,
+        );
+        assert!(m.contains("dataframe_split.instances"), "{m}");
+        let m = refused(
+            r#"{"instances": [[1, 2, 3]], "dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, 3]]}}"#,
+        );
+        assert!(m.contains("once"), "{m}");
+        let m = refused(
+            r#"{"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, 3]]}, "data": [[1, 2, 3]]}"#,
+        );
+        assert!(m.contains("once"), "{m}");
+        let m = refused(r#"{"dataframe_records": [{"a": 1, "b": 2}]}"#);
+        assert!(m.contains("`c`"), "{m}");
     }
 
     /// The values the `csv` crate and the shared number parser read from `body`.
