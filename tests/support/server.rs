@@ -100,3 +100,91 @@ impl Drop for Server {
         }
     }
 }
+
+/// A server that is not ours (MLServer, `mlflow models serve`): started in a process group of
+/// its own on a port chosen here, ready once `GET ready_path` answers 200, and stopped with its
+/// whole group (SIGTERM, then SIGKILL) when dropped, so that no worker it forked outlives the
+/// test.
+pub(crate) struct Foreign {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+/// A loopback port free at the moment of asking.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Foreign {
+    /// Runs `command` (which should listen on `port`), its output in `log`.
+    pub(crate) fn start(
+        mut command: Command,
+        port: u16,
+        ready_path: &str,
+        log: std::path::PathBuf,
+    ) -> Foreign {
+        use std::os::unix::process::CommandExt;
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("spawns");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut server = Foreign { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the server exited with {status}: {}", server.log());
+            }
+            let ready = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+                && crate::http::get(addr, ready_path).status == 200;
+            if ready {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server was not ready within 120 s: {}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let kill = |signal: &str| {
+            let _ = Command::new("kill")
+                .args([signal, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        };
+        kill("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The group's other members (workers) too, whether or not the leader left.
+        kill("-KILL");
+        let _ = self.child.wait();
+    }
+}

@@ -52,7 +52,13 @@ const PYTHON_TOOLS: &[&str] = &[
 /// The Python ML stack the tests drive as our users' own tools (SageMaker's Python SDK and
 /// MLServer's codecs as clients of `mlops serve`), in a second environment: checkov pins boto3
 /// 1.35, the SageMaker SDK needs 1.43 or later. Tests find its interpreter in `MLOPS_ML_PYTHON`.
-const ML_TOOLS: &[&str] = &["sagemaker-core==2.27.0", "mlserver==1.7.1"];
+const ML_TOOLS: &[&str] = &[
+    "sagemaker-core==2.27.0",
+    "mlserver==1.7.1",
+    "mlserver-sklearn==1.7.1",
+    "scikit-learn==1.9.1",
+    "mlflow-skinny==3.17.2",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

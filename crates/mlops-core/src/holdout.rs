@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mlops_data::data::Format as DataFileFormat;
 use mlops_holdout::client::{Http, Policy, SageMaker, Service};
+use mlops_holdout::protocol::{Protocol, Tensor};
 use mlops_holdout::run::Incumbent;
 use mlops_holdout::{Plan, Report, RunError};
 use mlops_manifest::Manifest;
@@ -41,6 +42,9 @@ pub struct Request<'a> {
     pub retries: u32,
     /// Skip the row-by-row comparison with the model's offline predictions.
     pub no_parity: bool,
+    /// How requests are written and answers read (the service's, and an incumbent's given by
+    /// endpoint; the incumbent this process serves speaks them all).
+    pub protocol: Protocol,
     /// Also score the version production pins on the same rows (`--compare production`).
     pub compare: Option<Compare>,
 }
@@ -160,19 +164,35 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         })),
         Target::Url(_) => None,
     };
+    let name = card.model.clone();
     let service = match target {
-        Target::Url(url) => Service::Http(Box::new(Http::new(&url, policy).map_err(|e| {
-            Problem::input(
-                e,
-                "pass the service's base URL, e.g. --endpoint http://127.0.0.1:8080",
-            )
-        })?)),
+        Target::Url(url) => Service::Http(Box::new(
+            Http::speaking(&url, req.protocol, &name, policy).map_err(|e| {
+                Problem::input(
+                    e,
+                    "pass the service's base URL, e.g. --endpoint http://127.0.0.1:8080",
+                )
+            })?,
+        )),
         Target::SageMaker(name) => {
             let runtime = rt.block_on(mlops_aws::SageMakerRuntime::from_env());
-            Service::SageMaker(SageMaker::new(runtime, &name, policy))
+            Service::SageMaker(SageMaker::new(runtime, &name, policy).speaking(req.protocol))
         }
     };
     let signature = loaded.predictor.bundle.signature.clone();
+    let tensor = match &service {
+        Service::Http(h) if req.protocol == Protocol::V2 => rt
+            .block_on(h.v2_metadata())
+            .and_then(|m| m.input(signature.features.len()))
+            .map_err(|e| {
+                Problem::broken(
+                    format!("the V2 model at {}: {e}", h.endpoint()),
+                    "check that the service serves the model under that name \
+                     (GET /v2/models/NAME answers its metadata)",
+                )
+            })?,
+        _ => Tensor::default(),
+    };
     let against = match &req.compare {
         Some(c) => against(req, c, &signature, &path, &shown, &rt, policy)?,
         None => Against::default(),
@@ -190,6 +210,8 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         tolerances: h.tolerances.clone(),
         model,
         slo: h.slo.clone(),
+        protocol: req.protocol,
+        tensor,
     };
     let served = rt.block_on(service.version());
     let mut report = mlops_holdout::run(plan, service, against.incumbent, &rt)
@@ -372,7 +394,7 @@ fn against(
     let artifact = loaded.identity.artifact_sha256.clone();
     let (service, local) = match (&c.endpoint, &c.sagemaker_endpoint) {
         (Some(url), _) => {
-            let http = Http::new(url, policy).map_err(|e| {
+            let http = Http::speaking(url, req.protocol, &card.model, policy).map_err(|e| {
                 Problem::input(e, "pass production's base URL with --incumbent-endpoint")
             })?;
             (Service::Http(Box::new(http)), None)
@@ -389,13 +411,13 @@ fn against(
                 ));
             }
             (
-                Service::SageMaker(SageMaker::new(runtime, name, policy)),
+                Service::SageMaker(SageMaker::new(runtime, name, policy).speaking(req.protocol)),
                 None,
             )
         }
         (None, None) => {
             let local = crate::serve::Background::start(loaded)?;
-            let http = Http::new(&local.url(), policy)
+            let http = Http::speaking(&local.url(), req.protocol, &card.model, policy)
                 .map_err(|e| Problem::broken(format!("the local incumbent: {e}"), ""))?;
             (Service::Http(Box::new(http)), Some(local))
         }

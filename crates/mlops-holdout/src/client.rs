@@ -1,7 +1,9 @@
-//! Calls to a prediction service: `POST <endpoint>/invocations` over HTTP(S), or SageMaker's
-//! `InvokeEndpoint`, with a timeout per attempt and retries with exponential backoff on
-//! connection errors, timeouts, throttling (429) and server errors (5xx).
+//! Calls to a prediction service: `POST <endpoint>/invocations` (or a V2 model's `/infer`) over
+//! HTTP(S), or SageMaker's `InvokeEndpoint`, in one of the [`Protocol`]s, with a timeout per
+//! attempt and retries with exponential backoff on connection errors, timeouts, throttling (429)
+//! and server errors (5xx).
 
+use crate::protocol::{Metadata, Protocol};
 use mlops_artifacts::service::ServiceVersion;
 use std::time::Duration;
 
@@ -58,7 +60,11 @@ impl Default for Policy {
 #[derive(Debug, Clone)]
 pub struct Http {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// The service's base URL, without a trailing `/` (`/version` and `/metrics` are beside it).
+    base: String,
+    /// Where batches are posted: `/invocations`, or a V2 model's `/infer`.
     invocations: hyper::Uri,
+    protocol: Protocol,
     pub policy: Policy,
 }
 
@@ -70,11 +76,6 @@ pub struct Reply {
     /// From sending the request to its whole answer (the attempt that succeeded).
     pub latency: Duration,
 }
-
-/// What the test sends: CSV batches with a header, asking for CSV answers (one prediction per
-/// line; an mlops service answers in JSON to anything else, and the reader takes either).
-const CONTENT_TYPE: &str = "text/csv";
-const ACCEPT: &str = "text/csv, application/json";
 
 /// The default largest answer: far over what any batch's predictions take (a class name and
 /// probabilities per row), far under what would exhaust a runner's memory.
@@ -120,10 +121,34 @@ enum Attempt {
 }
 
 impl Http {
-    /// A client of the service at `endpoint` (its base URL; `/invocations` is appended).
+    /// A client of the mlops service at `endpoint` (its base URL; `/invocations` is appended).
     pub fn new(endpoint: &str, policy: Policy) -> Result<Self, String> {
-        let base = endpoint.trim_end_matches('/');
-        let invocations: hyper::Uri = format!("{base}/invocations")
+        Self::speaking(endpoint, Protocol::Mlops, "", policy)
+    }
+
+    /// A client speaking `protocol` to the service at `endpoint`: its base URL, where
+    /// `/invocations` is appended; with V2 also a model's URL (`.../v2/models/NAME`, optionally
+    /// `/versions/V`), else `/v2/models/{model}` is appended to the base.
+    pub fn speaking(
+        endpoint: &str,
+        protocol: Protocol,
+        model: &str,
+        policy: Policy,
+    ) -> Result<Self, String> {
+        let given = endpoint.trim_end_matches('/');
+        let (base, post) = match protocol {
+            Protocol::V2 => match given.find("/v2/models/") {
+                Some(at) => (given.get(..at).unwrap_or(given), format!("{given}/infer")),
+                None if model.is_empty() => {
+                    return Err(format!(
+                        "`{endpoint}` names no V2 model: give its URL, e.g. {given}/v2/models/NAME"
+                    ));
+                }
+                None => (given, format!("{given}/v2/models/{model}/infer")),
+            },
+            _ => (given, format!("{given}/invocations")),
+        };
+        let invocations: hyper::Uri = post
             .parse()
             .map_err(|e| format!("`{endpoint}` is not a URL: {e}"))?;
         match invocations.scheme_str() {
@@ -145,13 +170,40 @@ impl Http {
         let client = Client::builder(TokioExecutor::new()).build(https);
         Ok(Self {
             client,
+            base: base.to_owned(),
             invocations,
+            protocol,
             policy,
         })
     }
 
     pub fn endpoint(&self) -> String {
         self.invocations.to_string()
+    }
+
+    /// A V2 model's metadata (`GET .../v2/models/NAME`): which input tensor it takes.
+    pub async fn v2_metadata(&self) -> Result<Metadata, String> {
+        let model = self
+            .invocations
+            .path()
+            .trim_end_matches("/infer")
+            .to_owned();
+        let model = model
+            .strip_prefix(self.base_path())
+            .unwrap_or(&model)
+            .to_owned();
+        let (shown, body) = self.get(&model, MAX_VERSION_BYTES).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| format!("{shown}: not a V2 model's metadata: {e}"))
+    }
+
+    /// The path part of the base URL (empty for a service at the root).
+    fn base_path(&self) -> &str {
+        self.base
+            .find("://")
+            .and_then(|s| self.base.get(s + 3..))
+            .and_then(|rest| rest.find('/').and_then(|p| rest.get(p..)))
+            .unwrap_or("")
     }
 
     /// The service's `GET /version` document, when it has one (an mlops service does): which
@@ -176,9 +228,7 @@ impl Http {
     /// `GET path` beside `/invocations`, its body read up to `limit` bytes, within the policy's
     /// timeout; the URL as shown and the body, or what went wrong.
     async fn get(&self, path: &str, limit: usize) -> Result<(String, Bytes), String> {
-        let base = self.invocations.to_string();
-        let base = base.strip_suffix("/invocations").unwrap_or(&base);
-        let uri: hyper::Uri = format!("{}{path}", base.trim_end_matches('/'))
+        let uri: hyper::Uri = format!("{}{path}", self.base)
             .parse()
             .map_err(|e| format!("not a URL: {e}"))?;
         let shown = uri.to_string();
@@ -208,8 +258,8 @@ impl Http {
 
     async fn attempt(&self, body: Bytes) -> Attempt {
         let request = hyper::Request::post(self.invocations.clone())
-            .header("content-type", CONTENT_TYPE)
-            .header("accept", ACCEPT)
+            .header("content-type", self.protocol.content_type())
+            .header("accept", self.protocol.accept())
             .body(Full::new(body));
         let request = match request {
             Ok(r) => r,
@@ -257,6 +307,7 @@ impl Http {
 pub struct SageMaker {
     runtime: mlops_aws::SageMakerRuntime,
     name: String,
+    protocol: Protocol,
     pub policy: Policy,
 }
 
@@ -265,14 +316,24 @@ impl SageMaker {
         Self {
             runtime,
             name: name.to_owned(),
+            protocol: Protocol::Mlops,
             policy,
         }
     }
 
+    /// The same endpoint, sent `protocol`'s bodies.
+    pub fn speaking(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
     async fn attempt(&self, body: Bytes) -> Attempt {
-        let call = self
-            .runtime
-            .invoke(&self.name, body.to_vec(), CONTENT_TYPE, ACCEPT);
+        let call = self.runtime.invoke(
+            &self.name,
+            body.to_vec(),
+            self.protocol.content_type(),
+            self.protocol.accept(),
+        );
         match tokio::time::timeout(self.policy.timeout, call).await {
             Err(_) => Attempt::Retry(format!(
                 "no answer within {} s",
@@ -421,5 +482,22 @@ mod tests {
         assert!(Http::new("not a url", Policy::default()).is_err());
         let h = Http::new("http://127.0.0.1:8080/", Policy::default()).expect("valid");
         assert_eq!(h.endpoint(), "http://127.0.0.1:8080/invocations");
+    }
+
+    #[test]
+    fn v2_endpoints_name_a_model_or_get_the_registered_one() {
+        let p = Policy::default();
+        let h = Http::speaking("http://h:9/serve/", Protocol::V2, "iris", p).expect("base");
+        assert_eq!(h.endpoint(), "http://h:9/serve/v2/models/iris/infer");
+        assert_eq!(h.base_path(), "/serve");
+        let h = Http::speaking("http://h:9/v2/models/m/versions/2", Protocol::V2, "iris", p)
+            .expect("model URL");
+        assert_eq!(h.endpoint(), "http://h:9/v2/models/m/versions/2/infer");
+        assert_eq!(h.base, "http://h:9");
+        assert_eq!(h.base_path(), "");
+        let m = Http::speaking("http://h:9", Protocol::V2, "", p).expect_err("no model");
+        assert!(m.contains("/v2/models/NAME"), "{m}");
+        let h = Http::speaking("http://h:9", Protocol::Mlflow, "iris", p).expect("mlflow");
+        assert_eq!(h.endpoint(), "http://h:9/invocations");
     }
 }

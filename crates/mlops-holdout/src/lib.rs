@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod paired;
+pub mod protocol;
 pub mod report;
 pub mod run;
 

@@ -16,10 +16,10 @@ use mlops_manifest::model::{Allowance, Metric, Task};
 use mlops_train::metrics::{Confusion, Errors};
 use mlops_train::predict::{Outputs, Predictor};
 use mlops_train::worker::Signature;
-use serde::Deserialize;
 
 use crate::client::{CallError, Reply, Service};
 use crate::paired;
+use crate::protocol::{Encoder, Field, Key, Protocol, Tensor};
 use crate::report::{
     Comparison, MetricComparison, Mismatch, PairedTest, Parity, Report, compare, confusion_report,
 };
@@ -44,6 +44,10 @@ pub struct Plan {
     pub model: String,
     /// The latency and throughput limits (`holdout.slo`).
     pub slo: mlops_manifest::model::Slo,
+    /// How requests are written and answers read.
+    pub protocol: Protocol,
+    /// The V2 input tensor (with `Protocol::V2`).
+    pub tensor: Tensor,
 }
 
 /// The version production pins, served beside the candidate and scored on the same rows
@@ -97,18 +101,6 @@ struct Batch {
 enum Truth {
     Class(Option<usize>),
     Value(f32),
-}
-
-/// The service's JSON answer, the fields the test reads.
-#[derive(Deserialize)]
-struct Answer {
-    predictions: Vec<Prediction>,
-}
-
-#[derive(Deserialize)]
-struct Prediction {
-    label: Option<String>,
-    value: Option<f32>,
 }
 
 /// One prediction as the service gave it.
@@ -184,22 +176,20 @@ fn read_reply(reply: &Reply, task: Task, classes: &Labels) -> Result<Vec<Said>, 
         .and_then(|c| c.split(';').next())
         .is_some_and(|c| c.trim().eq_ignore_ascii_case("text/csv"));
     if !csv {
-        let answer: Answer = serde_json::from_slice(&reply.body)
-            .map_err(|e| format!("the service's answer is not the prediction JSON: {e}"))?;
-        return answer
-            .predictions
-            .into_iter()
-            .map(|p| match task {
-                Task::Classification => {
-                    p.label
-                        .map(|l| class(l.as_bytes(), classes))
-                        .ok_or_else(|| {
-                            "a classification answer has no `label`; is this the right model?"
-                                .to_owned()
-                        })
-                }
-                Task::Regression => p.value.map(Said::Value).ok_or_else(|| {
-                    "a regression answer has no `value`; is this the right model?".to_owned()
+        let key = match task {
+            Task::Classification => Key::Label,
+            Task::Regression => Key::Value,
+        };
+        let fields = crate::protocol::json_predictions(&reply.body, key)?;
+        return fields
+            .iter()
+            .map(|f| match task {
+                Task::Classification => Ok(class(f.label().as_bytes(), classes)),
+                Task::Regression => f.value().map(Said::Value).ok_or_else(|| match f {
+                    Field::Text(t) => {
+                        format!("the service answered `{t}` where a regression value belongs")
+                    }
+                    Field::Number(n) => format!("the service answered {n}, not an f32 value"),
                 }),
             })
             .collect();
@@ -245,43 +235,6 @@ fn said(field: &[u8], task: Task, classes: &Labels) -> Result<Said, String> {
     })
 }
 
-/// The CSV header of every request: the signature's feature names, in its order (quoted by the
-/// csv writer where CSV needs it).
-fn csv_header(features: &[String]) -> Vec<u8> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    // Writing to memory cannot fail.
-    let _ = writer.write_record(features);
-    writer.into_inner().unwrap_or_default()
-}
-
-/// Appends one CSV row to `out`: the file's own text when there is one (every feature field
-/// was checked to be a number, and the service reads it with the same parser as the offline
-/// reader), else each value as the shortest text that reads back as the same `f32`.
-fn write_row(out: &mut Vec<u8>, row: &data::Row<'_>, number: &mut zmij::Buffer) {
-    match &row.text {
-        Some(text) => match text.joined() {
-            Some(joined) => out.extend_from_slice(joined),
-            None => {
-                for (j, t) in text.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(t);
-                }
-            }
-        },
-        None => {
-            for (j, v) in row.features.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(number.format_finite(*v).as_bytes());
-            }
-        }
-    }
-    out.push(b'\n');
-}
-
 /// Reads the dataset on this (blocking) thread and hands batches to `send`.
 fn produce(
     plan: &Plan,
@@ -289,26 +242,23 @@ fn produce(
 ) -> Result<data::FileDigest, data::DataError> {
     let s = &plan.signature;
     let width = s.features.len();
-    let header = csv_header(&s.features);
     let classes = s.classes.as_deref().map(Labels::new);
     // The features as numbers are kept only for the offline prediction (parity).
     let keep = plan.parity.is_some();
     let mut x = Vec::with_capacity(if keep { plan.batch_size * width } else { 0 });
-    let mut body = header.clone();
+    let mut body = Encoder::new(plan.protocol, &s.features, plan.tensor.clone());
     let mut number = zmij::Buffer::new();
     let mut lines = Vec::with_capacity(plan.batch_size);
     let mut truth = Vec::with_capacity(plan.batch_size);
     let mut stopped = false;
     let mut flush = |x: &mut Vec<f32>,
-                     body: &mut Vec<u8>,
+                     body: &mut Encoder,
                      lines: &mut Vec<u64>,
                      truth: &mut Vec<Truth>|
      -> bool {
         let offline = plan.parity.as_ref().map(|p| p.predict(x));
-        let mut next = Vec::with_capacity(body.len());
-        next.extend_from_slice(&header);
         let batch = Batch {
-            body: Bytes::from(std::mem::replace(body, next)),
+            body: body.take(),
             lines: std::mem::take(lines),
             truth: std::mem::take(truth),
             offline,
@@ -316,7 +266,7 @@ fn produce(
         x.clear();
         send(batch)
     };
-    let values = if keep {
+    let values = if keep || plan.protocol.writes_json() {
         data::Values::Parse
     } else {
         data::Values::Check
@@ -335,7 +285,7 @@ fn produce(
             if keep {
                 x.extend_from_slice(row.features);
             }
-            write_row(&mut body, &row, &mut number);
+            body.row(&row, &mut number);
             lines.push(row.line);
             truth.push(match &classes {
                 Some(labels) => Truth::Class(labels.find(row.label.trim().as_bytes())),
@@ -902,7 +852,8 @@ mod tests {
     #[test]
     fn rows_without_file_text_round_trip_every_float() {
         let values = [0.1f32, -3.5, 16.0, 1e-7, f32::MAX, 0.0];
-        let mut body = csv_header(&["a".to_owned(), "b,c".to_owned(), "d".to_owned()]);
+        let features = ["a".to_owned(), "b,c".to_owned(), "d".to_owned()];
+        let mut encoder = Encoder::new(Protocol::Mlops, &features, Tensor::default());
         let mut number = zmij::Buffer::new();
         for row in values.chunks(3) {
             let row = data::Row {
@@ -911,8 +862,9 @@ mod tests {
                 label: "x",
                 text: None,
             };
-            write_row(&mut body, &row, &mut number);
+            encoder.row(&row, &mut number);
         }
+        let body = encoder.take();
         let mut reader = csv::Reader::from_reader(&body[..]);
         let header: Vec<String> = reader
             .headers()

@@ -418,6 +418,13 @@ pub(crate) struct HoldoutArgs {
     /// Skip the row-by-row comparison with the model's offline predictions.
     #[arg(long, env = "MLOPS_NO_PARITY")]
     pub no_parity: bool,
+    /// How to talk to the service: `mlops` (CSV with a header to /invocations), `sagemaker`
+    /// (headerless CSV, as SageMaker's own containers take it), `v2` (the Open Inference
+    /// Protocol: MLServer, KServe, Triton; --endpoint is the base URL, where the registered
+    /// model's name is served, or the model's URL .../v2/models/NAME) or `mlflow`
+    /// (`mlflow models serve`'s dataframe_split JSON).
+    #[arg(long, env = "MLOPS_PROTOCOL", value_parser = mlops_holdout::protocol::Protocol::NAMES, default_value = "mlops")]
+    pub protocol: String,
     /// Also score the version production pins on the same rows and check
     /// `promotion.no_regression` (the only value: `production`).
     #[arg(long, env = "MLOPS_COMPARE", value_parser = ["production"])]

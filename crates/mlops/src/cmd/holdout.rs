@@ -34,6 +34,8 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
         timeout_seconds: args.timeout_seconds,
         retries: args.retries,
         no_parity: args.no_parity,
+        // clap took one of the names.
+        protocol: mlops_holdout::protocol::Protocol::parse(&args.protocol).unwrap_or_default(),
         compare: args.compare.as_ref().map(|_| mlops_core::holdout::Compare {
             pin: args.production_pin.clone(),
             endpoint: args.incumbent_endpoint.clone(),
