@@ -50,14 +50,22 @@ const PYTHON_TOOLS: &[&str] = &[
 ];
 
 /// The Python ML stack the tests drive as our users' own tools (SageMaker's Python SDK and
-/// MLServer's codecs as clients of `mlops serve`), in a second environment: checkov pins boto3
-/// 1.35, the SageMaker SDK needs 1.43 or later. Tests find its interpreter in `MLOPS_ML_PYTHON`.
+/// MLServer's codecs as clients of `mlops serve`; MLServer and MLflow as servers; scikit-learn,
+/// XGBoost and their ONNX exporters making models, onnxruntime as the reference runtime), in a
+/// second environment: checkov pins boto3 1.35, the SageMaker SDK needs 1.43 or later. Tests find
+/// its interpreter in `MLOPS_ML_PYTHON`.
 const ML_TOOLS: &[&str] = &[
     "sagemaker-core==2.27.0",
     "mlserver==1.7.1",
     "mlserver-sklearn==1.7.1",
     "scikit-learn==1.9.1",
     "mlflow-skinny==3.17.2",
+    "skl2onnx==1.20.0",
+    "onnx==1.23.2",
+    "onnxruntime==1.31.1",
+    "onnxmltools==1.16.0",
+    // The CPU build: the default one pulls NVIDIA's NCCL (700 MB) for GPUs these machines lack.
+    "xgboost-cpu==3.2.0",
 ];
 
 fn main() -> ExitCode {
