@@ -37,6 +37,7 @@ mod doctor;
 mod github;
 mod init;
 mod limits;
+mod onnx;
 mod protocols;
 mod run;
 mod sagemaker;

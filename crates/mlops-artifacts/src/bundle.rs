@@ -72,6 +72,21 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// An ONNX model's: its input and output widths, no layers of mlops'.
+    pub fn onnx(inputs: usize, outputs: usize) -> Self {
+        Self {
+            family: Family::Onnx,
+            inputs,
+            outputs,
+            hidden_layers: Vec::new(),
+            activation: Hyperparameters::default().activation,
+            dropout: 0.0,
+            image: None,
+            conv_channels: Vec::new(),
+            kernel_size: 0,
+        }
+    }
+
     /// The network the manifest's model settings describe, for `inputs` features and `outputs`
     /// classes (1 for regression). A CNN without explicit settings gets 16 and 32 channels of
     /// 3x3 kernels.
@@ -123,8 +138,12 @@ impl Architecture {
         (channels * h * w, pools)
     }
 
-    /// Number of trainable parameters.
+    /// Number of trainable parameters (0 for an ONNX model: its graph's own, which the training
+    /// report counts from the file).
     pub fn parameters(&self) -> usize {
+        if self.family == Family::Onnx {
+            return 0;
+        }
         let mut total = 0;
         let mut channels_in = 1;
         for &c in &self.conv_channels {
@@ -132,7 +151,7 @@ impl Architecture {
             channels_in = c;
         }
         let mut width = match self.family {
-            Family::Mlp => self.inputs,
+            Family::Mlp | Family::Onnx => self.inputs,
             Family::Cnn => self.conv_output().0,
         };
         for &h in &self.hidden_layers {

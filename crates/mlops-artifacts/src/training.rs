@@ -40,6 +40,9 @@ pub struct Source {
     pub format: Option<DataFormat>,
 }
 
+/// The input channel holding the ONNX file of an `onnx` model.
+pub const MODEL_CHANNEL: &str = "model";
+
 impl Job {
     pub fn from_manifest(m: &Manifest) -> Self {
         let source = |d: &mlops_manifest::model::Dataset| Source {
@@ -52,6 +55,17 @@ impl Job {
         ]);
         if let Some(v) = &m.data.validation {
             datasets.insert("validation".to_owned(), source(v));
+        }
+        // A model brought as ONNX reaches the worker as one more input channel, the way
+        // SageMaker hands a job its files.
+        if let (Family::Onnx, Some(path)) = (m.model.family, &m.model.path) {
+            datasets.insert(
+                MODEL_CHANNEL.to_owned(),
+                Source {
+                    path: path.clone(),
+                    format: None,
+                },
+            );
         }
         Self {
             model: m.model.name.clone(),
@@ -129,6 +143,17 @@ impl Report {
             Task::Classification => "accuracy",
             Task::Regression => "rmse",
         };
+        if self.curve.is_empty() {
+            // A model brought as ONNX: measured, not trained.
+            md.push_str(&format!(
+                "\nNot trained here: measured on {} rows, {:.0} rows/s, {:.1} s on {}.\n",
+                self.rows.get("validation").unwrap_or(&0) + self.rows.get("holdout").unwrap_or(&0),
+                self.samples_per_second,
+                self.seconds,
+                self.compute.describe()
+            ));
+            return md;
+        }
         let epochs: Vec<String> = self.curve.iter().map(|e| e.epoch.to_string()).collect();
         let series = |f: &dyn Fn(&Epoch) -> f64| {
             self.curve

@@ -9,10 +9,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mlops_artifacts::artifact::{BUNDLE, MODEL_FILES, WEIGHTS};
 use mlops_registry::Registry;
 use mlops_serve::{Identity, Limits, Service};
 use mlops_train::card::ModelCard;
-use mlops_train::predict::{ARTIFACT_FILES, ArtifactDigest, Predictor};
+use mlops_train::predict::{ArtifactDigest, Predictor};
 
 use crate::{Problem, Progress};
 
@@ -70,7 +71,8 @@ pub fn from_artifact(
         let files = mlops_train::predict::read_artifact(dir).map_err(|e| {
             load_failed(
                 e,
-                "--artifact is a directory holding model.json and model.safetensors",
+                "--artifact is a directory holding model.json and model.safetensors (or \
+                 model.onnx)",
             )
         })?;
         let card = match std::fs::read(dir.join(CARD)) {
@@ -144,15 +146,25 @@ fn fetch_s3(uri: &str) -> Result<Fetched, Problem> {
             },
         };
         let mut files = BTreeMap::new();
-        for name in ARTIFACT_FILES {
-            let u = at(name);
-            let bytes = s3.get(&u).await?.ok_or_else(|| {
-                load_failed(
-                    format!("{u} does not exist"),
-                    "--artifact is the prefix holding model.json and model.safetensors",
-                )
-            })?;
-            files.insert(name.to_owned(), bytes);
+        let missing = |u: &mlops_aws::S3Uri| {
+            load_failed(
+                format!("{u} does not exist"),
+                "--artifact is the prefix holding model.json and model.safetensors (or \
+                 model.onnx)",
+            )
+        };
+        let u = at(BUNDLE);
+        let bundle = s3.get(&u).await?.ok_or_else(|| missing(&u))?;
+        files.insert(BUNDLE.to_owned(), bundle);
+        // The one model file: burn's weights, else an ONNX graph.
+        for name in MODEL_FILES {
+            if let Some(bytes) = s3.get(&at(name)).await? {
+                files.insert(name.to_owned(), bytes);
+                break;
+            }
+        }
+        if files.len() < 2 {
+            return Err(missing(&at(WEIGHTS)));
         }
         let card = s3.get(&at(CARD)).await?;
         Ok((files, card))

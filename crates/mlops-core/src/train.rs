@@ -215,7 +215,12 @@ impl Registered {
         }
         let (epochs, speed) = (report.curve.len(), report.samples_per_second);
         let (seconds, device) = (report.seconds, report.compute.describe());
-        out += &format!("{epochs} epochs, {speed:.0} samples/s, {seconds:.1} s on {device}\n");
+        out += &if epochs == 0 {
+            // A model brought as ONNX: measured, not trained.
+            format!("not trained here: measured at {speed:.0} rows/s, {seconds:.1} s on {device}\n")
+        } else {
+            format!("{epochs} epochs, {speed:.0} samples/s, {seconds:.1} s on {device}\n")
+        };
         for MissedThreshold {
             metric,
             value,

@@ -169,8 +169,14 @@ pub struct Model {
     pub name: String,
     /// What the model predicts.
     pub task: Task,
-    /// Network architecture.
+    /// Network architecture: trained by mlops (`mlp`, `cnn`), or brought as an ONNX file
+    /// (`onnx`, with `path`).
     pub family: Family,
+    /// The `onnx` family's model file (an `.onnx` file, relative to the manifest, or
+    /// `s3://bucket/key`): trained elsewhere, measured and registered by `mlops train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub path: Option<String>,
     /// Input image shape, required by the `cnn` family: the features are the pixels in row-major
     /// order, `height * width` of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +204,10 @@ pub enum Family {
     Mlp,
     /// A small convolutional network over grayscale images.
     Cnn,
+    /// A model trained elsewhere (scikit-learn, XGBoost, PyTorch...) and exported to ONNX: one
+    /// float input of the features in order; a label output (and probabilities) for a
+    /// classifier, one value output for a regressor. Run by tract.
+    Onnx,
 }
 
 /// A grayscale image shape.

@@ -188,7 +188,52 @@ fn same_file(a: &str, b: &str) -> bool {
 
 fn model(cx: &mut Ctx<'_>, m: &Manifest) {
     let hp = &m.model.hyperparameters;
+    if m.model.family != Family::Onnx && m.model.path.is_some() {
+        cx.error(
+            "semantic/model-path",
+            &["model", "path"],
+            "`model.path` names the file of a model brought as ONNX; this one is trained by mlops"
+                .into(),
+            "remove it, or set `model.family: onnx`",
+        );
+    }
     match m.model.family {
+        Family::Onnx => {
+            if m.model.path.is_none() {
+                cx.error(
+                    "semantic/onnx-path",
+                    &["model", "family"],
+                    "the `onnx` family needs `model.path`, the .onnx file to register".into(),
+                    "add `path: models/model.onnx` under `model`",
+                );
+            }
+            if *hp != crate::model::Hyperparameters::default() {
+                cx.error(
+                    "semantic/hyperparameter-family",
+                    &["model", "hyperparameters"],
+                    "hyperparameters apply to the models mlops trains; an `onnx` model was \
+                     trained elsewhere"
+                        .into(),
+                    "remove `model.hyperparameters`",
+                );
+            }
+            if m.model.input.is_some() {
+                cx.error(
+                    "semantic/onnx-input",
+                    &["model", "input"],
+                    "`model.input` applies to the `cnn` family only".into(),
+                    "remove it: an ONNX model takes the features in `data.features` order",
+                );
+            }
+            if m.training.backend != Backend::Local {
+                cx.error(
+                    "semantic/onnx-backend",
+                    &["training", "backend"],
+                    "an `onnx` model is measured and registered on this machine".into(),
+                    "set `training.backend: local` (nothing is trained: the file is evaluated)",
+                );
+            }
+        }
         Family::Cnn => {
             if m.model.input.is_none() {
                 cx.error(

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
+mod ops;
+
 /// ONNX's element types, the ones read here (`TensorProto.DataType`).
 const FLOAT: i32 = 1;
 const INT32: i32 = 6;
@@ -60,6 +62,8 @@ pub struct Model {
     pub operators: BTreeSet<String>,
     /// The graph's producer (`skl2onnx 1.20.0`), when it says.
     pub producer: String,
+    /// The values of the graph's constants (its weights, split points, class lists).
+    pub parameters: usize,
 }
 
 impl std::fmt::Debug for Model {
@@ -70,6 +74,7 @@ impl std::fmt::Debug for Model {
             .field("input", &self.input)
             .field("operators", &self.operators)
             .field("producer", &self.producer)
+            .field("parameters", &self.parameters)
             .finish_non_exhaustive()
     }
 }
@@ -173,7 +178,8 @@ fn labels_of(t: &pb::TensorProto) -> Option<Vec<String>> {
 impl Model {
     /// Reads, checks and plans the model in `bytes` for rows of `width` float features.
     pub fn load(bytes: &[u8], width: usize) -> Result<Model, String> {
-        let onnx = tract_onnx::onnx();
+        let mut onnx = tract_onnx::onnx();
+        ops::register(&mut onnx.op_register);
         let proto = onnx
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| format!("not an ONNX model: {e}"))?;
@@ -330,6 +336,16 @@ impl Model {
             }
         };
 
+        let parameters = graph
+            .initializer
+            .iter()
+            .map(|t| {
+                t.dims
+                    .iter()
+                    .map(|&d| usize::try_from(d).unwrap_or(0))
+                    .product::<usize>()
+            })
+            .sum();
         let mut model = onnx
             .model_for_proto_model(&proto)
             .map_err(|e| format!("tract cannot read the graph: {e:#}"))?;
@@ -350,6 +366,7 @@ impl Model {
             producer: format!("{} {}", proto.producer_name, proto.producer_version)
                 .trim()
                 .to_owned(),
+            parameters,
         })
     }
 

@@ -26,11 +26,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use mlops_artifacts::artifact::{ARTIFACT_FILES, ArtifactDigest};
+use mlops_artifacts::artifact::{ARTIFACT_FILES, ArtifactDigest, MODEL_FILES, artifact_files_in};
 use mlops_artifacts::card::ModelCard;
 
 /// The files a version holds besides its card and status.
-pub use mlops_artifacts::artifact::{BUNDLE, WEIGHTS};
+pub use mlops_artifacts::artifact::{BUNDLE, ONNX, WEIGHTS};
 
 const CARD: &str = "card.json";
 const STATUS: &str = "status.json";
@@ -437,7 +437,8 @@ impl Registry {
             }
             version += 1;
         }
-        for name in [WEIGHTS, BUNDLE] {
+        let names = artifact_files_in(staged).map_err(|e| user(e, "train the model first"))?;
+        for name in names {
             let uri = Self::object(base, &format!("{model}/{version}/{name}"));
             rt.block_on(s3.upload(&staged.join(name), &uri))
                 .map_err(aws)?;
@@ -453,9 +454,10 @@ impl Registry {
         })
     }
 
-    /// Registers the files in `staged` (which must hold [`WEIGHTS`] and [`BUNDLE`]) as the next
-    /// version of `model`, with the card `make_card(version)` returns and `status`. Nothing is
-    /// visible until the whole version is in place.
+    /// Registers the files in `staged` (which must hold [`BUNDLE`] and one model file,
+    /// [`WEIGHTS`] or [`ONNX`]) as the next version of `model`, with the card
+    /// `make_card(version)` returns and `status`. Nothing is visible until the whole version is
+    /// in place.
     pub fn register(
         &self,
         model: &str,
@@ -463,13 +465,12 @@ impl Registry {
         make_card: impl Fn(u64) -> ModelCard,
         status: StatusRecord,
     ) -> Result<Entry, RegistryError> {
-        for name in [WEIGHTS, BUNDLE] {
-            if !staged.join(name).is_file() {
-                return Err(user(
-                    format!("{} has no {name}", staged.display()),
-                    "train the model first",
-                ));
-            }
+        let names = artifact_files_in(staged).map_err(|e| user(e, "train the model first"))?;
+        if !staged.join(BUNDLE).is_file() {
+            return Err(user(
+                format!("{} has no {BUNDLE}", staged.display()),
+                "train the model first",
+            ));
         }
         let digest = ArtifactDigest::of_dir(staged).map_err(|message| RegistryError {
             message,
@@ -492,7 +493,7 @@ impl Registry {
                 .prefix(".incoming-")
                 .tempdir_in(&parent)
                 .map_err(|e| io(&parent, &e))?;
-            for name in [WEIGHTS, BUNDLE] {
+            for name in &names {
                 let to = incoming.path().join(name);
                 std::fs::copy(staged.join(name), &to).map_err(|e| io(&to, &e))?;
             }
@@ -541,8 +542,9 @@ impl Registry {
         ))
     }
 
-    /// The artifact files of a version (`model.json`, `model.safetensors`), checked against the
-    /// digest its card recorded at registration: what serving and the holdout test load.
+    /// The artifact files of a version (`model.json` and its model file, as the card's digest
+    /// lists them), checked against the digest its card recorded at registration: what serving
+    /// and the holdout test load.
     pub fn artifact(
         &self,
         model: &str,
@@ -555,8 +557,24 @@ impl Registry {
                 "it was registered by an older mlops; train it again",
             )
         })?;
+        // The names come from the card: only an artifact's own file names are read.
+        let names: Vec<&str> = recorded.files.keys().map(String::as_str).collect();
+        let models = names.iter().filter(|n| MODEL_FILES.contains(n)).count();
+        if !names.contains(&BUNDLE)
+            || models != 1
+            || names.iter().any(|n| !ARTIFACT_FILES.contains(n))
+        {
+            return Err(user(
+                format!(
+                    "the card of {model}@{version} records the artifact files {}; an artifact is \
+                     {BUNDLE} and one of {WEIGHTS} or {ONNX}",
+                    names.join(", ")
+                ),
+                "the card was changed after registration; register the model again",
+            ));
+        }
         let mut files = BTreeMap::new();
-        for name in ARTIFACT_FILES {
+        for name in recorded.files.keys() {
             let bytes = match &self.store {
                 Store::Local(root) => {
                     let path = root.join(model).join(version.to_string()).join(name);
@@ -572,15 +590,15 @@ impl Registry {
                     })?
                 }
             };
-            files.insert(name.to_owned(), bytes);
+            files.insert(name.clone(), bytes);
         }
         let found = ArtifactDigest::of(&files);
         if found != recorded {
-            let file = ARTIFACT_FILES
-                .iter()
-                .find(|n| found.files.get(**n) != recorded.files.get(**n))
-                .copied()
-                .unwrap_or(BUNDLE);
+            let file = recorded
+                .files
+                .keys()
+                .find(|n| found.files.get(*n) != recorded.files.get(*n))
+                .map_or(BUNDLE, String::as_str);
             return Err(user(
                 format!(
                     "the artifact of {model}@{version} is not the one registered: {file} has \
@@ -885,6 +903,46 @@ mod tests {
             reason: "no thresholds".to_owned(),
             changed_at: now_rfc3339(),
         }
+    }
+
+    #[test]
+    fn an_onnx_artifact_registers_and_reads_back_and_a_card_names_only_artifact_files() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let reg = Registry::open(root.path());
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join(ONNX), b"graph").expect("write");
+        std::fs::write(d.path().join(BUNDLE), b"{}").expect("write");
+        reg.register(
+            "digits",
+            d.path(),
+            |version| mlops_artifacts::card::sample("digits", version),
+            pending(),
+        )
+        .expect("registers");
+        let (files, digest) = reg.artifact("digits", 1).expect("reads");
+        assert_eq!(files.keys().collect::<Vec<_>>(), [BUNDLE, ONNX]);
+        assert_eq!(files[ONNX], b"graph");
+        assert_eq!(digest, ArtifactDigest::of(&files));
+        assert!(!root.path().join("digits/1").join(WEIGHTS).exists());
+        // A card edited to name a file outside the artifact is refused before anything is read.
+        let card_path = root.path().join("digits/1").join(CARD);
+        let mut card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&card_path).expect("card")).expect("json");
+        card["artifact"]["files"]["../../secret"] = serde_json::json!("0");
+        std::fs::write(&card_path, card.to_string()).expect("write");
+        let e = reg.artifact("digits", 1).expect_err("not an artifact file");
+        assert!(e.message.contains("../../secret"), "{}", e.message);
+        // Both model files staged: not one artifact.
+        std::fs::write(d.path().join(WEIGHTS), b"weights").expect("write");
+        let e = reg
+            .register(
+                "digits",
+                d.path(),
+                |version| mlops_artifacts::card::sample("digits", version),
+                pending(),
+            )
+            .expect_err("two model files");
+        assert!(e.message.contains("both"), "{}", e.message);
     }
 
     #[test]

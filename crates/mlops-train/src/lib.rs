@@ -6,6 +6,7 @@ pub mod adam;
 pub mod checkpoint;
 pub mod dense;
 pub mod device;
+pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod predict;

@@ -45,7 +45,8 @@ impl Network {
         }
         let (flat, pools) = architecture.conv_output();
         let mut width = match architecture.family {
-            Family::Mlp => architecture.inputs,
+            // An ONNX model's network is its graph (mlops-onnx); none is built from this.
+            Family::Mlp | Family::Onnx => architecture.inputs,
             Family::Cnn => flat,
         };
         let mut dense = Vec::new();
@@ -157,6 +158,9 @@ pub fn load_bytes(
     bytes: Vec<u8>,
     device: &Device,
 ) -> Result<Network, String> {
+    if architecture.family == Family::Onnx {
+        return Err("an ONNX model's weights are its graph, not burn's".to_owned());
+    }
     let mut network = Network::new(architecture, device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let result = network

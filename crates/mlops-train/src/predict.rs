@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData, activation};
-use mlops_manifest::model::Task;
+use mlops_manifest::model::{Family, Task};
 
 use crate::model::Network;
 use crate::worker::Bundle;
@@ -80,8 +80,17 @@ impl Outputs {
 pub struct Predictor {
     pub bundle: Bundle,
     pub digest: ArtifactDigest,
-    network: Network,
-    device: Device,
+    engine: Engine,
+}
+
+/// What runs the model: burn (a model mlops trained) or tract (one brought as ONNX).
+#[derive(Debug)]
+enum Engine {
+    Burn {
+        network: Box<Network>,
+        device: Device,
+    },
+    Onnx(mlops_onnx::Model),
 }
 
 impl Predictor {
@@ -93,17 +102,36 @@ impl Predictor {
             .ok_or("the artifact has no model.json")?;
         let bundle = Bundle::from_slice(bundle_bytes)
             .map_err(|e| format!("model.json is not a usable model bundle: {e}"))?;
-        let weights = files
-            .get(mlops_artifacts::artifact::WEIGHTS)
-            .ok_or("the artifact has no model.safetensors")?
-            .clone();
-        let device = Device::flex();
-        let network = crate::model::load_bytes(&bundle.architecture, weights, &device)?;
+        let engine = if bundle.architecture.family == Family::Onnx {
+            let graph = files
+                .get(mlops_artifacts::artifact::ONNX)
+                .ok_or("the artifact of an ONNX model has no model.onnx")?;
+            let model = mlops_onnx::Model::load(graph, bundle.signature.features.len())
+                .map_err(|e| format!("model.onnx: {e}"))?;
+            // The classes the registry recorded are the graph's, in its order.
+            let classes = model.classes().map(<[String]>::to_vec);
+            if classes != bundle.signature.classes {
+                return Err(
+                    "model.onnx's classes are not the ones model.json records for it".to_owned(),
+                );
+            }
+            Engine::Onnx(model)
+        } else {
+            let weights = files
+                .get(mlops_artifacts::artifact::WEIGHTS)
+                .ok_or("the artifact has no model.safetensors")?
+                .clone();
+            let device = Device::flex();
+            let network = crate::model::load_bytes(&bundle.architecture, weights, &device)?;
+            Engine::Burn {
+                network: Box::new(network),
+                device,
+            }
+        };
         Ok(Self {
             bundle,
             digest,
-            network,
-            device,
+            engine,
         })
     }
 
@@ -123,22 +151,41 @@ impl Predictor {
 
     /// Predicts `x` (`rows * width` raw features in signature order): standardises each row with
     /// the saved statistics, runs the network, and takes the softmax and arg-max for classes.
+    /// An ONNX model gets the raw rows (its graph does its own preprocessing) and gives its own
+    /// labels and probabilities.
     pub fn predict(&self, x: &[f32]) -> Result<Outputs, String> {
         let width = self.width();
         if width == 0 || !x.len().is_multiple_of(width) {
             return Err(format!("{} values do not make rows of {width}", x.len()));
         }
+        let (network, device) = match &self.engine {
+            Engine::Burn { network, device } => (network, device),
+            Engine::Onnx(model) => {
+                return Ok(match model.predict(x)? {
+                    mlops_onnx::Predictions::Classes {
+                        index,
+                        probabilities,
+                        classes,
+                    } => Outputs::Classes {
+                        index,
+                        probabilities,
+                        classes,
+                    },
+                    mlops_onnx::Predictions::Values(v) => Outputs::Values(v),
+                });
+            }
+        };
         let rows = x.len() / width;
         let mut z = x.to_vec();
         for row in z.chunks_mut(width) {
             self.bundle.standardizer.apply_row(row);
         }
-        let input = Tensor::<2>::from_data(TensorData::new(z, [rows, width]), &self.device);
-        let output = self.network.forward(input);
+        let input = Tensor::<2>::from_data(TensorData::new(z, [rows, width]), device);
+        let output = network.forward(input);
         let err = |e| format!("the backend returned unexpected data: {e:?}");
         match self.task() {
             Task::Classification => {
-                let classes = self.network.architecture().outputs;
+                let classes = network.architecture().outputs;
                 let probabilities = activation::softmax(output, 1)
                     .into_data()
                     .try_into_vec_as::<f32>()

@@ -88,7 +88,7 @@ impl Layout {
     }
 
     /// The one data file of a channel.
-    fn channel_file(&self, name: &str) -> Result<Option<PathBuf>, String> {
+    pub(crate) fn channel_file(&self, name: &str) -> Result<Option<PathBuf>, String> {
         let dir = self.channel(name);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -154,7 +154,7 @@ impl From<train::TrainError> for WorkerError {
     }
 }
 
-fn input(message: impl Into<String>, hint: impl Into<String>) -> WorkerError {
+pub(crate) fn input(message: impl Into<String>, hint: impl Into<String>) -> WorkerError {
     WorkerError::Input {
         message: message.into(),
         hint: hint.into(),
@@ -209,45 +209,15 @@ fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Rep
     })?;
     let job = Job::from_hyperparameters(&map)
         .map_err(|e| input(e, "render the job with `mlops train`"))?;
+    let (features, spec) = spec(layout, &job)?;
+    if job.family == Family::Onnx {
+        return crate::import::run(layout, &job, features, &spec, started);
+    }
     let (device, compute) =
         crate::device::open(job.device, job.require_gpu).map_err(|e| WorkerError::Runtime {
             message: e.message,
             hint: e.hint,
         })?;
-    let features = mlops_manifest::semantic::expand_columns(&job.features)
-        .map_err(|e| input(e, "fix `data.features` in the manifest"))?;
-    let channel = |name: &str| -> Result<Option<(PathBuf, String, Format)>, WorkerError> {
-        let Some(file) = layout.channel_file(name).map_err(|e| input(e, ""))? else {
-            return Ok(None);
-        };
-        let source = job.datasets.get(name);
-        let shown = source.map_or_else(|| file.display().to_string(), |s| s.path.clone());
-        let format = Format::of(Path::new(&shown), source.and_then(|s| s.format))
-            .or_else(|_| Format::of(&file, None))
-            .map_err(|e| input(e.to_string(), e.hint))?;
-        Ok(Some((file, shown, format)))
-    };
-    let required = |name: &str| -> Result<(PathBuf, String, Format), WorkerError> {
-        channel(name)?.ok_or_else(|| {
-            input(
-                format!(
-                    "no data in channel `{name}` ({})",
-                    layout.channel(name).display()
-                ),
-                "the job needs a train and a holdout channel",
-            )
-        })
-    };
-    let spec = Spec {
-        task: job.task,
-        features: features.clone(),
-        label: job.label.clone(),
-        train: required("train")?,
-        validation: channel("validation")?,
-        holdout: required("holdout")?,
-        validation_fraction: job.validation_fraction,
-        split_seed: job.split_seed,
-    };
     let data = data::load(&spec).map_err(|e| input(e.to_string(), e.hint.clone()))?;
     let outputs = match &data.classes {
         Some(c) if c.0.len() < 2 => {
@@ -369,6 +339,46 @@ fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Rep
     Ok(report)
 }
 
+/// The job's features and datasets: each channel's one file, its name as the manifest gave it
+/// and its format.
+fn spec(layout: &Layout, job: &Job) -> Result<(Vec<String>, Spec), WorkerError> {
+    let features = mlops_manifest::semantic::expand_columns(&job.features)
+        .map_err(|e| input(e, "fix `data.features` in the manifest"))?;
+    let channel = |name: &str| -> Result<Option<(PathBuf, String, Format)>, WorkerError> {
+        let Some(file) = layout.channel_file(name).map_err(|e| input(e, ""))? else {
+            return Ok(None);
+        };
+        let source = job.datasets.get(name);
+        let shown = source.map_or_else(|| file.display().to_string(), |s| s.path.clone());
+        let format = Format::of(Path::new(&shown), source.and_then(|s| s.format))
+            .or_else(|_| Format::of(&file, None))
+            .map_err(|e| input(e.to_string(), e.hint))?;
+        Ok(Some((file, shown, format)))
+    };
+    let required = |name: &str| -> Result<(PathBuf, String, Format), WorkerError> {
+        channel(name)?.ok_or_else(|| {
+            input(
+                format!(
+                    "no data in channel `{name}` ({})",
+                    layout.channel(name).display()
+                ),
+                "the job needs a train and a holdout channel",
+            )
+        })
+    };
+    let spec = Spec {
+        task: job.task,
+        features: features.clone(),
+        label: job.label.clone(),
+        train: required("train")?,
+        validation: channel("validation")?,
+        holdout: required("holdout")?,
+        validation_fraction: job.validation_fraction,
+        split_seed: job.split_seed,
+    };
+    Ok((features, spec))
+}
+
 /// What makes a checkpoint this job's: everything in the job but its epoch count (a checkpoint of
 /// the same job with fewer epochs is where a longer run can start) and its device, plus the
 /// digests of the data it read.
@@ -385,7 +395,7 @@ fn fingerprint(job: &Job, files: &[FileDigest]) -> String {
     format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {
     crate::write_json(path, value).map_err(|e| format!("{}: {e}", path.display()))
 }
 

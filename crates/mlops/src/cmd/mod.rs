@@ -127,10 +127,17 @@ pub(crate) fn train_worker(base: &Path) -> Exit {
         Ok(report) => {
             let (epochs, speed) = (report.curve.len(), report.samples_per_second);
             let model = layout.model();
-            println!(
-                "trained: {epochs} epochs, {speed:.0} samples/s; model in {}",
-                model.display()
-            );
+            if epochs == 0 {
+                println!(
+                    "measured the ONNX model: {speed:.0} rows/s; model in {}",
+                    model.display()
+                );
+            } else {
+                println!(
+                    "trained: {epochs} epochs, {speed:.0} samples/s; model in {}",
+                    model.display()
+                );
+            }
             Exit::Ok
         }
         Err(e) => failed(&e.into()),

@@ -1,0 +1,211 @@
+//! A model brought as ONNX (`model.family: onnx`) through the release loop's first steps:
+//! `mlops train` measures and registers it (metrics equal to those of onnxruntime's own
+//! predictions on the same rows), `mlops serve` answers as onnxruntime does, `mlops holdout`
+//! passes with parity on every row; a model with an operator the runtime lacks is refused by
+//! `mlops train` naming it, and nothing is registered.
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::OnceLock;
+
+use mlops_data::data::{self, Format};
+
+use crate::bin::{mlops, root};
+use crate::server::Server;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The models `fixtures/onnx/models.py` exports and onnxruntime's predictions, made once.
+fn exported() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let python = crate::tools::ml_python()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = root().join("examples/quickstart/data");
+        let out = std::process::Command::new(python)
+            .arg(root().join("tests/fixtures/onnx/models.py"))
+            .arg(data.join("digits-train.csv"))
+            .arg(data.join("digits-holdout.csv"))
+            .arg(dir.path())
+            .output()
+            .expect("python runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        Some(dir)
+    })
+    .as_ref()
+    .map(tempfile::TempDir::path)
+}
+
+/// The quickstart with its model replaced by `model` (a file of [`exported`]) and an accuracy
+/// threshold these models meet.
+fn project(exported: &Path, model: &str) -> tempfile::TempDir {
+    let dir = crate::quickstart::copy(|text| {
+        let edited = text
+            .replace(
+                "  family: mlp\n  hyperparameters:\n    hidden_layers: [64]\n    activation: relu\n",
+                "  family: onnx\n  path: models/model.onnx\n",
+            )
+            .replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.8 }");
+        assert!(edited.contains("family: onnx"), "the model section moved");
+        edited
+    });
+    std::fs::create_dir_all(dir.path().join("models")).expect("mkdir");
+    std::fs::copy(
+        exported.join(format!("{model}.onnx")),
+        dir.path().join("models/model.onnx"),
+    )
+    .expect("copy");
+    dir
+}
+
+fn train(project: &Path, registry: &Path) -> Output {
+    mlops()
+        .args(["train", "--format", "json", "--manifest"])
+        .arg(project.join("mlops.yaml"))
+        .arg("--registry")
+        .arg(registry)
+        .output()
+        .expect("runs")
+}
+
+/// The holdout file's labels.
+fn holdout_labels() -> Vec<String> {
+    let features: Vec<String> = (0..64).map(|i| format!("pixel_{i}")).collect();
+    let mut labels = Vec::new();
+    data::read(
+        &root().join("examples/quickstart/data/digits-holdout.csv"),
+        "holdout",
+        Format::Csv,
+        &features,
+        "digit",
+        |r| {
+            labels.push(r.label.trim().to_owned());
+            Ok(())
+        },
+    )
+    .expect("reads");
+    labels
+}
+
+/// An sklearn MLP, an XGBoost model and a StandardScaler pipeline: registered with their graph's classes, metrics equal
+/// to onnxruntime's predictions scored on the same rows; served with every label equal to
+/// onnxruntime's; holdout passes with parity on every row.
+#[test]
+fn onnx_models_are_registered_served_and_holdout_tested() {
+    let Some(exported) = exported() else { return };
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(exported.join("expected.json")).expect("read"))
+            .expect("json");
+    let truth = holdout_labels();
+    for name in ["mlp", "xgboost", "scaled_logreg"] {
+        let project = project(exported, name);
+        let registry = project.path().join("registry");
+        let out = train(project.path(), &registry);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let version = registry.join("digits-mlp/1");
+        assert!(version.join("model.onnx").is_file(), "{name}");
+        assert!(!version.join("model.safetensors").exists(), "{name}");
+        let card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(version.join("card.json")).expect("card"))
+                .expect("json");
+        let onnxruntime: Vec<String> = expected["models"][name]["labels"]
+            .as_array()
+            .expect("labels")
+            .iter()
+            .map(|l| l.as_str().expect("text").to_owned())
+            .collect();
+        // The holdout accuracy of onnxruntime's own answers: what mlops must have measured.
+        let right = onnxruntime
+            .iter()
+            .zip(&truth)
+            .filter(|(a, b)| a == b)
+            .count();
+        let accuracy = right as f64 / truth.len() as f64;
+        let recorded = card["metrics"]["holdout"]["accuracy"]
+            .as_f64()
+            .expect("accuracy");
+        assert!(
+            (recorded - accuracy).abs() < 1e-12,
+            "{name}: recorded {recorded}, onnxruntime's answers score {accuracy}"
+        );
+        let bundle: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(version.join("model.json")).expect("bundle"))
+                .expect("json");
+        assert_eq!(bundle["architecture"]["family"], "onnx");
+        assert_eq!(
+            bundle["signature"]["classes"],
+            serde_json::json!((0..10).map(|d| d.to_string()).collect::<Vec<_>>())
+        );
+
+        let reg = registry.to_string_lossy().into_owned();
+        let server = Server::start(
+            mlops(),
+            &["--quiet", "--model", "digits-mlp@1", "--registry", &reg],
+        );
+        let rows: Vec<f32> = expected["holdout"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|v| v.as_f64().expect("number") as f32)
+            .collect();
+        let instances: Vec<&[f32]> = rows.chunks(64).collect();
+        let answer = crate::http::post_json(
+            server.addr,
+            &serde_json::json!({ "instances": instances }).to_string(),
+        );
+        assert_eq!(answer.status, 200, "{name}: {}", answer.text());
+        let served: Vec<String> = answer.json()["predictions"]
+            .as_array()
+            .expect("predictions")
+            .iter()
+            .map(|p| p["label"].as_str().expect("label").to_owned())
+            .collect();
+        assert_eq!(served, onnxruntime, "{name}: served labels");
+
+        let out = mlops()
+            .args(["holdout", "--format", "json", "--model", "digits-mlp@1"])
+            .arg("--manifest")
+            .arg(project.path().join("mlops.yaml"))
+            .arg("--registry")
+            .arg(&registry)
+            .args(["--endpoint", &server.url()])
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+        assert_eq!(r["passed"], true, "{r}");
+        assert_eq!(r["parity"]["checked"], truth.len(), "{r}");
+        assert_eq!(r["parity"]["mismatches"], 0, "{r}");
+    }
+}
+
+/// A gradient-boosting regressor exports as `ai.onnx.ml:TreeEnsembleRegressor`, which tract
+/// lacks: `mlops train` exits 2 naming it, and the registry stays empty.
+#[test]
+fn an_onnx_model_the_runtime_cannot_run_is_refused_at_registration() {
+    let Some(exported) = exported() else { return };
+    let project = project(exported, "gbt_regressor");
+    let registry = project.path().join("registry");
+    let out = train(project.path(), &registry);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        said.contains("ai.onnx.ml:TreeEnsembleRegressor") && said.contains("models/model.onnx"),
+        "{said}"
+    );
+    assert!(!registry.join("digits-mlp").exists(), "nothing registered");
+}
