@@ -209,3 +209,51 @@ fn an_onnx_model_the_runtime_cannot_run_is_refused_at_registration() {
     );
     assert!(!registry.join("digits-mlp").exists(), "nothing registered");
 }
+
+/// `mlops run` takes a model brought as ONNX through the whole local loop: every stage passes,
+/// and the train stage says the model was measured, not trained.
+#[test]
+fn the_local_loop_runs_an_onnx_model() {
+    let Some(exported) = exported() else { return };
+    let project = project(exported, "scaled_logreg");
+    let out = mlops()
+        .current_dir(project.path())
+        .args(["run", "--manifest", "mlops.yaml"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let run: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(project.path().join(".mlops/run/run.json")).expect("run.json"),
+    )
+    .expect("json");
+    let stages = run["stages"].as_array().expect("stages");
+    assert!(
+        stages.iter().all(|s| s["result"] == "ok"),
+        "{}",
+        text(&out.stdout)
+    );
+    let train = stages
+        .iter()
+        .find(|s| s["stage"] == "train")
+        .expect("a train stage");
+    assert!(
+        train
+            .to_string()
+            .contains("ONNX model measured on cpu (tract)"),
+        "{train}"
+    );
+    let holdout = stages
+        .iter()
+        .find(|s| s["stage"] == "holdout")
+        .expect("a holdout stage");
+    assert!(
+        holdout.to_string().contains("parity 0 of 297 rows differ"),
+        "{holdout}"
+    );
+}

@@ -451,6 +451,19 @@ impl Run<'_> {
             StageName::Train,
             StageResult::Ok,
             match &card {
+                // A model brought as ONNX: measured, not trained.
+                Some(c) if c.training.curve.is_empty() => format!(
+                    "ONNX model measured on {} ({}), {} validation and holdout rows, {:.0} rows/s",
+                    mlops_manifest::model::spelling(&c.training.compute.device),
+                    c.training.compute.backend,
+                    c.training
+                        .rows
+                        .get("validation")
+                        .copied()
+                        .unwrap_or_default()
+                        + c.training.rows.get("holdout").copied().unwrap_or_default(),
+                    doc.samples_per_second
+                ),
                 Some(c) => format!(
                     "{} epochs on {} ({}), {} training rows, {:.0} samples/s",
                     c.job.epochs,
