@@ -257,3 +257,88 @@ fn the_local_loop_runs_an_onnx_model() {
         "{holdout}"
     );
 }
+
+/// The quickstart with `training.backend: command` running `fixtures/onnx/train.py` (a
+/// SageMaker script-mode script: SM_* variables in, model.onnx out) in the ML tools' Python.
+fn command_project(python: &Path) -> tempfile::TempDir {
+    let command = format!(
+        "  command: [{}, train.py]\n",
+        serde_json::Value::String(python.display().to_string())
+    );
+    let dir = crate::quickstart::copy(|text| {
+        let edited = text
+            .replace(
+                "  family: mlp\n  hyperparameters:\n    hidden_layers: [64]\n    activation: relu\n",
+                "  family: onnx\n",
+            )
+            .replace("  backend: local\n", &format!("  backend: command\n{command}"))
+            .replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.8 }");
+        assert!(
+            edited.contains("backend: command"),
+            "the training section moved"
+        );
+        edited
+    });
+    std::fs::copy(
+        root().join("tests/fixtures/onnx/train.py"),
+        dir.path().join("train.py"),
+    )
+    .expect("copy");
+    dir
+}
+
+/// `training.backend: command`: the user's script trains under the `/opt/ml` contract and
+/// `mlops run` takes its model.onnx through the whole loop; a script that fails, or writes no
+/// model, stops `mlops train` (exit 2) saying so, with nothing registered.
+#[test]
+fn a_training_command_of_the_users_runs_under_the_opt_ml_contract() {
+    let Some(python) = crate::tools::ml_python() else {
+        return;
+    };
+    let project = command_project(&python);
+    let out = mlops()
+        .current_dir(project.path())
+        .args(["run", "--manifest", "mlops.yaml"])
+        .output()
+        .expect("runs");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    // The script's own output, in the train stage's log.
+    let log = std::fs::read_to_string(project.path().join(".mlops/run/logs/train.log"))
+        .expect("the train stage's log");
+    assert!(
+        log.contains("trained on 1500 rows") && log.contains("running the training command"),
+        "{log}"
+    );
+    let run: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(project.path().join(".mlops/run/run.json")).expect("run.json"),
+    )
+    .expect("json");
+    let stages = run["stages"].as_array().expect("stages");
+    assert!(stages.iter().all(|s| s["result"] == "ok"), "{said}");
+    let registry = project.path().join(".mlops/registry/digits-mlp/1");
+    assert!(registry.join("model.onnx").is_file(), "{said}");
+
+    for (variable, why) in [("FAIL", "failed"), ("NOTHING", "wrote no model.onnx")] {
+        let project = command_project(&python);
+        let registry = project.path().join("registry");
+        let out = mlops()
+            .args(["train", "--manifest"])
+            .arg(project.path().join("mlops.yaml"))
+            .arg("--registry")
+            .arg(&registry)
+            .env(variable, "1")
+            .output()
+            .expect("runs");
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{variable}: {said}");
+        assert!(
+            said.contains(why) && said.contains("train.py"),
+            "{variable}: {said}"
+        );
+        assert!(
+            !registry.join("digits-mlp").exists(),
+            "{variable}: nothing registered"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use mlops_artifacts::artifact::hex;
 use mlops_aws::S3Uri;
 use mlops_manifest::Manifest;
-use mlops_manifest::model::{Bound, Metric};
+use mlops_manifest::model::{Backend, Bound, Metric};
 use mlops_registry::{Entry, Registry, Status, StatusRecord, now_rfc3339};
 use mlops_train::card::{Libraries, ManifestRef, ModelCard, SagemakerRun};
 use mlops_train::train::Event;
@@ -119,6 +119,9 @@ pub fn local(
     layout
         .prepare(&job, &files)
         .map_err(|e| Problem::broken(e, ""))?;
+    if let (Backend::Command, Some(argv)) = (m.training.backend, &m.training.command) {
+        run_command(argv, dir, &layout, &job, progress)?;
+    }
     let report = worker::run(&layout, on_event)?;
     Ok(LocalRun {
         model_dir: layout.model(),
@@ -126,6 +129,108 @@ pub fn local(
         job,
         report,
     })
+}
+
+/// Runs the user's training command (`training.backend: command`) in the manifest's directory
+/// under SageMaker's `/opt/ml` contract, as the SageMaker training toolkit sets it up for a
+/// script: `SM_MODEL_DIR` (where it writes `model.onnx`), `SM_CHANNEL_<NAME>` and `SM_CHANNELS`,
+/// `SM_HPS` (the job's hyperparameters as one JSON object), `SM_INPUT_DIR`,
+/// `SM_INPUT_CONFIG_DIR`, `SM_OUTPUT_DIR`, `SM_OUTPUT_DATA_DIR`, and `MLOPS_ML_DIR` (the
+/// directory standing for `/opt/ml`). Its output goes to stderr (stdout may hold JSON). Then its
+/// `model.onnx` moves into the `model` channel, where the worker measures it.
+fn run_command(
+    argv: &[String],
+    dir: &Path,
+    layout: &Layout,
+    job: &Job,
+    progress: &mut dyn Progress,
+) -> Result<(), Problem> {
+    let shown = argv.join(" ");
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Problem::input(
+            "`training.command` is empty",
+            "give the program and its arguments, e.g. [python, train.py]",
+        ));
+    };
+    let base = layout.model();
+    let base = base.parent().unwrap_or(&base);
+    let channels: Vec<String> = job.datasets.keys().cloned().collect();
+    let hyperparameters: BTreeMap<String, serde_json::Value> = job
+        .to_hyperparameters()
+        .into_iter()
+        .map(|(k, v)| {
+            let value = serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v));
+            (k, value)
+        })
+        .collect();
+    let mut command = std::process::Command::new(program);
+    // `mlops.yaml`'s parent is the empty path, which no process can start in.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("MLOPS_ML_DIR", base)
+        .env("SM_MODEL_DIR", layout.model())
+        .env("SM_INPUT_DIR", base.join("input"))
+        .env("SM_INPUT_CONFIG_DIR", base.join("input/config"))
+        .env("SM_OUTPUT_DIR", base.join("output"))
+        .env("SM_OUTPUT_DATA_DIR", base.join("output/data"))
+        .env(
+            "SM_CHANNELS",
+            serde_json::to_string(&channels).unwrap_or_default(),
+        )
+        .env(
+            "SM_HPS",
+            serde_json::to_string(&hyperparameters).unwrap_or_default(),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
+        .stderr(std::process::Stdio::inherit());
+    for channel in &channels {
+        command.env(
+            format!("SM_CHANNEL_{}", channel.to_uppercase()),
+            layout.channel(channel),
+        );
+    }
+    progress.notice(&format!("running the training command: {shown}"));
+    let started = std::time::Instant::now();
+    let status = command.status().map_err(|e| {
+        Problem::input(
+            format!("cannot run the training command `{shown}`: {e}"),
+            "`training.command` is a program on PATH (or a path relative to the manifest) and \
+             its arguments",
+        )
+    })?;
+    if !status.success() {
+        return Err(Problem::input(
+            format!("the training command `{shown}` failed ({status})"),
+            "its output is above; nothing was registered",
+        ));
+    }
+    let written = layout.model().join(mlops_artifacts::artifact::ONNX);
+    if !written.is_file() {
+        return Err(Problem::input(
+            format!(
+                "the training command `{shown}` wrote no model.onnx into $SM_MODEL_DIR ({})",
+                layout.model().display()
+            ),
+            "export the trained model to ONNX at os.path.join(os.environ[\"SM_MODEL_DIR\"], \
+             \"model.onnx\")",
+        ));
+    }
+    let channel = layout.channel(mlops_artifacts::training::MODEL_CHANNEL);
+    std::fs::create_dir_all(&channel)
+        .and_then(|()| std::fs::rename(&written, channel.join(mlops_artifacts::artifact::ONNX)))
+        .map_err(|e| Problem::broken(format!("{}: {e}", channel.display()), ""))?;
+    progress.notice(&format!(
+        "the training command wrote model.onnx ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 /// A model trained (here or on SageMaker), ready to be registered.

@@ -305,6 +305,11 @@ pub struct Training {
     /// Settings of the `sagemaker` backend; required when `backend` is `sagemaker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sagemaker: Option<SagemakerTraining>,
+    /// The `command` backend's program and its arguments (no shell), run in the manifest's
+    /// directory, e.g. `[python, train.py]`; required when `backend` is `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), inner(length(min = 1, max = 4096)))]
+    pub command: Option<Vec<String>>,
 }
 
 fn default_batch_size() -> u32 {
@@ -324,6 +329,10 @@ pub enum Backend {
     Local,
     /// As a SageMaker training job running the image from ECR.
     Sagemaker,
+    /// Your own training code (`training.command`), run on this machine under SageMaker's
+    /// `/opt/ml` contract (`SM_MODEL_DIR`, `SM_CHANNEL_TRAIN`, ...); it writes `model.onnx`
+    /// into the model directory, which mlops then measures and registers (`model.family: onnx`).
+    Command,
 }
 
 /// Optimiser.

@@ -199,12 +199,23 @@ fn model(cx: &mut Ctx<'_>, m: &Manifest) {
     }
     match m.model.family {
         Family::Onnx => {
-            if m.model.path.is_none() {
+            let command = m.training.backend == Backend::Command;
+            if m.model.path.is_none() && !command {
                 cx.error(
                     "semantic/onnx-path",
                     &["model", "family"],
                     "the `onnx` family needs `model.path`, the .onnx file to register".into(),
-                    "add `path: models/model.onnx` under `model`",
+                    "add `path: models/model.onnx` under `model`, or train it with \
+                     `training.backend: command`",
+                );
+            }
+            if m.model.path.is_some() && command {
+                cx.error(
+                    "semantic/onnx-path-and-command",
+                    &["model", "path"],
+                    "`training.backend: command` writes the model; `model.path` names another one"
+                        .into(),
+                    "remove `model.path`: the command's model.onnx is the one registered",
                 );
             }
             if *hp != crate::model::Hyperparameters::default() {
@@ -225,12 +236,13 @@ fn model(cx: &mut Ctx<'_>, m: &Manifest) {
                     "remove it: an ONNX model takes the features in `data.features` order",
                 );
             }
-            if m.training.backend != Backend::Local {
+            if m.training.backend == Backend::Sagemaker {
                 cx.error(
                     "semantic/onnx-backend",
                     &["training", "backend"],
                     "an `onnx` model is measured and registered on this machine".into(),
-                    "set `training.backend: local` (nothing is trained: the file is evaluated)",
+                    "set `training.backend: local` (nothing is trained: the file is evaluated), \
+                     or `command` to run your own training code first",
                 );
             }
         }
@@ -280,6 +292,27 @@ fn model(cx: &mut Ctx<'_>, m: &Manifest) {
 
 fn training(cx: &mut Ctx<'_>, m: &Manifest) {
     let t = &m.training;
+    match (t.backend, &t.command) {
+        (Backend::Command, None) => cx.error(
+            "semantic/command-missing",
+            &["training", "backend"],
+            "the `command` backend runs `training.command`, and there is none".into(),
+            "add `command: [python, train.py]` under `training`",
+        ),
+        (Backend::Command, Some(_)) if m.model.family != Family::Onnx => cx.error(
+            "semantic/command-family",
+            &["model", "family"],
+            "a training command hands mlops an ONNX file, so the model's family is `onnx`".into(),
+            "set `model.family: onnx` and have the command write model.onnx into $SM_MODEL_DIR",
+        ),
+        (Backend::Local | Backend::Sagemaker, Some(_)) => cx.error(
+            "semantic/command-backend",
+            &["training", "command"],
+            "`training.command` is run by the `command` backend only".into(),
+            "set `training.backend: command`, or remove `command`",
+        ),
+        _ => {}
+    }
     if t.backend == Backend::Sagemaker && t.sagemaker.is_none() {
         cx.error(
             "semantic/sagemaker-settings",

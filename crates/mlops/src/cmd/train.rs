@@ -21,7 +21,8 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Err(code) => return code,
     };
     let backend = args.backend.unwrap_or(match m.training.backend {
-        Backend::Local => TrainBackend::Local,
+        // The command backend runs on this machine: the local flow runs the command first.
+        Backend::Local | Backend::Command => TrainBackend::Local,
         Backend::Sagemaker => TrainBackend::Sagemaker,
     });
     let registry = match super::open_registry(args.registry.as_deref(), &m, &args.manifest) {
