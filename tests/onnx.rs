@@ -1,9 +1,9 @@
 //! mlops' ONNX runtime (tract) against onnxruntime, on models exported by skl2onnx and
 //! onnxmltools from scikit-learn and XGBoost (`fixtures/onnx/models.py`, run in the ML tools'
 //! Python): on the quickstart's holdout rows, every label equal to onnxruntime's and every
-//! probability or value within 1e-5 (a StandardScaler pipeline included: its `Scaler` operator
-//! is mlops' own); a model using an operator tract lacks, a ZipMap, a wrong input width and a
-//! file that is not ONNX are refused at load, each saying what and why.
+//! probability or value within 1e-5 (a StandardScaler pipeline and the tree ensembles included:
+//! their operators are mlops' own); a model using an operator neither has, a ZipMap, a wrong
+//! input width and a file that is not ONNX are refused at load, each saying what and why.
 
 // Tests: a panic here is a failed run, not a user's crash.
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
@@ -164,23 +164,27 @@ fn sklearn_mlps_and_linear_models_predict_as_onnxruntime_does() {
 #[test]
 fn tree_ensembles_from_sklearn_and_xgboost_predict_as_onnxruntime_does() {
     let Some(dir) = exported() else { return };
-    for name in ["gbt", "xgboost"] {
+    for name in [
+        "gbt",
+        "gbt_binary",
+        "gbt_regressor",
+        "rf",
+        "rf_binary",
+        "rf_regressor",
+        "xgboost",
+        "xgboost_binary",
+    ] {
         agrees_with_onnxruntime(dir, name, 100);
+        agrees_with_onnxruntime(dir, name, 1);
     }
 }
 
 #[test]
 fn what_cannot_be_served_is_refused_at_load_and_named() {
     let Some(dir) = exported() else { return };
-    let m = load(dir, "gbt_regressor").expect_err("TreeEnsembleRegressor");
-    assert!(m.contains("ai.onnx.ml:TreeEnsembleRegressor"), "{m}");
-    // tract 0.23.9 refuses the one base value skl2onnx gives a binary gradient-boosting
-    // classifier: refused at load, with tract's reason.
-    let m = load(dir, "gbt_binary").expect_err("binary trees");
-    assert!(
-        m.contains("tract cannot read the graph") && m.contains("base_values"),
-        "{m}"
-    );
+    // A SimpleImputer pipeline: `ai.onnx.ml:Imputer`, which neither tract nor mlops has.
+    let m = load(dir, "imputed_logreg").expect_err("Imputer");
+    assert!(m.contains("ai.onnx.ml:Imputer"), "{m}");
     let m = load(dir, "mlp_zipmap").expect_err("ZipMap");
     assert!(m.contains("ZipMap") && m.contains("zipmap=False"), "{m}");
     let bytes = std::fs::read(dir.join("mlp.onnx")).expect("model");

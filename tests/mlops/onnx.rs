@@ -193,18 +193,18 @@ fn onnx_models_are_registered_served_and_holdout_tested() {
     }
 }
 
-/// A gradient-boosting regressor exports as `ai.onnx.ml:TreeEnsembleRegressor`, which tract
-/// lacks: `mlops train` exits 2 naming it, and the registry stays empty.
+/// A SimpleImputer pipeline exports as `ai.onnx.ml:Imputer`, which mlops' runtime lacks:
+/// `mlops train` exits 2 naming it, and the registry stays empty.
 #[test]
 fn an_onnx_model_the_runtime_cannot_run_is_refused_at_registration() {
     let Some(exported) = exported() else { return };
-    let project = project(exported, "gbt_regressor");
+    let project = project(exported, "imputed_logreg");
     let registry = project.path().join("registry");
     let out = train(project.path(), &registry);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
-        said.contains("ai.onnx.ml:TreeEnsembleRegressor") && said.contains("models/model.onnx"),
+        said.contains("ai.onnx.ml:Imputer") && said.contains("models/model.onnx"),
         "{said}"
     );
     assert!(!registry.join("digits-mlp").exists(), "nothing registered");

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
+mod forest;
 mod ops;
 
 /// ONNX's element types, the ones read here (`TensorProto.DataType`).
@@ -180,6 +181,7 @@ impl Model {
     pub fn load(bytes: &[u8], width: usize) -> Result<Model, String> {
         let mut onnx = tract_onnx::onnx();
         ops::register(&mut onnx.op_register);
+        forest::register(&mut onnx.op_register);
         let proto = onnx
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| format!("not an ONNX model: {e}"))?;
