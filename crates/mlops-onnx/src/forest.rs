@@ -239,6 +239,7 @@ fn forest(node: &NodeProto, prefix: &str, columns: usize) -> TractResult<Forest>
             list.push((column, w_values.get(k).copied().unwrap_or_default()));
         }
     }
+    acyclic(&nodes)?;
     let mut weights = Vec::with_capacity(m);
     for (node, list) in nodes.iter_mut().zip(by_leaf) {
         node.start = weights.len();
@@ -274,6 +275,50 @@ fn forest(node: &NodeProto, prefix: &str, columns: usize) -> TractResult<Forest>
         post,
         reads,
     })
+}
+
+/// Refuses a tree whose branches lead back to a node already on the path (a row would never
+/// reach a leaf): each node is entered once, its children after it.
+fn acyclic(nodes: &[Node]) -> TractResult<()> {
+    // 0: not seen, 1: on the current path, 2: done.
+    let mut state = vec![0u8; nodes.len()];
+    for start in 0..nodes.len() {
+        if state.get(start) != Some(&0) {
+            continue;
+        }
+        let mut stack = vec![(start, false)];
+        while let Some((i, children_done)) = stack.pop() {
+            if children_done {
+                if let Some(s) = state.get_mut(i) {
+                    *s = 2;
+                }
+                continue;
+            }
+            match state.get(i) {
+                Some(0) => {}
+                Some(1) => {
+                    bail!("a tree's branches lead back to node {i}: no row would reach a leaf")
+                }
+                _ => continue,
+            }
+            if let Some(s) = state.get_mut(i) {
+                *s = 1;
+            }
+            stack.push((i, true));
+            if let Some(node) = nodes.get(i).filter(|n| n.mode != Mode::Leaf) {
+                for child in [node.yes, node.no] {
+                    match state.get(child) {
+                        Some(1) => bail!(
+                            "a tree's branches lead back to node {child}: no row would reach a leaf"
+                        ),
+                        Some(0) => stack.push((child, false)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn classifier(
@@ -688,6 +733,20 @@ mod tests {
             let f = forest(Aggregate::Sum, mode);
             assert_eq!(score(&f, &[9.0, 5.0]) - 20.5, at_five, "{mode:?}");
         }
+    }
+
+    #[test]
+    fn a_tree_that_loops_is_refused() {
+        let mut f = forest(Aggregate::Sum, Mode::Lt);
+        assert!(acyclic(&f.nodes).is_ok());
+        // Node 3's false branch back to itself.
+        f.nodes[3].no = 3;
+        let m = acyclic(&f.nodes).expect_err("a loop").to_string();
+        assert!(m.contains("node 3"), "{m}");
+        // A longer loop: 0 -> 1 (made a branch) -> 0.
+        let mut f = forest(Aggregate::Sum, Mode::Lt);
+        f.nodes[1] = branch(0, 0.0, Mode::Leq, 0, 2);
+        assert!(acyclic(&f.nodes).is_err());
     }
 
     #[test]

@@ -348,17 +348,19 @@ impl Model {
                     .product::<usize>()
             })
             .sum();
-        let mut model = onnx
-            .model_for_proto_model(&proto)
-            .map_err(|e| format!("tract cannot read the graph: {e:#}"))?;
-        let rows = model.symbols.sym("rows");
-        model = model
-            .with_input_fact(0, f32::fact([TDim::from(rows), width.to_dim()]).into())
-            .map_err(|e| format!("the input does not take [rows, {width}] floats: {e:#}"))?;
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| format!("tract cannot plan the graph: {e:#}"))?;
+        let plan = guarded("reading the graph", || {
+            let mut model = onnx
+                .model_for_proto_model(&proto)
+                .map_err(|e| format!("tract cannot read the graph: {e:#}"))?;
+            let rows = model.symbols.sym("rows");
+            model = model
+                .with_input_fact(0, f32::fact([TDim::from(rows), width.to_dim()]).into())
+                .map_err(|e| format!("the input does not take [rows, {width}] floats: {e:#}"))?;
+            model
+                .into_optimized()
+                .and_then(|m| m.into_runnable())
+                .map_err(|e| format!("tract cannot plan the graph: {e:#}"))
+        })?;
         Ok(Model {
             plan,
             width,
@@ -388,10 +390,11 @@ impl Model {
         }
         let rows = x.len() / width;
         let input = Tensor::from_shape(&[rows, width], x).map_err(|e| e.to_string())?;
-        let outputs = self
-            .plan
-            .run(tvec!(input.into()))
-            .map_err(|e| format!("the model failed on a batch of {rows} rows: {e:#}"))?;
+        let outputs = guarded("running the model", || {
+            self.plan
+                .run(tvec!(input.into()))
+                .map_err(|e| format!("the model failed on a batch of {rows} rows: {e:#}"))
+        })?;
         let output = |i: usize| {
             outputs
                 .get(i)
@@ -451,6 +454,19 @@ impl Model {
             }
         }
     }
+}
+
+/// Runs `f`, a panic inside tract (on a graph it did not expect) turned into an error that says
+/// so, so that a bad model file never takes the process down.
+fn guarded<T>(doing: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(format!("tract failed {doing}: {why}"))
+    })
 }
 
 /// A float output as `f32`s (a DOUBLE one rounded).
