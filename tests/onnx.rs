@@ -8,49 +8,17 @@
 // Tests: a panic here is a failed run, not a user's crash.
 #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
 
+#[path = "support/onnx_models.rs"]
+mod onnx_models;
 #[path = "support/tools.rs"]
 mod tools;
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use mlops_onnx::{Kind, Model, Predictions};
+use onnx_models::{expected, exported};
 
 const WIDTH: usize = 64;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The exported models and onnxruntime's predictions, made once per test binary (`None` when
-/// the ML tools are missing and optional here).
-fn exported() -> Option<&'static Path> {
-    static DIR: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let python = tools::ml_python()?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = root().join("examples/quickstart/data");
-        let out = std::process::Command::new(python)
-            .arg(root().join("tests/fixtures/onnx/models.py"))
-            .arg(data.join("digits-train.csv"))
-            .arg(data.join("digits-holdout.csv"))
-            .arg(dir.path())
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(dir)
-    })
-    .as_ref()
-    .map(tempfile::TempDir::path)
-}
-
-fn expected(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("expected")).unwrap()
-}
 
 fn load(dir: &Path, name: &str) -> Result<Model, String> {
     Model::load(

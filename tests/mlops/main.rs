@@ -16,6 +16,8 @@ mod fake_sagemaker;
 mod http;
 #[path = "../support/moto.rs"]
 mod moto;
+#[path = "../support/onnx_models.rs"]
+mod onnx_models;
 #[path = "../support/proxy.rs"]
 mod proxy;
 #[path = "../support/quickstart.rs"]

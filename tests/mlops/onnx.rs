@@ -6,36 +6,13 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
-
-use mlops_data::data::{self, Format};
 
 use crate::bin::{mlops, root};
+use crate::onnx_models::{expected, exported};
 use crate::server::Server;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// The models `fixtures/onnx/models.py` exports and onnxruntime's predictions, made once.
-fn exported() -> Option<&'static Path> {
-    static DIR: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let python = crate::tools::ml_python()?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = root().join("examples/quickstart/data");
-        let out = std::process::Command::new(python)
-            .arg(root().join("tests/fixtures/onnx/models.py"))
-            .arg(data.join("digits-train.csv"))
-            .arg(data.join("digits-holdout.csv"))
-            .arg(dir.path())
-            .output()
-            .expect("python runs");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        Some(dir)
-    })
-    .as_ref()
-    .map(tempfile::TempDir::path)
 }
 
 /// The quickstart with its model replaced by `model` (a file of [`exported`]) and an accuracy
@@ -70,35 +47,14 @@ fn train(project: &Path, registry: &Path) -> Output {
         .expect("runs")
 }
 
-/// The holdout file's labels.
-fn holdout_labels() -> Vec<String> {
-    let features: Vec<String> = (0..64).map(|i| format!("pixel_{i}")).collect();
-    let mut labels = Vec::new();
-    data::read(
-        &root().join("examples/quickstart/data/digits-holdout.csv"),
-        "holdout",
-        Format::Csv,
-        &features,
-        "digit",
-        |r| {
-            labels.push(r.label.trim().to_owned());
-            Ok(())
-        },
-    )
-    .expect("reads");
-    labels
-}
-
 /// An sklearn MLP, an XGBoost model and a StandardScaler pipeline: registered with their graph's classes, metrics equal
 /// to onnxruntime's predictions scored on the same rows; served with every label equal to
 /// onnxruntime's; holdout passes with parity on every row.
 #[test]
 fn onnx_models_are_registered_served_and_holdout_tested() {
     let Some(exported) = exported() else { return };
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(exported.join("expected.json")).expect("read"))
-            .expect("json");
-    let truth = holdout_labels();
+    let expected = expected(exported);
+    let (_, _, truth) = crate::serve::holdout_rows();
     for name in ["mlp", "xgboost", "scaled_logreg"] {
         let project = project(exported, name);
         let registry = project.path().join("registry");

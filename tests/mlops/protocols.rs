@@ -8,9 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mlops_data::data::{self, Format};
-
-use crate::bin::{mlops, root};
+use crate::bin::mlops;
 use crate::server::{Foreign, Server, free_port};
 
 fn text(b: &[u8]) -> String {
@@ -43,21 +41,7 @@ fn report(out: &Output) -> serde_json::Value {
 
 /// The holdout file's feature rows.
 fn holdout_rows() -> Vec<Vec<f32>> {
-    let features: Vec<String> = (0..64).map(|i| format!("pixel_{i}")).collect();
-    let mut rows = Vec::new();
-    data::read(
-        &root().join("examples/quickstart/data/digits-holdout.csv"),
-        "holdout",
-        Format::Csv,
-        &features,
-        "digit",
-        |r| {
-            rows.push(r.features.to_vec());
-            Ok(())
-        },
-    )
-    .expect("reads");
-    rows
+    crate::serve::holdout_rows().1
 }
 
 /// A report that passed with every row answered and checked against the registered model.

@@ -111,8 +111,8 @@ fn report(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
 }
 
-/// The holdout file's feature rows (without the label column), as a CSV body and as JSON rows.
-fn holdout_rows() -> (Vec<String>, Vec<Vec<f32>>, Vec<String>) {
+/// The holdout file's feature names, its feature rows (without the label column) and its labels.
+pub(crate) fn holdout_rows() -> (Vec<String>, Vec<Vec<f32>>, Vec<String>) {
     let features: Vec<String> = (0..64).map(|i| format!("pixel_{i}")).collect();
     let mut rows = Vec::new();
     let mut labels = Vec::new();

@@ -115,6 +115,17 @@ fn floats(node: &NodeProto, name: &str) -> Vec<f32> {
         .unwrap_or_default()
 }
 
+fn strings(node: &NodeProto, name: &str) -> Vec<String> {
+    attr(node, name)
+        .map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn text(node: &NodeProto, name: &str) -> Option<String> {
     attr(node, name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
 }
@@ -136,14 +147,7 @@ fn forest(node: &NodeProto, prefix: &str, columns: usize) -> TractResult<Forest>
     let node_ids = ints(node, "nodes_nodeids");
     let features = ints(node, "nodes_featureids");
     let values = floats(node, "nodes_values");
-    let modes: Vec<String> = attr(node, "nodes_modes")
-        .map(|a| {
-            a.strings
-                .iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let modes = strings(node, "nodes_modes");
     let yes = ints(node, "nodes_truenodeids");
     let no = ints(node, "nodes_falsenodeids");
     let missing = ints(node, "nodes_missing_value_tracks_true");
@@ -329,16 +333,9 @@ fn classifier(
     let labels: Tensor = match int_labels {
         Some(a) => tensor1(&a.ints),
         None => {
-            let strings: Vec<String> = attr(node, "classlabels_strings")
-                .map(|a| {
-                    a.strings
-                        .iter()
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            ensure!(!strings.is_empty(), "the classifier names no class labels");
-            tensor1(&strings)
+            let names = strings(node, "classlabels_strings");
+            ensure!(!names.is_empty(), "the classifier names no class labels");
+            tensor1(&names)
         }
     };
     let classes = labels.len();

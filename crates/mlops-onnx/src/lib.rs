@@ -187,30 +187,21 @@ impl Model {
             .map_err(|e| format!("not an ONNX model: {e}"))?;
         let graph = proto.graph.as_ref().ok_or("the ONNX file holds no graph")?;
 
-        let operators: BTreeSet<String> = graph
-            .node
-            .iter()
-            .map(|n| {
-                let domain = if n.domain.is_empty() {
-                    "ai.onnx"
-                } else {
-                    &n.domain
-                };
-                format!("{domain}:{}", n.op_type)
-            })
-            .collect();
+        // Each node's operator as `domain:op`, and whether tract (with mlops' own) runs it.
+        let named = |n: &pb::NodeProto| {
+            let domain = if n.domain.is_empty() {
+                "ai.onnx"
+            } else {
+                &n.domain
+            };
+            format!("{domain}:{}", n.op_type)
+        };
+        let operators: BTreeSet<String> = graph.node.iter().map(named).collect();
         let missing: BTreeSet<String> = graph
             .node
             .iter()
             .filter(|n| !onnx.op_register.0.contains_key(&n.op_type))
-            .map(|n| {
-                let domain = if n.domain.is_empty() {
-                    "ai.onnx"
-                } else {
-                    &n.domain
-                };
-                format!("{domain}:{}", n.op_type)
-            })
+            .map(named)
             .collect();
         if !missing.is_empty() {
             let zipmap = missing.iter().any(|m| m.ends_with(":ZipMap"));

@@ -143,22 +143,18 @@ pub fn run(
         },
     };
     write_json(&model_dir.join(BUNDLE), &bundle).map_err(runtime)?;
-    let channels: Vec<&str> = if spec.validation.is_some() {
-        vec!["train", "validation", "holdout"]
-    } else {
-        vec!["train", "holdout"]
-    };
+    let (datasets, rows) = crate::worker::read(
+        spec,
+        &data.files,
+        [
+            data.train.rows(),
+            data.validation.rows(),
+            data.holdout.rows(),
+        ],
+    );
     let report = Report {
-        datasets: channels
-            .iter()
-            .map(|c| (*c).to_owned())
-            .zip(data.files.iter().cloned())
-            .collect(),
-        rows: BTreeMap::from([
-            ("train".to_owned(), data.train.rows()),
-            ("validation".to_owned(), data.validation.rows()),
-            ("holdout".to_owned(), data.holdout.rows()),
-        ]),
+        datasets,
+        rows,
         compute: Compute {
             device: Device::Cpu,
             backend: "tract".to_owned(),

@@ -311,22 +311,14 @@ fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Rep
         standardizer,
     };
     write_json(&model_dir.join(BUNDLE), &bundle).map_err(runtime)?;
-    let channels: Vec<&str> = if spec.validation.is_some() {
-        vec!["train", "validation", "holdout"]
-    } else {
-        vec!["train", "holdout"]
-    };
+    let (datasets, rows) = read(
+        &spec,
+        &data.files,
+        [train_set.rows(), validation.rows(), holdout.rows()],
+    );
     let report = Report {
-        datasets: channels
-            .iter()
-            .map(|c| (*c).to_owned())
-            .zip(data.files.iter().cloned())
-            .collect(),
-        rows: BTreeMap::from([
-            ("train".to_owned(), train_set.rows()),
-            ("validation".to_owned(), validation.rows()),
-            ("holdout".to_owned(), holdout.rows()),
-        ]),
+        datasets,
+        rows,
         compute,
         parameters: architecture.parameters(),
         curve: trained.curve,
@@ -377,6 +369,31 @@ fn spec(layout: &Layout, job: &Job) -> Result<(Vec<String>, Spec), WorkerError> 
         split_seed: job.split_seed,
     };
     Ok((features, spec))
+}
+
+/// What a run read, as its report records it: each channel's file digest, and the rows of the
+/// train, validation and holdout tables.
+pub(crate) fn read(
+    spec: &Spec,
+    files: &[FileDigest],
+    [train, validation, holdout]: [usize; 3],
+) -> (BTreeMap<String, FileDigest>, BTreeMap<String, usize>) {
+    let channels: &[&str] = if spec.validation.is_some() {
+        &["train", "validation", "holdout"]
+    } else {
+        &["train", "holdout"]
+    };
+    let datasets = channels
+        .iter()
+        .map(|c| (*c).to_owned())
+        .zip(files.iter().cloned())
+        .collect();
+    let rows = BTreeMap::from([
+        ("train".to_owned(), train),
+        ("validation".to_owned(), validation),
+        ("holdout".to_owned(), holdout),
+    ]);
+    (datasets, rows)
 }
 
 /// What makes a checkpoint this job's: everything in the job but its epoch count (a checkpoint of
