@@ -155,15 +155,8 @@ fn served_labels(registry: &Path, rows: &[Vec<f32>]) -> Vec<String> {
         mlops(),
         &["--quiet", "--model", "digits-mlp@1", "--registry", &reg],
     );
-    let body = serde_json::json!({ "instances": rows }).to_string();
-    let answer = crate::http::post_json(server.addr, &body);
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    answer.json()["predictions"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|p| p["label"].as_str().expect("label").to_owned())
-        .collect()
+    let rows: Vec<&Vec<f32>> = rows.iter().collect();
+    crate::serve::labels_of_instances(server.addr, &rows)
 }
 
 /// The ML tools' bin directory first on PATH (MLflow starts its server by name).

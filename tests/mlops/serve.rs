@@ -314,7 +314,7 @@ fn serve_answers_the_sagemaker_contract_and_names_bad_columns() {
 }
 
 /// The labels `/invocations` answers for `rows` sent as `{"instances": ...}`.
-fn labels_of_instances(a: std::net::SocketAddr, rows: &[&Vec<f32>]) -> Vec<String> {
+pub(crate) fn labels_of_instances(a: std::net::SocketAddr, rows: &[&Vec<f32>]) -> Vec<String> {
     let answer = http::post_json(a, &serde_json::json!({ "instances": rows }).to_string());
     assert_eq!(answer.status, 200, "{}", answer.text());
     answer.json()["predictions"]
