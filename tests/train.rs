@@ -77,7 +77,10 @@ fn quickstart_reaches_the_quality_bar_and_is_reproducible() {
     let (m, path) = quickstart();
     let a = run(&m, &path, m.training.seed);
     let last = a.trained.curve.last().expect("epochs");
-    assert_eq!(a.trained.curve.len(), m.training.epochs as usize);
+    assert_eq!(
+        Some(a.trained.curve.len()),
+        m.training.epochs.map(|e| e as usize)
+    );
     let accuracy = last.metrics["accuracy"];
     assert!(accuracy >= 0.95, "validation accuracy {accuracy}");
     assert!(a.holdout[&Metric::Accuracy] >= 0.9, "{:?}", a.holdout);
@@ -112,7 +115,7 @@ fn a_wide_mlp_multiplied_across_threads_is_reproducible() {
     let (mut m, path) = quickstart();
     m.model.hyperparameters.hidden_layers = vec![512, 512];
     m.training.batch_size = 128;
-    m.training.epochs = 2;
+    m.training.epochs = Some(2);
     let a = run(&m, &path, m.training.seed);
     let b = run(&m, &path, m.training.seed);
     assert!(a.weights == b.weights, "same seed, different weights");

@@ -75,7 +75,8 @@ impl Job {
             label: m.data.label.clone(),
             image: m.model.input,
             hyperparameters: m.model.hyperparameters.clone(),
-            epochs: m.training.epochs,
+            // An `onnx` model has none (it is measured, not trained).
+            epochs: m.training.epochs.unwrap_or(0),
             batch_size: m.training.batch_size,
             learning_rate: m.training.learning_rate,
             optimizer: m.training.optimizer,

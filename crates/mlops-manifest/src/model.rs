@@ -282,8 +282,10 @@ pub struct Training {
     #[serde(default)]
     pub backend: Backend,
     /// Passes over the training set.
+    // Required by the families mlops trains (a semantic rule); an `onnx` model has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100000))]
-    pub epochs: u32,
+    pub epochs: Option<u32>,
     /// Rows per optimisation step.
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1, max = 1048576))]

@@ -292,6 +292,17 @@ fn model(cx: &mut Ctx<'_>, m: &Manifest) {
 
 fn training(cx: &mut Ctx<'_>, m: &Manifest) {
     let t = &m.training;
+    if t.epochs.is_none() && m.model.family != Family::Onnx {
+        cx.error(
+            "semantic/epochs-missing",
+            &["training"],
+            format!(
+                "the `{}` family is trained by mlops and needs `training.epochs`",
+                crate::model::spelling(&m.model.family)
+            ),
+            "add `epochs: 30` (passes over the training set) under `training`",
+        );
+    }
     match (t.backend, &t.command) {
         (Backend::Command, None) => cx.error(
             "semantic/command-missing",

@@ -39,7 +39,8 @@ impl Settings {
     pub fn new(task: Task, t: &Training) -> Self {
         Self {
             task,
-            epochs: t.epochs,
+            // Validation requires epochs for the families that train.
+            epochs: t.epochs.unwrap_or(1),
             batch_size: t.batch_size as usize,
             learning_rate: t.learning_rate,
             optimizer: t.optimizer,
