@@ -87,6 +87,9 @@ fn holdout_speaks_each_protocol_to_mlops_serve() {
         let out = holdout(registry, &endpoint, protocol);
         let r = passed_with_parity(&out, rows);
         assert_eq!(r["endpoint"], format!("{}{posted}", server.url()), "{r}");
+        // The report says which protocol, unless it was mlops' own.
+        let said = (protocol != "mlops").then_some(protocol);
+        assert_eq!(r["protocol"].as_str(), said, "{r}");
     }
     // The service counted the V2 requests on their own route.
     let metrics = crate::http::get(server.addr, "/metrics").text();

@@ -146,6 +146,10 @@ pub struct Report {
     /// --compare production`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Comparison>,
+    /// The wire protocol the service was tested in (`sagemaker`, `v2`, `mlflow`), when it was not
+    /// mlops' own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     pub passed: bool,
 }
 
@@ -429,6 +433,7 @@ impl Report {
             latency: None,
             slo: Vec::new(),
             comparison: None,
+            protocol: None,
             passed: false,
         };
         r.settle();
@@ -578,9 +583,12 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "holdout {} against {}: {} rows in {} requests ({} retries), {:.2} s, {:.0} rows/s",
+            "holdout {} against {}{}: {} rows in {} requests ({} retries), {:.2} s, {:.0} rows/s",
             self.model,
             self.endpoint,
+            self.protocol
+                .as_deref()
+                .map_or_else(String::new, |p| format!(" (the {p} protocol)")),
             self.rows,
             self.requests,
             self.retries,

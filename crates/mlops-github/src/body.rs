@@ -96,9 +96,11 @@ pub fn promotion(
     match evidence {
         Some((digest, r)) => {
             out.push_str(&format!(
-                "**{}** — {} rows through `{}` in {} requests ({} retries); parity with offline predictions: {} of {} rows differ.\n\n| metric | service | recorded | difference | tolerance | |\n|---|---:|---:|---:|---:|---|\n",
+                "**{}** — {} rows through `{}`{} in {} requests ({} retries); parity with offline predictions: {} of {} rows differ.\n\n| metric | service | recorded | difference | tolerance | |\n|---|---:|---:|---:|---:|---|\n",
                 if r.passed { "passed" } else { "FAILED" },
-                r.rows, r.endpoint, r.requests, r.retries,
+                r.rows, r.endpoint,
+                r.protocol.as_deref().map_or_else(String::new, |p| format!(" (the `{p}` protocol)")),
+                r.requests, r.retries,
                 r.parity.mismatches, r.parity.checked,
             ));
             for c in &r.metrics {
@@ -266,6 +268,24 @@ mod tests {
         );
         assert!(
             body.contains(&format!("Report sha256: `{}`", "f".repeat(64))),
+            "{body}"
+        );
+        assert!(
+            body.contains("`http://staging` in 2 requests"),
+            "mlops' own protocol is not named: {body}"
+        );
+        // A service tested in another protocol says which.
+        report.protocol = Some("v2".into());
+        let body = promotion(
+            "digits@2",
+            &card(2, 0.98),
+            None,
+            Some(("f".repeat(64).as_str(), &report)),
+            &pin(2),
+            "p.yaml",
+        );
+        assert!(
+            body.contains("through `http://staging` (the `v2` protocol) in 2 requests"),
             "{body}"
         );
     }

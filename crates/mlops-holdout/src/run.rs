@@ -710,6 +710,9 @@ pub fn run(
         score.parity.clone(),
     );
     report.measured(&score.latencies, &plan.slo);
+    if plan.protocol != Protocol::Mlops {
+        report.protocol = Some(plan.protocol.name().to_owned());
+    }
     if let (Some((model, artifact, allowances)), Some(other)) = (compared, incumbent_lane) {
         let comparison = comparison(
             &plan.metrics,
