@@ -21,7 +21,9 @@ use std::collections::HashMap;
 
 use tract_hir::internal::*;
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
-use tract_onnx::pb::{AttributeProto, NodeProto};
+use tract_onnx::pb::NodeProto;
+
+use crate::attribute as attr;
 
 /// Adds the two tree operators to `register`, in place of tract's classifier.
 pub(crate) fn register(register: &mut OnnxOpRegister) {
@@ -100,10 +102,6 @@ struct Trees {
 }
 
 impl Eq for Trees {}
-
-fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
-    node.attribute.iter().find(|a| a.name == name)
-}
 
 fn ints(node: &NodeProto, name: &str) -> Vec<i64> {
     attr(node, name).map(|a| a.ints.clone()).unwrap_or_default()
