@@ -33,8 +33,13 @@ fn text(b: &[u8]) -> String {
 
 /// A project directory: the quickstart's data and a manifest that trains on SageMaker.
 fn project() -> tempfile::TempDir {
-    crate::quickstart::copy(|yaml| {
-        let yaml = yaml
+    crate::quickstart::copy(project_yaml)
+}
+
+/// The quickstart's manifest edited to train on SageMaker (the image `digits/mlops:v1`, output
+/// and model packages as `aws` sets them up).
+fn project_yaml(yaml: String) -> String {
+    let yaml = yaml
         .replace("  backend: local\n", "  backend: sagemaker\n")
         .replace("  epochs: 30\n", "  epochs: 2\n")
         .replace(
@@ -48,11 +53,8 @@ fn project() -> tempfile::TempDir {
             "  path: .mlops/registry\n",
             "  path: registry\n  sagemaker_model_package_group: digits-mlp\n",
         );
-        assert!(
-            yaml.contains("sagemaker_model_package_group") && yaml.contains("backend: sagemaker")
-        );
-        yaml
-    })
+    assert!(yaml.contains("sagemaker_model_package_group") && yaml.contains("backend: sagemaker"));
+    yaml
 }
 
 /// The worker's model directory for the project's manifest, trained for real, as SageMaker's
@@ -81,6 +83,22 @@ fn artifact(project: &Path) -> Vec<u8> {
         flate2::Compression::fast(),
     ));
     packed.append_dir_all(".", base.join("model")).expect("tar");
+    packed.into_inner().expect("tar").finish().expect("gzip")
+}
+
+/// A gzipped tar of `files` (name, bytes), as SageMaker packs `/opt/ml/model`.
+fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut packed = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        packed.append_data(&mut header, name, *bytes).expect("tar");
+    }
     packed.into_inner().expect("tar").finish().expect("gzip")
 }
 
@@ -503,6 +521,130 @@ fn sagemaker_refuses_before_starting_anything() {
         "has 2 CRITICAL scan finding(s)",
     );
     assert_eq!(proxy.count("CreateTrainingJob"), 0, "{:?}", proxy.calls());
+}
+
+/// `model.family: onnx` trained by a training image of the user's (named by tag, resolved to
+/// its digest): the job runs that image, and its `model.tar.gz` holds what the image wrote into
+/// `/opt/ml/model` (here the scikit-learn MLP that skl2onnx exported, beside a file mlops
+/// ignores). mlops measures the model.onnx on this machine, on the manifest's data (the holdout
+/// read from S3): the recorded holdout accuracy is onnxruntime's answers scored, the registered
+/// file is the job's, byte for byte, and its model package is created. A job whose model
+/// directory has no model.onnx fails (exit 2) naming what it held, and registers nothing.
+#[test]
+fn a_training_image_of_the_users_writes_onnx_that_mlops_measures_and_registers() {
+    let Some(exported) = crate::onnx_models::exported() else {
+        return;
+    };
+    let Some((moto, digest)) = aws() else { return };
+    let proxy = Proxy::start(moto.port);
+    let holdout_csv =
+        std::fs::read(crate::bin::root().join("examples/quickstart/data/digits-holdout.csv"))
+            .expect("holdout");
+    moto.put(BUCKET, "data/digits-holdout.csv", &holdout_csv);
+    let dir = crate::quickstart::copy(|yaml| {
+        let edited = project_yaml(yaml)
+            .replace(
+                "  family: mlp\n  hyperparameters:\n    hidden_layers: [64]\n    activation: relu\n",
+                "  family: onnx\n",
+            )
+            .replace("  epochs: 2\n", "")
+            .replace(
+                "    path: data/digits-holdout.csv\n",
+                &format!("    path: s3://{BUCKET}/data/digits-holdout.csv\n"),
+            );
+        assert!(
+            edited.contains("family: onnx") && edited.contains("s3://"),
+            "{edited}"
+        );
+        edited
+    });
+    let onnx = std::fs::read(exported.join("mlp.onnx")).expect("model");
+    moto.put(
+        BUCKET,
+        "training/byo-run-1/output/model.tar.gz",
+        &tarball(&[
+            ("model.onnx", &onnx),
+            ("requirements.txt", b"scikit-learn\n"),
+        ]),
+    );
+    let stdout = succeeds(train(
+        dir.path(),
+        &moto,
+        &proxy.endpoint(),
+        &["--job-name", "byo-run-1"],
+    ));
+    assert!(
+        stdout.contains("started training job byo-run-1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("measuring the job's model.onnx"),
+        "{stdout}"
+    );
+    let job = sagemaker(
+        &moto,
+        "DescribeTrainingJob",
+        r#"{"TrainingJobName":"byo-run-1"}"#,
+    );
+    assert!(
+        job["AlgorithmSpecification"]["TrainingImage"]
+            .as_str()
+            .is_some_and(|i| i.ends_with(&format!("/{REPOSITORY}@{digest}"))),
+        "{job}"
+    );
+
+    let version = dir.path().join("registry/digits-mlp/1");
+    assert_eq!(
+        std::fs::read(version.join("model.onnx")).expect("registered"),
+        onnx,
+        "the job's model, byte for byte"
+    );
+    assert!(!version.join("requirements.txt").exists());
+    assert!(!version.join("model.safetensors").exists());
+    let c = card(dir.path(), 1);
+    assert_eq!(c["sagemaker"]["training_job"], "byo-run-1");
+    assert_eq!(c["sagemaker"]["image_digest"], digest.as_str());
+    assert!(c["sagemaker"]["model_package_arn"].is_string(), "{c}");
+    let expected = crate::onnx_models::expected(exported);
+    let (_, _, truth) = crate::serve::holdout_rows();
+    let right = expected["models"]["mlp"]["labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .zip(&truth)
+        .filter(|(a, b)| a.as_str() == Some(b.as_str()))
+        .count();
+    let recorded = c["metrics"]["holdout"]["accuracy"]
+        .as_f64()
+        .expect("accuracy");
+    assert!(
+        (recorded - right as f64 / truth.len() as f64).abs() < 1e-12,
+        "recorded {recorded}; onnxruntime's answers: {right}/{}",
+        truth.len()
+    );
+
+    // An image that wrote something else: refused, nothing registered.
+    moto.put(
+        BUCKET,
+        "training/byo-run-2/output/model.tar.gz",
+        &tarball(&[("model.joblib", b"not onnx")]),
+    );
+    let out = train(
+        dir.path(),
+        &moto,
+        &proxy.endpoint(),
+        &["--job-name", "byo-run-2"],
+    )
+    .output()
+    .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the training job byo-run-2 wrote no model.onnx")
+            && stderr.contains("holds: model.joblib"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("registry/digits-mlp/2").exists());
 }
 
 /// moto (ECR, S3, Logs), the SageMaker fake playing `scenario`, and a project.

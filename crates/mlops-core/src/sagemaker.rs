@@ -1,6 +1,9 @@
 //! The SageMaker backend of training: the same worker as a local run, as a SageMaker training
 //! job running the model image from ECR (pinned by digest), a model package in the manifest's
-//! model package group, and then (in the caller) the same registration as a local run.
+//! model package group, and then (in the caller) the same registration as a local run. For
+//! `model.family: onnx` the job runs the user's own training image instead, whose model
+//! directory holds a `model.onnx`; that file is measured here by the same worker code as a local
+//! `onnx` run (the job's datasets and the file laid out as `/opt/ml`) before it is packaged.
 //!
 //! The job's name derives from the run (repository, workflow run and attempt, manifest and
 //! data), so running the step again attaches to the job it started instead of starting another.
@@ -15,7 +18,7 @@ use std::time::Duration;
 use mlops_artifacts::artifact::hex;
 use mlops_aws::{Ecr, JobState, PackageSpec, Poll, S3, S3Uri, SageMaker, TrainingSpec};
 use mlops_manifest::Manifest;
-use mlops_manifest::model::{Device, SagemakerTraining};
+use mlops_manifest::model::{Device, Family, SagemakerTraining};
 use mlops_registry::Registry;
 use mlops_train::card::SagemakerRun;
 use mlops_train::worker::{Job, Report};
@@ -722,17 +725,10 @@ async fn collect(
             "it should be the gzipped tar of /opt/ml/model that SageMaker uploads",
         ));
     }
-    let report: Report = match std::fs::read(model_dir.join("training.json"))
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(Problem::broken(
-                format!("{artifact}: training.json is missing or unreadable: {e}"),
-                "the artifact must come from `mlops container train` (the model image)",
-            ));
-        }
+    let (model_dir, report) = if plan.job.family == Family::Onnx {
+        evaluate(plan, aws, name, &artifact, &model_dir, work, out).await?
+    } else {
+        (model_dir.clone(), read_report(&artifact, &model_dir)?)
     };
     let mut record = SagemakerRun {
         training_job: name.to_owned(),
@@ -751,6 +747,91 @@ async fn collect(
         record.model_package_arn = Some(arn);
     }
     Ok((model_dir, report, record))
+}
+
+/// The worker's report in the model image's artifact.
+fn read_report(artifact: &str, model_dir: &Path) -> Result<Report, Problem> {
+    std::fs::read(model_dir.join("training.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Problem::broken(
+                format!("{artifact}: training.json is missing or unreadable: {e}"),
+                "the artifact must come from `mlops container train` (the model image)",
+            )
+        })
+}
+
+/// Measures the model.onnx a training image of the user's wrote, here, the way a local `onnx`
+/// run does: the job's datasets (local, or downloaded from S3) and the file as the `model`
+/// channel of an `/opt/ml` layout, then the worker. The evaluated model directory and report.
+#[allow(clippy::too_many_arguments)]
+async fn evaluate(
+    plan: &Plan<'_>,
+    aws: &Clients,
+    name: &str,
+    artifact: &str,
+    unpacked: &Path,
+    work: &Path,
+    out: &Out<'_>,
+) -> Result<(PathBuf, Report), Problem> {
+    let onnx = unpacked.join(mlops_artifacts::artifact::ONNX);
+    if !onnx.is_file() {
+        let mut held: Vec<String> = std::fs::read_dir(unpacked)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        held.sort();
+        return Err(Problem::input(
+            format!(
+                "{artifact}: the training job {name} wrote no model.onnx (its model directory \
+                 holds: {})",
+                if held.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    held.join(", ")
+                }
+            ),
+            "an `onnx` model's training image exports the model to /opt/ml/model/model.onnx \
+             (SM_MODEL_DIR); nothing was registered",
+        ));
+    }
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for (channel, data) in &plan.data {
+        match data {
+            Data::Local { path, .. } => {
+                files.insert(channel.clone(), path.clone());
+            }
+            Data::Remote(uri) => {
+                let uri = S3Uri::parse(uri)?;
+                let into = work.join("downloads").join(channel);
+                std::fs::create_dir_all(&into)
+                    .map_err(|e| Problem::broken(format!("{}: {e}", into.display()), ""))?;
+                let dest = into.join(match uri.file_name() {
+                    "" => "data",
+                    n => n,
+                });
+                aws.s3.download(&uri, &dest).await?;
+                out.step(&format!("{channel}: downloaded {uri} to measure the model"));
+                files.insert(channel.clone(), dest);
+            }
+        }
+    }
+    files.insert(
+        mlops_artifacts::training::MODEL_CHANNEL.to_owned(),
+        onnx.clone(),
+    );
+    let layout = mlops_train::worker::Layout::new(work.join("evaluate"));
+    layout
+        .prepare(&plan.job, &files)
+        .map_err(|e| Problem::broken(e, ""))?;
+    out.step("measuring the job's model.onnx on the validation and holdout data");
+    // The worker is synchronous and short (one pass over the data through tract).
+    let report = tokio::task::block_in_place(|| mlops_train::worker::run(&layout, |_| {}))?;
+    Ok((layout.model(), report))
 }
 
 /// Registers the job's model as a package in `group` (pending manual approval), with its

@@ -170,7 +170,8 @@ pub struct Model {
     /// What the model predicts.
     pub task: Task,
     /// Network architecture: trained by mlops (`mlp`, `cnn`), or brought as an ONNX file
-    /// (`onnx`, with `path`).
+    /// (`onnx`: the file at `path`, or the model.onnx your training command or SageMaker
+    /// training image writes).
     pub family: Family,
     /// The `onnx` family's model file (an `.onnx` file, relative to the manifest, or
     /// `s3://bucket/key`): trained elsewhere, measured and registered by `mlops train`.
@@ -329,7 +330,9 @@ pub enum Backend {
     /// On this machine (or the GitHub runner), with burn.
     #[default]
     Local,
-    /// As a SageMaker training job running the image from ECR.
+    /// As a SageMaker training job running the image from ECR: the model image mlops builds
+    /// (`mlp`, `cnn`), or, for `model.family: onnx`, your own training image, which writes
+    /// `/opt/ml/model/model.onnx`; mlops then measures and registers that file here.
     Sagemaker,
     /// Your own training code (`training.command`), run on this machine under SageMaker's
     /// `/opt/ml` contract (`SM_MODEL_DIR`, `SM_CHANNEL_TRAIN`, ...); it writes `model.onnx`

@@ -199,24 +199,29 @@ fn model(cx: &mut Ctx<'_>, m: &Manifest) {
     }
     match m.model.family {
         Family::Onnx => {
-            let command = m.training.backend == Backend::Command;
-            if m.model.path.is_none() && !command {
-                cx.error(
+            // Who writes the model.onnx: the user's command, the user's SageMaker training
+            // image, or nobody (the file at `model.path` is registered as it is).
+            let trained = match m.training.backend {
+                Backend::Command => Some("`training.backend: command` writes the model"),
+                Backend::Sagemaker => Some("the SageMaker training job writes the model"),
+                Backend::Local => None,
+            };
+            match (trained, &m.model.path) {
+                (None, None) => cx.error(
                     "semantic/onnx-path",
                     &["model", "family"],
                     "the `onnx` family needs `model.path`, the .onnx file to register".into(),
                     "add `path: models/model.onnx` under `model`, or train it with \
-                     `training.backend: command`",
-                );
-            }
-            if m.model.path.is_some() && command {
-                cx.error(
-                    "semantic/onnx-path-and-command",
+                     `training.backend: command` (your code here) or `sagemaker` (your image)",
+                ),
+                (Some(who), Some(_)) => cx.error(
+                    "semantic/onnx-path-and-training",
                     &["model", "path"],
-                    "`training.backend: command` writes the model; `model.path` names another one"
-                        .into(),
-                    "remove `model.path`: the command's model.onnx is the one registered",
-                );
+                    format!("{who}; `model.path` names another one"),
+                    "remove `model.path`: the model.onnx that training writes is the one \
+                     registered",
+                ),
+                _ => {}
             }
             if *hp != crate::model::Hyperparameters::default() {
                 cx.error(
@@ -236,13 +241,20 @@ fn model(cx: &mut Ctx<'_>, m: &Manifest) {
                     "remove it: an ONNX model takes the features in `data.features` order",
                 );
             }
-            if m.training.backend == Backend::Sagemaker {
+            if let (Backend::Sagemaker, Some(sm)) = (m.training.backend, &m.training.sagemaker)
+                && sm.image.tag.is_none()
+                && sm.image.digest.is_none()
+            {
                 cx.error(
-                    "semantic/onnx-backend",
-                    &["training", "backend"],
-                    "an `onnx` model is measured and registered on this machine".into(),
-                    "set `training.backend: local` (nothing is trained: the file is evaluated), \
-                     or `command` to run your own training code first",
+                    "semantic/onnx-sagemaker-image",
+                    &["training", "sagemaker", "image"],
+                    format!(
+                        "`{}` names no tag or digest; the image mlops builds trains the `mlp` \
+                         and `cnn` families, so an `onnx` model is trained by an image of yours",
+                        sm.image.repository
+                    ),
+                    "add `tag:` or `digest:` for your training image, which writes \
+                     /opt/ml/model/model.onnx",
                 );
             }
         }

@@ -53,6 +53,48 @@ fn examples_also_pass_through_the_file_reader() {
     );
 }
 
+/// Who writes an `onnx` model decides whether `model.path` is needed: nobody (the `local`
+/// backend registers the file) needs it; a training command or a training image of the user's
+/// writes it, and a path beside them is an error; that image is named by tag or digest.
+#[test]
+fn an_onnx_model_needs_exactly_one_writer() {
+    let (_, text) = examples()
+        .into_iter()
+        .find(|(n, _)| n.ends_with("quickstart/mlops.yaml"))
+        .expect("quickstart");
+    let onnx = text.replace(
+        "  family: mlp\n  hyperparameters:\n    hidden_layers: [64]\n    activation: relu\n",
+        "  family: onnx\n",
+    );
+    assert!(onnx.contains("family: onnx"));
+    let sagemaker = |image: &str| {
+        onnx.replace("  backend: local\n", "  backend: sagemaker\n").replace(
+            "  local:\n    device: cpu\n",
+            &format!(
+                "  sagemaker:\n    role_arn: arn:aws:iam::123456789012:role/x\n    image:\n      \
+                 repository: acme/trainer\n{image}    instance_type: ml.m5.large\n"
+            ),
+        )
+    };
+    let codes = |text: &str| -> Vec<&'static str> {
+        check_bytes("m.yaml", text.as_bytes())
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    };
+    let with_path = |t: &str| t.replace("  family: onnx\n", "  family: onnx\n  path: m.onnx\n");
+    assert_eq!(codes(&onnx), ["semantic/onnx-path"]);
+    assert_eq!(codes(&with_path(&onnx)), Vec::<&str>::new());
+    let tagged = sagemaker("      tag: v3\n");
+    assert_eq!(codes(&tagged), Vec::<&str>::new());
+    assert_eq!(
+        codes(&with_path(&tagged)),
+        ["semantic/onnx-path-and-training"]
+    );
+    assert_eq!(codes(&sagemaker("")), ["semantic/onnx-sagemaker-image"]);
+}
+
 /// Every fixture declares `# expect-errors: N`: exactly N diagnostics at N distinct locations,
 /// and the human rendering is snapshotted.
 #[test]
