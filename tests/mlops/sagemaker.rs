@@ -757,6 +757,43 @@ fn a_failed_job_is_exit_3_with_the_reason() {
     assert!(fake.calls().1.is_empty(), "{:?}", fake.calls().1);
 }
 
+/// The user's training image of an `onnx` model, against the botocore-validated fake: the job
+/// request passes SageMaker's model, and a job that fails is exit 3 with its reason and
+/// registers nothing (no model.onnx is looked for).
+#[test]
+fn a_failing_job_of_a_users_image_registers_nothing() {
+    let Some((moto, fake, dir)) = with_fake("fail") else {
+        return;
+    };
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("read");
+    let onnx = yaml.replace(
+        "  family: mlp\n  hyperparameters:\n    hidden_layers: [64]\n    activation: relu\n",
+        "  family: onnx\n",
+    );
+    assert!(onnx.contains("family: onnx"));
+    std::fs::write(&manifest, onnx).expect("write");
+    let out = train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "byo-bad"],
+    )
+    .output()
+    .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the training job byo-bad failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("model.onnx"), "{stderr}");
+    assert!(!dir.path().join("registry/digits-mlp").exists());
+    let (calls, violations) = fake.calls();
+    assert!(violations.is_empty(), "{violations:?}");
+    assert!(calls.contains(&"CreateTrainingJob".to_owned()), "{calls:?}");
+}
+
 /// Throttling and a 5xx with an HTML body while waiting are ridden out; the job completes and
 /// its model is registered (without a model package group: the fake plays training jobs only).
 #[test]
