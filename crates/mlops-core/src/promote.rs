@@ -94,9 +94,12 @@ pub fn pin_of(
             "register the model again with this mlops version",
         ));
     };
+    // The model image serves what it trained; a training image of the user's (an `onnx`
+    // model's) need not serve at all, so its image is never taken for the serving one.
     let image = image.or_else(|| {
         card.sagemaker
             .as_ref()
+            .filter(|_| card.job.family != mlops_manifest::model::Family::Onnx)
             .map(|s| s.image.clone())
             .filter(|i| i.contains("@sha256:"))
     });
@@ -231,7 +234,8 @@ pub fn prepare(req: Request<'_>) -> Result<Prepared, Problem> {
             "fix what the holdout test found (see its report), then run it again",
         ));
     }
-    let mut pin = pin_of(&registry, &entry, &card, req.image)?;
+    let image = crate::deploy::serving_image(m, crate::deploy::Env::Production, req.image)?;
+    let mut pin = pin_of(&registry, &entry, &card, image)?;
     pin.holdout = evidence.as_ref().map(|e| PinnedHoldout {
         passed: true,
         report_sha256: e.digest.clone(),
@@ -404,5 +408,38 @@ mod tests {
         card.artifact = None;
         let p = pin_of(&registry, &e, &card, None).expect_err("no digest");
         assert_eq!(p.fault, crate::Fault::Input);
+    }
+
+    /// The training image serves only what it trained: an `onnx` model's (a training image of
+    /// the user's) is never taken for the serving image.
+    #[test]
+    fn an_onnx_models_training_image_is_not_its_serving_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Registry::at(&dir.path().display().to_string(), std::path::Path::new(""))
+            .expect("registry");
+        let mut card = mlops_artifacts::card::sample("digits-mlp", 3);
+        card.artifact = Some(mlops_artifacts::artifact::ArtifactDigest {
+            sha256: "b".repeat(64),
+            files: Default::default(),
+        });
+        let trainer = format!("repo/trainer@sha256:{}", "c".repeat(64));
+        card.sagemaker = Some(mlops_artifacts::card::SagemakerRun {
+            training_job: "digits-run-1".into(),
+            training_job_arn: "arn:aws:sagemaker:us-east-1:123456789012:training-job/digits-run-1"
+                .into(),
+            image: trainer.clone(),
+            image_digest: Some(format!("sha256:{}", "c".repeat(64))),
+            model_artifact: "s3://b/training/digits-run-1/output/model.tar.gz".into(),
+            final_metrics: Default::default(),
+            billable_seconds: None,
+            model_package_group: None,
+            model_package_arn: None,
+        });
+        let e = entry(Status::Approved);
+        let pin = pin_of(&registry, &e, &card, None).expect("pin");
+        assert_eq!(pin.model.image.as_deref(), Some(trainer.as_str()));
+        card.job.family = mlops_manifest::model::Family::Onnx;
+        let pin = pin_of(&registry, &e, &card, None).expect("pin");
+        assert_eq!(pin.model.image, None);
     }
 }

@@ -96,12 +96,19 @@ pub fn promotion(
     match evidence {
         Some((digest, r)) => {
             out.push_str(&format!(
-                "**{}** — {} rows through `{}`{} in {} requests ({} retries); parity with offline predictions: {} of {} rows differ.\n\n| metric | service | recorded | difference | tolerance | |\n|---|---:|---:|---:|---:|---|\n",
+                "**{}** — {} rows through `{}`{} in {} requests ({} retries); parity with offline predictions: {}.\n\n| metric | service | recorded | difference | tolerance | |\n|---|---:|---:|---:|---:|---|\n",
                 if r.passed { "passed" } else { "FAILED" },
                 r.rows, r.endpoint,
                 r.protocol.as_deref().map_or_else(String::new, |p| format!(" (the `{p}` protocol)")),
                 r.requests, r.retries,
-                r.parity.mismatches, r.parity.checked,
+                if r.parity.enabled {
+                    format!("{} of {} rows differ", r.parity.mismatches, r.parity.checked)
+                } else {
+                    format!(
+                        "**not checked** ({}); the metrics alone were compared",
+                        r.parity.skipped.as_deref().unwrap_or("--no-parity")
+                    )
+                },
             ));
             for c in &r.metrics {
                 out.push_str(&format!(
@@ -264,6 +271,28 @@ mod tests {
         );
         assert!(
             body.contains("| accuracy | 0.9000 | 0.9800 | -0.0800 | 0.001 | ✗ |"),
+            "{body}"
+        );
+        // A service whose server mlops cannot reproduce: the body says parity was not checked,
+        // and why.
+        let mut unchecked = report.clone();
+        unchecked.parity = mlops_artifacts::holdout::Parity {
+            skipped: Some("the endpoint serves with its own image".into()),
+            ..Default::default()
+        };
+        let body = promotion(
+            "digits@2",
+            &card(2, 0.98),
+            None,
+            Some(("f".repeat(64).as_str(), &unchecked)),
+            &pin(2),
+            "p.yaml",
+        );
+        assert!(
+            body.contains(
+                "parity with offline predictions: **not checked** (the endpoint serves with its \
+                 own image); the metrics alone were compared."
+            ),
             "{body}"
         );
         assert!(

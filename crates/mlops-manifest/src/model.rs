@@ -738,9 +738,33 @@ pub struct SagemakerEndpoint {
     /// CloudWatch alarms whose firing rolls a deployment back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollback_alarms: Vec<String>,
+    /// A serving image of your own, in ECR by digest
+    /// (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:...`), that answers SageMaker's
+    /// inference contract (`GET /ping`, `POST /invocations` on port 8080, the version's files
+    /// under `/opt/ml/model`). Absent: the model image (`mlops deploy --image`). mlops cannot
+    /// predict offline as your server does, so the holdout test of this endpoint compares the
+    /// metrics only, and its report says that parity was not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*@sha256:[a-f0-9]{64}$"
+    ))]
+    pub image: Option<String>,
 }
 
 impl SagemakerEndpoint {
+    /// The ECR repository of the endpoint's own serving image, as `(account, region,
+    /// repository)`; `None` without one (or one the schema would refuse).
+    pub fn own_image_repository(&self) -> Option<(&str, &str, &str)> {
+        let image = self.image.as_deref()?;
+        let (host, rest) = image.split_once('/')?;
+        let (repository, _) = rest.split_once('@')?;
+        let mut parts = host.split('.');
+        let account = parts.next()?;
+        let (_dkr, _ecr) = (parts.next()?, parts.next()?);
+        let region = parts.next()?;
+        Some((account, region, repository))
+    }
+
     /// The alarms the rendered Terraform creates for the endpoint: its 5xx errors and its
     /// model's p99 latency.
     pub fn own_alarm_names(&self) -> [String; 2] {

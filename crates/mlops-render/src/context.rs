@@ -101,6 +101,8 @@ pub(crate) struct EndpointCtx {
     pub own_alarms: Vec<AlarmCtx>,
     /// Every alarm whose firing rolls a deployment back: ours and those the manifest names.
     pub rollback_alarms: Vec<String>,
+    /// The endpoint's own serving image, by digest (`environments.ENV.sagemaker.image`).
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -142,6 +144,9 @@ pub(crate) struct TerraformCtx {
     /// its prefix) and write nothing.
     pub registry: Option<S3Location>,
     pub ecr_repository: String,
+    /// The ARNs of the ECR repositories of the environments' own serving images, which the
+    /// SageMaker execution role pulls from besides `ecr_repository`.
+    pub serving_repositories: Vec<String>,
     /// `:tag` or `@sha256:...` of the image that trains and serves, when the manifest names one.
     pub image_ref: Option<String>,
     pub kms_keys: Vec<String>,
@@ -252,6 +257,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             },
             ecr_repository: sm
                 .map_or_else(|| format!("{prefix}/train"), |s| s.image.repository.clone()),
+            serving_repositories: serving_repositories(m),
             image_ref: sm.and_then(|s| match (&s.image.digest, &s.image.tag) {
                 (Some(d), _) => Some(format!("@{d}")),
                 (None, Some(t)) => Some(format!(":{t}")),
@@ -351,6 +357,25 @@ fn watch_minutes(env: &Environment) -> u64 {
         .map_or(0, |w| u64::from(w.seconds).div_ceil(60))
 }
 
+/// The ARN of each environment's own serving repository, once, in order.
+fn serving_repositories(m: &Manifest) -> Vec<String> {
+    let mut arns: Vec<String> = [&m.environments.staging, &m.environments.production]
+        .into_iter()
+        .filter_map(|e| e.sagemaker.as_ref()?.own_image_repository())
+        .map(|(account, region, repository)| {
+            let partition = if region.starts_with("cn-") {
+                "aws-cn"
+            } else {
+                "aws"
+            };
+            format!("arn:{partition}:ecr:{region}:{account}:repository/{repository}")
+        })
+        .collect();
+    arns.sort();
+    arns.dedup();
+    arns
+}
+
 fn environment(name: &'static str, env: &Environment) -> EnvironmentCtx {
     EnvironmentCtx {
         name,
@@ -380,6 +405,7 @@ fn environment(name: &'static str, env: &Environment) -> EnvironmentCtx {
             ];
             let rollback_alarms = s.health_alarms();
             EndpointCtx {
+                image: s.image.clone(),
                 endpoint_name: s.endpoint_name.clone(),
                 instance_type: s.instance_type.clone(),
                 instance_count: s.instance_count,

@@ -48,7 +48,24 @@ struct Plan {
 
 fn plan(req: &Request<'_>, target: &SagemakerEndpoint, pin: &Pin) -> Result<Plan, Problem> {
     let reference = pin.reference();
-    let Some(image) = pin.model.image.clone().filter(|i| i.contains("@sha256:")) else {
+    // An endpoint with its own serving image serves with exactly that one; a pin made before
+    // the manifest named it (a rollback's) takes it too.
+    let pinned = match (&target.image, &pin.model.image) {
+        (Some(own), Some(other)) if own != other => {
+            return Err(Problem::refused(
+                format!(
+                    "the pin of {reference} names the serving image {other}; the endpoint \
+                     {} serves with its own, {own}: aborting before any traffic moves",
+                    target.endpoint_name
+                ),
+                "promote the version again (without --image) so its pin names the \
+                 environment's image",
+            ));
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, p) => p.clone(),
+    };
+    let Some(image) = pinned.filter(|i| i.contains("@sha256:")) else {
         return Err(Problem::input(
             format!("the pin of {reference} names no serving image by digest"),
             "SageMaker serves the model image: pass --image REPOSITORY@sha256:... for staging (`mlops image push` prints it), and promote with --image so production's pin has it",

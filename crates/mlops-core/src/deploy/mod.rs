@@ -226,9 +226,34 @@ fn desired(req: &Request<'_>, registry: &Registry) -> Result<(Pin, Option<PathBu
             let (entry, card) = registry
                 .find(model)
                 .and_then(|e| registry.card(&e.model, e.version).map(|c| (e, c)))?;
-            let pin = crate::promote::pin_of(registry, &entry, &card, req.image.clone())?;
+            let image = serving_image(req.manifest, Env::Staging, req.image.clone())?;
+            let pin = crate::promote::pin_of(registry, &entry, &card, image)?;
             Ok((pin, pin_path(req)))
         }
+    }
+}
+
+/// The serving image a new pin of `env` names: the one given (`--image`), else the
+/// environment's own (`environments.ENV.sagemaker.image`); both, and different, is an error.
+pub fn serving_image(
+    m: &Manifest,
+    env: Env,
+    given: Option<String>,
+) -> Result<Option<String>, Problem> {
+    let own = environment_of(m, env)
+        .sagemaker
+        .as_ref()
+        .and_then(|s| s.image.clone());
+    match (given, own) {
+        (Some(given), Some(own)) if given != own => Err(Problem::input(
+            format!(
+                "--image {given} is not the serving image environments.{}.sagemaker.image names \
+                 ({own})",
+                env.name()
+            ),
+            "drop --image: the environment serves with its own image",
+        )),
+        (given, own) => Ok(given.or(own)),
     }
 }
 

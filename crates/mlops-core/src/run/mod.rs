@@ -683,12 +683,18 @@ impl Run<'_> {
                         }
                     )
                 });
+                let parity = if r.parity.enabled {
+                    format!(
+                        "parity {} of {} rows differ",
+                        r.parity.mismatches, r.parity.checked
+                    )
+                } else {
+                    "parity not checked".to_owned()
+                };
                 format!(
-                    "{} rows in {} requests, parity {} of {} rows differ; {}{against}",
+                    "{} rows in {} requests, {parity}; {}{against}",
                     r.rows,
                     r.requests,
-                    r.parity.mismatches,
-                    r.parity.checked,
                     metrics.join(", ")
                 )
             },
