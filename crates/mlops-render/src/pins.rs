@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "e841c4431ae8ab14fcf7949085a7205b9a946075",
+    "b022ece28b9412f007d27b023a1c7080cca6db5e",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
