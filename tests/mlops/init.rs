@@ -446,6 +446,68 @@ fn the_built_in_template_with_an_s3_registry_renders_the_release_loop() {
     parity(&root().join("templates/project"), &[registry], &[]);
 }
 
+/// The built-in template's "bring your own training script" variant (`training=script`): a
+/// scikit-learn `train.py` and its `requirements.txt` beside a manifest with
+/// `training.backend: command` and `model.family: onnx`, which validates, renders, and trains:
+/// the script's model.onnx is measured and registered, approved by the template's threshold. The
+/// default variant has no script. Both render as cookiecutter renders them.
+#[test]
+fn the_built_in_template_brings_its_own_training_script() {
+    let Some(python) = crate::tools::ml_python() else {
+        return;
+    };
+    let out = tempfile::tempdir().expect("tempdir");
+    let project = built_in(
+        out.path(),
+        &["project_name=Fraud Detector", "training=script"],
+        "fraud-detector",
+        &[
+            "mlops.yaml",
+            "train.py",
+            "requirements.txt",
+            "data/train.csv",
+        ],
+    );
+    let manifest = std::fs::read_to_string(project.join("mlops.yaml")).expect("manifest");
+    assert!(
+        manifest.contains("family: onnx")
+            && manifest.contains("backend: command")
+            && manifest.contains("name: fraud-detector-model"),
+        "{manifest}"
+    );
+    assert!(on_manifest(&project, &["validate"]).contains("project `fraud-detector`"));
+    assert!(on_manifest(&project, &["render", "--check"]).contains("up to date"));
+    // The script runs with the Python that has scikit-learn and skl2onnx first on PATH.
+    let bin = python.parent().expect("the venv's bin");
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let mut c = mlops();
+    c.args(["train", "--format", "json", "--manifest"])
+        .arg(project.join("mlops.yaml"))
+        .env("PATH", path)
+        .env_remove("GITHUB_ACTIONS");
+    let trained = succeeds(c);
+    let doc: serde_json::Value = serde_json::from_str(&trained).expect("json");
+    assert_eq!(doc["status"], "approved", "{trained}");
+    let version = project.join(".mlops/registry/fraud-detector-model/1");
+    assert!(version.join("model.onnx").is_file());
+    assert!(!version.join("model.safetensors").exists());
+
+    let plain = tempfile::tempdir().expect("tempdir");
+    let default = built_in(
+        plain.path(),
+        &["project_name=Fraud Detector"],
+        "fraud-detector",
+        &[],
+    );
+    for f in ["train.py", "requirements.txt"] {
+        assert!(!default.join(f).exists(), "{f} in the default variant");
+    }
+    parity(&root().join("templates/project"), &["training=script"], &[]);
+}
+
 /// `mlops init` of the built-in template into `out` with `answers`: the project `slug`, checked
 /// to hold `files`.
 fn built_in(out: &Path, answers: &[&str], slug: &str, files: &[&str]) -> PathBuf {

@@ -19,6 +19,8 @@ embed!(
     "{{cookiecutter.project_slug}}/data/holdout.csv",
     "{{cookiecutter.project_slug}}/data/train.csv",
     "{{cookiecutter.project_slug}}/mlops.yaml",
+    "{{cookiecutter.project_slug}}/{% if cookiecutter.training == 'script' %}requirements.txt{% endif %}",
+    "{{cookiecutter.project_slug}}/{% if cookiecutter.training == 'script' %}train.py{% endif %}",
 );
 
 /// Writes the template into `dir`.
