@@ -495,6 +495,86 @@ fn the_built_in_template_brings_its_own_training_script() {
     assert!(version.join("model.onnx").is_file());
     assert!(!version.join("model.safetensors").exists());
 
+    // With a registry every job reaches, the train workflow first installs requirements.txt
+    // into a virtual environment on PATH: the rendered step passes actionlint and zizmor, and
+    // its script runs (here on a requirements file naming nothing, which needs no network).
+    let released = tempfile::tempdir().expect("tempdir");
+    let project = built_in(
+        released.path(),
+        &[
+            "project_name=Fraud Detector",
+            "training=script",
+            "registry=s3://acme-ml/fraud/registry",
+        ],
+        "fraud-detector",
+        &[".github/workflows/mlops-train.yml"],
+    );
+    let workflow = std::fs::read_to_string(project.join(".github/workflows/mlops-train.yml"))
+        .expect("train workflow");
+    let doc = mlops_manifest::yaml::parse(&workflow, mlops_manifest::yaml::Limits::default())
+        .expect("YAML")
+        .to_json();
+    let steps = doc["jobs"]["train"]["steps"].as_array().expect("steps");
+    let install = steps
+        .iter()
+        .position(|s| s["name"] == "Install the training command's requirements")
+        .expect("the install step");
+    let train = steps
+        .iter()
+        .position(|s| s["id"] == "train")
+        .expect("the train step");
+    assert!(install < train, "{workflow}");
+    assert_eq!(steps[install]["env"]["REQUIREMENTS"], "requirements.txt");
+    assert!(
+        doc["on"]["push"]["paths"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "**")),
+        "the script's changes retrain: {workflow}"
+    );
+    git(&project, &["init", "-q"]);
+    for (tool, args) in [
+        ("actionlint", vec!["-oneline"]),
+        ("zizmor", vec!["--offline"]),
+    ] {
+        let Some(bin) = crate::tools::tool(tool) else {
+            continue;
+        };
+        let out = std::process::Command::new(bin)
+            .args(&args)
+            .arg(".github/workflows/mlops-train.yml")
+            .current_dir(&project)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{tool}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let nothing = scratch.path().join("requirements.txt");
+    std::fs::write(&nothing, "# nothing to install\n").expect("write");
+    let github_path = scratch.path().join("github_path");
+    let out = std::process::Command::new("bash")
+        .args(["-e", "-c"])
+        .arg(steps[install]["run"].as_str().expect("a script"))
+        .env("RUNNER_TEMP", scratch.path())
+        .env("GITHUB_PATH", &github_path)
+        .env("REQUIREMENTS", &nothing)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let added = std::fs::read_to_string(&github_path).expect("GITHUB_PATH");
+    let bin = scratch.path().join("mlops-training-venv/bin");
+    assert_eq!(added.trim(), bin.to_string_lossy());
+    assert!(bin.join("python").exists());
+
     let plain = tempfile::tempdir().expect("tempdir");
     let default = built_in(
         plain.path(),

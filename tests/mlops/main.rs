@@ -40,6 +40,7 @@ mod github;
 mod init;
 mod limits;
 mod onnx;
+mod parquet;
 mod protocols;
 mod run;
 mod sagemaker;

@@ -37,7 +37,12 @@ impl std::fmt::Display for DataError {
 impl std::error::Error for DataError {}
 
 impl DataError {
-    fn at(path: &Path, line: Option<u64>, message: String, hint: impl Into<String>) -> Self {
+    pub(crate) fn at(
+        path: &Path,
+        line: Option<u64>,
+        message: String,
+        hint: impl Into<String>,
+    ) -> Self {
         Self {
             path: path.to_path_buf(),
             line,
@@ -53,6 +58,7 @@ impl DataError {
 pub enum Format {
     Csv,
     Jsonl,
+    Parquet,
 }
 
 impl Format {
@@ -62,6 +68,7 @@ impl Format {
             return Ok(match d {
                 DataFormat::Csv => Format::Csv,
                 DataFormat::Jsonl => Format::Jsonl,
+                DataFormat::Parquet => Format::Parquet,
             });
         }
         let name = path.to_string_lossy().to_ascii_lowercase();
@@ -69,12 +76,15 @@ impl Format {
             Ok(Format::Csv)
         } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             Ok(Format::Jsonl)
+        } else if name.ends_with(".parquet") || name.ends_with(".pq") {
+            Ok(Format::Parquet)
         } else {
             Err(DataError::at(
                 path,
                 None,
                 "cannot tell the format from the file name".to_owned(),
-                "name the file .csv or .jsonl, or set `format: csv|jsonl` on the dataset",
+                "name the file .csv, .jsonl or .parquet, or set `format: csv|jsonl|parquet` on \
+                 the dataset",
             ))
         }
     }
@@ -198,6 +208,9 @@ pub fn read_with(
     let rows = match format {
         Format::Csv => read_csv(path, &mut hashing, features, label, values, &mut on_row)?,
         Format::Jsonl => read_jsonl(path, &mut hashing, features, label, &mut on_row)?,
+        // Parquet is read from its footer back, by seeking: the file is hashed in a pass of
+        // its own (by `finish`, below), then decoded.
+        Format::Parquet => crate::parquet::read(path, features, label, &mut on_row)?,
     };
     let (sha256, bytes) = hashing.finish().map_err(io)?;
     if rows == 0 {
@@ -493,7 +506,7 @@ fn shown_value(text: &str) -> String {
     }
 }
 
-fn preview(names: &[&str]) -> String {
+pub(crate) fn preview(names: &[&str]) -> String {
     let mut s: Vec<String> = names.iter().take(8).map(|n| format!("`{n}`")).collect();
     if names.len() > 8 {
         s.push(format!("and {} more", names.len() - 8));
@@ -986,8 +999,12 @@ mod tests {
             assert!(!e.hint.is_empty(), "{name}: no hint");
             assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
         }
-        let e = Format::of(Path::new("data.parquet"), None).expect_err("unknown");
+        let e = Format::of(Path::new("data.xlsx"), None).expect_err("unknown");
         assert!(e.hint.contains("format:"));
+        assert_eq!(
+            Format::of(Path::new("part-0.PARQUET"), None).expect("parquet"),
+            Format::Parquet
+        );
     }
 
     fn spec(dir: &tempfile::TempDir, train: &str, holdout: &str, task: Task) -> Spec {

@@ -5,4 +5,5 @@
 
 pub mod data;
 pub mod number;
+mod parquet;
 pub mod records;

@@ -128,6 +128,9 @@ pub enum DataFormat {
     Csv,
     /// One JSON object per line.
     Jsonl,
+    /// Apache Parquet (`.parquet`, `.pq`): the feature columns numeric (integers, floats,
+    /// decimals), the label text, a number or a boolean.
+    Parquet,
 }
 
 /// A seeded train/validation split.
@@ -313,6 +316,12 @@ pub struct Training {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64), inner(length(min = 1, max = 4096)))]
     pub command: Option<Vec<String>>,
+    /// A pip requirements file of the training command (relative to the manifest, e.g.
+    /// `requirements.txt`): the rendered train workflow installs it into a virtual environment
+    /// first and puts that environment on `PATH`. On your machine, install it yourself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub requirements: Option<String>,
 }
 
 fn default_batch_size() -> u32 {

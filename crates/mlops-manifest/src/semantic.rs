@@ -56,6 +56,8 @@ pub fn dataset_format(d: &Dataset) -> Option<DataFormat> {
             Some(DataFormat::Csv)
         } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
             Some(DataFormat::Jsonl)
+        } else if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+            Some(DataFormat::Parquet)
         } else {
             None
         }
@@ -335,6 +337,14 @@ fn training(cx: &mut Ctx<'_>, m: &Manifest) {
             "set `training.backend: command`, or remove `command`",
         ),
         _ => {}
+    }
+    if t.requirements.is_some() && t.backend != Backend::Command {
+        cx.error(
+            "semantic/requirements-backend",
+            &["training", "requirements"],
+            "`training.requirements` is installed for the `command` backend's program only".into(),
+            "set `training.backend: command`, or remove `requirements`",
+        );
     }
     if t.backend == Backend::Sagemaker && t.sagemaker.is_none() {
         cx.error(
@@ -691,6 +701,14 @@ mod tests {
             dataset_format(&d("s3://b/k.jsonl.gz")),
             Some(DataFormat::Jsonl)
         );
-        assert_eq!(dataset_format(&d("data.parquet")), None);
+        assert_eq!(
+            dataset_format(&d("data.parquet")),
+            Some(DataFormat::Parquet)
+        );
+        assert_eq!(
+            dataset_format(&d("s3://b/part-0.PQ")),
+            Some(DataFormat::Parquet)
+        );
+        assert_eq!(dataset_format(&d("data.xlsx")), None);
     }
 }

@@ -76,8 +76,12 @@ pub(crate) struct WorkflowsCtx {
     pub default_branch: String,
     pub runs_on: String,
     pub train_schedule: Option<String>,
-    /// Paths whose change on the default branch retrains: the manifest and local datasets.
+    /// Paths whose change on the default branch retrains: the manifest and local datasets (and,
+    /// for the `command` backend, everything beside the manifest, where its code lives).
     pub train_paths: Vec<String>,
+    /// The training command's pip requirements file, from the repository root: the train
+    /// workflow installs it into a virtual environment first.
+    pub training_requirements: Option<String>,
     /// The registry approves automatically (no SageMaker model package group): the train
     /// workflow calls the release workflow itself.
     pub release_after_train: bool,
@@ -205,6 +209,15 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             None => train_paths.push(join(&manifest_dir, &d.path)),
         }
     }
+    if m.training.backend == Backend::Command {
+        // The command's own code (a script, its modules, its requirements) lives beside the
+        // manifest: a change there retrains, as a change of the data does.
+        train_paths.push(if manifest_dir.is_empty() {
+            "**".to_owned()
+        } else {
+            format!("{manifest_dir}/**")
+        });
+    }
     let sm = m.training.sagemaker.as_ref();
     let mut s3_write: Vec<S3Location> = [
         sm.and_then(|s| s.output_uri.as_deref()),
@@ -297,6 +310,12 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             runs_on: m.workflows.runs_on.clone(),
             train_schedule: m.workflows.train_schedule.clone(),
             train_paths,
+            training_requirements: m
+                .training
+                .requirements
+                .as_deref()
+                .filter(|_| m.training.backend == Backend::Command)
+                .map(|r| join(&manifest_dir, r)),
             release_after_train: m.registry.sagemaker_model_package_group.is_none(),
         },
         aws,
