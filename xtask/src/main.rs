@@ -8,7 +8,7 @@
 //!   `--check` fails when stale.
 //! - `github-spec [--check]`: extracts the operations `mlops` calls from GitHub's official OpenAPI
 //!   description (npm `@octokit/openapi`) for the fake GitHub; `--check` fails when stale.
-//! - `bench <validate|yaml|render|train|holdout|init|run|action-start>`: benchmarks against the named competitor, printing the ratio.
+//! - `bench <validate|yaml|render|train|holdout|init|run|action-start|serve-onnx>`: benchmarks against the named competitor, printing the ratio.
 //! - `dist [--target TRIPLE] [--features LIST]`: the release asset of `mlops` and its checksum
 //!   line in `dist/`, as the release workflow builds them.
 //! - `fuzz [TARGET] [--seconds N]`: the fuzz targets in `tests/fuzz` (cargo-fuzz, nightly),
@@ -66,6 +66,11 @@ const ML_TOOLS: &[&str] = &[
     "onnxmltools==1.16.0",
     // The CPU build: the default one pulls NVIDIA's NCCL (700 MB) for GPUs these machines lack.
     "xgboost-cpu==3.2.0",
+    // uvicorn's fast HTTP parser (what `uvicorn[standard]` adds), for the FastAPI server of
+    // `cargo xtask bench serve-onnx`: the hand-written competitor at its best.
+    "httptools==0.9.0",
+    // pandas' Parquet engine, for the Parquet datasets the tests write as users' pipelines do.
+    "pyarrow==26.0.1",
 ];
 
 fn main() -> ExitCode {
@@ -102,7 +107,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run|action-start> | dist [--target T] [--features F] | fuzz [TARGET] [--seconds N] | tools | terraform-validate";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run|action-start|serve-onnx> | dist [--target T] [--features F] | fuzz [TARGET] [--seconds N] | tools | terraform-validate";
 
 /// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
 /// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary

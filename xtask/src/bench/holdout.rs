@@ -17,7 +17,7 @@ use crate::{cache_dir, cargo, root, tools};
 /// The oha release the bench installs (cargo install, into the cache).
 const OHA: &str = "1.16.0";
 
-fn oha() -> Result<PathBuf, String> {
+pub(super) fn oha() -> Result<PathBuf, String> {
     let dir = cache_dir().join("oha");
     let bin = dir.join("bin/oha");
     if bin.exists() {

@@ -9,6 +9,7 @@ use crate::{cargo, root, tools};
 
 mod action_start;
 mod holdout;
+mod serve_onnx;
 mod train;
 
 pub(crate) fn run(name: &str) -> Result<(), String> {
@@ -21,10 +22,16 @@ pub(crate) fn run(name: &str) -> Result<(), String> {
         "init" => init(),
         "run" => run_loop(),
         "action-start" => action_start::run(),
+        "serve-onnx" => serve_onnx::run(),
         other => Err(format!(
-            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start"
+            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start, serve-onnx"
         )),
     }
+}
+
+/// How a goal line says whether the goal was met.
+fn goal(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
