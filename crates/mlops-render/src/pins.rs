@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "b022ece28b9412f007d27b023a1c7080cca6db5e",
+    "9877acb1b1178b88371c5a98c5cb74846987e2ae",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
