@@ -56,6 +56,8 @@ pub enum Predictions {
 pub struct Model {
     plan: Arc<TypedRunnableModel>,
     width: usize,
+    /// A classifier's label values to their class index, built once at load.
+    labels: Labels,
     pub kind: Kind,
     /// The graph's input, as the model names it.
     pub input: String,
@@ -355,6 +357,7 @@ impl Model {
         Ok(Model {
             plan,
             width,
+            labels: Labels::of(&kind),
             kind,
             input: input.name.clone(),
             operators,
@@ -409,7 +412,7 @@ impl Model {
             } => {
                 let n = classes.len();
                 let labels = output(*label)?;
-                let index = class_indices(labels, classes)?;
+                let index = class_indices(labels, &self.labels)?;
                 if index.len() != rows {
                     return Err(format!(
                         "the model gave {} labels for {rows} rows",
@@ -474,28 +477,52 @@ fn floats(t: &TValue) -> Result<Vec<f32>, String> {
     ))
 }
 
+/// A classifier's class labels to their index, as text and (for the labels that are integers
+/// written plainly, as `classlabels_int64s` gives them) as integers.
+#[derive(Debug, Default)]
+struct Labels {
+    text: HashMap<String, usize>,
+    ints: HashMap<i64, usize>,
+}
+
+impl Labels {
+    fn of(kind: &Kind) -> Labels {
+        let Kind::Classifier { classes, .. } = kind else {
+            return Labels::default();
+        };
+        let mut labels = Labels::default();
+        for (i, c) in classes.iter().enumerate() {
+            labels.text.insert(c.clone(), i);
+            if let Ok(v) = c.parse::<i64>()
+                && v.to_string() == *c
+            {
+                labels.ints.insert(v, i);
+            }
+        }
+        labels
+    }
+}
+
 /// Each label of a label output, as the index of its class.
-fn class_indices(t: &TValue, classes: &[String]) -> Result<Vec<usize>, String> {
-    let by_text: HashMap<&str, usize> = classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
-    let find = |text: &str| {
-        by_text
-            .get(text)
-            .copied()
-            .ok_or_else(|| format!("the model predicted `{text}`, which is none of its classes"))
+fn class_indices(t: &TValue, labels: &Labels) -> Result<Vec<usize>, String> {
+    let none = |shown: &dyn std::fmt::Display| {
+        format!("the model predicted `{shown}`, which is none of its classes")
     };
     if let Ok(s) = t.to_plain_array_view::<String>() {
-        return s.iter().map(|v| find(v)).collect();
+        return s
+            .iter()
+            .map(|v| labels.text.get(v.as_str()).copied().ok_or_else(|| none(v)))
+            .collect();
     }
     // Integer labels: INT64 or INT32 as exported, or the dimension type tract's optimiser may
     // turn an integer computation into.
     if let Ok(ints) = t.cast_to::<i64>()
         && let Ok(s) = ints.to_plain_array_view::<i64>()
     {
-        return s.iter().map(|v| find(&v.to_string())).collect();
+        return s
+            .iter()
+            .map(|v| labels.ints.get(v).copied().ok_or_else(|| none(v)))
+            .collect();
     }
     Err(format!(
         "the label output is {:?}, not integers or text",

@@ -27,10 +27,14 @@ pub(crate) mod validate;
 
 /// Prints an error and, when there is one, how to fix it.
 pub(crate) fn error(message: &str, hint: &str) {
-    eprintln!("error: {message}");
-    if !hint.is_empty() {
-        eprintln!("  = hint: {hint}");
-    }
+    // One write, so that a reader of the stream (act's log, a pipe shared with other output)
+    // never sees the error without its hint.
+    let text = if hint.is_empty() {
+        format!("error: {message}\n")
+    } else {
+        format!("error: {message}\n  = hint: {hint}\n")
+    };
+    eprint!("{text}");
 }
 
 /// Shows a flow's problem and returns its exit code.
