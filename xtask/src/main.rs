@@ -71,6 +71,9 @@ const ML_TOOLS: &[&str] = &[
     "httptools==0.9.0",
     // pandas' Parquet engine, for the Parquet datasets the tests write as users' pipelines do.
     "pyarrow==26.0.1",
+    // MLServer 1.7.1's parallel inference workers ask for an event loop the way uvloop 0.22 and
+    // later refuse ("no current event loop"), and die; with 0.21 they start.
+    "uvloop==0.21.0",
 ];
 
 fn main() -> ExitCode {

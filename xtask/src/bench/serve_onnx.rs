@@ -276,7 +276,8 @@ pub(crate) fn run() -> Result<(), String> {
                     c
                 })
             },
-            health: "/v2/health/ready",
+            // The model's own readiness: the server's says ready before the model has loaded.
+            health: "/v2/models/digits/ready",
             predict: "/v2/models/digits/infer",
             body: body_of("v2"),
         },
