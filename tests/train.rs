@@ -36,7 +36,7 @@ fn run(m: &Manifest, manifest: &Path, seed: u64) -> Run {
     let spec = Spec::from_manifest(m, manifest.parent().expect("dir")).expect("spec");
     let d = data::load(&spec).expect("loads");
     let classes = d.classes.as_ref().expect("classification").0.len();
-    let z = d.standardized();
+    let z = d.standardized(mlops_manifest::model::Missing::Error);
     let (train_set, validation, holdout) = (z.train, z.validation, z.holdout);
     let architecture = Architecture::new(
         Family::Mlp,
@@ -137,7 +137,7 @@ fn the_cnn_learns_the_digits_as_8x8_images() {
     let (m, path) = quickstart();
     let spec = Spec::from_manifest(&m, path.parent().expect("dir")).expect("spec");
     let d = data::load(&spec).expect("loads");
-    let z = d.standardized();
+    let z = d.standardized(mlops_manifest::model::Missing::Error);
     let hp = mlops_manifest::model::Hyperparameters {
         hidden_layers: vec![32],
         conv_channels: Some(vec![8, 16]),
@@ -175,7 +175,9 @@ fn the_cnn_learns_the_digits_as_8x8_images() {
 fn a_run_resumed_from_a_checkpoint_ends_where_an_unbroken_run_ends() {
     let (m, path) = quickstart();
     let spec = Spec::from_manifest(&m, path.parent().expect("dir")).expect("spec");
-    let z = data::load(&spec).expect("loads").standardized();
+    let z = data::load(&spec)
+        .expect("loads")
+        .standardized(mlops_manifest::model::Missing::Error);
     let hp = mlops_manifest::model::Hyperparameters {
         hidden_layers: vec![32],
         dropout: 0.2,
@@ -271,7 +273,9 @@ fn a_run_resumed_from_a_checkpoint_ends_where_an_unbroken_run_ends() {
 fn a_checkpoint_that_cannot_be_written_stops_training_with_its_path() {
     let (m, path) = quickstart();
     let spec = Spec::from_manifest(&m, path.parent().expect("dir")).expect("spec");
-    let z = data::load(&spec).expect("loads").standardized();
+    let z = data::load(&spec)
+        .expect("loads")
+        .standardized(mlops_manifest::model::Missing::Error);
     let architecture = Architecture::new(Family::Mlp, 64, 10, &m.model.hyperparameters, None);
     let dir = tempfile::tempdir().expect("tempdir");
     // A file where the checkpoint directory's parent should be: the write, made on the

@@ -39,6 +39,7 @@ mod doctor;
 mod github;
 mod init;
 mod limits;
+mod missing;
 mod onnx;
 mod parquet;
 mod protocols;

@@ -170,15 +170,31 @@ pub struct Standardizer {
     pub mean: Vec<f32>,
     /// 1.0 where a feature is constant in training (it then only loses its mean).
     pub std: Vec<f32>,
+    /// The value a missing feature takes before it is standardised (`data.missing`: the
+    /// training split's mean or median, or zero); absent when the model takes no gaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<Vec<f32>>,
 }
 
 impl Standardizer {
     /// One row standardised in place: the one transform training, serving and the holdout
-    /// test's offline predictions share.
+    /// test's offline predictions share. A gap (NaN) takes the recorded fill value first.
     pub fn apply_row(&self, row: &mut [f32]) {
+        if let Some(fill) = &self.fill {
+            for (v, f) in row.iter_mut().zip(fill) {
+                if v.is_nan() {
+                    *v = *f;
+                }
+            }
+        }
         for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
             *v = (*v - m) / s;
         }
+    }
+
+    /// Whether the model takes missing feature values (and fills them).
+    pub fn takes_gaps(&self) -> bool {
+        self.fill.is_some()
     }
 }
 
@@ -207,6 +223,7 @@ mod tests {
             standardizer: Standardizer {
                 mean: vec![1.0, -2.0],
                 std: vec![2.0, 1.0],
+                fill: None,
             },
         }
     }

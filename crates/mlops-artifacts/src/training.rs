@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use mlops_manifest::model::{
-    DataFormat, Device, Family, Hyperparameters, ImageShape, Manifest, Optimizer, Task,
+    DataFormat, Device, Family, Hyperparameters, ImageShape, Manifest, Missing, Optimizer, Task,
 };
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,9 @@ pub struct Job {
     pub seed: u64,
     pub validation_fraction: f64,
     pub split_seed: u64,
+    /// What a missing feature value becomes (`data.missing`).
+    #[serde(default, skip_serializing_if = "Missing::is_error")]
+    pub missing: Missing,
     /// Channel -> the dataset as the manifest names it (for the model card) and its format.
     pub datasets: BTreeMap<String, Source>,
     pub device: Device,
@@ -83,6 +86,7 @@ impl Job {
             seed: m.training.seed,
             validation_fraction: m.data.split.validation_fraction,
             split_seed: m.data.split.seed,
+            missing: m.data.missing,
             datasets,
             device: m.training.local.device,
             require_gpu: m.training.local.require_gpu,

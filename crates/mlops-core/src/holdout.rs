@@ -213,11 +213,13 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         Some(c) => against(req, c, &signature, &path, &shown, &rt, policy)?,
         None => Against::default(),
     };
+    let gaps = loaded.predictor.bundle.standardizer.takes_gaps();
     let plan = Plan {
         path,
         shown,
         format: data_format,
         signature,
+        gaps,
         parity: parity_skipped.is_none().then(|| Arc::new(loaded.predictor)),
         batch_size: req.batch_size.unwrap_or(h.batch_size as usize).max(1),
         concurrency: req.concurrency.unwrap_or(h.concurrency as usize).max(1),

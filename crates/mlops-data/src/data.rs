@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use mlops_manifest::model::{DataFormat, Task};
+use mlops_manifest::model::{DataFormat, Missing, Task};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -112,6 +112,28 @@ pub enum Values {
     Parse,
     /// Only checked to be finite numbers: for a reader that passes the text on.
     Check,
+    /// [`Values::Parse`], a missing value (an empty CSV field, a JSON `null`, a Parquet null)
+    /// read as NaN, where `data.missing` fills it.
+    ParseOrGap,
+    /// [`Values::Check`], a missing value allowed.
+    CheckOrGap,
+}
+
+impl Values {
+    /// This reading, with gaps allowed or not.
+    pub fn with_gaps(self, gaps: bool) -> Values {
+        match (self, gaps) {
+            (Values::Parse | Values::ParseOrGap, false) => Values::Parse,
+            (Values::Parse | Values::ParseOrGap, true) => Values::ParseOrGap,
+            (Values::Check | Values::CheckOrGap, false) => Values::Check,
+            (Values::Check | Values::CheckOrGap, true) => Values::CheckOrGap,
+        }
+    }
+
+    /// Whether a missing value is read (as NaN) rather than refused.
+    pub fn gaps(self) -> bool {
+        matches!(self, Values::ParseOrGap | Values::CheckOrGap)
+    }
 }
 
 /// The text of a CSV row's feature fields.
@@ -207,10 +229,10 @@ pub fn read_with(
     };
     let rows = match format {
         Format::Csv => read_csv(path, &mut hashing, features, label, values, &mut on_row)?,
-        Format::Jsonl => read_jsonl(path, &mut hashing, features, label, &mut on_row)?,
+        Format::Jsonl => read_jsonl(path, &mut hashing, features, label, values, &mut on_row)?,
         // Parquet is read from its footer back, by seeking: the file is hashed in a pass of
         // its own (by `finish`, below), then decoded.
-        Format::Parquet => crate::parquet::read(path, features, label, &mut on_row)?,
+        Format::Parquet => crate::parquet::read(path, features, label, values.gaps(), &mut on_row)?,
     };
     let (sha256, bytes) = hashing.finish().map_err(io)?;
     if rows == 0 {
@@ -253,7 +275,7 @@ fn read_csv(
     let mut run = None;
     let mut parsed = vec![
         0f32;
-        if values == Values::Parse {
+        if matches!(values, Values::Parse | Values::ParseOrGap) {
             features.len()
         } else {
             0
@@ -327,15 +349,23 @@ fn read_csv(
                 "features must be numbers; encode categories as numbers first",
             )
         };
+        let gap = |field: &[u8]| values.gaps() && crate::number::trim(field).is_empty();
         match values {
-            Values::Parse => {
+            Values::Parse | Values::ParseOrGap => {
                 for (slot, (&at, name)) in parsed.iter_mut().zip(feature_at.iter().zip(features)) {
-                    *slot = record
-                        .number(at)
-                        .ok_or_else(|| not_a_number(name, record.get(at).unwrap_or_default()))?;
+                    *slot = match record.number(at) {
+                        Some(v) => v,
+                        None => {
+                            let field = record.get(at).unwrap_or_default();
+                            if !gap(field) {
+                                return Err(not_a_number(name, field));
+                            }
+                            f32::NAN
+                        }
+                    };
                 }
             }
-            Values::Check => {
+            Values::Check | Values::CheckOrGap => {
                 // A record of short digit fields (see `Record::digits`) holds only numbers; a
                 // run of features that is plain text needs no field-by-field look either.
                 let plain = record.digits
@@ -347,7 +377,7 @@ fn read_csv(
                 if !plain {
                     for (&at, name) in feature_at.iter().zip(features) {
                         let field = record.get(at).unwrap_or_default();
-                        if !crate::number::is_number(field) {
+                        if !crate::number::is_number(field) && !gap(field) {
                             return Err(not_a_number(name, field));
                         }
                     }
@@ -406,6 +436,7 @@ fn read_jsonl(
     input: &mut impl Read,
     features: &[String],
     label: &str,
+    values_read: Values,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<u64, DataError> {
     let mut reader = BufReader::new(input);
@@ -453,6 +484,10 @@ fn read_jsonl(
         };
         for (slot, name) in values.iter_mut().zip(features) {
             let value = object.get(name).ok_or_else(|| missing(name))?;
+            if value.is_null() && values_read.gaps() {
+                *slot = f32::NAN;
+                continue;
+            }
             *slot = value
                 .as_f64()
                 .map(|v| v as f32)
@@ -596,6 +631,8 @@ pub struct Spec {
     pub holdout: (PathBuf, String, Format),
     pub validation_fraction: f64,
     pub split_seed: u64,
+    /// What a missing feature value becomes; with `Error` a gap is refused by the reader.
+    pub missing: Missing,
 }
 
 impl Spec {
@@ -628,6 +665,7 @@ impl Spec {
             holdout: file(&m.data.holdout)?,
             validation_fraction: m.data.split.validation_fraction,
             split_seed: m.data.split.seed,
+            missing: m.data.missing,
         })
     }
 }
@@ -654,8 +692,8 @@ pub struct Standardized {
 
 impl Datasets {
     /// Fits the standardizer on the training split and applies it to every table.
-    pub fn standardized(&self) -> Standardized {
-        let standardizer = fit(&self.train);
+    pub fn standardized(&self, missing: Missing) -> Standardized {
+        let standardizer = fit(&self.train, missing);
         Standardized {
             train: standardize(&standardizer, &self.train),
             validation: standardize(&standardizer, &self.validation),
@@ -675,12 +713,14 @@ pub fn load(spec: &Spec) -> Result<Datasets, DataError> {
     let (path, shown, format) = &spec.train;
     let mut index = 0u64;
     let split = spec.validation.is_none();
-    let mut files = vec![read(
+    let values = Values::Parse.with_gaps(!spec.missing.is_error());
+    let mut files = vec![read_with(
         path,
         shown,
         *format,
         &spec.features,
         &spec.label,
+        values,
         |row| {
             let to_validation =
                 split && in_validation(spec.split_seed, index, spec.validation_fraction);
@@ -719,10 +759,18 @@ pub fn load(spec: &Spec) -> Result<Datasets, DataError> {
     // Validation (when given as its own file) and holdout rows go straight to their tables.
     let read_into = |file: &(PathBuf, String, Format), table: &mut Table| {
         let (path, shown, format) = file;
-        read(path, shown, *format, &spec.features, &spec.label, |row| {
-            table.push(row.features, target(row.label)?);
-            Ok(())
-        })
+        read_with(
+            path,
+            shown,
+            *format,
+            &spec.features,
+            &spec.label,
+            values,
+            |row| {
+                table.push(row.features, target(row.label)?);
+                Ok(())
+            },
+        )
     };
     if let Some(file) = &spec.validation {
         files.push(read_into(file, &mut validation)?);
@@ -757,30 +805,69 @@ fn target_value(label: &str) -> Result<f32, String> {
 
 /// Per-feature mean and standard deviation of `table` (Welford's running mean and variance, in
 /// f64): the standardizer training fits on its training split and serving applies.
-pub fn fit(table: &Table) -> Standardizer {
+pub fn fit(table: &Table, missing: Missing) -> Standardizer {
     let w = table.width;
     let mut mean = vec![0f64; w];
     let mut m2 = vec![0f64; w];
+    let mut seen = vec![0u64; w];
     for i in 0..table.rows() {
-        let n = (i + 1) as f64;
-        for ((&v, mean), m2) in table.row(i).iter().zip(&mut mean).zip(&mut m2) {
+        for (((&v, mean), m2), n) in table
+            .row(i)
+            .iter()
+            .zip(&mut mean)
+            .zip(&mut m2)
+            .zip(&mut seen)
+        {
+            // A gap (NaN, only where `data.missing` allows them) is left out of the statistics.
+            if v.is_nan() {
+                continue;
+            }
+            *n += 1;
             let v = f64::from(v);
             let d = v - *mean;
-            *mean += d / n;
+            *mean += d / *n as f64;
             *m2 += d * (v - *mean);
         }
     }
-    let rows = table.rows().max(1) as f64;
     let std = m2
         .iter()
-        .map(|&m| {
-            let s = (m / rows).sqrt();
+        .zip(&seen)
+        .map(|(&m, &n)| {
+            let s = (m / n.max(1) as f64).sqrt();
             if s > 1e-12 { s as f32 } else { 1.0 }
         })
         .collect();
+    let fill = match missing {
+        Missing::Error => None,
+        Missing::Zero => Some(vec![0.0; w]),
+        Missing::Mean => Some(mean.iter().map(|&m| m as f32).collect()),
+        Missing::Median => Some(
+            (0..w)
+                .map(|c| {
+                    let mut values: Vec<f32> = (0..table.rows())
+                        .filter_map(|i| table.row(i).get(c).copied())
+                        .filter(|v| !v.is_nan())
+                        .collect();
+                    values.sort_by(f32::total_cmp);
+                    match values.len() {
+                        0 => 0.0,
+                        n if n % 2 == 1 => values.get(n / 2).copied().unwrap_or(0.0),
+                        n => {
+                            let (a, b) = (
+                                values.get(n / 2 - 1).copied().unwrap_or(0.0),
+                                values.get(n / 2).copied().unwrap_or(0.0),
+                            );
+                            ((f64::from(a) + f64::from(b)) / 2.0) as f32
+                        }
+                    }
+                })
+                .collect(),
+        ),
+    };
     Standardizer {
         mean: mean.into_iter().map(|m| m as f32).collect(),
         std,
+        fill,
     }
 }
 
@@ -914,6 +1001,68 @@ mod tests {
         Ok((d, rows))
     }
 
+    /// With `data.missing`, a gap (an empty CSV field, a JSON null) is read as NaN; without,
+    /// it is refused at its line. The statistics leave gaps out, and the fill is the training
+    /// rows' mean, median or zero; `apply_row` fills, then standardises.
+    #[test]
+    fn gaps_are_read_left_out_of_the_statistics_and_filled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("g.csv");
+        std::fs::write(&csv, "a,b,y\n1,,u\n3,4,v\n, 10 ,w\n").expect("write");
+        let jsonl = dir.path().join("g.jsonl");
+        std::fs::write(
+            &jsonl,
+            "{\"a\":1,\"b\":null,\"y\":\"u\"}\n{\"a\":3,\"b\":4,\"y\":\"v\"}\n{\"a\":null,\"b\":10,\"y\":\"w\"}\n",
+        )
+        .expect("write");
+        // The first row is line 2 of the CSV file (after its header), line 1 of the JSONL one.
+        for (path, format, line) in [(&csv, Format::Csv, 2), (&jsonl, Format::Jsonl, 1)] {
+            let e = read_all(path, format).expect_err("a gap without data.missing");
+            assert_eq!(e.line, Some(line), "{e}");
+            let mut table = Table::new(2);
+            read_with(
+                path,
+                "g",
+                format,
+                &cols(&["a", "b"]),
+                "y",
+                Values::ParseOrGap,
+                |r| {
+                    table.push(r.features, 0.0);
+                    Ok(())
+                },
+            )
+            .expect("gaps read");
+            let nan: Vec<bool> = table.x.iter().map(|v| v.is_nan()).collect();
+            assert_eq!(nan, [false, true, false, false, true, false], "{format:?}");
+            let mean = fit(&table, Missing::Mean);
+            assert_eq!(mean.mean, [2.0, 7.0]);
+            assert_eq!(mean.std, [1.0, 3.0], "over the values present only");
+            assert_eq!(mean.fill.as_deref(), Some(&[2.0, 7.0][..]));
+            assert_eq!(
+                fit(&table, Missing::Median).fill.as_deref(),
+                Some(&[2.0, 7.0][..])
+            );
+            assert_eq!(
+                fit(&table, Missing::Zero).fill.as_deref(),
+                Some(&[0.0, 0.0][..])
+            );
+            assert_eq!(fit(&table, Missing::Error).fill, None);
+            let mut row = [f32::NAN, 10.0];
+            mean.apply_row(&mut row);
+            assert_eq!(
+                row,
+                [0.0, 1.0],
+                "the gap takes the mean, then is standardised"
+            );
+        }
+        let mut odd = Table::new(1);
+        for v in [5.0, f32::NAN, 1.0, 2.0] {
+            odd.push(&[v], 0.0);
+        }
+        assert_eq!(fit(&odd, Missing::Median).fill.as_deref(), Some(&[2.0][..]));
+    }
+
     #[test]
     fn csv_and_jsonl_read_the_named_columns_in_order_and_hash_the_bytes() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1019,6 +1168,7 @@ mod tests {
             holdout: (h, "holdout.csv".to_owned(), Format::Csv),
             validation_fraction: 0.25,
             split_seed: 3,
+            missing: Missing::Error,
         }
     }
 
@@ -1068,7 +1218,7 @@ mod tests {
         for (a, b) in [(1.0, 5.0), (3.0, 5.0), (5.0, 5.0)] {
             t.push(&[a, b], 0.0);
         }
-        let s = fit(&t);
+        let s = fit(&t, Missing::Error);
         assert_eq!(s.mean, vec![3.0, 5.0]);
         assert!((s.std[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
         assert_eq!(s.std[1], 1.0);

@@ -18,6 +18,7 @@ pub(crate) fn read(
     path: &Path,
     features: &[String],
     label: &str,
+    gaps: bool,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<u64, DataError> {
     let file = std::fs::File::open(path).map_err(|e| {
@@ -96,6 +97,12 @@ pub(crate) fn read(
         for (slot, (name, field)) in slots.iter().zip(row.get_column_iter()) {
             match slot {
                 Some(i) => {
+                    if gaps && matches!(field, Field::Null) {
+                        if let Some(v) = values.get_mut(*i) {
+                            *v = f32::NAN;
+                        }
+                        continue;
+                    }
                     let value = number_of(field).ok_or_else(|| {
                         at(
                             format!("feature `{name}` is {}, not a finite number", shown(field)),

@@ -201,7 +201,7 @@ impl Encoder {
                             }
                         }
                     },
-                    None => values(out, row.features, number),
+                    None => values(out, row.features, number, b""),
                 }
                 out.push(b'\n');
             }
@@ -209,14 +209,14 @@ impl Encoder {
                 if self.rows > 0 {
                     out.push(b',');
                 }
-                values(out, row.features, number);
+                values(out, row.features, number, b"null");
             }
             Protocol::Mlflow => {
                 if self.rows > 0 {
                     out.push(b',');
                 }
                 out.push(b'[');
-                values(out, row.features, number);
+                values(out, row.features, number, b"null");
                 out.push(b']');
             }
         }
@@ -253,13 +253,19 @@ impl Encoder {
     }
 }
 
-/// The values, comma-separated, each the shortest text that reads back as the same `f32`.
-fn values(out: &mut Vec<u8>, features: &[f32], number: &mut zmij::Buffer) {
+/// The values, comma-separated, each the shortest text that reads back as the same `f32`; a
+/// missing value (NaN, read where the model fills gaps) as `gap` (an empty CSV field, JSON's
+/// `null`).
+fn values(out: &mut Vec<u8>, features: &[f32], number: &mut zmij::Buffer, gap: &[u8]) {
     for (j, v) in features.iter().enumerate() {
         if j > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(number.format_finite(*v).as_bytes());
+        if v.is_nan() {
+            out.extend_from_slice(gap);
+        } else {
+            out.extend_from_slice(number.format_finite(*v).as_bytes());
+        }
     }
 }
 

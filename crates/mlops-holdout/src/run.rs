@@ -35,6 +35,9 @@ pub struct Plan {
     /// The registered model, for the offline prediction of every row (parity); `None` turns the
     /// parity check off.
     pub parity: Option<Arc<Predictor>>,
+    /// The model fills missing feature values (`data.missing`): a gap in the file is sent as
+    /// one (an empty CSV field, a JSON `null`) rather than refused.
+    pub gaps: bool,
     pub batch_size: usize,
     pub concurrency: usize,
     /// The metrics measured on the holdout set at training time, by name.
@@ -270,7 +273,8 @@ fn produce(
         data::Values::Parse
     } else {
         data::Values::Check
-    };
+    }
+    .with_gaps(plan.gaps);
     let digest = data::read_with(
         &plan.path,
         &plan.shown,

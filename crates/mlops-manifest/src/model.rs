@@ -106,6 +106,30 @@ pub struct Data {
     /// How the validation set is split off the training set when `validation` is absent.
     #[serde(default)]
     pub split: Split,
+    /// What a missing feature value (an empty CSV field, a JSON `null`, a Parquet null) is.
+    #[serde(default, skip_serializing_if = "Missing::is_error")]
+    pub missing: Missing,
+}
+
+/// What a missing feature value becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Missing {
+    /// A row with a missing feature is refused, naming the row and the column.
+    #[default]
+    Error,
+    /// The feature's mean over the training split (missing values left out).
+    Mean,
+    /// The feature's median over the training split (missing values left out).
+    Median,
+    /// Zero.
+    Zero,
+}
+
+impl Missing {
+    pub fn is_error(&self) -> bool {
+        *self == Missing::Error
+    }
 }
 
 /// One dataset file.

@@ -106,19 +106,22 @@ pub fn answer_media(accept: Option<&str>) -> Option<Media> {
     })
 }
 
-/// Parses `body` for a model whose features are `features`.
+/// Parses `body` for a model whose features are `features`. With `gaps` (a model that fills
+/// missing values, `data.missing`), an empty CSV field or a JSON `null` is read as NaN, which
+/// the model's standardizer fills as training did.
 pub fn parse(
     media: Media,
     body: &[u8],
     features: &[String],
     limits: Limits,
+    gaps: bool,
 ) -> Result<Batch, Rejection> {
     if body.len() > limits.max_body_bytes {
         return Err(too_large(body.len(), limits));
     }
     let batch = match media {
-        Media::Json => parse_json(body, features, limits)?,
-        Media::Csv => parse_csv(body, features, limits)?,
+        Media::Json => parse_json(body, features, limits, gaps)?,
+        Media::Csv => parse_csv(body, features, limits, gaps)?,
     };
     if batch.rows == 0 {
         return Err(Rejection::bad("the request has no rows"));
@@ -196,7 +199,14 @@ fn describe(features: &[String]) -> String {
     }
 }
 
-fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, Rejection> {
+fn parse_csv(
+    body: &[u8],
+    features: &[String],
+    limits: Limits,
+    gaps: bool,
+) -> Result<Batch, Rejection> {
+    // An empty field, where the model fills missing values.
+    let gap = |field: &[u8]| gaps && mlops_data::number::trim(field).is_empty();
     let width = features.len();
     let mut first = true;
     // Every row but a header ends with a newline, so this is about the rows' values.
@@ -206,7 +216,7 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
         body,
         |record| {
             let line = record.line;
-            if std::mem::take(&mut first) && !is_a_row(&record, features) {
+            if std::mem::take(&mut first) && !is_a_row(&record, features, gaps) {
                 let names = record.names().map_err(|e| {
                     Rejection::bad(format!("the CSV header is not UTF-8 text: {e}"))
                 })?;
@@ -240,12 +250,16 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
             }
             // The reader of the training data reads numbers the same way (same text, same f32).
             for (i, name) in features.iter().enumerate() {
-                let v = record.number(i).ok_or_else(|| {
-                    Rejection::bad(format!(
-                        "CSV line {line}, column `{name}`: `{}` is not a finite number",
-                        String::from_utf8_lossy(record.get(i).unwrap_or_default())
-                    ))
-                })?;
+                let v = match record.number(i) {
+                    Some(v) => v,
+                    None if gap(record.get(i).unwrap_or_default()) => f32::NAN,
+                    None => {
+                        return Err(Rejection::bad(format!(
+                            "CSV line {line}, column `{name}`: `{}` is not a finite number",
+                            String::from_utf8_lossy(record.get(i).unwrap_or_default())
+                        )));
+                    }
+                };
                 x.push(v);
             }
             rows += 1;
@@ -264,17 +278,24 @@ fn parse_csv(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, 
 
 /// Whether a CSV body's first line is a row rather than a header: every field is a number and
 /// the line does not name the model's features (a header of numeric names is a header).
-fn is_a_row(record: &mlops_data::records::Record<'_>, features: &[String]) -> bool {
-    (0..record.len()).all(|i| record.number(i).is_some())
-        && !record.names().is_ok_and(|names| {
-            names
-                .iter()
-                .copied()
-                .eq(features.iter().map(String::as_str))
-        })
+fn is_a_row(record: &mlops_data::records::Record<'_>, features: &[String], gaps: bool) -> bool {
+    (0..record.len()).all(|i| {
+        record.number(i).is_some()
+            || (gaps && mlops_data::number::trim(record.get(i).unwrap_or_default()).is_empty())
+    }) && !record.names().is_ok_and(|names| {
+        names
+            .iter()
+            .copied()
+            .eq(features.iter().map(String::as_str))
+    })
 }
 
-fn parse_json(body: &[u8], features: &[String], limits: Limits) -> Result<Batch, Rejection> {
+fn parse_json(
+    body: &[u8],
+    features: &[String],
+    limits: Limits,
+    gaps: bool,
+) -> Result<Batch, Rejection> {
     let index: HashMap<&str, usize> = features
         .iter()
         .enumerate()
@@ -284,6 +305,7 @@ fn parse_json(body: &[u8], features: &[String], limits: Limits) -> Result<Batch,
         features,
         index,
         limits,
+        gaps,
         x: Vec::new(),
         rows: 0,
         columns: None,
@@ -322,6 +344,8 @@ struct State<'f> {
     features: &'f [String],
     index: HashMap<&'f str, usize>,
     limits: Limits,
+    /// A `null` is a missing value (read as NaN) rather than a mistake.
+    gaps: bool,
     x: Vec<f32>,
     rows: usize,
     columns: Option<Vec<String>>,
@@ -550,6 +574,7 @@ impl<'f> First<'_, 'f> {
         Number {
             row: 0,
             name: features.first().map(String::as_str),
+            gaps: self.0.gaps,
         }
     }
 }
@@ -619,6 +644,7 @@ impl OneRow<'_, '_> {
             let Some(v) = seq.next_element_seed(Number {
                 row: self.row,
                 name,
+                gaps: self.state.gaps,
             })?
             else {
                 break;
@@ -685,6 +711,7 @@ impl<'de> Visitor<'de> for OneRow<'_, '_> {
             let value = map.next_value_seed(Number {
                 row: self.row,
                 name: state.features.get(i).map(String::as_str),
+                gaps: state.gaps,
             })?;
             if let Some(x) = state.x.get_mut(self.start + i) {
                 *x = value;
@@ -706,6 +733,8 @@ impl<'de> Visitor<'de> for OneRow<'_, '_> {
 struct Number<'n> {
     row: usize,
     name: Option<&'n str>,
+    /// `null` is a missing value.
+    gaps: bool,
 }
 
 impl Number<'_> {
@@ -756,7 +785,11 @@ impl<'de> Visitor<'de> for Number<'_> {
         Err(self.wrong(&v.to_string()))
     }
     fn visit_unit<E: de::Error>(self) -> Result<f32, E> {
-        Err(self.wrong("null"))
+        if self.gaps {
+            Ok(f32::NAN)
+        } else {
+            Err(self.wrong("null"))
+        }
     }
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<f32, A::Error> {
         Err(self.wrong("an array"))
@@ -775,13 +808,54 @@ mod tests {
     }
 
     fn json(body: &str) -> Result<Batch, Rejection> {
-        parse(Media::Json, body.as_bytes(), &features(), Limits::default())
+        parse(
+            Media::Json,
+            body.as_bytes(),
+            &features(),
+            Limits::default(),
+            false,
+        )
     }
 
     fn refused(body: &str) -> String {
         let r = json(body).expect_err("refused");
         assert_eq!(r.status, 400, "{}", r.message);
         r.message
+    }
+
+    /// A model that fills gaps takes an empty CSV field (a headerless first row included) and
+    /// a JSON `null` as NaN; one that does not refuses both.
+    #[test]
+    fn gaps_are_taken_only_by_a_model_that_fills_them() {
+        let gaps = |media: Media, body: &str| {
+            parse(media, body.as_bytes(), &features(), Limits::default(), true)
+                .map(|b| b.x.iter().map(|v| v.is_nan()).collect::<Vec<_>>())
+                .map_err(|r| r.message)
+        };
+        let gap = [false, true, false, true, false, false];
+        assert_eq!(gaps(Media::Csv, "1,,3\n,5,6\n"), Ok(gap.to_vec()));
+        assert_eq!(gaps(Media::Csv, "a,b,c\n1,,3\n,5,6\n"), Ok(gap.to_vec()));
+        assert_eq!(
+            gaps(
+                Media::Json,
+                r#"{"instances": [[1, null, 3], {"a": null, "b": 5, "c": 6}]}"#
+            ),
+            Ok(gap.to_vec())
+        );
+        for (media, body) in [
+            (Media::Csv, "a,b,c\n1,,3\n"),
+            (Media::Json, r#"[[1, null, 3]]"#),
+        ] {
+            let refused = parse(
+                media,
+                body.as_bytes(),
+                &features(),
+                Limits::default(),
+                false,
+            )
+            .expect_err("no gaps");
+            assert_eq!(refused.status, 400);
+        }
     }
 
     #[test]
@@ -804,7 +878,13 @@ mod tests {
         );
         let csv = "a,b,c\n1,2,3\n4,5.5,-6\n";
         assert_eq!(
-            parse(Media::Csv, csv.as_bytes(), &features(), Limits::default()),
+            parse(
+                Media::Csv,
+                csv.as_bytes(),
+                &features(),
+                Limits::default(),
+                false
+            ),
             Ok(want.clone())
         );
         // What MLflow's clients send.
@@ -864,7 +944,7 @@ mod tests {
             b"\"a\",b,\"c\"\n\"1\",2,\"3.25\"\n7,8,9\n",
             b"a,b,c\n1,2,3\r4,5,6\n",
         ] {
-            let batch = parse(Media::Csv, body, &features(), Limits::default())
+            let batch = parse(Media::Csv, body, &features(), Limits::default(), false)
                 .unwrap_or_else(|r| panic!("{}: {}", String::from_utf8_lossy(body), r.message));
             let want = by_csv_crate(body);
             assert_eq!(batch.rows * 3, want.len());
@@ -875,7 +955,7 @@ mod tests {
     #[test]
     fn csv_mistakes_name_their_line() {
         let refused = |body: &[u8]| {
-            parse(Media::Csv, body, &features(), Limits::default())
+            parse(Media::Csv, body, &features(), Limits::default(), false)
                 .expect_err("refused")
                 .message
         };
@@ -909,6 +989,7 @@ mod tests {
             b"a,c,b\n1,2,3\n",
             &features(),
             Limits::default(),
+            false,
         );
         let m = csv.expect_err("reordered").message;
         assert!(m.contains("column `c` is at position 2"), "{m}");
@@ -917,6 +998,7 @@ mod tests {
             b"a,b,c,label\n1,2,3,x\n",
             &features(),
             Limits::default(),
+            false,
         );
         assert!(csv.expect_err("extra").message.contains("`label`"));
     }
@@ -946,6 +1028,7 @@ mod tests {
             b"a,b,c\n1,x,3\n",
             &features(),
             Limits::default(),
+            false,
         );
         let m = csv.expect_err("not a number").message;
         assert!(
@@ -955,7 +1038,7 @@ mod tests {
     }
 
     fn csv(body: &[u8], features: &[String]) -> Result<Batch, Rejection> {
-        parse(Media::Csv, body, features, Limits::default())
+        parse(Media::Csv, body, features, Limits::default(), false)
     }
 
     /// What SageMaker's own clients send: CSV without a header line and bare JSON arrays.
@@ -1033,11 +1116,11 @@ mod tests {
             max_rows: 2,
             ..Limits::default()
         };
-        let r = parse(Media::Json, b"[[1,2,3],[1,2,3],[1,2,3]]", &f, limits);
+        let r = parse(Media::Json, b"[[1,2,3],[1,2,3],[1,2,3]]", &f, limits, false);
         assert_eq!(r.map_err(|r| r.status), Err(413));
-        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n1,2,3\n", &f, limits);
+        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n1,2,3\n", &f, limits, false);
         assert_eq!(r.map_err(|r| r.status), Err(413));
-        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n", &f, limits);
+        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n", &f, limits, false);
         assert_eq!(r.map(|b| b.rows), Ok(2));
     }
 
@@ -1053,6 +1136,7 @@ mod tests {
             br#"{"instances": [[1, 2, 3], [1, 2, 3], [1, 2, 3]]}"#,
             &features(),
             limits,
+            false,
         )
         .expect_err("too many rows");
         assert_eq!(r.status, 413, "{}", r.message);
@@ -1061,11 +1145,12 @@ mod tests {
             br#"{"instances": [[1, 2, 3], [1, 2, 3]]}"#,
             &features(),
             limits,
+            false,
         );
         assert_eq!(ok.map(|b| b.rows), Ok(2));
         let big = vec![b' '; 65];
         assert_eq!(
-            parse(Media::Json, &big, &features(), limits).map_err(|r| r.status),
+            parse(Media::Json, &big, &features(), limits, false).map_err(|r| r.status),
             Err(413)
         );
         let csv = parse(
@@ -1073,6 +1158,7 @@ mod tests {
             b"a,b,c\n1,2,3\n1,2,3\n1,2,3\n",
             &features(),
             limits,
+            false,
         );
         assert_eq!(csv.map_err(|r| r.status), Err(413));
     }

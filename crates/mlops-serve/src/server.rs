@@ -513,7 +513,8 @@ fn answer(
 ) -> Result<(usize, Vec<u8>), Rejection> {
     let media = Media::of(content_type)?;
     let signature = &service.predictor.bundle.signature;
-    let batch = body::parse(media, body, &signature.features, service.limits)?;
+    let gaps = service.predictor.bundle.standardizer.takes_gaps();
+    let batch = body::parse(media, body, &signature.features, service.limits, gaps)?;
     let outputs = service.predictor.predict(&batch.x).map_err(|e| Rejection {
         status: 500,
         message: format!("the model could not predict: {e}"),

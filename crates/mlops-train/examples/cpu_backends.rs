@@ -17,7 +17,7 @@ fn main() -> Result<(), String> {
     let m = report.manifest.ok_or("invalid quickstart")?;
     let spec = Spec::from_manifest(&m, path.parent().ok_or("no dir")?)?;
     let d = data::load(&spec).map_err(|e| e.to_string())?;
-    let z = d.standardized();
+    let z = d.standardized(mlops_manifest::model::Missing::Error);
     let (train_set, validation) = (z.train, z.validation);
     let mut args = std::env::args().skip(1);
     let mut hyperparameters = m.model.hyperparameters.clone();

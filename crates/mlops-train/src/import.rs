@@ -97,10 +97,19 @@ pub fn run(
         _ => None,
     };
     let classes = model_classes.as_ref().map_or(1, Vec::len);
+    let width = features.len();
+    // The graph takes the features as they are; a gap takes the training split's fill value
+    // first (`data.missing`), recorded with the model, as serving and parity apply it.
+    let standardizer = Standardizer {
+        mean: vec![0.0; width],
+        std: vec![1.0; width],
+        fill: data::fit(&data.train, job.missing).fill,
+    };
     let measuring = std::time::Instant::now();
     let mut rows_predicted = 0usize;
     let mut score = |table: &Table| -> Result<BTreeMap<String, f64>, WorkerError> {
-        let (predicted, truth) = predict(&model, table, to_model.as_deref(), &shown)?;
+        let filled = data::standardize(&standardizer, table);
+        let (predicted, truth) = predict(&model, &filled, to_model.as_deref(), &shown)?;
         rows_predicted += table.rows();
         let metrics = match job.task {
             Task::Classification => {
@@ -127,7 +136,6 @@ pub fn run(
         .map_err(|e| runtime(format!("{}: {e}", model_dir.display())))?;
     let onnx = model_dir.join(ONNX);
     std::fs::write(&onnx, &bytes).map_err(|e| runtime(format!("{}: {e}", onnx.display())))?;
-    let width = features.len();
     let bundle = Bundle {
         architecture: Architecture::onnx(width, classes),
         signature: Signature {
@@ -137,10 +145,7 @@ pub fn run(
             task: job.task,
             classes: model_classes,
         },
-        standardizer: Standardizer {
-            mean: vec![0.0; width],
-            std: vec![1.0; width],
-        },
+        standardizer,
     };
     write_json(&model_dir.join(BUNDLE), &bundle).map_err(runtime)?;
     let (datasets, rows) = crate::worker::read(

@@ -151,8 +151,8 @@ impl Predictor {
 
     /// Predicts `x` (`rows * width` raw features in signature order): standardises each row with
     /// the saved statistics, runs the network, and takes the softmax and arg-max for classes.
-    /// An ONNX model gets the raw rows (its graph does its own preprocessing) and gives its own
-    /// labels and probabilities.
+    /// An ONNX model gets the raw rows (its graph does its own preprocessing; gaps filled) and
+    /// gives its own labels and probabilities.
     pub fn predict(&self, x: &[f32]) -> Result<Outputs, String> {
         let width = self.width();
         if width == 0 || !x.len().is_multiple_of(width) {
@@ -161,6 +161,19 @@ impl Predictor {
         let (network, device) = match &self.engine {
             Engine::Burn { network, device } => (network, device),
             Engine::Onnx(model) => {
+                // The graph does its own preprocessing; a gap takes the recorded fill value
+                // first (`data.missing`; the standardisation of an ONNX model is the identity).
+                let filled;
+                let x = if self.bundle.standardizer.takes_gaps() {
+                    let mut z = x.to_vec();
+                    for row in z.chunks_mut(width) {
+                        self.bundle.standardizer.apply_row(row);
+                    }
+                    filled = z;
+                    filled.as_slice()
+                } else {
+                    x
+                };
                 return Ok(match model.predict(x)? {
                     mlops_onnx::Predictions::Classes {
                         index,

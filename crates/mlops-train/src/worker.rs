@@ -261,7 +261,7 @@ fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Rep
         train: train_set,
         validation,
         holdout,
-    } = data.standardized();
+    } = data.standardized(job.missing);
     let settings = Settings {
         task: job.task,
         epochs: job.epochs,
@@ -367,6 +367,7 @@ fn spec(layout: &Layout, job: &Job) -> Result<(Vec<String>, Spec), WorkerError> 
         holdout: required("holdout")?,
         validation_fraction: job.validation_fraction,
         split_seed: job.split_seed,
+        missing: job.missing,
     };
     Ok((features, spec))
 }
