@@ -166,21 +166,15 @@ fn gaps_are_filled_alike_in_training_serving_and_parity() {
     assert_eq!(a.json()["predictions"][0], by_hand);
 
     // The holdout file with its gaps, as CSV and as Parquet (nulls): parity on every row.
+    let manifest = dir.path().join("mlops.yaml");
     let holdout = |file: &Path| {
-        let out = mlops()
-            .args(["holdout", "--format", "json", "--model", "digits-mlp@1"])
-            .arg("--manifest")
-            .arg(dir.path().join("mlops.yaml"))
-            .args(["--registry", &registry, "--endpoint", &server.url()])
-            .arg("--holdout")
-            .arg(file)
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
-        assert_eq!(r["parity"]["checked"], 297, "{r}");
-        assert_eq!(r["parity"]["mismatches"], 0, "{r}");
-        assert_eq!(r["passed"], true, "{r}");
+        crate::serve::passes_with_parity(
+            &manifest,
+            &registry,
+            &server.url(),
+            "digits-mlp@1",
+            Some(file),
+        );
     };
     let csv_holdout = dir.path().join("data/digits-holdout.csv");
     holdout(&csv_holdout);
@@ -205,7 +199,6 @@ fn gaps_are_filled_alike_in_training_serving_and_parity() {
     let Some(exported) = crate::onnx_models::exported() else {
         return;
     };
-    let manifest = dir.path().join("mlops.yaml");
     let yaml = std::fs::read_to_string(&manifest).expect("manifest");
     let onnx = yaml.replace(
         "  family: mlp\n  hyperparameters:\n    hidden_layers: [64]\n    activation: relu\n",
@@ -235,15 +228,11 @@ fn gaps_are_filled_alike_in_training_serving_and_parity() {
             &registry,
         ],
     );
-    let out = mlops()
-        .args(["holdout", "--format", "json", "--model", "digits-mlp@2"])
-        .arg("--manifest")
-        .arg(&manifest)
-        .args(["--registry", &registry, "--endpoint", &onnx_server.url()])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
-    assert_eq!(r["parity"]["checked"], 297, "{r}");
-    assert_eq!(r["parity"]["mismatches"], 0, "{r}");
+    crate::serve::passes_with_parity(
+        &manifest,
+        &registry,
+        &onnx_server.url(),
+        "digits-mlp@2",
+        None,
+    );
 }

@@ -112,23 +112,13 @@ fn parquet_datasets_train_the_same_model_and_holdout_test_it() {
             &registry,
         ],
     );
-    let holdout = |file: &Path| {
-        let out = mlops()
-            .args(["holdout", "--format", "json", "--model", "digits-mlp@1"])
-            .arg("--manifest")
-            .arg(parquet.path().join("mlops.yaml"))
-            .args(["--registry", &registry, "--endpoint", &server.url()])
-            .arg("--holdout")
-            .arg(file)
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("report")
-    };
-    let r = holdout(&gzip);
-    assert_eq!(r["parity"]["checked"], 297);
-    assert_eq!(r["parity"]["mismatches"], 0);
-    assert_eq!(r["passed"], true);
+    crate::serve::passes_with_parity(
+        &parquet.path().join("mlops.yaml"),
+        &registry,
+        &server.url(),
+        "digits-mlp@1",
+        Some(&gzip),
+    );
 
     // A feature column of text: refused, naming the column and the row.
     let bad = parquet.path().join("bad.parquet");

@@ -111,6 +111,33 @@ fn report(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
 }
 
+/// `mlops holdout --format json` of `model` in `registry` against `url`, on the manifest's
+/// holdout file or `file`: it must pass with parity on all of the quickstart's 297 rows. Its
+/// report.
+pub(crate) fn passes_with_parity(
+    manifest: &Path,
+    registry: &str,
+    url: &str,
+    model: &str,
+    file: Option<&Path>,
+) -> serde_json::Value {
+    let mut c = mlops();
+    c.args(["holdout", "--format", "json", "--model", model])
+        .arg("--manifest")
+        .arg(manifest)
+        .args(["--registry", registry, "--endpoint", url]);
+    if let Some(f) = file {
+        c.arg("--holdout").arg(f);
+    }
+    let out = c.output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r = report(&out);
+    assert_eq!(r["parity"]["checked"], 297, "{r}");
+    assert_eq!(r["parity"]["mismatches"], 0, "{r}");
+    assert_eq!(r["passed"], true, "{r}");
+    r
+}
+
 /// The holdout file's feature names, its feature rows (without the label column) and its labels.
 pub(crate) fn holdout_rows() -> (Vec<String>, Vec<Vec<f32>>, Vec<String>) {
     let features: Vec<String> = (0..64).map(|i| format!("pixel_{i}")).collect();
