@@ -78,7 +78,11 @@ fn get_status(port: u16, path: &str) -> Option<u16> {
 fn start(c: &Contender) -> Result<(Running, u16, Duration), String> {
     let port = free_port()?;
     let mut command = (c.start)(port);
+    // As services run by default: a developer's RUST_BACKTRACE=1 makes every anyhow error
+    // (tract's included) capture a backtrace.
     command
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
