@@ -96,9 +96,15 @@ impl Parity {
         } else {
             format!(
                 "not checked ({}); the metrics alone were compared",
-                self.skipped.as_deref().unwrap_or("--no-parity")
+                self.why_skipped()
             )
         }
+    }
+
+    /// Why the rows were not compared (a report from before `skipped` was recorded had only
+    /// `--no-parity` to turn parity off).
+    pub fn why_skipped(&self) -> &str {
+        self.skipped.as_deref().unwrap_or("--no-parity")
     }
 }
 

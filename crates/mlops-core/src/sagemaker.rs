@@ -800,26 +800,20 @@ async fn evaluate(
         ));
     }
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut remote = Vec::new();
     for (channel, data) in &plan.data {
         match data {
             Data::Local { path, .. } => {
                 files.insert(channel.clone(), path.clone());
             }
-            Data::Remote(uri) => {
-                let uri = S3Uri::parse(uri)?;
-                let into = work.join("downloads").join(channel);
-                std::fs::create_dir_all(&into)
-                    .map_err(|e| Problem::broken(format!("{}: {e}", into.display()), ""))?;
-                let dest = into.join(match uri.file_name() {
-                    "" => "data",
-                    n => n,
-                });
-                aws.s3.download(&uri, &dest).await?;
-                out.step(&format!("{channel}: downloaded {uri} to measure the model"));
-                files.insert(channel.clone(), dest);
-            }
+            Data::Remote(uri) => remote.push((channel.clone(), S3Uri::parse(uri)?)),
         }
     }
+    let fetched = crate::train::fetch(&aws.s3, &remote, &work.join("downloads"), |line| {
+        out.step(&format!("{line}, to measure the model"));
+    })
+    .await?;
+    files.extend(fetched);
     files.insert(
         mlops_artifacts::training::MODEL_CHANNEL.to_owned(),
         onnx.clone(),

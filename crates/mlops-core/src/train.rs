@@ -50,26 +50,37 @@ pub fn download(
     let rt = mlops_aws::runtime().map_err(|e| Problem::broken(e.message, e.hint))?;
     rt.block_on(async {
         let s3 = mlops_aws::S3::from_env().await;
-        let mut files = BTreeMap::new();
-        for (channel, uri) in remote {
-            let into = dir.join(channel);
-            let name = match uri.file_name() {
-                "" => "data",
-                n => n,
-            };
-            let dest = into.join(name);
-            let started = std::time::Instant::now();
-            std::fs::create_dir_all(&into)
-                .map_err(|e| Problem::broken(format!("{}: {e}", into.display()), ""))?;
-            let bytes = s3.download(uri, &dest).await?;
-            progress.notice(&format!(
-                "downloaded {uri} ({bytes} bytes, {:.1} s)",
-                started.elapsed().as_secs_f64()
-            ));
-            files.insert(channel.clone(), dest);
-        }
-        Ok(files)
+        fetch(&s3, remote, dir, |line| progress.notice(&line)).await
     })
+}
+
+/// [`download`] with a client the caller has, inside its runtime: each object to
+/// `dir/<channel>/<its file name>`, one after the other, `said` told of each.
+pub(crate) async fn fetch(
+    s3: &mlops_aws::S3,
+    remote: &[(String, S3Uri)],
+    dir: &Path,
+    mut said: impl FnMut(String),
+) -> Result<BTreeMap<String, PathBuf>, Problem> {
+    let mut files = BTreeMap::new();
+    for (channel, uri) in remote {
+        let into = dir.join(channel);
+        let name = match uri.file_name() {
+            "" => "data",
+            n => n,
+        };
+        let dest = into.join(name);
+        let started = std::time::Instant::now();
+        std::fs::create_dir_all(&into)
+            .map_err(|e| Problem::broken(format!("{}: {e}", into.display()), ""))?;
+        let bytes = s3.download(uri, &dest).await?;
+        said(format!(
+            "downloaded {uri} ({bytes} bytes, {:.1} s)",
+            started.elapsed().as_secs_f64()
+        ));
+        files.insert(channel.clone(), dest);
+    }
+    Ok(files)
 }
 
 /// A local run's result: the model directory (in a temporary directory that lives as long as

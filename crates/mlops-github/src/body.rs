@@ -106,7 +106,7 @@ pub fn promotion(
                 } else {
                     format!(
                         "**not checked** ({}); the metrics alone were compared",
-                        r.parity.skipped.as_deref().unwrap_or("--no-parity")
+                        r.parity.why_skipped()
                     )
                 },
             ));

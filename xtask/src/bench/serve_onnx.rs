@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{json_line, release_binary, tempdir};
+use super::{json_line, median_f64, release_binary, tempdir};
 use crate::{cargo, ml_tools, root, target_dir};
 
 /// Seconds each oha run lasts.
@@ -105,21 +105,16 @@ fn start(c: &Contender) -> Result<(Running, u16, Duration), String> {
     }
 }
 
-/// One oha run: rows per second and p99 latency (ms).
+/// One oha run of `seconds`: rows per second and p99 latency (ms); every answer must be a 200.
 fn load(
     oha: &Path,
     port: u16,
     c: &Contender,
-    batch: usize,
-    connections: u32,
+    (batch, connections): (usize, u32),
+    seconds: u32,
 ) -> Result<(f64, f64), String> {
     let out = Command::new(oha)
-        .args([
-            "-z",
-            &format!("{LOAD_SECONDS}s"),
-            "-c",
-            &connections.to_string(),
-        ])
+        .args(["-z", &format!("{seconds}s"), "-c", &connections.to_string()])
         .args(["--no-tui", "--output-format", "json", "-m", "POST"])
         .args(["-H", "content-type: application/json", "-D"])
         .arg((c.body)(batch))
@@ -147,11 +142,6 @@ fn load(
     let rps = doc["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0);
     let p99 = doc["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0;
     Ok((rps * batch as f64, p99))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The JSON lines a command printed, after it succeeded.
@@ -322,9 +312,9 @@ pub(crate) fn run() -> Result<(), String> {
         for (i, c) in contenders.iter().enumerate() {
             let (server, port, _) = start(c)?;
             // A warm-up, so that lazy initialisation (MLServer's workers) is not measured.
-            load_short(&oha, port, c)?;
+            load(&oha, port, c, (1, 4), 2)?;
             for (s, (batch, connections)) in shapes.iter().enumerate() {
-                let (rows, p99) = load(&oha, port, c, *batch, *connections)?;
+                let (rows, p99) = load(&oha, port, c, (*batch, *connections), LOAD_SECONDS)?;
                 println!(
                     "round {round}: {:<22} {batch:>3}-row requests, {connections:>2} connections: {rows:>10.0} rows/s, p99 {p99:.2} ms",
                     c.name
@@ -347,7 +337,7 @@ pub(crate) fn run() -> Result<(), String> {
             drop(server);
             times.push(took.as_secs_f64() * 1000.0);
         }
-        let m = median(times.clone());
+        let m = median_f64(times.clone());
         println!(
             "cold start {:<22} exec to the first 200 on {}: median {m:.1} ms (of {:?})",
             c.name,
@@ -383,7 +373,9 @@ pub(crate) fn run() -> Result<(), String> {
             figures
                 .get(i)
                 .and_then(|f| f.get(s))
-                .map_or((0.0, 0.0), |(r, p)| (median(r.clone()), median(p.clone())))
+                .map_or((0.0, 0.0), |(r, p)| {
+                    (median_f64(r.clone()), median_f64(p.clone()))
+                })
         };
         let (ours, our_p99) = at(mlops_index);
         let mut fastest = ("", 0.0f64, 0.0f64);
@@ -440,34 +432,4 @@ pub(crate) fn run() -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
-}
-
-/// A two-second load of single rows, to warm a server up.
-fn load_short(oha: &Path, port: u16, c: &Contender) -> Result<(), String> {
-    let out = Command::new(oha)
-        .args([
-            "-z",
-            "2s",
-            "-c",
-            "4",
-            "--no-tui",
-            "--output-format",
-            "json",
-            "-m",
-            "POST",
-        ])
-        .args(["-H", "content-type: application/json", "-D"])
-        .arg((c.body)(1))
-        .arg(format!("http://127.0.0.1:{port}{}", c.predict))
-        .output()
-        .map_err(|e| format!("oha: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "oha (warm-up of {}): {}",
-            c.name,
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
 }
