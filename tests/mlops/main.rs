@@ -32,6 +32,7 @@ mod tools;
 mod traffic;
 
 mod actions;
+mod categorical;
 mod cli;
 mod compare;
 mod deploy;
@@ -48,3 +49,4 @@ mod sagemaker;
 mod serve;
 mod stats;
 mod watch;
+mod wide;

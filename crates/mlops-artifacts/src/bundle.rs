@@ -26,17 +26,43 @@ impl Bundle {
     /// names the file.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, String> {
         let bundle: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        let features = bundle.signature.features.len();
+        let sig = &bundle.signature;
+        let features = sig.inputs();
         let a = &bundle.architecture;
         let s = &bundle.standardizer;
         if a.inputs != features || s.mean.len() != features || s.std.len() != features {
             return Err(format!(
-                "{features} feature columns, but the network takes {} inputs and the standardizer \
-                 has {} means and {} deviations",
+                "{features} inputs from the feature columns, but the network takes {} inputs and \
+                 the standardizer has {} means and {} deviations",
                 a.inputs,
                 s.mean.len(),
                 s.std.len()
             ));
+        }
+        if let Some(c) = sig.categorical.iter().find(|c| {
+            !sig.features.contains(&c.column)
+                || c.values.is_empty()
+                || c.values
+                    .iter()
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+                    != c.values.len()
+        }) {
+            return Err(format!(
+                "categorical feature `{}` is not a feature column, has no categories or lists one \
+                 twice",
+                c.column
+            ));
+        }
+        if sig
+            .categorical
+            .iter()
+            .map(|c| &c.column)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            != sig.categorical.len()
+        {
+            return Err("a categorical feature is listed twice".into());
         }
         if s.std.iter().any(|d| !d.is_finite() || *d <= 0.0)
             || s.mean.iter().any(|m| !m.is_finite())
@@ -213,13 +239,12 @@ mod tests {
         let hp = Hyperparameters::default();
         Bundle {
             architecture: Architecture::new(Family::Mlp, 2, 3, &hp, None),
-            signature: Signature {
-                features: vec!["a".into(), "b".into()],
-                feature_type: "float32".into(),
-                label: "y".into(),
-                task: Task::Classification,
-                classes: Some(vec!["x".into(), "y".into(), "z".into()]),
-            },
+            signature: Signature::numeric(
+                vec!["a".into(), "b".into()],
+                "y".into(),
+                Task::Classification,
+                Some(vec!["x".into(), "y".into(), "z".into()]),
+            ),
             standardizer: Standardizer {
                 mean: vec![1.0, -2.0],
                 std: vec![2.0, 1.0],
@@ -243,9 +268,28 @@ mod tests {
         short.standardizer.mean.pop();
         let e = Bundle::from_slice(&serde_json::to_vec(&short).expect("json")).expect_err("short");
         assert!(
-            e.contains("2 feature columns") && e.contains("1 means"),
+            e.contains("2 inputs from the feature columns") && e.contains("1 means"),
             "{e}"
         );
+        // A categorical feature widens the inputs: `b` as three categories.
+        let mut categorical = b.clone();
+        categorical.signature.categorical = vec![crate::training::Categories {
+            column: "b".into(),
+            values: vec!["p".into(), "q".into(), "r".into()],
+        }];
+        assert_eq!(categorical.signature.inputs(), 4);
+        let e = Bundle::from_slice(&serde_json::to_vec(&categorical).expect("json"))
+            .expect_err("narrow network");
+        assert!(e.contains("4 inputs"), "{e}");
+        categorical.architecture.inputs = 4;
+        categorical.standardizer.mean = vec![0.0; 4];
+        categorical.standardizer.std = vec![1.0; 4];
+        let text = serde_json::to_vec(&categorical).expect("json");
+        assert_eq!(Bundle::from_slice(&text), Ok(categorical.clone()));
+        categorical.signature.categorical[0].values[2] = "p".into();
+        let e = Bundle::from_slice(&serde_json::to_vec(&categorical).expect("json"))
+            .expect_err("twice");
+        assert!(e.contains("lists one twice"), "{e}");
         let mut zero = b.clone();
         zero.standardizer.std[1] = 0.0;
         let e = Bundle::from_slice(&serde_json::to_vec(&zero).expect("json")).expect_err("zero");

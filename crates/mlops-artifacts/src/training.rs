@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use mlops_manifest::model::{
     DataFormat, Device, Family, Hyperparameters, ImageShape, Manifest, Missing, Optimizer, Task,
+    Unseen,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,12 @@ pub struct Job {
     /// What a missing feature value becomes (`data.missing`).
     #[serde(default, skip_serializing_if = "Missing::is_error")]
     pub missing: Missing,
+    /// The categorical feature columns (`data.categorical`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<String>,
+    /// What an unseen category becomes (`data.unseen`).
+    #[serde(default, skip_serializing_if = "Unseen::is_error")]
+    pub unseen: Unseen,
     /// Channel -> the dataset as the manifest names it (for the model card) and its format.
     pub datasets: BTreeMap<String, Source>,
     pub device: Device,
@@ -87,6 +94,8 @@ impl Job {
             validation_fraction: m.data.split.validation_fraction,
             split_seed: m.data.split.seed,
             missing: m.data.missing,
+            categorical: m.data.categorical.clone(),
+            unseen: m.data.unseen,
             datasets,
             device: m.training.local.device,
             require_gpu: m.training.local.require_gpu,
@@ -274,6 +283,49 @@ pub struct Signature {
     /// Classification: class index -> label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
+    /// The categorical features and the categories training saw, in the order of their
+    /// one-hot columns; the model reads the numeric features first, then each of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<Categories>,
+    /// What a category not in the list becomes.
+    #[serde(default, skip_serializing_if = "Unseen::is_error")]
+    pub unseen: Unseen,
+}
+
+impl Signature {
+    /// A signature of numeric features only.
+    pub fn numeric(
+        features: Vec<String>,
+        label: String,
+        task: Task,
+        classes: Option<Vec<String>>,
+    ) -> Self {
+        Self {
+            features,
+            feature_type: "f32".to_owned(),
+            label,
+            task,
+            classes,
+            categorical: Vec::new(),
+            unseen: Unseen::Error,
+        }
+    }
+
+    /// How many values the network (or graph) reads per row: each numeric feature, and one per
+    /// category of each categorical feature.
+    pub fn inputs(&self) -> usize {
+        let categories: usize = self.categorical.iter().map(|c| c.values.len()).sum();
+        self.features.len() - self.categorical.len().min(self.features.len()) + categories
+    }
+}
+
+/// A categorical feature: its column and the categories the training file has, sorted (as
+/// numbers when every one is a number, else as text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Categories {
+    pub column: String,
+    pub values: Vec<String>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use mlops_manifest::model::{DataFormat, Missing, Task};
+use mlops_manifest::model::{DataFormat, Missing, Task, Unseen};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -90,7 +90,9 @@ impl Format {
     }
 }
 
+use crate::categories::{Coder, Learner, OneHot, Vocabulary};
 pub use mlops_artifacts::bundle::Standardizer;
+pub use mlops_artifacts::training::Categories;
 pub use mlops_artifacts::training::FileDigest;
 
 /// One row as the reader hands it over.
@@ -103,6 +105,9 @@ pub struct Row<'a> {
     pub label: &'a str,
     /// The features' text as the file has it (CSV only), in the same order as `features`.
     pub text: Option<FieldText<'a>>,
+    /// The text of each categorical feature, in feature order (empty for a missing value);
+    /// `features` holds their codes (see [`crate::categories`]).
+    pub categories: &'a [String],
 }
 
 /// What the reader does with a CSV row's feature fields.
@@ -211,8 +216,34 @@ pub fn read_with(
     features: &[String],
     label: &str,
     values: Values,
+    on_row: impl FnMut(Row<'_>) -> Result<(), String>,
+) -> Result<FileDigest, DataError> {
+    read_coded(
+        path,
+        shown,
+        format,
+        features,
+        label,
+        values,
+        &mut crate::categories::Numeric,
+        on_row,
+    )
+}
+
+/// [`read_with`], the categorical features' text turned into codes by `coder` (and checked by
+/// it, with [`Values::Check`]).
+#[allow(clippy::too_many_arguments)]
+pub fn read_coded(
+    path: &Path,
+    shown: &str,
+    format: Format,
+    features: &[String],
+    label: &str,
+    values: Values,
+    coder: &mut dyn Coder,
     mut on_row: impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<FileDigest, DataError> {
+    let mut cats = Categorical::new(coder, features, values.gaps());
     let io = |e: std::io::Error| {
         DataError::at(
             path,
@@ -228,11 +259,29 @@ pub fn read_with(
         bytes: 0,
     };
     let rows = match format {
-        Format::Csv => read_csv(path, &mut hashing, features, label, values, &mut on_row)?,
-        Format::Jsonl => read_jsonl(path, &mut hashing, features, label, values, &mut on_row)?,
+        Format::Csv => read_csv(
+            path,
+            &mut hashing,
+            features,
+            label,
+            values,
+            &mut cats,
+            &mut on_row,
+        )?,
+        Format::Jsonl => read_jsonl(
+            path,
+            &mut hashing,
+            features,
+            label,
+            values,
+            &mut cats,
+            &mut on_row,
+        )?,
         // Parquet is read from its footer back, by seeking: the file is hashed in a pass of
         // its own (by `finish`, below), then decoded.
-        Format::Parquet => crate::parquet::read(path, features, label, values.gaps(), &mut on_row)?,
+        Format::Parquet => {
+            crate::parquet::read(path, features, label, values.gaps(), &mut cats, &mut on_row)?
+        }
     };
     let (sha256, bytes) = hashing.finish().map_err(io)?;
     if rows == 0 {
@@ -251,12 +300,88 @@ pub fn read_with(
     })
 }
 
+/// The categorical side of one read: which features are categorical, the coder that turns
+/// their text into codes, and the current row's texts.
+pub(crate) struct Categorical<'c> {
+    coder: &'c mut dyn Coder,
+    /// Per feature: its place in `texts`, when it is categorical.
+    slot: Vec<Option<usize>>,
+    pub(crate) texts: Vec<String>,
+    gaps: bool,
+}
+
+impl<'c> Categorical<'c> {
+    fn new(coder: &'c mut dyn Coder, features: &[String], gaps: bool) -> Self {
+        let mut n = 0;
+        let slot = (0..features.len())
+            .map(|i| {
+                coder.categorical(i).then(|| {
+                    n += 1;
+                    n - 1
+                })
+            })
+            .collect();
+        Self {
+            coder,
+            slot,
+            texts: vec![String::new(); n],
+            gaps,
+        }
+    }
+
+    /// Whether any feature is categorical.
+    pub(crate) fn any(&self) -> bool {
+        !self.texts.is_empty()
+    }
+
+    pub(crate) fn is(&self, i: usize) -> bool {
+        matches!(self.slot.get(i), Some(Some(_)))
+    }
+
+    /// The code of feature `i` (named `name`), whose value is `text` (`None`: null), or the
+    /// message and hint of why it has none.
+    pub(crate) fn code(
+        &mut self,
+        i: usize,
+        name: &str,
+        text: Option<&str>,
+    ) -> Result<f32, (String, &'static str)> {
+        let text = text.map(str::trim).unwrap_or_default();
+        if let Some(Some(slot)) = self.slot.get(i)
+            && let Some(kept) = self.texts.get_mut(*slot)
+        {
+            kept.clear();
+            kept.push_str(text);
+        }
+        if text.is_empty() {
+            return if self.gaps {
+                Ok(f32::NAN)
+            } else {
+                Err((
+                    format!("categorical feature `{name}` has no value"),
+                    "every row needs one; or set `data.missing` to read a missing category as \
+                     none of the known ones",
+                ))
+            };
+        }
+        self.coder.code(i, text).map_err(|m| {
+            (
+                m,
+                "fix the value, or set `data.unseen: ignore` to read an unknown category as \
+                 none of the known ones",
+            )
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn read_csv(
     path: &Path,
     input: &mut impl Read,
     features: &[String],
     label: &str,
     values: Values,
+    cats: &mut Categorical<'_>,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<u64, DataError> {
     let io = |e: std::io::Error, line: u64| {
@@ -350,9 +475,39 @@ fn read_csv(
             )
         };
         let gap = |field: &[u8]| values.gaps() && crate::number::trim(field).is_empty();
+        // Categorical features are coded (and checked) whether the values are parsed or not.
+        if cats.any() {
+            for (i, (&at, name)) in feature_at.iter().zip(features).enumerate() {
+                if !cats.is(i) {
+                    continue;
+                }
+                let field = record.get(at).unwrap_or_default();
+                let text = std::str::from_utf8(field).map_err(|e| {
+                    DataError::at(
+                        path,
+                        Some(line),
+                        format!("categorical feature `{name}` is not UTF-8 text: {e}"),
+                        "save the file as UTF-8",
+                    )
+                })?;
+                let code = cats
+                    .code(i, name, Some(text))
+                    .map_err(|(m, hint)| DataError::at(path, Some(line), m, hint))?;
+                if let Some(slot) = parsed.get_mut(i) {
+                    *slot = code;
+                }
+            }
+        }
         match values {
             Values::Parse | Values::ParseOrGap => {
-                for (slot, (&at, name)) in parsed.iter_mut().zip(feature_at.iter().zip(features)) {
+                for (i, (slot, (&at, name))) in parsed
+                    .iter_mut()
+                    .zip(feature_at.iter().zip(features))
+                    .enumerate()
+                {
+                    if cats.is(i) {
+                        continue;
+                    }
                     *slot = match record.number(at) {
                         Some(v) => v,
                         None => {
@@ -368,14 +523,18 @@ fn read_csv(
             Values::Check | Values::CheckOrGap => {
                 // A record of short digit fields (see `Record::digits`) holds only numbers; a
                 // run of features that is plain text needs no field-by-field look either.
-                let plain = record.digits
-                    || run.is_some_and(|(first, last)| {
-                        record
-                            .run(first, last)
-                            .is_some_and(crate::number::all_plain)
-                    });
+                let plain = !cats.any()
+                    && (record.digits
+                        || run.is_some_and(|(first, last)| {
+                            record
+                                .run(first, last)
+                                .is_some_and(crate::number::all_plain)
+                        }));
                 if !plain {
-                    for (&at, name) in feature_at.iter().zip(features) {
+                    for (i, (&at, name)) in feature_at.iter().zip(features).enumerate() {
+                        if cats.is(i) {
+                            continue;
+                        }
                         let field = record.get(at).unwrap_or_default();
                         if !crate::number::is_number(field) && !gap(field) {
                             return Err(not_a_number(name, field));
@@ -411,6 +570,7 @@ fn read_csv(
                 at: &feature_at,
                 run,
             }),
+            categories: &cats.texts,
         })
         .map_err(|m| DataError::at(path, Some(line), m, ""))?;
         rows += 1;
@@ -437,6 +597,7 @@ fn read_jsonl(
     features: &[String],
     label: &str,
     values_read: Values,
+    cats: &mut Categorical<'_>,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<u64, DataError> {
     let mut reader = BufReader::new(input);
@@ -482,8 +643,28 @@ fn read_jsonl(
                 ),
             )
         };
-        for (slot, name) in values.iter_mut().zip(features) {
+        for (i, (slot, name)) in values.iter_mut().zip(features).enumerate() {
             let value = object.get(name).ok_or_else(|| missing(name))?;
+            if cats.is(i) {
+                let text = match value {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    serde_json::Value::Bool(b) => Some(b.to_string()),
+                    other => {
+                        return Err(DataError::at(
+                            path,
+                            Some(line),
+                            format!("categorical feature `{name}` is {other}"),
+                            "a category is a string, a number or a boolean",
+                        ));
+                    }
+                };
+                *slot = cats
+                    .code(i, name, text.as_deref())
+                    .map_err(|(m, hint)| DataError::at(path, Some(line), m, hint))?;
+                continue;
+            }
             if value.is_null() && values_read.gaps() {
                 *slot = f32::NAN;
                 continue;
@@ -520,6 +701,7 @@ fn read_jsonl(
             features: &values,
             label: &label_text,
             text: None,
+            categories: &cats.texts,
         })
         .map_err(|m| DataError::at(path, Some(line), m, ""))?;
         rows += 1;
@@ -633,6 +815,9 @@ pub struct Spec {
     pub split_seed: u64,
     /// What a missing feature value becomes; with `Error` a gap is refused by the reader.
     pub missing: Missing,
+    /// The categorical features (`data.categorical`) and what an unseen category becomes.
+    pub categorical: Vec<String>,
+    pub unseen: Unseen,
 }
 
 impl Spec {
@@ -666,6 +851,8 @@ impl Spec {
             validation_fraction: m.data.split.validation_fraction,
             split_seed: m.data.split.seed,
             missing: m.data.missing,
+            categorical: m.data.categorical.clone(),
+            unseen: m.data.unseen,
         })
     }
 }
@@ -678,6 +865,11 @@ pub struct Datasets {
     pub holdout: Table,
     /// Classification only.
     pub classes: Option<Classes>,
+    /// The feature columns, in order.
+    pub features: Vec<String>,
+    /// The categorical features' categories, as the training file has them; the tables hold
+    /// their codes.
+    pub categories: Vec<Categories>,
     pub files: Vec<FileDigest>,
 }
 
@@ -691,15 +883,41 @@ pub struct Standardized {
 }
 
 impl Datasets {
-    /// Fits the standardizer on the training split and applies it to every table.
+    /// The one-hot encoding of these tables' categorical features.
+    pub fn one_hot(&self) -> OneHot {
+        OneHot::new(&self.features, &self.categories)
+    }
+
+    /// The three tables as the model reads them: categorical features one-hot encoded.
+    pub fn encoded(&self) -> [Table; 3] {
+        let one_hot = self.one_hot();
+        [&self.train, &self.validation, &self.holdout].map(|t| encode(&one_hot, t))
+    }
+
+    /// Encodes the tables, fits the standardizer on the training split and applies it to each.
     pub fn standardized(&self, missing: Missing) -> Standardized {
-        let standardizer = fit(&self.train, missing);
+        let [train, validation, holdout] = self.encoded();
+        let standardizer = fit(&train, missing);
         Standardized {
-            train: standardize(&standardizer, &self.train),
-            validation: standardize(&standardizer, &self.validation),
-            holdout: standardize(&standardizer, &self.holdout),
+            train: standardize(&standardizer, &train),
+            validation: standardize(&standardizer, &validation),
+            holdout: standardize(&standardizer, &holdout),
             standardizer,
         }
+    }
+}
+
+/// `table` with its categorical features one-hot encoded (a copy when there are none).
+pub fn encode(one_hot: &OneHot, table: &Table) -> Table {
+    if one_hot.is_identity() {
+        return table.clone();
+    }
+    let mut x = Vec::new();
+    one_hot.encode(&table.x, &mut x);
+    Table {
+        width: one_hot.inputs(),
+        x,
+        y: table.y.clone(),
     }
 }
 
@@ -714,13 +932,15 @@ pub fn load(spec: &Spec) -> Result<Datasets, DataError> {
     let mut index = 0u64;
     let split = spec.validation.is_none();
     let values = Values::Parse.with_gaps(!spec.missing.is_error());
-    let mut files = vec![read_with(
+    let mut learner = Learner::new(&spec.features, &spec.categorical);
+    let mut files = vec![read_coded(
         path,
         shown,
         *format,
         &spec.features,
         &spec.label,
         values,
+        &mut learner,
         |row| {
             let to_validation =
                 split && in_validation(spec.split_seed, index, spec.validation_fraction);
@@ -732,6 +952,19 @@ pub fn load(spec: &Spec) -> Result<Datasets, DataError> {
             Ok(())
         },
     )?];
+    // The categories in their recorded order, and the training rows' codes with them.
+    let (categories, remaps) = learner.finish();
+    for (i, remap) in remaps.iter().enumerate() {
+        let Some(remap) = remap else { continue };
+        for (_, features, _) in &mut train_rows {
+            if let Some(v) = features.get_mut(i)
+                && v.is_finite()
+            {
+                *v = remap.get(*v as usize).copied().unwrap_or(f32::NAN);
+            }
+        }
+    }
+    let mut vocabulary = Vocabulary::new(&spec.features, &categories, spec.unseen);
     let classes =
         classification.then(|| Classes::from_seen(train_rows.iter().map(|(_, _, l)| l.clone())));
     let target = |label: &str| -> Result<f32, String> {
@@ -757,15 +990,16 @@ pub fn load(spec: &Spec) -> Result<Datasets, DataError> {
     }
     drop(train_rows);
     // Validation (when given as its own file) and holdout rows go straight to their tables.
-    let read_into = |file: &(PathBuf, String, Format), table: &mut Table| {
+    let mut read_into = |file: &(PathBuf, String, Format), table: &mut Table| {
         let (path, shown, format) = file;
-        read_with(
+        read_coded(
             path,
             shown,
             *format,
             &spec.features,
             &spec.label,
             values,
+            &mut vocabulary,
             |row| {
                 table.push(row.features, target(row.label)?);
                 Ok(())
@@ -795,6 +1029,8 @@ pub fn load(spec: &Spec) -> Result<Datasets, DataError> {
         validation,
         holdout,
         classes,
+        features: spec.features.clone(),
+        categories,
         files,
     })
 }
@@ -1169,7 +1405,83 @@ mod tests {
             validation_fraction: 0.25,
             split_seed: 3,
             missing: Missing::Error,
+            categorical: Vec::new(),
+            unseen: Unseen::Error,
         }
+    }
+
+    /// A categorical column: categories learnt from the training file in sorted order (codes
+    /// remapped), the same codes from a JSONL holdout, one-hot encoding before the standardizer,
+    /// and an unseen category refused at its line or read as none.
+    #[test]
+    fn categorical_columns_are_learnt_from_training_and_coded_everywhere() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = "a,b,y\n".to_owned();
+        for i in 0..40 {
+            let b = ["red", "blue", "\"dark, green\""][i % 3];
+            text.push_str(&format!("{i},{b},{}\n", i % 2));
+        }
+        let h = file(
+            &dir,
+            "holdout.jsonl",
+            "{\"a\": 1, \"b\": \"blue\", \"y\": 1}\n{\"a\": 2, \"b\": \"dark, green\", \"y\": 0}\n",
+        );
+        let s = Spec {
+            categorical: cols(&["b"]),
+            holdout: (h, "holdout.jsonl".to_owned(), Format::Jsonl),
+            ..spec(&dir, &text, "a,b,y\n1,red,1\n", Task::Classification)
+        };
+        let d = load(&s).expect("loads");
+        assert_eq!(d.categories.len(), 1);
+        assert_eq!(d.categories[0].values, ["blue", "dark, green", "red"]);
+        assert_eq!(d.holdout.x, [1.0, 0.0, 2.0, 1.0]);
+        // Every training row's code is its category's place in the sorted list.
+        let mut seen = std::collections::BTreeSet::new();
+        for r in 0..d.train.rows() {
+            let row = d.train.row(r);
+            let want = [2.0, 0.0, 1.0][row[0] as usize % 3];
+            assert_eq!(row[1], want, "row {r}");
+            seen.insert(row[1] as usize);
+        }
+        assert_eq!(seen.len(), 3);
+        let z = d.standardized(Missing::Error);
+        assert_eq!(z.train.width, 4);
+        assert_eq!(z.standardizer.mean.len(), 4);
+        let [_, _, holdout] = d.encoded();
+        assert_eq!(holdout.x, [1.0, 1.0, 0.0, 0.0, 2.0, 0.0, 1.0, 0.0]);
+
+        let unseen = file(&dir, "unseen.csv", "a,b,y\n1,red,1\n2,purple,0\n");
+        let strict = Spec {
+            holdout: (unseen.clone(), "unseen.csv".to_owned(), Format::Csv),
+            ..s.clone()
+        };
+        let e = load(&strict).expect_err("unseen");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("`b` is `purple`"), "{e}");
+        assert!(e.hint.contains("data.unseen: ignore"), "{e}");
+        let lenient = load(&Spec {
+            unseen: Unseen::Ignore,
+            ..strict
+        })
+        .expect("ignored");
+        assert_eq!(
+            lenient.holdout.x,
+            [1.0, 2.0, 2.0, crate::categories::UNSEEN]
+        );
+        // An empty category is refused unless gaps are filled; then it is NaN (all zeros).
+        let gap = file(&dir, "gap.csv", "a,b,y\n1,,1\n");
+        let with_gap = Spec {
+            holdout: (gap, "gap.csv".to_owned(), Format::Csv),
+            ..s.clone()
+        };
+        let e = load(&with_gap).expect_err("gap");
+        assert!(e.message.contains("`b` has no value"), "{e}");
+        let filled = load(&Spec {
+            missing: Missing::Mean,
+            ..with_gap
+        })
+        .expect("gap filled");
+        assert!(filled.holdout.x[1].is_nan());
     }
 
     #[test]

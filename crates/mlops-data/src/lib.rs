@@ -3,6 +3,7 @@
 //! ([`number`]), and datasets ([`data`]): streamed and hashed files, the feature table, the
 //! train/validation/holdout split and the standardizer fitted on the training split.
 
+pub mod categories;
 pub mod data;
 pub mod number;
 mod parquet;

@@ -11,7 +11,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use parquet::schema::types::Type;
 
-use crate::data::{DataError, Row};
+use crate::data::{Categorical, DataError, Row};
 
 /// Reads `path`, calling `on_row` for each row; the number of rows.
 pub(crate) fn read(
@@ -19,6 +19,7 @@ pub(crate) fn read(
     features: &[String],
     label: &str,
     gaps: bool,
+    cats: &mut Categorical<'_>,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<u64, DataError> {
     let file = std::fs::File::open(path).map_err(|e| {
@@ -96,6 +97,25 @@ pub(crate) fn read(
         let row = row.map_err(|e| at(format!("cannot decode the row: {e}"), ""))?;
         for (slot, (name, field)) in slots.iter().zip(row.get_column_iter()) {
             match slot {
+                Some(i) if cats.is(*i) => {
+                    let text = match field {
+                        Field::Null => None,
+                        Field::Str(s) => Some(s.clone()),
+                        Field::Bool(b) => Some(b.to_string()),
+                        other => Some(whole_or_number(other).ok_or_else(|| {
+                            at(
+                                format!("categorical feature `{name}` is {}", shown(other)),
+                                "a category is text, an integer or a boolean",
+                            )
+                        })?),
+                    };
+                    let code = cats
+                        .code(*i, name, text.as_deref())
+                        .map_err(|(m, hint)| at(m, hint))?;
+                    if let Some(v) = values.get_mut(*i) {
+                        *v = code;
+                    }
+                }
                 Some(i) => {
                     if gaps && matches!(field, Field::Null) {
                         if let Some(v) = values.get_mut(*i) {
@@ -144,6 +164,7 @@ pub(crate) fn read(
             features: &values,
             label: &label_text,
             text: None,
+            categories: &cats.texts,
         })
         .map_err(|m| DataError::at(path, Some(number), m, ""))?;
     }

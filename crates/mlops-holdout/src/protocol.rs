@@ -154,6 +154,8 @@ pub struct Encoder {
     rows: usize,
     width: usize,
     tensor: Tensor,
+    /// Per feature: its place among a row's categorical texts, when it is categorical.
+    text_at: Vec<Option<usize>>,
 }
 
 impl Encoder {
@@ -174,7 +176,24 @@ impl Encoder {
             rows: 0,
             width: features.len(),
             tensor,
+            text_at: Vec::new(),
         }
+    }
+
+    /// This encoder, for a model whose features marked in `categorical` are categories: their
+    /// text (never a code) is what a request carries.
+    pub fn with_categorical(mut self, categorical: &[bool]) -> Self {
+        let mut n = 0;
+        self.text_at = categorical
+            .iter()
+            .map(|&c| {
+                c.then(|| {
+                    n += 1;
+                    n - 1
+                })
+            })
+            .collect();
+        self
     }
 
     pub fn rows(&self) -> usize {
@@ -197,11 +216,22 @@ impl Encoder {
                                 if j > 0 {
                                     out.push(b',');
                                 }
-                                out.extend_from_slice(t);
+                                csv_field(out, t);
                             }
                         }
                     },
-                    None => values(out, row.features, number, b""),
+                    None if self.text_at.is_empty() => values(out, row.features, number, b""),
+                    None => {
+                        for (j, v) in row.features.iter().enumerate() {
+                            if j > 0 {
+                                out.push(b',');
+                            }
+                            match category(&self.text_at, row, j) {
+                                Some(text) => csv_field(out, text.as_bytes()),
+                                None => value(out, *v, number, b""),
+                            }
+                        }
+                    }
                 }
                 out.push(b'\n');
             }
@@ -216,7 +246,23 @@ impl Encoder {
                     out.push(b',');
                 }
                 out.push(b'[');
-                values(out, row.features, number, b"null");
+                if self.text_at.is_empty() {
+                    values(out, row.features, number, b"null");
+                } else {
+                    for (j, v) in row.features.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        match category(&self.text_at, row, j) {
+                            Some("") => out.extend_from_slice(b"null"),
+                            // Serialising a string cannot fail.
+                            Some(text) => out.extend_from_slice(
+                                serde_json::to_string(text).unwrap_or_default().as_bytes(),
+                            ),
+                            None => value(out, *v, number, b"null"),
+                        }
+                    }
+                }
                 out.push(b']');
             }
         }
@@ -261,11 +307,42 @@ fn values(out: &mut Vec<u8>, features: &[f32], number: &mut zmij::Buffer, gap: &
         if j > 0 {
             out.push(b',');
         }
-        if v.is_nan() {
-            out.extend_from_slice(gap);
-        } else {
-            out.extend_from_slice(number.format_finite(*v).as_bytes());
+        value(out, *v, number, gap);
+    }
+}
+
+/// One value of [`values`].
+fn value(out: &mut Vec<u8>, v: f32, number: &mut zmij::Buffer, gap: &[u8]) {
+    if v.is_nan() {
+        out.extend_from_slice(gap);
+    } else {
+        out.extend_from_slice(number.format_finite(v).as_bytes());
+    }
+}
+
+/// Feature `j`'s text when it is categorical.
+fn category<'r>(text_at: &[Option<usize>], row: &'r data::Row<'_>, j: usize) -> Option<&'r str> {
+    let at = (*text_at.get(j)?)?;
+    Some(row.categories.get(at).map_or("", String::as_str))
+}
+
+/// One CSV field, quoted when its text holds a comma, a quote or a line break (a category's
+/// text may; a number's never does).
+fn csv_field(out: &mut Vec<u8>, text: &[u8]) {
+    if text
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        out.push(b'"');
+        for &b in text {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
         }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text);
     }
 }
 
@@ -471,6 +548,43 @@ mod tests {
         vec!["a".to_owned(), "b c".to_owned()]
     }
 
+    /// A categorical feature is sent as its text (never its code): quoted in CSV when it holds
+    /// a comma or a quote, a JSON string in MLflow's body, a missing one empty or `null`.
+    #[test]
+    fn categories_are_sent_as_their_text() {
+        let body = |protocol: Protocol| {
+            let mut e = Encoder::new(protocol, &features(), Tensor::default())
+                .with_categorical(&[false, true]);
+            let mut n = zmij::Buffer::new();
+            for (x, text) in [
+                ([1.5, 2.0], "pro, \"annual\""),
+                ([2.0, f32::NAN], ""),
+                ([f32::NAN, 0.0], "basic"),
+            ] {
+                let categories = [text.to_owned()];
+                e.row(
+                    &data::Row {
+                        line: 2,
+                        features: &x,
+                        label: "x",
+                        text: None,
+                        categories: &categories,
+                    },
+                    &mut n,
+                );
+            }
+            String::from_utf8(e.take().to_vec()).expect("utf-8")
+        };
+        assert_eq!(
+            body(Protocol::Mlops),
+            "a,b c\n1.5,\"pro, \"\"annual\"\"\"\n2.0,\n,basic\n"
+        );
+        assert_eq!(
+            body(Protocol::Mlflow),
+            r#"{"dataframe_split":{"columns":["a","b c"],"data":[[1.5,"pro, \"annual\""],[2.0,null],[null,"basic"]]}}"#
+        );
+    }
+
     fn encode(protocol: Protocol, rows: &[[f32; 2]]) -> String {
         let mut e = Encoder::new(protocol, &features(), Tensor::default());
         let mut n = zmij::Buffer::new();
@@ -481,6 +595,7 @@ mod tests {
                     features: r,
                     label: "x",
                     text: None,
+                    categories: &[],
                 },
                 &mut n,
             );
@@ -521,6 +636,7 @@ mod tests {
                     features: &[1.0, 2.0],
                     label: "x",
                     text: None,
+                    categories: &[],
                 },
                 &mut n,
             );

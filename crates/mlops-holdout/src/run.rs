@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use hyper::body::Bytes;
+use mlops_data::categories::{Coder, Vocabulary};
 use mlops_data::data::{self, Format};
 use mlops_data::number;
 use mlops_manifest::model::{Allowance, Metric, Task};
@@ -249,7 +250,10 @@ fn produce(
     // The features as numbers are kept only for the offline prediction (parity).
     let keep = plan.parity.is_some();
     let mut x = Vec::with_capacity(if keep { plan.batch_size * width } else { 0 });
-    let mut body = Encoder::new(plan.protocol, &s.features, plan.tensor.clone());
+    let mut vocabulary = Vocabulary::new(&s.features, &s.categorical, s.unseen);
+    let categorical: Vec<bool> = (0..width).map(|i| vocabulary.categorical(i)).collect();
+    let mut body = Encoder::new(plan.protocol, &s.features, plan.tensor.clone())
+        .with_categorical(&categorical);
     let mut number = zmij::Buffer::new();
     let mut lines = Vec::with_capacity(plan.batch_size);
     let mut truth = Vec::with_capacity(plan.batch_size);
@@ -275,13 +279,14 @@ fn produce(
         data::Values::Check
     }
     .with_gaps(plan.gaps);
-    let digest = data::read_with(
+    let digest = data::read_coded(
         &plan.path,
         &plan.shown,
         plan.format,
         &s.features,
         &s.label,
         values,
+        &mut vocabulary,
         |row| {
             if stopped {
                 return Err("stopped".to_owned());
@@ -868,6 +873,7 @@ mod tests {
                 features: row,
                 label: "x",
                 text: None,
+                categories: &[],
             };
             encoder.row(&row, &mut number);
         }

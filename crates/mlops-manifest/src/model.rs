@@ -109,6 +109,37 @@ pub struct Data {
     /// What a missing feature value (an empty CSV field, a JSON `null`, a Parquet null) is.
     #[serde(default, skip_serializing_if = "Missing::is_error")]
     pub missing: Missing,
+    /// Feature columns whose values are categories (text such as `red`, or codes such as `3`),
+    /// each one of `data.features`. The categories are the distinct values of the training file,
+    /// recorded with the model; the model reads each column one-hot encoded, after the numeric
+    /// features (see README, "Categorical features"). A missing value (where `data.missing`
+    /// allows them) is all zeros.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)))]
+    pub categorical: Vec<String>,
+    /// What a category the training file does not have becomes, in validation, holdout and
+    /// serving.
+    #[serde(default, skip_serializing_if = "Unseen::is_error")]
+    pub unseen: Unseen,
+}
+
+/// What a category the training file does not have becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Unseen {
+    /// The row is refused (a data error; 400 from `mlops serve`), naming the column and the
+    /// value.
+    #[default]
+    Error,
+    /// All zeros: the row is read as having none of the known categories (scikit-learn's
+    /// `OneHotEncoder(handle_unknown="ignore")`).
+    Ignore,
+}
+
+impl Unseen {
+    pub fn is_error(&self) -> bool {
+        *self == Unseen::Error
+    }
 }
 
 /// What a missing feature value becomes.

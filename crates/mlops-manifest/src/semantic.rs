@@ -131,6 +131,33 @@ fn data(cx: &mut Ctx<'_>, m: &Manifest) {
                     );
                 }
             }
+            let mut categorical = HashSet::new();
+            for (i, c) in m.data.categorical.iter().enumerate() {
+                let at = [key("data"), key("categorical"), Segment::Index(i)];
+                if !cols.contains(c) {
+                    cx.error_at(
+                        "semantic/categorical",
+                        &at,
+                        format!("categorical column `{c}` is not one of `data.features`"),
+                        "list it in `data.features` too, or remove it here",
+                    );
+                } else if !categorical.insert(c.as_str()) {
+                    cx.error_at(
+                        "semantic/categorical",
+                        &at,
+                        format!("categorical column `{c}` is listed twice"),
+                        "each column may appear once",
+                    );
+                }
+            }
+            if m.model.family == Family::Cnn && !m.data.categorical.is_empty() {
+                cx.error(
+                    "semantic/categorical",
+                    &["data", "categorical"],
+                    "a `cnn` reads pixels; it takes no categorical columns".into(),
+                    "use `family: mlp` (or `onnx`) for tabular data with categories",
+                );
+            }
             if let (Family::Cnn, Some(shape)) = (m.model.family, m.model.input) {
                 let pixels = u64::from(shape.height) * u64::from(shape.width);
                 if cols.len() as u64 != pixels {

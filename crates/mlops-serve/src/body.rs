@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::limits::Limits;
+use mlops_data::categories::{Column, Vocabulary};
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -106,22 +107,45 @@ pub fn answer_media(accept: Option<&str>) -> Option<Media> {
     })
 }
 
-/// Parses `body` for a model whose features are `features`. With `gaps` (a model that fills
-/// missing values, `data.missing`), an empty CSV field or a JSON `null` is read as NaN, which
-/// the model's standardizer fills as training did.
+/// How a model reads its features: what a body's values are checked and turned into.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns<'m> {
+    /// The signature's features, in order.
+    pub features: &'m [String],
+    /// A missing value (an empty CSV field, a JSON `null`) is read as NaN, which the model's
+    /// standardizer fills as training did (`data.missing`), rather than refused.
+    pub gaps: bool,
+    /// The categorical features' categories: their values are text, read as codes (empty for
+    /// a model of numbers only).
+    pub vocabulary: &'m Vocabulary,
+}
+
+impl<'m> Columns<'m> {
+    /// Numeric features, no gaps.
+    pub fn numeric(features: &'m [String]) -> Self {
+        static NONE: std::sync::LazyLock<Vocabulary> =
+            std::sync::LazyLock::new(Vocabulary::default);
+        Self {
+            features,
+            gaps: false,
+            vocabulary: &NONE,
+        }
+    }
+}
+
+/// Parses `body` for a model that reads `columns`.
 pub fn parse(
     media: Media,
     body: &[u8],
-    features: &[String],
+    columns: Columns<'_>,
     limits: Limits,
-    gaps: bool,
 ) -> Result<Batch, Rejection> {
     if body.len() > limits.max_body_bytes {
         return Err(too_large(body.len(), limits));
     }
     let batch = match media {
-        Media::Json => parse_json(body, features, limits, gaps)?,
-        Media::Csv => parse_csv(body, features, limits, gaps)?,
+        Media::Json => parse_json(body, columns, limits)?,
+        Media::Csv => parse_csv(body, columns, limits)?,
     };
     if batch.rows == 0 {
         return Err(Rejection::bad("the request has no rows"));
@@ -199,12 +223,12 @@ fn describe(features: &[String]) -> String {
     }
 }
 
-fn parse_csv(
-    body: &[u8],
-    features: &[String],
-    limits: Limits,
-    gaps: bool,
-) -> Result<Batch, Rejection> {
+fn parse_csv(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch, Rejection> {
+    let Columns {
+        features,
+        gaps,
+        vocabulary,
+    } = columns;
     // An empty field, where the model fills missing values.
     let gap = |field: &[u8]| gaps && mlops_data::number::trim(field).is_empty();
     let width = features.len();
@@ -216,7 +240,7 @@ fn parse_csv(
         body,
         |record| {
             let line = record.line;
-            if std::mem::take(&mut first) && !is_a_row(&record, features, gaps) {
+            if std::mem::take(&mut first) && !is_a_row(&record, columns) {
                 let names = record.names().map_err(|e| {
                     Rejection::bad(format!("the CSV header is not UTF-8 text: {e}"))
                 })?;
@@ -250,6 +274,27 @@ fn parse_csv(
             }
             // The reader of the training data reads numbers the same way (same text, same f32).
             for (i, name) in features.iter().enumerate() {
+                if let Some(column) = vocabulary.column(i) {
+                    let field = mlops_data::number::trim(record.get(i).unwrap_or_default());
+                    let text = std::str::from_utf8(field).map_err(|e| {
+                        Rejection::bad(format!(
+                            "CSV line {line}, column `{name}`: not UTF-8 text: {e}"
+                        ))
+                    })?;
+                    x.push(match text {
+                        "" if gaps => f32::NAN,
+                        "" => {
+                            return Err(Rejection::bad(format!(
+                                "CSV line {line}, column `{name}`: no value; the model takes \
+                                 no missing values"
+                            )));
+                        }
+                        _ => column
+                            .code(text)
+                            .map_err(|e| Rejection::bad(format!("CSV line {line}: {e}")))?,
+                    });
+                    continue;
+                }
                 let v = match record.number(i) {
                     Some(v) => v,
                     None if gap(record.get(i).unwrap_or_default()) => f32::NAN,
@@ -276,26 +321,29 @@ fn parse_csv(
     Ok(Batch { rows, x })
 }
 
-/// Whether a CSV body's first line is a row rather than a header: every field is a number and
-/// the line does not name the model's features (a header of numeric names is a header).
-fn is_a_row(record: &mlops_data::records::Record<'_>, features: &[String], gaps: bool) -> bool {
+/// Whether a CSV body's first line is a row rather than a header: every field of a numeric
+/// feature is a number (a categorical feature's may be any text) and the line does not name the
+/// model's features (a header of numeric names is a header).
+fn is_a_row(record: &mlops_data::records::Record<'_>, columns: Columns<'_>) -> bool {
     (0..record.len()).all(|i| {
         record.number(i).is_some()
-            || (gaps && mlops_data::number::trim(record.get(i).unwrap_or_default()).is_empty())
+            || columns.vocabulary.column(i).is_some()
+            || (columns.gaps
+                && mlops_data::number::trim(record.get(i).unwrap_or_default()).is_empty())
     }) && !record.names().is_ok_and(|names| {
         names
             .iter()
             .copied()
-            .eq(features.iter().map(String::as_str))
+            .eq(columns.features.iter().map(String::as_str))
     })
 }
 
-fn parse_json(
-    body: &[u8],
-    features: &[String],
-    limits: Limits,
-    gaps: bool,
-) -> Result<Batch, Rejection> {
+fn parse_json(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch, Rejection> {
+    let Columns {
+        features,
+        gaps,
+        vocabulary,
+    } = columns;
     let index: HashMap<&str, usize> = features
         .iter()
         .enumerate()
@@ -306,6 +354,7 @@ fn parse_json(
         index,
         limits,
         gaps,
+        vocabulary,
         x: Vec::new(),
         rows: 0,
         columns: None,
@@ -346,6 +395,7 @@ struct State<'f> {
     limits: Limits,
     /// A `null` is a missing value (read as NaN) rather than a mistake.
     gaps: bool,
+    vocabulary: &'f Vocabulary,
     x: Vec<f32>,
     rows: usize,
     columns: Option<Vec<String>>,
@@ -575,6 +625,7 @@ impl<'f> First<'_, 'f> {
             row: 0,
             name: features.first().map(String::as_str),
             gaps: self.0.gaps,
+            category: self.0.vocabulary.column(0),
         }
     }
 }
@@ -645,6 +696,7 @@ impl OneRow<'_, '_> {
                 row: self.row,
                 name,
                 gaps: self.state.gaps,
+                category: self.state.vocabulary.column(i),
             })?
             else {
                 break;
@@ -712,6 +764,7 @@ impl<'de> Visitor<'de> for OneRow<'_, '_> {
                 row: self.row,
                 name: state.features.get(i).map(String::as_str),
                 gaps: state.gaps,
+                category: state.vocabulary.column(i),
             })?;
             if let Some(x) = state.x.get_mut(self.start + i) {
                 *x = value;
@@ -730,14 +783,28 @@ impl<'de> Visitor<'de> for OneRow<'_, '_> {
     }
 }
 
+/// One value of a row: a number, or (for a categorical feature) a category's code.
 struct Number<'n> {
     row: usize,
     name: Option<&'n str>,
     /// `null` is a missing value.
     gaps: bool,
+    /// The feature's categories, when it is categorical.
+    category: Option<&'n Column>,
 }
 
 impl Number<'_> {
+    /// The code of a categorical feature's value, written as `text`.
+    fn code<E: de::Error>(&self, column: &Column, text: &str) -> Result<f32, E> {
+        match text.trim() {
+            "" if self.gaps => Ok(f32::NAN),
+            "" => Err(self.wrong("an empty category")),
+            text => column
+                .code(text)
+                .map_err(|e| E::custom(format!("row {}: {e}", self.row + 1))),
+        }
+    }
+
     fn wrong<E: de::Error>(&self, what: &str) -> E {
         match self.name {
             Some(n) => E::custom(format!(
@@ -765,6 +832,9 @@ impl<'de> Visitor<'de> for Number<'_> {
         f.write_str("a number")
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<f32, E> {
+        if let Some(column) = self.category {
+            return self.code(column, &v.to_string());
+        }
         let x = v as f32;
         if x.is_finite() {
             Ok(x)
@@ -773,16 +843,28 @@ impl<'de> Visitor<'de> for Number<'_> {
         }
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<f32, E> {
-        self.visit_f64(v as f64)
+        match self.category {
+            Some(column) => self.code(column, &v.to_string()),
+            None => self.visit_f64(v as f64),
+        }
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<f32, E> {
-        self.visit_f64(v as f64)
+        match self.category {
+            Some(column) => self.code(column, &v.to_string()),
+            None => self.visit_f64(v as f64),
+        }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<f32, E> {
-        Err(self.wrong(&format!("the string {v:?}")))
+        match self.category {
+            Some(column) => self.code(column, v),
+            None => Err(self.wrong(&format!("the string {v:?}"))),
+        }
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<f32, E> {
-        Err(self.wrong(&v.to_string()))
+        match self.category {
+            Some(column) => self.code(column, &v.to_string()),
+            None => Err(self.wrong(&v.to_string())),
+        }
     }
     fn visit_unit<E: de::Error>(self) -> Result<f32, E> {
         if self.gaps {
@@ -803,6 +885,13 @@ impl<'de> Visitor<'de> for Number<'_> {
 mod tests {
     use super::*;
 
+    fn cols(features: &[String], gaps: bool) -> Columns<'_> {
+        Columns {
+            gaps,
+            ..Columns::numeric(features)
+        }
+    }
+
     fn features() -> Vec<String> {
         vec!["a".into(), "b".into(), "c".into()]
     }
@@ -811,9 +900,8 @@ mod tests {
         parse(
             Media::Json,
             body.as_bytes(),
-            &features(),
+            cols(&features(), false),
             Limits::default(),
-            false,
         )
     }
 
@@ -823,14 +911,96 @@ mod tests {
         r.message
     }
 
+    /// A model with a categorical feature reads its text as the category's code from every
+    /// form (CSV with or without a header, quoted or not; JSON strings, numbers' text); an
+    /// unknown one is refused naming it, or coded as unseen when the model ignores them.
+    #[test]
+    fn categorical_features_are_read_as_codes() {
+        use mlops_artifacts::training::Categories;
+        use mlops_data::categories::Unseen;
+        let features = features();
+        let categories = [Categories {
+            column: "b".into(),
+            values: vec!["3".into(), "blue".into(), "red, dark".into()],
+        }];
+        let strict = Vocabulary::new(&features, &categories, Unseen::Error);
+        let read = |media: Media, body: &str, vocabulary: &Vocabulary, gaps: bool| {
+            let columns = Columns {
+                features: &features,
+                gaps,
+                vocabulary,
+            };
+            parse(media, body.as_bytes(), columns, Limits::default())
+                .map(|b| b.x)
+                .map_err(|r| r.message)
+        };
+        let want = vec![1.0, 1.0, 2.0, 4.0, 2.0, 6.0, 7.0, 0.0, 9.0];
+        for (media, body) in [
+            (Media::Csv, "1,blue,2\n4,\"red, dark\",6\n7,3,9\n"),
+            (Media::Csv, "a,b,c\n1, blue ,2\n4,\"red, dark\",6\n7,3,9\n"),
+            (
+                Media::Json,
+                r#"[[1, "blue", 2], {"a": 4, "b": "red, dark", "c": 6}, [7, 3, 9]]"#,
+            ),
+            (
+                Media::Json,
+                r#"{"columns": ["a", "b", "c"], "data": [[1, "blue", 2], [4, "red, dark", 6], [7, "3", 9]]}"#,
+            ),
+        ] {
+            assert_eq!(
+                read(media, body, &strict, false),
+                Ok(want.clone()),
+                "{body}"
+            );
+        }
+        // A flat JSON row starting with a category.
+        let first = [Categories {
+            column: "a".into(),
+            values: vec!["x".into()],
+        }];
+        let by_first = Vocabulary::new(&features, &first, Unseen::Error);
+        assert_eq!(
+            read(Media::Json, r#"["x", 2, 3]"#, &by_first, false),
+            Ok(vec![0.0, 2.0, 3.0])
+        );
+        for (media, body) in [
+            (Media::Csv, "1,green,2\n"),
+            (Media::Json, r#"[[1, "green", 2]]"#),
+        ] {
+            let e = read(media, body, &strict, false).expect_err("unseen");
+            assert!(
+                e.contains("`b` is `green`, a category the model was not trained on"),
+                "{e}"
+            );
+        }
+        let e = read(Media::Json, r#"[[1, "", 2]]"#, &strict, false).expect_err("empty");
+        assert!(e.contains("column `b`"), "{e}");
+        let lenient = Vocabulary::new(&features, &categories, Unseen::Ignore);
+        assert_eq!(
+            read(Media::Csv, "1,green,2\n", &lenient, false),
+            Ok(vec![1.0, mlops_data::categories::UNSEEN, 2.0])
+        );
+        // A gap in a categorical column, where the model takes gaps.
+        let x = read(Media::Csv, "1,,2\n", &strict, true).expect("gap");
+        assert!(x[1].is_nan());
+        let x = read(Media::Json, r#"[[1, null, 2]]"#, &strict, true).expect("null");
+        assert!(x[1].is_nan());
+        assert!(read(Media::Csv, "1,,2\n", &strict, false).is_err());
+    }
+
     /// A model that fills gaps takes an empty CSV field (a headerless first row included) and
     /// a JSON `null` as NaN; one that does not refuses both.
     #[test]
     fn gaps_are_taken_only_by_a_model_that_fills_them() {
         let gaps = |media: Media, body: &str| {
-            parse(media, body.as_bytes(), &features(), Limits::default(), true)
-                .map(|b| b.x.iter().map(|v| v.is_nan()).collect::<Vec<_>>())
-                .map_err(|r| r.message)
+            parse(
+                media,
+                body.as_bytes(),
+                cols(&features(), true),
+                Limits::default(),
+            )
+            .map(|b| b.x.iter().map(|v| v.is_nan()).collect::<Vec<_>>())
+            .map_err(|r| r.message)
         };
         let gap = [false, true, false, true, false, false];
         assert_eq!(gaps(Media::Csv, "1,,3\n,5,6\n"), Ok(gap.to_vec()));
@@ -849,9 +1019,8 @@ mod tests {
             let refused = parse(
                 media,
                 body.as_bytes(),
-                &features(),
+                cols(&features(), false),
                 Limits::default(),
-                false,
             )
             .expect_err("no gaps");
             assert_eq!(refused.status, 400);
@@ -881,9 +1050,8 @@ mod tests {
             parse(
                 Media::Csv,
                 csv.as_bytes(),
-                &features(),
-                Limits::default(),
-                false
+                cols(&features(), false),
+                Limits::default()
             ),
             Ok(want.clone())
         );
@@ -944,8 +1112,13 @@ mod tests {
             b"\"a\",b,\"c\"\n\"1\",2,\"3.25\"\n7,8,9\n",
             b"a,b,c\n1,2,3\r4,5,6\n",
         ] {
-            let batch = parse(Media::Csv, body, &features(), Limits::default(), false)
-                .unwrap_or_else(|r| panic!("{}: {}", String::from_utf8_lossy(body), r.message));
+            let batch = parse(
+                Media::Csv,
+                body,
+                cols(&features(), false),
+                Limits::default(),
+            )
+            .unwrap_or_else(|r| panic!("{}: {}", String::from_utf8_lossy(body), r.message));
             let want = by_csv_crate(body);
             assert_eq!(batch.rows * 3, want.len());
             assert_eq!(batch.x, want, "{}", String::from_utf8_lossy(body));
@@ -955,9 +1128,14 @@ mod tests {
     #[test]
     fn csv_mistakes_name_their_line() {
         let refused = |body: &[u8]| {
-            parse(Media::Csv, body, &features(), Limits::default(), false)
-                .expect_err("refused")
-                .message
+            parse(
+                Media::Csv,
+                body,
+                cols(&features(), false),
+                Limits::default(),
+            )
+            .expect_err("refused")
+            .message
         };
         let m = refused(b"a,b,c\n1,2,3\n\n1,2\n");
         assert!(m.contains("CSV line 4 has 2 fields"), "{m}");
@@ -987,18 +1165,16 @@ mod tests {
         let csv = parse(
             Media::Csv,
             b"a,c,b\n1,2,3\n",
-            &features(),
+            cols(&features(), false),
             Limits::default(),
-            false,
         );
         let m = csv.expect_err("reordered").message;
         assert!(m.contains("column `c` is at position 2"), "{m}");
         let csv = parse(
             Media::Csv,
             b"a,b,c,label\n1,2,3,x\n",
-            &features(),
+            cols(&features(), false),
             Limits::default(),
-            false,
         );
         assert!(csv.expect_err("extra").message.contains("`label`"));
     }
@@ -1026,9 +1202,8 @@ mod tests {
         let csv = parse(
             Media::Csv,
             b"a,b,c\n1,x,3\n",
-            &features(),
+            cols(&features(), false),
             Limits::default(),
-            false,
         );
         let m = csv.expect_err("not a number").message;
         assert!(
@@ -1038,7 +1213,7 @@ mod tests {
     }
 
     fn csv(body: &[u8], features: &[String]) -> Result<Batch, Rejection> {
-        parse(Media::Csv, body, features, Limits::default(), false)
+        parse(Media::Csv, body, cols(features, false), Limits::default())
     }
 
     /// What SageMaker's own clients send: CSV without a header line and bare JSON arrays.
@@ -1116,11 +1291,21 @@ mod tests {
             max_rows: 2,
             ..Limits::default()
         };
-        let r = parse(Media::Json, b"[[1,2,3],[1,2,3],[1,2,3]]", &f, limits, false);
+        let r = parse(
+            Media::Json,
+            b"[[1,2,3],[1,2,3],[1,2,3]]",
+            cols(&f, false),
+            limits,
+        );
         assert_eq!(r.map_err(|r| r.status), Err(413));
-        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n1,2,3\n", &f, limits, false);
+        let r = parse(
+            Media::Csv,
+            b"1,2,3\n1,2,3\n1,2,3\n",
+            cols(&f, false),
+            limits,
+        );
         assert_eq!(r.map_err(|r| r.status), Err(413));
-        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n", &f, limits, false);
+        let r = parse(Media::Csv, b"1,2,3\n1,2,3\n", cols(&f, false), limits);
         assert_eq!(r.map(|b| b.rows), Ok(2));
     }
 
@@ -1134,31 +1319,28 @@ mod tests {
         let r = parse(
             Media::Json,
             br#"{"instances": [[1, 2, 3], [1, 2, 3], [1, 2, 3]]}"#,
-            &features(),
+            cols(&features(), false),
             limits,
-            false,
         )
         .expect_err("too many rows");
         assert_eq!(r.status, 413, "{}", r.message);
         let ok = parse(
             Media::Json,
             br#"{"instances": [[1, 2, 3], [1, 2, 3]]}"#,
-            &features(),
+            cols(&features(), false),
             limits,
-            false,
         );
         assert_eq!(ok.map(|b| b.rows), Ok(2));
         let big = vec![b' '; 65];
         assert_eq!(
-            parse(Media::Json, &big, &features(), limits, false).map_err(|r| r.status),
+            parse(Media::Json, &big, cols(&features(), false), limits).map_err(|r| r.status),
             Err(413)
         );
         let csv = parse(
             Media::Csv,
             b"a,b,c\n1,2,3\n1,2,3\n1,2,3\n",
-            &features(),
+            cols(&features(), false),
             limits,
-            false,
         );
         assert_eq!(csv.map_err(|r| r.status), Err(413));
     }

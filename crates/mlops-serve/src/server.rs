@@ -47,6 +47,15 @@ pub struct Service {
 }
 
 impl Service {
+    /// How the model reads a request's values.
+    fn columns(&self) -> body::Columns<'_> {
+        body::Columns {
+            features: &self.predictor.bundle.signature.features,
+            gaps: self.predictor.bundle.standardizer.takes_gaps(),
+            vocabulary: self.predictor.vocabulary(),
+        }
+    }
+
     pub fn new(predictor: Predictor, identity: Identity, limits: Limits) -> Self {
         Self {
             predictor,
@@ -479,7 +488,7 @@ fn v2_answer(service: &Service, body: &[u8]) -> Answered {
         message: format!("the inference request is not accepted: {e}"),
     })?;
     let signature = &service.predictor.bundle.signature;
-    let batch = v2::batch(&request, &signature.features, service.limits)?;
+    let batch = v2::batch(&request, service.columns(), service.limits)?;
     let predicted = service.predictor.predict(&batch.x).map_err(|e| Rejection {
         status: 500,
         message: format!("the model could not predict: {e}"),
@@ -513,8 +522,7 @@ fn answer(
 ) -> Result<(usize, Vec<u8>), Rejection> {
     let media = Media::of(content_type)?;
     let signature = &service.predictor.bundle.signature;
-    let gaps = service.predictor.bundle.standardizer.takes_gaps();
-    let batch = body::parse(media, body, &signature.features, service.limits, gaps)?;
+    let batch = body::parse(media, body, service.columns(), service.limits)?;
     let outputs = service.predictor.predict(&batch.x).map_err(|e| Rejection {
         status: 500,
         message: format!("the model could not predict: {e}"),

@@ -19,8 +19,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Limits;
-use crate::body::{Batch, Rejection};
+use crate::body::{Batch, Columns, Rejection};
 use crate::server::label_of;
+use mlops_data::categories::Column;
+#[cfg(test)]
+use mlops_data::categories::Vocabulary;
 
 /// An inference request (`POST /v2/models/{name}/infer`).
 #[derive(Debug, Deserialize)]
@@ -108,13 +111,41 @@ pub fn metadata(name: &str, version: Option<&str>, signature: &Signature) -> Val
             "shape": [-1, classes.len()],
         }));
     }
+    // A model with categorical features takes one tensor per feature (text is BYTES).
+    let inputs = if signature.categorical.is_empty() {
+        serde_json::json!([{"name": "input-0", "datatype": "FP32", "shape": [-1, width]}])
+    } else {
+        signature
+            .features
+            .iter()
+            .map(|f| {
+                let text = signature.categorical.iter().any(|c| &c.column == f);
+                serde_json::json!({
+                    "name": f,
+                    "datatype": if text { "BYTES" } else { "FP32" },
+                    "shape": [-1],
+                })
+            })
+            .collect()
+    };
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("features".into(), serde_json::json!(signature.features));
+    parameters.insert("classes".into(), serde_json::json!(signature.classes));
+    if !signature.categorical.is_empty() {
+        let categories = signature
+            .categorical
+            .iter()
+            .map(|c| (c.column.clone(), serde_json::json!(c.values)))
+            .collect::<serde_json::Map<String, Value>>();
+        parameters.insert("categories".into(), Value::Object(categories));
+    }
     serde_json::json!({
         "name": name,
         "versions": version.into_iter().collect::<Vec<_>>(),
         "platform": "mlops",
-        "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, width]}],
+        "inputs": inputs,
         "outputs": outputs,
-        "parameters": {"features": signature.features, "classes": signature.classes},
+        "parameters": parameters,
     })
 }
 
@@ -128,9 +159,10 @@ fn bad(message: impl Into<String>) -> Rejection {
 /// Reads the request's inputs into rows of the signature's features.
 pub fn batch(
     request: &InferRequest,
-    features: &[String],
+    columns: Columns<'_>,
     limits: Limits,
 ) -> Result<Batch, Rejection> {
+    let features = columns.features;
     let width = features.len();
     let by_name: HashMap<&str, &InputTensor> = request
         .inputs
@@ -145,9 +177,17 @@ pub fn batch(
         // One tensor holds the whole matrix unless it is named after a feature and shaped like
         // one feature's column.
         [one] if !features.contains(&one.name) || (one.shape.len() == 2 && width > 1) => {
+            if !columns.vocabulary.is_empty() {
+                return Err(bad(format!(
+                    "input `{}` is one tensor of every feature; this model has categorical \
+                     features: send one tensor per feature, named after it (BYTES for a \
+                     category)",
+                    one.name
+                )));
+            }
             let rows = rows_of(one, width)?;
             check_rows(rows, limits)?;
-            let x = numbers(one, rows * width)?;
+            let x = numbers(one, rows * width, columns.gaps)?;
             Batch { rows, x }
         }
         _ => {
@@ -159,9 +199,9 @@ pub fn batch(
                     extra.name
                 )));
             }
-            let mut columns = Vec::with_capacity(width);
+            let mut values = Vec::with_capacity(width);
             let mut rows = None;
-            for f in features {
+            for (i, f) in features.iter().enumerate() {
                 let Some(t) = by_name.get(f.as_str()) else {
                     return Err(bad(format!(
                         "input `{f}` is missing (one tensor per feature)"
@@ -183,16 +223,15 @@ pub fn batch(
                     )));
                 }
                 check_rows(n, limits)?;
-                columns.push(numbers(t, n)?);
+                values.push(match columns.vocabulary.column(i) {
+                    Some(column) => categories(t, n, column, columns.gaps)?,
+                    None => numbers(t, n, columns.gaps)?,
+                });
             }
             let rows = rows.unwrap_or(0);
             let mut x = Vec::with_capacity(rows * width);
             for r in 0..rows {
-                x.extend(
-                    columns
-                        .iter()
-                        .map(|c| c.get(r).copied().unwrap_or(f32::NAN)),
-                );
+                x.extend(values.iter().map(|c| c.get(r).copied().unwrap_or(f32::NAN)));
             }
             Batch { rows, x }
         }
@@ -229,48 +268,22 @@ fn rows_of(t: &InputTensor, width: usize) -> Result<usize, Rejection> {
     }
 }
 
-/// The tensor's values, row-major, exactly `count` finite 32-bit numbers.
-fn numbers(t: &InputTensor, count: usize) -> Result<Vec<f32>, Rejection> {
-    const NUMERIC: &[&str] = &[
-        "FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
-        "UINT64",
-    ];
-    if !NUMERIC.contains(&t.datatype.as_str()) {
-        return Err(bad(format!(
-            "input `{}` is {}; the features are numbers (FP32, FP64 or an integer type)",
-            t.name, t.datatype
-        )));
-    }
+/// The tensor's values, row-major, flattened: exactly `count` of them.
+fn flat(t: &InputTensor, count: usize) -> Result<Vec<&Value>, Rejection> {
     let mut out = Vec::with_capacity(count);
     let mut stack = vec![&t.data];
     // Depth-first, left to right: a nested array reads in row-major order.
     while let Some(v) = stack.pop() {
         match v {
             Value::Array(items) => stack.extend(items.iter().rev()),
-            Value::Number(n) => {
-                let x = n.as_f64().map(|f| f as f32).filter(|x| x.is_finite());
-                let Some(x) = x else {
-                    return Err(bad(format!(
-                        "input `{}`, value {}: {n} is not a finite 32-bit number",
-                        t.name,
-                        out.len() + 1
-                    )));
-                };
+            other => {
                 if out.len() == count {
                     return Err(bad(format!(
                         "input `{}` has more values than its shape {:?} holds ({count})",
                         t.name, t.shape
                     )));
                 }
-                out.push(x);
-            }
-            other => {
-                return Err(bad(format!(
-                    "input `{}`, value {}: expected a number, found {}",
-                    t.name,
-                    out.len() + 1,
-                    kind(other)
-                )));
+                out.push(other);
             }
         }
     }
@@ -283,6 +296,80 @@ fn numbers(t: &InputTensor, count: usize) -> Result<Vec<f32>, Rejection> {
         )));
     }
     Ok(out)
+}
+
+/// A categorical feature's tensor (`BYTES`, one string per row): the categories' codes. With
+/// `gaps`, a `null` or an empty string is a missing value.
+fn categories(
+    t: &InputTensor,
+    count: usize,
+    column: &Column,
+    gaps: bool,
+) -> Result<Vec<f32>, Rejection> {
+    if t.datatype != "BYTES" {
+        return Err(bad(format!(
+            "input `{}` is {}; it is a categorical feature: send BYTES, one string per row",
+            t.name, t.datatype
+        )));
+    }
+    flat(t, count)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(text) if !text.trim().is_empty() => column
+                .code(text.trim())
+                .map_err(|e| bad(format!("input `{}`, value {}: {e}", t.name, i + 1))),
+            Value::Null | Value::String(_) if gaps => Ok(f32::NAN),
+            other => Err(bad(format!(
+                "input `{}`, value {}: expected a category (a string), found {}",
+                t.name,
+                i + 1,
+                match other {
+                    Value::String(_) => "an empty string",
+                    other => kind(other),
+                }
+            ))),
+        })
+        .collect()
+}
+
+/// The tensor's values, row-major, exactly `count` finite 32-bit numbers (a `null` is a missing
+/// value, NaN, with `gaps`).
+fn numbers(t: &InputTensor, count: usize, gaps: bool) -> Result<Vec<f32>, Rejection> {
+    const NUMERIC: &[&str] = &[
+        "FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
+        "UINT64",
+    ];
+    if !NUMERIC.contains(&t.datatype.as_str()) {
+        return Err(bad(format!(
+            "input `{}` is {}; the features are numbers (FP32, FP64 or an integer type)",
+            t.name, t.datatype
+        )));
+    }
+    flat(t, count)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::Number(n) => n
+                .as_f64()
+                .map(|f| f as f32)
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "input `{}`, value {}: {n} is not a finite 32-bit number",
+                        t.name,
+                        i + 1
+                    ))
+                }),
+            Value::Null if gaps => Ok(f32::NAN),
+            other => Err(bad(format!(
+                "input `{}`, value {}: expected a number, found {}",
+                t.name,
+                i + 1,
+                kind(other)
+            ))),
+        })
+        .collect()
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -361,7 +448,68 @@ mod tests {
     }
 
     fn read(json: &str) -> Result<Batch, Rejection> {
-        batch(&request(json), &features(), Limits::default())
+        batch(
+            &request(json),
+            Columns::numeric(&features()),
+            Limits::default(),
+        )
+    }
+
+    /// A categorical feature comes as its own BYTES tensor; a null is a gap where the model
+    /// takes gaps (in a number's tensor too); one matrix for a model with categories is refused.
+    #[test]
+    fn categories_come_as_bytes_tensors_and_nulls_as_gaps() {
+        use mlops_artifacts::training::Categories;
+        use mlops_data::categories::Unseen;
+        let features = features();
+        let vocabulary = Vocabulary::new(
+            &features,
+            &[Categories {
+                column: "b".into(),
+                values: vec!["blue".into(), "red".into()],
+            }],
+            Unseen::Error,
+        );
+        let columns = |gaps| Columns {
+            features: &features,
+            gaps,
+            vocabulary: &vocabulary,
+        };
+        let per_feature = r#"{"inputs": [
+            {"name": "a", "shape": [2], "datatype": "FP32", "data": [1, null]},
+            {"name": "b", "shape": [2], "datatype": "BYTES", "data": ["red", null]},
+            {"name": "c", "shape": [2], "datatype": "FP32", "data": [3, 4]}]}"#;
+        let x = batch(&request(per_feature), columns(true), Limits::default())
+            .expect("read")
+            .x;
+        assert_eq!(x[..3], [1.0, 1.0, 3.0]);
+        assert!(x[3].is_nan() && x[4].is_nan() && x[5] == 4.0);
+        let e = batch(&request(per_feature), columns(false), Limits::default())
+            .expect_err("no gaps")
+            .message;
+        assert!(
+            e.contains("input `a`, value 2: expected a number, found null"),
+            "{e}"
+        );
+        let unseen = per_feature.replace(r#"["red", null]"#, r#"["red", "green"]"#);
+        let e = batch(&request(&unseen), columns(true), Limits::default())
+            .expect_err("unseen")
+            .message;
+        assert!(
+            e.contains("input `b`, value 2: feature `b` is `green`"),
+            "{e}"
+        );
+        let typed = per_feature.replace(r#""BYTES""#, r#""FP32""#);
+        let e = batch(&request(&typed), columns(true), Limits::default())
+            .expect_err("numbers for a category")
+            .message;
+        assert!(e.contains("categorical feature: send BYTES"), "{e}");
+        let matrix = r#"{"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32",
+            "data": [1, 0, 3]}]}"#;
+        let e = batch(&request(matrix), columns(true), Limits::default())
+            .expect_err("matrix")
+            .message;
+        assert!(e.contains("send one tensor per feature"), "{e}");
     }
 
     #[test]
@@ -442,7 +590,7 @@ mod tests {
             r#"{"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1,2,3,4,5,6]}]}"#,
         );
         assert_eq!(
-            batch(&two, &features(), limits).map_err(|r| r.status),
+            batch(&two, Columns::numeric(&features()), limits).map_err(|r| r.status),
             Err(413)
         );
     }

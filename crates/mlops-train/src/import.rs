@@ -44,10 +44,24 @@ pub fn run(
         .get(MODEL_CHANNEL)
         .map_or_else(|| file.display().to_string(), |s| s.path.clone());
     let bytes = std::fs::read(&file).map_err(|e| input(format!("{shown}: {e}"), ""))?;
-    let model = Model::load(&bytes, features.len()).map_err(|e| {
+    // With categorical features the graph's width is known once the training file's
+    // categories are.
+    let data = data::load(spec).map_err(|e| input(e.to_string(), e.hint.clone()))?;
+    let one_hot = data.one_hot();
+    let model = Model::load(&bytes, one_hot.inputs()).map_err(|e| {
         input(
             format!("{shown}: {e}"),
-            "export the model as ONNX with one float input of the manifest's features in order",
+            if one_hot.is_identity() {
+                "export the model as ONNX with one float input of the manifest's features in order"
+                    .to_owned()
+            } else {
+                format!(
+                    "export the model as ONNX with one float input of {} values: the numeric \
+                     features in order, then each categorical feature one-hot over the training \
+                     file's categories (README, \"Categorical features\")",
+                    one_hot.inputs()
+                )
+            },
         )
     })?;
     match (&model.kind, job.task) {
@@ -70,7 +84,6 @@ pub fn run(
             ));
         }
     }
-    let data = data::load(spec).map_err(|e| input(e.to_string(), e.hint.clone()))?;
     // The data's class indices in the model's order (the order of its probabilities).
     let model_classes = model.classes().map(<[String]>::to_vec);
     let to_model: Option<Vec<usize>> = match (&data.classes, &model_classes) {
@@ -97,13 +110,15 @@ pub fn run(
         _ => None,
     };
     let classes = model_classes.as_ref().map_or(1, Vec::len);
-    let width = features.len();
-    // The graph takes the features as they are; a gap takes the training split's fill value
-    // first (`data.missing`), recorded with the model, as serving and parity apply it.
+    let width = one_hot.inputs();
+    let [train, validation, holdout] = data.encoded();
+    // The graph takes the features as they are (categorical ones one-hot encoded); a gap takes
+    // the training split's fill value first (`data.missing`), recorded with the model, as
+    // serving and parity apply it.
     let standardizer = Standardizer {
         mean: vec![0.0; width],
         std: vec![1.0; width],
-        fill: data::fit(&data.train, job.missing).fill,
+        fill: data::fit(&train, job.missing).fill,
     };
     let measuring = std::time::Instant::now();
     let mut rows_predicted = 0usize;
@@ -122,8 +137,8 @@ pub fn run(
         Ok(crate::metrics::by_name(&metrics))
     };
     let metrics = BTreeMap::from([
-        ("validation".to_owned(), score(&data.validation)?),
-        ("holdout".to_owned(), score(&data.holdout)?),
+        ("validation".to_owned(), score(&validation)?),
+        ("holdout".to_owned(), score(&holdout)?),
     ]);
     let measured = measuring.elapsed().as_secs_f64();
 
@@ -139,11 +154,9 @@ pub fn run(
     let bundle = Bundle {
         architecture: Architecture::onnx(width, classes),
         signature: Signature {
-            features,
-            feature_type: "f32".to_owned(),
-            label: job.label.clone(),
-            task: job.task,
-            classes: model_classes,
+            categorical: data.categories.clone(),
+            unseen: job.unseen,
+            ..Signature::numeric(features, job.label.clone(), job.task, model_classes)
         },
         standardizer,
     };
@@ -151,11 +164,7 @@ pub fn run(
     let (datasets, rows) = crate::worker::read(
         spec,
         &data.files,
-        [
-            data.train.rows(),
-            data.validation.rows(),
-            data.holdout.rows(),
-        ],
+        [train.rows(), validation.rows(), holdout.rows()],
     );
     let report = Report {
         datasets,

@@ -3,6 +3,7 @@
 //! saved beside it. Training's offline holdout scoring, `mlops serve` and the holdout test's parity
 //! check all predict through this one path.
 
+use mlops_data::categories::{OneHot, Vocabulary};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -81,6 +82,9 @@ pub struct Predictor {
     pub bundle: Bundle,
     pub digest: ArtifactDigest,
     engine: Engine,
+    /// The categorical features' text to codes, and codes to the model's inputs.
+    vocabulary: Vocabulary,
+    one_hot: OneHot,
 }
 
 /// What runs the model: burn (a model mlops trained) or tract (one brought as ONNX).
@@ -106,7 +110,7 @@ impl Predictor {
             let graph = files
                 .get(mlops_artifacts::artifact::ONNX)
                 .ok_or("the artifact of an ONNX model has no model.onnx")?;
-            let model = mlops_onnx::Model::load(graph, bundle.signature.features.len())
+            let model = mlops_onnx::Model::load(graph, bundle.signature.inputs())
                 .map_err(|e| format!("model.onnx: {e}"))?;
             // The classes the registry recorded are the graph's, in its order.
             let classes = model.classes().map(<[String]>::to_vec);
@@ -128,11 +132,22 @@ impl Predictor {
                 device,
             }
         };
+        let sig = &bundle.signature;
+        let vocabulary = Vocabulary::new(&sig.features, &sig.categorical, sig.unseen);
+        let one_hot = OneHot::new(&sig.features, &sig.categorical);
         Ok(Self {
             bundle,
             digest,
             engine,
+            vocabulary,
+            one_hot,
         })
+    }
+
+    /// The categories of the model's categorical features (empty when it has none): what a
+    /// reader of its rows codes their text with.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
     }
 
     /// Loads the artifact in `dir`.
@@ -149,7 +164,8 @@ impl Predictor {
         self.bundle.signature.task
     }
 
-    /// Predicts `x` (`rows * width` raw features in signature order): standardises each row with
+    /// Predicts `x` (`rows * width` raw features in signature order, categorical ones as the codes
+    /// of [`Predictor::vocabulary`]): one-hot encodes the categorical ones, standardises each row with
     /// the saved statistics, runs the network, and takes the softmax and arg-max for classes.
     /// An ONNX model gets the raw rows (its graph does its own preprocessing; gaps filled) and
     /// gives its own labels and probabilities.
@@ -158,6 +174,16 @@ impl Predictor {
         if width == 0 || !x.len().is_multiple_of(width) {
             return Err(format!("{} values do not make rows of {width}", x.len()));
         }
+        // Categorical features' codes to one-hot columns: what the model reads.
+        let encoded;
+        let (x, width) = if self.one_hot.is_identity() {
+            (x, width)
+        } else {
+            let mut z = Vec::new();
+            self.one_hot.encode(x, &mut z);
+            encoded = z;
+            (encoded.as_slice(), self.one_hot.inputs())
+        };
         let (network, device) = match &self.engine {
             Engine::Burn { network, device } => (network, device),
             Engine::Onnx(model) => {

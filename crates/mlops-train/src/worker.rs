@@ -251,7 +251,7 @@ fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Rep
     }
     let architecture = Architecture::new(
         job.family,
-        features.len(),
+        data.one_hot().inputs(),
         outputs,
         &job.hyperparameters,
         job.image,
@@ -302,11 +302,14 @@ fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Rep
     let bundle = Bundle {
         architecture: architecture.clone(),
         signature: Signature {
-            features,
-            feature_type: "f32".to_owned(),
-            label: job.label.clone(),
-            task: job.task,
-            classes: data.classes.as_ref().map(|c| c.0.clone()),
+            categorical: data.categories.clone(),
+            unseen: job.unseen,
+            ..Signature::numeric(
+                features,
+                job.label.clone(),
+                job.task,
+                data.classes.as_ref().map(|c| c.0.clone()),
+            )
         },
         standardizer,
     };
@@ -368,6 +371,8 @@ fn spec(layout: &Layout, job: &Job) -> Result<(Vec<String>, Spec), WorkerError> 
         validation_fraction: job.validation_fraction,
         split_seed: job.split_seed,
         missing: job.missing,
+        categorical: job.categorical.clone(),
+        unseen: job.unseen,
     };
     Ok((features, spec))
 }

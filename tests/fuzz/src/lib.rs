@@ -46,7 +46,7 @@ pub fn request_body(data: &[u8]) {
         ..limits::Limits::default()
     };
     for media in [body::Media::Json, body::Media::Csv] {
-        if let Ok(batch) = body::parse(media, data, &features, limits, false) {
+        if let Ok(batch) = body::parse(media, data, body::Columns::numeric(&features), limits) {
             assert_eq!(batch.x.len(), batch.rows * features.len());
             assert!(batch.rows >= 1 && batch.rows <= limits.max_rows);
         }
