@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use crate::bin::mlops;
+use crate::bin::{mlops, train_project as train};
 use crate::server::Server;
 
 fn text(b: &[u8]) -> String {
@@ -128,22 +128,24 @@ fn project(manifest: &str, train: &str, holdout: &str) -> tempfile::TempDir {
     dir
 }
 
-fn train(project: &Path) -> std::process::Output {
-    mlops()
-        .args(["train", "--format", "json", "--manifest"])
-        .arg(project.join("mlops.yaml"))
-        .arg("--registry")
-        .arg(project.join("registry"))
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("runs")
-}
-
 /// `mlops holdout` of `model` at `url` with parity, on `file` (the manifest's when `None`):
 /// every row checked and agreeing.
 fn parity(project: &Path, url: &str, model: &str, file: Option<&Path>, rows: u64) {
+    parity_in(project, url, model, file, rows, "mlops");
+}
+
+/// [`parity`], the service spoken to in `protocol`.
+fn parity_in(
+    project: &Path,
+    url: &str,
+    model: &str,
+    file: Option<&Path>,
+    rows: u64,
+    protocol: &str,
+) {
     let mut c = mlops();
     c.args(["holdout", "--format", "json", "--model", model])
+        .args(["--protocol", protocol])
         .arg("--manifest")
         .arg(project.join("mlops.yaml"))
         .arg("--registry")
@@ -267,6 +269,9 @@ fn categories_are_recorded_and_read_alike_in_training_serving_and_parity() {
     // The holdout file (gaps, quoted categories, region 99) through the service, with parity.
     let url = server.url();
     parity(dir.path(), &url, "churn-model@1", None, 300);
+    // In the Open Inference Protocol: one tensor per feature, the categories' BYTES.
+    parity_in(dir.path(), &url, "churn-model@1", None, 300, "v2");
+    parity_in(dir.path(), &url, "churn-model@1", None, 300, "mlflow");
     let Some(python) = crate::tools::ml_python() else {
         return;
     };

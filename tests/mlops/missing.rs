@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::bin::mlops;
+use crate::bin::{mlops, train_project as train};
 use crate::server::Server;
 
 fn text(b: &[u8]) -> String {
@@ -62,17 +62,6 @@ fn project(missing: Option<&str>) -> tempfile::TempDir {
         std::fs::write(&path, with_gaps(&csv)).expect("write");
     }
     dir
-}
-
-fn train(project: &Path) -> std::process::Output {
-    mlops()
-        .args(["train", "--format", "json", "--manifest"])
-        .arg(project.join("mlops.yaml"))
-        .arg("--registry")
-        .arg(project.join("registry"))
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("runs")
 }
 
 #[test]

@@ -5,9 +5,8 @@
 //! refused naming the column and the row.
 
 use std::path::Path;
-use std::process::Output;
 
-use crate::bin::mlops;
+use crate::bin::{mlops, train_project as train};
 use crate::server::Server;
 
 fn text(b: &[u8]) -> String {
@@ -29,17 +28,6 @@ fn to_parquet(csv: &Path, parquet: &Path, codec: &str, edit: &str) -> Option<()>
         .expect("python runs");
     assert!(out.status.success(), "{}", text(&out.stderr));
     Some(())
-}
-
-fn train(project: &Path) -> Output {
-    mlops()
-        .args(["train", "--format", "json", "--manifest"])
-        .arg(project.join("mlops.yaml"))
-        .arg("--registry")
-        .arg(project.join("registry"))
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("runs")
 }
 
 fn card(project: &Path) -> serde_json::Value {

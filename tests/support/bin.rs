@@ -35,6 +35,18 @@ pub(crate) fn succeeds(mut c: Command) -> String {
     stdout
 }
 
+/// `mlops train --format json` of the project in `dir` (its `mlops.yaml`), into `dir/registry`.
+#[allow(dead_code)]
+pub(crate) fn train_project(dir: &Path) -> std::process::Output {
+    mlops()
+        .args(["train", "--format", "json", "--manifest"])
+        .arg(dir.join("mlops.yaml"))
+        .arg("--registry")
+        .arg(dir.join("registry"))
+        .output()
+        .expect("runs")
+}
+
 /// Checks `doc` against `schema/NAME.schema.json`, showing every error and the document when it
 /// does not match.
 #[allow(dead_code)]

@@ -196,24 +196,9 @@ pub fn test(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Tested, Pr
         }
     };
     let signature = loaded.predictor.bundle.signature.clone();
-    if req.protocol == Protocol::V2 && !signature.categorical.is_empty() {
-        return Err(Problem::input(
-            format!(
-                "{} has categorical features ({}); the V2 test sends one FP32 tensor of all \
-                 the features, which cannot carry a category",
-                req.model,
-                signature
-                    .categorical
-                    .iter()
-                    .map(|c| format!("`{}`", c.column))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "test the service with --protocol mlops, sagemaker or mlflow",
-        ));
-    }
     let tensor = match &service {
-        Service::Http(h) if req.protocol == Protocol::V2 => rt
+        // A model with categorical features is sent one tensor per feature, named after it.
+        Service::Http(h) if req.protocol == Protocol::V2 && signature.categorical.is_empty() => rt
             .block_on(h.v2_metadata())
             .and_then(|m| m.input(signature.features.len()))
             .map_err(|e| {

@@ -156,6 +156,10 @@ pub struct Encoder {
     tensor: Tensor,
     /// Per feature: its place among a row's categorical texts, when it is categorical.
     text_at: Vec<Option<usize>>,
+    /// V2 for a model with categorical features: one tensor per feature (named after it), whose
+    /// values so far are here.
+    columns: Vec<Vec<u8>>,
+    names: Vec<String>,
 }
 
 impl Encoder {
@@ -177,6 +181,8 @@ impl Encoder {
             width: features.len(),
             tensor,
             text_at: Vec::new(),
+            columns: Vec::new(),
+            names: features.to_vec(),
         }
     }
 
@@ -193,6 +199,9 @@ impl Encoder {
                 })
             })
             .collect();
+        if self.protocol == Protocol::V2 && categorical.iter().any(|&c| c) {
+            self.columns = vec![Vec::new(); categorical.len()];
+        }
         self
     }
 
@@ -235,6 +244,21 @@ impl Encoder {
                 }
                 out.push(b'\n');
             }
+            Protocol::V2 if !self.columns.is_empty() => {
+                for (j, (column, v)) in self.columns.iter_mut().zip(row.features).enumerate() {
+                    if self.rows > 0 {
+                        column.push(b',');
+                    }
+                    match category(&self.text_at, row, j) {
+                        Some("") => column.extend_from_slice(b"null"),
+                        // Serialising a string cannot fail.
+                        Some(text) => column.extend_from_slice(
+                            serde_json::to_string(text).unwrap_or_default().as_bytes(),
+                        ),
+                        None => value(column, *v, number, b"null"),
+                    }
+                }
+            }
             Protocol::V2 => {
                 if self.rows > 0 {
                     out.push(b',');
@@ -275,6 +299,33 @@ impl Encoder {
         body.extend_from_slice(&self.head);
         match self.protocol {
             Protocol::Mlops | Protocol::SageMaker => body.extend_from_slice(&self.rows_text),
+            Protocol::V2 if !self.columns.is_empty() => {
+                // One tensor per feature, a category's BYTES (what `mlops serve` and MLServer's
+                // pandas codec take for a data frame with text columns).
+                body.extend_from_slice(br#"{"inputs":["#);
+                for (j, (column, name)) in self.columns.iter_mut().zip(&self.names).enumerate() {
+                    if j > 0 {
+                        body.push(b',');
+                    }
+                    let datatype = if matches!(self.text_at.get(j), Some(Some(_))) {
+                        "BYTES"
+                    } else {
+                        "FP32"
+                    };
+                    // Serialising a string cannot fail.
+                    let name = serde_json::to_string(name).unwrap_or_default();
+                    body.extend_from_slice(
+                        format!(
+                            r#"{{"name":{name},"shape":[{}],"datatype":"{datatype}","data":["#,
+                            self.rows
+                        )
+                        .as_bytes(),
+                    );
+                    body.append(column);
+                    body.extend_from_slice(b"]}");
+                }
+                body.extend_from_slice(b"]}");
+            }
             Protocol::V2 => {
                 // The name is JSON-escaped by serde; serialising a string cannot fail.
                 let name = serde_json::to_string(&self.tensor.name).unwrap_or_default();
@@ -578,6 +629,10 @@ mod tests {
         assert_eq!(
             body(Protocol::Mlops),
             "a,b c\n1.5,\"pro, \"\"annual\"\"\"\n2.0,\n,basic\n"
+        );
+        assert_eq!(
+            body(Protocol::V2),
+            r#"{"inputs":[{"name":"a","shape":[3],"datatype":"FP32","data":[1.5,2.0,null]},{"name":"b c","shape":[3],"datatype":"BYTES","data":["pro, \"annual\"",null,"basic"]}]}"#
         );
         assert_eq!(
             body(Protocol::Mlflow),
