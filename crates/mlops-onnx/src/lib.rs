@@ -52,9 +52,16 @@ pub enum Predictions {
     Values(Vec<f32>),
 }
 
+/// The most run states a model keeps (one per thread that predicts at once is enough).
+const KEPT_STATES: usize = 64;
+
 /// A loaded, planned ONNX model.
 pub struct Model {
     plan: Arc<TypedRunnableModel>,
+    /// Run states kept between calls, for a graph whose operators keep no state of their own:
+    /// tract's `run` makes (and drops) one per call, which at one row a request was a share of
+    /// the time worth saving. `None` for a graph with stateful operators: a fresh state each run.
+    states: Option<std::sync::Mutex<Vec<TypedSimpleState>>>,
     width: usize,
     /// A classifier's label values to their class index, built once at load.
     labels: Labels,
@@ -354,8 +361,12 @@ impl Model {
                 .and_then(|m| m.into_runnable())
                 .map_err(|e| format!("tract cannot plan the graph: {e:#}"))
         })?;
+        let stateless = plan
+            .spawn()
+            .is_ok_and(|s| s.op_states.iter().all(Option::is_none));
         Ok(Model {
             plan,
+            states: stateless.then(Default::default),
             width,
             labels: Labels::of(&kind),
             kind,
@@ -385,9 +396,25 @@ impl Model {
         let rows = x.len() / width;
         let input = Tensor::from_shape(&[rows, width], x).map_err(|e| e.to_string())?;
         let outputs = guarded("running the model", || {
-            self.plan
-                .run(tvec!(input.into()))
-                .map_err(|e| format!("the model failed on a batch of {rows} rows: {e:#}"))
+            let failed =
+                |e: TractError| format!("the model failed on a batch of {rows} rows: {e:#}");
+            let Some(pool) = &self.states else {
+                return self.plan.run(tvec!(input.into())).map_err(failed);
+            };
+            let kept = pool.lock().ok().and_then(|mut p| p.pop());
+            let mut state = match kept {
+                Some(s) => s,
+                None => self.plan.spawn().map_err(failed)?,
+            };
+            // A state goes back only after a run that finished (tract resets its turn then);
+            // one a failed or panicking run left is dropped.
+            let outputs = state.run(tvec!(input.into())).map_err(failed)?;
+            if let Ok(mut p) = pool.lock()
+                && p.len() < KEPT_STATES
+            {
+                p.push(state);
+            }
+            Ok(outputs)
         })?;
         let output = |i: usize| {
             outputs

@@ -118,6 +118,18 @@ pub struct Columns<'m> {
     /// The categorical features' categories: their values are text, read as codes (empty for
     /// a model of numbers only).
     pub vocabulary: &'m Vocabulary,
+    /// Each feature's place, by name (for named JSON rows), when the caller built it once;
+    /// otherwise each JSON body builds its own.
+    pub index: Option<&'m HashMap<String, usize>>,
+}
+
+/// Each feature's place, by name: [`Columns::index`].
+pub fn index_of(features: &[String]) -> HashMap<String, usize> {
+    features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.clone(), i))
+        .collect()
 }
 
 impl<'m> Columns<'m> {
@@ -129,6 +141,7 @@ impl<'m> Columns<'m> {
             features,
             gaps: false,
             vocabulary: &NONE,
+            index: None,
         }
     }
 }
@@ -228,6 +241,7 @@ fn parse_csv(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch,
         features,
         gaps,
         vocabulary,
+        ..
     } = columns;
     // An empty field, where the model fills missing values.
     let gap = |field: &[u8]| gaps && mlops_data::number::trim(field).is_empty();
@@ -343,12 +357,16 @@ fn parse_json(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch
         features,
         gaps,
         vocabulary,
+        ..
     } = columns;
-    let index: HashMap<&str, usize> = features
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.as_str(), i))
-        .collect();
+    let built;
+    let index = match columns.index {
+        Some(index) => index,
+        None => {
+            built = index_of(features);
+            &built
+        }
+    };
     let mut state = State {
         features,
         index,
@@ -391,7 +409,7 @@ enum Form {
 
 struct State<'f> {
     features: &'f [String],
-    index: HashMap<&'f str, usize>,
+    index: &'f HashMap<String, usize>,
     limits: Limits,
     /// A `null` is a missing value (read as NaN) rather than a mistake.
     gaps: bool,
@@ -929,6 +947,7 @@ mod tests {
                 features: &features,
                 gaps,
                 vocabulary,
+                index: None,
             };
             parse(media, body.as_bytes(), columns, Limits::default())
                 .map(|b| b.x)

@@ -44,6 +44,8 @@ pub struct Service {
     stats: Arc<Stats>,
     /// One permit per prediction thread for large requests ([`Limits::prediction_threads`]).
     prediction_threads: Arc<tokio::sync::Semaphore>,
+    /// The signature's features by name, built once (not per JSON body of named rows).
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl Service {
@@ -53,11 +55,13 @@ impl Service {
             features: &self.predictor.bundle.signature.features,
             gaps: self.predictor.bundle.standardizer.takes_gaps(),
             vocabulary: self.predictor.vocabulary(),
+            index: Some(&self.index),
         }
     }
 
     pub fn new(predictor: Predictor, identity: Identity, limits: Limits) -> Self {
         Self {
+            index: body::index_of(&predictor.bundle.signature.features),
             predictor,
             identity,
             limits,
@@ -361,11 +365,8 @@ fn answered(done: Result<Answered, Response>, media: &'static str) -> Response {
 }
 
 async fn invocations(State(service): State<Arc<Service>>, request: Request) -> Response {
-    let headers = request.headers().clone();
-    let body = match read_body(&service, request).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    // The two headers the answer depends on, read before the body takes the request.
+    let headers = request.headers();
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -379,6 +380,10 @@ async fn invocations(State(service): State<Arc<Service>>, request: Request) -> R
                 accept.unwrap_or_default()
             ),
         );
+    };
+    let body = match read_body(&service, request).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let done = on_a_prediction_thread(&service, body, move |s, b| {
         answer(s, content_type.as_deref(), answer_media, b)

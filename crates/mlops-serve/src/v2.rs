@@ -474,6 +474,7 @@ mod tests {
             features: &features,
             gaps,
             vocabulary: &vocabulary,
+            index: None,
         };
         let per_feature = r#"{"inputs": [
             {"name": "a", "shape": [2], "datatype": "FP32", "data": [1, null]},

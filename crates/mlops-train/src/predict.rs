@@ -94,7 +94,7 @@ enum Engine {
         network: Box<Network>,
         device: Device,
     },
-    Onnx(mlops_onnx::Model),
+    Onnx(Box<mlops_onnx::Model>),
 }
 
 impl Predictor {
@@ -119,7 +119,7 @@ impl Predictor {
                     "model.onnx's classes are not the ones model.json records for it".to_owned(),
                 );
             }
-            Engine::Onnx(model)
+            Engine::Onnx(Box::new(model))
         } else {
             let weights = files
                 .get(mlops_artifacts::artifact::WEIGHTS)

@@ -36,8 +36,9 @@ pub fn csv_records(data: &[u8]) {
     assert!(fields <= data.len() + 1);
 }
 
-/// The request body parser, as JSON and as CSV, for a three-feature model: a batch holds three
-/// values per row and no more rows than the limit.
+/// The request body parser, as JSON and as CSV, for a three-feature model, numeric and with a
+/// categorical middle feature that takes gaps: a batch holds three values per row and no more
+/// rows than the limit; a category's code is one of its categories', unseen or a gap.
 pub fn request_body(data: &[u8]) {
     let features: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
     let limits = limits::Limits {
@@ -45,10 +46,32 @@ pub fn request_body(data: &[u8]) {
         max_rows: 1000,
         ..limits::Limits::default()
     };
+    let vocabulary = mlops_data::categories::Vocabulary::new(
+        &features,
+        &[mlops_artifacts::training::Categories {
+            column: "b".into(),
+            values: vec!["x".into(), "y, z".into()],
+        }],
+        mlops_data::categories::Unseen::Ignore,
+    );
+    let categorical = body::Columns {
+        features: &features,
+        gaps: true,
+        vocabulary: &vocabulary,
+        index: None,
+    };
     for media in [body::Media::Json, body::Media::Csv] {
-        if let Ok(batch) = body::parse(media, data, body::Columns::numeric(&features), limits) {
-            assert_eq!(batch.x.len(), batch.rows * features.len());
-            assert!(batch.rows >= 1 && batch.rows <= limits.max_rows);
+        for columns in [body::Columns::numeric(&features), categorical] {
+            if let Ok(batch) = body::parse(media, data, columns, limits) {
+                assert_eq!(batch.x.len(), batch.rows * features.len());
+                assert!(batch.rows >= 1 && batch.rows <= limits.max_rows);
+                if !vocabulary.is_empty() && columns.gaps {
+                    for row in batch.x.chunks(3) {
+                        let code = row[1];
+                        assert!(code.is_nan() || [0.0, 1.0, -1.0].contains(&code), "{code}");
+                    }
+                }
+            }
         }
     }
 }
