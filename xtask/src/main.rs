@@ -8,7 +8,7 @@
 //!   `--check` fails when stale.
 //! - `github-spec [--check]`: extracts the operations `mlops` calls from GitHub's official OpenAPI
 //!   description (npm `@octokit/openapi`) for the fake GitHub; `--check` fails when stale.
-//! - `bench <validate|yaml|render|train|holdout|init|run|action-start|serve-onnx>`: benchmarks against the named competitor, printing the ratio.
+//! - `bench <validate|yaml|render|train|holdout|init|run|action-start|serve-onnx|wide>`: benchmarks against the named competitor, printing the ratio.
 //! - `dist [--target TRIPLE] [--features LIST]`: the release asset of `mlops` and its checksum
 //!   line in `dist/`, as the release workflow builds them.
 //! - `fuzz [TARGET] [--seconds N]`: the fuzz targets in `tests/fuzz` (cargo-fuzz, nightly),
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run|action-start|serve-onnx> | dist [--target T] [--features F] | fuzz [TARGET] [--seconds N] | tools | terraform-validate";
+const USAGE: &str = "usage: cargo xtask ci | codegen [--check] | github-spec [--check] | bench <validate|yaml|render|train|holdout|init|run|action-start|serve-onnx|wide> | dist [--target T] [--features F] | fuzz [TARGET] [--seconds N] | tools | terraform-validate";
 
 /// With a target directory shared between checkouts (`.ci/run` keeps it in `~/.cache/mlops`),
 /// `cargo xtask` in a checkout whose xtask is up to date runs whichever checkout's xtask binary

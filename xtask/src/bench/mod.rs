@@ -11,6 +11,7 @@ mod action_start;
 mod holdout;
 mod serve_onnx;
 mod train;
+mod wide;
 
 pub(crate) fn run(name: &str) -> Result<(), String> {
     match name {
@@ -23,8 +24,9 @@ pub(crate) fn run(name: &str) -> Result<(), String> {
         "run" => run_loop(),
         "action-start" => action_start::run(),
         "serve-onnx" => serve_onnx::run(),
+        "wide" => wide::run(),
         other => Err(format!(
-            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start, serve-onnx"
+            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start, serve-onnx, wide"
         )),
     }
 }
