@@ -198,7 +198,17 @@ pub(crate) fn run() -> Result<(), String> {
         .map_err(|e| e.to_string());
     let _ = server.kill();
     let _ = server.wait();
-    let report = json_line(&tested?, "mlops holdout")?;
+    let tested = tested?;
+    if !tested.status.success() {
+        return Err(format!(
+            "mlops holdout failed ({}): {}",
+            tested.status,
+            String::from_utf8_lossy(&tested.stderr)
+        ));
+    }
+    // The report is one JSON document over several lines.
+    let report: serde_json::Value = serde_json::from_slice(&tested.stdout)
+        .map_err(|e| format!("mlops holdout printed no JSON report: {e}"))?;
     let _ = std::fs::remove_dir_all(&dir);
 
     println!(
