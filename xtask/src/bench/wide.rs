@@ -146,7 +146,7 @@ pub(crate) fn run() -> Result<(), String> {
         .output()
         .map_err(|e| e.to_string())?;
     let card = json_line(&trained, "mlops train")?;
-    let ours_accuracy = card["metrics"]["holdout"]["accuracy"]
+    let ours_accuracy = card["holdout_metrics"]["accuracy"]
         .as_f64()
         .unwrap_or(f64::NAN);
     let by_hand = Command::new(&python)
