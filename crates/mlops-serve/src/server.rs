@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::Limits;
 use crate::body::{self, Media, Rejection};
-use crate::stats::Stats;
+use crate::stats::{self, Stats};
 use crate::v2;
 
 /// Who the served model is, as `/version` and the `/ping` headers report it.
@@ -636,14 +636,17 @@ pub fn render(model: &str, classes: Option<&[String]>, outputs: &Outputs) -> Vec
 /// Counts every request and, if asked, logs it: time, method, path, status, rows, duration.
 async fn observe(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let route = stats::route(request.uri().path());
+    // The method and path are kept only for the request log.
+    let logged = service
+        .log_requests
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let rows = response.extensions().get::<Served>().map_or(0, |s| s.0);
     let status = response.status().as_u16();
-    service.stats.record(&path, status, rows, elapsed);
-    if service.log_requests {
+    service.stats.record(route, status, rows, elapsed);
+    if let Some((method, path)) = logged {
         // The path is the client's text: printed neutral, in case the log is an Actions log.
         eprintln!(
             "{} {method} {} {status} {rows} rows {:.2} ms",

@@ -33,7 +33,7 @@ pub(crate) struct Stats {
 
 /// The route label: the known paths, everything else as "other" (a scanner must not grow the
 /// label set without bound).
-fn route(path: &str) -> &'static str {
+pub(crate) fn route(path: &str) -> &'static str {
     match path {
         "/ping" => "/ping",
         "/invocations" => "/invocations",
@@ -46,8 +46,8 @@ fn route(path: &str) -> &'static str {
 }
 
 impl Stats {
-    pub(crate) fn record(&self, path: &str, status: u16, rows: usize, elapsed: Duration) {
-        let route = route(path);
+    /// One answered request on `route` (a label of [`route`]).
+    pub(crate) fn record(&self, route: &'static str, status: u16, rows: usize, elapsed: Duration) {
         if let Ok(mut r) = self.requests.lock() {
             *r.entry((route, status)).or_default() += 1;
         }
@@ -160,12 +160,17 @@ mod tests {
     #[test]
     fn counts_render_as_prometheus_text() {
         let s = Stats::default();
-        s.record("/invocations", 200, 256, Duration::from_millis(3));
-        s.record("/invocations", 400, 0, Duration::from_micros(200));
-        s.record("/v2/models/m/infer", 200, 4, Duration::from_millis(1));
-        s.record("/v2/health/ready", 200, 0, Duration::from_micros(50));
-        s.record("/ping", 200, 0, Duration::from_micros(10));
-        s.record("/wp-admin", 404, 0, Duration::from_micros(10));
+        s.record(route("/invocations"), 200, 256, Duration::from_millis(3));
+        s.record(route("/invocations"), 400, 0, Duration::from_micros(200));
+        s.record(
+            route("/v2/models/m/infer"),
+            200,
+            4,
+            Duration::from_millis(1),
+        );
+        s.record(route("/v2/health/ready"), 200, 0, Duration::from_micros(50));
+        s.record(route("/ping"), 200, 0, Duration::from_micros(10));
+        s.record(route("/wp-admin"), 404, 0, Duration::from_micros(10));
         s.refused();
         let id = Identity {
             artifact_sha256: "ab".into(),
