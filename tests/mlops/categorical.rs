@@ -162,6 +162,21 @@ fn parity_in(
     assert_eq!(r["passed"], true, "{r}");
 }
 
+/// `mlops serve` of `churn-model@1` from the project's registry.
+fn serve(project: &Path) -> Server {
+    let registry = project.join("registry").to_string_lossy().into_owned();
+    Server::start(
+        mlops(),
+        &[
+            "--quiet",
+            "--model",
+            "churn-model@1",
+            "--registry",
+            &registry,
+        ],
+    )
+}
+
 fn bundle(project: &Path, version: u32) -> serde_json::Value {
     let path = project.join(format!("registry/churn-model/{version}/model.json"));
     serde_json::from_slice(&std::fs::read(path).expect("bundle")).expect("json")
@@ -208,17 +223,7 @@ fn categories_are_recorded_and_read_alike_in_training_serving_and_parity() {
     let accuracy = card["metrics"]["holdout"]["accuracy"].as_f64();
     assert!(accuracy.is_some_and(|a| a > 0.8), "{}", card["metrics"]);
 
-    let registry = dir.path().join("registry").to_string_lossy().into_owned();
-    let server = Server::start(
-        mlops(),
-        &[
-            "--quiet",
-            "--model",
-            "churn-model@1",
-            "--registry",
-            &registry,
-        ],
-    );
+    let server = serve(dir.path());
     // One row four ways: JSON named and positional, CSV with a header (quoted category) and
     // without; the same answer.
     let json = |body: serde_json::Value| {
@@ -227,13 +232,7 @@ fn categories_are_recorded_and_read_alike_in_training_serving_and_parity() {
         a.json()["predictions"].clone()
     };
     let csv = |body: &str| {
-        let a = crate::http::request(
-            server.addr,
-            "POST",
-            "/invocations",
-            Some("text/csv"),
-            body.as_bytes(),
-        );
+        let a = crate::http::post_csv(server.addr, body);
         assert_eq!(a.status, 200, "{}", a.text());
         a.json()["predictions"].clone()
     };
@@ -324,30 +323,14 @@ fn an_onnx_model_reads_the_documented_one_hot_layout() {
     }
     assert_eq!(b["architecture"]["inputs"], 8);
 
-    let registry = dir.path().join("registry").to_string_lossy().into_owned();
-    let server = Server::start(
-        mlops(),
-        &[
-            "--quiet",
-            "--model",
-            "churn-model@1",
-            "--registry",
-            &registry,
-        ],
-    );
+    let server = serve(dir.path());
     // The holdout rows (label column dropped) as one CSV request: onnxruntime's labels.
     let body: String = holdout_csv
         .lines()
         .skip(1)
         .map(|l| format!("{}\n", &l[..l.rfind(',').expect("label")]))
         .collect();
-    let a = crate::http::request(
-        server.addr,
-        "POST",
-        "/invocations",
-        Some("text/csv"),
-        body.as_bytes(),
-    );
+    let a = crate::http::post_csv(server.addr, &body);
     assert_eq!(a.status, 200, "{}", a.text());
     let labels: Vec<serde_json::Value> = a.json()["predictions"]
         .as_array()

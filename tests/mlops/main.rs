@@ -30,6 +30,8 @@ mod terraform;
 mod tools;
 #[path = "../support/traffic.rs"]
 mod traffic;
+#[path = "../support/wide_table.rs"]
+mod wide_table;
 
 mod actions;
 mod categorical;

@@ -128,13 +128,7 @@ fn gaps_are_filled_alike_in_training_serving_and_parity() {
     let mut filled = row.clone();
     filled[3] = format!("{}", mean[3] as f32);
     let csv = |r: &[String]| {
-        let a = crate::http::request(
-            server.addr,
-            "POST",
-            "/invocations",
-            Some("text/csv"),
-            format!("{}\n", r.join(",")).as_bytes(),
-        );
+        let a = crate::http::post_csv(server.addr, &format!("{}\n", r.join(",")));
         assert_eq!(a.status, 200, "{}", a.text());
         a.json()["predictions"][0].clone()
     };

@@ -3,78 +3,12 @@
 //! record reader, the body parser, the one-hot encoding and the request batches all meet rows of
 //! about 12 KB here, not the quickstart's 64 short fields.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::bin::mlops;
 use crate::server::Server;
 
-const WIDTH: usize = 2000;
-const SHOPS: usize = 40;
-
-/// `rows` rows: features from a seeded generator with three decimals, a shop (`s0` … `s39`),
-/// and a label (`up` or `down`) from the first ten features and the shop.
-fn table(rows: usize, seed: u64) -> String {
-    let mut state = seed;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
-    let mut out = String::new();
-    for i in 0..WIDTH {
-        let _ = write!(out, "f_{i},");
-    }
-    out.push_str("shop,trend\n");
-    for _ in 0..rows {
-        let mut signal = 0.0;
-        for i in 0..WIDTH {
-            let v = (next() * 1000.0).round() / 1000.0;
-            if i < 10 {
-                signal += v;
-            }
-            let _ = write!(out, "{v},");
-        }
-        let shop = ((next() + 1.0) / 2.0 * SHOPS as f64) as usize % SHOPS;
-        if shop < 10 {
-            signal += 1.0;
-        }
-        let label = if signal > 0.0 { "up" } else { "down" };
-        let _ = writeln!(out, "s{shop},{label}");
-    }
-    out
-}
-
-const MANIFEST: &str = r#"version: 1
-project:
-  name: wide
-  repository: acme/wide
-data:
-  features: ["f_{0..1999}", shop]
-  categorical: [shop]
-  label: trend
-  train: { path: data/train.csv }
-  holdout: { path: data/holdout.csv }
-model:
-  name: wide-mlp
-  task: classification
-  family: mlp
-  hyperparameters: { hidden_layers: [16], activation: relu }
-training:
-  epochs: 8
-  batch_size: 32
-  learning_rate: 0.003
-evaluation:
-  metrics: [accuracy]
-environments:
-  staging: { url: "http://127.0.0.1:8080" }
-  production: { url: "https://wide.example.com" }
-holdout:
-  metrics: [accuracy]
-  tolerances: { accuracy: 0.0 }
-  batch_size: 64
-"#;
+use crate::wide_table::{MANIFEST, SHOPS, WIDTH, table};
 
 fn run(c: &mut std::process::Command) -> std::process::Output {
     let out = c.env_remove("GITHUB_ACTIONS").output().expect("runs");
@@ -133,13 +67,7 @@ fn check_one_row(server: &Server, project: &Path) {
     let holdout = std::fs::read_to_string(project.join("data/holdout.csv")).expect("holdout");
     let row = holdout.lines().nth(1).expect("a row");
     let body = format!("{}\n", &row[..row.rfind(',').expect("label")]);
-    let a = crate::http::request(
-        server.addr,
-        "POST",
-        "/invocations",
-        Some("text/csv"),
-        body.as_bytes(),
-    );
+    let a = crate::http::post_csv(server.addr, &body);
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.json()["predictions"].as_array().map(Vec::len), Some(1));
 }

@@ -151,6 +151,18 @@ pub(crate) fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, None, b"")
 }
 
+/// `POST /invocations` of `body` as `text/csv`.
+#[allow(dead_code)]
+pub(crate) fn post_csv(addr: SocketAddr, body: &str) -> Response {
+    request(
+        addr,
+        "POST",
+        "/invocations",
+        Some("text/csv"),
+        body.as_bytes(),
+    )
+}
+
 pub(crate) fn post_json(addr: SocketAddr, body: &str) -> Response {
     request(
         addr,

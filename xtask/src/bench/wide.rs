@@ -5,79 +5,16 @@
 //! `MLPClassifier` of the same shape and epochs, scored on the holdout file. Then the holdout
 //! test of the registered version against `mlops serve`, with parity on every row.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::{interleaved, json_line, release_binary, tempdir};
 use crate::ml_tools;
 
-const WIDTH: usize = 2000;
-const SHOPS: usize = 40;
+#[path = "../../../tests/support/wide_table.rs"]
+mod wide_table;
 
-/// `rows` rows of the table: features with three decimals from a seeded generator, a shop
-/// (`s0` … `s39`) and a label from the first ten features and the shop.
-fn table(rows: usize, seed: u64) -> String {
-    let mut state = seed;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
-    let mut out = String::new();
-    for i in 0..WIDTH {
-        let _ = write!(out, "f_{i},");
-    }
-    out.push_str("shop,trend\n");
-    for _ in 0..rows {
-        let mut signal = 0.0;
-        for i in 0..WIDTH {
-            let v = (next() * 1000.0).round() / 1000.0;
-            if i < 10 {
-                signal += v;
-            }
-            let _ = write!(out, "{v},");
-        }
-        let shop = ((next() + 1.0) / 2.0 * SHOPS as f64) as usize % SHOPS;
-        if shop < 10 {
-            signal += 1.0;
-        }
-        let label = if signal > 0.0 { "up" } else { "down" };
-        let _ = writeln!(out, "s{shop},{label}");
-    }
-    out
-}
-
-const MANIFEST: &str = r#"version: 1
-project:
-  name: wide
-  repository: acme/wide
-data:
-  features: ["f_{0..1999}", shop]
-  categorical: [shop]
-  label: trend
-  train: { path: data/train.csv }
-  holdout: { path: data/holdout.csv }
-model:
-  name: wide-mlp
-  task: classification
-  family: mlp
-  hyperparameters: { hidden_layers: [16], activation: relu }
-training:
-  epochs: 8
-  batch_size: 32
-  learning_rate: 0.003
-evaluation:
-  metrics: [accuracy]
-environments:
-  staging: { url: "http://127.0.0.1:8080" }
-  production: { url: "https://wide.example.com" }
-holdout:
-  metrics: [accuracy]
-  tolerances: { accuracy: 0.0 }
-  batch_size: 64
-"#;
+use wide_table::{MANIFEST, SHOPS, WIDTH, table};
 
 /// The same work by hand: read, encode, fit 8 epochs, score the holdout file; prints the
 /// holdout accuracy.
