@@ -485,6 +485,24 @@ fn median_f64(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `mlops train --format json` of `manifest` into `registry`: its JSON line (the version's
+/// metrics and status).
+fn train(
+    mlops: &std::path::Path,
+    manifest: &std::path::Path,
+    registry: &std::path::Path,
+) -> Result<serde_json::Value, String> {
+    let trained = Command::new(mlops)
+        .args(["train", "--format", "json", "--manifest"])
+        .arg(manifest)
+        .arg("--registry")
+        .arg(registry)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .map_err(|e| format!("mlops train: {e}"))?;
+    json_line(&trained, "mlops train")
+}
+
 fn json_line(out: &std::process::Output, who: &str) -> Result<serde_json::Value, String> {
     if !out.status.success() {
         return Err(format!(

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{json_line, median_f64, release_binary, tempdir};
+use super::{median_f64, release_binary, tempdir};
 use crate::{cargo, ml_tools, root, target_dir};
 
 /// Seconds each oha run lasts.
@@ -187,6 +187,29 @@ fn load_on(
     Ok((rps * batch as f64, p99))
 }
 
+/// Prints each server's median rows/s and p99 under one `load`, then mlops serve's (the first)
+/// against the fastest of the others, with the goals: at least 3x the rows/s, a lower p99.
+fn compare(load: &str, names: &[&str], medians: &[(f64, f64)]) {
+    for (name, (rows, p99)) in names.iter().zip(medians) {
+        println!("  {load}: {name:<22} {rows:>10.0} rows/s, p99 {p99:.2} ms");
+    }
+    let (ours, our_p99) = medians.first().copied().unwrap_or((0.0, 0.0));
+    let Some((name, (rows, p99))) = names
+        .iter()
+        .zip(medians)
+        .skip(1)
+        .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+    else {
+        return;
+    };
+    let ratio = ours / rows.max(f64::MIN_POSITIVE);
+    println!(
+        "ratio: mlops serve / {name} (the fastest Python server), {load} = {ratio:.2}x rows/s (goal >= 3x: {}); p99 {our_p99:.2} ms vs {p99:.2} ms (goal lower: {})",
+        super::goal(ratio >= 3.0),
+        super::goal(our_p99 < *p99),
+    );
+}
+
 /// The JSON lines a command printed, after it succeeded.
 fn json_lines(cmd: &mut Command, who: &str) -> Result<Vec<serde_json::Value>, String> {
     let out = cmd.output().map_err(|e| format!("{who}: {e}"))?;
@@ -246,15 +269,7 @@ pub(crate) fn run() -> Result<(), String> {
     }
     std::fs::write(project.join("mlops.yaml"), manifest).map_err(|e| e.to_string())?;
     let registry = scratch.join("registry");
-    let trained = Command::new(&mlops)
-        .args(["train", "--format", "json", "--manifest"])
-        .arg(project.join("mlops.yaml"))
-        .arg("--registry")
-        .arg(&registry)
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .map_err(|e| e.to_string())?;
-    let card = json_line(&trained, "mlops train")?;
+    let card = super::train(&mlops, &project.join("mlops.yaml"), &registry)?;
 
     // MLServer's model directory: its settings, the model and the runtime module.
     let served = scratch.join("mlserver");
@@ -434,66 +449,25 @@ pub(crate) fn run() -> Result<(), String> {
     )?;
 
     println!("\nmedians of {ROUNDS} rounds ({LOAD_SECONDS} s each):");
-    let mlops_index = 0;
+    let names: Vec<&str> = contenders.iter().map(|c| c.name).collect();
+    let medians = |runs: Vec<&(Vec<f64>, Vec<f64>)>| -> Vec<(f64, f64)> {
+        runs.into_iter()
+            .map(|(r, p)| (median_f64(r.clone()), median_f64(p.clone())))
+            .collect()
+    };
     for (s, (batch, connections)) in shapes.iter().enumerate() {
-        let at = |i: usize| {
-            figures
-                .get(i)
-                .and_then(|f| f.get(s))
-                .map_or((0.0, 0.0), |(r, p)| {
-                    (median_f64(r.clone()), median_f64(p.clone()))
-                })
-        };
-        let (ours, our_p99) = at(mlops_index);
-        let mut fastest = ("", 0.0f64, 0.0f64);
-        for (i, c) in contenders.iter().enumerate().skip(1) {
-            let (rows, p99) = at(i);
-            println!(
-                "  {batch:>3}-row x {connections:>2}: {:<22} {rows:>10.0} rows/s, p99 {p99:.2} ms",
-                c.name
-            );
-            if rows > fastest.1 {
-                fastest = (c.name, rows, p99);
-            }
-        }
-        println!(
-            "  {batch:>3}-row x {connections:>2}: {:<22} {ours:>10.0} rows/s, p99 {our_p99:.2} ms",
-            "mlops serve"
-        );
-        let ratio = ours / fastest.1.max(f64::MIN_POSITIVE);
-        println!(
-            "ratio: mlops serve / {} (the fastest Python server), {batch}-row requests at {connections} connections = {ratio:.2}x rows/s (goal >= 3x: {}); p99 {our_p99:.2} ms vs {:.2} ms (goal lower: {})",
-            fastest.0,
-            super::goal(ratio >= 3.0),
-            fastest.2,
-            super::goal(our_p99 < fastest.2),
+        let runs = figures.iter().filter_map(|f| f.get(s)).collect();
+        compare(
+            &format!("{batch}-row requests at {connections} connections"),
+            &names,
+            &medians(runs),
         );
     }
     if isolated {
-        let at = |i: usize| {
-            alone.get(i).map_or((0.0, 0.0), |(r, p)| {
-                (median_f64(r.clone()), median_f64(p.clone()))
-            })
-        };
-        let (ours, our_p99) = at(mlops_index);
-        let mut fastest = ("", 0.0f64, 0.0f64);
-        for (i, c) in contenders.iter().enumerate() {
-            let (rows, p99) = at(i);
-            println!(
-                "    1-row x 64, server on CPU 0, oha on CPU 1: {:<22} {rows:>10.0} rows/s, p99 {p99:.2} ms",
-                c.name
-            );
-            if i != mlops_index && rows > fastest.1 {
-                fastest = (c.name, rows, p99);
-            }
-        }
-        let ratio = ours / fastest.1.max(f64::MIN_POSITIVE);
-        println!(
-            "ratio: mlops serve / {} (the fastest Python server), 1-row requests at 64 connections, oha on a CPU of its own = {ratio:.2}x rows/s (goal >= 3x: {}); p99 {our_p99:.2} ms vs {:.2} ms (goal lower: {})",
-            fastest.0,
-            super::goal(ratio >= 3.0),
-            fastest.2,
-            super::goal(our_p99 < fastest.2),
+        compare(
+            "1-row requests at 64 connections, server on CPU 0 and oha on CPU 1",
+            &names,
+            &medians(alone.iter().collect()),
         );
     }
     let ours = colds.first().copied().unwrap_or(f64::NAN);

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::{interleaved, json_line, release_binary, tempdir};
+use super::{interleaved, release_binary, tempdir};
 use crate::ml_tools;
 
 #[path = "../../../tests/support/wide_table.rs"]
@@ -74,15 +74,7 @@ pub(crate) fn run() -> Result<(), String> {
 
     // The accuracies, once more with output, and the registry the holdout test uses.
     let registry = dir.join("registry");
-    let trained = Command::new(&mlops)
-        .args(["train", "--format", "json", "--manifest"])
-        .arg(dir.join("mlops.yaml"))
-        .arg("--registry")
-        .arg(&registry)
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .map_err(|e| e.to_string())?;
-    let card = json_line(&trained, "mlops train")?;
+    let card = super::train(&mlops, &dir.join("mlops.yaml"), &registry)?;
     let ours_accuracy = card["holdout_metrics"]["accuracy"]
         .as_f64()
         .unwrap_or(f64::NAN);
