@@ -8,7 +8,8 @@
 //! of the bucket that holds it: the histogram cannot say more). A look with fewer than
 //! `min_requests` requests is not judged; its requests are carried into the next look, so a quiet
 //! service is judged over a longer window rather than on three requests. A service that stops
-//! answering `/metrics` (three looks in a row) is a breach too; the first look must answer.
+//! answering `/metrics` (three looks in a row, the first look, which sets the baseline, included)
+//! is a breach too.
 //!
 //! A SageMaker endpoint is judged from CloudWatch alarms (the two the rendered Terraform creates
 //! for it and the manifest's `rollback_alarms`): any in `ALARM` is a breach.
@@ -260,17 +261,35 @@ pub async fn url(
         done.breaches.push(format!("/metrics: {why}"));
         done
     };
-    let mut base = match look().await {
-        Ok(s) => s,
-        Err(e) => return Ok(fail(done, e)),
-    };
-    let start = base.clone();
-    let started = Instant::now();
     let total = Duration::from_secs(u64::from(watch.seconds));
     let interval = Duration::from_secs(u64::from(watch.interval_seconds));
     tokio::pin!(cancelled);
-    let mut judged_any = false;
+    // The first look sets the baseline; like any other, one that fails (a service full of
+    // clients refusing the connection) is looked at again, and three in a row are a breach.
     let mut failures = 0;
+    let mut base = loop {
+        match look().await {
+            Ok(s) => break s,
+            Err(e) if failures + 1 >= FAILED_LOOKS => {
+                return Ok(fail(
+                    done,
+                    format!("{FAILED_LOOKS} looks in a row failed: {e}"),
+                ));
+            }
+            Err(e) => {
+                failures += 1;
+                progress.notice(&format!("watch: /metrics: {e}"));
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    signal = &mut cancelled => return Err(signal),
+                }
+            }
+        }
+    };
+    failures = 0;
+    let start = base.clone();
+    let started = Instant::now();
+    let mut judged_any = false;
     while started.elapsed() < total {
         let wait = interval.min(total.saturating_sub(started.elapsed()));
         tokio::select! {
@@ -552,5 +571,89 @@ mod tests {
             p99_ms: Some(f64::INFINITY),
         };
         assert!(judge(&beyond, &watch())[0].contains("over the histogram's last bound"));
+    }
+
+    struct Notices(Vec<String>);
+
+    impl Progress for Notices {
+        fn step(&mut self, _: &str) {}
+        fn notice(&mut self, line: &str) {
+            self.0.push(line.to_owned());
+        }
+    }
+
+    /// A service on 127.0.0.1 that drops its first `dropped` connections unanswered and answers
+    /// every later one with `TEXT` on `/metrics`.
+    fn service(dropped: usize) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { return };
+                if n < dropped {
+                    continue;
+                }
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{TEXT}",
+                    TEXT.len()
+                );
+            }
+        });
+        url
+    }
+
+    fn soak(url: &str) -> (Watched, Vec<String>) {
+        let http = Http::new(
+            url,
+            mlops_holdout::client::Policy {
+                timeout: Duration::from_secs(2),
+                retries: 0,
+                ..Default::default()
+            },
+        )
+        .expect("client");
+        let quick = Watch {
+            seconds: 2,
+            interval_seconds: 1,
+            min_requests: 1_000_000,
+            ..watch()
+        };
+        let mut notices = Notices(Vec::new());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let watched = rt
+            .block_on(url_watch(&http, &quick, &mut notices))
+            .expect("not cancelled");
+        (watched, notices.0)
+    }
+
+    async fn url_watch(http: &Http, w: &Watch, p: &mut Notices) -> Result<Watched, &'static str> {
+        url(http, w, p, std::future::pending()).await
+    }
+
+    /// The first look sets the baseline; a refused one is looked at again, as any look is, and
+    /// only three failures in a row are a breach.
+    #[test]
+    fn a_failed_first_look_is_retried_and_three_are_a_breach() {
+        let (watched, notices) = soak(&service(1));
+        assert!(watched.breaches.is_empty(), "{:?}", watched.breaches);
+        assert!(watched.looks >= 1, "{watched:?}");
+        assert!(
+            notices.iter().any(|n| n.starts_with("watch: /metrics: ")),
+            "{notices:?}"
+        );
+        let (watched, _) = soak(&service(usize::MAX));
+        assert_eq!(watched.breaches.len(), 1, "{:?}", watched.breaches);
+        assert!(
+            watched.breaches[0].starts_with("/metrics: 3 looks in a row failed"),
+            "{:?}",
+            watched.breaches
+        );
     }
 }
