@@ -249,14 +249,7 @@ impl Encoder {
                     if self.rows > 0 {
                         column.push(b',');
                     }
-                    match category(&self.text_at, row, j) {
-                        Some("") => column.extend_from_slice(b"null"),
-                        // Serialising a string cannot fail.
-                        Some(text) => column.extend_from_slice(
-                            serde_json::to_string(text).unwrap_or_default().as_bytes(),
-                        ),
-                        None => value(column, *v, number, b"null"),
-                    }
+                    json_value(column, category(&self.text_at, row, j), *v, number);
                 }
             }
             Protocol::V2 => {
@@ -277,14 +270,7 @@ impl Encoder {
                         if j > 0 {
                             out.push(b',');
                         }
-                        match category(&self.text_at, row, j) {
-                            Some("") => out.extend_from_slice(b"null"),
-                            // Serialising a string cannot fail.
-                            Some(text) => out.extend_from_slice(
-                                serde_json::to_string(text).unwrap_or_default().as_bytes(),
-                            ),
-                            None => value(out, *v, number, b"null"),
-                        }
+                        json_value(out, category(&self.text_at, row, j), *v, number);
                     }
                 }
                 out.push(b']');
@@ -368,6 +354,19 @@ fn value(out: &mut Vec<u8>, v: f32, number: &mut zmij::Buffer, gap: &[u8]) {
         out.extend_from_slice(gap);
     } else {
         out.extend_from_slice(number.format_finite(v).as_bytes());
+    }
+}
+
+/// One feature as a JSON value: a category's text as a string (`null` when missing), else the
+/// number (`null` for a gap).
+fn json_value(out: &mut Vec<u8>, text: Option<&str>, v: f32, number: &mut zmij::Buffer) {
+    match text {
+        Some("") => out.extend_from_slice(b"null"),
+        // Serialising a string cannot fail.
+        Some(text) => {
+            out.extend_from_slice(serde_json::to_string(text).unwrap_or_default().as_bytes())
+        }
+        None => value(out, v, number, b"null"),
     }
 }
 

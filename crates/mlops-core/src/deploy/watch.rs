@@ -242,6 +242,17 @@ impl Watched {
     }
 }
 
+/// Counts a failed look at `/metrics`: one (a refused connection when the service is full, a
+/// slow answer) is not a verdict and is noticed; the third in a row is the breach returned.
+fn failed(failures: &mut u32, e: String, progress: &mut dyn Progress) -> Option<String> {
+    *failures += 1;
+    if *failures >= FAILED_LOOKS {
+        return Some(format!("{FAILED_LOOKS} looks in a row failed: {e}"));
+    }
+    progress.notice(&format!("watch: /metrics: {e}"));
+    None
+}
+
 /// Watches the service behind `http` as `watch` says; stops at the first look with a breach
 /// (or when `/metrics` does not answer), or when `cancelled` resolves (`Err` with its name).
 pub async fn url(
@@ -270,15 +281,10 @@ pub async fn url(
     let mut base = loop {
         match look().await {
             Ok(s) => break s,
-            Err(e) if failures + 1 >= FAILED_LOOKS => {
-                return Ok(fail(
-                    done,
-                    format!("{FAILED_LOOKS} looks in a row failed: {e}"),
-                ));
-            }
             Err(e) => {
-                failures += 1;
-                progress.notice(&format!("watch: /metrics: {e}"));
+                if let Some(why) = failed(&mut failures, e, progress) {
+                    return Ok(fail(done, why));
+                }
                 tokio::select! {
                     () = tokio::time::sleep(interval) => {}
                     signal = &mut cancelled => return Err(signal),
@@ -302,19 +308,10 @@ pub async fn url(
                 failures = 0;
                 s
             }
-            // One failed look (a refused connection when the service is full, a slow answer)
-            // is not a verdict; three in a row are.
-            Err(e) if failures + 1 >= FAILED_LOOKS => {
-                return Ok(fail(
-                    done,
-                    format!("{FAILED_LOOKS} looks in a row failed: {e}"),
-                ));
-            }
-            Err(e) => {
-                failures += 1;
-                progress.notice(&format!("watch: /metrics: {e}"));
-                continue;
-            }
+            Err(e) => match failed(&mut failures, e, progress) {
+                Some(why) => return Ok(fail(done, why)),
+                None => continue,
+            },
         };
         let w = window(&base, &now);
         let whole = window(&start, &now);
