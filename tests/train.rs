@@ -60,7 +60,9 @@ fn run(m: &Manifest, manifest: &Path, seed: u64) -> Run {
         |_| {},
     )
     .expect("trains");
-    let (_, holdout) = train::evaluate(&trained.network, &holdout, m.model.task).expect("scores");
+    let holdout = train::evaluate(&trained.network, &holdout, m.model.task)
+        .expect("scores")
+        .metrics;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("model.safetensors");
     mlops_train::model::save(&trained.network, &path).expect("saves");

@@ -43,6 +43,7 @@ mod github;
 mod init;
 mod limits;
 mod missing;
+mod monitor;
 mod onnx;
 mod parquet;
 mod protocols;

@@ -1,16 +1,19 @@
 //! The files mlops writes and reads back, as types: the model card ([`card`]), the pin file
 //! ([`pin`]), a service's `/version` document ([`service`]), what a training run is and reports
 //! ([`training`]), the model bundle `model.json` ([`bundle`]), the holdout report ([`holdout`]),
-//! `mlops run`'s summary ([`run`]) and a model artifact's digest ([`artifact`]). Every writer
+//! `mlops run`'s summary ([`run`]), the monitoring baseline ([`baseline`]) and a model artifact's digest ([`artifact`]). Every writer
 //! and reader of these files uses these types, so a field is never written under one name and
 //! read under another; the card's JSON Schema is generated from its type. Plain data with serde
 //! and schemars, light enough for every crate that reads an artifact (no training stack).
 
 pub mod artifact;
+pub mod baseline;
 pub mod bundle;
+pub mod capture;
 pub mod card;
 pub mod fs;
 pub mod holdout;
+pub mod monitor;
 pub mod pin;
 pub mod run;
 pub mod service;
@@ -58,6 +61,20 @@ pub fn schemas() -> Vec<(&'static str, String)> {
             ),
         ),
         ("model-bundle.schema.json", bundle::schema_text()),
+        (
+            "monitor-report.schema.json",
+            schema_text::<monitor::Report>(
+                "https://mlops-rs.github.io/schema/v1/monitor-report.schema.json",
+                "mlops monitor report",
+            ),
+        ),
+        (
+            "capture-record.schema.json",
+            schema_text::<capture::Record>(
+                "https://mlops-rs.github.io/schema/v1/capture-record.schema.json",
+                "mlops capture line",
+            ),
+        ),
         ("pin.schema.json", pin::schema_text()),
         (
             "run.schema.json",

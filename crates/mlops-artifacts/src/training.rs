@@ -140,6 +140,10 @@ pub struct Report {
     pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
     pub samples_per_second: f64,
     pub seconds: f64,
+    /// What `mlops monitor` compares production with: each feature on the training split and
+    /// the predictions on the validation set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::Baseline>,
 }
 
 impl Report {

@@ -11,6 +11,7 @@ pub mod github;
 pub mod holdout;
 pub mod image;
 pub mod init;
+pub mod monitor;
 pub mod problem;
 pub mod promote;
 pub mod registry;

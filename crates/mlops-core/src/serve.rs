@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use mlops_artifacts::artifact::{BUNDLE, MODEL_FILES, WEIGHTS};
 use mlops_registry::Registry;
+use mlops_serve::capture::{Capture, Settings};
 use mlops_serve::{Identity, Limits, Service};
 use mlops_train::card::ModelCard;
 use mlops_train::predict::{ArtifactDigest, Predictor};
@@ -183,12 +184,103 @@ pub struct Request {
     pub quiet: bool,
     /// Where to write the bound address (`HOST:PORT` and a newline) once the service listens.
     pub address_file: Option<PathBuf>,
+    /// Data capture (`--capture`, or the manifest's `monitoring.capture`).
+    pub capture: Option<CaptureRequest>,
+}
+
+/// Where and how much to capture.
+#[derive(Debug, Clone)]
+pub struct CaptureRequest {
+    /// A directory, or `s3://BUCKET/PREFIX` (files spooled locally, uploaded as each closes).
+    pub destination: String,
+    pub sample_percent: f64,
+    pub rotate_bytes: u64,
+    pub rotate_seconds: u64,
+}
+
+/// Whether any file is under `dir`.
+fn holds_files(dir: &Path) -> bool {
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            return true;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(entry.path()),
+                _ => return true,
+            }
+        }
+    }
+    false
+}
+
+/// The capture of a service: a directory, or a spool directory whose closed files are uploaded
+/// under an `s3://` prefix (by the writer thread, with a runtime of its own).
+fn start_capture(
+    req: &CaptureRequest,
+    identity: &mlops_serve::Identity,
+    progress: &mut dyn Progress,
+) -> Result<(Capture, Option<PathBuf>), Problem> {
+    let (dir, upload, spool) = if req.destination.starts_with("s3://") {
+        let uri = mlops_aws::S3Uri::parse(&req.destination)?;
+        let spool = tempfile::Builder::new()
+            .prefix("mlops-capture-")
+            .tempdir()
+            .map_err(|e| Problem::broken(format!("cannot make a spool directory: {e}"), ""))?
+            .keep();
+        let root = spool.clone();
+        let rt = crate::runtime::current_thread()?;
+        let s3 = rt.block_on(mlops_aws::S3::from_env());
+        let upload: mlops_serve::capture::Upload = Box::new(move |path: &Path| {
+            let relative = path
+                .strip_prefix(&root)
+                .map_err(|_| format!("{} is outside the spool", path.display()))?;
+            let key = format!("{}/{}", uri.key.trim_end_matches('/'), relative.display());
+            let key = key.trim_start_matches('/').to_owned();
+            let object = mlops_aws::S3Uri {
+                bucket: uri.bucket.clone(),
+                key,
+            };
+            rt.block_on(s3.upload(path, &object)).map_err(|e| e.message)
+        });
+        (spool.clone(), Some(upload), Some(spool))
+    } else {
+        (PathBuf::from(&req.destination), None, None)
+    };
+    let capture = Capture::start(
+        Settings {
+            dir,
+            sample_percent: req.sample_percent,
+            rotate_bytes: req.rotate_bytes,
+            rotate_seconds: req.rotate_seconds,
+            upload,
+        },
+        identity,
+    )
+    .map_err(|e| {
+        Problem::input(
+            format!("cannot capture: {e}"),
+            "--capture takes a writable directory or s3://BUCKET/PREFIX",
+        )
+    })?;
+    progress.notice(&format!(
+        "capturing {}% of requests to {}",
+        req.sample_percent, req.destination
+    ));
+    Ok((capture, spool))
 }
 
 /// Serves until SIGTERM (or SIGINT), answering every request in flight before it returns.
 pub fn serve(req: Request, progress: &mut dyn Progress) -> Result<(), Problem> {
     let mut service = Service::new(req.loaded.predictor, req.loaded.identity, req.limits);
     service.log_requests = !req.quiet;
+    let mut spool = None;
+    if let Some(c) = &req.capture {
+        let (capture, dir) = start_capture(c, &service.identity, progress)?;
+        service = service.with_capture(capture);
+        spool = dir;
+    }
     let service = Arc::new(service);
     let rt = crate::runtime::multi_thread()?;
     rt.block_on(async {
@@ -218,9 +310,35 @@ pub fn serve(req: Request, progress: &mut dyn Progress) -> Result<(), Problem> {
                 .unwrap_or("an unregistered model"),
             service.identity.artifact_sha256
         ));
-        mlops_serve::server::run(listener, service, mlops_serve::server::termination())
-            .await
-            .map_err(|e| Problem::broken(format!("the server failed: {e}"), ""))?;
+        let served = mlops_serve::server::run(
+            listener,
+            service.clone(),
+            mlops_serve::server::termination(),
+        )
+        .await;
+        if let Some(capture) = service.capture() {
+            // The last file closed (and uploaded) before the process ends.
+            let capture_finish = || capture.finish();
+            tokio::task::block_in_place(capture_finish);
+            let lost = capture.counters.lost();
+            if lost > 0 {
+                progress.notice(&format!(
+                    "capture: {lost} answered requests were not captured"
+                ));
+            }
+        }
+        if let Some(dir) = &spool {
+            // Without files once every one was uploaded; kept (and said) otherwise.
+            if holds_files(dir) {
+                progress.notice(&format!(
+                    "capture files not uploaded are kept in {}",
+                    dir.display()
+                ));
+            } else {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        served.map_err(|e| Problem::broken(format!("the server failed: {e}"), ""))?;
         progress.notice("stopped: every request in flight was answered");
         Ok(())
     })

@@ -7,4 +7,5 @@ pub mod categories;
 pub mod data;
 pub mod number;
 mod parquet;
+pub mod profile;
 pub mod records;

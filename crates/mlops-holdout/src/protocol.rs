@@ -428,6 +428,39 @@ impl Key {
     }
 }
 
+/// An answer's predictions, in order, whatever its form: CSV (one prediction per line, its first
+/// field) or any JSON answer [`json_predictions`] reads. What `mlops monitor` reads captured
+/// answers with; the holdout test's own reader avoids these allocations.
+pub fn predictions(
+    content_type: Option<&str>,
+    body: &[u8],
+    key: Key,
+) -> Result<Vec<Field<'static>>, String> {
+    let csv = content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("text/csv"));
+    if !csv {
+        return json_predictions(body, key);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut out = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(format!("the CSV answer is malformed: {e}")),
+        }
+        out.push(Field::Text(
+            record.get(0).unwrap_or_default().to_owned().into(),
+        ));
+    }
+    Ok(out)
+}
+
 /// A JSON answer's predictions, in order.
 pub fn json_predictions(body: &[u8], key: Key) -> Result<Vec<Field<'static>>, String> {
     let answer: Value = serde_json::from_slice(body)

@@ -39,6 +39,8 @@ pub struct Manifest {
     pub workflows: Workflows,
     #[serde(default)]
     pub container: Container,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<Monitoring>,
 }
 
 /// The model image `mlops render` writes a Dockerfile for (`container/Dockerfile`): the `mlops`
@@ -938,6 +940,145 @@ impl Default for Holdout {
 
 fn default_holdout_batch() -> u32 {
     256
+}
+
+/// Production monitoring (README, "Monitoring"): what `mlops serve` captures, what `mlops monitor`
+/// judges against the model's baseline, and what the rendered monitor workflow does on drift.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Monitoring {
+    /// What the prediction service records of each request it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+    /// When a feature, the predictions or a metric count as drifted.
+    #[serde(default)]
+    pub thresholds: DriftThresholds,
+    /// When the rendered `mlops-monitor.yml` runs, as a cron expression in UTC (five fields).
+    /// Without it no monitor workflow is rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 9, max = 100))]
+    pub schedule: Option<String>,
+    /// On drift the monitor workflow also dispatches the train workflow, whose release goes
+    /// through the same holdout test, no-regression rule and human gate.
+    #[serde(default)]
+    pub retrain: bool,
+}
+
+/// Data capture (`mlops serve --capture`): each answered request's body and answer, the model's
+/// reference and artifact digest, an inference id and the time, as JSON lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    /// A directory, or `s3://BUCKET/PREFIX` (files are written locally first and uploaded as
+    /// each one is closed).
+    #[schemars(length(min = 1, max = 1024))]
+    pub destination: String,
+    /// The share of requests captured, in percent.
+    #[serde(default = "default_sample_percent")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub sample_percent: f64,
+    /// A capture file is closed (and a new one begun) at this size, in bytes.
+    #[serde(default = "default_rotate_bytes")]
+    #[schemars(range(min = 4096, max = 4294967296_u64))]
+    pub rotate_bytes: u64,
+    /// ... or when it is this old, in seconds.
+    #[serde(default = "default_rotate_seconds")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub rotate_seconds: u64,
+}
+
+fn default_sample_percent() -> f64 {
+    100.0
+}
+
+fn default_rotate_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_rotate_seconds() -> u64 {
+    300
+}
+
+/// The limits `mlops monitor` judges by: anything over one is drift (exit 1, named).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftThresholds {
+    /// Largest population stability index of a feature against its training distribution
+    /// (0.1: a small change; 0.25: a large one).
+    #[serde(default = "default_psi")]
+    #[schemars(range(min = 0.0))]
+    pub psi: f64,
+    /// Largest Kolmogorov-Smirnov statistic of a numeric feature (the largest gap between the
+    /// two cumulative distributions, on the baseline's bins).
+    #[serde(default = "default_ks")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub ks: f64,
+    /// Largest rise of a feature's missing rate (0.05: five more rows in a hundred).
+    #[serde(default = "default_missing_rise")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub missing: f64,
+    /// Largest population stability index of the predictions against those on the validation
+    /// set.
+    #[serde(default = "default_psi")]
+    #[schemars(range(min = 0.0))]
+    pub prediction: f64,
+    /// Fewer captured rows than this is itself a finding (nothing can be judged).
+    #[serde(default = "default_min_rows")]
+    #[schemars(range(min = 1))]
+    pub min_rows: u64,
+    /// Other limits for some features, by column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub features: BTreeMap<String, FeatureThresholds>,
+    /// With ground truth: the largest fall of a metric below the value the holdout set gave at
+    /// evaluation (a rise of an error metric), by metric.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"$ref": "#/$defs/Metric"}))]
+    pub metrics: BTreeMap<Metric, f64>,
+}
+
+impl Default for DriftThresholds {
+    fn default() -> Self {
+        Self {
+            psi: default_psi(),
+            ks: default_ks(),
+            missing: default_missing_rise(),
+            prediction: default_psi(),
+            min_rows: default_min_rows(),
+            features: BTreeMap::new(),
+            metrics: BTreeMap::new(),
+        }
+    }
+}
+
+/// One feature's own limits; an absent one is the general limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureThresholds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub psi: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub ks: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub missing: Option<f64>,
+}
+
+fn default_psi() -> f64 {
+    0.2
+}
+
+fn default_ks() -> f64 {
+    0.2
+}
+
+fn default_missing_rise() -> f64 {
+    0.05
+}
+
+fn default_min_rows() -> u64 {
+    100
 }
 
 fn default_concurrency() -> u32 {

@@ -104,6 +104,7 @@ pub fn check(file: &str, root: &Node, m: &Manifest) -> Vec<Diagnostic> {
     environment(&mut cx, "staging", &m.environments.staging);
     environment(&mut cx, "production", &m.environments.production);
     uris(&mut cx, m);
+    monitoring(&mut cx, m);
     cx.out
 }
 
@@ -424,6 +425,72 @@ fn training(cx: &mut Ctx<'_>, m: &Manifest) {
                 "SageMaker requires the spot wait to be at least the runtime",
             );
         }
+    }
+}
+
+/// `monitoring`: per-feature limits name features, metric limits the task's metrics, and the
+/// schedule is a cron expression GitHub takes (five fields).
+fn monitoring(cx: &mut Ctx<'_>, m: &Manifest) {
+    let Some(monitoring) = &m.monitoring else {
+        return;
+    };
+    let features = expand_columns(&m.data.features).unwrap_or_default();
+    for column in monitoring.thresholds.features.keys() {
+        if !features.contains(column) {
+            cx.error_at(
+                "semantic/monitoring-feature",
+                &[
+                    key("monitoring"),
+                    key("thresholds"),
+                    key("features"),
+                    key(column),
+                ],
+                format!("`{column}` is not one of `data.features`"),
+                "per-feature limits name a feature column of the model",
+            );
+        }
+    }
+    for metric in monitoring.thresholds.metrics.keys() {
+        if metric.task() != m.model.task {
+            cx.error_at(
+                "semantic/metric-task",
+                &[
+                    key("monitoring"),
+                    key("thresholds"),
+                    key("metrics"),
+                    key(metric.name()),
+                ],
+                format!("`{}` is not a metric of this model's task", metric.name()),
+                &format!(
+                    "metrics of the task: {}",
+                    names(
+                        Metric::ALL
+                            .iter()
+                            .copied()
+                            .filter(|x| x.task() == m.model.task)
+                    )
+                ),
+            );
+        }
+    }
+    if let Some(schedule) = &monitoring.schedule {
+        let fields = schedule.split_whitespace().count();
+        if fields != 5 {
+            cx.error(
+                "semantic/monitoring-schedule",
+                &["monitoring", "schedule"],
+                format!("`{schedule}` has {fields} fields; a cron schedule has five"),
+                "minute hour day-of-month month day-of-week, in UTC, e.g. `0 6 * * *`",
+            );
+        }
+    }
+    if monitoring.retrain && monitoring.schedule.is_none() {
+        cx.error(
+            "semantic/monitoring-retrain",
+            &["monitoring", "retrain"],
+            "`retrain` needs `monitoring.schedule`: only the monitor workflow retrains".to_owned(),
+            "add a schedule, e.g. `schedule: \"0 6 * * *\"`",
+        );
     }
 }
 

@@ -19,8 +19,10 @@ use serde::Serialize;
 
 use crate::Limits;
 use crate::body::{self, Media, Rejection};
+use crate::capture::Capture;
 use crate::stats::{self, Stats};
 use crate::v2;
+use mlops_artifacts::capture::Route;
 
 /// Who the served model is, as `/version` and the `/ping` headers report it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -46,6 +48,8 @@ pub struct Service {
     prediction_threads: Arc<tokio::sync::Semaphore>,
     /// The signature's features by name, built once (not per JSON body of named rows).
     index: std::collections::HashMap<String, usize>,
+    /// Data capture (`--capture`), when on.
+    capture: Option<Capture>,
 }
 
 impl Service {
@@ -68,7 +72,41 @@ impl Service {
             log_requests: true,
             stats: Arc::default(),
             prediction_threads: Arc::new(tokio::sync::Semaphore::new(limits.prediction_threads)),
+            capture: None,
         }
+    }
+
+    /// The service with data capture on.
+    pub fn with_capture(mut self, capture: Capture) -> Self {
+        self.capture = Some(capture);
+        self
+    }
+
+    /// The capture, when on: its counters, and [`Capture::finish`] at the graceful stop.
+    pub fn capture(&self) -> Option<&Capture> {
+        self.capture.as_ref()
+    }
+
+    /// The capture of this request, when it is sampled: its inference id (the caller's header,
+    /// else a new one) and content type.
+    fn sample(&self, headers: &HeaderMap, route: Route) -> Option<Pending> {
+        let capture = self.capture.as_ref()?;
+        if !capture.sampled() {
+            return None;
+        }
+        let given = INFERENCE_ID_HEADERS
+            .iter()
+            .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+            .filter(|id| !id.is_empty() && id.len() <= 256);
+        Some(Pending {
+            id: given.map_or_else(crate::capture::new_id, str::to_owned),
+            route,
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            input: Bytes::new(),
+        })
     }
 
     fn model_name(&self) -> &str {
@@ -79,6 +117,18 @@ impl Service {
     fn v2_name(&self) -> (&str, Option<&str>) {
         v2::name_and_version(self.identity.model.as_deref())
     }
+}
+
+/// The headers a caller names its inference id with (ours, then SageMaker's), and the one the
+/// answer carries it back in when the request was captured.
+const INFERENCE_ID_HEADERS: [&str; 2] = ["x-inference-id", "x-amzn-sagemaker-inference-id"];
+
+/// A sampled request on its way to the capture: what is known before its answer.
+struct Pending {
+    id: String,
+    route: Route,
+    content_type: Option<String>,
+    input: Bytes,
 }
 
 /// Rows a response carried, for the request log and the metrics.
@@ -207,9 +257,12 @@ async fn version(State(service): State<Arc<Service>>) -> Response {
 }
 
 async fn metrics(State(service): State<Arc<Service>>) -> Response {
-    let text = service
+    let mut text = service
         .stats
         .render(service.model_name(), &service.identity);
+    if let Some(capture) = &service.capture {
+        capture.render(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -344,15 +397,39 @@ where
     })
 }
 
-/// The response for a prediction route's outcome, in `media`.
-fn answered(done: Result<Answered, Response>, media: &'static str) -> Response {
+/// The response for a prediction route's outcome, in `media`; a sampled request and its answer
+/// go to the capture.
+fn answered(
+    service: &Service,
+    done: Result<Answered, Response>,
+    media: &'static str,
+    pending: Option<Pending>,
+) -> Response {
     match done {
         Ok(Ok((rows, written))) => {
+            let written = Bytes::from(written);
+            let mut id = None;
+            if let (Some(p), Some(capture)) = (pending, &service.capture) {
+                id = HeaderValue::from_str(&p.id).ok();
+                capture.offer(crate::capture::Entry {
+                    id: p.id,
+                    at: std::time::SystemTime::now(),
+                    route: p.route,
+                    rows: rows as u64,
+                    content_type: p.content_type,
+                    input: p.input,
+                    answer_type: media,
+                    output: written.clone(),
+                });
+            }
             let mut r = (
                 [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
                 Body::from(written),
             )
                 .into_response();
+            if let Some(id) = id {
+                r.headers_mut().insert("x-inference-id", id);
+            }
             r.extensions_mut().insert(Served(rows));
             r
         }
@@ -381,10 +458,14 @@ async fn invocations(State(service): State<Arc<Service>>, request: Request) -> R
             ),
         );
     };
+    let mut pending = service.sample(headers, Route::Invocations);
     let body = match read_body(&service, request).await {
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Some(p) = &mut pending {
+        p.input = body.clone();
+    }
     let done = on_a_prediction_thread(&service, body, move |s, b| {
         answer(s, content_type.as_deref(), answer_media, b)
     })
@@ -393,7 +474,7 @@ async fn invocations(State(service): State<Arc<Service>>, request: Request) -> R
         Media::Json => "application/json",
         Media::Csv => "text/csv",
     };
-    answered(done, media)
+    answered(&service, done, media, pending)
 }
 
 /// `GET /v2`: the server's metadata.
@@ -478,12 +559,16 @@ async fn v2_infer(
     if let Some(r) = v2_other_model(&service, &path) {
         return r;
     }
+    let mut pending = service.sample(request.headers(), Route::V2);
     let body = match read_body(&service, request).await {
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Some(p) = &mut pending {
+        p.input = body.clone();
+    }
     let done = on_a_prediction_thread(&service, body, v2_answer).await;
-    answered(done, "application/json")
+    answered(&service, done, "application/json", pending)
 }
 
 /// Parses a V2 inference request, predicts, and writes the V2 response: (rows, body).

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use mlops_artifacts::artifact::{BUNDLE, ONNX};
+use mlops_artifacts::baseline::Baseline;
 use mlops_artifacts::bundle::{Architecture, Bundle, Standardizer};
 use mlops_artifacts::training::{Compute, Job, MODEL_CHANNEL, Report, Signature};
 use mlops_data::data::{self, Spec, Table};
@@ -122,7 +123,7 @@ pub fn run(
     };
     let measuring = std::time::Instant::now();
     let mut rows_predicted = 0usize;
-    let mut score = |table: &Table| -> Result<BTreeMap<String, f64>, WorkerError> {
+    let mut score = |table: &Table| -> Result<(BTreeMap<String, f64>, Vec<f32>), WorkerError> {
         let filled = data::standardize(&standardizer, table);
         let (predicted, truth) = predict(&model, &filled, to_model.as_deref(), &shown)?;
         rows_predicted += table.rows();
@@ -134,13 +135,21 @@ pub fn run(
             }
             Task::Regression => crate::metrics::regression(&predicted, &truth),
         };
-        Ok(crate::metrics::by_name(&metrics))
+        Ok((crate::metrics::by_name(&metrics), predicted))
     };
+    let (validation_metrics, validation_predicted) = score(&validation)?;
     let metrics = BTreeMap::from([
-        ("validation".to_owned(), score(&validation)?),
-        ("holdout".to_owned(), score(&holdout)?),
+        ("validation".to_owned(), validation_metrics),
+        ("holdout".to_owned(), score(&holdout)?.0),
     ]);
     let measured = measuring.elapsed().as_secs_f64();
+    let baseline = Baseline {
+        features: mlops_data::profile::features(&data.train, &features, &data.categories),
+        predictions: mlops_data::profile::predictions(
+            model_classes.as_deref(),
+            &validation_predicted,
+        ),
+    };
 
     let model_dir = layout.model();
     let runtime = |message: String| WorkerError::Runtime {
@@ -180,6 +189,7 @@ pub fn run(
         metrics,
         samples_per_second: rows_predicted as f64 / measured.max(1e-9),
         seconds: started.elapsed().as_secs_f64(),
+        baseline: Some(baseline),
     };
     write_json(&model_dir.join("training.json"), &report).map_err(runtime)?;
     Ok(report)

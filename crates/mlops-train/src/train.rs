@@ -301,7 +301,11 @@ pub fn train(
                 batches: batches_per_epoch,
             });
         }
-        let (validation_loss, metrics) = evaluate(&network.valid(), validation, settings.task)?;
+        let Evaluation {
+            loss: validation_loss,
+            metrics,
+            ..
+        } = evaluate(&network.valid(), validation, settings.task)?;
         let record = Epoch {
             epoch,
             loss: total / f64::from(batches.max(1)),
@@ -383,11 +387,7 @@ fn predictions(y: Tensor<2>, classification: bool) -> Result<Vec<f32>, TrainErro
 }
 
 /// Loss and metrics of a network on a table, from one forward pass per chunk.
-pub fn evaluate(
-    network: &Network,
-    table: &Table,
-    task: Task,
-) -> Result<(f64, BTreeMap<Metric, f64>), TrainError> {
+pub fn evaluate(network: &Network, table: &Table, task: Task) -> Result<Evaluation, TrainError> {
     let device = network_device(network);
     let all: Vec<usize> = (0..table.rows()).collect();
     let mut loss_sum = 0.0;
@@ -405,7 +405,21 @@ pub fn evaluate(
         }
         Task::Regression => metrics::regression(&predicted, &table.y),
     };
-    Ok((loss_sum / table.rows().max(1) as f64, metrics))
+    Ok(Evaluation {
+        loss: loss_sum / table.rows().max(1) as f64,
+        metrics,
+        predicted,
+    })
+}
+
+/// A network scored on a table.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The mean loss per row.
+    pub loss: f64,
+    pub metrics: BTreeMap<Metric, f64>,
+    /// Each row's prediction: a class index, or the value.
+    pub predicted: Vec<f32>,
 }
 
 fn network_device(network: &Network) -> Device {

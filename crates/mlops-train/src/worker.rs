@@ -25,7 +25,9 @@ pub use crate::device::Compute;
 use crate::model::{self, Architecture};
 use crate::train::{self, Epoch, Event, Settings};
 use mlops_artifacts::artifact::{BUNDLE, WEIGHTS};
+use mlops_artifacts::baseline::Baseline;
 use mlops_data::data::{self, FileDigest, Format, Spec};
+use mlops_data::profile;
 
 /// The directory layout SageMaker gives a training container.
 #[derive(Debug, Clone)]
@@ -284,13 +286,15 @@ fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Rep
         on_event,
     )?;
     let score = |table| -> Result<_, WorkerError> {
-        let (_, metrics) = train::evaluate(&trained.network, table, job.task)?;
-        Ok(crate::metrics::by_name(&metrics))
+        let scored = train::evaluate(&trained.network, table, job.task)?;
+        Ok((crate::metrics::by_name(&scored.metrics), scored.predicted))
     };
+    let (validation_metrics, validation_predicted) = score(&validation)?;
     let metrics = BTreeMap::from([
-        ("validation".to_owned(), score(&validation)?),
-        ("holdout".to_owned(), score(&holdout)?),
+        ("validation".to_owned(), validation_metrics),
+        ("holdout".to_owned(), score(&holdout)?.0),
     ]);
+    let baseline = baseline(&data, &features, &validation_predicted);
     let model_dir = layout.model();
     let runtime = |message: String| WorkerError::Runtime {
         message,
@@ -329,9 +333,20 @@ fn run_inner(layout: &Layout, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Rep
         metrics,
         samples_per_second: trained.samples_per_second,
         seconds: started.elapsed().as_secs_f64(),
+        baseline: Some(baseline),
     };
     write_json(&model_dir.join("training.json"), &report).map_err(runtime)?;
     Ok(report)
+}
+
+/// What monitoring compares production with: each feature of the training split (categorical
+/// ones by category) and the predictions on the validation set (`predicted`: class indices into
+/// the data's classes, or values).
+pub(crate) fn baseline(data: &data::Datasets, features: &[String], predicted: &[f32]) -> Baseline {
+    Baseline {
+        features: profile::features(&data.train, features, &data.categories),
+        predictions: profile::predictions(data.classes.as_ref().map(|c| c.0.as_slice()), predicted),
+    }
 }
 
 /// The job's features and datasets: each channel's one file, its name as the manifest gave it

@@ -86,6 +86,10 @@ pub(crate) enum Command {
     /// Push the holdout set through a prediction service and compare its answers with the
     /// model's offline predictions and the holdout metrics recorded at training time.
     Holdout(HoldoutArgs),
+    /// Compare a registered version's captured traffic (`mlops serve --capture`, or SageMaker's
+    /// DataCapture) with its training baseline; exit 1 naming each feature, the predictions or a
+    /// metric over `monitoring.thresholds`.
+    Monitor(MonitorArgs),
     /// Open or update the promotion pull request that changes the production pin file.
     Promote(PromoteArgs),
     /// Decide whether production may deploy a promotion pull request (exit 0) or not (exit 1).
@@ -356,7 +360,36 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "MLOPS_ADDRESS_FILE")]
     pub address_file: Option<PathBuf>,
     #[command(flatten)]
+    pub capture: CaptureArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Data capture: what `mlops monitor` reads.
+#[derive(Debug, Args)]
+pub(crate) struct CaptureArgs {
+    /// Capture each answered request (its body, the answer, the model, an inference id, the
+    /// time) as JSON lines under this directory, or under `s3://BUCKET/PREFIX`; defaults to the
+    /// manifest's `monitoring.capture.destination` when serving a registered model.
+    #[arg(long, env = "MLOPS_CAPTURE")]
+    pub capture: Option<String>,
+    /// The share of requests captured, in percent (defaults to the manifest's, else 100).
+    #[arg(long, env = "MLOPS_CAPTURE_SAMPLE_PERCENT", value_parser = percent)]
+    pub capture_sample_percent: Option<f64>,
+    /// Close a capture file at this size, in bytes (defaults to the manifest's, else 64 MiB).
+    #[arg(long, env = "MLOPS_CAPTURE_ROTATE_BYTES", value_parser = between::<u64>(4096, 1 << 32))]
+    pub capture_rotate_bytes: Option<u64>,
+    /// ... or at this age, in seconds (defaults to the manifest's, else 300).
+    #[arg(long, env = "MLOPS_CAPTURE_ROTATE_SECONDS", value_parser = between::<u64>(1, 86_400))]
+    pub capture_rotate_seconds: Option<u64>,
+}
+
+/// A percentage: a number from 0 to 100.
+fn percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a percentage from 0 to 100")),
+    }
 }
 
 /// What SageMaker starts the container for (the argument it passes).
@@ -449,6 +482,31 @@ pub(crate) struct HoldoutArgs {
     /// tested on (the report says so).
     #[arg(long, env = "MLOPS_COMPARE_OTHER_FILE", requires = "compare")]
     pub compare_other_file: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, env = "MLOPS_REPORT")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MonitorArgs {
+    /// The registered version whose traffic was captured: NAME@VERSION, NAME@latest or
+    /// NAME@approved. Only lines its artifact answered are counted.
+    #[arg(long, env = "MLOPS_MODEL")]
+    pub model: String,
+    /// The capture: a directory (`mlops serve --capture DIR`), one capture file, or
+    /// `s3://BUCKET/PREFIX` (ours or a SageMaker endpoint's DataCapture); defaults to the
+    /// manifest's `monitoring.capture.destination`.
+    #[arg(long, env = "MLOPS_CAPTURED")]
+    pub captured: Option<String>,
+    /// Only lines answered since then: an RFC 3339 time, or an age such as 30m, 24h or 7d.
+    #[arg(long, env = "MLOPS_SINCE")]
+    pub since: Option<String>,
+    /// Labels for captured predictions, joined by inference id: a CSV or JSON-lines file of
+    /// `inference_id`, the label column and (for requests of several rows) `row`.
+    #[arg(long, env = "MLOPS_GROUND_TRUTH")]
+    pub ground_truth: Option<PathBuf>,
     /// Also write the JSON report to this file.
     #[arg(long, env = "MLOPS_REPORT")]
     pub report: Option<PathBuf>,

@@ -17,6 +17,7 @@ pub(crate) mod gate;
 pub(crate) mod holdout;
 pub(crate) mod image;
 pub(crate) mod init;
+pub(crate) mod monitor;
 pub(crate) mod promote;
 pub(crate) mod registry;
 pub(crate) mod render;

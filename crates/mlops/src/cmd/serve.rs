@@ -1,7 +1,7 @@
 //! `mlops serve` and `mlops container`: the arguments to a [`mlops_core::serve::Request`] (a
 //! registered model or an artifact, the address, the limits), then the service until SIGTERM.
 
-use mlops_core::serve::{self, Loaded, Request};
+use mlops_core::serve::{self, CaptureRequest, Loaded, Request};
 use std::time::Duration;
 
 use mlops_serve::Limits;
@@ -29,6 +29,10 @@ pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
             return Exit::Usage;
         }
     };
+    let capture = match capture(args, format) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let request = |loaded: Loaded| Request {
         loaded,
         host: args.host.clone(),
@@ -36,11 +40,57 @@ pub(crate) fn run(args: &ServeArgs, format: Format) -> Exit {
         limits: limits(&args.limits),
         quiet: args.quiet,
         address_file: args.address_file.clone(),
+        capture,
     };
     match loaded.and_then(|l| serve::serve(request(l), &mut console)) {
         Ok(()) => Exit::Ok,
         Err(p) => super::failed(&p),
     }
+}
+
+/// The capture asked for: the flags, else (serving a registered model, with a manifest) the
+/// manifest's `monitoring.capture`; a directory there is relative to the manifest.
+fn capture(args: &ServeArgs, format: Format) -> Result<Option<CaptureRequest>, Exit> {
+    let c = &args.capture;
+    let manifest = &args.registry.manifest;
+    let configured = if args.model.is_some() && manifest.exists() {
+        let (m, _) = super::valid_manifest(manifest, format, "nothing served")?;
+        m.monitoring.and_then(|mo| mo.capture).map(|mut cap| {
+            if !cap.destination.starts_with("s3://") {
+                cap.destination = manifest
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(&cap.destination)
+                    .display()
+                    .to_string();
+            }
+            cap
+        })
+    } else {
+        None
+    };
+    let Some(destination) = c
+        .capture
+        .clone()
+        .or_else(|| configured.as_ref().map(|cap| cap.destination.clone()))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(CaptureRequest {
+        destination,
+        sample_percent: c
+            .capture_sample_percent
+            .or(configured.as_ref().map(|cap| cap.sample_percent))
+            .unwrap_or(100.0),
+        rotate_bytes: c
+            .capture_rotate_bytes
+            .or(configured.as_ref().map(|cap| cap.rotate_bytes))
+            .unwrap_or(64 << 20),
+        rotate_seconds: c
+            .capture_rotate_seconds
+            .or(configured.as_ref().map(|cap| cap.rotate_seconds))
+            .unwrap_or(300),
+    }))
 }
 
 fn limits(args: &LimitArgs) -> Limits {
@@ -91,6 +141,8 @@ pub(crate) fn container(args: &ContainerArgs, format: Format) -> Exit {
                         limits: limits(&args.limits),
                         quiet: false,
                         address_file: None,
+                        // On SageMaker the endpoint captures (DataCaptureConfig).
+                        capture: None,
                     };
                     serve::serve(request, &mut console)
                 });

@@ -1,0 +1,250 @@
+//! Captured lines counted into the baseline's bins, one line at a time: each request's body is
+//! read back by the parsers `mlops serve` used on it (`body::parse`, `v2::batch`), its answer by
+//! the holdout test's answer reader, and every value goes to its column's profile. Memory holds
+//! the profiles (bins x columns), never the rows.
+
+use std::collections::HashMap;
+use std::io::BufRead as _;
+use std::path::Path;
+
+use mlops_artifacts::baseline::{Baseline, Profile};
+use mlops_artifacts::bundle::Bundle;
+use mlops_artifacts::capture::{Line, Route};
+use mlops_artifacts::monitor::Read;
+use mlops_data::categories::Vocabulary;
+use mlops_data::profile::count;
+use mlops_holdout::protocol::{self, Key};
+use mlops_manifest::model::{Task, Unseen};
+use mlops_serve::body::{self, Columns, Media};
+use mlops_serve::{Limits, v2};
+use mlops_train::metrics::{Confusion, Errors};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::truth::Truth;
+
+/// Unreadable lines quoted in the report.
+const PROBLEMS_KEPT: usize = 5;
+
+/// The counts so far.
+#[derive(Debug)]
+pub struct Tally {
+    artifact: String,
+    features: Vec<String>,
+    task: Task,
+    classes: HashMap<String, usize>,
+    class_count: usize,
+    vocabulary: Vocabulary,
+    index: HashMap<String, usize>,
+    since: Option<OffsetDateTime>,
+    pub(crate) current: Vec<Profile>,
+    pub(crate) predictions: Profile,
+    pub(crate) read: Read,
+    pub(crate) truth: Option<Labelled>,
+}
+
+/// Ground truth and the metrics' accumulators over the rows it labels.
+#[derive(Debug)]
+pub(crate) struct Labelled {
+    pub(crate) path: String,
+    truth: Truth,
+    pub(crate) joined: u64,
+    pub(crate) confusion: Confusion,
+    pub(crate) errors: Errors,
+}
+
+impl Tally {
+    /// Counts for the model in `bundle`, whose artifact is `artifact`, against `baseline`'s
+    /// bins; lines answered before `since` are left out.
+    pub fn new(
+        bundle: &Bundle,
+        baseline: &Baseline,
+        artifact: &str,
+        since: Option<OffsetDateTime>,
+    ) -> Self {
+        let signature = &bundle.signature;
+        let classes: Vec<String> = signature.classes.clone().unwrap_or_default();
+        Self {
+            artifact: artifact.to_owned(),
+            features: signature.features.clone(),
+            task: signature.task,
+            class_count: classes.len(),
+            classes: classes
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| (c, i))
+                .collect(),
+            // Production may send what the model refuses or has not seen; monitoring counts it
+            // (unseen, missing) rather than refusing the line.
+            vocabulary: Vocabulary::new(
+                &signature.features,
+                &signature.categorical,
+                Unseen::Ignore,
+            ),
+            index: body::index_of(&signature.features),
+            since,
+            current: baseline.features.iter().map(Profile::empty_like).collect(),
+            predictions: baseline.predictions.empty_like(),
+            read: Read::default(),
+            truth: None,
+        }
+    }
+
+    /// Joins ground truth read from `path` (shown as `shown`).
+    pub fn with_truth(mut self, truth: Truth, shown: &str) -> Self {
+        self.truth = Some(Labelled {
+            path: shown.to_owned(),
+            truth,
+            joined: 0,
+            confusion: Confusion::new(self.class_count),
+            errors: Errors::default(),
+        });
+        self
+    }
+
+    /// The artifact whose lines are counted.
+    pub fn artifact(&self) -> &str {
+        &self.artifact
+    }
+
+    /// Reads every line of the capture file at `path` (`shown` in messages).
+    pub fn file(&mut self, path: &Path, shown: &str) -> Result<(), String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
+        self.read.files += 1;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut text = String::new();
+        let mut number = 0u64;
+        loop {
+            text.clear();
+            let n = reader
+                .read_line(&mut text)
+                .map_err(|e| format!("{shown}: {e}"))?;
+            if n == 0 {
+                return Ok(());
+            }
+            number += 1;
+            let line = text.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.line(line) {
+                self.read.unreadable += 1;
+                if self.read.problems.len() < PROBLEMS_KEPT {
+                    self.read.problems.push(format!("{shown}:{number}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Counts one capture line (ours or SageMaker's).
+    pub fn line(&mut self, text: &str) -> Result<(), String> {
+        let line = Line::parse(text)?;
+        if line.artifact.as_deref().is_some_and(|a| a != self.artifact) {
+            self.read.other_model += 1;
+            return Ok(());
+        }
+        if let Some(since) = self.since {
+            let at = OffsetDateTime::parse(&line.time, &Rfc3339)
+                .map_err(|e| format!("its time `{}` is not RFC 3339: {e}", line.time))?;
+            if at < since {
+                self.read.before_since += 1;
+                return Ok(());
+            }
+        }
+        let columns = Columns {
+            features: &self.features,
+            gaps: true,
+            vocabulary: &self.vocabulary,
+            index: Some(&self.index),
+        };
+        let limits = Limits {
+            max_body_bytes: usize::MAX,
+            max_rows: usize::MAX,
+            ..Limits::default()
+        };
+        let (content_type, input) = &line.input;
+        let batch = match line.route {
+            Route::Invocations => {
+                let media = Media::of(content_type.as_deref()).map_err(|r| r.message)?;
+                body::parse(media, input, columns, limits)
+            }
+            Route::V2 => {
+                let request: v2::InferRequest = serde_json::from_slice(input)
+                    .map_err(|e| format!("the V2 request is not readable: {e}"))?;
+                v2::batch(&request, columns, limits)
+            }
+        }
+        .map_err(|r| format!("the request: {}", r.message))?;
+        let key = match self.task {
+            Task::Classification => Key::Label,
+            Task::Regression => Key::Value,
+        };
+        let (answer_type, answer) = &line.output;
+        let said = protocol::predictions(answer_type.as_deref(), answer, key)
+            .map_err(|e| format!("the answer: {e}"))?;
+        if said.len() != batch.rows {
+            return Err(format!(
+                "the request has {} rows and the answer {} predictions",
+                batch.rows,
+                said.len()
+            ));
+        }
+        // The predictions as the profile counts them: a class's index (an unknown label
+        // counts as unseen), or the value.
+        let mut predicted = Vec::with_capacity(said.len());
+        for field in &said {
+            predicted.push(match self.task {
+                Task::Classification => self
+                    .classes
+                    .get(field.label().as_ref())
+                    .map_or(self.class_count as f32, |&i| i as f32),
+                Task::Regression => field
+                    .value()
+                    .ok_or_else(|| format!("the answer `{}` is not a number", field.label()))?,
+            });
+        }
+        let width = self.features.len();
+        for (r, row) in batch.x.chunks(width.max(1)).enumerate() {
+            for (profile, &v) in self.current.iter_mut().zip(row) {
+                count(profile, v);
+            }
+            let p = predicted.get(r).copied().unwrap_or(f32::NAN);
+            count(&mut self.predictions, p);
+            if let Some(l) = &mut self.truth {
+                l.add(&line.id, r as u64, p, self.task, &self.classes);
+            }
+        }
+        self.read.requests += 1;
+        self.read.rows += batch.rows as u64;
+        Ok(())
+    }
+}
+
+impl Labelled {
+    /// Row `row` of inference `id`, predicted `p`, against its label if it has one.
+    fn add(&mut self, id: &str, row: u64, p: f32, task: Task, classes: &HashMap<String, usize>) {
+        let Some(label) = self.truth.label(id, row) else {
+            return;
+        };
+        match task {
+            Task::Classification => {
+                // A label the model has no class for is left out of the metrics (the metrics
+                // range over the model's classes, as at evaluation).
+                if let Some(&t) = classes.get(label) {
+                    self.confusion.add(p as usize, t);
+                    self.joined += 1;
+                }
+            }
+            Task::Regression => {
+                if let Some(t) = mlops_data::number::parse(label.as_bytes()) {
+                    self.errors.add(p, t);
+                    self.joined += 1;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn labels(&self) -> u64 {
+        self.truth.len() as u64
+    }
+}
