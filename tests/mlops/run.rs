@@ -109,8 +109,8 @@ fn the_whole_loop_runs_on_the_quickstart() {
     let run = json_file(&work.join("run.json"));
     matches_schema("run", &run);
     let all = [
-        "validate", "render", "train", "evaluate", "staging", "holdout", "promote", "gate",
-        "deploy",
+        "validate", "render", "train", "evaluate", "staging", "holdout", "monitor", "promote",
+        "gate", "deploy",
     ];
     assert_eq!(
         stages(&run),
@@ -129,6 +129,20 @@ fn the_whole_loop_runs_on_the_quickstart() {
         assert!(stdout.contains(&format!("| {s} | ok |")), "{stdout}");
     }
     assert_eq!(run["model"], "digits-mlp@1");
+    // The staging service captured the holdout test's traffic, and it looks like training's.
+    let monitor = json_file(&work.join("monitor-report.json"));
+    matches_schema("monitor-report", &monitor);
+    assert_eq!(monitor["drifted"], false, "{monitor:#}");
+    assert_eq!(monitor["read"]["rows"], 297, "{monitor:#}");
+    assert_eq!(
+        run["artifacts"]["monitor_report"],
+        ".mlops/run/monitor-report.json"
+    );
+    let figure = run["stages"][6]["figure"].as_str().expect("monitor figure");
+    assert!(
+        figure.contains("297 rows captured from staging: no drift"),
+        "{figure}"
+    );
     assert!(
         closed(staging_addr(&run)),
         "the staging service still listens"
@@ -421,7 +435,7 @@ fn open_pr_opens_the_real_pull_request_and_stops_there() {
     matches_schema("run", &run);
     let results: Vec<(String, String)> = stages(&run);
     assert_eq!(
-        results[6..],
+        results[7..],
         [
             ("promote", "ok"),
             ("gate", "skipped"),

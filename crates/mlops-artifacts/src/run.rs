@@ -59,6 +59,7 @@ impl Run {
         for (what, path) in [
             ("model card", &a.model_card),
             ("holdout report", &a.holdout_report),
+            ("monitor report", &a.monitor_report),
             ("pull request body", &a.pull_request),
             ("promotion repository", &a.promotion_repository),
             ("rendered files", &a.rendered),
@@ -91,6 +92,7 @@ pub enum StageName {
     Evaluate,
     Staging,
     Holdout,
+    Monitor,
     Promote,
     Gate,
     Deploy,
@@ -106,6 +108,7 @@ impl StageName {
             StageName::Evaluate => "evaluate",
             StageName::Staging => "staging",
             StageName::Holdout => "holdout",
+            StageName::Monitor => "monitor",
             StageName::Promote => "promote",
             StageName::Gate => "gate",
             StageName::Deploy => "deploy",
@@ -145,6 +148,9 @@ pub struct Artifacts {
     pub rendered: Option<PathBuf>,
     pub model_card: Option<PathBuf>,
     pub holdout_report: Option<PathBuf>,
+    /// The monitor report of the staging service's capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_report: Option<PathBuf>,
     pub promotion_repository: Option<PathBuf>,
     pub pull_request: Option<PathBuf>,
     pub logs: PathBuf,

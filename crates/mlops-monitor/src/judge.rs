@@ -252,7 +252,10 @@ mod tests {
     fn baseline() -> Baseline {
         let values = || (0..1000).map(|i| (i % 100) as f32);
         Baseline {
-            features: vec![profile::numeric("a", values()), profile::numeric("b", values())],
+            features: vec![
+                profile::numeric("a", values()),
+                profile::numeric("b", values()),
+            ],
             predictions: profile::predictions(
                 Some(&["no".to_owned(), "yes".to_owned()]),
                 &(0..1000).map(|i| (i % 2) as f32).collect::<Vec<_>>(),

@@ -192,10 +192,12 @@ impl Run<'_> {
         self.render()?;
         let reference = self.train()?;
         let report = {
-            // The staging service lives for the holdout test only; dropping it stops it.
+            // The staging service lives for the holdout test only; dropping it stops it (and
+            // closes its capture).
             let staging = self.staging(&reference)?;
             self.holdout(&reference, &staging)?
         };
+        self.monitor(&reference)?;
         if self.open_pr {
             return self.open_pr(&reference, &report);
         }
@@ -531,6 +533,11 @@ impl Run<'_> {
     }
 
     /// Starts `mlops serve` for `reference` on a free loopback port and waits until it listens.
+    /// Where the staging service captures the holdout test's traffic.
+    fn capture_dir(&self) -> PathBuf {
+        self.workdir.join("capture")
+    }
+
     fn serve(&mut self, stage: StageName, reference: &str) -> Result<Service, String> {
         // The service writes the address it bound here once it listens (its log is for people).
         let address_file = self.logs.join(format!("{stage}.address"));
@@ -548,6 +555,11 @@ impl Run<'_> {
             "--address-file".into(),
             address_file.clone().into_os_string(),
         ];
+        if stage == StageName::Staging {
+            let capture = self.capture_dir();
+            let _ = std::fs::remove_dir_all(&capture);
+            a.extend(["--capture".into(), capture.into_os_string()]);
+        }
         a.extend(self.manifest_args());
         self.running(stage);
         let log_path = self.log(stage, "log");
@@ -706,6 +718,65 @@ impl Run<'_> {
         }
         self.passed(StageName::Holdout, figure, started);
         Ok(report)
+    }
+
+    /// `mlops monitor` of what the staging service captured during the holdout test, against
+    /// the baseline training recorded: the holdout set must look like the data the model was
+    /// trained on, or the test's evidence is about another population.
+    fn monitor(&mut self, reference: &str) -> Result<(), Stop> {
+        self.check_interrupted()?;
+        let started = Instant::now();
+        let report = self.workdir.join("monitor-report.json");
+        let _ = std::fs::remove_file(&report);
+        let mut a: Vec<OsString> = vec![
+            "monitor".into(),
+            "--format".into(),
+            "json".into(),
+            "--model".into(),
+            reference.into(),
+            "--registry".into(),
+            self.registry.clone().into_os_string(),
+            "--captured".into(),
+            self.capture_dir().into_os_string(),
+            "--report".into(),
+            report.clone().into_os_string(),
+        ];
+        a.extend(self.manifest_args());
+        let (code, _) = self.step(StageName::Monitor, &a)?;
+        let doc: Option<mlops_artifacts::monitor::Report> = std::fs::read(&report)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if doc.is_some() {
+            self.artifacts.monitor_report = Some(report.clone());
+        }
+        let figure = doc.as_ref().map_or_else(
+            || "no report".to_owned(),
+            |r| {
+                let largest = r
+                    .features
+                    .iter()
+                    .filter_map(|d| d.psi.map(|p| (p, d.column.as_str())))
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                let largest = largest.map_or_else(String::new, |(p, c)| {
+                    format!(", largest feature PSI {p:.4} ({c})")
+                });
+                if r.drifted {
+                    format!("{} rows captured: {}", r.read.rows, r.findings.join("; "))
+                } else {
+                    format!(
+                        "{} rows captured from staging: no drift from training{largest}",
+                        r.read.rows
+                    )
+                }
+            },
+        );
+        if code != 0 || !doc.is_some_and(|r| !r.drifted) {
+            self.show_log(StageName::Monitor);
+            let fault = Self::fault_of(code, Fault::Refused);
+            return Err(self.fail(StageName::Monitor, figure, started, fault));
+        }
+        self.passed(StageName::Monitor, figure, started);
+        Ok(())
     }
 
     /// Whether the manifest sets `promotion.no_regression`.
