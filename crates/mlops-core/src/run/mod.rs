@@ -770,7 +770,7 @@ impl Run<'_> {
                 }
             },
         );
-        if code != 0 || !doc.is_some_and(|r| !r.drifted) {
+        if code != 0 || doc.is_none_or(|r| r.drifted) {
             self.show_log(StageName::Monitor);
             let fault = Self::fault_of(code, Fault::Refused);
             return Err(self.fail(StageName::Monitor, figure, started, fault));
