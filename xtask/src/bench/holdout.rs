@@ -148,7 +148,7 @@ fn stat_ticks(stat: &str) -> Option<f64> {
 
 /// The value of `key=VALUE` in the last line of `stderr` that has it: what
 /// `/usr/bin/time -f "maxrss_kb=%M cpu=%U+%S"` printed after the program's own output.
-fn timed<'a>(stderr: &'a str, key: &str) -> Result<&'a str, String> {
+pub(super) fn timed<'a>(stderr: &'a str, key: &str) -> Result<&'a str, String> {
     let tag = format!("{key}=");
     stderr
         .lines()

@@ -9,6 +9,7 @@ use crate::{cargo, root, tools};
 
 mod action_start;
 mod holdout;
+mod monitor;
 mod serve_onnx;
 mod train;
 mod wide;
@@ -25,8 +26,9 @@ pub(crate) fn run(name: &str) -> Result<(), String> {
         "action-start" => action_start::run(),
         "serve-onnx" => serve_onnx::run(),
         "wide" => wide::run(),
+        "monitor" => monitor::run(),
         other => Err(format!(
-            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start, serve-onnx, wide"
+            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start, serve-onnx, wide, monitor"
         )),
     }
 }
