@@ -169,6 +169,13 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
             "mlops-release.yml",
             "mlops-train.yml",
         ];
+        let monitored = m
+            .monitoring
+            .as_ref()
+            .is_some_and(|mo| mo.schedule.is_some());
+        if monitored {
+            want.push("mlops-monitor.yml");
+        }
         want.sort_unstable();
         assert_eq!(names, want);
         for (name, doc) in &wf {
@@ -219,6 +226,32 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
                 .collect()
         };
         let job = |wf_name: &str, job: &str| wf[wf_name]["jobs"][job].clone();
+        if let Some(mo) = m.monitoring.as_ref().filter(|_| monitored) {
+            // The monitor job reads, writes issues, and dispatches only when it retrains.
+            assert_eq!(jobs("mlops-monitor.yml"), ["monitor"]);
+            let mut want = serde_json::json!({"contents": "read", "issues": "write"});
+            if mo.retrain {
+                want["actions"] = "write".into();
+            }
+            if m.registry.path.starts_with("s3://") {
+                want["id-token"] = "write".into();
+            }
+            assert_eq!(
+                job("mlops-monitor.yml", "monitor")["permissions"],
+                want,
+                "{path}"
+            );
+            assert!(
+                job("mlops-monitor.yml", "monitor")
+                    .get("environment")
+                    .is_none()
+            );
+            let doc = &wf["mlops-monitor.yml"];
+            assert_eq!(
+                doc["on"]["schedule"][0]["cron"],
+                mo.schedule.clone().unwrap_or_default()
+            );
+        }
         assert_eq!(jobs("mlops-ci.yml"), ["check"]);
         assert_eq!(
             job("mlops-ci.yml", "check")["permissions"],
@@ -1363,7 +1396,7 @@ fn work_minutes(action: &str) -> u64 {
     match action {
         "validate" | "render" | "gate" => 5,
         "promote" => 10,
-        "holdout" | "deploy" | "image" => 30,
+        "holdout" | "deploy" | "image" | "monitor" => 30,
         "train" => 300,
         other => panic!("no work estimate for the action `{other}`"),
     }

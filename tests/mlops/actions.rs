@@ -2459,3 +2459,224 @@ fn the_loop_to_production(elsewhere: bool) {
         );
     });
 }
+
+/// The rendered monitor workflow under act with the real monitor action at its pinned commit:
+/// production's service captured shifted traffic into S3 (moto); the workflow judges it, opens
+/// one drift issue in the fake GitHub and dispatches the train workflow; a second run updates
+/// that issue (a comment), never opens another, and dispatches again.
+#[test]
+fn rendered_monitor_workflow_opens_one_issue_and_dispatches_training_on_drift() {
+    if tool("act").is_none() {
+        return;
+    }
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    const REPO: &str = "mlops-rs/digits-example";
+    const ACTIONS: &str = "ghs_workflowToken5151";
+    const BUCKET: &str = "mlops-digits-example";
+    let (status, answer) = moto.http("PUT", &format!("/{BUCKET}"), b"");
+    assert_eq!(status, 200, "{answer}");
+    let repo = rendered_example("digits-github");
+    let dir = repo.path();
+    let manifest = dir.join("examples/digits-github/mlops.yaml");
+    let monitor = std::fs::read_to_string(dir.join(".github/workflows/mlops-monitor.yml"))
+        .expect("the monitor workflow is rendered");
+    let registry = format!("s3://{BUCKET}/registry");
+
+    // The model, trained into the S3 registry; production pins it.
+    let mut train = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    train
+        .current_dir(dir)
+        .args(["train", "--format", "json", "--manifest"])
+        .arg(&manifest)
+        .env_remove("GITHUB_ACTIONS");
+    moto.env(&mut train);
+    let out = train.output().expect("train");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, card) = moto.http(
+        "GET",
+        &format!("/{BUCKET}/registry/digits-mlp/1/card.json"),
+        b"",
+    );
+    assert_eq!(status, 200, "{card}");
+    let card: serde_json::Value = serde_json::from_str(&card).expect("card");
+    let digest = |k: &str| card[k]["sha256"].as_str().expect("digest").to_owned();
+    let pin = mlops_artifacts::pin::Pin {
+        version: 1,
+        model: mlops_artifacts::pin::PinnedModel {
+            name: "digits-mlp".into(),
+            version: 1,
+            registry: registry.clone(),
+            artifact: mlops_artifacts::pin::Artifact {
+                uri: format!("{registry}/digits-mlp/1"),
+                sha256: digest("artifact"),
+            },
+            image: None,
+        },
+        manifest_sha256: digest("manifest"),
+        holdout: None,
+    };
+    std::fs::create_dir_all(dir.join("deploy")).expect("mkdir");
+    std::fs::write(
+        dir.join("deploy/production.yaml"),
+        pin.to_yaml("production"),
+    )
+    .expect("pin");
+    git_in(dir, &["add", "-A"]);
+    git_in(dir, &["commit", "-qm", "production pins digits-mlp@1"]);
+
+    // Production's service captures into S3; its traffic has one pixel brightened.
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    serve.current_dir(dir).env_remove("GITHUB_ACTIONS");
+    moto.env(&mut serve);
+    let capture = format!("s3://{BUCKET}/capture/production");
+    let mut server = server::Server::start(
+        serve,
+        &[
+            "--quiet",
+            "--model",
+            "digits-mlp@1",
+            "--registry",
+            &registry,
+            "--capture",
+            &capture,
+        ],
+    );
+    let holdout =
+        std::fs::read_to_string(root().join("examples/quickstart/data/digits-holdout.csv"))
+            .expect("holdout");
+    let mut lines = holdout.lines();
+    let header = lines.next().expect("header");
+    let features = header.rsplit_once(',').expect("label").0;
+    for chunk in lines.collect::<Vec<_>>().chunks(25) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|l| {
+                let mut v: Vec<f64> = l.split(',').map(|x| x.parse().expect("number")).collect();
+                v.pop();
+                v[20] += 5.0;
+                v.iter().map(f64::to_string).collect::<Vec<_>>().join(",")
+            })
+            .collect();
+        let a = crate::http::post_csv(server.addr, &format!("{features}\n{}\n", rows.join("\n")));
+        assert_eq!(a.status, 200, "{}", a.text());
+    }
+    assert!(server.stop().success(), "{}", server.log());
+    let (status, listing) = moto.http(
+        "GET",
+        &format!("/{BUCKET}?list-type=2&prefix=capture/"),
+        b"",
+    );
+    assert_eq!(status, 200, "{listing}");
+    assert!(
+        listing.contains(".jsonl</Key>"),
+        "the capture was uploaded: {listing}"
+    );
+
+    // GitHub: the repository with the train workflow the monitor dispatches.
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    fake.token(ACTIONS, github_fake::Token::Actions);
+    let train_workflow =
+        std::fs::read_to_string(dir.join(".github/workflows/mlops-train.yml")).expect("train");
+    fake.repo(
+        REPO,
+        "main",
+        &[(".github/workflows/mlops-train.yml", train_workflow.as_str())],
+    );
+
+    let sha = pinned_sha(&monitor, "mlops-rs/mlops").expect("pinned mlops actions");
+    let pinned = actions_at(&sha);
+    let aws = aws_credentials_stand_in();
+    let aws_sha = pinned_sha(&monitor, "aws-actions/configure-aws-credentials").expect("pinned");
+    let record = tempfile::NamedTempFile::new().expect("record");
+    let run = || {
+        let mut args = event_args(dir, "workflow_dispatch", "{}", "mlops-monitor.yml");
+        args.extend([
+            "--local-repository".into(),
+            format!("mlops-rs/mlops@{sha}={}", pinned.path().display()),
+            "--local-repository".into(),
+            format!(
+                "aws-actions/configure-aws-credentials@{aws_sha}={}",
+                aws.path().display()
+            ),
+            "--var".into(),
+            "MLOPS_MONITOR_ROLE_ARN=arn:aws:iam::123456789012:role/monitor".into(),
+            "--var".into(),
+            "MLOPS_AWS_REGION=us-east-1".into(),
+            "-s".into(),
+            format!("GITHUB_TOKEN={ACTIONS}"),
+        ]);
+        for (k, v) in [
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_CONFIG_FILE", "/nonexistent/mlops-test/config".into()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/mlops-test/credentials".into(),
+            ),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("GITHUB_API_URL", fake.url().to_owned()),
+            ("GITHUB_REPOSITORY", REPO.to_owned()),
+            ("MLOPS_GITHUB_BACKOFF_MS", "50".into()),
+            ("MLOPS_RECORD", record.path().display().to_string()),
+        ] {
+            args.extend(["--env".into(), format!("{k}={v}")]);
+        }
+        act_in(dir, &args).expect("act is on PATH")
+    };
+
+    let first = run();
+    // Drift fails the job, after the issue and the dispatch.
+    assert_ne!(first.code, Some(0), "{}", first.log);
+    assert!(first.log.contains("pixel_20"), "{}", first.log);
+    let state = fake.snapshot(REPO).expect("repo");
+    assert_eq!(state.issues.len(), 1, "{}", first.log);
+    let issue = &state.issues[0];
+    assert_eq!(issue.labels, ["mlops-drift"]);
+    assert!(issue.title.contains("digits-mlp@1"), "{}", issue.title);
+    let body = issue.body.clone().unwrap_or_default();
+    assert!(body.contains("feature `pixel_20`"), "{body}");
+    assert!(
+        body.contains("<!-- mlops:drift project=digits model=digits-mlp -->"),
+        "{body}"
+    );
+    assert_eq!(state.dispatches.len(), 1);
+    assert_eq!(state.dispatches[0].workflow, "mlops-train.yml");
+    assert_eq!(state.dispatches[0].git_ref, "main");
+    assert_eq!(
+        first.output("issue").as_deref(),
+        Some(issue.number.to_string().as_str())
+    );
+
+    let second = run();
+    assert_ne!(second.code, Some(0), "{}", second.log);
+    let state = fake.snapshot(REPO).expect("repo");
+    assert_eq!(
+        state.issues.len(),
+        1,
+        "updated, not duplicated: {}",
+        second.log
+    );
+    assert_eq!(
+        state.issues[0].comments.len(),
+        1,
+        "{:?}",
+        state.issues[0].comments
+    );
+    assert!(
+        state.issues[0].comments[0].1.contains("Drift again"),
+        "{:?}",
+        state.issues[0].comments
+    );
+    assert_eq!(state.dispatches.len(), 2);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    let recorded = std::fs::read_to_string(record.path()).expect("record");
+    assert!(
+        recorded.contains("aws role=arn:aws:iam::123456789012:role/monitor"),
+        "{recorded}"
+    );
+}

@@ -16,7 +16,8 @@ use crate::{cache_dir, root, run};
 const PACKAGE: &str = "@octokit/openapi@23.0.2";
 const OUTPUT: &str = "crates/github-fake/openapi/github-subset.json";
 
-/// The operations `mlops promote` and `mlops gate` use, as (method, path template).
+/// The operations `mlops promote`, `mlops gate`, `mlops doctor` and `mlops monitor` use, as
+/// (method, path template).
 pub(crate) const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/repos/{owner}/{repo}"),
     ("get", "/repos/{owner}/{repo}/git/ref/{ref}"),
@@ -40,6 +41,18 @@ pub(crate) const OPERATIONS: &[(&str, &str)] = &[
         "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers",
     ),
     ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),
+    // `mlops monitor --issue --retrain`: the drift issue, and the train workflow dispatched.
+    ("get", "/repos/{owner}/{repo}/issues"),
+    ("post", "/repos/{owner}/{repo}/issues"),
+    ("patch", "/repos/{owner}/{repo}/issues/{issue_number}"),
+    (
+        "post",
+        "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+    ),
+    (
+        "post",
+        "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
+    ),
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
     ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses"),
     ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"),

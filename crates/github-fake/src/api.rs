@@ -11,7 +11,10 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::openapi::{Operation, Spec, merge, spec};
-use crate::{Account, Commit, Exchange, Pull, Repo, State, Status, Token, account, object_id};
+use crate::{
+    Account, Commit, Dispatch, Exchange, Issue, Pull, Repo, State, Status, Token, account,
+    object_id,
+};
 
 type Shared = Arc<Mutex<State>>;
 
@@ -140,10 +143,16 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
 
 fn finish(answer: Answer, headers: &[(String, String)]) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // 204 No Content carries no body.
+    let text = if answer.status == 204 {
+        String::new()
+    } else {
+        answer.body.to_string()
+    };
     let mut response = (
         status,
         [("content-type", "application/json; charset=utf-8")],
-        answer.body.to_string(),
+        text,
     )
         .into_response();
     for (k, v) in headers.iter().chain(answer.headers.iter()) {
@@ -895,11 +904,143 @@ fn serve(
                 json!({"total_count": secrets.len(), "secrets": secrets}),
             )
         }
+        ("get", "/repos/{owner}/{repo}/issues") => {
+            // Pull requests are issues to GitHub: the list holds both, newest first.
+            let state = q("state").unwrap_or_else(|| "open".to_owned());
+            let wanted: Vec<String> = q("labels")
+                .map(|l| l.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let keep = |open: bool, labels: &[String]| {
+                (state == "all" || (state == "open") == open)
+                    && wanted.iter().all(|w| labels.contains(w))
+            };
+            let mut items: Vec<(u64, Value)> = repo
+                .issues
+                .iter()
+                .filter(|i| keep(i.open, &i.labels))
+                .map(|i| (i.number, issue_json(spec, &base_url, &full, i, &now)))
+                .collect();
+            for pr in repo.pulls.iter().filter(|pr| keep(pr.open, &pr.labels)) {
+                let as_issue = Issue {
+                    number: pr.number,
+                    title: pr.title.clone(),
+                    body: pr.body.clone(),
+                    labels: pr.labels.clone(),
+                    open: pr.open,
+                    user: pr.user.clone(),
+                    comments: Vec::new(),
+                };
+                let mut v = issue_json(spec, &base_url, &full, &as_issue, &now);
+                let url = format!("{base_url}/repos/{full}/pulls/{}", pr.number);
+                merge(
+                    &mut v,
+                    json!({"pull_request": {"url": url, "html_url": url, "diff_url": url, "patch_url": url, "merged_at": null}}),
+                );
+                items.push((pr.number, v));
+            }
+            items.sort_by_key(|item| std::cmp::Reverse(item.0));
+            page(
+                &base_url,
+                op,
+                query,
+                items.into_iter().map(|(_, v)| v).collect(),
+            )
+        }
+        ("post", "/repos/{owner}/{repo}/issues") => {
+            let issue = Issue {
+                number: repo.next_number(),
+                title: b["title"].as_str().unwrap_or_default().to_owned(),
+                body: b["body"].as_str().map(str::to_owned),
+                labels: strings(&b["labels"]),
+                open: true,
+                user: me.clone(),
+                comments: Vec::new(),
+            };
+            let v = issue_json(spec, &base_url, &full, &issue, &now);
+            repo.issues.push(issue);
+            ok(201, v)
+        }
+        ("patch", "/repos/{owner}/{repo}/issues/{issue_number}") => {
+            let n: u64 = p("issue_number").parse().unwrap_or(0);
+            let Some(issue) = repo.issues.iter_mut().find(|i| i.number == n) else {
+                return error(404, "Not Found");
+            };
+            if let Some(t) = b["title"].as_str() {
+                t.clone_into(&mut issue.title);
+            }
+            if let Some(t) = b["body"].as_str() {
+                issue.body = Some(t.to_owned());
+            }
+            if let Some(state) = b["state"].as_str() {
+                issue.open = state == "open";
+            }
+            let issue = issue.clone();
+            ok(200, issue_json(spec, &base_url, &full, &issue, &now))
+        }
+        ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments") => {
+            let n: u64 = p("issue_number").parse().unwrap_or(0);
+            let Some(issue) = repo.issues.iter_mut().find(|i| i.number == n) else {
+                return error(404, "Not Found");
+            };
+            let text = b["body"].as_str().unwrap_or_default().to_owned();
+            issue.comments.push((me.clone(), text.clone()));
+            let url = format!("{base_url}/repos/{full}/issues/comments/{id}");
+            ok(
+                201,
+                json!({"id": id, "node_id": format!("IC_{id}"), "url": url, "html_url": url,
+                    "issue_url": format!("{base_url}/repos/{full}/issues/{n}"), "body": text,
+                    "user": user_json(spec, &me), "created_at": now, "updated_at": now,
+                    "author_association": "NONE"}),
+            )
+        }
+        ("post", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches") => {
+            // GitHub's rules: the ref must exist, the workflow file must be on it, and the
+            // workflow must take `workflow_dispatch`.
+            let git_ref = b["ref"].as_str().unwrap_or_default().to_owned();
+            let branch = git_ref
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&git_ref)
+                .to_owned();
+            if !repo.refs.contains_key(&format!("heads/{branch}")) {
+                return error(422, &format!("No ref found for: {git_ref}"));
+            }
+            let workflow = p("workflow_id");
+            let Some(text) = repo.file_on(&branch, &format!(".github/workflows/{workflow}")) else {
+                return error(404, "Not Found");
+            };
+            if !text.contains("workflow_dispatch") {
+                return error(422, "Workflow does not have 'workflow_dispatch' trigger");
+            }
+            repo.dispatches.push(Dispatch {
+                workflow,
+                git_ref,
+                by: me.clone(),
+            });
+            ok(204, Value::Null)
+        }
         _ => {
             s_violation(op);
             error(404, "Not Found")
         }
     }
+}
+
+/// An issue as GitHub's `issue` schema has it.
+fn issue_json(spec: &Spec, base_url: &str, full: &str, i: &Issue, now: &str) -> Value {
+    let mut v = spec.synth(&json!({"$ref": "#/components/schemas/issue"}), 0);
+    let url = format!("{base_url}/repos/{full}/issues/{}", i.number);
+    merge(
+        &mut v,
+        json!({
+            "id": i.number, "node_id": format!("I_{}", i.number), "number": i.number,
+            "url": url, "html_url": format!("https://github.invalid/{full}/issues/{}", i.number),
+            "title": i.title, "body": i.body, "state": if i.open { "open" } else { "closed" },
+            "labels": i.labels.iter().map(|l| label_json(base_url, full, l)).collect::<Vec<_>>(),
+            "user": user_json(spec, &i.user), "comments": i.comments.len(),
+            "created_at": now, "updated_at": now,
+        }),
+    );
+    v
 }
 
 fn variables_json(vars: &BTreeMap<String, String>, now: &str) -> Value {

@@ -127,7 +127,7 @@ impl Pull {
         user: Account,
     ) -> Pull {
         Pull {
-            number: repo.pulls.iter().map(|pr| pr.number).max().unwrap_or(0) + 1,
+            number: repo.next_number(),
             title,
             body,
             head,
@@ -151,6 +151,29 @@ impl Pull {
             None => format!("heads/{}", self.head),
         }
     }
+}
+
+/// An issue (pull requests are issues too on GitHub, numbered in the same sequence; the fake
+/// keeps them apart).
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    pub body: Option<String>,
+    pub labels: Vec<String>,
+    pub open: bool,
+    pub user: Account,
+    /// Comments in order: who and what.
+    pub comments: Vec<(Account, String)>,
+}
+
+/// A `workflow_dispatch` event created through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    /// The workflow's file name (or ID) as the request named it.
+    pub workflow: String,
+    pub git_ref: String,
+    pub by: Account,
 }
 
 /// A merged pull request's commits, as they were at the merge.
@@ -186,6 +209,9 @@ pub struct Repo {
     pub trees: BTreeMap<String, BTreeMap<String, String>>,
     pub commits: BTreeMap<String, Commit>,
     pub pulls: Vec<Pull>,
+    pub issues: Vec<Issue>,
+    /// Workflow runs dispatched through the API, in order.
+    pub dispatches: Vec<Dispatch>,
     pub statuses: BTreeMap<String, Vec<Status>>,
     /// Approving reviews branch protection requires, by branch (absent: not protected).
     pub protection: BTreeMap<String, u32>,
@@ -208,6 +234,25 @@ pub struct Repo {
     /// GitHub's legacy `permission` reports it. A login not listed has `write` (the owner
     /// `admin`): tests give fewer rights explicitly.
     pub permissions: BTreeMap<String, String>,
+}
+
+impl Repo {
+    /// The number of the next issue or pull request: one sequence for both, as on GitHub.
+    pub(crate) fn next_number(&self) -> u64 {
+        let pulls = self.pulls.iter().map(|pr| pr.number);
+        let issues = self.issues.iter().map(|i| i.number);
+        pulls.chain(issues).max().unwrap_or(0) + 1
+    }
+
+    /// The file at `path` on `branch`, as text.
+    pub(crate) fn file_on(&self, branch: &str, path: &str) -> Option<String> {
+        let sha = self.refs.get(&format!("heads/{branch}"))?;
+        let commit = self.commits.get(sha)?;
+        let blob = self.trees.get(&commit.tree)?.get(path)?;
+        self.blobs
+            .get(blob)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -732,12 +777,7 @@ impl FakeGitHub {
 
     /// The text of `path` at the tip of `branch`.
     pub fn file(&self, full_name: &str, branch: &str, path: &str) -> Option<String> {
-        let s = self.state();
-        let repo = s.repos.get(full_name)?;
-        let sha = repo.refs.get(&format!("heads/{branch}"))?;
-        let tree = &repo.trees[&repo.commits.get(sha)?.tree];
-        let blob = repo.blobs.get(tree.get(path)?)?;
-        Some(String::from_utf8_lossy(blob).into_owned())
+        self.state().repos.get(full_name)?.file_on(branch, path)
     }
 }
 

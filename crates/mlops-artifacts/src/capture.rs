@@ -74,9 +74,9 @@ impl Payload {
     }
 
     /// The bytes as they were sent.
-    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn into_bytes(self) -> Result<Vec<u8>, String> {
         match self.encoding {
-            Encoding::Text => Ok(self.data.clone().into_bytes()),
+            Encoding::Text => Ok(self.data.into_bytes()),
             Encoding::Base64 => base64::engine::general_purpose::STANDARD
                 .decode(&self.data)
                 .map_err(|e| format!("the payload is not base64: {e}")),
@@ -187,8 +187,14 @@ impl Line {
         let record: Record =
             serde_json::from_str(text).map_err(|e| format!("not a capture line: {e}"))?;
         Ok(Line {
-            input: (record.input.content_type.clone(), record.input.bytes()?),
-            output: (record.output.content_type.clone(), record.output.bytes()?),
+            input: (
+                record.input.content_type.clone(),
+                record.input.into_bytes()?,
+            ),
+            output: (
+                record.output.content_type.clone(),
+                record.output.into_bytes()?,
+            ),
             id: record.id,
             time: record.time,
             artifact: Some(record.artifact),

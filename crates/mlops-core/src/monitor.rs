@@ -19,15 +19,36 @@ use crate::{Problem, Progress};
 #[derive(Debug)]
 pub struct Request<'a> {
     pub manifest: &'a Manifest,
+    pub manifest_path: &'a Path,
     pub registry: &'a Registry,
-    /// The registered version whose traffic it is.
-    pub model: String,
+    /// The registered version whose traffic it is; `None`: the one production's pin names.
+    pub model: Option<String>,
     /// A capture directory or file, or `s3://BUCKET/PREFIX`.
     pub captured: String,
     /// Only lines answered at or after this: RFC 3339, or an age (`30m`, `24h`, `7d`).
     pub since: Option<String>,
     /// Labels joined by inference id (CSV or JSON lines).
     pub ground_truth: Option<PathBuf>,
+    /// On drift, what to do on GitHub (the model's repository).
+    pub github: Option<OnDrift>,
+}
+
+/// On drift: open or update the drift issue, and dispatch the train workflow.
+#[derive(Debug, Clone, Default)]
+pub struct OnDrift {
+    /// `--github-api-url`, else `GITHUB_API_URL`.
+    pub api_url: Option<String>,
+    pub issue: bool,
+    pub retrain: bool,
+}
+
+/// A finished monitor run: the report, and what was done on GitHub about it.
+#[derive(Debug)]
+pub struct Monitored {
+    pub report: Report,
+    pub issue: Option<mlops_github::drift::Reported>,
+    /// The train workflow was dispatched on this branch.
+    pub retrain: Option<String>,
 }
 
 /// `--since` as a time: RFC 3339, or an age before `now` (`90s`, `30m`, `24h`, `7d`).
@@ -97,9 +118,17 @@ fn is_capture(name: &str) -> bool {
 }
 
 /// Counts the capture and judges it.
-pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Report, Problem> {
+pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitored, Problem> {
     let m = req.manifest;
-    let (loaded, card) = crate::serve::from_registry(&req.model, req.registry)?;
+    let model = match &req.model {
+        Some(r) => r.clone(),
+        None => {
+            let pin = crate::deploy::production_pin(m, req.manifest_path)?;
+            progress.step(&format!("production pins {}", pin.reference()));
+            pin.reference()
+        }
+    };
+    let (loaded, card) = crate::serve::from_registry(&model, req.registry)?;
     let reference = loaded.identity.model.clone().unwrap_or_default();
     let Some(baseline) = card.training.baseline.as_ref() else {
         return Err(Problem::input(
@@ -147,7 +176,98 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Report,
         thresholds: &thresholds,
         evaluated: &evaluated,
     };
-    Ok(judge(tally, baseline, bundle.signature.task, &judging))
+    let report = judge(tally, baseline, bundle.signature.task, &judging);
+    let mut done = Monitored {
+        report,
+        issue: None,
+        retrain: None,
+    };
+    if let Some(on) = req.github.as_ref().filter(|_| done.report.drifted) {
+        on_drift(m, on, &mut done, progress)?;
+    }
+    Ok(done)
+}
+
+/// Drift on GitHub: the issue opened or updated, the train workflow dispatched.
+fn on_drift(
+    m: &Manifest,
+    on: &OnDrift,
+    done: &mut Monitored,
+    progress: &mut dyn Progress,
+) -> Result<(), Problem> {
+    if !on.issue && !on.retrain {
+        return Ok(());
+    }
+    let Some(repo) = mlops_github::Repo::parse(&m.project.repository) else {
+        return Err(Problem::input(
+            format!("`{}` is not OWNER/REPO", m.project.repository),
+            "set `project.repository`",
+        ));
+    };
+    let (rt, gh) = crate::github::connect(on.api_url.as_deref())?;
+    let report = &done.report;
+    let name = report.model.split('@').next().unwrap_or(&report.model);
+    if on.issue {
+        let title = format!("Production drift: {}", report.model);
+        let comment = format!(
+            "Drift again ({} rows{}):\n\n{}",
+            report.read.rows,
+            report
+                .since
+                .as_ref()
+                .map_or_else(String::new, |s| format!(" since {s}")),
+            report
+                .findings
+                .iter()
+                .map(|f| format!("- {f}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let reported = rt
+            .block_on(mlops_github::drift::report(
+                &gh,
+                &repo,
+                &m.project.name,
+                name,
+                &title,
+                &report.markdown(),
+                &comment,
+            ))
+            .map_err(|e| {
+                crate::github::failed(&e, "the monitor job needs `issues: write` on its token")
+            })?;
+        progress.step(&match &reported {
+            mlops_github::drift::Reported::Opened(n) => {
+                format!("opened issue #{n} in {}", repo.full())
+            }
+            mlops_github::drift::Reported::Updated(n) => {
+                format!("updated issue #{n} in {}", repo.full())
+            }
+        });
+        done.issue = Some(reported);
+    }
+    if on.retrain {
+        let branch = m.workflows.default_branch.clone();
+        rt.block_on(mlops_github::drift::dispatch(
+            &gh,
+            &repo,
+            mlops_manifest::TRAIN_WORKFLOW,
+            &branch,
+        ))
+        .map_err(|e| {
+            crate::github::failed(
+                &e,
+                "the monitor job needs `actions: write` on its token, and the train workflow \
+                 must be rendered on the default branch",
+            )
+        })?;
+        progress.step(&format!(
+            "dispatched {} on {branch} to retrain",
+            mlops_manifest::TRAIN_WORKFLOW
+        ));
+        done.retrain = Some(branch);
+    }
+    Ok(())
 }
 
 /// Every capture file under an `s3://` prefix, downloaded one at a time into a scratch

@@ -13,6 +13,7 @@ pub mod body;
 pub mod client;
 pub mod codeowners;
 pub mod doctor;
+pub mod drift;
 pub mod gate;
 /// The pin file, in `mlops-artifacts` with the other files mlops writes and reads back.
 pub use mlops_artifacts::pin;

@@ -442,6 +442,23 @@ pub fn predictions(
     if !csv {
         return json_predictions(body, key);
     }
+    if !body.contains(&b'"') {
+        // Nothing quoted (the usual case): one field per line, with no reader to build.
+        let text = body.strip_suffix(b"\n").unwrap_or(body);
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        return text
+            .split(|b| *b == b'\n')
+            .map(|line| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let field = line.split(|b| *b == b',').next().unwrap_or_default();
+                Ok(Field::Text(
+                    String::from_utf8_lossy(field).into_owned().into(),
+                ))
+            })
+            .collect();
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -48,6 +48,10 @@ impl RolePurpose {
     }
 }
 
+/// The rendered train workflow's file under `.github/workflows/` (the monitor workflow
+/// dispatches it to retrain).
+pub const TRAIN_WORKFLOW: &str = "mlops-train.yml";
+
 /// The OIDC subject claim of the rendered jobs that assume the role for `purpose`, which that
 /// role's trust names exactly. Training runs on the default branch; the release workflow (staging)
 /// runs from the default branch too (called by the train workflow, dispatched on it); production's
@@ -64,7 +68,7 @@ pub fn oidc_subject(m: &Manifest, purpose: RolePurpose) -> String {
         RolePurpose::Train => (
             &m.project.repository,
             format!("ref:refs/heads/{default}"),
-            "mlops-train.yml",
+            TRAIN_WORKFLOW,
             default,
         ),
         RolePurpose::Staging => (

@@ -944,7 +944,7 @@ fn default_holdout_batch() -> u32 {
 
 /// Production monitoring (README, "Monitoring"): what `mlops serve` captures, what `mlops monitor`
 /// judges against the model's baseline, and what the rendered monitor workflow does on drift.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Monitoring {
     /// What the prediction service records of each request it answers.
@@ -958,6 +958,11 @@ pub struct Monitoring {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 9, max = 100))]
     pub schedule: Option<String>,
+    /// How far back each run of the monitor workflow looks: an age such as `24h` or `7d`
+    /// (`mlops monitor --since`); match it to the schedule.
+    #[serde(default = "default_window")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]{0,5}[smhd]$"))]
+    pub window: String,
     /// On drift the monitor workflow also dispatches the train workflow, whose release goes
     /// through the same holdout test, no-regression rule and human gate.
     #[serde(default)]
@@ -985,6 +990,10 @@ pub struct Capture {
     #[serde(default = "default_rotate_seconds")]
     #[schemars(range(min = 1, max = 86400))]
     pub rotate_seconds: u64,
+}
+
+fn default_window() -> String {
+    "24h".to_owned()
 }
 
 fn default_sample_percent() -> f64 {

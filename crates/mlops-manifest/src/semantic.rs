@@ -484,6 +484,19 @@ fn monitoring(cx: &mut Ctx<'_>, m: &Manifest) {
             );
         }
     }
+    let on_s3 = monitoring
+        .capture
+        .as_ref()
+        .is_some_and(|c| c.destination.starts_with("s3://"));
+    if monitoring.schedule.is_some() && !on_s3 {
+        cx.error(
+            "semantic/monitoring-capture",
+            &["monitoring", "schedule"],
+            "the monitor workflow runs on a GitHub runner, which can read a capture only in S3"
+                .to_owned(),
+            "set `monitoring.capture.destination: s3://BUCKET/PREFIX`",
+        );
+    }
     if monitoring.retrain && monitoring.schedule.is_none() {
         cx.error(
             "semantic/monitoring-retrain",

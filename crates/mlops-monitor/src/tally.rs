@@ -36,6 +36,8 @@ pub struct Tally {
     class_count: usize,
     vocabulary: Vocabulary,
     index: HashMap<String, usize>,
+    /// The parsers' limits: none (the service already applied its own), made once.
+    limits: Limits,
     since: Option<OffsetDateTime>,
     pub(crate) current: Vec<Profile>,
     pub(crate) predictions: Profile,
@@ -82,6 +84,11 @@ impl Tally {
                 Unseen::Ignore,
             ),
             index: body::index_of(&signature.features),
+            limits: Limits {
+                max_body_bytes: usize::MAX,
+                max_rows: usize::MAX,
+                ..Limits::default()
+            },
             since,
             current: baseline.features.iter().map(Profile::empty_like).collect(),
             predictions: baseline.predictions.empty_like(),
@@ -157,11 +164,7 @@ impl Tally {
             vocabulary: &self.vocabulary,
             index: Some(&self.index),
         };
-        let limits = Limits {
-            max_body_bytes: usize::MAX,
-            max_rows: usize::MAX,
-            ..Limits::default()
-        };
+        let limits = self.limits;
         let (content_type, input) = &line.input;
         let batch = match line.route {
             Route::Invocations => {

@@ -62,6 +62,18 @@ pub(crate) struct Context {
     /// The train workflow builds the model image and pushes it to ECR (`mlops image push`):
     /// SageMaker training whose image names neither a tag nor a digest.
     pub build_image: bool,
+    /// The monitor workflow (`monitoring.schedule`), when there is one.
+    pub monitor: Option<MonitorCtx>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct MonitorCtx {
+    pub schedule: String,
+    /// How far back each run looks (`--since`).
+    pub window: String,
+    pub retrain: bool,
+    /// `retrain` as the action's input takes it.
+    pub retrain_text: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -346,6 +358,15 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         base_image: m.container.base_image.clone(),
         build_image: sagemaker_training
             && sm.is_some_and(|s| s.image.tag.is_none() && s.image.digest.is_none()),
+        monitor: m.monitoring.as_ref().and_then(|mo| {
+            let schedule = mo.schedule.clone()?;
+            Some(MonitorCtx {
+                schedule,
+                window: mo.window.clone(),
+                retrain: mo.retrain,
+                retrain_text: mo.retrain.to_string(),
+            })
+        }),
         promotion_branch: mlops_manifest::promotion_branch(&m.model.name),
         promotion_base_branch: promotion.map_or_else(
             || m.workflows.default_branch.clone(),

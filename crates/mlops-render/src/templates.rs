@@ -47,6 +47,7 @@ templates! {
     "workflows/mlops-train.yml.j2" => ".github/workflows/mlops-train.yml", false, true;
     "workflows/mlops-release.yml.j2" => ".github/workflows/mlops-release.yml", false, true;
     "workflows/mlops-gate.yml.j2" => ".github/workflows/mlops-gate.yml", false, true;
+    "workflows/mlops-monitor.yml.j2" => ".github/workflows/mlops-monitor.yml", false, true;
     "container/Dockerfile.j2" => "container/Dockerfile", false, false;
     "github/dependabot.yml.j2" => ".github/dependabot.yml", false, false;
     "terraform/versions.tf.j2" => "terraform/versions.tf", true, false;

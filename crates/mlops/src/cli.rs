@@ -492,9 +492,10 @@ pub(crate) struct HoldoutArgs {
 #[derive(Debug, Args)]
 pub(crate) struct MonitorArgs {
     /// The registered version whose traffic was captured: NAME@VERSION, NAME@latest or
-    /// NAME@approved. Only lines its artifact answered are counted.
+    /// NAME@approved; defaults to the version production's pin file names. Only lines its
+    /// artifact answered are counted.
     #[arg(long, env = "MLOPS_MODEL")]
-    pub model: String,
+    pub model: Option<String>,
     /// The capture: a directory (`mlops serve --capture DIR`), one capture file, or
     /// `s3://BUCKET/PREFIX` (ours or a SageMaker endpoint's DataCapture); defaults to the
     /// manifest's `monitoring.capture.destination`.
@@ -510,6 +511,15 @@ pub(crate) struct MonitorArgs {
     /// Also write the JSON report to this file.
     #[arg(long, env = "MLOPS_REPORT")]
     pub report: Option<PathBuf>,
+    /// On drift, open the drift issue in `project.repository` (or update the open one: never a
+    /// second) with the report; needs a token with `issues: write`.
+    #[arg(long, env = "MLOPS_ISSUE")]
+    pub issue: bool,
+    /// On drift, dispatch the train workflow on the default branch; needs `actions: write`.
+    #[arg(long, env = "MLOPS_RETRAIN")]
+    pub retrain: bool,
+    #[command(flatten)]
+    pub github: GithubArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use super::holdout::{timed, under_time};
+use super::holdout::{oha, timed, under_time};
 use super::{release_binary, tempdir};
 
 /// Evidently and the pandas it works with (0.7 does not run on pandas 3).
@@ -302,5 +302,193 @@ pub(crate) fn run() -> Result<(), String> {
         super::goal(ten_rss < 128.0 && ten_rss <= rss * 1.1 + 1.0),
         ten_report["read"]["rows"]
     );
+    capture_cost(&mlops)
+}
+
+/// Rows per request in the capture rounds (the holdout benchmark's batch).
+const BATCH: usize = 256;
+
+/// `mlops serve` of the quickstart model (with `extra` arguments) on a free port: the child and
+/// its URL.
+fn serve(
+    mlops: &Path,
+    registry: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> Result<(std::process::Child, String), String> {
+    use std::io::BufRead as _;
+    let mut child = Command::new(mlops)
+        .args([
+            "serve",
+            "--quiet",
+            "--port",
+            "0",
+            "--model",
+            "digits-mlp@1",
+            "--registry",
+        ])
+        .arg(registry)
+        .args(extra)
+        .env_remove("RUST_BACKTRACE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(a) = line.split("on http://").nth(1) {
+                    break format!("http://{}", a.trim());
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                return Err("mlops serve did not start".to_owned());
+            }
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok((child, url))
+}
+
+/// SIGTERM (the capture closes its file), then the exit.
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// One oha round: rows per second and p99 (ms).
+fn load(oha: &Path, url: &str, body: &Path) -> Result<(f64, f64), String> {
+    let out = Command::new(oha)
+        .args([
+            "-z",
+            "8s",
+            "-c",
+            "4",
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-m",
+            "POST",
+        ])
+        .args([
+            "-H",
+            "content-type: text/csv",
+            "-H",
+            "accept: text/csv",
+            "-D",
+        ])
+        .arg(body)
+        .arg(format!("{url}/invocations"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("oha printed no JSON: {e}"))?;
+    if doc["summary"]["successRate"].as_f64() != Some(1.0) {
+        return Err(format!("oha saw failed requests: {}", doc["summary"]));
+    }
+    Ok((
+        doc["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0) * BATCH as f64,
+        doc["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0,
+    ))
+}
+
+/// What capturing every request costs the service: five rounds each way, alternating; the
+/// medians.
+fn capture_cost(mlops: &Path) -> Result<(), String> {
+    let oha = oha()?;
+    let dir = tempdir("bench-capture")?;
+    let io = |e: std::io::Error| e.to_string();
+    let registry = dir.join("registry");
+    super::train(
+        mlops,
+        &crate::root().join("examples/quickstart/mlops.yaml"),
+        &registry,
+    )?;
+    let holdout =
+        std::fs::read_to_string(crate::root().join("examples/quickstart/data/digits-holdout.csv"))
+            .map_err(io)?;
+    let mut lines = holdout.lines();
+    let header = lines.next().ok_or("empty holdout")?;
+    let strip = |l: &str| {
+        l.rsplit_once(',')
+            .map_or(l, |(features, _)| features)
+            .to_owned()
+    };
+    let mut body = strip(header) + "\n";
+    for l in lines.cycle().take(BATCH) {
+        body.push_str(&strip(l));
+        body.push('\n');
+    }
+    let body_file = dir.join("body.csv");
+    std::fs::write(&body_file, body).map_err(io)?;
+    let capture = dir.join("capture");
+    let (mut plain, mut captured) = (Vec::new(), Vec::new());
+    let mut written = 0u64;
+    for _ in 0..5 {
+        let (child, url) = serve(mlops, &registry, &[])?;
+        plain.push(load(&oha, &url, &body_file)?);
+        stop(child);
+        let _ = std::fs::remove_dir_all(&capture);
+        let (child, url) = serve(
+            mlops,
+            &registry,
+            &["--capture".as_ref(), capture.as_os_str()],
+        )?;
+        captured.push(load(&oha, &url, &body_file)?);
+        stop(child);
+        written = std::fs::read_dir(&capture)
+            .map(|_| dir_bytes(&capture))
+            .unwrap_or(0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rows = (
+        median(plain.iter().map(|p| p.0).collect()),
+        median(captured.iter().map(|p| p.0).collect()),
+    );
+    let p99 = (
+        median(plain.iter().map(|p| p.1).collect()),
+        median(captured.iter().map(|p| p.1).collect()),
+    );
+    let fewer = 1.0 - rows.1 / rows.0;
+    let slower = p99.1 / p99.0 - 1.0;
+    println!(
+        "  capture at 100% under oha ({BATCH}-row CSV bodies, 4 in flight, 8 s x 5 rounds each): \
+         {:.0} rows/s p99 {:.2} ms without, {:.0} rows/s p99 {:.2} ms with ({:.0} MB written in \
+         the last round); {:+.1}% rows/s (goal at most 5% fewer: {}), {:+.1}% p99 (goal at most \
+         10% more: {})",
+        rows.0,
+        p99.0,
+        rows.1,
+        p99.1,
+        written as f64 / 1e6,
+        -fewer * 100.0,
+        super::goal(fewer <= 0.05),
+        slower * 100.0,
+        super::goal(slower <= 0.10)
+    );
     Ok(())
+}
+
+/// The bytes of every file under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => dirs.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }

@@ -181,6 +181,24 @@ fn pin_path(req: &Request<'_>) -> Option<PathBuf> {
     })
 }
 
+/// Production's pin as the checkout holds it: `environments.production.pin_file`, else
+/// `promotion.pin_file`, in the manifest's repository.
+pub fn production_pin(m: &mlops_manifest::Manifest, manifest_path: &Path) -> Result<Pin, Problem> {
+    let named = m
+        .environments
+        .production
+        .pin_file
+        .clone()
+        .or_else(|| m.promotion.as_ref().map(|p| p.pin_file.clone()));
+    let Some(file) = named else {
+        return Err(Problem::input(
+            "production has no pin file to name the model it serves",
+            "give the version with --model NAME@VERSION",
+        ));
+    };
+    read_pin(&repository_root(manifest_path).join(file), "production")
+}
+
 /// The pin file at `file`.
 fn read_pin(file: &Path, env: &str) -> Result<Pin, Problem> {
     let text = std::fs::read_to_string(file).map_err(|e| {

@@ -31,14 +31,42 @@ pub(crate) fn run(args: &MonitorArgs, format: Format) -> Exit {
     };
     let request = mlops_core::monitor::Request {
         manifest: &m,
+        manifest_path: &args.registry.manifest,
         registry: &registry,
         model: args.model.clone(),
         captured,
         since: args.since.clone(),
         ground_truth: args.ground_truth.clone(),
+        github: (args.issue || args.retrain).then(|| mlops_core::monitor::OnDrift {
+            api_url: args.github.github_api_url.clone(),
+            issue: args.issue,
+            retrain: args.retrain,
+        }),
     };
     match mlops_core::monitor::monitor(&request, &mut super::Console(format)) {
-        Ok(report) => show(&report, args, format),
+        Ok(done) => {
+            let code = show(&done.report, args, format);
+            let actions = mlops_actions::Runtime::from_env();
+            if actions.is_actions() {
+                let issue = done.issue.as_ref().map(|i| i.number().to_string());
+                let written = actions
+                    .set_output("issue", issue.as_deref().unwrap_or(""))
+                    .and_then(|()| {
+                        actions.set_output(
+                            "retrain",
+                            if done.retrain.is_some() {
+                                "true"
+                            } else {
+                                "false"
+                            },
+                        )
+                    });
+                if let Err(e) = written {
+                    eprintln!("warning: could not write the step outputs: {e}");
+                }
+            }
+            code
+        }
         Err(p) => super::failed(&p),
     }
 }
