@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "9877acb1b1178b88371c5a98c5cb74846987e2ae",
+    "80cdea859259c768ed8bca60ed7fc7081f7b9561",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
