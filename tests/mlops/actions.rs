@@ -2504,7 +2504,10 @@ fn rendered_monitor_workflow_opens_one_issue_and_dispatches_training_on_drift() 
         b"",
     );
     assert_eq!(status, 200, "{card}");
-    let card: serde_json::Value = serde_json::from_str(&card).expect("card");
+    let card = card
+        .split_once("\r\n\r\n")
+        .map_or(card.as_str(), |(_, body)| body);
+    let card: serde_json::Value = serde_json::from_str(card).expect("card");
     let digest = |k: &str| card[k]["sha256"].as_str().expect("digest").to_owned();
     let pin = mlops_artifacts::pin::Pin {
         version: 1,

@@ -518,6 +518,8 @@ fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     fake.environment(repo, "production", Some(&["main"]), &role);
     fake.variable(repo, "MLOPS_AWS_REGION", "eu-west-1");
     fake.variable(repo, "MLOPS_TRAIN_ROLE_ARN", &arn("train"));
+    // The monitor workflow's role (digits-github monitors production).
+    fake.variable(repo, "MLOPS_MONITOR_ROLE_ARN", &arn("monitor"));
     fake.allow_actions_prs(repo, false);
     let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
     assert_eq!(code, 1, "{said}");
