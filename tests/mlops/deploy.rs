@@ -1628,3 +1628,104 @@ fn a_sagemaker_watch_rolls_production_back_when_an_alarm_fires() {
     assert_eq!(code, Some(0), "{said}");
     assert!(!said.contains("watch:"), "{said}");
 }
+
+/// Production's endpoint captures for `mlops monitor` (`monitoring.capture` in S3): its
+/// configuration carries SageMaker's `DataCaptureConfig` (input and output, CSV and JSON as
+/// text, the sample, the KMS key); staging captures nothing; a serverless production, which
+/// SageMaker cannot make capture, is refused.
+#[test]
+fn production_endpoints_capture_for_monitoring() {
+    let Some((moto, dir)) = sagemaker_world(1) else {
+        return;
+    };
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("read");
+    let capture = format!("s3://{BUCKET}/capture/production");
+    let monitored = format!(
+        "{yaml}\nmonitoring:\n  capture:\n    destination: {capture}\n    sample_percent: 50\n    kms_key_id: alias/mlops-capture\n"
+    );
+    std::fs::write(&manifest, &monitored).expect("write");
+    let config_of = |endpoint: &str| {
+        let described = sm_json(
+            &moto,
+            "DescribeEndpoint",
+            &format!(r#"{{"EndpointName":"{endpoint}"}}"#),
+        );
+        sm_json(
+            &moto,
+            "DescribeEndpointConfig",
+            &format!(
+                r#"{{"EndpointConfigName":"{}"}}"#,
+                described["EndpointConfigName"].as_str().expect("config")
+            ),
+        )
+    };
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &moto.endpoint(),
+        &[
+            "--env",
+            "staging",
+            "--model",
+            "digits-mlp@1",
+            "--image",
+            &image(),
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // moto answers an empty object where SageMaker leaves the field out.
+    let staging = config_of("digits-staging");
+    assert!(
+        staging["DataCaptureConfig"]
+            .as_object()
+            .is_none_or(|c| c.get("EnableCapture").is_none() && c.get("DestinationS3Uri").is_none()),
+        "staging captures nothing: {staging:#}"
+    );
+
+    let pin = production_pin(&moto, dir.path(), 1);
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &moto.endpoint(),
+        &["--env", "production", "--pin"],
+    )
+    .arg(&pin)
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let config = config_of("digits-production");
+    let captured = &config["DataCaptureConfig"];
+    assert_eq!(captured["EnableCapture"], true, "{config:#}");
+    assert_eq!(captured["InitialSamplingPercentage"], 50);
+    assert_eq!(captured["DestinationS3Uri"], capture.as_str());
+    assert_eq!(captured["KmsKeyId"], "alias/mlops-capture");
+    assert_eq!(
+        captured["CaptureOptions"],
+        serde_json::json!([{"CaptureMode": "Input"}, {"CaptureMode": "Output"}])
+    );
+    assert_eq!(
+        captured["CaptureContentTypeHeader"],
+        serde_json::json!({"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]})
+    );
+    // A serverless production cannot capture: refused before anything is made.
+    let serverless = monitored.replace(
+        "      instance_type: ml.m5.large\n      instance_count: 2\n",
+        "      serverless:\n        memory_mb: 2048\n        max_concurrency: 5\n",
+    );
+    assert_ne!(serverless, monitored);
+    std::fs::write(&manifest, serverless).expect("write");
+    let out = deploy_sm(
+        &moto,
+        dir.path(),
+        &moto.endpoint(),
+        &["--env", "production", "--pin"],
+    )
+    .arg(&pin)
+    .output()
+    .expect("runs");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("serverless"), "{}", text(&out));
+}

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sagemaker::types::{
     Alarm, AutoRollbackConfig, BlueGreenUpdatePolicy, CapacitySize, CapacitySizeType,
-    ContainerDefinition, DeploymentConfig, ModelCompressionType, ModelDataSource,
-    ProductionVariant, ProductionVariantInstanceType, ProductionVariantServerlessConfig,
-    S3ModelDataSource, S3ModelDataType, Tag, TrafficRoutingConfig, TrafficRoutingConfigType,
+    CaptureContentTypeHeader, CaptureMode, CaptureOption, ContainerDefinition, DataCaptureConfig,
+    DeploymentConfig, ModelCompressionType, ModelDataSource, ProductionVariant,
+    ProductionVariantInstanceType, ProductionVariantServerlessConfig, S3ModelDataSource,
+    S3ModelDataType, Tag, TrafficRoutingConfig, TrafficRoutingConfigType,
 };
 
 use crate::call::{explain, or_absent};
@@ -59,6 +60,17 @@ pub enum Capacity {
         memory_mb: u32,
         max_concurrency: u32,
     },
+}
+
+/// What an endpoint captures (`DataCaptureConfig`): each request and its answer, to an S3
+/// prefix, for `mlops monitor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCapture {
+    /// `s3://BUCKET/PREFIX`.
+    pub destination: String,
+    pub sample_percent: u32,
+    /// The KMS key the captured objects are encrypted with; absent: the bucket's default.
+    pub kms_key_id: Option<String>,
 }
 
 /// A SageMaker model: the serving image, the model files under an S3 prefix (uncompressed, as
@@ -209,12 +221,14 @@ impl SageMaker {
         }
     }
 
-    /// One variant, `AllTraffic`, serving `model` with `capacity`.
+    /// One variant, `AllTraffic`, serving `model` with `capacity`, capturing what it is asked
+    /// and answers when `capture` says so.
     pub async fn create_endpoint_config(
         &self,
         name: &str,
         model: &str,
         capacity: &Capacity,
+        capture: Option<&DataCapture>,
         tag_map: &BTreeMap<String, String>,
     ) -> Result<(), AwsError> {
         let variant = ProductionVariant::builder()
@@ -237,10 +251,39 @@ impl SageMaker {
                     .build(),
             ),
         };
+        let capture = capture.map(|c| {
+            DataCaptureConfig::builder()
+                .enable_capture(true)
+                .initial_sampling_percentage(
+                    i32::try_from(c.sample_percent.min(100)).unwrap_or(100),
+                )
+                .destination_s3_uri(&c.destination)
+                .set_kms_key_id(c.kms_key_id.clone())
+                .capture_options(
+                    CaptureOption::builder()
+                        .capture_mode(CaptureMode::Input)
+                        .build(),
+                )
+                .capture_options(
+                    CaptureOption::builder()
+                        .capture_mode(CaptureMode::Output)
+                        .build(),
+                )
+                // Bodies of these types are captured as their text (CSV or JSON encoding), not
+                // base64: what `mlops monitor` reads most cheaply.
+                .capture_content_type_header(
+                    CaptureContentTypeHeader::builder()
+                        .csv_content_types("text/csv")
+                        .json_content_types("application/json")
+                        .build(),
+                )
+                .build()
+        });
         self.client
             .create_endpoint_config()
             .endpoint_config_name(name)
             .production_variants(variant.build())
+            .set_data_capture_config(capture)
             .set_tags(tags(tag_map))
             .send()
             .await

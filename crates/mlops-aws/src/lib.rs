@@ -22,7 +22,7 @@ pub mod sagemaker;
 pub use alarms::{AlarmState, Alarms};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 pub use ecr::{Ecr, Image, Login};
-pub use endpoints::{Capacity, EndpointState, ModelSpec, ServedVariant};
+pub use endpoints::{Capacity, DataCapture, EndpointState, ModelSpec, ServedVariant};
 pub use logs::Logs;
 pub use sagemaker::{JobState, Package, PackageSpec, Poll, SageMaker, TrainingSpec};
 

@@ -990,6 +990,11 @@ pub struct Capture {
     #[serde(default = "default_rotate_seconds")]
     #[schemars(range(min = 1, max = 86400))]
     pub rotate_seconds: u64,
+    /// The KMS key production's SageMaker endpoint encrypts its captured objects with (a key
+    /// ID, key ARN or alias); absent: the bucket's default encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub kms_key_id: Option<String>,
 }
 
 fn default_window() -> String {

@@ -497,6 +497,22 @@ fn monitoring(cx: &mut Ctx<'_>, m: &Manifest) {
             "set `monitoring.capture.destination: s3://BUCKET/PREFIX`",
         );
     }
+    let serverless = m
+        .environments
+        .production
+        .sagemaker
+        .as_ref()
+        .is_some_and(|s| s.serverless.is_some());
+    if on_s3 && serverless {
+        cx.error(
+            "semantic/monitoring-serverless",
+            &["monitoring", "capture"],
+            "production's SageMaker endpoint is serverless, and serverless endpoints cannot \
+             capture data"
+                .to_owned(),
+            "serve production on instances (`instance_type`), or drop `monitoring.capture`",
+        );
+    }
     if monitoring.retrain && monitoring.schedule.is_none() {
         cx.error(
             "semantic/monitoring-retrain",

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use mlops_artifacts::artifact::sha256_hex;
-use mlops_aws::{Capacity, EndpointState, ModelSpec, Poll, SageMaker};
+use mlops_aws::{Capacity, DataCapture, EndpointState, ModelSpec, Poll, SageMaker};
 use mlops_github::pin::Pin;
 use mlops_manifest::model::SagemakerEndpoint;
 
@@ -42,6 +42,8 @@ struct Plan {
     model: ModelSpec,
     config: String,
     capacity: Capacity,
+    /// Production's `DataCaptureConfig` (`monitoring.capture` in S3).
+    capture: Option<DataCapture>,
     tags: BTreeMap<String, String>,
     alarms: Vec<String>,
 }
@@ -110,11 +112,42 @@ fn plan(req: &Request<'_>, target: &SagemakerEndpoint, pin: &Pin) -> Result<Plan
             ));
         }
     };
+    // Production's endpoint captures what it is asked and answers, for `mlops monitor`
+    // (SageMaker's serverless endpoints cannot).
+    let capture = match req
+        .manifest
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.capture.as_ref())
+    {
+        Some(c) if req.env == super::Env::Production && c.destination.starts_with("s3://") => {
+            if matches!(capacity, Capacity::Serverless { .. }) {
+                return Err(Problem::input(
+                    format!(
+                        "production's endpoint {} is serverless, and SageMaker's serverless \
+                         endpoints cannot capture data (`monitoring.capture`)",
+                        target.endpoint_name
+                    ),
+                    "serve production on instances (`instance_type`), or drop `monitoring.capture`",
+                ));
+            }
+            Some(DataCapture {
+                destination: c.destination.clone(),
+                sample_percent: c.sample_percent.round().clamp(0.0, 100.0) as u32,
+                kms_key_id: c.kms_key_id.clone(),
+            })
+        }
+        _ => None,
+    };
     // Everything the endpoint serves goes into the names: same inputs, same names.
     let digest = sha256_hex(
         format!(
-            "{}|{}|{image}|{role_arn}|{capacity:?}",
-            reference, pin.model.artifact.sha256
+            "{}|{}|{image}|{role_arn}|{capacity:?}{}",
+            reference,
+            pin.model.artifact.sha256,
+            capture
+                .as_ref()
+                .map_or_else(String::new, |c| format!("|{c:?}"))
         )
         .as_bytes(),
     );
@@ -149,6 +182,7 @@ fn plan(req: &Request<'_>, target: &SagemakerEndpoint, pin: &Pin) -> Result<Plan
         },
         config: name(&format!("{}-{version}", target.endpoint_name), &key),
         capacity,
+        capture,
         tags,
         alarms: target.rollback_alarms.clone(),
     })
@@ -221,7 +255,13 @@ pub(super) fn deploy(
             ));
         }
         if !sm.endpoint_config_exists(&p.config).await? {
-            sm.create_endpoint_config(&p.config, &p.model.name, &p.capacity, &p.tags)
+            sm.create_endpoint_config(
+                &p.config,
+                &p.model.name,
+                &p.capacity,
+                p.capture.as_ref(),
+                &p.tags,
+            )
                 .await?;
             progress.notice(&format!("created the endpoint configuration {}", p.config));
         }
