@@ -160,32 +160,17 @@ impl SageMakerPayload {
 impl Line {
     /// Reads one line of a capture file: ours ([`Record`]) or SageMaker's DataCapture.
     pub fn parse(text: &str) -> Result<Self, String> {
-        if text.contains("\"captureData\"") {
-            let line: SageMakerLine = serde_json::from_str(text)
-                .map_err(|e| format!("not a SageMaker DataCapture line: {e}"))?;
-            let (Some(input), Some(output)) = (
-                line.capture_data.endpoint_input,
-                line.capture_data.endpoint_output,
-            ) else {
-                return Err(
-                    "the DataCapture line lacks endpointInput or endpointOutput (capture both, \
-                     `CaptureOptions` INPUT and OUTPUT)"
-                        .to_owned(),
-                );
-            };
-            let meta = line.event_metadata;
-            return Ok(Line {
-                id: meta.inference_id.or(meta.event_id).unwrap_or_default(),
-                time: meta.inference_time.unwrap_or_default(),
-                artifact: None,
-                model: None,
-                route: Route::Invocations,
-                input: input.bytes()?,
-                output: output.bytes()?,
-            });
-        }
-        let record: Record =
-            serde_json::from_str(text).map_err(|e| format!("not a capture line: {e}"))?;
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    /// [`Line::parse`] of the line's bytes (UTF-8 is checked once, as the JSON is read). Ours
+    /// is tried first: a SageMaker line fails at its first key, since ours denies unknown ones.
+    pub fn parse_bytes(text: &[u8]) -> Result<Self, String> {
+        let record = match serde_json::from_slice::<Record>(text) {
+            Ok(record) => record,
+            Err(_) if contains(text, b"\"captureData\"") => return Self::sagemaker(text),
+            Err(e) => return Err(format!("not a capture line: {e}")),
+        };
         Ok(Line {
             input: (
                 record.input.content_type.clone(),
@@ -202,6 +187,37 @@ impl Line {
             route: record.route,
         })
     }
+
+    /// A SageMaker DataCapture line.
+    fn sagemaker(text: &[u8]) -> Result<Self, String> {
+        let line: SageMakerLine = serde_json::from_slice(text)
+            .map_err(|e| format!("not a SageMaker DataCapture line: {e}"))?;
+        let (Some(input), Some(output)) = (
+            line.capture_data.endpoint_input,
+            line.capture_data.endpoint_output,
+        ) else {
+            return Err(
+                "the DataCapture line lacks endpointInput or endpointOutput (capture both, \
+                 `CaptureOptions` INPUT and OUTPUT)"
+                    .to_owned(),
+            );
+        };
+        let meta = line.event_metadata;
+        Ok(Line {
+            id: meta.inference_id.or(meta.event_id).unwrap_or_default(),
+            time: meta.inference_time.unwrap_or_default(),
+            artifact: None,
+            model: None,
+            route: Route::Invocations,
+            input: input.bytes()?,
+            output: output.bytes()?,
+        })
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -119,22 +119,22 @@ impl Tally {
         let file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
         self.read.files += 1;
         let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-        let mut text = String::new();
+        let mut text = Vec::new();
         let mut number = 0u64;
         loop {
             text.clear();
             let n = reader
-                .read_line(&mut text)
+                .read_until(b'\n', &mut text)
                 .map_err(|e| format!("{shown}: {e}"))?;
             if n == 0 {
                 return Ok(());
             }
             number += 1;
-            let line = text.trim_end();
+            let line = text.trim_ascii_end();
             if line.is_empty() {
                 continue;
             }
-            if let Err(e) = self.line(line) {
+            if let Err(e) = self.line_bytes(line) {
                 self.read.unreadable += 1;
                 if self.read.problems.len() < PROBLEMS_KEPT {
                     self.read.problems.push(format!("{shown}:{number}: {e}"));
@@ -145,7 +145,12 @@ impl Tally {
 
     /// Counts one capture line (ours or SageMaker's).
     pub fn line(&mut self, text: &str) -> Result<(), String> {
-        let line = Line::parse(text)?;
+        self.line_bytes(text.as_bytes())
+    }
+
+    /// [`Tally::line`] of the line's bytes.
+    pub fn line_bytes(&mut self, text: &[u8]) -> Result<(), String> {
+        let line = Line::parse_bytes(text)?;
         if line.artifact.as_deref().is_some_and(|a| a != self.artifact) {
             self.read.other_model += 1;
             return Ok(());

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
-use mlops_artifacts::capture::{Payload, Record, Route};
+use mlops_artifacts::capture::{Payload, Route};
 use time::OffsetDateTime;
 
 /// Where a closed file goes next (an S3 upload); `Err` keeps it for the next attempt.
@@ -283,20 +283,7 @@ impl Writer {
         let mut bytes = 0usize;
         for entry in batch.drain(..) {
             bytes += entry.input.len() + entry.output.len();
-            let record = Record {
-                id: entry.id,
-                time: timestamp(entry.at),
-                model: self.model.clone(),
-                artifact: self.artifact.clone(),
-                route: entry.route,
-                rows: entry.rows,
-                input: Payload::of(entry.content_type.as_deref(), &entry.input),
-                output: Payload::of(Some(entry.answer_type), &entry.output),
-            };
-            // Serialising plain strings and numbers to memory cannot fail.
-            if serde_json::to_writer(&mut *buffer, &record).is_ok() {
-                buffer.push(b'\n');
-            }
+            line(buffer, &entry, self.model.as_deref(), &self.artifact);
         }
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         if self.open.is_none()
@@ -422,6 +409,74 @@ impl Writer {
     }
 }
 
+/// One capture line, as serde writes [`Record`] (the same bytes; a unit test compares them),
+/// written straight from the request's buffers: the bodies are escaped in bulk between the few
+/// bytes JSON escapes, not copied into a record first.
+fn line(out: &mut Vec<u8>, e: &Entry, model: Option<&str>, artifact: &str) {
+    out.extend_from_slice(b"{\"id\":");
+    short(out, &e.id);
+    out.extend_from_slice(b",\"time\":");
+    short(out, &timestamp(e.at));
+    if let Some(m) = model {
+        out.extend_from_slice(b",\"model\":");
+        short(out, m);
+    }
+    out.extend_from_slice(b",\"artifact\":");
+    short(out, artifact);
+    out.extend_from_slice(match e.route {
+        Route::Invocations => b",\"route\":\"invocations\",\"rows\":",
+        Route::V2 => b",\"route\":\"v2\",\"rows\":",
+    });
+    out.extend_from_slice(e.rows.to_string().as_bytes());
+    out.extend_from_slice(b",\"input\":");
+    payload(out, e.content_type.as_deref(), &e.input);
+    out.extend_from_slice(b",\"output\":");
+    payload(out, Some(e.answer_type), &e.output);
+    out.extend_from_slice(b"}\n");
+}
+
+/// A short string (an id, a time, a name) as serde writes it.
+fn short(out: &mut Vec<u8>, s: &str) {
+    // Writing to memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A body: its text escaped in bulk, or (not UTF-8) base64 as [`Payload::of`] writes it.
+fn payload(out: &mut Vec<u8>, content_type: Option<&str>, body: &[u8]) {
+    let Ok(text) = std::str::from_utf8(body) else {
+        let _ = serde_json::to_writer(&mut *out, &Payload::of(content_type, body));
+        return;
+    };
+    out.push(b'{');
+    if let Some(ct) = content_type {
+        out.extend_from_slice(b"\"content_type\":");
+        short(out, ct);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"encoding\":\"text\",\"data\":");
+    // Bodies hold newlines, maybe quotes and backslashes; any other control byte (rare) takes
+    // serde's byte-by-byte way.
+    if text.bytes().any(|b| b < 0x20 && b != b'\n') {
+        short(out, text);
+    } else {
+        let bytes = text.as_bytes();
+        out.push(b'"');
+        let mut from = 0;
+        for at in memchr::memchr3_iter(b'\n', b'"', b'\\', bytes) {
+            out.extend_from_slice(bytes.get(from..at).unwrap_or_default());
+            out.extend_from_slice(match bytes.get(at) {
+                Some(b'\n') => b"\\n",
+                Some(b'"') => b"\\\"",
+                _ => b"\\\\",
+            });
+            from = at + 1;
+        }
+        out.extend_from_slice(bytes.get(from..).unwrap_or_default());
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
 /// RFC 3339, UTC, milliseconds.
 pub fn timestamp(at: SystemTime) -> String {
     let t = OffsetDateTime::from(at);
@@ -445,7 +500,7 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mlops_artifacts::capture::Line;
+    use mlops_artifacts::capture::{Line, Record};
 
     fn identity() -> crate::Identity {
         crate::Identity {
@@ -581,6 +636,54 @@ mod tests {
             files(dir.path(), ".jsonl").is_empty(),
             "uploaded files are removed"
         );
+    }
+
+    #[test]
+    fn lines_are_what_serde_writes_for_every_kind_of_body() {
+        let bodies: [&[u8]; 7] = [
+            b"1,2\n3,4\n",
+            b"{\"instances\": [[1, \"a \\\" b\"]]}",
+            b"x\r\ny\tz\n",
+            b"caf\xc3\xa9 \xe2\x82\xac,\\,\"\"\n",
+            b"\x01\x1f",
+            b"",
+            b"\xff\xfe not utf-8",
+        ];
+        for (i, body) in bodies.iter().enumerate() {
+            for (model, route) in [(Some("m@1"), Route::Invocations), (None, Route::V2)] {
+                let e = Entry {
+                    id: format!("id \"{i}\""),
+                    at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_930_000_123),
+                    route,
+                    rows: 3,
+                    content_type: (i % 2 == 0).then(|| "text/csv".to_owned()),
+                    input: Bytes::copy_from_slice(body),
+                    answer_type: "application/json",
+                    output: Bytes::copy_from_slice(body),
+                };
+                let mut ours = Vec::new();
+                line(&mut ours, &e, model, "ab");
+                let record = Record {
+                    id: e.id.clone(),
+                    time: timestamp(e.at),
+                    model: model.map(str::to_owned),
+                    artifact: "ab".into(),
+                    route,
+                    rows: 3,
+                    input: Payload::of(e.content_type.as_deref(), body),
+                    output: Payload::of(Some(e.answer_type), body),
+                };
+                let mut theirs = serde_json::to_vec(&record).expect("json");
+                theirs.push(b'\n');
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&theirs),
+                    "body {i}"
+                );
+                let back = Line::parse_bytes(ours.trim_ascii_end()).expect("reads back");
+                assert_eq!(back.input.1, *body);
+            }
+        }
     }
 
     #[test]
