@@ -434,6 +434,33 @@ fn a_categorical_shift_a_missing_rate_jump_and_a_prediction_drift_are_each_named
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["read"]["rows"], 1000);
 
+    // The Open Inference Protocol's requests are captured and read back too: one tensor per
+    // feature, the category as BYTES.
+    let v2 = dir.path().join("capture-v2");
+    let mut server = serve(&registry, "xor@1", &v2, &[]);
+    let request = serde_json::json!({"inputs": [
+        {"name": "x", "datatype": "FP32", "shape": [2, 1], "data": [0.25, 0.75]},
+        {"name": "color", "datatype": "BYTES", "shape": [2, 1], "data": ["red", "blue"]},
+        {"name": "z", "datatype": "FP32", "shape": [2, 1], "data": [3.5, null]},
+    ]});
+    let a = crate::http::request(
+        server.addr,
+        "POST",
+        "/v2/models/xor/versions/1/infer",
+        Some("application/json"),
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert!(server.stop().success(), "{}", server.log());
+    let (_, report) = monitor(&manifest, &registry, "xor@1", &v2, &[]);
+    assert_eq!(report["read"]["rows"], 2, "{report:#}");
+    assert_eq!(report["read"]["unreadable"], 0, "{report:#}");
+    // One of the two rows has no z: half the rows, counted as missing.
+    assert_eq!(
+        report["features"][2]["missing"]["current"], 0.5,
+        "{report:#}"
+    );
+
     let (code, report, _) = run(Shift::Color, 11);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(
