@@ -349,9 +349,11 @@ impl Writer {
             self.sequence
         );
         let path = hour.join(name);
+        // Appending: after a failed write is cut back (`set_len`), the next write goes to the
+        // new end, not to the old offset (which would leave a hole of zero bytes).
         let file = std::fs::OpenOptions::new()
             .create_new(true)
-            .write(true)
+            .append(true)
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         self.open = Some(Open {
