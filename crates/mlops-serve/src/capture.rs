@@ -277,38 +277,63 @@ impl Writer {
     }
 
     /// Writes `batch` as lines to the open file (one is opened when none is).
+    /// Writes `batch` as lines: into the open file (one is opened when none is) until it
+    /// reaches `rotate_bytes`, then into the next, so that a file passes the limit by one line
+    /// at most, however many lines a batch holds.
     fn write(&mut self, batch: &mut Vec<Entry>, buffer: &mut Vec<u8>) {
         buffer.clear();
-        let entries = batch.len() as u64;
+        // Where each line ends in `buffer`.
+        let mut ends: Vec<usize> = Vec::with_capacity(batch.len());
         let mut bytes = 0usize;
         for entry in batch.drain(..) {
             bytes += entry.input.len() + entry.output.len();
             line(buffer, &entry, self.model.as_deref(), &self.artifact);
+            ends.push(buffer.len());
         }
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        if self.open.is_none()
-            && let Err(e) = self.open_file()
-        {
-            self.failed(entries, &e);
-            return;
-        }
-        let Some(open) = self.open.as_mut() else {
-            return;
-        };
-        match open.file.write_all(buffer) {
-            Ok(()) => {
-                open.length += buffer.len() as u64;
-                self.counters.written.fetch_add(entries, Ordering::Relaxed);
-                if open.length >= self.rotate_bytes {
-                    self.close();
+        let (mut from, mut next) = (0usize, 0usize);
+        while next < ends.len() {
+            let left = (ends.len() - next) as u64;
+            if self.open.is_none()
+                && let Err(e) = self.open_file()
+            {
+                self.failed(left, &e);
+                return;
+            }
+            let Some(open) = self.open.as_mut() else {
+                return;
+            };
+            // Lines up to the one that takes the file to the limit (at least one).
+            let room = self.rotate_bytes.saturating_sub(open.length);
+            let mut upto = next;
+            for end in ends.iter().skip(next) {
+                upto += 1;
+                if (end - from) as u64 >= room {
+                    break;
                 }
             }
-            Err(e) => {
-                // Cut the file back to its last whole line; what did not fit is lost, counted.
-                let _ = open.file.set_len(open.length);
-                let path = open.path.display().to_string();
-                self.failed(entries, &format!("{path}: {e}"));
+            let to = ends.get(upto - 1).copied().unwrap_or(from);
+            let lines = (upto - next) as u64;
+            match open
+                .file
+                .write_all(buffer.get(from..to).unwrap_or_default())
+            {
+                Ok(()) => {
+                    open.length += (to - from) as u64;
+                    self.counters.written.fetch_add(lines, Ordering::Relaxed);
+                    if open.length >= self.rotate_bytes {
+                        self.close();
+                    }
+                }
+                Err(e) => {
+                    // Cut the file back to its last whole line; what did not fit is lost,
+                    // counted (appending, the next write goes to the new end).
+                    let _ = open.file.set_len(open.length);
+                    let path = open.path.display().to_string();
+                    self.failed(lines, &format!("{path}: {e}"));
+                }
             }
+            (from, next) = (to, upto);
         }
     }
 
@@ -564,6 +589,20 @@ mod tests {
         assert!(files(dir.path(), ".open").is_empty(), "every file closed");
         let closed = files(dir.path(), ".jsonl");
         assert!(closed.len() > 1, "rotated by size: {closed:?}");
+        // Whatever the batches were, a file passes the limit by less than one line.
+        let sizes: Vec<u64> = closed
+            .iter()
+            .map(|f| std::fs::metadata(f).expect("size").len())
+            .collect();
+        let longest = std::fs::read_to_string(&closed[0])
+            .expect("reads")
+            .lines()
+            .map(|l| l.len() as u64 + 1)
+            .max()
+            .expect("a line");
+        for size in &sizes[..sizes.len() - 1] {
+            assert!((2000..2000 + longest).contains(size), "{sizes:?}");
+        }
         let mut ids = Vec::new();
         for f in &closed {
             for line in std::fs::read_to_string(f).expect("reads").lines() {
