@@ -9,23 +9,11 @@
 use std::path::Path;
 
 use crate::bin::{mlops, train_project as train};
+use crate::lcg::Lcg;
 use crate::server::Server;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// A seeded generator of numbers in [0, 1).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 const HEADER: &str = "tenure,plan,region,spend,churned";

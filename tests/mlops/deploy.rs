@@ -514,6 +514,23 @@ fn sm_json(moto: &moto::Moto, op: &str, body: &str) -> serde_json::Value {
     answer
 }
 
+/// The configuration `endpoint` runs, as moto describes it.
+fn endpoint_config(moto: &moto::Moto, endpoint: &str) -> serde_json::Value {
+    let described = sm_json(
+        moto,
+        "DescribeEndpoint",
+        &format!(r#"{{"EndpointName":"{endpoint}"}}"#),
+    );
+    sm_json(
+        moto,
+        "DescribeEndpointConfig",
+        &format!(
+            r#"{{"EndpointConfigName":"{}"}}"#,
+            described["EndpointConfigName"].as_str().expect("config")
+        ),
+    )
+}
+
 /// Against moto: the model (image by digest, the registry's files by prefix, the artifact digest
 /// the container must find), its configuration and the endpoint are created; deploying it again
 /// changes nothing; `--check` agrees, and finds drift for another version; `--teardown` deletes
@@ -740,19 +757,7 @@ fn an_environments_own_serving_image_is_what_its_endpoint_runs() {
     assert!(edited.contains(&staging_image) && edited.contains(&production_image));
     std::fs::write(&manifest, edited).expect("write");
     let served_image = |endpoint: &str| {
-        let described = sm_json(
-            &moto,
-            "DescribeEndpoint",
-            &format!(r#"{{"EndpointName":"{endpoint}"}}"#),
-        );
-        let config = sm_json(
-            &moto,
-            "DescribeEndpointConfig",
-            &format!(
-                r#"{{"EndpointConfigName":"{}"}}"#,
-                described["EndpointConfigName"].as_str().expect("config")
-            ),
-        );
+        let config = endpoint_config(&moto, endpoint);
         let model = sm_json(
             &moto,
             "DescribeModel",
@@ -1645,21 +1650,6 @@ fn production_endpoints_capture_for_monitoring() {
         "{yaml}\nmonitoring:\n  capture:\n    destination: {capture}\n    sample_percent: 50\n    kms_key_id: alias/mlops-capture\n"
     );
     std::fs::write(&manifest, &monitored).expect("write");
-    let config_of = |endpoint: &str| {
-        let described = sm_json(
-            &moto,
-            "DescribeEndpoint",
-            &format!(r#"{{"EndpointName":"{endpoint}"}}"#),
-        );
-        sm_json(
-            &moto,
-            "DescribeEndpointConfig",
-            &format!(
-                r#"{{"EndpointConfigName":"{}"}}"#,
-                described["EndpointConfigName"].as_str().expect("config")
-            ),
-        )
-    };
     let out = deploy_sm(
         &moto,
         dir.path(),
@@ -1677,7 +1667,7 @@ fn production_endpoints_capture_for_monitoring() {
     .expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // moto answers an empty object where SageMaker leaves the field out.
-    let staging = config_of("digits-staging");
+    let staging = endpoint_config(&moto, "digits-staging");
     assert!(
         staging["DataCaptureConfig"]
             .as_object()
@@ -1696,7 +1686,7 @@ fn production_endpoints_capture_for_monitoring() {
     .output()
     .expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let config = config_of("digits-production");
+    let config = endpoint_config(&moto, "digits-production");
     let captured = &config["DataCaptureConfig"];
     assert_eq!(captured["EnableCapture"], true, "{config:#}");
     assert_eq!(captured["InitialSamplingPercentage"], 50);

@@ -14,6 +14,8 @@ mod docker;
 mod fake_sagemaker;
 #[path = "../support/http.rs"]
 mod http;
+#[path = "../support/lcg.rs"]
+mod lcg;
 #[path = "../support/moto.rs"]
 mod moto;
 #[path = "../support/onnx_models.rs"]

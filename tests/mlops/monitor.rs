@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::bin::{matches_schema, mlops, train_project};
+use crate::lcg::Lcg;
 use crate::server::Server;
 
 fn text(b: &[u8]) -> String {
@@ -273,19 +274,6 @@ print(f"{len(report['features'])} columns agree; largest difference {worst:.2e}"
         "{}",
         text(&out.stdout)
     );
-}
-
-/// A seeded generator of numbers in [0, 1).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// How production's rows differ from training's.

@@ -12,13 +12,8 @@ pub(crate) const SHOPS: usize = 40;
 /// `rows` rows of the table: features with three decimals from a seeded generator, a shop
 /// (`s0` … `s39`) and a label from the first ten features and the shop.
 pub(crate) fn table(rows: usize, seed: u64) -> String {
-    let mut state = seed;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
+    let mut lcg = super::lcg::Lcg(seed);
+    let mut next = move || lcg.next() * 2.0 - 1.0;
     let mut out = String::new();
     for i in 0..WIDTH {
         let _ = write!(out, "f_{i},");

@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use super::{interleaved, release_binary, tempdir};
 use crate::ml_tools;
 
+#[path = "../../../tests/support/lcg.rs"]
+mod lcg;
 #[path = "../../../tests/support/wide_table.rs"]
 mod wide_table;
 
