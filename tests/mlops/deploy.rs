@@ -1513,6 +1513,138 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
 
+/// The monitor role and the execution role's capture grant as the rendered Terraform gives them,
+/// under moto's IAM enforcement. The execution role (production's endpoint writes the capture
+/// with it) uploads a capture under the capture's prefix, and cannot elsewhere; the monitor role
+/// lists and reads that capture and the registry and judges it (the holdout set: no drift), and
+/// may neither read another prefix nor write the registry. moto does not judge trust policies,
+/// so each role's trust is checked as rendered: the monitor's names its workflow's subject.
+#[test]
+fn the_rendered_monitor_role_reads_the_capture_and_the_registry_and_nothing_else() {
+    let Some((moto, dir)) = sagemaker_world(1) else {
+        return;
+    };
+    let manifest = dir.path().join("mlops.yaml");
+    let yaml = std::fs::read_to_string(&manifest).expect("manifest")
+        + &format!(
+            "\nmonitoring:\n  capture:\n    destination: s3://{BUCKET}/capture\n  schedule: \"0 6 * * *\"\n"
+        )
+        + "workflows:\n  oidc_subject: workflow\n"
+        + "infrastructure:\n  terraform:\n    region: us-east-1\n    state_bucket: digits-tf-state\n";
+    std::fs::write(&manifest, yaml).expect("write");
+    let report = mlops_manifest::check_file(&manifest).expect("readable");
+    let m = report.manifest.expect("valid");
+    let files = mlops_render::render(&m, "mlops.yaml", &std::collections::BTreeMap::new())
+        .expect("renders");
+    let roles = terraform::github_roles(&files, "123456789012");
+    assert_eq!(
+        roles.keys().collect::<Vec<_>>(),
+        ["monitor", "production", "staging", "train"]
+    );
+    let subject = mlops_manifest::oidc_subject(&m, mlops_manifest::RolePurpose::Monitor);
+    assert_eq!(
+        roles["monitor"].trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"],
+        serde_json::json!([subject])
+    );
+    assert!(
+        subject.ends_with("job_workflow_ref:mlops-rs/digits-example/.github/workflows/mlops-monitor.yml@refs/heads/main"),
+        "{subject}"
+    );
+    let execution = terraform::execution_role(&files, "123456789012");
+    // Another prefix's capture file, which the monitor role may not read.
+    moto.put(BUCKET, "other/2026/12/05/10/capture.jsonl", b"{}\n");
+    let monitor_creds = assume(&moto, &roles["monitor"]);
+    let execution_creds = assume(&moto, &execution);
+    moto.enforce_iam();
+    let with = |c: &mut Command, [key, secret, token]: &[String; 3]| {
+        moto.env(c);
+        c.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_SESSION_TOKEN", token);
+    };
+    // The execution role serves the version (it reads the registry) and writes what it answers
+    // under the capture's prefix, uploaded as the service stops.
+    let (header, rows) = crate::monitor::quickstart_holdout();
+    let capture = |prefix: &str| {
+        let mut c = mlops();
+        with(&mut c, &execution_creds);
+        let mut service = Server::start(
+            c,
+            &[
+                "--quiet",
+                "--model",
+                "digits-mlp@1",
+                "--registry",
+                &format!("s3://{BUCKET}/registry"),
+                "--capture",
+                &format!("s3://{BUCKET}/{prefix}"),
+            ],
+        );
+        crate::monitor::send_csv(&service, &header, &crate::monitor::csv_rows(&rows), 50);
+        let status = service.stop();
+        (status, service.log())
+    };
+    let (status, log) = capture("capture");
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("AccessDenied"), "{log}");
+    // Elsewhere the upload is refused: the service answered, and says what it could not do.
+    let (status, log) = capture("elsewhere");
+    assert!(status.success(), "{log}");
+    assert!(log.contains("AccessDenied"), "{log}");
+    let monitor = |captured: &str| {
+        let mut c = mlops();
+        c.args(["monitor", "--format", "json", "--model", "digits-mlp@1"])
+            .args(["--captured", captured, "--manifest"])
+            .arg(&manifest);
+        with(&mut c, &monitor_creds);
+        c.output().expect("runs")
+    };
+    let out = monitor(&format!("s3://{BUCKET}/capture"));
+    assert_eq!(out.status.code(), Some(0), "monitor role: {}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["read"]["rows"], rows.len(), "{report:#}");
+    // Not another prefix, even of the same bucket. (moto judges the action and the resource,
+    // not conditions: the listing's `s3:prefix` limit is asked of the policy below.)
+    let out = monitor(&format!("s3://{BUCKET}/other"));
+    assert_eq!(out.status.code(), Some(3), "monitor role: {}", text(&out));
+    assert!(text(&out).contains("AccessDenied"), "{}", text(&out));
+    let listed: Vec<serde_json::Value> = roles["monitor"]
+        .policies
+        .iter()
+        .flat_map(|(_, p)| p["Statement"].as_array().cloned().unwrap_or_default())
+        .filter(|st| {
+            st["Action"] == "s3:ListBucket" || st["Action"] == serde_json::json!(["s3:ListBucket"])
+        })
+        .map(|st| st["Condition"]["StringLike"]["s3:prefix"].clone())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            serde_json::json!(["capture", "capture/*"]),
+            serde_json::json!(["registry", "registry/*"])
+        ],
+        "{:#?}",
+        roles["monitor"].policies
+    );
+    // And it writes nothing: training (which registers a version) is refused.
+    let mut train = mlops();
+    train
+        .args(["train", "--format", "json", "--manifest"])
+        .arg(&manifest);
+    with(&mut train, &monitor_creds);
+    let out = train.output().expect("runs");
+    assert_eq!(out.status.code(), Some(3), "monitor role: {}", text(&out));
+    assert!(text(&out).contains("AccessDenied"), "{}", text(&out));
+    // What moto cannot judge, asked of the rendered policies: no SageMaker call at all.
+    for action in [
+        "sagemaker:UpdateEndpoint",
+        "sagemaker:CreateTrainingJob",
+        "s3:PutObject",
+    ] {
+        assert!(!allows(&roles["monitor"], action), "monitor may {action}");
+    }
+}
+
 /// A CloudWatch alarm in moto on the endpoint's 5xx errors, in `state`.
 fn alarm(moto: &moto::Moto, name: &str, state: &str) {
     let (status, answer) = moto.query(

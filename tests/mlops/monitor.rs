@@ -86,7 +86,7 @@ fn drifted_features(report: &serde_json::Value) -> BTreeSet<String> {
 }
 
 /// Sends `rows` (CSV lines without the label) under `header`, `batch` rows per request.
-fn send_csv(server: &Server, header: &str, rows: &[String], batch: usize) {
+pub(crate) fn send_csv(server: &Server, header: &str, rows: &[String], batch: usize) {
     for chunk in rows.chunks(batch) {
         let body = format!("{header}\n{}\n", chunk.join("\n"));
         let a = crate::http::post_csv(server.addr, &body);
@@ -99,7 +99,7 @@ fn send_csv(server: &Server, header: &str, rows: &[String], batch: usize) {
 }
 
 /// The quickstart's holdout: its feature header and its rows without the label.
-fn quickstart_holdout() -> (String, Vec<Vec<f64>>) {
+pub(crate) fn quickstart_holdout() -> (String, Vec<Vec<f64>>) {
     let csv = std::fs::read_to_string(
         crate::bin::root().join("examples/quickstart/data/digits-holdout.csv"),
     )
@@ -119,7 +119,7 @@ fn quickstart_holdout() -> (String, Vec<Vec<f64>>) {
     (names[..width].join(","), rows)
 }
 
-fn csv_rows(rows: &[Vec<f64>]) -> Vec<String> {
+pub(crate) fn csv_rows(rows: &[Vec<f64>]) -> Vec<String> {
     rows.iter()
         .map(|r| r.iter().map(f64::to_string).collect::<Vec<_>>().join(","))
         .collect()

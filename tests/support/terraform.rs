@@ -20,12 +20,76 @@ pub(crate) struct Role {
     pub(crate) policies: Vec<(String, serde_json::Value)>,
 }
 
-/// The `aws_iam_role "github"` roles of a rendered tree (`train`, `staging`, `production`),
-/// with `account` and `partition` as `aws_caller_identity` and `aws_partition` would give them.
+/// The `aws_iam_role "github"` roles of a rendered tree (`train`, `staging`, `production`, and
+/// `monitor` with a monitor workflow), with `account` and `partition` as `aws_caller_identity`
+/// and `aws_partition` would give them.
 pub(crate) fn github_roles(
     files: &BTreeMap<String, String>,
     account: &str,
 ) -> BTreeMap<String, Role> {
+    let resources = evaluate(files, account);
+    let policies = policies(&resources);
+    resources
+        .get("aws_iam_role")
+        .and_then(|r| r.get("github"))
+        .and_then(serde_json::Value::as_object)
+        .expect("the github roles evaluate")
+        .iter()
+        .map(|(key, role)| (key.clone(), attached(key, role, policies)))
+        .collect()
+}
+
+/// The role SageMaker's training jobs and endpoints run as (`aws_iam_role "sagemaker"`).
+pub(crate) fn execution_role(files: &BTreeMap<String, String>, account: &str) -> Role {
+    let resources = evaluate(files, account);
+    let role = resources
+        .get("aws_iam_role")
+        .and_then(|r| r.get("sagemaker"))
+        .expect("the execution role evaluates");
+    attached("sagemaker", role, policies(&resources))
+}
+
+fn policies(
+    resources: &serde_json::Map<String, serde_json::Value>,
+) -> &serde_json::Map<String, serde_json::Value> {
+    resources
+        .get("aws_iam_role_policy")
+        .and_then(serde_json::Value::as_object)
+        .expect("the role policies evaluate")
+}
+
+/// `role` with the inline policies attached to it by name.
+fn attached(
+    key: &str,
+    role: &serde_json::Value,
+    policies: &serde_json::Map<String, serde_json::Value>,
+) -> Role {
+    let name = role["name"].as_str().expect("role name").to_owned();
+    let trust = parse(&role["assume_role_policy"]);
+    let mut attached = Vec::new();
+    for set in policies.values() {
+        for instance in instances(set) {
+            if instance["role"] == name.as_str() {
+                attached.push((
+                    instance["name"].as_str().expect("name").to_owned(),
+                    parse(&instance["policy"]),
+                ));
+            }
+        }
+    }
+    assert!(!attached.is_empty(), "role {key} has no policy");
+    Role {
+        name,
+        trust,
+        policies: attached,
+    }
+}
+
+/// The resources of a rendered tree, evaluated as far as the policies need.
+fn evaluate(
+    files: &BTreeMap<String, String>,
+    account: &str,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut blocks: Vec<Block> = Vec::new();
     for (path, text) in files {
         if path.starts_with("terraform/")
@@ -118,42 +182,7 @@ pub(crate) fn github_roles(
             break;
         }
     }
-    let roles = resources
-        .get("aws_iam_role")
-        .and_then(|r| r.get("github"))
-        .and_then(serde_json::Value::as_object)
-        .expect("the github roles evaluate");
-    let policies = resources
-        .get("aws_iam_role_policy")
-        .and_then(serde_json::Value::as_object)
-        .expect("the role policies evaluate");
-    roles
-        .iter()
-        .map(|(key, role)| {
-            let name = role["name"].as_str().expect("role name").to_owned();
-            let trust = parse(&role["assume_role_policy"]);
-            let mut attached = Vec::new();
-            for set in policies.values() {
-                for instance in instances(set) {
-                    if instance["role"] == name.as_str() {
-                        attached.push((
-                            instance["name"].as_str().expect("name").to_owned(),
-                            parse(&instance["policy"]),
-                        ));
-                    }
-                }
-            }
-            assert!(!attached.is_empty(), "role {key} has no policy");
-            (
-                key.clone(),
-                Role {
-                    name,
-                    trust,
-                    policies: attached,
-                },
-            )
-        })
-        .collect()
+    resources
 }
 
 fn parse(v: &serde_json::Value) -> serde_json::Value {

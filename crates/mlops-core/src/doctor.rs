@@ -126,11 +126,11 @@ pub fn check(req: &Request<'_>) -> Result<Findings, Problem> {
             promo.full()
         ),
         loop_withheld: mlops_render::loop_withheld(m),
-        subjects: mlops_manifest::RolePurpose::ALL
+        subjects: mlops_manifest::RolePurpose::rendered(m)
             .into_iter()
             .map(|p| {
                 (
-                    p.environment().map(str::to_owned),
+                    (p.variable().to_owned(), p.environment().map(str::to_owned)),
                     mlops_manifest::oidc_subject(m, p),
                 )
             })

@@ -23,6 +23,9 @@ pub struct Request<'a> {
     pub registry: &'a Registry,
     /// The registered version whose traffic it is; `None`: the one production's pin names.
     pub model: Option<String>,
+    /// Production's pin file, when not the manifest's (`promotion.pin_file` in a checkout of
+    /// the promotion repository).
+    pub production_pin: Option<PathBuf>,
     /// A capture directory or file, or `s3://BUCKET/PREFIX`.
     pub captured: String,
     /// Only lines answered at or after this: RFC 3339, or an age (`30m`, `24h`, `7d`).
@@ -123,7 +126,10 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitor
     let model = match &req.model {
         Some(r) => r.clone(),
         None => {
-            let pin = crate::deploy::production_pin(m, req.manifest_path)?;
+            let pin = match &req.production_pin {
+                Some(file) => crate::deploy::read_pin(file, "production")?,
+                None => crate::deploy::production_pin(m, req.manifest_path)?,
+            };
             progress.step(&format!("production pins {}", pin.reference()));
             pin.reference()
         }

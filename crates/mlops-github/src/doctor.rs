@@ -91,9 +91,10 @@ pub struct Setup {
     /// Why the release loop (train, release and gate workflows) is not rendered, when it is not
     /// (`mlops_render::loop_withheld`: a registry only one runner has).
     pub loop_withheld: Option<String>,
-    /// The OIDC subject the rendered jobs of each environment (`None`: training) present, which
-    /// the role they assume must trust exactly (`mlops_manifest::oidc_subject`).
-    pub subjects: BTreeMap<Option<String>, String>,
+    /// The OIDC subject the rendered jobs present that read a role's ARN from a variable, by the
+    /// variable's name and environment (`None`: a repository variable), which the role they
+    /// assume must trust exactly (`mlops_manifest::oidc_subject`).
+    pub subjects: BTreeMap<(String, Option<String>), String>,
     /// The manifest asks for subjects that name the workflow (`workflows.oidc_subject:
     /// workflow`), which needs the repository's subject template.
     pub workflow_subjects: bool,
@@ -573,15 +574,17 @@ pub async fn check(gh: &GitHub, s: &Setup, default_branch: &str) -> Result<Findi
                         out.roles.push(Role {
                             variable: format!("{} of {place}", n.need.name),
                             arn: v.trim().to_owned(),
-                            subject: s.subjects.get(&n.need.environment).cloned().unwrap_or_else(
-                                || {
+                            subject: s
+                                .subjects
+                                .get(&(n.need.name.clone(), n.need.environment.clone()))
+                                .cloned()
+                                .unwrap_or_else(|| {
                                     oidc_subject(
                                         &n.repo,
                                         n.need.environment.as_deref(),
                                         default_branch,
                                     )
-                                },
-                            ),
+                                }),
                             environment: n.need.environment.clone(),
                         });
                     }

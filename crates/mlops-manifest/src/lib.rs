@@ -33,27 +33,65 @@ pub enum RolePurpose {
     Staging,
     /// The gate workflow's production job, in the `production` environment.
     Production,
+    /// The monitor workflow's job (no environment; the default branch, on its schedule): reads
+    /// the registry and the capture, writes nothing in AWS.
+    Monitor,
 }
 
 impl RolePurpose {
-    pub const ALL: [RolePurpose; 3] = [Self::Train, Self::Staging, Self::Production];
+    pub const ALL: [RolePurpose; 4] = [Self::Train, Self::Staging, Self::Production, Self::Monitor];
+
+    /// The purposes `m`'s rendered workflows assume a role for: the monitor's only when
+    /// `monitoring.schedule` renders its workflow (which, like the release loop, needs a
+    /// registry every job can reach: [`registry_shared`]).
+    pub fn rendered(m: &Manifest) -> Vec<RolePurpose> {
+        Self::ALL
+            .into_iter()
+            .filter(|p| {
+                *p != Self::Monitor
+                    || registry_shared(m)
+                        && m.monitoring
+                            .as_ref()
+                            .is_some_and(|mo| mo.schedule.is_some())
+            })
+            .collect()
+    }
 
     /// The GitHub environment the role's jobs run in.
     pub fn environment(self) -> Option<&'static str> {
         match self {
-            Self::Train => None,
+            Self::Train | Self::Monitor => None,
             Self::Staging => Some("staging"),
             Self::Production => Some("production"),
         }
     }
+
+    /// The GitHub variable the rendered workflows read the role's ARN from (a repository
+    /// variable, or the environment's).
+    pub fn variable(self) -> &'static str {
+        match self {
+            Self::Train => "MLOPS_TRAIN_ROLE_ARN",
+            Self::Staging | Self::Production => "MLOPS_AWS_ROLE_ARN",
+            Self::Monitor => "MLOPS_MONITOR_ROLE_ARN",
+        }
+    }
 }
+
+/// The registry is in S3, where every job (and every service serving its models) reaches it; a
+/// directory only the runner of one job has.
+pub fn registry_shared(m: &Manifest) -> bool {
+    m.registry.path.starts_with("s3://")
+}
+
+/// The rendered monitor workflow's file under `.github/workflows/`.
+pub const MONITOR_WORKFLOW: &str = "mlops-monitor.yml";
 
 /// The rendered train workflow's file under `.github/workflows/` (the monitor workflow
 /// dispatches it to retrain).
 pub const TRAIN_WORKFLOW: &str = "mlops-train.yml";
 
 /// The OIDC subject claim of the rendered jobs that assume the role for `purpose`, which that
-/// role's trust names exactly. Training runs on the default branch; the release workflow (staging)
+/// role's trust names exactly. Training and the monitor run on the default branch; the release workflow (staging)
 /// runs from the default branch too (called by the train workflow, dispatched on it); production's
 /// job runs on the push to the promotion's base branch. With `workflows.oidc_subject: workflow`
 /// the claim also names the workflow file and that branch (`job_workflow_ref`).
@@ -82,6 +120,13 @@ pub fn oidc_subject(m: &Manifest, purpose: RolePurpose) -> String {
             "environment:production".to_owned(),
             gate.file.as_str(),
             base,
+        ),
+        // Scheduled workflows run on the default branch.
+        RolePurpose::Monitor => (
+            &m.project.repository,
+            format!("ref:refs/heads/{default}"),
+            MONITOR_WORKFLOW,
+            default,
         ),
     };
     match m.workflows.oidc_subject {

@@ -81,6 +81,23 @@ pub(crate) struct GithubSubjects {
     pub train: String,
     pub staging: String,
     pub production: String,
+    /// The monitor workflow's, when `monitoring.schedule` renders it.
+    pub monitor: Option<String>,
+}
+
+/// The capture in S3 (`monitoring.capture`): the monitor role reads it; when production is a
+/// SageMaker endpoint, the endpoint (its execution role) writes it.
+#[derive(Debug, Serialize)]
+pub(crate) struct CaptureCtx {
+    pub location: S3Location,
+    /// `s3://...` as the manifest gives it (`DataCaptureConfig.DestinationS3Uri`).
+    pub destination: String,
+    /// Production's endpoint captures (it serves on instances from SageMaker).
+    pub endpoint: bool,
+    /// `InitialSamplingPercentage`, as `mlops deploy` rounds it.
+    pub sample_percent: u32,
+    /// The KMS key the endpoint encrypts captured objects with.
+    pub kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,6 +183,8 @@ pub(crate) struct TerraformCtx {
     /// `:tag` or `@sha256:...` of the image that trains and serves, when the manifest names one.
     pub image_ref: Option<String>,
     pub kms_keys: Vec<String>,
+    /// The capture, when `monitoring.capture` is in S3.
+    pub capture: Option<CaptureCtx>,
     pub model_package_group: Option<String>,
     pub sagemaker_training: bool,
     pub tags: BTreeMap<String, String>,
@@ -180,6 +199,7 @@ pub(crate) struct Names {
     pub train_role: String,
     pub staging_role: String,
     pub production_role: String,
+    pub monitor_role: String,
     pub sagemaker_role: String,
     pub dispatch_role: String,
     pub approval_rule: String,
@@ -195,6 +215,7 @@ impl Names {
             train_role: format!("{prefix}-github-train"),
             staging_role: format!("{prefix}-github-staging"),
             production_role: format!("{prefix}-github-production"),
+            monitor_role: format!("{prefix}-github-monitor"),
             sagemaker_role: format!("{prefix}-sagemaker-execution"),
             dispatch_role: format!("{prefix}-events-dispatch"),
             approval_rule: format!("{prefix}-model-approved"),
@@ -279,6 +300,9 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
                 train: mlops_manifest::oidc_subject(m, RolePurpose::Train),
                 staging: mlops_manifest::oidc_subject(m, RolePurpose::Staging),
                 production: mlops_manifest::oidc_subject(m, RolePurpose::Production),
+                monitor: RolePurpose::rendered(m)
+                    .contains(&RolePurpose::Monitor)
+                    .then(|| mlops_manifest::oidc_subject(m, RolePurpose::Monitor)),
             },
             ecr_repository: sm
                 .map_or_else(|| format!("{prefix}/train"), |s| s.image.repository.clone()),
@@ -304,6 +328,20 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             s3_read: s3_read.clone(),
             s3_write: s3_write.clone(),
             registry: s3(&m.registry.path),
+            capture: m
+                .monitoring
+                .as_ref()
+                .and_then(|mo| mo.capture.as_ref())
+                .and_then(|c| {
+                    let production = m.environments.production.sagemaker.as_ref();
+                    Some(CaptureCtx {
+                        location: s3(&c.destination)?,
+                        destination: c.destination.clone(),
+                        endpoint: production.is_some_and(|p| p.instance_type.is_some()),
+                        sample_percent: c.sample_percent.round().clamp(0.0, 100.0) as u32,
+                        kms_key_id: c.kms_key_id.clone(),
+                    })
+                }),
             model_package_group: m.registry.sagemaker_model_package_group.clone(),
             sagemaker_training,
             tags,
@@ -506,6 +544,7 @@ mod tests {
             &n.train_role,
             &n.staging_role,
             &n.production_role,
+            &n.monitor_role,
             &n.sagemaker_role,
             &n.dispatch_role,
         ] {

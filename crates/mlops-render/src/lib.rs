@@ -159,10 +159,10 @@ fn render_one(
 /// failure to production's deploy, a later run, and to the serving side.) `mlops run` runs the
 /// whole loop on one machine with such a registry; the CI workflow is rendered either way.
 pub fn loop_withheld(manifest: &Manifest) -> Option<String> {
-    let path = &manifest.registry.path;
-    if path.starts_with("s3://") {
+    if mlops_manifest::registry_shared(manifest) {
         return None;
     }
+    let path = &manifest.registry.path;
     Some(format!(
         "the train, release and gate workflows are not rendered: `registry.path` ({path}) is a \
          directory, which only the runner of one job has (the release jobs, production's deploy \
@@ -251,13 +251,16 @@ mod tests {
         ))
         .expect("the quickstart")
         .replace("path: .mlops/registry", "path: s3://bucket/registry")
-            + "\nworkflows:\n  oidc_subject: workflow\ninfrastructure:\n  terraform:\n    region: eu-west-1\n    state_bucket: tf-state\n";
+            + "\nworkflows:\n  oidc_subject: workflow\ninfrastructure:\n  terraform:\n    region: eu-west-1\n    state_bucket: tf-state\n"
+            + "monitoring:\n  capture:\n    destination: s3://bucket/capture\n  schedule: \"0 6 * * *\"\n";
         let report = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes());
         assert!(report.is_valid(), "{:?}", report.diagnostics);
         let m = report.manifest.expect("typed");
         let files = render(&m, "mlops.yaml", &BTreeMap::new()).expect("renders");
         let trust = &files["terraform/github_oidc.tf"];
-        for purpose in mlops_manifest::RolePurpose::ALL {
+        let purposes = mlops_manifest::RolePurpose::rendered(&m);
+        assert_eq!(purposes, mlops_manifest::RolePurpose::ALL);
+        for purpose in purposes {
             let subject = mlops_manifest::oidc_subject(&m, purpose);
             assert!(
                 trust.contains(&format!("\"{subject}\"")),

@@ -496,6 +496,10 @@ pub(crate) struct MonitorArgs {
     /// artifact answered are counted.
     #[arg(long, env = "MLOPS_MODEL")]
     pub model: Option<String>,
+    /// Production's pin file, whose version it is without --model; defaults to the manifest's
+    /// pin file (`promotion.pin_file` beside the manifest).
+    #[arg(long, env = "MLOPS_PRODUCTION_PIN", conflicts_with = "model")]
+    pub production_pin: Option<PathBuf>,
     /// The capture: a directory (`mlops serve --capture DIR`), one capture file, or
     /// `s3://BUCKET/PREFIX` (ours or a SageMaker endpoint's DataCapture); defaults to the
     /// manifest's `monitoring.capture.destination`.

@@ -200,7 +200,7 @@ pub fn production_pin(m: &mlops_manifest::Manifest, manifest_path: &Path) -> Res
 }
 
 /// The pin file at `file`.
-fn read_pin(file: &Path, env: &str) -> Result<Pin, Problem> {
+pub(crate) fn read_pin(file: &Path, env: &str) -> Result<Pin, Problem> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         Problem::input(
             format!("cannot read the {env} pin {}: {e}", file.display()),

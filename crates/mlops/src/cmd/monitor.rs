@@ -34,6 +34,7 @@ pub(crate) fn run(args: &MonitorArgs, format: Format) -> Exit {
         manifest_path: &args.registry.manifest,
         registry: &registry,
         model: args.model.clone(),
+        production_pin: args.production_pin.clone(),
         captured,
         since: args.since.clone(),
         ground_truth: args.ground_truth.clone(),
