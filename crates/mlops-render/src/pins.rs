@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "80cdea859259c768ed8bca60ed7fc7081f7b9561",
+    "4007a0956e6c51fb30e862c89656f81188f0ed0f",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
