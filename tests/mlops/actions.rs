@@ -2584,18 +2584,28 @@ fn rendered_monitor_workflow_opens_one_issue_and_dispatches_training_on_drift() 
     // GitHub: the repository with the train workflow the monitor dispatches.
     let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
     fake.token(ACTIONS, github_fake::Token::Actions);
+    // ... and production's pin, which the workflow checks out of the promotion's base branch.
     let train_workflow =
         std::fs::read_to_string(dir.join(".github/workflows/mlops-train.yml")).expect("train");
+    let production_pin =
+        std::fs::read_to_string(dir.join("deploy/production.yaml")).expect("the pin");
     fake.repo(
         REPO,
         "main",
-        &[(".github/workflows/mlops-train.yml", train_workflow.as_str())],
+        &[
+            (".github/workflows/mlops-train.yml", train_workflow.as_str()),
+            ("deploy/production.yaml", production_pin.as_str()),
+        ],
     );
+    // The runner's checkout has no pin: the one the job judges is the one on GitHub.
+    std::fs::remove_file(dir.join("deploy/production.yaml")).expect("rm");
 
     let sha = pinned_sha(&monitor, "mlops-rs/mlops").expect("pinned mlops actions");
     let pinned = actions_at(&sha);
     let aws = aws_credentials_stand_in();
     let aws_sha = pinned_sha(&monitor, "aws-actions/configure-aws-credentials").expect("pinned");
+    let checkout = pin_checkout_stand_in();
+    let checkout_sha = pinned_sha(&monitor, "actions/checkout").expect("pinned");
     let record = tempfile::NamedTempFile::new().expect("record");
     let run = || {
         let mut args = event_args(dir, "workflow_dispatch", "{}", "mlops-monitor.yml");
@@ -2606,6 +2616,11 @@ fn rendered_monitor_workflow_opens_one_issue_and_dispatches_training_on_drift() 
             format!(
                 "aws-actions/configure-aws-credentials@{aws_sha}={}",
                 aws.path().display()
+            ),
+            "--local-repository".into(),
+            format!(
+                "actions/checkout@{checkout_sha}={}",
+                checkout.path().display()
             ),
             "--var".into(),
             "MLOPS_MONITOR_ROLE_ARN=arn:aws:iam::123456789012:role/monitor".into(),

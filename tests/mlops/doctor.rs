@@ -98,6 +98,8 @@ fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> Fa
     );
     fake.variable(MODEL, "MLOPS_AWS_REGION", "eu-west-1");
     fake.variable(MODEL, "MLOPS_TRAIN_ROLE_ARN", &role("train"));
+    // The SageMaker example monitors production: its workflow assumes a role of its own.
+    fake.variable(MODEL, "MLOPS_MONITOR_ROLE_ARN", &role("monitor"));
     fake.secret(MODEL, "MLOPS_PROMOTION_TOKEN");
     fake.secret(MODEL, "MLOPS_GATE_TOKEN");
     fake
@@ -261,6 +263,11 @@ fn the_prescribed_settings_pass_and_each_gap_is_named_with_its_fix() {
             }),
         ),
         (
+            "trust policy of arn:aws:iam::123456789012:role/churn-github-train: ",
+            ":sub` = `repo:acme/churn-model:ref:refs/heads/main:job_workflow_ref:acme/churn-model/.github/workflows/mlops-monitor.yml@refs/heads/main`",
+            Box::new(|f| f.variable(MODEL, "MLOPS_MONITOR_ROLE_ARN", &arn(&roles["train"].name))),
+        ),
+        (
             "cannot read it (",
             "iam:GetRole",
             Box::new(|f| {
@@ -321,6 +328,8 @@ fn prescribed_split(
     );
     fake.variable(MODEL, "MLOPS_AWS_REGION", "eu-west-1");
     fake.variable(MODEL, "MLOPS_TRAIN_ROLE_ARN", &role("train"));
+    // The SageMaker example monitors production: its workflow assumes a role of its own.
+    fake.variable(MODEL, "MLOPS_MONITOR_ROLE_ARN", &role("monitor"));
     if !omit.contains(&"promotion-token") {
         fake.secret(MODEL, "MLOPS_PROMOTION_TOKEN");
     }
