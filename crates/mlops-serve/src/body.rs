@@ -254,24 +254,15 @@ fn parse_csv(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch,
         body,
         |record| {
             let line = record.line;
-            if std::mem::take(&mut first) && !is_a_row(&record, columns) {
-                let names = record.names().map_err(|e| {
-                    Rejection::bad(format!("the CSV header is not UTF-8 text: {e}"))
-                })?;
-                return check_columns(&names, features).map_err(|problem| {
-                    // A headerless first row with a gap or a typo lands here: say why it was
-                    // taken for a header.
-                    let any_number = (0..record.len()).any(|i| record.number(i).is_some());
-                    match (0..record.len()).find(|&i| record.number(i).is_none()) {
-                        Some(i) if any_number => Rejection::bad(format!(
-                            "CSV line {line} is read as a header because its field {} (`{}`) \
-                             is not a number: {problem}",
-                            i + 1,
-                            names.get(i).copied().unwrap_or_default()
-                        )),
-                        _ => Rejection::bad(problem),
-                    }
-                });
+            // The first line is a header when it names the features, or when a numeric
+            // feature's field in it is not a number (found while it is read as a row: its
+            // numbers are parsed once).
+            let maybe_header = std::mem::take(&mut first);
+            if maybe_header
+                && (names_the_features(&record, features)
+                    || record.len() != width && !is_a_row(&record, columns))
+            {
+                return header(&record, features);
             }
             if rows == limits.max_rows {
                 return Err(Rejection {
@@ -286,6 +277,7 @@ fn parse_csv(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch,
                     describe(features)
                 )));
             }
+            let start = x.len();
             // The reader of the training data reads numbers the same way (same text, same f32).
             for (i, name) in features.iter().enumerate() {
                 if let Some(column) = vocabulary.column(i) {
@@ -312,6 +304,10 @@ fn parse_csv(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch,
                 let v = match record.number(i) {
                     Some(v) => v,
                     None if gap(record.get(i).unwrap_or_default()) => f32::NAN,
+                    None if maybe_header => {
+                        x.truncate(start);
+                        return header(&record, features);
+                    }
                     None => {
                         return Err(Rejection::bad(format!(
                             "CSV line {line}, column `{name}`: `{}` is not a finite number",
@@ -335,6 +331,43 @@ fn parse_csv(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch,
     Ok(Batch { rows, x })
 }
 
+/// A CSV body's first line read as its header: it must name the features in their order.
+fn header(record: &mlops_data::records::Record<'_>, features: &[String]) -> Result<(), Rejection> {
+    let line = record.line;
+    let names = record
+        .names()
+        .map_err(|e| Rejection::bad(format!("the CSV header is not UTF-8 text: {e}")))?;
+    check_columns(&names, features).map_err(|problem| {
+        // A headerless first row with a gap or a typo lands here: say why it was taken for a
+        // header.
+        let any_number = (0..record.len()).any(|i| record.number(i).is_some());
+        match (0..record.len()).find(|&i| record.number(i).is_none()) {
+            Some(i) if any_number => Rejection::bad(format!(
+                "CSV line {line} is read as a header because its field {} (`{}`) is not a \
+                 number: {problem}",
+                i + 1,
+                names.get(i).copied().unwrap_or_default()
+            )),
+            _ => Rejection::bad(problem),
+        }
+    })
+}
+
+/// Whether a CSV body's first line names the model's features exactly (a header, even of
+/// numeric names). Only a line whose first field is the first feature's name is looked at
+/// whole: the check costs a data row one field's comparison.
+fn names_the_features(record: &mlops_data::records::Record<'_>, features: &[String]) -> bool {
+    let first = record.get(0).map(std::str::from_utf8);
+    record.len() == features.len()
+        && matches!((first, features.first()), (Some(Ok(f)), Some(name)) if f.trim() == name)
+        && record.names().is_ok_and(|names| {
+            names
+                .iter()
+                .copied()
+                .eq(features.iter().map(String::as_str))
+        })
+}
+
 /// Whether a CSV body's first line is a row rather than a header: every field of a numeric
 /// feature is a number (a categorical feature's may be any text) and the line does not name the
 /// model's features (a header of numeric names is a header).
@@ -344,12 +377,7 @@ fn is_a_row(record: &mlops_data::records::Record<'_>, columns: Columns<'_>) -> b
             || columns.vocabulary.column(i).is_some()
             || (columns.gaps
                 && mlops_data::number::trim(record.get(i).unwrap_or_default()).is_empty())
-    }) && !record.names().is_ok_and(|names| {
-        names
-            .iter()
-            .copied()
-            .eq(columns.features.iter().map(String::as_str))
-    })
+    }) && !names_the_features(record, columns.features)
 }
 
 fn parse_json(body: &[u8], columns: Columns<'_>, limits: Limits) -> Result<Batch, Rejection> {

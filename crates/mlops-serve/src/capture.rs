@@ -140,7 +140,15 @@ impl Capture {
         };
         let thread = std::thread::Builder::new()
             .name("mlops-capture".to_owned())
-            .spawn(move || writer.run(&receiver))
+            .spawn(move || {
+                // Predictions first: the writer runs at the lowest priority, so that a service
+                // short of CPU answers its requests and sheds captures (counted as `queue_full`
+                // once the queue's budget is spent) rather than the other way round. With CPU
+                // to spare, the priority changes nothing. Where it cannot be lowered, the
+                // writer runs as it is.
+                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                writer.run(&receiver)
+            })
             .map_err(|e| format!("cannot start the capture thread: {e}"))?;
         let share = (settings.sample_percent / 100.0).clamp(0.0, 1.0);
         Ok(Self {
@@ -725,6 +733,51 @@ mod tests {
                 assert_eq!(back.input.1, *body);
             }
         }
+    }
+
+    /// The writer thread runs at nice 19; the threads answering requests keep their priority.
+    #[test]
+    fn the_writer_yields_the_cpu_to_predictions() {
+        let nice = |task: &Path| -> Option<i64> {
+            let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+            let (_, fields) = stat.rsplit_once(')')?;
+            fields.split_whitespace().nth(16)?.parse().ok()
+        };
+        let mine = nice(Path::new("/proc/thread-self")).expect("this thread's nice");
+        let dir = tempfile::tempdir().expect("dir");
+        let capture = Capture::start(
+            Settings {
+                dir: dir.path().to_owned(),
+                sample_percent: 100.0,
+                rotate_bytes: 1 << 20,
+                rotate_seconds: 60,
+                upload: None,
+            },
+            &identity(),
+        )
+        .expect("starts");
+        let writer = || {
+            std::fs::read_dir("/proc/self/task")
+                .expect("tasks")
+                .flatten()
+                .map(|t| t.path())
+                .find(|t| {
+                    std::fs::read_to_string(t.join("comm"))
+                        .is_ok_and(|c| c.trim() == "mlops-capture")
+                })
+        };
+        // The thread lowers its own priority as it starts.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let writer_nice = loop {
+            let found = writer().and_then(|t| nice(&t));
+            if found == Some(19) || std::time::Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(writer_nice, Some(19));
+        assert_eq!(nice(Path::new("/proc/thread-self")), Some(mine));
+        capture.finish();
     }
 
     #[test]

@@ -427,6 +427,7 @@ fn capture_cost(mlops: &Path) -> Result<(), String> {
     std::fs::write(&body_file, body).map_err(io)?;
     let capture = dir.join("capture");
     let (mut plain, mut captured, mut sampled) = (Vec::new(), Vec::new(), Vec::new());
+    let mut shares = Vec::new();
     let mut written = 0u64;
     for _ in 0..5 {
         let (child, url) = serve(mlops, &registry, &[])?;
@@ -439,6 +440,9 @@ fn capture_cost(mlops: &Path) -> Result<(), String> {
             &["--capture".as_ref(), capture.as_os_str()],
         )?;
         captured.push(load(&oha, &url, &body_file)?);
+        // What the writer kept of what was answered, once its queue has drained.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        shares.push(captured_share(&super::get(&format!("{url}/metrics"))?)?);
         stop(child);
         written = std::fs::read_dir(&capture)
             .map(|_| dir_bytes(&capture))
@@ -492,6 +496,16 @@ fn capture_cost(mlops: &Path) -> Result<(), String> {
         super::goal(slower <= 0.10)
     );
     println!(
+        "  requests captured at 100% under that load (the writer yields the CPU to predictions \
+         and sheds what its queue cannot hold): median {:.1}% (rounds: {})",
+        median(shares.clone()) * 100.0,
+        shares
+            .iter()
+            .map(|s| format!("{:.1}%", s * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
         "  capture at 10%: {:.0} rows/s p99 {:.2} ms ({:+.1}% rows/s, {:+.1}% p99)",
         tenth.0,
         tenth.1,
@@ -499,6 +513,25 @@ fn capture_cost(mlops: &Path) -> Result<(), String> {
         (tenth.1 / p99.0 - 1.0) * 100.0
     );
     Ok(())
+}
+
+/// The share of answered requests the capture wrote, from `/metrics`: written over written and
+/// lost.
+fn captured_share(metrics: &str) -> Result<f64, String> {
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .ok_or_else(|| format!("no `{name}` in /metrics"))
+    };
+    let written = value("mlops_capture_requests_total ")?;
+    let lost = value("mlops_capture_lost_total{reason=\"queue_full\"} ")?
+        + value("mlops_capture_lost_total{reason=\"write_failed\"} ")?;
+    Ok(if written + lost > 0.0 {
+        written / (written + lost)
+    } else {
+        0.0
+    })
 }
 
 /// The bytes of every file under `dir`.
