@@ -286,14 +286,6 @@ impl Drop for Releases {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A repository with this project's validate action and install script, a Cargo.toml of version
 /// `version`, the quickstart manifest, the validate test workflow, and `checksums` as its
 /// committed `actions/lib/checksums.txt`.
@@ -359,8 +351,8 @@ fn actions_install_only_a_verified_release() {
     let binary = std::fs::read(packing.path().join("mlops")).expect("binary");
     let checksums = format!(
         "version {version}\n{}  {asset}\n{}  {asset}:mlops\n",
-        sha256_hex(&good),
-        sha256_hex(&binary)
+        crate::bin::sha256_hex(&good),
+        crate::bin::sha256_hex(&binary)
     );
     let repo = install_repo(version, &checksums);
     let server = Releases::serve(served.path());
@@ -430,7 +422,7 @@ fn actions_install_only_a_verified_release() {
     let last = tampered.len() - 1;
     tampered[last] ^= 0xff;
     std::fs::write(release.join(&asset), &tampered).expect("tamper");
-    let forged = format!("{}  {asset}\n", sha256_hex(&tampered));
+    let forged = format!("{}  {asset}\n", crate::bin::sha256_hex(&tampered));
     std::fs::write(release.join("SHA256SUMS"), &forged).expect("sums");
     std::fs::write(release.join(format!("{asset}.sha256")), &forged).expect("sum");
     let bad = run();
@@ -2665,6 +2657,12 @@ fn rendered_monitor_workflow_opens_one_issue_and_dispatches_training_on_drift() 
     assert_eq!(state.dispatches.len(), 1);
     assert_eq!(state.dispatches[0].workflow, "mlops-train.yml");
     assert_eq!(state.dispatches[0].git_ref, "main");
+    // A retraining on `monitoring.retrain_data`: an input the rendered train workflow declares
+    // (the fake refuses any other, as GitHub does).
+    assert_eq!(
+        state.dispatches[0].inputs,
+        [("retraining".to_owned(), "true".to_owned())].into()
+    );
     assert_eq!(
         first.output("issue").as_deref(),
         Some(issue.number.to_string().as_str())

@@ -539,6 +539,86 @@ fn a_categorical_shift_a_missing_rate_jump_and_a_prediction_drift_are_each_named
         report["findings"].to_string().contains("metric `accuracy`"),
         "{report:#}"
     );
+
+    // The labelled capture as a training set: labels for the first 500 rows only, and exactly
+    // those rows are written, each as it was sent (a category by its name, a gap empty), under
+    // the features and the label. Then a retraining on it (`monitoring.retrain_data`).
+    let sent = rows(1000, 10, Shift::None, true);
+    let mut half = String::from("inference_id,row,y\n");
+    for (n, line) in sent.iter().enumerate().take(500) {
+        let y = line.rsplit(',').next().expect("label");
+        half.push_str(&format!("req-10-{},{},{y}\n", n / 20, n % 20));
+    }
+    let half_truth = dir.path().join("truth-half.csv");
+    std::fs::write(&half_truth, half).expect("write");
+    let labelled = dir.path().join("labelled/train.csv");
+    std::fs::create_dir_all(labelled.parent().expect("dir")).expect("mkdir");
+    let (code, report) = monitor(
+        &manifest,
+        &registry,
+        "xor@1",
+        &same,
+        &[
+            "--ground-truth",
+            &half_truth.to_string_lossy(),
+            "--labelled",
+            &labelled.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["ground_truth"]["joined"], 500, "{report:#}");
+    let written = std::fs::read_to_string(&labelled).expect("the labelled rows");
+    assert_eq!(
+        written,
+        format!("x,color,z,y\n{}\n", sent[..500].join("\n"))
+    );
+    assert_eq!(
+        std::fs::read_dir(labelled.parent().expect("dir"))
+            .expect("dir")
+            .count(),
+        1,
+        "no partial file left beside it"
+    );
+    // Without ground truth there is nothing to label: refused before anything is read.
+    let out = mlops()
+        .args(["monitor", "--model", "xor@1", "--manifest"])
+        .arg(&manifest)
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--captured")
+        .arg(&same)
+        .arg("--labelled")
+        .arg(dir.path().join("nowhere.csv"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!dir.path().join("nowhere.csv").exists());
+
+    std::fs::write(
+        &manifest,
+        format!("{XOR_MANIFEST}  retrain_data: {{ path: labelled/train.csv }}\n"),
+    )
+    .expect("manifest");
+    let out = mlops()
+        .args(["train", "--format", "json", "--retraining", "--manifest"])
+        .arg(&manifest)
+        .arg("--registry")
+        .arg(&registry)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(registry.join("xor/2/card.json")).expect("card"))
+            .expect("json");
+    let train = &card["datasets"]["train"];
+    assert_eq!(train["path"], "labelled/train.csv", "{card:#}");
+    assert_eq!(
+        train["sha256"],
+        crate::bin::sha256_hex(written.as_bytes()),
+        "{card:#}"
+    );
+    // The holdout stays the manifest's: the new version is judged on the same rows.
+    assert_eq!(card["datasets"]["holdout"]["path"], "data/holdout.csv");
 }
 
 #[test]
@@ -694,17 +774,32 @@ fn a_full_disk_costs_captures_never_a_prediction() {
         handles.into_iter().map(|h| h.join().expect("client")).sum()
     });
     assert_eq!(answered, threads * per, "every prediction answered");
-    let metrics = crate::http::get(server.addr, "/metrics").text();
-    let counter = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    // The writer (at the lowest priority) may still hold queued requests: once it has drained,
+    // each is counted as written or lost.
+    let counts = || {
+        let metrics = crate::http::get(server.addr, "/metrics").text();
+        let counter = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+                .unwrap_or_else(|| panic!("{name} in {metrics}"))
+        };
+        (
+            counter("mlops_capture_requests_total "),
+            counter("mlops_capture_lost_total{reason=\"write_failed\"} "),
+            counter("mlops_capture_lost_total{reason=\"queue_full\"} "),
+            metrics,
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (written, failed, full, metrics) = loop {
+        let c = counts();
+        if c.0 + c.1 + c.2 >= (threads * per) as u64 || std::time::Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     };
     drop(server);
-    let written = counter("mlops_capture_requests_total ");
-    let failed = counter("mlops_capture_lost_total{reason=\"write_failed\"} ");
-    let full = counter("mlops_capture_lost_total{reason=\"queue_full\"} ");
     assert!(failed > 0, "the disk filled up: {metrics}");
     assert!(written > 0, "{metrics}");
     assert_eq!(

@@ -61,3 +61,9 @@ pub(crate) fn matches_schema(name: &str, doc: &serde_json::Value) {
         .collect();
     assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
 }
+
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    mlops_artifacts::artifact::hex(&sha2::Sha256::digest(bytes))
+}

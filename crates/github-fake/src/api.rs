@@ -1008,12 +1008,17 @@ fn serve(
             let Some(text) = repo.file_on(&branch, &format!(".github/workflows/{workflow}")) else {
                 return error(404, "Not Found");
             };
-            if !text.contains("workflow_dispatch") {
+            let Some(declared) = dispatch_inputs(&text) else {
                 return error(422, "Workflow does not have 'workflow_dispatch' trigger");
-            }
+            };
+            let inputs = match dispatch_check(&declared, &b["inputs"]) {
+                Ok(inputs) => inputs,
+                Err(message) => return error(422, &message),
+            };
             repo.dispatches.push(Dispatch {
                 workflow,
                 git_ref,
+                inputs,
                 by: me.clone(),
             });
             ok(204, Value::Null)
@@ -1023,6 +1028,60 @@ fn serve(
             error(404, "Not Found")
         }
     }
+}
+
+/// The inputs a workflow's `on.workflow_dispatch` declares (by name), or `None` when the
+/// workflow cannot be dispatched (or is not YAML).
+fn dispatch_inputs(text: &str) -> Option<serde_json::Map<String, Value>> {
+    let workflow = mlops_manifest::yaml::parse(text, Default::default())
+        .ok()?
+        .to_json();
+    let on = &workflow["on"];
+    let dispatch = match on {
+        Value::String(event) => (event == "workflow_dispatch").then_some(Value::Null)?,
+        Value::Array(events) => events
+            .iter()
+            .any(|e| e == "workflow_dispatch")
+            .then_some(Value::Null)?,
+        Value::Object(events) => events.get("workflow_dispatch")?.clone(),
+        _ => return None,
+    };
+    Some(dispatch["inputs"].as_object().cloned().unwrap_or_default())
+}
+
+/// The inputs of a dispatch as the run gets them (text), or GitHub's refusal: an input the
+/// workflow does not declare, a required one missing, a boolean's not `true` or `false`.
+fn dispatch_check(
+    declared: &serde_json::Map<String, Value>,
+    given: &Value,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let given = given.as_object().cloned().unwrap_or_default();
+    let unexpected: Vec<&String> = given
+        .keys()
+        .filter(|k| !declared.contains_key(*k))
+        .collect();
+    if !unexpected.is_empty() {
+        return Err(format!("Unexpected inputs provided: {unexpected:?}"));
+    }
+    let mut inputs = std::collections::BTreeMap::new();
+    for (name, input) in declared {
+        let value = match given.get(name) {
+            Some(Value::String(v)) => v.clone(),
+            Some(Value::Bool(v)) => v.to_string(),
+            Some(other) => other.to_string(),
+            None if input["required"] == true && input.get("default").is_none() => {
+                return Err(format!("Required input '{name}' not provided"));
+            }
+            None => continue,
+        };
+        if input["type"] == "boolean" && value != "true" && value != "false" {
+            return Err(format!(
+                "Provided value '{value}' for input '{name}' is not a boolean"
+            ));
+        }
+        inputs.insert(name.clone(), value);
+    }
+    Ok(inputs)
 }
 
 /// An issue as GitHub's `issue` schema has it.
@@ -1448,4 +1507,43 @@ fn ahead_of(repo: &Repo, head: &str, base: &str) -> Vec<String> {
         .into_iter()
         .filter(|c| !behind.contains(c))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dispatch_gives_only_the_inputs_the_workflow_declares() {
+        let declared = dispatch_inputs(
+            "on:\n  push:\n  workflow_dispatch:\n    inputs:\n      retraining:\n        type: boolean\n        default: false\n      note:\n        required: true\n",
+        )
+        .expect("dispatchable");
+        assert_eq!(declared.len(), 2);
+        assert_eq!(
+            dispatch_check(&declared, &json!({"retraining": "true", "note": "x"})),
+            Ok([
+                ("note".to_owned(), "x".to_owned()),
+                ("retraining".to_owned(), "true".to_owned())
+            ]
+            .into())
+        );
+        assert_eq!(
+            dispatch_check(&declared, &json!({"note": "x", "other": "1"})),
+            Err("Unexpected inputs provided: [\"other\"]".to_owned())
+        );
+        assert_eq!(
+            dispatch_check(&declared, &json!({"retraining": "true"})),
+            Err("Required input 'note' not provided".to_owned())
+        );
+        assert!(
+            dispatch_check(&declared, &json!({"retraining": "yes", "note": "x"}))
+                .is_err_and(|e| e.contains("not a boolean"))
+        );
+        // No trigger, no dispatch; the trigger without inputs takes none.
+        assert!(dispatch_inputs("on: push\n").is_none());
+        let bare = dispatch_inputs("on: [push, workflow_dispatch]\n").expect("dispatchable");
+        assert!(dispatch_check(&bare, &json!({"retraining": "true"})).is_err());
+        assert_eq!(dispatch_check(&bare, &Value::Null), Ok(Default::default()));
+    }
 }

@@ -173,6 +173,8 @@ pub struct Dispatch {
     /// The workflow's file name (or ID) as the request named it.
     pub workflow: String,
     pub git_ref: String,
+    /// The inputs given, as GitHub hands them to the run (text).
+    pub inputs: std::collections::BTreeMap<String, String>,
     pub by: Account,
 }
 

@@ -32,6 +32,9 @@ pub struct Request<'a> {
     pub since: Option<String>,
     /// Labels joined by inference id (CSV or JSON lines).
     pub ground_truth: Option<PathBuf>,
+    /// Where the labelled captured rows go as a training set (CSV): a file, or `s3://` (the
+    /// manifest's `monitoring.retrain_data`, for a retraining on production's own rows).
+    pub labelled: Option<String>,
     /// On drift, what to do on GitHub (the model's repository).
     pub github: Option<OnDrift>,
 }
@@ -49,6 +52,8 @@ pub struct OnDrift {
 #[derive(Debug)]
 pub struct Monitored {
     pub report: Report,
+    /// The labelled rows written (`labelled`).
+    pub labelled: Option<mlops_monitor::tally::Exported>,
     pub issue: Option<mlops_github::drift::Reported>,
     /// The train workflow was dispatched on this branch.
     pub retrain: Option<String>,
@@ -160,6 +165,44 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitor
         })?;
         tally = tally.with_truth(truth, &path.display().to_string());
     }
+    // The labelled rows are written beside their destination (or in a scratch directory for
+    // S3) and put in place only once whole.
+    let export = match &req.labelled {
+        None => None,
+        Some(_) if req.ground_truth.is_none() => {
+            return Err(Problem::input(
+                "the labelled rows need ground truth to label them",
+                "give --ground-truth FILE with --labelled",
+            ));
+        }
+        Some(dest) => {
+            let dir = if dest.starts_with("s3://") {
+                std::env::temp_dir()
+            } else {
+                match Path::new(dest).parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                    _ => PathBuf::from("."),
+                }
+            };
+            let file = tempfile::Builder::new()
+                .prefix(".mlops-labelled-")
+                .suffix(".csv")
+                .tempfile_in(&dir)
+                .map_err(|e| {
+                    Problem::input(format!("cannot write in {}: {e}", dir.display()), "")
+                })?;
+            let writer = file
+                .reopen()
+                .map_err(|e| Problem::broken(format!("{}: {e}", file.path().display()), ""))?;
+            tally = tally
+                .with_export(
+                    Box::new(std::io::BufWriter::new(writer)),
+                    &bundle.signature.label,
+                )
+                .map_err(|e| Problem::input(e, ""))?;
+            Some((file, dest.clone()))
+        }
+    };
     if req.captured.starts_with("s3://") {
         read_s3(&req.captured, &mut tally, progress)?;
     } else {
@@ -182,8 +225,27 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitor
         thresholds: &thresholds,
         evaluated: &evaluated,
     };
+    let exported = tally
+        .finish_export()
+        .map_err(|e| Problem::broken(format!("the labelled rows: {e}"), ""))?;
+    if let (Some((file, dest)), Some(written)) = (export, exported) {
+        put_labelled(file, &dest)?;
+        progress.step(&format!(
+            "wrote {} labelled rows to {dest}{}",
+            written.rows,
+            if written.unseen > 0 {
+                format!(
+                    " ({} values of categories the model does not know written as gaps)",
+                    written.unseen
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
     let report = judge(tally, baseline, bundle.signature.task, &judging);
     let mut done = Monitored {
+        labelled: exported,
         report,
         issue: None,
         retrain: None,
@@ -192,6 +254,21 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitor
         on_drift(m, on, &mut done, progress)?;
     }
     Ok(done)
+}
+
+/// The whole labelled file at `dest`: renamed over a local path, or uploaded.
+fn put_labelled(file: tempfile::NamedTempFile, dest: &str) -> Result<(), Problem> {
+    if dest.starts_with("s3://") {
+        let uri = mlops_aws::S3Uri::parse(dest)?;
+        let rt = crate::runtime::current_thread()?;
+        return rt.block_on(async {
+            let s3 = mlops_aws::S3::from_env().await;
+            s3.upload(file.path(), &uri).await.map_err(Problem::from)
+        });
+    }
+    file.persist(dest)
+        .map(|_| ())
+        .map_err(|e| Problem::input(format!("cannot write {dest}: {}", e.error), ""))
 }
 
 /// Drift on GitHub: the issue opened or updated, the train workflow dispatched.
@@ -254,11 +331,23 @@ fn on_drift(
     }
     if on.retrain {
         let branch = m.workflows.default_branch.clone();
+        // With `monitoring.retrain_data` the run trains on it (the train workflow's
+        // `retraining` input), else on `data.train` as any training does.
+        let retraining = m
+            .monitoring
+            .as_ref()
+            .is_some_and(|mo| mo.retrain_data.is_some());
+        let inputs: &[(&str, &str)] = if retraining {
+            &[(mlops_manifest::RETRAINING_INPUT, "true")]
+        } else {
+            &[]
+        };
         rt.block_on(mlops_github::drift::dispatch(
             &gh,
             &repo,
             mlops_manifest::TRAIN_WORKFLOW,
             &branch,
+            inputs,
         ))
         .map_err(|e| {
             crate::github::failed(

@@ -39,6 +39,43 @@ pub fn open_registry(
     Ok(Registry::at(&place, base)?)
 }
 
+/// `m` training on another set than `data.train`: `train_data` (a path from the working
+/// directory, or `s3://`), or with `retraining` the manifest's `monitoring.retrain_data`. The
+/// validation set (or split) and the holdout stay as they are.
+pub fn with_training_set(
+    mut m: Manifest,
+    train_data: Option<&str>,
+    retraining: bool,
+) -> Result<Manifest, Problem> {
+    let set = match (train_data, retraining) {
+        (Some(path), _) => {
+            let path = if path.starts_with("s3://") || Path::new(path).is_absolute() {
+                path.to_owned()
+            } else {
+                std::path::absolute(path)
+                    .map_err(|e| Problem::input(format!("{path}: {e}"), ""))?
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            mlops_manifest::model::Dataset { path, format: None }
+        }
+        (None, true) => m
+            .monitoring
+            .as_ref()
+            .and_then(|mo| mo.retrain_data.clone())
+            .ok_or_else(|| {
+                Problem::input(
+                    "a retraining needs `monitoring.retrain_data` in the manifest",
+                    "name the training set retraining uses (`monitoring.retrain_data.path`), \
+                     or give --train-data",
+                )
+            })?,
+        (None, false) => return Ok(m),
+    };
+    m.data.train = set;
+    Ok(m)
+}
+
 /// Streams the `s3://` datasets into `dir/<channel>/`, one after the other, with the SDK's
 /// default credentials. A missing object or bucket is the user's to fix; anything else
 /// (credentials, network, the service) is broken.

@@ -77,19 +77,30 @@ pub async fn report(
     Ok(Reported::Opened(number))
 }
 
-/// Dispatches `workflow` (a file name under `.github/workflows/`) on `git_ref`.
+/// Dispatches `workflow` (a file name under `.github/workflows/`) on `git_ref` with `inputs`
+/// (which the workflow must declare).
 pub async fn dispatch(
     gh: &GitHub,
     repo: &Repo,
     workflow: &str,
     git_ref: &str,
+    inputs: &[(&str, &str)],
 ) -> Result<(), ApiError> {
+    let inputs: serde_json::Map<String, Value> = inputs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+        .collect();
+    let body = if inputs.is_empty() {
+        json!({ "ref": git_ref })
+    } else {
+        json!({ "ref": git_ref, "inputs": inputs })
+    };
     gh.post(
         &format!(
             "/repos/{}/actions/workflows/{workflow}/dispatches",
             repo.full()
         ),
-        &json!({ "ref": git_ref }),
+        &body,
     )
     .await
     .map(|_| ())

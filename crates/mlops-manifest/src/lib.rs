@@ -83,6 +83,11 @@ pub fn registry_shared(m: &Manifest) -> bool {
     m.registry.path.starts_with("s3://")
 }
 
+/// The rendered train workflow's `workflow_dispatch` input (a boolean) that makes the run a
+/// retraining on `monitoring.retrain_data` (`mlops train --retraining`); the monitor's dispatch
+/// sets it. Declared only when the manifest names that data.
+pub const RETRAINING_INPUT: &str = "retraining";
+
 /// The rendered monitor workflow's file under `.github/workflows/`.
 pub const MONITOR_WORKFLOW: &str = "mlops-monitor.yml";
 

@@ -967,6 +967,13 @@ pub struct Monitoring {
     /// through the same holdout test, no-regression rule and human gate.
     #[serde(default)]
     pub retrain: bool,
+    /// The training set a retraining uses in place of `data.train` (`mlops train
+    /// --retraining`, which the monitor workflow's dispatch asks for): a file where freshly
+    /// labelled data lands, or the labelled capture `mlops monitor --ground-truth FILE
+    /// --labelled PATH` writes. The validation set (or split) and the holdout stay the
+    /// manifest's, so that the new version is judged on the rows its predecessor was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrain_data: Option<Dataset>,
 }
 
 /// Data capture (`mlops serve --capture`): each answered request's body and answer, the model's

@@ -43,6 +43,34 @@ pub struct Tally {
     pub(crate) predictions: Profile,
     pub(crate) read: Read,
     pub(crate) truth: Option<Labelled>,
+    /// The labelled rows written out as a training set (`mlops monitor --labelled`).
+    export: Option<Export>,
+}
+
+/// Labelled captured rows as a training set: the features (a category by its name, a gap
+/// empty) and the label, in CSV.
+struct Export {
+    out: csv::Writer<Box<dyn std::io::Write>>,
+    rows: u64,
+    /// Values of a category the model does not know, written as gaps (the parsed request keeps
+    /// its code only).
+    unseen: u64,
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export")
+            .field("rows", &self.rows)
+            .field("unseen", &self.unseen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Tally::finish_export`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exported {
+    pub rows: u64,
+    pub unseen: u64,
 }
 
 /// Ground truth and the metrics' accumulators over the rows it labels.
@@ -94,7 +122,42 @@ impl Tally {
             predictions: baseline.predictions.empty_like(),
             read: Read::default(),
             truth: None,
+            export: None,
         }
+    }
+
+    /// Writes every captured row that the ground truth labels to `out`, as CSV under a header
+    /// of the features and `label` (the manifest's `data.label`): a training set of production's
+    /// own rows. Needs [`Tally::with_truth`] first.
+    pub fn with_export(
+        mut self,
+        out: Box<dyn std::io::Write>,
+        label: &str,
+    ) -> Result<Self, String> {
+        if self.truth.is_none() {
+            return Err("the labelled rows need ground truth".to_owned());
+        }
+        let mut out = csv::Writer::from_writer(out);
+        out.write_record(self.features.iter().map(String::as_str).chain([label]))
+            .map_err(|e| e.to_string())?;
+        self.export = Some(Export {
+            out,
+            rows: 0,
+            unseen: 0,
+        });
+        Ok(self)
+    }
+
+    /// Flushes the labelled rows: how many were written.
+    pub fn finish_export(&mut self) -> Result<Option<Exported>, String> {
+        let Some(export) = self.export.as_mut() else {
+            return Ok(None);
+        };
+        export.out.flush().map_err(|e| e.to_string())?;
+        Ok(Some(Exported {
+            rows: export.rows,
+            unseen: export.unseen,
+        }))
     }
 
     /// Joins ground truth read from `path` (shown as `shown`).
@@ -220,10 +283,42 @@ impl Tally {
             count(&mut self.predictions, p);
             if let Some(l) = &mut self.truth {
                 l.add(&line.id, r as u64, p, self.task, &self.classes);
+                if let (Some(export), Some(label)) =
+                    (self.export.as_mut(), l.truth.label(&line.id, r as u64))
+                {
+                    export.row(row, label, &self.vocabulary)?;
+                }
             }
         }
         self.read.requests += 1;
         self.read.rows += batch.rows as u64;
+        Ok(())
+    }
+}
+
+impl Export {
+    fn row(&mut self, row: &[f32], label: &str, vocabulary: &Vocabulary) -> Result<(), String> {
+        for (i, &v) in row.iter().enumerate() {
+            let text = match vocabulary.column(i) {
+                Some(_) => match vocabulary.category(i, v) {
+                    Some(name) => name.to_owned(),
+                    None => {
+                        if !v.is_nan() {
+                            self.unseen += 1;
+                        }
+                        String::new()
+                    }
+                },
+                None if v.is_nan() => String::new(),
+                // Rust writes the shortest text that reads back as the same f32.
+                None => v.to_string(),
+            };
+            self.out.write_field(text).map_err(|e| e.to_string())?;
+        }
+        self.out
+            .write_record([label])
+            .map_err(|e| format!("the labelled rows: {e}"))?;
+        self.rows += 1;
         Ok(())
     }
 }

@@ -114,6 +114,9 @@ pub(crate) struct WorkflowsCtx {
     /// The registry approves automatically (no SageMaker model package group): the train
     /// workflow calls the release workflow itself.
     pub release_after_train: bool,
+    /// The manifest names `monitoring.retrain_data`: the train workflow takes the
+    /// `retraining` input (`mlops_manifest::RETRAINING_INPUT`) that trains on it.
+    pub retraining: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -236,6 +239,12 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         .chain(std::iter::once(&m.data.holdout));
     let mut train_paths = vec![manifest_path.to_owned()];
     let mut s3_read = Vec::new();
+    // A retraining reads its own training set (no push of it retrains: the monitor does).
+    let retrain_data = m
+        .monitoring
+        .as_ref()
+        .and_then(|mo| mo.retrain_data.as_ref());
+    s3_read.extend(retrain_data.and_then(|d| s3(&d.path)));
     for d in datasets {
         match s3(&d.path) {
             Some(loc) => s3_read.push(loc),
@@ -367,6 +376,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
                 .filter(|_| m.training.backend == Backend::Command)
                 .map(|r| join(&manifest_dir, r)),
             release_after_train: m.registry.sagemaker_model_package_group.is_none(),
+            retraining: retrain_data.is_some(),
         },
         aws,
         region: m

@@ -293,6 +293,56 @@ mod tests {
         }
     }
 
+    /// With `monitoring.retrain_data`, the train workflow declares the boolean input the
+    /// monitor's dispatch sets, and hands it to the train action; without, it declares none
+    /// (GitHub refuses a dispatch whose inputs the workflow does not declare).
+    #[test]
+    fn the_train_workflow_takes_the_retraining_input_the_monitor_sends() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/digits-github/mlops.yaml"
+        ))
+        .expect("the example");
+        let train = |text: &str| {
+            let report = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes());
+            assert!(report.is_valid(), "{:?}", report.diagnostics);
+            let m = report.manifest.expect("typed");
+            let files = render(&m, "mlops.yaml", &BTreeMap::new()).expect("renders");
+            mlops_manifest::yaml::parse(
+                &files[".github/workflows/mlops-train.yml"],
+                Default::default(),
+            )
+            .expect("YAML")
+            .to_json()
+        };
+        let workflow = train(&text);
+        let input = mlops_manifest::RETRAINING_INPUT;
+        assert_eq!(
+            workflow["on"]["workflow_dispatch"]["inputs"][input]["type"],
+            "boolean"
+        );
+        let step = workflow["jobs"]["train"]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["id"] == "train")
+            .expect("the train step");
+        assert_eq!(
+            step["with"][input],
+            format!("${{{{ inputs.{input} || false }}}}")
+        );
+        let without = text.replace(
+            "  retrain_data:\n    path: s3://mlops-digits-example/labelled/train.csv\n",
+            "",
+        );
+        assert_ne!(without, text);
+        assert!(
+            train(&without)["on"]["workflow_dispatch"]
+                .get("inputs")
+                .is_none()
+        );
+    }
+
     #[test]
     fn finish_adds_the_header_and_normalises_whitespace() {
         assert_eq!(

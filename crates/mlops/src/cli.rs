@@ -199,6 +199,14 @@ pub(crate) struct TrainArgs {
     /// push` prints) from the manifest's repository, instead of its `tag` or `digest`.
     #[arg(long, env = "MLOPS_IMAGE_DIGEST")]
     pub image_digest: Option<String>,
+    /// Train on this file instead of `data.train` (a path, or an `s3://` object; the format
+    /// from its extension). The validation set (or split) and the holdout stay the manifest's.
+    #[arg(long, env = "MLOPS_TRAIN_DATA", conflicts_with = "retraining")]
+    pub train_data: Option<String>,
+    /// A retraining: train on the manifest's `monitoring.retrain_data` instead of `data.train`
+    /// (the monitor workflow dispatches the train workflow so).
+    #[arg(long, env = "MLOPS_RETRAINING")]
+    pub retraining: bool,
 }
 
 #[derive(Debug, Args)]
@@ -512,6 +520,11 @@ pub(crate) struct MonitorArgs {
     /// `inference_id`, the label column and (for requests of several rows) `row`.
     #[arg(long, env = "MLOPS_GROUND_TRUTH")]
     pub ground_truth: Option<PathBuf>,
+    /// Also write the captured rows the ground truth labels as a training set (CSV: the
+    /// features and the label) to this file or `s3://` object, put in place once whole; train
+    /// on it with `mlops train --train-data`, or name it `monitoring.retrain_data`.
+    #[arg(long, env = "MLOPS_LABELLED", requires = "ground_truth")]
+    pub labelled: Option<String>,
     /// Also write the JSON report to this file.
     #[arg(long, env = "MLOPS_REPORT")]
     pub report: Option<PathBuf>,

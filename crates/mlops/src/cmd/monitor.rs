@@ -38,6 +38,7 @@ pub(crate) fn run(args: &MonitorArgs, format: Format) -> Exit {
         captured,
         since: args.since.clone(),
         ground_truth: args.ground_truth.clone(),
+        labelled: args.labelled.clone(),
         github: (args.issue || args.retrain).then(|| mlops_core::monitor::OnDrift {
             api_url: args.github.github_api_url.clone(),
             issue: args.issue,

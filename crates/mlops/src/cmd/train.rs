@@ -20,6 +20,14 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Ok(found) => found,
         Err(code) => return code,
     };
+    let m = match mlops_core::train::with_training_set(
+        m,
+        args.train_data.as_deref(),
+        args.retraining,
+    ) {
+        Ok(m) => m,
+        Err(p) => return super::failed(&p),
+    };
     let backend = args.backend.unwrap_or(match m.training.backend {
         // The command backend runs on this machine: the local flow runs the command first.
         Backend::Local | Backend::Command => TrainBackend::Local,
