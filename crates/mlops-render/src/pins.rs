@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "4007a0956e6c51fb30e862c89656f81188f0ed0f",
+    "ffdb5985329d01334fc1c85acacedcac5640f094",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
