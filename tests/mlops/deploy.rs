@@ -1335,13 +1335,7 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
         return;
     };
     let manifest = dir.path().join("mlops.yaml");
-    let yaml = std::fs::read_to_string(&manifest).expect("manifest")
-        + "\ninfrastructure:\n  terraform:\n    region: us-east-1\n    state_bucket: digits-tf-state\n";
-    std::fs::write(&manifest, yaml).expect("write");
-    let report = mlops_manifest::check_file(&manifest).expect("readable");
-    let m = report.manifest.expect("valid");
-    let files = mlops_render::render(&m, "mlops.yaml", &std::collections::BTreeMap::new())
-        .expect("renders");
+    let (_, files) = with_terraform(&manifest, "");
     let roles = terraform::github_roles(&files, "123456789012");
     assert_eq!(
         roles.keys().collect::<Vec<_>>(),
@@ -1513,6 +1507,27 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
 
+/// The manifest at `manifest` with `sections` and Terraform added (written back), and its
+/// rendering.
+fn with_terraform(
+    manifest: &Path,
+    sections: &str,
+) -> (
+    mlops_manifest::Manifest,
+    std::collections::BTreeMap<String, String>,
+) {
+    let yaml = std::fs::read_to_string(manifest).expect("manifest")
+        + "\n"
+        + sections
+        + "infrastructure:\n  terraform:\n    region: us-east-1\n    state_bucket: digits-tf-state\n";
+    std::fs::write(manifest, yaml).expect("write");
+    let report = mlops_manifest::check_file(manifest).expect("readable");
+    let m = report.manifest.expect("valid");
+    let files = mlops_render::render(&m, "mlops.yaml", &std::collections::BTreeMap::new())
+        .expect("renders");
+    (m, files)
+}
+
 /// The monitor role and the execution role's capture grant as the rendered Terraform gives them,
 /// under moto's IAM enforcement. The execution role (production's endpoint writes the capture
 /// with it) uploads a capture under the capture's prefix, and cannot elsewhere; the monitor role
@@ -1525,17 +1540,12 @@ fn the_rendered_monitor_role_reads_the_capture_and_the_registry_and_nothing_else
         return;
     };
     let manifest = dir.path().join("mlops.yaml");
-    let yaml = std::fs::read_to_string(&manifest).expect("manifest")
-        + &format!(
-            "\nmonitoring:\n  capture:\n    destination: s3://{BUCKET}/capture\n  schedule: \"0 6 * * *\"\n"
-        )
-        + "workflows:\n  oidc_subject: workflow\n"
-        + "infrastructure:\n  terraform:\n    region: us-east-1\n    state_bucket: digits-tf-state\n";
-    std::fs::write(&manifest, yaml).expect("write");
-    let report = mlops_manifest::check_file(&manifest).expect("readable");
-    let m = report.manifest.expect("valid");
-    let files = mlops_render::render(&m, "mlops.yaml", &std::collections::BTreeMap::new())
-        .expect("renders");
+    let (m, files) = with_terraform(
+        &manifest,
+        &format!(
+            "monitoring:\n  capture:\n    destination: s3://{BUCKET}/capture\n  schedule: \"0 6 * * *\"\nworkflows:\n  oidc_subject: workflow\n"
+        ),
+    );
     let roles = terraform::github_roles(&files, "123456789012");
     assert_eq!(
         roles.keys().collect::<Vec<_>>(),
@@ -1587,10 +1597,27 @@ fn the_rendered_monitor_role_reads_the_capture_and_the_registry_and_nothing_else
     let (status, log) = capture("capture");
     assert!(status.success(), "{log}");
     assert!(!log.contains("AccessDenied"), "{log}");
-    // Elsewhere the upload is refused: the service answered, and says what it could not do.
+    // Elsewhere the upload is refused: the service answered, says what it could not do, and
+    // keeps the file it could not upload (removed here, with its spool directory).
     let (status, log) = capture("elsewhere");
     assert!(status.success(), "{log}");
     assert!(log.contains("AccessDenied"), "{log}");
+    let kept = log
+        .split("warning: capture: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" not uploaded").next())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("names the file it kept: {log}"));
+    assert!(kept.is_file(), "{}", kept.display());
+    let spool = kept
+        .ancestors()
+        .find(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("mlops-capture-"))
+        })
+        .expect("in the spool directory")
+        .to_owned();
+    std::fs::remove_dir_all(&spool).expect("remove the spool");
     let monitor = |captured: &str| {
         let mut c = mlops();
         c.args(["monitor", "--format", "json", "--model", "digits-mlp@1"])
