@@ -139,26 +139,21 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitor
             pin.reference()
         }
     };
-    let (loaded, card) = crate::serve::from_registry(&model, req.registry)?;
-    let reference = loaded.identity.model.clone().unwrap_or_default();
+    let (bundle, identity, card) = crate::serve::bundle_from_registry(&model, req.registry)?;
+    let reference = identity.model.clone().unwrap_or_default();
     let Some(baseline) = card.training.baseline.as_ref() else {
         return Err(Problem::input(
             format!("{reference} has no monitoring baseline on its card"),
             "it was registered before mlops recorded baselines; train it again to monitor it",
         ));
     };
-    let bundle = &loaded.predictor.bundle;
+    let bundle = &bundle;
     let since_time = req
         .since
         .as_deref()
         .map(|s| since(s, OffsetDateTime::now_utc()))
         .transpose()?;
-    let mut tally = Tally::new(
-        bundle,
-        baseline,
-        &loaded.identity.artifact_sha256,
-        since_time,
-    );
+    let mut tally = Tally::new(bundle, baseline, &identity.artifact_sha256, since_time);
     if let Some(path) = &req.ground_truth {
         let truth = Truth::read(path, &bundle.signature.label).map_err(|e| {
             Problem::input(e, "see README, \"Monitoring\", for the ground truth file")

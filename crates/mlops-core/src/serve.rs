@@ -34,21 +34,13 @@ fn load_failed(message: String, hint: &str) -> Problem {
 
 /// The model `reference` from the registry, verified against its card.
 pub fn from_registry(reference: &str, registry: &Registry) -> Result<(Loaded, ModelCard), Problem> {
-    let entry = registry.find(reference)?;
-    let (files, digest) = registry.artifact(&entry.model, entry.version)?;
-    let card = registry.card(&entry.model, entry.version)?;
+    let (files, identity, card) = registered(reference, registry)?;
     let predictor = Predictor::from_files(&files).map_err(|e| {
         load_failed(
-            format!("{}: {e}", entry.reference),
+            format!("{}: {e}", identity.model.as_deref().unwrap_or(reference)),
             "the registered artifact cannot be loaded; train the model again",
         )
     })?;
-    let identity = Identity {
-        model: Some(entry.reference.clone()),
-        artifact_sha256: digest.sha256,
-        manifest_sha256: Some(card.manifest.sha256.clone()),
-        source: entry.location,
-    };
     Ok((
         Loaded {
             predictor,
@@ -56,6 +48,46 @@ pub fn from_registry(reference: &str, registry: &Registry) -> Result<(Loaded, Mo
         },
         card,
     ))
+}
+
+/// The bundle (`model.json`) of the model `reference` from the registry, verified against its
+/// card, without loading the model itself: what reading its traffic needs (`mlops monitor`).
+pub fn bundle_from_registry(
+    reference: &str,
+    registry: &Registry,
+) -> Result<(mlops_artifacts::bundle::Bundle, Identity, ModelCard), Problem> {
+    let (files, identity, card) = registered(reference, registry)?;
+    let bundle = files
+        .get(BUNDLE)
+        .ok_or_else(|| "the artifact has no model.json".to_owned())
+        .and_then(|bytes| mlops_artifacts::bundle::Bundle::from_slice(bytes))
+        .map_err(|e| {
+            load_failed(
+                format!("{}: {e}", identity.model.as_deref().unwrap_or(reference)),
+                "the registered artifact cannot be loaded; train the model again",
+            )
+        })?;
+    Ok((bundle, identity, card))
+}
+
+/// A registered version's artifact files by name, checked against its card's digest.
+type Files = BTreeMap<String, Vec<u8>>;
+
+/// A registered version's artifact files, who it is, and its card.
+fn registered(
+    reference: &str,
+    registry: &Registry,
+) -> Result<(Files, Identity, ModelCard), Problem> {
+    let entry = registry.find(reference)?;
+    let (files, digest) = registry.artifact(&entry.model, entry.version)?;
+    let card = registry.card(&entry.model, entry.version)?;
+    let identity = Identity {
+        model: Some(entry.reference.clone()),
+        artifact_sha256: digest.sha256,
+        manifest_sha256: Some(card.manifest.sha256.clone()),
+        source: entry.location,
+    };
+    Ok((files, identity, card))
 }
 
 /// The artifact at `uri` (a directory or an `s3://` prefix), checked against `expected` or the

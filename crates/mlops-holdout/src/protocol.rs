@@ -442,40 +442,45 @@ pub fn predictions(
     if !csv {
         return json_predictions(body, key);
     }
+    let mut out = Vec::new();
+    csv_first_fields(body, |field| {
+        out.push(Field::Text(
+            String::from_utf8_lossy(field).into_owned().into(),
+        ));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The first field of each record of a CSV answer, in order (one prediction per line), as
+/// bytes. A body without quotes (the usual case) is split by hand, with no reader to build.
+pub fn csv_first_fields(
+    body: &[u8],
+    mut each: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(), String> {
     if !body.contains(&b'"') {
-        // Nothing quoted (the usual case): one field per line, with no reader to build.
         let text = body.strip_suffix(b"\n").unwrap_or(body);
         if text.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        return text
-            .split(|b| *b == b'\n')
-            .map(|line| {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let field = line.split(|b| *b == b',').next().unwrap_or_default();
-                Ok(Field::Text(
-                    String::from_utf8_lossy(field).into_owned().into(),
-                ))
-            })
-            .collect();
+        for line in text.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            each(line.split(|b| *b == b',').next().unwrap_or_default())?;
+        }
+        return Ok(());
     }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(body);
-    let mut out = Vec::new();
-    let mut record = csv::StringRecord::new();
+    let mut record = csv::ByteRecord::new();
     loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => each(record.get(0).unwrap_or_default())?,
+            Ok(false) => return Ok(()),
             Err(e) => return Err(format!("the CSV answer is malformed: {e}")),
         }
-        out.push(Field::Text(
-            record.get(0).unwrap_or_default().to_owned().into(),
-        ));
     }
-    Ok(out)
 }
 
 /// A JSON answer's predictions, in order.

@@ -198,31 +198,11 @@ fn read_reply(reply: &Reply, task: Task, classes: &Labels) -> Result<Vec<Said>, 
             })
             .collect();
     }
-    if !reply.body.contains(&b'"') {
-        // Nothing quoted (the usual case): one field per line.
-        let text = reply.body.strip_suffix(b"\n").unwrap_or(&reply.body);
-        if text.is_empty() {
-            return Ok(Vec::new());
-        }
-        return text
-            .split(|b| *b == b'\n')
-            .map(|line| said(line.strip_suffix(b"\r").unwrap_or(line), task, classes))
-            .collect();
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(&reply.body[..]);
     let mut out = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(format!("the service's CSV answer is malformed: {e}")),
-        }
-        out.push(said(record.get(0).unwrap_or_default(), task, classes)?);
-    }
+    crate::protocol::csv_first_fields(&reply.body, |field| {
+        out.push(said(field, task, classes)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -53,9 +53,11 @@ fn repeated(from: &Path, to: &Path, times: usize) -> Result<usize, String> {
     Ok(rows * times)
 }
 
-struct Serving {
+/// A running `mlops serve`; dropping it stops it (SIGTERM: in-flight requests are answered, a
+/// capture closes its file) and waits for its exit.
+pub(super) struct Serving {
     child: Child,
-    url: String,
+    pub(super) url: String,
 }
 
 /// `program`, run on CPU `cpu` alone (through `taskset`) when one is given.
@@ -79,7 +81,14 @@ impl Drop for Serving {
     }
 }
 
-fn serve(mlops: &Path, registry: &Path, cpu: Option<usize>) -> Result<Serving, String> {
+/// `mlops serve` of `digits-mlp@1` from `registry` on a free port, with `extra` arguments (on
+/// CPU `cpu` alone when one is given), once it listens.
+pub(super) fn serve(
+    mlops: &Path,
+    registry: &Path,
+    cpu: Option<usize>,
+    extra: &[&std::ffi::OsStr],
+) -> Result<Serving, String> {
     let mut child = on_cpu(mlops, cpu)
         .args([
             "serve",
@@ -91,6 +100,8 @@ fn serve(mlops: &Path, registry: &Path, cpu: Option<usize>) -> Result<Serving, S
             "--registry",
         ])
         .arg(registry)
+        .args(extra)
+        .env_remove("RUST_BACKTRACE")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -416,13 +427,13 @@ pub(crate) fn run() -> Result<(), String> {
     if isolated {
         placements.push(("isolated", Some(0), Some(1)));
     }
-    let service = serve(&mlops, &registry, None)?;
+    let service = serve(&mlops, &registry, None, &[])?;
     let mut headline = Vec::new();
     let mut latencies = Vec::new();
     for (placement, service_cpu, load_cpu) in placements {
         // The shared placement uses the service the Python loops and the 10M run use too.
         let pinned = match service_cpu {
-            Some(cpu) => Some(serve(&mlops, &registry, Some(cpu))?),
+            Some(cpu) => Some(serve(&mlops, &registry, Some(cpu), &[])?),
             None => None,
         };
         let serving = pinned.as_ref().unwrap_or(&service);

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use super::holdout::{oha, timed, under_time};
+use super::holdout::{oha, serve, timed, under_time};
 use super::{release_binary, tempdir};
 
 /// Evidently and the pandas it works with (0.7 does not run on pandas 3).
@@ -308,58 +308,6 @@ pub(crate) fn run() -> Result<(), String> {
 /// Rows per request in the capture rounds (the holdout benchmark's batch).
 const BATCH: usize = 256;
 
-/// `mlops serve` of the quickstart model (with `extra` arguments) on a free port: the child and
-/// its URL.
-fn serve(
-    mlops: &Path,
-    registry: &Path,
-    extra: &[&std::ffi::OsStr],
-) -> Result<(std::process::Child, String), String> {
-    use std::io::BufRead as _;
-    let mut child = Command::new(mlops)
-        .args([
-            "serve",
-            "--quiet",
-            "--port",
-            "0",
-            "--model",
-            "digits-mlp@1",
-            "--registry",
-        ])
-        .arg(registry)
-        .args(extra)
-        .env_remove("RUST_BACKTRACE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(a) = line.split("on http://").nth(1) {
-                    break format!("http://{}", a.trim());
-                }
-            }
-            _ => {
-                let _ = child.kill();
-                return Err("mlops serve did not start".to_owned());
-            }
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Ok((child, url))
-}
-
-/// SIGTERM (the capture closes its file), then the exit.
-fn stop(mut child: std::process::Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
 /// One oha round: rows per second and p99 (ms).
 fn load(oha: &Path, url: &str, body: &Path) -> Result<(f64, f64), String> {
     let out = Command::new(oha)
@@ -430,27 +378,30 @@ fn capture_cost(mlops: &Path) -> Result<(), String> {
     let mut shares = Vec::new();
     let mut written = 0u64;
     for _ in 0..5 {
-        let (child, url) = serve(mlops, &registry, &[])?;
-        plain.push(load(&oha, &url, &body_file)?);
-        stop(child);
+        let service = serve(mlops, &registry, None, &[])?;
+        plain.push(load(&oha, &service.url, &body_file)?);
+        drop(service);
         let _ = std::fs::remove_dir_all(&capture);
-        let (child, url) = serve(
+        let service = serve(
             mlops,
             &registry,
+            None,
             &["--capture".as_ref(), capture.as_os_str()],
         )?;
-        captured.push(load(&oha, &url, &body_file)?);
+        captured.push(load(&oha, &service.url, &body_file)?);
         // What the writer kept of what was answered, once its queue has drained.
         std::thread::sleep(std::time::Duration::from_secs(2));
-        shares.push(captured_share(&super::get(&format!("{url}/metrics"))?)?);
-        stop(child);
+        let metrics = super::get(&format!("{}/metrics", service.url))?;
+        shares.push(captured_share(&metrics)?);
+        drop(service);
         written = std::fs::read_dir(&capture)
             .map(|_| dir_bytes(&capture))
             .unwrap_or(0);
         let _ = std::fs::remove_dir_all(&capture);
-        let (child, url) = serve(
+        let service = serve(
             mlops,
             &registry,
+            None,
             &[
                 "--capture".as_ref(),
                 capture.as_os_str(),
@@ -458,8 +409,8 @@ fn capture_cost(mlops: &Path) -> Result<(), String> {
                 "10".as_ref(),
             ],
         )?;
-        sampled.push(load(&oha, &url, &body_file)?);
-        stop(child);
+        sampled.push(load(&oha, &service.url, &body_file)?);
+        drop(service);
     }
     let _ = std::fs::remove_dir_all(&dir);
     let median = |mut v: Vec<f64>| {

@@ -656,16 +656,17 @@ impl Run<'_> {
                 pin.into_os_string(),
             ]);
         }
-        let (code, _) = self.step(StageName::Holdout, &a)?;
-        let doc: Option<mlops_holdout::Report> = std::fs::read(&report)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if doc.is_some() {
-            self.artifacts.holdout_report = Some(report.clone());
-        }
-        let figure = doc.as_ref().map_or_else(
-            || "no report".to_owned(),
-            |r| {
+        let judged = Judged {
+            stage: StageName::Holdout,
+            report: &report,
+            started,
+            kept: |a| &mut a.holdout_report,
+        };
+        self.reported_step(
+            judged,
+            &a,
+            |r: &mlops_holdout::Report| r.passed,
+            |r: &mlops_holdout::Report| {
                 let metrics: Vec<String> = r
                     .metrics
                     .iter()
@@ -710,14 +711,41 @@ impl Run<'_> {
                     metrics.join(", ")
                 )
             },
-        );
-        if code != 0 || !doc.is_some_and(|r| r.passed) {
-            self.show_log(StageName::Holdout);
-            let code = Self::fault_of(code, Fault::Refused);
-            return Err(self.fail(StageName::Holdout, figure, started, code));
-        }
-        self.passed(StageName::Holdout, figure, started);
+        )?;
         Ok(report)
+    }
+
+    /// Runs `mlops ARGS` (which write `judged.report`) as `judged.stage`, keeps the report
+    /// among the run's artifacts when it was written, and passes the stage when the step exited
+    /// 0 and the report says `passed`, with `figure` of it (failing it otherwise, with its log).
+    fn reported_step<R: serde::de::DeserializeOwned>(
+        &mut self,
+        judged: Judged<'_>,
+        args: &[OsString],
+        passed: impl Fn(&R) -> bool,
+        figure: impl Fn(&R) -> String,
+    ) -> Result<(), Stop> {
+        let Judged {
+            stage,
+            report,
+            started,
+            kept,
+        } = judged;
+        let (code, _) = self.step(stage, args)?;
+        let doc: Option<R> = std::fs::read(report)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if doc.is_some() {
+            *kept(&mut self.artifacts) = Some(report.to_owned());
+        }
+        let figure = doc.as_ref().map_or_else(|| "no report".to_owned(), &figure);
+        if code != 0 || !doc.as_ref().is_some_and(&passed) {
+            self.show_log(stage);
+            let fault = Self::fault_of(code, Fault::Refused);
+            return Err(self.fail(stage, figure, started, fault));
+        }
+        self.passed(stage, figure, started);
+        Ok(())
     }
 
     /// `mlops monitor` of what the staging service captured during the holdout test, against
@@ -742,16 +770,17 @@ impl Run<'_> {
             report.clone().into_os_string(),
         ];
         a.extend(self.manifest_args());
-        let (code, _) = self.step(StageName::Monitor, &a)?;
-        let doc: Option<mlops_artifacts::monitor::Report> = std::fs::read(&report)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if doc.is_some() {
-            self.artifacts.monitor_report = Some(report.clone());
-        }
-        let figure = doc.as_ref().map_or_else(
-            || "no report".to_owned(),
-            |r| {
+        let judged = Judged {
+            stage: StageName::Monitor,
+            report: &report,
+            started,
+            kept: |a| &mut a.monitor_report,
+        };
+        self.reported_step(
+            judged,
+            &a,
+            |r: &mlops_artifacts::monitor::Report| !r.drifted,
+            |r: &mlops_artifacts::monitor::Report| {
                 let largest = r
                     .features
                     .iter()
@@ -769,14 +798,7 @@ impl Run<'_> {
                     )
                 }
             },
-        );
-        if code != 0 || doc.is_none_or(|r| r.drifted) {
-            self.show_log(StageName::Monitor);
-            let fault = Self::fault_of(code, Fault::Refused);
-            return Err(self.fail(StageName::Monitor, figure, started, fault));
-        }
-        self.passed(StageName::Monitor, figure, started);
-        Ok(())
+        )
     }
 
     /// Whether the manifest sets `promotion.no_regression`.
@@ -1105,4 +1127,13 @@ fn count_files(dir: &Path) -> usize {
             if p.is_dir() { count_files(&p) } else { 1 }
         })
         .sum()
+}
+
+/// A stage judged by the report its step writes: which stage, the report's path, when the
+/// stage started, and where the run's artifacts keep the report.
+struct Judged<'a> {
+    stage: StageName,
+    report: &'a Path,
+    started: Instant,
+    kept: fn(&mut Artifacts) -> &mut Option<PathBuf>,
 }

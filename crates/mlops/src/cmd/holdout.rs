@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use mlops_holdout::Report;
 
-use super::{error, valid_manifest};
+use super::valid_manifest;
 use crate::cli::{Format, HoldoutArgs};
 use crate::exit::Exit;
 
@@ -60,13 +60,10 @@ pub(crate) fn run(args: &HoldoutArgs, format: Format) -> Exit {
 }
 
 fn show(report: &Report, args: &HoldoutArgs, format: Format) -> Exit {
-    let json = serde_json::to_string_pretty(report).unwrap_or_default();
-    if let Some(file) = &args.report
-        && let Err(e) = mlops_train::write_atomically(file, format!("{json}\n").as_bytes())
-    {
-        error(&format!("cannot write {}: {e}", file.display()), "");
-        return Exit::Runtime;
-    }
+    let json = match super::report_json(report, args.report.as_deref()) {
+        Ok(json) => json,
+        Err(code) => return code,
+    };
     match format {
         Format::Json => {
             println!("{json}");

@@ -39,6 +39,22 @@ pub(crate) fn error(message: &str, hint: &str) {
 }
 
 /// Shows a flow's problem and returns its exit code.
+/// A report as pretty JSON, also written whole to `file` (`--report`) when one is given; a
+/// file that cannot be written is said and is a runtime failure.
+pub(crate) fn report_json(
+    report: &impl serde::Serialize,
+    file: Option<&Path>,
+) -> Result<String, Exit> {
+    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+    if let Some(file) = file
+        && let Err(e) = mlops_train::write_atomically(file, format!("{json}\n").as_bytes())
+    {
+        error(&format!("cannot write {}: {e}", file.display()), "");
+        return Err(Exit::Runtime);
+    }
+    Ok(json)
+}
+
 pub(crate) fn failed(p: &mlops_core::Problem) -> Exit {
     if p.fault == mlops_core::Fault::Cancelled {
         // Not an error: what was interrupted and what was cleaned up.

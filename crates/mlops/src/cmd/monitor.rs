@@ -87,13 +87,10 @@ fn relative_to(manifest: &std::path::Path, destination: &str) -> String {
 }
 
 fn show(report: &Report, args: &MonitorArgs, format: Format) -> Exit {
-    let json = serde_json::to_string_pretty(report).unwrap_or_default();
-    if let Some(file) = &args.report
-        && let Err(e) = mlops_train::write_atomically(file, format!("{json}\n").as_bytes())
-    {
-        error(&format!("cannot write {}: {e}", file.display()), "");
-        return Exit::Runtime;
-    }
+    let json = match super::report_json(report, args.report.as_deref()) {
+        Ok(json) => json,
+        Err(code) => return code,
+    };
     match format {
         Format::Json => println!("{json}"),
         Format::Human => print!("{}", report.human()),
