@@ -621,6 +621,106 @@ fn a_categorical_shift_a_missing_rate_jump_and_a_prediction_drift_are_each_named
     assert_eq!(card["datasets"]["holdout"]["path"], "data/holdout.csv");
 }
 
+/// A retraining on production's own rows through S3 (moto): the quickstart's holdout served
+/// with the callers' inference ids and captured; its labels joined; the labelled rows uploaded
+/// whole to an `s3://` object (byte for byte the holdout file: the same values, the same label
+/// column); then `mlops train --retraining` trains on that object (`monitoring.retrain_data`),
+/// and the card names it and its digest.
+#[test]
+fn a_retraining_trains_on_the_labelled_capture_in_s3() {
+    let Some(moto) = crate::moto::Moto::start() else {
+        return;
+    };
+    let (status, answer) = moto.http("PUT", "/labelled", b"");
+    assert_eq!(status, 200, "{answer}");
+    let registry = crate::quickstart::shared();
+    let manifest = crate::bin::root().join(crate::quickstart::MANIFEST);
+    let holdout = std::fs::read_to_string(
+        crate::bin::root().join("examples/quickstart/data/digits-holdout.csv"),
+    )
+    .expect("holdout");
+    let mut lines = holdout.lines();
+    let header = lines.next().expect("header");
+    let features = header.rsplit_once(',').expect("label column").0;
+    let rows: Vec<&str> = lines.collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("capture");
+    let mut server = serve(registry, "digits-mlp@1", &capture, &[]);
+    let mut truth = String::from("inference_id,row,digit\n");
+    for (i, chunk) in rows.chunks(33).enumerate() {
+        let id = format!("q-{i}");
+        let body: String = std::iter::once(features)
+            .chain(chunk.iter().map(|r| r.rsplit_once(',').expect("label").0))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let a = crate::http::request_with(
+            server.addr,
+            "POST",
+            "/invocations",
+            &[("content-type", "text/csv"), ("x-inference-id", &id)],
+            body.as_bytes(),
+        );
+        assert_eq!(a.status, 200, "{}", a.text());
+        for (r, row) in chunk.iter().enumerate() {
+            let label = row.rsplit_once(',').expect("label").1;
+            truth.push_str(&format!("{id},{r},{label}\n"));
+        }
+    }
+    assert!(server.stop().success());
+    let truth_file = dir.path().join("truth.csv");
+    std::fs::write(&truth_file, truth).expect("truth");
+    let object = "s3://labelled/digits/train.csv";
+    let mut c = mlops();
+    c.args(["monitor", "--format", "json", "--model", "digits-mlp@1"])
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--registry")
+        .arg(registry)
+        .arg("--captured")
+        .arg(&capture)
+        .arg("--ground-truth")
+        .arg(&truth_file)
+        .args(["--labelled", object]);
+    moto.env(&mut c);
+    let out = c.output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (status, answer) = moto.http("GET", "/labelled/digits/train.csv", b"");
+    assert_eq!(status, 200, "{answer}");
+    let uploaded = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert_eq!(uploaded, holdout, "the labelled rows are the holdout file");
+
+    let project = crate::quickstart::copy(|m| {
+        m + "\nmonitoring:\n  retrain_data:\n    path: s3://labelled/digits/train.csv\n"
+    });
+    let retrained = tempfile::tempdir().expect("registry");
+    let mut c = mlops();
+    c.args(["train", "--format", "json", "--retraining", "--manifest"])
+        .arg(project.path().join("mlops.yaml"))
+        .arg("--registry")
+        .arg(retrained.path());
+    moto.env(&mut c);
+    let out = c.output().expect("runs");
+    // Registered either way; 297 rows may fall short of the evaluation thresholds (exit 1, the
+    // version rejected), which judge a retraining as any training.
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)) && said["model_version"] == "digits-mlp@1",
+        "{said}\n{}",
+        text(&out.stderr)
+    );
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(retrained.path().join("digits-mlp/1/card.json")).expect("card"),
+    )
+    .expect("json");
+    assert_eq!(card["datasets"]["train"]["path"], object, "{card:#}");
+    assert_eq!(
+        card["datasets"]["train"]["sha256"],
+        crate::bin::sha256_hex(holdout.as_bytes())
+    );
+    assert_eq!(card["datasets"]["train"]["rows"], rows.len());
+}
+
 #[test]
 fn sagemaker_datacapture_reads_back_in_both_encodings() {
     use base64::Engine as _;
