@@ -1176,6 +1176,27 @@ fn app_token_stand_in() -> tempfile::TempDir {
     action_dir(&yaml)
 }
 
+/// act's `--env` arguments for a run against the test's world: where AWS is (moto; no
+/// credentials, which come from the role step, and no file or instance to find them in), where
+/// GitHub is (the fake), and the file the stand-ins record their calls in.
+fn world_env(moto: &str, github: &str, record: &Path) -> Vec<String> {
+    [
+        ("AWS_ENDPOINT_URL", moto.to_owned()),
+        ("AWS_CONFIG_FILE", "/nonexistent/mlops-test/config".into()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/mlops-test/credentials".into(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("GITHUB_API_URL", github.to_owned()),
+        ("MLOPS_GITHUB_BACKOFF_MS", "50".into()),
+        ("MLOPS_RECORD", record.display().to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| ["--env".to_owned(), format!("{k}={v}")])
+    .collect()
+}
+
 /// A stand-in for `actions/checkout` of one file (`sparse-checkout`) from a repository on the
 /// GitHub fake, read through the contents API with the step's token, as the rendered holdout
 /// job checks out production's pin; absent there, nothing is written (production pins nothing
@@ -2037,21 +2058,7 @@ fn the_loop_to_production(elsewhere: bool) {
         } else {
             args.extend(["-s".into(), format!("MLOPS_PROMOTION_TOKEN={APP}")]);
         }
-        // Where AWS is (no credentials: those come from the role step), and GitHub.
-        for (k, v) in [
-            ("AWS_ENDPOINT_URL", moto.endpoint()),
-            ("AWS_CONFIG_FILE", "/nonexistent/mlops-test/config".into()),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/mlops-test/credentials".into(),
-            ),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("GITHUB_API_URL", fake.url().to_owned()),
-            ("MLOPS_GITHUB_BACKOFF_MS", "50".into()),
-            ("MLOPS_RECORD", record.path().display().to_string()),
-        ] {
-            args.extend(["--env".into(), format!("{k}={v}")]);
-        }
+        args.extend(world_env(&moto.endpoint(), fake.url(), record.path()));
         let run = act_in(dir, &args).expect("act is on PATH");
         // What a job's log shows: each event's message (act's JSON lines also carry the raw
         // arguments of workflow commands, `add-mask` and the outputs, which GitHub never
@@ -2620,22 +2627,10 @@ fn rendered_monitor_workflow_opens_one_issue_and_dispatches_training_on_drift() 
             "MLOPS_AWS_REGION=us-east-1".into(),
             "-s".into(),
             format!("GITHUB_TOKEN={ACTIONS}"),
+            "--env".into(),
+            format!("GITHUB_REPOSITORY={REPO}"),
         ]);
-        for (k, v) in [
-            ("AWS_ENDPOINT_URL", moto.endpoint()),
-            ("AWS_CONFIG_FILE", "/nonexistent/mlops-test/config".into()),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/mlops-test/credentials".into(),
-            ),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("GITHUB_API_URL", fake.url().to_owned()),
-            ("GITHUB_REPOSITORY", REPO.to_owned()),
-            ("MLOPS_GITHUB_BACKOFF_MS", "50".into()),
-            ("MLOPS_RECORD", record.path().display().to_string()),
-        ] {
-            args.extend(["--env".into(), format!("{k}={v}")]);
-        }
+        args.extend(world_env(&moto.endpoint(), fake.url(), record.path()));
         act_in(dir, &args).expect("act is on PATH")
     };
 
