@@ -1176,6 +1176,20 @@ fn app_token_stand_in() -> tempfile::TempDir {
     action_dir(&yaml)
 }
 
+/// act's `--local-repository` arguments: each action `(name, sha)` run from a local directory
+/// (our actions at their pinned commit, or a stand-in).
+fn local_repositories(actions: &[(&str, &str, &Path)]) -> Vec<String> {
+    actions
+        .iter()
+        .flat_map(|(name, sha, dir)| {
+            [
+                "--local-repository".to_owned(),
+                format!("{name}@{sha}={}", dir.display()),
+            ]
+        })
+        .collect()
+}
+
 /// act's `--env` arguments for a run against the test's world: where AWS is (moto; no
 /// credentials, which come from the role step, and no file or instance to find them in), where
 /// GitHub is (the fake), and the file the stand-ins record their calls in.
@@ -2009,27 +2023,17 @@ fn the_loop_to_production(elsewhere: bool) {
     // Runs `workflow` for `event` in the checkout `dir`.
     let act_at = |dir: &Path, event: &str, payload: &str, workflow: &str| {
         let mut args = event_args(dir, event, payload, workflow);
-        args.extend([
-            "--actor".into(),
-            "ml-engineer".into(),
-            "--local-repository".into(),
-            format!("mlops-rs/mlops@{sha}={}", pinned.path().display()),
-            "--local-repository".into(),
-            format!(
-                "aws-actions/configure-aws-credentials@{aws_sha}={}",
-                aws.path().display()
+        args.extend(["--actor".into(), "ml-engineer".into()]);
+        args.extend(local_repositories(&[
+            ("mlops-rs/mlops", &sha, pinned.path()),
+            (
+                "aws-actions/configure-aws-credentials",
+                &aws_sha,
+                aws.path(),
             ),
-            "--local-repository".into(),
-            format!(
-                "actions/create-github-app-token@{app_sha}={}",
-                app.path().display()
-            ),
-            "--local-repository".into(),
-            format!(
-                "actions/checkout@{checkout_sha}={}",
-                checkout.path().display()
-            ),
-        ]);
+            ("actions/create-github-app-token", &app_sha, app.path()),
+            ("actions/checkout", &checkout_sha, checkout.path()),
+        ]));
         for (k, v) in [
             (
                 "MLOPS_TRAIN_ROLE_ARN",
@@ -2608,19 +2612,16 @@ fn rendered_monitor_workflow_opens_one_issue_and_dispatches_training_on_drift() 
     let record = tempfile::NamedTempFile::new().expect("record");
     let run = || {
         let mut args = event_args(dir, "workflow_dispatch", "{}", "mlops-monitor.yml");
+        args.extend(local_repositories(&[
+            ("mlops-rs/mlops", &sha, pinned.path()),
+            (
+                "aws-actions/configure-aws-credentials",
+                &aws_sha,
+                aws.path(),
+            ),
+            ("actions/checkout", &checkout_sha, checkout.path()),
+        ]));
         args.extend([
-            "--local-repository".into(),
-            format!("mlops-rs/mlops@{sha}={}", pinned.path().display()),
-            "--local-repository".into(),
-            format!(
-                "aws-actions/configure-aws-credentials@{aws_sha}={}",
-                aws.path().display()
-            ),
-            "--local-repository".into(),
-            format!(
-                "actions/checkout@{checkout_sha}={}",
-                checkout.path().display()
-            ),
             "--var".into(),
             "MLOPS_MONITOR_ROLE_ARN=arn:aws:iam::123456789012:role/monitor".into(),
             "--var".into(),
