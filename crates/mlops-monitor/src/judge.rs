@@ -365,6 +365,45 @@ mod tests {
         assert_eq!((r.read.other_model, r.read.rows), (1, 0));
     }
 
+    /// SageMaker's DataCapture of a client that sends CSV and asks for JSON, and one that sends
+    /// JSON and asks for CSV (sagemaker-python-sdk#2785): each direction read by its own type.
+    #[test]
+    fn sagemaker_lines_mixing_csv_and_json_are_read_both_ways() {
+        let (b, base) = (bundle(), baseline());
+        let mut tally = Tally::new(&b, &base, "ab", None);
+        let sagemaker = |input: (&str, &str), output: (&str, &str)| {
+            serde_json::json!({
+                "captureData": {
+                    "endpointInput": {"observedContentType": input.0, "mode": "INPUT",
+                        "data": input.1, "encoding": if input.0 == "text/csv" { "CSV" } else { "JSON" }},
+                    "endpointOutput": {"observedContentType": output.0, "mode": "OUTPUT",
+                        "data": output.1, "encoding": if output.0 == "text/csv" { "CSV" } else { "JSON" }},
+                },
+                "eventMetadata": {"eventId": "e", "inferenceTime": "2026-12-05T10:00:00Z"},
+                "eventVersion": "0",
+            })
+            .to_string()
+        };
+        tally
+            .line(&sagemaker(
+                ("text/csv", "1,2\n3,4"),
+                (
+                    "application/json",
+                    r#"{"predictions": [{"label": "no"}, {"label": "yes"}]}"#,
+                ),
+            ))
+            .expect("CSV in, JSON out");
+        tally
+            .line(&sagemaker(
+                ("application/json", r#"{"instances": [[5, 6]]}"#),
+                ("text/csv", "yes\n"),
+            ))
+            .expect("JSON in, CSV out");
+        assert_eq!((tally.read.requests, tally.read.rows), (2, 3));
+        assert_eq!(tally.current[0].rows, 3);
+        assert_eq!(tally.predictions.rows, 3);
+    }
+
     #[test]
     fn error_metrics_default_to_a_tenth_of_their_evaluated_value() {
         assert_eq!(default_limit(Metric::Accuracy, Some(0.9)), 0.05);
