@@ -191,7 +191,14 @@ fn a_healthy_soak_passes_and_errors_after_the_flip_roll_production_back() {
     drop(flood);
     assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("production serves digits-mlp@2"), "{said}");
-    assert!(said.contains("watch: watch.max_error_rate:"), "{said}");
+    // The flood breaches the error rate; or, when the flood holds both connections each time
+    // the watch looks, the service refuses its `/metrics` like any client, and three failed
+    // looks in a row are the breach (on a busy machine, as in CI, either comes first).
+    assert!(
+        said.contains("watch: watch.max_error_rate:")
+            || said.contains("watch: /metrics: 3 looks in a row failed"),
+        "{said}"
+    );
     // Production is rolled back: the revert promotion of the pin before is proposed (here it
     // stops at the missing GitHub token, and says so).
     assert!(
