@@ -126,6 +126,50 @@ pub(super) fn serve(
     Ok(Serving { child, url })
 }
 
+/// One oha round through `oha` (the program, maybe under `time`): 8 s of the body at `body` as
+/// CSV to `url`'s `/invocations`, 4 in flight; oha's JSON summary and the process's output. A
+/// round with a failed request is an error.
+pub(super) fn oha_load(
+    mut oha: Command,
+    url: &str,
+    body: &Path,
+) -> Result<(serde_json::Value, std::process::Output), String> {
+    let out = oha
+        .args([
+            "-z",
+            "8s",
+            "-c",
+            "4",
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-m",
+            "POST",
+        ])
+        .args([
+            "-H",
+            "content-type: text/csv",
+            "-H",
+            "accept: text/csv",
+            "-D",
+        ])
+        .arg(body)
+        .arg(format!("{url}/invocations"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "oha printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let success = doc["summary"]["successRate"].as_f64().unwrap_or(0.0);
+    if success < 1.0 {
+        return Err(format!("oha saw failed requests (success rate {success})"));
+    }
+    Ok((doc, out))
+}
+
 /// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times (`getconf CLK_TCK`;
 /// 100 on Linux when it cannot be asked).
 fn clock_ticks() -> f64 {
@@ -363,42 +407,10 @@ pub(crate) fn run() -> Result<(), String> {
     // ratios (each pairs two measurements taken seconds apart); the ratio of the medians is
     // printed beside it.
     let oha_round = |url: &str, cpu: Option<usize>, body: &Path| -> Result<Oha, String> {
-        let out = under_time(&oha, cpu)
-            .args([
-                "-z",
-                "8s",
-                "-c",
-                "4",
-                "--no-tui",
-                "--output-format",
-                "json",
-                "-m",
-                "POST",
-            ])
-            .args([
-                "-H",
-                "content-type: text/csv",
-                "-H",
-                "accept: text/csv",
-                "-D",
-            ])
-            .arg(body)
-            .arg(format!("{url}/invocations"))
-            .output()
-            .map_err(|e| e.to_string())?;
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!(
-                "oha printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+        let (doc, out) = oha_load(under_time(&oha, cpu), url, body)?;
         let rps = doc["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0);
         let p50 = doc["latencyPercentiles"]["p50"].as_f64().unwrap_or(0.0) * 1000.0;
         let p99 = doc["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0;
-        let success = doc["summary"]["successRate"].as_f64().unwrap_or(0.0);
-        if success < 1.0 {
-            return Err(format!("oha saw failed requests (success rate {success})"));
-        }
         let answered = doc["statusCodeDistribution"]["200"].as_f64().unwrap_or(0.0);
         Ok(Oha {
             rows: rps * batch as f64,

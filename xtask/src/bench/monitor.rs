@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use super::holdout::{oha, serve, timed, under_time};
+use super::holdout::{oha, oha_load, serve, timed, under_time};
 use super::{release_binary, tempdir};
 
 /// Evidently and the pandas it works with (0.7 does not run on pandas 3).
@@ -310,34 +310,7 @@ const BATCH: usize = 256;
 
 /// One oha round: rows per second and p99 (ms).
 fn load(oha: &Path, url: &str, body: &Path) -> Result<(f64, f64), String> {
-    let out = Command::new(oha)
-        .args([
-            "-z",
-            "8s",
-            "-c",
-            "4",
-            "--no-tui",
-            "--output-format",
-            "json",
-            "-m",
-            "POST",
-        ])
-        .args([
-            "-H",
-            "content-type: text/csv",
-            "-H",
-            "accept: text/csv",
-            "-D",
-        ])
-        .arg(body)
-        .arg(format!("{url}/invocations"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    let doc: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("oha printed no JSON: {e}"))?;
-    if doc["summary"]["successRate"].as_f64() != Some(1.0) {
-        return Err(format!("oha saw failed requests: {}", doc["summary"]));
-    }
+    let (doc, _) = oha_load(Command::new(oha), url, body)?;
     Ok((
         doc["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0) * BATCH as f64,
         doc["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0,
