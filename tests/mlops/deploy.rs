@@ -431,6 +431,24 @@ fn deploy_sm(moto: &moto::Moto, dir: &Path, sagemaker: &str, args: &[&str]) -> C
     c
 }
 
+/// `mlops deploy --env staging --model digits-mlp@1 --image IMAGE` in the SageMaker world, with
+/// SageMaker at `sagemaker`.
+fn deploy_staging(moto: &moto::Moto, dir: &Path, sagemaker: &str, image: &str) -> Command {
+    deploy_sm(
+        moto,
+        dir,
+        sagemaker,
+        &[
+            "--env",
+            "staging",
+            "--model",
+            "digits-mlp@1",
+            "--image",
+            image,
+        ],
+    )
+}
+
 /// A model card, read from moto's S3.
 fn s3_card(moto: &moto::Moto, version: u64) -> serde_json::Value {
     let (status, text) = moto.http(
@@ -774,21 +792,9 @@ fn an_environments_own_serving_image_is_what_its_endpoint_runs() {
             .to_owned()
     };
 
-    let out = deploy_sm(
-        &moto,
-        dir.path(),
-        &moto.endpoint(),
-        &[
-            "--env",
-            "staging",
-            "--model",
-            "digits-mlp@1",
-            "--image",
-            &image(),
-        ],
-    )
-    .output()
-    .expect("runs");
+    let out = deploy_staging(&moto, dir.path(), &moto.endpoint(), &image())
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains(&format!("--image {}", image())) && text(&out).contains(&staging_image),
@@ -885,21 +891,9 @@ fn sagemaker_failures_name_the_reason_and_what_serves() {
     let Some(broken) = fake_sagemaker::Fake::start("endpoint-broken") else {
         return;
     };
-    let out = deploy_sm(
-        &moto,
-        dir.path(),
-        &broken.endpoint(),
-        &[
-            "--env",
-            "staging",
-            "--model",
-            "digits-mlp@1",
-            "--image",
-            &img,
-        ],
-    )
-    .output()
-    .expect("runs");
+    let out = deploy_staging(&moto, dir.path(), &broken.endpoint(), &img)
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         text(&out).contains("digits-staging is Failed: The primary container"),
@@ -919,23 +913,11 @@ fn sigterm_mid_deploy_says_what_the_endpoint_serves() {
         return;
     };
     let img = image();
-    let child = deploy_sm(
-        &moto,
-        dir.path(),
-        &fake.endpoint(),
-        &[
-            "--env",
-            "staging",
-            "--model",
-            "digits-mlp@1",
-            "--image",
-            &img,
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("starts");
+    let child = deploy_staging(&moto, dir.path(), &fake.endpoint(), &img)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
     fake.wait_for_calls("DescribeEndpoint", 3);
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -1370,21 +1352,7 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
         c.output().expect("runs")
     };
     let img = image();
-    let staging = || {
-        deploy_sm(
-            &moto,
-            dir.path(),
-            &sagemaker.endpoint(),
-            &[
-                "--env",
-                "staging",
-                "--model",
-                "digits-mlp@1",
-                "--image",
-                &img,
-            ],
-        )
-    };
+    let staging = || deploy_staging(&moto, dir.path(), &sagemaker.endpoint(), &img);
     let out = as_role("staging", staging());
     assert_eq!(out.status.code(), Some(0), "staging role: {}", text(&out));
     // The holdout test records its report in the registry with the staging role; the production
@@ -1809,21 +1777,9 @@ fn production_endpoints_capture_for_monitoring() {
         "{yaml}\nmonitoring:\n  capture:\n    destination: {capture}\n    sample_percent: 50\n    kms_key_id: alias/mlops-capture\n"
     );
     std::fs::write(&manifest, &monitored).expect("write");
-    let out = deploy_sm(
-        &moto,
-        dir.path(),
-        &moto.endpoint(),
-        &[
-            "--env",
-            "staging",
-            "--model",
-            "digits-mlp@1",
-            "--image",
-            &image(),
-        ],
-    )
-    .output()
-    .expect("runs");
+    let out = deploy_staging(&moto, dir.path(), &moto.endpoint(), &image())
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // moto answers an empty object where SageMaker leaves the field out.
     let staging = endpoint_config(&moto, "digits-staging");
