@@ -157,17 +157,22 @@ pub(super) fn oha_load(
         .arg(format!("{url}/invocations"))
         .output()
         .map_err(|e| e.to_string())?;
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "oha printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
+    let doc = oha_json(&out)?;
     let success = doc["summary"]["successRate"].as_f64().unwrap_or(0.0);
     if success < 1.0 {
         return Err(format!("oha saw failed requests (success rate {success})"));
     }
     Ok((doc, out))
+}
+
+/// oha's JSON summary (`--output-format json`) from its output.
+pub(super) fn oha_json(out: &std::process::Output) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "oha printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 /// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times (`getconf CLK_TCK`;

@@ -164,12 +164,7 @@ fn load_on(
         .arg(format!("http://127.0.0.1:{port}{}", c.predict))
         .output()
         .map_err(|e| format!("oha: {e}"))?;
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "oha printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
+    let doc = super::holdout::oha_json(&out)?;
     let success = doc["summary"]["successRate"].as_f64().unwrap_or(0.0);
     let ok = doc["statusCodeDistribution"]["200"].as_f64().unwrap_or(0.0);
     let total: f64 = doc["statusCodeDistribution"]
