@@ -48,6 +48,7 @@ mod missing;
 mod monitor;
 mod onnx;
 mod parquet;
+mod predict;
 mod protocols;
 mod run;
 mod sagemaker;

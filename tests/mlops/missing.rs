@@ -104,16 +104,7 @@ fn gaps_are_filled_alike_in_training_serving_and_parity() {
     );
 
     let registry = dir.path().join("registry").to_string_lossy().into_owned();
-    let server = Server::start(
-        mlops(),
-        &[
-            "--quiet",
-            "--model",
-            "digits-mlp@1",
-            "--registry",
-            &registry,
-        ],
-    );
+    let server = Server::registered(Path::new(&registry), "digits-mlp@1");
     // The same row three ways: with a gap given as an empty field, as null, and filled by hand
     // with the recorded mean; all three are one prediction.
     let mean: Vec<f64> = standardizer["mean"]

@@ -85,21 +85,9 @@ fn parquet_datasets_train_the_same_model_and_holdout_test_it() {
     // The holdout test reads the Parquet file (here gzip-compressed) and passes with parity.
     let gzip = parquet.path().join("holdout-gzip.parquet");
     to_parquet(&data.join("digits-holdout.csv"), &gzip, "gzip", "").expect("pandas");
-    let registry = parquet
-        .path()
-        .join("registry")
-        .to_string_lossy()
-        .into_owned();
-    let server = Server::start(
-        mlops(),
-        &[
-            "--quiet",
-            "--model",
-            "digits-mlp@1",
-            "--registry",
-            &registry,
-        ],
-    );
+    let registry = parquet.path().join("registry");
+    let server = Server::registered(&registry, "digits-mlp@1");
+    let registry = registry.to_string_lossy().into_owned();
     crate::serve::passes_with_parity(
         &parquet.path().join("mlops.yaml"),
         &registry,

@@ -23,6 +23,15 @@ impl Server {
         Server::spawn(mlops)
     }
 
+    /// `mlops serve --quiet --model MODEL --registry REGISTRY --port 0`.
+    pub(crate) fn registered(registry: &std::path::Path, model: &str) -> Server {
+        let registry = registry.to_string_lossy().into_owned();
+        Server::start(
+            crate::bin::mlops(),
+            &["--quiet", "--model", model, "--registry", &registry],
+        )
+    }
+
     /// Any command that ends up serving and prints `on http://ADDR`.
     pub(crate) fn spawn(mut command: Command) -> Server {
         let mut child = command

@@ -12,6 +12,7 @@ pub mod holdout;
 pub mod image;
 pub mod init;
 pub mod monitor;
+pub mod predict;
 pub mod problem;
 pub mod promote;
 pub mod registry;
@@ -20,6 +21,7 @@ pub mod run;
 pub mod runtime;
 pub mod sagemaker;
 pub mod serve;
+mod staged;
 pub mod train;
 
 pub use problem::{Fault, Problem};

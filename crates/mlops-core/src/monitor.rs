@@ -171,21 +171,7 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitor
             ));
         }
         Some(dest) => {
-            let dir = if dest.starts_with("s3://") {
-                std::env::temp_dir()
-            } else {
-                match Path::new(dest).parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-                    _ => PathBuf::from("."),
-                }
-            };
-            let file = tempfile::Builder::new()
-                .prefix(".mlops-labelled-")
-                .suffix(".csv")
-                .tempfile_in(&dir)
-                .map_err(|e| {
-                    Problem::input(format!("cannot write in {}: {e}", dir.display()), "")
-                })?;
+            let file = crate::staged::stage(dest, &std::env::temp_dir(), ".mlops-labelled-")?;
             let writer = file
                 .reopen()
                 .map_err(|e| Problem::broken(format!("{}: {e}", file.path().display()), ""))?;
@@ -224,7 +210,7 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitor
         .finish_export()
         .map_err(|e| Problem::broken(format!("the labelled rows: {e}"), ""))?;
     if let (Some((file, dest)), Some(written)) = (export, exported) {
-        put_labelled(file, &dest)?;
+        crate::staged::put(file, &dest, true)?;
         progress.step(&format!(
             "wrote {} labelled rows to {dest}{}",
             written.rows,
@@ -249,21 +235,6 @@ pub fn monitor(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Monitor
         on_drift(m, on, &mut done, progress)?;
     }
     Ok(done)
-}
-
-/// The whole labelled file at `dest`: renamed over a local path, or uploaded.
-fn put_labelled(file: tempfile::NamedTempFile, dest: &str) -> Result<(), Problem> {
-    if dest.starts_with("s3://") {
-        let uri = mlops_aws::S3Uri::parse(dest)?;
-        let rt = crate::runtime::current_thread()?;
-        return rt.block_on(async {
-            let s3 = mlops_aws::S3::from_env().await;
-            s3.upload(file.path(), &uri).await.map_err(Problem::from)
-        });
-    }
-    file.persist(dest)
-        .map(|_| ())
-        .map_err(|e| Problem::input(format!("cannot write {dest}: {}", e.error), ""))
 }
 
 /// Drift on GitHub: the issue opened or updated, the train workflow dispatched.

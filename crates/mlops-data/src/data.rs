@@ -37,12 +37,7 @@ impl std::fmt::Display for DataError {
 impl std::error::Error for DataError {}
 
 impl DataError {
-    pub(crate) fn at(
-        path: &Path,
-        line: Option<u64>,
-        message: String,
-        hint: impl Into<String>,
-    ) -> Self {
+    pub fn at(path: &Path, line: Option<u64>, message: String, hint: impl Into<String>) -> Self {
         Self {
             path: path.to_path_buf(),
             line,
@@ -95,6 +90,50 @@ pub use mlops_artifacts::bundle::Standardizer;
 pub use mlops_artifacts::training::Categories;
 pub use mlops_artifacts::training::FileDigest;
 
+/// The text column a reader hands over with each row besides its features (as [`Row::label`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carry<'a> {
+    /// The label column: training, the holdout test. Every row needs a value.
+    Label(&'a str),
+    /// An identifier column: batch scoring keeps it beside each prediction. Every row needs a
+    /// value.
+    Id(&'a str),
+    /// No column: [`Row::label`] is empty.
+    Nothing,
+}
+
+impl<'a> Carry<'a> {
+    /// The column's name.
+    pub fn column(self) -> Option<&'a str> {
+        match self {
+            Carry::Label(c) | Carry::Id(c) => Some(c),
+            Carry::Nothing => None,
+        }
+    }
+
+    /// What the column is, as an error names it: `label `y`` or `id column `id``.
+    pub(crate) fn named(self, column: &str) -> String {
+        match self {
+            Carry::Id(_) => format!("id column `{column}`"),
+            _ => format!("label `{column}`"),
+        }
+    }
+
+    pub(crate) fn every_row_needs(self) -> &'static str {
+        match self {
+            Carry::Id(_) => "every row needs an id: fill it, or score without --id-column",
+            _ => "every row needs a label",
+        }
+    }
+
+    pub(crate) fn can_be(self) -> &'static str {
+        match self {
+            Carry::Id(_) => "an id is a string, a number or a boolean",
+            _ => "a label is a string, a number or a boolean",
+        }
+    }
+}
+
 /// One row as the reader hands it over.
 #[derive(Debug)]
 pub struct Row<'a> {
@@ -102,6 +141,7 @@ pub struct Row<'a> {
     /// The feature values, in the order asked for; empty for a CSV row read with
     /// [`Values::Check`].
     pub features: &'a [f32],
+    /// The carried column's text (see [`Carry`]): the label, an id, or empty.
     pub label: &'a str,
     /// The features' text as the file has it (CSV only), in the same order as `features`.
     pub text: Option<FieldText<'a>>,
@@ -241,6 +281,31 @@ pub fn read_coded(
     label: &str,
     values: Values,
     coder: &mut dyn Coder,
+    on_row: impl FnMut(Row<'_>) -> Result<(), String>,
+) -> Result<FileDigest, DataError> {
+    read_carrying(
+        path,
+        shown,
+        format,
+        features,
+        Carry::Label(label),
+        values,
+        coder,
+        on_row,
+    )
+}
+
+/// [`read_coded`], with `carry` naming the text column handed over with each row (a label, an
+/// id, or none).
+#[allow(clippy::too_many_arguments)]
+pub fn read_carrying(
+    path: &Path,
+    shown: &str,
+    format: Format,
+    features: &[String],
+    carry: Carry<'_>,
+    values: Values,
+    coder: &mut dyn Coder,
     mut on_row: impl FnMut(Row<'_>) -> Result<(), String>,
 ) -> Result<FileDigest, DataError> {
     let mut cats = Categorical::new(coder, features, values.gaps());
@@ -263,7 +328,7 @@ pub fn read_coded(
             path,
             &mut hashing,
             features,
-            label,
+            carry,
             values,
             &mut cats,
             &mut on_row,
@@ -272,7 +337,7 @@ pub fn read_coded(
             path,
             &mut hashing,
             features,
-            label,
+            carry,
             values,
             &mut cats,
             &mut on_row,
@@ -280,7 +345,7 @@ pub fn read_coded(
         // Parquet is read from its footer back, by seeking: the file is hashed in a pass of
         // its own (by `finish`, below), then decoded.
         Format::Parquet => {
-            crate::parquet::read(path, features, label, values.gaps(), &mut cats, &mut on_row)?
+            crate::parquet::read(path, features, carry, values.gaps(), &mut cats, &mut on_row)?
         }
     };
     let (sha256, bytes) = hashing.finish().map_err(io)?;
@@ -379,7 +444,7 @@ fn read_csv(
     path: &Path,
     input: &mut impl Read,
     features: &[String],
-    label: &str,
+    carry: Carry<'_>,
     values: Values,
     cats: &mut Categorical<'_>,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
@@ -396,7 +461,7 @@ fn read_csv(
     // are.
     let mut columns: Option<usize> = None;
     let mut feature_at: Vec<usize> = Vec::new();
-    let mut label_at = 0;
+    let mut label_at = None;
     let mut run = None;
     let mut parsed = vec![
         0f32;
@@ -441,7 +506,7 @@ fn read_csv(
                 })
             };
             feature_at = features.iter().map(|f| find(f)).collect::<Result<_, _>>()?;
-            label_at = find(label)?;
+            label_at = carry.column().map(find).transpose()?;
             run = feature_at
                 .first()
                 .filter(|&&first| {
@@ -543,24 +608,30 @@ fn read_csv(
                 }
             }
         }
-        let label_text = std::str::from_utf8(record.get(label_at).unwrap_or_default())
-            .map_err(|e| {
-                DataError::at(
-                    path,
-                    Some(line),
-                    format!("label `{label}` is not UTF-8 text: {e}"),
-                    "save the file as UTF-8",
-                )
-            })?
-            .trim();
-        if label_text.is_empty() {
-            return Err(DataError::at(
-                path,
-                Some(line),
-                format!("label `{label}` is empty"),
-                "every row needs a label",
-            ));
-        }
+        let label_text = match (label_at, carry.column()) {
+            (Some(at), Some(column)) => {
+                let text = std::str::from_utf8(record.get(at).unwrap_or_default())
+                    .map_err(|e| {
+                        DataError::at(
+                            path,
+                            Some(line),
+                            format!("{} is not UTF-8 text: {e}", carry.named(column)),
+                            "save the file as UTF-8",
+                        )
+                    })?
+                    .trim();
+                if text.is_empty() {
+                    return Err(DataError::at(
+                        path,
+                        Some(line),
+                        format!("{} is empty", carry.named(column)),
+                        carry.every_row_needs(),
+                    ));
+                }
+                text
+            }
+            _ => "",
+        };
         on_row(Row {
             line,
             features: &parsed,
@@ -595,7 +666,7 @@ fn read_jsonl(
     path: &Path,
     input: &mut impl Read,
     features: &[String],
-    label: &str,
+    carry: Carry<'_>,
     values_read: Values,
     cats: &mut Categorical<'_>,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
@@ -682,19 +753,26 @@ fn read_jsonl(
                     )
                 })?;
         }
-        let label_value = object.get(label).ok_or_else(|| missing(label))?;
-        let label_text = match label_value {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
-            other => {
-                return Err(DataError::at(
-                    path,
-                    Some(line),
-                    format!("label `{label}` is {other}"),
-                    "a label is a string, a number or a boolean",
-                ));
-            }
+        let label_text = match carry.column() {
+            None => String::new(),
+            Some(column) => match object.get(column).ok_or_else(|| missing(column))? {
+                serde_json::Value::String(s) if !s.trim().is_empty() => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                other => {
+                    let (what, hint) = if other.as_str().is_some() {
+                        ("empty".to_owned(), carry.every_row_needs())
+                    } else {
+                        (format!("{other}"), carry.can_be())
+                    };
+                    return Err(DataError::at(
+                        path,
+                        Some(line),
+                        format!("{} is {what}", carry.named(column)),
+                        hint,
+                    ));
+                }
+            },
         };
         on_row(Row {
             line,
@@ -1139,6 +1217,52 @@ mod tests {
         let p = dir.path().join(name);
         std::fs::write(&p, text).expect("write");
         p
+    }
+
+    #[test]
+    fn a_read_carries_the_label_an_id_or_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = file(&dir, "d.csv", "a,id\n1,x-1\n2,x-2\n");
+        let jsonl = file(
+            &dir,
+            "d.jsonl",
+            "{\"a\":1,\"id\":7}\n{\"a\":2,\"id\":\" \"}\n",
+        );
+        let carried = |path: &Path, format, carry| {
+            let mut seen = Vec::new();
+            let read = read_carrying(
+                path,
+                "f",
+                format,
+                &cols(&["a"]),
+                carry,
+                Values::Parse,
+                &mut crate::categories::Numeric,
+                |r| {
+                    seen.push(r.label.to_owned());
+                    Ok(())
+                },
+            );
+            (read.map(|d| d.rows), seen)
+        };
+        assert_eq!(
+            carried(&csv, Format::Csv, Carry::Id("id")),
+            (Ok(2), vec!["x-1".to_owned(), "x-2".to_owned()])
+        );
+        assert_eq!(
+            carried(&csv, Format::Csv, Carry::Nothing),
+            (Ok(2), vec![String::new(), String::new()])
+        );
+        let (read, seen) = carried(&jsonl, Format::Jsonl, Carry::Id("id"));
+        assert_eq!(seen, ["7"]);
+        let e = read.expect_err("an empty id");
+        assert_eq!(e.line, Some(2));
+        assert_eq!(e.message, "id column `id` is empty");
+        assert!(e.hint.contains("--id-column"), "{e:?}");
+        let e = carried(&csv, Format::Csv, Carry::Label("y"))
+            .0
+            .expect_err("no label column");
+        assert_eq!(e.message, "no column `y` in the header");
     }
 
     #[test]

@@ -11,13 +11,13 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use parquet::schema::types::Type;
 
-use crate::data::{Categorical, DataError, Row};
+use crate::data::{Carry, Categorical, DataError, Row};
 
 /// Reads `path`, calling `on_row` for each row; the number of rows.
 pub(crate) fn read(
     path: &Path,
     features: &[String],
-    label: &str,
+    carry: Carry<'_>,
     gaps: bool,
     cats: &mut Categorical<'_>,
     on_row: &mut impl FnMut(Row<'_>) -> Result<(), String>,
@@ -49,7 +49,7 @@ pub(crate) fn read(
     let wanted: Vec<&str> = features
         .iter()
         .map(String::as_str)
-        .chain(std::iter::once(label))
+        .chain(carry.column())
         .collect();
     if let Some(absent) = wanted.iter().find(|w| !names.contains(w)) {
         return Err(DataError::at(
@@ -68,13 +68,13 @@ pub(crate) fn read(
     for t in &top {
         let name = t.name();
         let feature = features.iter().position(|f| f == name);
-        if feature.is_some() || name == label {
+        if feature.is_some() || Some(name) == carry.column() {
             if !t.is_primitive() {
                 return Err(DataError::at(
                     path,
                     None,
                     format!("column `{name}` is nested (a group, list or map)"),
-                    "features and the label are flat columns of numbers or text",
+                    "features, the label and an id are flat columns of numbers or text",
                 ));
             }
             projected.push(Arc::clone(t));
@@ -141,16 +141,16 @@ pub(crate) fn read(
                         Field::Bool(b) => label_text.push_str(&b.to_string()),
                         Field::Null => {
                             return Err(at(
-                                format!("label `{name}` is null"),
-                                "every row needs a label",
+                                format!("{} is null", carry.named(name)),
+                                carry.every_row_needs(),
                             ));
                         }
                         other => match whole_or_number(other) {
                             Some(text) => label_text.push_str(&text),
                             None => {
                                 return Err(at(
-                                    format!("label `{name}` is {}", shown(other)),
-                                    "a label is text, a number or a boolean",
+                                    format!("{} is {}", carry.named(name), shown(other)),
+                                    carry.can_be(),
                                 ));
                             }
                         },

@@ -90,6 +90,9 @@ pub(crate) enum Command {
     /// DataCapture) with its training baseline; exit 1 naming each feature, the predictions or a
     /// metric over `monitoring.thresholds`.
     Monitor(MonitorArgs),
+    /// Score a file offline with a registered model (batch scoring): one output row per input
+    /// row, in input order, with its id, as CSV, JSON lines or Parquet.
+    Predict(PredictArgs),
     /// Open or update the promotion pull request that changes the production pin file.
     Promote(PromoteArgs),
     /// Decide whether production may deploy a promotion pull request (exit 0) or not (exit 1).
@@ -539,6 +542,60 @@ pub(crate) struct MonitorArgs {
     pub github: GithubArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PredictArgs {
+    /// The registered model: NAME@VERSION, NAME@latest or NAME@approved.
+    #[arg(long, env = "MLOPS_MODEL")]
+    pub model: String,
+    /// The rows to score: a CSV, JSON-lines or Parquet file, or an `s3://` object, with the
+    /// model's feature columns (other columns are ignored).
+    #[arg(long, env = "MLOPS_INPUT")]
+    pub input: String,
+    /// Where the scores go: a file or an `s3://` object, written only once whole and checked
+    /// to hold one row per input row.
+    #[arg(long, env = "MLOPS_OUTPUT")]
+    pub output: String,
+    /// The input's format, when its name does not end in .csv, .jsonl or .parquet.
+    #[arg(long, env = "MLOPS_INPUT_FORMAT", value_enum)]
+    pub input_format: Option<DataFormatArg>,
+    /// The output's format, when its name does not end in .csv, .jsonl or .parquet.
+    #[arg(long, env = "MLOPS_OUTPUT_FORMAT", value_enum)]
+    pub output_format: Option<DataFormatArg>,
+    /// The input column written beside each prediction (every row needs a value); without
+    /// it, each output row has the input row's number (`row`, from 1).
+    #[arg(long, env = "MLOPS_ID_COLUMN")]
+    pub id_column: Option<String>,
+    /// Replace the output when it exists (it is kept otherwise).
+    #[arg(long, env = "MLOPS_OVERWRITE")]
+    pub overwrite: bool,
+    /// Rows per batch handed to the model.
+    #[arg(long, env = "MLOPS_BATCH_ROWS", default_value_t = 4096, value_parser = between::<usize>(1, 1 << 20))]
+    pub batch_rows: usize,
+    /// Prediction threads; defaults to the CPUs available.
+    #[arg(long, env = "MLOPS_PREDICTION_THREADS", value_parser = at_least_one::<usize>)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// A dataset file format, named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DataFormatArg {
+    Csv,
+    Jsonl,
+    Parquet,
+}
+
+impl From<DataFormatArg> for mlops_manifest::model::DataFormat {
+    fn from(f: DataFormatArg) -> Self {
+        match f {
+            DataFormatArg::Csv => Self::Csv,
+            DataFormatArg::Jsonl => Self::Jsonl,
+            DataFormatArg::Parquet => Self::Parquet,
+        }
+    }
 }
 
 /// Where GitHub is. The token comes from `GITHUB_TOKEN` (or `MLOPS_GITHUB_TOKEN`), never from a

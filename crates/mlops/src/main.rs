@@ -62,6 +62,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Image(cli::ImageCommand::Push(args)) => cmd::image::push(&args, format),
         cli::Command::Holdout(args) => cmd::holdout::run(&args, format),
         cli::Command::Monitor(args) => cmd::monitor::run(&args, format),
+        cli::Command::Predict(args) => cmd::predict::run(&args, format),
         cli::Command::Promote(args) => cmd::promote::run(&args, format),
         cli::Command::Gate(args) => cmd::gate::run(&args, format),
         cli::Command::Doctor(args) => cmd::doctor::run(&args, format),

@@ -18,6 +18,7 @@ pub(crate) mod holdout;
 pub(crate) mod image;
 pub(crate) mod init;
 pub(crate) mod monitor;
+pub(crate) mod predict;
 pub(crate) mod promote;
 pub(crate) mod registry;
 pub(crate) mod render;
@@ -38,7 +39,6 @@ pub(crate) fn error(message: &str, hint: &str) {
     eprint!("{text}");
 }
 
-/// Shows a flow's problem and returns its exit code.
 /// A report as pretty JSON, also written whole to `file` (`--report`) when one is given; a
 /// file that cannot be written is said and is a runtime failure.
 pub(crate) fn report_json(
@@ -55,6 +55,7 @@ pub(crate) fn report_json(
     Ok(json)
 }
 
+/// Shows a flow's problem and returns its exit code.
 pub(crate) fn failed(p: &mlops_core::Problem) -> Exit {
     if p.fault == mlops_core::Fault::Cancelled {
         // Not an error: what was interrupted and what was cleaned up.

@@ -1,0 +1,235 @@
+//! `mlops predict`: offline (batch) scoring of a file with a registered model. The input (a file,
+//! or an `s3://` object downloaded first) is streamed through [`mlops_batch::score`] into a
+//! temporary file beside the output (in a scratch directory for `s3://`); the finished file's
+//! rows are counted back and must equal the input's, and only then is it renamed into place or
+//! uploaded. A failure leaves no output and no partial file.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mlops_batch::{Layout, Options, Writer};
+use mlops_data::data::Format;
+use mlops_manifest::model::DataFormat;
+use mlops_registry::Registry;
+use serde::Serialize;
+
+use crate::{Problem, Progress};
+
+/// What to score, with what, and where the scores go.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The registered model: NAME@VERSION, NAME@latest or NAME@approved.
+    pub model: &'a str,
+    pub registry: &'a Registry,
+    /// A file, or an `s3://` object.
+    pub input: String,
+    /// The input's format, when its name does not say it.
+    pub input_format: Option<DataFormat>,
+    /// A file, or an `s3://` object.
+    pub output: String,
+    /// The output's format, when its name does not say it.
+    pub output_format: Option<DataFormat>,
+    /// The input column kept beside each prediction; rows are numbered without it.
+    pub id_column: Option<String>,
+    /// Replace an existing output.
+    pub overwrite: bool,
+    pub options: Options,
+}
+
+/// What was scored: the `--format json` result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Predicted {
+    /// The registered version, `NAME@VERSION`.
+    pub model: String,
+    pub artifact_sha256: String,
+    pub input: String,
+    pub input_sha256: String,
+    pub output: String,
+    pub output_format: Format,
+    /// Rows in the input, equal to the rows in the output (checked on the written file).
+    pub rows: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+    /// The process's peak resident memory, in bytes (Linux), for sizing a batch job: it does not
+    /// grow with the input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Scores `req.input` into `req.output`.
+pub fn predict(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Predicted, Problem> {
+    let started = Instant::now();
+    let (loaded, _card) = crate::serve::from_registry(req.model, req.registry)?;
+    let predictor = &loaded.predictor;
+    let signature = &predictor.bundle.signature;
+    let layout = Layout::new(req.id_column.as_deref(), signature.classes.as_deref())
+        .map_err(|e| Problem::input(e, "name another --id-column"))?;
+    let output_format = format_of(&req.output, req.output_format)?;
+    let input_format = format_of(&req.input, req.input_format)?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Problem::broken(format!("cannot make a temporary directory: {e}"), ""))?;
+    refuse_to_clobber(req)?;
+    let input_path = fetch_input(&req.input, scratch.path(), progress)?;
+    let staged = crate::staged::stage(&req.output, scratch.path(), ".mlops-predict-")?;
+    let file = staged
+        .reopen()
+        .map_err(|e| Problem::broken(format!("{}: {e}", staged.path().display()), ""))?;
+    let mut writer = Writer::new(file, output_format, &layout)
+        .map_err(|e| Problem::broken(format!("cannot start {}: {e}", req.output), ""))?;
+    let input = mlops_batch::Input {
+        path: &input_path,
+        shown: &req.input,
+        format: input_format,
+        id_column: req.id_column.as_deref(),
+    };
+    let scored = mlops_batch::score(
+        predictor,
+        input,
+        &layout,
+        output_format,
+        &mut writer,
+        req.options,
+    )
+    .map_err(|f| match f {
+        mlops_batch::Failure::Input(e) => Problem::input(e.to_string(), e.hint),
+        mlops_batch::Failure::Model(m) => Problem::broken(
+            format!("the model could not predict: {m}"),
+            "the registered artifact may be damaged; train the model again",
+        ),
+        mlops_batch::Failure::Output(m) => Problem::broken(
+            format!("cannot write {}: {m}", req.output),
+            "check the free space and permissions where the output goes",
+        ),
+    })?;
+    writer
+        .finish()
+        .map_err(|e| Problem::broken(format!("cannot write {}: {e}", req.output), ""))?;
+    // The row count, read back from the written file: the check users of Batch Transform run
+    // by hand.
+    let written = mlops_batch::rows_in(staged.path(), output_format)
+        .map_err(|e| Problem::broken(format!("cannot read back {}: {e}", req.output), ""))?;
+    if written != scored.input.rows || scored.rows != scored.input.rows {
+        return Err(Problem::broken(
+            format!(
+                "the output has {written} rows for {} input rows; nothing was written to {}",
+                scored.input.rows, req.output
+            ),
+            "this is a bug in mlops: please report it with the input's format",
+        ));
+    }
+    crate::staged::put(staged, &req.output, req.overwrite)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let model = loaded
+        .identity
+        .model
+        .clone()
+        .unwrap_or_else(|| req.model.to_owned());
+    progress.step(&format!(
+        "scored {} rows of {} with {model} into {} ({seconds:.2} s)",
+        scored.input.rows, req.input, req.output
+    ));
+    Ok(Predicted {
+        model,
+        artifact_sha256: loaded.identity.artifact_sha256.clone(),
+        input: req.input.clone(),
+        input_sha256: scored.input.sha256,
+        output: req.output.clone(),
+        output_format,
+        rows: scored.input.rows,
+        seconds,
+        rows_per_second: scored.input.rows as f64 / seconds.max(1e-9),
+        peak_rss_bytes: std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| peak_rss(&s)),
+    })
+}
+
+/// `VmHWM` (the peak resident set) of a `/proc/PID/status` text, in bytes.
+fn peak_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The format `declared`, else the one `location`'s name says.
+fn format_of(location: &str, declared: Option<DataFormat>) -> Result<Format, Problem> {
+    let name = location.rsplit('/').next().unwrap_or(location);
+    Format::of(Path::new(name), declared).map_err(|e| {
+        Problem::input(
+            format!("{location}: {}", e.message),
+            "name it .csv, .jsonl or .parquet, or pass --input-format / --output-format",
+        )
+    })
+}
+
+/// An existing output is kept unless `--overwrite` says otherwise.
+fn refuse_to_clobber(req: &Request<'_>) -> Result<(), Problem> {
+    if req.overwrite {
+        return Ok(());
+    }
+    let exists = if req.output.starts_with("s3://") {
+        let uri = mlops_aws::S3Uri::parse(&req.output)?;
+        let rt = crate::runtime::current_thread()?;
+        rt.block_on(async {
+            let s3 = mlops_aws::S3::from_env().await;
+            s3.exists(&uri).await.map_err(Problem::from)
+        })?
+    } else {
+        Path::new(&req.output).exists()
+    };
+    if exists {
+        return Err(Problem::input(
+            format!("{} already exists", req.output),
+            "pass --overwrite to replace it, or choose another --output",
+        ));
+    }
+    Ok(())
+}
+
+/// The input as a local file: `input` itself, or the `s3://` object downloaded into `scratch`.
+fn fetch_input(
+    input: &str,
+    scratch: &Path,
+    progress: &mut dyn Progress,
+) -> Result<PathBuf, Problem> {
+    if !input.starts_with("s3://") {
+        return Ok(PathBuf::from(input));
+    }
+    let uri = mlops_aws::S3Uri::parse(input)?;
+    let local = scratch.join(format!("input-{}", uri.file_name()));
+    let rt = crate::runtime::current_thread()?;
+    let bytes = rt.block_on(async {
+        let s3 = mlops_aws::S3::from_env().await;
+        s3.download(&uri, &local).await.map_err(Problem::from)
+    })?;
+    progress.step(&format!("downloaded {input} ({bytes} bytes)"));
+    Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peak_resident_set_is_read_from_proc_status() {
+        let status = "Name:\tmlops\nVmPeak:\t  999 kB\nVmHWM:\t   37200 kB\nVmRSS:\t 100 kB\n";
+        assert_eq!(peak_rss(status), Some(37_200 * 1024));
+        assert_eq!(peak_rss("VmRSS:\t100 kB\n"), None);
+        assert_eq!(peak_rss("VmHWM:\tlots\n"), None);
+    }
+
+    #[test]
+    fn formats_come_from_the_flag_else_the_name() {
+        assert_eq!(
+            format_of("s3://b/k/x.parquet", None).ok(),
+            Some(Format::Parquet)
+        );
+        assert_eq!(
+            format_of("out.txt", Some(DataFormat::Jsonl)).ok(),
+            Some(Format::Jsonl)
+        );
+        let e = format_of("out.txt", None).expect_err("no format");
+        assert!(e.message.starts_with("out.txt:"), "{e:?}");
+        assert!(e.hint.contains("--output-format"), "{e:?}");
+    }
+}
