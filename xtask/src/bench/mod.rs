@@ -10,6 +10,7 @@ use crate::{cargo, root, tools};
 mod action_start;
 mod holdout;
 mod monitor;
+mod predict;
 mod serve_onnx;
 mod train;
 mod wide;
@@ -27,8 +28,9 @@ pub(crate) fn run(name: &str) -> Result<(), String> {
         "serve-onnx" => serve_onnx::run(),
         "wide" => wide::run(),
         "monitor" => monitor::run(),
+        "predict" => predict::run(),
         other => Err(format!(
-            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start, serve-onnx, wide, monitor"
+            "unknown benchmark `{other}`; known: validate, yaml, render, train, holdout, init, run, action-start, serve-onnx, wide, monitor, predict"
         )),
     }
 }
