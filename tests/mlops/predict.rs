@@ -426,3 +426,49 @@ fn memory_does_not_grow_with_the_input() {
         peaks[1] >> 20
     );
 }
+
+/// SIGTERM while a large file is being scored: exit 130, the run says it stopped, and neither
+/// the output nor its staged file is left.
+#[test]
+fn sigterm_stops_scoring_and_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let holdout = holdout();
+    let (header, body) = holdout.split_once('\n').expect("header");
+    let rows: Vec<&str> = body.lines().collect();
+    let input = dir.path().join("in.csv");
+    let mut rows_text = String::with_capacity(2_000_000 * 200);
+    rows_text.push_str(header);
+    rows_text.push('\n');
+    for i in 0..2_000_000 {
+        rows_text.push_str(rows[i % rows.len()]);
+        rows_text.push('\n');
+    }
+    std::fs::write(&input, rows_text).expect("write");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).expect("mkdir");
+    let child = command(&input, out_dir.join("scores.csv"), &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    // Once the staged file exists, scoring is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while names(&out_dir).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no staged file appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("waits");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("SIGTERM: stopped scoring"), "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(names(&out_dir).is_empty(), "{:?}", names(&out_dir));
+}

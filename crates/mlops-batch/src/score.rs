@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -64,6 +65,8 @@ pub enum Failure {
     Model(String),
     /// The output cannot be written.
     Output(String),
+    /// Stopped from outside (a signal) before the last row.
+    Cancelled,
 }
 
 impl std::fmt::Display for Failure {
@@ -72,6 +75,7 @@ impl std::fmt::Display for Failure {
             Failure::Input(e) => write!(f, "{e}"),
             Failure::Model(m) => write!(f, "the model could not predict: {m}"),
             Failure::Output(m) => write!(f, "cannot write the output: {m}"),
+            Failure::Cancelled => write!(f, "stopped before the last row"),
         }
     }
 }
@@ -86,7 +90,8 @@ struct Batch {
 }
 
 /// Scores `input` with `predictor`, writing each row's prediction to `writer` as `format` in
-/// `layout`, in input order. The writer is not finished here.
+/// `layout`, in input order. The writer is not finished here. Setting `cancel` stops the work
+/// at the next row: [`Failure::Cancelled`].
 pub fn score(
     predictor: &Predictor,
     input: Input<'_>,
@@ -94,6 +99,7 @@ pub fn score(
     format: Format,
     writer: &mut Writer,
     options: Options,
+    cancel: &AtomicBool,
 ) -> Result<Scored, Failure> {
     let batch_rows = options.batch_rows.max(1);
     let threads = options.threads.max(1);
@@ -108,7 +114,8 @@ pub fn score(
     }
     let batches = Arc::new(Mutex::new(batches));
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read(predictor, input, batch_rows, to_predict, permits));
+        let reader =
+            scope.spawn(move || read(predictor, input, batch_rows, to_predict, permits, cancel));
         for _ in 0..threads {
             let batches = Arc::clone(&batches);
             let to_write = to_write.clone();
@@ -116,7 +123,7 @@ pub fn score(
         }
         drop(to_write);
         drop(batches);
-        let written = write(scored, writer, give_back);
+        let written = write(scored, writer, give_back, cancel);
         let read = reader.join().unwrap_or_else(|_| {
             Err(DataError::at(
                 input.path,
@@ -127,6 +134,9 @@ pub fn score(
         });
         // The writer's failure explains the reader's stop, not the other way round.
         let rows = written?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Failure::Cancelled);
+        }
         let digest = read.map_err(Failure::Input)?;
         Ok(Scored {
             input: digest,
@@ -142,6 +152,7 @@ fn read(
     batch_rows: usize,
     to_predict: SyncSender<Batch>,
     permits: Receiver<()>,
+    cancel: &AtomicBool,
 ) -> Result<FileDigest, DataError> {
     let signature = &predictor.bundle.signature;
     let width = predictor.width();
@@ -177,6 +188,9 @@ fn read(
         values,
         &mut vocabulary,
         |row| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err("stopped".to_owned());
+            }
             if batch.ids.is_empty() {
                 batch.lines.0 = row.line;
             }
@@ -248,11 +262,15 @@ fn write(
     scored: Receiver<(u64, Result<Chunk, String>)>,
     writer: &mut Writer,
     give_back: SyncSender<()>,
+    cancel: &AtomicBool,
 ) -> Result<u64, Failure> {
     let mut waiting: BTreeMap<u64, Chunk> = BTreeMap::new();
     let mut next = 0u64;
     let mut rows = 0u64;
     for (seq, chunk) in scored {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Failure::Cancelled);
+        }
         waiting.insert(seq, chunk.map_err(Failure::Model)?);
         while let Some(chunk) = waiting.remove(&next) {
             rows += chunk.rows();

@@ -5,6 +5,8 @@
 //! uploaded. A failure leaves no output and no partial file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use mlops_batch::{Layout, Options, Writer};
@@ -56,8 +58,65 @@ pub struct Predicted {
     pub peak_rss_bytes: Option<u64>,
 }
 
-/// Scores `req.input` into `req.output`.
+/// Scores `req.input` into `req.output`. SIGINT or SIGTERM stops the scoring at the next row:
+/// the staged file is removed, nothing is put in place, and the problem is `Cancelled`.
 pub fn predict(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Predicted, Problem> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watch = Watch::start(Arc::clone(&cancel))?;
+    let predicted = run(req, &cancel, progress);
+    match watch.stop() {
+        Some(signal) => Err(Problem::cancelled(
+            format!(
+                "{signal}: stopped scoring {}; nothing was written",
+                req.input
+            ),
+            "",
+        )),
+        None => predicted,
+    }
+}
+
+/// A thread that sets `cancel` on SIGINT or SIGTERM, until stopped.
+struct Watch {
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: std::thread::JoinHandle<Option<&'static str>>,
+}
+
+impl Watch {
+    fn start(cancel: Arc<AtomicBool>) -> Result<Watch, Problem> {
+        let rt = crate::runtime::current_thread()?;
+        let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            rt.block_on(async {
+                tokio::select! {
+                    signal = crate::runtime::interrupted() => {
+                        cancel.store(true, Ordering::Relaxed);
+                        Some(signal)
+                    }
+                    _ = stopped => None,
+                }
+            })
+        });
+        Ok(Watch {
+            done: Some(done),
+            thread,
+        })
+    }
+
+    /// Stops watching: the signal that arrived, if one did.
+    fn stop(mut self) -> Option<&'static str> {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+        self.thread.join().ok().flatten()
+    }
+}
+
+fn run(
+    req: &Request<'_>,
+    cancel: &AtomicBool,
+    progress: &mut dyn Progress,
+) -> Result<Predicted, Problem> {
     let started = Instant::now();
     let (loaded, _card) = crate::serve::from_registry(req.model, req.registry)?;
     let predictor = &loaded.predictor;
@@ -89,6 +148,7 @@ pub fn predict(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Predict
         output_format,
         &mut writer,
         req.options,
+        cancel,
     )
     .map_err(|f| match f {
         mlops_batch::Failure::Input(e) => Problem::input(e.to_string(), e.hint),
@@ -96,6 +156,7 @@ pub fn predict(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Predict
             format!("the model could not predict: {m}"),
             "the registered artifact may be damaged; train the model again",
         ),
+        mlops_batch::Failure::Cancelled => Problem::cancelled("stopped", ""),
         mlops_batch::Failure::Output(m) => Problem::broken(
             format!("cannot write {}: {m}", req.output),
             "check the free space and permissions where the output goes",
@@ -116,6 +177,9 @@ pub fn predict(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Predict
             ),
             "this is a bug in mlops: please report it with the input's format",
         ));
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Problem::cancelled("stopped", ""));
     }
     crate::staged::put(staged, &req.output, req.overwrite)?;
     let seconds = started.elapsed().as_secs_f64();
