@@ -118,16 +118,17 @@ fn run(
     progress: &mut dyn Progress,
 ) -> Result<Predicted, Problem> {
     let started = Instant::now();
+    // The checks that need no model first: loading one reads and hashes its artifact.
+    let output_format = format_of(&req.output, req.output_format)?;
+    let input_format = format_of(&req.input, req.input_format)?;
+    refuse_to_clobber(req)?;
     let (loaded, _card) = crate::serve::from_registry(req.model, req.registry)?;
     let predictor = &loaded.predictor;
     let signature = &predictor.bundle.signature;
     let layout = Layout::new(req.id_column.as_deref(), signature.classes.as_deref())
         .map_err(|e| Problem::input(e, "name another --id-column"))?;
-    let output_format = format_of(&req.output, req.output_format)?;
-    let input_format = format_of(&req.input, req.input_format)?;
     let scratch = tempfile::tempdir()
         .map_err(|e| Problem::broken(format!("cannot make a temporary directory: {e}"), ""))?;
-    refuse_to_clobber(req)?;
     let input_path = fetch_input(&req.input, scratch.path(), progress)?;
     let staged = crate::staged::stage(&req.output, scratch.path(), ".mlops-predict-")?;
     let file = staged
