@@ -54,5 +54,6 @@ mod run;
 mod sagemaker;
 mod serve;
 mod stats;
+mod transform;
 mod watch;
 mod wide;

@@ -15,6 +15,12 @@ pub(crate) struct Fake {
 
 impl Fake {
     pub(crate) fn start(scenario: &str) -> Option<Self> {
+        Self::start_with(scenario, &[])
+    }
+
+    /// As [`Fake::start`], with `env` set for the fake (a transform's `FAKE_S3_ENDPOINT` and
+    /// `FAKE_SERVE_URL`).
+    pub(crate) fn start_with(scenario: &str, env: &[(&str, &str)]) -> Option<Self> {
         let python = crate::tools::tool("python")?;
         let port = crate::moto::free_port();
         let child = Command::new(python)
@@ -22,6 +28,7 @@ impl Fake {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/sagemaker_fake.py"),
             )
             .args([&port.to_string(), scenario])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("the fake starts");
@@ -70,7 +77,9 @@ impl Fake {
         self.state()["tags"].clone()
     }
 
-    fn state(&self) -> serde_json::Value {
+    /// Everything it holds: calls, violations, tags, models and transform jobs (each with its
+    /// request).
+    pub(crate) fn state(&self) -> serde_json::Value {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         s.write_all(b"GET /_calls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -18,11 +18,27 @@ Scenarios:
            a creation ends Failed, with a FailureReason, after two polls
   endpoint-hold
            an endpoint stays Creating or Updating
+  transform
+           a transform job is InProgress for two polls, then does what Batch Transform does:
+           reads its input object from S3 (FAKE_S3_ENDPOINT), packs whole lines into requests
+           of at most MaxPayloadInMB, posts each to the serving container (FAKE_SERVE_URL, a
+           running `mlops serve`) with the job's ContentType and Accept, and writes the answers
+           a line each to S3OutputPath/<input name>.out; Completed (Failed if an answer is not
+           200, as SageMaker fails a job whose container refuses a request)
+  transform-drop
+           as `transform`, but the first answer loses its last prediction (a missing row)
+  transform-fail
+           a transform job fails after two polls, with a FailureReason
+  transform-hold
+           a transform job stays InProgress until StopTransformJob; then Stopping, Stopped
 GET /_calls answers {"calls": [operation, ...], "violations": [...], "tags": {arn: {key: value}}}.
 """
 
 import json
+import os
 import sys
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import botocore.session
@@ -38,6 +54,8 @@ MODELS = {}
 CONFIGS = {}
 ENDPOINTS = {}
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:"
+TRANSFORMS = {}
+TRANSFORM_OPS = {"CreateTransformJob", "DescribeTransformJob", "StopTransformJob"}
 HOSTING = {"CreateModel", "DescribeModel", "CreateEndpointConfig", "DescribeEndpointConfig",
            "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint", "AddTags"}
 TAGS = {}
@@ -177,6 +195,107 @@ def describe(job):
     return job_view(job)
 
 
+def s3():
+    import boto3
+    return boto3.client("s3", endpoint_url=os.environ["FAKE_S3_ENDPOINT"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def split_s3(uri):
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def run_transform(job):
+    """Batch Transform's work, as its documentation describes it (SplitType=Line,
+    BatchStrategy=MultiRecord, AssembleWith=Line): the failure reason, or None."""
+    p = job["request"]
+    bucket, key = split_s3(p["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
+    lines = s3().get_object(Bucket=bucket, Key=key)["Body"].read().splitlines(keepends=True)
+    limit = p.get("MaxPayloadInMB", 6) * 1024 * 1024
+    batches, current = [], b""
+    for line in lines:
+        if len(line) > limit:
+            return "ClientError: a record is larger than MaxPayloadInMB"
+        if len(current) + len(line) > limit:
+            batches.append(current)
+            current = b""
+        current += line
+    if current:
+        batches.append(current)
+    job["requests"] = len(batches)
+    answers = []
+    for body in batches:
+        request = urllib.request.Request(
+            os.environ["FAKE_SERVE_URL"] + "/invocations", data=body, method="POST",
+            headers={"Content-Type": p["TransformInput"]["ContentType"],
+                     "Accept": p["TransformOutput"]["Accept"]})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                answers.append(answer.read().rstrip(b"\n"))
+        except urllib.error.HTTPError as e:
+            return f"ClientError: the container answered {e.code}: {e.read()[:200]!r}"
+    if SCENARIO == "transform-drop" and answers:
+        first = json.loads(answers[0])
+        first["predictions"] = first["predictions"][:-1]
+        answers[0] = json.dumps(first).encode()
+    out_bucket, out_key = split_s3(p["TransformOutput"]["S3OutputPath"])
+    name = key.rsplit("/", 1)[-1] + ".out"
+    out_key = (out_key.rstrip("/") + "/" + name).lstrip("/")
+    s3().put_object(Bucket=out_bucket, Key=out_key, Body=b"".join(a + b"\n" for a in answers))
+    return None
+
+
+def transform_view(job):
+    p = job["request"]
+    out = {
+        "TransformJobName": p["TransformJobName"],
+        "TransformJobArn": ARN + "transform-job/" + p["TransformJobName"].lower(),
+        "TransformJobStatus": job["status"],
+        "ModelName": p["ModelName"],
+        "TransformInput": p["TransformInput"],
+        "TransformOutput": p["TransformOutput"],
+        "TransformResources": p["TransformResources"],
+        "CreationTime": 1700000000,
+    }
+    if "reason" in job:
+        out["FailureReason"] = job["reason"]
+    return out
+
+
+def transforms(handler, op, params):
+    """Answers one of the TRANSFORM_OPS."""
+    name = params["TransformJobName"]
+    job = TRANSFORMS.get(name)
+    if op == "CreateTransformJob":
+        if job is not None:
+            return handler.error(400, "ResourceInUse", f"Job name must be unique within an AWS account and region, and a job with this name already exists ({name})")
+        if params["ModelName"] not in MODELS:
+            return handler.error(400, "ValidationException", f"Could not find model \"{params['ModelName']}\".")
+        TRANSFORMS[name] = {"request": params, "status": "InProgress", "polls": 0}
+        return handler.answer(200, {"TransformJobArn": transform_view(TRANSFORMS[name])["TransformJobArn"]})
+    if job is None:
+        return handler.error(400, "ValidationException", f"Could not find job to update with name {name}")
+    if op == "StopTransformJob":
+        if job["status"] != "InProgress":
+            return handler.error(400, "ValidationException", f"job is {job['status']}")
+        job["status"] = "Stopping"
+        return handler.answer(200, {})
+    job["polls"] += 1
+    if job["status"] == "Stopping":
+        job["status"] = "Stopped"
+    elif job["status"] == "InProgress" and job["polls"] > 2 and SCENARIO != "transform-hold":
+        if SCENARIO == "transform-fail":
+            job["status"], job["reason"] = "Failed", "AlgorithmError: the container exited 137 (out of memory)"
+        else:
+            reason = run_transform(job)
+            if reason:
+                job["status"], job["reason"] = "Failed", reason
+            else:
+                job["status"] = "Completed"
+    return handler.answer(200, transform_view(job))
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -193,7 +312,8 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(status, {"__type": code, "message": message})
 
     def do_GET(self):
-        self.answer(200, {"calls": CALLS, "violations": VIOLATIONS, "tags": TAGS}, "application/json")
+        self.answer(200, {"calls": CALLS, "violations": VIOLATIONS, "tags": TAGS,
+                          "models": MODELS, "transforms": TRANSFORMS}, "application/json")
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
@@ -210,6 +330,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(400, "ValidationException", report.generate_report())
         if op in HOSTING:
             return hosting(self, op, params)
+        if op in TRANSFORM_OPS:
+            return transforms(self, op, params)
         name = params.get("TrainingJobName", "")
         if op == "CreateTrainingJob":
             if name in JOBS:

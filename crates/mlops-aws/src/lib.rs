@@ -18,6 +18,7 @@ pub mod ecr;
 pub mod endpoints;
 pub mod logs;
 pub mod sagemaker;
+pub mod transform;
 
 pub use alarms::{AlarmState, Alarms};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -25,6 +26,7 @@ pub use ecr::{Ecr, Image, Login};
 pub use endpoints::{Capacity, DataCapture, EndpointState, ModelSpec, ServedVariant};
 pub use logs::Logs;
 pub use sagemaker::{JobState, Package, PackageSpec, Poll, SageMaker, TrainingSpec};
+pub use transform::{TransformSpec, TransformState};
 
 /// An `s3://bucket/key` address.
 #[derive(Debug, Clone, PartialEq, Eq)]

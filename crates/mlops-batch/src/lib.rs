@@ -8,6 +8,7 @@
 pub mod layout;
 pub mod output;
 pub mod score;
+pub mod transform;
 
 pub use layout::Layout;
 pub use output::{Writer, rows_in};

@@ -23,6 +23,7 @@ pub mod sagemaker;
 pub mod serve;
 mod staged;
 pub mod train;
+mod transform;
 
 pub use problem::{Fault, Problem};
 

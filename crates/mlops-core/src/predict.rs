@@ -35,7 +35,41 @@ pub struct Request<'a> {
     pub id_column: Option<String>,
     /// Replace an existing output.
     pub overwrite: bool,
+    /// How a local run cuts the work.
     pub options: Options,
+    /// Where the scoring runs.
+    pub backend: Backend,
+}
+
+/// Where the scoring runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// In this process, with [`Options`].
+    Local,
+    /// As a SageMaker Batch Transform job on the model's serving image.
+    SageMaker(Transform),
+}
+
+/// A SageMaker Batch Transform's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transform {
+    /// The serving image by digest, when the model's card names none.
+    pub image: Option<String>,
+    /// The role the SageMaker model runs as.
+    pub role_arn: Option<String>,
+    /// The `s3://` prefix the job's rows and answers go under, a folder per job.
+    pub prefix: String,
+    pub instance_type: String,
+    pub instance_count: i32,
+    /// The largest request to the container, in MB.
+    pub max_payload_mb: i32,
+    /// Requests in flight per instance.
+    pub max_concurrent: i32,
+    /// The job's name; derived from what it scores and how when absent.
+    pub job_name: Option<String>,
+    /// The KMS key for the answers and the instances' volumes; absent: the defaults.
+    pub kms_key: Option<String>,
+    pub poll: mlops_aws::Poll,
 }
 
 /// What was scored: the `--format json` result.
@@ -56,23 +90,37 @@ pub struct Predicted {
     /// grow with the input.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// The SageMaker Batch Transform job that scored it (`--backend sagemaker`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform_job: Option<String>,
 }
 
-/// Scores `req.input` into `req.output`. SIGINT or SIGTERM stops the scoring at the next row:
-/// the staged file is removed, nothing is put in place, and the problem is `Cancelled`.
+/// Scores `req.input` into `req.output`. SIGINT or SIGTERM stops the scoring at the next row
+/// (and a SageMaker job): the staged file is removed, nothing is put in place, and the problem
+/// is `Cancelled`.
 pub fn predict(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Predicted, Problem> {
     let cancel = Arc::new(AtomicBool::new(false));
     let watch = Watch::start(Arc::clone(&cancel))?;
-    let predicted = run(req, &cancel, progress);
-    match watch.stop() {
-        Some(signal) => Err(Problem::cancelled(
+    let predicted = match &req.backend {
+        Backend::Local => run(req, &cancel, progress),
+        Backend::SageMaker(t) => crate::transform::run(req, t, &cancel, progress),
+    };
+    match (watch.stop(), predicted) {
+        // What was stopped, when more than this process's work was.
+        (Some(signal), Err(p)) if p.fault == crate::Fault::Cancelled && p.message != "stopped" => {
+            Err(Problem::cancelled(
+                format!("{signal}: {}", p.message),
+                p.hint,
+            ))
+        }
+        (Some(signal), _) => Err(Problem::cancelled(
             format!(
                 "{signal}: stopped scoring {}; nothing was written",
                 req.input
             ),
             "",
         )),
-        None => predicted,
+        (None, predicted) => predicted,
     }
 }
 
@@ -151,18 +199,7 @@ fn run(
         req.options,
         cancel,
     )
-    .map_err(|f| match f {
-        mlops_batch::Failure::Input(e) => Problem::input(e.to_string(), e.hint),
-        mlops_batch::Failure::Model(m) => Problem::broken(
-            format!("the model could not predict: {m}"),
-            "the registered artifact may be damaged; train the model again",
-        ),
-        mlops_batch::Failure::Cancelled => Problem::cancelled("stopped", ""),
-        mlops_batch::Failure::Output(m) => Problem::broken(
-            format!("cannot write {}: {m}", req.output),
-            "check the free space and permissions where the output goes",
-        ),
-    })?;
+    .map_err(|f| failure(f, &req.output))?;
     writer
         .finish()
         .map_err(|e| Problem::broken(format!("cannot write {}: {e}", req.output), ""))?;
@@ -206,7 +243,24 @@ fn run(
         peak_rss_bytes: std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| peak_rss(&s)),
+        transform_job: None,
     })
+}
+
+/// The problem a scoring failure is.
+pub(crate) fn failure(f: mlops_batch::Failure, output: &str) -> Problem {
+    match f {
+        mlops_batch::Failure::Input(e) => Problem::input(e.to_string(), e.hint),
+        mlops_batch::Failure::Model(m) => Problem::broken(
+            format!("the model could not predict: {m}"),
+            "the registered artifact may be damaged; train the model again",
+        ),
+        mlops_batch::Failure::Cancelled => Problem::cancelled("stopped", ""),
+        mlops_batch::Failure::Output(m) => Problem::broken(
+            format!("cannot write {output}: {m}"),
+            "check the free space and permissions where the output goes",
+        ),
+    }
 }
 
 /// `VmHWM` (the peak resident set) of a `/proc/PID/status` text, in bytes.
@@ -217,7 +271,7 @@ fn peak_rss(status: &str) -> Option<u64> {
 }
 
 /// The format `declared`, else the one `location`'s name says.
-fn format_of(location: &str, declared: Option<DataFormat>) -> Result<Format, Problem> {
+pub(crate) fn format_of(location: &str, declared: Option<DataFormat>) -> Result<Format, Problem> {
     let name = location.rsplit('/').next().unwrap_or(location);
     Format::of(Path::new(name), declared).map_err(|e| {
         Problem::input(
@@ -228,7 +282,7 @@ fn format_of(location: &str, declared: Option<DataFormat>) -> Result<Format, Pro
 }
 
 /// An existing output is kept unless `--overwrite` says otherwise.
-fn refuse_to_clobber(req: &Request<'_>) -> Result<(), Problem> {
+pub(crate) fn refuse_to_clobber(req: &Request<'_>) -> Result<(), Problem> {
     if req.overwrite {
         return Ok(());
     }
@@ -252,7 +306,7 @@ fn refuse_to_clobber(req: &Request<'_>) -> Result<(), Problem> {
 }
 
 /// The input as a local file: `input` itself, or the `s3://` object downloaded into `scratch`.
-fn fetch_input(
+pub(crate) fn fetch_input(
     input: &str,
     scratch: &Path,
     progress: &mut dyn Progress,

@@ -576,8 +576,61 @@ pub(crate) struct PredictArgs {
     /// Prediction threads; defaults to the CPUs available.
     #[arg(long, env = "MLOPS_PREDICTION_THREADS", value_parser = at_least_one::<usize>)]
     pub threads: Option<usize>,
+    /// Where the scoring runs: here, or as a SageMaker Batch Transform job on the model's
+    /// serving image (the model in an S3 registry).
+    #[arg(long, env = "MLOPS_PREDICT_BACKEND", value_enum, default_value_t = PredictBackend::Local)]
+    pub backend: PredictBackend,
+    #[command(flatten)]
+    pub transform: TransformArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Where `mlops predict` scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PredictBackend {
+    /// In this process.
+    Local,
+    /// As a SageMaker Batch Transform job.
+    Sagemaker,
+}
+
+/// `mlops predict --backend sagemaker`'s settings.
+#[derive(Debug, Args)]
+pub(crate) struct TransformArgs {
+    /// SageMaker: the `s3://` prefix the job's rows and answers go under (a folder per job,
+    /// kept after it: a re-run with the same input finds the job's answers there).
+    #[arg(long, env = "MLOPS_TRANSFORM_PREFIX")]
+    pub transform_prefix: Option<String>,
+    /// SageMaker: the serving image by digest (REPOSITORY@sha256:...), when the model's card
+    /// names none (`mlops image push` prints it).
+    #[arg(long, env = "MLOPS_IMAGE")]
+    pub image: Option<String>,
+    /// SageMaker: the IAM role the model runs as (the one terraform/sagemaker.tf creates).
+    #[arg(long, env = "MLOPS_ROLE_ARN")]
+    pub role_arn: Option<String>,
+    /// SageMaker: the instance type of the job.
+    #[arg(long, env = "MLOPS_INSTANCE_TYPE", default_value = "ml.m5.large")]
+    pub instance_type: String,
+    /// SageMaker: how many instances share the rows.
+    #[arg(long, env = "MLOPS_INSTANCE_COUNT", default_value_t = 1, value_parser = between::<i32>(1, 100))]
+    pub instance_count: i32,
+    /// SageMaker: the largest request sent to the container, in MB (1 to 100).
+    #[arg(long, env = "MLOPS_MAX_PAYLOAD_MB", default_value_t = 6, value_parser = between::<i32>(1, 100))]
+    pub max_payload_mb: i32,
+    /// SageMaker: requests in flight per instance.
+    #[arg(long, env = "MLOPS_MAX_CONCURRENT_TRANSFORMS", default_value_t = 2, value_parser = between::<i32>(1, 64))]
+    pub max_concurrent_transforms: i32,
+    /// SageMaker: the job's name; by default it derives from the model, the input's digest and
+    /// these settings, so a re-run attaches to the job an earlier one started.
+    #[arg(long, env = "MLOPS_JOB_NAME")]
+    pub job_name: Option<String>,
+    /// SageMaker: the KMS key for the answers and the instances' volumes.
+    #[arg(long, env = "MLOPS_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+    /// SageMaker: seconds between the first two polls of the job (then doubling, up to 60).
+    #[arg(long, env = "MLOPS_POLL_SECONDS", default_value_t = 15.0, value_parser = seconds)]
+    pub poll_seconds: f64,
 }
 
 /// A dataset file format, named on the command line.

@@ -22,7 +22,7 @@ use crate::{Problem, Progress};
 
 /// A name SageMaker accepts (`[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`): `prefix` made of letters,
 /// digits and single hyphens, cut so that `-suffix` fits in 63 characters.
-fn name(prefix: &str, suffix: &str) -> String {
+pub(crate) fn name(prefix: &str, suffix: &str) -> String {
     let mut clean = String::new();
     for c in prefix.chars() {
         let c = if c.is_ascii_alphanumeric() { c } else { '-' };

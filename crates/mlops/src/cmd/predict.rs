@@ -1,10 +1,15 @@
 //! `mlops predict`: the arguments to a [`mlops_core::predict::Request`], then what was scored
 //! (a line, or the JSON result). Exit 0 scored, 2 bad input (a row the model cannot read, an
-//! existing output), 3 a service (S3) or the output's disk failed.
+//! existing output), 3 a service (S3, SageMaker) or the output's disk failed, or a transform
+//! job's answers do not match the input, 130 stopped by a signal (a transform job with it).
 
+use std::time::Duration;
+
+use mlops_aws::Poll;
 use mlops_batch::Options;
+use mlops_core::predict::{Backend, Transform};
 
-use crate::cli::{Format, PredictArgs};
+use crate::cli::{Format, PredictArgs, PredictBackend};
 use crate::exit::Exit;
 
 pub(crate) fn run(args: &PredictArgs, format: Format) -> Exit {
@@ -24,6 +29,33 @@ pub(crate) fn run(args: &PredictArgs, format: Format) -> Exit {
         options: Options {
             batch_rows: args.batch_rows,
             threads: args.threads.unwrap_or(Options::default().threads),
+        },
+        backend: match args.backend {
+            PredictBackend::Local => Backend::Local,
+            PredictBackend::Sagemaker => {
+                let t = &args.transform;
+                let Some(prefix) = t.transform_prefix.clone() else {
+                    return super::failed(&mlops_core::Problem::input(
+                        "--backend sagemaker needs --transform-prefix",
+                        "give the s3:// prefix the job's rows and answers go under",
+                    ));
+                };
+                Backend::SageMaker(Transform {
+                    image: t.image.clone(),
+                    role_arn: t.role_arn.clone(),
+                    prefix,
+                    instance_type: t.instance_type.clone(),
+                    instance_count: t.instance_count,
+                    max_payload_mb: t.max_payload_mb,
+                    max_concurrent: t.max_concurrent_transforms,
+                    job_name: t.job_name.clone(),
+                    kms_key: t.kms_key_id.clone(),
+                    poll: Poll {
+                        first: Duration::from_secs_f64(t.poll_seconds.min(60.0)),
+                        ..Poll::default()
+                    },
+                })
+            }
         },
     };
     match mlops_core::predict::predict(&request, &mut super::Console(format)) {
