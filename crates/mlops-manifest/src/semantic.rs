@@ -409,7 +409,9 @@ fn training(cx: &mut Ctx<'_>, m: &Manifest) {
                      SageMaker would train {} independent copies",
                     sm.instance_count, sm.instance_count
                 ),
-                "set `instance_count: 1` and pick a larger `instance_type` instead",
+                "set `instance_count: 1` and pick a larger `instance_type` (one instance beats \
+                 several of its size; ARCHITECTURE.md, \"Distributed training\"), or train on a \
+                 GPU runner with the local backend",
             );
         }
         if let Some(spot) = &sm.spot
