@@ -176,6 +176,9 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
         if monitored {
             want.push("mlops-monitor.yml");
         }
+        if m.batch.is_some() {
+            want.push("mlops-batch.yml");
+        }
         want.sort_unstable();
         assert_eq!(names, want);
         for (name, doc) in &wf {
@@ -250,6 +253,44 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
             assert_eq!(
                 doc["on"]["schedule"][0]["cron"],
                 mo.schedule.clone().unwrap_or_default()
+            );
+        }
+        if let Some(batch) = &m.batch {
+            // The batch job reads production's pin and assumes its own role; nothing else.
+            assert_eq!(jobs("mlops-batch.yml"), ["score"]);
+            assert_eq!(
+                job("mlops-batch.yml", "score")["permissions"],
+                serde_json::json!({"contents": "read", "id-token": "write"}),
+                "{path}"
+            );
+            assert!(job("mlops-batch.yml", "score").get("environment").is_none());
+            let doc = &wf["mlops-batch.yml"];
+            assert!(doc["on"].get("workflow_dispatch").is_some(), "{path}");
+            match &batch.schedule {
+                Some(cron) => assert_eq!(doc["on"]["schedule"][0]["cron"], cron.as_str()),
+                None => assert!(doc["on"].get("schedule").is_none()),
+            }
+            let score = job("mlops-batch.yml", "score");
+            let with = &score["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .find(|s| {
+                    s["uses"]
+                        .as_str()
+                        .is_some_and(|u| u.contains("actions/predict@"))
+                })
+                .expect("the predict action")["with"];
+            assert_eq!(with["input"], batch.input.as_str());
+            assert!(
+                with["pin"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with(".mlops/production/")),
+                "{with}"
+            );
+            assert_eq!(
+                with.get("backend").and_then(Value::as_str),
+                batch.sagemaker.as_ref().map(|_| "sagemaker")
             );
         }
         assert_eq!(jobs("mlops-ci.yml"), ["check"]);
@@ -1397,7 +1438,7 @@ fn work_minutes(action: &str) -> u64 {
         "validate" | "render" | "gate" => 5,
         "promote" => 10,
         "holdout" | "deploy" | "image" | "monitor" => 30,
-        "train" => 300,
+        "train" | "predict" => 300,
         other => panic!("no work estimate for the action `{other}`"),
     }
 }

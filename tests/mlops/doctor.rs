@@ -100,6 +100,8 @@ fn prescribed(roles: &std::collections::BTreeMap<String, terraform::Role>) -> Fa
     fake.variable(MODEL, "MLOPS_TRAIN_ROLE_ARN", &role("train"));
     // The SageMaker example monitors production: its workflow assumes a role of its own.
     fake.variable(MODEL, "MLOPS_MONITOR_ROLE_ARN", &role("monitor"));
+    // ... and scores its customers weekly with a role of its own (`batch`).
+    fake.variable(MODEL, "MLOPS_BATCH_ROLE_ARN", &role("batch"));
     fake.secret(MODEL, "MLOPS_PROMOTION_TOKEN");
     fake.secret(MODEL, "MLOPS_GATE_TOKEN");
     fake
@@ -330,6 +332,8 @@ fn prescribed_split(
     fake.variable(MODEL, "MLOPS_TRAIN_ROLE_ARN", &role("train"));
     // The SageMaker example monitors production: its workflow assumes a role of its own.
     fake.variable(MODEL, "MLOPS_MONITOR_ROLE_ARN", &role("monitor"));
+    // ... and scores its customers weekly with a role of its own (`batch`).
+    fake.variable(MODEL, "MLOPS_BATCH_ROLE_ARN", &role("batch"));
     if !omit.contains(&"promotion-token") {
         fake.secret(MODEL, "MLOPS_PROMOTION_TOKEN");
     }
@@ -529,6 +533,8 @@ fn a_url_target_needs_code_owners_and_actions_that_may_open_prs() {
     fake.variable(repo, "MLOPS_TRAIN_ROLE_ARN", &arn("train"));
     // The monitor workflow's role (digits-github monitors production).
     fake.variable(repo, "MLOPS_MONITOR_ROLE_ARN", &arn("monitor"));
+    // ... and the batch workflow's (digits-github scores a batch nightly).
+    fake.variable(repo, "MLOPS_BATCH_ROLE_ARN", &arn("batch"));
     fake.allow_actions_prs(repo, false);
     let (code, said) = doctor(&fake, None, dir.path(), APP, &["--no-aws"]);
     assert_eq!(code, 1, "{said}");

@@ -23,6 +23,8 @@ pub struct Request<'a> {
     /// The registered model: NAME@VERSION, NAME@latest or NAME@approved.
     pub model: &'a str,
     pub registry: &'a Registry,
+    /// The artifact digest the model must have (a pin's): anything else is refused.
+    pub artifact_sha256: Option<String>,
     /// A file, or an `s3://` object.
     pub input: String,
     /// The input's format, when its name does not say it.
@@ -171,6 +173,11 @@ fn run(
     let input_format = format_of(&req.input, req.input_format)?;
     refuse_to_clobber(req)?;
     let (loaded, _card) = crate::serve::from_registry(req.model, req.registry)?;
+    check_digest(
+        req,
+        loaded.identity.model.as_deref().unwrap_or(req.model),
+        &loaded.identity.artifact_sha256,
+    )?;
     let predictor = &loaded.predictor;
     let signature = &predictor.bundle.signature;
     let layout = Layout::new(req.id_column.as_deref(), signature.classes.as_deref())
@@ -245,6 +252,29 @@ fn run(
             .and_then(|s| peak_rss(&s)),
         transform_job: None,
     })
+}
+
+/// The pin file at `path` (production's, as `mlops promote` writes it): what `--pin` scores.
+pub fn read_pin(path: &Path) -> Result<mlops_github::pin::Pin, Problem> {
+    crate::deploy::read_pin(path, "production")
+}
+
+/// Refuses a loaded artifact other than the one `req` names by digest.
+pub(crate) fn check_digest(
+    req: &Request<'_>,
+    reference: &str,
+    sha256: &str,
+) -> Result<(), Problem> {
+    match &req.artifact_sha256 {
+        Some(expected) if expected != sha256 => Err(Problem::refused(
+            format!(
+                "the pin names the artifact sha256:{expected}, but the registry's {reference} is \
+                 sha256:{sha256}; nothing was scored"
+            ),
+            "the registry was changed after the promotion: promote the version again",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The problem a scoring failure is.

@@ -195,6 +195,7 @@ pub(crate) fn run(
         ));
     }
     let (loaded, _card) = crate::serve::from_registry(req.model, req.registry)?;
+    crate::predict::check_digest(req, &entry.reference, &loaded.identity.artifact_sha256)?;
     let predictor = &loaded.predictor;
     let signature = &predictor.bundle.signature;
     let layout = Layout::new(req.id_column.as_deref(), signature.classes.as_deref())

@@ -36,23 +36,36 @@ pub enum RolePurpose {
     /// The monitor workflow's job (no environment; the default branch, on its schedule): reads
     /// the registry and the capture, writes nothing in AWS.
     Monitor,
+    /// The batch workflow's job (no environment; the default branch): reads the registry and
+    /// the input, writes the scores (and runs Batch Transform jobs with `batch.sagemaker`).
+    Batch,
 }
 
 impl RolePurpose {
-    pub const ALL: [RolePurpose; 4] = [Self::Train, Self::Staging, Self::Production, Self::Monitor];
+    pub const ALL: [RolePurpose; 5] = [
+        Self::Train,
+        Self::Staging,
+        Self::Production,
+        Self::Monitor,
+        Self::Batch,
+    ];
 
     /// The purposes `m`'s rendered workflows assume a role for: the monitor's only when
     /// `monitoring.schedule` renders its workflow (which, like the release loop, needs a
-    /// registry every job can reach: [`registry_shared`]).
+    /// registry every job can reach: [`registry_shared`]); the batch's only when `batch` renders
+    /// its workflow (likewise).
     pub fn rendered(m: &Manifest) -> Vec<RolePurpose> {
         Self::ALL
             .into_iter()
-            .filter(|p| {
-                *p != Self::Monitor
-                    || registry_shared(m)
+            .filter(|p| match p {
+                Self::Monitor => {
+                    registry_shared(m)
                         && m.monitoring
                             .as_ref()
                             .is_some_and(|mo| mo.schedule.is_some())
+                }
+                Self::Batch => registry_shared(m) && m.batch.is_some(),
+                _ => true,
             })
             .collect()
     }
@@ -60,7 +73,7 @@ impl RolePurpose {
     /// The GitHub environment the role's jobs run in.
     pub fn environment(self) -> Option<&'static str> {
         match self {
-            Self::Train | Self::Monitor => None,
+            Self::Train | Self::Monitor | Self::Batch => None,
             Self::Staging => Some("staging"),
             Self::Production => Some("production"),
         }
@@ -73,6 +86,7 @@ impl RolePurpose {
             Self::Train => "MLOPS_TRAIN_ROLE_ARN",
             Self::Staging | Self::Production => "MLOPS_AWS_ROLE_ARN",
             Self::Monitor => "MLOPS_MONITOR_ROLE_ARN",
+            Self::Batch => "MLOPS_BATCH_ROLE_ARN",
         }
     }
 }
@@ -90,6 +104,9 @@ pub const RETRAINING_INPUT: &str = "retraining";
 
 /// The rendered monitor workflow's file under `.github/workflows/`.
 pub const MONITOR_WORKFLOW: &str = "mlops-monitor.yml";
+
+/// The rendered batch workflow's file under `.github/workflows/`.
+pub const BATCH_WORKFLOW: &str = "mlops-batch.yml";
 
 /// The rendered train workflow's file under `.github/workflows/` (the monitor workflow
 /// dispatches it to retrain).
@@ -131,6 +148,12 @@ pub fn oidc_subject(m: &Manifest, purpose: RolePurpose) -> String {
             &m.project.repository,
             format!("ref:refs/heads/{default}"),
             MONITOR_WORKFLOW,
+            default,
+        ),
+        RolePurpose::Batch => (
+            &m.project.repository,
+            format!("ref:refs/heads/{default}"),
+            BATCH_WORKFLOW,
             default,
         ),
     };

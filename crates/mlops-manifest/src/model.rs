@@ -41,6 +41,8 @@ pub struct Manifest {
     pub container: Container,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
 }
 
 /// The model image `mlops render` writes a Dockerfile for (`container/Dockerfile`): the `mlops`
@@ -974,6 +976,78 @@ pub struct Monitoring {
     /// manifest's, so that the new version is judged on the rows its predecessor was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrain_data: Option<Dataset>,
+}
+
+/// Batch scoring (README, "Batch scoring"): the rendered `mlops-batch.yml` scores `input` with
+/// the version production's pin names (`mlops predict --pin`), by hand or on a schedule, and
+/// writes each run's scores to `output` as `RUN_ID-ATTEMPT.FORMAT`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// The rows to score: an `s3://` object (the workflow's runner reads nothing else of
+    /// yours), in CSV, JSON lines or Parquet as its name says.
+    #[schemars(regex(pattern = r"^s3://[a-z0-9.-]{3,63}/.+$"), length(max = 1024))]
+    pub input: String,
+    /// The `s3://` prefix each run's scores go under.
+    #[schemars(regex(pattern = r"^s3://[a-z0-9.-]{3,63}(/.*)?$"), length(max = 1024))]
+    pub output: String,
+    /// The scores' format.
+    #[serde(default = "default_batch_format")]
+    pub format: DataFormat,
+    /// The input column written beside each prediction; without it rows are numbered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub id_column: Option<String>,
+    /// When the workflow runs, as a cron expression in UTC (five fields); without it, only by
+    /// hand (`workflow_dispatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 9, max = 100))]
+    pub schedule: Option<String>,
+    /// Score on SageMaker Batch Transform instead of the workflow's runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sagemaker: Option<BatchTransform>,
+}
+
+fn default_batch_format() -> DataFormat {
+    DataFormat::Csv
+}
+
+/// A SageMaker Batch Transform job on the serving image production's pin names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchTransform {
+    /// The `s3://` prefix the job's rows and answers go under (a folder per job).
+    #[schemars(regex(pattern = r"^s3://[a-z0-9.-]{3,63}(/.*)?$"), length(max = 1024))]
+    pub prefix: String,
+    /// The role the SageMaker model runs as.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub role_arn: String,
+    #[serde(default = "default_transform_instance")]
+    #[schemars(regex(pattern = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"))]
+    pub instance_type: String,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 100))]
+    pub instance_count: u32,
+    /// The largest request sent to the container, in MB.
+    #[serde(default = "default_payload_mb")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_payload_mb: u32,
+    /// Requests in flight per instance.
+    #[serde(default = "default_concurrent_transforms")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_concurrent_transforms: u32,
+}
+
+fn default_transform_instance() -> String {
+    "ml.m5.large".to_owned()
+}
+
+fn default_payload_mb() -> u32 {
+    6
+}
+
+fn default_concurrent_transforms() -> u32 {
+    2
 }
 
 /// Data capture (`mlops serve --capture`): each answered request's body and answer, the model's

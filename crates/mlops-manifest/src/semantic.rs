@@ -105,6 +105,7 @@ pub fn check(file: &str, root: &Node, m: &Manifest) -> Vec<Diagnostic> {
     environment(&mut cx, "production", &m.environments.production);
     uris(&mut cx, m);
     monitoring(&mut cx, m);
+    batch(&mut cx, m);
     cx.out
 }
 
@@ -522,6 +523,25 @@ fn monitoring(cx: &mut Ctx<'_>, m: &Manifest) {
             "`retrain` needs `monitoring.schedule`: only the monitor workflow retrains".to_owned(),
             "add a schedule, e.g. `schedule: \"0 6 * * *\"`",
         );
+    }
+}
+
+/// `batch`: its schedule is a five-field cron. (With a directory registry the batch workflow is
+/// withheld with the release loop, whose jobs cannot reach one either: `mlops render` says so.)
+fn batch(cx: &mut Ctx<'_>, m: &Manifest) {
+    let Some(batch) = &m.batch else {
+        return;
+    };
+    if let Some(schedule) = &batch.schedule {
+        let fields = schedule.split_whitespace().count();
+        if fields != 5 {
+            cx.error(
+                "semantic/batch-schedule",
+                &["batch", "schedule"],
+                format!("`{schedule}` has {fields} fields; a cron schedule has five"),
+                "minute hour day-of-month month day-of-week, in UTC, e.g. `0 3 * * *`",
+            );
+        }
     }
 }
 

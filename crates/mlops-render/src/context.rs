@@ -64,6 +64,45 @@ pub(crate) struct Context {
     pub build_image: bool,
     /// The monitor workflow (`monitoring.schedule`), when there is one.
     pub monitor: Option<MonitorCtx>,
+    /// The batch workflow (`batch`), when there is one.
+    pub batch: Option<BatchCtx>,
+}
+
+/// The batch workflow's settings, as the predict action takes them.
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchCtx {
+    pub schedule: Option<String>,
+    pub input: String,
+    /// The output prefix, ending in `/` (the action writes RUN_ID-ATTEMPT.FORMAT in it).
+    pub output: String,
+    /// `csv`, `jsonl` or `parquet`.
+    pub format: &'static str,
+    pub id_column: Option<String>,
+    pub sagemaker: Option<BatchTransformCtx>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchTransformCtx {
+    pub prefix: String,
+    pub role_arn: String,
+    pub instance_type: String,
+    pub instance_count: u32,
+    pub max_payload_mb: u32,
+    pub max_concurrent_transforms: u32,
+}
+
+/// What the batch role reaches in AWS.
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchTfCtx {
+    /// The input object, as the tail of an S3 ARN: `bucket/key`.
+    pub input_object: String,
+    pub output: S3Location,
+    /// Batch Transform's folder, and the role its model runs as.
+    pub transform: Option<S3Location>,
+    pub transform_role_arn: Option<String>,
+    /// The registered model's name, lowercased as SageMaker's ARNs have it: the SageMaker
+    /// models and transform jobs `mlops predict` makes start with it.
+    pub model: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +122,8 @@ pub(crate) struct GithubSubjects {
     pub production: String,
     /// The monitor workflow's, when `monitoring.schedule` renders it.
     pub monitor: Option<String>,
+    /// The batch workflow's, when `batch` renders it.
+    pub batch: Option<String>,
 }
 
 /// The capture in S3 (`monitoring.capture`): the monitor role reads it; when production is a
@@ -188,6 +229,8 @@ pub(crate) struct TerraformCtx {
     pub kms_keys: Vec<String>,
     /// The capture, when `monitoring.capture` is in S3.
     pub capture: Option<CaptureCtx>,
+    /// The batch workflow's reach, when `batch` renders it.
+    pub batch: Option<BatchTfCtx>,
     pub model_package_group: Option<String>,
     pub sagemaker_training: bool,
     pub tags: BTreeMap<String, String>,
@@ -203,6 +246,7 @@ pub(crate) struct Names {
     pub staging_role: String,
     pub production_role: String,
     pub monitor_role: String,
+    pub batch_role: String,
     pub sagemaker_role: String,
     pub dispatch_role: String,
     pub approval_rule: String,
@@ -219,6 +263,7 @@ impl Names {
             staging_role: format!("{prefix}-github-staging"),
             production_role: format!("{prefix}-github-production"),
             monitor_role: format!("{prefix}-github-monitor"),
+            batch_role: format!("{prefix}-github-batch"),
             sagemaker_role: format!("{prefix}-sagemaker-execution"),
             dispatch_role: format!("{prefix}-events-dispatch"),
             approval_rule: format!("{prefix}-model-approved"),
@@ -312,6 +357,9 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
                 monitor: RolePurpose::rendered(m)
                     .contains(&RolePurpose::Monitor)
                     .then(|| mlops_manifest::oidc_subject(m, RolePurpose::Monitor)),
+                batch: RolePurpose::rendered(m)
+                    .contains(&RolePurpose::Batch)
+                    .then(|| mlops_manifest::oidc_subject(m, RolePurpose::Batch)),
             },
             ecr_repository: sm
                 .map_or_else(|| format!("{prefix}/train"), |s| s.image.repository.clone()),
@@ -353,6 +401,19 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
                 }),
             model_package_group: m.registry.sagemaker_model_package_group.clone(),
             sagemaker_training,
+            batch: m
+                .batch
+                .as_ref()
+                .filter(|_| RolePurpose::rendered(m).contains(&RolePurpose::Batch))
+                .and_then(|b| {
+                    Some(BatchTfCtx {
+                        input_object: b.input.strip_prefix("s3://")?.to_owned(),
+                        output: s3(&b.output)?,
+                        transform: b.sagemaker.as_ref().and_then(|t| s3(&t.prefix)),
+                        transform_role_arn: b.sagemaker.as_ref().map(|t| t.role_arn.clone()),
+                        model: m.model.name.to_lowercase(),
+                    })
+                }),
             tags,
         }
     });
@@ -415,6 +476,33 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
                 retrain_text: mo.retrain.to_string(),
             })
         }),
+        batch: m
+            .batch
+            .as_ref()
+            .filter(|_| mlops_manifest::registry_shared(m))
+            .map(|b| BatchCtx {
+                schedule: b.schedule.clone(),
+                input: b.input.clone(),
+                output: if b.output.ends_with('/') {
+                    b.output.clone()
+                } else {
+                    format!("{}/", b.output)
+                },
+                format: match b.format {
+                    mlops_manifest::model::DataFormat::Csv => "csv",
+                    mlops_manifest::model::DataFormat::Jsonl => "jsonl",
+                    mlops_manifest::model::DataFormat::Parquet => "parquet",
+                },
+                id_column: b.id_column.clone(),
+                sagemaker: b.sagemaker.as_ref().map(|t| BatchTransformCtx {
+                    prefix: t.prefix.clone(),
+                    role_arn: t.role_arn.clone(),
+                    instance_type: t.instance_type.clone(),
+                    instance_count: t.instance_count,
+                    max_payload_mb: t.max_payload_mb,
+                    max_concurrent_transforms: t.max_concurrent_transforms,
+                }),
+            }),
         promotion_branch: mlops_manifest::promotion_branch(&m.model.name),
         promotion_base_branch: promotion.map_or_else(
             || m.workflows.default_branch.clone(),

@@ -252,7 +252,8 @@ mod tests {
         .expect("the quickstart")
         .replace("path: .mlops/registry", "path: s3://bucket/registry")
             + "\nworkflows:\n  oidc_subject: workflow\ninfrastructure:\n  terraform:\n    region: eu-west-1\n    state_bucket: tf-state\n"
-            + "monitoring:\n  capture:\n    destination: s3://bucket/capture\n  schedule: \"0 6 * * *\"\n";
+            + "monitoring:\n  capture:\n    destination: s3://bucket/capture\n  schedule: \"0 6 * * *\"\n"
+            + "batch:\n  input: s3://bucket/rows.csv\n  output: s3://bucket/scores\n";
         let report = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes());
         assert!(report.is_valid(), "{:?}", report.diagnostics);
         let m = report.manifest.expect("typed");

@@ -48,6 +48,7 @@ templates! {
     "workflows/mlops-release.yml.j2" => ".github/workflows/mlops-release.yml", false, true;
     "workflows/mlops-gate.yml.j2" => ".github/workflows/mlops-gate.yml", false, true;
     "workflows/mlops-monitor.yml.j2" => ".github/workflows/mlops-monitor.yml", false, true;
+    "workflows/mlops-batch.yml.j2" => ".github/workflows/mlops-batch.yml", false, true;
     "container/Dockerfile.j2" => "container/Dockerfile", false, false;
     "github/dependabot.yml.j2" => ".github/dependabot.yml", false, false;
     "terraform/versions.tf.j2" => "terraform/versions.tf", true, false;

@@ -547,8 +547,17 @@ pub(crate) struct MonitorArgs {
 #[derive(Debug, Args)]
 pub(crate) struct PredictArgs {
     /// The registered model: NAME@VERSION, NAME@latest or NAME@approved.
-    #[arg(long, env = "MLOPS_MODEL")]
-    pub model: String,
+    #[arg(
+        long,
+        env = "MLOPS_MODEL",
+        required_unless_present = "pin",
+        conflicts_with = "pin"
+    )]
+    pub model: Option<String>,
+    /// Score with the version a pin file names (production's, as `mlops promote` writes it):
+    /// its registry, its serving image, and its artifact's digest, checked.
+    #[arg(long, env = "MLOPS_PIN")]
+    pub pin: Option<PathBuf>,
     /// The rows to score: a CSV, JSON-lines or Parquet file, or an `s3://` object, with the
     /// model's feature columns (other columns are ignored).
     #[arg(long, env = "MLOPS_INPUT")]

@@ -170,7 +170,9 @@ fn plan(req: &Request<'_>, target: &SagemakerEndpoint, pin: &Pin) -> Result<Plan
     Ok(Plan {
         endpoint: target.endpoint_name.clone(),
         model: ModelSpec {
-            name: name(&format!("{}-{version}", pin.model.name), &key),
+            // Named after the endpoint, as its configuration is: the environment's role may
+            // create models and configurations only under its endpoint's name (github_oidc.tf).
+            name: name(&format!("{}-{version}", target.endpoint_name), &key),
             image,
             data_prefix: format!("{}/", data.trim_end_matches('/')),
             role_arn,
