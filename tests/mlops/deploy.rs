@@ -1834,3 +1834,209 @@ fn production_endpoints_capture_for_monitoring() {
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("serverless"), "{}", text(&out));
 }
+
+/// Whether one of `role`'s statements allows `action` on `arn` (IAM's `*` and `?` wildcards in
+/// the resource; `${...}` placeholders are already filled in by the evaluation).
+fn allows_on(role: &terraform::Role, action: &str, arn: &str) -> bool {
+    fn glob(pattern: &[u8], text: &[u8]) -> bool {
+        match (pattern.split_first(), text.split_first()) {
+            (None, None) => true,
+            (Some((b'*', rest)), _) => {
+                glob(rest, text) || text.split_first().is_some_and(|(_, t)| glob(pattern, t))
+            }
+            (Some((b'?', rest)), Some((_, t))) => glob(rest, t),
+            (Some((p, rest)), Some((c, t))) if p == c => glob(rest, t),
+            _ => false,
+        }
+    }
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    role.policies.iter().any(|(_, policy)| {
+        policy["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|st| {
+                st["Effect"] == "Allow"
+                    && list(&st["Action"])
+                        .iter()
+                        .any(|a| glob(a.as_bytes(), action.as_bytes()))
+                    && list(&st["Resource"])
+                        .iter()
+                        .any(|r| glob(r.as_bytes(), arn.as_bytes()))
+            })
+    })
+}
+
+/// The batch role as the rendered Terraform gives it, under moto's IAM enforcement: it reads the
+/// registry and the input and writes the scores under the output prefix, and nothing else (not
+/// another input, not the registry). Its Batch Transform calls, which moto judges by action
+/// alone, are checked against the rendered resources: the SageMaker model and transform job
+/// `mlops predict --backend sagemaker` created (in moto) are ones the role may create, and the
+/// deploy roles may create the models and configurations `mlops deploy` names.
+#[test]
+fn the_rendered_batch_role_reads_the_input_and_writes_only_the_scores() {
+    let Some((moto, dir)) = sagemaker_world(1) else {
+        return;
+    };
+    let manifest = dir.path().join("mlops.yaml");
+    let transform = format!("s3://{BUCKET}/transform/");
+    let (m, files) = with_terraform(
+        &manifest,
+        &format!(
+            "batch:\n  input: s3://{BUCKET}/batch/rows.csv\n  output: s3://{BUCKET}/scores/\n  sagemaker:\n    prefix: {transform}\n    role_arn: {ROLE}\nworkflows:\n  oidc_subject: workflow\n"
+        ),
+    );
+    let roles = terraform::github_roles(&files, "123456789012");
+    assert_eq!(
+        roles.keys().collect::<Vec<_>>(),
+        ["batch", "production", "staging", "train"]
+    );
+    let subject = mlops_manifest::oidc_subject(&m, mlops_manifest::RolePurpose::Batch);
+    assert_eq!(
+        roles["batch"].trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"],
+        serde_json::json!([subject])
+    );
+    assert!(
+        subject.ends_with("/.github/workflows/mlops-batch.yml@refs/heads/main"),
+        "{subject}"
+    );
+    let holdout =
+        std::fs::read_to_string(root().join("examples/quickstart/data/digits-holdout.csv"))
+            .expect("holdout");
+    moto.put(BUCKET, "batch/rows.csv", holdout.as_bytes());
+    moto.put(BUCKET, "other/rows.csv", holdout.as_bytes());
+    let creds = assume(&moto, &roles["batch"]);
+    let predict = |input: &str, output: &str, extra: &[&str], as_role: bool| {
+        let mut c = mlops();
+        c.args(["--format", "json", "predict", "--model", "digits-mlp@1"])
+            .args(["--registry", &format!("s3://{BUCKET}/registry")])
+            .args(["--input", input, "--output", output])
+            .args(extra);
+        moto.env(&mut c);
+        if as_role {
+            let [key, secret, token] = &creds;
+            c.env("AWS_ACCESS_KEY_ID", key)
+                .env("AWS_SECRET_ACCESS_KEY", secret)
+                .env("AWS_SESSION_TOKEN", token);
+        }
+        c.output().expect("runs")
+    };
+    let input = format!("s3://{BUCKET}/batch/rows.csv");
+
+    // On SageMaker (moto's, which completes a job without answers, and which judges SageMaker
+    // calls by action alone, so before IAM is enforced): what was created is what the rendered
+    // role may create, and the rows went where it may write.
+    let out = predict(
+        &input,
+        &format!("s3://{BUCKET}/scores/3-1.csv"),
+        &[
+            "--backend",
+            "sagemaker",
+            "--transform-prefix",
+            &transform,
+            "--role-arn",
+            ROLE,
+            "--image",
+            &image(),
+            "--poll-seconds",
+            "0.05",
+        ],
+        false,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("completed without its answers"),
+        "{}",
+        text(&out)
+    );
+    let (status, models) = moto.json("sagemaker", "SageMaker.ListModels", "{}");
+    assert_eq!(status, 200, "{models}");
+    let (status, jobs) = moto.json("sagemaker", "SageMaker.ListTransformJobs", "{}");
+    assert_eq!(status, 200, "{jobs}");
+    let model_arn = models["Models"][0]["ModelArn"].as_str().expect("a model");
+    let job_arn = jobs["TransformJobSummaries"][0]["TransformJobArn"]
+        .as_str()
+        .expect("a job");
+    for (action, arn) in [
+        ("sagemaker:CreateModel", model_arn),
+        ("sagemaker:CreateTransformJob", job_arn),
+        ("sagemaker:StopTransformJob", job_arn),
+    ] {
+        assert!(
+            allows_on(&roles["batch"], action, arn),
+            "the batch role may not {action} on {arn}: {:#?}",
+            roles["batch"].policies
+        );
+    }
+    assert!(
+        allows_on(&roles["batch"], "iam:PassRole", ROLE),
+        "{:#?}",
+        roles["batch"].policies
+    );
+    assert!(!allows_on(
+        &roles["batch"],
+        "sagemaker:CreateModel",
+        "arn:aws:sagemaker:us-east-1:123456789012:model/another-v1-abc"
+    ));
+    let job = job_arn.rsplit('/').next().expect("a name");
+    assert!(allows_on(
+        &roles["batch"],
+        "s3:PutObject",
+        &format!("arn:aws:s3:::{BUCKET}/transform/{job}/rows.csv")
+    ));
+
+    // S3 under IAM: the input and the registry read, the scores written; nothing else.
+    moto.enforce_iam();
+    let out = predict(&input, &format!("s3://{BUCKET}/scores/1-1.csv"), &[], true);
+    assert_eq!(out.status.code(), Some(0), "batch role: {}", text(&out));
+    let out = predict(
+        &format!("s3://{BUCKET}/other/rows.csv"),
+        &format!("s3://{BUCKET}/scores/2-1.csv"),
+        &[],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(3), "batch role: {}", text(&out));
+    assert!(text(&out).contains("AccessDenied"), "{}", text(&out));
+    let out = predict(
+        &input,
+        &format!("s3://{BUCKET}/registry/evil.csv"),
+        &[],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(3), "batch role: {}", text(&out));
+    assert!(text(&out).contains("AccessDenied"), "{}", text(&out));
+
+    // The deploy roles: a staging model and configuration as `mlops deploy` names them.
+    let name = |endpoint: &str| format!("{endpoint}-v1-0123456789");
+    let staging = m
+        .environments
+        .staging
+        .sagemaker
+        .as_ref()
+        .map(|s| s.endpoint_name.clone())
+        .expect("the SageMaker world stages on an endpoint");
+    for (kind, action) in [
+        ("model", "sagemaker:CreateModel"),
+        ("endpoint-config", "sagemaker:CreateEndpointConfig"),
+    ] {
+        let arn = format!(
+            "arn:aws:sagemaker:us-east-1:123456789012:{kind}/{}",
+            name(&staging).to_lowercase()
+        );
+        assert!(
+            allows_on(&roles["staging"], action, &arn),
+            "{action} on {arn}: {:#?}",
+            roles["staging"].policies
+        );
+        assert!(!allows_on(&roles["production"], action, &arn), "{arn}");
+    }
+}
