@@ -2692,3 +2692,176 @@ fn rendered_monitor_workflow_opens_one_issue_and_dispatches_training_on_drift() 
         "{recorded}"
     );
 }
+
+/// The rendered batch workflow under act with the real predict action at its pinned commit:
+/// production's pin (on the fake GitHub) names the version; the workflow scores the batch input
+/// in S3 (moto) with it into `scores/RUN_ID-ATTEMPT.parquet`, the same rows a local `mlops
+/// predict` writes; a pin whose artifact digest the registry does not hold is refused and
+/// writes nothing.
+#[test]
+fn rendered_batch_workflow_scores_with_productions_pin() {
+    if tool("act").is_none() {
+        return;
+    }
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    const REPO: &str = "mlops-rs/digits-example";
+    const ACTIONS: &str = "ghs_workflowToken6161";
+    const BUCKET: &str = "mlops-digits-example";
+    let (status, answer) = moto.http("PUT", &format!("/{BUCKET}"), b"");
+    assert_eq!(status, 200, "{answer}");
+    let repo = rendered_example("digits-github");
+    let dir = repo.path();
+    let manifest = dir.join("examples/digits-github/mlops.yaml");
+    let batch = std::fs::read_to_string(dir.join(".github/workflows/mlops-batch.yml"))
+        .expect("the batch workflow is rendered");
+    let registry = format!("s3://{BUCKET}/registry");
+
+    let mut train = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    train
+        .current_dir(dir)
+        .args(["train", "--format", "json", "--manifest"])
+        .arg(&manifest)
+        .env_remove("GITHUB_ACTIONS");
+    moto.env(&mut train);
+    let out = train.output().expect("train");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, card) = moto.http(
+        "GET",
+        &format!("/{BUCKET}/registry/digits-mlp/1/card.json"),
+        b"",
+    );
+    assert_eq!(status, 200, "{card}");
+    let card = card
+        .split_once("\r\n\r\n")
+        .map_or(card.as_str(), |(_, body)| body);
+    let card: serde_json::Value = serde_json::from_str(card).expect("card");
+    let digest = |k: &str| card[k]["sha256"].as_str().expect("digest").to_owned();
+    let pin = |artifact: String| mlops_artifacts::pin::Pin {
+        version: 1,
+        model: mlops_artifacts::pin::PinnedModel {
+            name: "digits-mlp".into(),
+            version: 1,
+            registry: registry.clone(),
+            artifact: mlops_artifacts::pin::Artifact {
+                uri: format!("{registry}/digits-mlp/1"),
+                sha256: artifact,
+            },
+            image: None,
+        },
+        manifest_sha256: digest("manifest"),
+        holdout: None,
+    };
+    let holdout =
+        std::fs::read_to_string(root().join("examples/quickstart/data/digits-holdout.csv"))
+            .expect("holdout");
+    let (status, answer) = moto.http(
+        "PUT",
+        &format!("/{BUCKET}/batch/rows.csv"),
+        holdout.as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    fake.token(ACTIONS, github_fake::Token::Actions);
+    let good = pin(digest("artifact")).to_yaml("production");
+    fake.repo(REPO, "main", &[("deploy/production.yaml", good.as_str())]);
+
+    let sha = pinned_sha(&batch, "mlops-rs/mlops").expect("pinned mlops actions");
+    let pinned = actions_at(&sha);
+    let aws = aws_credentials_stand_in();
+    let aws_sha = pinned_sha(&batch, "aws-actions/configure-aws-credentials").expect("pinned");
+    let checkout = pin_checkout_stand_in();
+    let checkout_sha = pinned_sha(&batch, "actions/checkout").expect("pinned");
+    let record = tempfile::NamedTempFile::new().expect("record");
+    let run = || {
+        let mut args = event_args(dir, "workflow_dispatch", "{}", "mlops-batch.yml");
+        args.extend(local_repositories(&[
+            ("mlops-rs/mlops", &sha, pinned.path()),
+            (
+                "aws-actions/configure-aws-credentials",
+                &aws_sha,
+                aws.path(),
+            ),
+            ("actions/checkout", &checkout_sha, checkout.path()),
+        ]));
+        args.extend([
+            "--var".into(),
+            "MLOPS_BATCH_ROLE_ARN=arn:aws:iam::123456789012:role/batch".into(),
+            "--var".into(),
+            "MLOPS_AWS_REGION=us-east-1".into(),
+            "-s".into(),
+            format!("GITHUB_TOKEN={ACTIONS}"),
+            "--env".into(),
+            format!("GITHUB_REPOSITORY={REPO}"),
+        ]);
+        args.extend(world_env(&moto.endpoint(), fake.url(), record.path()));
+        act_in(dir, &args).expect("act is on PATH")
+    };
+    let listing = || {
+        let (status, listing) =
+            moto.http("GET", &format!("/{BUCKET}?list-type=2&prefix=scores/"), b"");
+        assert_eq!(status, 200, "{listing}");
+        listing
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split("</Key>").next())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+
+    let first = run();
+    assert_eq!(first.code, Some(0), "{}", first.log);
+    let keys = listing();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with("scores/") && keys[0].ends_with(".parquet"),
+        "{keys:?}"
+    );
+    assert_eq!(
+        first.output("rows").as_deref(),
+        Some("297"),
+        "{}",
+        first.log
+    );
+    assert_eq!(first.output("model").as_deref(), Some("digits-mlp@1"));
+    // A Parquet file (its 297 rows were counted back from it before the upload: `rows`).
+    let (status, scored) = moto.http("GET", &format!("/{BUCKET}/{}", keys[0]), b"");
+    assert_eq!(status, 200);
+    assert!(
+        scored
+            .split_once("\r\n\r\n")
+            .is_some_and(|(_, body)| body.starts_with("PAR1")),
+        "a Parquet file"
+    );
+    let recorded = std::fs::read_to_string(record.path()).expect("record");
+    assert!(
+        recorded.contains("aws role=arn:aws:iam::123456789012:role/batch"),
+        "{recorded}"
+    );
+
+    // act numbers every run 1 (attempt 1): the next run would find its output there and keep
+    // it (`already exists`), so it goes first.
+    let second = run();
+    assert_ne!(second.code, Some(0), "{}", second.log);
+    assert!(second.log.contains("already exists"), "{}", second.log);
+    let (status, answer) = moto.http("DELETE", &format!("/{BUCKET}/{}", keys[0]), b"");
+    assert_eq!(status, 204, "{answer}");
+    // A pin naming another artifact: refused before anything is scored.
+    let forged = pin("0".repeat(64)).to_yaml("production");
+    fake.repo(REPO, "main", &[("deploy/production.yaml", forged.as_str())]);
+    let third = run();
+    assert_ne!(third.code, Some(0), "{}", third.log);
+    assert!(
+        third.log.contains("the pin names the artifact sha256:0000"),
+        "{}",
+        third.log
+    );
+    assert!(listing().is_empty(), "nothing was written");
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
