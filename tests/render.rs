@@ -292,6 +292,10 @@ fn workflows_have_the_expected_jobs_permissions_and_environments() {
                 with.get("backend").and_then(Value::as_str),
                 batch.sagemaker.as_ref().map(|_| "sagemaker")
             );
+            assert_eq!(
+                with.get("image").and_then(Value::as_str),
+                batch.sagemaker.as_ref().and_then(|t| t.image.as_deref())
+            );
         }
         assert_eq!(jobs("mlops-ci.yml"), ["check"]);
         assert_eq!(

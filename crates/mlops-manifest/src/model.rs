@@ -1036,6 +1036,14 @@ pub struct BatchTransform {
     #[serde(default = "default_concurrent_transforms")]
     #[schemars(range(min = 1, max = 64))]
     pub max_concurrent_transforms: u32,
+    /// The serving image by digest (`REPOSITORY@sha256:...`); by default the one production's
+    /// pin names (a SageMaker production's, or a SageMaker-trained model's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$"),
+        length(max = 1024)
+    )]
+    pub image: Option<String>,
 }
 
 fn default_transform_instance() -> String {

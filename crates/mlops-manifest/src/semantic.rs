@@ -532,6 +532,22 @@ fn batch(cx: &mut Ctx<'_>, m: &Manifest) {
     let Some(batch) = &m.batch else {
         return;
     };
+    // A Batch Transform job runs the serving image: the manifest's, or the one production's pin
+    // names, which only a SageMaker production or a SageMaker-trained model gives it.
+    if let Some(t) = &batch.sagemaker
+        && t.image.is_none()
+        && m.environments.production.sagemaker.is_none()
+        && m.training.backend != Backend::Sagemaker
+    {
+        cx.error(
+            "semantic/batch-image",
+            &["batch", "sagemaker"],
+            "no serving image for the Batch Transform job: production's pin names one only when \
+             production is a SageMaker endpoint or the model trained on SageMaker"
+                .to_owned(),
+            "set `batch.sagemaker.image: REPOSITORY@sha256:...` (`mlops image push` prints it)",
+        );
+    }
     if let Some(schedule) = &batch.schedule {
         let fields = schedule.split_whitespace().count();
         if fields != 5 {

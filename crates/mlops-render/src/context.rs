@@ -89,6 +89,8 @@ pub(crate) struct BatchTransformCtx {
     pub instance_count: u32,
     pub max_payload_mb: u32,
     pub max_concurrent_transforms: u32,
+    /// The manifest's serving image, when it names one (else the pin's).
+    pub image: Option<String>,
 }
 
 /// What the batch role reaches in AWS.
@@ -501,6 +503,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
                     instance_count: t.instance_count,
                     max_payload_mb: t.max_payload_mb,
                     max_concurrent_transforms: t.max_concurrent_transforms,
+                    image: t.image.clone(),
                 }),
             }),
         promotion_branch: mlops_manifest::promotion_branch(&m.model.name),
