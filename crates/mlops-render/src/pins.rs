@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "4a2bf2998678164d3baaa33f5f8b05b49704f035",
+    "8a2bfe44d0e4aa8e5752fdcff2dbcd3f31b1f824",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
