@@ -16,6 +16,7 @@ pub mod alarms;
 mod call;
 pub mod ecr;
 pub mod endpoints;
+mod job;
 pub mod logs;
 pub mod sagemaker;
 pub mod transform;

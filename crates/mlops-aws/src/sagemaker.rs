@@ -73,9 +73,20 @@ pub struct JobState {
 impl JobState {
     /// The job will not change any more.
     pub fn is_over(&self) -> bool {
-        matches!(self.status.as_str(), "Completed" | "Failed" | "Stopped")
+        crate::job::Described::is_over(self)
     }
 }
+
+impl crate::job::Described for JobState {
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
+const TRAINING: crate::job::JobKind = crate::job::JobKind {
+    noun: "training job",
+    stop_command: "stop-training-job --training-job-name",
+};
 
 /// How often to poll: `first`, doubling up to `max`, each wait drawn at random from its upper
 /// half (jitter); back to `first` whenever the job changes.
@@ -319,44 +330,21 @@ impl SageMaker {
         &self,
         name: &str,
         poll: Poll,
-        mut on_change: impl FnMut(&JobState),
+        on_change: impl FnMut(&JobState),
     ) -> Result<JobState, AwsError> {
-        let mut last: Option<JobState> = None;
-        let mut n = 0u32;
-        let mut failures = 0u32;
-        loop {
-            match self.training_job(name).await {
-                Ok(Some(state)) => {
-                    failures = 0;
-                    let changed = last.as_ref().is_none_or(|l| {
-                        l.status != state.status
-                            || l.secondary != state.secondary
-                            || l.transitions.len() != state.transitions.len()
-                    });
-                    if changed {
-                        on_change(&state);
-                        n = 0;
-                    }
-                    if state.is_over() {
-                        return Ok(state);
-                    }
-                    last = Some(state);
-                }
-                Ok(None) => {
-                    return Err(AwsError {
-                        message: format!("the training job `{name}` disappeared while waiting"),
-                        hint: "check the account and region (AWS_REGION)".to_owned(),
-                        kind: Kind::Missing,
-                    });
-                }
-                Err(e) if e.kind == Kind::Transient && failures < poll.failures => {
-                    failures += 1;
-                }
-                Err(e) => return Err(e),
-            }
-            tokio::time::sleep(poll.delay(n)).await;
-            n = n.saturating_add(1);
-        }
+        crate::job::wait(
+            TRAINING,
+            name,
+            poll,
+            || self.training_job(name),
+            |l: &JobState, state: &JobState| {
+                l.status != state.status
+                    || l.secondary != state.secondary
+                    || l.transitions.len() != state.transitions.len()
+            },
+            on_change,
+        )
+        .await
     }
 
     /// Asks SageMaker to stop the job, then polls until it is `Stopping` or over (at most
@@ -367,59 +355,19 @@ impl SageMaker {
         poll: Poll,
         patience: Duration,
     ) -> Result<JobState, AwsError> {
-        let deadline = tokio::time::Instant::now() + patience;
-        let mut n = 0u32;
-        let mut asked = false;
-        let mut last_error: Option<AwsError> = None;
-        loop {
-            if !asked {
-                match self
-                    .client
-                    .stop_training_job()
-                    .training_job_name(name)
-                    .send()
-                    .await
-                {
-                    Ok(_) => asked = true,
-                    Err(e) => {
-                        let err = explain("SageMaker", name, "stop the training job", &e);
-                        if err.kind == Kind::Missing {
-                            return Err(err);
-                        }
-                        last_error = Some(err);
-                    }
-                }
-            }
-            match self.training_job(name).await {
-                Ok(Some(state)) if state.is_over() || (asked && state.status == "Stopping") => {
-                    return Ok(state);
-                }
-                Ok(None) => {
-                    return Err(AwsError {
-                        message: format!("the training job `{name}` does not exist"),
-                        hint: String::new(),
-                        kind: Kind::Missing,
-                    });
-                }
-                Ok(Some(_)) => {}
-                Err(e) => last_error = Some(e),
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let mut err = last_error.unwrap_or_else(|| AwsError {
-                    message: format!("the training job `{name}` did not stop in time"),
-                    hint: String::new(),
-                    kind: Kind::Other,
-                });
-                err.message = format!("could not stop the training job `{name}`: {}", err.message);
-                err.hint = format!(
-                    "it may still be running and billing: stop it with `aws sagemaker \
-                     stop-training-job --training-job-name {name}` or in the SageMaker console"
-                );
-                return Err(err);
-            }
-            tokio::time::sleep(poll.delay(n)).await;
-            n = n.saturating_add(1);
-        }
+        let ask = || async {
+            self.client
+                .stop_training_job()
+                .training_job_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| explain("SageMaker", name, "stop the training job", &e))
+        };
+        crate::job::stop(TRAINING, name, poll, patience, ask, || {
+            self.training_job(name)
+        })
+        .await
     }
 
     /// Creates the model package group unless it exists.

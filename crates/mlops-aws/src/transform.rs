@@ -11,7 +11,7 @@ use aws_sdk_sagemaker::types::{
 };
 
 use crate::call::{explain, or_absent};
-use crate::{AwsError, Kind, Poll, SageMaker};
+use crate::{AwsError, Poll, SageMaker};
 
 /// Everything `CreateTransformJob` is given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,9 +55,20 @@ pub struct TransformState {
 impl TransformState {
     /// The job will not change any more.
     pub fn is_over(&self) -> bool {
-        matches!(self.status.as_str(), "Completed" | "Failed" | "Stopped")
+        crate::job::Described::is_over(self)
     }
 }
+
+impl crate::job::Described for TransformState {
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
+const TRANSFORM: crate::job::JobKind = crate::job::JobKind {
+    noun: "transform job",
+    stop_command: "stop-transform-job --transform-job-name",
+};
 
 impl SageMaker {
     /// The transform job named `name`, or `None` when there is none.
@@ -162,39 +173,17 @@ impl SageMaker {
         &self,
         name: &str,
         poll: Poll,
-        mut on_change: impl FnMut(&TransformState),
+        on_change: impl FnMut(&TransformState),
     ) -> Result<TransformState, AwsError> {
-        let mut last = String::new();
-        let mut n = 0u32;
-        let mut failures = 0u32;
-        loop {
-            match self.transform_job(name).await {
-                Ok(Some(state)) => {
-                    failures = 0;
-                    if state.status != last {
-                        on_change(&state);
-                        last.clone_from(&state.status);
-                        n = 0;
-                    }
-                    if state.is_over() {
-                        return Ok(state);
-                    }
-                }
-                Ok(None) => {
-                    return Err(AwsError {
-                        message: format!("the transform job `{name}` disappeared while waiting"),
-                        hint: "check the account and region (AWS_REGION)".to_owned(),
-                        kind: Kind::Missing,
-                    });
-                }
-                Err(e) if e.kind == Kind::Transient && failures < poll.failures => {
-                    failures += 1;
-                }
-                Err(e) => return Err(e),
-            }
-            tokio::time::sleep(poll.delay(n)).await;
-            n = n.saturating_add(1);
-        }
+        crate::job::wait(
+            TRANSFORM,
+            name,
+            poll,
+            || self.transform_job(name),
+            |l: &TransformState, state: &TransformState| l.status != state.status,
+            on_change,
+        )
+        .await
     }
 
     /// Asks SageMaker to stop the job, then polls until it is `Stopping` or over (at most
@@ -205,58 +194,18 @@ impl SageMaker {
         poll: Poll,
         patience: Duration,
     ) -> Result<TransformState, AwsError> {
-        let deadline = tokio::time::Instant::now() + patience;
-        let mut n = 0u32;
-        let mut asked = false;
-        let mut last_error: Option<AwsError> = None;
-        loop {
-            if !asked {
-                match self
-                    .client
-                    .stop_transform_job()
-                    .transform_job_name(name)
-                    .send()
-                    .await
-                {
-                    Ok(_) => asked = true,
-                    Err(e) => {
-                        let err = explain("SageMaker", name, "stop the transform job", &e);
-                        if err.kind == Kind::Missing {
-                            return Err(err);
-                        }
-                        last_error = Some(err);
-                    }
-                }
-            }
-            match self.transform_job(name).await {
-                Ok(Some(state)) if state.is_over() || (asked && state.status == "Stopping") => {
-                    return Ok(state);
-                }
-                Ok(None) => {
-                    return Err(AwsError {
-                        message: format!("the transform job `{name}` does not exist"),
-                        hint: String::new(),
-                        kind: Kind::Missing,
-                    });
-                }
-                Ok(Some(_)) => {}
-                Err(e) => last_error = Some(e),
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let mut err = last_error.unwrap_or_else(|| AwsError {
-                    message: format!("the transform job `{name}` did not stop in time"),
-                    hint: String::new(),
-                    kind: Kind::Other,
-                });
-                err.message = format!("could not stop the transform job `{name}`: {}", err.message);
-                err.hint = format!(
-                    "it may still be running and billing: stop it with `aws sagemaker \
-                     stop-transform-job --transform-job-name {name}` or in the SageMaker console"
-                );
-                return Err(err);
-            }
-            tokio::time::sleep(poll.delay(n)).await;
-            n = n.saturating_add(1);
-        }
+        let ask = || async {
+            self.client
+                .stop_transform_job()
+                .transform_job_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| explain("SageMaker", name, "stop the transform job", &e))
+        };
+        crate::job::stop(TRANSFORM, name, poll, patience, ask, || {
+            self.transform_job(name)
+        })
+        .await
     }
 }
