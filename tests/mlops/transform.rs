@@ -97,6 +97,31 @@ fn on_sagemaker(
     c
 }
 
+/// Everything a scenario runs against: a directory with the input (the holdout `times`), moto,
+/// `mlops serve` of the model, and the fake playing `scenario` against both.
+/// (Bind `_server` where it is taken apart: a field left out of the pattern is dropped there.)
+struct Scenario {
+    dir: tempfile::TempDir,
+    input: PathBuf,
+    moto: Moto,
+    _server: Server,
+    fake: Fake,
+}
+
+fn scenario(name: &str, times: usize) -> Option<Scenario> {
+    let dir = tempfile::tempdir().expect("dir");
+    let (moto, input) = world(dir.path(), times)?;
+    let server = Server::registered(crate::quickstart::shared(), "digits-mlp@1");
+    let fake = fake(name, &moto, &server)?;
+    Some(Scenario {
+        dir,
+        input,
+        moto,
+        _server: server,
+        fake,
+    })
+}
+
 /// The fake playing `scenario`, doing its work against `moto` and `server`.
 fn fake(scenario: &str, moto: &Moto, server: &Server) -> Option<Fake> {
     Fake::start_with(
@@ -110,13 +135,15 @@ fn fake(scenario: &str, moto: &Moto, server: &Server) -> Option<Fake> {
 
 #[test]
 fn a_batch_transform_writes_what_a_local_run_writes() {
-    let dir = tempfile::tempdir().expect("dir");
     // 25 times the holdout: about 1.1 MB of rows, so several requests of at most 1 MB.
-    let Some((moto, input)) = world(dir.path(), 25) else {
-        return;
-    };
-    let server = Server::registered(crate::quickstart::shared(), "digits-mlp@1");
-    let Some(fake) = fake("transform", &moto, &server) else {
+    let Some(Scenario {
+        dir,
+        input,
+        moto,
+        fake,
+        _server,
+    }) = scenario("transform", 25)
+    else {
         return;
     };
     let local = dir.path().join("local.csv");
@@ -247,12 +274,14 @@ fn a_batch_transform_writes_what_a_local_run_writes() {
 /// An answer short of one row: exit 3 naming the missing row, and no output.
 #[test]
 fn a_transform_missing_a_row_writes_nothing() {
-    let dir = tempfile::tempdir().expect("dir");
-    let Some((moto, input)) = world(dir.path(), 1) else {
-        return;
-    };
-    let server = Server::registered(crate::quickstart::shared(), "digits-mlp@1");
-    let Some(fake) = fake("transform-drop", &moto, &server) else {
+    let Some(Scenario {
+        dir,
+        input,
+        moto,
+        fake,
+        _server,
+    }) = scenario("transform-drop", 1)
+    else {
         return;
     };
     let output = dir.path().join("scores.csv");
@@ -273,12 +302,14 @@ fn a_transform_missing_a_row_writes_nothing() {
 /// A job that fails: exit 3 with SageMaker's reason and where the log is; no output.
 #[test]
 fn a_failed_transform_says_why_and_writes_nothing() {
-    let dir = tempfile::tempdir().expect("dir");
-    let Some((moto, input)) = world(dir.path(), 1) else {
-        return;
-    };
-    let server = Server::registered(crate::quickstart::shared(), "digits-mlp@1");
-    let Some(fake) = fake("transform-fail", &moto, &server) else {
+    let Some(Scenario {
+        dir,
+        input,
+        moto,
+        fake,
+        _server,
+    }) = scenario("transform-fail", 1)
+    else {
         return;
     };
     let output = dir.path().join("scores.jsonl");
@@ -298,12 +329,14 @@ fn a_failed_transform_says_why_and_writes_nothing() {
 /// SIGTERM while the job runs: StopTransformJob, the job Stopping, exit 130, no output.
 #[test]
 fn sigterm_stops_the_transform_job() {
-    let dir = tempfile::tempdir().expect("dir");
-    let Some((moto, input)) = world(dir.path(), 1) else {
-        return;
-    };
-    let server = Server::registered(crate::quickstart::shared(), "digits-mlp@1");
-    let Some(fake) = fake("transform-hold", &moto, &server) else {
+    let Some(Scenario {
+        dir,
+        input,
+        moto,
+        fake,
+        _server,
+    }) = scenario("transform-hold", 1)
+    else {
         return;
     };
     let output = dir.path().join("scores.csv");
