@@ -185,48 +185,36 @@ fn run(
     let scratch = tempfile::tempdir()
         .map_err(|e| Problem::broken(format!("cannot make a temporary directory: {e}"), ""))?;
     let input_path = fetch_input(&req.input, scratch.path(), progress)?;
-    let staged = crate::staged::stage(&req.output, scratch.path(), ".mlops-predict-")?;
-    let file = staged
-        .reopen()
-        .map_err(|e| Problem::broken(format!("{}: {e}", staged.path().display()), ""))?;
-    let mut writer = Writer::new(file, output_format, &layout)
-        .map_err(|e| Problem::broken(format!("cannot start {}: {e}", req.output), ""))?;
     let input = mlops_batch::Input {
         path: &input_path,
         shown: &req.input,
         format: input_format,
         id_column: req.id_column.as_deref(),
     };
-    let scored = mlops_batch::score(
-        predictor,
-        input,
-        &layout,
+    let scored = write_whole(
+        req,
         output_format,
-        &mut writer,
-        req.options,
+        &layout,
+        scratch.path(),
         cancel,
-    )
-    .map_err(|f| failure(f, &req.output))?;
-    writer
-        .finish()
-        .map_err(|e| Problem::broken(format!("cannot write {}: {e}", req.output), ""))?;
-    // The row count, read back from the written file: the check users of Batch Transform run
-    // by hand.
-    let written = mlops_batch::rows_in(staged.path(), output_format)
-        .map_err(|e| Problem::broken(format!("cannot read back {}: {e}", req.output), ""))?;
-    if written != scored.input.rows || scored.rows != scored.input.rows {
-        return Err(Problem::broken(
-            format!(
-                "the output has {written} rows for {} input rows; nothing was written to {}",
-                scored.input.rows, req.output
-            ),
-            "this is a bug in mlops: please report it with the input's format",
-        ));
-    }
-    if cancel.load(Ordering::Relaxed) {
-        return Err(Problem::cancelled("stopped", ""));
-    }
-    crate::staged::put(staged, &req.output, req.overwrite)?;
+        |writer| {
+            let scored = mlops_batch::score(
+                predictor,
+                input,
+                &layout,
+                output_format,
+                writer,
+                req.options,
+                cancel,
+            )
+            .map_err(|f| failure(f, &req.output))?;
+            if scored.rows != scored.input.rows {
+                return Err(miscounted(req, scored.rows, scored.input.rows));
+            }
+            let rows = scored.input.rows;
+            Ok((scored, rows))
+        },
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     let model = loaded
         .identity
@@ -252,6 +240,50 @@ fn run(
             .and_then(|s| peak_rss(&s)),
         transform_job: None,
     })
+}
+
+/// Writes the output whole: staged beside it (in `scratch` for `s3://`), filled by `fill` (which
+/// returns what it made and the rows the output must hold), its rows counted back from the
+/// finished file (the check users of Batch Transform run by hand), and only then put in place.
+pub(crate) fn write_whole<T>(
+    req: &Request<'_>,
+    format: Format,
+    layout: &Layout,
+    scratch: &Path,
+    cancel: &AtomicBool,
+    fill: impl FnOnce(&mut Writer) -> Result<(T, u64), Problem>,
+) -> Result<T, Problem> {
+    let staged = crate::staged::stage(&req.output, scratch, ".mlops-predict-")?;
+    let file = staged
+        .reopen()
+        .map_err(|e| Problem::broken(format!("{}: {e}", staged.path().display()), ""))?;
+    let mut writer = Writer::new(file, format, layout)
+        .map_err(|e| Problem::broken(format!("cannot start {}: {e}", req.output), ""))?;
+    let (made, rows) = fill(&mut writer)?;
+    writer
+        .finish()
+        .map_err(|e| Problem::broken(format!("cannot write {}: {e}", req.output), ""))?;
+    let written = mlops_batch::rows_in(staged.path(), format)
+        .map_err(|e| Problem::broken(format!("cannot read back {}: {e}", req.output), ""))?;
+    if written != rows {
+        return Err(miscounted(req, written, rows));
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Problem::cancelled("stopped", ""));
+    }
+    crate::staged::put(staged, &req.output, req.overwrite)?;
+    Ok(made)
+}
+
+/// An output whose row count is not the input's: a bug of ours, never written.
+fn miscounted(req: &Request<'_>, written: u64, rows: u64) -> Problem {
+    Problem::broken(
+        format!(
+            "the output has {written} rows for {rows} input rows; nothing was written to {}",
+            req.output
+        ),
+        "this is a bug in mlops: please report it with the input's format",
+    )
 }
 
 /// The pin file at `path` (production's, as `mlops promote` writes it): what `--pin` scores.

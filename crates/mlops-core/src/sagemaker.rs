@@ -76,7 +76,7 @@ fn valid_digest(d: &str) -> bool {
 }
 
 /// SageMaker's rule for job names.
-fn valid_job_name(name: &str) -> bool {
+pub(crate) fn valid_job_name(name: &str) -> bool {
     (1..=63).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())

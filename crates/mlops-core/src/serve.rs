@@ -35,19 +35,31 @@ fn load_failed(message: String, hint: &str) -> Problem {
 /// The model `reference` from the registry, verified against its card.
 pub fn from_registry(reference: &str, registry: &Registry) -> Result<(Loaded, ModelCard), Problem> {
     let (files, identity, card) = registered(reference, registry)?;
+    loaded(files, identity, reference).map(|l| (l, card))
+}
+
+/// The registered version `entry`, whose `card` the caller has read already, verified against
+/// that card.
+pub(crate) fn from_entry(
+    entry: &mlops_registry::Entry,
+    card: &ModelCard,
+    registry: &Registry,
+) -> Result<Loaded, Problem> {
+    let (files, identity) = entry_files(entry, card, registry)?;
+    loaded(files, identity, &entry.reference)
+}
+
+fn loaded(files: Files, identity: Identity, reference: &str) -> Result<Loaded, Problem> {
     let predictor = Predictor::from_files(&files).map_err(|e| {
         load_failed(
             format!("{}: {e}", identity.model.as_deref().unwrap_or(reference)),
             "the registered artifact cannot be loaded; train the model again",
         )
     })?;
-    Ok((
-        Loaded {
-            predictor,
-            identity,
-        },
-        card,
-    ))
+    Ok(Loaded {
+        predictor,
+        identity,
+    })
 }
 
 /// The bundle (`model.json`) of the model `reference` from the registry, verified against its
@@ -79,15 +91,25 @@ fn registered(
     registry: &Registry,
 ) -> Result<(Files, Identity, ModelCard), Problem> {
     let entry = registry.find(reference)?;
-    let (files, digest) = registry.artifact(&entry.model, entry.version)?;
     let card = registry.card(&entry.model, entry.version)?;
+    let (files, identity) = entry_files(&entry, &card, registry)?;
+    Ok((files, identity, card))
+}
+
+/// The artifact files of the registered version `entry` (whose card is `card`), and who it is.
+fn entry_files(
+    entry: &mlops_registry::Entry,
+    card: &ModelCard,
+    registry: &Registry,
+) -> Result<(Files, Identity), Problem> {
+    let (files, digest) = registry.artifact(&entry.model, entry.version)?;
     let identity = Identity {
         model: Some(entry.reference.clone()),
         artifact_sha256: digest.sha256,
         manifest_sha256: Some(card.manifest.sha256.clone()),
-        source: entry.location,
+        source: entry.location.clone(),
     };
-    Ok((files, identity, card))
+    Ok((files, identity))
 }
 
 /// The artifact at `uri` (a directory or an `s3://` prefix), checked against `expected` or the

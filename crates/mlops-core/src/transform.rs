@@ -99,7 +99,7 @@ fn plan(
     );
     let name = match &t.job_name {
         Some(n) => {
-            if !valid_name(n) {
+            if !crate::sagemaker::valid_job_name(n) {
                 return Err(Problem::input(
                     format!("--job-name `{n}` is not a SageMaker job name"),
                     "use 1 to 63 letters, digits and single hyphens, starting and ending with a \
@@ -156,15 +156,6 @@ fn limits(mb: i32) -> BTreeMap<String, String> {
     ])
 }
 
-/// `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`.
-fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 63
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !n.starts_with('-')
-        && !n.ends_with('-')
-}
-
 /// Scores `req.input` with a Batch Transform job (see the module's documentation).
 pub(crate) fn run(
     req: &Request<'_>,
@@ -194,7 +185,7 @@ pub(crate) fn run(
             "score with a model of an S3 registry (`registry.path: s3://...`), or run locally",
         ));
     }
-    let (loaded, _card) = crate::serve::from_registry(req.model, req.registry)?;
+    let loaded = crate::serve::from_entry(&entry, &card, req.registry)?;
     crate::predict::check_digest(req, &entry.reference, &loaded.identity.artifact_sha256)?;
     let predictor = &loaded.predictor;
     let signature = &predictor.bundle.signature;
@@ -248,26 +239,23 @@ pub(crate) fn run(
         progress,
     ))?;
     // The answers, with the input's ids, as the output a local run writes.
-    let staged = crate::staged::stage(&req.output, scratch.path(), ".mlops-predict-")?;
-    let file = staged
-        .reopen()
-        .map_err(|e| Problem::broken(format!("{}: {e}", staged.path().display()), ""))?;
-    let mut writer = Writer::new(file, output_format, &layout)
-        .map_err(|e| Problem::broken(format!("cannot start {}: {e}", req.output), ""))?;
     let open = |p: &Path| {
         std::fs::File::open(p)
             .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
             .map_err(|e| Problem::broken(format!("{}: {e}", p.display()), ""))
     };
-    mlops_batch::transform::assemble(
-        &mut open(&answers_path)?,
-        &mut open(&ids_path)?,
-        &layout,
-        output_format,
-        &mut writer,
-        rows,
-    )
-    .map_err(|m| {
+    let (mut answers, mut ids) = (open(&answers_path)?, open(&ids_path)?);
+    let assembled = |writer: &mut Writer| {
+        mlops_batch::transform::assemble(
+            &mut answers,
+            &mut ids,
+            &layout,
+            output_format,
+            writer,
+            rows,
+        )
+        .map(|rows| ((), rows))
+        .map_err(|m| {
         Problem::broken(
             format!(
                 "the transform job {}'s answers ({}) do not match the input: {m}; nothing was \
@@ -280,25 +268,16 @@ pub(crate) fn run(
                 plan.job.name
             ),
         )
-    })?;
-    writer
-        .finish()
-        .map_err(|e| Problem::broken(format!("cannot write {}: {e}", req.output), ""))?;
-    let written = mlops_batch::rows_in(staged.path(), output_format)
-        .map_err(|e| Problem::broken(format!("cannot read back {}: {e}", req.output), ""))?;
-    if written != rows {
-        return Err(Problem::broken(
-            format!(
-                "the output has {written} rows for {rows} input rows; nothing was written to {}",
-                req.output
-            ),
-            "this is a bug in mlops: please report it with the input's format",
-        ));
-    }
-    if cancel.load(Ordering::Relaxed) {
-        return Err(Problem::cancelled("stopped", ""));
-    }
-    crate::staged::put(staged, &req.output, req.overwrite)?;
+        })
+    };
+    crate::predict::write_whole(
+        req,
+        output_format,
+        &layout,
+        scratch.path(),
+        cancel,
+        assembled,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     progress.step(&format!(
         "scored {rows} rows of {} with {} on SageMaker (transform job {}) into {} ({seconds:.1} s)",
@@ -510,7 +489,10 @@ mod tests {
             "{}",
             a.job.name
         );
-        assert!(valid_name(&a.job.name) && valid_name(&a.model.name));
+        assert!(
+            crate::sagemaker::valid_job_name(&a.job.name)
+                && crate::sagemaker::valid_job_name(&a.model.name)
+        );
         assert_ne!(a.job.name, planned(&t, "dd").job.name, "another input");
         let more = Transform {
             instance_count: 2,
