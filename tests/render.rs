@@ -1679,3 +1679,140 @@ fn the_pinned_commit_renders_what_this_binary_renders() {
         "the rendering changed since the pinned commit {sha}: move `pins::MLOPS` to a commit that holds it (in a commit of its own)\n{diff}"
     );
 }
+
+/// The two models of `examples/monorepo`, each rendered by itself, together in one repository:
+/// no file of one is the other's (only the Dependabot configuration is shared, rendered alike),
+/// the workflows, their names (GitHub's concurrency groups) and the GitHub variables they read
+/// differ, a push starts only the workflows of the model it changes (by GitHub's own filter
+/// rules), and the whole tree passes actionlint (in a git work tree, where it checks the calls of
+/// the reusable workflows) and zizmor.
+#[test]
+fn two_models_render_into_one_repository_without_colliding() {
+    let models = named(&["monorepo/small", "monorepo/large"]);
+    let mut tree = Files::new();
+    let mut variables = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for (path, m) in &models {
+        assert!(m.project.monorepo, "{path}");
+        for (file, text) in render(m, path) {
+            let prefix = format!("-{}.yml", m.project.name);
+            assert!(
+                file == ".github/dependabot.yml"
+                    || file.ends_with(&prefix)
+                    || file.starts_with(&format!("terraform/{}/", m.project.name))
+                    || file == format!("container/{}/Dockerfile", m.project.name),
+                "{path}: {file} does not carry the project's name"
+            );
+            if let Some(before) = tree.insert(file.clone(), text.clone()) {
+                assert_eq!(
+                    before, text,
+                    "{file} rendered differently by the two models"
+                );
+                assert_eq!(file, ".github/dependabot.yml");
+            }
+        }
+        for purpose in mlops_manifest::RolePurpose::rendered(m) {
+            let variable = mlops_manifest::role_variable(m, purpose);
+            let suffix = m.project.name.to_ascii_uppercase().replace('-', "_");
+            assert!(variable.ends_with(&format!("_{suffix}")), "{variable}");
+            variables.insert((variable, purpose.environment()));
+        }
+        for wf in workflows(&render(m, path)).values() {
+            assert!(names.insert(wf["name"].as_str().expect("named").to_owned()));
+        }
+    }
+    assert!(variables.len() >= 6, "{variables:?}");
+    // Every workflow file of the tree, and the role variables it reads, belong to one model.
+    let wf = workflows(&tree);
+    assert_eq!(wf.len(), 9, "{:?}", wf.keys());
+    for (file, text) in &tree {
+        if !file.starts_with(".github/workflows/") {
+            continue;
+        }
+        let owner = models
+            .iter()
+            .find(|(_, m)| file.ends_with(&format!("-{}.yml", m.project.name)))
+            .map(|(_, m)| m)
+            .expect("an owner");
+        let upper = owner.project.name.to_ascii_uppercase().replace('-', "_");
+        for var in text.split("vars.").skip(1) {
+            let var: String = var
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                !var.ends_with("ROLE_ARN") && (!var.contains("ROLE_ARN") || var.ends_with(&upper)),
+                "{file} reads {var}"
+            );
+        }
+    }
+    // A push starts what GitHub's filters say: the model whose manifest changed retrains, the
+    // other does not; a change of the data both read retrains both; a pin file, only its gate.
+    let started = |changed: &[&str]| -> BTreeSet<String> {
+        let changed: Vec<String> = changed.iter().map(|s| (*s).to_owned()).collect();
+        wf.iter()
+            .filter(|(_, w)| github_fake::triggers::starts_on_push(&w["on"], "main", &changed))
+            .map(|(f, _)| f.clone())
+            .collect()
+    };
+    let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        started(&["examples/monorepo/small/mlops.yaml"]),
+        set(&["mlops-train-digits-small.yml"])
+    );
+    assert_eq!(
+        started(&["examples/monorepo/large/mlops.yaml"]),
+        set(&["mlops-train-digits-large.yml"])
+    );
+    assert_eq!(
+        started(&["examples/quickstart/data/digits-train.csv"]),
+        set(&[
+            "mlops-train-digits-large.yml",
+            "mlops-train-digits-small.yml"
+        ])
+    );
+    assert_eq!(
+        started(&["deploy/digits-large/production.yaml"]),
+        set(&["mlops-gate-digits-large.yml"])
+    );
+    assert_eq!(started(&["README.md"]), BTreeSet::new());
+    let (Some(actionlint), Some(zizmor)) = (tool("actionlint"), tool("zizmor")) else {
+        return;
+    };
+    let dir = write_tree(&tree);
+    let run = |cmd: &mut Command| {
+        let out = cmd.current_dir(dir.path()).output().expect("tool runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let files: Vec<String> = wf
+        .keys()
+        .map(|f| format!(".github/workflows/{f}"))
+        .collect();
+    let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&files));
+    assert!(ok, "actionlint\n{text}");
+    // The reusable-workflow rule ran: the small model's train workflow without a grant its
+    // release workflow's jobs need fails.
+    let train = dir
+        .path()
+        .join(".github/workflows/mlops-train-digits-small.yml");
+    let full = std::fs::read_to_string(&train).expect("train");
+    let grant = full
+        .lines()
+        .find(|l| l.trim_start().starts_with("pull-requests: write"))
+        .expect("the release's grant");
+    std::fs::write(&train, full.replace(&format!("{grant}\n"), "")).expect("write");
+    let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&files));
+    assert!(
+        !ok && text.contains("mlops-release-digits-small.yml") && text.contains("pull-requests"),
+        "actionlint did not check the call of the small model's release workflow\n{text}"
+    );
+    std::fs::write(&train, full).expect("write");
+    let (ok, text) = run(Command::new(&zizmor)
+        .args(["--offline", "--persona", "pedantic", "--format", "plain"])
+        .arg(".github/workflows")
+        .env_remove("GH_TOKEN")
+        .env_remove("GITHUB_TOKEN"));
+    assert!(ok && text.contains("No findings"), "zizmor\n{text}");
+}

@@ -1541,14 +1541,165 @@ fn act_rendered(
     let text = std::fs::read_to_string(&path).expect("rendered workflow");
     let mut args = event_args(repo, event, payload, workflow);
     // Reusable workflows called from this one use the same stand-ins.
-    let release = std::fs::read_to_string(repo.join(".github/workflows/mlops-release.yml"))
-        .unwrap_or_default();
+    let release = ["mlops-release.yml"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(called_release(&text))
+        .map(|f| {
+            std::fs::read_to_string(repo.join(".github/workflows").join(f)).unwrap_or_default()
+        })
+        .collect::<String>();
     args.extend(stand_ins.args(&(text + &release)));
     args.extend(["--env".into(), format!("MLOPS_SOURCE={}", repo.display())]);
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let run = act_in(repo, &args).expect("act is on PATH");
     let record = stand_ins.take();
     (run, record)
+}
+
+/// The release workflow `workflow_text` calls (`uses: ./.github/workflows/FILE`), if any.
+fn called_release(workflow_text: &str) -> Option<String> {
+    workflow_text.lines().find_map(|l| {
+        let file = l.trim().strip_prefix("uses: ./.github/workflows/")?;
+        Some(file.to_owned())
+    })
+}
+
+/// Two models in one repository (`examples/monorepo`), each rendered by itself: the second
+/// render keeps the first's files, `render --check` of each is clean, and a push changing one
+/// model's manifest starts, by GitHub's filter rules, only that model's train workflow, which
+/// under act trains that model with its own role and calls its own release workflow.
+#[test]
+fn in_a_monorepo_each_models_push_trains_only_that_model() {
+    if tool("act").is_none() {
+        return;
+    }
+    let repo = tempfile::tempdir().expect("tempdir");
+    let git = |args: &[&str]| git_in(repo.path(), args);
+    git(&["init", "-q", "-b", "main"]);
+    copy_dir(
+        &root().join("examples/monorepo"),
+        &repo.path().join("examples/monorepo"),
+    );
+    copy_dir(
+        &root().join("examples/quickstart/data"),
+        &repo.path().join("examples/quickstart/data"),
+    );
+    let models = ["small", "large"];
+    let manifest = |m: &str| format!("examples/monorepo/{m}/mlops.yaml");
+    let render = |m: &str, check: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlops"));
+        cmd.current_dir(repo.path())
+            .args(["render", "--manifest", &manifest(m)])
+            .env_remove("GITHUB_ACTIONS");
+        if check {
+            cmd.arg("--check");
+        }
+        cmd.output().expect("render")
+    };
+    for m in models {
+        let out = render(m, false);
+        assert!(out.status.success(), "{out:?}");
+    }
+    for m in models {
+        let out = render(m, true);
+        assert!(out.status.success(), "{m}: {out:?}");
+    }
+    let wf = repo.path().join(".github/workflows");
+    let mut files: Vec<String> = std::fs::read_dir(&wf)
+        .expect("workflows")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 9, "{files:?}");
+    // act 0.2.89 does not know `$/` (see rendered_example_with).
+    for f in &files {
+        let path = wf.join(f);
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.replace("uses: $/.github/", "uses: ./.github/")).expect("write");
+    }
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "two models"]);
+    let stand_ins = StandIns::new();
+    for (m, project) in [("small", "digits-small"), ("large", "digits-large")] {
+        // The push: this model's manifest changes.
+        let path = repo.path().join(manifest(m));
+        let text = std::fs::read_to_string(&path).expect("manifest");
+        std::fs::write(&path, text.replace("epochs: 30", "epochs: 31")).expect("edit");
+        git(&["commit", "-qam", "more epochs"]);
+        let changed = Command::new("git")
+            .current_dir(repo.path())
+            .args(["diff", "--name-only", "HEAD~1", "HEAD"])
+            .output()
+            .expect("git diff");
+        let changed: Vec<String> = String::from_utf8_lossy(&changed.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(changed, [manifest(m)]);
+        let started: Vec<&String> = files
+            .iter()
+            .filter(|f| {
+                let text = std::fs::read_to_string(wf.join(f)).expect("read");
+                let on = mlops_manifest::yaml::parse(&text, Default::default())
+                    .expect("YAML")
+                    .to_json()["on"]
+                    .clone();
+                github_fake::triggers::starts_on_push(&on, "main", &changed)
+            })
+            .collect();
+        let train = format!("mlops-train-{project}.yml");
+        assert_eq!(started, [&train], "{m}");
+        let payload = format!(
+            r#"{{"ref": "refs/heads/main", "commits": [{{"modified": ["{}"]}}]}}"#,
+            manifest(m)
+        );
+        let (run, record) = act_rendered(
+            repo.path(),
+            &stand_ins,
+            &train,
+            "push",
+            &payload,
+            &[
+                "-s",
+                "GITHUB_TOKEN=test-token",
+                "--var",
+                "MLOPS_TRAIN_ROLE_ARN_DIGITS_SMALL=arn:aws:iam::123456789012:role/small-train",
+                "--var",
+                "MLOPS_TRAIN_ROLE_ARN_DIGITS_LARGE=arn:aws:iam::123456789012:role/large-train",
+                "--var",
+                "MLOPS_AWS_ROLE_ARN_DIGITS_SMALL=arn:aws:iam::123456789012:role/small-staging",
+                "--var",
+                "MLOPS_AWS_ROLE_ARN_DIGITS_LARGE=arn:aws:iam::123456789012:role/large-staging",
+                "--var",
+                "MLOPS_AWS_REGION=eu-west-1",
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{m}: {}", run.log);
+        let role = |kind: &str| {
+            format!("aws role=arn:aws:iam::123456789012:role/{m}-{kind} region=eu-west-1")
+        };
+        let own = format!("manifest={}", manifest(m));
+        assert_eq!(record.first(), Some(&role("train")), "{m}: {record:?}");
+        assert_eq!(
+            record.get(1),
+            Some(&format!("train {own}")),
+            "{m}: {record:?}"
+        );
+        // Its release: staging with its own role, every step on its own manifest.
+        assert!(record.contains(&role("staging")), "{m}: {record:?}");
+        let other = if m == "small" { "large" } else { "small" };
+        assert!(
+            record.iter().all(|r| !r.contains(other)),
+            "{m}'s run touched {other}: {record:?}"
+        );
+        assert!(
+            record
+                .iter()
+                .any(|r| r.starts_with("promote ") && r.contains(&own)),
+            "{m}: {record:?}"
+        );
+    }
 }
 
 /// Training on the runner with the registry in S3: a push of the manifest trains with the

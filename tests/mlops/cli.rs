@@ -358,6 +358,85 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
     );
 }
 
+/// The quickstart's `text` as one model of a monorepo: `project.monorepo` set and pin files of
+/// its own, `deploy/SUB/production.yaml` and `deploy/SUB/staging.yaml`.
+fn monorepo(text: String, sub: &str) -> String {
+    let out = text
+        .replace(
+            "repository: mlops-rs/digits-example\n",
+            "repository: mlops-rs/digits-example\n  monorepo: true\n",
+        )
+        .replace(
+            "pin_file: deploy/production.yaml",
+            &format!("pin_file: deploy/{sub}/production.yaml"),
+        )
+        .replace(
+            "pin_file: deploy/staging.yaml",
+            &format!("pin_file: deploy/{sub}/staging.yaml"),
+        );
+    assert!(out.contains("monorepo: true") && out.contains(&format!("deploy/{sub}/")));
+    out
+}
+
+/// The codes of `validate --format json` of `manifests`, and its exit code.
+fn codes_of(manifests: &[&str]) -> (Option<i32>, Vec<String>) {
+    let mut cmd = mlops();
+    cmd.args(["validate", "--format", "json"]);
+    for m in manifests {
+        cmd.args(["--manifest", m]);
+    }
+    let out = run(&mut cmd);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let codes = doc["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter_map(|d| d["code"].as_str().map(str::to_owned))
+        .collect();
+    (out.status.code(), codes)
+}
+
+/// Manifests sharing a repository must all be monorepo models, with pin files of their own.
+#[test]
+fn models_sharing_a_repository_must_each_say_so_and_keep_their_pins_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = |sub: &str, edit: &dyn Fn(String) -> String| {
+        manifest_in(dir.path(), sub, |t| {
+            edit(t)
+                .replace("name: digits\n", &format!("name: {sub}\n"))
+                .replace("name: digits-mlp\n", &format!("name: {sub}-mlp\n"))
+        })
+    };
+    let fraud = model("fraud", &|t| monorepo(t, "fraud"));
+    let churn = model("churn", &|t| monorepo(t, "churn"));
+    assert_eq!(codes_of(&[&fraud, &churn]), (Some(0), vec![]));
+    // One of them renders the one-model file names: whichever comes first, it is reported.
+    let single = model("single", &|t| {
+        t.replace("deploy/production.yaml", "deploy/single.yaml")
+            .replace("deploy/staging.yaml", "deploy/single-staging.yaml")
+    });
+    let want = (Some(1), vec!["manifest/shared-repository".to_owned()]);
+    assert_eq!(codes_of(&[&fraud, &single]), want);
+    assert_eq!(codes_of(&[&single, &fraud]), want);
+    // Two monorepo models moving one pin file.
+    let same_pin = model("same", &|t| {
+        monorepo(t, "same").replace("deploy/same/production", "deploy/fraud/production")
+    });
+    let (code, codes) = codes_of(&[&fraud, &same_pin]);
+    assert_eq!(
+        (code, codes),
+        (Some(1), vec!["manifest/shared-pin-file".to_owned()])
+    );
+    let out = run(mlops().args(["validate", "--manifest", &fraud, "--manifest", &same_pin]));
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        err.contains(
+            "pin file `deploy/fraud/production.yaml` in mlops-rs/digits-example is also moved by"
+        ),
+        "{err}"
+    );
+}
+
 /// Copies the quickstart into `dir/<sub>/mlops.yaml` with `edit` applied to its text.
 fn manifest_in(dir: &Path, sub: &str, edit: impl Fn(String) -> String) -> String {
     let text =
@@ -371,8 +450,10 @@ fn manifest_in(dir: &Path, sub: &str, edit: impl Fn(String) -> String) -> String
 #[test]
 fn several_manifests_are_checked_together() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = manifest_in(dir.path(), "a", |t| t);
-    let b = manifest_in(dir.path(), "b", |t| t);
+    let a = manifest_in(dir.path(), "a", |t| monorepo(t, "a"));
+    let b = manifest_in(dir.path(), "b", |t| {
+        monorepo(t, "b").replace("name: digits-mlp\n", "name: digits-b\n")
+    });
     // Same project name: every derived name would collide. The registries differ (each resolves
     // next to its own manifest), so the model name alone is no collision.
     let out = run(mlops().args([
@@ -400,9 +481,9 @@ fn several_manifests_are_checked_together() {
     assert_eq!(diags[0]["related"]["file"], a.as_str());
     // Distinct projects sharing one registry must not share a model name.
     let shared = |t: String| t.replace("path: .mlops/registry", "path: ../registry");
-    let c = manifest_in(dir.path(), "c", shared);
+    let c = manifest_in(dir.path(), "c", |t| monorepo(shared(t), "c"));
     let d = manifest_in(dir.path(), "d", move |t| {
-        shared(t).replace("name: digits\n", "name: numbers\n")
+        monorepo(shared(t), "d").replace("name: digits\n", "name: numbers\n")
     });
     let out = run(mlops().args([
         "validate",
@@ -421,7 +502,14 @@ fn several_manifests_are_checked_together() {
         .iter()
         .filter_map(|d| d["code"].as_str())
         .collect();
-    assert_eq!(codes, ["manifest/duplicate-model"]);
+    // The promotion branch is named after the model too.
+    assert_eq!(
+        codes,
+        [
+            "manifest/shared-promotion-branch",
+            "manifest/duplicate-model"
+        ]
+    );
     // Distinct everything: valid; the same file named twice is checked once.
     let out = run(mlops().args([
         "validate",

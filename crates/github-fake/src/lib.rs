@@ -20,6 +20,7 @@
 
 mod api;
 mod openapi;
+pub mod triggers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -130,7 +130,10 @@ pub fn check(req: &Request<'_>) -> Result<Findings, Problem> {
             .into_iter()
             .map(|p| {
                 (
-                    (p.variable().to_owned(), p.environment().map(str::to_owned)),
+                    (
+                        mlops_manifest::role_variable(m, p),
+                        p.environment().map(str::to_owned),
+                    ),
                     mlops_manifest::oidc_subject(m, p),
                 )
             })

@@ -20,9 +20,6 @@ use sha2::{Digest, Sha256};
 
 use crate::{Problem, Progress};
 
-/// The rendered Dockerfile's path in the tree `mlops render` writes.
-const DOCKERFILE: &str = "container/Dockerfile";
-
 /// What `mlops image push` is asked to do.
 #[derive(Debug)]
 pub struct Request<'a> {
@@ -125,15 +122,17 @@ fn accepted(image: Image) -> Result<Image, Problem> {
 }
 
 /// The model image's Dockerfile, rendered from the manifest in memory (what `mlops render`
-/// writes to `container/Dockerfile`; `render --check` keeps the two equal).
+/// writes to `container/Dockerfile`, in a monorepo `container/PROJECT/Dockerfile`;
+/// `render --check` keeps the two equal).
 fn dockerfile(m: &Manifest, manifest: &Path) -> Result<String, Problem> {
     let path = manifest.display().to_string();
     let files = mlops_render::render(m, &path, &BTreeMap::new())
         .map_err(|e| Problem::broken(e.to_string(), ""))?;
+    let want = mlops_render::templates::dockerfile(m);
     files
-        .get(DOCKERFILE)
+        .get(&want)
         .cloned()
-        .ok_or_else(|| Problem::broken("the manifest renders no container/Dockerfile", ""))
+        .ok_or_else(|| Problem::broken(format!("the manifest renders no {want}"), ""))
 }
 
 /// docker's platform for an ELF executable, from its header: `linux/amd64` or `linux/arm64`.

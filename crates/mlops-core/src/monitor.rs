@@ -308,12 +308,9 @@ fn on_drift(
         } else {
             &[]
         };
+        let train = mlops_manifest::workflow_file(m, mlops_manifest::TRAIN_WORKFLOW);
         rt.block_on(mlops_github::drift::dispatch(
-            &gh,
-            &repo,
-            mlops_manifest::TRAIN_WORKFLOW,
-            &branch,
-            inputs,
+            &gh, &repo, &train, &branch, inputs,
         ))
         .map_err(|e| {
             crate::github::failed(
@@ -322,10 +319,7 @@ fn on_drift(
                  must be rendered on the default branch",
             )
         })?;
-        progress.step(&format!(
-            "dispatched {} on {branch} to retrain",
-            mlops_manifest::TRAIN_WORKFLOW
-        ));
+        progress.step(&format!("dispatched {train} on {branch} to retrain"));
         done.retrain = Some(branch);
     }
     Ok(())

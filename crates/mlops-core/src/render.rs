@@ -59,6 +59,10 @@ pub fn plan(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Plan, Prob
                 .collect();
             tree::existing_paths(&root, &own)
         }
+        // One model of a monorepo: the others' files beside its own are theirs.
+        None if req.manifest.project.monorepo => {
+            tree::existing_paths(&root, &mlops_render::templates::owned_paths(req.manifest))
+        }
         None => tree::existing(&root),
     };
     let pins = workflow_pins(&existing);

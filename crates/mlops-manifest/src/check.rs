@@ -271,19 +271,68 @@ fn registry_identity(manifest: &str, registry: &str) -> String {
 }
 
 /// Rules across the manifests of one repository. Every derived name (cloud resources, rendered
-/// files, branches) starts with `project.name`, so it must be unique; and two manifests must not
-/// register the same model name into the same registry. Findings go to the later manifest.
+/// files, branches) starts with `project.name`, so it must be unique; two manifests must not
+/// register the same model name into the same registry; manifests sharing a GitHub repository
+/// must all set `project.monorepo` (else they render the same workflow files); and no two may
+/// move the same pin file or push the same promotion branch. Findings go to the later manifest.
 pub fn check_together(reports: &mut [Report]) {
     let key = |k: &str| Segment::Key(k.to_owned());
     let mut projects: Vec<(String, String, Pos)> = Vec::new();
     let mut models: Vec<((String, String), String, Pos)> = Vec::new();
+    let mut repositories: Vec<Seen> = Vec::new();
+    let mut pins: Vec<((String, String), String, Pos)> = Vec::new();
+    let mut branches: Vec<((String, String), String, Pos)> = Vec::new();
+    let mut single: Vec<Seen> = Vec::new();
     for report in reports.iter_mut() {
         let (Some(m), Some(tree)) = (&report.manifest, &report.tree) else {
             continue;
         };
         let name_at = tree.locate(&[key("project"), key("name")]);
         let model_at = tree.locate(&[key("model"), key("name")]);
-        let mut found = Vec::new();
+        let mut found = shared_repository(m, tree, &report.file, &mut repositories, &mut single);
+        for (path, file, what) in pin_files(m) {
+            let at = tree.locate(&path.iter().map(|k| key(k)).collect::<Vec<_>>());
+            let taken = (what.clone(), file.clone());
+            if let Some((other, other_at)) = first_use(&mut pins, taken, &report.file, at.start) {
+                found.push(
+                    Diagnostic::error(
+                        "manifest/shared-pin-file",
+                        &report.file,
+                        at,
+                        path.join("."),
+                        format!("pin file `{file}` in {what} is also moved by {other}"),
+                    )
+                    .with_hint(
+                        "each model needs its own pin file: set `promotion.pin_file` (and the environments' `pin_file`) to a path of its own, e.g. `deploy/PROJECT/production.yaml`",
+                    )
+                    .with_related_in(&other, other_at, "also moves it"),
+                );
+            }
+        }
+        if m.promotion.is_some() {
+            let branch = crate::promotion_branch(&m.model.name);
+            let repo = crate::promotion_repository(m).to_owned();
+            if let Some((other, at)) = first_use(
+                &mut branches,
+                (repo.clone(), branch.clone()),
+                &report.file,
+                model_at.start,
+            ) {
+                found.push(
+                    Diagnostic::error(
+                        "manifest/shared-promotion-branch",
+                        &report.file,
+                        model_at,
+                        "model.name".into(),
+                        format!("{other} also pushes the promotion branch `{branch}` to {repo}"),
+                    )
+                    .with_hint(
+                        "the branch is named after `model.name`: give the models different names",
+                    )
+                    .with_related_in(&other, at, "also pushes it"),
+                );
+            }
+        }
         if let Some((file, at)) = first_use(
             &mut projects,
             m.project.name.clone(),
@@ -325,6 +374,86 @@ pub fn check_together(reports: &mut [Report]) {
         report.diagnostics.extend(found);
     }
 }
+
+/// A manifest sharing its GitHub repository with an earlier one when either lacks
+/// `project.monorepo`: both would render `.github/workflows/mlops-train.yml` and the rest.
+/// `seen` holds every repository with its first manifest, and the repositories whose manifests
+/// render the one-model names.
+fn shared_repository(
+    m: &crate::Manifest,
+    tree: &Node,
+    file: &str,
+    seen: &mut Vec<Seen>,
+    single: &mut Vec<Seen>,
+) -> Vec<Diagnostic> {
+    let key = |k: &str| Segment::Key(k.to_owned());
+    let repo = m.project.repository.clone();
+    let at = tree.locate(&[key("project"), key("repository")]);
+    let earlier = first_use(seen, repo.clone(), file, at.start);
+    let one_model = single.iter().find(|(r, _, _)| *r == repo).cloned();
+    if !m.project.monorepo {
+        single.push((repo.clone(), file.to_owned(), at.start));
+    }
+    let clash = match (earlier, one_model) {
+        // An earlier manifest renders the one-model names into this repository.
+        (Some(_), Some((_, other, other_at))) => Some((other, other_at)),
+        // This one would, beside an earlier manifest.
+        (Some((other, other_at)), None) if !m.project.monorepo => Some((other, other_at)),
+        _ => None,
+    };
+    let Some((other, other_at)) = clash else {
+        return Vec::new();
+    };
+    let train = crate::TRAIN_WORKFLOW;
+    vec![
+        Diagnostic::error(
+            "manifest/shared-repository",
+            file,
+            at,
+            "project.repository".into(),
+            format!(
+                "{other} is also in {repo}, and a manifest without `project.monorepo: true` renders the repository's one set of files (.github/workflows/{train}, terraform/, container/Dockerfile)"
+            ),
+        )
+        .with_hint(
+            "set `project.monorepo: true` in every manifest of the repository: each model's files then carry its `project.name`",
+        )
+        .with_related_in(&other, other_at, "also in this repository"),
+    ]
+}
+
+/// The pin files `m` moves, with the manifest keys naming them and the repository holding each:
+/// staging's in the model's repository, production's (its own or `promotion.pin_file`) in the
+/// promotion repository.
+fn pin_files(m: &crate::Manifest) -> Vec<(Vec<&'static str>, String, String)> {
+    let own = &m.project.repository;
+    let promotion = crate::promotion_repository(m);
+    let mut out = Vec::new();
+    if let Some(f) = &m.environments.staging.pin_file {
+        out.push((
+            vec!["environments", "staging", "pin_file"],
+            f.clone(),
+            own.clone(),
+        ));
+    }
+    match (&m.environments.production.pin_file, &m.promotion) {
+        (Some(f), _) => out.push((
+            vec!["environments", "production", "pin_file"],
+            f.clone(),
+            promotion.to_owned(),
+        )),
+        (None, Some(p)) => out.push((
+            vec!["promotion", "pin_file"],
+            p.pin_file.clone(),
+            promotion.to_owned(),
+        )),
+        (None, None) => {}
+    }
+    out
+}
+
+/// A repository and the first manifest in it, where.
+type Seen = (String, String, Pos);
 
 /// Records that `file` uses `key` at `at`, unless an earlier file did: then returns where.
 fn first_use<K: PartialEq>(

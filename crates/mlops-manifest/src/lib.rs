@@ -80,7 +80,7 @@ impl RolePurpose {
     }
 
     /// The GitHub variable the rendered workflows read the role's ARN from (a repository
-    /// variable, or the environment's).
+    /// variable, or the environment's), for a repository of one model: see [`role_variable`].
     pub fn variable(self) -> &'static str {
         match self {
             Self::Train => "MLOPS_TRAIN_ROLE_ARN",
@@ -90,6 +90,31 @@ impl RolePurpose {
         }
     }
 }
+
+/// The GitHub variable `m`'s rendered workflows read the role for `purpose` from:
+/// [`RolePurpose::variable`], with `_PROJECT` (upper case, `-` as `_`) in a monorepo, whose
+/// models share the repository's variables and its environments.
+pub fn role_variable(m: &Manifest, purpose: RolePurpose) -> String {
+    let base = purpose.variable();
+    if !m.project.monorepo {
+        return base.to_owned();
+    }
+    let suffix = m.project.name.to_ascii_uppercase().replace('-', "_");
+    format!("{base}_{suffix}")
+}
+
+/// The file name under `.github/workflows/` of the rendered workflow called `file` in a
+/// repository of one model (`mlops-train.yml`, [`TRAIN_WORKFLOW`]): in a monorepo it carries
+/// the project's name, `mlops-train-PROJECT.yml`.
+pub fn workflow_file(m: &Manifest, file: &str) -> String {
+    match file.strip_suffix(".yml") {
+        Some(stem) if m.project.monorepo => format!("{stem}-{}.yml", m.project.name),
+        _ => file.to_owned(),
+    }
+}
+
+/// The rendered release workflow's file under `.github/workflows/` in a repository of one model.
+pub const RELEASE_WORKFLOW: &str = "mlops-release.yml";
 
 /// The registry is in S3, where every job (and every service serving its models) reaches it; a
 /// directory only the runner of one job has.
@@ -128,32 +153,32 @@ pub fn oidc_subject(m: &Manifest, purpose: RolePurpose) -> String {
         RolePurpose::Train => (
             &m.project.repository,
             format!("ref:refs/heads/{default}"),
-            TRAIN_WORKFLOW,
+            workflow_file(m, TRAIN_WORKFLOW),
             default,
         ),
         RolePurpose::Staging => (
             &m.project.repository,
             "environment:staging".to_owned(),
-            "mlops-release.yml",
+            workflow_file(m, RELEASE_WORKFLOW),
             default,
         ),
         RolePurpose::Production => (
             &gate.repository,
             "environment:production".to_owned(),
-            gate.file.as_str(),
+            gate.file.clone(),
             base,
         ),
         // Scheduled workflows run on the default branch.
         RolePurpose::Monitor => (
             &m.project.repository,
             format!("ref:refs/heads/{default}"),
-            MONITOR_WORKFLOW,
+            workflow_file(m, MONITOR_WORKFLOW),
             default,
         ),
         RolePurpose::Batch => (
             &m.project.repository,
             format!("ref:refs/heads/{default}"),
-            BATCH_WORKFLOW,
+            workflow_file(m, BATCH_WORKFLOW),
             default,
         ),
     };
@@ -194,16 +219,16 @@ impl GateWorkflow {
     }
 }
 
-/// The gate workflow for `m`. In the model's repository it is `mlops-gate.yml`; in a
-/// promotion repository several projects may share, `mlops-gate-PROJECT.yml` reading the
-/// manifest copy `mlops/PROJECT/mlops.yaml` (`manifest` is `None` for the model's repository,
-/// whose manifest path only the caller knows).
+/// The gate workflow for `m`. In the model's repository it is `mlops-gate.yml`
+/// (`mlops-gate-PROJECT.yml` in a monorepo); in a promotion repository several projects may
+/// share, `mlops-gate-PROJECT.yml` reading the manifest copy `mlops/PROJECT/mlops.yaml`
+/// (`manifest` is `None` for the model's repository, whose manifest path only the caller knows).
 pub fn gate_workflow(m: &Manifest) -> GateWorkflow {
     let repository = promotion_repository(m).to_owned();
     if repository == m.project.repository {
         return GateWorkflow {
             repository,
-            file: "mlops-gate.yml".to_owned(),
+            file: workflow_file(m, "mlops-gate.yml"),
             manifest: None,
         };
     }
@@ -212,5 +237,70 @@ pub fn gate_workflow(m: &Manifest) -> GateWorkflow {
         repository,
         file: format!("mlops-gate-{project}.yml"),
         manifest: Some(format!("mlops/{project}/mlops.yaml")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra_project: &str, workflows: &str) -> Manifest {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/digits-github/mlops.yaml"
+        ))
+        .expect("the example")
+        .replace(
+            "  repository: mlops-rs/digits-example\n",
+            &format!("  repository: mlops-rs/digits-example\n{extra_project}"),
+        ) + workflows;
+        let report = check_bytes("mlops.yaml", text.as_bytes());
+        assert!(report.is_valid(), "{:?}", report.diagnostics);
+        report.manifest.expect("typed")
+    }
+
+    /// A monorepo model's workflow files, gate, role variables and OIDC subjects carry its
+    /// name; a repository of one model keeps the short names.
+    #[test]
+    fn monorepo_names_carry_the_project() {
+        let one = manifest("", "workflows:\n  oidc_subject: workflow\n");
+        let mono = manifest(
+            "  monorepo: true\n",
+            "workflows:\n  oidc_subject: workflow\n",
+        );
+        assert_eq!(workflow_file(&one, TRAIN_WORKFLOW), "mlops-train.yml");
+        assert_eq!(
+            workflow_file(&mono, TRAIN_WORKFLOW),
+            "mlops-train-digits.yml"
+        );
+        assert_eq!(gate_workflow(&one).file, "mlops-gate.yml");
+        assert_eq!(gate_workflow(&mono).file, "mlops-gate-digits.yml");
+        assert_eq!(gate_workflow(&mono).manifest, None);
+        assert_eq!(
+            role_variable(&one, RolePurpose::Staging),
+            "MLOPS_AWS_ROLE_ARN"
+        );
+        assert_eq!(
+            role_variable(&mono, RolePurpose::Train),
+            "MLOPS_TRAIN_ROLE_ARN_DIGITS"
+        );
+        assert!(
+            oidc_subject(&mono, RolePurpose::Staging)
+                .ends_with("/.github/workflows/mlops-release-digits.yml@refs/heads/main"),
+            "{}",
+            oidc_subject(&mono, RolePurpose::Staging)
+        );
+        assert!(oidc_subject(&mono, RolePurpose::Production).contains("mlops-gate-digits.yml"));
+        assert!(oidc_subject(&one, RolePurpose::Monitor).contains("/mlops-monitor.yml@"));
+        let dashed = manifest("  monorepo: true\n", "")
+            .project
+            .name
+            .replace("digits", "fraud-eu");
+        let mut m = mono.clone();
+        m.project.name = dashed;
+        assert_eq!(
+            role_variable(&m, RolePurpose::Batch),
+            "MLOPS_BATCH_ROLE_ARN_FRAUD_EU"
+        );
     }
 }

@@ -86,6 +86,15 @@ pub struct Project {
     /// The GitHub repository that holds this manifest, as `OWNER/REPO`.
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"))]
     pub repository: String,
+    /// The repository holds several models, one manifest each: every file `mlops render` writes
+    /// carries `name` (`.github/workflows/mlops-train-NAME.yml`, `terraform/NAME/`,
+    /// `container/NAME/Dockerfile`), each workflow is named `mlops train (NAME)`, and the
+    /// GitHub variables holding the roles end in `_NAME` (upper case, `-` as `_`):
+    /// `MLOPS_TRAIN_ROLE_ARN_NAME`, and `MLOPS_AWS_ROLE_ARN_NAME` in the shared `staging` and
+    /// `production` environments. `mlops validate` of all the manifests checks that every one
+    /// sharing the repository sets it and that they share no pin file or promotion branch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monorepo: bool,
 }
 
 /// Where the data lives and which columns the model reads.

@@ -41,7 +41,8 @@ pub(crate) struct Context {
     /// the pin file back on the base branch instead of proposing a pull request.
     pub production_immediate: bool,
     /// The gate workflow's name, which its concurrency groups start with: `mlops gate`, or in a
-    /// promotion repository that several projects may share, `mlops gate (PROJECT)`.
+    /// repository that several projects share (a promotion repository, a monorepo),
+    /// `mlops gate (PROJECT)`.
     pub gate_name: String,
     /// The promotion repository's owner and name, for a GitHub App token limited to it.
     pub promotion_owner: String,
@@ -66,6 +67,57 @@ pub(crate) struct Context {
     pub monitor: Option<MonitorCtx>,
     /// The batch workflow (`batch`), when there is one.
     pub batch: Option<BatchCtx>,
+    /// The repository holds several models (`project.monorepo`): the Dependabot configuration,
+    /// which every model renders alike, names all their directories.
+    pub monorepo: bool,
+    /// The workflows' `name:`s, which GitHub's concurrency groups (`github.workflow`) start with.
+    pub workflow_names: WorkflowNames,
+    /// The release workflow's file under `.github/workflows/`, which the train workflow calls.
+    pub release_workflow: String,
+    /// The GitHub variables holding the roles' ARNs ([`mlops_manifest::role_variable`]).
+    pub role_variables: RoleVariables,
+}
+
+/// Each workflow's `name:`: `mlops train`, or in a monorepo `mlops train (PROJECT)`.
+#[derive(Debug, Serialize)]
+pub(crate) struct WorkflowNames {
+    pub ci: String,
+    pub train: String,
+    pub release: String,
+    pub monitor: String,
+    pub batch: String,
+    /// The release's concurrency group (a called workflow's `github.workflow` is its caller's):
+    /// one release of the model at a time.
+    pub release_group: String,
+}
+
+impl WorkflowNames {
+    fn of(m: &Manifest) -> WorkflowNames {
+        let name = |what: &str| match m.project.monorepo {
+            true => format!("mlops {what} ({})", m.project.name),
+            false => format!("mlops {what}"),
+        };
+        WorkflowNames {
+            ci: name("ci"),
+            train: name("train"),
+            release: name("release"),
+            monitor: name("monitor"),
+            batch: name("batch"),
+            release_group: mlops_manifest::workflow_file(m, mlops_manifest::RELEASE_WORKFLOW)
+                .trim_end_matches(".yml")
+                .to_owned(),
+        }
+    }
+}
+
+/// The GitHub variables each role's ARN is read from.
+#[derive(Debug, Serialize)]
+pub(crate) struct RoleVariables {
+    pub train: String,
+    /// Staging's and production's, each in its environment.
+    pub aws: String,
+    pub monitor: String,
+    pub batch: String,
 }
 
 /// The batch workflow's settings, as the predict action takes them.
@@ -448,7 +500,16 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             .map(|i| i.terraform.region.clone()),
         terraform,
         environments,
-        gate_name: if promotion_repository == m.project.repository {
+        monorepo: m.project.monorepo,
+        workflow_names: WorkflowNames::of(m),
+        release_workflow: mlops_manifest::workflow_file(m, mlops_manifest::RELEASE_WORKFLOW),
+        role_variables: RoleVariables {
+            train: mlops_manifest::role_variable(m, RolePurpose::Train),
+            aws: mlops_manifest::role_variable(m, RolePurpose::Staging),
+            monitor: mlops_manifest::role_variable(m, RolePurpose::Monitor),
+            batch: mlops_manifest::role_variable(m, RolePurpose::Batch),
+        },
+        gate_name: if promotion_repository == m.project.repository && !m.project.monorepo {
             "mlops gate".to_owned()
         } else {
             format!("mlops gate ({})", m.project.name)

@@ -95,6 +95,17 @@ pub(crate) fn ident(value: &Value) -> Result<String, Error> {
     })
 }
 
+/// A name this binary derived (a workflow file, a GitHub variable) written into a workflow as
+/// is, where no quoting fits (`vars.NAME`, a reusable workflow's path): checked to be ASCII
+/// letters, digits and `._-` only.
+pub(crate) fn word(value: &Value) -> Result<String, Error> {
+    as_is(value, "a name of letters, digits and `._-`", |s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    })
+}
+
 /// A string literal inside a GitHub expression (an `if:` condition), `'...'` with `'` doubled as
 /// GitHub's expression syntax wants. Only names made of letters, digits and `._/-` are taken, so
 /// the literal can never end the YAML plain scalar it sits in (no `: `, ` #`, quotes at its

@@ -64,8 +64,9 @@ pub fn render(
         {
             continue;
         }
-        if let Some(body) = render_one(&env, manifest, &cx, t, t.output, existing_pins)? {
-            files.insert(t.output.to_owned(), body);
+        let output = t.output_for(manifest);
+        if let Some(body) = render_one(&env, manifest, &cx, t, &output, existing_pins)? {
+            files.insert(output, body);
         }
     }
     Ok(files)

@@ -8,6 +8,7 @@
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
+use mlops_manifest::Manifest;
 
 /// One template and the file it renders.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +25,49 @@ pub struct Template {
     /// The template text.
     pub text: &'static str,
 }
+
+impl Template {
+    /// The rendered file's path for `m`: [`Template::output`], except in a monorepo
+    /// (`project.monorepo`), where each model's files carry its name: workflows
+    /// `mlops-train-PROJECT.yml`, `terraform/PROJECT/`, `container/PROJECT/Dockerfile`. The
+    /// Dependabot configuration, which every model renders alike, keeps its one path.
+    pub fn output_for(&self, m: &Manifest) -> String {
+        let project = &m.project.name;
+        if !m.project.monorepo {
+            return self.output.to_owned();
+        }
+        if let Some(file) = self.output.strip_prefix(WORKFLOWS) {
+            return format!("{WORKFLOWS}{}", mlops_manifest::workflow_file(m, file));
+        }
+        for dir in ["terraform/", "container/"] {
+            if let Some(rest) = self.output.strip_prefix(dir) {
+                return format!("{dir}{project}/{rest}");
+            }
+        }
+        self.output.to_owned()
+    }
+}
+
+/// Where GitHub reads workflows from.
+const WORKFLOWS: &str = ".github/workflows/";
+
+/// Every path a render of `m` may write in its repository, rendered now or not: what a render
+/// of one model of a monorepo compares with the tree (the other models' files are not its own).
+pub fn owned_paths(m: &Manifest) -> Vec<String> {
+    ALL.iter().map(|t| t.output_for(m)).collect()
+}
+
+/// The model image's Dockerfile for `m` (`container/Dockerfile`, or in a monorepo
+/// `container/PROJECT/Dockerfile`).
+pub fn dockerfile(m: &Manifest) -> String {
+    ALL.iter()
+        .find(|t| t.source == DOCKERFILE)
+        .map(|t| t.output_for(m))
+        .unwrap_or_default()
+}
+
+/// The Dockerfile's template.
+const DOCKERFILE: &str = "container/Dockerfile.j2";
 
 /// The gate workflow's template: rendered into the model's repository, or with
 /// `promotion.repository` elsewhere into that one ([`crate::render_promotion`]).
@@ -89,6 +133,7 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("yaml", |v: minijinja::Value| crate::filters::yaml(&v));
     env.add_filter("gha", |v: minijinja::Value| crate::filters::gha(&v));
     env.add_filter("ident", |v: minijinja::Value| crate::filters::ident(&v));
+    env.add_filter("word", |v: minijinja::Value| crate::filters::word(&v));
     env.add_filter("gha_string", |v: minijinja::Value| {
         crate::filters::gha_string(&v)
     });
@@ -118,7 +163,7 @@ mod tests {
             } else if t.source.starts_with("container/") {
                 &["image"]
             } else {
-                &["yaml", "gha", "gha_string", "uses"]
+                &["yaml", "gha", "gha_string", "uses", "word"]
             };
             let mut rest = t.text;
             while let Some((_, from)) = rest.split_once("{{{") {

@@ -403,7 +403,8 @@ impl Run<'_> {
         let files = count_files(&out);
         self.artifacts.rendered = Some(out.clone());
         // `mlops render` withholds the GitHub loop for a registry that is a directory.
-        let withheld = if out.join(".github/workflows/mlops-release.yml").exists() {
+        let release = mlops_manifest::workflow_file(&self.m, mlops_manifest::RELEASE_WORKFLOW);
+        let withheld = if out.join(".github/workflows").join(release).exists() {
             ""
         } else {
             " (no GitHub release loop: the registry is a directory, which only this machine has; `registry.path: s3://...` renders it)"
