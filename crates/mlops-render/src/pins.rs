@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "8a2bfe44d0e4aa8e5752fdcff2dbcd3f31b1f824",
+    "a7a3deaa323abf587c899ea09fee9f1e79acf44d",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
