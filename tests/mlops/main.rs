@@ -54,6 +54,7 @@ mod run;
 mod sagemaker;
 mod serve;
 mod stats;
+mod sweep;
 mod transform;
 mod watch;
 mod wide;

@@ -42,6 +42,9 @@ pub struct ModelCard {
     /// The artifact files' digests, recorded by the registry as it registers the version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactDigest>,
+    /// The sweep this version won (`training.sweep`): every trial, and which one this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepRecord>,
 }
 
 /// The manifest a model was trained from.

@@ -1,7 +1,7 @@
 //! The files mlops writes and reads back, as types: the model card ([`card`]), the pin file
 //! ([`pin`]), a service's `/version` document ([`service`]), what a training run is and reports
 //! ([`training`]), the model bundle `model.json` ([`bundle`]), the holdout report ([`holdout`]),
-//! `mlops run`'s summary ([`run`]), the monitoring baseline ([`baseline`]) and a model artifact's digest ([`artifact`]). Every writer
+//! `mlops run`'s summary ([`run`]), a sweep's trials ([`sweep`]), the monitoring baseline ([`baseline`]) and a model artifact's digest ([`artifact`]). Every writer
 //! and reader of these files uses these types, so a field is never written under one name and
 //! read under another; the card's JSON Schema is generated from its type. Plain data with serde
 //! and schemars, light enough for every crate that reads an artifact (no training stack).
@@ -17,6 +17,7 @@ pub mod monitor;
 pub mod pin;
 pub mod run;
 pub mod service;
+pub mod sweep;
 pub mod training;
 
 /// A SHA (a commit's, a file's digest) as shown to people: its first 12 characters, enough to

@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod sagemaker;
 pub mod serve;
 mod staged;
+pub mod sweep;
 pub mod train;
 mod transform;
 

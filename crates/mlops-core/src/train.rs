@@ -294,6 +294,8 @@ pub struct Trained<'a> {
     pub report: &'a Report,
     /// The training job, image and model package when SageMaker trained it.
     pub sagemaker: Option<SagemakerRun>,
+    /// The sweep this model won, when the manifest sweeps (`training.sweep`).
+    pub sweep: Option<mlops_artifacts::sweep::SweepRecord>,
 }
 
 /// The SHA-256 of the manifest's bytes, in hex.
@@ -467,6 +469,7 @@ pub fn register(t: &Trained<'_>) -> Result<Registered, Problem> {
             .collect(),
         sagemaker: t.sagemaker.clone(),
         artifact: None,
+        sweep: t.sweep.clone(),
     };
     let entry = t
         .registry

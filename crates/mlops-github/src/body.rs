@@ -91,6 +91,11 @@ pub fn promotion(
         out.push_str(&format!("| {k} | {:.4} | {} | {delta} |\n", v, fmt(before)));
     }
     out.push('\n');
+    // The sweep that chose it: every trial, and a chart of the objective.
+    if let Some(sweep) = &card.sweep {
+        out.push_str(&sweep.markdown());
+        out.push('\n');
+    }
     // The holdout test against staging.
     out.push_str("### Holdout test against staging\n\n");
     match evidence {
@@ -193,6 +198,53 @@ mod tests {
             .metrics
             .insert("holdout".into(), [("accuracy".to_owned(), accuracy)].into());
         card
+    }
+
+    #[test]
+    fn a_swept_model_shows_its_trials() {
+        let mut swept = card(2, 0.98);
+        let trial = |n: usize, acc: f64| mlops_artifacts::sweep::TrialRecord {
+            trial: n,
+            parameters: [(
+                "learning_rate".to_owned(),
+                serde_json::json!(0.001 * n as f64),
+            )]
+            .into(),
+            metrics: [("accuracy".to_owned(), acc)].into(),
+            objective: acc,
+            seconds: 2.0,
+        };
+        swept.sweep = Some(mlops_artifacts::sweep::SweepRecord {
+            method: "grid".into(),
+            metric: "accuracy".into(),
+            goal: "maximize".into(),
+            trials: vec![trial(1, 0.91), trial(2, 0.97), trial(3, 0.95)],
+            best: 2,
+        });
+        let pin = pin(2);
+        let body = promotion(
+            "digits@2",
+            &swept,
+            None,
+            None,
+            &pin,
+            "deploy/production.yaml",
+        );
+        assert!(
+            body.contains("### Sweep: 3 trials (grid), judged by validation accuracy (maximize)"),
+            "{body}"
+        );
+        assert!(body.contains("| **2** | `0.002` | **0.9700** |"), "{body}");
+        assert!(body.contains("bar [0.9100, 0.9700, 0.9500]"), "{body}");
+        let plain = promotion(
+            "digits@2",
+            &card(2, 0.98),
+            None,
+            None,
+            &pin,
+            "deploy/production.yaml",
+        );
+        assert!(!plain.contains("### Sweep"), "{plain}");
     }
 
     #[test]

@@ -390,6 +390,123 @@ pub struct Training {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub requirements: Option<String>,
+    /// A hyperparameter sweep: several trainings (trials) that differ in the hyperparameters
+    /// named here, judged on the validation set by one metric; the best is registered, its card
+    /// listing every trial. Trials run one after the other on this machine (and in
+    /// `mlops run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
+}
+
+/// A hyperparameter sweep (`training.sweep`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// `grid`: every combination of the values, in order (at most `budget` of them);
+    /// `random`: `budget` draws, each value picked at random (ranges drawn uniformly, or
+    /// log-uniformly with `log: true`), seeded by `seed`.
+    pub method: SweepMethod,
+    /// The hyperparameters tried and their values. Those not named keep the manifest's.
+    pub parameters: SweepParameters,
+    /// The metric the trials are judged by, on the validation set.
+    pub objective: Objective,
+    /// The most trials the sweep runs: a grid larger than this is an error.
+    #[schemars(range(min = 1, max = 100))]
+    pub budget: u32,
+    /// Seed of the random draws.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// How a sweep picks its trials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SweepMethod {
+    Grid,
+    Random,
+}
+
+/// The hyperparameters a sweep varies: each a list of values (a `random` sweep may also give a
+/// number range).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepParameters {
+    /// Values of `training.learning_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<SweepValues>,
+    /// Values of `training.batch_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), inner(range(min = 1, max = 1048576)))]
+    pub batch_size: Option<Vec<u32>>,
+    /// Values of `training.epochs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), inner(range(min = 1, max = 100000)))]
+    pub epochs: Option<Vec<u32>>,
+    /// Values of `training.optimizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 3))]
+    pub optimizer: Option<Vec<Optimizer>>,
+    /// Values of `model.hyperparameters.hidden_layers`, each a list of widths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), inner(length(max = 8)))]
+    pub hidden_layers: Option<Vec<Vec<u32>>>,
+    /// Values of `model.hyperparameters.activation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 10))]
+    pub activation: Option<Vec<Activation>>,
+    /// Values of `model.hyperparameters.dropout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<SweepValues>,
+}
+
+/// A number hyperparameter's values: a list, or (random sweeps) a range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SweepValues {
+    List(#[schemars(length(min = 1, max = 100))] Vec<f64>),
+    Range(SweepRange),
+}
+
+/// A range a random sweep draws from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepRange {
+    pub min: f64,
+    pub max: f64,
+    /// Draw the logarithm uniformly (for learning rates): `min` must then be above 0.
+    #[serde(default)]
+    pub log: bool,
+}
+
+/// What a sweep optimises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    /// A metric of the model's task, measured on the validation set.
+    pub metric: Metric,
+    /// `maximize` or `minimize`; by default the metric's better direction (rmse and mae are
+    /// minimised, the others maximised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Goal>,
+}
+
+impl Objective {
+    /// Whether a larger value wins.
+    pub fn maximize(&self) -> bool {
+        match self.goal {
+            Some(Goal::Maximize) => true,
+            Some(Goal::Minimize) => false,
+            None => self.metric.higher_is_better(),
+        }
+    }
+}
+
+/// The direction of an objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    Maximize,
+    Minimize,
 }
 
 fn default_batch_size() -> u32 {

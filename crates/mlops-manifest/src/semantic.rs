@@ -100,6 +100,7 @@ pub fn check(file: &str, root: &Node, m: &Manifest) -> Vec<Diagnostic> {
     data(&mut cx, m);
     model(&mut cx, m);
     training(&mut cx, m);
+    sweep(&mut cx, m);
     metrics(&mut cx, m);
     environment(&mut cx, "staging", &m.environments.staging);
     environment(&mut cx, "production", &m.environments.production);
@@ -426,6 +427,132 @@ fn training(cx: &mut Ctx<'_>, m: &Manifest) {
                     spot.max_wait_seconds, sm.max_runtime_seconds
                 ),
                 "SageMaker requires the spot wait to be at least the runtime",
+            );
+        }
+    }
+}
+
+/// `training.sweep`: something to vary, an objective of the model's task, a grid within the
+/// budget, ranges only where values are drawn, and only where trials run (this machine).
+fn sweep(cx: &mut Ctx<'_>, m: &Manifest) {
+    use crate::model::{SweepMethod, SweepValues};
+    let Some(sw) = &m.training.sweep else {
+        return;
+    };
+    if m.model.family == Family::Onnx {
+        cx.error(
+            "semantic/sweep-family",
+            &["training", "sweep"],
+            "a sweep trains several models, and an `onnx` model is measured, not trained".into(),
+            "remove `training.sweep`, or sweep in your own training code",
+        );
+    }
+    if m.training.backend == Backend::Sagemaker {
+        cx.error(
+            "semantic/sweep-backend",
+            &["training", "sweep"],
+            "a sweep's trials run on this machine (or the runner); SageMaker tuning jobs are not built yet".into(),
+            "set `training.backend: local` to sweep, or remove `training.sweep`",
+        );
+    }
+    if sw.objective.metric.task() != m.model.task {
+        cx.error(
+            "semantic/sweep-objective",
+            &["training", "sweep", "objective", "metric"],
+            format!(
+                "`{}` is not a metric of a {} model",
+                sw.objective.metric.name(),
+                crate::model::spelling(&m.model.task)
+            ),
+            &format!(
+                "use one of: {}",
+                names(Metric::ALL.into_iter().filter(|x| x.task() == m.model.task))
+            ),
+        );
+    }
+    let p = &sw.parameters;
+    let numbers = [("learning_rate", &p.learning_rate), ("dropout", &p.dropout)];
+    let mut sizes: Vec<usize> = [
+        p.batch_size.as_ref().map(Vec::len),
+        p.epochs.as_ref().map(Vec::len),
+        p.optimizer.as_ref().map(Vec::len),
+        p.hidden_layers.as_ref().map(Vec::len),
+        p.activation.as_ref().map(Vec::len),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for (name, values) in numbers {
+        let path = ["training", "sweep", "parameters", name];
+        let (lowest, highest) = match name {
+            "learning_rate" => (0.0, 10.0),
+            _ => (0.0, 0.9),
+        };
+        match values {
+            None => {}
+            Some(SweepValues::List(list)) => {
+                sizes.push(list.len());
+                if let Some(bad) = list.iter().find(|v| !(lowest..=highest).contains(*v)) {
+                    cx.error(
+                        "semantic/sweep-value",
+                        &path,
+                        format!("{name} {bad} is outside {lowest}..={highest}"),
+                        "give values the hyperparameter takes",
+                    );
+                }
+            }
+            Some(SweepValues::Range(r)) => {
+                if sw.method == SweepMethod::Grid {
+                    cx.error(
+                        "semantic/sweep-range-grid",
+                        &path,
+                        format!("a grid tries listed values, and {name} gives a range"),
+                        "list the values instead of `min` and `max`, or set `method: random`",
+                    );
+                }
+                let ok =
+                    r.min < r.max && r.min >= lowest && r.max <= highest && (!r.log || r.min > 0.0);
+                if !ok {
+                    cx.error(
+                        "semantic/sweep-range",
+                        &path,
+                        format!(
+                            "{name} range {}..{}{} is not a range of values it takes ({lowest}..={highest})",
+                            r.min,
+                            r.max,
+                            if r.log { " (log)" } else { "" }
+                        ),
+                        "give `min` below `max`, both in range, and `min` above 0 with `log: true`",
+                    );
+                }
+            }
+        }
+    }
+    if sizes.is_empty() {
+        cx.error(
+            "semantic/sweep-empty",
+            &["training", "sweep", "parameters"],
+            "the sweep varies no hyperparameter".into(),
+            "name at least one under `parameters`, e.g. `learning_rate: [0.001, 0.003, 0.01]`",
+        );
+    }
+    if sw.method == SweepMethod::Grid {
+        let grid = sizes
+            .iter()
+            .try_fold(1usize, |acc, n| acc.checked_mul(*n))
+            .unwrap_or(usize::MAX);
+        if grid > sw.budget as usize {
+            cx.error(
+                "semantic/sweep-budget",
+                &["training", "sweep", "budget"],
+                format!(
+                    "the grid has {grid} combinations and the budget is {}",
+                    sw.budget
+                ),
+                &format!(
+                    "raise `budget` to {grid}, list fewer values, or set `method: random` to draw {} of them",
+                    sw.budget
+                ),
             );
         }
     }

@@ -449,7 +449,11 @@ impl Run<'_> {
             .and_then(|b| serde_json::from_slice(&b).ok());
         self.artifacts.model_card = Some(card_path.clone());
         self.model = Some(reference.clone());
-        let trained = doc.seconds.min(wall);
+        // A sweep trained every trial; the summary's seconds are the registered trial's.
+        let swept = card.as_ref().and_then(|c| c.sweep.as_ref());
+        let trained = swept
+            .map_or(doc.seconds, |s| s.trials.iter().map(|t| t.seconds).sum())
+            .min(wall);
         self.record(
             StageName::Train,
             StageResult::Ok,
@@ -468,7 +472,13 @@ impl Run<'_> {
                     doc.samples_per_second
                 ),
                 Some(c) => format!(
-                    "{} epochs on {} ({}), {} training rows, {:.0} samples/s",
+                    "{}{} epochs on {} ({}), {} training rows, {:.0} samples/s",
+                    swept.map_or_else(String::new, |s| format!(
+                        "sweep of {} trials ({}), trial {} registered; ",
+                        s.trials.len(),
+                        s.method,
+                        s.best
+                    )),
                     c.job.epochs,
                     mlops_manifest::model::spelling(&c.training.compute.device),
                     c.training.compute.backend,

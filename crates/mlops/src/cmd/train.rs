@@ -6,7 +6,7 @@ use mlops_actions::Runtime;
 use mlops_core::sagemaker;
 use mlops_core::train::{MissedThreshold, Registered, Trained};
 use mlops_manifest::Manifest;
-use mlops_manifest::model::{Backend, Task};
+use mlops_manifest::model::Backend;
 use mlops_train::card::SagemakerRun;
 use mlops_train::train::Event;
 use mlops_train::worker::{self, Report};
@@ -38,6 +38,12 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Err(code) => return code,
     };
     let mut console = super::Console(format);
+    if backend == TrainBackend::Sagemaker && m.training.sweep.is_some() {
+        return super::failed(&mlops_core::Problem::input(
+            "--backend sagemaker: the manifest sweeps (`training.sweep`), and a sweep's trials run on this machine",
+            "train without --backend sagemaker, or remove `training.sweep`",
+        ));
+    }
     if backend == TrainBackend::Sagemaker {
         let request = mlops_core::sagemaker::Request {
             manifest: &m,
@@ -64,11 +70,15 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
                     job: &done.job,
                     report: &done.report,
                     sagemaker: Some(done.sagemaker.clone()),
+                    sweep: None,
                 },
                 format,
             ),
             Err(p) => super::failed(&p),
         };
+    }
+    if m.training.sweep.is_some() {
+        return sweep(args, &m, &source, &registry, format);
     }
     let github = format == Format::Github;
     if github {
@@ -94,9 +104,80 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
             job: &run.job,
             report: &run.report,
             sagemaker: None,
+            sweep: None,
         },
         format,
     )
+}
+
+/// A sweep (`training.sweep`): every trial trained here, one after the other, then the best
+/// registered with the record of all of them on its card.
+fn sweep(
+    args: &TrainArgs,
+    m: &Manifest,
+    source: &[u8],
+    registry: &mlops_registry::Registry,
+    format: Format,
+) -> Exit {
+    let github = format == Format::Github;
+    if github {
+        crate::out::command(&mlops_actions::group(&format!("Sweeping {}", m.model.name)));
+    }
+    let mut console = super::Console(format);
+    let mut progress = Progress::new(format);
+    let result = mlops_core::sweep::local(m, &args.manifest, &mut console, |_, e| progress.show(e));
+    progress.finish();
+    if github {
+        crate::out::command(mlops_actions::end_group());
+    }
+    let swept = match result {
+        Ok(s) => s,
+        Err(p) => return super::failed(&p),
+    };
+    if format != Format::Json {
+        print!("{}", describe(&swept.record));
+    }
+    conclude(
+        &Trained {
+            manifest: &args.manifest,
+            m: &swept.manifest,
+            source,
+            registry,
+            model_dir: &swept.run.model_dir,
+            job: &swept.run.job,
+            report: &swept.run.report,
+            sagemaker: None,
+            sweep: Some(swept.record.clone()),
+        },
+        format,
+    )
+}
+
+/// The sweep's trials as text: one line each, the registered one marked.
+fn describe(record: &mlops_artifacts::sweep::SweepRecord) -> String {
+    let mut out = format!(
+        "sweep: {} trials ({}), {} validation {}\n",
+        record.trials.len(),
+        record.method,
+        record.goal,
+        record.metric
+    );
+    for t in &record.trials {
+        let mark = if t.trial == record.best { "*" } else { " " };
+        let params: Vec<String> = t
+            .parameters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out += &format!(
+            "{mark} trial {:>2}  {} {:.4}  {}\n",
+            t.trial,
+            record.metric,
+            t.objective,
+            params.join(" ")
+        );
+    }
+    out
 }
 
 /// Registers a trained model (the status its thresholds give), shows it and writes the step
@@ -108,7 +189,7 @@ fn conclude(t: &Trained<'_>, format: Format) -> Exit {
     };
     show(t.m, &registered, t.report, format);
     let reference = &registered.entry.reference;
-    if let Err(e) = outputs(reference, t.report, t.m.model.task, t.sagemaker.as_ref()) {
+    if let Err(e) = outputs(reference, t, t.sagemaker.as_ref()) {
         eprintln!("warning: could not write the step outputs or summary: {e}");
     }
     if registered.failed.is_empty() {
@@ -147,10 +228,10 @@ fn show(m: &Manifest, registered: &Registered, report: &Report, format: Format) 
 /// Step outputs and the step summary (no-ops outside GitHub Actions).
 fn outputs(
     reference: &str,
-    report: &Report,
-    task: Task,
+    t: &Trained<'_>,
     sagemaker: Option<&SagemakerRun>,
 ) -> std::io::Result<()> {
+    let (report, task) = (t.report, t.m.model.task);
     let rt = Runtime::from_env();
     if !rt.is_actions() {
         return Ok(());
@@ -169,7 +250,12 @@ fn outputs(
         "metrics",
         &serde_json::to_string(&validation).unwrap_or_default(),
     )?;
-    rt.append_summary(&report.markdown(reference, task))
+    let mut summary = report.markdown(reference, task);
+    if let Some(sweep) = &t.sweep {
+        summary.push('\n');
+        summary.push_str(&sweep.markdown());
+    }
+    rt.append_summary(&summary)
 }
 
 /// How training shows its progress: a bar on a terminal, one line per epoch in logs (stderr, or
