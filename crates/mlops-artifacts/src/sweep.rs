@@ -35,6 +35,18 @@ pub struct TrialRecord {
     pub seconds: f64,
 }
 
+/// What one trial of a sweep fanned out over several jobs leaves beside its artifact in the
+/// registry (`trial.json`), for the job that picks the best: the trial, and the job and report
+/// its card will hold if it wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TrialResult {
+    /// The sweep's trial count, so the picking job knows how many to wait for.
+    pub of: usize,
+    pub record: TrialRecord,
+    pub job: crate::training::Job,
+    pub report: crate::training::Report,
+}
+
 impl SweepRecord {
     /// The trial registered.
     pub fn best_trial(&self) -> Option<&TrialRecord> {

@@ -223,15 +223,10 @@ pub fn local(
     let mut records = Vec::new();
     let mut kept: Option<(usize, LocalRun, Manifest)> = None;
     for trial in trials {
-        let shown: Vec<String> = trial
-            .parameters
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         progress.step(&format!(
             "trial {}/{total}: {}",
             trial.number,
-            shown.join(" ")
+            shown(&trial.parameters)
         ));
         let run = crate::train::local(&trial.manifest, manifest, progress, |e| {
             on_event(trial.number, e)
@@ -268,6 +263,164 @@ pub fn local(
             best: number,
         },
     })
+}
+
+/// Trains trial `number` of `m`'s sweep on this machine and keeps its artifact and result in
+/// `registry` under the sweep `sweep_id`, for [`select`]: one job of a sweep fanned out over
+/// several (the rendered train workflow's matrix). Nothing is registered.
+pub fn one(
+    m: &Manifest,
+    manifest: &Path,
+    registry: &mlops_registry::Registry,
+    sweep_id: &str,
+    number: usize,
+    progress: &mut dyn Progress,
+    on_event: impl FnMut(Event<'_>),
+) -> Result<TrialRecord, Problem> {
+    let Some(sw) = &m.training.sweep else {
+        return Err(Problem::input(
+            "--sweep-trial: the manifest has no `training.sweep`",
+            "drop --sweep-trial, or add a sweep to the manifest",
+        ));
+    };
+    let all = trials(m)?;
+    let total = all.len();
+    let Some(trial) = all.into_iter().find(|t| t.number == number) else {
+        return Err(Problem::input(
+            format!("--sweep-trial {number}: the sweep has trials 1 to {total}"),
+            "render the train workflow again (`mlops render`): its matrix lists the trials",
+        ));
+    };
+    let metric = sw.objective.metric.name();
+    progress.step(&format!(
+        "trial {number}/{total}: {}",
+        shown(&trial.parameters)
+    ));
+    let run = crate::train::local(&trial.manifest, manifest, progress, on_event)?;
+    let metrics = run.report.metrics_of("validation");
+    let record = TrialRecord {
+        trial: number,
+        parameters: trial.parameters,
+        objective: metrics.get(metric).copied().unwrap_or(f64::NAN),
+        metrics,
+        seconds: run.report.seconds,
+    };
+    let result = mlops_artifacts::sweep::TrialResult {
+        of: total,
+        record: record.clone(),
+        job: run.job.clone(),
+        report: run.report.clone(),
+    };
+    let bytes =
+        serde_json::to_vec_pretty(&result).map_err(|e| Problem::broken(e.to_string(), ""))?;
+    let at = registry.put_trial(&m.model.name, sweep_id, number, &run.model_dir, &bytes)?;
+    progress.step(&format!(
+        "trial {number}/{total}: validation {metric} {:.4}, kept in {at}",
+        record.objective
+    ));
+    Ok(record)
+}
+
+/// The trial a fanned-out sweep registers: every trial's result read from `registry` (all must
+/// be there), the best chosen, and its artifact copied into a directory of `into`'s.
+#[derive(Debug)]
+pub struct Selected {
+    pub model_dir: std::path::PathBuf,
+    pub job: mlops_artifacts::training::Job,
+    pub report: mlops_artifacts::training::Report,
+    pub record: SweepRecord,
+}
+
+/// Picks the best trial of the sweep `sweep_id` that [`one`] kept in `registry` and fetches its
+/// artifact into `into`. A trial without a result (its job failed or has not run) is an error
+/// naming it: a sweep is judged whole.
+pub fn select(
+    m: &Manifest,
+    registry: &mlops_registry::Registry,
+    sweep_id: &str,
+    into: &Path,
+) -> Result<Selected, Problem> {
+    let Some(sw) = &m.training.sweep else {
+        return Err(Problem::input(
+            "--sweep-select: the manifest has no `training.sweep`",
+            "drop --sweep-select, or add a sweep to the manifest",
+        ));
+    };
+    let total = trials(m)?.len();
+    let found = registry.trial_results(&m.model.name, sweep_id)?;
+    let mut results = Vec::new();
+    for (n, bytes) in &found {
+        let r: mlops_artifacts::sweep::TrialResult =
+            serde_json::from_slice(bytes).map_err(|e| {
+                Problem::input(
+                    format!(
+                        "trial {n} of sweep {sweep_id}: its trial.json is not a trial result: {e}"
+                    ),
+                    "run that trial again",
+                )
+            })?;
+        if r.of != total || r.record.trial != *n {
+            return Err(Problem::input(
+                format!(
+                    "trial {n} of sweep {sweep_id} was trial {} of {}, and the manifest's sweep has {total}",
+                    r.record.trial, r.of
+                ),
+                "the manifest changed between the trials and the selection: run the sweep again under a new --sweep-id",
+            ));
+        }
+        results.push(r);
+    }
+    let missing: Vec<String> = (1..=total)
+        .filter(|n| !found.contains_key(n))
+        .map(|n| n.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Problem::input(
+            format!(
+                "sweep {sweep_id} of {}: {} {} of {total} {} no result in {}",
+                m.model.name,
+                if missing.len() == 1 {
+                    "trial"
+                } else {
+                    "trials"
+                },
+                missing.join(", "),
+                if missing.len() == 1 { "has" } else { "have" },
+                registry.location()
+            ),
+            "run those trials (`mlops train --sweep-trial N --sweep-id ID`); a failed trial job fails the sweep",
+        ));
+    }
+    let maximize = sw.objective.maximize();
+    let records: Vec<TrialRecord> = results.iter().map(|r| r.record.clone()).collect();
+    let Some(winner) = best(&records, maximize) else {
+        return Err(Problem::broken("the sweep has no trial", ""));
+    };
+    let Some(chosen) = results.into_iter().find(|r| r.record.trial == winner) else {
+        return Err(Problem::broken("the best trial vanished", ""));
+    };
+    registry.fetch_trial(&m.model.name, sweep_id, winner, into)?;
+    Ok(Selected {
+        model_dir: into.to_path_buf(),
+        job: chosen.job,
+        report: chosen.report,
+        record: SweepRecord {
+            method: mlops_manifest::model::spelling(&sw.method),
+            metric: sw.objective.metric.name().to_owned(),
+            goal: if maximize { "maximize" } else { "minimize" }.to_owned(),
+            trials: records,
+            best: winner,
+        },
+    })
+}
+
+/// A trial's hyperparameters as `name=value` words.
+fn shown(parameters: &BTreeMap<String, Value>) -> String {
+    parameters
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// SplitMix64: a small seeded generator, enough to draw trials reproducibly.
@@ -336,6 +489,11 @@ mod tests {
                 r#"3 {"hidden_layers":[32],"learning_rate":0.01}"#,
                 r#"4 {"hidden_layers":[64,32],"learning_rate":0.01}"#,
             ]
+        );
+        assert_eq!(
+            m.training.sweep.as_ref().map(|s| s.trial_count()),
+            Some(4),
+            "the rendered matrix counts as the trials do"
         );
         assert_eq!(t[3].manifest.training.learning_rate, 0.01);
         assert_eq!(t[3].manifest.model.hyperparameters.hidden_layers, [64, 32]);

@@ -418,6 +418,37 @@ pub struct Sweep {
     pub seed: u64,
 }
 
+impl Sweep {
+    /// How many trials it runs: a grid's combinations of the listed values (at most `budget`,
+    /// which validation checks), or `budget` random draws.
+    pub fn trial_count(&self) -> u32 {
+        match self.method {
+            SweepMethod::Random => self.budget,
+            SweepMethod::Grid => {
+                let p = &self.parameters;
+                let numbers = |v: &Option<SweepValues>| match v {
+                    Some(SweepValues::List(l)) => l.len(),
+                    _ => 1,
+                };
+                let sizes = [
+                    numbers(&p.learning_rate),
+                    p.batch_size.as_ref().map_or(1, Vec::len),
+                    p.epochs.as_ref().map_or(1, Vec::len),
+                    p.optimizer.as_ref().map_or(1, Vec::len),
+                    p.hidden_layers.as_ref().map_or(1, Vec::len),
+                    p.activation.as_ref().map_or(1, Vec::len),
+                    numbers(&p.dropout),
+                ];
+                let n = sizes
+                    .iter()
+                    .try_fold(1usize, |acc, n| acc.checked_mul(*n))
+                    .unwrap_or(usize::MAX);
+                u32::try_from(n).unwrap_or(u32::MAX).min(self.budget)
+            }
+        }
+    }
+}
+
 /// How a sweep picks its trials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

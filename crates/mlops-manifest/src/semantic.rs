@@ -482,6 +482,7 @@ fn sweep(cx: &mut Ctx<'_>, m: &Manifest) {
     .into_iter()
     .flatten()
     .collect();
+    let mut ranges = 0;
     for (name, values) in numbers {
         let path = ["training", "sweep", "parameters", name];
         let (lowest, highest) = match name {
@@ -502,6 +503,7 @@ fn sweep(cx: &mut Ctx<'_>, m: &Manifest) {
                 }
             }
             Some(SweepValues::Range(r)) => {
+                ranges += 1;
                 if sw.method == SweepMethod::Grid {
                     cx.error(
                         "semantic/sweep-range-grid",
@@ -528,7 +530,7 @@ fn sweep(cx: &mut Ctx<'_>, m: &Manifest) {
             }
         }
     }
-    if sizes.is_empty() {
+    if sizes.is_empty() && ranges == 0 {
         cx.error(
             "semantic/sweep-empty",
             &["training", "sweep", "parameters"],

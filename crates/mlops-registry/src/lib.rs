@@ -36,6 +36,10 @@ const CARD: &str = "card.json";
 const STATUS: &str = "status.json";
 /// Where a version keeps the reports of the holdout tests run on it.
 const HOLDOUT: &str = "holdout";
+/// Beside a model's versions: the trials of its sweeps fanned out over several jobs.
+const SWEEPS: &str = "sweeps";
+/// A trial's result, written after its artifact.
+const TRIAL: &str = "trial.json";
 
 /// The digest a holdout report is known by (in the pin, the commit status and the registry):
 /// the SHA-256 of its bytes without trailing whitespace, so that the report as a step output, as
@@ -799,6 +803,153 @@ impl Registry {
         Ok(Some(bytes))
     }
 
+    /// Where trial `trial` of the sweep `sweep` of `model` keeps its files:
+    /// `MODEL/sweeps/SWEEP/TRIAL/`, beside the versions (whose names are numbers).
+    fn trial_rel(model: &str, sweep: &str, trial: usize) -> Result<String, RegistryError> {
+        Ok(format!("{}{trial}", Self::sweep_rel(model, sweep)?))
+    }
+
+    /// `MODEL/sweeps/SWEEP/`, the sweep ID checked.
+    fn sweep_rel(model: &str, sweep: &str) -> Result<String, RegistryError> {
+        let ok = !sweep.is_empty()
+            && sweep.len() <= 64
+            && sweep
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(user(
+                format!("`{sweep}` is not a sweep ID (letters, digits, `-` and `_`, at most 64)"),
+                "pass --sweep-id, e.g. the workflow run's ID",
+            ));
+        }
+        Ok(format!("{model}/{SWEEPS}/{sweep}/"))
+    }
+
+    /// Keeps the artifact in `staged` and `result` (`trial.json`) as trial `trial` of the sweep
+    /// `sweep`: one job of a sweep fanned out over several. Returns where.
+    pub fn put_trial(
+        &self,
+        model: &str,
+        sweep: &str,
+        trial: usize,
+        staged: &Path,
+        result: &[u8],
+    ) -> Result<String, RegistryError> {
+        let rel = Self::trial_rel(model, sweep, trial)?;
+        let names = artifact_files_in(staged).map_err(|e| user(e, "train the model first"))?;
+        match &self.store {
+            Store::Local(root) => {
+                let dir = root.join(&rel);
+                std::fs::create_dir_all(&dir).map_err(|e| io(&dir, &e))?;
+                for name in names {
+                    let to = dir.join(name);
+                    let bytes = std::fs::read(staged.join(name)).map_err(|e| io(&to, &e))?;
+                    mlops_artifacts::fs::write_atomically(&to, &bytes).map_err(|e| io(&to, &e))?;
+                }
+                // The result last: a trial counts once its files are all there.
+                let to = dir.join(TRIAL);
+                mlops_artifacts::fs::write_atomically(&to, result).map_err(|e| io(&to, &e))?;
+                Ok(dir.display().to_string())
+            }
+            Store::S3 { s3, rt, base } => {
+                for name in names {
+                    let uri = Self::object(base, &format!("{rel}/{name}"));
+                    rt.block_on(s3.upload(&staged.join(name), &uri))
+                        .map_err(aws)?;
+                }
+                let uri = Self::object(base, &format!("{rel}/{TRIAL}"));
+                rt.block_on(s3.put(&uri, result.to_vec())).map_err(aws)?;
+                Ok(Self::object(base, &rel).to_string())
+            }
+        }
+    }
+
+    /// The `trial.json` of each trial of the sweep `sweep` that finished, by trial number.
+    pub fn trial_results(
+        &self,
+        model: &str,
+        sweep: &str,
+    ) -> Result<BTreeMap<usize, Vec<u8>>, RegistryError> {
+        let prefix = Self::sweep_rel(model, sweep)?;
+        let prefix = prefix.as_str();
+        let mut out = BTreeMap::new();
+        let numbers: Vec<usize> = match &self.store {
+            Store::Local(root) => match std::fs::read_dir(root.join(prefix)) {
+                Ok(entries) => entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(io(&root.join(prefix), &e)),
+            },
+            Store::S3 { s3, rt, base } => {
+                let root = Self::object(base, prefix).key;
+                rt.block_on(s3.keys(&base.bucket, &root))
+                    .map_err(aws)?
+                    .iter()
+                    .filter_map(|k| {
+                        let (n, file) = k.strip_prefix(&root)?.split_once('/')?;
+                        (file == TRIAL).then(|| n.parse().ok())?
+                    })
+                    .collect()
+            }
+        };
+        for n in numbers {
+            let rel = format!("{prefix}{n}/{TRIAL}");
+            let bytes = match &self.store {
+                Store::Local(root) => match std::fs::read(root.join(&rel)) {
+                    Ok(b) => Some(b),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(io(&root.join(&rel), &e)),
+                },
+                Store::S3 { s3, rt, base } => rt
+                    .block_on(s3.get(&Self::object(base, &rel)))
+                    .map_err(aws)?,
+            };
+            if let Some(b) = bytes {
+                out.insert(n, b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Copies the artifact of trial `trial` of the sweep `sweep` into `into`.
+    pub fn fetch_trial(
+        &self,
+        model: &str,
+        sweep: &str,
+        trial: usize,
+        into: &Path,
+    ) -> Result<(), RegistryError> {
+        let rel = Self::trial_rel(model, sweep, trial)?;
+        std::fs::create_dir_all(into).map_err(|e| io(into, &e))?;
+        for name in ARTIFACT_FILES {
+            let to = into.join(name);
+            match &self.store {
+                Store::Local(root) => match std::fs::copy(root.join(&rel).join(name), &to) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&to, &e)),
+                },
+                Store::S3 { s3, rt, base } => {
+                    if let Some(b) = rt
+                        .block_on(s3.get(&Self::object(base, &format!("{rel}/{name}"))))
+                        .map_err(aws)?
+                    {
+                        std::fs::write(&to, b).map_err(|e| io(&to, &e))?;
+                    }
+                }
+            }
+        }
+        artifact_files_in(into).map_err(|e| {
+            user(
+                format!("trial {trial} of sweep {sweep}: {e}"),
+                "run the trial again",
+            )
+        })?;
+        Ok(())
+    }
+
     /// Every version of every model.
     pub fn list(&self) -> Result<Vec<Entry>, RegistryError> {
         let mut out = Vec::new();
@@ -903,6 +1054,60 @@ mod tests {
             reason: "no thresholds".to_owned(),
             changed_at: now_rfc3339(),
         }
+    }
+
+    /// A fanned-out sweep's trials are kept beside the versions (which they do not become), read
+    /// back by number, and a trial's artifact is fetched whole; a hostile sweep ID is refused.
+    #[test]
+    fn sweep_trials_are_kept_beside_the_versions() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let reg = Registry::open(root.path());
+        let d = staged();
+        for n in [2, 1] {
+            reg.put_trial(
+                "digits",
+                "run-7",
+                n,
+                d.path(),
+                format!("{{\"n\":{n}}}").as_bytes(),
+            )
+            .expect("kept");
+        }
+        let found = reg.trial_results("digits", "run-7").expect("read");
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>(),
+            [(1, b"{\"n\":1}".to_vec()), (2, b"{\"n\":2}".to_vec())]
+        );
+        assert!(
+            reg.trial_results("digits", "run-8")
+                .expect("read")
+                .is_empty()
+        );
+        assert!(reg.versions("digits").expect("versions").is_empty());
+        let into = tempfile::tempdir().expect("tempdir");
+        reg.fetch_trial("digits", "run-7", 2, into.path())
+            .expect("fetched");
+        assert_eq!(
+            std::fs::read(into.path().join(WEIGHTS)).expect("weights"),
+            b"weights"
+        );
+        let err = reg.fetch_trial("digits", "run-7", 3, into.path().join("x").as_path());
+        assert!(err.is_err());
+        for bad in ["../x", "", "a/b", &"x".repeat(65)] {
+            let err = reg
+                .put_trial("digits", bad, 1, d.path(), b"{}")
+                .expect_err(bad);
+            assert!(err.message.contains("is not a sweep ID"), "{err:?}");
+        }
+        // A registered version beside them is counted as usual.
+        reg.register(
+            "digits",
+            d.path(),
+            |version| mlops_artifacts::card::sample("digits", version),
+            pending(),
+        )
+        .expect("registered");
+        assert_eq!(reg.versions("digits").expect("versions"), [1]);
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub(crate) struct Context {
     pub monitor: Option<MonitorCtx>,
     /// The batch workflow (`batch`), when there is one.
     pub batch: Option<BatchCtx>,
+    /// The trials of the sweep (`training.sweep`), 1 to N: the train workflow's matrix.
+    pub sweep_trials: Option<Vec<u32>>,
     /// The repository holds several models (`project.monorepo`): the Dependabot configuration,
     /// which every model renders alike, names all their directories.
     pub monorepo: bool,
@@ -500,6 +502,11 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             .map(|i| i.terraform.region.clone()),
         terraform,
         environments,
+        sweep_trials: m
+            .training
+            .sweep
+            .as_ref()
+            .map(|sw| (1..=sw.trial_count()).collect()),
         monorepo: m.project.monorepo,
         workflow_names: WorkflowNames::of(m),
         release_workflow: mlops_manifest::workflow_file(m, mlops_manifest::RELEASE_WORKFLOW),

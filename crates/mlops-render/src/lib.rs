@@ -345,6 +345,64 @@ mod tests {
         );
     }
 
+    /// A sweep fans out: one matrix job per trial, then the train job registers the best of
+    /// this run's trials, and the release follows it as before.
+    #[test]
+    fn a_sweep_renders_a_matrix_of_its_trials_and_a_selection() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/digits-github/mlops.yaml"
+        ))
+        .expect("the example")
+        .replace(
+            "  local:\n    device: cpu\n",
+            "  local:\n    device: cpu\n  sweep:\n    method: random\n    budget: 3\n    objective: { metric: f1_macro }\n    parameters:\n      learning_rate: { min: 0.0001, max: 0.01, log: true }\n",
+        );
+        let report = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes());
+        assert!(report.is_valid(), "{:?}", report.diagnostics);
+        let m = report.manifest.expect("typed");
+        let files = render(&m, "mlops.yaml", &BTreeMap::new()).expect("renders");
+        let wf = mlops_manifest::yaml::parse(
+            &files[".github/workflows/mlops-train.yml"],
+            Default::default(),
+        )
+        .expect("YAML")
+        .to_json();
+        let jobs = &wf["jobs"];
+        assert_eq!(
+            jobs["trial"]["strategy"]["matrix"]["trial"],
+            serde_json::json!([1, 2, 3])
+        );
+        assert_eq!(jobs["trial"]["strategy"]["fail-fast"], false);
+        let with = |job: &str| {
+            jobs[job]["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .find(|s| {
+                    s["uses"]
+                        .as_str()
+                        .is_some_and(|u| u.contains("/actions/train@"))
+                })
+                .expect("the train step")["with"]
+                .clone()
+        };
+        assert_eq!(with("trial")["sweep-trial"], "${{ matrix.trial }}");
+        assert_eq!(with("trial")["sweep-id"], "${{ github.run_id }}");
+        assert_eq!(with("train")["sweep-select"], "true");
+        assert_eq!(with("train")["sweep-id"], "${{ github.run_id }}");
+        assert_eq!(jobs["train"]["needs"], "trial");
+        assert_eq!(jobs["release"]["needs"], "train");
+        // Without a sweep, no matrix.
+        let plain = render(
+            &manifest("s3://bucket/registry"),
+            "mlops.yaml",
+            &BTreeMap::new(),
+        )
+        .expect("renders");
+        assert!(!plain[".github/workflows/mlops-train.yml"].contains("matrix"));
+    }
+
     #[test]
     fn finish_adds_the_header_and_normalises_whitespace() {
         assert_eq!(

@@ -210,6 +210,19 @@ pub(crate) struct TrainArgs {
     /// (the monitor workflow dispatches the train workflow so).
     #[arg(long, env = "MLOPS_RETRAINING")]
     pub retraining: bool,
+    /// A sweep fanned out over several jobs: train only this trial (from 1) and keep its
+    /// artifact and result in the registry under `--sweep-id`; nothing is registered. The
+    /// rendered train workflow's matrix runs one job per trial.
+    #[arg(long, env = "MLOPS_SWEEP_TRIAL", value_parser = at_least_one::<usize>, conflicts_with = "sweep_select")]
+    pub sweep_trial: Option<usize>,
+    /// A sweep fanned out over several jobs: after every `--sweep-trial` job, register the best
+    /// trial of `--sweep-id` with every trial on its card. Trains nothing.
+    #[arg(long, env = "MLOPS_SWEEP_SELECT")]
+    pub sweep_select: bool,
+    /// The sweep the trials of `--sweep-trial` and `--sweep-select` belong to (letters, digits,
+    /// `-` and `_`): the rendered workflow passes its run's ID.
+    #[arg(long, env = "MLOPS_SWEEP_ID")]
+    pub sweep_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -77,6 +77,9 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
             Err(p) => super::failed(&p),
         };
     }
+    if args.sweep_trial.is_some() || args.sweep_select {
+        return fanned_out(args, &m, &source, &registry, format);
+    }
     if m.training.sweep.is_some() {
         return sweep(args, &m, &source, &registry, format);
     }
@@ -148,6 +151,71 @@ fn sweep(
             report: &swept.run.report,
             sagemaker: None,
             sweep: Some(swept.record.clone()),
+        },
+        format,
+    )
+}
+
+/// One job of a sweep fanned out over several: `--sweep-trial N` trains trial N and keeps it in
+/// the registry; `--sweep-select` registers the best of them.
+fn fanned_out(
+    args: &TrainArgs,
+    m: &Manifest,
+    source: &[u8],
+    registry: &mlops_registry::Registry,
+    format: Format,
+) -> Exit {
+    let Some(id) = args.sweep_id.as_deref() else {
+        return super::failed(&mlops_core::Problem::input(
+            "--sweep-trial and --sweep-select need --sweep-id, the sweep the trials belong to",
+            "pass the same --sweep-id to every trial and to the selection (the workflow passes its run ID)",
+        ));
+    };
+    let mut console = super::Console(format);
+    if let Some(number) = args.sweep_trial {
+        let mut progress = Progress::new(format);
+        let result =
+            mlops_core::sweep::one(m, &args.manifest, registry, id, number, &mut console, |e| {
+                progress.show(e)
+            });
+        progress.finish();
+        return match result {
+            Ok(record) => {
+                if format == Format::Json {
+                    println!("{}", serde_json::to_string(&record).unwrap_or_default());
+                }
+                Exit::Ok
+            }
+            Err(p) => super::failed(&p),
+        };
+    }
+    let dir = match tempfile::Builder::new().prefix("mlops-sweep-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return super::failed(&mlops_core::Problem::broken(
+                format!("cannot create a working directory: {e}"),
+                "",
+            ));
+        }
+    };
+    let selected = match mlops_core::sweep::select(m, registry, id, dir.path()) {
+        Ok(s) => s,
+        Err(p) => return super::failed(&p),
+    };
+    if format != Format::Json {
+        print!("{}", describe(&selected.record));
+    }
+    conclude(
+        &Trained {
+            manifest: &args.manifest,
+            m,
+            source,
+            registry,
+            model_dir: &selected.model_dir,
+            job: &selected.job,
+            report: &selected.report,
+            sagemaker: None,
+            sweep: Some(selected.record.clone()),
         },
         format,
     )
