@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "a7a3deaa323abf587c899ea09fee9f1e79acf44d",
+    "5e2d467cb7de681e9e0d01884c8196dbea9d1414",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
