@@ -3016,3 +3016,138 @@ fn rendered_batch_workflow_scores_with_productions_pin() {
     assert!(listing().is_empty(), "nothing was written");
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
 }
+
+/// A sweep of four trials fans out under act as the rendered matrix, with this repository's
+/// train action at its pinned commit and the registry in S3 (moto): four trial jobs each keep
+/// their trial under the run's ID, then the train job registers the best one, with the four
+/// trials on its card. (The release the train workflow then calls is tested elsewhere: only
+/// the train job and what it needs run here.)
+#[test]
+fn rendered_sweep_fans_out_as_a_matrix_and_registers_the_best_trial() {
+    if tool("act").is_none() {
+        return;
+    }
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    const BUCKET: &str = "mlops-digits-example";
+    let (status, answer) = moto.http("PUT", &format!("/{BUCKET}"), b"");
+    assert_eq!(status, 200, "{answer}");
+    let repo = rendered_example_with("digits-github", |t| {
+        let out = t
+            .replace(
+                "  local:\n    device: cpu\n",
+                "  local:\n    device: cpu\n  sweep:\n    method: grid\n    budget: 4\n    objective: { metric: accuracy }\n    parameters:\n      learning_rate: [0.0003, 0.003]\n      hidden_layers: [[16], [64]]\n",
+            )
+            .replace("epochs: 30", "epochs: 5")
+            .replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.5 }");
+        assert_eq!(out.matches("sweep:").count(), 1);
+        out
+    });
+    let dir = repo.path();
+    let train = std::fs::read_to_string(dir.join(".github/workflows/mlops-train.yml"))
+        .expect("the train workflow");
+    assert!(
+        train.contains("sweep-trial: ${{ matrix.trial }}"),
+        "{train}"
+    );
+    let sha = pinned_sha(&train, "mlops-rs/mlops").expect("pinned mlops actions");
+    let pinned = actions_at(&sha);
+    let aws = aws_credentials_stand_in();
+    let aws_sha = pinned_sha(&train, "aws-actions/configure-aws-credentials").expect("pinned");
+    let record = tempfile::NamedTempFile::new().expect("record");
+    let fake = github_fake::FakeGitHub::start().expect("fake GitHub");
+    let mut args = event_args(
+        dir,
+        "push",
+        r#"{"ref": "refs/heads/main"}"#,
+        "mlops-train.yml",
+    );
+    args.extend(["-j".into(), "train".into()]);
+    args.extend(local_repositories(&[
+        ("mlops-rs/mlops", &sha, pinned.path()),
+        (
+            "aws-actions/configure-aws-credentials",
+            &aws_sha,
+            aws.path(),
+        ),
+    ]));
+    args.extend([
+        "--var".into(),
+        "MLOPS_TRAIN_ROLE_ARN=arn:aws:iam::123456789012:role/train".into(),
+        "--var".into(),
+        "MLOPS_AWS_REGION=us-east-1".into(),
+    ]);
+    args.extend(world_env(&moto.endpoint(), fake.url(), record.path()));
+    let run = act_in(dir, &args).expect("act is on PATH");
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    // Four trial jobs ran (one per matrix value), then the selection.
+    for n in 1..=4 {
+        assert!(
+            run.log.contains(&format!("trial {n}/4: ")),
+            "trial {n} did not run:\n{}",
+            run.log
+        );
+    }
+    let keys = |prefix: &str| {
+        let (status, listing) = moto.http(
+            "GET",
+            &format!("/{BUCKET}?list-type=2&prefix={prefix}"),
+            b"",
+        );
+        assert_eq!(status, 200, "{listing}");
+        listing
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split("</Key>").next())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let trials: Vec<String> = keys("registry/digits-mlp/sweeps/")
+        .into_iter()
+        .filter(|k| k.ends_with("/trial.json"))
+        .collect();
+    assert_eq!(trials.len(), 4, "{trials:?}");
+    let versions: Vec<String> = keys("registry/digits-mlp/")
+        .into_iter()
+        .filter(|k| k.ends_with("/status.json"))
+        .collect();
+    assert_eq!(versions, ["registry/digits-mlp/1/status.json"]);
+    let (status, card) = moto.http(
+        "GET",
+        &format!("/{BUCKET}/registry/digits-mlp/1/card.json"),
+        b"",
+    );
+    assert_eq!(status, 200, "{card}");
+    let card = card
+        .split_once("\r\n\r\n")
+        .map_or(card.as_str(), |(_, b)| b);
+    let card: mlops_artifacts::card::ModelCard = serde_json::from_str(card).expect("card");
+    let sweep = card.sweep.expect("the card records the sweep");
+    assert_eq!(sweep.trials.len(), 4);
+    let top = sweep
+        .trials
+        .iter()
+        .max_by(|a, b| a.objective.total_cmp(&b.objective))
+        .expect("trials");
+    assert_eq!(sweep.best, top.trial);
+    assert_eq!(
+        serde_json::json!(card.job.learning_rate),
+        top.parameters["learning_rate"]
+    );
+    assert_eq!(
+        run.output("model-version").as_deref(),
+        Some("digits-mlp@1"),
+        "{}",
+        run.log
+    );
+    let recorded = std::fs::read_to_string(record.path()).expect("record");
+    assert_eq!(
+        recorded
+            .lines()
+            .filter(|l| *l == "aws role=arn:aws:iam::123456789012:role/train")
+            .count(),
+        5,
+        "each trial job and the selection assume the training role: {recorded}"
+    );
+}
