@@ -461,6 +461,12 @@ mod tests {
             name("digits_mlp-v3", "0123456789"),
             "digits-mlp-v3-0123456789"
         );
+        // The longest endpoint name the schema takes keeps `NAME-v` whole (the deploy role's
+        // resource prefix), whatever the version.
+        let endpoint = "e".repeat(50);
+        let longest = name(&format!("{endpoint}-v1000"), "0123456789");
+        assert!(longest.starts_with(&format!("{endpoint}-v")), "{longest}");
+        assert!(longest.len() <= 63, "{longest}");
         let long = name(&"x".repeat(100), "0123456789");
         assert_eq!(long.len(), 63);
         assert!(long.ends_with("-0123456789"));
