@@ -3033,17 +3033,7 @@ fn rendered_sweep_fans_out_as_a_matrix_and_registers_the_best_trial() {
     const BUCKET: &str = "mlops-digits-example";
     let (status, answer) = moto.http("PUT", &format!("/{BUCKET}"), b"");
     assert_eq!(status, 200, "{answer}");
-    let repo = rendered_example_with("digits-github", |t| {
-        let out = t
-            .replace(
-                "  local:\n    device: cpu\n",
-                "  local:\n    device: cpu\n  sweep:\n    method: grid\n    budget: 4\n    objective: { metric: accuracy }\n    parameters:\n      learning_rate: [0.0003, 0.003]\n      hidden_layers: [[16], [64]]\n",
-            )
-            .replace("epochs: 30", "epochs: 5")
-            .replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.5 }");
-        assert_eq!(out.matches("sweep:").count(), 1);
-        out
-    });
+    let repo = rendered_example_with("digits-github", crate::sweep::grid_of_four);
     let dir = repo.path();
     let train = std::fs::read_to_string(dir.join(".github/workflows/mlops-train.yml"))
         .expect("the train workflow");

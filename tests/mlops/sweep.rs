@@ -4,20 +4,24 @@
 use crate::bin::{mlops, succeeds};
 use crate::quickstart;
 
-/// The quickstart with a 2 x 2 grid over the learning rate and the hidden layers, five epochs
-/// each (enough to tell the trials apart), and a threshold every sensible trial passes.
+/// A quickstart-like manifest's `text` with a 2 x 2 grid over the learning rate and the hidden
+/// layers, five epochs each (enough to tell the trials apart), and a threshold every sensible
+/// trial passes.
+pub(crate) fn grid_of_four(text: String) -> String {
+    let out = text
+        .replace(
+            "  local:\n    device: cpu\n",
+            "  local:\n    device: cpu\n  sweep:\n    method: grid\n    budget: 4\n    objective: { metric: accuracy }\n    parameters:\n      learning_rate: [0.0003, 0.003]\n      hidden_layers: [[16], [64]]\n",
+        )
+        .replace("epochs: 30", "epochs: 5")
+        .replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.5 }");
+    assert_eq!(out.matches("sweep:").count(), 1, "{out}");
+    out
+}
+
+/// The quickstart with [`grid_of_four`].
 fn swept() -> tempfile::TempDir {
-    quickstart::copy(|t| {
-        let out = t
-            .replace(
-                "  local:\n    device: cpu\n",
-                "  local:\n    device: cpu\n  sweep:\n    method: grid\n    budget: 4\n    objective: { metric: accuracy }\n    parameters:\n      learning_rate: [0.0003, 0.003]\n      hidden_layers: [[16], [64]]\n",
-            )
-            .replace("epochs: 30", "epochs: 5")
-            .replace("accuracy: { min: 0.95 }", "accuracy: { min: 0.5 }");
-        assert_eq!(out.matches("sweep:").count(), 1, "{out}");
-        out
-    })
+    quickstart::copy(grid_of_four)
 }
 
 #[test]

@@ -949,7 +949,10 @@ pub struct SagemakerEndpoint {
     /// Endpoint name, at most 50 characters: `mlops deploy` names each model and endpoint
     /// configuration after it (`NAME-vVERSION-KEY`, within SageMaker's 63), and the rendered
     /// deploy role may create only those starting with `NAME-v`.
-    #[schemars(regex(pattern = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,49}$"), length(max = 50))]
+    #[schemars(
+        regex(pattern = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,49}$"),
+        length(max = 50)
+    )]
     pub endpoint_name: String,
     /// Instance type of a real-time endpoint, e.g. `ml.m5.large`. Absent with `serverless`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

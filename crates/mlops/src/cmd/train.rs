@@ -137,11 +137,8 @@ fn sweep(
         Ok(s) => s,
         Err(p) => return super::failed(&p),
     };
-    if format != Format::Json {
-        print!("{}", describe(&swept.record));
-    }
-    conclude(
-        &Trained {
+    conclude_sweep(
+        Trained {
             manifest: &args.manifest,
             m: &swept.manifest,
             source,
@@ -154,6 +151,14 @@ fn sweep(
         },
         format,
     )
+}
+
+/// A sweep's winner registered: the trials shown, then as any training ([`conclude`]).
+fn conclude_sweep(t: Trained<'_>, format: Format) -> Exit {
+    if let (Some(record), true) = (&t.sweep, format != Format::Json) {
+        print!("{}", describe(record));
+    }
+    conclude(&t, format)
 }
 
 /// One job of a sweep fanned out over several: `--sweep-trial N` trains trial N and keeps it in
@@ -202,11 +207,8 @@ fn fanned_out(
         Ok(s) => s,
         Err(p) => return super::failed(&p),
     };
-    if format != Format::Json {
-        print!("{}", describe(&selected.record));
-    }
-    conclude(
-        &Trained {
+    conclude_sweep(
+        Trained {
             manifest: &args.manifest,
             m,
             source,
