@@ -1351,6 +1351,52 @@ fn the_rendered_roles_deploy_from_the_registry_and_do_nothing_else() {
             .env("AWS_SESSION_TOKEN", token);
         c.output().expect("runs")
     };
+    // A sweep fanned out over the train workflow's jobs: each trial and the selection run with
+    // the training role, which keeps the trials beside the versions and registers the best;
+    // the production role may not keep a trial.
+    let swept = dir.path().join("swept.yaml");
+    let source = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&swept, crate::sweep::grid_of_four(source)).expect("write");
+    let sweep = |args: &[&str]| {
+        let mut c = mlops();
+        c.args([
+            "train",
+            "--format",
+            "json",
+            "--sweep-id",
+            "run-41",
+            "--manifest",
+        ])
+        .arg(&swept)
+        .args(args);
+        moto.env(&mut c);
+        c
+    };
+    let out = as_role("production", sweep(&["--sweep-trial", "1"]));
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "production role: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("AccessDenied"),
+        "production role: {}",
+        text(&out)
+    );
+    for n in ["1", "2", "3", "4"] {
+        let out = as_role("train", sweep(&["--sweep-trial", n]));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "train role, trial {n}: {}",
+            text(&out)
+        );
+    }
+    let out = as_role("train", sweep(&["--sweep-select"]));
+    assert_eq!(out.status.code(), Some(0), "train role: {}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(summary["model_version"], "digits-mlp@2", "{summary}");
     let img = image();
     let staging = || deploy_staging(&moto, dir.path(), &sagemaker.endpoint(), &img);
     let out = as_role("staging", staging());
