@@ -231,19 +231,12 @@ pub fn local(
         let run = crate::train::local(&trial.manifest, manifest, progress, |e| {
             on_event(trial.number, e)
         })?;
-        let metrics = run.report.metrics_of("validation");
-        let objective = metrics.get(metric).copied().unwrap_or(f64::NAN);
+        let record = trial_record(trial.number, trial.parameters.clone(), &run, metric);
         progress.notice(&format!(
-            "trial {}/{total}: validation {metric} {objective:.4}",
-            trial.number
+            "trial {}/{total}: validation {metric} {:.4}",
+            trial.number, record.objective
         ));
-        records.push(TrialRecord {
-            trial: trial.number,
-            parameters: trial.parameters.clone(),
-            metrics,
-            objective,
-            seconds: run.report.seconds,
-        });
+        records.push(record);
         // Only the best run so far is kept (its model directory); the others are dropped.
         if best(&records, maximize) == Some(trial.number) {
             kept = Some((trial.number, run, trial.manifest));
@@ -255,14 +248,42 @@ pub fn local(
     Ok(Swept {
         run,
         manifest,
-        record: SweepRecord {
-            method: mlops_manifest::model::spelling(&sw.method),
-            metric: metric.to_owned(),
-            goal: if maximize { "maximize" } else { "minimize" }.to_owned(),
-            trials: records,
-            best: number,
-        },
+        record: sweep_record(sw, records, number),
     })
+}
+
+/// A trial's record from its run: its validation metrics, and the objective's value among them
+/// (not a number when the run did not measure it).
+fn trial_record(
+    number: usize,
+    parameters: BTreeMap<String, Value>,
+    run: &LocalRun,
+    metric: &str,
+) -> TrialRecord {
+    let metrics = run.report.metrics_of("validation");
+    TrialRecord {
+        trial: number,
+        parameters,
+        objective: metrics.get(metric).copied().unwrap_or(f64::NAN),
+        metrics,
+        seconds: run.report.seconds,
+    }
+}
+
+/// The record of the sweep `sw` whose trials were `trials` and whose winner is trial `best`.
+fn sweep_record(sw: &Sweep, trials: Vec<TrialRecord>, best: usize) -> SweepRecord {
+    SweepRecord {
+        method: mlops_manifest::model::spelling(&sw.method),
+        metric: sw.objective.metric.name().to_owned(),
+        goal: if sw.objective.maximize() {
+            "maximize"
+        } else {
+            "minimize"
+        }
+        .to_owned(),
+        trials,
+        best,
+    }
 }
 
 /// Trains trial `number` of `m`'s sweep on this machine and keeps its artifact and result in
@@ -297,14 +318,7 @@ pub fn one(
         shown(&trial.parameters)
     ));
     let run = crate::train::local(&trial.manifest, manifest, progress, on_event)?;
-    let metrics = run.report.metrics_of("validation");
-    let record = TrialRecord {
-        trial: number,
-        parameters: trial.parameters,
-        objective: metrics.get(metric).copied().unwrap_or(f64::NAN),
-        metrics,
-        seconds: run.report.seconds,
-    };
+    let record = trial_record(number, trial.parameters, &run, metric);
     let result = mlops_artifacts::sweep::TrialResult {
         of: total,
         record: record.clone(),
@@ -404,13 +418,7 @@ pub fn select(
         model_dir: into.to_path_buf(),
         job: chosen.job,
         report: chosen.report,
-        record: SweepRecord {
-            method: mlops_manifest::model::spelling(&sw.method),
-            metric: sw.objective.metric.name().to_owned(),
-            goal: if maximize { "maximize" } else { "minimize" }.to_owned(),
-            trials: records,
-            best: winner,
-        },
+        record: sweep_record(sw, records, winner),
     })
 }
 

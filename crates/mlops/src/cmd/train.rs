@@ -83,16 +83,9 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
     if m.training.sweep.is_some() {
         return sweep(args, &m, &source, &registry, format);
     }
-    let github = format == Format::Github;
-    if github {
-        crate::out::command(&mlops_actions::group(&format!("Training {}", m.model.name)));
-    }
-    let mut progress = Progress::new(format);
-    let result = mlops_core::train::local(&m, &args.manifest, &mut console, |e| progress.show(e));
-    progress.finish();
-    if github {
-        crate::out::command(mlops_actions::end_group());
-    }
+    let result = grouped(format, &format!("Training {}", m.model.name), |progress| {
+        mlops_core::train::local(&m, &args.manifest, &mut console, |e| progress.show(e))
+    });
     let run = match result {
         Ok(run) => run,
         Err(p) => return super::failed(&p),
@@ -113,6 +106,22 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
     )
 }
 
+/// Runs `work` with a progress display, inside an Actions log group titled `title` when the
+/// format is `github`.
+fn grouped<T>(format: Format, title: &str, work: impl FnOnce(&mut Progress) -> T) -> T {
+    let github = format == Format::Github;
+    if github {
+        crate::out::command(&mlops_actions::group(title));
+    }
+    let mut progress = Progress::new(format);
+    let result = work(&mut progress);
+    progress.finish();
+    if github {
+        crate::out::command(mlops_actions::end_group());
+    }
+    result
+}
+
 /// A sweep (`training.sweep`): every trial trained here, one after the other, then the best
 /// registered with the record of all of them on its card.
 fn sweep(
@@ -122,17 +131,10 @@ fn sweep(
     registry: &mlops_registry::Registry,
     format: Format,
 ) -> Exit {
-    let github = format == Format::Github;
-    if github {
-        crate::out::command(&mlops_actions::group(&format!("Sweeping {}", m.model.name)));
-    }
     let mut console = super::Console(format);
-    let mut progress = Progress::new(format);
-    let result = mlops_core::sweep::local(m, &args.manifest, &mut console, |_, e| progress.show(e));
-    progress.finish();
-    if github {
-        crate::out::command(mlops_actions::end_group());
-    }
+    let result = grouped(format, &format!("Sweeping {}", m.model.name), |progress| {
+        mlops_core::sweep::local(m, &args.manifest, &mut console, |_, e| progress.show(e))
+    });
     let swept = match result {
         Ok(s) => s,
         Err(p) => return super::failed(&p),
