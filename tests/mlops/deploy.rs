@@ -2086,3 +2086,92 @@ fn the_rendered_batch_role_reads_the_input_and_writes_only_the_scores() {
         assert!(!allows_on(&roles["production"], action, &arn), "{arn}");
     }
 }
+
+/// A sweep on SageMaker (the example's) is a hyperparameter tuning job: the rendered training
+/// role may start, watch, list and stop tuning jobs and describe their trials, and no deploying
+/// role may. moto gives SageMaker calls the resource `*`, so the names are checked against the
+/// evaluated policy: a tuning job named as mlops names it, from a prefix longer than a tuning
+/// job's name leaves room for, and a trial SageMaker names after it, both fall in the grant.
+#[test]
+fn only_the_rendered_training_role_runs_tuning_jobs_named_as_mlops_names_them() {
+    let text = std::fs::read_to_string(root().join("examples/sagemaker/mlops.yaml"))
+        .expect("the example")
+        .replace(
+            "    state_bucket: acme-terraform-state\n",
+            "    state_bucket: acme-terraform-state\n    name_prefix: acme-churn-model-prod\n",
+        );
+    let report = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes());
+    assert!(report.is_valid(), "{:?}", report.diagnostics);
+    let m = report.manifest.expect("typed");
+    assert!(m.training.sweep.is_some(), "the example sweeps");
+    let files = mlops_render::render(&m, "mlops.yaml", &std::collections::BTreeMap::new())
+        .expect("renders");
+    let roles = terraform::github_roles(&files, "123456789012");
+    let tuning = [
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:StopHyperParameterTuningJob",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    ];
+    for action in tuning {
+        assert!(allows(&roles["train"], action), "train may not {action}");
+        for role in ["staging", "production"] {
+            assert!(
+                !allows(&roles[role], action),
+                "{role} may {action}: {:#?}",
+                roles[role].policies
+            );
+        }
+    }
+    let resources = |action: &str| -> Vec<String> {
+        roles["train"]
+            .policies
+            .iter()
+            .flat_map(|(_, p)| p["Statement"].as_array().cloned().unwrap_or_default())
+            .filter(|st| {
+                st["Action"] == action
+                    || st["Action"]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|a| a == action))
+            })
+            .flat_map(|st| match &st["Resource"] {
+                serde_json::Value::String(r) => vec![r.clone()],
+                serde_json::Value::Array(l) => l
+                    .iter()
+                    .filter_map(|r| r.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    };
+    let granted = |action: &str, arn: &str| {
+        resources(action).iter().any(|r| {
+            r.strip_suffix('*')
+                .map_or(r == arn, |stem| arn.starts_with(stem))
+        })
+    };
+    let name = mlops_core::sagemaker::job_name(
+        mlops_core::sagemaker::tuning_prefix(&m),
+        &"0".repeat(64),
+        &[],
+    );
+    assert!(name.len() <= 32, "{name}");
+    let arn = "arn:aws:sagemaker:eu-west-1:123456789012:";
+    assert!(
+        granted(
+            "sagemaker:CreateHyperParameterTuningJob",
+            &format!("{arn}hyper-parameter-tuning-job/{name}")
+        ),
+        "{name}: {:?}",
+        resources("sagemaker:CreateHyperParameterTuningJob")
+    );
+    assert!(granted(
+        "sagemaker:DescribeTrainingJob",
+        &format!("{arn}training-job/{name}-001-1a2b3c4d")
+    ));
+    // Another project's tuning jobs are not granted.
+    assert!(!granted(
+        "sagemaker:CreateHyperParameterTuningJob",
+        &format!("{arn}hyper-parameter-tuning-job/other-0123456789abcdef")
+    ));
+}

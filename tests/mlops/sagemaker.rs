@@ -1077,3 +1077,256 @@ fn image_push_refusals() {
         "SageMaker runs only",
     );
 }
+
+/// The project with a 2 x 2 grid sweep, trained on SageMaker without a model package group (the
+/// fake plays training and tuning jobs only).
+fn swept_project() -> tempfile::TempDir {
+    crate::quickstart::copy(|yaml| {
+        let yaml = project_yaml(yaml)
+            .replace("  epochs: 2\n", "  epochs: 4\n")
+            .replace("  sagemaker_model_package_group: digits-mlp\n", "")
+            .replace(
+                "  sagemaker:\n    role_arn:",
+                "  sweep:\n    method: grid\n    budget: 4\n    objective: { metric: accuracy }\n    parameters:\n      learning_rate: [0.0003, 0.003]\n      hidden_layers: [[16], [64]]\n  sagemaker:\n    role_arn:",
+            );
+        assert!(yaml.contains("  sweep:\n"), "{yaml}");
+        yaml
+    })
+}
+
+/// moto (ECR, S3) and the SageMaker fake playing `scenario` for a sweep: its trials run the
+/// real worker (this binary) over the datasets `mlops train` uploads to moto.
+fn with_tuning(scenario: &str) -> Option<(Moto, Fake, tempfile::TempDir)> {
+    let (moto, _) = aws()?;
+    let fake = Fake::start_with(
+        scenario,
+        &[
+            ("FAKE_S3_ENDPOINT", &moto.endpoint()),
+            ("FAKE_MLOPS", env!("CARGO_BIN_EXE_mlops")),
+        ],
+    )?;
+    Some((moto, fake, swept_project()))
+}
+
+/// A sweep on SageMaker is one hyperparameter tuning job: a grid of categorical ranges (model
+/// hyperparameters under their own keys, none left static), the objective among the metric
+/// definitions; each trial a real worker run. Every trial is recorded on the card with the
+/// metrics SageMaker extracted from its log, the best one's artifact is registered, and a
+/// re-run finds it registered.
+#[test]
+fn a_sweep_runs_as_a_tuning_job_and_registers_its_best_trial() {
+    let Some((moto, fake, dir)) = with_tuning("tuning") else {
+        return;
+    };
+    let stdout = succeeds(train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "digits-sweep-1"],
+    ));
+    assert!(
+        stdout.contains("started tuning job digits-sweep-1")
+            && stdout.contains("4 trials, 4 at once"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("sweep: 4 trials (grid)"), "{stdout}");
+    let (calls, violations) = fake.calls();
+    assert!(violations.is_empty(), "{violations:?}");
+    assert!(
+        !calls.contains(&"CreateTrainingJob".to_owned()),
+        "{calls:?}"
+    );
+    let state = fake.state();
+    let request = &state["tunings"]["digits-sweep-1"]["request"];
+    let config = &request["HyperParameterTuningJobConfig"];
+    assert_eq!(config["Strategy"], "Grid");
+    assert!(
+        config["ResourceLimits"]
+            .get("MaxNumberOfTrainingJobs")
+            .is_none()
+    );
+    assert_eq!(
+        config["HyperParameterTuningJobObjective"],
+        serde_json::json!({"Type": "Maximize", "MetricName": "validation:accuracy"})
+    );
+    let ranges: Vec<&str> = config["ParameterRanges"]["CategoricalParameterRanges"]
+        .as_array()
+        .expect("categorical")
+        .iter()
+        .filter_map(|r| r["Name"].as_str())
+        .collect();
+    assert_eq!(ranges, ["learning_rate", "hyperparameters.hidden_layers"]);
+    let statics = &request["TrainingJobDefinition"]["StaticHyperParameters"];
+    assert!(statics.get("learning_rate").is_none() && statics.get("hyperparameters").is_some());
+    // The card: every trial with the metrics SageMaker found in its log, the best registered.
+    let card = card(dir.path(), 1);
+    let sweep = &card["sweep"];
+    let trials = sweep["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 4);
+    let faked = state["trials"].as_object().expect("trials");
+    assert_eq!(faked.len(), 4);
+    let mut best = (0.0, 0);
+    for t in trials {
+        let objective = t["objective"].as_f64().expect("a number");
+        assert_eq!(t["metrics"]["accuracy"].as_f64(), Some(objective), "{t}");
+        if objective > best.0 {
+            best = (objective, t["trial"].as_u64().expect("n"));
+        }
+    }
+    let found: Vec<f64> = faked
+        .values()
+        .map(|j| {
+            j["metrics"]["validation:accuracy"]
+                .as_f64()
+                .expect("metric")
+        })
+        .collect();
+    let objectives: Vec<f64> = trials
+        .iter()
+        .filter_map(|t| t["objective"].as_f64())
+        .collect();
+    for o in &objectives {
+        assert!(
+            found.iter().any(|f| (f - o).abs() < 1e-6),
+            "{o} in {found:?}"
+        );
+    }
+    assert!(
+        objectives.windows(2).any(|w| w[0] != w[1]),
+        "{objectives:?}"
+    );
+    assert_eq!(sweep["best"].as_u64(), Some(best.1));
+    let winner = &trials[best.1 as usize - 1];
+    assert_eq!(card["sagemaker"]["tuning_job"], "digits-sweep-1");
+    let job = card["sagemaker"]["training_job"].as_str().expect("a job");
+    assert!(job.starts_with("digits-sweep-1-00"), "{job}");
+    assert_eq!(
+        faked[job]["tuned"]["learning_rate"],
+        winner["parameters"]["learning_rate"].to_string()
+    );
+    assert_eq!(
+        card["job"]["hyperparameters"]["hidden_layers"],
+        winner["parameters"]["hidden_layers"]
+    );
+    assert_eq!(
+        card["job"]["learning_rate"],
+        winner["parameters"]["learning_rate"]
+    );
+    // The trial the fake ran got SageMaker's own hyperparameter too, and the worker took it.
+    assert_eq!(
+        faked[job]["request"]["HyperParameters"]["_tuning_objective_metric"],
+        "validation:accuracy"
+    );
+    // Again: the tuning job's model is registered already.
+    let again = succeeds(train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "digits-sweep-1"],
+    ));
+    assert!(again.contains("nothing to do"), "{again}");
+    assert_eq!(
+        fake.calls()
+            .0
+            .iter()
+            .filter(|c| *c == "CreateHyperParameterTuningJob")
+            .count(),
+        1
+    );
+}
+
+/// A trial that fails fails the sweep (exit 3, naming the trial and SageMaker's reason), and
+/// nothing is registered; a tuning job name over 32 characters is refused before any call.
+#[test]
+fn a_failed_trial_fails_the_sweep_on_sagemaker() {
+    let Some((moto, fake, dir)) = with_tuning("tuning-fail") else {
+        return;
+    };
+    let out = train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "digits-sweep-2"],
+    )
+    .output()
+    .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("1 of 4 trials did not complete"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the fake fails the second trial"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("registry/digits-mlp").exists());
+    let long = train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", &format!("digits-{}", "x".repeat(30))],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(long.status.code(), Some(2), "{}", text(&long.stderr));
+    assert!(text(&long.stderr).contains("1 to 32 letters"));
+    assert_eq!(
+        fake.calls()
+            .0
+            .iter()
+            .filter(|c| *c == "CreateHyperParameterTuningJob")
+            .count(),
+        1
+    );
+}
+
+/// A real SIGTERM while the trials run stops the tuning job, and with it its trials, before
+/// the process exits 130.
+#[test]
+fn sigterm_stops_the_tuning_job_and_its_trials() {
+    let Some((moto, fake, dir)) = with_tuning("tuning-hold") else {
+        return;
+    };
+    let child = train(
+        dir.path(),
+        &moto,
+        &fake.endpoint(),
+        &["--job-name", "digits-sweep-3"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starts");
+    fake.wait_for_calls("DescribeHyperParameterTuningJob", 3);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = finish(child, Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("SIGTERM: stopping the tuning job digits-sweep-3"),
+        "{stderr}"
+    );
+    let (calls, violations) = fake.calls();
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| *c == "StopHyperParameterTuningJob")
+            .count(),
+        1,
+        "{calls:?}"
+    );
+    let state = fake.state();
+    let status = state["tunings"]["digits-sweep-3"]["status"].as_str();
+    assert!(matches!(status, Some("Stopping" | "Stopped")), "{status:?}");
+    for (name, trial) in state["trials"].as_object().expect("trials") {
+        let s = trial["status"].as_str();
+        assert!(matches!(s, Some("Stopping" | "Stopped")), "{name}: {s:?}");
+    }
+    assert!(!dir.path().join("registry/digits-mlp").exists());
+}

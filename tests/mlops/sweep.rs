@@ -102,7 +102,7 @@ fn a_grid_sweep_registers_its_best_trial_with_every_trial_on_the_card() {
 }
 
 #[test]
-fn trials_are_shown_and_a_sweep_on_sagemaker_is_refused() {
+fn trials_are_shown_and_trial_flags_are_refused_on_sagemaker() {
     let dir = swept();
     let manifest = dir.path().join("mlops.yaml");
     let text = succeeds({
@@ -123,15 +123,18 @@ fn trials_are_shown_and_a_sweep_on_sagemaker_is_refused() {
         1,
         "{text}"
     );
+    // On SageMaker a tuning job runs every trial (tests/mlops/sagemaker.rs), so the flags of
+    // a fanned-out trial are refused rather than ignored.
     let out = mlops()
-        .args(["train", "--backend", "sagemaker", "--manifest"])
+        .args(["train", "--backend", "sagemaker", "--sweep-trial", "1"])
+        .args(["--sweep-id", "7", "--manifest"])
         .arg(&manifest)
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("a sweep's trials run on this machine"),
+        err.contains("a hyperparameter tuning job runs them all"),
         "{err}"
     );
     assert!(!dir.path().join(".mlops/registry/digits-mlp/2").exists());

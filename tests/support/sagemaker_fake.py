@@ -31,12 +31,39 @@ Scenarios:
            a transform job fails after two polls, with a FailureReason
   transform-hold
            a transform job stays InProgress until StopTransformJob; then Stopping, Stopped
+  tuning   a hyperparameter tuning job runs its trials as SageMaker does: a grid's every
+           combination of the categorical values, or MaxNumberOfTrainingJobs random draws
+           (RandomSeed); each trial is a training job named TUNING-NNN-XXXXXXXX whose
+           hyperparameters are the static ones, the trial's and `_tuning_objective_metric`. The
+           fake runs it for real: the channels downloaded from S3 (FAKE_S3_ENDPOINT) into an
+           /opt/ml layout, `FAKE_MLOPS train-worker --base DIR`, the metric definitions' last
+           matches in its output as the final metrics, the model directory packed to
+           OUTPUT/TRIAL/output/model.tar.gz, and /opt/ml/output/failure as a failed trial's
+           reason. Requests SageMaker refuses are refused: a name over 32 characters, a grid with
+           a range that is not categorical, more than 30 values in one range, an objective no
+           metric definition names, a hyperparameter both static and tuned.
+  tuning-fail
+           as `tuning`, but the second trial fails (AlgorithmError) without running
+  tuning-hold
+           a tuning job stays InProgress with two trials running until
+           StopHyperParameterTuningJob; then Stopping, Stopped (its trials too)
 GET /_calls answers {"calls": [operation, ...], "violations": [...], "tags": {arn: {key: value}}}.
 """
 
+import hashlib
+import io
+import itertools
 import json
+import math
 import os
+import random
+import re
+import subprocess
 import sys
+import tarfile
+import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,6 +86,10 @@ TRANSFORM_OPS = {"CreateTransformJob", "DescribeTransformJob", "StopTransformJob
 HOSTING = {"CreateModel", "DescribeModel", "CreateEndpointConfig", "DescribeEndpointConfig",
            "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint", "AddTags"}
 TAGS = {}
+TUNINGS = {}
+TUNING_OPS = {"CreateHyperParameterTuningJob", "DescribeHyperParameterTuningJob",
+              "StopHyperParameterTuningJob", "ListTrainingJobsForHyperParameterTuningJob"}
+LOCK = threading.Lock()
 FAILURE = "The primary container for production variant AllTraffic did not pass the ping health check."
 
 
@@ -167,6 +198,10 @@ def job_view(job):
     }
     if "reason" in job:
         out["FailureReason"] = job["reason"]
+    if "metrics" in job:
+        out["FinalMetricDataList"] = [{"MetricName": k, "Value": v, "Timestamp": 1700000000}
+                                      for k, v in job["metrics"].items()]
+        out["HyperParameters"] = job["request"]["HyperParameters"]
     return out
 
 
@@ -296,6 +331,238 @@ def transforms(handler, op, params):
     return handler.answer(200, transform_view(job))
 
 
+def tuning_refusal(p):
+    """Why SageMaker would refuse this CreateHyperParameterTuningJob, or None."""
+    name = p["HyperParameterTuningJobName"]
+    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}", name):
+        return f"HyperParameterTuningJobName {name!r} must match ^[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,31}}"
+    config = p["HyperParameterTuningJobConfig"]
+    ranges = config.get("ParameterRanges", {})
+    definition = p["TrainingJobDefinition"]
+    if config["Strategy"] == "Grid" and (ranges.get("ContinuousParameterRanges") or ranges.get("IntegerParameterRanges")):
+        return "The Grid search strategy supports only categorical parameter ranges"
+    if config["Strategy"] == "Random" and "MaxNumberOfTrainingJobs" not in config["ResourceLimits"]:
+        return "MaxNumberOfTrainingJobs is required for the Random strategy"
+    for r in ranges.get("CategoricalParameterRanges", []):
+        if len(r["Values"]) > 30:
+            return f"categorical range {r['Name']} has {len(r['Values'])} values; at most 30"
+    objective = config.get("HyperParameterTuningJobObjective", {}).get("MetricName")
+    names = [d["Name"] for d in definition["AlgorithmSpecification"].get("MetricDefinitions", [])]
+    if objective not in names:
+        return f"the objective metric {objective!r} is not one of the metric definitions {names}"
+    tuned = [r["Name"] for kind in ranges.values() for r in kind]
+    both = set(tuned) & set(definition.get("StaticHyperParameters", {}))
+    if both:
+        return f"hyperparameters {sorted(both)} are both static and tunable"
+    return None
+
+
+def trial_values(config):
+    """The tuned hyperparameters of each trial: a grid's combinations, or seeded draws."""
+    ranges = config.get("ParameterRanges", {})
+    categorical = [(r["Name"], r["Values"]) for r in ranges.get("CategoricalParameterRanges", [])]
+    if config["Strategy"] == "Grid":
+        names = [n for n, _ in categorical]
+        return [dict(zip(names, combo)) for combo in itertools.product(*[v for _, v in categorical])]
+    rng = random.Random(config.get("RandomSeed", 0))
+    out = []
+    for _ in range(config["ResourceLimits"]["MaxNumberOfTrainingJobs"]):
+        values = {n: rng.choice(v) for n, v in categorical}
+        for r in ranges.get("ContinuousParameterRanges", []):
+            lo, hi = float(r["MinValue"]), float(r["MaxValue"])
+            if r.get("ScalingType") == "Logarithmic":
+                x = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+            else:
+                x = rng.uniform(lo, hi)
+            values[r["Name"]] = repr(x)
+        out.append(values)
+    return out
+
+
+def run_trial(tuning, job, values):
+    """One trial as a SageMaker training job runs it, for real; fills in `job`."""
+    p = tuning["request"]
+    definition = p["TrainingJobDefinition"]
+    with tempfile.TemporaryDirectory(prefix="fake-sagemaker-") as base:
+        config = os.path.join(base, "input", "config")
+        os.makedirs(config)
+        hp = dict(definition.get("StaticHyperParameters", {}))
+        hp.update(values)
+        hp["_tuning_objective_metric"] = p["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+        job["request"]["HyperParameters"] = hp
+        with open(os.path.join(config, "hyperparameters.json"), "w") as f:
+            json.dump(hp, f)
+        for channel in definition["InputDataConfig"]:
+            bucket, prefix = split_s3(channel["DataSource"]["S3DataSource"]["S3Uri"])
+            target = os.path.join(base, "input", "data", channel["ChannelName"])
+            os.makedirs(target)
+            for obj in s3().list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+                name = obj["Key"].rsplit("/", 1)[-1]
+                s3().download_file(bucket, obj["Key"], os.path.join(target, name))
+        for d in ("model", "output"):
+            os.makedirs(os.path.join(base, d), exist_ok=True)
+        job["started"] = time.time()
+        run = subprocess.run([os.environ["FAKE_MLOPS"], "train-worker", "--base", base],
+                             capture_output=True, text=True, timeout=600)
+        job["ended"] = time.time()
+        log = run.stdout + run.stderr
+        if run.returncode != 0:
+            failure = os.path.join(base, "output", "failure")
+            reason = open(failure).read().strip() if os.path.exists(failure) else log.strip()[-300:]
+            job["reason"] = "AlgorithmError: " + reason
+            move(job, "Failed", "Failed")
+            return
+        metrics = {}
+        for d in definition["AlgorithmSpecification"].get("MetricDefinitions", []):
+            found = re.findall(d["Regex"], log)
+            if found:
+                metrics[d["Name"]] = float(found[-1])
+        job["metrics"] = metrics
+        packed = io.BytesIO()
+        with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+            tar.add(os.path.join(base, "model"), arcname=".")
+        bucket, key = split_s3(job["artifact"])
+        s3().put_object(Bucket=bucket, Key=key, Body=packed.getvalue())
+        move(job, "Completed", "Completed")
+
+
+def tuning_trials(tuning):
+    """Starts the trials (the tuning job's thread): created in order, run one at a time."""
+    p = tuning["request"]
+    name = p["HyperParameterTuningJobName"]
+    definition = p["TrainingJobDefinition"]
+    output = definition["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    for i, values in enumerate(trial_values(p["HyperParameterTuningJobConfig"]), start=1):
+        with LOCK:
+            if tuning["status"] != "InProgress":
+                return
+            suffix = hashlib.sha256(f"{name}/{i}".encode()).hexdigest()[:8]
+            trial = f"{name}-{i:03d}-{suffix}"
+            request = {
+                "AlgorithmSpecification": definition["AlgorithmSpecification"],
+                "ResourceConfig": definition["ResourceConfig"],
+                "StoppingCondition": definition["StoppingCondition"],
+                "RoleArn": definition["RoleArn"],
+                "HyperParameters": {},
+            }
+            JOBS[trial] = {"name": trial, "request": request, "status": "InProgress",
+                           "secondary": "Starting", "seen": ["Starting"], "polls": 0,
+                           "artifact": f"{output}/{trial}/output/model.tar.gz",
+                           "tuned": values, "created": 1700000000 + i}
+            tuning["trials"].append(trial)
+        job = JOBS[trial]
+        if SCENARIO == "tuning-hold":
+            continue
+        if SCENARIO == "tuning-fail" and i == 2:
+            job["reason"] = "AlgorithmError: the fake fails the second trial"
+            move(job, "Failed", "Failed")
+            continue
+        try:
+            run_trial(tuning, job, values)
+        except Exception as e:  # the fake's own trouble shows as the trial's failure
+            job["reason"] = f"InternalServerError: {e}"
+            move(job, "Failed", "Failed")
+    with LOCK:
+        if SCENARIO != "tuning-hold" and tuning["status"] == "InProgress":
+            tuning["status"] = "Completed"
+
+
+def trial_summary(tuning, trial):
+    job = JOBS[trial]
+    objective = tuning["request"]["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+    out = {
+        "TrainingJobName": trial,
+        "TrainingJobArn": ARN + "training-job/" + trial.lower(),
+        "TuningJobName": tuning["request"]["HyperParameterTuningJobName"],
+        "CreationTime": job["created"],
+        "TrainingJobStatus": job["status"],
+        "TunedHyperParameters": job["tuned"],
+    }
+    if "started" in job:
+        out["TrainingStartTime"] = job["started"]
+    if "ended" in job:
+        out["TrainingEndTime"] = job["ended"]
+    if "reason" in job:
+        out["FailureReason"] = job["reason"]
+    if objective in job.get("metrics", {}):
+        out["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": objective, "Value": job["metrics"][objective]}
+        out["ObjectiveStatus"] = "Succeeded"
+    return out
+
+
+def tuning_view(tuning):
+    p = tuning["request"]
+    jobs = [JOBS[t] for t in tuning["trials"]]
+    count = lambda status: sum(1 for j in jobs if j["status"] == status)
+    out = {
+        "HyperParameterTuningJobName": p["HyperParameterTuningJobName"],
+        "HyperParameterTuningJobArn": ARN + "hyper-parameter-tuning-job/" + p["HyperParameterTuningJobName"].lower(),
+        "HyperParameterTuningJobConfig": p["HyperParameterTuningJobConfig"],
+        "TrainingJobDefinition": p["TrainingJobDefinition"],
+        "HyperParameterTuningJobStatus": tuning["status"],
+        "CreationTime": 1700000000,
+        "TrainingJobStatusCounters": {"Completed": count("Completed"), "InProgress": count("InProgress"),
+                                      "RetryableError": 0, "NonRetryableError": count("Failed"),
+                                      "Stopped": count("Stopped")},
+        "ObjectiveStatusCounters": {"Succeeded": count("Completed"), "Pending": count("InProgress"),
+                                    "Failed": count("Failed")},
+    }
+    config = p["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    scored = [t for t in tuning["trials"] if config["MetricName"] in JOBS[t].get("metrics", {})]
+    if scored:
+        pick = max if config["Type"] == "Maximize" else min
+        best = pick(scored, key=lambda t: JOBS[t]["metrics"][config["MetricName"]])
+        out["BestTrainingJob"] = trial_summary(tuning, best)
+    return out
+
+
+def tunings(handler, op, params):
+    """Answers one of the TUNING_OPS."""
+    name = params["HyperParameterTuningJobName"]
+    tuning = TUNINGS.get(name)
+    if op == "CreateHyperParameterTuningJob":
+        if tuning is not None:
+            return handler.error(400, "ResourceInUse", f"Hyperparameter tuning job {name} already exists")
+        refusal = tuning_refusal(params)
+        if refusal:
+            VIOLATIONS.append(f"{op}: {refusal}")
+            return handler.error(400, "ValidationException", refusal)
+        tuning = TUNINGS[name] = {"request": params, "status": "InProgress", "trials": [], "polls": 0}
+        arn = ARN + "hyper-parameter-tuning-job/" + name.lower()
+        TAGS.setdefault(arn, {}).update({t["Key"]: t["Value"] for t in params.get("Tags", [])})
+        threading.Thread(target=tuning_trials, args=(tuning,), daemon=True).start()
+        return handler.answer(200, {"HyperParameterTuningJobArn": arn})
+    if tuning is None:
+        return handler.error(400, "ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}")
+    with LOCK:
+        if op == "StopHyperParameterTuningJob":
+            if tuning["status"] != "InProgress":
+                return handler.error(400, "ValidationException", f"tuning job is {tuning['status']}")
+            tuning["status"] = "Stopping"
+            for t in tuning["trials"]:
+                if JOBS[t]["status"] == "InProgress":
+                    move(JOBS[t], "Stopping", "Stopping")
+            return handler.answer(200, {})
+        if op == "DescribeHyperParameterTuningJob":
+            tuning["polls"] += 1
+            if tuning["status"] == "Stopping" and tuning["polls"] > 1:
+                tuning["status"] = "Stopped"
+                for t in tuning["trials"]:
+                    if JOBS[t]["status"] == "Stopping":
+                        move(JOBS[t], "Stopped", "Stopped")
+            return handler.answer(200, tuning_view(tuning))
+        # ListTrainingJobsForHyperParameterTuningJob, sorted and paged as SageMaker does.
+        trials = sorted(tuning["trials"], key=lambda t: JOBS[t]["created"],
+                        reverse=params.get("SortOrder", "Descending") == "Descending")
+        start = int(params.get("NextToken") or 0)
+        size = params.get("MaxResults", 10)
+        page = trials[start:start + size]
+        out = {"TrainingJobSummaries": [trial_summary(tuning, t) for t in page]}
+        if start + size < len(trials):
+            out["NextToken"] = str(start + size)
+        return handler.answer(200, out)
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -312,8 +579,12 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(status, {"__type": code, "message": message})
 
     def do_GET(self):
-        self.answer(200, {"calls": CALLS, "violations": VIOLATIONS, "tags": TAGS,
-                          "models": MODELS, "transforms": TRANSFORMS}, "application/json")
+        with LOCK:
+            state = {"calls": CALLS, "violations": VIOLATIONS, "tags": TAGS, "models": MODELS,
+                     "transforms": TRANSFORMS, "tunings": TUNINGS,
+                     "trials": {n: j for n, j in JOBS.items() if "tuned" in j}}
+            body = json.dumps(state)
+        self.answer(200, body, "application/json")
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
@@ -332,6 +603,8 @@ class Handler(BaseHTTPRequestHandler):
             return hosting(self, op, params)
         if op in TRANSFORM_OPS:
             return transforms(self, op, params)
+        if op in TUNING_OPS:
+            return tunings(self, op, params)
         name = params.get("TrainingJobName", "")
         if op == "CreateTrainingJob":
             if name in JOBS:
@@ -350,6 +623,9 @@ class Handler(BaseHTTPRequestHandler):
         if op == "DescribeTrainingJob":
             if name not in JOBS:
                 return self.error(400, "ValidationException", "Requested resource not found.")
+            if "tuned" in JOBS[name]:
+                with LOCK:
+                    return self.answer(200, job_view(JOBS[name]))
             if SCENARIO == "throttle" and JOBS[name]["polls"] >= 1 and THROTTLES["left"] > 0:
                 THROTTLES["left"] -= 1
                 if THROTTLES["left"] == 0:

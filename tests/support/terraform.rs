@@ -488,5 +488,30 @@ fn functions() -> Vec<(&'static str, FuncDef)> {
                 ))
             }),
         ),
+        // Characters from `offset`, at most `length` of them (-1: the rest); Terraform counts
+        // Unicode characters and allows a length past the end.
+        (
+            "substr",
+            FuncDef::builder()
+                .param(ParamType::String)
+                .param(ParamType::Number)
+                .param(ParamType::Number)
+                .build(|args| {
+                    let text = args[0].as_str().unwrap_or_default();
+                    let number = |v: &Value| {
+                        v.as_number()
+                            .and_then(|n| n.as_i64())
+                            .ok_or_else(|| format!("substr: {v:?} is not a whole number"))
+                    };
+                    let (offset, length) = (number(&args[1])?, number(&args[2])?);
+                    let offset =
+                        usize::try_from(offset).map_err(|_| "substr: a negative offset")?;
+                    let chars = text.chars().skip(offset);
+                    Ok(Value::from(match usize::try_from(length) {
+                        Ok(n) => chars.take(n).collect::<String>(),
+                        Err(_) => chars.collect::<String>(),
+                    }))
+                }),
+        ),
     ]
 }

@@ -81,6 +81,9 @@ pub struct SagemakerRun {
     pub model_package_group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_package_arn: Option<String>,
+    /// The hyperparameter tuning job whose best trial `training_job` is (a sweep on SageMaker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning_job: Option<String>,
 }
 
 /// The card schema's `$id`.
@@ -304,6 +307,7 @@ mod tests {
             billable_seconds: Some(61),
             model_package_group: None,
             model_package_arn: None,
+            tuning_job: None,
         });
         let back: ModelCard =
             serde_json::from_str(&serde_json::to_string(&card).expect("json")).expect("card");

@@ -50,6 +50,10 @@ pub struct Source {
     pub format: Option<DataFormat>,
 }
 
+/// The prefix of a hyperparameter key that sets one model hyperparameter
+/// (`hyperparameters.dropout`): what a SageMaker tuning job varies.
+pub const MODEL_HYPERPARAMETER: &str = "hyperparameters.";
+
 /// The input channel holding the ONNX file of an `onnx` model.
 pub const MODEL_CHANNEL: &str = "model";
 
@@ -113,12 +117,34 @@ impl Job {
             .collect()
     }
 
+    /// The job the hyperparameters describe. A key `hyperparameters.NAME` sets one model
+    /// hyperparameter inside the `hyperparameters` object (a tuning job varies each on its own),
+    /// and keys the job does not have (SageMaker's own, such as `_tuning_objective_metric`) are
+    /// ignored.
     pub fn from_hyperparameters(map: &BTreeMap<String, String>) -> Result<Self, String> {
         let mut object = serde_json::Map::new();
+        let mut model = Vec::new();
         for (k, v) in map {
+            if k.starts_with('_') {
+                continue;
+            }
             let value: serde_json::Value = serde_json::from_str(v)
                 .map_err(|e| format!("hyperparameter `{k}` is not JSON text: {e}"))?;
-            object.insert(k.clone(), value);
+            match k.strip_prefix(MODEL_HYPERPARAMETER) {
+                Some(name) => model.push((name.to_owned(), value)),
+                None => {
+                    object.insert(k.clone(), value);
+                }
+            }
+        }
+        if !model.is_empty() {
+            let Some(serde_json::Value::Object(inner)) = object.get_mut("hyperparameters") else {
+                return Err(format!(
+                    "hyperparameter `{MODEL_HYPERPARAMETER}{}` needs the `hyperparameters` object it sets a field of",
+                    model.first().map(|(n, _)| n.as_str()).unwrap_or_default()
+                ));
+            };
+            inner.extend(model);
         }
         serde_json::from_value(serde_json::Value::Object(object))
             .map_err(|e| format!("the hyperparameters do not describe a training job: {e}"))

@@ -20,6 +20,7 @@ mod job;
 pub mod logs;
 pub mod sagemaker;
 pub mod transform;
+pub mod tuning;
 
 pub use alarms::{AlarmState, Alarms};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -28,6 +29,7 @@ pub use endpoints::{Capacity, DataCapture, EndpointState, ModelSpec, ServedVaria
 pub use logs::Logs;
 pub use sagemaker::{JobState, Package, PackageSpec, Poll, SageMaker, TrainingSpec};
 pub use transform::{TransformSpec, TransformState};
+pub use tuning::{TuningSpec, TuningState, TuningTrial};
 
 /// An `s3://bucket/key` address.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -48,6 +48,82 @@ pub struct TrainingSpec {
     pub tags: BTreeMap<String, String>,
 }
 
+impl TrainingSpec {
+    pub(crate) fn definitions(&self) -> Vec<MetricDefinition> {
+        self.metric_definitions
+            .iter()
+            .map(|(name, regex)| MetricDefinition::builder().name(name).regex(regex).build())
+            .collect()
+    }
+
+    pub(crate) fn resources(&self) -> ResourceConfig {
+        ResourceConfig::builder()
+            .instance_type(TrainingInstanceType::from(self.instance_type.as_str()))
+            .instance_count(self.instance_count)
+            .volume_size_in_gb(self.volume_size_gb)
+            .set_volume_kms_key_id(self.volume_kms_key.clone())
+            .build()
+    }
+
+    pub(crate) fn stopping(&self) -> StoppingCondition {
+        StoppingCondition::builder()
+            .max_runtime_in_seconds(self.max_runtime_seconds)
+            .set_max_wait_time_in_seconds(self.spot.as_ref().map(|(_, wait)| *wait))
+            .build()
+    }
+
+    pub(crate) fn output(&self) -> OutputDataConfig {
+        OutputDataConfig::builder()
+            .s3_output_path(&self.output_uri)
+            .set_kms_key_id(self.output_kms_key.clone())
+            .build()
+    }
+
+    /// One channel per dataset, each fully replicated.
+    pub(crate) fn inputs(&self) -> Vec<Channel> {
+        self.channels
+            .iter()
+            .map(|(name, uri)| {
+                let source = S3DataSource::builder()
+                    .s3_data_type(S3DataType::S3Prefix)
+                    .s3_uri(uri)
+                    .s3_data_distribution_type(S3DataDistribution::FullyReplicated)
+                    .build();
+                Channel::builder()
+                    .channel_name(name)
+                    .data_source(DataSource::builder().s3_data_source(source).build())
+                    .build()
+            })
+            .collect()
+    }
+
+    pub(crate) fn tag_list(&self) -> Vec<Tag> {
+        self.tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect()
+    }
+
+    /// Managed spot's checkpoint settings, when the job runs on spot capacity.
+    pub(crate) fn checkpoints(&self) -> Option<CheckpointConfig> {
+        self.spot.as_ref().map(|(uri, _)| {
+            CheckpointConfig::builder()
+                .s3_uri(uri)
+                .local_path(CHECKPOINT_DIR)
+                .build()
+        })
+    }
+
+    pub(crate) fn vpc_config(&self) -> Option<VpcConfig> {
+        self.vpc.as_ref().map(|(subnets, groups)| {
+            VpcConfig::builder()
+                .set_subnets(Some(subnets.clone()))
+                .set_security_group_ids(Some(groups.clone()))
+                .build()
+        })
+    }
+}
+
 /// Where checkpoints live inside the container (SageMaker syncs them with the checkpoint URI).
 pub const CHECKPOINT_DIR: &str = "/opt/ml/checkpoints";
 
@@ -243,79 +319,33 @@ impl SageMaker {
 
     /// Starts the job; its ARN.
     pub async fn create_training_job(&self, spec: &TrainingSpec) -> Result<String, AwsError> {
-        let definitions = spec
-            .metric_definitions
-            .iter()
-            .map(|(name, regex)| MetricDefinition::builder().name(name).regex(regex).build())
-            .collect::<Vec<_>>();
         let algorithm = AlgorithmSpecification::builder()
             .training_image(&spec.image)
             .training_input_mode(TrainingInputMode::File)
-            .set_metric_definitions(Some(definitions))
+            .set_metric_definitions(Some(spec.definitions()))
             .build();
-        let resources = ResourceConfig::builder()
-            .instance_type(TrainingInstanceType::from(spec.instance_type.as_str()))
-            .instance_count(spec.instance_count)
-            .volume_size_in_gb(spec.volume_size_gb)
-            .set_volume_kms_key_id(spec.volume_kms_key.clone())
-            .build();
-        let stopping = StoppingCondition::builder()
-            .max_runtime_in_seconds(spec.max_runtime_seconds)
-            .set_max_wait_time_in_seconds(spec.spot.as_ref().map(|(_, wait)| *wait))
-            .build();
-        let output = OutputDataConfig::builder()
-            .s3_output_path(&spec.output_uri)
-            .set_kms_key_id(spec.output_kms_key.clone())
-            .build();
-        let mut channels = Vec::new();
-        for (name, uri) in &spec.channels {
-            let source = S3DataSource::builder()
-                .s3_data_type(S3DataType::S3Prefix)
-                .s3_uri(uri)
-                .s3_data_distribution_type(S3DataDistribution::FullyReplicated)
-                .build();
-            channels.push(
-                Channel::builder()
-                    .channel_name(name)
-                    .data_source(DataSource::builder().s3_data_source(source).build())
-                    .build(),
-            );
-        }
-        let tags = spec
-            .tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Vec<_>>();
         let mut create = self
             .client
             .create_training_job()
             .training_job_name(&spec.name)
             .role_arn(&spec.role_arn)
             .algorithm_specification(algorithm)
-            .resource_config(resources)
-            .stopping_condition(stopping)
-            .output_data_config(output)
-            .set_input_data_config(Some(channels))
+            .resource_config(spec.resources())
+            .stopping_condition(spec.stopping())
+            .output_data_config(spec.output())
+            .set_input_data_config(Some(spec.inputs()))
             .set_hyper_parameters(Some(to_map(&spec.hyperparameters)))
-            .set_tags(Some(tags));
+            .set_tags(Some(spec.tag_list()));
         if !spec.environment.is_empty() {
             create = create.set_environment(Some(to_map(&spec.environment)));
         }
-        if let Some((checkpoints, _)) = &spec.spot {
-            create = create.enable_managed_spot_training(true).checkpoint_config(
-                CheckpointConfig::builder()
-                    .s3_uri(checkpoints)
-                    .local_path(CHECKPOINT_DIR)
-                    .build(),
-            );
+        if let Some(checkpoints) = spec.checkpoints() {
+            create = create
+                .enable_managed_spot_training(true)
+                .checkpoint_config(checkpoints);
         }
-        if let Some((subnets, groups)) = &spec.vpc {
-            create = create.vpc_config(
-                VpcConfig::builder()
-                    .set_subnets(Some(subnets.clone()))
-                    .set_security_group_ids(Some(groups.clone()))
-                    .build(),
-            );
+        if let Some(vpc) = spec.vpc_config() {
+            create = create.vpc_config(vpc);
         }
         let out = create
             .send()
@@ -546,7 +576,7 @@ impl SageMaker {
     }
 }
 
-fn to_map(m: &BTreeMap<String, String>) -> HashMap<String, String> {
+pub(crate) fn to_map(m: &BTreeMap<String, String>) -> HashMap<String, String> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 

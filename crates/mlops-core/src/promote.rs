@@ -434,6 +434,7 @@ mod tests {
             billable_seconds: None,
             model_package_group: None,
             model_package_arn: None,
+            tuning_job: None,
         });
         let e = entry(Status::Approved);
         let pin = pin_of(&registry, &e, &card, None).expect("pin");

@@ -28,11 +28,26 @@ use sha2::{Digest, Sha256};
 use crate::train::manifest_sha;
 use crate::{Problem, Progress};
 
+mod tuning;
+
 /// SageMaker's limit on one hyperparameter value.
 const HYPERPARAMETER_LENGTH: usize = 2500;
 
 /// How long a stop may take to be acknowledged before we say the job may still run.
 const STOP_PATIENCE: Duration = Duration::from_secs(300);
+
+/// SageMaker's limit on a hyperparameter tuning job's name.
+const TUNING_NAME_LENGTH: usize = 32;
+
+/// How much of the prefix a tuning job's name keeps: 32 characters less `-` and 16 hex digits.
+/// The rendered training role's policy cuts the prefix the same way.
+const TUNING_PREFIX_LENGTH: usize = TUNING_NAME_LENGTH - 17;
+
+/// The prefix of a tuning job's name: the project's prefix, cut to 15 characters.
+pub fn tuning_prefix(m: &Manifest) -> &str {
+    let prefix = name_prefix(m);
+    prefix.get(..TUNING_PREFIX_LENGTH).unwrap_or(prefix)
+}
 
 /// The prefix every AWS name of the project starts with (as `mlops render` derives it).
 fn name_prefix(m: &Manifest) -> &str {
@@ -150,6 +165,8 @@ struct Plan<'a> {
     manifest_sha: String,
     poll: Poll,
     timeout: Option<Duration>,
+    /// The sweep as a tuning job, when the manifest sweeps.
+    tuning: Option<crate::sweep::Tuning>,
 }
 
 /// What a SageMaker training run is asked to do.
@@ -180,13 +197,21 @@ pub fn train(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Outcome, 
             "add `training.sagemaker` with at least `role_arn`, `image` and `instance_type`",
         ));
     };
-    if let Some(name) = &req.job_name
-        && !valid_job_name(name)
-    {
-        return Err(Problem::input(
-            format!("`{name}` is not a valid SageMaker training job name"),
-            "1 to 63 letters, digits and hyphens, starting and ending with a letter or digit",
-        ));
+    let tuning = crate::sweep::tuning(m)?;
+    if let Some(name) = &req.job_name {
+        if tuning.is_some() && !(valid_job_name(name) && name.len() <= TUNING_NAME_LENGTH) {
+            return Err(Problem::input(
+                format!("`{name}` is not a valid SageMaker hyperparameter tuning job name"),
+                "the manifest sweeps, so --job-name names a tuning job: 1 to 32 letters, digits \
+                 and hyphens, starting and ending with a letter or digit",
+            ));
+        }
+        if !valid_job_name(name) {
+            return Err(Problem::input(
+                format!("`{name}` is not a valid SageMaker training job name"),
+                "1 to 63 letters, digits and hyphens, starting and ending with a letter or digit",
+            ));
+        }
     }
     let (image_tag, image_digest) = match (&req.image_digest, &sm.image.tag, &sm.image.digest) {
         (Some(d), _, _) if !valid_digest(d) => {
@@ -273,6 +298,7 @@ pub fn train(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Outcome, 
             failures: 8,
         },
         timeout: req.wait_timeout.map(Duration::from_secs),
+        tuning,
     };
     let work = match tempfile::Builder::new()
         .prefix("mlops-sagemaker-")
@@ -292,13 +318,23 @@ pub fn train(req: &Request<'_>, progress: &mut dyn Progress) -> Result<Outcome, 
     Ok(match outcome {
         Found::Registered(reference) => Outcome::Registered(reference),
         Found::Trained(found) => {
-            let (model_dir, report, sagemaker) = *found;
+            let Collected {
+                model_dir,
+                report,
+                sagemaker,
+                sweep,
+            } = *found;
+            let (job, sweep) = match sweep {
+                Some(s) => (s.job, Some((s.record, s.manifest))),
+                None => (plan.job, None),
+            };
             Outcome::Trained(Box::new(Done {
                 _work: work,
                 model_dir,
-                job: plan.job,
+                job,
                 report,
                 sagemaker,
+                sweep,
             }))
         }
     })
@@ -325,7 +361,8 @@ impl Out<'_> {
 }
 
 /// A trained model, ready to be registered: its directory (in a temporary directory that lives
-/// as long as this), the job it ran, the worker's report and the SageMaker run.
+/// as long as this), the job it ran, the worker's report and the SageMaker run; for a sweep, its
+/// record and the winning trial's manifest.
 #[derive(Debug)]
 pub struct Done {
     _work: tempfile::TempDir,
@@ -333,6 +370,7 @@ pub struct Done {
     pub job: Job,
     pub report: Report,
     pub sagemaker: SagemakerRun,
+    pub sweep: Option<(mlops_artifacts::sweep::SweepRecord, Manifest)>,
 }
 
 /// How a run ended.
@@ -345,9 +383,16 @@ pub enum Outcome {
 
 /// What the job produced, before it is bound to the working directory.
 enum Found {
-    /// The model directory, the worker's report and the SageMaker run.
-    Trained(Box<(PathBuf, Report, SagemakerRun)>),
+    Trained(Box<Collected>),
     Registered(String),
+}
+
+/// The model directory, the worker's report and the SageMaker run; for a sweep, what chose it.
+struct Collected {
+    model_dir: PathBuf,
+    report: Report,
+    sagemaker: SagemakerRun,
+    sweep: Option<tuning::Swept>,
 }
 
 async fn run(
@@ -376,11 +421,21 @@ async fn run(
     if let Some(reference) = registered(registry, &m.model.name, &name) {
         return Ok(Found::Registered(reference));
     }
+    if plan.tuning.is_some() {
+        let cx = tuning::Cx {
+            m,
+            plan,
+            aws: &aws,
+            work,
+            out,
+        };
+        return tuning::run(&cx, &name, &output, signal.as_mut()).await;
+    }
     let started = tokio::select! {
         r = launch(m, plan, &aws, &name, &output, out) => r,
         sig = &mut signal => {
             out.notice(&format!("{sig}: cancelling"));
-            return Err(stop(sagemaker, &name, plan.poll, cancelled(sig, &name), out).await);
+            return Err(stop(sagemaker, Stopping::Training(&name), plan.poll, cancelled(sig, "training job", &name), out).await);
         }
     };
     let image = started?;
@@ -406,7 +461,7 @@ async fn run(
         never = follow(&logs, &name, plan, &mut cursor, &mut tailing, out) => match never {},
         sig = &mut signal => {
             out.notice(&format!("{sig}: stopping the training job {name}"));
-            return Err(stop(sagemaker, &name, plan.poll, cancelled(sig, &name), out).await);
+            return Err(stop(sagemaker, Stopping::Training(&name), plan.poll, cancelled(sig, "training job", &name), out).await);
         }
         () = timeout => {
             let why = Problem::broken(
@@ -414,7 +469,7 @@ async fn run(
                 "raise --wait-timeout (MLOPS_WAIT_TIMEOUT), or training.sagemaker.max_runtime_seconds",
             );
             out.notice(&format!("the training job {name} did not finish within --wait-timeout; stopping it"));
-            return Err(stop(sagemaker, &name, plan.poll, why, out).await);
+            return Err(stop(sagemaker, Stopping::Training(&name), plan.poll, why, out).await);
         }
     };
     if tailing {
@@ -446,7 +501,14 @@ async fn run(
     let image = image.or_else(|| end.image.clone()).unwrap_or_default();
     collect(m, plan, &aws, &name, &end, &image, work, out)
         .await
-        .map(|found| Found::Trained(Box::new(found)))
+        .map(|(model_dir, report, sagemaker)| {
+            Found::Trained(Box::new(Collected {
+                model_dir,
+                report,
+                sagemaker,
+                sweep: None,
+            }))
+        })
 }
 
 /// Prints the job's new log lines every few polls, for as long as it is polled; stops (with one
@@ -503,7 +565,7 @@ fn registered(registry: &Registry, model: &str, name: &str) -> Option<String> {
                 .card(&e.model, e.version)
                 .ok()
                 .and_then(|c| c.sagemaker)
-                .is_some_and(|s| s.training_job == name)
+                .is_some_and(|s| s.training_job == name || s.tuning_job.as_deref() == Some(name))
         })
         .map(|e| e.reference.clone())
 }
@@ -531,10 +593,15 @@ async fn prepare(m: &Manifest, plan: &Plan<'_>) -> Result<(String, S3Uri), Probl
     {
         identities.push(("image".to_owned(), d.clone()));
     }
+    // A tuning job's name is at most 32 characters: the prefix is cut to leave room for the hash.
+    let prefix = match &plan.tuning {
+        Some(_) => tuning_prefix(m),
+        None => name_prefix(m),
+    };
     let name = plan
         .name_given
         .clone()
-        .unwrap_or_else(|| job_name(name_prefix(m), &plan.manifest_sha, &identities));
+        .unwrap_or_else(|| job_name(prefix, &plan.manifest_sha, &identities));
     Ok((name, output))
 }
 
@@ -548,7 +615,7 @@ async fn launch(
     output: &S3Uri,
     out: &Out<'_>,
 ) -> Result<Option<String>, Problem> {
-    let (sagemaker, s3) = (&aws.sagemaker, &aws.s3);
+    let sagemaker = &aws.sagemaker;
     if let Some(existing) = sagemaker.training_job(name).await? {
         out.step(&format!(
             "attached to the existing training job {name} ({}); no new job started",
@@ -556,6 +623,23 @@ async fn launch(
         ));
         return Ok(None);
     }
+    let spec = definition(m, plan, aws, name, output, out).await?;
+    let arn = sagemaker.create_training_job(&spec).await?;
+    out.step(&format!("started training job {name} ({arn})"));
+    Ok(Some(spec.image))
+}
+
+/// What the job `name` runs: the image resolved (and its scan checked), local datasets uploaded
+/// under their content hash, the manifest's settings and tags.
+async fn definition(
+    m: &Manifest,
+    plan: &Plan<'_>,
+    aws: &Clients,
+    name: &str,
+    output: &S3Uri,
+    out: &Out<'_>,
+) -> Result<TrainingSpec, Problem> {
+    let s3 = &aws.s3;
     let sm = plan.sm;
     let ecr = Ecr::from_env().await;
     let image = ecr
@@ -660,16 +744,22 @@ async fn launch(
         metric_definitions: metric_definitions(m),
         tags,
     };
-    let arn = sagemaker.create_training_job(&spec).await?;
-    out.step(&format!("started training job {name} ({arn})"));
-    Ok(Some(image.uri))
+    Ok(spec)
+}
+
+/// The job a stop is for.
+#[derive(Debug, Clone, Copy)]
+enum Stopping<'a> {
+    Training(&'a str),
+    /// A hyperparameter tuning job, and with it every trial it runs.
+    Tuning(&'a str),
 }
 
 /// Stops the job and returns `then` once SageMaker acknowledged it; if it did not, the failure
 /// that says the job may still run.
 async fn stop(
     sagemaker: &SageMaker,
-    name: &str,
+    job: Stopping<'_>,
     poll: Poll,
     then: Problem,
     out: &Out<'_>,
@@ -679,22 +769,40 @@ async fn stop(
         max: poll.max.min(Duration::from_secs(10)),
         failures: poll.failures,
     };
-    match sagemaker.stop(name, quick, STOP_PATIENCE).await {
-        Ok(state) => {
-            out.notice(&format!("training job {name}: {}", state.status));
+    let (noun, name, stopped) = match job {
+        Stopping::Training(name) => (
+            "training job",
+            name,
+            sagemaker
+                .stop(name, quick, STOP_PATIENCE)
+                .await
+                .map(|s| s.status),
+        ),
+        Stopping::Tuning(name) => (
+            "hyperparameter tuning job",
+            name,
+            sagemaker
+                .stop_tuning(name, quick, STOP_PATIENCE)
+                .await
+                .map(|s| s.status),
+        ),
+    };
+    match stopped {
+        Ok(status) => {
+            out.notice(&format!("{noun} {name}: {status}"));
             then
         }
         Err(e) if e.kind == mlops_aws::Kind::Missing => {
-            out.notice(&format!("no training job {name} was started"));
+            out.notice(&format!("no {noun} {name} was started"));
             then
         }
         Err(e) => e.into(),
     }
 }
 
-/// The run was cancelled by `sig` after the job `name` was named (and stopped).
-fn cancelled(sig: &str, name: &str) -> Problem {
-    Problem::cancelled(format!("{sig}: the training job {name} was stopped"), "")
+/// The run was cancelled by `sig` after the job (`noun`) `name` was named (and stopped).
+fn cancelled(sig: &str, noun: &str, name: &str) -> Problem {
+    Problem::cancelled(format!("{sig}: the {noun} {name} was stopped"), "")
 }
 
 /// Downloads and unpacks the artifact, reads its report, and registers the model package.
@@ -740,6 +848,7 @@ async fn collect(
         billable_seconds: end.billable_seconds.map(i64::from),
         model_package_group: None,
         model_package_arn: None,
+        tuning_job: None,
     };
     if let Some(group) = &m.registry.sagemaker_model_package_group {
         let arn = package(m, plan, aws, group, name, image, &uri, &report, out).await?;

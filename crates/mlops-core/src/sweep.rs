@@ -136,6 +136,79 @@ pub fn trials(m: &Manifest) -> Result<Vec<Trial>, Problem> {
         .collect()
 }
 
+/// A sweep as a SageMaker hyperparameter tuning job would run it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Tuning {
+    pub strategy: mlops_aws::tuning::Strategy,
+    /// The trials the tuning job runs.
+    pub trials: usize,
+    /// Each listed hyperparameter: its key (see [`tuning_key`]) and its values as JSON text.
+    pub categorical: Vec<(String, Vec<String>)>,
+    /// Each range.
+    pub continuous: Vec<mlops_aws::tuning::Continuous>,
+}
+
+/// The hyperparameter key a tuning job varies `name` under: the job's own field, or one field
+/// of the model's `hyperparameters` object.
+pub(crate) fn tuning_key(name: &str) -> String {
+    match name {
+        "hidden_layers" | "activation" | "dropout" => {
+            format!("{}{name}", mlops_artifacts::training::MODEL_HYPERPARAMETER)
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// `m`'s sweep as a tuning job: a grid as categorical ranges (SageMaker's grid search takes
+/// those only, and runs each combination once), a random search as categorical and continuous
+/// ranges with the budget as its trial count.
+pub(crate) fn tuning(m: &Manifest) -> Result<Option<Tuning>, Problem> {
+    let Some(sw) = &m.training.sweep else {
+        return Ok(None);
+    };
+    let mut categorical = Vec::new();
+    let mut continuous = Vec::new();
+    for (name, values) in parameters(sw) {
+        match values {
+            Values::List(list) => categorical.push((
+                tuning_key(name),
+                list.iter().map(Value::to_string).collect(),
+            )),
+            Values::Range { min, max, log } => continuous.push(mlops_aws::tuning::Continuous {
+                name: tuning_key(name),
+                min,
+                max,
+                log,
+            }),
+        }
+    }
+    let (strategy, trials) = match sw.method {
+        SweepMethod::Grid => (mlops_aws::tuning::Strategy::Grid, trials(m)?.len()),
+        SweepMethod::Random => (mlops_aws::tuning::Strategy::Random, sw.budget as usize),
+    };
+    Ok(Some(Tuning {
+        strategy,
+        trials,
+        categorical,
+        continuous,
+    }))
+}
+
+/// The hyperparameters a tuning job chose, by the sweep's names and as values; text that is not
+/// JSON stays text.
+pub(crate) fn from_tuned(tuned: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
+    tuned
+        .iter()
+        .map(|(k, v)| {
+            let name = k
+                .strip_prefix(mlops_artifacts::training::MODEL_HYPERPARAMETER)
+                .unwrap_or(k);
+            let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone()));
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
 /// A value drawn from `min..=max` (its logarithm uniformly with `log`), to 4 significant digits.
 fn draw(rng: &mut SplitMix, min: f64, max: f64, log: bool) -> f64 {
     let u = rng.unit();
@@ -154,7 +227,10 @@ fn draw(rng: &mut SplitMix, min: f64, max: f64, log: bool) -> f64 {
 }
 
 /// `m` with a trial's hyperparameters set.
-fn apply(m: &Manifest, parameters: &BTreeMap<String, Value>) -> Result<Manifest, Problem> {
+pub(crate) fn apply(
+    m: &Manifest,
+    parameters: &BTreeMap<String, Value>,
+) -> Result<Manifest, Problem> {
     let mut value = serde_json::to_value(m).map_err(|e| Problem::broken(e.to_string(), ""))?;
     for (name, v) in parameters {
         let path = match name.as_str() {
@@ -271,7 +347,7 @@ fn trial_record(
 }
 
 /// The record of the sweep `sw` whose trials were `trials` and whose winner is trial `best`.
-fn sweep_record(sw: &Sweep, trials: Vec<TrialRecord>, best: usize) -> SweepRecord {
+pub(crate) fn sweep_record(sw: &Sweep, trials: Vec<TrialRecord>, best: usize) -> SweepRecord {
     SweepRecord {
         method: mlops_manifest::model::spelling(&sw.method),
         metric: sw.objective.metric.name().to_owned(),
@@ -535,6 +611,68 @@ mod tests {
         }
         // Log-uniform: about half below the geometric middle (0.00316).
         assert!((4..=16).contains(&small), "{small} of 20");
+    }
+
+    /// A grid is categorical ranges of JSON text, model hyperparameters under their own keys;
+    /// a random search keeps its ranges; the chosen values read back by the sweep's names.
+    #[test]
+    fn a_sweep_maps_onto_a_tuning_job() {
+        let m = manifest(
+            "  sweep:\n    method: grid\n    budget: 4\n    objective: { metric: accuracy }\n    parameters:\n      learning_rate: [0.001, 0.01]\n      hidden_layers: [[32], [64, 32]]\n",
+        );
+        let t = tuning(&m).expect("maps").expect("a sweep");
+        assert_eq!(t.strategy, mlops_aws::tuning::Strategy::Grid);
+        assert_eq!(t.trials, 4);
+        assert_eq!(
+            t.categorical,
+            [
+                (
+                    "learning_rate".to_owned(),
+                    vec!["0.001".to_owned(), "0.01".to_owned()]
+                ),
+                (
+                    "hyperparameters.hidden_layers".to_owned(),
+                    vec!["[32]".to_owned(), "[64,32]".to_owned()]
+                ),
+            ]
+        );
+        assert!(t.continuous.is_empty());
+        let back = from_tuned(&BTreeMap::from([
+            ("learning_rate".to_owned(), "0.01".to_owned()),
+            (
+                "hyperparameters.hidden_layers".to_owned(),
+                "[64,32]".to_owned(),
+            ),
+        ]));
+        assert_eq!(
+            serde_json::to_string(&back).expect("json"),
+            r#"{"hidden_layers":[64,32],"learning_rate":0.01}"#
+        );
+        // The values a trial reads back give the grid's own trial.
+        let four = &trials(&m).expect("trials")[3];
+        assert_eq!(four.parameters, back);
+        let random = manifest(
+            "  sweep:\n    method: random\n    budget: 6\n    objective: { metric: accuracy }\n    parameters:\n      learning_rate: { min: 0.0001, max: 0.1, log: true }\n      optimizer: [adam, sgd]\n      dropout: { min: 0.0, max: 0.5 }\n",
+        );
+        let t = tuning(&random).expect("maps").expect("a sweep");
+        assert_eq!(t.strategy, mlops_aws::tuning::Strategy::Random);
+        assert_eq!(t.trials, 6);
+        assert_eq!(
+            t.categorical,
+            [(
+                "optimizer".to_owned(),
+                vec!["\"adam\"".to_owned(), "\"sgd\"".to_owned()]
+            )]
+        );
+        let names: Vec<(&str, bool)> = t
+            .continuous
+            .iter()
+            .map(|c| (c.name.as_str(), c.log))
+            .collect();
+        assert_eq!(
+            names,
+            [("learning_rate", true), ("hyperparameters.dropout", false)]
+        );
     }
 
     #[test]

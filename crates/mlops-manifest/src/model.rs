@@ -392,8 +392,9 @@ pub struct Training {
     pub requirements: Option<String>,
     /// A hyperparameter sweep: several trainings (trials) that differ in the hyperparameters
     /// named here, judged on the validation set by one metric; the best is registered, its card
-    /// listing every trial. Trials run one after the other on this machine (and in
-    /// `mlops run`).
+    /// listing every trial. On this machine (and in `mlops run`) trials run one after the
+    /// other; the rendered train workflow runs them as a matrix of jobs; with the `sagemaker`
+    /// backend they are a SageMaker hyperparameter tuning job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
 }
@@ -416,6 +417,12 @@ pub struct Sweep {
     /// Seed of the random draws.
     #[serde(default)]
     pub seed: u64,
+    /// The most trials that run at once: the train workflow matrix's `max-parallel`, and a
+    /// SageMaker tuning job's `MaxParallelTrainingJobs`. By default a matrix runs them all at
+    /// once and a tuning job runs up to 4 (mind the account's instance quotas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub parallel: Option<u32>,
 }
 
 impl Sweep {

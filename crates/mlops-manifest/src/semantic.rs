@@ -432,8 +432,11 @@ fn training(cx: &mut Ctx<'_>, m: &Manifest) {
     }
 }
 
+/// The most values SageMaker takes in one categorical hyperparameter range.
+const SAGEMAKER_CATEGORIES: usize = 30;
+
 /// `training.sweep`: something to vary, an objective of the model's task, a grid within the
-/// budget, ranges only where values are drawn, and only where trials run (this machine).
+/// budget, ranges only where values are drawn, and lists a SageMaker tuning job takes.
 fn sweep(cx: &mut Ctx<'_>, m: &Manifest) {
     use crate::model::{SweepMethod, SweepValues};
     let Some(sw) = &m.training.sweep else {
@@ -448,12 +451,39 @@ fn sweep(cx: &mut Ctx<'_>, m: &Manifest) {
         );
     }
     if m.training.backend == Backend::Sagemaker {
-        cx.error(
-            "semantic/sweep-backend",
-            &["training", "sweep"],
-            "a sweep's trials run on this machine (or the runner); SageMaker tuning jobs are not built yet".into(),
-            "set `training.backend: local` to sweep, or remove `training.sweep`",
-        );
+        // A tuning job takes each listed hyperparameter as a categorical range, and SageMaker
+        // takes at most 30 values in one.
+        let p = &sw.parameters;
+        let listed = |v: &Option<SweepValues>| match v {
+            Some(SweepValues::List(l)) => l.len(),
+            _ => 0,
+        };
+        let counts = [
+            ("learning_rate", listed(&p.learning_rate)),
+            ("batch_size", p.batch_size.as_ref().map_or(0, Vec::len)),
+            ("epochs", p.epochs.as_ref().map_or(0, Vec::len)),
+            ("optimizer", p.optimizer.as_ref().map_or(0, Vec::len)),
+            (
+                "hidden_layers",
+                p.hidden_layers.as_ref().map_or(0, Vec::len),
+            ),
+            ("activation", p.activation.as_ref().map_or(0, Vec::len)),
+            ("dropout", listed(&p.dropout)),
+        ];
+        for (name, n) in counts {
+            if n > SAGEMAKER_CATEGORIES {
+                cx.error(
+                    "semantic/sweep-sagemaker-values",
+                    &["training", "sweep", "parameters", name],
+                    format!(
+                        "{name} lists {n} values, and a SageMaker tuning job takes at most \
+                         {SAGEMAKER_CATEGORIES} values of one hyperparameter"
+                    ),
+                    "list fewer values (a `random` sweep may give `learning_rate` and `dropout` \
+                     as ranges instead)",
+                );
+            }
+        }
     }
     if sw.objective.metric.task() != m.model.task {
         cx.error(

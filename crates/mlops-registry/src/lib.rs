@@ -1194,6 +1194,7 @@ mod tests {
                         billable_seconds: None,
                         model_package_group: Some("digits".into()),
                         model_package_arn: Some(arn(v)),
+                        tuning_job: None,
                     });
                     card
                 },

@@ -67,8 +67,11 @@ pub(crate) struct Context {
     pub monitor: Option<MonitorCtx>,
     /// The batch workflow (`batch`), when there is one.
     pub batch: Option<BatchCtx>,
-    /// The trials of the sweep (`training.sweep`), 1 to N: the train workflow's matrix.
+    /// The trials of the sweep (`training.sweep`), 1 to N: the train workflow's matrix. None
+    /// on SageMaker, where one tuning job runs them.
     pub sweep_trials: Option<Vec<u32>>,
+    /// The most trials the matrix runs at once (`training.sweep.parallel`).
+    pub sweep_parallel: Option<u32>,
     /// The repository holds several models (`project.monorepo`): the Dependabot configuration,
     /// which every model renders alike, names all their directories.
     pub monorepo: bool,
@@ -289,6 +292,10 @@ pub(crate) struct TerraformCtx {
     pub batch: Option<BatchTfCtx>,
     pub model_package_group: Option<String>,
     pub sagemaker_training: bool,
+    /// The sweep runs as a SageMaker hyperparameter tuning job: the training role starts and
+    /// watches tuning jobs named by the prefix's first 15 characters (a tuning job's name is at
+    /// most 32).
+    pub sagemaker_tuning: bool,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -457,6 +464,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
                 }),
             model_package_group: m.registry.sagemaker_model_package_group.clone(),
             sagemaker_training,
+            sagemaker_tuning: sagemaker_training && m.training.sweep.is_some(),
             batch: m
                 .batch
                 .as_ref()
@@ -506,7 +514,9 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
             .training
             .sweep
             .as_ref()
+            .filter(|_| m.training.backend != mlops_manifest::model::Backend::Sagemaker)
             .map(|sw| (1..=sw.trial_count()).collect()),
+        sweep_parallel: m.training.sweep.as_ref().and_then(|sw| sw.parallel),
         monorepo: m.project.monorepo,
         workflow_names: WorkflowNames::of(m),
         release_workflow: mlops_manifest::workflow_file(m, mlops_manifest::RELEASE_WORKFLOW),

@@ -403,6 +403,63 @@ mod tests {
         assert!(!plain[".github/workflows/mlops-train.yml"].contains("matrix"));
     }
 
+    /// On SageMaker a sweep is one tuning job (the example sweeps): no trial matrix, and the
+    /// training role may start tuning jobs named by the prefix's first 15 characters; without a
+    /// sweep no such grant; locally the same sweep is a matrix honouring `parallel`.
+    #[test]
+    fn a_sweep_on_sagemaker_renders_no_matrix_and_a_tuning_grant() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/sagemaker/mlops.yaml"
+        ))
+        .expect("the example");
+        let of = |text: &str| {
+            let report = mlops_manifest::check_bytes("mlops.yaml", text.as_bytes());
+            assert!(report.is_valid(), "{:?}", report.diagnostics);
+            render(
+                &report.manifest.expect("typed"),
+                "mlops.yaml",
+                &BTreeMap::new(),
+            )
+            .expect("renders")
+        };
+        let files = of(&text);
+        let train = &files[".github/workflows/mlops-train.yml"];
+        assert!(!train.contains("matrix"), "{train}");
+        assert!(!train.contains("sweep-select"), "{train}");
+        let oidc = &files["terraform/github_oidc.tf"];
+        assert!(
+            oidc.contains("sagemaker:CreateHyperParameterTuningJob"),
+            "{oidc}"
+        );
+        assert!(
+            oidc.contains("hyper-parameter-tuning-job/${substr(local.prefix, 0, 15)}-*"),
+            "{oidc}"
+        );
+        let sweep = text.find("  sweep:\n").expect("the example sweeps");
+        let end = text.find("  sagemaker:\n    role_arn").expect("sagemaker");
+        let plain = format!(
+            "{}{}",
+            text.get(..sweep).expect("before"),
+            text.get(end..).expect("after")
+        );
+        assert!(!of(&plain)["terraform/github_oidc.tf"].contains("HyperParameterTuning"));
+        let local = of(&text.replace("  backend: sagemaker\n", "  backend: local\n"));
+        let wf = mlops_manifest::yaml::parse(
+            &local[".github/workflows/mlops-train.yml"],
+            Default::default(),
+        )
+        .expect("YAML")
+        .to_json();
+        assert_eq!(wf["jobs"]["trial"]["strategy"]["max-parallel"], 3);
+        assert_eq!(
+            wf["jobs"]["trial"]["strategy"]["matrix"]["trial"]
+                .as_array()
+                .map(Vec::len),
+            Some(12)
+        );
+    }
+
     #[test]
     fn finish_adds_the_header_and_normalises_whitespace() {
         assert_eq!(

@@ -497,6 +497,45 @@ mod tests {
         assert!(Job::from_hyperparameters(&broken).is_err());
     }
 
+    /// What a SageMaker tuning job hands a trial: the static job, one model hyperparameter set
+    /// on its own, and SageMaker's own `_tuning_objective_metric`.
+    #[test]
+    fn a_tuning_jobs_hyperparameters_set_single_model_hyperparameters() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/mlops.yaml");
+        let m = mlops_manifest::check_file(&path)
+            .expect("readable")
+            .manifest
+            .expect("typed");
+        let job = Job::from_manifest(&m);
+        let mut hp = job.to_hyperparameters();
+        hp.insert("hyperparameters.dropout".to_owned(), "0.25".to_owned());
+        hp.insert(
+            "hyperparameters.hidden_layers".to_owned(),
+            "[16,8]".to_owned(),
+        );
+        hp.insert("learning_rate".to_owned(), "0.0125".to_owned());
+        hp.insert(
+            "_tuning_objective_metric".to_owned(),
+            "validation:accuracy".to_owned(),
+        );
+        let tuned = Job::from_hyperparameters(&hp).expect("parses");
+        assert_eq!(tuned.hyperparameters.dropout, 0.25);
+        assert_eq!(tuned.hyperparameters.hidden_layers, [16, 8]);
+        assert_eq!(
+            tuned.hyperparameters.activation,
+            job.hyperparameters.activation
+        );
+        assert_eq!(tuned.learning_rate, 0.0125);
+        let mut bad = hp.clone();
+        bad.insert("hyperparameters.dropout".to_owned(), "\"high\"".to_owned());
+        assert!(Job::from_hyperparameters(&bad).is_err());
+        bad.remove("hyperparameters");
+        bad.insert("hyperparameters.dropout".to_owned(), "0.5".to_owned());
+        let e = Job::from_hyperparameters(&bad).expect_err("no object to set");
+        assert!(e.contains("hyperparameters.dropout"), "{e}");
+    }
+
     #[test]
     fn an_unwritable_model_directory_fails_before_training() {
         let dir = tempfile::tempdir().expect("tempdir");

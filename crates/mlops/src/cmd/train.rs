@@ -38,10 +38,12 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
         Err(code) => return code,
     };
     let mut console = super::Console(format);
-    if backend == TrainBackend::Sagemaker && m.training.sweep.is_some() {
+    if backend == TrainBackend::Sagemaker && (args.sweep_trial.is_some() || args.sweep_select) {
         return super::failed(&mlops_core::Problem::input(
-            "--backend sagemaker: the manifest sweeps (`training.sweep`), and a sweep's trials run on this machine",
-            "train without --backend sagemaker, or remove `training.sweep`",
+            "--sweep-trial and --sweep-select run a sweep's trials on this machine; with the \
+             sagemaker backend a hyperparameter tuning job runs them all",
+            "drop --sweep-trial and --sweep-select (render the train workflow again: it has no \
+             trial matrix for a sweep on SageMaker)",
         ));
     }
     if backend == TrainBackend::Sagemaker {
@@ -60,20 +62,26 @@ pub(crate) fn run(args: &TrainArgs, format: Format) -> Exit {
                 println!("nothing to do: the job's model is registered as {reference}");
                 Exit::Ok
             }
-            Ok(sagemaker::Outcome::Trained(done)) => conclude(
-                &Trained {
-                    manifest: &args.manifest,
-                    m: &m,
-                    source: &source,
-                    registry: &registry,
-                    model_dir: &done.model_dir,
-                    job: &done.job,
-                    report: &done.report,
-                    sagemaker: Some(done.sagemaker.clone()),
-                    sweep: None,
-                },
-                format,
-            ),
+            Ok(sagemaker::Outcome::Trained(done)) => {
+                let (sweep, trial) = match &done.sweep {
+                    Some((record, trial)) => (Some(record.clone()), trial),
+                    None => (None, &m),
+                };
+                conclude_sweep(
+                    Trained {
+                        manifest: &args.manifest,
+                        m: trial,
+                        source: &source,
+                        registry: &registry,
+                        model_dir: &done.model_dir,
+                        job: &done.job,
+                        report: &done.report,
+                        sagemaker: Some(done.sagemaker.clone()),
+                        sweep,
+                    },
+                    format,
+                )
+            }
             Err(p) => super::failed(&p),
         };
     }
@@ -155,7 +163,7 @@ fn sweep(
     )
 }
 
-/// A sweep's winner registered: the trials shown, then as any training ([`conclude`]).
+/// A model registered, a sweep's winner after its trials are shown ([`conclude`]).
 fn conclude_sweep(t: Trained<'_>, format: Format) -> Exit {
     if let (Some(record), true) = (&t.sweep, format != Format::Json) {
         print!("{}", describe(record));
