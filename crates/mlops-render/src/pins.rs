@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "5e2d467cb7de681e9e0d01884c8196dbea9d1414",
+    "a77d8b90334d6dcd31a818bc499e6d01580563f5",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
