@@ -593,7 +593,7 @@ pub(crate) struct PredictArgs {
     #[arg(long, env = "MLOPS_OVERWRITE")]
     pub overwrite: bool,
     /// Rows per batch handed to the model.
-    #[arg(long, env = "MLOPS_BATCH_ROWS", default_value_t = 4096, value_parser = between::<usize>(1, 1 << 20))]
+    #[arg(long, env = "MLOPS_BATCH_ROWS", default_value_t = mlops_batch::score::BATCH_ROWS, value_parser = between::<usize>(1, 1 << 20))]
     pub batch_rows: usize,
     /// Prediction threads; defaults to the CPUs available.
     #[arg(long, env = "MLOPS_PREDICTION_THREADS", value_parser = at_least_one::<usize>)]

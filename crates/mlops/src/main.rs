@@ -30,7 +30,10 @@ use clap::Parser;
 /// and glibc's malloc hands allocations of that size (a 256-row batch's activations are 128 KiB
 /// and more) to `mmap` and back to the kernel when they are freed: under load the service then
 /// spent a tenth of its CPU on page faults and TLB shootdowns (BENCHMARKS.md, the holdout
-/// bench, run 9).
+/// bench, run 9). Built without transparent huge pages (`no_thp`): mimalloc asked the kernel to
+/// back its arenas with 2 MiB pages, so every page it touched counted 2 MiB against the
+/// process's memory; without them `mlops predict` peaks at 41 instead of 66 MB and the service
+/// at 36 instead of 52 MB, at the same speed (ARCHITECTURE.md, Allocator).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
