@@ -1225,14 +1225,7 @@ fn a_sweep_runs_as_a_tuning_job_and_registers_its_best_trial() {
         &["--job-name", "digits-sweep-1"],
     ));
     assert!(again.contains("nothing to do"), "{again}");
-    assert_eq!(
-        fake.calls()
-            .0
-            .iter()
-            .filter(|c| *c == "CreateHyperParameterTuningJob")
-            .count(),
-        1
-    );
+    assert_eq!(fake.count("CreateHyperParameterTuningJob"), 1);
 }
 
 /// A trial that fails fails the sweep (exit 3, naming the trial and SageMaker's reason), and
@@ -1271,14 +1264,7 @@ fn a_failed_trial_fails_the_sweep_on_sagemaker() {
     .expect("runs");
     assert_eq!(long.status.code(), Some(2), "{}", text(&long.stderr));
     assert!(text(&long.stderr).contains("1 to 32 letters"));
-    assert_eq!(
-        fake.calls()
-            .0
-            .iter()
-            .filter(|c| *c == "CreateHyperParameterTuningJob")
-            .count(),
-        1
-    );
+    assert_eq!(fake.count("CreateHyperParameterTuningJob"), 1);
 }
 
 /// A real SIGTERM while the trials run stops the tuning job, and with it its trials, before
@@ -1313,14 +1299,7 @@ fn sigterm_stops_the_tuning_job_and_its_trials() {
     );
     let (calls, violations) = fake.calls();
     assert!(violations.is_empty(), "{violations:?}");
-    assert_eq!(
-        calls
-            .iter()
-            .filter(|c| *c == "StopHyperParameterTuningJob")
-            .count(),
-        1,
-        "{calls:?}"
-    );
+    assert_eq!(fake.count("StopHyperParameterTuningJob"), 1, "{calls:?}");
     let state = fake.state();
     let status = state["tunings"]["digits-sweep-3"]["status"].as_str();
     assert!(matches!(status, Some("Stopping" | "Stopped")), "{status:?}");

@@ -58,6 +58,11 @@ impl Fake {
         (strings("calls"), strings("violations"))
     }
 
+    /// How many times the fake was called with `op`.
+    pub(crate) fn count(&self, op: &str) -> usize {
+        self.calls().0.iter().filter(|c| *c == op).count()
+    }
+
     /// Waits until the fake has been called with `op` at least `n` times; fails the test after
     /// a minute.
     pub(crate) fn wait_for_calls(&self, op: &str, n: usize) {
