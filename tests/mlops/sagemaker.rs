@@ -667,6 +667,29 @@ fn finish(mut child: std::process::Child, limit: Duration) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// `mlops train --job-name NAME` sent a real SIGTERM once the fake has answered `describe` three
+/// times (the job is running and watched); its output.
+fn sigterm_while(
+    dir: &tempfile::TempDir,
+    moto: &Moto,
+    fake: &Fake,
+    name: &str,
+    describe: &str,
+) -> Output {
+    let child = train(dir.path(), moto, &fake.endpoint(), &["--job-name", name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    fake.wait_for_calls(describe, 3);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    finish(child, Duration::from_secs(60))
+}
+
 /// A real SIGTERM while the job trains: the job is stopped (StopTrainingJob, then Stopping)
 /// before the process exits 130.
 #[test]
@@ -674,23 +697,7 @@ fn sigterm_stops_the_training_job_before_exiting() {
     let Some((moto, fake, dir)) = with_fake("hold") else {
         return;
     };
-    let child = train(
-        dir.path(),
-        &moto,
-        &fake.endpoint(),
-        &["--job-name", "digits-held"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("starts");
-    fake.wait_for_calls("DescribeTrainingJob", 3);
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let out = finish(child, Duration::from_secs(60));
+    let out = sigterm_while(&dir, &moto, &fake, "digits-held", "DescribeTrainingJob");
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("SIGTERM: stopping the training job digits-held"));
     let (calls, violations) = fake.calls();
@@ -1274,23 +1281,13 @@ fn sigterm_stops_the_tuning_job_and_its_trials() {
     let Some((moto, fake, dir)) = with_tuning("tuning-hold") else {
         return;
     };
-    let child = train(
-        dir.path(),
+    let out = sigterm_while(
+        &dir,
         &moto,
-        &fake.endpoint(),
-        &["--job-name", "digits-sweep-3"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("starts");
-    fake.wait_for_calls("DescribeHyperParameterTuningJob", 3);
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let out = finish(child, Duration::from_secs(60));
+        &fake,
+        "digits-sweep-3",
+        "DescribeHyperParameterTuningJob",
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(

@@ -499,7 +499,7 @@ pub fn select(
 }
 
 /// A trial's hyperparameters as `name=value` words.
-fn shown(parameters: &BTreeMap<String, Value>) -> String {
+pub fn shown(parameters: &BTreeMap<String, Value>) -> String {
     parameters
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

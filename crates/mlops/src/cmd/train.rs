@@ -244,17 +244,12 @@ fn describe(record: &mlops_artifacts::sweep::SweepRecord) -> String {
     );
     for t in &record.trials {
         let mark = if t.trial == record.best { "*" } else { " " };
-        let params: Vec<String> = t
-            .parameters
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         out += &format!(
             "{mark} trial {:>2}  {} {:.4}  {}\n",
             t.trial,
             record.metric,
             t.objective,
-            params.join(" ")
+            mlops_core::sweep::shown(&t.parameters)
         );
     }
     out
