@@ -91,6 +91,35 @@ fn gate(m: &Manifest) -> String {
     mlops_manifest::gate_workflow(m).file
 }
 
+/// Runs `cmd` in `dir`: whether it succeeded, and its output (stdout, then stderr).
+fn run_in(dir: &Path, cmd: &mut Command) -> (bool, String) {
+    let out = cmd.current_dir(dir).output().expect("tool runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// zizmor's pedantic persona over `.github/workflows`, offline (no token reaches it).
+fn zizmor_offline(zizmor: &Path) -> Command {
+    let mut c = Command::new(zizmor);
+    c.args(["--offline", "--persona", "pedantic", "--format", "plain"])
+        .arg(".github/workflows")
+        .env_remove("GH_TOKEN")
+        .env_remove("GITHUB_TOKEN");
+    c
+}
+
+/// `check` run while `file` lacks its first line that starts (after indentation) with
+/// `prefix`, the file restored after; `None` when the file has no such line (or none at all).
+fn without_line<T>(file: &Path, prefix: &str, check: impl FnOnce() -> T) -> Option<T> {
+    let full = std::fs::read_to_string(file).ok()?;
+    let line = full.lines().find(|l| l.trim_start().starts_with(prefix))?;
+    std::fs::write(file, full.replace(&format!("{line}\n"), "")).expect("write");
+    let result = check();
+    std::fs::write(file, &full).expect("write");
+    Some(result)
+}
+
 /// The rendered tree in a git work tree, as in a user's repository: actionlint finds the project
 /// root by `.git`, and only there resolves the local reusable workflows (`$/...`) and checks
 /// that each caller grants the permissions their jobs request.
@@ -659,12 +688,7 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
     let mut dependabots = 0;
     for (path, files) in repositories {
         let dir = write_tree(&files);
-        let run = |cmd: &mut Command| {
-            let out = cmd.current_dir(dir.path()).output().expect("tool runs");
-            let text = String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr);
-            (out.status.success(), text)
-        };
+        let run = |cmd: &mut Command| run_in(dir.path(), cmd);
         let wf: Vec<String> = files
             .keys()
             .filter(|p| p.starts_with(".github/workflows/"))
@@ -674,27 +698,19 @@ fn rendered_trees_pass_actionlint_zizmor_checkov_and_terraform_fmt() {
         assert!(ok, "{path}: actionlint\n{text}");
         // actionlint checks a reusable workflow's permissions only where it sees the git work
         // tree: the same tree with one grant fewer must fail, or the rule did not run.
-        let train = dir.path().join(".github/workflows/mlops-train.yml");
         // (No train workflow: a directory registry renders no release loop.)
-        let full = std::fs::read_to_string(&train).unwrap_or_default();
-        let grant = full
-            .lines()
-            .find(|l| l.trim_start().starts_with("statuses: write"));
-        if let Some(grant) = grant {
-            std::fs::write(&train, full.replace(&format!("{grant}\n"), "")).expect("write");
-            let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&wf));
+        let train = dir.path().join(".github/workflows/mlops-train.yml");
+        let canary = without_line(&train, "statuses: write", || {
+            run(Command::new(&actionlint).arg("-oneline").args(&wf))
+        });
+        if let Some((ok, text)) = canary {
             assert!(
                 !ok && text.contains("statuses: write"),
                 "{path}: actionlint did not check the reusable workflow's permissions\n{text}"
             );
-            std::fs::write(&train, full).expect("write");
             canaries += 1;
         }
-        let (ok, text) = run(Command::new(&zizmor)
-            .args(["--offline", "--persona", "pedantic", "--format", "plain"])
-            .arg(".github/workflows")
-            .env_remove("GH_TOKEN")
-            .env_remove("GITHUB_TOKEN"));
+        let (ok, text) = run(&mut zizmor_offline(&zizmor));
         assert!(ok && text.contains("No findings"), "{path}: zizmor\n{text}");
         // Dependabot's configuration: valid by its schema, and each directory it watches holds
         // what it updates.
@@ -1780,12 +1796,7 @@ fn two_models_render_into_one_repository_without_colliding() {
         return;
     };
     let dir = write_tree(&tree);
-    let run = |cmd: &mut Command| {
-        let out = cmd.current_dir(dir.path()).output().expect("tool runs");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
-    };
+    let run = |cmd: &mut Command| run_in(dir.path(), cmd);
     let files: Vec<String> = wf
         .keys()
         .map(|f| format!(".github/workflows/{f}"))
@@ -1797,22 +1808,14 @@ fn two_models_render_into_one_repository_without_colliding() {
     let train = dir
         .path()
         .join(".github/workflows/mlops-train-digits-small.yml");
-    let full = std::fs::read_to_string(&train).expect("train");
-    let grant = full
-        .lines()
-        .find(|l| l.trim_start().starts_with("pull-requests: write"))
-        .expect("the release's grant");
-    std::fs::write(&train, full.replace(&format!("{grant}\n"), "")).expect("write");
-    let (ok, text) = run(Command::new(&actionlint).arg("-oneline").args(&files));
+    let (ok, text) = without_line(&train, "pull-requests: write", || {
+        run(Command::new(&actionlint).arg("-oneline").args(&files))
+    })
+    .expect("the release's grant");
     assert!(
         !ok && text.contains("mlops-release-digits-small.yml") && text.contains("pull-requests"),
         "actionlint did not check the call of the small model's release workflow\n{text}"
     );
-    std::fs::write(&train, full).expect("write");
-    let (ok, text) = run(Command::new(&zizmor)
-        .args(["--offline", "--persona", "pedantic", "--format", "plain"])
-        .arg(".github/workflows")
-        .env_remove("GH_TOKEN")
-        .env_remove("GITHUB_TOKEN"));
+    let (ok, text) = run(&mut zizmor_offline(&zizmor));
     assert!(ok && text.contains("No findings"), "zizmor\n{text}");
 }
