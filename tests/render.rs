@@ -1819,3 +1819,54 @@ fn two_models_render_into_one_repository_without_colliding() {
     let (ok, text) = run(&mut zizmor_offline(&zizmor));
     assert!(ok && text.contains("No findings"), "zizmor\n{text}");
 }
+
+/// Paths holding characters GitHub's path filters give a meaning (`[`, `]`, `+`, `!`, `*`) are
+/// written escaped, so each filter matches its own file, and only it, by GitHub's rules.
+#[test]
+fn path_filters_match_their_files_whatever_characters_they_hold() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/digits-github/mlops.yaml"),
+    )
+    .expect("the example")
+    .replace(
+        "../quickstart/data/digits-train.csv",
+        "data/digits [2024]+!.csv",
+    )
+    .replace("deploy/production.yaml", "deploy/prod*[1].yaml");
+    assert!(
+        text.contains("[2024]") && text.contains("prod*[1]"),
+        "{text}"
+    );
+    let report = mlops_manifest::check_bytes("ml/mlops.yaml", text.as_bytes());
+    assert!(report.is_valid(), "{:?}", report.diagnostics);
+    let m = report.manifest.expect("typed");
+    let files = mlops_render::render(&m, "ml/mlops.yaml", &BTreeMap::new()).expect("renders");
+    let on = |file: &str| {
+        mlops_manifest::yaml::parse(&files[file], Default::default())
+            .expect("YAML")
+            .to_json()["on"]
+            .clone()
+    };
+    let starts = |file: &str, changed: &str| {
+        github_fake::triggers::starts_on_push(&on(file), "main", &[changed.to_owned()])
+    };
+    let train = ".github/workflows/mlops-train.yml";
+    assert!(starts(train, "ml/data/digits [2024]+!.csv"));
+    for other in [
+        "ml/data/digits 2.csv",
+        "ml/data/digits 2024+!.csv",
+        "ml/data/digits [2024]!.csv",
+    ] {
+        assert!(!starts(train, other), "{other} starts training");
+    }
+    assert!(starts(train, "ml/mlops.yaml"));
+    let gate = ".github/workflows/mlops-gate.yml";
+    assert!(starts(gate, "deploy/prod*[1].yaml"));
+    for other in [
+        "deploy/prod1.yaml",
+        "deploy/prodx1.yaml",
+        "ml/deploy/prod-1.yaml",
+    ] {
+        assert!(!starts(gate, other), "{other} starts the gate");
+    }
+}

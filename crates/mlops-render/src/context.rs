@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use mlops_manifest::model::{Backend, Environment};
 use mlops_manifest::{Manifest, RolePurpose};
+
+use crate::filters::path_pattern;
 use serde::Serialize;
 
 /// The template context (the rendering adds `pins`, which differ from file to file).
@@ -345,7 +347,8 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
     let datasets = std::iter::once(&m.data.train)
         .chain(m.data.validation.as_ref())
         .chain(std::iter::once(&m.data.holdout));
-    let mut train_paths = vec![manifest_path.to_owned()];
+    // Patterns of GitHub's path filters, each path escaped to match itself only.
+    let mut train_paths = vec![path_pattern(manifest_path)];
     let mut s3_read = Vec::new();
     // A retraining reads its own training set (no push of it retrains: the monitor does).
     let retrain_data = m
@@ -356,7 +359,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
     for d in datasets {
         match s3(&d.path) {
             Some(loc) => s3_read.push(loc),
-            None => train_paths.push(join(&manifest_dir, &d.path)),
+            None => train_paths.push(path_pattern(&join(&manifest_dir, &d.path))),
         }
     }
     if m.training.backend == Backend::Command {
@@ -365,7 +368,7 @@ pub(crate) fn build(m: &Manifest, manifest_path: &str) -> Context {
         train_paths.push(if manifest_dir.is_empty() {
             "**".to_owned()
         } else {
-            format!("{manifest_dir}/**")
+            format!("{}/**", path_pattern(&manifest_dir))
         });
     }
     let sm = m.training.sagemaker.as_ref();

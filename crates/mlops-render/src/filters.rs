@@ -106,6 +106,20 @@ pub(crate) fn word(value: &Value) -> Result<String, Error> {
     })
 }
 
+/// A file path as a pattern of GitHub's `on.push.paths` filters that matches that one path: the
+/// characters the filters give a meaning (`*`, `?`, `+`, `[`, `]`, `!` and the escape `\`
+/// itself) escaped with `\`, so `data/[2024]/train.csv` is not read as a character class.
+pub fn path_pattern(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '+' | '[' | ']' | '!' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A string literal inside a GitHub expression (an `if:` condition), `'...'` with `'` doubled as
 /// GitHub's expression syntax wants. Only names made of letters, digits and `._/-` are taken, so
 /// the literal can never end the YAML plain scalar it sits in (no `: `, ` #`, quotes at its
@@ -265,6 +279,16 @@ fn cannot_quote(filter: &str, value: &Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_become_patterns_that_match_only_themselves() {
+        assert_eq!(path_pattern("ml/data/train.csv"), "ml/data/train.csv");
+        assert_eq!(
+            path_pattern("d/[2024] a+b!*?.csv"),
+            r"d/\[2024\] a\+b\!\*\?.csv"
+        );
+        assert_eq!(path_pattern(r"a\b"), r"a\\b");
+    }
 
     fn v(s: &str) -> Value {
         Value::from(s)

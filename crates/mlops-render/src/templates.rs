@@ -134,6 +134,7 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("gha", |v: minijinja::Value| crate::filters::gha(&v));
     env.add_filter("ident", |v: minijinja::Value| crate::filters::ident(&v));
     env.add_filter("word", |v: minijinja::Value| crate::filters::word(&v));
+    env.add_filter("path_pattern", |v: String| crate::filters::path_pattern(&v));
     env.add_filter("gha_string", |v: minijinja::Value| {
         crate::filters::gha_string(&v)
     });
