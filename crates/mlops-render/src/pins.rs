@@ -56,7 +56,7 @@ pub const APP_TOKEN: (&str, &str, &str) = (
 /// or the rendering moves the pin too (`tests/render.rs` fails until it does).
 pub const MLOPS: (&str, &str, &str) = (
     "mlops-rs/mlops",
-    "a77d8b90334d6dcd31a818bc499e6d01580563f5",
+    "edd93122f9197f34cc3ac40a45ce735604802191",
     concat!("v", env!("CARGO_PKG_VERSION")),
 );
 
